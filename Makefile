@@ -1,0 +1,140 @@
+# messagechannel: build, test and benchmark on every installed Lua.
+#
+#   make          build messagechannel.core for every installed Lua
+#   make demo     run the main example
+#   make test     everything CI checks (specs on each Lua, luacheck,
+#                 ASan+UBSan specs, LuaRocks install)
+#   make check    specs under ASan+UBSan (Lua 5.4 and LuaJIT)
+#   make valgrind specs under valgrind (Lua 5.4)
+#   make lint     luacheck
+#   make bench    benchmarks against the peers
+#   make deps     install missing Debian packages (as root), or say how
+
+CC      ?= cc
+WARN     = -Wall -Wextra -pedantic -Wshadow -Wmissing-prototypes \
+           -Wdeclaration-after-statement -Werror
+CFLAGS  ?= -O2 -g
+ALLFLAGS = -std=c99 -fPIC $(WARN) $(CFLAGS)
+LDSHARED = -shared
+
+SRCS = src/core.c src/codec.c src/buffer.c src/bytes.c
+HDRS = src/mc.h src/compat.h
+
+# The Lua versions: interpreter name, pkg-config name, build dir.
+ALL_LUAS = 5.1 5.2 5.3 5.4 luajit
+lua_bin   = $(if $(filter luajit,$1),luajit,lua$1)
+lua_pc    = $(if $(filter luajit,$1),luajit,lua$1)
+have_lua  = $(and $(shell command -v $(call lua_bin,$1)),$(shell pkg-config --exists $(call lua_pc,$1) && echo y))
+LUAS     := $(foreach v,$(ALL_LUAS),$(if $(call have_lua,$v),$v))
+SAN_LUAS := $(filter 5.4 luajit,$(LUAS))
+
+BUSTED   = /usr/bin/busted
+RUN_ENV  = LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/$1/?.so;;'
+
+# Debian packages for every target; `make deps` installs the missing ones.
+DEB_PACKAGES = gcc make pkg-config git \
+  lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev \
+  lua5.4 liblua5.4-dev luajit libluajit-5.1-dev \
+  lua-busted lua-check luarocks lua-lpeg lua-cjson valgrind nodejs
+
+SAN_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all \
+            -fno-omit-frame-pointer
+SAN_PRELOAD = $(shell $(CC) -print-file-name=libasan.so) \
+              $(shell $(CC) -print-file-name=libubsan.so)
+
+.PHONY: all demo test check valgrind lint bench deps rock specs clean
+
+all: $(foreach v,$(LUAS),build/$v/messagechannel/core.so)
+
+build/%/messagechannel/core.so: $(SRCS) $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(ALLFLAGS) $$(pkg-config --cflags $(call lua_pc,$*)) $(LDSHARED) \
+	  -o $@ $(SRCS)
+
+build/asan-%/messagechannel/core.so: $(SRCS) $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) -std=c99 -fPIC $(WARN) -O1 -g $(SAN_FLAGS) \
+	  $$(pkg-config --cflags $(call lua_pc,$*)) $(LDSHARED) -o $@ $(SRCS)
+
+deps:
+	@sh .ci/deps $(DEB_PACKAGES)
+
+demo: deps all
+	@for v in $(lastword $(filter 5.4,$(LUAS)) $(LUAS)); do \
+	  $(call RUN_ENV,$$v) $$( [ $$v = luajit ] && echo luajit || echo lua$$v ) \
+	    examples/demo.lua; break; done
+
+# One busted run per Lua version, then one closing line for all of them.
+specs: all
+	@test -n "$(LUAS)" || { echo "no Lua with headers found: run make deps"; exit 1; }
+	@pass=0; fail=0; bad=""; \
+	for v in $(LUAS); do \
+	  bin=$$( [ $$v = luajit ] && echo luajit || echo lua$$v ); \
+	  echo "== specs on $$($$bin -v 2>&1 | head -1)"; \
+	  $(call RUN_ENV,$$v) $$bin $(BUSTED) -o utfTerminal spec > build/specs-$$v.log 2>&1; \
+	  rc=$$?; tail -n 30 build/specs-$$v.log | grep -v '^$$' | tail -n 12; \
+	  line=$$(grep -E '[0-9]+ successes? / [0-9]+ failures? / [0-9]+ errors?' build/specs-$$v.log | tail -1); \
+	  s=$$(echo "$$line" | sed -E 's/^([0-9]+) success.*/\1/'); \
+	  f=$$(echo "$$line" | sed -E 's/.* ([0-9]+) failures? \/ ([0-9]+) errors?.*/\1 \2/' | awk '{print $$1+$$2}'); \
+	  if [ $$rc -ne 0 ] || [ -z "$$line" ]; then bad="$$bad $$v"; f=$$((f + 1)); fi; \
+	  echo "Lua $$v: $${s:-0} passed, $${f:-1} failed"; \
+	  pass=$$((pass + $${s:-0})); fail=$$((fail + $${f:-1})); \
+	done; \
+	echo "specs: $$pass passed, $$fail failed"; \
+	test -z "$$bad" || { echo "specs failed on:$$bad (logs in build/specs-*.log)"; exit 1; }
+
+test: deps
+	@$(MAKE) --no-print-directory specs
+	@$(MAKE) --no-print-directory lint
+	@$(MAKE) --no-print-directory check
+	@$(MAKE) --no-print-directory rock
+	@echo "make test: all checks passed"
+
+check: $(foreach v,$(SAN_LUAS),build/asan-$v/messagechannel/core.so)
+	@test -n "$(SAN_LUAS)" || { echo "check needs lua5.4 or luajit: run make deps"; exit 1; }
+	@for v in $(SAN_LUAS); do \
+	  bin=$$( [ $$v = luajit ] && echo luajit || echo lua$$v ); \
+	  echo "== ASan+UBSan specs on $$bin"; \
+	  LD_PRELOAD="$(SAN_PRELOAD)" ASAN_OPTIONS=detect_leaks=$$( [ $$v = luajit ] && echo 0 || echo 1 ) \
+	    UBSAN_OPTIONS=print_stacktrace=1 \
+	    $(call RUN_ENV,asan-$$v) $$bin $(BUSTED) -o TAP spec > build/check-$$v.log 2>&1 \
+	    || { tail -n 40 build/check-$$v.log; echo "check failed on $$v"; exit 1; }; \
+	  tail -n 1 build/check-$$v.log; \
+	done
+
+valgrind: build/5.4/messagechannel/core.so
+	$(call RUN_ENV,5.4) valgrind --quiet --error-exitcode=1 --leak-check=full \
+	  --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect \
+	  lua5.4 $(BUSTED) -o TAP spec > build/valgrind.log 2>&1 \
+	  || { tail -n 40 build/valgrind.log; exit 1; }
+	@tail -n 1 build/valgrind.log
+
+lint:
+	luacheck --quiet lua spec bench examples
+
+# Install the rockspec into a throwaway tree for 5.1 and 5.4, then require it.
+rock:
+	@for v in $(filter 5.1 5.4,$(LUAS)); do \
+	  tmp=$$(mktemp -d); \
+	  git ls-files -z src lua rockspec | xargs -0 cp --parents -t $$tmp 2>/dev/null \
+	    || cp -r src lua rockspec $$tmp; \
+	  ( cd $$tmp && luarocks --lua-version=$$v --tree=$$tmp/tree make --deps-mode=none \
+	      rockspec/messagechannel-scm-1.rockspec > $$tmp/log 2>&1 ) \
+	    || { cat $$tmp/log; exit 1; }; \
+	  eval "$$(luarocks --lua-version=$$v --tree=$$tmp/tree path)"; \
+	  lua$$v -e 'local mc = require "messagechannel"; \
+	    assert(package.searchpath == nil or package.searchpath("messagechannel.core", package.cpath):find("/tree/", 1, true)); \
+	    assert(mc.deserialize(mc.serialize({1, "x"}))[2] == "x"); \
+	    print("luarocks install on Lua " .. _VERSION:sub(5) .. ": ok (" .. mc.version .. ")")' \
+	    || exit 1; \
+	  rm -rf $$tmp; \
+	done
+
+bench: all
+	@for v in $(filter 5.4 luajit,$(LUAS)); do \
+	  bin=$$( [ $$v = luajit ] && echo luajit || echo lua$$v ); \
+	  $(call RUN_ENV,$$v) $$bin bench/clone.lua || exit 1; \
+	done
+
+clean:
+	rm -rf build

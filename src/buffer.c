@@ -1,0 +1,180 @@
+/*
+** buffer.c: mc.Buffer, a byte buffer that messages copy (and, with a
+** transfer list, move). The bytes live in their own allocation so that a
+** transfer can hand them to a new Buffer without copying.
+*/
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compat.h"
+#include "mc.h"
+
+mc_Buffer *mc_buffer_test (lua_State *L, int idx) {
+  return (mc_Buffer *)mc_testudata(L, idx, MC_BUFFER_MT);
+}
+
+static mc_Buffer *check_live (lua_State *L) {
+  mc_Buffer *b = (mc_Buffer *)luaL_checkudata(L, 1, MC_BUFFER_MT);
+  if (b->detached)
+    luaL_error(L, "InvalidStateError: the Buffer is detached");
+  return b;
+}
+
+mc_Buffer *mc_buffer_push (lua_State *L, const void *src, size_t len) {
+  mc_Buffer *b = (mc_Buffer *)mc_newuserdata(L, sizeof(mc_Buffer));
+  b->data = NULL;
+  b->len = 0;
+  b->detached = 0;
+  luaL_getmetatable(L, MC_BUFFER_MT);
+  lua_setmetatable(L, -2);
+  if (len > 0) {
+    b->data = (unsigned char *)(src ? malloc(len) : calloc(len, 1));
+    if (b->data == NULL)
+      luaL_error(L, "not enough memory");
+    if (src)
+      memcpy(b->data, src, len);
+    b->len = len;
+  }
+  return b;
+}
+
+/* mc.Buffer(n) or mc.Buffer(s) */
+int mc_buffer_new (lua_State *L) {
+  if (lua_type(L, 1) == LUA_TSTRING) {
+    size_t len;
+    const char *s = lua_tolstring(L, 1, &len);
+    mc_buffer_push(L, s, len);
+  }
+  else if (lua_type(L, 1) == LUA_TNUMBER) {
+    lua_Number n = lua_tonumber(L, 1);
+    luaL_argcheck(L, n >= 0 && n < 9.0e15 && n == floor(n), 1,
+                  "size must be a non-negative integer");
+    mc_buffer_push(L, NULL, (size_t)n);
+  }
+  else
+    luaL_argerror(L, 1, lua_pushfstring(L, "number or string expected, "
+                                        "got %s", luaL_typename(L, 1)));
+  return 1;
+}
+
+/* Translates string.sub-style positions i..j (negative from the end) into
+** a 0-based start and a length, clipped to the buffer. */
+static void range (size_t len, lua_Integer i, lua_Integer j,
+                   size_t *start, size_t *n) {
+  lua_Integer l = (lua_Integer)len;
+  if (i < 0) i = i < -l ? 1 : l + i + 1;
+  else if (i == 0) i = 1;
+  if (j < 0) j = j < -l ? 0 : l + j + 1;
+  else if (j > l) j = l;
+  *start = i > j ? 0 : (size_t)(i - 1);
+  *n = i > j ? 0 : (size_t)(j - i) + 1;
+}
+
+static int buffer_sub (lua_State *L) {
+  mc_Buffer *b = check_live(L);
+  size_t start, n;
+  range(b->len, luaL_optinteger(L, 2, 1), luaL_optinteger(L, 3, -1),
+        &start, &n);
+  lua_pushlstring(L, n ? (const char *)b->data + start : "", n);
+  return 1;
+}
+
+static int buffer_byte (lua_State *L) {
+  mc_Buffer *b = check_live(L);
+  lua_Integer i = luaL_optinteger(L, 2, 1);
+  size_t start, n, k;
+  range(b->len, i, luaL_optinteger(L, 3, i), &start, &n);
+  if (n >= (size_t)INT_MAX || !lua_checkstack(L, (int)n))
+    return luaL_error(L, "string slice too long");
+  for (k = 0; k < n; k++)
+    lua_pushinteger(L, b->data[start + k]);
+  return (int)n;
+}
+
+/* buf:write(pos, s): writes s over the bytes from pos (1-based, or negative
+** from the end); raises when s does not fit inside the buffer. */
+static int buffer_write (lua_State *L) {
+  mc_Buffer *b = check_live(L);
+  lua_Integer pos = luaL_checkinteger(L, 2);
+  size_t n;
+  const char *s = luaL_checklstring(L, 3, &n);
+  lua_Integer l = (lua_Integer)b->len;
+  if (pos < 0)
+    pos = pos < -l ? 0 : l + pos + 1;
+  luaL_argcheck(L, pos >= 1 && (size_t)(pos - 1) <= b->len
+                   && n <= b->len - (size_t)(pos - 1), 2,
+                "write outside the buffer");
+  if (n > 0)
+    memcpy(b->data + (size_t)pos - 1, s, n);
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int buffer__len (lua_State *L) {
+  mc_Buffer *b = (mc_Buffer *)luaL_checkudata(L, 1, MC_BUFFER_MT);
+  lua_pushinteger(L, (lua_Integer)b->len);
+  return 1;
+}
+
+static int buffer__index (lua_State *L) {
+  mc_Buffer *b = (mc_Buffer *)luaL_checkudata(L, 1, MC_BUFFER_MT);
+  const char *k = lua_tostring(L, 2);
+  if (k != NULL && strcmp(k, "detached") == 0) {
+    lua_pushboolean(L, b->detached);
+    return 1;
+  }
+  lua_pushvalue(L, 2);
+  lua_rawget(L, lua_upvalueindex(1));
+  return 1;
+}
+
+static int buffer__newindex (lua_State *L) {
+  luaL_checkudata(L, 1, MC_BUFFER_MT);
+  return luaL_error(L, "cannot assign field '%s' of a Buffer",
+                    lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2)
+                                                  : luaL_typename(L, 2));
+}
+
+static int buffer__tostring (lua_State *L) {
+  mc_Buffer *b = (mc_Buffer *)luaL_checkudata(L, 1, MC_BUFFER_MT);
+  if (b->detached)
+    lua_pushliteral(L, "Buffer (detached)");
+  else
+    lua_pushfstring(L, "Buffer (%d bytes)", (int)b->len);
+  return 1;
+}
+
+static int buffer__gc (lua_State *L) {
+  mc_Buffer *b = (mc_Buffer *)luaL_checkudata(L, 1, MC_BUFFER_MT);
+  free(b->data);
+  b->data = NULL;
+  b->len = 0;
+  return 0;
+}
+
+void mc_buffer_open (lua_State *L) {
+  static const luaL_Reg methods[] = {
+    {"sub", buffer_sub},
+    {"byte", buffer_byte},
+    {"write", buffer_write},
+    {NULL, NULL}
+  };
+  static const luaL_Reg meta[] = {
+    {"__len", buffer__len},
+    {"__newindex", buffer__newindex},
+    {"__tostring", buffer__tostring},
+    {"__gc", buffer__gc},
+    {NULL, NULL}
+  };
+  luaL_newmetatable(L, MC_BUFFER_MT);
+  mc_setfuncs(L, meta, 0);
+  lua_newtable(L);
+  mc_setfuncs(L, methods, 0);
+  lua_pushcclosure(L, buffer__index, 1);
+  lua_setfield(L, -2, "__index");
+  lua_pushliteral(L, "Buffer");
+  lua_setfield(L, -2, "__name");
+  lua_pop(L, 1);
+}

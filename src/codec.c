@@ -1,0 +1,950 @@
+/*
+** codec.c: the structured-clone codec. Lua values <-> the byte format of
+** docs/FORMAT.md, and the Lua functions built on it (structuredClone,
+** serialize, deserialize, register).
+**
+** Tables are written breadth-first: a table's first reference creates it
+** (with its sizes), its body comes later, after the bodies of the tables
+** found before it. Neither side recurses, and neither keeps more than a few
+** slots of the Lua stack, so nesting depth is bounded only by memory.
+*/
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compat.h"
+#include "mc.h"
+
+#define FORMAT_VERSION 1
+
+enum {
+  TAG_NIL = 0x00, TAG_FALSE = 0x01, TAG_TRUE = 0x02,
+  TAG_INT = 0x03,       /* zigzag varint */
+  TAG_FLOAT = 0x04,     /* IEEE 754 double, little-endian */
+  TAG_STR = 0x05,       /* varint length, bytes */
+  TAG_TABLE = 0x06,     /* u32 narr, u32 nhash: a new table */
+  TAG_TABLE_MT = 0x07,  /* u32 narr, u32 nhash, varint length, name */
+  TAG_REF = 0x08,       /* varint id of an object seen before */
+  TAG_BUFFER = 0x09,    /* varint length, bytes: a new Buffer */
+  TAG_PORT = 0x0a,      /* varint index in the transfer list (reserved) */
+  TAG_XBUFFER = 0x0b,   /* varint index in the transfer list (reserved) */
+  TAG_SHORTSTR = 0x20,  /* 0x20..0x3f: a string of 0..31 bytes */
+  TAG_SMALLINT = 0x80   /* 0x80..0xff: an integer 0..127 */
+};
+#define SHORTSTR_MAX 31
+#define VARINT_MAX 10
+
+/* state table (upvalue 1) slots */
+#define STATE_SCRATCH 1
+#define STATE_NAME2MT 2
+#define STATE_MT2NAME 3
+#define SCRATCH_MT "messagechannel.scratch"
+
+#define NOTABLE ((size_t)-1)
+
+/* What the codec knows of an object id: for a table, where its sizes are
+** written (encoder) or its sizes (decoder); hdr is NOTABLE for a Buffer. */
+typedef struct Obj {
+  size_t hdr;
+  uint32_t narr, nhash;
+} Obj;
+
+/*
+** Scratch memory reused from call to call. A call takes it out of the state
+** table and puts it back when done; if an error escapes in between, the
+** scratch is just garbage (its __gc frees it) and the next call makes a new
+** one. A call made meanwhile (from a __gc metamethod) makes its own.
+*/
+typedef struct Scratch {
+  mc_Bytes out;
+  mc_PtrMap seen;
+  Obj *objs;
+  size_t objcap;
+} Scratch;
+
+static void scratch_release (Scratch *s) {
+  mc_bytes_free(&s->out);
+  mc_ptrmap_free(&s->seen);
+  free(s->objs);
+  s->objs = NULL;
+  s->objcap = 0;
+}
+
+static int scratch__gc (lua_State *L) {
+  scratch_release((Scratch *)lua_touserdata(L, 1));
+  return 0;
+}
+
+/* Pushes the scratch userdata and returns it. */
+static Scratch *take_scratch (lua_State *L) {
+  Scratch *s;
+  lua_rawgeti(L, lua_upvalueindex(1), STATE_SCRATCH);
+  s = (Scratch *)lua_touserdata(L, -1);
+  if (s != NULL) {
+    lua_pushboolean(L, 0);
+    lua_rawseti(L, lua_upvalueindex(1), STATE_SCRATCH);
+    return s;
+  }
+  lua_pop(L, 1);
+  s = (Scratch *)mc_newuserdata(L, sizeof(Scratch));
+  memset(s, 0, sizeof(Scratch));
+  luaL_getmetatable(L, SCRATCH_MT);
+  lua_setmetatable(L, -2);
+  return s;
+}
+
+/* Gives the scratch at stack index idx back, trimmed after a large call. */
+static void give_scratch (lua_State *L, int idx, Scratch *s) {
+  if (s->out.cap > ((size_t)1 << 20) || s->seen.mask >= (1u << 16)
+      || s->objcap > (1u << 16))
+    scratch_release(s);
+  else
+    mc_ptrmap_clear(&s->seen);
+  s->out.n = 0;
+  lua_pushvalue(L, idx);
+  lua_rawseti(L, lua_upvalueindex(1), STATE_SCRATCH);
+}
+
+static int grow_objs (Scratch *s, size_t n) {
+  if (n >= s->objcap) {
+    size_t cap = s->objcap ? s->objcap * 2 : 64;
+    Obj *o;
+    if (cap > (size_t)-1 / sizeof(Obj))
+      return 0;
+    o = (Obj *)realloc(s->objs, cap * sizeof(Obj));
+    if (o == NULL)
+      return 0;
+    s->objs = o;
+    s->objcap = cap;
+  }
+  return 1;
+}
+
+
+/*
+** {======================================================
+** Encoder
+** =======================================================
+*/
+
+typedef struct Enc {
+  lua_State *L;
+  Scratch *s;
+  int sidx;       /* stack index of the scratch userdata */
+  int queue;      /* stack index of the table id -> object */
+  int root;       /* stack index of the value being encoded */
+  uint32_t nobjs;
+} Enc;
+
+static void enc_nomem (Enc *e) {
+  give_scratch(e->L, e->sidx, e->s);
+  luaL_error(e->L, "not enough memory");
+}
+
+static unsigned char *enc_room (Enc *e, size_t k) {
+  mc_Bytes *b = &e->s->out;
+  if (!mc_bytes_reserve(b, k))
+    enc_nomem(e);
+  return b->p + b->n;
+}
+
+static size_t put_varint (unsigned char *p, uint64_t v) {
+  size_t i = 0;
+  while (v >= 0x80) {
+    p[i++] = (unsigned char)(v | 0x80);
+    v >>= 7;
+  }
+  p[i++] = (unsigned char)v;
+  return i;
+}
+
+static void put_u32 (unsigned char *p, uint32_t v) {
+  p[0] = (unsigned char)v;
+  p[1] = (unsigned char)(v >> 8);
+  p[2] = (unsigned char)(v >> 16);
+  p[3] = (unsigned char)(v >> 24);
+}
+
+static void enc_tag_varint (Enc *e, int tag, uint64_t v) {
+  unsigned char *p = enc_room(e, 1 + VARINT_MAX);
+  p[0] = (unsigned char)tag;
+  e->s->out.n += 1 + put_varint(p + 1, v);
+}
+
+static void enc_int (Enc *e, int64_t v) {
+  if (v >= 0 && v < 0x80) {
+    *enc_room(e, 1) = (unsigned char)(TAG_SMALLINT | v);
+    e->s->out.n++;
+  }
+  else  /* zigzag: small magnitudes, either sign, take few bytes */
+    enc_tag_varint(e, TAG_INT, v < 0 ? ~((uint64_t)v << 1) : (uint64_t)v << 1);
+}
+
+static void enc_float (Enc *e, double d) {
+  unsigned char *p = enc_room(e, 9);
+  uint64_t u;
+  int i;
+  memcpy(&u, &d, sizeof u);
+  p[0] = TAG_FLOAT;
+  for (i = 0; i < 8; i++)
+    p[1 + i] = (unsigned char)(u >> (8 * i));
+  e->s->out.n += 9;
+}
+
+static void enc_number (Enc *e, int idx) {
+#if MC_LUA_INTEGERS
+  if (lua_isinteger(e->L, idx))
+    enc_int(e, (int64_t)lua_tointeger(e->L, idx));
+  else
+    enc_float(e, (double)lua_tonumber(e->L, idx));
+#else
+  /* every number is a float: write the integral ones compactly */
+  double d = (double)lua_tonumber(e->L, idx);
+  if (d >= -9223372036854775808.0 && d < 9223372036854775808.0
+      && d == (double)(int64_t)d && !(d == 0 && signbit(d)))
+    enc_int(e, (int64_t)d);
+  else
+    enc_float(e, d);
+#endif
+}
+
+static void enc_bytes (Enc *e, int tag, const char *s, size_t len) {
+  unsigned char *p = enc_room(e, 1 + VARINT_MAX + len);
+  size_t h;
+  if (tag == TAG_STR && len <= SHORTSTR_MAX) {
+    p[0] = (unsigned char)(TAG_SHORTSTR + len);
+    h = 1;
+  }
+  else {
+    p[0] = (unsigned char)tag;
+    h = 1 + put_varint(p + 1, len);
+  }
+  if (len > 0)
+    memcpy(p + h, s, len);
+  e->s->out.n += h + len;
+}
+
+/* Gives the object at idx (address p) the next id; returns it. */
+static uint32_t enc_newobj (Enc *e, int idx, const void *p, size_t hdr) {
+  uint32_t id = e->nobjs;
+  if (id == MC_NOID - 1 || !grow_objs(e->s, id)
+      || !mc_ptrmap_add(&e->s->seen, p, id))
+    enc_nomem(e);
+  e->s->objs[id].hdr = hdr;
+  e->nobjs++;
+  lua_pushvalue(e->L, idx);
+  lua_rawseti(e->L, e->queue, (int)id + 1);
+  return id;
+}
+
+static void enc_table (Enc *e, int idx) {
+  lua_State *L = e->L;
+  const void *p = lua_topointer(L, idx);
+  uint32_t id = mc_ptrmap_get(&e->s->seen, p);
+  unsigned char *o;
+  if (id != MC_NOID) {
+    enc_tag_varint(e, TAG_REF, id);
+    return;
+  }
+  o = enc_room(e, 9);
+  o[0] = TAG_TABLE;
+  enc_newobj(e, idx, p, e->s->out.n + 1);
+  e->s->out.n += 9;  /* the sizes are written with the body */
+  if (lua_getmetatable(L, idx)) {
+    lua_rawgeti(L, lua_upvalueindex(1), STATE_MT2NAME);
+    lua_pushvalue(L, -2);
+    lua_rawget(L, -2);  /* mt, mt2name, name */
+    if (lua_type(L, -1) == LUA_TSTRING) {
+      size_t len, h;
+      const char *name = lua_tolstring(L, -1, &len);
+      e->s->out.p[e->s->out.n - 9] = TAG_TABLE_MT;
+      o = enc_room(e, VARINT_MAX + len);
+      h = put_varint(o, len);
+      memcpy(o + h, name, len);
+      e->s->out.n += h + len;
+    }
+    lua_pop(L, 3);
+  }
+}
+
+/* Where a value being encoded sits, for error messages: in table `t` at
+** key `k` (a stack index), or at array index `i` when k is 0; t is 0 for the
+** top-level value. */
+typedef struct Where {
+  int t, k;
+  lua_Integer i;
+  int askey;
+} Where;
+
+static void enc_fail (Enc *e, const char *what, const Where *w);
+
+static void enc_value (Enc *e, int idx, const Where *w) {
+  lua_State *L = e->L;
+  switch (lua_type(L, idx)) {
+    case LUA_TNIL:
+      *enc_room(e, 1) = TAG_NIL;
+      e->s->out.n++;
+      break;
+    case LUA_TBOOLEAN:
+      *enc_room(e, 1) = lua_toboolean(L, idx) ? TAG_TRUE : TAG_FALSE;
+      e->s->out.n++;
+      break;
+    case LUA_TNUMBER:
+      enc_number(e, idx);
+      break;
+    case LUA_TSTRING: {
+      size_t len;
+      const char *s = lua_tolstring(L, idx, &len);
+      enc_bytes(e, TAG_STR, s, len);
+      break;
+    }
+    case LUA_TTABLE:
+      enc_table(e, idx);
+      break;
+    case LUA_TUSERDATA: {
+      mc_Buffer *b = mc_buffer_test(L, idx);
+      uint32_t id;
+      if (b == NULL) {
+        enc_fail(e, "userdata", w);
+        break;
+      }
+      id = mc_ptrmap_get(&e->s->seen, b);
+      if (id != MC_NOID) {
+        enc_tag_varint(e, TAG_REF, id);
+        break;
+      }
+      if (b->detached)
+        enc_fail(e, "detached Buffer", w);
+      enc_newobj(e, idx, b, NOTABLE);
+      enc_bytes(e, TAG_BUFFER, (const char *)b->data, b->len);
+      break;
+    }
+    case LUA_TLIGHTUSERDATA:
+      enc_fail(e, "light userdata", w);
+      break;
+    default:
+      enc_fail(e, lua_typename(L, lua_type(L, idx)), w);
+      break;
+  }
+}
+
+/* Is the key at idx one of 1..narr, already written as the array part? */
+static int in_array (lua_State *L, int idx, lua_Integer narr) {
+  if (narr == 0 || lua_type(L, idx) != LUA_TNUMBER)
+    return 0;
+#if MC_LUA_INTEGERS
+  if (lua_isinteger(L, idx)) {
+    lua_Integer k = lua_tointeger(L, idx);
+    return k >= 1 && k <= narr;
+  }
+  return 0;  /* float keys with integral values are stored as integers */
+#else
+  {
+    lua_Number k = lua_tonumber(L, idx);
+    return k >= 1 && k <= (lua_Number)narr && k == floor(k);
+  }
+#endif
+}
+
+/* Writes the body of the table at the top of the stack (object id). */
+static void enc_body (Enc *e, uint32_t id) {
+  lua_State *L = e->L;
+  int t = lua_gettop(L);
+  lua_Integer narr = 0;
+  uint32_t nhash = 0;
+  Where w;
+  w.t = t;
+  w.k = 0;
+  w.askey = 0;
+  for (;;) {
+    lua_rawgeti(L, t, (int)narr + 1);
+    if (lua_isnil(L, -1) || narr == (lua_Integer)UINT32_MAX - 1)
+      break;
+    w.i = ++narr;
+    enc_value(e, t + 1, &w);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  lua_pushnil(L);
+  while (lua_next(L, t)) {  /* t, k, v */
+    if (!in_array(L, t + 1, narr)) {
+      if (nhash == UINT32_MAX)
+        enc_nomem(e);
+      w.k = t + 1;
+      w.askey = 1;
+      enc_value(e, t + 1, &w);
+      w.askey = 0;
+      enc_value(e, t + 2, &w);
+      nhash++;
+    }
+    lua_pop(L, 1);
+  }
+  put_u32(e->s->out.p + e->s->objs[id].hdr, (uint32_t)narr);
+  put_u32(e->s->out.p + e->s->objs[id].hdr + 4, nhash);
+}
+
+/* Encodes the value at idx into the scratch's out, pushing the scratch
+** (taken: give it back when done with its bytes). */
+static void encode (Enc *e, lua_State *L, int idx) {
+  Where w;
+  uint32_t id;
+  e->L = L;
+  e->root = mc_absindex(L, idx);
+  e->s = take_scratch(L);
+  e->sidx = lua_gettop(L);
+  lua_newtable(L);
+  e->queue = e->sidx + 1;
+  e->nobjs = 0;
+  e->s->out.n = 0;
+  *enc_room(e, 1) = FORMAT_VERSION;
+  e->s->out.n = 1;
+  memset(&w, 0, sizeof w);
+  enc_value(e, e->root, &w);
+  for (id = 0; id < e->nobjs; id++) {
+    if (e->s->objs[id].hdr == NOTABLE)
+      continue;
+    lua_rawgeti(L, e->queue, (int)id + 1);
+    enc_body(e, id);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);  /* queue */
+}
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** Error paths: only computed when a clone fails
+** =======================================================
+*/
+
+static int is_identifier (const char *s, size_t len) {
+  static const char *const reserved[] = {
+    "and", "break", "do", "else", "elseif", "end", "false", "for",
+    "function", "goto", "if", "in", "local", "nil", "not", "or", "repeat",
+    "return", "then", "true", "until", "while", NULL
+  };
+  size_t i;
+  int r;
+  if (len == 0 || (s[0] >= '0' && s[0] <= '9'))
+    return 0;
+  for (i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (!(c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+          || (c >= '0' && c <= '9')))
+      return 0;
+  }
+  for (r = 0; reserved[r] != NULL; r++)
+    if (strlen(reserved[r]) == len && memcmp(reserved[r], s, len) == 0)
+      return 0;
+  return 1;
+}
+
+/* Pushes the path segment for key k: .name, ["a b"], [3], [true], [table] */
+static void push_segment (lua_State *L, int k) {
+  switch (lua_type(L, k)) {
+    case LUA_TSTRING: {
+      size_t len, i;
+      const char *s = lua_tolstring(L, k, &len);
+      luaL_Buffer b;
+      if (is_identifier(s, len)) {
+        lua_pushfstring(L, ".%s", s);
+        break;
+      }
+      luaL_buffinit(L, &b);
+      luaL_addstring(&b, "[\"");
+      for (i = 0; i < len && i < 64; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+          luaL_addchar(&b, '\\');
+          luaL_addchar(&b, (char)c);
+        }
+        else if (c < 32 || c > 126) {
+          char esc[8];
+          snprintf(esc, sizeof esc, "\\%u", (unsigned)c);
+          luaL_addstring(&b, esc);
+        }
+        else
+          luaL_addchar(&b, (char)c);
+      }
+      if (i < len)
+        luaL_addstring(&b, "...");
+      luaL_addstring(&b, "\"]");
+      luaL_pushresult(&b);
+      break;
+    }
+    case LUA_TNUMBER:
+      lua_pushvalue(L, k);
+      lua_pushfstring(L, "[%s]", lua_tostring(L, -1));  /* of the copy */
+      lua_remove(L, -2);
+      break;
+    case LUA_TBOOLEAN:
+      lua_pushstring(L, lua_toboolean(L, k) ? "[true]" : "[false]");
+      break;
+    default:
+      lua_pushfstring(L, "[%s]", luaL_typename(L, k));
+      break;
+  }
+}
+
+/*
+** Pushes the path from table `root` to table `target`, breadth-first (a
+** shortest one), "" when they are the same. A table reached only as a key
+** shows as <key>.
+*/
+static void push_path (lua_State *L, int root, int target) {
+  int parent, keyof, queue, head = 1, tail = 1, n = 0;
+  lua_newtable(L);  /* child -> parent */
+  parent = lua_gettop(L);
+  lua_newtable(L);  /* child -> key it was found under (false: as a key) */
+  keyof = parent + 1;
+  lua_newtable(L);
+  queue = parent + 2;
+  lua_pushvalue(L, root);
+  lua_rawseti(L, queue, tail++);
+  lua_pushvalue(L, root);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, parent);
+  while (head < tail) {
+    lua_rawgeti(L, queue, head++);  /* t */
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {  /* t, k, v */
+      int side;
+      for (side = 0; side < 2; side++) {
+        int x = side == 0 ? -1 : -2;  /* the value, then the key */
+        lua_pushvalue(L, x);
+        if (lua_istable(L, -1)) {
+          lua_pushvalue(L, -1);
+          lua_rawget(L, parent);
+          if (lua_isnil(L, -1)) {
+            lua_pop(L, 1);  /* t, k, v, x */
+            lua_pushvalue(L, -1);
+            lua_pushvalue(L, -5);
+            lua_rawset(L, parent);
+            lua_pushvalue(L, -1);
+            if (side == 0)
+              lua_pushvalue(L, -4);
+            else
+              lua_pushboolean(L, 0);
+            lua_rawset(L, keyof);
+            lua_rawseti(L, queue, tail++);
+            continue;
+          }
+          lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+      }
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  /* walk up from target, pushing segments, then join them in order */
+  lua_pushvalue(L, target);  /* cur */
+  while (!lua_rawequal(L, -1, root)) {
+    lua_pushvalue(L, -1);
+    lua_rawget(L, keyof);  /* cur, key */
+    if (lua_isnil(L, -1)) {  /* not reachable: cannot happen */
+      lua_pop(L, 1);
+      break;
+    }
+    if (lua_toboolean(L, -1) == 0 && lua_type(L, -1) == LUA_TBOOLEAN)
+      lua_pushliteral(L, "<key>");
+    else
+      push_segment(L, lua_gettop(L));
+    lua_replace(L, -2);  /* cur, seg */
+    lua_insert(L, queue + 1);  /* segments stay in order below cur */
+    n++;
+    lua_rawget(L, parent);  /* parent of cur */
+  }
+  lua_pop(L, 1);
+  lua_concat(L, n);  /* "" when n is 0 */
+  lua_replace(L, parent);
+  lua_settop(L, parent);
+}
+
+static void enc_fail (Enc *e, const char *what, const Where *w) {
+  lua_State *L = e->L;
+  give_scratch(L, e->sidx, e->s);
+  lua_pushfstring(L, "DataCloneError: %s is not cloneable", what);
+  if (w->t != 0) {
+    push_path(L, e->root, w->t);
+    if (w->askey) {
+      if (lua_rawlen(L, -1) == 0)
+        lua_pushliteral(L, " (as a key at top level)");
+      else
+        lua_pushfstring(L, " (as a key in %s)", lua_tostring(L, -1));
+    }
+    else {
+      if (w->k != 0)
+        push_segment(L, w->k);
+      else
+        lua_pushfstring(L, "[%d]", (int)w->i);
+      lua_pushfstring(L, " (at %s%s)", lua_tostring(L, -2), lua_tostring(L, -1));
+      lua_remove(L, -2);
+    }
+    lua_remove(L, -2);
+    lua_concat(L, 2);
+  }
+  lua_error(L);
+}
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** Decoder: the input is hostile
+** =======================================================
+*/
+
+typedef struct Dec {
+  lua_State *L;
+  Scratch *s;
+  int sidx;
+  int refs;        /* stack index of the table id -> object */
+  const unsigned char *p;
+  size_t n, pos;
+  size_t claimed;  /* table slots announced so far; at most n */
+  uint32_t nobjs;
+} Dec;
+
+static void dec_fail (Dec *d, const char *what) {
+  char msg[160];
+  snprintf(msg, sizeof msg, "DataCloneError: %s at byte %lu", what,
+           (unsigned long)d->pos);
+  give_scratch(d->L, d->sidx, d->s);
+  lua_pushstring(d->L, msg);
+  lua_error(d->L);
+}
+
+static void dec_need (Dec *d, size_t k) {
+  if (d->n - d->pos < k)
+    dec_fail(d, "truncated input");
+}
+
+static uint64_t dec_varint (Dec *d) {
+  uint64_t v = 0;
+  int shift;
+  for (shift = 0; shift < 70; shift += 7) {
+    unsigned char c;
+    dec_need(d, 1);
+    c = d->p[d->pos];
+    if (shift == 63 && c > 1)
+      dec_fail(d, "varint overflow");
+    d->pos++;
+    v |= (uint64_t)(c & 0x7f) << shift;
+    if (c < 0x80)
+      return v;
+  }
+  dec_fail(d, "varint overflow");
+  return 0;
+}
+
+static uint32_t dec_u32 (Dec *d) {
+  const unsigned char *p;
+  dec_need(d, 4);
+  p = d->p + d->pos;
+  d->pos += 4;
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16
+         | (uint32_t)p[3] << 24;
+}
+
+/* A length that must fit in what is left of the input. */
+static size_t dec_len (Dec *d) {
+  size_t at = d->pos;
+  uint64_t len = dec_varint(d);
+  if (len > d->n - d->pos) {
+    d->pos = at;
+    dec_fail(d, "length beyond the end of input");
+  }
+  return (size_t)len;
+}
+
+static void dec_newobj (Dec *d, size_t hdr, uint32_t narr, uint32_t nhash) {
+  uint32_t id = d->nobjs;
+  if (!grow_objs(d->s, id)) {
+    give_scratch(d->L, d->sidx, d->s);
+    luaL_error(d->L, "not enough memory");
+  }
+  d->s->objs[id].hdr = hdr;
+  d->s->objs[id].narr = narr;
+  d->s->objs[id].nhash = nhash;
+  d->nobjs++;
+  lua_pushvalue(d->L, -1);
+  lua_rawseti(d->L, d->refs, (int)id + 1);
+}
+
+static int size_hint (uint32_t n) {
+  return n > (1u << 26) ? 1 << 26 : (int)n;
+}
+
+static void dec_table (Dec *d, int tag) {
+  lua_State *L = d->L;
+  size_t at = d->pos - 1;
+  uint32_t narr = dec_u32(d), nhash = dec_u32(d);
+  /* every slot takes at least one byte of the rest of the input: this
+  ** bounds what the sizes can make us allocate */
+  if ((uint64_t)narr + 2 * (uint64_t)nhash > d->n - d->claimed) {
+    d->pos = at;
+    dec_fail(d, "table sizes beyond the input");
+  }
+  d->claimed += (size_t)narr + 2 * (size_t)nhash;
+  if (tag == TAG_TABLE_MT) {
+    size_t len = dec_len(d);
+    lua_rawgeti(L, lua_upvalueindex(1), STATE_NAME2MT);
+    lua_pushlstring(L, (const char *)d->p + d->pos, len);
+    lua_rawget(L, -2);
+    if (!lua_istable(L, -1)) {
+      char what[96];
+      snprintf(what, sizeof what, "unknown registered metatable '%.*s'",
+               (int)(len > 48 ? 48 : len), (const char *)d->p + d->pos);
+      d->pos = at;
+      dec_fail(d, what);
+    }
+    d->pos += len;
+    lua_remove(L, -2);  /* mt */
+    lua_createtable(L, size_hint(narr), size_hint(nhash));
+    lua_insert(L, -2);
+    lua_setmetatable(L, -2);
+  }
+  else
+    lua_createtable(L, size_hint(narr), size_hint(nhash));
+  dec_newobj(d, 0, narr, nhash);
+}
+
+/* Pushes the next value. */
+static void dec_value (Dec *d) {
+  lua_State *L = d->L;
+  int tag;
+  dec_need(d, 1);
+  tag = d->p[d->pos++];
+  if (tag >= TAG_SMALLINT) {
+    lua_pushinteger(L, tag - TAG_SMALLINT);
+    return;
+  }
+  if (tag >= TAG_SHORTSTR && tag <= TAG_SHORTSTR + SHORTSTR_MAX) {
+    size_t len = (size_t)(tag - TAG_SHORTSTR);
+    dec_need(d, len);
+    lua_pushlstring(L, (const char *)d->p + d->pos, len);
+    d->pos += len;
+    return;
+  }
+  switch (tag) {
+    case TAG_NIL: lua_pushnil(L); break;
+    case TAG_FALSE: lua_pushboolean(L, 0); break;
+    case TAG_TRUE: lua_pushboolean(L, 1); break;
+    case TAG_INT: {
+      uint64_t z = dec_varint(d);
+      int64_t v = (int64_t)((z >> 1) ^ (0 - (z & 1)));
+#if MC_LUA_INTEGERS
+      lua_pushinteger(L, (lua_Integer)v);
+#else
+      lua_pushnumber(L, (lua_Number)v);
+#endif
+      break;
+    }
+    case TAG_FLOAT: {
+      uint64_t u = 0;
+      double x;
+      int i;
+      dec_need(d, 8);
+      for (i = 0; i < 8; i++)
+        u |= (uint64_t)d->p[d->pos + i] << (8 * i);
+      d->pos += 8;
+      memcpy(&x, &u, sizeof x);
+      lua_pushnumber(L, (lua_Number)x);
+      break;
+    }
+    case TAG_STR: {
+      size_t len = dec_len(d);
+      lua_pushlstring(L, (const char *)d->p + d->pos, len);
+      d->pos += len;
+      break;
+    }
+    case TAG_TABLE:
+    case TAG_TABLE_MT:
+      dec_table(d, tag);
+      break;
+    case TAG_REF: {
+      size_t at = d->pos - 1;
+      uint64_t id = dec_varint(d);
+      if (id >= d->nobjs) {
+        d->pos = at;
+        dec_fail(d, "reference to an unknown object");
+      }
+      lua_rawgeti(L, d->refs, (int)id + 1);
+      break;
+    }
+    case TAG_BUFFER: {
+      size_t len = dec_len(d);
+      mc_buffer_push(L, d->p + d->pos, len);
+      d->pos += len;
+      dec_newobj(d, NOTABLE, 0, 0);
+      break;
+    }
+    case TAG_PORT:
+    case TAG_XBUFFER:
+      d->pos--;
+      dec_fail(d, "transferred object outside a transfer");
+      break;
+    default:
+      d->pos--;
+      dec_fail(d, "unknown tag");
+      break;
+  }
+}
+
+static void dec_body (Dec *d, int t, uint32_t narr, uint32_t nhash) {
+  lua_State *L = d->L;
+  uint32_t i;
+  for (i = 1; i <= narr; i++) {
+    dec_value(d);
+    lua_rawseti(L, t, (int)i);
+  }
+  for (i = 0; i < nhash; i++) {
+    size_t at = d->pos;
+    dec_value(d);
+    if (lua_isnil(L, -1)) {
+      d->pos = at;
+      dec_fail(d, "nil table key");
+    }
+    if (lua_type(L, -1) == LUA_TNUMBER && lua_tonumber(L, -1) != lua_tonumber(L, -1)) {
+      d->pos = at;
+      dec_fail(d, "NaN table key");
+    }
+    dec_value(d);
+    lua_rawset(L, t);
+  }
+}
+
+/* Decodes n bytes at p and pushes the value. The scratch s, taken, is at
+** stack index sidx; its objs are used, its bytes are not (p may be them).
+** On error the scratch is given back. */
+static void decode (lua_State *L, Scratch *s, int sidx,
+                    const unsigned char *p, size_t n) {
+  Dec d;
+  uint32_t id;
+  d.L = L;
+  d.s = s;
+  d.sidx = sidx;
+  lua_newtable(L);
+  d.refs = lua_gettop(L);
+  d.p = p;
+  d.n = n;
+  d.pos = 0;
+  d.claimed = 0;
+  d.nobjs = 0;
+  if (n == 0)
+    dec_fail(&d, "empty input");
+  if (p[0] != FORMAT_VERSION)
+    dec_fail(&d, "unsupported format version");
+  d.pos = 1;
+  dec_value(&d);  /* refs, value */
+  for (id = 0; id < d.nobjs; id++) {
+    Obj o = d.s->objs[id];
+    if (o.hdr == NOTABLE)
+      continue;
+    lua_rawgeti(L, d.refs, (int)id + 1);
+    dec_body(&d, d.refs + 2, o.narr, o.nhash);
+    lua_pop(L, 1);
+  }
+  if (d.pos != n)
+    dec_fail(&d, "trailing bytes after the value");
+  lua_remove(L, d.refs);
+}
+
+/* }====================================================== */
+
+
+int mc_structured_clone (lua_State *L) {
+  Enc e;
+  luaL_checkany(L, 1);
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_getfield(L, 2, "transfer");
+    if (!lua_isnil(L, -1)) {
+      if (!lua_istable(L, -1))
+        luaL_argerror(L, 2, "'transfer' must be an array");
+      if (lua_rawlen(L, -1) > 0) {
+        lua_pushliteral(L, "DataCloneError: transfer lists are not "
+                           "supported by this version");
+        lua_error(L);
+      }
+    }
+  }
+  lua_settop(L, 1);
+  encode(&e, L, 1);  /* v, scratch */
+  decode(L, e.s, 2, e.s->out.p, e.s->out.n);  /* v, scratch, clone */
+  give_scratch(L, 2, e.s);
+  return 1;
+}
+
+int mc_serialize (lua_State *L) {
+  Enc e;
+  luaL_checkany(L, 1);
+  lua_settop(L, 1);
+  encode(&e, L, 1);  /* v, scratch */
+  lua_pushlstring(L, (const char *)e.s->out.p, e.s->out.n);
+  give_scratch(L, 2, e.s);
+  return 1;
+}
+
+int mc_deserialize (lua_State *L) {
+  size_t n;
+  const char *s;
+  if (lua_type(L, 1) != LUA_TSTRING)
+    luaL_argerror(L, 1, lua_pushfstring(L, "string expected, got %s",
+                                        luaL_typename(L, 1)));
+  s = lua_tolstring(L, 1, &n);
+  lua_settop(L, 1);
+  decode(L, take_scratch(L), 2, (const unsigned char *)s, n);
+  give_scratch(L, 2, (Scratch *)lua_touserdata(L, 2));
+  return 1;
+}
+
+int mc_register (lua_State *L) {
+  size_t len;
+  if (lua_type(L, 1) != LUA_TSTRING)
+    luaL_argerror(L, 1, lua_pushfstring(L, "string expected, got %s",
+                                        luaL_typename(L, 1)));
+  lua_tolstring(L, 1, &len);
+  luaL_argcheck(L, len > 0, 1, "name must not be empty");
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  lua_rawgeti(L, lua_upvalueindex(1), STATE_NAME2MT);  /* name, mt, n2m */
+  lua_rawgeti(L, lua_upvalueindex(1), STATE_MT2NAME);  /* ..., m2n */
+  lua_pushvalue(L, 1);
+  lua_rawget(L, 3);
+  if (!lua_isnil(L, -1) && !lua_rawequal(L, -1, 2))
+    return luaL_error(L, "name '%s' is already registered with another "
+                         "metatable", lua_tostring(L, 1));
+  lua_pushvalue(L, 2);
+  lua_rawget(L, 4);
+  if (!lua_isnil(L, -1) && !lua_rawequal(L, -1, 1))
+    return luaL_error(L, "metatable is already registered as '%s'",
+                      lua_tostring(L, -1));
+  lua_pop(L, 2);
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, 2);
+  lua_rawset(L, 3);
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, 1);
+  lua_rawset(L, 4);
+  lua_settop(L, 2);
+  return 1;
+}
+
+/* Fills the module state table at the top of the stack. */
+void mc_codec_open (lua_State *L) {
+  if (luaL_newmetatable(L, SCRATCH_MT)) {
+    lua_pushcfunction(L, scratch__gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+  lua_newtable(L);
+  lua_rawseti(L, -2, STATE_NAME2MT);
+  lua_newtable(L);
+  lua_rawseti(L, -2, STATE_MT2NAME);
+}

@@ -1,0 +1,65 @@
+/*
+** compat.h: the only place that tests LUA_VERSION_NUM.
+** It presents the Lua 5.4 API names (and a few helpers named mc_...) to the
+** rest of the sources, for Lua 5.1, 5.2, 5.3, 5.4 and LuaJIT 2.1.
+*/
+#ifndef mc_compat_h
+#define mc_compat_h
+
+#include "lua.h"
+#include "lauxlib.h"
+
+/* Lua has integers of its own since 5.3; before, every number is a float. */
+#if LUA_VERSION_NUM >= 503
+#define MC_LUA_INTEGERS 1
+#define mc_isinteger(L, i) lua_isinteger(L, (i))
+#else
+#define MC_LUA_INTEGERS 0
+#define mc_isinteger(L, i) 0
+#endif
+
+#if LUA_VERSION_NUM >= 504
+#define mc_newuserdata(L, sz) lua_newuserdatauv(L, (sz), 1)
+#else
+#define mc_newuserdata(L, sz) lua_newuserdata(L, (sz))
+#endif
+
+#if LUA_VERSION_NUM == 501
+
+#define lua_rawlen(L, i) lua_objlen(L, (i))
+#define mc_absindex(L, i) \
+  (((i) > 0 || (i) <= LUA_REGISTRYINDEX) ? (i) : lua_gettop(L) + (i) + 1)
+
+static inline void mc_setfuncs (lua_State *L, const luaL_Reg *l, int nup) {
+  luaL_checkstack(L, nup, "too many upvalues");
+  for (; l->name != NULL; l++) {
+    int i;
+    for (i = 0; i < nup; i++)
+      lua_pushvalue(L, -nup);
+    lua_pushcclosure(L, l->func, nup);
+    lua_setfield(L, -(nup + 2), l->name);
+  }
+  lua_pop(L, nup);
+}
+static inline void *mc_testudata (lua_State *L, int i, const char *tname) {
+  void *p = lua_touserdata(L, i);
+  if (p != NULL && lua_getmetatable(L, i)) {
+    int same;
+    luaL_getmetatable(L, tname);
+    same = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    if (same)
+      return p;
+  }
+  return NULL;
+}
+
+#else
+
+#define mc_absindex(L, i) lua_absindex(L, (i))
+#define mc_setfuncs luaL_setfuncs
+#define mc_testudata luaL_testudata
+
+#endif
+
+#endif
