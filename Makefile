@@ -29,7 +29,7 @@ LUAS     := $(foreach v,$(ALL_LUAS),$(if $(call have_lua,$v),$v))
 SAN_LUAS := $(filter 5.4 luajit,$(LUAS))
 
 BUSTED   = /usr/bin/busted
-RUN_ENV  = LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/$1/?.so;;'
+RUN_ENV  = LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/$1/?.so;;"
 
 # Debian packages for every target; `make deps` installs the missing ones.
 DEB_PACKAGES = gcc make pkg-config git \
@@ -60,7 +60,7 @@ deps:
 	@sh .ci/deps $(DEB_PACKAGES)
 
 demo: deps all
-	@for v in $(lastword $(filter 5.4,$(LUAS)) $(LUAS)); do \
+	@for v in $(firstword $(filter 5.4,$(LUAS)) $(LUAS)); do \
 	  $(call RUN_ENV,$$v) $$( [ $$v = luajit ] && echo luajit || echo lua$$v ) \
 	    examples/demo.lua; break; done
 
@@ -112,20 +112,22 @@ valgrind: build/5.4/messagechannel/core.so
 lint:
 	luacheck --quiet lua spec bench examples
 
+ROCK_CHECK = local mc = require "messagechannel" \
+  local where = package.searchpath and package.searchpath("messagechannel.core", package.cpath) \
+  assert(where == nil or where:find("/tree/", 1, true), where) \
+  assert(mc.deserialize(mc.serialize({1, "x"}))[2] == "x") \
+  print("luarocks install on " .. _VERSION .. ": ok (" .. mc.version .. ")")
+
 # Install the rockspec into a throwaway tree for 5.1 and 5.4, then require it.
 rock:
 	@for v in $(filter 5.1 5.4,$(LUAS)); do \
 	  tmp=$$(mktemp -d); \
-	  git ls-files -z src lua rockspec | xargs -0 cp --parents -t $$tmp 2>/dev/null \
-	    || cp -r src lua rockspec $$tmp; \
+	  cp -r src lua rockspec $$tmp; \
 	  ( cd $$tmp && luarocks --lua-version=$$v --tree=$$tmp/tree make --deps-mode=none \
 	      rockspec/messagechannel-scm-1.rockspec > $$tmp/log 2>&1 ) \
 	    || { cat $$tmp/log; exit 1; }; \
 	  eval "$$(luarocks --lua-version=$$v --tree=$$tmp/tree path)"; \
-	  lua$$v -e 'local mc = require "messagechannel"; \
-	    assert(package.searchpath == nil or package.searchpath("messagechannel.core", package.cpath):find("/tree/", 1, true)); \
-	    assert(mc.deserialize(mc.serialize({1, "x"}))[2] == "x"); \
-	    print("luarocks install on Lua " .. _VERSION:sub(5) .. ": ok (" .. mc.version .. ")")' \
+	  lua$$v -e '$(ROCK_CHECK)' \
 	    || exit 1; \
 	  rm -rf $$tmp; \
 	done

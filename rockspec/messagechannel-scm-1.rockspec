@@ -1,0 +1,34 @@
+rockspec_format = "3.0"
+package = "messagechannel"
+version = "scm-1"
+source = {
+  url = "git+file:///messagechannel",
+}
+description = {
+  summary = "MessageChannel and MessagePort for Lua, with structured clone",
+  detailed = [[
+    Web-standard MessageChannel / MessagePort for Lua, written in C:
+    postMessage deep-copies Lua values by a structured-clone algorithm
+    (cycles, shared references, integers and floats kept apart), with
+    a versioned binary format and a hardened decoder.
+  ]],
+  license = "MIT",
+}
+dependencies = {
+  "lua >= 5.1, < 5.5",
+}
+build = {
+  type = "builtin",
+  modules = {
+    ["messagechannel"] = "lua/messagechannel/init.lua",
+    ["messagechannel.core"] = {
+      sources = {
+        "src/core.c",
+        "src/codec.c",
+        "src/buffer.c",
+        "src/bytes.c",
+      },
+      incdirs = { "src" },
+    },
+  },
+}
