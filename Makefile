@@ -76,7 +76,8 @@ specs: all
 	  line=$$(grep -E '[0-9]+ successes? / [0-9]+ failures? / [0-9]+ errors?' build/specs-$$v.log | tail -1); \
 	  s=$$(echo "$$line" | sed -E 's/^([0-9]+) success.*/\1/'); \
 	  f=$$(echo "$$line" | sed -E 's/.* ([0-9]+) failures? \/ ([0-9]+) errors?.*/\1 \2/' | awk '{print $$1+$$2}'); \
-	  if [ $$rc -ne 0 ] || [ -z "$$line" ]; then bad="$$bad $$v"; f=$$((f + 1)); fi; \
+	  if [ -z "$$line" ]; then f=1; fi; \
+	  if [ $$rc -ne 0 ] || [ $${f:-1} -ne 0 ]; then bad="$$bad $$v"; fi; \
 	  echo "Lua $$v: $${s:-0} passed, $${f:-1} failed"; \
 	  pass=$$((pass + $${s:-0})); fail=$$((fail + $${f:-1})); \
 	done; \
@@ -99,7 +100,7 @@ check: $(foreach v,$(SAN_LUAS),build/asan-$v/messagechannel/core.so)
 	    UBSAN_OPTIONS=print_stacktrace=1 \
 	    $(call RUN_ENV,asan-$$v) $$bin $(BUSTED) -o TAP spec > build/check-$$v.log 2>&1 \
 	    || { tail -n 40 build/check-$$v.log; echo "check failed on $$v"; exit 1; }; \
-	  tail -n 1 build/check-$$v.log; \
+	  echo "ASan+UBSan on $$v: $$(grep -c '^ok' build/check-$$v.log) passed, $$(grep -c '^not ok' build/check-$$v.log) failed"; \
 	done
 
 valgrind: build/5.4/messagechannel/core.so
@@ -107,7 +108,7 @@ valgrind: build/5.4/messagechannel/core.so
 	  --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect \
 	  lua5.4 $(BUSTED) -o TAP spec > build/valgrind.log 2>&1 \
 	  || { tail -n 40 build/valgrind.log; exit 1; }
-	@tail -n 1 build/valgrind.log
+	@echo "valgrind on 5.4: $$(grep -c '^ok' build/valgrind.log) passed, $$(grep -c '^not ok' build/valgrind.log) failed"
 
 lint:
 	luacheck --quiet lua spec bench examples

@@ -106,6 +106,11 @@ static void give_scratch (lua_State *L, int idx, Scratch *s) {
   lua_rawseti(L, lua_upvalueindex(1), STATE_SCRATCH);
 }
 
+/* A table size hint for lua_createtable: never more than 2^26 slots. */
+static int size_hint (size_t n) {
+  return n > ((size_t)1 << 26) ? 1 << 26 : (int)n;
+}
+
 static int grow_objs (Scratch *s, size_t n) {
   if (n >= s->objcap) {
     size_t cap = s->objcap ? s->objcap * 2 : 64;
@@ -278,6 +283,8 @@ typedef struct Where {
 } Where;
 
 static void enc_fail (Enc *e, const char *what, const Where *w);
+static void clone_fail (lua_State *L, int root, const char *what,
+                        const Where *w);
 
 static void enc_value (Enc *e, int idx, const Where *w) {
   lua_State *L = e->L;
@@ -498,7 +505,7 @@ static void push_path (lua_State *L, int root, int target) {
   int parent, keyof, queue, head = 1, tail = 1, n = 0;
   lua_newtable(L);  /* child -> parent */
   parent = lua_gettop(L);
-  lua_newtable(L);  /* child -> key it was found under (false: as a key) */
+  lua_newtable(L);  /* child -> key it was found under (keyof: as a key) */
   keyof = parent + 1;
   lua_newtable(L);
   queue = parent + 2;
@@ -524,10 +531,7 @@ static void push_path (lua_State *L, int root, int target) {
             lua_pushvalue(L, -5);
             lua_rawset(L, parent);
             lua_pushvalue(L, -1);
-            if (side == 0)
-              lua_pushvalue(L, -4);
-            else
-              lua_pushboolean(L, 0);
+            lua_pushvalue(L, side == 0 ? -4 : keyof);
             lua_rawset(L, keyof);
             lua_rawseti(L, queue, tail++);
             continue;
@@ -549,7 +553,7 @@ static void push_path (lua_State *L, int root, int target) {
       lua_pop(L, 1);
       break;
     }
-    if (lua_toboolean(L, -1) == 0 && lua_type(L, -1) == LUA_TBOOLEAN)
+    if (lua_rawequal(L, -1, keyof))
       lua_pushliteral(L, "<key>");
     else
       push_segment(L, lua_gettop(L));
@@ -564,12 +568,13 @@ static void push_path (lua_State *L, int root, int target) {
   lua_settop(L, parent);
 }
 
-static void enc_fail (Enc *e, const char *what, const Where *w) {
-  lua_State *L = e->L;
-  give_scratch(L, e->sidx, e->s);
+/* Raises the DataCloneError for a value of type `what` found at w, with
+** the path from the top-level value at stack index root. */
+static void clone_fail (lua_State *L, int root, const char *what,
+                        const Where *w) {
   lua_pushfstring(L, "DataCloneError: %s is not cloneable", what);
   if (w->t != 0) {
-    push_path(L, e->root, w->t);
+    push_path(L, root, w->t);
     if (w->askey) {
       if (lua_rawlen(L, -1) == 0)
         lua_pushliteral(L, " (as a key at top level)");
@@ -588,6 +593,11 @@ static void enc_fail (Enc *e, const char *what, const Where *w) {
     lua_concat(L, 2);
   }
   lua_error(L);
+}
+
+static void enc_fail (Enc *e, const char *what, const Where *w) {
+  give_scratch(e->L, e->sidx, e->s);
+  clone_fail(e->L, e->root, what, w);
 }
 
 /* }====================================================== */
@@ -674,10 +684,6 @@ static void dec_newobj (Dec *d, size_t hdr, uint32_t narr, uint32_t nhash) {
   d->nobjs++;
   lua_pushvalue(d->L, -1);
   lua_rawseti(d->L, d->refs, (int)id + 1);
-}
-
-static int size_hint (uint32_t n) {
-  return n > (1u << 26) ? 1 << 26 : (int)n;
 }
 
 static void dec_table (Dec *d, int tag) {
@@ -858,8 +864,159 @@ static void decode (lua_State *L, Scratch *s, int sidx,
 /* }====================================================== */
 
 
+/*
+** {======================================================
+** Direct copy: structuredClone within one Lua state. The same walk and the
+** same rules as the encoder, without the bytes in between; strings are
+** immutable, so the copy shares them instead of making them again.
+** =======================================================
+*/
+
+typedef struct Copy {
+  lua_State *L;
+  Scratch *s;
+  int sidx;
+  int root;
+  int src, dst;  /* stack indices of the tables id -> original, id -> copy */
+  int mt2name;
+  uint32_t nobjs;
+} Copy;
+
+static void copy_fail (Copy *c, const char *what, const Where *w) {
+  give_scratch(c->L, c->sidx, c->s);
+  clone_fail(c->L, c->root, what, w);
+}
+
+/* Records the original at idx (address p) and its copy, at the top. */
+static void copy_newobj (Copy *c, int idx, const void *p) {
+  lua_State *L = c->L;
+  uint32_t id = c->nobjs;
+  if (id == MC_NOID - 1 || !mc_ptrmap_add(&c->s->seen, p, id)) {
+    give_scratch(L, c->sidx, c->s);
+    luaL_error(L, "not enough memory");
+  }
+  c->nobjs++;
+  lua_pushvalue(L, idx);
+  lua_rawseti(L, c->src, (int)id + 1);
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, c->dst, (int)id + 1);
+}
+
+static void copy_table (Copy *c, int idx) {
+  lua_State *L = c->L;
+  const void *p = lua_topointer(L, idx);
+  uint32_t id = mc_ptrmap_get(&c->s->seen, p);
+  size_t n = 0, narr;
+  if (id != MC_NOID) {
+    lua_rawgeti(L, c->dst, (int)id + 1);
+    return;
+  }
+  /* sized like the original: growing a table costs more than counting */
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    n++;
+  }
+  narr = lua_rawlen(L, idx);
+  if (narr > n)
+    narr = n;
+  lua_createtable(L, size_hint(narr), size_hint(n - narr));
+  if (lua_getmetatable(L, idx)) {  /* copy, mt */
+    lua_pushvalue(L, -1);
+    lua_rawget(L, c->mt2name);
+    if (lua_isnil(L, -1))
+      lua_pop(L, 2);
+    else {
+      lua_pop(L, 1);
+      lua_setmetatable(L, -2);
+    }
+  }
+  copy_newobj(c, idx, p);
+}
+
+/* Pushes the copy of the value at idx. */
+static void copy_value (Copy *c, int idx, const Where *w) {
+  lua_State *L = c->L;
+  switch (lua_type(L, idx)) {
+    case LUA_TNIL: case LUA_TBOOLEAN: case LUA_TNUMBER: case LUA_TSTRING:
+      lua_pushvalue(L, idx);
+      break;
+    case LUA_TTABLE:
+      copy_table(c, idx);
+      break;
+    case LUA_TUSERDATA: {
+      mc_Buffer *b = mc_buffer_test(L, idx);
+      uint32_t id;
+      if (b == NULL)
+        copy_fail(c, "userdata", w);
+      id = mc_ptrmap_get(&c->s->seen, b);
+      if (id != MC_NOID) {
+        lua_rawgeti(L, c->dst, (int)id + 1);
+        break;
+      }
+      if (b->detached)
+        copy_fail(c, "detached Buffer", w);
+      mc_buffer_push(L, b->data, b->len);
+      copy_newobj(c, idx, b);
+      break;
+    }
+    case LUA_TLIGHTUSERDATA:
+      copy_fail(c, "light userdata", w);
+      break;
+    default:
+      copy_fail(c, lua_typename(L, lua_type(L, idx)), w);
+      break;
+  }
+}
+
+/* Pushes a copy of the value at idx. */
+static void copy (lua_State *L, int idx) {
+  Copy c;
+  Where w;
+  uint32_t id;
+  memset(&w, 0, sizeof w);
+  c.L = L;
+  c.root = mc_absindex(L, idx);
+  c.s = take_scratch(L);
+  c.sidx = lua_gettop(L);
+  lua_newtable(L);
+  lua_newtable(L);
+  lua_rawgeti(L, lua_upvalueindex(1), STATE_MT2NAME);
+  c.src = c.sidx + 1;
+  c.dst = c.sidx + 2;
+  c.mt2name = c.sidx + 3;
+  c.nobjs = 0;
+  copy_value(&c, c.root, &w);  /* scratch, src, dst, mt2name, copy */
+  for (id = 0; id < c.nobjs; id++) {
+    int t = c.mt2name + 2;
+    lua_rawgeti(L, c.src, (int)id + 1);
+    if (!lua_istable(L, -1)) {  /* a Buffer: no body */
+      lua_pop(L, 1);
+      continue;
+    }
+    lua_rawgeti(L, c.dst, (int)id + 1);  /* t, d */
+    w.t = t;
+    w.k = t + 2;
+    lua_pushnil(L);
+    while (lua_next(L, t)) {  /* t, d, k, v */
+      w.askey = 1;
+      copy_value(&c, t + 2, &w);
+      w.askey = 0;
+      copy_value(&c, t + 3, &w);  /* t, d, k, v, k', v' */
+      lua_rawset(L, t + 1);
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 2);
+  }
+  give_scratch(L, c.sidx, c.s);
+  lua_replace(L, c.sidx);
+  lua_settop(L, c.sidx);
+}
+
+/* }====================================================== */
+
+
 int mc_structured_clone (lua_State *L) {
-  Enc e;
   luaL_checkany(L, 1);
   if (!lua_isnoneornil(L, 2)) {
     luaL_checktype(L, 2, LUA_TTABLE);
@@ -875,9 +1032,7 @@ int mc_structured_clone (lua_State *L) {
     }
   }
   lua_settop(L, 1);
-  encode(&e, L, 1);  /* v, scratch */
-  decode(L, e.s, 2, e.s->out.p, e.s->out.n);  /* v, scratch, clone */
-  give_scratch(L, 2, e.s);
+  copy(L, 1);
   return 1;
 }
 

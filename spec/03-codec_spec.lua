@@ -1,0 +1,210 @@
+local mc = require "messagechannel"
+local helper = require "spec.helper"
+
+local char = string.char
+local error_of, hex = helper.error_of, helper.hex
+local decode_problem = helper.decode_problem
+local decode_error_problem = helper.decode_error_problem
+
+local SEED = 20240521
+
+-- A metatable this file registers, so the samples include one.
+local THING = { __index = { kind = function() return "thing" end } }
+local thing_registered = false
+local function thing(t)
+  if not thing_registered then
+    mc.register("spec03.thing", THING)
+    thing_registered = true
+  end
+  return setmetatable(t, THING)
+end
+
+-- Values whose encodings the decoder specs start from; each has a name.
+local function samples()
+  local list = {}
+  local function add(name, value) list[#list + 1] = { name = name, value = value } end
+
+  add("a nested table of strings, numbers and booleans", {
+    name = "x\0y", list = { 1, 2, 3, -7, 1000000, 2 ^ 40, helper.maxinteger or 2 ^ 53 },
+    f = 1.5, nz = helper.negzero, inf = math.huge, ninf = -math.huge, nan = helper.nan,
+    yes = true, no = false, [2.5] = "float key", [true] = "boolean key",
+    nested = { deep = { s = ("ab"):rep(40), empty = "" } },
+  })
+  local sub = { 1, "two" }
+  add("shared references", { a = sub, b = sub, { sub } })
+  local loop = { name = "loop" }
+  loop.self = loop
+  loop.list = { loop }
+  add("a cycle", loop)
+  local key = { 1 }
+  add("a table used as a key", { [key] = "value", ref = key })
+  add("a registered metatable", thing({ x = 1, inner = thing({}) }))
+  local buf = mc.Buffer("bytes\0\255")
+  add("Buffers", { buf = buf, again = buf, empty = mc.Buffer(0) })
+  add("a string", "hello\0")
+  add("an integer", -123456789)
+  add("a float", 0.1)
+  add("true", true)
+  add("nil", nil)
+  return list
+end
+
+-- Runs check(s) on each input that next_input() yields until it returns
+-- nil, and fails with the first problem found.
+local function no_problem(check, next_input, what)
+  for s in next_input do
+    local problem = check(s)
+    if problem then
+      assert.is_nil(problem, ("%s, input %s"):format(what, hex(s)))
+    end
+  end
+end
+
+-- An input source yielding n strings made by make(i).
+local function generate(n, make)
+  local i = 0
+  return function()
+    i = i + 1
+    if i <= n then return make(i) end
+  end
+end
+
+describe("wire format", function()
+  describe("mc.serialize", function()
+    it("returns a string whose first byte is the format version 1", function()
+      for _, sample in ipairs(samples()) do
+        local s = mc.serialize(sample.value)
+        assert.is_string(s, sample.name)
+        assert.equal(1, s:byte(1), sample.name)
+      end
+    end)
+
+    it("copies a Buffer's bytes into the string", function()
+      local b = mc.Buffer("payload\0\255")
+      local s = mc.serialize(b)
+      b:write(1, "P")
+      local c = mc.deserialize(s)
+      assert.equal("payload\0\255", c:sub())
+      assert.is_false(b.detached)
+    end)
+  end)
+
+  describe("mc.deserialize", function()
+    it("round-trips every sample", function()
+      for _, sample in ipairs(samples()) do
+        local ok, err = helper.same_graph(sample.value,
+          mc.deserialize(mc.serialize(sample.value)))
+        assert(ok, sample.name .. ": " .. tostring(err))
+      end
+    end)
+
+    it("decodes the same string into a new value each time", function()
+      local s = mc.serialize({ list = { 1, 2 } })
+      local a, b = mc.deserialize(s), mc.deserialize(s)
+      assert.is_false(rawequal(a, b))
+      assert.is_false(rawequal(a.list, b.list))
+      assert(helper.same_graph(a, b))
+    end)
+
+    it("rejects an empty string with a DataCloneError at byte N", function()
+      local err = error_of(mc.deserialize, "")
+      assert.truthy(err:find("DataCloneError:", 1, true), err)
+      assert.truthy(err:find("at byte %d+"), err)
+    end)
+
+    it("rejects a format version other than 1", function()
+      for _, sample in ipairs(samples()) do
+        local body = mc.serialize(sample.value):sub(2)
+        for _, version in ipairs({ 0, 2, 3, 127, 255 }) do
+          local problem = decode_error_problem(char(version) .. body)
+          assert.is_nil(problem, sample.name .. ", version " .. version)
+        end
+      end
+      assert.is_nil(decode_error_problem("\0"))
+      assert.is_nil(decode_error_problem("\2"))
+    end)
+
+    it("rejects trailing bytes after a complete value", function()
+      for _, sample in ipairs(samples()) do
+        local s = mc.serialize(sample.value)
+        for _, tail in ipairs({ "\0", "\1", "x", "\255\255", s, s:sub(2) }) do
+          local problem = decode_error_problem(s .. tail)
+          assert.is_nil(problem, sample.name .. " + " .. hex(tail))
+        end
+      end
+    end)
+
+    it("rejects a non-string argument with a bad argument error", function()
+      for _, v in ipairs({ 1, 0, true, false, {}, print }) do
+        local err = error_of(mc.deserialize, v)
+        assert.truthy(err:find("bad argument", 1, true), err)
+      end
+      local err = error_of(mc.deserialize, nil)
+      assert.truthy(err:find("bad argument", 1, true), err)
+      err = error_of(mc.deserialize)
+      assert.truthy(err:find("bad argument", 1, true), err)
+    end)
+
+    it("rejects every truncation of a valid encoding", function()
+      for _, sample in ipairs(samples()) do
+        local s = mc.serialize(sample.value)
+        no_problem(decode_error_problem,
+          generate(#s, function(k) return s:sub(1, k - 1) end), sample.name)
+      end
+    end)
+
+    it("survives every single-byte change of a valid encoding", function()
+      for _, sample in ipairs(samples()) do
+        local s = mc.serialize(sample.value)
+        -- input k changes byte pos to (old + d) % 256, d = 1..255
+        no_problem(decode_problem, generate(#s * 255, function(k)
+          local pos, d = math.floor((k - 1) / 255) + 1, (k - 1) % 255 + 1
+          local b = (s:byte(pos) + d) % 256
+          return s:sub(1, pos - 1) .. char(b) .. s:sub(pos + 1)
+        end), sample.name)
+      end
+    end)
+
+    it("survives random bytes after a prefix of a valid encoding", function()
+      local g = helper.prng(SEED)
+      for _, sample in ipairs(samples()) do
+        local s = mc.serialize(sample.value)
+        no_problem(decode_problem, generate(500, function()
+          return s:sub(1, g.int(1, #s)) .. g.bytes(g.int(0, 16))
+        end), sample.name)
+      end
+    end)
+
+    it("survives random strings made of the bytes valid encodings use", function()
+      local g = helper.prng(SEED + 1)
+      local parts = {}
+      for _, sample in ipairs(samples()) do parts[#parts + 1] = mc.serialize(sample.value) end
+      local alphabet = table.concat(parts)
+      no_problem(decode_problem, generate(5000, function()
+        return "\1" .. g.bytes(g.int(0, 64), alphabet)
+      end), "alphabet")
+    end)
+
+    it("survives 20,000 random byte strings #slow", function()
+      local g = helper.prng(SEED + 2)
+      no_problem(decode_problem, generate(20000, function()
+        return g.bytes(g.int(0, 64))
+      end), "random")
+    end)
+
+    it("survives 20,000 random strings that start with the version byte #slow", function()
+      local g = helper.prng(SEED + 3)
+      no_problem(decode_problem, generate(20000, function()
+        return "\1" .. g.bytes(g.int(0, 64))
+      end), "random after version byte")
+    end)
+
+    it("rejects a truncated 200,000-level encoding #slow", function()
+      local t = helper.chain(200000)
+      local s = mc.serialize(t)
+      assert(helper.same_chain(t, mc.deserialize(s)))
+      assert.is_nil(decode_error_problem(s:sub(1, math.floor(#s / 2))))
+      assert.is_nil(decode_error_problem(s:sub(1, -2)))
+    end)
+  end)
+end)

@@ -1,0 +1,378 @@
+-- Shared helpers for the messagechannel specs: version fallbacks, a
+-- deterministic byte generator, a graph-aware comparison of a value with its
+-- clone, deep-structure builders and the checks the decoder specs share.
+-- Every walk here is iterative and raw, so it works on 200,000-level
+-- structures and never runs a metamethod of the data it inspects.
+
+local mc = require "messagechannel"
+
+local M = {}
+
+local error, next, pcall, rawequal, rawget, select, tostring, type =
+  error, next, pcall, rawequal, rawget, select, tostring, type
+local concat = table.concat
+local char, format = string.char, string.format
+
+-- Version fallbacks, in one place.
+M.math_type = rawget(math, "type")                     -- nil before 5.3
+M.maxinteger = rawget(math, "maxinteger")
+M.mininteger = rawget(math, "mininteger")
+M.unpack = rawget(table, "unpack") or rawget(_G, "unpack")
+
+-- Special floats, computed at run time so no compiler folds them away.
+M.negzero = -1 / math.huge
+M.nan = 0 / 0
+
+function M.is_negzero(x)
+  return x == 0 and 1 / x == -math.huge
+end
+
+-- Every byte value 0..255 once, in order.
+do
+  local t = {}
+  for i = 0, 255 do t[i + 1] = char(i) end
+  M.all_bytes = concat(t)
+end
+
+-- Packs results with their count, so trailing nils are kept.
+function M.pack(...)
+  return { n = select("#", ...), ... }
+end
+
+function M.is_buffer(v)
+  return type(v) == "userdata" and tostring(v):find("^Buffer %(") ~= nil
+end
+
+-- True when x and y are the same number in every way a clone must keep:
+-- value, NaN-ness, the sign of zero and, on 5.3+, integer or float.
+function M.same_number(x, y)
+  if type(x) ~= "number" or type(y) ~= "number" then return false end
+  if M.math_type and M.math_type(x) ~= M.math_type(y) then return false end
+  if x ~= x then return y ~= y end
+  if x == 0 and y == 0 then return 1 / x == 1 / y end
+  return x == y
+end
+
+------------------------------------------------------------------------------
+-- A tiny deterministic generator (Park-Miller minimal standard LCG). Every
+-- product stays below 2^53, so it yields the same sequence with doubles
+-- (5.1, LuaJIT) and with integers (5.3+). math.random differs by version.
+------------------------------------------------------------------------------
+
+function M.prng(seed)
+  local state = seed % 2147483646 + 1
+  local g = {}
+  function g.next()
+    state = state * 16807 % 2147483647
+    return state
+  end
+  -- an integer in lo..hi
+  function g.int(lo, hi)
+    return lo + g.next() % (hi - lo + 1)
+  end
+  -- n random bytes, or n bytes drawn from the string alphabet
+  function g.bytes(n, alphabet)
+    local t = {}
+    for i = 1, n do
+      if alphabet then
+        local k = g.next() % #alphabet + 1
+        t[i] = alphabet:sub(k, k)
+      else
+        t[i] = char(g.next() % 256)
+      end
+    end
+    return concat(t)
+  end
+  return g
+end
+
+------------------------------------------------------------------------------
+-- Graph comparison
+------------------------------------------------------------------------------
+
+local function is_ref(v)
+  return type(v) == "table" or M.is_buffer(v)
+end
+
+-- Checks that b is a faithful clone of a: same primitive values, every table
+-- and Buffer of a matched one-to-one with a distinct new object of b (so
+-- shared references, cycles and tables used as keys keep their identity), no
+-- object of a reused in b. Metatables are not compared. Tables used as keys
+-- are matched through their other appearances, or when a table has exactly
+-- one such key. Returns true, or false and a message.
+function M.same_graph(a, b)
+  local map, back = {}, {}
+  local queue, head = {}, 1
+  local pending = {}       -- tables whose reference keys still need matching
+
+  local function pair(x, y, what)
+    local tx, ty = type(x), type(y)
+    if tx ~= ty then
+      return format("%s: %s in the original, %s in the clone", what, tx, ty)
+    end
+    if tx == "number" then
+      if not M.same_number(x, y) then
+        return format("%s: number %s became %s", what, tostring(x), tostring(y))
+      end
+      return nil
+    end
+    if is_ref(x) then
+      if not is_ref(y) then
+        return what .. ": a Buffer became another userdata"
+      end
+      if rawequal(x, y) then
+        return what .. ": the clone shares an object with the original"
+      end
+      local mx, my = map[x], back[y]
+      if mx == nil and my == nil then
+        map[x], back[y] = y, x
+        queue[#queue + 1] = x
+        return nil
+      end
+      if not rawequal(mx, y) then
+        return what .. ": identity not kept (one object cloned twice, or two merged)"
+      end
+      return nil
+    end
+    if not rawequal(x, y) then
+      return format("%s: %s became %s", what, tostring(x), tostring(y))
+    end
+    return nil
+  end
+
+  local function visit(x)
+    local y = map[x]
+    if type(x) ~= "table" then -- a Buffer
+      if #x ~= #y or x:sub() ~= y:sub() then
+        return "a Buffer's bytes differ in the clone"
+      end
+      return nil
+    end
+    if type(y) ~= "table" then return "a table became a Buffer" end
+    local nx, ny, refkeys = 0, 0, false
+    for k, v in next, x do
+      nx = nx + 1
+      if is_ref(k) then
+        refkeys = true
+      else
+        local yv = rawget(y, k)
+        if yv == nil then
+          return format("key %s is missing in the clone", tostring(k))
+        end
+        local err = pair(v, yv, "value at key " .. tostring(k))
+        if err then return err end
+      end
+    end
+    for _ in next, y do ny = ny + 1 end
+    if nx ~= ny then
+      return format("a table has %d entries, its clone %d", nx, ny)
+    end
+    if refkeys then pending[#pending + 1] = x end
+    return nil
+  end
+
+  -- Matches the reference keys of table x; returns done, err.
+  local function match_keys(x)
+    local y = map[x]
+    local ux, uy = {}, {}
+    for k in next, y do
+      if is_ref(k) and back[k] == nil then uy[#uy + 1] = k end
+    end
+    for k, v in next, x do
+      if is_ref(k) then
+        local yk = map[k]
+        if yk == nil then
+          ux[#ux + 1] = k
+        else
+          local yv = rawget(y, yk)
+          if yv == nil then return true, "a table key is missing in the clone" end
+          local err = pair(v, yv, "value at a table key")
+          if err then return true, err end
+        end
+      end
+    end
+    if #ux == 0 then return true end
+    if #ux == 1 and #uy == 1 then
+      local err = pair(ux[1], uy[1], "a table key")
+      if err then return true, err end
+      err = pair(rawget(x, ux[1]), rawget(y, uy[1]), "value at a table key")
+      return true, err
+    end
+    return false
+  end
+
+  local err = pair(a, b, "top level")
+  if err then return false, err end
+  repeat
+    while head <= #queue do
+      local x = queue[head]
+      queue[head] = nil
+      head = head + 1
+      err = visit(x)
+      if err then return false, err end
+    end
+    local progress, still = false, {}
+    for i = 1, #pending do
+      local done, kerr = match_keys(pending[i])
+      if kerr then return false, kerr end
+      if done then progress = true else still[#still + 1] = pending[i] end
+    end
+    pending = still
+  until not progress or #pending == 0
+  if #pending > 0 then
+    return false, "ambiguous table keys: give them another reference"
+  end
+  return true
+end
+
+------------------------------------------------------------------------------
+-- Deep structures
+------------------------------------------------------------------------------
+
+-- A chain of `depth` tables linked by the field `next`; the last one holds
+-- bottom = depth.
+function M.chain(depth)
+  local root = {}
+  local cur = root
+  for _ = 2, depth do
+    local t = {}
+    cur.next = t
+    cur = t
+  end
+  cur.bottom = depth
+  return root
+end
+
+-- Checks that clone is a distinct copy of the chain orig; true or false, msg.
+function M.same_chain(orig, clone)
+  local depth = 0
+  while orig do
+    depth = depth + 1
+    if type(clone) ~= "table" then
+      return false, format("level %d is not a table in the clone", depth)
+    end
+    if rawequal(orig, clone) then
+      return false, format("level %d is shared with the original", depth)
+    end
+    if orig.bottom ~= clone.bottom then
+      return false, format("level %d: bottom mark differs", depth)
+    end
+    orig, clone = orig.next, clone.next
+  end
+  if clone ~= nil then return false, "the clone is deeper than the original" end
+  return true
+end
+
+-- A chain of `depth` tables where each table is the only key of its parent
+-- (parent[child] = level); the last one holds bottom = depth.
+function M.key_chain(depth)
+  local root = {}
+  local cur = root
+  for level = 2, depth do
+    local t = {}
+    cur[t] = level
+    cur = t
+  end
+  cur.bottom = depth
+  return root
+end
+
+function M.same_key_chain(orig, clone)
+  local level = 1
+  while true do
+    if type(clone) ~= "table" or rawequal(orig, clone) then
+      return false, format("level %d is not a new table", level)
+    end
+    local ko, vo = next(orig)
+    local kc, vc = next(clone)
+    if next(clone, kc) ~= nil then
+      return false, format("level %d has more than one entry", level)
+    end
+    if type(ko) ~= "table" then
+      if ko ~= kc or vo ~= vc then
+        return false, format("level %d: bottom mark differs", level)
+      end
+      return true
+    end
+    if vo ~= vc then
+      return false, format("level %d: value differs", level)
+    end
+    orig, clone, level = ko, kc, level + 1
+  end
+end
+
+------------------------------------------------------------------------------
+-- Error checks
+------------------------------------------------------------------------------
+
+-- The message of a call that must fail; raises (failing the spec) when the
+-- call succeeds or raises a non-string.
+function M.error_of(fn, ...)
+  local ok, err = pcall(fn, ...)
+  if ok then error("expected an error, the call succeeded", 2) end
+  if type(err) ~= "string" then
+    error("expected a string error, got " .. type(err), 2)
+  end
+  return err
+end
+
+function M.ends_with(s, suffix)
+  return s:sub(-#suffix) == suffix
+end
+
+-- nil when err is a DataCloneError naming a byte offset, else what it is.
+local function classify_decode_error(err)
+  if type(err) ~= "string" then
+    return "raised a " .. type(err)
+  end
+  if not err:find("DataCloneError:", 1, true) then
+    return "raised " .. err
+  end
+  if not err:find("at byte %d+") then
+    return "error without a byte offset: " .. err
+  end
+  return nil
+end
+
+-- Decodes s, which must fail; returns nil when it raised a DataCloneError
+-- naming a byte offset, else a description of what happened.
+function M.decode_error_problem(s)
+  local ok, err = pcall(mc.deserialize, s)
+  if ok then return "decoded without an error" end
+  return classify_decode_error(err)
+end
+
+-- Types a decoder may produce.
+local cloneable = { ["nil"] = true, boolean = true, number = true,
+                    string = true, table = true }
+
+-- Decodes s and returns nil when the outcome is allowed: a DataCloneError
+-- naming a byte offset, or data made only of cloneable values. Otherwise
+-- returns a description of what went wrong.
+function M.decode_problem(s)
+  local ok, res = pcall(mc.deserialize, s)
+  if not ok then return classify_decode_error(res) end
+  local seen, stack = {}, { res }
+  while #stack > 0 do
+    local v = stack[#stack]
+    stack[#stack] = nil
+    if not cloneable[type(v)] and not M.is_buffer(v) then
+      return "decoded a " .. type(v)
+    end
+    if type(v) == "table" and not seen[v] then
+      seen[v] = true
+      for k, x in next, v do
+        stack[#stack + 1] = k
+        stack[#stack + 1] = x
+      end
+    end
+  end
+  return nil
+end
+
+-- Printable form of a byte string, for failure messages.
+function M.hex(s)
+  return (s:gsub(".", function(c) return format("%02x", c:byte()) end))
+end
+
+return M
