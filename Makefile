@@ -42,7 +42,7 @@ SAN_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all \
 SAN_PRELOAD = $(shell $(CC) -print-file-name=libasan.so) \
               $(shell $(CC) -print-file-name=libubsan.so)
 
-.PHONY: all demo test check valgrind lint bench deps rock specs clean
+.PHONY: all demo run-demo run-bench test check valgrind lint bench deps rock specs clean
 
 all: $(foreach v,$(LUAS),build/$v/messagechannel/core.so)
 
@@ -59,10 +59,14 @@ build/asan-%/messagechannel/core.so: $(SRCS) $(HDRS)
 deps:
 	@sh .ci/deps $(DEB_PACKAGES)
 
-demo: deps all
-	@for v in $(firstword $(filter 5.4,$(LUAS)) $(LUAS)); do \
-	  $(call RUN_ENV,$$v) $$( [ $$v = luajit ] && echo luajit || echo lua$$v ) \
-	    examples/demo.lua; break; done
+# deps may install Lua, so what needs the list of Luas runs in a new make.
+demo: deps
+	@$(MAKE) --no-print-directory run-demo
+
+run-demo: all
+	@test -n "$(LUAS)" || { echo "no Lua with headers found: run make deps"; exit 1; }
+	@v=$(firstword $(filter 5.4,$(LUAS)) $(LUAS)); \
+	  $(call RUN_ENV,$$v) $$( [ $$v = luajit ] && echo luajit || echo lua$$v ) examples/demo.lua
 
 # One busted run per Lua version, then one closing line for all of them.
 specs: all
@@ -133,7 +137,10 @@ rock:
 	  rm -rf $$tmp; \
 	done
 
-bench: all
+bench: deps
+	@$(MAKE) --no-print-directory run-bench
+
+run-bench: all
 	@for v in $(filter 5.4 luajit,$(LUAS)); do \
 	  bin=$$( [ $$v = luajit ] && echo luajit || echo lua$$v ); \
 	  $(call RUN_ENV,$$v) $$bin bench/clone.lua || exit 1; \

@@ -8,6 +8,7 @@
 ** found before it. Neither side recurses, and neither keeps more than a few
 ** slots of the Lua stack, so nesting depth is bounded only by memory.
 */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -496,6 +497,26 @@ static void push_segment (lua_State *L, int k) {
   }
 }
 
+/* Pushes segs[n] .. segs[1]; a long path keeps its two ends. */
+static void join_segments (lua_State *L, int segs, int n) {
+  enum { ENDS = 16 };
+  luaL_Buffer b;
+  int i;
+  luaL_buffinit(L, &b);
+  for (i = n; i >= 1; i--) {
+    if (n > 3 * ENDS && i == n - ENDS) {
+      char gap[48];
+      snprintf(gap, sizeof gap, "...(%d more)...", n - 2 * ENDS);
+      luaL_addstring(&b, gap);
+      i = ENDS + 1;
+      continue;
+    }
+    lua_rawgeti(L, segs, i);
+    luaL_addvalue(&b);
+  }
+  luaL_pushresult(&b);
+}
+
 /*
 ** Pushes the path from table `root` to table `target`, breadth-first (a
 ** shortest one), "" when they are the same. A table reached only as a key
@@ -544,11 +565,12 @@ static void push_path (lua_State *L, int root, int target) {
     }
     lua_pop(L, 1);
   }
-  /* walk up from target, pushing segments, then join them in order */
-  lua_pushvalue(L, target);  /* cur */
+  /* walk up from target, collecting the segments last first */
+  lua_newtable(L);  /* segs */
+  lua_pushvalue(L, target);  /* segs, cur */
   while (!lua_rawequal(L, -1, root)) {
     lua_pushvalue(L, -1);
-    lua_rawget(L, keyof);  /* cur, key */
+    lua_rawget(L, keyof);  /* segs, cur, key */
     if (lua_isnil(L, -1)) {  /* not reachable: cannot happen */
       lua_pop(L, 1);
       break;
@@ -557,13 +579,12 @@ static void push_path (lua_State *L, int root, int target) {
       lua_pushliteral(L, "<key>");
     else
       push_segment(L, lua_gettop(L));
-    lua_replace(L, -2);  /* cur, seg */
-    lua_insert(L, queue + 1);  /* segments stay in order below cur */
-    n++;
-    lua_rawget(L, parent);  /* parent of cur */
+    lua_rawseti(L, -4, ++n);  /* segs, cur, key */
+    lua_pop(L, 1);
+    lua_rawget(L, parent);  /* segs, parent of cur */
   }
   lua_pop(L, 1);
-  lua_concat(L, n);  /* "" when n is 0 */
+  join_segments(L, lua_gettop(L), n);
   lua_replace(L, parent);
   lua_settop(L, parent);
 }
@@ -572,6 +593,7 @@ static void push_path (lua_State *L, int root, int target) {
 ** the path from the top-level value at stack index root. */
 static void clone_fail (lua_State *L, int root, const char *what,
                         const Where *w) {
+  luaL_checkstack(L, 40, "error message");
   lua_pushfstring(L, "DataCloneError: %s is not cloneable", what);
   if (w->t != 0) {
     push_path(L, root, w->t);
@@ -866,20 +888,28 @@ static void decode (lua_State *L, Scratch *s, int sidx,
 
 /*
 ** {======================================================
-** Direct copy: structuredClone within one Lua state. The same walk and the
-** same rules as the encoder, without the bytes in between; strings are
-** immutable, so the copy shares them instead of making them again.
+** Direct copy: structuredClone within one Lua state. The same rules as the
+** encoder, without the bytes in between; strings are immutable, so the copy
+** shares them instead of making them again. Bodies are copied depth first
+** while the depth is small, with the tables on the Lua stack; deeper tables
+** wait in a queue and are copied from depth 0 later, so C recursion stays
+** bounded and any nesting works.
 ** =======================================================
 */
+
+#define COPY_DEPTH 64
 
 typedef struct Copy {
   lua_State *L;
   Scratch *s;
   int sidx;
   int root;
-  int src, dst;  /* stack indices of the tables id -> original, id -> copy */
+  int dst;       /* stack index of the table id -> copy */
+  int deferred;  /* stack index of the array of originals waiting */
   int mt2name;
+  int depth;
   uint32_t nobjs;
+  int ndeferred;
 } Copy;
 
 static void copy_fail (Copy *c, const char *what, const Where *w) {
@@ -887,8 +917,8 @@ static void copy_fail (Copy *c, const char *what, const Where *w) {
   clone_fail(c->L, c->root, what, w);
 }
 
-/* Records the original at idx (address p) and its copy, at the top. */
-static void copy_newobj (Copy *c, int idx, const void *p) {
+/* Records the copy at the top as the copy of the object at address p. */
+static void copy_newobj (Copy *c, const void *p) {
   lua_State *L = c->L;
   uint32_t id = c->nobjs;
   if (id == MC_NOID - 1 || !mc_ptrmap_add(&c->s->seen, p, id)) {
@@ -896,10 +926,29 @@ static void copy_newobj (Copy *c, int idx, const void *p) {
     luaL_error(L, "not enough memory");
   }
   c->nobjs++;
-  lua_pushvalue(L, idx);
-  lua_rawseti(L, c->src, (int)id + 1);
   lua_pushvalue(L, -1);
   lua_rawseti(L, c->dst, (int)id + 1);
+}
+
+static void copy_value (Copy *c, int idx, const Where *w);
+
+/* Copies the pairs of table t into table d. */
+static void copy_body (Copy *c, int t, int d) {
+  lua_State *L = c->L;
+  Where w;
+  w.t = t;
+  w.k = lua_gettop(L) + 1;
+  w.i = 0;
+  luaL_checkstack(L, 8, "copy");
+  lua_pushnil(L);
+  while (lua_next(L, t)) {  /* k, v */
+    w.askey = 1;
+    copy_value(c, w.k, &w);
+    w.askey = 0;
+    copy_value(c, w.k + 1, &w);  /* k, v, k', v' */
+    lua_rawset(L, d);
+    lua_pop(L, 1);
+  }
 }
 
 static void copy_table (Copy *c, int idx) {
@@ -931,7 +980,20 @@ static void copy_table (Copy *c, int idx) {
       lua_setmetatable(L, -2);
     }
   }
-  copy_newobj(c, idx, p);
+  copy_newobj(c, p);
+  if (n == 0)
+    return;
+  if (c->depth < COPY_DEPTH) {
+    c->depth++;
+    copy_body(c, idx, lua_gettop(L));
+    c->depth--;
+  }
+  else {  /* its copy is found again by id: keep the original in line */
+    if (c->ndeferred == INT_MAX - 1)
+      luaL_error(L, "not enough memory");
+    lua_pushvalue(L, idx);
+    lua_rawseti(L, c->deferred, ++c->ndeferred);
+  }
 }
 
 /* Pushes the copy of the value at idx. */
@@ -957,7 +1019,7 @@ static void copy_value (Copy *c, int idx, const Where *w) {
       if (b->detached)
         copy_fail(c, "detached Buffer", w);
       mc_buffer_push(L, b->data, b->len);
-      copy_newobj(c, idx, b);
+      copy_newobj(c, b);
       break;
     }
     case LUA_TLIGHTUSERDATA:
@@ -973,7 +1035,7 @@ static void copy_value (Copy *c, int idx, const Where *w) {
 static void copy (lua_State *L, int idx) {
   Copy c;
   Where w;
-  uint32_t id;
+  int i;
   memset(&w, 0, sizeof w);
   c.L = L;
   c.root = mc_absindex(L, idx);
@@ -982,31 +1044,21 @@ static void copy (lua_State *L, int idx) {
   lua_newtable(L);
   lua_newtable(L);
   lua_rawgeti(L, lua_upvalueindex(1), STATE_MT2NAME);
-  c.src = c.sidx + 1;
-  c.dst = c.sidx + 2;
+  c.dst = c.sidx + 1;
+  c.deferred = c.sidx + 2;
   c.mt2name = c.sidx + 3;
+  c.depth = 0;
   c.nobjs = 0;
-  copy_value(&c, c.root, &w);  /* scratch, src, dst, mt2name, copy */
-  for (id = 0; id < c.nobjs; id++) {
+  c.ndeferred = 0;
+  copy_value(&c, c.root, &w);  /* scratch, dst, deferred, mt2name, copy */
+  for (i = 1; i <= c.ndeferred; i++) {  /* the queue grows as it goes */
     int t = c.mt2name + 2;
-    lua_rawgeti(L, c.src, (int)id + 1);
-    if (!lua_istable(L, -1)) {  /* a Buffer: no body */
-      lua_pop(L, 1);
-      continue;
-    }
-    lua_rawgeti(L, c.dst, (int)id + 1);  /* t, d */
-    w.t = t;
-    w.k = t + 2;
-    lua_pushnil(L);
-    while (lua_next(L, t)) {  /* t, d, k, v */
-      w.askey = 1;
-      copy_value(&c, t + 2, &w);
-      w.askey = 0;
-      copy_value(&c, t + 3, &w);  /* t, d, k, v, k', v' */
-      lua_rawset(L, t + 1);
-      lua_pop(L, 1);
-    }
+    lua_rawgeti(L, c.deferred, i);
+    lua_rawgeti(L, c.dst, (int)mc_ptrmap_get(&c.s->seen, lua_topointer(L, t)) + 1);
+    copy_body(&c, t, t + 1);
     lua_pop(L, 2);
+    lua_pushnil(L);
+    lua_rawseti(L, c.deferred, i);  /* let it go */
   }
   give_scratch(L, c.sidx, c.s);
   lua_replace(L, c.sidx);
