@@ -128,18 +128,8 @@ describe("registered metatables", function()
       end)
 
       it("fills the clone without running the registered metamethods", function()
-        local log = {}
-        local function trap(name)
-          return function()
-            log[#log + 1] = name
-            error("metamethod " .. name .. " ran", 2)
-          end
-        end
-        local mt = {}
-        for _, e in ipairs({ "__index", "__newindex", "__pairs", "__len",
-                             "__eq", "__call", "__tostring" }) do
-          mt[e] = trap(e)
-        end
+        local mt, log = helper.trap_metatable({ "__index", "__newindex",
+          "__pairs", "__len", "__eq", "__call", "__tostring" })
         local name = "spec04.traps." .. way.name
         mc.register(name, mt)
         local inner = setmetatable({ 1, 2 }, mt)

@@ -375,4 +375,17 @@ function M.hex(s)
   return (s:gsub(".", function(c) return format("%02x", c:byte()) end))
 end
 
+-- A metatable whose every listed metamethod raises, and the log of those
+-- that ran: a clone that traverses raw leaves the log empty.
+function M.trap_metatable(events)
+  local log, mt = {}, {}
+  for _, e in ipairs(events) do
+    mt[e] = function()
+      log[#log + 1] = e
+      error("metamethod " .. e .. " ran", 2)
+    end
+  end
+  return mt, log
+end
+
 return M

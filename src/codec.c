@@ -283,6 +283,22 @@ typedef struct Where {
   int askey;
 } Where;
 
+/* For a value that is not nil, a boolean, a number, a string or a table:
+** what makes it not cloneable, or NULL for a Buffer, stored in *b. */
+static const char *not_cloneable (lua_State *L, int idx, mc_Buffer **b) {
+  switch (lua_type(L, idx)) {
+    case LUA_TUSERDATA:
+      *b = mc_buffer_test(L, idx);
+      if (*b == NULL)
+        return "userdata";
+      return (*b)->detached ? "detached Buffer" : NULL;
+    case LUA_TLIGHTUSERDATA:
+      return "light userdata";
+    default:
+      return lua_typename(L, lua_type(L, idx));
+  }
+}
+
 static void enc_fail (Enc *e, const char *what, const Where *w);
 static void clone_fail (lua_State *L, int root, const char *what,
                         const Where *w);
@@ -310,30 +326,21 @@ static void enc_value (Enc *e, int idx, const Where *w) {
     case LUA_TTABLE:
       enc_table(e, idx);
       break;
-    case LUA_TUSERDATA: {
-      mc_Buffer *b = mc_buffer_test(L, idx);
+    default: {
+      mc_Buffer *b = NULL;
+      const char *bad = not_cloneable(L, idx, &b);
       uint32_t id;
-      if (b == NULL) {
-        enc_fail(e, "userdata", w);
-        break;
-      }
+      if (bad != NULL)
+        enc_fail(e, bad, w);
       id = mc_ptrmap_get(&e->s->seen, b);
-      if (id != MC_NOID) {
+      if (id != MC_NOID)
         enc_tag_varint(e, TAG_REF, id);
-        break;
+      else {
+        enc_newobj(e, idx, b, NOTABLE);
+        enc_bytes(e, TAG_BUFFER, (const char *)b->data, b->len);
       }
-      if (b->detached)
-        enc_fail(e, "detached Buffer", w);
-      enc_newobj(e, idx, b, NOTABLE);
-      enc_bytes(e, TAG_BUFFER, (const char *)b->data, b->len);
       break;
     }
-    case LUA_TLIGHTUSERDATA:
-      enc_fail(e, "light userdata", w);
-      break;
-    default:
-      enc_fail(e, lua_typename(L, lua_type(L, idx)), w);
-      break;
   }
 }
 
@@ -1006,28 +1013,21 @@ static void copy_value (Copy *c, int idx, const Where *w) {
     case LUA_TTABLE:
       copy_table(c, idx);
       break;
-    case LUA_TUSERDATA: {
-      mc_Buffer *b = mc_buffer_test(L, idx);
+    default: {
+      mc_Buffer *b = NULL;
+      const char *bad = not_cloneable(L, idx, &b);
       uint32_t id;
-      if (b == NULL)
-        copy_fail(c, "userdata", w);
+      if (bad != NULL)
+        copy_fail(c, bad, w);
       id = mc_ptrmap_get(&c->s->seen, b);
-      if (id != MC_NOID) {
+      if (id != MC_NOID)
         lua_rawgeti(L, c->dst, (int)id + 1);
-        break;
+      else {
+        mc_buffer_push(L, b->data, b->len);
+        copy_newobj(c, b);
       }
-      if (b->detached)
-        copy_fail(c, "detached Buffer", w);
-      mc_buffer_push(L, b->data, b->len);
-      copy_newobj(c, b);
       break;
     }
-    case LUA_TLIGHTUSERDATA:
-      copy_fail(c, "light userdata", w);
-      break;
-    default:
-      copy_fail(c, lua_typename(L, lua_type(L, idx)), w);
-      break;
   }
 }
 
