@@ -23,7 +23,7 @@ static mc_Buffer *check_live (lua_State *L) {
 }
 
 mc_Buffer *mc_buffer_push (lua_State *L, const void *src, size_t len) {
-  mc_Buffer *b = (mc_Buffer *)mc_newuserdata(L, sizeof(mc_Buffer));
+  mc_Buffer *b = (mc_Buffer *)mc_newuserdata(L, sizeof(mc_Buffer), 0);
   b->data = NULL;
   b->len = 0;
   b->detached = 0;

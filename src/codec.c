@@ -88,7 +88,7 @@ static Scratch *take_scratch (lua_State *L) {
     return s;
   }
   lua_pop(L, 1);
-  s = (Scratch *)mc_newuserdata(L, sizeof(Scratch));
+  s = (Scratch *)mc_newuserdata(L, sizeof(Scratch), 0);
   memset(s, 0, sizeof(Scratch));
   luaL_getmetatable(L, SCRATCH_MT);
   lua_setmetatable(L, -2);

@@ -19,9 +19,9 @@
 #endif
 
 #if LUA_VERSION_NUM >= 504
-#define mc_newuserdata(L, sz) lua_newuserdatauv(L, (sz), 1)
+#define mc_newuserdata(L, sz, nuv) lua_newuserdatauv(L, (sz), (nuv))
 #else
-#define mc_newuserdata(L, sz) lua_newuserdata(L, (sz))
+#define mc_newuserdata(L, sz, nuv) lua_newuserdata(L, (sz))
 #endif
 
 #if LUA_VERSION_NUM == 501
