@@ -129,6 +129,29 @@ static int grow_objs (Scratch *s, size_t n) {
 
 
 /*
+** Registered metatables are set once the whole value is built, so that a
+** clone that fails half way leaves no half-filled object for a __gc to
+** see. Until then they wait in table tbl at keys -1, -2, ...: each object,
+** then its metatable.
+*/
+static void defer_metatable (lua_State *L, int tbl, int *n) {
+  lua_pushvalue(L, -2);  /* obj, mt, obj */
+  lua_rawseti(L, tbl, -(++*n));
+  lua_rawseti(L, tbl, -(++*n));  /* obj */
+}
+
+static void set_metatables (lua_State *L, int tbl, int n) {
+  int i;
+  for (i = 1; i < n; i += 2) {
+    lua_rawgeti(L, tbl, -i);
+    lua_rawgeti(L, tbl, -(i + 1));  /* obj, mt */
+    lua_setmetatable(L, -2);
+    lua_pop(L, 1);
+  }
+}
+
+
+/*
 ** {======================================================
 ** Encoder
 ** =======================================================
@@ -605,7 +628,7 @@ static void clone_fail (lua_State *L, int root, const char *what,
   if (w->t != 0) {
     push_path(L, root, w->t);
     if (w->askey) {
-      if (lua_rawlen(L, -1) == 0)
+      if (mc_rawlen(L, -1) == 0)
         lua_pushliteral(L, " (as a key at top level)");
       else
         lua_pushfstring(L, " (as a key in %s)", lua_tostring(L, -1));
@@ -647,6 +670,7 @@ typedef struct Dec {
   size_t n, pos;
   size_t claimed;  /* table slots announced so far; at most n */
   uint32_t nobjs;
+  int nmeta;       /* see defer_metatable */
 } Dec;
 
 static void dec_fail (Dec *d, const char *what) {
@@ -672,6 +696,8 @@ static uint64_t dec_varint (Dec *d) {
     c = d->p[d->pos];
     if (shift == 63 && c > 1)
       dec_fail(d, "varint overflow");
+    if (c == 0 && shift > 0)  /* a zero last group: not the shortest form */
+      dec_fail(d, "overlong varint");
     d->pos++;
     v |= (uint64_t)(c & 0x7f) << shift;
     if (c < 0x80)
@@ -741,8 +767,8 @@ static void dec_table (Dec *d, int tag) {
     d->pos += len;
     lua_remove(L, -2);  /* mt */
     lua_createtable(L, size_hint(narr), size_hint(nhash));
-    lua_insert(L, -2);
-    lua_setmetatable(L, -2);
+    lua_insert(L, -2);  /* t, mt */
+    defer_metatable(L, d->refs, &d->nmeta);
   }
   else
     lua_createtable(L, size_hint(narr), size_hint(nhash));
@@ -871,6 +897,7 @@ static void decode (lua_State *L, Scratch *s, int sidx,
   d.pos = 0;
   d.claimed = 0;
   d.nobjs = 0;
+  d.nmeta = 0;
   if (n == 0)
     dec_fail(&d, "empty input");
   if (p[0] != FORMAT_VERSION)
@@ -887,6 +914,7 @@ static void decode (lua_State *L, Scratch *s, int sidx,
   }
   if (d.pos != n)
     dec_fail(&d, "trailing bytes after the value");
+  set_metatables(L, d.refs, d.nmeta);
   lua_remove(L, d.refs);
 }
 
@@ -917,6 +945,7 @@ typedef struct Copy {
   int depth;
   uint32_t nobjs;
   int ndeferred;
+  int nmeta;     /* see defer_metatable */
 } Copy;
 
 static void copy_fail (Copy *c, const char *what, const Where *w) {
@@ -973,7 +1002,7 @@ static void copy_table (Copy *c, int idx) {
     lua_pop(L, 1);
     n++;
   }
-  narr = lua_rawlen(L, idx);
+  narr = mc_rawlen(L, idx);
   if (narr > n)
     narr = n;
   lua_createtable(L, size_hint(narr), size_hint(n - narr));
@@ -984,7 +1013,7 @@ static void copy_table (Copy *c, int idx) {
       lua_pop(L, 2);
     else {
       lua_pop(L, 1);
-      lua_setmetatable(L, -2);
+      defer_metatable(L, c->dst, &c->nmeta);
     }
   }
   copy_newobj(c, p);
@@ -1050,6 +1079,7 @@ static void copy (lua_State *L, int idx) {
   c.depth = 0;
   c.nobjs = 0;
   c.ndeferred = 0;
+  c.nmeta = 0;
   copy_value(&c, c.root, &w);  /* scratch, dst, deferred, mt2name, copy */
   for (i = 1; i <= c.ndeferred; i++) {  /* the queue grows as it goes */
     int t = c.mt2name + 2;
@@ -1060,6 +1090,7 @@ static void copy (lua_State *L, int idx) {
     lua_pushnil(L);
     lua_rawseti(L, c.deferred, i);  /* let it go */
   }
+  set_metatables(L, c.dst, c.nmeta);
   give_scratch(L, c.sidx, c.s);
   lua_replace(L, c.sidx);
   lua_settop(L, c.sidx);
@@ -1076,7 +1107,8 @@ int mc_structured_clone (lua_State *L) {
     if (!lua_isnil(L, -1)) {
       if (!lua_istable(L, -1))
         luaL_argerror(L, 2, "'transfer' must be an array");
-      if (lua_rawlen(L, -1) > 0) {
+      lua_pushnil(L);
+      if (lua_next(L, -2)) {
         lua_pushliteral(L, "DataCloneError: transfer lists are not "
                            "supported by this version");
         lua_error(L);

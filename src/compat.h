@@ -26,7 +26,7 @@
 
 #if LUA_VERSION_NUM == 501
 
-#define lua_rawlen(L, i) lua_objlen(L, (i))
+#define mc_rawlen(L, i) lua_objlen(L, (i))
 #define mc_absindex(L, i) \
   (((i) > 0 || (i) <= LUA_REGISTRYINDEX) ? (i) : lua_gettop(L) + (i) + 1)
 
@@ -56,6 +56,7 @@ static inline void *mc_testudata (lua_State *L, int i, const char *tname) {
 
 #else
 
+#define mc_rawlen(L, i) lua_rawlen(L, (i))
 #define mc_absindex(L, i) lua_absindex(L, (i))
 #define mc_setfuncs luaL_setfuncs
 #define mc_testudata luaL_testudata
