@@ -85,7 +85,7 @@ specs: all
 	  echo "Lua $$v: $${s:-0} passed, $${f:-1} failed"; \
 	  pass=$$((pass + $${s:-0})); fail=$$((fail + $${f:-1})); \
 	done; \
-	echo "specs: $$pass passed, $$fail failed"; \
+	echo "specs: $$pass passed, $$fail failed" | tee build/specs.total; \
 	test -z "$$bad" || { echo "specs failed on:$$bad (logs in build/specs-*.log)"; exit 1; }
 
 test: deps
@@ -93,7 +93,8 @@ test: deps
 	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory check
 	@$(MAKE) --no-print-directory rock
-	@echo "make test: all checks passed"
+	@echo "make test: lint, sanitizers and luarocks install all passed"
+	@sed 's/^specs:/total:/' build/specs.total
 
 check: $(foreach v,$(SAN_LUAS),build/asan-$v/messagechannel/core.so)
 	@test -n "$(SAN_LUAS)" || { echo "check needs lua5.4 or luajit: run make deps"; exit 1; }
