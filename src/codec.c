@@ -1,7 +1,8 @@
 /*
-** codec.c: the structured-clone codec. Lua values <-> the byte format of
-** docs/FORMAT.md, and the Lua functions built on it (structuredClone,
-** serialize, deserialize, register).
+** codec.c: structured clone. Lua values <-> the byte format of
+** docs/FORMAT.md (serialize, deserialize: the form messages wait in), a
+** direct table-to-table copy with the same rules (structuredClone), and
+** the registry of metatables that travel by name (register).
 **
 ** Tables are written breadth-first: a table's first reference creates it
 ** (with its sizes), its body comes later, after the bodies of the tables
@@ -881,8 +882,8 @@ static void dec_body (Dec *d, int t, uint32_t narr, uint32_t nhash) {
 }
 
 /* Decodes n bytes at p and pushes the value. The scratch s, taken, is at
-** stack index sidx; its objs are used, its bytes are not (p may be them).
-** On error the scratch is given back. */
+** stack index sidx; only its objs are used, so p may be its bytes. On
+** error the scratch is given back. */
 static void decode (lua_State *L, Scratch *s, int sidx,
                     const unsigned char *p, size_t n) {
   Dec d;
