@@ -20,11 +20,13 @@ LDSHARED = -shared
 SRCS = src/core.c src/codec.c src/buffer.c src/bytes.c
 HDRS = src/mc.h src/compat.h
 
-# The Lua versions: interpreter name, pkg-config name, build dir.
+# The Lua versions (build dir names). Each one's interpreter and pkg-config
+# module are both named lua5.x, or luajit.
 ALL_LUAS = 5.1 5.2 5.3 5.4 luajit
-lua_bin   = $(if $(filter luajit,$1),luajit,lua$1)
-lua_pc    = $(if $(filter luajit,$1),luajit,lua$1)
-have_lua  = $(and $(shell command -v $(call lua_bin,$1)),$(shell pkg-config --exists $(call lua_pc,$1) && echo y))
+lua_name  = $(if $(filter luajit,$1),luajit,lua$1)
+have_lua  = $(and $(shell command -v $(call lua_name,$1)),$(shell pkg-config --exists $(call lua_name,$1) && echo y))
+# The same mapping in a recipe's shell loop over $$v.
+SH_LUA    = $$( [ $$v = luajit ] && echo luajit || echo lua$$v )
 LUAS     := $(foreach v,$(ALL_LUAS),$(if $(call have_lua,$v),$v))
 SAN_LUAS := $(filter 5.4 luajit,$(LUAS))
 
@@ -48,13 +50,13 @@ all: $(foreach v,$(LUAS),build/$v/messagechannel/core.so)
 
 build/%/messagechannel/core.so: $(SRCS) $(HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(ALLFLAGS) $$(pkg-config --cflags $(call lua_pc,$*)) $(LDSHARED) \
+	$(CC) $(ALLFLAGS) $$(pkg-config --cflags $(call lua_name,$*)) $(LDSHARED) \
 	  -o $@ $(SRCS)
 
 build/asan-%/messagechannel/core.so: $(SRCS) $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) -std=c99 -fPIC $(WARN) -O1 -g $(SAN_FLAGS) \
-	  $$(pkg-config --cflags $(call lua_pc,$*)) $(LDSHARED) -o $@ $(SRCS)
+	  $$(pkg-config --cflags $(call lua_name,$*)) $(LDSHARED) -o $@ $(SRCS)
 
 deps:
 	@sh .ci/deps $(DEB_PACKAGES)
@@ -66,14 +68,14 @@ demo: deps
 run-demo: all
 	@test -n "$(LUAS)" || { echo "no Lua with headers found: run make deps"; exit 1; }
 	@v=$(firstword $(filter 5.4,$(LUAS)) $(LUAS)); \
-	  $(call RUN_ENV,$$v) $$( [ $$v = luajit ] && echo luajit || echo lua$$v ) examples/demo.lua
+	  $(call RUN_ENV,$$v) $(SH_LUA) examples/demo.lua
 
 # One busted run per Lua version, then one closing line for all of them.
 specs: all
 	@test -n "$(LUAS)" || { echo "no Lua with headers found: run make deps"; exit 1; }
 	@pass=0; fail=0; bad=""; \
 	for v in $(LUAS); do \
-	  bin=$$( [ $$v = luajit ] && echo luajit || echo lua$$v ); \
+	  bin=$(SH_LUA); \
 	  echo "== specs on $$($$bin -v 2>&1 | head -1)"; \
 	  $(call RUN_ENV,$$v) $$bin $(BUSTED) -o utfTerminal spec > build/specs-$$v.log 2>&1; \
 	  rc=$$?; tail -n 30 build/specs-$$v.log | grep -v '^$$' | tail -n 12; \
@@ -99,7 +101,7 @@ test: deps
 check: $(foreach v,$(SAN_LUAS),build/asan-$v/messagechannel/core.so)
 	@test -n "$(SAN_LUAS)" || { echo "check needs lua5.4 or luajit: run make deps"; exit 1; }
 	@for v in $(SAN_LUAS); do \
-	  bin=$$( [ $$v = luajit ] && echo luajit || echo lua$$v ); \
+	  bin=$(SH_LUA); \
 	  echo "== ASan+UBSan specs on $$bin"; \
 	  LD_PRELOAD="$(SAN_PRELOAD)" ASAN_OPTIONS=detect_leaks=$$( [ $$v = luajit ] && echo 0 || echo 1 ) \
 	    UBSAN_OPTIONS=print_stacktrace=1 \
@@ -143,7 +145,7 @@ bench: deps
 
 run-bench: all
 	@for v in $(filter 5.4 luajit,$(LUAS)); do \
-	  bin=$$( [ $$v = luajit ] && echo luajit || echo lua$$v ); \
+	  bin=$(SH_LUA); \
 	  $(call RUN_ENV,$$v) $$bin bench/clone.lua || exit 1; \
 	done
 

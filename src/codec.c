@@ -255,8 +255,8 @@ static void enc_bytes (Enc *e, int tag, const char *s, size_t len) {
   e->s->out.n += h + len;
 }
 
-/* Gives the object at idx (address p) the next id; returns it. */
-static uint32_t enc_newobj (Enc *e, int idx, const void *p, size_t hdr) {
+/* Gives the object at idx (address p) the next id. */
+static void enc_newobj (Enc *e, int idx, const void *p, size_t hdr) {
   uint32_t id = e->nobjs;
   if (id == MC_NOID - 1 || !grow_objs(e->s, id)
       || !mc_ptrmap_add(&e->s->seen, p, id))
@@ -265,7 +265,6 @@ static uint32_t enc_newobj (Enc *e, int idx, const void *p, size_t hdr) {
   e->nobjs++;
   lua_pushvalue(e->L, idx);
   lua_rawseti(e->L, e->queue, (int)id + 1);
-  return id;
 }
 
 static void enc_table (Enc *e, int idx) {
