@@ -14,10 +14,11 @@ CC      ?= cc
 WARN     = -Wall -Wextra -pedantic -Wshadow -Wmissing-prototypes \
            -Wdeclaration-after-statement -Werror
 CFLAGS  ?= -O2 -g
-ALLFLAGS = -std=c99 -fPIC $(WARN) $(CFLAGS)
+BASEFLAGS = -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -pthread $(WARN)
+ALLFLAGS = $(BASEFLAGS) $(CFLAGS)
 LDSHARED = -shared
 
-SRCS = src/core.c src/codec.c src/buffer.c src/bytes.c
+SRCS = src/core.c src/codec.c src/buffer.c src/bytes.c src/port.c src/pipe.c
 HDRS = src/mc.h src/compat.h
 
 # The Lua versions (build dir names). Each one's interpreter and pkg-config
@@ -55,7 +56,7 @@ build/%/messagechannel/core.so: $(SRCS) $(HDRS)
 
 build/asan-%/messagechannel/core.so: $(SRCS) $(HDRS)
 	@mkdir -p $(@D)
-	$(CC) -std=c99 -fPIC $(WARN) -O1 -g $(SAN_FLAGS) \
+	$(CC) $(BASEFLAGS) -O1 -g $(SAN_FLAGS) \
 	  $$(pkg-config --cflags $(call lua_name,$*)) $(LDSHARED) -o $@ $(SRCS)
 
 deps:

@@ -10,24 +10,33 @@ description = {
     Web-standard MessageChannel / MessagePort for Lua, written in C:
     postMessage deep-copies Lua values by a structured-clone algorithm
     (cycles, shared references, integers and floats kept apart), with
-    a versioned binary format and a hardened decoder.
+    a versioned binary format and a hardened decoder. Messages are
+    delivered by a coroutine scheduler, so listeners and port:receive()
+    may block without blocking the program.
   ]],
   license = "MIT",
 }
 dependencies = {
   "lua >= 5.1, < 5.5",
+  "lpeg >= 1.0",
 }
 build = {
   type = "builtin",
   modules = {
     ["messagechannel"] = "lua/messagechannel/init.lua",
+    ["messagechannel.scheduler"] = "lua/messagechannel/scheduler.lua",
+    ["messagechannel.install"] = "lua/messagechannel/install.lua",
     ["messagechannel.core"] = {
       sources = {
         "src/core.c",
         "src/codec.c",
         "src/buffer.c",
         "src/bytes.c",
+        "src/port.c",
+        "src/pipe.c",
       },
+      defines = { "_POSIX_C_SOURCE=200809L" },
+      libraries = { "pthread" },
       incdirs = { "src" },
     },
   },

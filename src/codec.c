@@ -37,10 +37,6 @@ enum {
 #define SHORTSTR_MAX 31
 #define VARINT_MAX 10
 
-/* state table (upvalue 1) slots */
-#define STATE_SCRATCH 1
-#define STATE_NAME2MT 2
-#define STATE_MT2NAME 3
 #define SCRATCH_MT "messagechannel.scratch"
 
 #define NOTABLE ((size_t)-1)
@@ -81,11 +77,11 @@ static int scratch__gc (lua_State *L) {
 /* Pushes the scratch userdata and returns it. */
 static Scratch *take_scratch (lua_State *L) {
   Scratch *s;
-  lua_rawgeti(L, lua_upvalueindex(1), STATE_SCRATCH);
+  lua_rawgeti(L, lua_upvalueindex(1), MC_STATE_SCRATCH);
   s = (Scratch *)lua_touserdata(L, -1);
   if (s != NULL) {
     lua_pushboolean(L, 0);
-    lua_rawseti(L, lua_upvalueindex(1), STATE_SCRATCH);
+    lua_rawseti(L, lua_upvalueindex(1), MC_STATE_SCRATCH);
     return s;
   }
   lua_pop(L, 1);
@@ -105,7 +101,7 @@ static void give_scratch (lua_State *L, int idx, Scratch *s) {
     mc_ptrmap_clear(&s->seen);
   s->out.n = 0;
   lua_pushvalue(L, idx);
-  lua_rawseti(L, lua_upvalueindex(1), STATE_SCRATCH);
+  lua_rawseti(L, lua_upvalueindex(1), MC_STATE_SCRATCH);
 }
 
 /* A table size hint for lua_createtable: never more than 2^26 slots. */
@@ -281,7 +277,7 @@ static void enc_table (Enc *e, int idx) {
   enc_newobj(e, idx, p, e->s->out.n + 1);
   e->s->out.n += 9;  /* the sizes are written with the body */
   if (lua_getmetatable(L, idx)) {
-    lua_rawgeti(L, lua_upvalueindex(1), STATE_MT2NAME);
+    lua_rawgeti(L, lua_upvalueindex(1), MC_STATE_MT2NAME);
     lua_pushvalue(L, -2);
     lua_rawget(L, -2);  /* mt, mt2name, name */
     if (lua_type(L, -1) == LUA_TSTRING) {
@@ -313,7 +309,7 @@ static const char *not_cloneable (lua_State *L, int idx, mc_Buffer **b) {
     case LUA_TUSERDATA:
       *b = mc_buffer_test(L, idx);
       if (*b == NULL)
-        return "userdata";
+        return mc_port_test(L, idx) ? "MessagePort" : "userdata";
       return (*b)->detached ? "detached Buffer" : NULL;
     case LUA_TLIGHTUSERDATA:
       return "light userdata";
@@ -754,7 +750,7 @@ static void dec_table (Dec *d, int tag) {
   d->claimed += (size_t)narr + 2 * (size_t)nhash;
   if (tag == TAG_TABLE_MT) {
     size_t len = dec_len(d);
-    lua_rawgeti(L, lua_upvalueindex(1), STATE_NAME2MT);
+    lua_rawgeti(L, lua_upvalueindex(1), MC_STATE_NAME2MT);
     lua_pushlstring(L, (const char *)d->p + d->pos, len);
     lua_rawget(L, -2);
     if (!lua_istable(L, -1)) {
@@ -1072,7 +1068,7 @@ static void copy (lua_State *L, int idx) {
   c.sidx = lua_gettop(L);
   lua_newtable(L);
   lua_newtable(L);
-  lua_rawgeti(L, lua_upvalueindex(1), STATE_MT2NAME);
+  lua_rawgeti(L, lua_upvalueindex(1), MC_STATE_MT2NAME);
   c.dst = c.sidx + 1;
   c.deferred = c.sidx + 2;
   c.mt2name = c.sidx + 3;
@@ -1098,6 +1094,26 @@ static void copy (lua_State *L, int idx) {
 
 /* }====================================================== */
 
+
+const unsigned char *mc_encode (lua_State *L, int idx, size_t *len) {
+  Enc e;
+  encode(&e, L, idx);
+  *len = e.s->out.n;
+  return e.s->out.p;
+}
+
+void mc_encode_done (lua_State *L, int sidx) {
+  give_scratch(L, sidx, (Scratch *)lua_touserdata(L, sidx));
+  lua_remove(L, sidx);
+}
+
+void mc_decode (lua_State *L, const unsigned char *p, size_t n) {
+  Scratch *s = take_scratch(L);
+  int sidx = lua_gettop(L);
+  decode(L, s, sidx, p, n);  /* scratch, value */
+  give_scratch(L, sidx, s);
+  lua_remove(L, sidx);
+}
 
 int mc_structured_clone (lua_State *L) {
   luaL_checkany(L, 1);
@@ -1137,9 +1153,7 @@ int mc_deserialize (lua_State *L) {
     luaL_argerror(L, 1, lua_pushfstring(L, "string expected, got %s",
                                         luaL_typename(L, 1)));
   s = lua_tolstring(L, 1, &n);
-  lua_settop(L, 1);
-  decode(L, take_scratch(L), 2, (const unsigned char *)s, n);
-  give_scratch(L, 2, (Scratch *)lua_touserdata(L, 2));
+  mc_decode(L, (const unsigned char *)s, n);
   return 1;
 }
 
@@ -1152,8 +1166,8 @@ int mc_register (lua_State *L) {
   luaL_argcheck(L, len > 0, 1, "name must not be empty");
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_settop(L, 2);
-  lua_rawgeti(L, lua_upvalueindex(1), STATE_NAME2MT);  /* name, mt, n2m */
-  lua_rawgeti(L, lua_upvalueindex(1), STATE_MT2NAME);  /* ..., m2n */
+  lua_rawgeti(L, lua_upvalueindex(1), MC_STATE_NAME2MT);  /* name, mt, n2m */
+  lua_rawgeti(L, lua_upvalueindex(1), MC_STATE_MT2NAME);  /* ..., m2n */
   lua_pushvalue(L, 1);
   lua_rawget(L, 3);
   if (!lua_isnil(L, -1) && !lua_rawequal(L, -1, 2))
@@ -1183,7 +1197,7 @@ void mc_codec_open (lua_State *L) {
   }
   lua_pop(L, 1);
   lua_newtable(L);
-  lua_rawseti(L, -2, STATE_NAME2MT);
+  lua_rawseti(L, -2, MC_STATE_NAME2MT);
   lua_newtable(L);
-  lua_rawseti(L, -2, STATE_MT2NAME);
+  lua_rawseti(L, -2, MC_STATE_MT2NAME);
 }

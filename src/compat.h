@@ -18,10 +18,19 @@
 #define mc_isinteger(L, i) 0
 #endif
 
+/* A userdata's Lua values: one table, its (first) user value. */
 #if LUA_VERSION_NUM >= 504
 #define mc_newuserdata(L, sz, nuv) lua_newuserdatauv(L, (sz), (nuv))
+#define mc_getuservalue(L, i) ((void)lua_getiuservalue(L, (i), 1))
+#define mc_setuservalue(L, i) ((void)lua_setiuservalue(L, (i), 1))
+#elif LUA_VERSION_NUM >= 502
+#define mc_newuserdata(L, sz, nuv) lua_newuserdata(L, (sz))
+#define mc_getuservalue(L, i) ((void)lua_getuservalue(L, (i)))
+#define mc_setuservalue(L, i) lua_setuservalue(L, (i))
 #else
 #define mc_newuserdata(L, sz, nuv) lua_newuserdata(L, (sz))
+#define mc_getuservalue(L, i) lua_getfenv(L, (i))
+#define mc_setuservalue(L, i) ((void)lua_setfenv(L, (i)))
 #endif
 
 #if LUA_VERSION_NUM == 501

@@ -1,8 +1,10 @@
 -- messagechannel: MessageChannel and MessagePort for Lua.
 -- This facade is what `require "messagechannel"` returns; the work is done
--- in C by messagechannel.core.
+-- in C by messagechannel.core and, for listeners and the scheduler, by
+-- messagechannel.scheduler.
 
 local core = require "messagechannel.core"
+local scheduler = require "messagechannel.scheduler"
 
 local M = {}
 
@@ -13,5 +15,19 @@ M.serialize = core.serialize
 M.deserialize = core.deserialize
 M.register = core.register
 M.Buffer = core.Buffer
+
+M.MessageChannel = scheduler.MessageChannel
+M.MessagePort = scheduler.MessagePort
+
+M.run = scheduler.run
+M.step = scheduler.step
+M.spawn = scheduler.spawn
+M.sleep = scheduler.sleep
+M.now = scheduler.now
+M.onerror = scheduler.default_onerror
+scheduler.facade = M
+
+M.install = require("messagechannel.install").new(M.MessageChannel,
+                                                  M.MessagePort)
 
 return M

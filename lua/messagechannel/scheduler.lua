@@ -1,0 +1,731 @@
+-- messagechannel.scheduler: the coroutine scheduler of one Lua state, and
+-- the parts of MessagePort that are naturally Lua: listeners, events and
+-- receive. postMessage, close and the message FIFOs are C (src/port.c),
+-- and so is the run queue's filling: the C side queues a port token for
+-- every entry of a port's FIFO that can be dispatched (see port.c).
+--
+-- Listeners run in coroutines from a pool. A listener that raises kills
+-- its coroutine; the scheduler then goes on with the next listener of the
+-- same event in a fresh coroutine. So no listener is called under pcall,
+-- and any listener may block (receive, sleep) on every Lua version.
+
+local core = require "messagechannel.core"
+
+local M = {}
+
+local create, resume, yield, running, status =
+  coroutine.create, coroutine.resume, coroutine.yield, coroutine.running,
+  coroutine.status
+local error, rawget, rawset, select, setmetatable, tostring, type, xpcall,
+  pcall =
+  error, rawget, rawset, select, setmetatable, tostring, type, xpcall,
+  pcall
+local getmetatable_raw, traceback = debug.getmetatable, debug.traceback
+local format = string.format
+local floor = math.floor
+local unpack = rawget(table, "unpack") or rawget(_G, "unpack")
+
+local take, config, uservalue, now, wait =
+  core.take, core.config, core.uservalue, core.now, core.wait
+local methods = core.methods
+local runq = core.new_runq()
+
+local KIND_MESSAGE, KIND_BADMESSAGE, KIND_CLOSE = 1, 2, 3
+
+-- What a task yields to the scheduler.
+local IDLE = {}    -- a pool coroutine finished its job
+local WAIT = {}    -- suspended until something wakes it
+local REPORT = {}  -- asks the scheduler to call mc.onerror, then go on
+
+-- M.facade is the module table users see; mc.onerror is read from it.
+M.facade = M
+
+---------------------------------------------------------------------------
+-- Reporting errors nobody takes
+---------------------------------------------------------------------------
+
+local function default_onerror(err, tb)
+  io.stderr:write("messagechannel: uncaught error: ", tostring(err), "\n",
+                  tostring(tb), "\n")
+end
+M.default_onerror = default_onerror
+
+-- Errors raised here (by mc.onerror itself) propagate to the caller of
+-- run, step or the blocking call.
+local function report(err, tb)
+  local h = M.facade.onerror
+  if h == nil then h = default_onerror end
+  h(err, tb)
+end
+
+---------------------------------------------------------------------------
+-- Events and listeners
+---------------------------------------------------------------------------
+
+local STOP = {}  -- event key: stopImmediatePropagation() was called
+
+local function preventDefault(ev)
+  ev.defaultPrevented = true
+end
+
+local function stopImmediatePropagation(ev)
+  rawset(ev, STOP, true)
+end
+
+local event_defaults = {
+  origin = "", lastEventId = "", defaultPrevented = false,
+  preventDefault = preventDefault,
+  stopImmediatePropagation = stopImmediatePropagation,
+}
+
+-- Events the scheduler makes carry their constant fields in a metatable;
+-- `ports` is made on first read.
+local EVENT_MT = {
+  __index = function(ev, k)
+    if k == "ports" then
+      local t = {}
+      rawset(ev, "ports", t)
+      return t
+    end
+    return event_defaults[k]
+  end,
+}
+
+local function new_event(typ, port, data)
+  return setmetatable({ type = typ, data = data, target = port,
+                        currentTarget = port }, EVENT_MT)
+end
+
+local function is_callable(v)
+  if type(v) == "function" then return true end
+  local mt = getmetatable_raw(v)
+  return mt ~= nil and type(mt) == "table" and mt.__call ~= nil
+end
+
+-- Calls one listener record with the event. Errors propagate.
+local function call(rec, ev)
+  local l = rec.fn
+  if is_callable(l) then
+    return l(ev)
+  end
+  local h = l.handleEvent
+  if not is_callable(h) then
+    error("TypeError: the listener's handleEvent is not callable", 0)
+  end
+  return h(l, ev)
+end
+
+local EMPTY = {}
+
+-- A port's listeners of one type: an array of records {fn, once, removed,
+-- handler}. Arrays are never changed, only replaced, so a dispatch walks
+-- the array it started with: listeners added meanwhile are not called,
+-- and removed ones are skipped by their `removed` mark.
+local function listeners(U, typ)
+  local ls = U.lists
+  return ls and ls[typ] or EMPTY
+end
+
+-- Tells the C side what the port listens for, and has its partner hold it
+-- alive while it wants events.
+local function update(port, U)
+  local nmsg, nwait = #listeners(U, "message"), U.nwait or 0
+  local wants = nmsg + #listeners(U, "messageerror") + #listeners(U, "close")
+                + nwait > 0
+  if config(port, U.started, nmsg, nwait) then
+    local peer = U.peer[1]
+    if peer then
+      uservalue(peer).keep = wants and port or nil
+    end
+  end
+end
+
+local function set_list(port, U, typ, list)
+  local ls = U.lists
+  if not ls then
+    ls = {}
+    U.lists = ls
+  end
+  ls[typ] = list[1] and list or nil
+  update(port, U)
+end
+
+local function add_record(port, U, typ, rec)
+  local old, new = listeners(U, typ), {}
+  for i = 1, #old do new[i] = old[i] end
+  new[#old + 1] = rec
+  set_list(port, U, typ, new)
+end
+
+local function remove_record(port, U, typ, rec)
+  local old, new = listeners(U, typ), {}
+  rec.removed = true
+  for i = 1, #old do
+    if old[i] ~= rec then new[#new + 1] = old[i] end
+  end
+  set_list(port, U, typ, new)
+end
+
+---------------------------------------------------------------------------
+-- Tasks
+---------------------------------------------------------------------------
+
+local tasks = setmetatable({}, { __mode = "k" })   -- coroutines we own
+local job_of = setmetatable({}, { __mode = "k" })  -- pool coroutine -> job
+local pool, npool = {}, 0
+local head = 0           -- index of the last token taken from runq
+local active = false     -- a scheduler loop is running
+local timers, ntimers, timer_seq = {}, 0, 0  -- a binary heap
+
+local function push(tok)
+  local t = runq[0] + 1
+  runq[t] = tok
+  runq[0] = t
+end
+
+-- Wakes task co with the given values at the next turn.
+local function wake(co, ...)
+  push({ co, select("#", ...), ... })
+end
+
+-- A job: dispatch event ev to the listener array `list` of port, from
+-- index i. A pool coroutine runs one job per resume.
+local function run_list(job)
+  local list, ev = job.list, job.ev
+  for i = job.i, #list do
+    if rawget(ev, STOP) then break end
+    local rec = list[i]
+    if not rec.removed then
+      job.i = i
+      if rec.once then remove_record(job.port, job.U, ev.type, rec) end
+      call(rec, ev)
+    end
+  end
+end
+
+local function pool_main(job)
+  while true do
+    run_list(job)
+    job = yield(IDLE)
+  end
+end
+
+local step_task, dispatch
+
+local function new_pool_task(job)
+  local co = create(pool_main)
+  tasks[co] = true
+  job_of[co] = job
+  return co
+end
+
+-- After a message job: a messageerror event for each listener that
+-- raised, before the port's next message.
+local function after_job(job)
+  local errs = job.errs
+  job.errs = nil
+  for i = 1, #errs, 2 do
+    local ev = new_event("messageerror", job.port, job.ev.data)
+    ev.error = errs[i]
+    dispatch(job.port, job.U, ev, errs[i + 1])
+  end
+end
+
+-- A task's coroutine died of err: report it, and go on with the rest of
+-- its job in a fresh coroutine.
+local function fail(co, err)
+  local tb = traceback(co)
+  local job = job_of[co]
+  if not job then return report(err, tb) end
+  job_of[co] = nil
+  if job.ev.type == "message" then
+    local errs = job.errs or {}
+    errs[#errs + 1] = err
+    errs[#errs + 1] = tb
+    job.errs = errs
+  else
+    report(err, tb)
+  end
+  job.i = job.i + 1
+  step_task(new_pool_task(job), job)
+end
+
+-- Resumes task co and deals with what it did.
+function step_task(co, ...)
+  local ok, a, b, c = resume(co, ...)
+  while ok and a == REPORT do
+    report(b, c)
+    ok, a, b, c = resume(co)
+  end
+  if not ok then return fail(co, a) end
+  if status(co) == "dead" then return end
+  if a == IDLE then
+    local job = job_of[co]
+    if job.errs then after_job(job) end
+    job.port, job.U, job.ev, job.list = nil, nil, nil, nil
+    npool = npool + 1
+    pool[npool] = co
+  elseif a ~= WAIT then
+    wake(co)  -- a plain coroutine.yield(): run again at the next turn
+  end
+end
+
+-- Dispatches ev at port as a task of its own. tb is the traceback to
+-- report a messageerror nobody listens to with.
+function dispatch(port, U, ev, tb)
+  local list = listeners(U, ev.type)
+  if not list[1] then
+    if ev.type == "messageerror" then report(ev.error, tb) end
+    return
+  end
+  local co
+  if npool > 0 then
+    co = pool[npool]
+    pool[npool] = nil
+    npool = npool - 1
+  else
+    co = new_pool_task({})
+  end
+  local job = job_of[co]
+  job.port, job.U, job.ev, job.list, job.i = port, U, ev, list, 1
+  return step_task(co, job)
+end
+
+-- Hands a message event (or nil, "closed") to the first waiting receive.
+local function hand(port, U, ev, why)
+  local w = table.remove(U.waiters, 1)
+  U.nwait = U.nwait - 1
+  update(port, U)
+  w.done, w.ev, w.why = true, ev, why
+  if w.co then step_task(w.co, ev, why) end
+end
+
+-- Runs one token of a port: the head of its FIFO.
+local function run_port(port)
+  local kind, v, U = take(port, true)
+  if kind == KIND_MESSAGE then
+    local ev = new_event("message", port, v)
+    if (U.nwait or 0) > 0 then
+      hand(port, U, ev)
+    else
+      dispatch(port, U, ev)
+    end
+  elseif kind == KIND_BADMESSAGE then
+    local ev = new_event("messageerror", port, nil)
+    ev.error = v
+    dispatch(port, U, ev, "")
+  elseif kind == KIND_CLOSE then
+    while (U.nwait or 0) > 0 do hand(port, U, nil, "closed") end
+    dispatch(port, U, new_event("close", port, nil))
+  end
+end
+
+---------------------------------------------------------------------------
+-- Timers: a binary heap ordered by (time, sequence)
+---------------------------------------------------------------------------
+
+local function before(a, b)
+  return a.t < b.t or (a.t == b.t and a.seq < b.seq)
+end
+
+local function add_timer(t, co, w)
+  timer_seq = timer_seq + 1
+  local e = { t = t, seq = timer_seq, co = co, w = w }
+  ntimers = ntimers + 1
+  local i = ntimers
+  while i > 1 do
+    local p = floor(i / 2)
+    if not before(e, timers[p]) then break end
+    timers[i] = timers[p]
+    i = p
+  end
+  timers[i] = e
+end
+
+local function pop_timer()
+  local top, last = timers[1], timers[ntimers]
+  timers[ntimers] = nil
+  ntimers = ntimers - 1
+  local i, n = 1, ntimers
+  if n > 0 then
+    while true do
+      local c = 2 * i
+      if c > n then break end
+      if c < n and before(timers[c + 1], timers[c]) then c = c + 1 end
+      if not before(timers[c], last) then break end
+      timers[i] = timers[c]
+      i = c
+    end
+    timers[i] = last
+  end
+  return top
+end
+
+local function remove_waiter(port, U, w)
+  local ws = U.waiters
+  for i = 1, #ws do
+    if ws[i] == w then
+      table.remove(ws, i)
+      U.nwait = U.nwait - 1
+      update(port, U)
+      return
+    end
+  end
+end
+
+-- Moves the timers due at time t to the run queue.
+local function fire_timers(t)
+  while ntimers > 0 and timers[1].t <= t do
+    local e = pop_timer()
+    local w = e.w
+    if not w then
+      wake(e.co)
+    elseif not w.done then
+      w.done, w.why = true, "timeout"
+      remove_waiter(w.port, w.U, w)
+      wake(e.co, nil, "timeout")
+    end
+  end
+end
+
+---------------------------------------------------------------------------
+-- The loop
+---------------------------------------------------------------------------
+
+-- One turn: the due timers, then the tokens that were queued when the
+-- turn began. Later tokens wait for the next turn.
+local function turn()
+  fire_timers(now())
+  local tail = runq[0]
+  while head < tail do
+    head = head + 1
+    local tok = runq[head]
+    runq[head] = nil
+    if type(tok) == "userdata" then
+      run_port(tok)
+    else
+      step_task(tok[1], unpack(tok, 3, tok[2] + 2))
+    end
+  end
+  if head == runq[0] then
+    if head > 1024 then
+      runq = core.new_runq()
+    else
+      runq[0] = 0
+    end
+    head = 0
+  end
+end
+
+local function ready()
+  return head < runq[0]
+end
+
+local function current_task()
+  local co = running()
+  return co ~= nil and tasks[co] and co or nil
+end
+
+-- Runs f(...) as the one scheduler loop of this state.
+local function exclusive(name, f, ...)
+  if current_task() then
+    error(name .. " cannot be called from a task (a listener or a spawned "
+          .. "function)", 3)
+  end
+  if active then
+    error(name .. " cannot be called while the scheduler is running", 3)
+  end
+  active = true
+  local ok, r = pcall(f, ...)
+  active = false
+  if not ok then error(r, 0) end
+  return r
+end
+
+-- Runs turns until done() is true (true), the deadline passes (false), or
+-- nothing is left that could make progress (nil). With `full`, an idle
+-- scheduler still waits for the deadline (sleep, receive with a timeout).
+local function loop(done, deadline, full)
+  while true do
+    if done and done() then return true end
+    turn()
+    if done and done() then return true end
+    if not ready() then
+      local t = ntimers > 0 and timers[1].t or nil
+      if t == nil and not (full and deadline) then return nil end
+      if deadline and (t == nil or t > deadline) then
+        local d = deadline - now()
+        if d <= 0 then return false end
+        t = deadline
+      end
+      wait(t - now())
+    elseif deadline and now() >= deadline then
+      return false
+    end
+  end
+end
+
+local function check_seconds(s, name, n, optional)
+  if s == nil and optional then return end
+  if type(s) ~= "number" or s ~= s or s < 0 then
+    error(format("bad argument #%d to '%s' (non-negative number expected, "
+                 .. "got %s)", n, name, s == s and type(s) or "nan"), 3)
+  end
+end
+
+function M.run(timeout)
+  check_seconds(timeout, "run", 1, true)
+  return exclusive("mc.run", function()
+    local r = loop(nil, timeout and now() + timeout)
+    return r == nil
+  end)
+end
+
+function M.step()
+  return exclusive("mc.step", function()
+    turn()
+    return ready() or ntimers > 0
+  end)
+end
+
+function M.spawn(fn, ...)
+  if not is_callable(fn) then
+    error(format("bad argument #1 to 'spawn' (function expected, got %s)",
+                 type(fn)), 2)
+  end
+  local co = create(function(...) return fn(...) end)
+  tasks[co] = true
+  wake(co, ...)
+  return co
+end
+
+function M.sleep(seconds)
+  check_seconds(seconds, "sleep", 1)
+  local co = current_task()
+  if co then
+    add_timer(now() + seconds, co)
+    yield(WAIT)
+    return
+  end
+  exclusive("mc.sleep", loop, nil, now() + seconds, true)
+end
+
+M.now = now
+
+---------------------------------------------------------------------------
+-- MessagePort methods written in Lua
+---------------------------------------------------------------------------
+
+local function check_port(port, name)
+  local ok, U = pcall(uservalue, port)
+  if not ok then
+    error(format("bad argument #1 to '%s' (MessagePort expected, got %s)",
+                 name, type(port)), 3)
+  end
+  return U
+end
+
+function methods.start(port)
+  local U = check_port(port, "start")
+  if not U.started then
+    U.started = true
+    update(port, U)
+  end
+end
+
+local function check_listener(l, name)
+  if is_callable(l) then return end
+  if type(l) == "table" and rawget(l, "handleEvent") ~= nil
+     or type(l) == "table" and l.handleEvent ~= nil then
+    return
+  end
+  error(format("TypeError: %s: the listener must be a function, a "
+               .. "callable value or a table with a handleEvent method "
+               .. "(got %s)", name, type(l)), 3)
+end
+
+local function check_type(typ, name)
+  if type(typ) ~= "string" then
+    error(format("bad argument #1 to '%s' (string expected, got %s)", name,
+                 type(typ)), 3)
+  end
+end
+
+local function find(list, l)
+  for i = 1, #list do
+    local rec = list[i]
+    if rec.fn == l and not rec.handler then return rec end
+  end
+end
+
+function methods.addEventListener(port, typ, l, options)
+  local U = check_port(port, "addEventListener")
+  check_type(typ, "addEventListener")
+  check_listener(l, "addEventListener")
+  local ot = type(options)
+  if ot ~= "nil" and ot ~= "table" and ot ~= "boolean" then
+    error(format("bad argument #3 to 'addEventListener' (table expected, "
+                 .. "got %s)", ot), 2)
+  end
+  if find(listeners(U, typ), l) then return end
+  local once = ot == "table" and options.once and true or false
+  add_record(port, U, typ, { fn = l, once = once })
+end
+
+function methods.removeEventListener(port, typ, l)
+  local U = check_port(port, "removeEventListener")
+  check_type(typ, "removeEventListener")
+  local rec = find(listeners(U, typ), l)
+  if rec then remove_record(port, U, typ, rec) end
+end
+
+local function protected_handler(err)
+  return { err = err, tb = traceback(nil, 2) }
+end
+
+function methods.dispatchEvent(port, ev)
+  local U = check_port(port, "dispatchEvent")
+  if type(ev) ~= "table" or type(ev.type) ~= "string" then
+    error("bad argument #1 to 'dispatchEvent' (table with a string 'type' "
+          .. "expected)", 2)
+  end
+  ev.target, ev.currentTarget = port, port
+  if ev.defaultPrevented == nil then ev.defaultPrevented = false end
+  ev.preventDefault = preventDefault
+  ev.stopImmediatePropagation = stopImmediatePropagation
+  rawset(ev, STOP, nil)
+  local list = listeners(U, ev.type)
+  for i = 1, #list do
+    if rawget(ev, STOP) then break end
+    local rec = list[i]
+    if not rec.removed then
+      if rec.once then remove_record(port, U, ev.type, rec) end
+      local ok, e = xpcall(function() return call(rec, ev) end,
+                           protected_handler)
+      if not ok then report(e.err, e.tb) end
+    end
+  end
+  rawset(ev, STOP, nil)
+  return not ev.defaultPrevented
+end
+
+function methods.receive(port, timeout)
+  local U = check_port(port, "receive")
+  check_seconds(timeout, "receive", 1, true)
+  local kind, v = take(port, false)
+  if kind == KIND_MESSAGE then
+    return new_event("message", port, v)
+  elseif kind == KIND_BADMESSAGE then
+    local ev = new_event("messageerror", port, nil)
+    ev.error = v
+    wake(create(function() dispatch(port, U, ev, "") end))
+    return methods.receive(port, timeout)
+  elseif kind == KIND_CLOSE then
+    return nil, "closed"
+  end
+  if timeout == 0 then return nil, "timeout" end
+  local co = current_task()
+  local w = { co = co, port = port, U = U }
+  local ws = U.waiters
+  if not ws then
+    ws = {}
+    U.waiters = ws
+  end
+  ws[#ws + 1] = w
+  U.nwait = (U.nwait or 0) + 1
+  update(port, U)
+  if co then
+    if timeout then add_timer(now() + timeout, co, w) end
+    return yield(WAIT)
+  end
+  local ok, r = pcall(exclusive, "receive", loop,
+                      function() return w.done end,
+                      timeout and now() + timeout, true)
+  if not w.done then remove_waiter(port, U, w) end
+  if not ok then error(r, 0) end
+  if w.done then return w.ev, w.why end
+  if r == nil then
+    error("receive() would wait forever: no task, timer or other thread "
+          .. "can post to this port", 2)
+  end
+  return nil, "timeout"
+end
+
+---------------------------------------------------------------------------
+-- Handler fields
+---------------------------------------------------------------------------
+
+local ON = { onmessage = "message", onmessageerror = "messageerror",
+             onclose = "close" }
+
+core.port_metatable.__newindex = function(port, k, v)
+  local typ = ON[k]
+  if not typ then
+    error(format("TypeError: cannot set field '%s' of MessagePort",
+                 tostring(k)), 2)
+  end
+  if v ~= nil and not is_callable(v) then
+    error(format("TypeError: %s must be a function, a callable value or "
+                 .. "nil (got %s)", k, type(v)), 2)
+  end
+  local U = uservalue(port)
+  local on = U.on
+  if not on then
+    on = {}
+    U.on = on
+  end
+  local rec = on[typ]
+  rawset(U, k, v)
+  if v == nil then
+    if rec then
+      on[typ] = nil
+      remove_record(port, U, typ, rec)
+    end
+    return
+  end
+  if rec then
+    rec.fn = v
+  else
+    rec = { fn = v, handler = true }
+    on[typ] = rec
+    add_record(port, U, typ, rec)
+  end
+  if typ == "message" and not U.started then
+    U.started = true
+    update(port, U)
+  end
+end
+
+---------------------------------------------------------------------------
+-- MessageChannel and MessagePort
+---------------------------------------------------------------------------
+
+local CHANNEL_MT = {}
+
+CHANNEL_MT.__tostring = function(ch)
+  setmetatable(ch, nil)
+  local s = tostring(ch)
+  setmetatable(ch, CHANNEL_MT)
+  return "MessageChannel (" .. (s:match("0x%x+") or s) .. ")"
+end
+
+CHANNEL_MT.__newindex = function(_, k)
+  error(format("TypeError: cannot set field '%s' of MessageChannel",
+               tostring(k)), 2)
+end
+
+local function new_channel()
+  local p1, p2 = core.channel()
+  return setmetatable({ port1 = p1, port2 = p2 }, CHANNEL_MT)
+end
+
+M.MessageChannel = setmetatable({ new = new_channel }, {
+  __call = function() return new_channel() end,
+})
+
+M.MessagePort = setmetatable({}, {
+  __call = function() error("TypeError: Illegal constructor", 2) end,
+  __newindex = function() error("TypeError: MessagePort is read-only", 2) end,
+})
+
+return M
