@@ -148,6 +148,7 @@ run-bench: all
 	@for v in $(filter 5.4 luajit,$(LUAS)); do \
 	  bin=$(SH_LUA); \
 	  $(call RUN_ENV,$$v) $$bin bench/clone.lua || exit 1; \
+	  echo; $(call RUN_ENV,$$v) $$bin bench/channel.lua || exit 1; echo; \
 	done
 
 clean:

@@ -59,6 +59,11 @@ typedef struct Scratch {
   mc_PtrMap seen;
   Obj *objs;
   size_t objcap;
+  /* The scratch's uservalue is the encoder's and decoder's id -> object
+  ** table, reused so that a small message allocates no table for it.
+  ** These count the keys in use: 1..nids, and -1..-ndeferred (see
+  ** defer_metatable). */
+  int nids, ndeferred;
 } Scratch;
 
 static void scratch_release (Scratch *s) {
@@ -85,15 +90,46 @@ static Scratch *take_scratch (lua_State *L) {
     return s;
   }
   lua_pop(L, 1);
-  s = (Scratch *)mc_newuserdata(L, sizeof(Scratch), 0);
+  s = (Scratch *)mc_newuserdata(L, sizeof(Scratch), 1);
   memset(s, 0, sizeof(Scratch));
   luaL_getmetatable(L, SCRATCH_MT);
   lua_setmetatable(L, -2);
+  lua_newtable(L);
+  mc_setuservalue(L, -2);
   return s;
+}
+
+/* Pushes the id table of the scratch at idx. */
+static int push_ids (lua_State *L, int idx) {
+  mc_getuservalue(L, idx);
+  return lua_gettop(L);
+}
+
+/* Empties the id table, or drops it after a large message. */
+static void clear_ids (lua_State *L, int idx, Scratch *s) {
+  int i;
+  if (s->nids > (1 << 12) || s->ndeferred > (1 << 12)) {
+    lua_newtable(L);
+    mc_setuservalue(L, idx);
+  }
+  else if (s->nids > 0 || s->ndeferred > 0) {
+    mc_getuservalue(L, idx);
+    for (i = 1; i <= s->nids; i++) {
+      lua_pushnil(L);
+      lua_rawseti(L, -2, i);
+    }
+    for (i = 1; i <= s->ndeferred; i++) {
+      lua_pushnil(L);
+      lua_rawseti(L, -2, -i);
+    }
+    lua_pop(L, 1);
+  }
+  s->nids = s->ndeferred = 0;
 }
 
 /* Gives the scratch at stack index idx back, trimmed after a large call. */
 static void give_scratch (lua_State *L, int idx, Scratch *s) {
+  clear_ids(L, idx, s);
   if (s->out.cap > ((size_t)1 << 20) || s->seen.mask >= (1u << 16)
       || s->objcap > (1u << 16))
     scratch_release(s);
@@ -259,6 +295,7 @@ static void enc_newobj (Enc *e, int idx, const void *p, size_t hdr) {
     enc_nomem(e);
   e->s->objs[id].hdr = hdr;
   e->nobjs++;
+  e->s->nids = (int)e->nobjs;
   lua_pushvalue(e->L, idx);
   lua_rawseti(e->L, e->queue, (int)id + 1);
 }
@@ -427,8 +464,7 @@ static void encode (Enc *e, lua_State *L, int idx) {
   e->root = mc_absindex(L, idx);
   e->s = take_scratch(L);
   e->sidx = lua_gettop(L);
-  lua_newtable(L);
-  e->queue = e->sidx + 1;
+  e->queue = push_ids(L, e->sidx);
   e->nobjs = 0;
   e->s->out.n = 0;
   *enc_room(e, 1) = FORMAT_VERSION;
@@ -666,7 +702,6 @@ typedef struct Dec {
   size_t n, pos;
   size_t claimed;  /* table slots announced so far; at most n */
   uint32_t nobjs;
-  int nmeta;       /* see defer_metatable */
 } Dec;
 
 static void dec_fail (Dec *d, const char *what) {
@@ -733,6 +768,7 @@ static void dec_newobj (Dec *d, size_t hdr, uint32_t narr, uint32_t nhash) {
   d->s->objs[id].narr = narr;
   d->s->objs[id].nhash = nhash;
   d->nobjs++;
+  d->s->nids = (int)d->nobjs;
   lua_pushvalue(d->L, -1);
   lua_rawseti(d->L, d->refs, (int)id + 1);
 }
@@ -764,7 +800,7 @@ static void dec_table (Dec *d, int tag) {
     lua_remove(L, -2);  /* mt */
     lua_createtable(L, size_hint(narr), size_hint(nhash));
     lua_insert(L, -2);  /* t, mt */
-    defer_metatable(L, d->refs, &d->nmeta);
+    defer_metatable(L, d->refs, &d->s->ndeferred);
   }
   else
     lua_createtable(L, size_hint(narr), size_hint(nhash));
@@ -886,14 +922,12 @@ static void decode (lua_State *L, Scratch *s, int sidx,
   d.L = L;
   d.s = s;
   d.sidx = sidx;
-  lua_newtable(L);
-  d.refs = lua_gettop(L);
+  d.refs = push_ids(L, sidx);
   d.p = p;
   d.n = n;
   d.pos = 0;
   d.claimed = 0;
   d.nobjs = 0;
-  d.nmeta = 0;
   if (n == 0)
     dec_fail(&d, "empty input");
   if (p[0] != FORMAT_VERSION)
@@ -910,7 +944,7 @@ static void decode (lua_State *L, Scratch *s, int sidx,
   }
   if (d.pos != n)
     dec_fail(&d, "trailing bytes after the value");
-  set_metatables(L, d.refs, d.nmeta);
+  set_metatables(L, d.refs, d.s->ndeferred);
   lua_remove(L, d.refs);
 }
 

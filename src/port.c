@@ -255,6 +255,8 @@ static int core_take (lua_State *L) {
     lua_pushlightuserdata(L, m);
     status = lua_pcall(L, 1, 1, 0);
     mc_msg_free(m);
+    if (!token)  /* the close marker may be at the head now */
+      kick(L, 1, p);
     lua_pushinteger(L, status == 0 ? KIND_MESSAGE : KIND_BADMESSAGE);
     lua_insert(L, -2);
   }

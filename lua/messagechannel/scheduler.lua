@@ -25,6 +25,10 @@ local format = string.format
 local floor = math.floor
 local unpack = rawget(table, "unpack") or rawget(_G, "unpack")
 
+local function pack(...)
+  return { n = select("#", ...), ... }
+end
+
 local take, config, uservalue, now, wait =
   core.take, core.config, core.uservalue, core.now, core.wait
 local methods = core.methods
@@ -35,7 +39,6 @@ local KIND_MESSAGE, KIND_BADMESSAGE, KIND_CLOSE = 1, 2, 3
 -- What a task yields to the scheduler.
 local IDLE = {}    -- a pool coroutine finished its job
 local WAIT = {}    -- suspended until something wakes it
-local REPORT = {}  -- asks the scheduler to call mc.onerror, then go on
 
 -- M.facade is the module table users see; mc.onerror is read from it.
 M.facade = M
@@ -49,14 +52,6 @@ local function default_onerror(err, tb)
                   tostring(tb), "\n")
 end
 M.default_onerror = default_onerror
-
--- Errors raised here (by mc.onerror itself) propagate to the caller of
--- run, step or the blocking call.
-local function report(err, tb)
-  local h = M.facade.onerror
-  if h == nil then h = default_onerror end
-  h(err, tb)
-end
 
 ---------------------------------------------------------------------------
 -- Events and listeners
@@ -167,162 +162,11 @@ local function remove_record(port, U, typ, rec)
 end
 
 ---------------------------------------------------------------------------
--- Tasks
----------------------------------------------------------------------------
-
-local tasks = setmetatable({}, { __mode = "k" })   -- coroutines we own
-local job_of = setmetatable({}, { __mode = "k" })  -- pool coroutine -> job
-local pool, npool = {}, 0
-local head = 0           -- index of the last token taken from runq
-local active = false     -- a scheduler loop is running
-local timers, ntimers, timer_seq = {}, 0, 0  -- a binary heap
-
-local function push(tok)
-  local t = runq[0] + 1
-  runq[t] = tok
-  runq[0] = t
-end
-
--- Wakes task co with the given values at the next turn.
-local function wake(co, ...)
-  push({ co, select("#", ...), ... })
-end
-
--- A job: dispatch event ev to the listener array `list` of port, from
--- index i. A pool coroutine runs one job per resume.
-local function run_list(job)
-  local list, ev = job.list, job.ev
-  for i = job.i, #list do
-    if rawget(ev, STOP) then break end
-    local rec = list[i]
-    if not rec.removed then
-      job.i = i
-      if rec.once then remove_record(job.port, job.U, ev.type, rec) end
-      call(rec, ev)
-    end
-  end
-end
-
-local function pool_main(job)
-  while true do
-    run_list(job)
-    job = yield(IDLE)
-  end
-end
-
-local step_task, dispatch
-
-local function new_pool_task(job)
-  local co = create(pool_main)
-  tasks[co] = true
-  job_of[co] = job
-  return co
-end
-
--- After a message job: a messageerror event for each listener that
--- raised, before the port's next message.
-local function after_job(job)
-  local errs = job.errs
-  job.errs = nil
-  for i = 1, #errs, 2 do
-    local ev = new_event("messageerror", job.port, job.ev.data)
-    ev.error = errs[i]
-    dispatch(job.port, job.U, ev, errs[i + 1])
-  end
-end
-
--- A task's coroutine died of err: report it, and go on with the rest of
--- its job in a fresh coroutine.
-local function fail(co, err)
-  local tb = traceback(co)
-  local job = job_of[co]
-  if not job then return report(err, tb) end
-  job_of[co] = nil
-  if job.ev.type == "message" then
-    local errs = job.errs or {}
-    errs[#errs + 1] = err
-    errs[#errs + 1] = tb
-    job.errs = errs
-  else
-    report(err, tb)
-  end
-  job.i = job.i + 1
-  step_task(new_pool_task(job), job)
-end
-
--- Resumes task co and deals with what it did.
-function step_task(co, ...)
-  local ok, a, b, c = resume(co, ...)
-  while ok and a == REPORT do
-    report(b, c)
-    ok, a, b, c = resume(co)
-  end
-  if not ok then return fail(co, a) end
-  if status(co) == "dead" then return end
-  if a == IDLE then
-    local job = job_of[co]
-    if job.errs then after_job(job) end
-    job.port, job.U, job.ev, job.list = nil, nil, nil, nil
-    npool = npool + 1
-    pool[npool] = co
-  elseif a ~= WAIT then
-    wake(co)  -- a plain coroutine.yield(): run again at the next turn
-  end
-end
-
--- Dispatches ev at port as a task of its own. tb is the traceback to
--- report a messageerror nobody listens to with.
-function dispatch(port, U, ev, tb)
-  local list = listeners(U, ev.type)
-  if not list[1] then
-    if ev.type == "messageerror" then report(ev.error, tb) end
-    return
-  end
-  local co
-  if npool > 0 then
-    co = pool[npool]
-    pool[npool] = nil
-    npool = npool - 1
-  else
-    co = new_pool_task({})
-  end
-  local job = job_of[co]
-  job.port, job.U, job.ev, job.list, job.i = port, U, ev, list, 1
-  return step_task(co, job)
-end
-
--- Hands a message event (or nil, "closed") to the first waiting receive.
-local function hand(port, U, ev, why)
-  local w = table.remove(U.waiters, 1)
-  U.nwait = U.nwait - 1
-  update(port, U)
-  w.done, w.ev, w.why = true, ev, why
-  if w.co then step_task(w.co, ev, why) end
-end
-
--- Runs one token of a port: the head of its FIFO.
-local function run_port(port)
-  local kind, v, U = take(port, true)
-  if kind == KIND_MESSAGE then
-    local ev = new_event("message", port, v)
-    if (U.nwait or 0) > 0 then
-      hand(port, U, ev)
-    else
-      dispatch(port, U, ev)
-    end
-  elseif kind == KIND_BADMESSAGE then
-    local ev = new_event("messageerror", port, nil)
-    ev.error = v
-    dispatch(port, U, ev, "")
-  elseif kind == KIND_CLOSE then
-    while (U.nwait or 0) > 0 do hand(port, U, nil, "closed") end
-    dispatch(port, U, new_event("close", port, nil))
-  end
-end
-
----------------------------------------------------------------------------
 -- Timers: a binary heap ordered by (time, sequence)
 ---------------------------------------------------------------------------
+
+local timers, ntimers, timer_seq = {}, 0, 0
+local live_timers = 0    -- timers in the heap that are not cancelled
 
 local function before(a, b)
   return a.t < b.t or (a.t == b.t and a.seq < b.seq)
@@ -331,6 +175,7 @@ end
 local function add_timer(t, co, w)
   timer_seq = timer_seq + 1
   local e = { t = t, seq = timer_seq, co = co, w = w }
+  live_timers = live_timers + 1
   ntimers = ntimers + 1
   local i = ntimers
   while i > 1 do
@@ -340,10 +185,19 @@ local function add_timer(t, co, w)
     i = p
   end
   timers[i] = e
+  return e
+end
+
+local function cancel_timer(e)
+  if e and not e.dead then
+    e.dead = true
+    live_timers = live_timers - 1
+  end
 end
 
 local function pop_timer()
   local top, last = timers[1], timers[ntimers]
+  if not top.dead then live_timers = live_timers - 1 end
   timers[ntimers] = nil
   ntimers = ntimers - 1
   local i, n = 1, ntimers
@@ -359,6 +213,239 @@ local function pop_timer()
     timers[i] = last
   end
   return top
+end
+
+-- The time of the next timer that is not cancelled, or nil.
+local function next_timer()
+  while ntimers > 0 and timers[1].dead do pop_timer() end
+  return ntimers > 0 and timers[1].t or nil
+end
+
+
+---------------------------------------------------------------------------
+-- Tasks
+--
+-- A turn is run by a runner: a pool coroutine that takes the turn's tokens
+-- one after the other and calls the listeners itself, so a message costs
+-- no coroutine switch. Its job table says which event and listener it is
+-- at. When a listener blocks (receive, sleep), the runner stays with that
+-- listener, and a new runner takes over the turn; woken later, it finishes
+-- its job and goes back to the pool. When a listener raises, the runner
+-- dies, and a new coroutine finishes the job from the next listener.
+---------------------------------------------------------------------------
+
+local tasks = setmetatable({}, { __mode = "k" })   -- coroutines we own
+-- A listener dispatchEvent runs inside a task gets a coroutine of its own,
+-- whose yields it passes on: such a coroutine -> the task.
+local outer_of = setmetatable({}, { __mode = "k" })
+
+-- The task running now (the one to suspend and wake), or nil.
+local function current_task()
+  local co = running()
+  if co == nil then return nil end
+  return outer_of[co] or (tasks[co] and co) or nil
+end
+local job_of = setmetatable({}, { __mode = "k" })  -- pool coroutine -> job
+local pool, npool = {}, 0
+local runner = nil       -- the coroutine running the current turn's tokens
+local head, stop = 0, 0  -- last token taken; last token of this turn
+local active = false     -- a scheduler loop is running
+
+-- mc.onerror raised inside a task: the error to raise from run/step once
+-- the sentinel FATAL has unwound the task.
+local FATAL = {}
+local fatal_err
+
+local function report(err, tb)
+  local h = M.facade.onerror
+  if h == nil then h = default_onerror end
+  if not current_task() then return h(err, tb) end
+  local ok, e = pcall(h, err, tb)
+  if not ok then
+    fatal_err = e
+    error(FATAL, 0)
+  end
+end
+
+local function push(tok)
+  local t = runq[0] + 1
+  runq[t] = tok
+  runq[0] = t
+end
+
+-- Wakes task co with the given values at the next turn.
+local function wake(co, ...)
+  push({ co, select("#", ...), ... })
+end
+
+-- Calls the listeners of the job's event, from job.i on.
+local function run_list(job)
+  local list, ev = job.list, job.ev
+  for i = job.i, #list do
+    if rawget(ev, STOP) then break end
+    local rec = list[i]
+    if not rec.removed then
+      job.i = i
+      if rec.once then remove_record(job.port, job.U, ev.type, rec) end
+      call(rec, ev)
+    end
+  end
+end
+
+-- Ends a job: a messageerror event for each message listener that
+-- raised, before the port's next message; then lets go of the event.
+local function finish_job(job)
+  local errs = job.errs
+  while errs and job.ek <= #errs do
+    local k = job.ek
+    job.ek = k + 2
+    local ev = new_event("messageerror", job.port, job.data)
+    ev.error = errs[k]
+    local list = listeners(job.U, "messageerror")
+    if list[1] then
+      job.ev, job.list, job.i = ev, list, 1
+      run_list(job)
+    else
+      report(errs[k], errs[k + 1])
+    end
+  end
+  job.port, job.U, job.ev, job.list, job.data, job.errs =
+    nil, nil, nil, nil, nil, nil
+end
+
+-- Runs ev's listeners at port as the job of the running coroutine. tb is
+-- the traceback to report a messageerror nobody listens to with.
+local function run_event(job, port, U, ev, tb)
+  local list = listeners(U, ev.type)
+  if not list[1] then
+    if ev.type == "messageerror" then report(ev.error, tb) end
+    return
+  end
+  job.port, job.U, job.ev, job.list, job.i, job.data =
+    port, U, ev, list, 1, ev.data
+  run_list(job)
+  finish_job(job)
+end
+
+-- Hands a message event (or nil, "closed") to the first waiting receive.
+local step_task
+local function hand(port, U, ev, why)
+  local w = table.remove(U.waiters, 1)
+  U.nwait = U.nwait - 1
+  update(port, U)
+  w.done, w.ev, w.why = true, ev, why
+  cancel_timer(w.timer)
+  if w.co then step_task(w.co, ev, why) end
+end
+
+-- Runs one token of a port: the head of its FIFO.
+local function run_port(job, port)
+  local kind, v, U = take(port, true)
+  if kind == KIND_MESSAGE then
+    local ev = new_event("message", port, v)
+    if (U.nwait or 0) > 0 then
+      hand(port, U, ev)
+    else
+      run_event(job, port, U, ev)
+    end
+  elseif kind == KIND_BADMESSAGE then
+    local ev = new_event("messageerror", port, nil)
+    ev.error = v
+    run_event(job, port, U, ev, "")
+  elseif kind == KIND_CLOSE then
+    while (U.nwait or 0) > 0 do hand(port, U, nil, "closed") end
+    run_event(job, port, U, new_event("close", port, nil))
+  end
+end
+
+local function runner_main()
+  local me = running()
+  while true do
+    local job = job_of[me]
+    if job.ev then  -- a job handed over from a coroutine that died
+      run_list(job)
+      finish_job(job)
+    end
+    while head < stop and runner == me do
+      head = head + 1
+      local tok = runq[head]
+      runq[head] = nil
+      if type(tok) == "userdata" then
+        run_port(job, tok)
+      else
+        step_task(tok[1], unpack(tok, 3, tok[2] + 2))
+      end
+    end
+    yield(IDLE)
+  end
+end
+
+local function new_runner(job)
+  local co = create(runner_main)
+  tasks[co] = true
+  job_of[co] = job
+  return co
+end
+
+local function pool_take()
+  if npool == 0 then return new_runner({}) end
+  local co = pool[npool]
+  pool[npool] = nil
+  npool = npool - 1
+  return co
+end
+
+-- A task's coroutine died of err: report it, or keep it for a
+-- messageerror; a pool coroutine's job goes on in a new one.
+local function fail(co, err)
+  if err == FATAL then error(FATAL, 0) end
+  local tb = traceback(co)
+  local job = job_of[co]
+  if not job or not job.ev then return report(err, tb) end
+  job_of[co] = nil
+  if job.ev.type == "message" then
+    local errs = job.errs
+    if not errs then
+      errs = {}
+      job.errs, job.ek = errs, 1
+    end
+    errs[#errs + 1] = err
+    errs[#errs + 1] = tb
+  else
+    report(err, tb)
+  end
+  job.i = job.i + 1
+  local co2 = new_runner(job)
+  if runner == co then runner = co2 end
+  return step_task(co2)
+end
+
+-- Resumes task co and deals with what it did.
+function step_task(co, ...)
+  local ok, a = resume(co, ...)
+  if not ok then return fail(co, a) end
+  if status(co) == "dead" then return end
+  if a == IDLE then
+    npool = npool + 1
+    pool[npool] = co
+  else
+    if runner == co then runner = nil end
+    if a ~= WAIT then wake(co) end  -- a plain coroutine.yield()
+  end
+end
+
+-- Dispatches ev at port as a task of its own, at the next turn.
+local function dispatch_later(port, U, ev, tb)
+  local co = pool_take()
+  local job = job_of[co]
+  job.port, job.U, job.ev, job.list, job.i, job.data =
+    port, U, ev, listeners(U, ev.type), 1, ev.data
+  if not job.list[1] then
+    job.ev = nil
+    if ev.type == "messageerror" then return report(ev.error, tb) end
+    return
+  end
+  wake(co)
 end
 
 local function remove_waiter(port, U, w)
@@ -378,7 +465,8 @@ local function fire_timers(t)
   while ntimers > 0 and timers[1].t <= t do
     local e = pop_timer()
     local w = e.w
-    if not w then
+    if e.dead then  -- luacheck: ignore 542
+    elseif not w then
       wake(e.co)
     elseif not w.done then
       w.done, w.why = true, "timeout"
@@ -396,34 +484,24 @@ end
 -- turn began. Later tokens wait for the next turn.
 local function turn()
   fire_timers(now())
-  local tail = runq[0]
-  while head < tail do
-    head = head + 1
-    local tok = runq[head]
-    runq[head] = nil
-    if type(tok) == "userdata" then
-      run_port(tok)
-    else
-      step_task(tok[1], unpack(tok, 3, tok[2] + 2))
-    end
+  stop = runq[0]
+  while head < stop do
+    runner = pool_take()
+    step_task(runner)
   end
+  runner = nil
   if head == runq[0] then
     if head > 1024 then
       runq = core.new_runq()
     else
       runq[0] = 0
     end
-    head = 0
+    head, stop = 0, 0
   end
 end
 
 local function ready()
   return head < runq[0]
-end
-
-local function current_task()
-  local co = running()
-  return co ~= nil and tasks[co] and co or nil
 end
 
 -- Runs f(...) as the one scheduler loop of this state.
@@ -438,7 +516,12 @@ local function exclusive(name, f, ...)
   active = true
   local ok, r = pcall(f, ...)
   active = false
-  if not ok then error(r, 0) end
+  if not ok then
+    if r == FATAL then
+      r, fatal_err = fatal_err, nil
+    end
+    error(r, 0)
+  end
   return r
 end
 
@@ -451,7 +534,7 @@ local function loop(done, deadline, full)
     turn()
     if done and done() then return true end
     if not ready() then
-      local t = ntimers > 0 and timers[1].t or nil
+      local t = next_timer()
       if t == nil and not (full and deadline) then return nil end
       if deadline and (t == nil or t > deadline) then
         local d = deadline - now()
@@ -484,7 +567,7 @@ end
 function M.step()
   return exclusive("mc.step", function()
     turn()
-    return ready() or ntimers > 0
+    return ready() or live_timers > 0
   end)
 end
 
@@ -583,6 +666,25 @@ local function protected_handler(err)
   return { err = err, tb = traceback(nil, 2) }
 end
 
+-- Calls a listener for dispatchEvent and reports its error. Inside a task
+-- the listener runs in a coroutine of its own whose yields are passed on,
+-- so it may block there too, even on Lua 5.1 (no yield across pcall).
+local function call_reporting(task, rec, ev)
+  if not task then
+    local ok, e = xpcall(function() return call(rec, ev) end,
+                         protected_handler)
+    if not ok then report(e.err, e.tb) end
+    return
+  end
+  local co = create(call)
+  outer_of[co] = task
+  local r = pack(resume(co, rec, ev))
+  while r[1] and status(co) ~= "dead" do
+    r = pack(resume(co, yield(unpack(r, 2, r.n))))
+  end
+  if not r[1] then report(r[2], traceback(co)) end
+end
+
 function methods.dispatchEvent(port, ev)
   local U = check_port(port, "dispatchEvent")
   if type(ev) ~= "table" or type(ev.type) ~= "string" then
@@ -594,15 +696,13 @@ function methods.dispatchEvent(port, ev)
   ev.preventDefault = preventDefault
   ev.stopImmediatePropagation = stopImmediatePropagation
   rawset(ev, STOP, nil)
-  local list = listeners(U, ev.type)
+  local list, task = listeners(U, ev.type), current_task()
   for i = 1, #list do
     if rawget(ev, STOP) then break end
     local rec = list[i]
     if not rec.removed then
       if rec.once then remove_record(port, U, ev.type, rec) end
-      local ok, e = xpcall(function() return call(rec, ev) end,
-                           protected_handler)
-      if not ok then report(e.err, e.tb) end
+      call_reporting(task, rec, ev)
     end
   end
   rawset(ev, STOP, nil)
@@ -618,7 +718,7 @@ function methods.receive(port, timeout)
   elseif kind == KIND_BADMESSAGE then
     local ev = new_event("messageerror", port, nil)
     ev.error = v
-    wake(create(function() dispatch(port, U, ev, "") end))
+    dispatch_later(port, U, ev, "")
     return methods.receive(port, timeout)
   elseif kind == KIND_CLOSE then
     return nil, "closed"
@@ -635,7 +735,7 @@ function methods.receive(port, timeout)
   U.nwait = (U.nwait or 0) + 1
   update(port, U)
   if co then
-    if timeout then add_timer(now() + timeout, co, w) end
+    if timeout then w.timer = add_timer(now() + timeout, co, w) end
     return yield(WAIT)
   end
   local ok, r = pcall(exclusive, "receive", loop,

@@ -1,0 +1,127 @@
+-- In-state MessageChannel throughput: post a batch of small tables on
+-- port1, then dispatch them all to port2's onmessage with mc.run(),
+-- against Node.js's in-thread MessageChannel doing the same with the same
+-- payload (bench/channel.js). Lua and Node rounds alternate, in blocks,
+-- so machine noise falls on both. Target on Lua 5.4: at least 3x Node's
+-- messages per second.
+--
+--   lua5.4 bench/channel.lua
+
+local arg = arg
+local VERSION = _VERSION
+local jit = rawget(_G, "jit")
+local format = string.format
+local type, require, print, tonumber = type, require, print,
+  tonumber
+local popen = io.popen
+
+local root = ((arg and arg[0] or ""):match("^(.*[/\\])") or "") .. "../"
+local build = type(jit) == "table" and "luajit" or VERSION:match("%d+%.%d+")
+package.path = root .. "?.lua;" .. root .. "lua/?.lua;" .. root
+  .. "lua/?/init.lua;" .. package.path
+package.cpath = root .. "build/" .. build .. "/?.so;" .. package.cpath
+
+local common = require "bench.common"
+local mc = require "messagechannel"
+
+local TARGET_RATIO = 3
+local TARGET_VERSION = "Lua 5.4"
+local BATCH, BLOCKS, PER_BLOCK = 20000, 5, 3
+
+local function message()
+  return { id = 1, name = "hello", tags = { "a", "b" },
+           pos = { x = 1.5, y = -2 } }
+end
+
+local ch = mc.MessageChannel()
+local got = 0
+ch.port2.onmessage = function(e)
+  if e.data.pos.y ~= -2 then error("bad message") end
+  got = got + 1
+end
+
+-- Seconds per message for one batch, by the wall clock (as Node's).
+local function lua_round()
+  local msg = message()
+  got = 0
+  local post = ch.port1
+  local t0 = mc.now()
+  for _ = 1, BATCH do post:postMessage(msg) end
+  mc.run()
+  local t = mc.now() - t0
+  if got ~= BATCH then error("dispatched " .. got .. " of " .. BATCH) end
+  return t / BATCH
+end
+
+-- Node's samples for one block, or nil and why.
+local function node_block()
+  local cmd = format("node %sbench/channel.js %d %d 2>&1", root, BATCH,
+                     PER_BLOCK)
+  local f = popen(cmd)
+  if not f then return nil, "cannot run node" end
+  local out = f:read("*a")
+  f:close()
+  local samples = {}
+  for s in out:gmatch("round (%S+)") do samples[#samples + 1] = tonumber(s) end
+  if #samples ~= PER_BLOCK then
+    return nil, (out:gsub("%s+$", ""))
+  end
+  return samples
+end
+
+local has_node = popen("command -v node"):read("*l")
+
+lua_round() -- warm-up
+local lua_s, node_s, node_err = {}, {}, nil
+for _ = 1, BLOCKS do
+  for _ = 1, PER_BLOCK do
+    collectgarbage()
+    lua_s[#lua_s + 1] = lua_round()
+  end
+  if has_node and not node_err then
+    local s, err = node_block()
+    if s then
+      for i = 1, #s do node_s[#node_s + 1] = s[i] end
+    else
+      node_err = err
+    end
+  end
+end
+
+local function record(name, samples)
+  local r = { name = name, samples = samples, batch = BATCH,
+              median = common.median(samples) }
+  r.min, r.max = math.huge, -math.huge
+  for i = 1, #samples do
+    r.min, r.max = math.min(r.min, samples[i]), math.max(r.max, samples[i])
+  end
+  r.ops = 1 / r.median
+  return r
+end
+
+print(format("in-state throughput, %s: post %d small tables, then dispatch "
+             .. "them all", common.version(), BATCH))
+local results = { record("messagechannel post+dispatch", lua_s) }
+if #node_s > 0 then
+  results[2] = record("Node.js MessageChannel", node_s)
+end
+common.print_lines(common.table(results))
+print("")
+
+if not has_node then
+  print("Node.js: not found (install the Debian package nodejs); no ratio")
+elseif node_err then
+  print("Node.js: failed: " .. node_err)
+else
+  local x = common.ratio(results[1], results[2])
+  print(common.ratio_line(results[1], results[2]))
+  local verdict = x >= TARGET_RATIO and "met" or "NOT met"
+  if VERSION == TARGET_VERSION and type(jit) ~= "table" then
+    print(format("target: >= %dx Node's messages per second on %s: %s",
+      TARGET_RATIO, TARGET_VERSION, verdict))
+  else
+    print(format("target: >= %dx Node's messages per second on %s: does "
+      .. "not apply to %s (this ratio: %.1fx)", TARGET_RATIO,
+      TARGET_VERSION, common.version(), x))
+  end
+end
