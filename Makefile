@@ -69,6 +69,7 @@ demo: deps
 run-demo: all
 	@test -n "$(LUAS)" || { echo "no Lua with headers found: run make deps"; exit 1; }
 	@v=$(firstword $(filter 5.4,$(LUAS)) $(LUAS)); \
+	  $(call RUN_ENV,$$v) $(SH_LUA) examples/channel.lua && echo && \
 	  $(call RUN_ENV,$$v) $(SH_LUA) examples/demo.lua
 
 # One busted run per Lua version, then one closing line for all of them.

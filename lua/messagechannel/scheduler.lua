@@ -293,7 +293,8 @@ local function run_list(job)
 end
 
 -- Ends a job: a messageerror event for each message listener that
--- raised, before the port's next message; then lets go of the event.
+-- raised, before the port's next message. The job's other fields are let
+-- go when its coroutine goes back to the pool.
 local function finish_job(job)
   local errs = job.errs
   while errs and job.ek <= #errs do
@@ -309,8 +310,7 @@ local function finish_job(job)
       report(errs[k], errs[k + 1])
     end
   end
-  job.port, job.U, job.ev, job.list, job.data, job.errs =
-    nil, nil, nil, nil, nil, nil
+  job.ev, job.errs = nil, nil
 end
 
 -- Runs ev's listeners at port as the job of the running coroutine. tb is
@@ -321,8 +321,7 @@ local function run_event(job, port, U, ev, tb)
     if ev.type == "messageerror" then report(ev.error, tb) end
     return
   end
-  job.port, job.U, job.ev, job.list, job.i, job.data =
-    port, U, ev, list, 1, ev.data
+  job.port, job.U, job.ev, job.list, job.i = port, U, ev, list, 1
   run_list(job)
   finish_job(job)
 end
@@ -407,7 +406,7 @@ local function fail(co, err)
     local errs = job.errs
     if not errs then
       errs = {}
-      job.errs, job.ek = errs, 1
+      job.errs, job.ek, job.data = errs, 1, job.ev.data
     end
     errs[#errs + 1] = err
     errs[#errs + 1] = tb
@@ -426,6 +425,8 @@ function step_task(co, ...)
   if not ok then return fail(co, a) end
   if status(co) == "dead" then return end
   if a == IDLE then
+    local job = job_of[co]
+    job.port, job.U, job.list, job.data = nil, nil, nil, nil
     npool = npool + 1
     pool[npool] = co
   else
@@ -438,8 +439,8 @@ end
 local function dispatch_later(port, U, ev, tb)
   local co = pool_take()
   local job = job_of[co]
-  job.port, job.U, job.ev, job.list, job.i, job.data =
-    port, U, ev, listeners(U, ev.type), 1, ev.data
+  job.port, job.U, job.ev, job.list, job.i =
+    port, U, ev, listeners(U, ev.type), 1
   if not job.list[1] then
     job.ev = nil
     if ev.type == "messageerror" then return report(ev.error, tb) end
