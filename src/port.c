@@ -325,12 +325,16 @@ static int core_channel (lua_State *L) {
 
 /* Replaces the run queue with a new empty one, which it returns: an
 ** emptied table keeps the size it grew to. */
-static int core_new_runq (lua_State *L) {
+static void push_new_runq (lua_State *L, int state) {
   lua_newtable(L);
   lua_pushinteger(L, 0);
   lua_rawseti(L, -2, 0);
   lua_pushvalue(L, -1);
-  lua_rawseti(L, lua_upvalueindex(1), MC_STATE_RUNQ);
+  lua_rawseti(L, state, MC_STATE_RUNQ);
+}
+
+static int core_new_runq (lua_State *L) {
+  push_new_runq(L, lua_upvalueindex(1));
   return 1;
 }
 
@@ -374,6 +378,8 @@ void mc_port_open (lua_State *L) {
     {NULL, NULL}
   };
   int state = lua_gettop(L);
+  push_new_runq(L, state);  /* a port's finalizer may queue a token */
+  lua_pop(L, 1);
   lua_newtable(L);
   lua_pushliteral(L, "v");
   lua_setfield(L, -2, "__mode");
