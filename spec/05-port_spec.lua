@@ -7,9 +7,7 @@ local helper = require "spec.helper"
 
 local error_of = helper.error_of
 
-local function has(s, needle)
-  return type(s) == "string" and s:find(needle, 1, true) ~= nil
-end
+local has = helper.has
 
 -- Asserts that fn(...) raises an error containing each of the needles.
 local function raises(fn, args, ...)
@@ -29,11 +27,7 @@ local function is_port(v)
   return type(v) == "userdata" and has(tostring(v), "MessagePort (")
 end
 
--- Runs the scheduler until idle; a spec that never gets idle fails instead
--- of hanging the suite.
-local function run()
-  assert.is_true(mc.run(5), "mc.run(5) did not become idle")
-end
+local run = helper.run
 
 -- A listener that appends tag (or the event's data) to log.
 local function logger(log, tag)
@@ -42,7 +36,7 @@ local function logger(log, tag)
   end
 end
 
-local function noop() end
+local noop = helper.noop
 
 -- Empties a log in place, for the listeners that hold it.
 local function clear(t)
@@ -50,19 +44,9 @@ local function clear(t)
 end
 
 describe("MessagePort", function()
-  local default_onerror = mc.onerror
-  local errors
-
-  before_each(function()
-    errors = {}
-    mc.onerror = function(err) errors[#errors + 1] = err end
-  end)
-
-  after_each(function()
-    mc.onerror = noop
-    mc.run(2)
-    mc.onerror = default_onerror
-  end)
+  local errors, catch, release = helper.error_hooks(2)
+  before_each(catch)
+  after_each(release)
 
   describe("mc.MessageChannel", function()
     it("makes a channel of two distinct ports, called or through new()", function()
@@ -771,7 +755,8 @@ describe("MessagePort", function()
       assert.is_true(pcall(p.dispatchEvent, p, { type = "message" }))
       assert.same({ "after" }, got)
       assert.equal(1, #errors)
-      assert.truthy(has(errors[1], "listener failed"), tostring(errors[1]))
+      assert.truthy(has(errors[1].err, "listener failed"),
+                    tostring(errors[1].err))
     end)
   end)
 

@@ -3,16 +3,11 @@
 -- messageerror and fairness of the scheduler under an endless chain.
 
 local mc = require "messagechannel"
+local helper = require "spec.helper"
 
-local function has(s, needle)
-  return type(s) == "string" and s:find(needle, 1, true) ~= nil
-end
+local has = helper.has
 
--- Runs the scheduler until idle; a spec that never gets idle fails instead
--- of hanging the suite.
-local function run()
-  assert.is_true(mc.run(5), "mc.run(5) did not become idle")
-end
+local run = helper.run
 
 -- A listener that appends tag (or the event's data) to log; with both, it
 -- appends "tag:data".
@@ -28,24 +23,11 @@ local function logger(log, tag)
   end
 end
 
-local function noop() end
 
 describe("delivery", function()
-  local default_onerror = mc.onerror
-  local errors
-
-  before_each(function()
-    errors = {}
-    mc.onerror = function(err, traceback)
-      errors[#errors + 1] = { err = err, traceback = traceback }
-    end
-  end)
-
-  after_each(function()
-    mc.onerror = noop
-    mc.run(2)
-    mc.onerror = default_onerror
-  end)
+  local errors, catch, release = helper.error_hooks(2)
+  before_each(catch)
+  after_each(release)
 
   describe("asynchrony", function()
     it("postMessage never runs a listener, even at a started port", function()

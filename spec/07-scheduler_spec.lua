@@ -5,37 +5,20 @@
 local mc = require "messagechannel"
 local helper = require "spec.helper"
 
-local function has(s, needle)
-  return type(s) == "string" and s:find(needle, 1, true) ~= nil
-end
+local has = helper.has
 
--- Runs the scheduler until idle; a spec that never gets idle fails instead
--- of hanging the suite.
-local function run()
-  assert.is_true(mc.run(5), "mc.run(5) did not become idle")
-end
+local run = helper.run
 
 -- mc.now() differences are compared with a little slack for float rounding.
 local EPS = 1e-6
 
-local function noop() end
+local noop = helper.noop
 
 describe("scheduler", function()
   local default_onerror = mc.onerror
-  local errors
-
-  before_each(function()
-    errors = {}
-    mc.onerror = function(err, traceback)
-      errors[#errors + 1] = { err = err, traceback = traceback }
-    end
-  end)
-
-  after_each(function()
-    mc.onerror = noop
-    mc.run(3)
-    mc.onerror = default_onerror
-  end)
+  local errors, catch, release = helper.error_hooks(3)
+  before_each(catch)
+  after_each(release)
 
   describe("mc.run", function()
     it("returns true at once when there is nothing to do", function()

@@ -4,8 +4,7 @@
 -- stack slot of the spec keeps them reachable.
 
 local mc = require "messagechannel"
-
-local function noop() end
+local helper = require "spec.helper"
 
 -- Full collections, with the scheduler run in between so close events
 -- queued by finalizers are dispatched and their ports released.
@@ -18,19 +17,16 @@ local function collect()
 end
 
 describe("garbage collection #gc", function()
-  local default_onerror = mc.onerror
-  local errors
+  local errors, catch, release = helper.error_hooks(5)
 
   before_each(function()
-    errors = {}
-    mc.onerror = function(err) errors[#errors + 1] = err end
+    catch()
     collect()
   end)
 
   after_each(function()
-    mc.onerror = noop
     collect()
-    mc.onerror = default_onerror
+    release()
   end)
 
   describe("a collected port", function()
@@ -150,7 +146,7 @@ describe("garbage collection #gc", function()
         busy.port1.onmessageerror = function() calls = calls + 1 end
         weak[3], weak[4], weak[5] = busy.port1, busy.port2, busy
         local half = mc.MessageChannel()
-        half.port2:addEventListener("message", noop)
+        half.port2:addEventListener("message", helper.noop)
         weak[6], weak[7] = half.port1, half.port2
         local held = mc.MessageChannel()
         held.port1:postMessage({ 1, 2, 3 })
@@ -237,20 +233,11 @@ describe("garbage collection #gc", function()
     ]]
 
     it("leaves the ports of the first load safe to use and collect", function()
-      local interpreter = arg and arg[-1]
-      if type(interpreter) ~= "string" then
+      local out = helper.run_child(child)
+      if not out then
         pending("the interpreter's name is not in arg[-1]")
         return
       end
-      local file = os.tmpname()
-      local f = assert(io.open(file, "w"))
-      f:write(("package.path = %q\npackage.cpath = %q\n"):format(package.path, package.cpath))
-      f:write(child)
-      f:close()
-      local pipe = assert(io.popen(interpreter .. " " .. file .. " 2>&1; echo \" exit:$?\""))
-      local out = pipe:read("*a")
-      pipe:close()
-      os.remove(file)
       assert.truthy(out:find("child ok exit:0", 1, true), out)
     end)
   end)
@@ -291,7 +278,7 @@ describe("garbage collection #gc", function()
       local kb = growth(100000, function(i)
         local ch = mc.MessageChannel()
         ch.port2.onmessage = count
-        ch.port1.onclose = noop
+        ch.port1.onclose = helper.noop
         ch.port1:postMessage(i)
       end)
       assert.equal(WARMUP + 100000, delivered)
@@ -302,7 +289,7 @@ describe("garbage collection #gc", function()
       local closes = 0
       local kb = growth(100000, function(i)
         local ch = mc.MessageChannel()
-        ch.port2.onmessage = noop
+        ch.port2.onmessage = helper.noop
         ch.port2.onclose = function() closes = closes + 1 end
         ch.port1:postMessage({ i, "x" })
         ch.port1:close()

@@ -316,6 +316,11 @@ function M.error_of(fn, ...)
   return err
 end
 
+-- Does string s contain needle (plainly)?
+function M.has(s, needle)
+  return type(s) == "string" and s:find(needle, 1, true) ~= nil
+end
+
 function M.ends_with(s, suffix)
   return s:sub(-#suffix) == suffix
 end
@@ -386,6 +391,60 @@ function M.trap_metatable(events)
     end
   end
   return mt, log
+end
+
+------------------------------------------------------------------------------
+-- Ports and the scheduler
+------------------------------------------------------------------------------
+
+function M.noop() end
+
+-- Runs the scheduler until idle; a spec that never gets idle fails instead
+-- of hanging the suite.
+function M.run()
+  if mc.run(5) ~= true then error("mc.run(5) did not become idle", 2) end
+end
+
+-- Errors sent to mc.onerror during a spec: returns the list ({err,
+-- traceback} records), a function for before_each that empties it and
+-- installs the catcher, and one for after_each that lets the scheduler
+-- settle (up to `settle` seconds) with errors ignored, then restores the
+-- default mc.onerror.
+function M.error_hooks(settle)
+  local errors, default = {}, mc.onerror
+  local function catch()
+    for k in pairs(errors) do errors[k] = nil end
+    mc.onerror = function(err, traceback)
+      errors[#errors + 1] = { err = err, traceback = traceback }
+    end
+  end
+  local function release()
+    mc.onerror = M.noop
+    mc.run(settle)
+    mc.onerror = default
+  end
+  return errors, catch, release
+end
+
+-- Runs Lua source in a child process of the same interpreter, with this
+-- process's package paths, so that a crash fails a spec instead of the
+-- whole run. Returns its output followed by " exit:<status>", or nil when
+-- the interpreter is unknown.
+function M.run_child(source)
+  local interpreter = arg and arg[-1]
+  if type(interpreter) ~= "string" then return nil end
+  local file = os.tmpname()
+  local f = assert(io.open(file, "w"))
+  f:write(("package.path = %q\npackage.cpath = %q\n"):format(package.path,
+                                                          package.cpath))
+  f:write(source)
+  f:close()
+  local pipe = assert(io.popen(interpreter .. " " .. file
+                               .. " 2>&1; echo \" exit:$?\""))
+  local out = pipe:read("*a")
+  pipe:close()
+  os.remove(file)
+  return out
 end
 
 return M

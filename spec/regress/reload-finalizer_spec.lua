@@ -3,6 +3,8 @@
 -- process: the finalizer queued its partner's close on a run queue that
 -- did not exist yet. The child process below does exactly that.
 
+local helper = require "spec.helper"
+
 local child = [[
   local mc = require "messagechannel"
   local keep = {}
@@ -22,22 +24,11 @@ local child = [[
 
 describe("regress: a port collected after the core was loaded again", function()
   it("does not crash the process", function()
-    local interpreter = arg and arg[-1]
-    if type(interpreter) ~= "string" then
+    local out = helper.run_child(child)
+    if not out then
       pending("the interpreter's name is not in arg[-1]")
       return
     end
-    local file = os.tmpname()
-    local f = assert(io.open(file, "w"))
-    f:write(("package.path = %q\npackage.cpath = %q\n"):format(package.path,
-                                                          package.cpath))
-    f:write(child)
-    f:close()
-    local pipe = assert(io.popen(interpreter .. " " .. file
-                                 .. " 2>&1; echo \" exit:$?\""))
-    local out = pipe:read("*a")
-    pipe:close()
-    os.remove(file)
     assert.truthy(out:find("child ok exit:0", 1, true), out)
   end)
 end)
