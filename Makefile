@@ -5,6 +5,7 @@
 #   make test     everything CI checks (specs on each Lua, luacheck,
 #                 ASan+UBSan specs, LuaRocks install)
 #   make check    specs under ASan+UBSan (Lua 5.4 and LuaJIT)
+#   make tsan     thread specs under ThreadSanitizer (Lua 5.4 and LuaJIT)
 #   make valgrind specs under valgrind (Lua 5.4)
 #   make lint     luacheck
 #   make bench    benchmarks against the peers
@@ -17,8 +18,10 @@ CFLAGS  ?= -O2 -g
 BASEFLAGS = -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -pthread $(WARN)
 ALLFLAGS = $(BASEFLAGS) $(CFLAGS)
 LDSHARED = -shared
+LIBS     = -ldl
 
-SRCS = src/core.c src/codec.c src/buffer.c src/bytes.c src/port.c src/pipe.c
+SRCS = src/core.c src/codec.c src/buffer.c src/bytes.c src/port.c src/pipe.c \
+       src/hub.c src/worker.c
 HDRS = src/mc.h src/compat.h
 
 # The Lua versions (build dir names). Each one's interpreter and pkg-config
@@ -44,20 +47,29 @@ SAN_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all \
             -fno-omit-frame-pointer
 SAN_PRELOAD = $(shell $(CC) -print-file-name=libasan.so) \
               $(shell $(CC) -print-file-name=libubsan.so)
+TSAN_FLAGS = -fsanitize=thread -fno-omit-frame-pointer
+TSAN_PRELOAD = $(shell $(CC) -print-file-name=libtsan.so)
 
-.PHONY: all demo run-demo run-bench test check valgrind lint bench deps rock specs clean
+.PHONY: all demo run-demo run-bench test check tsan valgrind lint bench deps rock specs clean
 
 all: $(foreach v,$(LUAS),build/$v/messagechannel/core.so)
 
 build/%/messagechannel/core.so: $(SRCS) $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(ALLFLAGS) $$(pkg-config --cflags $(call lua_name,$*)) $(LDSHARED) \
-	  -o $@ $(SRCS)
+	  -o $@ $(SRCS) $(LIBS)
 
 build/asan-%/messagechannel/core.so: $(SRCS) $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(BASEFLAGS) -O1 -g $(SAN_FLAGS) \
-	  $$(pkg-config --cflags $(call lua_name,$*)) $(LDSHARED) -o $@ $(SRCS)
+	  $$(pkg-config --cflags $(call lua_name,$*)) $(LDSHARED) -o $@ $(SRCS) \
+	  $(LIBS)
+
+build/tsan-%/messagechannel/core.so: $(SRCS) $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(BASEFLAGS) -O1 -g $(TSAN_FLAGS) \
+	  $$(pkg-config --cflags $(call lua_name,$*)) $(LDSHARED) -o $@ $(SRCS) \
+	  $(LIBS)
 
 deps:
 	@sh .ci/deps $(DEB_PACKAGES)
@@ -112,6 +124,20 @@ check: $(foreach v,$(SAN_LUAS),build/asan-$v/messagechannel/core.so)
 	  echo "ASan+UBSan on $$v: $$(grep -c '^ok' build/check-$$v.log) passed, $$(grep -c '^not ok' build/check-$$v.log) failed"; \
 	done
 
+# The thread specs under ThreadSanitizer; any report fails the run.
+tsan: $(foreach v,$(SAN_LUAS),build/tsan-$v/messagechannel/core.so)
+	@test -n "$(SAN_LUAS)" || { echo "tsan needs lua5.4 or luajit: run make deps"; exit 1; }
+	@for v in $(SAN_LUAS); do \
+	  bin=$(SH_LUA); \
+	  echo "== ThreadSanitizer thread specs on $$bin"; \
+	  LD_PRELOAD="$(TSAN_PRELOAD)" TSAN_OPTIONS="halt_on_error=1 exitcode=66" \
+	    $(call RUN_ENV,tsan-$$v) $$bin $(BUSTED) -o TAP --tags=threads spec > build/tsan-$$v.log 2>&1 \
+	    || { tail -n 60 build/tsan-$$v.log; echo "tsan failed on $$v"; exit 1; }; \
+	  if grep -q "WARNING: ThreadSanitizer" build/tsan-$$v.log; then \
+	    grep -A30 "WARNING: ThreadSanitizer" build/tsan-$$v.log | head -60; echo "tsan reports on $$v"; exit 1; fi; \
+	  echo "ThreadSanitizer on $$v: $$(grep -c '^ok' build/tsan-$$v.log) passed, $$(grep -c '^not ok' build/tsan-$$v.log) failed"; \
+	done
+
 valgrind: build/5.4/messagechannel/core.so
 	$(call RUN_ENV,5.4) valgrind --quiet --error-exitcode=1 --leak-check=full \
 	  --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect \
@@ -150,6 +176,7 @@ run-bench: all
 	  bin=$(SH_LUA); \
 	  $(call RUN_ENV,$$v) $$bin bench/clone.lua || exit 1; \
 	  echo; $(call RUN_ENV,$$v) $$bin bench/channel.lua || exit 1; echo; \
+	  $(call RUN_ENV,$$v) $$bin bench/threads.lua || exit 1; echo; \
 	done
 
 clean:

@@ -26,6 +26,7 @@ build = {
     ["messagechannel"] = "lua/messagechannel/init.lua",
     ["messagechannel.scheduler"] = "lua/messagechannel/scheduler.lua",
     ["messagechannel.install"] = "lua/messagechannel/install.lua",
+    ["messagechannel.worker"] = "lua/messagechannel/worker.lua",
     ["messagechannel.core"] = {
       sources = {
         "src/core.c",
@@ -34,9 +35,11 @@ build = {
         "src/bytes.c",
         "src/port.c",
         "src/pipe.c",
+        "src/hub.c",
+        "src/worker.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
-      libraries = { "pthread" },
+      libraries = { "pthread", "dl" },
       incdirs = { "src" },
     },
   },

@@ -196,6 +196,7 @@ typedef struct Enc {
   int sidx;       /* stack index of the scratch userdata */
   int queue;      /* stack index of the table id -> object */
   int root;       /* stack index of the value being encoded */
+  int xmap;       /* stack index of the transfer table, or 0 */
   uint32_t nobjs;
 } Enc;
 
@@ -384,8 +385,21 @@ static void enc_value (Enc *e, int idx, const Where *w) {
       break;
     default: {
       mc_Buffer *b = NULL;
-      const char *bad = not_cloneable(L, idx, &b);
+      const char *bad;
       uint32_t id;
+      if (e->xmap != 0) {  /* moved, not copied: its index in the list */
+        lua_pushvalue(L, idx);
+        lua_rawget(L, e->xmap);
+        if (!lua_isnil(L, -1)) {
+          lua_Integer i = lua_tointeger(L, -1);
+          lua_pop(L, 1);
+          enc_tag_varint(e, mc_port_test(L, idx) ? TAG_PORT : TAG_XBUFFER,
+                         (uint64_t)i - 1);
+          break;
+        }
+        lua_pop(L, 1);
+      }
+      bad = not_cloneable(L, idx, &b);
       if (bad != NULL)
         enc_fail(e, bad, w);
       id = mc_ptrmap_get(&e->s->seen, b);
@@ -457,11 +471,12 @@ static void enc_body (Enc *e, uint32_t id) {
 
 /* Encodes the value at idx into the scratch's out, pushing the scratch
 ** (taken: give it back when done with its bytes). */
-static void encode (Enc *e, lua_State *L, int idx) {
+static void encode (Enc *e, lua_State *L, int idx, int xmap) {
   Where w;
   uint32_t id;
   e->L = L;
   e->root = mc_absindex(L, idx);
+  e->xmap = xmap;
   e->s = take_scratch(L);
   e->sidx = lua_gettop(L);
   e->queue = push_ids(L, e->sidx);
@@ -698,6 +713,7 @@ typedef struct Dec {
   Scratch *s;
   int sidx;
   int refs;        /* stack index of the table id -> object */
+  int xarr;        /* stack index of the transferred objects, or 0 */
   const unsigned char *p;
   size_t n, pos;
   size_t claimed;  /* table slots announced so far; at most n */
@@ -878,10 +894,25 @@ static void dec_value (Dec *d) {
       break;
     }
     case TAG_PORT:
-    case TAG_XBUFFER:
-      d->pos--;
-      dec_fail(d, "transferred object outside a transfer");
+    case TAG_XBUFFER: {
+      size_t at = d->pos - 1;
+      uint64_t i;
+      if (d->xarr == 0) {
+        d->pos = at;
+        dec_fail(d, "transferred object outside a transfer");
+      }
+      i = dec_varint(d);
+      if (i >= (uint64_t)mc_rawlen(L, d->xarr)) {
+        d->pos = at;
+        dec_fail(d, "transfer index out of range");
+      }
+      lua_rawgeti(L, d->xarr, (int)i + 1);
+      if ((tag == TAG_PORT) != mc_port_test(L, -1)) {
+        d->pos = at;
+        dec_fail(d, "transferred object of the wrong kind");
+      }
       break;
+    }
     default:
       d->pos--;
       dec_fail(d, "unknown tag");
@@ -916,10 +947,11 @@ static void dec_body (Dec *d, int t, uint32_t narr, uint32_t nhash) {
 ** stack index sidx; only its objs are used, so p may be its bytes. On
 ** error the scratch is given back. */
 static void decode (lua_State *L, Scratch *s, int sidx,
-                    const unsigned char *p, size_t n) {
+                    const unsigned char *p, size_t n, int xarr) {
   Dec d;
   uint32_t id;
   d.L = L;
+  d.xarr = xarr;
   d.s = s;
   d.sidx = sidx;
   d.refs = push_ids(L, sidx);
@@ -972,6 +1004,8 @@ typedef struct Copy {
   int dst;       /* stack index of the table id -> copy */
   int deferred;  /* stack index of the array of originals waiting */
   int mt2name;
+  int xmap;      /* stack index of the transfer table, or 0 */
+  int blanks;    /* and of the new objects for its entries */
   int depth;
   uint32_t nobjs;
   int ndeferred;
@@ -1074,8 +1108,20 @@ static void copy_value (Copy *c, int idx, const Where *w) {
       break;
     default: {
       mc_Buffer *b = NULL;
-      const char *bad = not_cloneable(L, idx, &b);
+      const char *bad;
       uint32_t id;
+      if (c->xmap != 0) {  /* moved: the new object made for it */
+        lua_pushvalue(L, idx);
+        lua_rawget(L, c->xmap);
+        if (!lua_isnil(L, -1)) {
+          lua_Integer i = lua_tointeger(L, -1);
+          lua_pop(L, 1);
+          lua_rawgeti(L, c->blanks, (int)i);
+          break;
+        }
+        lua_pop(L, 1);
+      }
+      bad = not_cloneable(L, idx, &b);
       if (bad != NULL)
         copy_fail(c, bad, w);
       id = mc_ptrmap_get(&c->s->seen, b);
@@ -1090,8 +1136,8 @@ static void copy_value (Copy *c, int idx, const Where *w) {
   }
 }
 
-/* Pushes a copy of the value at idx. */
-static void copy (lua_State *L, int idx) {
+/* Pushes a copy of the value at idx; xmap and blanks as in Copy. */
+static void copy (lua_State *L, int idx, int xmap, int blanks) {
   Copy c;
   Where w;
   int i;
@@ -1106,6 +1152,8 @@ static void copy (lua_State *L, int idx) {
   c.dst = c.sidx + 1;
   c.deferred = c.sidx + 2;
   c.mt2name = c.sidx + 3;
+  c.xmap = xmap;
+  c.blanks = blanks;
   c.depth = 0;
   c.nobjs = 0;
   c.ndeferred = 0;
@@ -1129,9 +1177,10 @@ static void copy (lua_State *L, int idx) {
 /* }====================================================== */
 
 
-const unsigned char *mc_encode (lua_State *L, int idx, size_t *len) {
+const unsigned char *mc_encode (lua_State *L, int idx, int xmap,
+                                size_t *len) {
   Enc e;
-  encode(&e, L, idx);
+  encode(&e, L, idx, xmap);
   *len = e.s->out.n;
   return e.s->out.p;
 }
@@ -1141,32 +1190,26 @@ void mc_encode_done (lua_State *L, int sidx) {
   lua_remove(L, sidx);
 }
 
-void mc_decode (lua_State *L, const unsigned char *p, size_t n) {
+void mc_decode (lua_State *L, const unsigned char *p, size_t n, int xarr) {
   Scratch *s = take_scratch(L);
   int sidx = lua_gettop(L);
-  decode(L, s, sidx, p, n);  /* scratch, value */
+  decode(L, s, sidx, p, n, xarr);  /* scratch, value */
   give_scratch(L, sidx, s);
   lua_remove(L, sidx);
 }
 
 int mc_structured_clone (lua_State *L) {
+  int n;
   luaL_checkany(L, 1);
-  if (!lua_isnoneornil(L, 2)) {
-    luaL_checktype(L, 2, LUA_TTABLE);
-    lua_getfield(L, 2, "transfer");
-    if (!lua_isnil(L, -1)) {
-      if (!lua_istable(L, -1))
-        luaL_argerror(L, 2, "'transfer' must be an array");
-      lua_pushnil(L);
-      if (lua_next(L, -2)) {
-        lua_pushliteral(L, "DataCloneError: transfer lists are not "
-                           "supported by this version");
-        lua_error(L);
-      }
-    }
+  lua_settop(L, 2);
+  n = mc_transfer_check(L, 2, NULL);  /* v, options, map */
+  if (n == 0) {
+    copy(L, 1, 0, 0);
+    return 1;
   }
-  lua_settop(L, 1);
-  copy(L, 1);
+  mc_transfer_blanks(L, 3);  /* v, options, map, blanks */
+  copy(L, 1, 3, 4);
+  mc_transfer_move(L, 3, 4);
   return 1;
 }
 
@@ -1174,7 +1217,7 @@ int mc_serialize (lua_State *L) {
   Enc e;
   luaL_checkany(L, 1);
   lua_settop(L, 1);
-  encode(&e, L, 1);  /* v, scratch */
+  encode(&e, L, 1, 0);  /* v, scratch */
   lua_pushlstring(L, (const char *)e.s->out.p, e.s->out.n);
   give_scratch(L, 2, e.s);
   return 1;
@@ -1187,7 +1230,7 @@ int mc_deserialize (lua_State *L) {
     luaL_argerror(L, 1, lua_pushfstring(L, "string expected, got %s",
                                         luaL_typename(L, 1)));
   s = lua_tolstring(L, 1, &n);
-  mc_decode(L, (const unsigned char *)s, n);
+  mc_decode(L, (const unsigned char *)s, n, 0);
   return 1;
 }
 

@@ -21,7 +21,9 @@ LUALIB_API int luaopen_messagechannel_core (lua_State *L) {
   lua_newtable(L);  /* state */
   mc_codec_open(L);
   mc_port_open(L);
+  mc_worker_open(L);
   mc_port_funcs(L);
+  mc_worker_funcs(L);
   mc_setfuncs(L, funcs, 1);
   return 1;
 }

@@ -30,4 +30,14 @@ scheduler.facade = M
 M.install = require("messagechannel.install").new(M.MessageChannel,
                                                   M.MessagePort)
 
+-- Threads. In a worker, the first message brings workerData and the port
+-- to the parent, and an error nobody takes ends the worker.
+local worker = require "messagechannel.worker"
+local info = core.worker_info()
+M.Worker = worker.Worker
+M.isMainThread = info == nil
+M.workerData = info and info.data
+M.parentPort = info and info.port
+if info then M.onerror = worker.raise end
+
 return M

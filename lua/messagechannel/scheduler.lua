@@ -29,8 +29,8 @@ local function pack(...)
   return { n = select("#", ...), ... }
 end
 
-local take, config, uservalue, now, wait =
-  core.take, core.config, core.uservalue, core.now, core.wait
+local take, config, uservalue, now, poll, busy =
+  core.take, core.config, core.uservalue, core.now, core.poll, core.busy
 local methods = core.methods
 local runq = core.new_runq()
 
@@ -86,10 +86,11 @@ local EVENT_MT = {
   end,
 }
 
-local function new_event(typ, port, data)
+local function new_event(typ, port, data, ports)
   return setmetatable({ type = typ, data = data, target = port,
-                        currentTarget = port }, EVENT_MT)
+                        currentTarget = port, ports = ports }, EVENT_MT)
 end
+M.new_event = new_event
 
 local function is_callable(v)
   if type(v) == "function" then return true end
@@ -121,18 +122,13 @@ local function listeners(U, typ)
   return ls and ls[typ] or EMPTY
 end
 
--- Tells the C side what the port listens for, and has its partner hold it
--- alive while it wants events.
+-- Tells the C side what the port listens for; it decides what keeps the
+-- port alive while it wants events.
 local function update(port, U)
   local nmsg, nwait = #listeners(U, "message"), U.nwait or 0
   local wants = nmsg + #listeners(U, "messageerror") + #listeners(U, "close")
                 + nwait > 0
-  if config(port, U.started, nmsg, nwait) then
-    local peer = U.peer[1]
-    if peer then
-      uservalue(peer).keep = wants and port or nil
-    end
-  end
+  config(port, U.started, nmsg, nwait, wants)
 end
 
 local function set_list(port, U, typ, list)
@@ -267,6 +263,8 @@ local function report(err, tb)
   end
 end
 
+M.report = report
+
 local function push(tok)
   local t = runq[0] + 1
   runq[t] = tok
@@ -339,9 +337,9 @@ end
 
 -- Runs one token of a port: the head of its FIFO.
 local function run_port(job, port)
-  local kind, v, U = take(port, true)
+  local kind, v, U, ports = take(port, true)
   if kind == KIND_MESSAGE then
-    local ev = new_event("message", port, v)
+    local ev = new_event("message", port, v, ports)
     if (U.nwait or 0) > 0 then
       hand(port, U, ev)
     else
@@ -481,9 +479,43 @@ end
 -- The loop
 ---------------------------------------------------------------------------
 
--- One turn: the due timers, then the tokens that were queued when the
--- turn began. Later tokens wait for the next turn.
+-- Workers this state started and that have not been seen to end: handle ->
+-- the function that dispatches their end.
+local live_workers, nworkers = {}, 0
+
+function M.watch_worker(handle, on_exit)
+  live_workers[handle] = on_exit
+  nworkers = nworkers + 1
+end
+
+-- What core.poll returns: the handles of workers with news.
+local function news(...)
+  for i = 1, select("#", ...) do
+    local h = select(i, ...)
+    local on_exit = live_workers[h]
+    if on_exit then
+      local done, code, err, tb = core.worker_result(h)
+      if done then
+        live_workers[h] = nil
+        nworkers = nworkers - 1
+        local co = create(on_exit)
+        tasks[co] = true
+        wake(co, code, err, tb)
+      end
+    end
+  end
+end
+
+-- Whether another thread can still wake this state with work.
+local function waited_for()
+  return nworkers > 0 or busy()
+end
+
+-- One turn: news from other threads and the due timers, then the tokens
+-- that were queued when the turn began. Later tokens wait for the next
+-- turn.
 local function turn()
+  news(poll(0))
   fire_timers(now())
   stop = runq[0]
   while head < stop do
@@ -529,6 +561,8 @@ end
 -- Runs turns until done() is true (true), the deadline passes (false), or
 -- nothing is left that could make progress (nil). With `full`, an idle
 -- scheduler still waits for the deadline (sleep, receive with a timeout).
+-- Between turns it sleeps in core.poll until the next timer, or until
+-- another thread has news.
 local function loop(done, deadline, full)
   while true do
     if done and done() then return true end
@@ -536,13 +570,19 @@ local function loop(done, deadline, full)
     if done and done() then return true end
     if not ready() then
       local t = next_timer()
-      if t == nil and not (full and deadline) then return nil end
       if deadline and (t == nil or t > deadline) then
-        local d = deadline - now()
-        if d <= 0 then return false end
+        if t == nil and not full and not waited_for() then return nil end
+        if deadline - now() <= 0 then return false end
         t = deadline
+      elseif t == nil and not waited_for() then
+        return nil
       end
-      wait(t - now())
+      if t then
+        local d = t - now()
+        news(poll(d > 0 and d or 0))
+      else
+        news(poll(-1))
+      end
     elseif deadline and now() >= deadline then
       return false
     end
@@ -568,7 +608,7 @@ end
 function M.step()
   return exclusive("mc.step", function()
     turn()
-    return ready() or live_timers > 0
+    return ready() or live_timers > 0 or waited_for()
   end)
 end
 
@@ -713,9 +753,9 @@ end
 function methods.receive(port, timeout)
   local U = check_port(port, "receive")
   check_seconds(timeout, "receive", 1, true)
-  local kind, v = take(port, false)
+  local kind, v, _, ports = take(port, false)
   if kind == KIND_MESSAGE then
-    return new_event("message", port, v)
+    return new_event("message", port, v, ports)
   elseif kind == KIND_BADMESSAGE then
     local ev = new_event("messageerror", port, nil)
     ev.error = v

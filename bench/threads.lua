@@ -1,0 +1,355 @@
+-- Cross-thread messaging: mc.Worker against Node.js worker_threads
+-- (bench/threads.js), each measured in the same run. Workers are started
+-- once and not timed; every measure is by the wall clock:
+--   ping-pong  the main thread posts a small table to a worker, which
+--              echoes it on mc.parentPort; the next goes when the echo is
+--              back. Seconds per round trip.
+--   one-way    a worker posts N small tables {i = i, name = "x"} to the
+--              main thread, which counts them. Messages per second.
+--   64 MiB     a Buffer posted with a transfer list, and the same posted
+--              without one (a copy), until the worker acknowledges it.
+-- Lua and Node rounds alternate, in blocks, so machine noise falls on both.
+-- Targets on Lua 5.4: a round trip at most 0.25x Node's, and at least 3x
+-- Node's messages per second one way.
+--
+--   lua5.4 bench/threads.lua
+
+local arg = arg
+local VERSION = _VERSION
+local jit = rawget(_G, "jit")
+local format = string.format
+local rep = string.rep
+local concat = table.concat
+local type, require, print, tonumber, tostring, pcall, error =
+  type, require, print, tonumber, tostring, pcall, error
+local collectgarbage = collectgarbage
+local popen = io.popen
+local exit = os.exit
+
+local root = ((arg and arg[0] or ""):match("^(.*[/\\])") or "") .. "../"
+local build = type(jit) == "table" and "luajit" or VERSION:match("%d+%.%d+")
+package.path = root .. "?.lua;" .. root .. "lua/?.lua;" .. root
+  .. "lua/?/init.lua;" .. package.path
+package.cpath = root .. "build/" .. build .. "/?.so;" .. package.cpath
+
+local common = require "bench.common"
+local ok_mc, mc = pcall(require, "messagechannel")
+
+local PINGPONG, ONEWAY, MIB = 2000, 50000, 64
+local SIZE, PAGE = MIB * 1024 * 1024, 4096
+local BLOCKS, PER_BLOCK = 5, 3
+local WAIT = 10 -- seconds without an answer before the bench gives up
+local TARGET_VERSION = "Lua 5.4"
+local MEASURES = { "pingpong", "oneway", "transfer", "copy" }
+
+-- Worker sources (options.eval). The sink acknowledges with the length it
+-- got; "gc" lets it free a copy between rounds, outside the timing.
+local ECHO = [[
+local mc = require "messagechannel"
+local port = mc.parentPort
+port.onmessage = function(e) port:postMessage(e.data) end
+]]
+local SENDER = [[
+local mc = require "messagechannel"
+local port = mc.parentPort
+port.onmessage = function(e)
+  for i = 1, e.data do port:postMessage({ i = i, name = "x" }) end
+end
+]]
+local SINK = [[
+local mc = require "messagechannel"
+local port = mc.parentPort
+port.onmessage = function(e)
+  local d = e.data
+  if d == "gc" then
+    collectgarbage()
+    port:postMessage("gc")
+  else
+    port:postMessage(#d)
+  end
+end
+]]
+
+local has_node = popen("command -v node"):read("*l")
+local node_version = has_node and popen("node -v 2>&1"):read("*l")
+
+-- Node's samples for one block ({measure = {seconds, ...}}), or nil and why.
+local function node_block()
+  local cmd = format("node %sbench/threads.js %d %d %d %d 2>&1", root,
+                     PINGPONG, ONEWAY, MIB, PER_BLOCK)
+  local f = popen(cmd)
+  if not f then return nil, "cannot run node" end
+  local out = f:read("*a")
+  f:close()
+  local s = {}
+  for i = 1, #MEASURES do s[MEASURES[i]] = {} end
+  for line in out:gmatch("[^\n]+") do
+    local k, v = line:match("^(%a+) (%S+)$")
+    if s[k] and tonumber(v) then s[k][#s[k] + 1] = tonumber(v) end
+  end
+  for i = 1, #MEASURES do
+    if #s[MEASURES[i]] ~= PER_BLOCK then
+      return nil, (out:gsub("%s+$", ""))
+    end
+  end
+  return s
+end
+
+local lua_s, node_s, node_err = {}, {}, nil
+for i = 1, #MEASURES do
+  lua_s[MEASURES[i]], node_s[MEASURES[i]] = {}, {}
+end
+
+local function add(into, s)
+  for i = 1, #MEASURES do
+    local k = MEASURES[i]
+    for j = 1, #s[k] do into[k][#into[k] + 1] = s[k][j] end
+  end
+end
+
+local function run_node_block()
+  if not has_node or node_err then return end
+  local s, err = node_block()
+  if s then add(node_s, s) else node_err = err end
+end
+
+-- The Lua side: one task runs every round; the workers' listeners post
+-- the measured time to `signal`, on which the task waits.
+local function run_lua()
+  local now = mc.now
+  local signal = mc.MessageChannel()
+  local workers, stopping = {}, false
+
+  local function done(v) signal.port1:postMessage(v) end
+  local function wait(what)
+    local ev, why = signal.port2:receive(WAIT)
+    if not ev then
+      error(format("%s: %s after %d s", what, tostring(why), WAIT), 0)
+    end
+    return ev.data
+  end
+
+  local function start(name, source)
+    local w = mc.Worker(source, { eval = true })
+    w.onerror = function(ev)
+      error("worker " .. name .. ": " .. tostring(ev.error), 0)
+    end
+    w.onexit = function(ev)
+      if not stopping then
+        error("worker " .. name .. " exited, code " .. tostring(ev.code), 0)
+      end
+    end
+    workers[#workers + 1] = w
+    return w
+  end
+
+  local function stop()
+    stopping = true
+    for i = 1, #workers do workers[i]:terminate() end
+  end
+
+  -- An error in the task or a listener: stop the workers, so run() can
+  -- end, and raise it out of run().
+  mc.onerror = function(err, tb)
+    stop()
+    error(tostring(err) .. "\n" .. tostring(tb), 0)
+  end
+
+  local echo = start("echo", ECHO)
+  local sender = start("sender", SENDER)
+  local sink = start("sink", SINK)
+
+  local function pingpong(n)
+    local left, t0 = n, nil
+    echo.onmessage = function(e)
+      if e.data.name ~= "ping" then error("bad echo") end
+      left = left - 1
+      if left > 0 then
+        echo:postMessage(e.data)
+      else
+        done((now() - t0) / n)
+      end
+    end
+    t0 = now()
+    echo:postMessage({ id = 1, name = "ping" })
+    return wait("ping-pong: no echo")
+  end
+
+  local function oneway(n)
+    local got, t0 = 0, nil
+    sender.onmessage = function(e)
+      got = got + 1
+      if e.data.i ~= got then
+        error(format("message %s, expected %d", tostring(e.data.i), got))
+      end
+      if got == n then done((now() - t0) / n) end
+    end
+    t0 = now()
+    sender:postMessage(n)
+    return wait("one-way: not all messages arrived")
+  end
+
+  -- Pages written before the clock starts, so neither side copies the
+  -- zero page (as in bench/threads.js).
+  local function buffer(transfer)
+    local buf = mc.Buffer(SIZE)
+    for i = 1, SIZE, PAGE do buf:write(i, "\1") end
+    local t0
+    sink.onmessage = function(e)
+      local t = now() - t0
+      if e.data ~= SIZE then
+        error("worker got " .. tostring(e.data) .. " bytes")
+      end
+      done(t)
+    end
+    t0 = now()
+    if transfer then
+      sink:postMessage(buf, { buf })
+    else
+      sink:postMessage(buf)
+    end
+    local t = wait("64 MiB Buffer: no acknowledgement")
+    if transfer and not buf.detached then error("Buffer not detached") end
+    sink.onmessage = function(e) done(e.data) end
+    sink:postMessage("gc")
+    wait("sink: no answer to gc")
+    return t
+  end
+
+  local function round(into)
+    collectgarbage()
+    local pp = pingpong(PINGPONG)
+    collectgarbage()
+    local ow = oneway(ONEWAY)
+    collectgarbage()
+    local tr = buffer(true)
+    collectgarbage()
+    local cp = buffer(false)
+    if into then
+      add(into, { pingpong = { pp }, oneway = { ow }, transfer = { tr },
+                  copy = { cp } })
+    end
+  end
+
+  mc.spawn(function()
+    round(nil) -- warm-up
+    for _ = 1, BLOCKS do
+      for _ = 1, PER_BLOCK do round(lua_s) end
+      run_node_block()
+    end
+    stop()
+  end)
+  local ok, idle = pcall(mc.run, 30 * WAIT)
+  if not ok then return idle end
+  if not idle then return "mc.run() still busy: a worker did not exit" end
+end
+
+local lua_err
+if not ok_mc then
+  lua_err = "messagechannel not loadable (build it first): "
+    .. (tostring(mc):gsub("\n.*", ""))
+elseif not mc.Worker then
+  lua_err = "this messagechannel has no mc.Worker"
+else
+  lua_err = run_lua()
+end
+if lua_err then -- Node alone, for its numbers
+  for _ = 1, BLOCKS do run_node_block() end
+end
+
+-- The report: one row per measure, Lua and Node medians, Lua / Node.
+
+local function median(list)
+  return #list > 0 and common.median(list) or nil
+end
+
+local function us(s) return format("%.2f us", s * 1e6) end
+local function ms(s) return format("%.2f ms", s * 1e3) end
+local function per_s(s) return format("%.0f/s", 1 / s) end
+
+local ROWS = {
+  { "ping-pong round trip", "pingpong", us, "<= 0.25x",
+    function(x) return x <= 0.25 end },
+  { "one-way messages", "oneway", per_s, ">= 3x",
+    function(x) return x >= 3 end, true },
+  { MIB .. " MiB Buffer transferred", "transfer", ms },
+  { MIB .. " MiB Buffer copied", "copy", ms },
+}
+
+local function pad(s, width, left)
+  local fill = width - #s
+  if fill <= 0 then return s end
+  if left then return s .. rep(" ", fill) end
+  return rep(" ", fill) .. s
+end
+
+local COLS = { { "measure (median)", 26, true }, { "Lua", 12 },
+  { "Node.js", 12 }, { "Lua/Node", 9 }, { "target", 9 }, { "result", 6 } }
+local function line(cells)
+  local out = {}
+  for i = 1, #COLS do out[i] = pad(cells[i], COLS[i][2], COLS[i][3]) end
+  return (concat(out, "  "):gsub("%s+$", ""))
+end
+
+print(format("threads bench, %s vs Node.js %s: %d ping-pongs, %d one-way "
+  .. "messages, a %d MiB Buffer", common.version(),
+  node_version or "(none)", PINGPONG, ONEWAY, MIB))
+print(format("%d blocks of %d rounds, Lua and Node alternating; wall clock",
+  BLOCKS, PER_BLOCK))
+print("")
+local rule = {}
+for i = 1, #COLS do rule[i] = rep("-", COLS[i][2]) end
+local head = {}
+for i = 1, #COLS do head[i] = COLS[i][1] end
+print(line(head))
+print(line(rule))
+local checked, met = 0, 0
+local med = { lua = {}, node = {} }
+for i = 1, #ROWS do
+  local row = ROWS[i]
+  local name, key, show, target, ok, rate = row[1], row[2], row[3], row[4],
+    row[5], row[6]
+  local l, n = median(lua_s[key]), median(node_s[key])
+  med.lua[key], med.node[key] = l, n
+  local ratio, result = "-", "-"
+  if l and n then
+    local x = rate and n / l or l / n -- Lua / Node in the row's unit
+    ratio = format(x >= 0.1 and "%.2fx" or "%.3fx", x)
+    if ok then
+      checked = checked + 1
+      if ok(x) then met = met + 1; result = "PASS" else result = "MISS" end
+    end
+  end
+  print(line({ name, l and show(l) or "-", n and show(n) or "-", ratio,
+               target or "-", result }))
+end
+print("")
+
+local function speedup(who, m)
+  if m.transfer and m.copy then
+    return format("%s %.0fx faster", who, m.copy / m.transfer)
+  end
+  return who .. " -"
+end
+print(format("transferring instead of copying %d MiB: %s, %s", MIB,
+  speedup("Lua", med.lua), speedup("Node.js", med.node)))
+
+if lua_err then print("Lua: failed: " .. lua_err) end
+if not has_node then
+  print("Node.js: not found (install the Debian package nodejs); no ratio")
+elseif node_err then
+  print("Node.js: failed: " .. node_err)
+end
+if checked == 2 then
+  local verdict = met == 2 and "met" or "NOT met"
+  if VERSION == TARGET_VERSION and type(jit) ~= "table" then
+    print(format("targets: round trip <= 0.25x and one-way >= 3x Node's on "
+      .. "%s: %s (%d of 2)", TARGET_VERSION, verdict, met))
+  else
+    print(format("targets: round trip <= 0.25x and one-way >= 3x Node's on "
+      .. "%s: do not apply to %s (%d of 2 would be met)", TARGET_VERSION,
+      common.version(), met))
+  end
+end
+
+if lua_err then exit(1) end

@@ -1,0 +1,469 @@
+/*
+** worker.c: mc.Worker's C half. A worker is an OS thread with a Lua state
+** of its own; mc_Thread is what that thread and its parent share. The
+** parent holds it through a Worker handle (a userdata, MC_WORKER_MT), the
+** worker's state through a box in its registry (MC_WORKER_KEY).
+**
+** The worker's first message (its workerData and the port to its parent)
+** is encoded in the parent and decoded in the worker, like any message.
+** terminate() sets a flag that a count hook checks, and wakes the
+** worker's hub in case it sleeps there. When the worker ends, its state is
+** closed (so its ports close at their partners), then the parent's hub is
+** told, and the parent dispatches the error and exit events.
+*/
+#define _GNU_SOURCE  /* dladdr */
+#include <dlfcn.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compat.h"
+#include "lualib.h"
+#include "mc.h"
+
+#define HOOK_COUNT 1000  /* VM instructions between two looks at `stop` */
+#define WORKER_INFO_KEY "messagechannel.workerinfo"
+
+typedef struct mc_Thread {
+  pthread_mutex_t lock;
+  int refs;
+  int stop;           /* terminate(): read and written atomically */
+  pthread_t tid;
+  int started, joined;
+  mc_Hub *hub;        /* the worker's */
+  mc_Hub *parent;     /* told `parent_id` when the worker has ended */
+  uint32_t parent_id;
+  char *source;       /* a path, or Lua source with eval */
+  size_t srclen;
+  int eval;
+  char *path, *cpath; /* the parent's package.path and package.cpath */
+  mc_Msg *init;       /* {data = workerData, port = parentPort} */
+  /* results, under the lock */
+  int done;
+  mc_Msg *error;      /* the uncaught error, encoded */
+  char *trace;        /* and its traceback, or the text of an error the
+                      ** worker could not record otherwise */
+} mc_Thread;
+
+static void thread_decref (mc_Thread *t) {
+  int last;
+  pthread_mutex_lock(&t->lock);
+  last = --t->refs == 0;
+  pthread_mutex_unlock(&t->lock);
+  if (last) {
+    if (t->init != NULL)
+      mc_msg_free(t->init);
+    if (t->error != NULL)
+      mc_msg_free(t->error);
+    if (t->hub != NULL)
+      mc_hub_decref(t->hub);
+    if (t->parent != NULL)
+      mc_hub_decref(t->parent);
+    free(t->source);
+    free(t->path);
+    free(t->cpath);
+    free(t->trace);
+    pthread_mutex_destroy(&t->lock);
+    free(t);
+  }
+}
+
+static char *dup_bytes (const char *s, size_t n) {
+  char *d = (char *)malloc(n + 1);
+  if (d != NULL) {
+    memcpy(d, s, n);
+    d[n] = '\0';
+  }
+  return d;
+}
+
+/* The mc_Thread of the worker whose state L is, or NULL. */
+static mc_Thread *this_thread (lua_State *L) {
+  mc_Thread **box;
+  lua_getfield(L, LUA_REGISTRYINDEX, MC_WORKER_KEY);
+  box = (mc_Thread **)lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return box != NULL ? *box : NULL;
+}
+
+mc_Hub *mc_worker_hub (lua_State *L) {
+  mc_Thread *t = this_thread(L);
+  return t != NULL ? t->hub : NULL;
+}
+
+
+/*
+** {======================================================
+** The worker thread
+** =======================================================
+*/
+
+static int box__gc (lua_State *L) {
+  mc_Thread **box = (mc_Thread **)lua_touserdata(L, 1);
+  if (*box != NULL) {
+    thread_decref(*box);
+    *box = NULL;
+  }
+  return 0;
+}
+
+static void stop_hook (lua_State *L, lua_Debug *ar) {
+  mc_Thread *t = this_thread(L);
+  (void)ar;
+  if (t != NULL && __atomic_load_n(&t->stop, __ATOMIC_ACQUIRE)) {
+    lua_sethook(L, stop_hook, LUA_MASKCOUNT, 1);  /* again at once if caught */
+    luaL_error(L, "messagechannel: the worker was terminated");
+  }
+}
+
+/* Runs under lua_pcall in the new state: sets it up, then calls
+** messagechannel.worker's main(source, eval). */
+static int boot (lua_State *L) {
+  mc_Thread *t = (mc_Thread *)lua_touserdata(L, 1);
+  mc_Thread **box;
+  luaL_openlibs(L);
+  box = (mc_Thread **)mc_newuserdata(L, sizeof(mc_Thread *), 0);
+  *box = NULL;
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, box__gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  pthread_mutex_lock(&t->lock);
+  t->refs++;
+  pthread_mutex_unlock(&t->lock);
+  *box = t;
+  lua_setfield(L, LUA_REGISTRYINDEX, MC_WORKER_KEY);
+  lua_getglobal(L, "package");
+  lua_pushstring(L, t->path);
+  lua_setfield(L, -2, "path");
+  lua_pushstring(L, t->cpath);
+  lua_setfield(L, -2, "cpath");
+  lua_pop(L, 1);
+  lua_sethook(L, stop_hook, LUA_MASKCOUNT, HOOK_COUNT);
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "messagechannel.worker");
+  lua_call(L, 1, 1);
+  lua_getfield(L, -1, "main");
+  lua_pushlstring(L, t->source, t->srclen);
+  lua_pushboolean(L, t->eval);
+  lua_call(L, 2, 0);
+  return 0;
+}
+
+/* Keeps the text of an error the worker's Lua side could not record. */
+static void set_error_text (mc_Thread *t, const char *s, size_t n) {
+  char *d = dup_bytes(s, n);
+  pthread_mutex_lock(&t->lock);
+  if (t->error == NULL && t->trace == NULL) {
+    t->trace = d;
+    d = NULL;
+  }
+  pthread_mutex_unlock(&t->lock);
+  free(d);
+}
+
+static void *worker_main (void *arg) {
+  mc_Thread *t = (mc_Thread *)arg;
+  lua_State *L = luaL_newstate();
+  mc_Hub *parent;
+  uint32_t id;
+  if (L == NULL)
+    set_error_text(t, "not enough memory", 17);
+  else {
+    lua_pushcfunction(L, boot);
+    lua_pushlightuserdata(L, t);
+    if (lua_pcall(L, 1, 0, 0) != 0 && !__atomic_load_n(&t->stop,
+                                                         __ATOMIC_ACQUIRE)) {
+      size_t n;
+      const char *s = lua_tolstring(L, -1, &n);
+      if (s == NULL)
+        s = "(error object is not a string)", n = strlen(s);
+      set_error_text(t, s, n);
+    }
+    lua_close(L);  /* its ports close at their partners */
+  }
+  pthread_mutex_lock(&t->lock);
+  t->done = 1;
+  parent = t->parent;
+  id = t->parent_id;
+  pthread_mutex_unlock(&t->lock);
+  mc_hub_notify(parent, id);
+  thread_decref(t);
+  return NULL;
+}
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** Functions for the worker's own state
+** =======================================================
+*/
+
+/* worker_info(): nil in the main thread; in a worker, the table
+** {data = workerData, port = parentPort} decoded from its first message
+** at the first call, and the same table after. */
+static int core_worker_info (lua_State *L) {
+  mc_Thread *t = this_thread(L);
+  mc_Msg *m;
+  size_t len;
+  const unsigned char *bytes;
+  if (t == NULL)
+    return 0;
+  lua_getfield(L, LUA_REGISTRYINDEX, WORKER_INFO_KEY);
+  if (!lua_isnil(L, -1) || (m = t->init) == NULL)
+    return 1;
+  /* m stays t's until its objects are taken: an error on the way leaves
+  ** nothing lost (only this thread reads t->init) */
+  bytes = mc_msg_data(m, &len);
+  lua_pushlstring(L, (const char *)bytes, len);
+  mc_transfer_take(L, m);  /* nil, bytes, objs */
+  t->init = NULL;
+  mc_msg_free(m);
+  bytes = (const unsigned char *)lua_tolstring(L, -2, &len);
+  mc_decode(L, bytes, len, lua_gettop(L));
+  lua_pushvalue(L, -1);
+  lua_setfield(L, LUA_REGISTRYINDEX, WORKER_INFO_KEY);
+  return 1;
+}
+
+/* worker_fail(bytes, traceback): the worker's main records the error that
+** ends it, serialized. */
+static int core_worker_fail (lua_State *L) {
+  mc_Thread *t = this_thread(L);
+  size_t len, tlen;
+  const char *bytes = luaL_checklstring(L, 1, &len);
+  const char *tb = luaL_optlstring(L, 2, "", &tlen);
+  mc_Msg *m;
+  char *trace;
+  if (t == NULL)
+    return luaL_error(L, "not in a worker");
+  m = mc_msg_new(bytes, len, 0);
+  trace = dup_bytes(tb, tlen);
+  if (m == NULL || trace == NULL) {
+    if (m != NULL)
+      mc_msg_free(m);
+    free(trace);
+    return luaL_error(L, "not enough memory");
+  }
+  pthread_mutex_lock(&t->lock);
+  if (t->error == NULL && !__atomic_load_n(&t->stop, __ATOMIC_ACQUIRE)) {
+    t->error = m;
+    m = NULL;
+    free(t->trace);
+    t->trace = trace;
+    trace = NULL;
+  }
+  pthread_mutex_unlock(&t->lock);
+  if (m != NULL)
+    mc_msg_free(m);
+  free(trace);
+  return 0;
+}
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** The parent's side: Worker handles
+** =======================================================
+*/
+
+typedef struct Handle {
+  mc_Thread *t;
+} Handle;
+
+static Handle *check_handle (lua_State *L) {
+  return (Handle *)luaL_checkudata(L, 1, MC_WORKER_MT);
+}
+
+static void stop_thread (mc_Thread *t) {
+  __atomic_store_n(&t->stop, 1, __ATOMIC_RELEASE);
+  if (t->hub != NULL)
+    mc_hub_stop(t->hub);
+}
+
+static void join_thread (mc_Thread *t) {
+  if (t->started && !t->joined) {
+    pthread_join(t->tid, NULL);
+    t->joined = 1;
+  }
+}
+
+/* A handle collected, or its state closed, while the worker runs: the
+** worker is told to stop, and left to end on its own (it holds its own
+** reference to t), so that a worker stuck in a long C call cannot hang
+** its parent. The library stays loaded for it (see keep_loaded). */
+static int handle__gc (lua_State *L) {
+  Handle *h = (Handle *)lua_touserdata(L, 1);
+  mc_Thread *t = h->t;
+  if (t != NULL) {
+    int done;
+    stop_thread(t);
+    pthread_mutex_lock(&t->lock);
+    done = t->done;
+    pthread_mutex_unlock(&t->lock);
+    if (done)
+      join_thread(t);
+    else if (t->started && !t->joined) {
+      pthread_detach(t->tid);
+      t->joined = 1;
+    }
+    thread_decref(t);
+    h->t = NULL;
+  }
+  return 0;
+}
+
+/* A worker thread runs this library's code, so the library must not be
+** unloaded (lua_close unloads C modules) while one may still run: once a
+** worker starts, the library is made resident. */
+static const char anchor = 0;  /* an address inside this library */
+
+static void keep_loaded (void) {
+  Dl_info info;
+  if (dladdr(&anchor, &info) != 0 && info.dli_fname != NULL)
+    dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD | RTLD_NODELETE);
+}
+
+static char *dup_field (lua_State *L, const char *name) {
+  const char *s;
+  size_t n;
+  lua_getglobal(L, "package");
+  if (!lua_istable(L, -1)) {
+    lua_pop(L, 1);
+    return dup_bytes("", 0);
+  }
+  lua_getfield(L, -1, name);
+  s = lua_tolstring(L, -1, &n);
+  lua_pop(L, 2);
+  return s != NULL ? dup_bytes(s, n) : dup_bytes("", 0);
+}
+
+/* worker_start(source, eval, init, transfer): starts a worker that runs
+** source (a path, or Lua source with eval). init ({data =, port =}) is
+** its first message, sent with the transfer list. Returns the handle. */
+static int core_worker_start (lua_State *L) {
+  size_t srclen, len;
+  const char *src = luaL_checklstring(L, 1, &srclen);
+  int eval = lua_toboolean(L, 2);
+  const unsigned char *bytes;
+  Handle *h;
+  mc_Thread *t;
+  int n;
+  luaL_checkany(L, 3);
+  lua_settop(L, 4);
+  n = mc_transfer_check(L, 4, NULL);  /* src, eval, init, transfer, map */
+  h = (Handle *)mc_newuserdata(L, sizeof(Handle), 0);
+  h->t = NULL;
+  luaL_getmetatable(L, MC_WORKER_MT);
+  lua_setmetatable(L, -2);  /* ..., map, handle */
+  t = (mc_Thread *)calloc(1, sizeof(mc_Thread));
+  if (t == NULL || pthread_mutex_init(&t->lock, NULL) != 0) {
+    free(t);
+    return luaL_error(L, "not enough memory");
+  }
+  t->refs = 1;
+  h->t = t;  /* from here on the handle frees t */
+  t->source = dup_bytes(src, srclen);
+  t->srclen = srclen;
+  t->eval = eval;
+  t->path = dup_field(L, "path");
+  t->cpath = dup_field(L, "cpath");
+  t->hub = mc_hub_new();
+  if (t->source == NULL || t->path == NULL || t->cpath == NULL
+      || t->hub == NULL)
+    return luaL_error(L, "not enough memory");
+  t->parent = mc_state_hub(L);
+  mc_hub_incref(t->parent);
+  t->parent_id = mc_state_register(L, 6);
+  bytes = mc_encode(L, 3, n > 0 ? 5 : 0, &len);  /* ..., handle, scratch */
+  t->init = mc_msg_new(bytes, len, (size_t)n);
+  mc_encode_done(L, 7);
+  if (t->init == NULL)
+    return luaL_error(L, "not enough memory");
+  mc_transfer_fill(L, 5, t->init);
+  t->refs++;  /* the thread's */
+  if (pthread_create(&t->tid, NULL, worker_main, t) != 0) {
+    t->refs--;
+    mc_transfer_undo(t->init);
+    t->init = NULL;
+    return luaL_error(L, "cannot start a thread");
+  }
+  t->started = 1;
+  keep_loaded();
+  mc_transfer_commit(L, 5);
+  return 1;
+}
+
+/* terminate(handle): asks the worker to stop, wherever it is. */
+static int core_worker_terminate (lua_State *L) {
+  Handle *h = check_handle(L);
+  if (h->t != NULL)
+    stop_thread(h->t);
+  return 0;
+}
+
+/* worker_result(handle): when the worker has ended, true, its exit code,
+** the error that ended it (a serialized string, or nil), its traceback
+** (or the error's text, as a string, when there is no error value);
+** else false. */
+static int core_worker_result (lua_State *L) {
+  Handle *h = check_handle(L);
+  mc_Thread *t = h->t;
+  int done;
+  if (t == NULL)
+    return 0;
+  pthread_mutex_lock(&t->lock);
+  done = t->done;
+  pthread_mutex_unlock(&t->lock);
+  if (!done) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  join_thread(t);  /* it has only to return now */
+  lua_pushboolean(L, 1);
+  lua_pushinteger(L, t->error != NULL || t->trace != NULL
+                     || __atomic_load_n(&t->stop, __ATOMIC_ACQUIRE));
+  if (t->error != NULL) {
+    size_t len;
+    const unsigned char *b = mc_msg_data(t->error, &len);
+    lua_pushlstring(L, (const char *)b, len);
+  }
+  else
+    lua_pushnil(L);
+  if (t->trace != NULL)
+    lua_pushstring(L, t->trace);
+  else
+    lua_pushnil(L);
+  return 4;
+}
+
+/* }====================================================== */
+
+
+void mc_worker_open (lua_State *L) {
+  if (luaL_newmetatable(L, MC_WORKER_MT)) {
+    lua_pushcfunction(L, handle__gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+}
+
+/* Adds the worker functions to the module table (below the state table
+** at the top). */
+void mc_worker_funcs (lua_State *L) {
+  static const luaL_Reg funcs[] = {
+    {"worker_start", core_worker_start},
+    {"worker_terminate", core_worker_terminate},
+    {"worker_result", core_worker_result},
+    {"worker_info", core_worker_info},
+    {"worker_fail", core_worker_fail},
+    {NULL, NULL}
+  };
+  lua_pushvalue(L, -2);
+  lua_pushvalue(L, -2);
+  mc_setfuncs(L, funcs, 1);
+  lua_pop(L, 1);
+}
