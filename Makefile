@@ -3,7 +3,8 @@
 #   make          build messagechannel.core for every installed Lua
 #   make demo     run the main example
 #   make test     everything CI checks (specs on each Lua, luacheck,
-#                 ASan+UBSan specs, LuaRocks install)
+#                 ASan+UBSan specs, ThreadSanitizer thread specs,
+#                 LuaRocks install)
 #   make check    specs under ASan+UBSan (Lua 5.4 and LuaJIT)
 #   make tsan     thread specs under ThreadSanitizer (Lua 5.4 and LuaJIT)
 #   make valgrind specs under valgrind (Lua 5.4)
@@ -82,7 +83,8 @@ run-demo: all
 	@test -n "$(LUAS)" || { echo "no Lua with headers found: run make deps"; exit 1; }
 	@v=$(firstword $(filter 5.4,$(LUAS)) $(LUAS)); \
 	  $(call RUN_ENV,$$v) $(SH_LUA) examples/channel.lua && echo && \
-	  $(call RUN_ENV,$$v) $(SH_LUA) examples/demo.lua
+	  $(call RUN_ENV,$$v) $(SH_LUA) examples/demo.lua && echo && \
+	  $(call RUN_ENV,$$v) $(SH_LUA) examples/threads.lua
 
 # One busted run per Lua version, then one closing line for all of them.
 specs: all
@@ -108,6 +110,7 @@ test: deps
 	@$(MAKE) --no-print-directory specs
 	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory check
+	@$(MAKE) --no-print-directory tsan
 	@$(MAKE) --no-print-directory rock
 	@echo "make test: lint, sanitizers and luarocks install all passed"
 	@sed 's/^specs:/total:/' build/specs.total

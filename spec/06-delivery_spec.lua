@@ -598,14 +598,6 @@ describe("delivery", function()
       assert.equal(1, #errors)
       assert.equal("in dispatchEvent", errors[1].err)
     end)
-
-    it("dispatch messageerror, data nil, DataCloneError for an undecodable message", function()
-      -- In one Lua state every metatable name known to the sender is known
-      -- to the receiver too, and mc.register has no way to forget one, so
-      -- there is no message this state can send that fails to deserialize
-      -- here. The worker specs cover it (a name registered on one side only).
-      pending("needs a second Lua state: see the #threads specs")
-    end)
   end)
 
   describe("fairness", function()

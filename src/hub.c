@@ -35,17 +35,11 @@ mc_Hub *mc_hub_new (void) {
 }
 
 void mc_hub_incref (mc_Hub *h) {
-  pthread_mutex_lock(&h->lock);
-  h->refs++;
-  pthread_mutex_unlock(&h->lock);
+  __atomic_add_fetch(&h->refs, 1, __ATOMIC_RELAXED);
 }
 
 void mc_hub_decref (mc_Hub *h) {
-  int last;
-  pthread_mutex_lock(&h->lock);
-  last = --h->refs == 0;
-  pthread_mutex_unlock(&h->lock);
-  if (last) {
+  if (__atomic_sub_fetch(&h->refs, 1, __ATOMIC_ACQ_REL) == 0) {
     free(h->ids);
     pthread_cond_destroy(&h->cond);
     pthread_mutex_destroy(&h->lock);
@@ -53,8 +47,12 @@ void mc_hub_decref (mc_Hub *h) {
   }
 }
 
+/* The waiter is signalled after the lock is released, so that it does not
+** wake only to wait for the lock. */
 void mc_hub_notify (mc_Hub *h, uint32_t id) {
+  int wake;
   pthread_mutex_lock(&h->lock);
+  wake = h->waiting;
   if (h->alive) {
     if (h->n == h->cap) {
       size_t cap = h->cap ? h->cap * 2 : 64;
@@ -68,9 +66,10 @@ void mc_hub_notify (mc_Hub *h, uint32_t id) {
       h->ids[h->n++] = id;
     else
       h->overflow = 1;  /* out of memory: the hub looks at everything */
-    pthread_cond_signal(&h->cond);
   }
   pthread_mutex_unlock(&h->lock);
+  if (wake)
+    pthread_cond_signal(&h->cond);
 }
 
 void mc_hub_stop (mc_Hub *h) {
@@ -96,6 +95,7 @@ size_t mc_hub_wait (mc_Hub *h, double seconds, uint32_t **buf, size_t *cap,
   size_t n;
   pthread_mutex_lock(&h->lock);
   if (seconds != 0 && h->n == 0 && !h->stop && !h->overflow) {
+    h->waiting = 1;
     if (seconds < 0) {
       while (h->n == 0 && !h->stop && !h->overflow)
         pthread_cond_wait(&h->cond, &h->lock);
@@ -115,6 +115,7 @@ size_t mc_hub_wait (mc_Hub *h, double seconds, uint32_t **buf, size_t *cap,
              && pthread_cond_timedwait(&h->cond, &h->lock, &ts) != ETIMEDOUT)
         ;
     }
+    h->waiting = 0;
   }
   n = h->n;
   if (n > 0) {

@@ -61,10 +61,11 @@ void mc_ptrmap_free (mc_PtrMap *m);
 typedef struct mc_Hub {
   pthread_mutex_t lock;
   pthread_cond_t cond;
-  int refs;
+  int refs;      /* changed atomically */
   int alive;     /* its Lua state still exists */
   int stop;      /* the thread is to end (Worker terminate) */
   int overflow;  /* an id was lost for want of memory */
+  int waiting;   /* its thread sleeps on cond */
   uint32_t *ids; /* objects with news, in notification order */
   size_t n, cap;
 } mc_Hub;

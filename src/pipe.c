@@ -5,7 +5,7 @@
 ** close marker to both FIFOs, so that each side sees it after every
 ** message queued before it. Each side knows its owner (a hub and an id),
 ** and tells that hub when something is queued for it from elsewhere.
-** Lock order: a pipe's lock, then a hub's; never the other way.
+** A pipe's lock is never held while a hub's is taken, nor the other way.
 */
 #include <stdlib.h>
 #include <string.h>
@@ -148,38 +148,62 @@ void mc_pipe_decref (mc_Pipe *p) {
   }
 }
 
-/* Something was queued for side s (lock held): its owner's id when the
-** owner is self, else 0 after telling the owner. */
-static uint32_t tell (mc_Pipe *p, int s, mc_Hub *self) {
+/* Whom to tell that something was queued: a hub (referenced) and an id,
+** told once the pipe's lock is released, so that the woken thread does
+** not find it held. */
+typedef struct Tell {
+  mc_Hub *hub;
+  uint32_t id;
+} Tell;
+
+/* Something was queued for side s (lock held): returns its owner's id
+** when the owner is self; else 0, and fills *t when the owner is to be
+** told. */
+static uint32_t tell (mc_Pipe *p, int s, mc_Hub *self, Tell *t) {
   mc_Side *d = &p->side[s];
+  t->hub = NULL;
   if (d->hub == NULL)
     return 0;
   if (d->hub == self)
     return d->id;
   if (!d->notified) {
     d->notified = 1;
-    mc_hub_notify(d->hub, d->id);
+    mc_hub_incref(d->hub);
+    t->hub = d->hub;
+    t->id = d->id;
   }
   return 0;
+}
+
+static void told (Tell *t) {
+  if (t->hub != NULL) {
+    mc_hub_notify(t->hub, t->id);
+    mc_hub_decref(t->hub);
+  }
 }
 
 int mc_pipe_push (mc_Pipe *p, int to, mc_Msg *m, mc_Hub *self,
                   uint32_t *local) {
   int ok;
+  Tell t;
+  t.hub = NULL;
   *local = 0;
   pthread_mutex_lock(&p->lock);
   ok = p->entangled;
   if (ok) {
     fifo_push(&p->q[to], m);
     p->q[to].count++;
-    *local = tell(p, to, self);
+    *local = tell(p, to, self, &t);
   }
   pthread_mutex_unlock(&p->lock);
+  told(&t);
   return ok;
 }
 
 int mc_pipe_close (mc_Pipe *p, int first, mc_Hub *self, uint32_t local[2]) {
   int was;
+  Tell t[2];
+  t[0].hub = t[1].hub = NULL;
   local[0] = local[1] = 0;
   pthread_mutex_lock(&p->lock);
   was = p->entangled;
@@ -188,10 +212,12 @@ int mc_pipe_close (mc_Pipe *p, int first, mc_Hub *self, uint32_t local[2]) {
     fifo_push(&p->q[first], p->mark[first]);
     fifo_push(&p->q[1 - first], p->mark[1 - first]);
     p->mark[0] = p->mark[1] = NULL;
-    local[first] = tell(p, first, self);
-    local[1 - first] = tell(p, 1 - first, self);
+    local[first] = tell(p, first, self, &t[0]);
+    local[1 - first] = tell(p, 1 - first, self, &t[1]);
   }
   pthread_mutex_unlock(&p->lock);
+  told(&t[0]);
+  told(&t[1]);
   return was;
 }
 

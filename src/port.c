@@ -754,20 +754,23 @@ static int core_poll (lua_State *L) {
 }
 
 /* busy(): whether a port here waits for another thread that can still
-** post to it (and is not unref'd). */
+** post to it (and is not unref'd). It first kicks every such port: what
+** reached one before its news did is queued now, so that a port whose
+** partner has closed is not taken for idle with its last messages and its
+** close event still to dispatch. */
 static int core_busy (lua_State *L) {
+  int busy = 0;
   lua_rawgeti(L, lua_upvalueindex(1), MC_STATE_PINNED);
   lua_pushnil(L);
   while (lua_next(L, -2)) {
     mc_Port *p = (mc_Port *)lua_touserdata(L, -2);
     lua_pop(L, 1);
+    kick(L, -1, p);
     if (p->pipe != NULL && !p->unref && (p->nlisten > 0 || p->nwait > 0)
-        && mc_pipe_entangled(p->pipe)) {
-      lua_pushboolean(L, 1);
-      return 1;
-    }
+        && mc_pipe_entangled(p->pipe))
+      busy = 1;
   }
-  lua_pushboolean(L, 0);
+  lua_pushboolean(L, busy);
   return 1;
 }
 

@@ -39,6 +39,7 @@ typedef struct mc_Thread {
   mc_Msg *init;       /* {data = workerData, port = parentPort} */
   /* results, under the lock */
   int done;
+  int code;           /* the exit code */
   mc_Msg *error;      /* the uncaught error, encoded */
   char *trace;        /* and its traceback, or the text of an error the
                       ** worker could not record otherwise */
@@ -166,22 +167,28 @@ static void *worker_main (void *arg) {
   lua_State *L = luaL_newstate();
   mc_Hub *parent;
   uint32_t id;
+  int code = 0;
   if (L == NULL)
     set_error_text(t, "not enough memory", 17);
   else {
     lua_pushcfunction(L, boot);
     lua_pushlightuserdata(L, t);
-    if (lua_pcall(L, 1, 0, 0) != 0 && !__atomic_load_n(&t->stop,
-                                                         __ATOMIC_ACQUIRE)) {
-      size_t n;
-      const char *s = lua_tolstring(L, -1, &n);
-      if (s == NULL)
-        s = "(error object is not a string)", n = strlen(s);
-      set_error_text(t, s, n);
+    if (lua_pcall(L, 1, 0, 0) != 0) {
+      code = 1;  /* terminated, or an error boot could not record */
+      if (!__atomic_load_n(&t->stop, __ATOMIC_ACQUIRE)) {
+        size_t n;
+        const char *s = lua_tolstring(L, -1, &n);
+        if (s == NULL)
+          s = "(error object is not a string)", n = strlen(s);
+        set_error_text(t, s, n);
+      }
     }
     lua_close(L);  /* its ports close at their partners */
   }
   pthread_mutex_lock(&t->lock);
+  if (t->error != NULL || t->trace != NULL)
+    code = 1;
+  t->code = code;
   t->done = 1;
   parent = t->parent;
   id = t->parent_id;
@@ -201,8 +208,8 @@ static void *worker_main (void *arg) {
 */
 
 /* worker_info(): nil in the main thread; in a worker, the table
-** {data = workerData, port = parentPort} decoded from its first message
-** at the first call, and the same table after. */
+** {data = workerData, port = parentPort} made from its first message at
+** the first call, and the same table after. */
 static int core_worker_info (lua_State *L) {
   mc_Thread *t = this_thread(L);
   mc_Msg *m;
@@ -221,7 +228,11 @@ static int core_worker_info (lua_State *L) {
   t->init = NULL;
   mc_msg_free(m);
   bytes = (const unsigned char *)lua_tolstring(L, -2, &len);
-  mc_decode(L, bytes, len, lua_gettop(L));
+  lua_createtable(L, 0, 2);
+  lua_rawgeti(L, -2, (int)mc_rawlen(L, -2));  /* the port came last */
+  lua_setfield(L, -2, "port");
+  mc_decode(L, bytes, len, lua_gettop(L) - 1);
+  lua_setfield(L, -2, "data");
   lua_pushvalue(L, -1);
   lua_setfield(L, LUA_REGISTRYINDEX, WORKER_INFO_KEY);
   return 1;
@@ -341,9 +352,10 @@ static char *dup_field (lua_State *L, const char *name) {
   return s != NULL ? dup_bytes(s, n) : dup_bytes("", 0);
 }
 
-/* worker_start(source, eval, init, transfer): starts a worker that runs
-** source (a path, or Lua source with eval). init ({data =, port =}) is
-** its first message, sent with the transfer list. Returns the handle. */
+/* worker_start(source, eval, data, transfer, port): starts a worker that
+** runs source (a path, or Lua source with eval). Its first message is
+** data, with the transfer list and then `port` (its port to the parent)
+** transferred. Returns the handle. */
 static int core_worker_start (lua_State *L) {
   size_t srclen, len;
   const char *src = luaL_checklstring(L, 1, &srclen);
@@ -352,13 +364,24 @@ static int core_worker_start (lua_State *L) {
   Handle *h;
   mc_Thread *t;
   int n;
-  luaL_checkany(L, 3);
+  lua_settop(L, 5);
+  if (!mc_port_test(L, 5))
+    return luaL_argerror(L, 5, "MessagePort expected");
+  lua_pushvalue(L, 5);
+  lua_insert(L, 4);  /* src, eval, data, port, transfer */
+  lua_settop(L, 5);
+  n = mc_transfer_check(L, 5, NULL);  /* ..., map */
+  lua_pushvalue(L, 4);  /* the port goes last */
+  lua_pushinteger(L, ++n);
+  lua_rawset(L, 6);
+  lua_pushvalue(L, 4);
+  lua_rawseti(L, 6, n);
+  lua_replace(L, 4);  /* src, eval, data, map, transfer */
   lua_settop(L, 4);
-  n = mc_transfer_check(L, 4, NULL);  /* src, eval, init, transfer, map */
   h = (Handle *)mc_newuserdata(L, sizeof(Handle), 0);
   h->t = NULL;
   luaL_getmetatable(L, MC_WORKER_MT);
-  lua_setmetatable(L, -2);  /* ..., map, handle */
+  lua_setmetatable(L, -2);  /* src, eval, data, map, handle */
   t = (mc_Thread *)calloc(1, sizeof(mc_Thread));
   if (t == NULL || pthread_mutex_init(&t->lock, NULL) != 0) {
     free(t);
@@ -377,13 +400,13 @@ static int core_worker_start (lua_State *L) {
     return luaL_error(L, "not enough memory");
   t->parent = mc_state_hub(L);
   mc_hub_incref(t->parent);
-  t->parent_id = mc_state_register(L, 6);
-  bytes = mc_encode(L, 3, n > 0 ? 5 : 0, &len);  /* ..., handle, scratch */
+  t->parent_id = mc_state_register(L, 5);
+  bytes = mc_encode(L, 3, 4, &len);  /* ..., handle, scratch */
   t->init = mc_msg_new(bytes, len, (size_t)n);
-  mc_encode_done(L, 7);
+  mc_encode_done(L, 6);
   if (t->init == NULL)
     return luaL_error(L, "not enough memory");
-  mc_transfer_fill(L, 5, t->init);
+  mc_transfer_fill(L, 4, t->init);
   t->refs++;  /* the thread's */
   if (pthread_create(&t->tid, NULL, worker_main, t) != 0) {
     t->refs--;
@@ -393,7 +416,7 @@ static int core_worker_start (lua_State *L) {
   }
   t->started = 1;
   keep_loaded();
-  mc_transfer_commit(L, 5);
+  mc_transfer_commit(L, 4);
   return 1;
 }
 
@@ -424,8 +447,7 @@ static int core_worker_result (lua_State *L) {
   }
   join_thread(t);  /* it has only to return now */
   lua_pushboolean(L, 1);
-  lua_pushinteger(L, t->error != NULL || t->trace != NULL
-                     || __atomic_load_n(&t->stop, __ATOMIC_ACQUIRE));
+  lua_pushinteger(L, t->code);
   if (t->error != NULL) {
     size_t len;
     const unsigned char *b = mc_msg_data(t->error, &len);

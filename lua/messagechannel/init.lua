@@ -24,7 +24,6 @@ M.step = scheduler.step
 M.spawn = scheduler.spawn
 M.sleep = scheduler.sleep
 M.now = scheduler.now
-M.onerror = scheduler.default_onerror
 scheduler.facade = M
 
 M.install = require("messagechannel.install").new(M.MessageChannel,
@@ -38,6 +37,8 @@ M.Worker = worker.Worker
 M.isMainThread = info == nil
 M.workerData = info and info.data
 M.parentPort = info and info.port
-if info then M.onerror = worker.raise end
+-- mc.onerror = nil brings back the default: in a worker, to end it.
+if info then scheduler.default_onerror = worker.raise end
+M.onerror = scheduler.default_onerror
 
 return M

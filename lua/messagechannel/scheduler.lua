@@ -254,7 +254,7 @@ local fatal_err
 
 local function report(err, tb)
   local h = M.facade.onerror
-  if h == nil then h = default_onerror end
+  if h == nil then h = M.default_onerror end
   if not current_task() then return h(err, tb) end
   local ok, e = pcall(h, err, tb)
   if not ok then
@@ -568,13 +568,15 @@ local function loop(done, deadline, full)
     if done and done() then return true end
     turn()
     if done and done() then return true end
+    -- waited_for() also queues what reached ports before its news did
+    local waiting = not ready() and waited_for()
     if not ready() then
       local t = next_timer()
       if deadline and (t == nil or t > deadline) then
-        if t == nil and not full and not waited_for() then return nil end
+        if t == nil and not full and not waiting then return nil end
         if deadline - now() <= 0 then return false end
         t = deadline
-      elseif t == nil and not waited_for() then
+      elseif t == nil and not waiting then
         return nil
       end
       if t then

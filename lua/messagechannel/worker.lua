@@ -44,15 +44,19 @@ WORKER_MT.__index = function(w, k)
   local m = methods[k]
   if m then return m end
   local s = state[w]
-  if PORT_FIELDS[k] then return s.port[k] end
-  if OWN_FIELDS[k] then return s[k] end
+  if PORT_FIELDS[k] or OWN_FIELDS[k] then return s[k] end
   return nil
 end
 
 WORKER_MT.__newindex = function(w, k, v)
   local s = state[w]
   if PORT_FIELDS[k] then
-    s.port[k] = v  -- the port checks the value
+    -- the port checks v; its events reach v with the worker as target
+    s.port[k] = v ~= nil and function(ev)
+      ev.target, ev.currentTarget = w, w
+      return v(ev)
+    end or v
+    s[k] = v
   elseif OWN_FIELDS[k] then
     local mt = type(v) ~= "function" and debug.getmetatable(v)
     if v ~= nil and type(v) ~= "function"
@@ -110,18 +114,14 @@ function M.Worker(path, options)
                  type(options)), 2)
   end
   options = options or {}
-  local ch = scheduler.MessageChannel()
-  local list, transfer = { ch.port2 }, options.transfer
-  if transfer ~= nil then
-    if type(transfer) ~= "table" then
-      error("bad argument #2 to 'Worker' (options.transfer must be an array)",
-            2)
-    end
-    for i = 1, #transfer do list[i + 1] = transfer[i] end
+  local transfer = options.transfer
+  if transfer ~= nil and type(transfer) ~= "table" then
+    error("bad argument #2 to 'Worker' (options.transfer must be an array)",
+          2)
   end
+  local ch = scheduler.MessageChannel()
   local handle = core.worker_start(path, options.eval and true or false,
-                                   { data = options.data, port = ch.port2 },
-                                   list)
+                                   options.data, transfer or {}, ch.port2)
   local w = setmetatable({}, WORKER_MT)
   state[w] = { handle = handle, port = ch.port1 }
   scheduler.watch_worker(handle, function(code, err, tb)
@@ -170,7 +170,10 @@ function M.main(source, eval)
     tb = traceback(tostring(e), 2)
     return e
   end)
-  if not ok then M.fail(e, tb) end
+  if not ok then
+    M.fail(e, tb)
+    error(e, 0)  -- the exit code says so
+  end
 end
 
 return M
