@@ -10,12 +10,8 @@ describe("regress: mc.run() in a worker #threads", function()
     local results = {}
     for _ = 1, 20 do
       local ch = mc.MessageChannel()
-      mc.Worker([[
-        local mc = require "messagechannel"
-        local port = mc.workerData
-        for i = 1, 100 do port:postMessage(i) end
-        port:close()
-      ]], { eval = true, data = ch.port1, transfer = { ch.port1 } })
+      -- the receiver first: once the sender has closed port1, port2
+      -- could no longer be transferred
       local r = mc.Worker([[
         local mc = require "messagechannel"
         local port, n, closed = mc.workerData, 0, false
@@ -24,6 +20,12 @@ describe("regress: mc.run() in a worker #threads", function()
         mc.run()
         mc.parentPort:postMessage(n .. (closed and " closed" or " open"))
       ]], { eval = true, data = ch.port2, transfer = { ch.port2 } })
+      mc.Worker([[
+        local mc = require "messagechannel"
+        local port = mc.workerData
+        for i = 1, 100 do port:postMessage(i) end
+        port:close()
+      ]], { eval = true, data = ch.port1, transfer = { ch.port1 } })
       r.onmessage = function(e) results[#results + 1] = e.data end
       assert.is_true(mc.run(30))
     end
