@@ -1202,7 +1202,14 @@ int mc_structured_clone (lua_State *L) {
   int n;
   luaL_checkany(L, 1);
   lua_settop(L, 2);
-  n = mc_transfer_check(L, 2, NULL);  /* v, options, map */
+  if (!lua_isnil(L, 2)) {  /* only options.transfer is the list */
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_getfield(L, 2, "transfer");
+    if (!lua_isnil(L, -1) && !lua_istable(L, -1))
+      luaL_argerror(L, 2, "'transfer' must be an array");
+    lua_replace(L, 2);
+  }
+  n = mc_transfer_check(L, 2, NULL);  /* v, transfer, map */
   if (n == 0) {
     copy(L, 1, 0, 0);
     return 1;
