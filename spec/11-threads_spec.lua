@@ -689,19 +689,6 @@ describe("threads #threads", function()
   end)
 
   describe("what keeps mc.run() going", function()
-    it("port:hasRef is true, false after unref, true again after ref", function()
-      local p = mc.MessageChannel().port1
-      assert.is_true(p:hasRef())
-      p:unref()
-      assert.is_false(p:hasRef())
-      p:unref()
-      assert.is_false(p:hasRef())
-      p:ref()
-      assert.is_true(p:hasRef())
-      p:ref()
-      assert.is_true(p:hasRef())
-    end)
-
     -- In the worker, ch.port1 waits (as `wait` says, then `setup` runs) for
     -- a message from its partner, which is moved to the main thread. Nothing
     -- else keeps the worker: its mc.run() ends unless that port keeps it.
