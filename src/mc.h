@@ -209,7 +209,8 @@ uint32_t mc_state_register (struct lua_State *L, int idx);
 /* Reads the transfer argument at idx (nil, an array or {transfer =
 ** array}) and checks every entry (API 4.3) for a post through pipe
 ** `from` (may be NULL). Pushes the transfer table (t[i] = entry,
-** t[entry] = i) and returns the number of entries. */
+** t[entry] = i), or nil when idx holds nil, and returns the number of
+** entries. */
 int mc_transfer_check (struct lua_State *L, int idx, const mc_Pipe *from);
 /* Fills m's transfer slots from the table at map, taking references. */
 void mc_transfer_fill (struct lua_State *L, int map, mc_Msg *m);

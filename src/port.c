@@ -321,6 +321,21 @@ static void attach (lua_State *L, mc_Port *p, mc_Pipe *pipe, int side) {
   mc_pipe_attach(pipe, side, mc_state_hub(L), p->id);
 }
 
+/* The new port q, at the top, arrives with a side that was elsewhere:
+** what waits in its FIFO is queued, and a partner here is repinned. */
+static void arrive (lua_State *L, mc_Port *q, mc_Pipe *pipe, int side) {
+  attach(L, q, pipe, side);
+  kick(L, -1, q);
+  repin_peer(L, q);
+}
+
+/* Buffer b gives its bytes up (to a message, or to a new Buffer). */
+static void detach_buffer (mc_Buffer *b) {
+  b->data = NULL;
+  b->len = 0;
+  b->detached = 1;
+}
+
 
 /*
 ** {======================================================
@@ -339,10 +354,12 @@ int mc_transfer_check (lua_State *L, int idx, const mc_Pipe *from) {
   lua_Integer n, i, count = 0;
   int list, map;
   idx = mc_absindex(L, idx);
+  if (lua_isnoneornil(L, idx)) {  /* the common case: no table made */
+    lua_pushnil(L);
+    return 0;
+  }
   lua_newtable(L);
   map = lua_gettop(L);
-  if (lua_isnoneornil(L, idx))
-    return 0;
   luaL_checktype(L, idx, LUA_TTABLE);
   lua_getfield(L, idx, "transfer");
   if (lua_isnil(L, -1)) {
@@ -456,12 +473,8 @@ void mc_transfer_commit (lua_State *L, int map) {
     lua_rawgeti(L, map, (int)i);
     if ((p = (mc_Port *)mc_testudata(L, -1, MC_PORT_MT)) != NULL)
       detach_port(L, p);
-    else {
-      mc_Buffer *b = mc_buffer_test(L, -1);
-      b->data = NULL;  /* the message owns the bytes now */
-      b->len = 0;
-      b->detached = 1;
-    }
+    else  /* the message owns the bytes now */
+      detach_buffer(mc_buffer_test(L, -1));
     lua_pop(L, 1);
   }
 }
@@ -495,18 +508,14 @@ void mc_transfer_move (lua_State *L, int map, int blanks) {
       lua_pushvalue(L, -2);
       detach_port(L, p);
       lua_pop(L, 1);
-      attach(L, q, pipe, side);
-      kick(L, -1, q);
-      repin_peer(L, q);
+      arrive(L, q, pipe, side);
     }
     else {
       mc_Buffer *b = mc_buffer_test(L, -2);
       mc_Buffer *c = mc_buffer_test(L, -1);
       c->data = b->data;
       c->len = b->len;
-      b->data = NULL;
-      b->len = 0;
-      b->detached = 1;
+      detach_buffer(b);
     }
     lua_pop(L, 2);
   }
@@ -520,9 +529,7 @@ void mc_transfer_take (lua_State *L, mc_Msg *m) {
     if (x[i].kind == MC_XPORT) {
       mc_Port *q = new_port(L, (int)x[i].len);
       x[i].kind = 0;
-      attach(L, q, (mc_Pipe *)x[i].ptr, (int)x[i].len);
-      kick(L, -1, q);
-      repin_peer(L, q);
+      arrive(L, q, (mc_Pipe *)x[i].ptr, (int)x[i].len);
     }
     else {
       mc_Buffer *b = mc_buffer_push(L, NULL, 0);
@@ -705,13 +712,27 @@ static int core_config (lua_State *L) {
   return 1;
 }
 
+/* The object at the top has news. A port is kicked and popped; a Worker
+** handle stays, for poll to return (1); anything else is popped. */
+static int notice (lua_State *L) {
+  mc_Port *p = (mc_Port *)mc_testudata(L, -1, MC_PORT_MT);
+  if (p != NULL)
+    kick(L, -1, p);
+  else if (mc_testudata(L, -1, MC_WORKER_MT) != NULL) {
+    luaL_checkstack(L, 3, "too many workers");
+    return 1;
+  }
+  lua_pop(L, 1);
+  return 0;
+}
+
 /* poll(seconds): waits for news from other threads (seconds < 0: as long
 ** as it takes; 0: not at all) and kicks the ports it concerns. Returns
 ** the Worker handles with news, and raises when the thread is to stop. */
 static int core_poll (lua_State *L) {
   HubBox *b = hub_box(L);
   lua_Number s = luaL_checknumber(L, 1);
-  int flags, nw = 0;
+  int flags;
   size_t i, n = mc_hub_wait(b->hub, (double)s, &b->buf, &b->cap, &flags);
   if (flags & MC_HUB_STOP) {
     lua_pushliteral(L, "messagechannel: the worker was terminated");
@@ -721,36 +742,17 @@ static int core_poll (lua_State *L) {
   lua_rawgeti(L, lua_upvalueindex(1), MC_STATE_PORTS);
   if (flags & MC_HUB_ALL) {  /* news was lost: look at everything */
     lua_pushnil(L);
-    while (lua_next(L, 1)) {
-      mc_Port *p = (mc_Port *)mc_testudata(L, -1, MC_PORT_MT);
-      if (p != NULL)
-        kick(L, -1, p);
-      else if (mc_testudata(L, -1, MC_WORKER_MT) != NULL) {
-        luaL_checkstack(L, 2, "too many workers");
-        lua_pushvalue(L, -1);
-        lua_insert(L, 2);
-        nw++;
-      }
-      lua_pop(L, 1);
+    while (lua_next(L, 1)) {  /* ports, [handles,] k, v */
+      if (notice(L))
+        lua_insert(L, 2);  /* below the key */
     }
   }
   for (i = 0; i < n; i++) {
-    mc_Port *p;
     lua_pushnumber(L, (lua_Number)b->buf[i]);
     lua_rawget(L, 1);
-    p = (mc_Port *)mc_testudata(L, -1, MC_PORT_MT);
-    if (p != NULL) {
-      kick(L, -1, p);
-      lua_pop(L, 1);
-    }
-    else if (mc_testudata(L, -1, MC_WORKER_MT) != NULL) {
-      luaL_checkstack(L, 2, "too many workers");
-      nw++;
-    }
-    else
-      lua_pop(L, 1);
+    notice(L);
   }
-  return nw;
+  return lua_gettop(L) - 1;  /* the handles */
 }
 
 /* busy(): whether a port here waits for another thread that can still

@@ -370,7 +370,11 @@ static int core_worker_start (lua_State *L) {
   lua_pushvalue(L, 5);
   lua_insert(L, 4);  /* src, eval, data, port, transfer */
   lua_settop(L, 5);
-  n = mc_transfer_check(L, 5, NULL);  /* ..., map */
+  n = mc_transfer_check(L, 5, NULL);  /* ..., map or nil */
+  if (n == 0) {
+    lua_newtable(L);
+    lua_replace(L, 6);
+  }
   lua_pushvalue(L, 4);  /* the port goes last */
   lua_pushinteger(L, ++n);
   lua_rawset(L, 6);

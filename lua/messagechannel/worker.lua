@@ -121,7 +121,7 @@ function M.Worker(path, options)
   end
   local ch = scheduler.MessageChannel()
   local handle = core.worker_start(path, options.eval and true or false,
-                                   options.data, transfer or {}, ch.port2)
+                                   options.data, transfer, ch.port2)
   local w = setmetatable({}, WORKER_MT)
   state[w] = { handle = handle, port = ch.port1 }
   scheduler.watch_worker(handle, function(code, err, tb)
