@@ -23,9 +23,7 @@ local function set_field(port, name, value)
   port[name] = value
 end
 
-local function is_port(v)
-  return type(v) == "userdata" and has(tostring(v), "MessagePort (")
-end
+local is_port = helper.is_port
 
 local run = helper.run
 

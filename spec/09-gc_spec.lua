@@ -6,15 +6,7 @@
 local mc = require "messagechannel"
 local helper = require "spec.helper"
 
--- Full collections, with the scheduler run in between so close events
--- queued by finalizers are dispatched and their ports released.
-local function collect()
-  for _ = 1, 3 do
-    collectgarbage("collect")
-    collectgarbage("collect")
-    assert.is_true(mc.run(5), "mc.run(5) did not become idle")
-  end
-end
+local collect = helper.collect
 
 describe("garbage collection #gc", function()
   local errors, catch, release = helper.error_hooks(5)

@@ -27,13 +27,8 @@ local function source(body)
   return 'local mc = require "messagechannel"\n' .. body
 end
 
-local function is_port(v)
-  return type(v) == "userdata" and has(tostring(v), "MessagePort (")
-end
-
-local function is_open_port(s)
-  return type(s) == "string" and s:find("^MessagePort %(0x%x+%)$") ~= nil
-end
+local is_port = helper.is_port
+local is_open_port = helper.is_open_port_name
 
 -- Workers and temporary files of the running spec, cleaned up after it.
 local workers, files = {}, {}

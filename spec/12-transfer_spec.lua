@@ -14,12 +14,10 @@ local run = helper.run
 
 local noop = helper.noop
 
-local function is_port(v)
-  return type(v) == "userdata" and has(tostring(v), "MessagePort (")
-end
+local is_port = helper.is_port
 
 local function is_open(port)
-  return tostring(port):find("^MessagePort %(0x%x+%)$") ~= nil
+  return helper.is_open_port_name(tostring(port))
 end
 
 -- Asserts that fn(...) raises a DataCloneError.
@@ -50,15 +48,7 @@ local function detached(port)
   assert.equal("MessagePort (closed)", tostring(port))
 end
 
--- Full collections, with the scheduler run in between so close events
--- queued by finalizers are dispatched and their ports released.
-local function collect()
-  for _ = 1, 3 do
-    collectgarbage("collect")
-    collectgarbage("collect")
-    assert.is_true(mc.run(5), "mc.run(5) did not become idle")
-  end
-end
+local collect = helper.collect
 
 -- Moves port through a new channel; returns the new port object.
 local function moved(port)

@@ -43,6 +43,16 @@ function M.is_buffer(v)
   return type(v) == "userdata" and tostring(v):find("^Buffer %(") ~= nil
 end
 
+function M.is_port(v)
+  return type(v) == "userdata" and tostring(v):find("^MessagePort %(") ~= nil
+end
+
+-- Whether s is what tostring gives for a port that is open (not closed,
+-- disentangled or detached).
+function M.is_open_port_name(s)
+  return type(s) == "string" and s:find("^MessagePort %(0x%x+%)$") ~= nil
+end
+
 -- True when x and y are the same number in every way a clone must keep:
 -- value, NaN-ness, the sign of zero and, on 5.3+, integer or float.
 function M.same_number(x, y)
@@ -398,6 +408,16 @@ end
 ------------------------------------------------------------------------------
 
 function M.noop() end
+
+-- Full collections, with the scheduler run in between so close events
+-- queued by finalizers are dispatched and their ports released.
+function M.collect()
+  for _ = 1, 3 do
+    collectgarbage("collect")
+    collectgarbage("collect")
+    if mc.run(5) ~= true then error("mc.run(5) did not become idle", 2) end
+  end
+end
 
 -- Runs the scheduler until idle; a spec that never gets idle fails instead
 -- of hanging the suite.
