@@ -2,12 +2,14 @@
 #
 #   make          build messagechannel.core for every installed Lua
 #   make demo     run the main example
-#   make test     everything CI checks (specs on each Lua, luacheck,
-#                 ASan+UBSan specs, ThreadSanitizer thread specs,
+#   make test     everything CI checks (specs on each Lua, layers,
+#                 luacheck, ASan+UBSan specs, ThreadSanitizer thread specs,
 #                 LuaRocks install)
 #   make check    specs under ASan+UBSan (Lua 5.4 and LuaJIT)
 #   make tsan     thread specs under ThreadSanitizer (Lua 5.4 and LuaJIT)
 #   make valgrind specs under valgrind (Lua 5.4)
+#   make layers   no source calls one listed above it in src/mc.h, and the
+#                 module exports only luaopen_messagechannel_core
 #   make lint     luacheck
 #   make bench    benchmarks against the peers
 #   make deps     install missing Debian packages (as root), or say how
@@ -21,8 +23,9 @@ ALLFLAGS = $(BASEFLAGS) $(CFLAGS)
 LDSHARED = -shared
 LIBS     = -ldl
 
-SRCS = src/core.c src/codec.c src/buffer.c src/bytes.c src/port.c src/pipe.c \
-       src/hub.c src/worker.c
+SRCS = src/bytes.c src/hub.c src/msg.c src/queue.c src/group.c src/ctx.c \
+       src/codec.c src/message.c src/sched.c src/buffer.c src/port.c \
+       src/worker.c src/core.c
 HDRS = src/mc.h src/compat.h
 
 # The Lua versions (build dir names). Each one's interpreter and pkg-config
@@ -51,7 +54,7 @@ SAN_PRELOAD = $(shell $(CC) -print-file-name=libasan.so) \
 TSAN_FLAGS = -fsanitize=thread -fno-omit-frame-pointer
 TSAN_PRELOAD = $(shell $(CC) -print-file-name=libtsan.so)
 
-.PHONY: all demo run-demo run-bench test check tsan valgrind lint bench deps rock specs clean
+.PHONY: all demo run-demo run-bench test check tsan valgrind layers lint bench deps rock specs clean
 
 all: $(foreach v,$(LUAS),build/$v/messagechannel/core.so)
 
@@ -108,6 +111,7 @@ specs: all
 
 test: deps
 	@$(MAKE) --no-print-directory specs
+	@$(MAKE) --no-print-directory layers
 	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory check
 	@$(MAKE) --no-print-directory tsan
@@ -147,6 +151,13 @@ valgrind: build/5.4/messagechannel/core.so
 	  lua5.4 $(BUSTED) -o TAP spec > build/valgrind.log 2>&1 \
 	  || { tail -n 40 build/valgrind.log; exit 1; }
 	@echo "valgrind on 5.4: $$(grep -c '^ok' build/valgrind.log) passed, $$(grep -c '^not ok' build/valgrind.log) failed"
+
+# Each source compiled alone, with the flags of the Lua 5.4 build (or of the
+# first Lua found), then read with nm.
+LAYERS_LUA = $(firstword $(filter 5.4,$(LUAS)) $(LUAS))
+layers: $(if $(LUAS),build/$(LAYERS_LUA)/messagechannel/core.so)
+	@test -n "$(LUAS)" || { echo "no Lua with headers found: run make deps"; exit 1; }
+	@sh .ci/layers $< $(CC) $(ALLFLAGS) $$(pkg-config --cflags $(call lua_name,$(LAYERS_LUA)))
 
 lint:
 	luacheck --quiet lua spec bench examples

@@ -1,7 +1,8 @@
 /*
 ** buffer.c: mc.Buffer, a byte buffer that messages copy (and, with a
 ** transfer list, move). The bytes live in their own allocation so that a
-** transfer can hand them to a new Buffer without copying.
+** transfer can hand them to a new Buffer without copying. Its mc_Type,
+** at the end, says both ways to the clone and the message code.
 */
 #include <limits.h>
 #include <math.h>
@@ -11,23 +12,33 @@
 #include "compat.h"
 #include "mc.h"
 
-mc_Buffer *mc_buffer_test (lua_State *L, int idx) {
-  return (mc_Buffer *)mc_testudata(L, idx, MC_BUFFER_MT);
+#define BUFFER_MT "messagechannel.Buffer"
+#define BUFFER_TAG 0x09  /* a copy in the clone format (docs/FORMAT.md) */
+
+typedef struct mc_Buffer {
+  unsigned char *data;  /* malloc'd, NULL when empty or detached */
+  size_t len;
+  int detached;
+} mc_Buffer;
+
+static mc_Buffer *check_buffer (lua_State *L) {
+  return (mc_Buffer *)luaL_checkudata(L, 1, BUFFER_MT);
 }
 
 static mc_Buffer *check_live (lua_State *L) {
-  mc_Buffer *b = (mc_Buffer *)luaL_checkudata(L, 1, MC_BUFFER_MT);
+  mc_Buffer *b = check_buffer(L);
   if (b->detached)
     luaL_error(L, "InvalidStateError: the Buffer is detached");
   return b;
 }
 
-mc_Buffer *mc_buffer_push (lua_State *L, const void *src, size_t len) {
+/* Pushes a new Buffer holding a copy of len bytes of src (zeros if NULL). */
+static mc_Buffer *push_buffer (lua_State *L, const void *src, size_t len) {
   mc_Buffer *b = (mc_Buffer *)mc_newuserdata(L, sizeof(mc_Buffer), 0);
   b->data = NULL;
   b->len = 0;
   b->detached = 0;
-  luaL_getmetatable(L, MC_BUFFER_MT);
+  luaL_getmetatable(L, BUFFER_MT);
   lua_setmetatable(L, -2);
   if (len > 0) {
     b->data = (unsigned char *)(src ? malloc(len) : calloc(len, 1));
@@ -45,13 +56,13 @@ int mc_buffer_new (lua_State *L) {
   if (lua_type(L, 1) == LUA_TSTRING) {
     size_t len;
     const char *s = lua_tolstring(L, 1, &len);
-    mc_buffer_push(L, s, len);
+    push_buffer(L, s, len);
   }
   else if (lua_type(L, 1) == LUA_TNUMBER) {
     lua_Number n = lua_tonumber(L, 1);
     luaL_argcheck(L, n >= 0 && n < 9.0e15 && n == floor(n), 1,
                   "size must be a non-negative integer");
-    mc_buffer_push(L, NULL, (size_t)n);
+    push_buffer(L, NULL, (size_t)n);
   }
   else
     luaL_argerror(L, 1, lua_pushfstring(L, "number or string expected, "
@@ -113,13 +124,13 @@ static int buffer_write (lua_State *L) {
 }
 
 static int buffer__len (lua_State *L) {
-  mc_Buffer *b = (mc_Buffer *)luaL_checkudata(L, 1, MC_BUFFER_MT);
+  mc_Buffer *b = check_buffer(L);
   lua_pushinteger(L, (lua_Integer)b->len);
   return 1;
 }
 
 static int buffer__index (lua_State *L) {
-  mc_Buffer *b = (mc_Buffer *)luaL_checkudata(L, 1, MC_BUFFER_MT);
+  mc_Buffer *b = check_buffer(L);
   const char *k = lua_tostring(L, 2);
   if (k != NULL && strcmp(k, "detached") == 0) {
     lua_pushboolean(L, b->detached);
@@ -131,14 +142,14 @@ static int buffer__index (lua_State *L) {
 }
 
 static int buffer__newindex (lua_State *L) {
-  luaL_checkudata(L, 1, MC_BUFFER_MT);
+  check_buffer(L);
   return luaL_error(L, "cannot assign field '%s' of a Buffer",
                     lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2)
                                                   : luaL_typename(L, 2));
 }
 
 static int buffer__tostring (lua_State *L) {
-  mc_Buffer *b = (mc_Buffer *)luaL_checkudata(L, 1, MC_BUFFER_MT);
+  mc_Buffer *b = check_buffer(L);
   if (b->detached)
     lua_pushliteral(L, "Buffer (detached)");
   else
@@ -147,12 +158,81 @@ static int buffer__tostring (lua_State *L) {
 }
 
 static int buffer__gc (lua_State *L) {
-  mc_Buffer *b = (mc_Buffer *)luaL_checkudata(L, 1, MC_BUFFER_MT);
+  mc_Buffer *b = check_buffer(L);
   free(b->data);
   b->data = NULL;
   b->len = 0;
   return 0;
 }
+
+
+/*
+** {======================================================
+** The Buffer's mc_Type: copied as its bytes; moved by a transfer list as
+** its allocation (a slot holds the pointer and the length).
+** =======================================================
+*/
+
+static const char *buffer_uncloneable (void *obj) {
+  return ((mc_Buffer *)obj)->detached ? "detached Buffer" : NULL;
+}
+
+static const void *buffer_bytes (void *obj, size_t *len) {
+  mc_Buffer *b = (mc_Buffer *)obj;
+  *len = b->len;
+  return b->data;
+}
+
+static void buffer_make (lua_State *L, const void *p, size_t len) {
+  push_buffer(L, p, len);
+}
+
+static const char *buffer_check (lua_State *L, void *obj,
+                                 const mc_Group *from) {
+  (void)L;
+  (void)from;
+  return ((mc_Buffer *)obj)->detached ? "a detached Buffer" : NULL;
+}
+
+static void buffer_lend (lua_State *L, void *obj, mc_Xfer *x) {
+  mc_Buffer *b = (mc_Buffer *)obj;
+  (void)L;
+  x->ptr = b->data;
+  x->aux = b->len;
+}
+
+/* The message owns the bytes now. */
+static void buffer_commit (lua_State *L, int idx) {
+  mc_Buffer *b = (mc_Buffer *)lua_touserdata(L, idx);
+  b->data = NULL;
+  b->len = 0;
+  b->detached = 1;
+}
+
+static void buffer_drop (mc_Xfer *x) {
+  free(x->ptr);
+}
+
+static void buffer_blank (lua_State *L, const mc_Xfer *x) {
+  (void)x;
+  push_buffer(L, NULL, 0);
+}
+
+static void buffer_fill (lua_State *L, int idx, mc_Xfer *x) {
+  mc_Buffer *b = (mc_Buffer *)lua_touserdata(L, idx);
+  b->data = (unsigned char *)x->ptr;
+  b->len = x->aux;
+}
+
+static const mc_Type buffer_type = {
+  "Buffer", BUFFER_MT, 0,
+  BUFFER_TAG, buffer_uncloneable, buffer_bytes, buffer_make,
+  buffer_check, buffer_lend, NULL, buffer_commit, buffer_drop, buffer_blank,
+  buffer_fill
+};
+
+/* }====================================================== */
+
 
 void mc_buffer_open (lua_State *L) {
   static const luaL_Reg methods[] = {
@@ -168,7 +248,11 @@ void mc_buffer_open (lua_State *L) {
     {"__gc", buffer__gc},
     {NULL, NULL}
   };
-  luaL_newmetatable(L, MC_BUFFER_MT);
+  static const luaL_Reg funcs[] = {
+    {"Buffer", mc_buffer_new},
+    {NULL, NULL}
+  };
+  luaL_newmetatable(L, BUFFER_MT);
   mc_setfuncs(L, meta, 0);
   lua_newtable(L);
   mc_setfuncs(L, methods, 0);
@@ -177,4 +261,6 @@ void mc_buffer_open (lua_State *L) {
   lua_pushliteral(L, "Buffer");
   lua_setfield(L, -2, "__name");
   lua_pop(L, 1);
+  mc_ctx_add_type(L, &buffer_type);
+  mc_ctx_setfuncs(L, funcs);
 }

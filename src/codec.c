@@ -2,7 +2,9 @@
 ** codec.c: structured clone. Lua values <-> the byte format of
 ** docs/FORMAT.md (serialize, deserialize: the form messages wait in), a
 ** direct table-to-table copy with the same rules (structuredClone), and
-** the registry of metatables that travel by name (register).
+** the registry of metatables that travel by name (register). The module's
+** own userdata (a Buffer) are copied the way their mc_Type says; an object
+** in the transfer list is written as its index there.
 **
 ** Tables are written breadth-first: a table's first reference creates it
 ** (with its sizes), its body comes later, after the bodies of the tables
@@ -28,9 +30,8 @@ enum {
   TAG_TABLE = 0x06,     /* u32 narr, u32 nhash: a new table */
   TAG_TABLE_MT = 0x07,  /* u32 narr, u32 nhash, varint length, name */
   TAG_REF = 0x08,       /* varint id of an object seen before */
-  TAG_BUFFER = 0x09,    /* varint length, bytes: a new Buffer */
-  TAG_PORT = 0x0a,      /* varint index in the transfer list (reserved) */
-  TAG_XBUFFER = 0x0b,   /* varint index in the transfer list (reserved) */
+  /* 0x09: a type's copy (mc_Type.clone_tag): varint length, bytes */
+  TAG_TRANSFER = 0x0a,  /* varint index in the transfer list */
   TAG_SHORTSTR = 0x20,  /* 0x20..0x3f: a string of 0..31 bytes */
   TAG_SMALLINT = 0x80   /* 0x80..0xff: an integer 0..127 */
 };
@@ -42,7 +43,8 @@ enum {
 #define NOTABLE ((size_t)-1)
 
 /* What the codec knows of an object id: for a table, where its sizes are
-** written (encoder) or its sizes (decoder); hdr is NOTABLE for a Buffer. */
+** written (encoder) or its sizes (decoder); hdr is NOTABLE for a copied
+** userdata. */
 typedef struct Obj {
   size_t hdr;
   uint32_t narr, nhash;
@@ -82,11 +84,11 @@ static int scratch__gc (lua_State *L) {
 /* Pushes the scratch userdata and returns it. */
 static Scratch *take_scratch (lua_State *L) {
   Scratch *s;
-  lua_rawgeti(L, lua_upvalueindex(1), MC_STATE_SCRATCH);
+  lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_SCRATCH);
   s = (Scratch *)lua_touserdata(L, -1);
   if (s != NULL) {
     lua_pushboolean(L, 0);
-    lua_rawseti(L, lua_upvalueindex(1), MC_STATE_SCRATCH);
+    lua_rawseti(L, lua_upvalueindex(1), MC_CTX_SCRATCH);
     return s;
   }
   lua_pop(L, 1);
@@ -137,7 +139,7 @@ static void give_scratch (lua_State *L, int idx, Scratch *s) {
     mc_ptrmap_clear(&s->seen);
   s->out.n = 0;
   lua_pushvalue(L, idx);
-  lua_rawseti(L, lua_upvalueindex(1), MC_STATE_SCRATCH);
+  lua_rawseti(L, lua_upvalueindex(1), MC_CTX_SCRATCH);
 }
 
 /* A table size hint for lua_createtable: never more than 2^26 slots. */
@@ -315,7 +317,7 @@ static void enc_table (Enc *e, int idx) {
   enc_newobj(e, idx, p, e->s->out.n + 1);
   e->s->out.n += 9;  /* the sizes are written with the body */
   if (lua_getmetatable(L, idx)) {
-    lua_rawgeti(L, lua_upvalueindex(1), MC_STATE_MT2NAME);
+    lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_MT2NAME);
     lua_pushvalue(L, -2);
     lua_rawget(L, -2);  /* mt, mt2name, name */
     if (lua_type(L, -1) == LUA_TSTRING) {
@@ -341,14 +343,17 @@ typedef struct Where {
 } Where;
 
 /* For a value that is not nil, a boolean, a number, a string or a table:
-** what makes it not cloneable, or NULL for a Buffer, stored in *b. */
-static const char *not_cloneable (lua_State *L, int idx, mc_Buffer **b) {
+** what makes it not cloneable, or NULL when it is a type's object that
+** can be copied (its type in *t). */
+static const char *not_cloneable (lua_State *L, int idx, const mc_Type **t) {
   switch (lua_type(L, idx)) {
     case LUA_TUSERDATA:
-      *b = mc_buffer_test(L, idx);
-      if (*b == NULL)
-        return mc_port_test(L, idx) ? "MessagePort" : "userdata";
-      return (*b)->detached ? "detached Buffer" : NULL;
+      *t = mc_ctx_type(L, idx);
+      if (*t == NULL)
+        return "userdata";
+      if ((*t)->clone_tag == 0)
+        return (*t)->name;
+      return (*t)->uncloneable(lua_touserdata(L, idx));
     case LUA_TLIGHTUSERDATA:
       return "light userdata";
     default:
@@ -384,8 +389,9 @@ static void enc_value (Enc *e, int idx, const Where *w) {
       enc_table(e, idx);
       break;
     default: {
-      mc_Buffer *b = NULL;
+      const mc_Type *t = NULL;
       const char *bad;
+      const void *obj;
       uint32_t id;
       if (e->xmap != 0) {  /* moved, not copied: its index in the list */
         lua_pushvalue(L, idx);
@@ -393,21 +399,23 @@ static void enc_value (Enc *e, int idx, const Where *w) {
         if (!lua_isnil(L, -1)) {
           lua_Integer i = lua_tointeger(L, -1);
           lua_pop(L, 1);
-          enc_tag_varint(e, mc_port_test(L, idx) ? TAG_PORT : TAG_XBUFFER,
-                         (uint64_t)i - 1);
+          enc_tag_varint(e, TAG_TRANSFER, (uint64_t)i - 1);
           break;
         }
         lua_pop(L, 1);
       }
-      bad = not_cloneable(L, idx, &b);
+      bad = not_cloneable(L, idx, &t);
       if (bad != NULL)
         enc_fail(e, bad, w);
-      id = mc_ptrmap_get(&e->s->seen, b);
+      obj = lua_touserdata(L, idx);
+      id = mc_ptrmap_get(&e->s->seen, obj);
       if (id != MC_NOID)
         enc_tag_varint(e, TAG_REF, id);
       else {
-        enc_newobj(e, idx, b, NOTABLE);
-        enc_bytes(e, TAG_BUFFER, (const char *)b->data, b->len);
+        size_t len;
+        const void *p = t->bytes((void *)obj, &len);
+        enc_newobj(e, idx, obj, NOTABLE);
+        enc_bytes(e, t->clone_tag, (const char *)p, len);
       }
       break;
     }
@@ -802,7 +810,7 @@ static void dec_table (Dec *d, int tag) {
   d->claimed += (size_t)narr + 2 * (size_t)nhash;
   if (tag == TAG_TABLE_MT) {
     size_t len = dec_len(d);
-    lua_rawgeti(L, lua_upvalueindex(1), MC_STATE_NAME2MT);
+    lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_NAME2MT);
     lua_pushlstring(L, (const char *)d->p + d->pos, len);
     lua_rawget(L, -2);
     if (!lua_istable(L, -1)) {
@@ -886,15 +894,7 @@ static void dec_value (Dec *d) {
       lua_rawgeti(L, d->refs, (int)id + 1);
       break;
     }
-    case TAG_BUFFER: {
-      size_t len = dec_len(d);
-      mc_buffer_push(L, d->p + d->pos, len);
-      d->pos += len;
-      dec_newobj(d, NOTABLE, 0, 0);
-      break;
-    }
-    case TAG_PORT:
-    case TAG_XBUFFER: {
+    case TAG_TRANSFER: {
       size_t at = d->pos - 1;
       uint64_t i;
       if (d->xarr == 0) {
@@ -907,16 +907,21 @@ static void dec_value (Dec *d) {
         dec_fail(d, "transfer index out of range");
       }
       lua_rawgeti(L, d->xarr, (int)i + 1);
-      if ((tag == TAG_PORT) != mc_port_test(L, -1)) {
-        d->pos = at;
-        dec_fail(d, "transferred object of the wrong kind");
-      }
       break;
     }
-    default:
-      d->pos--;
-      dec_fail(d, "unknown tag");
+    default: {
+      const mc_Type *t = mc_ctx_type_by_tag(L, tag);
+      size_t len;
+      if (t == NULL) {
+        d->pos--;
+        dec_fail(d, "unknown tag");
+      }
+      len = dec_len(d);
+      t->make(L, d->p + d->pos, len);
+      d->pos += len;
+      dec_newobj(d, NOTABLE, 0, 0);
       break;
+    }
   }
 }
 
@@ -1004,8 +1009,6 @@ typedef struct Copy {
   int dst;       /* stack index of the table id -> copy */
   int deferred;  /* stack index of the array of originals waiting */
   int mt2name;
-  int xmap;      /* stack index of the transfer table, or 0 */
-  int blanks;    /* and of the new objects for its entries */
   int depth;
   uint32_t nobjs;
   int ndeferred;
@@ -1107,37 +1110,28 @@ static void copy_value (Copy *c, int idx, const Where *w) {
       copy_table(c, idx);
       break;
     default: {
-      mc_Buffer *b = NULL;
-      const char *bad;
+      const mc_Type *t = NULL;
+      const char *bad = not_cloneable(L, idx, &t);
+      void *obj;
       uint32_t id;
-      if (c->xmap != 0) {  /* moved: the new object made for it */
-        lua_pushvalue(L, idx);
-        lua_rawget(L, c->xmap);
-        if (!lua_isnil(L, -1)) {
-          lua_Integer i = lua_tointeger(L, -1);
-          lua_pop(L, 1);
-          lua_rawgeti(L, c->blanks, (int)i);
-          break;
-        }
-        lua_pop(L, 1);
-      }
-      bad = not_cloneable(L, idx, &b);
       if (bad != NULL)
         copy_fail(c, bad, w);
-      id = mc_ptrmap_get(&c->s->seen, b);
+      obj = lua_touserdata(L, idx);
+      id = mc_ptrmap_get(&c->s->seen, obj);
       if (id != MC_NOID)
         lua_rawgeti(L, c->dst, (int)id + 1);
       else {
-        mc_buffer_push(L, b->data, b->len);
-        copy_newobj(c, b);
+        size_t len;
+        const void *p = t->bytes(obj, &len);
+        t->make(L, p, len);
+        copy_newobj(c, obj);
       }
       break;
     }
   }
 }
 
-/* Pushes a copy of the value at idx; xmap and blanks as in Copy. */
-static void copy (lua_State *L, int idx, int xmap, int blanks) {
+void mc_copy (lua_State *L, int idx) {
   Copy c;
   Where w;
   int i;
@@ -1148,12 +1142,10 @@ static void copy (lua_State *L, int idx, int xmap, int blanks) {
   c.sidx = lua_gettop(L);
   lua_newtable(L);
   lua_newtable(L);
-  lua_rawgeti(L, lua_upvalueindex(1), MC_STATE_MT2NAME);
+  lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_MT2NAME);
   c.dst = c.sidx + 1;
   c.deferred = c.sidx + 2;
   c.mt2name = c.sidx + 3;
-  c.xmap = xmap;
-  c.blanks = blanks;
   c.depth = 0;
   c.nobjs = 0;
   c.ndeferred = 0;
@@ -1198,28 +1190,6 @@ void mc_decode (lua_State *L, const unsigned char *p, size_t n, int xarr) {
   lua_remove(L, sidx);
 }
 
-int mc_structured_clone (lua_State *L) {
-  int n;
-  luaL_checkany(L, 1);
-  lua_settop(L, 2);
-  if (!lua_isnil(L, 2)) {  /* only options.transfer is the list */
-    luaL_checktype(L, 2, LUA_TTABLE);
-    lua_getfield(L, 2, "transfer");
-    if (!lua_isnil(L, -1) && !lua_istable(L, -1))
-      luaL_argerror(L, 2, "'transfer' must be an array");
-    lua_replace(L, 2);
-  }
-  n = mc_transfer_check(L, 2, NULL);  /* v, transfer, map */
-  if (n == 0) {
-    copy(L, 1, 0, 0);
-    return 1;
-  }
-  mc_transfer_blanks(L, 3);  /* v, options, map, blanks */
-  copy(L, 1, 3, 4);
-  mc_transfer_move(L, 3, 4);
-  return 1;
-}
-
 int mc_serialize (lua_State *L) {
   Enc e;
   luaL_checkany(L, 1);
@@ -1250,8 +1220,8 @@ int mc_register (lua_State *L) {
   luaL_argcheck(L, len > 0, 1, "name must not be empty");
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_settop(L, 2);
-  lua_rawgeti(L, lua_upvalueindex(1), MC_STATE_NAME2MT);  /* name, mt, n2m */
-  lua_rawgeti(L, lua_upvalueindex(1), MC_STATE_MT2NAME);  /* ..., m2n */
+  lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_NAME2MT);  /* name, mt, n2m */
+  lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_MT2NAME);  /* ..., m2n */
   lua_pushvalue(L, 1);
   lua_rawget(L, 3);
   if (!lua_isnil(L, -1) && !lua_rawequal(L, -1, 2))
@@ -1273,15 +1243,10 @@ int mc_register (lua_State *L) {
   return 1;
 }
 
-/* Fills the module state table at the top of the stack. */
 void mc_codec_open (lua_State *L) {
   if (luaL_newmetatable(L, SCRATCH_MT)) {
     lua_pushcfunction(L, scratch__gc);
     lua_setfield(L, -2, "__gc");
   }
   lua_pop(L, 1);
-  lua_newtable(L);
-  lua_rawseti(L, -2, MC_STATE_NAME2MT);
-  lua_newtable(L);
-  lua_rawseti(L, -2, MC_STATE_MT2NAME);
 }

@@ -1,29 +1,45 @@
 /*
 ** core.c: luaopen_messagechannel_core, the module's only exported symbol.
-** Every function gets the module state table as upvalue 1.
+** Every function gets the state's context table (ctx.c) as upvalue 1, so
+** the files' openers run in a closure that has it too.
 */
 #include "compat.h"
 #include "mc.h"
 
-LUALIB_API int luaopen_messagechannel_core (lua_State *L);
+#if defined(__GNUC__)
+#define MC_EXPORT __attribute__((visibility("default")))
+#else
+#define MC_EXPORT
+#endif
 
-LUALIB_API int luaopen_messagechannel_core (lua_State *L) {
+MC_EXPORT int luaopen_messagechannel_core (lua_State *L);
+
+/* open(module): fills the module table. */
+static int open (lua_State *L) {
   static const luaL_Reg funcs[] = {
     {"structuredClone", mc_structured_clone},
     {"serialize", mc_serialize},
     {"deserialize", mc_deserialize},
     {"register", mc_register},
-    {"Buffer", mc_buffer_new},
     {NULL, NULL}
   };
-  mc_buffer_open(L);
-  lua_newtable(L);  /* module */
-  lua_newtable(L);  /* state */
+  lua_pushvalue(L, lua_upvalueindex(1));  /* module, ctx */
   mc_codec_open(L);
-  mc_port_open(L);
+  mc_message_open_ctx(L);
+  mc_sched_open(L);
+  mc_port_open(L);  /* before Buffer: the order types are named in */
+  mc_buffer_open(L);
   mc_worker_open(L);
-  mc_port_funcs(L);
-  mc_worker_funcs(L);
-  mc_setfuncs(L, funcs, 1);
+  mc_ctx_setfuncs(L, funcs);
+  lua_pop(L, 1);
+  return 1;
+}
+
+MC_EXPORT int luaopen_messagechannel_core (lua_State *L) {
+  lua_newtable(L);
+  mc_ctx_open(L, NULL);
+  lua_pushcclosure(L, open, 1);
+  lua_insert(L, -2);
+  lua_call(L, 1, 1);
   return 1;
 }

@@ -1,7 +1,35 @@
 /*
 ** mc.h: the internal interface between the sources of messagechannel.core.
-** It does not include lua.h: the pure C helpers (bytes.c) use only the
-** first part; the Lua-facing parts take a struct lua_State *.
+**
+** Layers, lowest first. A file calls only files on the lines above its
+** own; `make layers` (.ci/layers) checks that with nm, and that the module
+** exports nothing but luaopen_messagechannel_core.
+**   bytes.c    pure C: growable byte string, pointer -> id map
+**   hub.c      pure C: where a Lua state's scheduler sleeps and is woken
+**   msg.c      pure C: a message, its bytes and its transfer slots
+**   queue.c    pure C: one receiving end's FIFO of messages and its owner
+**   group.c    pure C: entangled ends under one lock (a channel's pair)
+**   ctx.c      the per-state context: hub, ids, pinned objects, run
+**              queue, the types of the module's objects
+**   codec.c    structured clone: byte format, direct copy, register
+**   message.c  transfer lists and the one message pipeline
+**   sched.c    the C half of the scheduler: receivers, tokens, poll
+**   buffer.c   the Buffer type
+**   port.c     the MessagePort type and MessageChannel
+**   worker.c   worker threads (mc.Worker)
+**   core.c     luaopen_messagechannel_core
+**
+** One message path, for every sender: message.c makes a message from a
+** value and a transfer list (the objects only lend their payloads to it),
+** the sender queues it at a group's end, then commits (the objects are
+** detached) or undoes it. The receiving state takes it from the end
+** (sched.c), and message.c opens it: new objects for its transfer slots,
+** the value decoded, then the payloads handed to the new objects. What a
+** transferable is, message.c and codec.c learn only from its type's
+** mc_Type, found through its metatable (ctx.c).
+**
+** The pure C files do not include lua.h; the others take a
+** struct lua_State * and expect the context table as upvalue 1.
 */
 #ifndef mc_h
 #define mc_h
@@ -10,26 +38,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MC_BUFFER_MT "messagechannel.Buffer"
-#define MC_PORT_MT "messagechannel.MessagePort"
-#define MC_WORKER_MT "messagechannel.WorkerHandle"
-/* Registry keys: one per Lua state, kept across loads of the module. */
-#define MC_THREAD_KEY "messagechannel.thread"
-#define MC_WORKER_KEY "messagechannel.worker"
+/* Nothing declared here is exported from the shared library. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(hidden)
+#endif
 
-/* Slots of the module state table, upvalue 1 of every core function. */
-#define MC_STATE_SCRATCH 1  /* codec scratch memory */
-#define MC_STATE_NAME2MT 2  /* mc.register: name -> metatable */
-#define MC_STATE_MT2NAME 3  /* and back */
-#define MC_STATE_RUNQ    4  /* the scheduler's run queue (see port.c) */
-#define MC_STATE_METHODS 5  /* port methods, filled by the Lua side */
-#define MC_STATE_DECODE  6  /* the message decoder, for lua_pcall */
-#define MC_STATE_WEAKMT  7  /* {__mode = "v"} */
-#define MC_STATE_HUB     8  /* this Lua state's hub box (see port.c) */
-#define MC_STATE_PORTS   9  /* id -> port or Worker handle, weak values */
-#define MC_STATE_PINNED 10  /* ports kept alive for another thread */
+struct lua_State;
 
-/* ---- bytes.c: growable byte string and pointer -> id map (no Lua) ---- */
+/* ---- bytes.c: growable byte string and pointer -> id map ---- */
 
 typedef struct mc_Bytes {
   unsigned char *p;
@@ -56,7 +72,7 @@ int mc_ptrmap_add (mc_PtrMap *m, const void *k, uint32_t id);
 void mc_ptrmap_clear (mc_PtrMap *m);
 void mc_ptrmap_free (mc_PtrMap *m);
 
-/* ---- hub.c: where a Lua state's scheduler sleeps and is woken (no Lua) ---- */
+/* ---- hub.c: where a Lua state's scheduler sleeps and is woken ---- */
 
 typedef struct mc_Hub {
   pthread_mutex_t lock;
@@ -82,110 +98,211 @@ void mc_hub_close (mc_Hub *h);  /* its state is gone: drop news from now on */
 size_t mc_hub_wait (mc_Hub *h, double seconds, uint32_t **buf, size_t *cap,
                     int *flags);
 
-/* ---- pipe.c: what two entangled ports share (no Lua) ---- */
+/* ---- the types of the module's objects (used from msg.c up) ---- */
 
-/* An encoded message, or a close marker. A message carries what its
-** transfer list moved: ports (a pipe reference and a side) and Buffer
-** bytes. It owns them until a receiver takes them. */
-typedef struct mc_Msg mc_Msg;
+typedef struct mc_Type mc_Type;
+struct mc_Group;
 
-#define MC_XPORT 1    /* ptr: the mc_Pipe, len: the side */
-#define MC_XBUFFER 2  /* ptr: the bytes (malloc'd), len: their length */
-
+/* A transfer slot of a message: what one object of its transfer list
+** moved (a port's end of a group, a Buffer's bytes). type is NULL while
+** the slot holds nothing. */
 typedef struct mc_Xfer {
+  const mc_Type *type;
   void *ptr;
-  size_t len;
-  int kind;  /* 0 once taken (or never filled) */
+  size_t aux;
 } mc_Xfer;
 
-typedef struct mc_Fifo {
-  mc_Msg *head, *tail;
-  size_t count;  /* messages, not counting a close marker */
-} mc_Fifo;
+/*
+** What the generic code (codec.c, message.c, sched.c, msg.c) knows of a
+** userdata type of the module, found through the object's metatable
+** (mc_ctx_type). A field the type does not have is 0 or NULL. Functions
+** that take a lua_State get the context table as upvalue 1.
+*/
+struct mc_Type {
+  const char *name;   /* as messages name it: "MessagePort" */
+  const char *tname;  /* its metatable's registry name */
+  /* The userdata starts with an mc_Recv (sched.c): it receives
+  ** messages, and its news from other threads queue run-queue tokens. */
+  int receiver;
+  /* Copied by the clone, as a byte string. */
+  int clone_tag;  /* its tag in the format (docs/FORMAT.md); 0: never */
+  const char *(*uncloneable) (void *obj);  /* why not now ("detached
+                                          ** Buffer"), or NULL */
+  const void *(*bytes) (void *obj, size_t *len);
+  void (*make) (struct lua_State *L, const void *p, size_t len);  /* push */
+  /* Moved by a transfer list (API 4.3); check is NULL when it cannot be. */
+  const char *(*check) (struct lua_State *L, void *obj,
+                        const struct mc_Group *from);  /* what is wrong,
+                                                       ** or NULL */
+  void (*lend) (struct lua_State *L, void *obj, mc_Xfer *x);
+  void (*unlend) (mc_Xfer *x);  /* not sent: give the reference back */
+  void (*commit) (struct lua_State *L, int idx);  /* sent: detach it */
+  void (*drop) (mc_Xfer *x);  /* never delivered: let the payload go */
+  void (*blank) (struct lua_State *L, const mc_Xfer *x);  /* push a new,
+                                                          ** empty object */
+  void (*fill) (struct lua_State *L, int idx, mc_Xfer *x);  /* it takes
+                                                            ** the payload */
+};
 
-/* Who owns a side: the hub of the Lua state its port lives in and the
-** port's id there; no hub while the port is in transit. */
-typedef struct mc_Side {
-  mc_Hub *hub;
+/* ---- msg.c: a message ---- */
+
+/* Encoded bytes (docs/FORMAT.md) and nx transfer slots. A message owns
+** what its slots hold once the sender has committed it; freed before it
+** is opened, it drops them (a port in it closes at its partner). */
+typedef struct mc_Msg mc_Msg;
+
+/* A message of len bytes (copied from data) with nx empty slots; NULL
+** when out of memory. */
+mc_Msg *mc_msg_new (const void *data, size_t len, size_t nx);
+const unsigned char *mc_msg_data (const mc_Msg *m, size_t *len);
+mc_Xfer *mc_msg_xfer (mc_Msg *m, size_t *nx);
+void mc_msg_unlend (mc_Msg *m);  /* not sent: slots given back, m freed */
+void mc_msg_free (mc_Msg *m);    /* m freed, what its slots hold dropped */
+
+/* ---- queue.c: one receiving end ---- */
+
+/* Who reads a queue: the hub of the Lua state its object lives in and the
+** object's id there; no hub while the object is in transit. */
+typedef struct mc_Owner {
+  mc_Hub *hub;    /* referenced */
   uint32_t id;
-  int notified;  /* the hub has been told and has not looked yet */
-} mc_Side;
+  int notified;   /* the hub has been told and has not looked yet */
+} mc_Owner;
 
-typedef struct mc_Pipe {
-  pthread_mutex_t lock;
-  int refs;
-  int entangled;
-  mc_Fifo q[2];     /* q[i]: messages for the port on side i */
-  mc_Msg *mark[2];  /* the close markers, until close() queues them */
-  mc_Side side[2];
-} mc_Pipe;
+/* A FIFO of message pointers in a ring (a message is not linked into the
+** queue, so one message could sit in several), then the close: once
+** `closed`, nothing more is pushed and the close is seen after the last
+** message. The lock is the group's. */
+typedef struct mc_Queue {
+  mc_Msg **ring;
+  size_t head, n, cap;
+  int closed;
+  int closetaken;
+  mc_Owner owner;
+} mc_Queue;
 
-/* What is at the head of a side's FIFO. */
+/* What is at the head of a queue. */
 #define MC_EMPTY 0
 #define MC_MESSAGE 1
 #define MC_CLOSED 2
 
-mc_Pipe *mc_pipe_new (void);  /* NULL when out of memory; refs is 1 */
-void mc_pipe_incref (mc_Pipe *p);
-void mc_pipe_decref (mc_Pipe *p);
-/* Queues m for side `to`: 1 when queued, 0 when the pipe is closed (m
-** stays the caller's). When the side belongs to hub `self`, *local gets
-** its id (the caller wakes it); otherwise its hub is told, and *local
-** is 0. */
-int mc_pipe_push (mc_Pipe *p, int to, mc_Msg *m, mc_Hub *self,
-                  uint32_t *local);
-/* Disentangles; the close marker goes to side `first` first. Returns 1 if
-** the pipe was entangled. Never fails. Sides of `self` get their ids in
-** local[] (else 0); other owners are told. */
-int mc_pipe_close (mc_Pipe *p, int first, mc_Hub *self, uint32_t local[2]);
-int mc_pipe_entangled (mc_Pipe *p);
-/* Side s now belongs to port id of hub h (h referenced by the pipe). */
-void mc_pipe_attach (mc_Pipe *p, int s, mc_Hub *h, uint32_t id);
-/* Side s no longer belongs to hub h (nothing if it belongs elsewhere). */
-void mc_pipe_detach (mc_Pipe *p, int s, mc_Hub *h);
-/* The id of the partner of side s if it belongs to hub h and the pipe is
-** entangled, else 0. */
-uint32_t mc_pipe_local_peer (mc_Pipe *p, int s, mc_Hub *h);
-/* The kind of the head of side's FIFO; *count gets its message count and
-** *marked whether a close marker is still queued. */
-int mc_pipe_head (mc_Pipe *p, int side, size_t *count, int *marked);
-/* Removes and returns the head of side's FIFO if it is of a kind in
-** `what`, else returns NULL. */
+/* A hub to tell that something arrived, once the lock is released. */
+typedef struct mc_Tell {
+  mc_Hub *hub;  /* referenced, or NULL */
+  uint32_t id;
+} mc_Tell;
+
+int mc_queue_push (mc_Queue *q, mc_Msg *m);  /* 0 when out of memory */
+int mc_queue_head (const mc_Queue *q);
+mc_Msg *mc_queue_shift (mc_Queue *q);  /* NULL when empty */
+void mc_queue_free (mc_Queue *q);      /* frees the messages it holds */
+/* Something arrived at q: returns the owner's id when it is `self` (the
+** caller kicks it); else 0, and fills *t when the owner is to be told. */
+uint32_t mc_queue_arrived (mc_Queue *q, mc_Hub *self, mc_Tell *t);
+void mc_tell (mc_Tell *t);
+void mc_owner_set (mc_Owner *o, mc_Hub *h, uint32_t id);  /* h may be NULL */
+
+/* ---- group.c: entangled ends ---- */
+
+/* The state entangled ports share: their ends' queues under one lock,
+** refcounted by the objects that own an end and by the messages that
+** carry one in transit. A channel's pair is a group of two ends; what is
+** posted at one end is queued at the other. A group's lock is never held
+** while a hub's is taken, nor the other way. */
+typedef struct mc_Group {
+  pthread_mutex_t lock;
+  int refs;
+  int entangled;
+  size_t nends;
+  mc_Queue *end;  /* nends of them */
+} mc_Group;
+
+mc_Group *mc_group_new (size_t nends);  /* NULL when out of memory; refs 1 */
+void mc_group_incref (mc_Group *g);
+void mc_group_decref (mc_Group *g);
+size_t mc_group_partner (const mc_Group *g, size_t e);  /* of a pair */
+/* Queues m at end `to`: 1 when queued, 0 when the group is closed, -1
+** when out of memory (m stays the caller's then). When that end belongs
+** to hub self, *local gets its id (the caller kicks it); else its owner
+** is told, and *local is 0. */
+int mc_group_post (mc_Group *g, size_t to, mc_Msg *m, mc_Hub *self,
+                   uint32_t *local);
+/* Disentangles: every end gets its close, those other than `from` first.
+** Returns 1 if the group was entangled; never fails. Ends owned by self
+** get their ids in local[] (nends of them, 0 for the others); other
+** owners are told. */
+int mc_group_close (mc_Group *g, size_t from, mc_Hub *self,
+                    uint32_t *local);
+int mc_group_entangled (mc_Group *g);
+void mc_group_attach (mc_Group *g, size_t e, mc_Hub *h, uint32_t id);
+void mc_group_detach (mc_Group *g, size_t e, mc_Hub *h);
+/* The id of another end owned by hub h, while entangled; else 0. */
+uint32_t mc_group_local_peer (mc_Group *g, size_t e, mc_Hub *h);
+/* The kind at the head of end e's queue; *count gets its messages and
+** *closing whether its close is still to be taken. */
+int mc_group_head (mc_Group *g, size_t e, size_t *count, int *closing);
+/* Takes the head of end e's queue if its kind is in `what`: returns
+** MC_MESSAGE (with *m), MC_CLOSED, or MC_EMPTY when nothing was taken. */
 #define MC_TAKE_MESSAGE 1
 #define MC_TAKE_CLOSE 2
-mc_Msg *mc_pipe_take (mc_Pipe *p, int side, int what);
-/* A message of len bytes (copied from data) with room for nx transfers,
-** all empty; NULL when out of memory. */
-mc_Msg *mc_msg_new (const void *data, size_t len, size_t nx);
-const unsigned char *mc_msg_data (const mc_Msg *m, size_t *len);
-mc_Xfer *mc_msg_xfer (mc_Msg *m, size_t *nx);
-int mc_msg_is_close (const mc_Msg *m);
-/* Frees m and what it still carries: a port in it dies in transit, so its
-** partner is closed. */
-void mc_msg_free (mc_Msg *m);
+int mc_group_take (mc_Group *g, size_t e, int what, mc_Msg **m);
 
-/* ---- Lua-facing parts ---- */
+/* ---- ctx.c: the per-state context ---- */
 
-struct lua_State;
+/* Slots of the context table, upvalue 1 of every C function. The table
+** is kept in the registry: every load of the module in a Lua state
+** shares it. */
+#define MC_CTX_C         1  /* the mc_Ctx userdata */
+#define MC_CTX_OBJECTS   2  /* id -> port or Worker handle, weak values */
+#define MC_CTX_PINNED    3  /* objects kept alive for another thread */
+#define MC_CTX_RUNQ      4  /* the scheduler's run queue, tail at [0] */
+#define MC_CTX_TYPES     5  /* metatable -> index in mc_Ctx.types */
+#define MC_CTX_SCRATCH   6  /* codec scratch memory (codec.c) */
+#define MC_CTX_NAME2MT   7  /* mc.register: name -> metatable */
+#define MC_CTX_MT2NAME   8  /* and back */
+#define MC_CTX_READ      9  /* message.c's protected reader */
+#define MC_CTX_WEAKMT   10  /* {__mode = "v"} */
 
-typedef struct mc_Buffer {
-  unsigned char *data;  /* malloc'd, NULL when empty or detached */
-  size_t len;
-  int detached;
-} mc_Buffer;
+#define MC_MAXTYPES 8
 
-/* buffer.c */
-void mc_buffer_open (struct lua_State *L);
-/* Pushes a new Buffer holding a copy of len bytes of src (zeros if NULL). */
-mc_Buffer *mc_buffer_push (struct lua_State *L, const void *src, size_t len);
-mc_Buffer *mc_buffer_test (struct lua_State *L, int idx);
-int mc_buffer_new (struct lua_State *L);
+typedef struct mc_Ctx {
+  mc_Hub *hub;
+  uint32_t next_id;
+  uint32_t *freed;  /* ids of collected objects, to use again */
+  size_t nfreed, capfreed;
+  uint32_t *news;   /* ids taken from the hub */
+  size_t capnews;
+  const mc_Type *types[MC_MAXTYPES];
+  int ntypes;
+} mc_Ctx;
 
-/* codec.c: all take the module state table as upvalue 1 */
+/* Pushes the state's context table, making it the first time, around hub
+** (a worker's, made before its state) or a new hub when hub is NULL. */
+void mc_ctx_open (struct lua_State *L, mc_Hub *hub);
+mc_Ctx *mc_ctx (struct lua_State *L);
+/* Sets the functions of l in the module table at -2, each with the
+** context table (at -1) as its upvalue. */
+struct luaL_Reg;
+void mc_ctx_setfuncs (struct lua_State *L, const struct luaL_Reg *l);
+#define mc_ctx_hub(L) (mc_ctx(L)->hub)
+/* Gives the object at idx an id: another thread's news for it find it. */
+uint32_t mc_ctx_register (struct lua_State *L, int idx);
+void mc_ctx_unregister (struct lua_State *L, uint32_t id);  /* collected */
+void mc_ctx_push (struct lua_State *L, uint32_t id);  /* the object, or nil */
+void mc_ctx_pin (struct lua_State *L, int idx, int on);
+/* Appends the value at idx to the run queue n times. */
+void mc_ctx_enqueue (struct lua_State *L, int idx, size_t n);
+/* Adds a type whose metatable exists; the same type again is a no-op. */
+void mc_ctx_add_type (struct lua_State *L, const mc_Type *t);
+const mc_Type *mc_ctx_type (struct lua_State *L, int idx);  /* or NULL */
+const mc_Type *mc_ctx_type_by_tag (struct lua_State *L, int tag);
+
+/* ---- codec.c: structured clone ---- */
+
 void mc_codec_open (struct lua_State *L);
 /* Encodes the value at idx (raising DataCloneError) and pushes the codec
 ** scratch that holds the bytes; mc_encode_done gives it back. xmap, if
-** not 0, is a transfer table (object -> index, see mc_transfer_check). */
+** not 0, is a transfer list (object -> its index from 1). */
 const unsigned char *mc_encode (struct lua_State *L, int idx, int xmap,
                                 size_t *len);
 void mc_encode_done (struct lua_State *L, int sidx);
@@ -193,42 +310,86 @@ void mc_encode_done (struct lua_State *L, int sidx);
 ** xarr, if not 0, is the array of the objects the message transferred. */
 void mc_decode (struct lua_State *L, const unsigned char *p, size_t n,
                 int xarr);
-int mc_structured_clone (struct lua_State *L);
+void mc_copy (struct lua_State *L, int idx);  /* pushes a clone */
 int mc_serialize (struct lua_State *L);
 int mc_deserialize (struct lua_State *L);
 int mc_register (struct lua_State *L);
 
-/* port.c: MessagePort and the C side of the scheduler. Functions that
-** take a lua_State expect the module state table as upvalue 1. */
-void mc_port_open (struct lua_State *L);  /* takes the state table at top */
-void mc_port_funcs (struct lua_State *L);  /* module table at -2, state -1 */
-int mc_port_test (struct lua_State *L, int idx);
-mc_Hub *mc_state_hub (struct lua_State *L);
-/* Gives the object at idx an id in this state's table; returns it. */
-uint32_t mc_state_register (struct lua_State *L, int idx);
-/* Reads the transfer argument at idx (nil, an array or {transfer =
-** array}) and checks every entry (API 4.3) for a post through pipe
-** `from` (may be NULL). Pushes the transfer table (t[i] = entry,
-** t[entry] = i), or nil when idx holds nil, and returns the number of
-** entries. */
-int mc_transfer_check (struct lua_State *L, int idx, const mc_Pipe *from);
-/* Fills m's transfer slots from the table at map, taking references. */
-void mc_transfer_fill (struct lua_State *L, int map, mc_Msg *m);
-/* m was not queued: gives the references back and frees it. */
-void mc_transfer_undo (mc_Msg *m);
-/* m was queued: detaches the entries of the table at map. */
-void mc_transfer_commit (struct lua_State *L, int map);
-/* Pushes an array of new objects for the entries of the table at map,
-** not yet holding anything (structuredClone fills them by moving). */
-void mc_transfer_blanks (struct lua_State *L, int map);
-void mc_transfer_move (struct lua_State *L, int map, int blanks);
-/* Makes the objects m carries (attached to this state) and pushes them as
-** an array; m no longer owns them. */
-void mc_transfer_take (struct lua_State *L, mc_Msg *m);
+/* ---- message.c: transfer lists and the message pipeline ---- */
 
-/* worker.c */
-void mc_worker_open (struct lua_State *L);  /* takes the state table at top */
-void mc_worker_funcs (struct lua_State *L);  /* module at -2, state -1 */
-mc_Hub *mc_worker_hub (struct lua_State *L);  /* NULL outside a worker */
+void mc_message_open_ctx (struct lua_State *L);
+/* Checks the transfer argument at `transfer` (none, nil, an array or
+** {transfer = array}) for a message posted through group `from` (may be
+** NULL), encodes the value at `value`, and returns a new message whose
+** slots borrow the payloads of the list's objects. Pushes the list
+** (object -> index as well as index -> object), or nil when there is
+** none. Raises DataCloneError, or "not enough memory", having lent
+** nothing. */
+mc_Msg *mc_message_make (struct lua_State *L, int value, int transfer,
+                         const struct mc_Group *from);
+/* The message was queued: detaches the objects of the list at index
+** `list` (nil: none). When it was not, mc_msg_unlend gives them back. */
+void mc_message_commit (struct lua_State *L, int list);
+/* Pushes the value of message m and the array of new, still empty
+** objects for its slots (nil when none), and returns 0; or, when m cannot
+** be decoded, pushes the error and nil and returns non-zero. m stays as it
+** was either way. */
+int mc_message_read (struct lua_State *L, mc_Msg *m);
+/* After a read, with its objects at the top: hands each slot's payload to
+** its object, and frees m. */
+void mc_message_fill (struct lua_State *L, mc_Msg *m);
+int mc_message_open (struct lua_State *L, mc_Msg *m);  /* read, fill */
+int mc_structured_clone (struct lua_State *L);
+
+/* ---- sched.c: the C half of the scheduler ---- */
+
+/* The start of every receiver's userdata: an object that owns an end of a
+** group and dispatches what arrives there as events. The run queue holds
+** one token per entry of its queue that can be dispatched (kick). Its
+** uservalue U is shared with the Lua side: U.lists (event type -> array
+** of listener records, absent when empty) and U.waiters (tasks waiting in
+** receive); mc_recv_changed reads them. */
+typedef struct mc_Recv {
+  mc_Group *group;  /* NULL once collected or moved away */
+  size_t end;
+  uint32_t id;      /* in the context */
+  int started;
+  int listening;    /* has a message listener */
+  int waiting;      /* tasks wait in receive */
+  int wants;        /* listeners of its event types, or waiting tasks */
+  int unref;
+  size_t tokens;    /* its entries in the run queue */
+} mc_Recv;
+
+void mc_sched_open (struct lua_State *L);
+/* Pushes a new receiver userdata of type t (size bytes, starting with an
+** mc_Recv), with its uservalue and its id, holding no end yet. */
+mc_Recv *mc_recv_new (struct lua_State *L, const mc_Type *t, size_t size);
+/* r, at idx, takes end e of g (g's reference becomes r's). */
+void mc_recv_attach (struct lua_State *L, int idx, mc_Recv *r, mc_Group *g,
+                     size_t e);
+/* r lets go of its end: collected, or moved to another state. */
+void mc_recv_release (struct lua_State *L, mc_Recv *r);
+void mc_recv_kick (struct lua_State *L, int idx, mc_Recv *r);
+void mc_recv_kick_id (struct lua_State *L, uint32_t id);
+/* Decides what keeps r (at idx) alive: its partner when that lives in
+** this state, else the pinned table while it wants events. */
+void mc_recv_repin (struct lua_State *L, int idx, mc_Recv *r);
+/* The same for the receiver here that owns another end of g than e. */
+void mc_recv_repin_peer (struct lua_State *L, mc_Group *g, size_t e);
+/* Neither the receiver at idx nor its local partner holds the other. */
+void mc_recv_unkeep (struct lua_State *L, int idx);
+
+/* ---- buffer.c, port.c, worker.c ---- */
+
+void mc_buffer_open (struct lua_State *L);
+int mc_buffer_new (struct lua_State *L);
+void mc_port_open (struct lua_State *L);
+int mc_port_channel (struct lua_State *L);
+void mc_worker_open (struct lua_State *L);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #endif

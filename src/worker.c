@@ -1,14 +1,16 @@
 /*
 ** worker.c: mc.Worker's C half. A worker is an OS thread with a Lua state
 ** of its own; mc_Thread is what that thread and its parent share. The
-** parent holds it through a Worker handle (a userdata, MC_WORKER_MT), the
-** worker's state through a box in its registry (MC_WORKER_KEY).
+** parent holds it through a Worker handle (a userdata, WORKER_MT), the
+** worker's state through a box in its registry (WORKER_KEY).
 **
-** The worker's first message (its workerData and the port to its parent)
-** is encoded in the parent and decoded in the worker, like any message.
-** terminate() sets a flag that a count hook checks, and wakes the
-** worker's hub in case it sleeps there. When the worker ends, its state is
-** closed (so its ports close at their partners), then the parent's hub is
+** The worker gets two messages, made in the parent like any message: the
+** port to its parent, opened when the module loads there, and workerData
+** with its transfer list, opened at its first read (so the worker can
+** register the metatables it carries first). terminate() sets a flag that
+** a count hook checks, and wakes the worker's hub in case it sleeps there.
+** When the worker ends, its state is closed (so its ports close at their
+** partners), what it never opened is dropped, then the parent's hub is
 ** told, and the parent dispatches the error and exit events.
 */
 #define _GNU_SOURCE  /* dladdr */
@@ -21,7 +23,10 @@
 #include "mc.h"
 
 #define HOOK_COUNT 1000  /* VM instructions between two looks at `stop` */
-#define WORKER_INFO_KEY "messagechannel.workerinfo"
+#define WORKER_MT "messagechannel.WorkerHandle"
+#define WORKER_KEY "messagechannel.worker"          /* the mc_Thread box */
+#define WORKER_PORT_KEY "messagechannel.parentPort"
+#define WORKER_DATA_KEY "messagechannel.workerData"  /* {value} once read */
 
 typedef struct mc_Thread {
   pthread_mutex_t lock;
@@ -36,7 +41,10 @@ typedef struct mc_Thread {
   size_t srclen;
   int eval;
   char *path, *cpath; /* the parent's package.path and package.cpath */
-  mc_Msg *init;       /* {data = workerData, port = parentPort} */
+  mc_Msg *port;       /* the parentPort, until the worker opens it */
+  mc_Msg *data;       /* workerData, until its first read */
+  int lent;           /* port and data are not committed yet (read only
+                      ** once the worker has ended or never started) */
   /* results, under the lock */
   int done;
   int code;           /* the exit code */
@@ -45,14 +53,31 @@ typedef struct mc_Thread {
                       ** worker could not record otherwise */
 } mc_Thread;
 
+/* Lets go of the messages the worker did not open: given back to their
+** objects while not committed (lent), else dropped. */
+static void drop_messages (mc_Thread *t, int lent) {
+  mc_Msg *m[2];
+  int i;
+  m[0] = t->port;
+  m[1] = t->data;
+  t->port = t->data = NULL;
+  for (i = 0; i < 2; i++) {
+    if (m[i] == NULL)
+      continue;
+    if (lent)
+      mc_msg_unlend(m[i]);
+    else
+      mc_msg_free(m[i]);
+  }
+}
+
 static void thread_decref (mc_Thread *t) {
   int last;
   pthread_mutex_lock(&t->lock);
   last = --t->refs == 0;
   pthread_mutex_unlock(&t->lock);
   if (last) {
-    if (t->init != NULL)
-      mc_msg_free(t->init);
+    drop_messages(t, t->lent);
     if (t->error != NULL)
       mc_msg_free(t->error);
     if (t->hub != NULL)
@@ -80,15 +105,10 @@ static char *dup_bytes (const char *s, size_t n) {
 /* The mc_Thread of the worker whose state L is, or NULL. */
 static mc_Thread *this_thread (lua_State *L) {
   mc_Thread **box;
-  lua_getfield(L, LUA_REGISTRYINDEX, MC_WORKER_KEY);
+  lua_getfield(L, LUA_REGISTRYINDEX, WORKER_KEY);
   box = (mc_Thread **)lua_touserdata(L, -1);
   lua_pop(L, 1);
   return box != NULL ? *box : NULL;
-}
-
-mc_Hub *mc_worker_hub (lua_State *L) {
-  mc_Thread *t = this_thread(L);
-  return t != NULL ? t->hub : NULL;
 }
 
 
@@ -132,7 +152,9 @@ static int boot (lua_State *L) {
   t->refs++;
   pthread_mutex_unlock(&t->lock);
   *box = t;
-  lua_setfield(L, LUA_REGISTRYINDEX, MC_WORKER_KEY);
+  lua_setfield(L, LUA_REGISTRYINDEX, WORKER_KEY);
+  mc_ctx_open(L, t->hub);  /* before the module, around the worker's hub */
+  lua_pop(L, 1);
   lua_getglobal(L, "package");
   lua_pushstring(L, t->path);
   lua_setfield(L, -2, "path");
@@ -185,6 +207,7 @@ static void *worker_main (void *arg) {
     }
     lua_close(L);  /* its ports close at their partners */
   }
+  drop_messages(t, 0);  /* and so do the ports it never opened */
   pthread_mutex_lock(&t->lock);
   if (t->error != NULL || t->trace != NULL)
     code = 1;
@@ -207,34 +230,52 @@ static void *worker_main (void *arg) {
 ** =======================================================
 */
 
-/* worker_info(): nil in the main thread; in a worker, the table
-** {data = workerData, port = parentPort} made from its first message at
-** the first call, and the same table after. */
-static int core_worker_info (lua_State *L) {
+/* worker_port(): nil in the main thread; in a worker, mc.parentPort. */
+static int core_worker_port (lua_State *L) {
   mc_Thread *t = this_thread(L);
   mc_Msg *m;
-  size_t len;
-  const unsigned char *bytes;
   if (t == NULL)
     return 0;
-  lua_getfield(L, LUA_REGISTRYINDEX, WORKER_INFO_KEY);
-  if (!lua_isnil(L, -1) || (m = t->init) == NULL)
+  lua_getfield(L, LUA_REGISTRYINDEX, WORKER_PORT_KEY);
+  if (!lua_isnil(L, -1) || (m = t->port) == NULL)
     return 1;
-  /* m stays t's until its objects are taken: an error on the way leaves
-  ** nothing lost (only this thread reads t->init) */
-  bytes = mc_msg_data(m, &len);
-  lua_pushlstring(L, (const char *)bytes, len);
-  mc_transfer_take(L, m);  /* nil, bytes, objs */
-  t->init = NULL;
-  mc_msg_free(m);
-  bytes = (const unsigned char *)lua_tolstring(L, -2, &len);
-  lua_createtable(L, 0, 2);
-  lua_rawgeti(L, -2, (int)mc_rawlen(L, -2));  /* the port came last */
-  lua_setfield(L, -2, "port");
-  mc_decode(L, bytes, len, lua_gettop(L) - 1);
-  lua_setfield(L, -2, "data");
+  t->port = NULL;  /* only this thread reads it */
+  if (mc_message_open(L, m) != 0) {
+    mc_msg_free(m);
+    return lua_error(L);
+  }
+  lua_rawgeti(L, -1, 1);
   lua_pushvalue(L, -1);
-  lua_setfield(L, LUA_REGISTRYINDEX, WORKER_INFO_KEY);
+  lua_setfield(L, LUA_REGISTRYINDEX, WORKER_PORT_KEY);
+  return 1;
+}
+
+/* worker_data(): nil in the main thread; in a worker, mc.workerData,
+** decoded at the first call. A value that cannot be decoded raises, and
+** stays to be read again (once its metatables are registered, say). */
+static int core_worker_data (lua_State *L) {
+  mc_Thread *t = this_thread(L);
+  mc_Msg *m;
+  if (t == NULL)
+    return 0;
+  lua_getfield(L, LUA_REGISTRYINDEX, WORKER_DATA_KEY);
+  if (lua_istable(L, -1)) {
+    lua_rawgeti(L, -1, 1);
+    return 1;
+  }
+  if ((m = t->data) == NULL)
+    return 0;
+  if (mc_message_read(L, m) != 0) {  /* error, nil */
+    lua_pop(L, 1);
+    return lua_error(L);
+  }
+  t->data = NULL;
+  mc_message_fill(L, m);  /* value, objs */
+  lua_pop(L, 1);
+  lua_createtable(L, 1, 0);
+  lua_pushvalue(L, -2);
+  lua_rawseti(L, -2, 1);
+  lua_setfield(L, LUA_REGISTRYINDEX, WORKER_DATA_KEY);
   return 1;
 }
 
@@ -286,7 +327,7 @@ typedef struct Handle {
 } Handle;
 
 static Handle *check_handle (lua_State *L) {
-  return (Handle *)luaL_checkudata(L, 1, MC_WORKER_MT);
+  return (Handle *)luaL_checkudata(L, 1, WORKER_MT);
 }
 
 static void stop_thread (mc_Thread *t) {
@@ -307,8 +348,8 @@ static void join_thread (mc_Thread *t) {
 ** reference to t), so that a worker stuck in a long C call cannot hang
 ** its parent. The library stays loaded for it (see keep_loaded). */
 static int handle__gc (lua_State *L) {
-  Handle *h = (Handle *)lua_touserdata(L, 1);
-  mc_Thread *t = h->t;
+  Handle *h = (Handle *)mc_testudata(L, 1, WORKER_MT);
+  mc_Thread *t = h != NULL ? h->t : NULL;
   if (t != NULL) {
     int done;
     stop_thread(t);
@@ -352,40 +393,22 @@ static char *dup_field (lua_State *L, const char *name) {
   return s != NULL ? dup_bytes(s, n) : dup_bytes("", 0);
 }
 
-/* worker_start(source, eval, data, transfer, port): starts a worker that
-** runs source (a path, or Lua source with eval). Its first message is
-** data, with the transfer list and then `port` (its port to the parent)
-** transferred. Returns the handle. */
+/* worker_start(source, eval, data, transfer, ports): starts a worker that
+** runs source (a path, or Lua source with eval), with workerData `data`
+** and its transfer list, and the array `ports` holding its port to the
+** parent. Returns the handle. */
 static int core_worker_start (lua_State *L) {
-  size_t srclen, len;
+  size_t srclen;
   const char *src = luaL_checklstring(L, 1, &srclen);
   int eval = lua_toboolean(L, 2);
-  const unsigned char *bytes;
   Handle *h;
   mc_Thread *t;
-  int n;
   lua_settop(L, 5);
-  if (!mc_port_test(L, 5))
-    return luaL_argerror(L, 5, "MessagePort expected");
-  lua_pushvalue(L, 5);
-  lua_insert(L, 4);  /* src, eval, data, port, transfer */
-  lua_settop(L, 5);
-  n = mc_transfer_check(L, 5, NULL);  /* ..., map or nil */
-  if (n == 0) {
-    lua_newtable(L);
-    lua_replace(L, 6);
-  }
-  lua_pushvalue(L, 4);  /* the port goes last */
-  lua_pushinteger(L, ++n);
-  lua_rawset(L, 6);
-  lua_pushvalue(L, 4);
-  lua_rawseti(L, 6, n);
-  lua_replace(L, 4);  /* src, eval, data, map, transfer */
-  lua_settop(L, 4);
+  luaL_checktype(L, 5, LUA_TTABLE);
   h = (Handle *)mc_newuserdata(L, sizeof(Handle), 0);
   h->t = NULL;
-  luaL_getmetatable(L, MC_WORKER_MT);
-  lua_setmetatable(L, -2);  /* src, eval, data, map, handle */
+  luaL_getmetatable(L, WORKER_MT);
+  lua_setmetatable(L, -2);  /* src, eval, data, transfer, ports, handle */
   t = (mc_Thread *)calloc(1, sizeof(mc_Thread));
   if (t == NULL || pthread_mutex_init(&t->lock, NULL) != 0) {
     free(t);
@@ -402,25 +425,25 @@ static int core_worker_start (lua_State *L) {
   if (t->source == NULL || t->path == NULL || t->cpath == NULL
       || t->hub == NULL)
     return luaL_error(L, "not enough memory");
-  t->parent = mc_state_hub(L);
+  t->parent = mc_ctx_hub(L);
   mc_hub_incref(t->parent);
-  t->parent_id = mc_state_register(L, 5);
-  bytes = mc_encode(L, 3, 4, &len);  /* ..., handle, scratch */
-  t->init = mc_msg_new(bytes, len, (size_t)n);
-  mc_encode_done(L, 6);
-  if (t->init == NULL)
-    return luaL_error(L, "not enough memory");
-  mc_transfer_fill(L, 4, t->init);
+  t->parent_id = mc_ctx_register(L, 6);
+  t->lent = 1;
+  t->data = mc_message_make(L, 3, 4, NULL);  /* ..., handle, list */
+  lua_pushnil(L);
+  t->port = mc_message_make(L, 8, 5, NULL);  /* ..., list, nil, plist */
   t->refs++;  /* the thread's */
   if (pthread_create(&t->tid, NULL, worker_main, t) != 0) {
     t->refs--;
-    mc_transfer_undo(t->init);
-    t->init = NULL;
+    drop_messages(t, 1);
     return luaL_error(L, "cannot start a thread");
   }
   t->started = 1;
   keep_loaded();
-  mc_transfer_commit(L, 4);
+  mc_message_commit(L, 7);
+  mc_message_commit(L, 9);
+  t->lent = 0;
+  lua_settop(L, 6);
   return 1;
 }
 
@@ -469,27 +492,25 @@ static int core_worker_result (lua_State *L) {
 /* }====================================================== */
 
 
-void mc_worker_open (lua_State *L) {
-  if (luaL_newmetatable(L, MC_WORKER_MT)) {
-    lua_pushcfunction(L, handle__gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_pop(L, 1);
-}
+static const mc_Type handle_type = {"Worker", WORKER_MT, 0, 0, NULL, NULL,
+                                     NULL, NULL, NULL, NULL, NULL, NULL,
+                                     NULL, NULL};
 
-/* Adds the worker functions to the module table (below the state table
-** at the top). */
-void mc_worker_funcs (lua_State *L) {
+void mc_worker_open (lua_State *L) {
   static const luaL_Reg funcs[] = {
     {"worker_start", core_worker_start},
     {"worker_terminate", core_worker_terminate},
     {"worker_result", core_worker_result},
-    {"worker_info", core_worker_info},
+    {"worker_port", core_worker_port},
+    {"worker_data", core_worker_data},
     {"worker_fail", core_worker_fail},
     {NULL, NULL}
   };
-  lua_pushvalue(L, -2);
-  lua_pushvalue(L, -2);
-  mc_setfuncs(L, funcs, 1);
+  if (luaL_newmetatable(L, WORKER_MT)) {
+    lua_pushcfunction(L, handle__gc);
+    lua_setfield(L, -2, "__gc");
+  }
   lua_pop(L, 1);
+  mc_ctx_add_type(L, &handle_type);
+  mc_ctx_setfuncs(L, funcs);
 }

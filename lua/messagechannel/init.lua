@@ -1,12 +1,15 @@
 -- messagechannel: MessageChannel and MessagePort for Lua.
 -- This facade is what `require "messagechannel"` returns; the work is done
--- in C by messagechannel.core and, for listeners and the scheduler, by
--- messagechannel.scheduler.
+-- in C by messagechannel.core and, in Lua, by messagechannel.port (the
+-- port's listeners), messagechannel.scheduler and messagechannel.worker.
 
 local core = require "messagechannel.core"
 local scheduler = require "messagechannel.scheduler"
+local port = require "messagechannel.port"
 
 local M = {}
+
+local rawset, setmetatable = rawset, setmetatable
 
 M.version = "0.1.0"
 
@@ -16,8 +19,8 @@ M.deserialize = core.deserialize
 M.register = core.register
 M.Buffer = core.Buffer
 
-M.MessageChannel = scheduler.MessageChannel
-M.MessagePort = scheduler.MessagePort
+M.MessageChannel = port.MessageChannel
+M.MessagePort = port.MessagePort
 
 M.run = scheduler.run
 M.step = scheduler.step
@@ -29,16 +32,22 @@ scheduler.facade = M
 M.install = require("messagechannel.install").new(M.MessageChannel,
                                                   M.MessagePort)
 
--- Threads. In a worker, the first message brings workerData and the port
--- to the parent, and an error nobody takes ends the worker.
+-- Threads. In a worker, a message brings the port to the parent, and an
+-- error nobody takes ends the worker. workerData is decoded at its first
+-- read, so that the worker can register the metatables it carries first.
 local worker = require "messagechannel.worker"
-local info = core.worker_info()
 M.Worker = worker.Worker
-M.isMainThread = info == nil
-M.workerData = info and info.data
-M.parentPort = info and info.port
+M.parentPort = core.worker_port()
+M.isMainThread = M.parentPort == nil
 -- mc.onerror = nil brings back the default: in a worker, to end it.
-if info then scheduler.default_onerror = worker.raise end
+if not M.isMainThread then scheduler.default_onerror = worker.raise end
 M.onerror = scheduler.default_onerror
 
-return M
+return setmetatable(M, {
+  __index = function(t, k)
+    if k ~= "workerData" then return nil end
+    local v = core.worker_data()
+    if v ~= nil then rawset(t, k, v) end
+    return v
+  end,
+})

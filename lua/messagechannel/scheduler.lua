@@ -1,8 +1,9 @@
--- messagechannel.scheduler: the coroutine scheduler of one Lua state, and
--- the parts of MessagePort that are naturally Lua: listeners, events and
--- receive. postMessage, close and the message FIFOs are C (src/port.c),
--- and so is the run queue's filling: the C side queues a port token for
--- every entry of a port's FIFO that can be dispatched (see port.c).
+-- messagechannel.scheduler: the coroutine scheduler of one Lua state:
+-- tasks, timers, waiting (receive, sleep), the loop (run, step), and the
+-- dispatch of what reaches a receiver (a MessagePort) as events. The C
+-- half (src/sched.c) keeps the run queue filled with a token for every
+-- message that can be dispatched; listeners and events are the
+-- EventTarget model's (messagechannel.eventtarget).
 --
 -- Listeners run in coroutines from a pool. A listener that raises kills
 -- its coroutine; the scheduler then goes on with the next listener of the
@@ -10,17 +11,16 @@
 -- and any listener may block (receive, sleep) on every Lua version.
 
 local core = require "messagechannel.core"
+local ET = require "messagechannel.eventtarget"
 
 local M = {}
 
 local create, resume, yield, running, status =
   coroutine.create, coroutine.resume, coroutine.yield, coroutine.running,
   coroutine.status
-local error, rawget, rawset, select, setmetatable, tostring, type, xpcall,
-  pcall =
-  error, rawget, rawset, select, setmetatable, tostring, type, xpcall,
-  pcall
-local getmetatable_raw, traceback = debug.getmetatable, debug.traceback
+local error, rawget, select, setmetatable, tostring, type, xpcall, pcall =
+  error, rawget, select, setmetatable, tostring, type, xpcall, pcall
+local traceback = debug.traceback
 local format = string.format
 local floor = math.floor
 local unpack = rawget(table, "unpack") or rawget(_G, "unpack")
@@ -29,12 +29,11 @@ local function pack(...)
   return { n = select("#", ...), ... }
 end
 
-local take, config, uservalue, now, poll, busy =
-  core.take, core.config, core.uservalue, core.now, core.poll, core.busy
-local methods = core.methods
-local runq = core.new_runq()
-
-local KIND_MESSAGE, KIND_BADMESSAGE, KIND_CLOSE = 1, 2, 3
+local take, changed, now, poll, busy, enqueue =
+  core.take, core.changed, core.now, core.poll, core.busy, core.enqueue
+local new_event, listeners, call, walk =
+  ET.new_event, ET.listeners, ET.call, ET.walk
+local runq = core.runq_reset(true)
 
 -- What a task yields to the scheduler.
 local IDLE = {}    -- a pool coroutine finished its job
@@ -52,110 +51,6 @@ local function default_onerror(err, tb)
                   tostring(tb), "\n")
 end
 M.default_onerror = default_onerror
-
----------------------------------------------------------------------------
--- Events and listeners
----------------------------------------------------------------------------
-
-local STOP = {}  -- event key: stopImmediatePropagation() was called
-
-local function preventDefault(ev)
-  ev.defaultPrevented = true
-end
-
-local function stopImmediatePropagation(ev)
-  rawset(ev, STOP, true)
-end
-
-local event_defaults = {
-  origin = "", lastEventId = "", defaultPrevented = false,
-  preventDefault = preventDefault,
-  stopImmediatePropagation = stopImmediatePropagation,
-}
-
--- Events the scheduler makes carry their constant fields in a metatable;
--- `ports` is made on first read.
-local EVENT_MT = {
-  __index = function(ev, k)
-    if k == "ports" then
-      local t = {}
-      rawset(ev, "ports", t)
-      return t
-    end
-    return event_defaults[k]
-  end,
-}
-
-local function new_event(typ, port, data, ports)
-  return setmetatable({ type = typ, data = data, target = port,
-                        currentTarget = port, ports = ports }, EVENT_MT)
-end
-M.new_event = new_event
-
-local function is_callable(v)
-  if type(v) == "function" then return true end
-  local mt = getmetatable_raw(v)
-  return mt ~= nil and type(mt) == "table" and mt.__call ~= nil
-end
-
--- Calls one listener record with the event. Errors propagate.
-local function call(rec, ev)
-  local l = rec.fn
-  if is_callable(l) then
-    return l(ev)
-  end
-  local h = l.handleEvent
-  if not is_callable(h) then
-    error("TypeError: the listener's handleEvent is not callable", 0)
-  end
-  return h(l, ev)
-end
-
-local EMPTY = {}
-
--- A port's listeners of one type: an array of records {fn, once, removed,
--- handler}. Arrays are never changed, only replaced, so a dispatch walks
--- the array it started with: listeners added meanwhile are not called,
--- and removed ones are skipped by their `removed` mark.
-local function listeners(U, typ)
-  local ls = U.lists
-  return ls and ls[typ] or EMPTY
-end
-
--- Tells the C side what the port listens for; it decides what keeps the
--- port alive while it wants events.
-local function update(port, U)
-  local nmsg, nwait = #listeners(U, "message"), U.nwait or 0
-  local wants = nmsg + #listeners(U, "messageerror") + #listeners(U, "close")
-                + nwait > 0
-  config(port, U.started, nmsg, nwait, wants)
-end
-
-local function set_list(port, U, typ, list)
-  local ls = U.lists
-  if not ls then
-    ls = {}
-    U.lists = ls
-  end
-  ls[typ] = list[1] and list or nil
-  update(port, U)
-end
-
-local function add_record(port, U, typ, rec)
-  local old, new = listeners(U, typ), {}
-  for i = 1, #old do new[i] = old[i] end
-  new[#old + 1] = rec
-  set_list(port, U, typ, new)
-end
-
-local function remove_record(port, U, typ, rec)
-  local old, new = listeners(U, typ), {}
-  rec.removed = true
-  for i = 1, #old do
-    if old[i] ~= rec then new[#new + 1] = old[i] end
-  end
-  set_list(port, U, typ, new)
-end
 
 ---------------------------------------------------------------------------
 -- Timers: a binary heap ordered by (time, sequence)
@@ -265,29 +160,14 @@ end
 
 M.report = report
 
-local function push(tok)
-  local t = runq[0] + 1
-  runq[t] = tok
-  runq[0] = t
-end
-
 -- Wakes task co with the given values at the next turn.
 local function wake(co, ...)
-  push({ co, select("#", ...), ... })
+  enqueue({ co, select("#", ...), ... })
 end
 
 -- Calls the listeners of the job's event, from job.i on.
 local function run_list(job)
-  local list, ev = job.list, job.ev
-  for i = job.i, #list do
-    if rawget(ev, STOP) then break end
-    local rec = list[i]
-    if not rec.removed then
-      job.i = i
-      if rec.once then remove_record(job.port, job.U, ev.type, rec) end
-      call(rec, ev)
-    end
-  end
+  walk(job, call, changed)
 end
 
 -- Ends a job: a messageerror event for each message listener that
@@ -298,7 +178,7 @@ local function finish_job(job)
   while errs and job.ek <= #errs do
     local k = job.ek
     job.ek = k + 2
-    local ev = new_event("messageerror", job.port, job.data)
+    local ev = new_event("messageerror", job.target, job.data)
     ev.error = errs[k]
     local list = listeners(job.U, "messageerror")
     if list[1] then
@@ -311,47 +191,51 @@ local function finish_job(job)
   job.ev, job.errs = nil, nil
 end
 
--- Runs ev's listeners at port as the job of the running coroutine. tb is
--- the traceback to report a messageerror nobody listens to with.
-local function run_event(job, port, U, ev, tb)
+-- Runs ev's listeners at target as the job of the running coroutine. tb
+-- is the traceback to report a messageerror nobody listens to with.
+local function run_event(job, target, U, ev, tb)
   local list = listeners(U, ev.type)
   if not list[1] then
     if ev.type == "messageerror" then report(ev.error, tb) end
     return
   end
-  job.port, job.U, job.ev, job.list, job.i = port, U, ev, list, 1
+  job.target, job.U, job.ev, job.list, job.i = target, U, ev, list, 1
   run_list(job)
   finish_job(job)
 end
 
 -- Hands a message event (or nil, "closed") to the first waiting receive.
 local step_task
-local function hand(port, U, ev, why)
+local function hand(obj, U, ev, why)
   local w = table.remove(U.waiters, 1)
-  U.nwait = U.nwait - 1
-  update(port, U)
+  changed(obj)
   w.done, w.ev, w.why = true, ev, why
   cancel_timer(w.timer)
   if w.co then step_task(w.co, ev, why) end
 end
 
--- Runs one token of a port: the head of its FIFO.
-local function run_port(job, port)
-  local kind, v, U, ports = take(port, true)
-  if kind == KIND_MESSAGE then
-    local ev = new_event("message", port, v, ports)
-    if (U.nwait or 0) > 0 then
-      hand(port, U, ev)
+local function has_waiters(U)
+  local ws = U.waiters
+  return ws ~= nil and ws[1] ~= nil
+end
+
+-- Runs one token of a receiver: the head of its queue.
+local function run_receiver(job, obj)
+  local typ, v, U, ports = take(obj, true)
+  if typ == "message" then
+    local ev = new_event(typ, obj, v, ports)
+    if has_waiters(U) then
+      hand(obj, U, ev)
     else
-      run_event(job, port, U, ev)
+      run_event(job, obj, U, ev)
     end
-  elseif kind == KIND_BADMESSAGE then
-    local ev = new_event("messageerror", port, nil)
+  elseif typ == "messageerror" then
+    local ev = new_event(typ, obj, nil)
     ev.error = v
-    run_event(job, port, U, ev, "")
-  elseif kind == KIND_CLOSE then
-    while (U.nwait or 0) > 0 do hand(port, U, nil, "closed") end
-    run_event(job, port, U, new_event("close", port, nil))
+    run_event(job, obj, U, ev, "")
+  elseif typ == "close" then
+    while has_waiters(U) do hand(obj, U, nil, "closed") end
+    run_event(job, obj, U, new_event(typ, obj, nil))
   end
 end
 
@@ -368,7 +252,7 @@ local function runner_main()
       local tok = runq[head]
       runq[head] = nil
       if type(tok) == "userdata" then
-        run_port(job, tok)
+        run_receiver(job, tok)
       else
         step_task(tok[1], unpack(tok, 3, tok[2] + 2))
       end
@@ -424,7 +308,7 @@ function step_task(co, ...)
   if status(co) == "dead" then return end
   if a == IDLE then
     local job = job_of[co]
-    job.port, job.U, job.list, job.data = nil, nil, nil, nil
+    job.target, job.U, job.list, job.data = nil, nil, nil, nil
     npool = npool + 1
     pool[npool] = co
   else
@@ -433,12 +317,12 @@ function step_task(co, ...)
   end
 end
 
--- Dispatches ev at port as a task of its own, at the next turn.
-local function dispatch_later(port, U, ev, tb)
+-- Dispatches ev at target as a task of its own, at the next turn.
+local function dispatch_later(target, U, ev, tb)
   local co = pool_take()
   local job = job_of[co]
-  job.port, job.U, job.ev, job.list, job.i =
-    port, U, ev, listeners(U, ev.type), 1
+  job.target, job.U, job.ev, job.list, job.i =
+    target, U, ev, listeners(U, ev.type), 1
   if not job.list[1] then
     job.ev = nil
     if ev.type == "messageerror" then return report(ev.error, tb) end
@@ -447,13 +331,12 @@ local function dispatch_later(port, U, ev, tb)
   wake(co)
 end
 
-local function remove_waiter(port, U, w)
+local function remove_waiter(obj, U, w)
   local ws = U.waiters
   for i = 1, #ws do
     if ws[i] == w then
       table.remove(ws, i)
-      U.nwait = U.nwait - 1
-      update(port, U)
+      changed(obj)
       return
     end
   end
@@ -469,7 +352,7 @@ local function fire_timers(t)
       wake(e.co)
     elseif not w.done then
       w.done, w.why = true, "timeout"
-      remove_waiter(w.port, w.U, w)
+      remove_waiter(w.obj, w.U, w)
       wake(e.co, nil, "timeout")
     end
   end
@@ -524,11 +407,7 @@ local function turn()
   end
   runner = nil
   if head == runq[0] then
-    if head > 1024 then
-      runq = core.new_runq()
-    else
-      runq[0] = 0
-    end
+    runq = core.runq_reset()
     head, stop = 0, 0
   end
 end
@@ -615,7 +494,7 @@ function M.step()
 end
 
 function M.spawn(fn, ...)
-  if not is_callable(fn) then
+  if not ET.is_callable(fn) then
     error(format("bad argument #1 to 'spawn' (function expected, got %s)",
                  type(fn)), 2)
   end
@@ -639,71 +518,8 @@ end
 M.now = now
 
 ---------------------------------------------------------------------------
--- MessagePort methods written in Lua
+-- What a receiver's methods need of the scheduler
 ---------------------------------------------------------------------------
-
-local function check_port(port, name)
-  local ok, U = pcall(uservalue, port)
-  if not ok then
-    error(format("bad argument #1 to '%s' (MessagePort expected, got %s)",
-                 name, type(port)), 3)
-  end
-  return U
-end
-
-function methods.start(port)
-  local U = check_port(port, "start")
-  if not U.started then
-    U.started = true
-    update(port, U)
-  end
-end
-
-local function check_listener(l, name)
-  if is_callable(l) then return end
-  if type(l) == "table" and rawget(l, "handleEvent") ~= nil
-     or type(l) == "table" and l.handleEvent ~= nil then
-    return
-  end
-  error(format("TypeError: %s: the listener must be a function, a "
-               .. "callable value or a table with a handleEvent method "
-               .. "(got %s)", name, type(l)), 3)
-end
-
-local function check_type(typ, name)
-  if type(typ) ~= "string" then
-    error(format("bad argument #1 to '%s' (string expected, got %s)", name,
-                 type(typ)), 3)
-  end
-end
-
-local function find(list, l)
-  for i = 1, #list do
-    local rec = list[i]
-    if rec.fn == l and not rec.handler then return rec end
-  end
-end
-
-function methods.addEventListener(port, typ, l, options)
-  local U = check_port(port, "addEventListener")
-  check_type(typ, "addEventListener")
-  check_listener(l, "addEventListener")
-  local ot = type(options)
-  if ot ~= "nil" and ot ~= "table" and ot ~= "boolean" then
-    error(format("bad argument #3 to 'addEventListener' (table expected, "
-                 .. "got %s)", ot), 2)
-  end
-  if find(listeners(U, typ), l) then return end
-  local once = ot == "table" and options.once and true or false
-  add_record(port, U, typ, { fn = l, once = once })
-end
-
-function methods.removeEventListener(port, typ, l)
-  local U = check_port(port, "removeEventListener")
-  check_type(typ, "removeEventListener")
-  local rec = find(listeners(U, typ), l)
-  if rec then remove_record(port, U, typ, rec) end
-end
 
 local function protected_handler(err)
   return { err = err, tb = traceback(nil, 2) }
@@ -728,147 +544,54 @@ local function call_reporting(task, rec, ev)
   if not r[1] then report(r[2], traceback(co)) end
 end
 
-function methods.dispatchEvent(port, ev)
-  local U = check_port(port, "dispatchEvent")
-  if type(ev) ~= "table" or type(ev.type) ~= "string" then
-    error("bad argument #1 to 'dispatchEvent' (table with a string 'type' "
-          .. "expected)", 2)
-  end
-  ev.target, ev.currentTarget = port, port
-  if ev.defaultPrevented == nil then ev.defaultPrevented = false end
-  ev.preventDefault = preventDefault
-  ev.stopImmediatePropagation = stopImmediatePropagation
-  rawset(ev, STOP, nil)
-  local list, task = listeners(U, ev.type), current_task()
-  for i = 1, #list do
-    if rawget(ev, STOP) then break end
-    local rec = list[i]
-    if not rec.removed then
-      if rec.once then remove_record(port, U, ev.type, rec) end
-      call_reporting(task, rec, ev)
-    end
-  end
-  rawset(ev, STOP, nil)
-  return not ev.defaultPrevented
+-- dispatchEvent: ev's listeners at target, now; errors go to mc.onerror.
+function M.dispatch_now(target, U, ev)
+  local task = current_task()
+  walk({ target = target, U = U, ev = ev, list = listeners(U, ev.type),
+         i = 1 },
+       function(rec, e) return call_reporting(task, rec, e) end, changed)
 end
 
-function methods.receive(port, timeout)
-  local U = check_port(port, "receive")
-  check_seconds(timeout, "receive", 1, true)
-  local kind, v, _, ports = take(port, false)
-  if kind == KIND_MESSAGE then
-    return new_event("message", port, v, ports)
-  elseif kind == KIND_BADMESSAGE then
-    local ev = new_event("messageerror", port, nil)
+-- receive(obj, U [, timeout]) for the receiver obj: its next message
+-- event, or nil, "closed" | "timeout". name is the method's, for errors.
+function M.receive(obj, U, timeout, name)
+  check_seconds(timeout, name, 1, true)
+  local typ, v, _, ports = take(obj, false)
+  if typ == "message" then
+    return new_event(typ, obj, v, ports)
+  elseif typ == "messageerror" then
+    local ev = new_event(typ, obj, nil)
     ev.error = v
-    dispatch_later(port, U, ev, "")
-    return methods.receive(port, timeout)
-  elseif kind == KIND_CLOSE then
+    dispatch_later(obj, U, ev, "")
+    return M.receive(obj, U, timeout, name)
+  elseif typ == "close" then
     return nil, "closed"
   end
   if timeout == 0 then return nil, "timeout" end
   local co = current_task()
-  local w = { co = co, port = port, U = U }
+  local w = { co = co, obj = obj, U = U }
   local ws = U.waiters
   if not ws then
     ws = {}
     U.waiters = ws
   end
   ws[#ws + 1] = w
-  U.nwait = (U.nwait or 0) + 1
-  update(port, U)
+  changed(obj)
   if co then
     if timeout then w.timer = add_timer(now() + timeout, co, w) end
     return yield(WAIT)
   end
-  local ok, r = pcall(exclusive, "receive", loop,
+  local ok, r = pcall(exclusive, name, loop,
                       function() return w.done end,
                       timeout and now() + timeout, true)
-  if not w.done then remove_waiter(port, U, w) end
+  if not w.done then remove_waiter(obj, U, w) end
   if not ok then error(r, 0) end
   if w.done then return w.ev, w.why end
   if r == nil then
-    error("receive() would wait forever: no task, timer or other thread "
-          .. "can post to this port", 2)
+    error(name .. "() would wait forever: no task, timer or other thread "
+          .. "can post to this port", 3)
   end
   return nil, "timeout"
 end
-
----------------------------------------------------------------------------
--- Handler fields
----------------------------------------------------------------------------
-
-local ON = { onmessage = "message", onmessageerror = "messageerror",
-             onclose = "close" }
-
-core.port_metatable.__newindex = function(port, k, v)
-  local typ = ON[k]
-  if not typ then
-    error(format("TypeError: cannot set field '%s' of MessagePort",
-                 tostring(k)), 2)
-  end
-  if v ~= nil and not is_callable(v) then
-    error(format("TypeError: %s must be a function, a callable value or "
-                 .. "nil (got %s)", k, type(v)), 2)
-  end
-  local U = uservalue(port)
-  local on = U.on
-  if not on then
-    on = {}
-    U.on = on
-  end
-  local rec = on[typ]
-  rawset(U, k, v)
-  if v == nil then
-    if rec then
-      on[typ] = nil
-      remove_record(port, U, typ, rec)
-    end
-    return
-  end
-  if rec then
-    rec.fn = v
-  else
-    rec = { fn = v, handler = true }
-    on[typ] = rec
-    add_record(port, U, typ, rec)
-  end
-  if typ == "message" and not U.started then
-    U.started = true
-    update(port, U)
-  end
-end
-
----------------------------------------------------------------------------
--- MessageChannel and MessagePort
----------------------------------------------------------------------------
-
-local CHANNEL_MT = {}
-
-CHANNEL_MT.__tostring = function(ch)
-  setmetatable(ch, nil)
-  local s = tostring(ch)
-  setmetatable(ch, CHANNEL_MT)
-  return "MessageChannel (" .. (s:match("0x%x+") or s) .. ")"
-end
-
-CHANNEL_MT.__newindex = function(_, k)
-  error(format("TypeError: cannot set field '%s' of MessageChannel",
-               tostring(k)), 2)
-end
-
-local function new_channel()
-  local p1, p2 = core.channel()
-  return setmetatable({ port1 = p1, port2 = p2 }, CHANNEL_MT)
-end
-
-M.MessageChannel = setmetatable({ new = new_channel }, {
-  __call = function() return new_channel() end,
-})
-
-M.MessagePort = setmetatable({}, {
-  __call = function() error("TypeError: Illegal constructor", 2) end,
-  __newindex = function() error("TypeError: MessagePort is read-only", 2) end,
-})
 
 return M

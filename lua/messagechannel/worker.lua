@@ -4,7 +4,9 @@
 -- events a worker's end makes are dispatched here.
 
 local core = require "messagechannel.core"
+local ET = require "messagechannel.eventtarget"
 local scheduler = require "messagechannel.scheduler"
+local port = require "messagechannel.port"
 
 local M = {}
 
@@ -21,6 +23,8 @@ local load_string = rawget(_G, "loadstring") or load
 local WORKER_MT = {}
 local state = setmetatable({}, { __mode = "k" })  -- worker -> its fields
 
+-- Handler fields: those of the events the worker posts, which its port
+-- gets, and its own.
 local PORT_FIELDS = { onmessage = true, onmessageerror = true }
 local OWN_FIELDS = { onerror = true, onexit = true }
 
@@ -58,16 +62,13 @@ WORKER_MT.__newindex = function(w, k, v)
     end or v
     s[k] = v
   elseif OWN_FIELDS[k] then
-    local mt = type(v) ~= "function" and debug.getmetatable(v)
-    if v ~= nil and type(v) ~= "function"
-       and not (type(mt) == "table" and mt.__call) then
+    if v ~= nil and not ET.is_callable(v) then
       error(format("TypeError: %s must be a function, a callable value or "
                    .. "nil (got %s)", k, type(v)), 2)
     end
     s[k] = v
   else
-    error(format("TypeError: cannot set field '%s' of Worker", tostring(k)),
-          2)
+    error(ET.field_error(k, "Worker"), 2)
   end
 end
 
@@ -88,7 +89,7 @@ local function on_exit(w, code, err_bytes, tb)
     err, tb = tb, nil
   end
   if err ~= nil then
-    local ev = scheduler.new_event("error", w, nil)
+    local ev = ET.new_event("error", w, nil)
     ev.error = err
     ev.traceback = tb
     if s.onerror then
@@ -98,7 +99,7 @@ local function on_exit(w, code, err_bytes, tb)
     end
   end
   if s.onexit then
-    local ev = scheduler.new_event("exit", w, nil)
+    local ev = ET.new_event("exit", w, nil)
     ev.code = code
     s.onexit(ev)
   end
@@ -119,9 +120,9 @@ function M.Worker(path, options)
     error("bad argument #2 to 'Worker' (options.transfer must be an array)",
           2)
   end
-  local ch = scheduler.MessageChannel()
+  local ch = port.MessageChannel()
   local handle = core.worker_start(path, options.eval and true or false,
-                                   options.data, transfer, ch.port2)
+                                   options.data, transfer, { ch.port2 })
   local w = setmetatable({}, WORKER_MT)
   state[w] = { handle = handle, port = ch.port1 }
   scheduler.watch_worker(handle, function(code, err, tb)

@@ -1,0 +1,247 @@
+-- messagechannel.eventtarget: the EventTarget model the module's objects
+-- share: listener records, handler fields (`onmessage`), events, and the
+-- walk over the listeners of one dispatch. It knows no scheduler: the
+-- caller says how a listener is called and where its errors go.
+--
+-- A target keeps its listeners in a table U of its own (a port's
+-- uservalue, which the C side reads too, see src/mc.h):
+--   U.lists  event type -> array of records {fn, once, removed, handler},
+--            absent when empty. Arrays are never changed, only replaced,
+--            so a dispatch walks the array it started with: listeners
+--            added meanwhile are not called, and removed ones are skipped
+--            by their `removed` mark (the DOM's rules).
+--   U.on     handler field ("onmessage") -> its record; the record sits
+--            where the field was first set to a function.
+-- Every change calls changed(target), the target type's hook.
+
+local M = {}
+
+local error, rawget, rawset, setmetatable, tostring, type =
+  error, rawget, rawset, setmetatable, tostring, type
+local getmetatable_raw = debug.getmetatable
+local format = string.format
+
+---------------------------------------------------------------------------
+-- Events
+---------------------------------------------------------------------------
+
+local STOP = {}  -- event key: stopImmediatePropagation() was called
+
+local function preventDefault(ev)
+  ev.defaultPrevented = true
+end
+
+local function stopImmediatePropagation(ev)
+  rawset(ev, STOP, true)
+end
+
+local event_defaults = {
+  origin = "", lastEventId = "", defaultPrevented = false,
+  preventDefault = preventDefault,
+  stopImmediatePropagation = stopImmediatePropagation,
+}
+
+-- Events the module makes carry their constant fields in a metatable;
+-- `ports` is made on first read.
+local EVENT_MT = {
+  __index = function(ev, k)
+    if k == "ports" then
+      local t = {}
+      rawset(ev, "ports", t)
+      return t
+    end
+    return event_defaults[k]
+  end,
+}
+
+function M.new_event(typ, target, data, ports)
+  return setmetatable({ type = typ, data = data, target = target,
+                        currentTarget = target, ports = ports }, EVENT_MT)
+end
+
+-- Gives a table passed to dispatchEvent the fields and methods of an
+-- event.
+function M.prepare(ev, target)
+  ev.target, ev.currentTarget = target, target
+  if ev.defaultPrevented == nil then ev.defaultPrevented = false end
+  ev.preventDefault = preventDefault
+  ev.stopImmediatePropagation = stopImmediatePropagation
+  rawset(ev, STOP, nil)
+end
+
+function M.finish(ev)
+  rawset(ev, STOP, nil)
+end
+
+---------------------------------------------------------------------------
+-- Listeners
+---------------------------------------------------------------------------
+
+local function is_callable(v)
+  if type(v) == "function" then return true end
+  local mt = getmetatable_raw(v)
+  return mt ~= nil and type(mt) == "table" and mt.__call ~= nil
+end
+M.is_callable = is_callable
+
+-- Calls one listener record with the event. Errors propagate.
+function M.call(rec, ev)
+  local l = rec.fn
+  if is_callable(l) then
+    return l(ev)
+  end
+  local h = l.handleEvent
+  if not is_callable(h) then
+    error("TypeError: the listener's handleEvent is not callable", 0)
+  end
+  return h(l, ev)
+end
+
+local EMPTY = {}
+
+local function listeners(U, typ)
+  local ls = U.lists
+  return ls and ls[typ] or EMPTY
+end
+M.listeners = listeners
+
+local function set_list(target, U, typ, list, changed)
+  local ls = U.lists
+  if not ls then
+    ls = {}
+    U.lists = ls
+  end
+  ls[typ] = list[1] and list or nil
+  changed(target)
+end
+
+local function add_record(target, U, typ, rec, changed)
+  local old, new = listeners(U, typ), {}
+  for i = 1, #old do new[i] = old[i] end
+  new[#old + 1] = rec
+  set_list(target, U, typ, new, changed)
+end
+
+local function remove_record(target, U, typ, rec, changed)
+  local old, new = listeners(U, typ), {}
+  rec.removed = true
+  for i = 1, #old do
+    if old[i] ~= rec then new[#new + 1] = old[i] end
+  end
+  set_list(target, U, typ, new, changed)
+end
+
+local function find(list, l)
+  for i = 1, #list do
+    local rec = list[i]
+    if rec.fn == l and not rec.handler then return rec end
+  end
+end
+
+-- The checks below return the error to raise, for the method to raise it
+-- at its caller. Argument errors are worded as Lua words them for a method
+-- call: the arguments after the object count from 1.
+local function bad_argument(n, name, msg)
+  return format("bad argument #%d to '%s' (%s)", n, name, msg)
+end
+
+local function check_type(typ, name)
+  if type(typ) ~= "string" then
+    return bad_argument(1, name, "string expected, got " .. type(typ))
+  end
+end
+
+local function check_listener(l, given, name)
+  if l == nil then
+    return bad_argument(2, name, "function or table expected, got "
+                                 .. (given and "nil" or "no value"))
+  end
+  if is_callable(l) or type(l) == "table" and l.handleEvent ~= nil then
+    return
+  end
+  return format("TypeError: %s: the listener must be a function, a "
+                .. "callable value or a table with a handleEvent method "
+                .. "(got %s)", name, type(l))
+end
+
+-- addEventListener(type, listener [, options]), given n arguments after
+-- the target. Returns an error message, or nothing.
+function M.add(target, U, changed, n, typ, l, options)
+  local name = "addEventListener"
+  local err = check_type(typ, name) or check_listener(l, n >= 2, name)
+  if err then return err end
+  local ot = type(options)
+  if ot ~= "nil" and ot ~= "table" and ot ~= "boolean" then
+    return bad_argument(3, name, "table expected, got " .. ot)
+  end
+  if find(listeners(U, typ), l) then return end
+  local once = ot == "table" and options.once and true or false
+  add_record(target, U, typ, { fn = l, once = once }, changed)
+end
+
+-- removeEventListener(type, listener): a listener never added is ignored.
+function M.remove(target, U, changed, n, typ, l)
+  local name = "removeEventListener"
+  local err = check_type(typ, name)
+  if err then return err end
+  if l == nil then
+    return bad_argument(2, name, "function or table expected, got "
+                                 .. (n >= 2 and "nil" or "no value"))
+  end
+  local rec = find(listeners(U, typ), l)
+  if rec then remove_record(target, U, typ, rec, changed) end
+end
+
+-- Sets handler field k (of event type typ) to v: a function, a callable
+-- value or nil. Returns an error message, or nothing.
+function M.set_handler(target, U, changed, k, typ, v)
+  if v ~= nil and not is_callable(v) then
+    return format("TypeError: %s must be a function, a callable value or "
+                  .. "nil (got %s)", k, type(v))
+  end
+  local on = U.on
+  if not on then
+    on = {}
+    U.on = on
+  end
+  local rec = on[k]
+  if v == nil then
+    if rec then
+      on[k] = nil
+      remove_record(target, U, typ, rec, changed)
+    end
+  elseif rec then
+    rec.fn = v
+  else
+    rec = { fn = v, handler = true }
+    on[k] = rec
+    add_record(target, U, typ, rec, changed)
+  end
+end
+
+function M.field_error(k, what)
+  return format("TypeError: cannot set field '%s' of %s", tostring(k), what)
+end
+
+---------------------------------------------------------------------------
+-- One dispatch
+---------------------------------------------------------------------------
+
+-- Calls the listeners of d.ev, a dispatch in progress, from d.list[d.i]
+-- on, each through invoke(rec, ev); d.i is the one being called, so that
+-- a caller can go on after a listener that raised. d holds target, U, ev,
+-- list, i.
+function M.walk(d, invoke, changed)
+  local list, ev = d.list, d.ev
+  for i = d.i, #list do
+    if rawget(ev, STOP) then break end
+    local rec = list[i]
+    if not rec.removed then
+      d.i = i
+      if rec.once then remove_record(d.target, d.U, ev.type, rec, changed) end
+      invoke(rec, ev)
+    end
+  end
+end
+
+return M

@@ -1,0 +1,218 @@
+/*
+** ctx.c: the per-state context, in one place. Each Lua state that loads
+** the module has one context table, kept in the registry so that every
+** load of the module in that state shares it; every C function of the
+** module gets it as upvalue 1. Its slots (MC_CTX_* in mc.h) hold the Lua
+** values: the objects by id, the pinned objects, the run queue, the types
+** by metatable, the codec's scratch and registered metatables. Its C half,
+** mc_Ctx, holds the state's hub, the id allocator and the type table.
+**
+** Ids: an object that another thread may have news for (a port, a Worker
+** handle) is registered with an id, which the hub queues when told. Ids of
+** collected objects are used again, so that the object table stays as
+** small as the number of objects alive.
+*/
+#include <stdlib.h>
+#include <string.h>
+
+#include "compat.h"
+#include "mc.h"
+
+#define CTX_KEY "messagechannel.context"
+#define CTX_MT "messagechannel.Context"
+
+mc_Ctx *mc_ctx (lua_State *L) {
+  mc_Ctx *c;
+  lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_C);
+  c = (mc_Ctx *)lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return c;
+}
+
+static int ctx__gc (lua_State *L) {
+  mc_Ctx *c = (mc_Ctx *)luaL_checkudata(L, 1, CTX_MT);
+  if (c->hub != NULL) {
+    mc_hub_close(c->hub);
+    mc_hub_decref(c->hub);
+    c->hub = NULL;
+  }
+  free(c->news);
+  free(c->freed);
+  c->news = c->freed = NULL;
+  c->capnews = c->nfreed = c->capfreed = 0;
+  return 0;
+}
+
+/* Fills the new context table at the top. */
+static void make_ctx (lua_State *L, mc_Hub *hub) {
+  mc_Ctx *c;
+  int t = lua_gettop(L);
+  c = (mc_Ctx *)mc_newuserdata(L, sizeof(mc_Ctx), 0);
+  memset(c, 0, sizeof *c);
+  if (luaL_newmetatable(L, CTX_MT)) {
+    lua_pushcfunction(L, ctx__gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  if (hub != NULL)
+    mc_hub_incref(hub);
+  else if ((hub = mc_hub_new()) == NULL)
+    luaL_error(L, "not enough memory");
+  c->hub = hub;
+  lua_rawseti(L, t, MC_CTX_C);
+  lua_newtable(L);
+  lua_pushliteral(L, "v");
+  lua_setfield(L, -2, "__mode");
+  lua_rawseti(L, t, MC_CTX_WEAKMT);
+  lua_newtable(L);
+  lua_rawgeti(L, t, MC_CTX_WEAKMT);
+  lua_setmetatable(L, -2);
+  lua_rawseti(L, t, MC_CTX_OBJECTS);
+  lua_newtable(L);
+  lua_rawseti(L, t, MC_CTX_PINNED);
+  lua_newtable(L);  /* a port's finalizer may queue a token at any time */
+  lua_pushinteger(L, 0);
+  lua_rawseti(L, -2, 0);
+  lua_rawseti(L, t, MC_CTX_RUNQ);
+  lua_newtable(L);
+  lua_rawseti(L, t, MC_CTX_TYPES);
+  lua_newtable(L);
+  lua_rawseti(L, t, MC_CTX_NAME2MT);
+  lua_newtable(L);
+  lua_rawseti(L, t, MC_CTX_MT2NAME);
+}
+
+void mc_ctx_open (lua_State *L, mc_Hub *hub) {
+  lua_getfield(L, LUA_REGISTRYINDEX, CTX_KEY);
+  if (lua_istable(L, -1))
+    return;
+  lua_pop(L, 1);
+  lua_createtable(L, MC_CTX_WEAKMT, 0);
+  make_ctx(L, hub);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, LUA_REGISTRYINDEX, CTX_KEY);
+}
+
+void mc_ctx_setfuncs (lua_State *L, const luaL_Reg *l) {
+  lua_pushvalue(L, -2);
+  lua_pushvalue(L, -2);
+  mc_setfuncs(L, l, 1);
+  lua_pop(L, 1);
+}
+
+uint32_t mc_ctx_register (lua_State *L, int idx) {
+  mc_Ctx *c = mc_ctx(L);
+  uint32_t id;
+  int taken = 1;
+  idx = mc_absindex(L, idx);
+  lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_OBJECTS);
+  if (c->nfreed > 0)
+    id = c->freed[--c->nfreed];
+  else while (taken) {  /* 0 means none; after 2^32, skip those in use */
+    id = ++c->next_id;
+    lua_pushnumber(L, (lua_Number)id);
+    lua_rawget(L, -2);
+    taken = id == 0 || !lua_isnil(L, -1);
+    lua_pop(L, 1);
+  }
+  lua_pushnumber(L, (lua_Number)id);
+  lua_pushvalue(L, idx);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+  return id;
+}
+
+/* Runs from a finalizer: allocates nothing from Lua. */
+void mc_ctx_unregister (lua_State *L, uint32_t id) {
+  mc_Ctx *c = mc_ctx(L);
+  if (id == 0)
+    return;
+  if (c->nfreed == c->capfreed) {
+    size_t cap = c->capfreed ? c->capfreed * 2 : 64;
+    uint32_t *f = (uint32_t *)realloc(c->freed, cap * sizeof *f);
+    if (f == NULL)
+      return;  /* the id is not used again */
+    c->freed = f;
+    c->capfreed = cap;
+  }
+  c->freed[c->nfreed++] = id;  /* a weak entry left (5.1) is overwritten
+                                  when the id is used again */
+}
+
+void mc_ctx_push (lua_State *L, uint32_t id) {
+  lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_OBJECTS);
+  lua_pushnumber(L, (lua_Number)id);
+  lua_rawget(L, -2);
+  lua_remove(L, -2);
+}
+
+void mc_ctx_pin (lua_State *L, int idx, int on) {
+  idx = mc_absindex(L, idx);
+  lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_PINNED);
+  lua_pushvalue(L, idx);
+  if (on)
+    lua_pushboolean(L, 1);
+  else
+    lua_pushnil(L);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+}
+
+void mc_ctx_enqueue (lua_State *L, int idx, size_t n) {
+  lua_Integer tail;
+  idx = mc_absindex(L, idx);
+  lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_RUNQ);
+  lua_rawgeti(L, -1, 0);
+  tail = lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  for (; n > 0; n--) {
+    lua_pushvalue(L, idx);
+    lua_rawseti(L, -2, (int)++tail);
+  }
+  lua_pushinteger(L, tail);
+  lua_rawseti(L, -2, 0);
+  lua_pop(L, 1);
+}
+
+void mc_ctx_add_type (lua_State *L, const mc_Type *t) {
+  mc_Ctx *c = mc_ctx(L);
+  int i;
+  for (i = 0; i < c->ntypes; i++)
+    if (c->types[i] == t)
+      return;
+  if (c->ntypes == MC_MAXTYPES)
+    luaL_error(L, "too many types");
+  lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_TYPES);
+  luaL_getmetatable(L, t->tname);
+  lua_pushinteger(L, c->ntypes);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+  c->types[c->ntypes++] = t;
+}
+
+const mc_Type *mc_ctx_type (lua_State *L, int idx) {
+  const mc_Type *t = NULL;
+  if (lua_type(L, idx) == LUA_TUSERDATA && lua_getmetatable(L, idx)) {
+    lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_TYPES);
+    lua_insert(L, -2);
+    lua_rawget(L, -2);
+    if (lua_type(L, -1) == LUA_TNUMBER) {
+      mc_Ctx *c;
+      int i = (int)lua_tointeger(L, -1);
+      lua_pop(L, 2);
+      c = mc_ctx(L);
+      return i >= 0 && i < c->ntypes ? c->types[i] : NULL;
+    }
+    lua_pop(L, 2);
+  }
+  return t;
+}
+
+const mc_Type *mc_ctx_type_by_tag (lua_State *L, int tag) {
+  mc_Ctx *c = mc_ctx(L);
+  int i;
+  for (i = 0; i < c->ntypes; i++)
+    if (c->types[i]->clone_tag == tag)
+      return c->types[i];
+  return NULL;
+}

@@ -1,0 +1,226 @@
+/*
+** message.c: the one way a message is made and opened, for ports,
+** workers and structuredClone alike.
+**
+** Sending: mc_message_make checks the transfer list (API 4.3), encodes the
+** value (an object of the list is written as its index there) and makes a
+** message whose slots borrow the payloads of the list's objects (their
+** type's lend). The caller queues it somewhere, then commits it (each
+** object's type detaches it) or undoes it (the slots give the payloads
+** back). Nothing is detached before the message is queued, so a post that
+** raises or finds its port closed leaves every object as it was.
+**
+** Receiving: mc_message_read makes a blank object for each slot and
+** decodes the bytes with them; mc_message_fill then hands each slot's
+** payload to its object. A message that cannot be decoded is left whole,
+** for its owner to keep or to free.
+**
+** What a transferable is, this file learns only from its mc_Type.
+*/
+#include <string.h>
+
+#include "compat.h"
+#include "mc.h"
+
+static int clone_error (lua_State *L, int i, const char *what) {
+  return luaL_error(L, "DataCloneError: transfer list entry %d %s", i, what);
+}
+
+/* Raises the error for entry i, a value of no transferable type. */
+static int not_transferable (lua_State *L, int i) {
+  mc_Ctx *c = mc_ctx(L);
+  luaL_Buffer b;
+  int k, n = 0;
+  const char *tname = luaL_typename(L, -1);
+  luaL_buffinit(L, &b);
+  for (k = 0; k < c->ntypes; k++) {
+    if (c->types[k]->check == NULL)
+      continue;
+    luaL_addstring(&b, n++ == 0 ? "a " : " or ");
+    luaL_addstring(&b, c->types[k]->name);
+  }
+  luaL_pushresult(&b);
+  return luaL_error(L, "DataCloneError: transfer list entry %d is a %s, "
+                       "not %s", i, tname, lua_tostring(L, -1));
+}
+
+/* Reads the transfer argument at idx and checks every entry for a message
+** posted through group `from`. Pushes the list (t[i] = entry, t[entry] =
+** i) or nil when idx holds none, and returns the number of entries. */
+static int check_list (lua_State *L, int idx, const mc_Group *from) {
+  lua_Integer n, i, count = 0;
+  int list, map;
+  if (lua_isnoneornil(L, idx)) {  /* the common case: no table made */
+    lua_pushnil(L);
+    return 0;
+  }
+  lua_newtable(L);
+  map = lua_gettop(L);
+  luaL_checktype(L, idx, LUA_TTABLE);
+  lua_getfield(L, idx, "transfer");
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    lua_pushvalue(L, idx);
+  }
+  else if (!lua_istable(L, -1))
+    luaL_argerror(L, idx, "'transfer' must be an array");
+  list = lua_gettop(L);
+  n = (lua_Integer)mc_rawlen(L, list);
+  lua_pushnil(L);
+  while (lua_next(L, list)) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) != LUA_TSTRING
+        || strcmp(lua_tostring(L, -1), "transfer") != 0)
+      count++;
+  }
+  if (count != n) {
+    lua_pushliteral(L, "DataCloneError: the transfer list must be an array "
+                       "(entries 1..n, no holes)");
+    lua_error(L);
+  }
+  for (i = 1; i <= n; i++) {
+    const mc_Type *t;
+    const char *why;
+    lua_rawgeti(L, list, (int)i);
+    t = mc_ctx_type(L, -1);
+    if (t == NULL || t->check == NULL)
+      not_transferable(L, (int)i);
+    why = t->check(L, lua_touserdata(L, -1), from);
+    if (why != NULL)
+      clone_error(L, (int)i, lua_pushfstring(L, "is %s", why));
+    lua_pushvalue(L, -1);
+    lua_rawget(L, map);
+    if (!lua_isnil(L, -1))
+      clone_error(L, (int)i, "appears twice");
+    lua_pop(L, 1);
+    lua_pushvalue(L, -1);
+    lua_pushinteger(L, i);
+    lua_rawset(L, map);  /* t[entry] = i */
+    lua_rawseti(L, map, (int)i);  /* t[i] = entry */
+  }
+  lua_settop(L, map);
+  return (int)n;
+}
+
+mc_Msg *mc_message_make (lua_State *L, int value, int transfer,
+                         const mc_Group *from) {
+  const unsigned char *bytes;
+  size_t len, nx, i;
+  mc_Xfer *x;
+  mc_Msg *m;
+  int n, list;
+  value = mc_absindex(L, value);
+  n = check_list(L, transfer, from);
+  list = lua_gettop(L);
+  bytes = mc_encode(L, value, n > 0 ? list : 0, &len);  /* list, scratch */
+  m = mc_msg_new(bytes, len, (size_t)n);
+  mc_encode_done(L, list + 1);
+  if (m == NULL)
+    luaL_error(L, "not enough memory");
+  x = mc_msg_xfer(m, &nx);
+  for (i = 0; i < nx; i++) {  /* allocates nothing: cannot raise */
+    lua_rawgeti(L, list, (int)i + 1);
+    x[i].type = mc_ctx_type(L, -1);
+    x[i].type->lend(L, lua_touserdata(L, -1), &x[i]);
+    lua_pop(L, 1);
+  }
+  return m;
+}
+
+void mc_message_commit (lua_State *L, int list) {
+  lua_Integer i, n;
+  if (lua_isnil(L, list))
+    return;
+  n = (lua_Integer)mc_rawlen(L, list);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, list, (int)i);
+    mc_ctx_type(L, -1)->commit(L, lua_gettop(L));
+    lua_pop(L, 1);
+  }
+}
+
+/* Runs under lua_pcall: blanks for the slots of message m (a light
+** userdata), then its decoded value. */
+static int read_protected (lua_State *L) {
+  mc_Msg *m = (mc_Msg *)lua_touserdata(L, 1);
+  size_t nx, i, len;
+  mc_Xfer *x = mc_msg_xfer(m, &nx);
+  const unsigned char *bytes = mc_msg_data(m, &len);
+  if (nx > 0) {
+    lua_createtable(L, (int)nx, 0);
+    for (i = 0; i < nx; i++) {
+      x[i].type->blank(L, &x[i]);
+      lua_rawseti(L, 2, (int)i + 1);
+    }
+  }
+  else
+    lua_pushnil(L);
+  mc_decode(L, bytes, len, nx > 0 ? 2 : 0);  /* m, objs, value */
+  lua_insert(L, 2);
+  return 2;
+}
+
+int mc_message_read (lua_State *L, mc_Msg *m) {
+  int status;
+  lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_READ);
+  lua_pushlightuserdata(L, m);
+  status = lua_pcall(L, 1, 2, 0);
+  if (status != 0)
+    lua_pushnil(L);
+  return status;
+}
+
+void mc_message_fill (lua_State *L, mc_Msg *m) {
+  size_t nx, i;
+  mc_Xfer *x = mc_msg_xfer(m, &nx);
+  for (i = 0; i < nx; i++) {
+    lua_rawgeti(L, -1, (int)i + 1);
+    x[i].type->fill(L, lua_gettop(L), &x[i]);
+    x[i].type = NULL;
+    lua_pop(L, 1);
+  }
+  mc_msg_free(m);
+}
+
+int mc_message_open (lua_State *L, mc_Msg *m) {
+  int status = mc_message_read(L, m);
+  if (status == 0)
+    mc_message_fill(L, m);
+  return status;
+}
+
+/* structuredClone(value [, options]): a direct copy, or with a transfer
+** list a message made and opened at once. The clone is decoded before the
+** old objects are detached, so a failure changes nothing. */
+int mc_structured_clone (lua_State *L) {
+  mc_Msg *m;
+  luaL_checkany(L, 1);
+  lua_settop(L, 2);
+  if (!lua_isnil(L, 2)) {  /* only options.transfer is the list */
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_getfield(L, 2, "transfer");
+    if (!lua_isnil(L, -1) && !lua_istable(L, -1))
+      luaL_argerror(L, 2, "'transfer' must be an array");
+    lua_replace(L, 2);
+  }
+  if (lua_isnil(L, 2)) {
+    mc_copy(L, 1);
+    return 1;
+  }
+  m = mc_message_make(L, 1, 2, NULL);  /* v, transfer, list */
+  if (mc_message_read(L, m) != 0) {  /* ..., value, objs */
+    mc_msg_unlend(m);
+    lua_pop(L, 1);
+    return lua_error(L);
+  }
+  mc_message_commit(L, 3);
+  mc_message_fill(L, m);
+  lua_pop(L, 1);
+  return 1;
+}
+
+void mc_message_open_ctx (lua_State *L) {
+  lua_pushvalue(L, -1);
+  lua_pushcclosure(L, read_protected, 1);
+  lua_rawseti(L, -2, MC_CTX_READ);
+}

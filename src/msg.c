@@ -1,0 +1,70 @@
+/*
+** msg.c: a message: its encoded bytes and its transfer slots, in one
+** allocation. Pure C, no Lua. A slot names the type of what it holds, so
+** that a message freed undelivered can let each thing go the way its type
+** says (a port in transit closes at its partner, a Buffer's bytes are
+** freed) without knowing any type.
+*/
+#include <stdlib.h>
+#include <string.h>
+
+#include "mc.h"
+
+struct mc_Msg {
+  size_t len;
+  size_t nx;    /* transfer slots, at x; the bytes follow them */
+  mc_Xfer x[1];
+};
+
+static unsigned char *msg_bytes (const mc_Msg *m) {
+  return (unsigned char *)(m->x + (m->nx > 0 ? m->nx : 1));
+}
+
+mc_Msg *mc_msg_new (const void *data, size_t len, size_t nx) {
+  mc_Msg *m;
+  size_t head;
+  if (nx > ((size_t)-1 / 4) / sizeof(mc_Xfer))
+    return NULL;
+  head = offsetof(mc_Msg, x) + (nx > 0 ? nx : 1) * sizeof(mc_Xfer);
+  if (len > (size_t)-1 / 2 - head)
+    return NULL;
+  m = (mc_Msg *)malloc(head + len);
+  if (m != NULL) {
+    m->len = len;
+    m->nx = nx;
+    memset(m->x, 0, (nx > 0 ? nx : 1) * sizeof(mc_Xfer));
+    if (len > 0)
+      memcpy(msg_bytes(m), data, len);
+  }
+  return m;
+}
+
+const unsigned char *mc_msg_data (const mc_Msg *m, size_t *len) {
+  *len = m->len;
+  return msg_bytes(m);
+}
+
+mc_Xfer *mc_msg_xfer (mc_Msg *m, size_t *nx) {
+  *nx = m->nx;
+  return m->x;
+}
+
+void mc_msg_unlend (mc_Msg *m) {
+  size_t i;
+  for (i = 0; i < m->nx; i++) {
+    mc_Xfer *x = &m->x[i];
+    if (x->type != NULL && x->type->unlend != NULL)
+      x->type->unlend(x);
+  }
+  free(m);
+}
+
+void mc_msg_free (mc_Msg *m) {
+  size_t i;
+  for (i = 0; i < m->nx; i++) {
+    mc_Xfer *x = &m->x[i];
+    if (x->type != NULL)
+      x->type->drop(x);
+  }
+  free(m);
+}

@@ -1,0 +1,378 @@
+/*
+** sched.c: the C half of the scheduler (lua/messagechannel/scheduler.lua).
+**
+** Receivers: objects that own an end of a group and dispatch what arrives
+** there as events (a MessagePort). The scheduler runs a queue of tokens,
+** the run queue (ctx.c); a receiver token means "dispatch the head of this
+** receiver's queue". A receiver keeps as many tokens queued as it has
+** entries that can be dispatched (kick), so tokens are queued in arrival
+** order, which gives the global order across ports. A token that finds
+** its message already taken (by receive) or its receiver no longer
+** listening does nothing.
+**
+** A post from the same state kicks the receiving object at once; a post
+** from another thread tells the state's hub, and poll kicks the object
+** when the scheduler looks.
+**
+** Lifetime: a receiver that wants events (listeners or waiting tasks) is
+** kept alive by its partner when the partner lives in the same state
+** (U.keep in the partner's uservalue U), or else by the pinned table,
+** since another thread may post to it at any time.
+*/
+#include <string.h>
+#include <time.h>
+
+#include "compat.h"
+#include "mc.h"
+
+/* The event types a receiver dispatches; what make it want events. */
+static const char *const events[] = {"message", "messageerror", "close",
+                                     NULL};
+
+/* The receiver at idx, or NULL. */
+static mc_Recv *test_recv (lua_State *L, int idx) {
+  const mc_Type *t = mc_ctx_type(L, idx);
+  return t != NULL && t->receiver ? (mc_Recv *)lua_touserdata(L, idx) : NULL;
+}
+
+static mc_Recv *check_recv (lua_State *L, int idx) {
+  mc_Recv *r = test_recv(L, idx);
+  if (r == NULL)
+    luaL_argerror(L, idx, lua_pushfstring(L, "MessagePort expected, got %s",
+                                          luaL_typename(L, idx)));
+  return r;
+}
+
+mc_Recv *mc_recv_new (lua_State *L, const mc_Type *t, size_t size) {
+  mc_Recv *r = (mc_Recv *)mc_newuserdata(L, size, 1);
+  memset(r, 0, size);
+  luaL_getmetatable(L, t->tname);
+  lua_setmetatable(L, -2);
+  lua_newtable(L);
+  mc_setuservalue(L, -2);
+  r->id = mc_ctx_register(L, -1);
+  return r;
+}
+
+void mc_recv_attach (lua_State *L, int idx, mc_Recv *r, mc_Group *g,
+                     size_t e) {
+  (void)idx;
+  r->group = g;
+  r->end = e;
+  mc_group_attach(g, e, mc_ctx_hub(L), r->id);
+}
+
+void mc_recv_release (lua_State *L, mc_Recv *r) {
+  mc_Group *g = r->group;
+  r->group = NULL;
+  mc_group_detach(g, r->end, mc_ctx_hub(L));
+  mc_group_decref(g);
+}
+
+static int deliverable (const mc_Recv *r) {
+  return r->waiting || (r->started && r->listening);
+}
+
+void mc_recv_kick (lua_State *L, int idx, mc_Recv *r) {
+  size_t count, want;
+  int closing, head;
+  if (r->group == NULL)
+    return;
+  head = mc_group_head(r->group, r->end, &count, &closing);
+  want = deliverable(r) ? count + (size_t)closing : head == MC_CLOSED;
+  if (r->tokens < want) {
+    mc_ctx_enqueue(L, idx, want - r->tokens);
+    r->tokens = want;
+  }
+}
+
+void mc_recv_kick_id (lua_State *L, uint32_t id) {
+  mc_Recv *r;
+  mc_ctx_push(L, id);
+  r = test_recv(L, -1);
+  if (r != NULL)
+    mc_recv_kick(L, -1, r);
+  lua_pop(L, 1);
+}
+
+/* Sets U.keep of the receiver at idx to the value at the top (popped). */
+static void set_keep (lua_State *L, int idx) {
+  idx = mc_absindex(L, idx);
+  mc_getuservalue(L, idx);
+  lua_insert(L, -2);
+  lua_setfield(L, -2, "keep");
+  lua_pop(L, 1);
+}
+
+void mc_recv_unkeep (lua_State *L, int idx) {
+  idx = mc_absindex(L, idx);
+  lua_pushnil(L);
+  set_keep(L, idx);
+  mc_ctx_pin(L, idx, 0);
+}
+
+/* The receiver with the given id in this state, pushed, or NULL (with
+** whatever is there pushed) when there is none or it holds no end. */
+static mc_Recv *push_recv (lua_State *L, uint32_t id) {
+  mc_Recv *r;
+  mc_ctx_push(L, id);
+  r = test_recv(L, -1);
+  return r != NULL && r->group != NULL ? r : NULL;
+}
+
+void mc_recv_repin (lua_State *L, int idx, mc_Recv *r) {
+  uint32_t peer = r->group != NULL
+                  ? mc_group_local_peer(r->group, r->end, mc_ctx_hub(L)) : 0;
+  idx = mc_absindex(L, idx);
+  if (peer != 0) {
+    if (push_recv(L, peer) != NULL) {
+      if (r->wants)
+        lua_pushvalue(L, idx);
+      else
+        lua_pushnil(L);
+      set_keep(L, -2);
+      lua_pop(L, 1);
+      mc_ctx_pin(L, idx, 0);
+      return;
+    }
+    lua_pop(L, 1);
+  }
+  mc_ctx_pin(L, idx, r->wants && r->group != NULL
+                     && mc_group_entangled(r->group));
+}
+
+void mc_recv_repin_peer (lua_State *L, mc_Group *g, size_t e) {
+  uint32_t peer = mc_group_local_peer(g, e, mc_ctx_hub(L));
+  if (peer != 0) {
+    mc_Recv *q = push_recv(L, peer);
+    if (q != NULL)
+      mc_recv_repin(L, -1, q);
+    lua_pop(L, 1);
+  }
+}
+
+/* Pushes the transferred objects of objs (at the top) that are receivers,
+** as an array, or nil when objs is nil. */
+static void push_ports (lua_State *L) {
+  int objs = lua_gettop(L);
+  lua_Integer i, n;
+  if (lua_isnil(L, objs)) {
+    lua_pushnil(L);
+    return;
+  }
+  n = (lua_Integer)mc_rawlen(L, objs);
+  lua_createtable(L, (int)n, 0);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, objs, (int)i);
+    if (test_recv(L, -1) != NULL)
+      lua_rawseti(L, -2, (int)mc_rawlen(L, -2) + 1);
+    else
+      lua_pop(L, 1);
+  }
+}
+
+/*
+** take(obj, token): the next entry of the receiver's queue, as
+**   "message", data, U, ports | "messageerror", error, U | "close", nil, U
+** or nothing. ports is the array of the ports the message transferred,
+** or nil. With token (the scheduler running one of the object's tokens),
+** a message is taken only while the object is deliverable, and the close
+** is taken too. Without (receive), any message is taken, and "close"
+** means the object is closed and has no message left.
+*/
+static int sched_take (lua_State *L) {
+  mc_Recv *r = check_recv(L, 1);
+  int token = lua_toboolean(L, 2);
+  mc_Msg *m;
+  int h;
+  lua_settop(L, 1);
+  if (token && r->tokens > 0)
+    r->tokens--;
+  if (r->group == NULL)
+    return 0;
+  h = mc_group_take(r->group, r->end,
+                    token ? MC_TAKE_CLOSE | (deliverable(r) ? MC_TAKE_MESSAGE : 0)
+                          : MC_TAKE_MESSAGE, &m);
+  if (h == MC_EMPTY && (token || mc_group_entangled(r->group)))
+    return 0;
+  if (h != MC_MESSAGE) {
+    mc_ctx_pin(L, 1, 0);
+    lua_pushstring(L, events[2]);
+    lua_pushnil(L);
+    mc_getuservalue(L, 1);
+    return 3;
+  }
+  h = mc_message_open(L, m);  /* obj, value or error, objs or nil */
+  if (h != 0)
+    mc_msg_free(m);  /* the ports it brought close at their partners */
+  else {
+    push_ports(L);
+    lua_replace(L, 3);
+  }
+  if (!token)  /* the close may be at the head now */
+    mc_recv_kick(L, 1, r);
+  lua_pushstring(L, events[h != 0 ? 1 : 0]);
+  lua_insert(L, 2);
+  mc_getuservalue(L, 1);
+  lua_insert(L, 4);  /* obj, type, value, U, ports */
+  return 4;
+}
+
+/* changed(obj): the Lua side changed the listeners of obj or its tasks
+** waiting in receive. Reads them from U, queues the tokens that makes due
+** and decides what keeps obj alive. Returns whether obj is entangled. */
+static int sched_changed (lua_State *L) {
+  mc_Recv *r = check_recv(L, 1);
+  int i, waiting;
+  lua_settop(L, 1);
+  mc_getuservalue(L, 1);  /* obj, U */
+  lua_getfield(L, 2, "waiters");
+  waiting = lua_istable(L, -1) && mc_rawlen(L, -1) > 0;
+  lua_getfield(L, 2, "lists");  /* obj, U, waiters, lists */
+  r->listening = r->wants = 0;
+  for (i = 0; lua_istable(L, 4) && events[i] != NULL; i++) {
+    lua_getfield(L, 4, events[i]);
+    if (!lua_isnil(L, -1)) {
+      r->wants = 1;
+      if (i == 0)
+        r->listening = 1;
+    }
+    lua_pop(L, 1);
+  }
+  r->waiting = waiting;
+  r->wants |= waiting;
+  mc_recv_kick(L, 1, r);
+  mc_recv_repin(L, 1, r);
+  lua_pushboolean(L, r->group != NULL && mc_group_entangled(r->group));
+  return 1;
+}
+
+static int sched_uservalue (lua_State *L) {
+  if (test_recv(L, 1) == NULL)
+    return 0;
+  mc_getuservalue(L, 1);
+  return 1;
+}
+
+/* The object at the top has news from another thread. A receiver is
+** kicked and popped; another object of the module stays, for poll to
+** return (1); anything else is popped. */
+static int notice (lua_State *L) {
+  mc_Recv *r = test_recv(L, -1);
+  if (r != NULL)
+    mc_recv_kick(L, -1, r);
+  else if (mc_ctx_type(L, -1) != NULL) {
+    luaL_checkstack(L, 3, "too many objects with news");
+    return 1;
+  }
+  lua_pop(L, 1);
+  return 0;
+}
+
+/* poll(seconds): waits for news from other threads (seconds < 0: as long
+** as it takes; 0: not at all) and kicks the receivers it concerns.
+** Returns the other objects with news (Worker handles), and raises when
+** the thread is to stop. */
+static int sched_poll (lua_State *L) {
+  mc_Ctx *c = mc_ctx(L);
+  lua_Number s = luaL_checknumber(L, 1);
+  int flags;
+  size_t i, n = mc_hub_wait(c->hub, (double)s, &c->news, &c->capnews,
+                            &flags);
+  if (flags & MC_HUB_STOP) {
+    lua_pushliteral(L, "messagechannel: the worker was terminated");
+    return lua_error(L);
+  }
+  lua_settop(L, 0);
+  lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_OBJECTS);
+  if (flags & MC_HUB_ALL) {  /* news was lost: look at everything */
+    lua_pushnil(L);
+    while (lua_next(L, 1)) {  /* objects, [found,] k, v */
+      if (notice(L))
+        lua_insert(L, 2);  /* below the key */
+    }
+  }
+  for (i = 0; i < n; i++) {
+    lua_pushnumber(L, (lua_Number)c->news[i]);
+    lua_rawget(L, 1);
+    notice(L);
+  }
+  return lua_gettop(L) - 1;
+}
+
+/* busy(): whether a receiver here waits for another thread that can still
+** post to it (and is not unref'd). It first kicks every such receiver:
+** what reached one before its news did is queued now, so that a port
+** whose partner has closed is not taken for idle with its last messages
+** and its close event still to dispatch. */
+static int sched_busy (lua_State *L) {
+  int busy = 0;
+  lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_PINNED);
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    mc_Recv *r = (mc_Recv *)lua_touserdata(L, -2);
+    lua_pop(L, 1);
+    mc_recv_kick(L, -1, r);
+    if (r->group != NULL && !r->unref && (r->listening || r->waiting)
+        && mc_group_entangled(r->group))
+      busy = 1;
+  }
+  lua_pushboolean(L, busy);
+  return 1;
+}
+
+/* runq_reset([fresh]): every token was taken: empties the run queue and
+** returns it; a new one when it grew large (an emptied table keeps its
+** size) or when `fresh` (a scheduler starting over). */
+static int sched_runq_reset (lua_State *L) {
+  int fresh = lua_toboolean(L, 1);
+  lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_RUNQ);
+  lua_rawgeti(L, -1, 0);
+  if (fresh || lua_tointeger(L, -1) > 1024) {
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, lua_upvalueindex(1), MC_CTX_RUNQ);
+  }
+  else
+    lua_pushvalue(L, -2);
+  lua_pushinteger(L, 0);
+  lua_rawseti(L, -2, 0);
+  return 1;
+}
+
+/* enqueue(token): the Lua side's tokens (a task to resume) join the run
+** queue the same way. */
+static int sched_enqueue (lua_State *L) {
+  luaL_checkany(L, 1);
+  mc_ctx_enqueue(L, 1, 1);
+  return 0;
+}
+
+static int sched_now (lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec * 1e-9);
+  return 1;
+}
+
+void mc_sched_open (lua_State *L) {
+  static const luaL_Reg funcs[] = {
+    {"take", sched_take},
+    {"changed", sched_changed},
+    {"uservalue", sched_uservalue},
+    {"poll", sched_poll},
+    {"busy", sched_busy},
+    {"runq_reset", sched_runq_reset},
+    {"enqueue", sched_enqueue},
+    {"now", sched_now},
+    {NULL, NULL}
+  };
+  int i;
+  mc_ctx_setfuncs(L, funcs);
+  lua_newtable(L);
+  for (i = 0; events[i] != NULL; i++) {
+    lua_pushstring(L, events[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_setfield(L, -3, "receiver_events");
+}
