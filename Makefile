@@ -116,7 +116,7 @@ test: deps
 	@$(MAKE) --no-print-directory check
 	@$(MAKE) --no-print-directory tsan
 	@$(MAKE) --no-print-directory rock
-	@echo "make test: lint, sanitizers and luarocks install all passed"
+	@echo "make test: layers, lint, sanitizers and luarocks install all passed"
 	@sed 's/^specs:/total:/' build/specs.total
 
 check: $(foreach v,$(SAN_LUAS),build/asan-$v/messagechannel/core.so)

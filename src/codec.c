@@ -30,7 +30,8 @@ enum {
   TAG_TABLE = 0x06,     /* u32 narr, u32 nhash: a new table */
   TAG_TABLE_MT = 0x07,  /* u32 narr, u32 nhash, varint length, name */
   TAG_REF = 0x08,       /* varint id of an object seen before */
-  /* 0x09: a type's copy (mc_Type.clone_tag): varint length, bytes */
+  /* 0x09, 0x0b..0x1f: a type's copy (mc_Type.clone_tag): varint length,
+  ** bytes */
   TAG_TRANSFER = 0x0a,  /* varint index in the transfer list */
   TAG_SHORTSTR = 0x20,  /* 0x20..0x3f: a string of 0..31 bytes */
   TAG_SMALLINT = 0x80   /* 0x80..0xff: an integer 0..127 */
