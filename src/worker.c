@@ -25,7 +25,7 @@
 #define HOOK_COUNT 1000  /* VM instructions between two looks at `stop` */
 #define WORKER_MT "messagechannel.WorkerHandle"
 #define WORKER_KEY "messagechannel.worker"          /* the mc_Thread box */
-#define WORKER_PORT_KEY "messagechannel.parentPort"
+#define WORKER_PORT_KEY "messagechannel.parentPort"  /* {port} once opened */
 #define WORKER_DATA_KEY "messagechannel.workerData"  /* {value} once read */
 
 typedef struct mc_Thread {
@@ -230,53 +230,49 @@ static void *worker_main (void *arg) {
 ** =======================================================
 */
 
-/* worker_port(): nil in the main thread; in a worker, mc.parentPort. */
-static int core_worker_port (lua_State *L) {
-  mc_Thread *t = this_thread(L);
-  mc_Msg *m;
-  if (t == NULL)
-    return 0;
-  lua_getfield(L, LUA_REGISTRYINDEX, WORKER_PORT_KEY);
-  if (!lua_isnil(L, -1) || (m = t->port) == NULL)
-    return 1;
-  t->port = NULL;  /* only this thread reads it */
-  if (mc_message_open(L, m) != 0) {
-    mc_msg_free(m);
-    return lua_error(L);
-  }
-  lua_rawgeti(L, -1, 1);
-  lua_pushvalue(L, -1);
-  lua_setfield(L, LUA_REGISTRYINDEX, WORKER_PORT_KEY);
-  return 1;
-}
-
-/* worker_data(): nil in the main thread; in a worker, mc.workerData,
-** decoded at the first call. A value that cannot be decoded raises, and
-** stays to be read again (once its metatables are registered, say). */
-static int core_worker_data (lua_State *L) {
-  mc_Thread *t = this_thread(L);
-  mc_Msg *m;
-  if (t == NULL)
-    return 0;
-  lua_getfield(L, LUA_REGISTRYINDEX, WORKER_DATA_KEY);
+/* Pushes what the worker got in *slot, a message opened at the first call:
+** its first transferred object, or its value. Later calls push the same.
+** A message that cannot be decoded raises, and stays to be read again
+** (once its metatables are registered, say). Only the worker's thread
+** reads *slot. */
+static int open_once (lua_State *L, mc_Msg **slot, const char *key,
+                      int object) {
+  mc_Msg *m = *slot;
+  lua_getfield(L, LUA_REGISTRYINDEX, key);
   if (lua_istable(L, -1)) {
     lua_rawgeti(L, -1, 1);
     return 1;
   }
-  if ((m = t->data) == NULL)
+  if (m == NULL)
     return 0;
   if (mc_message_read(L, m) != 0) {  /* error, nil */
     lua_pop(L, 1);
     return lua_error(L);
   }
-  t->data = NULL;
+  *slot = NULL;
   mc_message_fill(L, m);  /* value, objs */
-  lua_pop(L, 1);
+  if (object)
+    lua_rawgeti(L, -1, 1);
+  else
+    lua_pushvalue(L, -2);
   lua_createtable(L, 1, 0);
   lua_pushvalue(L, -2);
   lua_rawseti(L, -2, 1);
-  lua_setfield(L, LUA_REGISTRYINDEX, WORKER_DATA_KEY);
+  lua_setfield(L, LUA_REGISTRYINDEX, key);
   return 1;
+}
+
+/* worker_port(): nil in the main thread; in a worker, mc.parentPort. */
+static int core_worker_port (lua_State *L) {
+  mc_Thread *t = this_thread(L);
+  return t != NULL ? open_once(L, &t->port, WORKER_PORT_KEY, 1) : 0;
+}
+
+/* worker_data(): nil in the main thread; in a worker, mc.workerData,
+** decoded at the first call. */
+static int core_worker_data (lua_State *L) {
+  mc_Thread *t = this_thread(L);
+  return t != NULL ? open_once(L, &t->data, WORKER_DATA_KEY, 0) : 0;
 }
 
 /* worker_fail(bytes, traceback): the worker's main records the error that
