@@ -1,7 +1,7 @@
 /*
 ** core.c: luaopen_messagechannel_core, the module's only exported symbol.
-** Every function gets the state's context table (ctx.c) as upvalue 1, so
-** the files' openers run in a closure that has it too.
+** Every function gets the state's context (ctx.c) as upvalues 1 and 2,
+** so the files' openers run in a closure that has it too.
 */
 #include "compat.h"
 #include "mc.h"
@@ -38,8 +38,8 @@ static int open (lua_State *L) {
 MC_EXPORT int luaopen_messagechannel_core (lua_State *L) {
   lua_newtable(L);
   mc_ctx_open(L, NULL);
-  lua_pushcclosure(L, open, 1);
-  lua_insert(L, -2);
+  lua_pushcclosure(L, open, mc_ctx_upvalues(L, -1));
+  lua_pushvalue(L, -3);
   lua_call(L, 1, 1);
   return 1;
 }

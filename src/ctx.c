@@ -2,7 +2,7 @@
 ** ctx.c: the per-state context, in one place. Each Lua state that loads
 ** the module has one context table, kept in the registry so that every
 ** load of the module in that state shares it; every C function of the
-** module gets it as upvalue 1. Its slots (MC_CTX_* in mc.h) hold the Lua
+** module gets it as upvalue 1, and its C half as upvalue 2. Its slots (MC_CTX_* in mc.h) hold the Lua
 ** values: the objects by id, the pinned objects, the run queue, the types
 ** by metatable, the codec's scratch and registered metatables. Its C half,
 ** mc_Ctx, holds the state's hub, the id allocator and the type table.
@@ -22,11 +22,14 @@
 #define CTX_MT "messagechannel.Context"
 
 mc_Ctx *mc_ctx (lua_State *L) {
-  mc_Ctx *c;
-  lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_C);
-  c = (mc_Ctx *)lua_touserdata(L, -1);
-  lua_pop(L, 1);
-  return c;
+  return (mc_Ctx *)lua_touserdata(L, lua_upvalueindex(2));
+}
+
+int mc_ctx_upvalues (lua_State *L, int ctx) {
+  ctx = mc_absindex(L, ctx);
+  lua_pushvalue(L, ctx);
+  lua_rawgeti(L, ctx, MC_CTX_C);
+  return 2;
 }
 
 static int ctx__gc (lua_State *L) {
@@ -87,7 +90,7 @@ void mc_ctx_open (lua_State *L, mc_Hub *hub) {
   if (lua_istable(L, -1))
     return;
   lua_pop(L, 1);
-  lua_createtable(L, MC_CTX_WEAKMT, 0);
+  lua_createtable(L, MC_CTX_EVENTS + 4, 0);
   make_ctx(L, hub);
   lua_pushvalue(L, -1);
   lua_setfield(L, LUA_REGISTRYINDEX, CTX_KEY);
@@ -95,8 +98,7 @@ void mc_ctx_open (lua_State *L, mc_Hub *hub) {
 
 void mc_ctx_setfuncs (lua_State *L, const luaL_Reg *l) {
   lua_pushvalue(L, -2);
-  lua_pushvalue(L, -2);
-  mc_setfuncs(L, l, 1);
+  mc_setfuncs(L, l, mc_ctx_upvalues(L, -2));
   lua_pop(L, 1);
 }
 
@@ -192,19 +194,20 @@ void mc_ctx_add_type (lua_State *L, const mc_Type *t) {
 
 const mc_Type *mc_ctx_type (lua_State *L, int idx) {
   const mc_Type *t = NULL;
-  if (lua_type(L, idx) == LUA_TUSERDATA && lua_getmetatable(L, idx)) {
-    lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_TYPES);
-    lua_insert(L, -2);
+  if (lua_type(L, idx) != LUA_TUSERDATA)
+    return NULL;
+  idx = mc_absindex(L, idx);
+  lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_TYPES);
+  if (lua_getmetatable(L, idx)) {
     lua_rawget(L, -2);
     if (lua_type(L, -1) == LUA_TNUMBER) {
-      mc_Ctx *c;
+      mc_Ctx *c = mc_ctx(L);
       int i = (int)lua_tointeger(L, -1);
-      lua_pop(L, 2);
-      c = mc_ctx(L);
-      return i >= 0 && i < c->ntypes ? c->types[i] : NULL;
+      t = i >= 0 && i < c->ntypes ? c->types[i] : NULL;
     }
-    lua_pop(L, 2);
+    lua_pop(L, 1);
   }
+  lua_pop(L, 1);
   return t;
 }
 

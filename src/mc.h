@@ -29,7 +29,7 @@
 ** mc_Type, found through its metatable (ctx.c).
 **
 ** The pure C files do not include lua.h; the others take a
-** struct lua_State * and expect the context table as upvalue 1.
+** struct lua_State * and expect the context (ctx.c) as upvalues 1 and 2.
 */
 #ifndef mc_h
 #define mc_h
@@ -116,7 +116,7 @@ typedef struct mc_Xfer {
 ** What the generic code (codec.c, message.c, sched.c, msg.c) knows of a
 ** userdata type of the module, found through the object's metatable
 ** (mc_ctx_type). A field the type does not have is 0 or NULL. Functions
-** that take a lua_State get the context table as upvalue 1.
+** that take a lua_State run inside a C function that has the context.
 */
 struct mc_Type {
   const char *name;   /* as messages name it: "MessagePort" */
@@ -249,9 +249,9 @@ int mc_group_take (mc_Group *g, size_t e, int what, mc_Msg **m);
 
 /* ---- ctx.c: the per-state context ---- */
 
-/* Slots of the context table, upvalue 1 of every C function. The table
-** is kept in the registry: every load of the module in a Lua state
-** shares it. */
+/* Slots of the context table, upvalue 1 of every C function (upvalue 2 is
+** its mc_Ctx, slot MC_CTX_C). The table is kept in the registry: every
+** load of the module in a Lua state shares it. */
 #define MC_CTX_C         1  /* the mc_Ctx userdata */
 #define MC_CTX_OBJECTS   2  /* id -> port or Worker handle, weak values */
 #define MC_CTX_PINNED    3  /* objects kept alive for another thread */
@@ -262,6 +262,7 @@ int mc_group_take (mc_Group *g, size_t e, int what, mc_Msg **m);
 #define MC_CTX_MT2NAME   8  /* and back */
 #define MC_CTX_READ      9  /* message.c's protected reader */
 #define MC_CTX_WEAKMT   10  /* {__mode = "v"} */
+#define MC_CTX_EVENTS   11  /* 11, 12, ...: sched.c's event type names */
 
 #define MC_MAXTYPES 8
 
@@ -280,6 +281,9 @@ typedef struct mc_Ctx {
 ** (a worker's, made before its state) or a new hub when hub is NULL. */
 void mc_ctx_open (struct lua_State *L, mc_Hub *hub);
 mc_Ctx *mc_ctx (struct lua_State *L);
+/* Pushes the two upvalues of the module's C functions, from the context
+** table at ctx; returns 2. */
+int mc_ctx_upvalues (struct lua_State *L, int ctx);
 /* Sets the functions of l in the module table at -2, each with the
 ** context table (at -1) as its upvalue. */
 struct luaL_Reg;

@@ -220,7 +220,6 @@ int mc_structured_clone (lua_State *L) {
 }
 
 void mc_message_open_ctx (lua_State *L) {
-  lua_pushvalue(L, -1);
-  lua_pushcclosure(L, read_protected, 1);
+  lua_pushcclosure(L, read_protected, mc_ctx_upvalues(L, -1));
   lua_rawseti(L, -2, MC_CTX_READ);
 }

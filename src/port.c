@@ -77,12 +77,12 @@ static int port__tostring (lua_State *L) {
   return 1;
 }
 
-/* Methods come from the methods table (upvalue 2), which the Lua side
+/* Methods come from the methods table (upvalue 3), which the Lua side
 ** completes; handler fields from the records the Lua side keeps in U.on
 ** (field -> record, the handler in record.fn); anything else is nil. */
 static int port__index (lua_State *L) {
   lua_pushvalue(L, 2);
-  lua_rawget(L, lua_upvalueindex(2));
+  lua_rawget(L, lua_upvalueindex(3));
   if (lua_isnil(L, -1) && mc_testudata(L, 1, PORT_MT) != NULL) {
     mc_getuservalue(L, 1);
     lua_getfield(L, -1, "on");
@@ -251,14 +251,12 @@ void mc_port_open (lua_State *L) {
   };
   int ctx = lua_gettop(L);
   luaL_newmetatable(L, PORT_MT);
-  lua_pushvalue(L, ctx);
-  mc_setfuncs(L, meta, 1);
+  mc_setfuncs(L, meta, mc_ctx_upvalues(L, ctx));
   lua_newtable(L);
-  lua_pushvalue(L, ctx);
-  mc_setfuncs(L, methods, 1);  /* ..., mt, methods */
-  lua_pushvalue(L, ctx);
-  lua_pushvalue(L, -2);
-  lua_pushcclosure(L, port__index, 2);
+  mc_setfuncs(L, methods, mc_ctx_upvalues(L, ctx));  /* ..., mt, methods */
+  mc_ctx_upvalues(L, ctx);
+  lua_pushvalue(L, -3);
+  lua_pushcclosure(L, port__index, 3);
   lua_setfield(L, -3, "__index");
   lua_setfield(L, ctx - 1, "port_methods");
   lua_setfield(L, ctx - 1, "port_metatable");

@@ -25,9 +25,17 @@
 #include "compat.h"
 #include "mc.h"
 
-/* The event types a receiver dispatches; what make it want events. */
+/* The event types a receiver dispatches, and what make it want events;
+** take pushes them from the context (MC_CTX_EVENTS + i). */
 static const char *const events[] = {"message", "messageerror", "close",
                                      NULL};
+#define MESSAGE 0
+#define MESSAGEERROR 1
+#define CLOSE 2
+
+static void push_event (lua_State *L, int i) {
+  lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_EVENTS + i);
+}
 
 /* The receiver at idx, or NULL. */
 static mc_Recv *test_recv (lua_State *L, int idx) {
@@ -151,10 +159,9 @@ void mc_recv_repin_peer (lua_State *L, mc_Group *g, size_t e) {
   }
 }
 
-/* Pushes the transferred objects of objs (at the top) that are receivers,
-** as an array, or nil when objs is nil. */
-static void push_ports (lua_State *L) {
-  int objs = lua_gettop(L);
+/* Pushes the objects of the array at objs that are receivers, as an
+** array, or nil when objs is nil. */
+static void push_ports (lua_State *L, int objs) {
   lua_Integer i, n;
   if (lua_isnil(L, objs)) {
     lua_pushnil(L);
@@ -197,7 +204,7 @@ static int sched_take (lua_State *L) {
     return 0;
   if (h != MC_MESSAGE) {
     mc_ctx_pin(L, 1, 0);
-    lua_pushstring(L, events[2]);
+    push_event(L, CLOSE);
     lua_pushnil(L);
     mc_getuservalue(L, 1);
     return 3;
@@ -205,16 +212,12 @@ static int sched_take (lua_State *L) {
   h = mc_message_open(L, m);  /* obj, value or error, objs or nil */
   if (h != 0)
     mc_msg_free(m);  /* the ports it brought close at their partners */
-  else {
-    push_ports(L);
-    lua_replace(L, 3);
-  }
   if (!token)  /* the close may be at the head now */
     mc_recv_kick(L, 1, r);
-  lua_pushstring(L, events[h != 0 ? 1 : 0]);
-  lua_insert(L, 2);
+  push_event(L, h != 0 ? MESSAGEERROR : MESSAGE);
+  lua_pushvalue(L, 2);
   mc_getuservalue(L, 1);
-  lua_insert(L, 4);  /* obj, type, value, U, ports */
+  push_ports(L, 3);
   return 4;
 }
 
@@ -234,7 +237,7 @@ static int sched_changed (lua_State *L) {
     lua_getfield(L, 4, events[i]);
     if (!lua_isnil(L, -1)) {
       r->wants = 1;
-      if (i == 0)
+      if (i == MESSAGE)
         r->listening = 1;
     }
     lua_pop(L, 1);
@@ -372,6 +375,8 @@ void mc_sched_open (lua_State *L) {
   lua_newtable(L);
   for (i = 0; events[i] != NULL; i++) {
     lua_pushstring(L, events[i]);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, -4, MC_CTX_EVENTS + i);
     lua_rawseti(L, -2, i + 1);
   }
   lua_setfield(L, -3, "receiver_events");

@@ -167,7 +167,7 @@ end
 
 -- Calls the listeners of the job's event, from job.i on.
 local function run_list(job)
-  walk(job, call, changed)
+  return walk(job, call, changed)
 end
 
 -- Ends a job: a messageerror event for each message listener that
@@ -200,7 +200,7 @@ local function run_event(job, target, U, ev, tb)
     return
   end
   job.target, job.U, job.ev, job.list, job.i = target, U, ev, list, 1
-  run_list(job)
+  walk(job, call, changed)
   finish_job(job)
 end
 
@@ -214,17 +214,13 @@ local function hand(obj, U, ev, why)
   if w.co then step_task(w.co, ev, why) end
 end
 
-local function has_waiters(U)
-  local ws = U.waiters
-  return ws ~= nil and ws[1] ~= nil
-end
-
 -- Runs one token of a receiver: the head of its queue.
 local function run_receiver(job, obj)
   local typ, v, U, ports = take(obj, true)
   if typ == "message" then
     local ev = new_event(typ, obj, v, ports)
-    if has_waiters(U) then
+    local ws = U.waiters
+    if ws and ws[1] then
       hand(obj, U, ev)
     else
       run_event(job, obj, U, ev)
@@ -234,7 +230,8 @@ local function run_receiver(job, obj)
     ev.error = v
     run_event(job, obj, U, ev, "")
   elseif typ == "close" then
-    while has_waiters(U) do hand(obj, U, nil, "closed") end
+    local ws = U.waiters
+    while ws and ws[1] do hand(obj, U, nil, "closed") end
     run_event(job, obj, U, new_event(typ, obj, nil))
   end
 end
