@@ -369,9 +369,8 @@ void mc_sched_open (struct lua_State *L);
 /* Pushes a new receiver userdata of type t (size bytes, starting with an
 ** mc_Recv), with its uservalue and its id, holding no end yet. */
 mc_Recv *mc_recv_new (struct lua_State *L, const mc_Type *t, size_t size);
-/* r, at idx, takes end e of g (g's reference becomes r's). */
-void mc_recv_attach (struct lua_State *L, int idx, mc_Recv *r, mc_Group *g,
-                     size_t e);
+/* r takes end e of g (g's reference becomes r's). */
+void mc_recv_attach (struct lua_State *L, mc_Recv *r, mc_Group *g, size_t e);
 /* r lets go of its end: collected, or moved to another state. */
 void mc_recv_release (struct lua_State *L, mc_Recv *r);
 void mc_recv_kick (struct lua_State *L, int idx, mc_Recv *r);

@@ -153,8 +153,8 @@ int mc_port_channel (lua_State *L) {
   if (g == NULL)
     return luaL_error(L, "not enough memory");
   mc_group_incref(g);  /* one reference for each port */
-  mc_recv_attach(L, -2, (mc_Recv *)lua_touserdata(L, -2), g, 0);
-  mc_recv_attach(L, -1, (mc_Recv *)lua_touserdata(L, -1), g, 1);
+  mc_recv_attach(L, (mc_Recv *)lua_touserdata(L, -2), g, 0);
+  mc_recv_attach(L, (mc_Recv *)lua_touserdata(L, -1), g, 1);
   return 2;
 }
 
@@ -218,7 +218,7 @@ static void port_blank (lua_State *L, const mc_Xfer *x) {
 ** and a partner here is repinned. */
 static void port_fill (lua_State *L, int idx, mc_Xfer *x) {
   mc_Recv *p = (mc_Recv *)lua_touserdata(L, idx);
-  mc_recv_attach(L, idx, p, (mc_Group *)x->ptr, x->aux);
+  mc_recv_attach(L, p, (mc_Group *)x->ptr, x->aux);
   mc_recv_kick(L, idx, p);
   mc_recv_repin_peer(L, p->group, p->end);
 }

@@ -25,7 +25,8 @@
 #include "compat.h"
 #include "mc.h"
 
-/* The event types a receiver dispatches, and what make it want events;
+/* The event types a receiver dispatches, whose listeners make it want
+** events;
 ** take pushes them from the context (MC_CTX_EVENTS + i). */
 static const char *const events[] = {"message", "messageerror", "close",
                                      NULL};
@@ -62,9 +63,7 @@ mc_Recv *mc_recv_new (lua_State *L, const mc_Type *t, size_t size) {
   return r;
 }
 
-void mc_recv_attach (lua_State *L, int idx, mc_Recv *r, mc_Group *g,
-                     size_t e) {
-  (void)idx;
+void mc_recv_attach (lua_State *L, mc_Recv *r, mc_Group *g, size_t e) {
   r->group = g;
   r->end = e;
   mc_group_attach(g, e, mc_ctx_hub(L), r->id);
