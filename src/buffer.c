@@ -52,7 +52,7 @@ static mc_Buffer *push_buffer (lua_State *L, const void *src, size_t len) {
 }
 
 /* mc.Buffer(n) or mc.Buffer(s) */
-int mc_buffer_new (lua_State *L) {
+static int buffer_new (lua_State *L) {
   if (lua_type(L, 1) == LUA_TSTRING) {
     size_t len;
     const char *s = lua_tolstring(L, 1, &len);
@@ -218,10 +218,13 @@ static void buffer_blank (lua_State *L, const mc_Xfer *x) {
   push_buffer(L, NULL, 0);
 }
 
+/* A blank takes the bytes; so does a Buffer that gave them up for a
+** message that could not be sent after all. */
 static void buffer_fill (lua_State *L, int idx, mc_Xfer *x) {
   mc_Buffer *b = (mc_Buffer *)lua_touserdata(L, idx);
   b->data = (unsigned char *)x->ptr;
   b->len = x->aux;
+  b->detached = 0;
 }
 
 static const mc_Type buffer_type = {
@@ -249,7 +252,7 @@ void mc_buffer_open (lua_State *L) {
     {NULL, NULL}
   };
   static const luaL_Reg funcs[] = {
-    {"Buffer", mc_buffer_new},
+    {"Buffer", buffer_new},
     {NULL, NULL}
   };
   luaL_newmetatable(L, BUFFER_MT);

@@ -1010,6 +1010,8 @@ typedef struct Copy {
   int dst;       /* stack index of the table id -> copy */
   int deferred;  /* stack index of the array of originals waiting */
   int mt2name;
+  int xmap;      /* stack index of the transfer list, or 0 */
+  int blanks;    /* and of the new objects for its entries */
   int depth;
   uint32_t nobjs;
   int ndeferred;
@@ -1112,9 +1114,21 @@ static void copy_value (Copy *c, int idx, const Where *w) {
       break;
     default: {
       const mc_Type *t = NULL;
-      const char *bad = not_cloneable(L, idx, &t);
+      const char *bad;
       void *obj;
       uint32_t id;
+      if (c->xmap != 0) {  /* moved: the new object made for it */
+        lua_pushvalue(L, idx);
+        lua_rawget(L, c->xmap);
+        if (!lua_isnil(L, -1)) {
+          lua_Integer i = lua_tointeger(L, -1);
+          lua_pop(L, 1);
+          lua_rawgeti(L, c->blanks, (int)i);
+          break;
+        }
+        lua_pop(L, 1);
+      }
+      bad = not_cloneable(L, idx, &t);
       if (bad != NULL)
         copy_fail(c, bad, w);
       obj = lua_touserdata(L, idx);
@@ -1132,7 +1146,7 @@ static void copy_value (Copy *c, int idx, const Where *w) {
   }
 }
 
-void mc_copy (lua_State *L, int idx) {
+void mc_copy (lua_State *L, int idx, int xmap, int blanks) {
   Copy c;
   Where w;
   int i;
@@ -1147,6 +1161,8 @@ void mc_copy (lua_State *L, int idx) {
   c.dst = c.sidx + 1;
   c.deferred = c.sidx + 2;
   c.mt2name = c.sidx + 3;
+  c.xmap = xmap;
+  c.blanks = blanks;
   c.depth = 0;
   c.nobjs = 0;
   c.ndeferred = 0;

@@ -1,8 +1,8 @@
 /*
 ** ctx.c: the per-state context, in one place. Each Lua state that loads
 ** the module has one context table, kept in the registry so that every
-** load of the module in that state shares it; every C function of the
-** module gets it as upvalue 1, and its C half as upvalue 2. Its slots (MC_CTX_* in mc.h) hold the Lua
+** load of the module in that state shares it; the module's C functions
+** get it as upvalue 1, and its C half as upvalue 2. Its slots (MC_CTX_* in mc.h) hold the Lua
 ** values: the objects by id, the pinned objects, the run queue, the types
 ** by metatable, the codec's scratch and registered metatables. Its C half,
 ** mc_Ctx, holds the state's hub, the id allocator and the type table.
@@ -64,11 +64,9 @@ static void make_ctx (lua_State *L, mc_Hub *hub) {
   c->hub = hub;
   lua_rawseti(L, t, MC_CTX_C);
   lua_newtable(L);
+  lua_createtable(L, 0, 1);
   lua_pushliteral(L, "v");
   lua_setfield(L, -2, "__mode");
-  lua_rawseti(L, t, MC_CTX_WEAKMT);
-  lua_newtable(L);
-  lua_rawgeti(L, t, MC_CTX_WEAKMT);
   lua_setmetatable(L, -2);
   lua_rawseti(L, t, MC_CTX_OBJECTS);
   lua_newtable(L);

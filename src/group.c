@@ -116,6 +116,14 @@ void mc_group_detach (mc_Group *g, size_t e, mc_Hub *h) {
   pthread_mutex_unlock(&g->lock);
 }
 
+int mc_group_ended (mc_Group *g, size_t e) {
+  int r;
+  pthread_mutex_lock(&g->lock);
+  r = g->end[e].closetaken;
+  pthread_mutex_unlock(&g->lock);
+  return r;
+}
+
 uint32_t mc_group_local_peer (mc_Group *g, size_t e, mc_Hub *h) {
   uint32_t id = 0;
   size_t i;

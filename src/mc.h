@@ -29,7 +29,8 @@
 ** mc_Type, found through its metatable (ctx.c).
 **
 ** The pure C files do not include lua.h; the others take a
-** struct lua_State * and expect the context (ctx.c) as upvalues 1 and 2.
+** struct lua_State * and, but for buffer.c's own functions, run inside a
+** C function that has the context (ctx.c) as upvalues 1 and 2.
 */
 #ifndef mc_h
 #define mc_h
@@ -234,6 +235,7 @@ int mc_group_post (mc_Group *g, size_t to, mc_Msg *m, mc_Hub *self,
 int mc_group_close (mc_Group *g, size_t from, mc_Hub *self,
                     uint32_t *local);
 int mc_group_entangled (mc_Group *g);
+int mc_group_ended (mc_Group *g, size_t e);  /* e has taken its close */
 void mc_group_attach (mc_Group *g, size_t e, mc_Hub *h, uint32_t id);
 void mc_group_detach (mc_Group *g, size_t e, mc_Hub *h);
 /* The id of another end owned by hub h, while entangled; else 0. */
@@ -249,19 +251,21 @@ int mc_group_take (mc_Group *g, size_t e, int what, mc_Msg **m);
 
 /* ---- ctx.c: the per-state context ---- */
 
-/* Slots of the context table, upvalue 1 of every C function (upvalue 2 is
-** its mc_Ctx, slot MC_CTX_C). The table is kept in the registry: every
-** load of the module in a Lua state shares it. */
+/* Slots of the context table, upvalue 1 of every C function that needs
+** the context (upvalue 2 is its mc_Ctx, slot MC_CTX_C). The table is kept
+** in the registry: every load of the module in a Lua state shares it. */
 #define MC_CTX_C         1  /* the mc_Ctx userdata */
 #define MC_CTX_OBJECTS   2  /* id -> port or Worker handle, weak values */
 #define MC_CTX_PINNED    3  /* objects kept alive for another thread */
-#define MC_CTX_RUNQ      4  /* the scheduler's run queue, tail at [0] */
+#define MC_CTX_RUNQ      4  /* the run queue, tail at [0]: C appends (the
+                            ** scheduler through core.enqueue), the
+                            ** scheduler takes from the front */
 #define MC_CTX_TYPES     5  /* metatable -> index in mc_Ctx.types */
 #define MC_CTX_SCRATCH   6  /* codec scratch memory (codec.c) */
 #define MC_CTX_NAME2MT   7  /* mc.register: name -> metatable */
 #define MC_CTX_MT2NAME   8  /* and back */
 #define MC_CTX_READ      9  /* message.c's protected reader */
-#define MC_CTX_WEAKMT   10  /* {__mode = "v"} */
+#define MC_CTX_FILL     10  /* and filler */
 #define MC_CTX_EVENTS   11  /* 11, 12, ...: sched.c's event type names */
 
 #define MC_MAXTYPES 8
@@ -285,7 +289,7 @@ mc_Ctx *mc_ctx (struct lua_State *L);
 ** table at ctx; returns 2. */
 int mc_ctx_upvalues (struct lua_State *L, int ctx);
 /* Sets the functions of l in the module table at -2, each with the
-** context table (at -1) as its upvalue. */
+** context (from the table at -1) as its upvalues. */
 struct luaL_Reg;
 void mc_ctx_setfuncs (struct lua_State *L, const struct luaL_Reg *l);
 #define mc_ctx_hub(L) (mc_ctx(L)->hub)
@@ -314,7 +318,10 @@ void mc_encode_done (struct lua_State *L, int sidx);
 ** xarr, if not 0, is the array of the objects the message transferred. */
 void mc_decode (struct lua_State *L, const unsigned char *p, size_t n,
                 int xarr);
-void mc_copy (struct lua_State *L, int idx);  /* pushes a clone */
+/* Pushes a clone of the value at idx. xmap, if not 0, is a transfer list
+** (as for mc_encode) and blanks the array of the new objects that stand
+** for its entries in the clone. */
+void mc_copy (struct lua_State *L, int idx, int xmap, int blanks);
 int mc_serialize (struct lua_State *L);
 int mc_deserialize (struct lua_State *L);
 int mc_register (struct lua_State *L);
@@ -376,7 +383,8 @@ void mc_recv_release (struct lua_State *L, mc_Recv *r);
 void mc_recv_kick (struct lua_State *L, int idx, mc_Recv *r);
 void mc_recv_kick_id (struct lua_State *L, uint32_t id);
 /* Decides what keeps r (at idx) alive: its partner when that lives in
-** this state, else the pinned table while it wants events. */
+** this state, else the pinned table while it wants events and may still
+** get one (its close not yet taken). */
 void mc_recv_repin (struct lua_State *L, int idx, mc_Recv *r);
 /* The same for the receiver here that owns another end of g than e. */
 void mc_recv_repin_peer (struct lua_State *L, mc_Group *g, size_t e);
@@ -386,9 +394,7 @@ void mc_recv_unkeep (struct lua_State *L, int idx);
 /* ---- buffer.c, port.c, worker.c ---- */
 
 void mc_buffer_open (struct lua_State *L);
-int mc_buffer_new (struct lua_State *L);
 void mc_port_open (struct lua_State *L);
-int mc_port_channel (struct lua_State *L);
 void mc_worker_open (struct lua_State *L);
 
 #if defined(__GNUC__)

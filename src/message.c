@@ -1,14 +1,15 @@
 /*
-** message.c: the one way a message is made and opened, for ports,
-** workers and structuredClone alike.
+** message.c: the one way a message is made and opened, for ports and
+** workers alike; structuredClone with a transfer list moves its objects
+** the same way.
 **
 ** Sending: mc_message_make checks the transfer list (API 4.3), encodes the
 ** value (an object of the list is written as its index there) and makes a
 ** message whose slots borrow the payloads of the list's objects (their
 ** type's lend). The caller queues it somewhere, then commits it (each
-** object's type detaches it) or undoes it (the slots give the payloads
-** back). Nothing is detached before the message is queued, so a post that
-** raises or finds its port closed leaves every object as it was.
+** object's type detaches it) or gives it back (mc_msg_unlend). Nothing is
+** detached before the message is queued, so a post that raises or finds
+** its port closed leaves every object as it was.
 **
 ** Receiving: mc_message_read makes a blank object for each slot and
 ** decodes the bytes with them; mc_message_fill then hands each slot's
@@ -23,7 +24,8 @@
 #include "mc.h"
 
 static int clone_error (lua_State *L, int i, const char *what) {
-  return luaL_error(L, "DataCloneError: transfer list entry %d %s", i, what);
+  lua_pushfstring(L, "DataCloneError: transfer list entry %d %s", i, what);
+  return lua_error(L);
 }
 
 /* Raises the error for entry i, a value of no transferable type. */
@@ -40,8 +42,9 @@ static int not_transferable (lua_State *L, int i) {
     luaL_addstring(&b, c->types[k]->name);
   }
   luaL_pushresult(&b);
-  return luaL_error(L, "DataCloneError: transfer list entry %d is a %s, "
-                       "not %s", i, tname, lua_tostring(L, -1));
+  lua_pushfstring(L, "DataCloneError: transfer list entry %d is a %s, not %s",
+                  i, tname, lua_tostring(L, -1));
+  return lua_error(L);
 }
 
 /* Reads the transfer argument at idx and checks every entry for a message
@@ -102,21 +105,15 @@ static int check_list (lua_State *L, int idx, const mc_Group *from) {
   return (int)n;
 }
 
-mc_Msg *mc_message_make (lua_State *L, int value, int transfer,
-                         const mc_Group *from) {
-  const unsigned char *bytes;
-  size_t len, nx, i;
+/* A message of len bytes whose slots borrow the payloads of the n objects
+** of the list at index `list`. */
+static mc_Msg *lend (lua_State *L, int list, int n, const void *bytes,
+                     size_t len) {
+  mc_Msg *m = mc_msg_new(bytes, len, (size_t)n);
+  size_t nx, i;
   mc_Xfer *x;
-  mc_Msg *m;
-  int n, list;
-  value = mc_absindex(L, value);
-  n = check_list(L, transfer, from);
-  list = lua_gettop(L);
-  bytes = mc_encode(L, value, n > 0 ? list : 0, &len);  /* list, scratch */
-  m = mc_msg_new(bytes, len, (size_t)n);
-  mc_encode_done(L, list + 1);
   if (m == NULL)
-    luaL_error(L, "not enough memory");
+    return NULL;
   x = mc_msg_xfer(m, &nx);
   for (i = 0; i < nx; i++) {  /* allocates nothing: cannot raise */
     lua_rawgeti(L, list, (int)i + 1);
@@ -124,6 +121,23 @@ mc_Msg *mc_message_make (lua_State *L, int value, int transfer,
     x[i].type->lend(L, lua_touserdata(L, -1), &x[i]);
     lua_pop(L, 1);
   }
+  return m;
+}
+
+mc_Msg *mc_message_make (lua_State *L, int value, int transfer,
+                         const mc_Group *from) {
+  const unsigned char *bytes;
+  size_t len;
+  mc_Msg *m;
+  int n, list;
+  value = mc_absindex(L, value);
+  n = check_list(L, mc_absindex(L, transfer), from);
+  list = lua_gettop(L);
+  bytes = mc_encode(L, value, n > 0 ? list : 0, &len);  /* list, scratch */
+  m = lend(L, list, n, bytes, len);
+  mc_encode_done(L, list + 1);
+  if (m == NULL)
+    luaL_error(L, "not enough memory");
   return m;
 }
 
@@ -140,9 +154,11 @@ void mc_message_commit (lua_State *L, int list) {
 }
 
 /* Runs under lua_pcall: blanks for the slots of message m (a light
-** userdata), then its decoded value. */
+** userdata), then its value: decoded, or with a value at 2 and its
+** transfer list at 3 (structuredClone), a copy of that value. */
 static int read_protected (lua_State *L) {
   mc_Msg *m = (mc_Msg *)lua_touserdata(L, 1);
+  int objs = lua_gettop(L) + 1;
   size_t nx, i, len;
   mc_Xfer *x = mc_msg_xfer(m, &nx);
   const unsigned char *bytes = mc_msg_data(m, &len);
@@ -150,13 +166,16 @@ static int read_protected (lua_State *L) {
     lua_createtable(L, (int)nx, 0);
     for (i = 0; i < nx; i++) {
       x[i].type->blank(L, &x[i]);
-      lua_rawseti(L, 2, (int)i + 1);
+      lua_rawseti(L, objs, (int)i + 1);
     }
   }
   else
     lua_pushnil(L);
-  mc_decode(L, bytes, len, nx > 0 ? 2 : 0);  /* m, objs, value */
-  lua_insert(L, 2);
+  if (objs > 2)
+    mc_copy(L, 2, 3, objs);
+  else
+    mc_decode(L, bytes, len, nx > 0 ? objs : 0);  /* ..., objs, value */
+  lua_insert(L, objs);
   return 2;
 }
 
@@ -170,14 +189,37 @@ int mc_message_read (lua_State *L, mc_Msg *m) {
   return status;
 }
 
-void mc_message_fill (lua_State *L, mc_Msg *m) {
+/* Runs under lua_pcall: hands the payloads of message m (a light
+** userdata) to the objects of the array at 2. A slot is emptied before
+** its object takes it, so that m, freed after an error, drops only what
+** is still its own. */
+static int fill_protected (lua_State *L) {
+  mc_Msg *m = (mc_Msg *)lua_touserdata(L, 1);
   size_t nx, i;
   mc_Xfer *x = mc_msg_xfer(m, &nx);
   for (i = 0; i < nx; i++) {
-    lua_rawgeti(L, -1, (int)i + 1);
-    x[i].type->fill(L, lua_gettop(L), &x[i]);
+    mc_Xfer slot = x[i];
     x[i].type = NULL;
+    lua_rawgeti(L, 2, (int)i + 1);
+    slot.type->fill(L, lua_gettop(L), &slot);
     lua_pop(L, 1);
+  }
+  return 0;
+}
+
+void mc_message_fill (lua_State *L, mc_Msg *m) {
+  size_t nx;
+  mc_msg_xfer(m, &nx);
+  if (nx > 0) {
+    int status;
+    lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_FILL);
+    lua_pushlightuserdata(L, m);
+    lua_pushvalue(L, -3);
+    status = lua_pcall(L, 2, 0, 0);
+    if (status != 0) {
+      mc_msg_free(m);
+      lua_error(L);
+    }
   }
   mc_msg_free(m);
 }
@@ -189,11 +231,13 @@ int mc_message_open (lua_State *L, mc_Msg *m) {
   return status;
 }
 
-/* structuredClone(value [, options]): a direct copy, or with a transfer
-** list a message made and opened at once. The clone is decoded before the
-** old objects are detached, so a failure changes nothing. */
+/* structuredClone(value [, options]): a direct copy. With a transfer list,
+** the objects lend their payloads to a message without bytes, the copy is
+** made with blanks in their place, and only then are the old objects
+** detached and the blanks filled, so that a failure changes nothing. */
 int mc_structured_clone (lua_State *L) {
   mc_Msg *m;
+  int n;
   luaL_checkany(L, 1);
   lua_settop(L, 2);
   if (!lua_isnil(L, 2)) {  /* only options.transfer is the list */
@@ -204,16 +248,21 @@ int mc_structured_clone (lua_State *L) {
     lua_replace(L, 2);
   }
   if (lua_isnil(L, 2)) {
-    mc_copy(L, 1);
+    mc_copy(L, 1, 0, 0);
     return 1;
   }
-  m = mc_message_make(L, 1, 2, NULL);  /* v, transfer, list */
-  if (mc_message_read(L, m) != 0) {  /* ..., value, objs */
+  n = check_list(L, 2, NULL);  /* v, transfer, list */
+  if ((m = lend(L, 3, n, NULL, 0)) == NULL)
+    return luaL_error(L, "not enough memory");
+  lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_READ);
+  lua_pushlightuserdata(L, m);
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, 3);
+  if (lua_pcall(L, 3, 2, 0) != 0) {
     mc_msg_unlend(m);
-    lua_pop(L, 1);
     return lua_error(L);
   }
-  mc_message_commit(L, 3);
+  mc_message_commit(L, 3);  /* v, transfer, list, copy, objs */
   mc_message_fill(L, m);
   lua_pop(L, 1);
   return 1;
@@ -222,4 +271,6 @@ int mc_structured_clone (lua_State *L) {
 void mc_message_open_ctx (lua_State *L) {
   lua_pushcclosure(L, read_protected, mc_ctx_upvalues(L, -1));
   lua_rawseti(L, -2, MC_CTX_READ);
+  lua_pushcclosure(L, fill_protected, mc_ctx_upvalues(L, -1));
+  lua_rawseti(L, -2, MC_CTX_FILL);
 }

@@ -145,7 +145,7 @@ static int port_hasRef (lua_State *L) {
 }
 
 /* channel(): a new pair of entangled ports. */
-int mc_port_channel (lua_State *L) {
+static int port_channel (lua_State *L) {
   mc_Group *g;
   mc_recv_new(L, &port_type, sizeof(mc_Recv));
   mc_recv_new(L, &port_type, sizeof(mc_Recv));
@@ -214,12 +214,14 @@ static void port_blank (lua_State *L, const mc_Xfer *x) {
   mc_recv_new(L, &port_type, sizeof(mc_Recv));
 }
 
-/* The new port at idx takes the end over: what waits there is queued,
-** and a partner here is repinned. */
+/* The port at idx (a blank, or the port itself when its message could
+** not be sent after all) takes the end over: what waits there is queued,
+** and what keeps it and a partner here alive is decided again. */
 static void port_fill (lua_State *L, int idx, mc_Xfer *x) {
   mc_Recv *p = (mc_Recv *)lua_touserdata(L, idx);
   mc_recv_attach(L, p, (mc_Group *)x->ptr, x->aux);
   mc_recv_kick(L, idx, p);
+  mc_recv_repin(L, idx, p);
   mc_recv_repin_peer(L, p->group, p->end);
 }
 
@@ -262,7 +264,7 @@ void mc_port_open (lua_State *L) {
   lua_setfield(L, ctx - 1, "port_metatable");
   mc_ctx_add_type(L, &port_type);
   {
-    static const luaL_Reg funcs[] = {{"channel", mc_port_channel},
+    static const luaL_Reg funcs[] = {{"channel", port_channel},
                                      {NULL, NULL}};
     mc_ctx_setfuncs(L, funcs);
   }

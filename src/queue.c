@@ -43,7 +43,11 @@ mc_Msg *mc_queue_shift (mc_Queue *q) {
     return NULL;
   m = q->ring[q->head];
   q->head = (q->head + 1) % q->cap;
-  q->n--;
+  if (--q->n == 0 && q->cap > 64) {  /* a burst's ring goes with it */
+    free(q->ring);
+    q->ring = NULL;
+    q->cap = q->head = 0;
+  }
   return m;
 }
 

@@ -145,7 +145,7 @@ void mc_recv_repin (lua_State *L, int idx, mc_Recv *r) {
     lua_pop(L, 1);
   }
   mc_ctx_pin(L, idx, r->wants && r->group != NULL
-                     && mc_group_entangled(r->group));
+                     && !mc_group_ended(r->group, r->end));
 }
 
 void mc_recv_repin_peer (lua_State *L, mc_Group *g, size_t e) {
@@ -179,7 +179,8 @@ static void push_ports (lua_State *L, int objs) {
 
 /*
 ** take(obj, token): the next entry of the receiver's queue, as
-**   "message", data, U, ports | "messageerror", error, U | "close", nil, U
+**   "message", data, U, ports | "messageerror", error, U, nil |
+**   "close", nil, U
 ** or nothing. ports is the array of the ports the message transferred,
 ** or nil. With token (the scheduler running one of the object's tokens),
 ** a message is taken only while the object is deliverable, and the close

@@ -43,8 +43,8 @@ typedef struct mc_Thread {
   char *path, *cpath; /* the parent's package.path and package.cpath */
   mc_Msg *port;       /* the parentPort, until the worker opens it */
   mc_Msg *data;       /* workerData, until its first read */
-  int lent;           /* port and data are not committed yet (read only
-                      ** once the worker has ended or never started) */
+  int lent;           /* port and data are not committed yet: set and
+                      ** cleared before the thread starts */
   /* results, under the lock */
   int done;
   int code;           /* the exit code */
@@ -54,8 +54,8 @@ typedef struct mc_Thread {
 } mc_Thread;
 
 /* Lets go of the messages the worker did not open: given back to their
-** objects while not committed (lent), else dropped. */
-static void drop_messages (mc_Thread *t, int lent) {
+** objects while not committed, else dropped. */
+static void drop_messages (mc_Thread *t) {
   mc_Msg *m[2];
   int i;
   m[0] = t->port;
@@ -64,7 +64,7 @@ static void drop_messages (mc_Thread *t, int lent) {
   for (i = 0; i < 2; i++) {
     if (m[i] == NULL)
       continue;
-    if (lent)
+    if (t->lent)
       mc_msg_unlend(m[i]);
     else
       mc_msg_free(m[i]);
@@ -77,7 +77,7 @@ static void thread_decref (mc_Thread *t) {
   last = --t->refs == 0;
   pthread_mutex_unlock(&t->lock);
   if (last) {
-    drop_messages(t, t->lent);
+    drop_messages(t);
     if (t->error != NULL)
       mc_msg_free(t->error);
     if (t->hub != NULL)
@@ -207,7 +207,7 @@ static void *worker_main (void *arg) {
     }
     lua_close(L);  /* its ports close at their partners */
   }
-  drop_messages(t, 0);  /* and so do the ports it never opened */
+  drop_messages(t);  /* and so do the ports it never opened */
   pthread_mutex_lock(&t->lock);
   if (t->error != NULL || t->trace != NULL)
     code = 1;
@@ -251,8 +251,10 @@ static int open_once (lua_State *L, mc_Msg **slot, const char *key,
   }
   *slot = NULL;
   mc_message_fill(L, m);  /* value, objs */
-  if (object)
+  if (object && lua_istable(L, -1))
     lua_rawgeti(L, -1, 1);
+  else if (object)
+    lua_pushnil(L);
   else
     lua_pushvalue(L, -2);
   lua_createtable(L, 1, 0);
@@ -400,7 +402,8 @@ static int core_worker_start (lua_State *L) {
   Handle *h;
   mc_Thread *t;
   lua_settop(L, 5);
-  luaL_checktype(L, 5, LUA_TTABLE);
+  luaL_argcheck(L, lua_istable(L, 5) && mc_rawlen(L, 5) == 1, 5,
+                "array of one port expected");
   h = (Handle *)mc_newuserdata(L, sizeof(Handle), 0);
   h->t = NULL;
   luaL_getmetatable(L, WORKER_MT);
@@ -424,21 +427,38 @@ static int core_worker_start (lua_State *L) {
   t->parent = mc_ctx_hub(L);
   mc_hub_incref(t->parent);
   t->parent_id = mc_ctx_register(L, 6);
+  /* Both messages are committed before the thread starts, so the worker
+  ** owns them from its first instruction; they go back to their objects
+  ** if it cannot start. */
   t->lent = 1;
-  t->data = mc_message_make(L, 3, 4, NULL);  /* ..., handle, list */
   lua_pushnil(L);
-  t->port = mc_message_make(L, 8, 5, NULL);  /* ..., list, nil, plist */
+  t->port = mc_message_make(L, 7, 5, NULL);  /* ..., handle, nil, plist */
+  t->data = mc_message_make(L, 3, 4, NULL);  /* ..., plist, list */
+  lua_rawgeti(L, 8, 1);
+  if (!lua_isnil(L, 9)) {
+    lua_rawget(L, 9);
+    luaL_argcheck(L, lua_isnil(L, -1), 5, "the port is in the transfer list");
+  }
+  mc_message_commit(L, 8);
+  mc_message_commit(L, 9);
+  t->lent = 0;
   t->refs++;  /* the thread's */
   if (pthread_create(&t->tid, NULL, worker_main, t) != 0) {
+    mc_Msg *m[2];
+    int i;
     t->refs--;
-    drop_messages(t, 1);
+    m[0] = t->port;
+    m[1] = t->data;
+    t->port = t->data = NULL;
+    for (i = 0; i < 2; i++) {
+      lua_pushvalue(L, 8 + i);
+      mc_message_fill(L, m[i]);
+      lua_pop(L, 1);
+    }
     return luaL_error(L, "cannot start a thread");
   }
   t->started = 1;
   keep_loaded();
-  mc_message_commit(L, 7);
-  mc_message_commit(L, 9);
-  t->lent = 0;
   lua_settop(L, 6);
   return 1;
 }

@@ -192,13 +192,20 @@ function M.remove(target, U, changed, n, typ, l)
   if rec then remove_record(target, U, typ, rec, changed) end
 end
 
--- Sets handler field k (of event type typ) to v: a function, a callable
--- value or nil. Returns an error message, or nothing.
-function M.set_handler(target, U, changed, k, typ, v)
+-- The error for a value v that handler field k cannot take, or nil.
+local function check_handler(k, v)
   if v ~= nil and not is_callable(v) then
     return format("TypeError: %s must be a function, a callable value or "
                   .. "nil (got %s)", k, type(v))
   end
+end
+M.check_handler = check_handler
+
+-- Sets handler field k (of event type typ) to v: a function, a callable
+-- value or nil. Returns an error message, or nothing.
+function M.set_handler(target, U, changed, k, typ, v)
+  local err = check_handler(k, v)
+  if err then return err end
   local on = U.on
   if not on then
     on = {}

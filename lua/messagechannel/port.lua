@@ -60,9 +60,10 @@ function methods.receive(port, timeout)
 end
 
 core.port_metatable.__newindex = function(port, k, v)
+  local U = check_port(port, "__newindex")
   local typ = HANDLERS[k]
   local err = not typ and ET.field_error(k, "MessagePort")
-    or ET.set_handler(port, uservalue(port), changed, k, typ, v)
+    or ET.set_handler(port, U, changed, k, typ, v)
   if err then error(err, 2) end
   if typ == "message" and v ~= nil then port:start() end
 end

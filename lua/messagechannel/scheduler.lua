@@ -467,11 +467,14 @@ local function loop(done, deadline, full)
   end
 end
 
-local function check_seconds(s, name, n, optional)
+-- level: where the error points, as for error(); 3 is the caller of the
+-- function that checks.
+local function check_seconds(s, name, n, optional, level)
   if s == nil and optional then return end
   if type(s) ~= "number" or s ~= s or s < 0 then
     error(format("bad argument #%d to '%s' (non-negative number expected, "
-                 .. "got %s)", n, name, s == s and type(s) or "nan"), 3)
+                 .. "got %s)", n, name, s == s and type(s) or "nan"),
+          level or 3)
   end
 end
 
@@ -550,9 +553,10 @@ function M.dispatch_now(target, U, ev)
 end
 
 -- receive(obj, U [, timeout]) for the receiver obj: its next message
--- event, or nil, "closed" | "timeout". name is the method's, for errors.
+-- event, or nil, "closed" | "timeout". name is the method's, for errors,
+-- which point at the method's caller.
 function M.receive(obj, U, timeout, name)
-  check_seconds(timeout, name, 1, true)
+  check_seconds(timeout, name, 1, true, 4)
   local typ, v, _, ports = take(obj, false)
   if typ == "message" then
     return new_event(typ, obj, v, ports)

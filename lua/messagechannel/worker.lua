@@ -1,7 +1,8 @@
 -- messagechannel.worker: mc.Worker, the parent's side of a worker thread,
 -- and main, what the worker thread runs in its own Lua state (src/worker.c
--- calls it). The thread, its state and the first message are C; the
--- events a worker's end makes are dispatched here.
+-- calls it). The thread, its state and the messages that bring it its
+-- parentPort and workerData are C; the events a worker's end makes are
+-- dispatched here.
 
 local core = require "messagechannel.core"
 local ET = require "messagechannel.eventtarget"
@@ -62,10 +63,8 @@ WORKER_MT.__newindex = function(w, k, v)
     end or v
     s[k] = v
   elseif OWN_FIELDS[k] then
-    if v ~= nil and not ET.is_callable(v) then
-      error(format("TypeError: %s must be a function, a callable value or "
-                   .. "nil (got %s)", k, type(v)), 2)
-    end
+    local err = ET.check_handler(k, v)
+    if err then error(err, 2) end
     s[k] = v
   else
     error(ET.field_error(k, "Worker"), 2)
