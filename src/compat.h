@@ -35,10 +35,21 @@
 
 #if LUA_VERSION_NUM == 501
 
+/* LuaJIT 2.1 has these of 5.2 (its lauxlib.h defines luaL_newlib too). */
+#if defined(luaL_newlib)
+#define MC_HAS_52_AUX 1
+#else
+#define MC_HAS_52_AUX 0
+#endif
+
 #define mc_rawlen(L, i) lua_objlen(L, (i))
 #define mc_absindex(L, i) \
   (((i) > 0 || (i) <= LUA_REGISTRYINDEX) ? (i) : lua_gettop(L) + (i) + 1)
 
+#if MC_HAS_52_AUX
+#define mc_setfuncs luaL_setfuncs
+#define mc_testudata luaL_testudata
+#else
 static inline void mc_setfuncs (lua_State *L, const luaL_Reg *l, int nup) {
   luaL_checkstack(L, nup, "too many upvalues");
   for (; l->name != NULL; l++) {
@@ -62,6 +73,7 @@ static inline void *mc_testudata (lua_State *L, int i, const char *tname) {
   }
   return NULL;
 }
+#endif
 
 #else
 

@@ -2,10 +2,11 @@
 ** ctx.c: the per-state context, in one place. Each Lua state that loads
 ** the module has one context table, kept in the registry so that every
 ** load of the module in that state shares it; the module's C functions
-** get it as upvalue 1, and its C half as upvalue 2. Its slots (MC_CTX_* in mc.h) hold the Lua
-** values: the objects by id, the pinned objects, the run queue, the types
-** by metatable, the codec's scratch and registered metatables. Its C half,
-** mc_Ctx, holds the state's hub, the id allocator and the type table.
+** get it as upvalue 1, and its C half as upvalue 2. The table's slots
+** (MC_CTX_* in mc.h) hold the Lua values: the objects by id, the pinned
+** objects, the run queue, the codec's scratch, registered metatables. Its
+** C half, mc_Ctx, holds the state's hub, the id allocator and the types of
+** the module's objects.
 **
 ** Ids: an object that another thread may have news for (a port, a Worker
 ** handle) is registered with an id, which the hub queues when told. Ids of
@@ -75,8 +76,6 @@ static void make_ctx (lua_State *L, mc_Hub *hub) {
   lua_pushinteger(L, 0);
   lua_rawseti(L, -2, 0);
   lua_rawseti(L, t, MC_CTX_RUNQ);
-  lua_newtable(L);
-  lua_rawseti(L, t, MC_CTX_TYPES);
   lua_newtable(L);
   lua_rawseti(L, t, MC_CTX_NAME2MT);
   lua_newtable(L);
@@ -182,31 +181,21 @@ void mc_ctx_add_type (lua_State *L, const mc_Type *t) {
       return;
   if (c->ntypes == MC_MAXTYPES)
     luaL_error(L, "too many types");
-  lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_TYPES);
-  luaL_getmetatable(L, t->tname);
-  lua_pushinteger(L, c->ntypes);
-  lua_rawset(L, -3);
-  lua_pop(L, 1);
   c->types[c->ntypes++] = t;
 }
 
+/* The types are few, and the first (the MessagePort) is the one the hot
+** paths ask about: trying each costs less than a lookup by metatable. */
 const mc_Type *mc_ctx_type (lua_State *L, int idx) {
-  const mc_Type *t = NULL;
+  mc_Ctx *c;
+  int i;
   if (lua_type(L, idx) != LUA_TUSERDATA)
     return NULL;
-  idx = mc_absindex(L, idx);
-  lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_TYPES);
-  if (lua_getmetatable(L, idx)) {
-    lua_rawget(L, -2);
-    if (lua_type(L, -1) == LUA_TNUMBER) {
-      mc_Ctx *c = mc_ctx(L);
-      int i = (int)lua_tointeger(L, -1);
-      t = i >= 0 && i < c->ntypes ? c->types[i] : NULL;
-    }
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 1);
-  return t;
+  c = mc_ctx(L);
+  for (i = 0; i < c->ntypes; i++)
+    if (mc_testudata(L, idx, c->types[i]->tname) != NULL)
+      return c->types[i];
+  return NULL;
 }
 
 const mc_Type *mc_ctx_type_by_tag (lua_State *L, int tag) {

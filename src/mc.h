@@ -260,13 +260,12 @@ int mc_group_take (mc_Group *g, size_t e, int what, mc_Msg **m);
 #define MC_CTX_RUNQ      4  /* the run queue, tail at [0]: C appends (the
                             ** scheduler through core.enqueue), the
                             ** scheduler takes from the front */
-#define MC_CTX_TYPES     5  /* metatable -> index in mc_Ctx.types */
-#define MC_CTX_SCRATCH   6  /* codec scratch memory (codec.c) */
-#define MC_CTX_NAME2MT   7  /* mc.register: name -> metatable */
-#define MC_CTX_MT2NAME   8  /* and back */
-#define MC_CTX_READ      9  /* message.c's protected reader */
-#define MC_CTX_FILL     10  /* and filler */
-#define MC_CTX_EVENTS   11  /* 11, 12, ...: sched.c's event type names */
+#define MC_CTX_SCRATCH   5  /* codec scratch memory (codec.c) */
+#define MC_CTX_NAME2MT   6  /* mc.register: name -> metatable */
+#define MC_CTX_MT2NAME   7  /* and back */
+#define MC_CTX_READ      8  /* message.c's protected reader */
+#define MC_CTX_FILL      9  /* and filler */
+#define MC_CTX_EVENTS   10  /* 10, 11, ...: sched.c's event type names */
 
 #define MC_MAXTYPES 8
 
@@ -300,7 +299,8 @@ void mc_ctx_push (struct lua_State *L, uint32_t id);  /* the object, or nil */
 void mc_ctx_pin (struct lua_State *L, int idx, int on);
 /* Appends the value at idx to the run queue n times. */
 void mc_ctx_enqueue (struct lua_State *L, int idx, size_t n);
-/* Adds a type whose metatable exists; the same type again is a no-op. */
+/* Adds a type (the same type again is a no-op); mc_ctx_type tries them
+** in the order they were added. */
 void mc_ctx_add_type (struct lua_State *L, const mc_Type *t);
 const mc_Type *mc_ctx_type (struct lua_State *L, int idx);  /* or NULL */
 const mc_Type *mc_ctx_type_by_tag (struct lua_State *L, int tag);
