@@ -99,6 +99,4 @@ M.MessagePort = setmetatable({}, {
   __newindex = function() error("TypeError: MessagePort is read-only", 2) end,
 })
 
-M.HANDLERS = HANDLERS
-
 return M
