@@ -97,10 +97,7 @@ describe("threads #threads", function()
   local errors, catch, release = helper.error_hooks(5)
   before_each(catch)
   after_each(function()
-    for i = #workers, 1, -1 do
-      pcall(workers[i].terminate, workers[i])
-      workers[i] = nil
-    end
+    helper.terminate_all(workers)
     release()
     for i = #files, 1, -1 do
       os.remove(files[i])

@@ -446,6 +446,15 @@ function M.error_hooks(settle)
   return errors, catch, release
 end
 
+-- Terminates the workers of the array `workers` (started by a spec) and
+-- empties it.
+function M.terminate_all(workers)
+  for i = #workers, 1, -1 do
+    pcall(workers[i].terminate, workers[i])
+    workers[i] = nil
+  end
+end
+
 -- Runs Lua source in a child process of the same interpreter, with this
 -- process's package paths, so that a crash fails a spec instead of the
 -- whole run. Returns its output followed by " exit:<status>", or nil when

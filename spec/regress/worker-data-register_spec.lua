@@ -79,10 +79,7 @@ describe("regress: workerData decoded on its first read #threads", function()
   local errors, catch, release = helper.error_hooks(5)
   before_each(catch)
   after_each(function()
-    for i = #workers, 1, -1 do
-      pcall(workers[i].terminate, workers[i])
-      workers[i] = nil
-    end
+    helper.terminate_all(workers)
     release()
   end)
 
