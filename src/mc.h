@@ -380,6 +380,9 @@ mc_Recv *mc_recv_new (struct lua_State *L, const mc_Type *t, size_t size);
 void mc_recv_attach (struct lua_State *L, mc_Recv *r, mc_Group *g, size_t e);
 /* r lets go of its end: collected, or moved to another state. */
 void mc_recv_release (struct lua_State *L, mc_Recv *r);
+/* Pushes the object with the given id in this state; returns it when it
+** is a receiver that holds an end, else NULL. */
+mc_Recv *mc_recv_push (struct lua_State *L, uint32_t id);
 void mc_recv_kick (struct lua_State *L, int idx, mc_Recv *r);
 void mc_recv_kick_id (struct lua_State *L, uint32_t id);
 /* Decides what keeps r (at idx) alive: its partner when that lives in

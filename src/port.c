@@ -35,10 +35,8 @@ static int disentangle (lua_State *L, int idx, mc_Recv *p) {
   idx = mc_absindex(L, idx);
   partner = local[mc_group_partner(p->group, p->end)];
   if (partner != 0) {
-    mc_Recv *q;
-    mc_ctx_push(L, partner);
-    q = (mc_Recv *)mc_testudata(L, -1, PORT_MT);
-    if (q != NULL && q->group != NULL) {
+    mc_Recv *q = mc_recv_push(L, partner);
+    if (q != NULL) {
       mc_recv_kick(L, -1, q);
       mc_recv_unkeep(L, -1);
     }
@@ -251,6 +249,10 @@ void mc_port_open (lua_State *L) {
     {"hasRef", port_hasRef},
     {NULL, NULL}
   };
+  static const luaL_Reg funcs[] = {
+    {"channel", port_channel},
+    {NULL, NULL}
+  };
   int ctx = lua_gettop(L);
   luaL_newmetatable(L, PORT_MT);
   mc_setfuncs(L, meta, mc_ctx_upvalues(L, ctx));
@@ -263,9 +265,5 @@ void mc_port_open (lua_State *L) {
   lua_setfield(L, ctx - 1, "port_methods");
   lua_setfield(L, ctx - 1, "port_metatable");
   mc_ctx_add_type(L, &port_type);
-  {
-    static const luaL_Reg funcs[] = {{"channel", port_channel},
-                                     {NULL, NULL}};
-    mc_ctx_setfuncs(L, funcs);
-  }
+  mc_ctx_setfuncs(L, funcs);
 }

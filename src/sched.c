@@ -26,8 +26,7 @@
 #include "mc.h"
 
 /* The event types a receiver dispatches, whose listeners make it want
-** events;
-** take pushes them from the context (MC_CTX_EVENTS + i). */
+** events; take pushes them from the context (MC_CTX_EVENTS + i). */
 static const char *const events[] = {"message", "messageerror", "close",
                                      NULL};
 #define MESSAGE 0
@@ -80,6 +79,13 @@ static int deliverable (const mc_Recv *r) {
   return r->waiting || (r->started && r->listening);
 }
 
+mc_Recv *mc_recv_push (lua_State *L, uint32_t id) {
+  mc_Recv *r;
+  mc_ctx_push(L, id);
+  r = test_recv(L, -1);
+  return r != NULL && r->group != NULL ? r : NULL;
+}
+
 void mc_recv_kick (lua_State *L, int idx, mc_Recv *r) {
   size_t count, want;
   int closing, head;
@@ -94,9 +100,7 @@ void mc_recv_kick (lua_State *L, int idx, mc_Recv *r) {
 }
 
 void mc_recv_kick_id (lua_State *L, uint32_t id) {
-  mc_Recv *r;
-  mc_ctx_push(L, id);
-  r = test_recv(L, -1);
+  mc_Recv *r = mc_recv_push(L, id);
   if (r != NULL)
     mc_recv_kick(L, -1, r);
   lua_pop(L, 1);
@@ -118,21 +122,12 @@ void mc_recv_unkeep (lua_State *L, int idx) {
   mc_ctx_pin(L, idx, 0);
 }
 
-/* The receiver with the given id in this state, pushed, or NULL (with
-** whatever is there pushed) when there is none or it holds no end. */
-static mc_Recv *push_recv (lua_State *L, uint32_t id) {
-  mc_Recv *r;
-  mc_ctx_push(L, id);
-  r = test_recv(L, -1);
-  return r != NULL && r->group != NULL ? r : NULL;
-}
-
 void mc_recv_repin (lua_State *L, int idx, mc_Recv *r) {
   uint32_t peer = r->group != NULL
                   ? mc_group_local_peer(r->group, r->end, mc_ctx_hub(L)) : 0;
   idx = mc_absindex(L, idx);
   if (peer != 0) {
-    if (push_recv(L, peer) != NULL) {
+    if (mc_recv_push(L, peer) != NULL) {
       if (r->wants)
         lua_pushvalue(L, idx);
       else
@@ -151,7 +146,7 @@ void mc_recv_repin (lua_State *L, int idx, mc_Recv *r) {
 void mc_recv_repin_peer (lua_State *L, mc_Group *g, size_t e) {
   uint32_t peer = mc_group_local_peer(g, e, mc_ctx_hub(L));
   if (peer != 0) {
-    mc_Recv *q = push_recv(L, peer);
+    mc_Recv *q = mc_recv_push(L, peer);
     if (q != NULL)
       mc_recv_repin(L, -1, q);
     lua_pop(L, 1);

@@ -165,10 +165,6 @@ local function wake(co, ...)
   enqueue({ co, select("#", ...), ... })
 end
 
--- Calls the listeners of the job's event, from job.i on.
-local function run_list(job)
-  return walk(job, call, changed)
-end
 
 -- Ends a job: a messageerror event for each message listener that
 -- raised, before the port's next message. The job's other fields are let
@@ -183,7 +179,7 @@ local function finish_job(job)
     local list = listeners(job.U, "messageerror")
     if list[1] then
       job.ev, job.list, job.i = ev, list, 1
-      run_list(job)
+      walk(job, call, changed)
     else
       report(errs[k], errs[k + 1])
     end
@@ -241,7 +237,7 @@ local function runner_main()
   while true do
     local job = job_of[me]
     if job.ev then  -- a job handed over from a coroutine that died
-      run_list(job)
+      walk(job, call, changed)
       finish_job(job)
     end
     while head < stop and runner == me do
