@@ -45,7 +45,8 @@ RUN_ENV  = LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/$1/?.so;;"
 DEB_PACKAGES = gcc make pkg-config git \
   lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev \
   lua5.4 liblua5.4-dev luajit libluajit-5.1-dev \
-  lua-busted lua-check luarocks lua-lpeg lua-cjson valgrind nodejs
+  lua-busted lua-check luarocks lua-lpeg lua-cjson lua-luv lua-cqueues \
+  lua-socket valgrind nodejs
 
 SAN_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all \
             -fno-omit-frame-pointer

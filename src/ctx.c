@@ -13,6 +13,8 @@
 ** collected objects are used again, so that the object table stays as
 ** small as the number of objects alive.
 */
+#include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,8 +63,13 @@ static void make_ctx (lua_State *L, mc_Hub *hub) {
   if (hub != NULL)
     mc_hub_incref(hub);
   else if ((hub = mc_hub_new()) == NULL)
-    luaL_error(L, "not enough memory");
+    luaL_error(L, "cannot make the scheduler's hub: %s", strerror(errno));
   c->hub = hub;
+  {
+    sigset_t set;
+    c->interactive = pthread_sigmask(SIG_BLOCK, NULL, &set) == 0
+                     && !sigismember(&set, SIGINT);
+  }
   lua_rawseti(L, t, MC_CTX_C);
   lua_newtable(L);
   lua_createtable(L, 0, 1);
@@ -145,8 +152,16 @@ void mc_ctx_push (lua_State *L, uint32_t id) {
   lua_remove(L, -2);
 }
 
+void mc_ctx_wake (lua_State *L) {
+  mc_Ctx *c = mc_ctx(L);
+  if (c->exposed && !c->looping)
+    mc_hub_ping(c->hub);
+}
+
 void mc_ctx_pin (lua_State *L, int idx, int on) {
   idx = mc_absindex(L, idx);
+  if (on)
+    mc_ctx_wake(L);
   lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_PINNED);
   lua_pushvalue(L, idx);
   if (on)
@@ -164,6 +179,8 @@ void mc_ctx_enqueue (lua_State *L, int idx, size_t n) {
   lua_rawgeti(L, -1, 0);
   tail = lua_tointeger(L, -1);
   lua_pop(L, 1);
+  if (tail == 0 && n > 0)
+    mc_ctx_wake(L);
   for (; n > 0; n--) {
     lua_pushvalue(L, idx);
     lua_rawseti(L, -2, (int)++tail);

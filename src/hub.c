@@ -2,33 +2,70 @@
 ** hub.c: the wake-up point of one Lua state's scheduler. Pure C, no Lua.
 ** Other threads (and finalizers anywhere) tell a hub that one of its
 ** objects has news by queueing that object's id; the hub's own thread
-** takes the ids and sleeps on the condition variable while there are none.
-** Waiting and notifying share one mutex, so no wake-up is lost.
+** takes the ids, and sleeps in poll(2) on the hub's descriptor while
+** there are none. The descriptor (an eventfd on Linux, a pipe elsewhere)
+** is readable while news waits, so a host event loop can wait on it too
+** (mc.pollfd), and a signal interrupts the wait.
+**
+** The descriptor is written only when someone may be waiting on it: the
+** hub's own thread in mc_hub_wait, or a host loop once the descriptor was
+** exposed. `signalled` says it holds a wake-up not yet drained; notifying,
+** pinging and draining all happen under the lock, so the descriptor is
+** readable exactly while `signalled` is set, and no wake-up is lost.
 */
+#ifdef __linux__
+#define _GNU_SOURCE  /* ppoll */
+#endif
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/eventfd.h>
+#endif
 
 #include "mc.h"
 
+static int open_fds (int fd[2]) {
+#ifdef __linux__
+  fd[0] = fd[1] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  return fd[0] >= 0;
+#else
+  int i;
+  if (pipe(fd) != 0)
+    return 0;
+  for (i = 0; i < 2; i++) {
+    fcntl(fd[i], F_SETFD, FD_CLOEXEC);
+    fcntl(fd[i], F_SETFL, fcntl(fd[i], F_GETFL) | O_NONBLOCK);
+  }
+  return 1;
+#endif
+}
+
+static void close_fds (mc_Hub *h) {
+  if (h->fd[0] < 0)
+    return;
+  close(h->fd[0]);
+  if (h->fd[1] != h->fd[0])
+    close(h->fd[1]);
+  h->fd[0] = h->fd[1] = -1;
+}
+
 mc_Hub *mc_hub_new (void) {
   mc_Hub *h = (mc_Hub *)calloc(1, sizeof(mc_Hub));
-  pthread_condattr_t ca;
   if (h == NULL)
     return NULL;
+  if (!open_fds(h->fd)) {
+    free(h);
+    return NULL;
+  }
   if (pthread_mutex_init(&h->lock, NULL) != 0) {
+    close_fds(h);
     free(h);
     return NULL;
   }
-  /* timed waits measure the monotonic clock, as mc.now() does */
-  if (pthread_condattr_init(&ca) != 0
-      || pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0
-      || pthread_cond_init(&h->cond, &ca) != 0) {
-    pthread_mutex_destroy(&h->lock);
-    free(h);
-    return NULL;
-  }
-  pthread_condattr_destroy(&ca);
   h->refs = 1;
   h->alive = 1;
   return h;
@@ -40,19 +77,45 @@ void mc_hub_incref (mc_Hub *h) {
 
 void mc_hub_decref (mc_Hub *h) {
   if (__atomic_sub_fetch(&h->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+    close_fds(h);
     free(h->ids);
-    pthread_cond_destroy(&h->cond);
     pthread_mutex_destroy(&h->lock);
     free(h);
   }
 }
 
-/* The waiter is signalled after the lock is released, so that it does not
-** wake only to wait for the lock. */
+/* Makes the descriptor readable, once. Called with the lock held. */
+static void signal_fd (mc_Hub *h) {
+  if (!h->signalled && h->fd[1] >= 0) {
+#ifdef __linux__
+    uint64_t one = 1;
+    ssize_t r = write(h->fd[1], &one, sizeof one);
+#else
+    char one = 1;
+    ssize_t r = write(h->fd[1], &one, 1);
+#endif
+    h->signalled = r > 0;  /* a full counter or pipe is readable anyway */
+  }
+}
+
+/* Takes the wake-up out of the descriptor. Called with the lock held. */
+static void drain_fd (mc_Hub *h) {
+  if (h->signalled) {
+#ifdef __linux__
+    uint64_t v;
+    while (read(h->fd[0], &v, sizeof v) < 0 && errno == EINTR)
+      ;
+#else
+    char buf[64];
+    while (read(h->fd[0], buf, sizeof buf) > 0 || errno == EINTR)
+      ;
+#endif
+    h->signalled = 0;
+  }
+}
+
 void mc_hub_notify (mc_Hub *h, uint32_t id) {
-  int wake;
   pthread_mutex_lock(&h->lock);
-  wake = h->waiting;
   if (h->alive) {
     if (h->n == h->cap) {
       size_t cap = h->cap ? h->cap * 2 : 64;
@@ -66,16 +129,34 @@ void mc_hub_notify (mc_Hub *h, uint32_t id) {
       h->ids[h->n++] = id;
     else
       h->overflow = 1;  /* out of memory: the hub looks at everything */
+    if (h->waiting || h->exposed)
+      signal_fd(h);
   }
   pthread_mutex_unlock(&h->lock);
-  if (wake)
-    pthread_cond_signal(&h->cond);
+}
+
+void mc_hub_ping (mc_Hub *h) {
+  pthread_mutex_lock(&h->lock);
+  if (h->exposed)
+    signal_fd(h);
+  pthread_mutex_unlock(&h->lock);
+}
+
+int mc_hub_expose (mc_Hub *h) {
+  int fd;
+  pthread_mutex_lock(&h->lock);
+  h->exposed = 1;
+  if (h->n > 0 || h->stop || h->overflow)
+    signal_fd(h);
+  fd = h->fd[0];
+  pthread_mutex_unlock(&h->lock);
+  return fd;
 }
 
 void mc_hub_stop (mc_Hub *h) {
   pthread_mutex_lock(&h->lock);
   h->stop = 1;
-  pthread_cond_signal(&h->cond);
+  signal_fd(h);
   pthread_mutex_unlock(&h->lock);
 }
 
@@ -83,38 +164,45 @@ void mc_hub_close (mc_Hub *h) {
   pthread_mutex_lock(&h->lock);
   h->alive = 0;
   h->n = 0;
+  close_fds(h);
   pthread_mutex_unlock(&h->lock);
 }
 
-/* Waits until there is news, the hub is stopped, or `seconds` pass (< 0:
-** no limit; 0: no wait). Swaps the queued ids into *buf (of capacity
-** *cap; the hub's old array takes its place, so no copy is made) and
-** returns how many there are. *flags gets MC_HUB_STOP and MC_HUB_ALL. */
+/* Sleeps in poll(2) until the descriptor is readable, a signal arrives,
+** or `seconds` pass (< 0: no limit). Called without the lock. */
+static void sleep_on_fd (int fd, double seconds) {
+  struct pollfd p;
+  p.fd = fd;
+  p.events = POLLIN;
+  p.revents = 0;
+  if (seconds > 1e6)
+    seconds = 1e6;
+#ifdef __linux__
+  {
+    struct timespec ts;
+    if (seconds >= 0) {
+      ts.tv_sec = (time_t)seconds;
+      ts.tv_nsec = (long)((seconds - (double)ts.tv_sec) * 1e9);
+    }
+    ppoll(&p, 1, seconds >= 0 ? &ts : NULL, NULL);
+  }
+#else
+  /* poll counts milliseconds: round up, so as not to wake before time */
+  poll(&p, 1, seconds >= 0 ? (int)(seconds * 1e3 + 0.999) : -1);
+#endif
+}
+
 size_t mc_hub_wait (mc_Hub *h, double seconds, uint32_t **buf, size_t *cap,
                     int *flags) {
   size_t n;
   pthread_mutex_lock(&h->lock);
-  if (seconds != 0 && h->n == 0 && !h->stop && !h->overflow) {
+  if (seconds != 0 && h->n == 0 && !h->stop && !h->overflow
+      && !h->signalled && h->fd[0] >= 0) {
+    int fd = h->fd[0];
     h->waiting = 1;
-    if (seconds < 0) {
-      while (h->n == 0 && !h->stop && !h->overflow)
-        pthread_cond_wait(&h->cond, &h->lock);
-    }
-    else {
-      struct timespec ts;
-      clock_gettime(CLOCK_MONOTONIC, &ts);
-      if (seconds > 1e9)
-        seconds = 1e9;
-      ts.tv_sec += (time_t)seconds;
-      ts.tv_nsec += (long)((seconds - (double)(time_t)seconds) * 1e9);
-      if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-      }
-      while (h->n == 0 && !h->stop && !h->overflow
-             && pthread_cond_timedwait(&h->cond, &h->lock, &ts) != ETIMEDOUT)
-        ;
-    }
+    pthread_mutex_unlock(&h->lock);
+    sleep_on_fd(fd, seconds);
+    pthread_mutex_lock(&h->lock);
     h->waiting = 0;
   }
   n = h->n;
@@ -129,6 +217,7 @@ size_t mc_hub_wait (mc_Hub *h, double seconds, uint32_t **buf, size_t *cap,
   }
   *flags = (h->stop ? MC_HUB_STOP : 0) | (h->overflow ? MC_HUB_ALL : 0);
   h->overflow = 0;
+  drain_fd(h);
   pthread_mutex_unlock(&h->lock);
   return n;
 }

@@ -77,12 +77,14 @@ void mc_ptrmap_free (mc_PtrMap *m);
 
 typedef struct mc_Hub {
   pthread_mutex_t lock;
-  pthread_cond_t cond;
   int refs;      /* changed atomically */
   int alive;     /* its Lua state still exists */
   int stop;      /* the thread is to end (Worker terminate) */
   int overflow;  /* an id was lost for want of memory */
-  int waiting;   /* its thread sleeps on cond */
+  int waiting;   /* its thread sleeps in poll(2) on fd[0] */
+  int exposed;   /* a host loop may wait on fd[0] (mc.pollfd) */
+  int signalled; /* fd[0] is readable: written and not yet drained */
+  int fd[2];     /* read and write ends (one eventfd on Linux); -1 closed */
   uint32_t *ids; /* objects with news, in notification order */
   size_t n, cap;
 } mc_Hub;
@@ -90,12 +92,22 @@ typedef struct mc_Hub {
 #define MC_HUB_STOP 1
 #define MC_HUB_ALL 2  /* look at every object: some news was lost */
 
-mc_Hub *mc_hub_new (void);  /* NULL when out of memory; refs is 1 */
+mc_Hub *mc_hub_new (void);  /* NULL on failure (errno says why); refs is 1 */
 void mc_hub_incref (mc_Hub *h);
 void mc_hub_decref (mc_Hub *h);
 void mc_hub_notify (mc_Hub *h, uint32_t id);
+/* A wake-up from the hub's own thread for a host loop waiting on the
+** descriptor: local work to run. Nothing unless the descriptor is exposed. */
+void mc_hub_ping (mc_Hub *h);
+/* Returns the descriptor; from now on every news makes it readable. */
+int mc_hub_expose (mc_Hub *h);
 void mc_hub_stop (mc_Hub *h);
 void mc_hub_close (mc_Hub *h);  /* its state is gone: drop news from now on */
+/* Waits until there is news, a wake-up, a signal, the hub is stopped, or
+** `seconds` pass (< 0: no limit; 0: no wait). Swaps the queued ids into
+** *buf (of capacity *cap; the hub's old array takes its place, so no copy
+** is made), clears the descriptor and returns how many ids there are.
+** *flags gets MC_HUB_STOP and MC_HUB_ALL. */
 size_t mc_hub_wait (mc_Hub *h, double seconds, uint32_t **buf, size_t *cap,
                     int *flags);
 
@@ -278,6 +290,9 @@ typedef struct mc_Ctx {
   size_t capnews;
   const mc_Type *types[MC_MAXTYPES];
   int ntypes;
+  int exposed;      /* mc.pollfd was asked: a host loop may wait on it */
+  int looping;      /* a scheduler loop (run, step, ...) is running */
+  int interactive;  /* SIGINT reaches this thread (its waits are sliced) */
 } mc_Ctx;
 
 /* Pushes the state's context table, making it the first time, around hub
@@ -299,6 +314,10 @@ void mc_ctx_push (struct lua_State *L, uint32_t id);  /* the object, or nil */
 void mc_ctx_pin (struct lua_State *L, int idx, int on);
 /* Appends the value at idx to the run queue n times. */
 void mc_ctx_enqueue (struct lua_State *L, int idx, size_t n);
+/* Something may now keep the scheduler going, or is ready to run: a host
+** loop waiting on the descriptor is woken to step, unless a scheduler loop
+** runs already. */
+void mc_ctx_wake (struct lua_State *L);
 /* Adds a type (the same type again is a no-op); mc_ctx_type tries them
 ** in the order they were added. */
 void mc_ctx_add_type (struct lua_State *L, const mc_Type *t);

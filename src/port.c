@@ -127,13 +127,17 @@ static int port_start (lua_State *L) {
   return 0;
 }
 
+/* ref and unref change what keeps the scheduler going: a host loop
+** waiting on the descriptor steps to learn it. */
 static int port_ref (lua_State *L) {
   check_port(L, 1)->unref = 0;
+  mc_ctx_wake(L);
   return 0;
 }
 
 static int port_unref (lua_State *L) {
   check_port(L, 1)->unref = 1;
+  mc_ctx_wake(L);
   return 0;
 }
 

@@ -267,16 +267,25 @@ static int notice (lua_State *L) {
   return 0;
 }
 
+/* In a thread that SIGINT reaches, a wait is cut into slices of this
+** many seconds: the interpreter's handler only sets a hook, which runs
+** when Lua code does, so a signal that came just before poll(2) began
+** is seen at the end of the slice. */
+#define SLICE 0.1
+
 /* poll(seconds): waits for news from other threads (seconds < 0: as long
-** as it takes; 0: not at all) and kicks the receivers it concerns.
-** Returns the other objects with news (Worker handles), and raises when
-** the thread is to stop. */
+** as it takes; 0: not at all) and kicks the receivers it concerns. It
+** may return early (a signal, the end of a slice): the caller looks at
+** the clock and its tasks again. Returns the other objects with news
+** (Worker handles), and raises when the thread is to stop. */
 static int sched_poll (lua_State *L) {
   mc_Ctx *c = mc_ctx(L);
-  lua_Number s = luaL_checknumber(L, 1);
+  double s = (double)luaL_checknumber(L, 1);
   int flags;
-  size_t i, n = mc_hub_wait(c->hub, (double)s, &c->news, &c->capnews,
-                            &flags);
+  size_t i, n;
+  if (c->interactive && (s < 0 || s > SLICE))
+    s = SLICE;
+  n = mc_hub_wait(c->hub, s, &c->news, &c->capnews, &flags);
   if (flags & MC_HUB_STOP) {
     lua_pushliteral(L, "messagechannel: the worker was terminated");
     return lua_error(L);
@@ -346,6 +355,22 @@ static int sched_enqueue (lua_State *L) {
   return 0;
 }
 
+/* pollfd(): the descriptor a host loop waits on (API.md 10). Arguments
+** are ignored, so that mc:pollfd() works. */
+static int sched_pollfd (lua_State *L) {
+  mc_Ctx *c = mc_ctx(L);
+  c->exposed = 1;
+  lua_pushinteger(L, mc_hub_expose(c->hub));
+  return 1;
+}
+
+/* looping(on): a scheduler loop starts (true) or ends (false); while one
+** runs, local work needs no wake-up of the descriptor. */
+static int sched_looping (lua_State *L) {
+  mc_ctx(L)->looping = lua_toboolean(L, 1);
+  return 0;
+}
+
 static int sched_now (lua_State *L) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -363,6 +388,8 @@ void mc_sched_open (lua_State *L) {
     {"runq_reset", sched_runq_reset},
     {"enqueue", sched_enqueue},
     {"now", sched_now},
+    {"pollfd", sched_pollfd},
+    {"looping", sched_looping},
     {NULL, NULL}
   };
   int i;

@@ -15,6 +15,8 @@
 */
 #define _GNU_SOURCE  /* dladdr */
 #include <dlfcn.h>
+#include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -391,6 +393,23 @@ static char *dup_field (lua_State *L, const char *name) {
   return s != NULL ? dup_bytes(s, n) : dup_bytes("", 0);
 }
 
+/* Starts the thread with every asynchronous signal blocked, so that a
+** signal (Ctrl-C) goes to a thread of the program, whose wait it
+** interrupts, never to a worker. */
+static int start_thread (mc_Thread *t) {
+  sigset_t all, old;
+  int r;
+  sigfillset(&all);
+  sigdelset(&all, SIGSEGV);
+  sigdelset(&all, SIGBUS);
+  sigdelset(&all, SIGFPE);
+  sigdelset(&all, SIGILL);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  r = pthread_create(&t->tid, NULL, worker_main, t);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  return r;
+}
+
 /* worker_start(source, eval, data, transfer, ports): starts a worker that
 ** runs source (a path, or Lua source with eval), with workerData `data`
 ** and its transfer list, and the array `ports` holding its port to the
@@ -420,10 +439,10 @@ static int core_worker_start (lua_State *L) {
   t->eval = eval;
   t->path = dup_field(L, "path");
   t->cpath = dup_field(L, "cpath");
-  t->hub = mc_hub_new();
-  if (t->source == NULL || t->path == NULL || t->cpath == NULL
-      || t->hub == NULL)
+  if (t->source == NULL || t->path == NULL || t->cpath == NULL)
     return luaL_error(L, "not enough memory");
+  if ((t->hub = mc_hub_new()) == NULL)
+    return luaL_error(L, "cannot start a worker: %s", strerror(errno));
   t->parent = mc_ctx_hub(L);
   mc_hub_incref(t->parent);
   t->parent_id = mc_ctx_register(L, 6);
@@ -443,7 +462,7 @@ static int core_worker_start (lua_State *L) {
   mc_message_commit(L, 9);
   t->lent = 0;
   t->refs++;  /* the thread's */
-  if (pthread_create(&t->tid, NULL, worker_main, t) != 0) {
+  if (start_thread(t) != 0) {
     mc_Msg *m[2];
     int i;
     t->refs--;
@@ -459,6 +478,7 @@ static int core_worker_start (lua_State *L) {
   }
   t->started = 1;
   keep_loaded();
+  mc_ctx_wake(L);  /* a live worker keeps the scheduler going */
   lua_settop(L, 6);
   return 1;
 }

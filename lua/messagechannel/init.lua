@@ -29,6 +29,15 @@ M.sleep = scheduler.sleep
 M.now = scheduler.now
 scheduler.facade = M
 
+-- Event loops (API.md 10). The module table is itself a pollable object:
+-- cqueues' protocol (pollfd, events, timeout) and LuaSocket's (getfd,
+-- dirty), so cqueues.poll(mc) and socket.select({mc}) wait for it.
+M.pollfd = scheduler.pollfd
+M.timeout = scheduler.timeout
+M.getfd = scheduler.pollfd
+M.dirty = scheduler.dirty
+function M.events() return "r" end
+
 M.install = require("messagechannel.install").new(M.MessageChannel,
                                                   M.MessagePort)
 

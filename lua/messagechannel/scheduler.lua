@@ -20,7 +20,8 @@ local create, resume, yield, running, status =
   coroutine.status
 local error, rawget, select, setmetatable, tostring, type, xpcall, pcall =
   error, rawget, select, setmetatable, tostring, type, xpcall, pcall
-local traceback = debug.traceback
+local traceback, getinfo = debug.traceback, debug.getinfo
+local close_co = rawget(coroutine, "close")
 local format = string.format
 local floor = math.floor
 local unpack = rawget(table, "unpack") or rawget(_G, "unpack")
@@ -29,8 +30,9 @@ local function pack(...)
   return { n = select("#", ...), ... }
 end
 
-local take, changed, now, poll, busy, enqueue =
-  core.take, core.changed, core.now, core.poll, core.busy, core.enqueue
+local take, changed, now, poll, busy, enqueue, looping =
+  core.take, core.changed, core.now, core.poll, core.busy, core.enqueue,
+  core.looping
 local new_event, listeners, call, walk =
   ET.new_event, ET.listeners, ET.call, ET.walk
 local runq = core.runq_reset(true)
@@ -270,10 +272,11 @@ local function pool_take()
 end
 
 -- A task's coroutine died of err: report it, or keep it for a
--- messageerror; a pool coroutine's job goes on in a new one.
-local function fail(co, err)
+-- messageerror; a pool coroutine's job goes on in a new one. tb: the
+-- traceback, when co can no longer give it.
+local function fail(co, err, tb)
   if err == FATAL then error(FATAL, 0) end
-  local tb = traceback(co)
+  tb = tb or traceback(co)
   local job = job_of[co]
   if not job or not job.ev then return report(err, tb) end
   job_of[co] = nil
@@ -294,20 +297,44 @@ local function fail(co, err)
   return step_task(co2)
 end
 
--- Resumes task co and deals with what it did.
-function step_task(co, ...)
-  local ok, a = resume(co, ...)
+-- A task yielded values that are not the scheduler's own. An adapter
+-- (M.foreign, set by messagechannel.cqueues) may take the yield: it then
+-- wakes co with the values its loop resumes it with. Else the yield is an
+-- error at the yield, and co is never resumed.
+local function foreign(co, ...)
+  local take = M.foreign
+  if take and take(co, ...) then return end
+  local info = getinfo(co, 1, "Sl")
+  local where = info and info.currentline and info.currentline > 0
+    and info.short_src .. ":" .. info.currentline .. ": " or ""
+  local tb = traceback(co)
+  if close_co then close_co(co) end
+  return fail(co, where .. "coroutine.yield with values inside a "
+    .. "messagechannel task, and no adapter takes it (a task waits with "
+    .. "receive or sleep; a bare coroutine.yield() acts as sleep(0))", tb)
+end
+
+-- What a task's resume gave: ok, then what it yielded or returned.
+local function resumed(co, ok, ...)
+  local a = ...
   if not ok then return fail(co, a) end
-  if status(co) == "dead" then return end
   if a == IDLE then
     local job = job_of[co]
     job.target, job.U, job.list, job.data = nil, nil, nil, nil
     npool = npool + 1
     pool[npool] = co
-  else
-    if runner == co then runner = nil end
-    if a ~= WAIT then wake(co) end  -- a plain coroutine.yield()
+    return
   end
+  if status(co) == "dead" then return end
+  if runner == co then runner = nil end
+  if a == WAIT then return end
+  if select("#", ...) == 0 then return wake(co) end  -- acts as sleep(0)
+  return foreign(co, ...)
+end
+
+-- Resumes task co and deals with what it did.
+function step_task(co, ...)
+  return resumed(co, resume(co, ...))
 end
 
 -- Dispatches ev at target as a task of its own, at the next turn.
@@ -419,8 +446,10 @@ local function exclusive(name, f, ...)
     error(name .. " cannot be called while the scheduler is running", 3)
   end
   active = true
+  looping(true)
   local ok, r = pcall(f, ...)
   active = false
+  looping(false)
   if not ok then
     if r == FATAL then
       r, fatal_err = fatal_err, nil
@@ -485,9 +514,32 @@ end
 function M.step()
   return exclusive("mc.step", function()
     turn()
-    return ready() or live_timers > 0 or waited_for()
+    return ready() or next_timer() ~= nil or waited_for()
   end)
 end
+
+---------------------------------------------------------------------------
+-- What a host event loop needs (API.md 10): the descriptor to wait on,
+-- how long it may wait, whether to step again at once. Arguments are
+-- ignored, so that the module table is a pollable object (mc:timeout()).
+---------------------------------------------------------------------------
+
+M.pollfd = core.pollfd
+
+function M.timeout()
+  if ready() then return 0 end
+  local t = next_timer()
+  if t == nil then return nil end
+  t = t - now()
+  return t > 0 and t or 0
+end
+
+function M.dirty()
+  return ready()
+end
+
+-- Wakes task co at the next turn with the given values (for adapters).
+M.wake = wake
 
 function M.spawn(fn, ...)
   if not ET.is_callable(fn) then

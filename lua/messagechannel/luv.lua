@@ -1,0 +1,58 @@
+-- messagechannel.luv: runs the scheduler inside luv's default loop
+-- (API.md 10). A poll handle waits on mc.pollfd() and a timer on
+-- mc.timeout(); each wake-up runs one mc.step(), then arms both again.
+-- The poll handle is ref'd exactly while mc.step() says messagechannel has
+-- work that would keep mc.run() going, so uv.run() returns when luv and
+-- messagechannel are both idle.
+
+local uv = require "luv"
+local mc = require "messagechannel"
+
+local M = {}
+
+local ceil = math.ceil
+local step, timeout = mc.step, mc.timeout
+local poll, timer  -- the handles, while started
+
+local drive
+
+-- Arms the timer for the next turn or timer of the scheduler, and keeps
+-- the loop alive while messagechannel has work.
+local function arm(alive)
+  local t = timeout()
+  if t == nil then
+    timer:stop()
+  else
+    timer:start(t > 0 and ceil(t * 1000) or 0, 0, drive)
+  end
+  if alive then poll:ref() else poll:unref() end
+end
+
+function drive()
+  local alive = step()
+  if poll then arm(alive) end  -- a listener may have called stop()
+end
+
+-- Starts driving the scheduler from luv's default loop; the first step
+-- runs at the loop's next iteration. Starting twice is a no-op.
+function M.start()
+  if poll then return end
+  poll = assert(uv.new_poll(mc.pollfd()))
+  timer = assert(uv.new_timer())
+  poll:start("r", function(err)
+    if err then error("messagechannel.luv: " .. tostring(err)) end
+    drive()
+  end)
+  timer:start(0, 0, drive)
+end
+
+-- Detaches the scheduler from the loop: what arrives waits for a later
+-- mc.run(), mc.step() or start().
+function M.stop()
+  if not poll then return end
+  poll:close()
+  timer:close()
+  poll, timer = nil, nil
+end
+
+return M
