@@ -302,8 +302,8 @@ end
 -- wakes co with the values its loop resumes it with. Else the yield is an
 -- error at the yield, and co is never resumed.
 local function foreign(co, ...)
-  local take = M.foreign
-  if take and take(co, ...) then return end
+  local adapter = M.foreign
+  if adapter and adapter(co, ...) then return end
   local info = getinfo(co, 1, "Sl")
   local where = info and info.currentline and info.currentline > 0
     and info.short_src .. ":" .. info.currentline .. ": " or ""
