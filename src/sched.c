@@ -355,6 +355,67 @@ static int sched_enqueue (lua_State *L) {
   return 0;
 }
 
+/* raise_at(co, message): makes the yield that suspended coroutine co raise
+** message when co is next resumed, so that the error comes out of that
+** yield (a pcall around it catches it). A hook on co does it: the yield's
+** return, or else the first instruction after it, raises; the hook co had
+** (a worker's count hook) is put back first. */
+#define YIELD_ERRORS "messagechannel.yielderrors"
+
+typedef struct SavedHook {
+  lua_Hook hook;
+  int mask, count;
+} SavedHook;
+
+static void raise_hook (lua_State *L, lua_Debug *ar) {
+  SavedHook *s;
+  (void)ar;
+  lua_getfield(L, LUA_REGISTRYINDEX, YIELD_ERRORS);
+  lua_pushthread(L);
+  lua_rawget(L, -2);  /* errors, {saved, message} */
+  if (!lua_istable(L, -1)) {  /* another coroutine (LuaJIT's hooks are
+                                ** global): co is resumed next */
+    lua_pop(L, 2);
+    return;
+  }
+  lua_pushthread(L);
+  lua_pushnil(L);
+  lua_rawset(L, -4);
+  lua_rawgeti(L, -1, 1);
+  s = (SavedHook *)lua_touserdata(L, -1);
+  lua_sethook(L, s->hook, s->mask, s->count);
+  lua_rawgeti(L, -2, 2);
+  lua_error(L);
+}
+
+static int sched_raise_at (lua_State *L) {
+  lua_State *co = lua_tothread(L, 1);
+  SavedHook *s;
+  luaL_argcheck(L, co != NULL, 1, "coroutine expected");
+  luaL_checkstring(L, 2);
+  lua_getfield(L, LUA_REGISTRYINDEX, YIELD_ERRORS);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, YIELD_ERRORS);
+  }
+  lua_pushvalue(L, 1);
+  lua_createtable(L, 2, 0);
+  s = (SavedHook *)mc_newuserdata(L, sizeof(SavedHook), 0);
+  s->hook = lua_gethook(co);
+  s->mask = lua_gethookmask(co);
+  s->count = lua_gethookcount(co);
+  if (s->hook == raise_hook)  /* yielded again before the hook ran */
+    s->hook = NULL, s->mask = s->count = 0;
+  lua_rawseti(L, -2, 1);
+  lua_pushvalue(L, 2);
+  lua_rawseti(L, -2, 2);
+  lua_rawset(L, -3);
+  lua_sethook(co, raise_hook, LUA_MASKRET | LUA_MASKCOUNT, 1);
+  return 0;
+}
+
 /* pollfd(): the descriptor a host loop waits on (API.md 10). Arguments
 ** are ignored, so that mc:pollfd() works. */
 static int sched_pollfd (lua_State *L) {
@@ -390,6 +451,7 @@ void mc_sched_open (lua_State *L) {
     {"now", sched_now},
     {"pollfd", sched_pollfd},
     {"looping", sched_looping},
+    {"raise_at", sched_raise_at},
     {NULL, NULL}
   };
   int i;

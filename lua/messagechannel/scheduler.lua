@@ -21,7 +21,6 @@ local create, resume, yield, running, status =
 local error, rawget, select, setmetatable, tostring, type, xpcall, pcall =
   error, rawget, select, setmetatable, tostring, type, xpcall, pcall
 local traceback, getinfo = debug.traceback, debug.getinfo
-local close_co = rawget(coroutine, "close")
 local format = string.format
 local floor = math.floor
 local unpack = rawget(table, "unpack") or rawget(_G, "unpack")
@@ -30,9 +29,9 @@ local function pack(...)
   return { n = select("#", ...), ... }
 end
 
-local take, changed, now, poll, busy, enqueue, looping =
+local take, changed, now, poll, busy, enqueue, looping, raise_at =
   core.take, core.changed, core.now, core.poll, core.busy, core.enqueue,
-  core.looping
+  core.looping, core.raise_at
 local new_event, listeners, call, walk =
   ET.new_event, ET.listeners, ET.call, ET.walk
 local runq = core.runq_reset(true)
@@ -272,11 +271,10 @@ local function pool_take()
 end
 
 -- A task's coroutine died of err: report it, or keep it for a
--- messageerror; a pool coroutine's job goes on in a new one. tb: the
--- traceback, when co can no longer give it.
-local function fail(co, err, tb)
+-- messageerror; a pool coroutine's job goes on in a new one.
+local function fail(co, err)
   if err == FATAL then error(FATAL, 0) end
-  tb = tb or traceback(co)
+  local tb = traceback(co)
   local job = job_of[co]
   if not job or not job.ev then return report(err, tb) end
   job_of[co] = nil
@@ -299,19 +297,18 @@ end
 
 -- A task yielded values that are not the scheduler's own. An adapter
 -- (M.foreign, set by messagechannel.cqueues) may take the yield: it then
--- wakes co with the values its loop resumes it with. Else the yield is an
--- error at the yield, and co is never resumed.
+-- wakes co with the values its loop resumes it with. Else co is resumed
+-- at once, and the yield raises an error there.
 local function foreign(co, ...)
   local adapter = M.foreign
   if adapter and adapter(co, ...) then return end
   local info = getinfo(co, 1, "Sl")
   local where = info and info.currentline and info.currentline > 0
     and info.short_src .. ":" .. info.currentline .. ": " or ""
-  local tb = traceback(co)
-  if close_co then close_co(co) end
-  return fail(co, where .. "coroutine.yield with values inside a "
+  raise_at(co, where .. "coroutine.yield with values inside a "
     .. "messagechannel task, and no adapter takes it (a task waits with "
-    .. "receive or sleep; a bare coroutine.yield() acts as sleep(0))", tb)
+    .. "receive or sleep; a bare coroutine.yield() acts as sleep(0))")
+  return step_task(co)
 end
 
 -- What a task's resume gave: ok, then what it yielded or returned.
