@@ -397,6 +397,10 @@ static int sched_raise_at (lua_State *L) {
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
     lua_newtable(L);
+    lua_createtable(L, 0, 1);  /* weak keys: a coroutine may be dropped */
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
     lua_pushvalue(L, -1);
     lua_setfield(L, LUA_REGISTRYINDEX, YIELD_ERRORS);
   }
