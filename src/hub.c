@@ -13,6 +13,9 @@
 ** pinging and draining all happen under the lock, so the descriptor is
 ** readable exactly while `signalled` is set, and no wake-up is lost.
 */
+#if defined(__linux__) && !defined(MC_USE_PIPE)
+#define MC_EVENTFD 1  /* else a pipe; make test builds both */
+#endif
 #ifdef __linux__
 #define _GNU_SOURCE  /* ppoll */
 #endif
@@ -22,14 +25,14 @@
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
-#ifdef __linux__
+#ifdef MC_EVENTFD
 #include <sys/eventfd.h>
 #endif
 
 #include "mc.h"
 
 static int open_fds (int fd[2]) {
-#ifdef __linux__
+#ifdef MC_EVENTFD
   fd[0] = fd[1] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   return fd[0] >= 0;
 #else
@@ -87,7 +90,7 @@ void mc_hub_decref (mc_Hub *h) {
 /* Makes the descriptor readable, once. Called with the lock held. */
 static void signal_fd (mc_Hub *h) {
   if (!h->signalled && h->fd[1] >= 0) {
-#ifdef __linux__
+#ifdef MC_EVENTFD
     uint64_t one = 1;
     ssize_t r = write(h->fd[1], &one, sizeof one);
 #else
@@ -101,7 +104,7 @@ static void signal_fd (mc_Hub *h) {
 /* Takes the wake-up out of the descriptor. Called with the lock held. */
 static void drain_fd (mc_Hub *h) {
   if (h->signalled) {
-#ifdef __linux__
+#ifdef MC_EVENTFD
     uint64_t v;
     while (read(h->fd[0], &v, sizeof v) < 0 && errno == EINTR)
       ;
