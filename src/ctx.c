@@ -154,8 +154,14 @@ void mc_ctx_push (lua_State *L, uint32_t id) {
 
 void mc_ctx_wake (lua_State *L) {
   mc_Ctx *c = mc_ctx(L);
-  if (c->exposed && !c->looping)
+  if (c->looping)
+    return;
+  if (c->exposed)
     mc_hub_ping(c->hub);
+  if (c->waker) {
+    lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_WAKER);
+    lua_call(L, 0, 0);
+  }
 }
 
 void mc_ctx_pin (lua_State *L, int idx, int on) {
@@ -174,13 +180,13 @@ void mc_ctx_pin (lua_State *L, int idx, int on) {
 
 void mc_ctx_enqueue (lua_State *L, int idx, size_t n) {
   lua_Integer tail;
+  int was_empty;
   idx = mc_absindex(L, idx);
   lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_RUNQ);
   lua_rawgeti(L, -1, 0);
   tail = lua_tointeger(L, -1);
   lua_pop(L, 1);
-  if (tail == 0 && n > 0)
-    mc_ctx_wake(L);
+  was_empty = tail == 0 && n > 0;
   for (; n > 0; n--) {
     lua_pushvalue(L, idx);
     lua_rawseti(L, -2, (int)++tail);
@@ -188,6 +194,8 @@ void mc_ctx_enqueue (lua_State *L, int idx, size_t n) {
   lua_pushinteger(L, tail);
   lua_rawseti(L, -2, 0);
   lua_pop(L, 1);
+  if (was_empty)
+    mc_ctx_wake(L);
 }
 
 void mc_ctx_add_type (lua_State *L, const mc_Type *t) {

@@ -277,7 +277,8 @@ int mc_group_take (mc_Group *g, size_t e, int what, mc_Msg **m);
 #define MC_CTX_MT2NAME   7  /* and back */
 #define MC_CTX_READ      8  /* message.c's protected reader */
 #define MC_CTX_FILL      9  /* and filler */
-#define MC_CTX_EVENTS   10  /* 10, 11, ...: sched.c's event type names */
+#define MC_CTX_WAKER    10  /* a function mc_ctx_wake calls (an adapter's) */
+#define MC_CTX_EVENTS   11  /* 11, 12, ...: sched.c's event type names */
 
 #define MC_MAXTYPES 8
 
@@ -291,6 +292,7 @@ typedef struct mc_Ctx {
   const mc_Type *types[MC_MAXTYPES];
   int ntypes;
   int exposed;      /* mc.pollfd was asked: a host loop may wait on it */
+  int waker;        /* MC_CTX_WAKER holds a function */
   int looping;      /* a scheduler loop (run, step, ...) is running */
   int interactive;  /* SIGINT reaches this thread (its waits are sliced) */
 } mc_Ctx;
@@ -314,9 +316,9 @@ void mc_ctx_push (struct lua_State *L, uint32_t id);  /* the object, or nil */
 void mc_ctx_pin (struct lua_State *L, int idx, int on);
 /* Appends the value at idx to the run queue n times. */
 void mc_ctx_enqueue (struct lua_State *L, int idx, size_t n);
-/* Something may now keep the scheduler going, or is ready to run: a host
-** loop waiting on the descriptor is woken to step, unless a scheduler loop
-** runs already. */
+/* Something may now keep the scheduler going, or is ready to run: unless a
+** scheduler loop runs already, a host loop waiting on the descriptor is
+** woken to step, and the waker (an adapter's) is called. */
 void mc_ctx_wake (struct lua_State *L);
 /* Adds a type (the same type again is a no-op); mc_ctx_type tries them
 ** in the order they were added. */

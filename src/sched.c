@@ -355,6 +355,18 @@ static int sched_enqueue (lua_State *L) {
   return 0;
 }
 
+/* on_wake(fn): fn (or nil) is called when work comes while no scheduler
+** loop runs (mc_ctx_wake): the cqueues adapter starts its task again. */
+static int sched_on_wake (lua_State *L) {
+  mc_Ctx *c = mc_ctx(L);
+  if (!lua_isnil(L, 1))
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_settop(L, 1);
+  lua_rawseti(L, lua_upvalueindex(1), MC_CTX_WAKER);
+  c->waker = !lua_isnil(L, 1);
+  return 0;
+}
+
 /* raise_at(co, message): makes the yield that suspended coroutine co raise
 ** message when co is next resumed, so that the error comes out of that
 ** yield (a pcall around it catches it). A hook on co does it: the yield's
@@ -420,6 +432,34 @@ static int sched_raise_at (lua_State *L) {
   return 0;
 }
 
+/* raise_undo(co): when co's hook has not run (on LuaJIT, whose hooks are
+** global, a coroutine may end without another instruction), takes it off
+** and puts the saved hook back; returns whether it had to. */
+static int sched_raise_undo (lua_State *L) {
+  lua_State *co = lua_tothread(L, 1);
+  SavedHook *s;
+  luaL_argcheck(L, co != NULL, 1, "coroutine expected");
+  lua_getfield(L, LUA_REGISTRYINDEX, YIELD_ERRORS);
+  if (!lua_istable(L, -1)) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  lua_pushvalue(L, 1);
+  lua_rawget(L, -2);
+  if (!lua_istable(L, -1)) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  lua_pushvalue(L, 1);
+  lua_pushnil(L);
+  lua_rawset(L, -4);
+  lua_rawgeti(L, -1, 1);
+  s = (SavedHook *)lua_touserdata(L, -1);
+  lua_sethook(co, s->hook, s->mask, s->count);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 /* pollfd(): the descriptor a host loop waits on (API.md 10). Arguments
 ** are ignored, so that mc:pollfd() works. */
 static int sched_pollfd (lua_State *L) {
@@ -456,6 +496,8 @@ void mc_sched_open (lua_State *L) {
     {"pollfd", sched_pollfd},
     {"looping", sched_looping},
     {"raise_at", sched_raise_at},
+    {"raise_undo", sched_raise_undo},
+    {"on_wake", sched_on_wake},
     {NULL, NULL}
   };
   int i;

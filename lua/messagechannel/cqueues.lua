@@ -1,68 +1,75 @@
 -- messagechannel.cqueues: runs the scheduler as a task of a cqueues
 -- controller (API.md 10). The task steps the scheduler, then waits with
 -- cqueues.poll on the module table, a pollable object; it ends when
--- messagechannel is idle, so cq:loop() returns when both are.
+-- messagechannel is idle, so cq:loop() returns when both are, and starts
+-- again when work comes later.
 --
 -- A listener (any messagechannel task) may call cqueues' own blocking
 -- functions: their yield reaches the scheduler, which hands it to this
 -- adapter; a cqueues task of its own passes it on to the controller and,
 -- resumed, wakes the listener with what the controller gave. Meanwhile the
--- other tasks of the scheduler run on.
+-- other tasks of the scheduler run on, and the pending cqueues task keeps
+-- cq:loop() going.
 
 local cqueues = require "cqueues"
+local core = require "messagechannel.core"
 local mc = require "messagechannel"
 local scheduler = require "messagechannel.scheduler"
 
 local M = {}
 
-local select, yield = select, coroutine.yield
+local select, type, yield = select, type, coroutine.yield
 local unpack = rawget(table, "unpack") or rawget(_G, "unpack")
 local _POLL = cqueues._POLL
 
 local controller = nil  -- the controller attached to
 local driving = false   -- its task runs the scheduler
-local away = 0          -- tasks waiting in the controller for a yield
 
--- Hands a task's yield to the controller, if it is cqueues' own.
+-- Hands a task's yield to the controller, if it is cqueues' own: a task
+-- of the controller yields the same values, and wakes the messagechannel
+-- task with what the controller resumes it with.
 local function take(co, marker, ...)
   if marker ~= _POLL or not controller then return false end
   local n, args = select("#", ...), { ... }
-  away = away + 1
   controller:wrap(function()
-    local function back(...)
-      away = away - 1
-      scheduler.wake(co, ...)
-    end
-    back(yield(_POLL, unpack(args, 1, n)))
+    scheduler.wake(co, yield(_POLL, unpack(args, 1, n)))
   end)
   return true
 end
 
-local function drive()
-  while true do
-    local alive = mc.step()
-    if not alive and away == 0 then break end
+-- The task, in controller cq; it ends when messagechannel is idle, or
+-- when it was attached to another controller since.
+local function drive(cq)
+  while controller == cq and mc.step() do
     cqueues.poll(mc)
   end
-  driving = false
+  if controller == cq then driving = false end
 end
 
--- Runs the scheduler as a task of controller cq; returns cq. Attaching
--- again once the task ended (messagechannel was idle) starts it again.
+-- Starts the task, unless it runs. Also called by the scheduler when work
+-- comes while no scheduler loop runs (a message posted or a worker started
+-- by a cqueues task, a listener woken by cqueues), so work that comes
+-- after the task ended starts it again.
+local function start()
+  if not driving and controller then
+    driving = true
+    controller:wrap(drive, controller)
+  end
+end
+
+-- Runs the scheduler as a task of controller cq; returns cq. Attaching to
+-- another controller moves it there.
 function M.attach(cq)
   if type(cq) ~= "userdata" or type(cq.wrap) ~= "function" then
     error(("bad argument #1 to 'attach' (cqueues controller expected, "
            .. "got %s)"):format(type(cq)), 2)
   end
-  if driving and controller ~= cq then
-    error("messagechannel is attached to another cqueues controller", 2)
+  if controller ~= cq then
+    controller, driving = cq, false
   end
-  controller = cq
   scheduler.foreign = take
-  if not driving then
-    driving = true
-    cq:wrap(drive)
-  end
+  core.on_wake(start)
+  start()
   return cq
 end
 

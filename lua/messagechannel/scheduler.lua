@@ -29,9 +29,10 @@ local function pack(...)
   return { n = select("#", ...), ... }
 end
 
-local take, changed, now, poll, busy, enqueue, looping, raise_at =
+local take, changed, now, poll, busy, enqueue, looping =
   core.take, core.changed, core.now, core.poll, core.busy, core.enqueue,
-  core.looping, core.raise_at
+  core.looping
+local raise_at, raise_undo = core.raise_at, core.raise_undo
 local new_event, listeners, call, walk =
   ET.new_event, ET.listeners, ET.call, ET.walk
 local runq = core.runq_reset(true)
@@ -201,8 +202,9 @@ local function run_event(job, target, U, ev, tb)
   finish_job(job)
 end
 
+local step_task, resumed
+
 -- Hands a message event (or nil, "closed") to the first waiting receive.
-local step_task
 local function hand(obj, U, ev, why)
   local w = table.remove(U.waiters, 1)
   changed(obj)
@@ -295,6 +297,15 @@ local function fail(co, err)
   return step_task(co2)
 end
 
+-- What co did once resumed to raise err. On LuaJIT a coroutine may end
+-- without running the instruction that raises: then it failed with err.
+local function raised(co, err, ok, ...)
+  if raise_undo(co) and ok and status(co) == "dead" then
+    return fail(co, err)
+  end
+  return resumed(co, ok, ...)
+end
+
 -- A task yielded values that are not the scheduler's own. An adapter
 -- (M.foreign, set by messagechannel.cqueues) may take the yield: it then
 -- wakes co with the values its loop resumes it with. Else co is resumed
@@ -305,14 +316,15 @@ local function foreign(co, ...)
   local info = getinfo(co, 1, "Sl")
   local where = info and info.currentline and info.currentline > 0
     and info.short_src .. ":" .. info.currentline .. ": " or ""
-  raise_at(co, where .. "coroutine.yield with values inside a "
-    .. "messagechannel task, and no adapter takes it (a task waits with "
-    .. "receive or sleep; a bare coroutine.yield() acts as sleep(0))")
-  return step_task(co)
+  local err = where .. "coroutine.yield with values inside a messagechannel "
+    .. "task, and no adapter takes it (a task waits with receive or sleep; "
+    .. "a bare coroutine.yield() acts as sleep(0))"
+  raise_at(co, err)
+  return raised(co, err, resume(co))
 end
 
 -- What a task's resume gave: ok, then what it yielded or returned.
-local function resumed(co, ok, ...)
+function resumed(co, ok, ...)
   local a = ...
   if not ok then return fail(co, a) end
   if a == IDLE then
