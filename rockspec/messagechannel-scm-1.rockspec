@@ -16,9 +16,13 @@ description = {
   ]],
   license = "MIT",
 }
+-- pthreads, poll(2) and dladdr: Linux (eventfd) and other Unix systems (a
+-- pipe); not Windows.
+supported_platforms = { "unix" }
+-- LPeg is optional: only mc.install needs it (Debian lua-lpeg, or
+-- `luarocks install lpeg`).
 dependencies = {
   "lua >= 5.1, < 5.5",
-  "lpeg >= 1.0",
 }
 build = {
   type = "builtin",
@@ -29,6 +33,8 @@ build = {
     ["messagechannel.port"] = "lua/messagechannel/port.lua",
     ["messagechannel.install"] = "lua/messagechannel/install.lua",
     ["messagechannel.worker"] = "lua/messagechannel/worker.lua",
+    ["messagechannel.luv"] = "lua/messagechannel/luv.lua",
+    ["messagechannel.cqueues"] = "lua/messagechannel/cqueues.lua",
     ["messagechannel.core"] = {
       sources = {
         "src/bytes.c",

@@ -3,7 +3,25 @@
 -- in C by messagechannel.core and, in Lua, by messagechannel.port (the
 -- port's listeners), messagechannel.scheduler and messagechannel.worker.
 
-local core = require "messagechannel.core"
+-- The C module. When it cannot be loaded, say how to build and find it,
+-- keeping require's own message (a not-found one lists the paths searched).
+local core
+do
+  local ok, loaded = pcall(require, "messagechannel.core")
+  if not ok then
+    local why = tostring(loaded)
+    local hint = "build it with `make` (it writes build/<lua version>/"
+      .. "messagechannel/core.so) and put that directory in LUA_CPATH (e.g. "
+      .. "LUA_CPATH=\"build/5.4/?.so;;\"), or install messagechannel with luarocks"
+    if why:find("module 'messagechannel.core' not found", 1, true) then
+      error("messagechannel: the C module messagechannel.core was not found: "
+            .. hint .. "\n" .. why, 0)
+    end
+    error(why .. "\nmessagechannel: " .. hint, 0)
+  end
+  core = loaded
+end
+
 local scheduler = require "messagechannel.scheduler"
 local port = require "messagechannel.port"
 

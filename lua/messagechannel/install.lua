@@ -2,16 +2,14 @@
 -- MessageChannel and MessagePort as globals of env the way the Workers
 -- compatibility date and flags do (API.md section 8). The options are parsed
 -- with LPeg; everything is checked before env is touched, so an error leaves
--- env as it was.
-
-local lpeg = require "lpeg"
+-- env as it was. LPeg is loaded, and the grammars built, at the first call of
+-- install, so that messagechannel itself (and every worker) runs without it.
 
 local M = {}
 
-local error, rawset, select, tonumber, type = error, rawset, select, tonumber, type
+local error, pcall, rawset, require, select, tonumber, tostring, type =
+  error, pcall, rawset, require, select, tonumber, tostring, type
 local format = string.format
-local C, Ct, R, S = lpeg.C, lpeg.Ct, lpeg.R, lpeg.S
-local match = lpeg.match
 
 -- The first date on which the globals are exposed without a flag.
 local EXPOSE_DATE = "2025-08-15"
@@ -19,25 +17,45 @@ local EXPOSE_FLAG = "expose_global_message_channel"
 local HIDE_FLAG = "no_expose_global_message_channel"
 
 ------------------------------------------------------------------------------
--- Grammars
+-- Grammars, built by load_grammars at the first call of install
 ------------------------------------------------------------------------------
 
--- "YYYY-MM-DD", exactly: year, month and day as numbers.
-local digit = R"09"
-local d2 = digit * digit
-local date_grammar = (d2 * d2 / tonumber) * "-" * (d2 / tonumber) * "-"
-  * (d2 / tonumber) * -1
+local match                                  -- lpeg.match
+local date_grammar, name_grammar, list_grammar
 
--- A flag name, the whole subject.
-local name_grammar = (R("az", "AZ", "09") + "_")^1 * -1
+local LPEG_HINT = "mc.install needs LPeg (the Lua module 'lpeg'): install "
+  .. "it with `apt-get install lua-lpeg` on Debian or `luarocks install lpeg`"
 
--- A flag list string: comma-separated fields, each holding words separated
--- by white space. It matches any string; the words are checked afterwards,
--- so an error can name the word or the empty field that is wrong.
-local space = S" \t\n\v\f\r"
-local word = C((1 - space - ",")^1)
-local field = Ct(space^0 * (word * (space^1 * word)^0)^-1 * space^0)
-local list_grammar = Ct(field * ("," * field)^0) * -1
+-- Raises at level 3, the caller of install: load_grammars (1) < install (2).
+local function load_grammars()
+  local ok, lpeg = pcall(require, "lpeg")
+  if not ok then
+    -- the not-found message lists every path searched: keep its first line
+    local why = tostring(lpeg)
+    why = why:match("^(module 'lpeg' not found):") or why
+    error(LPEG_HINT .. " (" .. why .. ")", 3)
+  end
+  local C, Ct, R, S = lpeg.C, lpeg.Ct, lpeg.R, lpeg.S
+
+  -- "YYYY-MM-DD", exactly: year, month and day as numbers.
+  local digit = R"09"
+  local d2 = digit * digit
+  date_grammar = (d2 * d2 / tonumber) * "-" * (d2 / tonumber) * "-"
+    * (d2 / tonumber) * -1
+
+  -- A flag name, the whole subject.
+  name_grammar = (R("az", "AZ", "09") + "_")^1 * -1
+
+  -- A flag list string: comma-separated fields, each holding words separated
+  -- by white space. It matches any string; the words are checked afterwards,
+  -- so an error can name the word or the empty field that is wrong.
+  local space = S" \t\n\v\f\r"
+  local word = C((1 - space - ",")^1)
+  local field = Ct(space^0 * (word * (space^1 * word)^0)^-1 * space^0)
+  list_grammar = Ct(field * ("," * field)^0) * -1
+
+  match = lpeg.match  -- last: set only once every grammar is built
+end
 
 ------------------------------------------------------------------------------
 -- Options
@@ -150,6 +168,7 @@ function M.new(MessageChannel, MessagePort)
     if options ~= nil and type(options) ~= "table" then
       bad_argument(2, "table or nil", type(options))
     end
+    if not match then load_grammars() end
     if not exposes(options) then return false end
     rawset(env, "MessageChannel", MessageChannel)
     rawset(env, "MessagePort", MessagePort)
