@@ -7,6 +7,8 @@
 #                 LuaRocks install)
 #   make check    specs under ASan+UBSan (Lua 5.4 and LuaJIT)
 #   make tsan     thread specs under ThreadSanitizer (Lua 5.4 and LuaJIT)
+#   make pipe     event-loop and thread specs with the hub on a pipe, as on
+#                 Unix systems without eventfd
 #   make valgrind specs under valgrind (Lua 5.4)
 #   make layers   no source calls one listed above it in src/mc.h, and the
 #                 module exports only luaopen_messagechannel_core
@@ -55,7 +57,7 @@ SAN_PRELOAD = $(shell $(CC) -print-file-name=libasan.so) \
 TSAN_FLAGS = -fsanitize=thread -fno-omit-frame-pointer
 TSAN_PRELOAD = $(shell $(CC) -print-file-name=libtsan.so)
 
-.PHONY: all demo run-demo run-bench test check tsan valgrind layers lint bench deps rock specs clean
+.PHONY: all demo run-demo run-bench test check tsan pipe valgrind layers lint meta bench deps rock specs clean
 
 all: $(foreach v,$(LUAS),build/$v/messagechannel/core.so)
 
@@ -69,6 +71,13 @@ build/asan-%/messagechannel/core.so: $(SRCS) $(HDRS)
 	$(CC) $(BASEFLAGS) -O1 -g $(SAN_FLAGS) \
 	  $$(pkg-config --cflags $(call lua_name,$*)) $(LDSHARED) -o $@ $(SRCS) \
 	  $(LIBS)
+
+# The hub with a pipe instead of an eventfd, as on Unix systems other than
+# Linux.
+build/pipe-%/messagechannel/core.so: $(SRCS) $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(ALLFLAGS) -DMC_USE_PIPE $$(pkg-config --cflags $(call lua_name,$*)) \
+	  $(LDSHARED) -o $@ $(SRCS) $(LIBS)
 
 build/tsan-%/messagechannel/core.so: $(SRCS) $(HDRS)
 	@mkdir -p $(@D)
@@ -88,7 +97,15 @@ run-demo: all
 	@v=$(firstword $(filter 5.4,$(LUAS)) $(LUAS)); \
 	  $(call RUN_ENV,$$v) $(SH_LUA) examples/channel.lua && echo && \
 	  $(call RUN_ENV,$$v) $(SH_LUA) examples/demo.lua && echo && \
-	  $(call RUN_ENV,$$v) $(SH_LUA) examples/threads.lua
+	  $(call RUN_ENV,$$v) $(SH_LUA) examples/threads.lua || exit 1; \
+	  for lib in luv cqueues; do \
+	    echo; \
+	    if $(SH_LUA) -e "require '$$lib'" >/dev/null 2>&1; then \
+	      $(call RUN_ENV,$$v) $(SH_LUA) examples/$$lib.lua || exit 1; \
+	    else \
+	      echo "examples/$$lib.lua skipped: $$lib does not load in $(SH_LUA) (make deps installs lua-$$lib)"; \
+	    fi; \
+	  done
 
 # One busted run per Lua version, then one closing line for all of them.
 specs: all
@@ -114,10 +131,12 @@ test: deps
 	@$(MAKE) --no-print-directory specs
 	@$(MAKE) --no-print-directory layers
 	@$(MAKE) --no-print-directory lint
+	@$(MAKE) --no-print-directory meta
 	@$(MAKE) --no-print-directory check
 	@$(MAKE) --no-print-directory tsan
+	@$(MAKE) --no-print-directory pipe
 	@$(MAKE) --no-print-directory rock
-	@echo "make test: layers, lint, sanitizers and luarocks install all passed"
+	@echo "make test: layers, lint, meta, sanitizers and luarocks install all passed"
 	@sed 's/^specs:/total:/' build/specs.total
 
 check: $(foreach v,$(SAN_LUAS),build/asan-$v/messagechannel/core.so)
@@ -146,6 +165,17 @@ tsan: $(foreach v,$(SAN_LUAS),build/tsan-$v/messagechannel/core.so)
 	  echo "ThreadSanitizer on $$v: $$(grep -c '^ok' build/tsan-$$v.log) passed, $$(grep -c '^not ok' build/tsan-$$v.log) failed"; \
 	done
 
+# The event-loop and thread specs on the pipe build (Lua 5.4 or the first
+# Lua found).
+PIPE_LUA = $(firstword $(filter 5.4,$(LUAS)) $(LUAS))
+pipe: $(if $(LUAS),build/pipe-$(PIPE_LUA)/messagechannel/core.so)
+	@test -n "$(LUAS)" || { echo "no Lua with headers found: run make deps"; exit 1; }
+	@v=$(PIPE_LUA); bin=$(SH_LUA); echo "== event-loop and thread specs on $$bin, hub on a pipe"; \
+	  $(call RUN_ENV,pipe-$$v) $$bin $(BUSTED) -o TAP spec/13-eventloop_spec.lua \
+	    spec/14-adapters_spec.lua spec/11-threads_spec.lua > build/pipe-$$v.log 2>&1 \
+	  || { tail -n 40 build/pipe-$$v.log; echo "pipe specs failed"; exit 1; }; \
+	  echo "pipe hub on $$v: $$(grep -c '^ok' build/pipe-$$v.log) passed, $$(grep -c '^not ok' build/pipe-$$v.log) failed"
+
 valgrind: build/5.4/messagechannel/core.so
 	$(call RUN_ENV,5.4) valgrind --quiet --error-exitcode=1 --leak-check=full \
 	  --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect \
@@ -161,20 +191,36 @@ layers: $(if $(LUAS),build/$(LAYERS_LUA)/messagechannel/core.so)
 	@sh .ci/layers $< $(CC) $(ALLFLAGS) $$(pkg-config --cflags $(call lua_name,$(LAYERS_LUA)))
 
 lint:
-	luacheck --quiet lua spec bench examples
+	luacheck --quiet lua spec bench examples .ci
+
+# The checks in .ci/*.lua run on Lua 5.4, or the first Lua installed.
+CHECK_LUA = $(call lua_name,$(firstword $(filter 5.4,$(LUAS)) $(LUAS) 5.4))
+
+# docs/meta.lua, the LuaLS definitions, declares every function, method and
+# field that README.md documents.
+meta:
+	@$(CHECK_LUA) .ci/meta.lua
 
 ROCK_CHECK = local mc = require "messagechannel" \
   local where = package.searchpath and package.searchpath("messagechannel.core", package.cpath) \
   assert(where == nil or where:find("/tree/", 1, true), where) \
+  for _, m in ipairs(package.searchpath and {"install", "luv", "cqueues"} or {}) do \
+    where = package.searchpath("messagechannel." .. m, package.path) \
+    assert(where and where:find("/tree/", 1, true), "messagechannel." .. m .. " not in the tree") \
+  end \
   assert(mc.deserialize(mc.serialize({1, "x"}))[2] == "x") \
   print("luarocks install on " .. _VERSION .. ": ok (" .. mc.version .. ")")
 
-# Install the rockspec into a throwaway tree for 5.1 and 5.4, then require it.
+# The scm and release rockspecs agree and list every module; then each is
+# valid, and the scm one installs with the README's command (offline: no
+# dependency but Lua) into a throwaway tree for 5.1 and 5.4, then loads.
 rock:
+	@$(CHECK_LUA) .ci/rockspecs.lua
+	@for r in rockspec/*.rockspec; do luarocks lint $$r || { echo "luarocks lint $$r failed"; exit 1; }; done
 	@for v in $(filter 5.1 5.4,$(LUAS)); do \
 	  tmp=$$(mktemp -d); \
 	  cp -r src lua rockspec $$tmp; \
-	  ( cd $$tmp && luarocks --lua-version=$$v --tree=$$tmp/tree make --deps-mode=none \
+	  ( cd $$tmp && luarocks --lua-version=$$v --tree=$$tmp/tree make \
 	      rockspec/messagechannel-scm-1.rockspec > $$tmp/log 2>&1 ) \
 	    || { cat $$tmp/log; exit 1; }; \
 	  eval "$$(luarocks --lua-version=$$v --tree=$$tmp/tree path)"; \
@@ -192,7 +238,11 @@ run-bench: all
 	  $(call RUN_ENV,$$v) $$bin bench/clone.lua || exit 1; \
 	  echo; $(call RUN_ENV,$$v) $$bin bench/channel.lua || exit 1; echo; \
 	  $(call RUN_ENV,$$v) $$bin bench/threads.lua || exit 1; echo; \
+	  $(call RUN_ENV,$$v) $$bin bench/eventloop.lua || exit 1; echo; \
 	done
 
+# What the builds write: build/ (modules, logs), and what `luarocks make`
+# run in place leaves in the tree (src/*.o, messagechannel/core.so) or packs.
 clean:
-	rm -rf build
+	rm -rf build src/*.o messagechannel/core.so messagechannel-*.rock
+	@if [ -d messagechannel ]; then rmdir messagechannel || true; fi
