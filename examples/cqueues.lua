@@ -12,6 +12,9 @@
 --   lua examples/cqueues.lua serve [port] serve on 127.0.0.1:port (7000 by
 --                                         default) until Ctrl-C; try
 --                                         `nc 127.0.0.1 7000`, one number a line
+--
+-- Run it from the top of the tree: in examples/ itself, require "cqueues"
+-- would find this file.
 
 local cqueues = require "cqueues"
 local condition = require "cqueues.condition"
@@ -26,25 +29,10 @@ if mode ~= nil and mode ~= "serve" then
 end
 local MAX = 1000000
 
--- The worker: a Lua state on its own thread. It takes jobs until told to
--- quit, then closes its parentPort, and nothing keeps it alive.
-local worker = mc.Worker([[
-  local mc = require "messagechannel"
-  local function count_primes(n)  -- below n, by trial division
-    local count = n > 2 and 1 or 0
-    for i = 3, n - 1, 2 do
-      local d = 3
-      while d * d <= i and i % d ~= 0 do d = d + 2 end
-      if d * d > i then count = count + 1 end
-    end
-    return count
-  end
-  mc.parentPort.onmessage = function(e)  -- e.data: { n = n, reply = port }
-    if e.data == "quit" then return mc.parentPort:close() end
-    e.data.reply:postMessage(count_primes(e.data.n))
-    e.data.reply:close()
-  end
-]], { eval = true })
+-- The worker, examples/primes.lua: a Lua state on its own thread that
+-- counts primes, job after job, until told to quit.
+local here = (arg and arg[0] or ""):match("^(.*/)") or ""
+local worker = mc.Worker(here .. "primes.lua")
 
 -- Asks the worker for the primes below n over a channel of our own (port2
 -- moves to the worker) and waits for the count: in a messagechannel task,

@@ -29,35 +29,13 @@ local function skip(why)
   pending(why)
 end
 
-local function source(body)
-  return 'local mc = require "messagechannel"\n' .. body
-end
-
 -- Workers of the running spec, terminated after it.
 local workers = {}
 
--- A worker on Lua source and the record of what reached the parent:
--- rec.messages (each message's data), rec.log ("message <data>", "exit
--- <code>" in order), rec.code (the exit code, once the exit was
--- dispatched).
+-- A worker on Lua source and the record of what reaches the parent
+-- (helper.record_worker).
 local function eval(body, options)
-  options = options or {}
-  options.eval = true
-  local w = mc.Worker(source(body), options)
-  workers[#workers + 1] = w
-  local rec = { worker = w, messages = {}, log = {} }
-  w.onmessage = function(e)
-    rec.messages[#rec.messages + 1] = e.data
-    rec.log[#rec.log + 1] = "message " .. tostring(e.data)
-  end
-  w.onerror = function(e)
-    rec.log[#rec.log + 1] = "error " .. tostring(e.error)
-  end
-  w.onexit = function(e)
-    rec.code = e.code
-    rec.log[#rec.log + 1] = "exit " .. tostring(e.code)
-  end
-  return rec
+  return helper.record_worker(workers, body, options)
 end
 
 -- A worker that stays alive until the parent posts to it, then ends.

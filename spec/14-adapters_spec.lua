@@ -30,28 +30,10 @@ end
 -- Workers of the running spec, terminated after it.
 local workers = {}
 
--- A worker on Lua source and the record of what reached the parent:
--- rec.messages, rec.code (once the exit was dispatched) and rec.log
--- ("message <data>", "exit <code>"); `log` is a shared log to append to
--- as well.
+-- A worker on Lua source and the record of what reaches the parent
+-- (helper.record_worker); `log` is a shared log to append to as well.
 local function eval(body, options, log)
-  options = options or {}
-  options.eval = true
-  local w = mc.Worker(source(body), options)
-  workers[#workers + 1] = w
-  local rec = { worker = w, messages = {}, log = log or {} }
-  w.onmessage = function(e)
-    rec.messages[#rec.messages + 1] = e.data
-    rec.log[#rec.log + 1] = "message " .. tostring(e.data)
-  end
-  w.onerror = function(e)
-    rec.log[#rec.log + 1] = "error " .. tostring(e.error)
-  end
-  w.onexit = function(e)
-    rec.code = e.code
-    rec.log[#rec.log + 1] = "exit " .. tostring(e.code)
-  end
-  return rec
+  return helper.record_worker(workers, body, options, log)
 end
 
 -- A worker that stays alive until the parent posts to it, then ends.

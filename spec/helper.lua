@@ -455,6 +455,33 @@ function M.terminate_all(workers)
   end
 end
 
+-- Starts a worker on Lua source (with `local mc = require
+-- "messagechannel"` put first), adds it to the array `workers`, and
+-- returns the record of what reaches the parent: rec.worker,
+-- rec.messages (each message's data), rec.code (the exit code, once the
+-- exit was dispatched) and rec.log ("message <data>", "error <error>",
+-- "exit <code>" in order; the array `log` when given, to share it).
+function M.record_worker(workers, body, options, log)
+  options = options or {}
+  options.eval = true
+  local w = mc.Worker('local mc = require "messagechannel"\n' .. body,
+                      options)
+  workers[#workers + 1] = w
+  local rec = { worker = w, messages = {}, log = log or {} }
+  w.onmessage = function(e)
+    rec.messages[#rec.messages + 1] = e.data
+    rec.log[#rec.log + 1] = "message " .. tostring(e.data)
+  end
+  w.onerror = function(e)
+    rec.log[#rec.log + 1] = "error " .. tostring(e.error)
+  end
+  w.onexit = function(e)
+    rec.code = e.code
+    rec.log[#rec.log + 1] = "exit " .. tostring(e.code)
+  end
+  return rec
+end
+
 -- Runs Lua source in a child process of the same interpreter, with this
 -- process's package paths, so that a crash fails a spec instead of the
 -- whole run. Returns its output followed by " exit:<status>", or nil when
