@@ -531,6 +531,20 @@ describe("event loops", function()
       assert.equal("wake", res and res.data)
     end)
 
+    it("has mc:dirty() true once a sleeping task's time has come, as mc.timeout() is 0",
+       function()
+      local woke = false
+      mc.spawn(function() mc.sleep(0.01); woke = true end)
+      mc.step()
+      assert.is_false(mc:dirty())
+      local t0 = mc.now()
+      while mc.now() - t0 < 0.02 do end  -- the timer is due, not yet fired
+      assert.equal(0, mc.timeout())
+      assert.is_true(mc:dirty())
+      run()
+      assert.is_true(woke)
+    end)
+
     it("is not returned by socket.select({mc}, nil, 0) when idle", function()
       run()
       local r, _, err = socket.select({ mc }, nil, 0)

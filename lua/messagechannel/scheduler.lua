@@ -543,8 +543,9 @@ function M.timeout()
   return t > 0 and t or 0
 end
 
+-- A task is ready now: queued, or its timer is due.
 function M.dirty()
-  return ready()
+  return M.timeout() == 0
 end
 
 -- Wakes task co at the next turn with the given values (for adapters).
