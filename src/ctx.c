@@ -65,6 +65,13 @@ static void make_ctx (lua_State *L, mc_Hub *hub) {
   else if ((hub = mc_hub_new()) == NULL)
     luaL_error(L, "cannot make the scheduler's hub: %s", strerror(errno));
   c->hub = hub;
+#if LUA_VERSION_NUM >= 502
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  c->main = lua_tothread(L, -1);
+#else
+  c->main = lua_pushthread(L) ? L : NULL;
+#endif
+  lua_pop(L, 1);
   {
     sigset_t set;
     c->interactive = pthread_sigmask(SIG_BLOCK, NULL, &set) == 0
@@ -158,24 +165,34 @@ void mc_ctx_wake (lua_State *L) {
     return;
   if (c->exposed)
     mc_hub_ping(c->hub);
-  if (c->waker) {
+  if (c->waker) {  /* written not to raise; an error is dropped */
     lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_WAKER);
-    lua_call(L, 0, 0);
+    if (lua_pcall(L, 0, 0, 0) != 0)
+      lua_pop(L, 1);
   }
 }
 
+/* A change of what is pinned may change whether the scheduler has work
+** that keeps it going: wake a host loop to step. */
 void mc_ctx_pin (lua_State *L, int idx, int on) {
+  int was;
   idx = mc_absindex(L, idx);
-  if (on)
-    mc_ctx_wake(L);
   lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_PINNED);
   lua_pushvalue(L, idx);
-  if (on)
-    lua_pushboolean(L, 1);
-  else
-    lua_pushnil(L);
-  lua_rawset(L, -3);
+  lua_rawget(L, -2);
+  was = !lua_isnil(L, -1);
   lua_pop(L, 1);
+  if (was != on) {
+    lua_pushvalue(L, idx);
+    if (on)
+      lua_pushboolean(L, 1);
+    else
+      lua_pushnil(L);
+    lua_rawset(L, -3);
+  }
+  lua_pop(L, 1);
+  if (was != on)
+    mc_ctx_wake(L);
 }
 
 void mc_ctx_enqueue (lua_State *L, int idx, size_t n) {

@@ -64,7 +64,7 @@ mc_Hub *mc_hub_new (void) {
     free(h);
     return NULL;
   }
-  if (pthread_mutex_init(&h->lock, NULL) != 0) {
+  if ((errno = pthread_mutex_init(&h->lock, NULL)) != 0) {
     close_fds(h);
     free(h);
     return NULL;
@@ -154,6 +154,14 @@ int mc_hub_expose (mc_Hub *h) {
   fd = h->fd[0];
   pthread_mutex_unlock(&h->lock);
   return fd;
+}
+
+int mc_hub_pending (mc_Hub *h) {
+  int r;
+  pthread_mutex_lock(&h->lock);
+  r = h->n > 0 || h->stop || h->overflow;
+  pthread_mutex_unlock(&h->lock);
+  return r;
 }
 
 void mc_hub_stop (mc_Hub *h) {

@@ -99,6 +99,8 @@ void mc_hub_notify (mc_Hub *h, uint32_t id);
 /* A wake-up from the hub's own thread for a host loop waiting on the
 ** descriptor: local work to run. Nothing unless the descriptor is exposed. */
 void mc_hub_ping (mc_Hub *h);
+/* Whether news waits to be taken by mc_hub_wait. */
+int mc_hub_pending (mc_Hub *h);
 /* Returns the descriptor; from now on every news makes it readable. */
 int mc_hub_expose (mc_Hub *h);
 void mc_hub_stop (mc_Hub *h);
@@ -295,6 +297,7 @@ typedef struct mc_Ctx {
   int waker;        /* MC_CTX_WAKER holds a function */
   int looping;      /* a scheduler loop (run, step, ...) is running */
   int interactive;  /* SIGINT reaches this thread (its waits are sliced) */
+  struct lua_State *main;  /* the state's main thread, or NULL (unknown) */
 } mc_Ctx;
 
 /* Pushes the state's context table, making it the first time, around hub

@@ -273,6 +273,16 @@ static int notice (lua_State *L) {
 ** is seen at the end of the slice. */
 #define SLICE 0.1
 
+/* The interpreter's SIGINT handler sets a count hook on the main thread
+** only. When the wait ran in a coroutine (mc.run() called inside one),
+** that hook is set on it too, so that Ctrl-C interrupts it there. */
+static void pass_interrupt (lua_State *L, lua_State *main) {
+  lua_Hook h = lua_gethook(main);
+  if (h != NULL && h != lua_gethook(L) && lua_gethookcount(main) == 1
+      && (lua_gethookmask(main) & LUA_MASKCOUNT))
+    lua_sethook(L, h, lua_gethookmask(main), 1);
+}
+
 /* poll(seconds): waits for news from other threads (seconds < 0: as long
 ** as it takes; 0: not at all) and kicks the receivers it concerns. It
 ** may return early (a signal, the end of a slice): the caller looks at
@@ -286,6 +296,8 @@ static int sched_poll (lua_State *L) {
   if (c->interactive && (s < 0 || s > SLICE))
     s = SLICE;
   n = mc_hub_wait(c->hub, s, &c->news, &c->capnews, &flags);
+  if (c->main != NULL && c->main != L)
+    pass_interrupt(L, c->main);
   if (flags & MC_HUB_STOP) {
     lua_pushliteral(L, "messagechannel: the worker was terminated");
     return lua_error(L);
@@ -469,6 +481,19 @@ static int sched_pollfd (lua_State *L) {
   return 1;
 }
 
+/* news(): whether news from other threads waits for the next poll. */
+static int sched_news (lua_State *L) {
+  lua_pushboolean(L, mc_hub_pending(mc_ctx(L)->hub));
+  return 1;
+}
+
+/* wake(): a scheduler loop ended with work left, or with timers changed:
+** a host loop waiting on the descriptor steps to learn it. */
+static int sched_wake (lua_State *L) {
+  mc_ctx_wake(L);
+  return 0;
+}
+
 /* looping(on): a scheduler loop starts (true) or ends (false); while one
 ** runs, local work needs no wake-up of the descriptor. */
 static int sched_looping (lua_State *L) {
@@ -498,6 +523,8 @@ void mc_sched_open (lua_State *L) {
     {"raise_at", sched_raise_at},
     {"raise_undo", sched_raise_undo},
     {"on_wake", sched_on_wake},
+    {"news", sched_news},
+    {"wake", sched_wake},
     {NULL, NULL}
   };
   int i;

@@ -12,18 +12,23 @@
 -- cq:loop() going.
 
 local cqueues = require "cqueues"
+local condition = require "cqueues.condition"
 local core = require "messagechannel.core"
 local mc = require "messagechannel"
 local scheduler = require "messagechannel.scheduler"
 
 local M = {}
 
-local select, type, yield = select, type, coroutine.yield
+local pcall, select, type = pcall, select, type
+local yield, running, status =
+  coroutine.yield, coroutine.running, coroutine.status
 local unpack = rawget(table, "unpack") or rawget(_G, "unpack")
 local _POLL = cqueues._POLL
 
 local controller = nil  -- the controller attached to
 local driving = false   -- its task runs the scheduler
+local driver = nil      -- the task's coroutine, once it started
+local detached = nil    -- a condition that ends the task (attach elsewhere)
 
 -- Hands a task's yield to the controller, if it is cqueues' own: a task
 -- of the controller yields the same values, and wakes the messagechannel
@@ -38,10 +43,12 @@ local function take(co, marker, ...)
 end
 
 -- The task, in controller cq; it ends when messagechannel is idle, or
--- when it was attached to another controller since.
-local function drive(cq)
+-- when it was attached to another controller since (`gone` is signalled).
+-- When mc.step() raises, the task dies of it and cq:loop() returns it.
+local function drive(cq, gone)
+  driver = running()
   while controller == cq and mc.step() do
-    cqueues.poll(mc)
+    cqueues.poll(mc, gone)
   end
   if controller == cq then driving = false end
 end
@@ -49,11 +56,17 @@ end
 -- Starts the task, unless it runs. Also called by the scheduler when work
 -- comes while no scheduler loop runs (a message posted or a worker started
 -- by a cqueues task, a listener woken by cqueues), so work that comes
--- after the task ended starts it again.
+-- after the task ended starts it again. A controller that was closed
+-- meanwhile is let go.
 local function start()
-  if not driving and controller then
-    driving = true
-    controller:wrap(drive, controller)
+  if driving and driver and status(driver) == "dead" then
+    driving = false  -- the task died of an error out of mc.step()
+  end
+  if driving or not controller then return end
+  if pcall(controller.wrap, controller, drive, controller, detached) then
+    driving, driver = true, nil
+  else
+    controller = nil
   end
 end
 
@@ -65,7 +78,8 @@ function M.attach(cq)
            .. "got %s)"):format(type(cq)), 2)
   end
   if controller ~= cq then
-    controller, driving = cq, false
+    if detached then detached:signal() end
+    controller, driving, detached = cq, false, condition.new()
   end
   scheduler.foreign = take
   core.on_wake(start)

@@ -3,12 +3,17 @@
 -- in C by messagechannel.core and, in Lua, by messagechannel.port (the
 -- port's listeners), messagechannel.scheduler and messagechannel.worker.
 
--- The C module. When it cannot be loaded, say how to build and find it,
--- keeping require's own message (a not-found one lists the paths searched).
+-- The C module. When it cannot be found or loaded, say how to build and
+-- find it, keeping require's own message (a not-found one lists the paths
+-- searched); an error of its own start (out of descriptors) is raised as
+-- it is. Either way a later require may try again (Lua 5.1 would keep a
+-- "loop or previous error" mark).
 local core
 do
   local ok, loaded = pcall(require, "messagechannel.core")
   if not ok then
+    package.loaded[... or "messagechannel"] = nil
+    package.loaded["messagechannel.core"] = nil
     local why = tostring(loaded)
     local hint = "build it with `make` (it writes build/<lua version>/"
       .. "messagechannel/core.so) and put that directory in LUA_CPATH (e.g. "
@@ -16,8 +21,10 @@ do
     if why:find("module 'messagechannel.core' not found", 1, true) then
       error("messagechannel: the C module messagechannel.core was not found: "
             .. hint .. "\n" .. why, 0)
+    elseif why:find("error loading module 'messagechannel.core'", 1, true) then
+      error(why .. "\nmessagechannel: " .. hint, 0)
     end
-    error(why .. "\nmessagechannel: " .. hint, 0)
+    error(why, 0)
   end
   core = loaded
 end

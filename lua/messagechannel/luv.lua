@@ -6,6 +6,7 @@
 -- messagechannel are both idle.
 
 local uv = require "luv"
+local core = require "messagechannel.core"
 local mc = require "messagechannel"
 
 local M = {}
@@ -33,6 +34,17 @@ function drive()
   if poll then arm(alive) end  -- a listener may have called stop()
 end
 
+-- Called by the scheduler when work comes, or what keeps it going
+-- changes, while no scheduler loop runs (a post, a spawn, a listener or a
+-- worker from a luv callback): the loop stays alive for the step that
+-- learns it, even if messagechannel was idle until now.
+local function wake()
+  if poll then
+    poll:ref()
+    timer:start(0, 0, drive)
+  end
+end
+
 -- Starts driving the scheduler from luv's default loop; the first step
 -- runs at the loop's next iteration. Starting twice is a no-op.
 function M.start()
@@ -43,6 +55,7 @@ function M.start()
     if err then error("messagechannel.luv: " .. tostring(err)) end
     drive()
   end)
+  core.on_wake(wake)
   timer:start(0, 0, drive)
 end
 
@@ -50,6 +63,7 @@ end
 -- mc.run(), mc.step() or start().
 function M.stop()
   if not poll then return end
+  core.on_wake(nil)
   poll:close()
   timer:close()
   poll, timer = nil, nil

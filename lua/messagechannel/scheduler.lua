@@ -32,7 +32,8 @@ end
 local take, changed, now, poll, busy, enqueue, looping =
   core.take, core.changed, core.now, core.poll, core.busy, core.enqueue,
   core.looping
-local raise_at, raise_undo = core.raise_at, core.raise_undo
+local raise_at, raise_undo, pending_news, wake_host =
+  core.raise_at, core.raise_undo, core.news, core.wake
 local new_event, listeners, call, walk =
   ET.new_event, ET.listeners, ET.call, ET.walk
 local runq = core.runq_reset(true)
@@ -131,6 +132,9 @@ local tasks = setmetatable({}, { __mode = "k" })   -- coroutines we own
 -- A listener dispatchEvent runs inside a task gets a coroutine of its own,
 -- whose yields it passes on: such a coroutine -> the task.
 local outer_of = setmetatable({}, { __mode = "k" })
+-- While such a coroutine's yield is passed on: the task -> that coroutine
+-- (the innermost one, when listeners dispatch in turn).
+local deepest = setmetatable({}, { __mode = "k" })
 
 -- The task running now (the one to suspend and wake), or nil.
 local function current_task()
@@ -276,6 +280,12 @@ end
 -- messageerror; a pool coroutine's job goes on in a new one.
 local function fail(co, err)
   if err == FATAL then error(FATAL, 0) end
+  if type(err) == "string" and err:find("interrupted!$") then
+    -- Ctrl-C under the standalone interpreter (on LuaJIT its hook may
+    -- fire in any task): out of the scheduler, as from mc.onerror
+    fatal_err = err
+    error(FATAL, 0)
+  end
   local tb = traceback(co)
   local job = job_of[co]
   if not job or not job.ev then return report(err, tb) end
@@ -297,11 +307,14 @@ local function fail(co, err)
   return step_task(co2)
 end
 
--- What co did once resumed to raise err. On LuaJIT a coroutine may end
--- without running the instruction that raises: then it failed with err.
-local function raised(co, err, ok, ...)
-  if raise_undo(co) and ok and status(co) == "dead" then
-    return fail(co, err)
+-- What task co did once resumed to raise err in target (co, or the
+-- coroutine of a dispatchEvent listener inside it). On LuaJIT a coroutine
+-- may end without running the instruction that raises: then it failed
+-- with err.
+local function raised(co, target, err, ok, ...)
+  if raise_undo(target) and status(target) == "dead" then
+    if target == co and ok then return fail(co, err) end
+    if target ~= co then report(err, "") end
   end
   return resumed(co, ok, ...)
 end
@@ -313,14 +326,15 @@ end
 local function foreign(co, ...)
   local adapter = M.foreign
   if adapter and adapter(co, ...) then return end
-  local info = getinfo(co, 1, "Sl")
+  local target = deepest[co] or co  -- a dispatchEvent listener's own
+  local info = getinfo(target, 1, "Sl")
   local where = info and info.currentline and info.currentline > 0
     and info.short_src .. ":" .. info.currentline .. ": " or ""
   local err = where .. "coroutine.yield with values inside a messagechannel "
     .. "task, and no adapter takes it (a task waits with receive or sleep; "
     .. "a bare coroutine.yield() acts as sleep(0))"
-  raise_at(co, err)
-  return raised(co, err, resume(co))
+  raise_at(target, err)
+  return raised(co, target, err, resume(co))
 end
 
 -- What a task's resume gave: ok, then what it yielded or returned.
@@ -459,6 +473,12 @@ local function exclusive(name, f, ...)
   local ok, r = pcall(f, ...)
   active = false
   looping(false)
+  -- A blocking call made from a host loop's callback may leave work, or
+  -- timers or workers the host does not know of: wake it to step
+  -- (mc.step's caller asks mc.timeout() itself).
+  if name ~= "mc.step" and (ready() or next_timer() or waited_for()) then
+    wake_host()
+  end
   if not ok then
     if r == FATAL then
       r, fatal_err = fatal_err, nil
@@ -523,7 +543,9 @@ end
 function M.step()
   return exclusive("mc.step", function()
     turn()
-    return ready() or next_timer() ~= nil or waited_for()
+    -- waited_for() first: it queues what reached ports before their news
+    local waiting = waited_for()
+    return waiting or ready() or next_timer() ~= nil
   end)
 end
 
@@ -536,7 +558,7 @@ end
 M.pollfd = core.pollfd
 
 function M.timeout()
-  if ready() then return 0 end
+  if ready() or pending_news() then return 0 end
   local t = next_timer()
   if t == nil then return nil end
   t = t - now()
@@ -597,7 +619,10 @@ local function call_reporting(task, rec, ev)
   outer_of[co] = task
   local r = pack(resume(co, rec, ev))
   while r[1] and status(co) ~= "dead" do
-    r = pack(resume(co, yield(unpack(r, 2, r.n))))
+    if not deepest[task] then deepest[task] = co end
+    local back = pack(yield(unpack(r, 2, r.n)))
+    deepest[task] = nil
+    r = pack(resume(co, unpack(back, 1, back.n)))
   end
   if not r[1] then report(r[2], traceback(co)) end
 end
