@@ -391,25 +391,40 @@ typedef struct SavedHook {
   int mask, count;
 } SavedHook;
 
-static void raise_hook (lua_State *L, lua_Debug *ar) {
+/* Takes the record raise_at left for coroutine co, whose thread object is
+** at the top of L's stack (popped): puts co's saved hook back, pushes the
+** message and returns 1; returns 0, pushing nothing, when there is none. */
+static int take_raise (lua_State *L, lua_State *co) {
   SavedHook *s;
-  (void)ar;
-  lua_getfield(L, LUA_REGISTRYINDEX, YIELD_ERRORS);
-  lua_pushthread(L);
-  lua_rawget(L, -2);  /* errors, {saved, message} */
-  if (!lua_istable(L, -1)) {  /* another coroutine (LuaJIT's hooks are
-                                ** global): co is resumed next */
-    lua_pop(L, 2);
-    return;
+  lua_getfield(L, LUA_REGISTRYINDEX, YIELD_ERRORS);  /* co, errors */
+  if (lua_istable(L, -1)) {
+    lua_pushvalue(L, -2);
+    lua_rawget(L, -2);  /* co, errors, {saved, message} */
+    if (lua_istable(L, -1)) {
+      lua_pushvalue(L, -3);
+      lua_pushnil(L);
+      lua_rawset(L, -4);
+      lua_rawgeti(L, -1, 1);
+      s = (SavedHook *)lua_touserdata(L, -1);
+      lua_sethook(co, s->hook, s->mask, s->count);
+      lua_rawgeti(L, -2, 2);
+      lua_replace(L, -5);
+      lua_pop(L, 3);
+      return 1;
+    }
+    lua_pop(L, 1);
   }
+  lua_pop(L, 2);
+  return 0;
+}
+
+/* When L is not the coroutine raise_at marked (LuaJIT's hooks are global),
+** nothing: that coroutine is resumed next. */
+static void raise_hook (lua_State *L, lua_Debug *ar) {
+  (void)ar;
   lua_pushthread(L);
-  lua_pushnil(L);
-  lua_rawset(L, -4);
-  lua_rawgeti(L, -1, 1);
-  s = (SavedHook *)lua_touserdata(L, -1);
-  lua_sethook(L, s->hook, s->mask, s->count);
-  lua_rawgeti(L, -2, 2);
-  lua_error(L);
+  if (take_raise(L, L))
+    lua_error(L);
 }
 
 static int sched_raise_at (lua_State *L) {
@@ -449,26 +464,9 @@ static int sched_raise_at (lua_State *L) {
 ** and puts the saved hook back; returns whether it had to. */
 static int sched_raise_undo (lua_State *L) {
   lua_State *co = lua_tothread(L, 1);
-  SavedHook *s;
   luaL_argcheck(L, co != NULL, 1, "coroutine expected");
-  lua_getfield(L, LUA_REGISTRYINDEX, YIELD_ERRORS);
-  if (!lua_istable(L, -1)) {
-    lua_pushboolean(L, 0);
-    return 1;
-  }
   lua_pushvalue(L, 1);
-  lua_rawget(L, -2);
-  if (!lua_istable(L, -1)) {
-    lua_pushboolean(L, 0);
-    return 1;
-  }
-  lua_pushvalue(L, 1);
-  lua_pushnil(L);
-  lua_rawset(L, -4);
-  lua_rawgeti(L, -1, 1);
-  s = (SavedHook *)lua_touserdata(L, -1);
-  lua_sethook(co, s->hook, s->mask, s->count);
-  lua_pushboolean(L, 1);
+  lua_pushboolean(L, take_raise(L, co));
   return 1;
 }
 
