@@ -114,8 +114,13 @@ static int port_postMessage (lua_State *L) {
     if (local != 0)
       mc_recv_kick_id(L, local);
   }
-  lua_pushboolean(L, r == 1);
-  return 1;
+  if (r == 1) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  lua_pushboolean(L, 0);
+  lua_pushliteral(L, "closed");
+  return 2;
 }
 
 static int port_start (lua_State *L) {
