@@ -1,10 +1,11 @@
 # messagechannel: build, test and benchmark on every installed Lua.
 #
 #   make          build messagechannel.core for every installed Lua
-#   make demo     run the main example
+#   make demo     run the examples (the luv and cqueues ones where their
+#                 library loads)
 #   make test     everything CI checks (specs on each Lua, layers,
-#                 luacheck, ASan+UBSan specs, ThreadSanitizer thread specs,
-#                 LuaRocks install)
+#                 luacheck, meta, ASan+UBSan specs, ThreadSanitizer thread
+#                 specs, the pipe build, LuaRocks install)
 #   make check    specs under ASan+UBSan (Lua 5.4 and LuaJIT)
 #   make tsan     thread specs under ThreadSanitizer (Lua 5.4 and LuaJIT)
 #   make pipe     event-loop and thread specs with the hub on a pipe, as on
@@ -14,6 +15,7 @@
 #                 module exports only luaopen_messagechannel_core
 #   make lint     luacheck
 #   make bench    benchmarks against the peers
+#   make meta     docs/meta.lua declares every name README.md documents
 #   make deps     install missing Debian packages (as root), or say how
 
 CC      ?= cc
@@ -43,12 +45,14 @@ SAN_LUAS := $(filter 5.4 luajit,$(LUAS))
 BUSTED   = /usr/bin/busted
 RUN_ENV  = LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/$1/?.so;;"
 
-# Debian packages for every target; `make deps` installs the missing ones.
-DEB_PACKAGES = gcc make pkg-config git \
+# Debian packages: what `make demo` needs (a compiler, the Luas and their
+# headers, the event-loop examples' libraries), and what every target
+# needs; `make deps` installs the missing ones.
+DEMO_PACKAGES = gcc make pkg-config \
   lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev \
-  lua5.4 liblua5.4-dev luajit libluajit-5.1-dev \
-  lua-busted lua-check luarocks lua-lpeg lua-cjson lua-luv lua-cqueues \
-  lua-socket valgrind nodejs
+  lua5.4 liblua5.4-dev luajit libluajit-5.1-dev lua-luv lua-cqueues
+DEB_PACKAGES = $(DEMO_PACKAGES) git lua-busted lua-check luarocks lua-lpeg \
+  lua-cjson lua-socket valgrind nodejs
 
 SAN_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all \
             -fno-omit-frame-pointer
@@ -57,7 +61,7 @@ SAN_PRELOAD = $(shell $(CC) -print-file-name=libasan.so) \
 TSAN_FLAGS = -fsanitize=thread -fno-omit-frame-pointer
 TSAN_PRELOAD = $(shell $(CC) -print-file-name=libtsan.so)
 
-.PHONY: all demo run-demo run-bench test check tsan pipe valgrind layers lint meta bench deps rock specs clean
+.PHONY: all demo demo-deps run-demo run-bench test check tsan pipe valgrind layers lint meta bench deps rock specs clean
 
 all: $(foreach v,$(LUAS),build/$v/messagechannel/core.so)
 
@@ -88,8 +92,11 @@ build/tsan-%/messagechannel/core.so: $(SRCS) $(HDRS)
 deps:
 	@sh .ci/deps $(DEB_PACKAGES)
 
+demo-deps:
+	@sh .ci/deps $(DEMO_PACKAGES)
+
 # deps may install Lua, so what needs the list of Luas runs in a new make.
-demo: deps
+demo: demo-deps
 	@$(MAKE) --no-print-directory run-demo
 
 run-demo: all

@@ -11,7 +11,11 @@
 -- other tasks of the scheduler run on, and the pending cqueues task keeps
 -- cq:loop() going.
 
-local cqueues = require "cqueues"
+local found, cqueues = pcall(require, "cqueues")
+if not found then
+  error("messagechannel.cqueues needs cqueues (Debian lua-cqueues, or "
+        .. "luarocks install cqueues): " .. tostring(cqueues), 0)
+end
 local condition = require "cqueues.condition"
 local core = require "messagechannel.core"
 local mc = require "messagechannel"
@@ -73,6 +77,9 @@ end
 -- Runs the scheduler as a task of controller cq; returns cq. Attaching to
 -- another controller moves it there.
 function M.attach(cq)
+  if cq == M then
+    error("use attach(cq), not attach with a colon", 2)
+  end
   if type(cq) ~= "userdata" or type(cq.wrap) ~= "function" then
     error(("bad argument #1 to 'attach' (cqueues controller expected, "
            .. "got %s)"):format(type(cq)), 2)

@@ -15,9 +15,15 @@ do
     package.loaded[... or "messagechannel"] = nil
     package.loaded["messagechannel.core"] = nil
     local why = tostring(loaded)
-    local hint = "build it with `make` (it writes build/<lua version>/"
-      .. "messagechannel/core.so) and put that directory in LUA_CPATH (e.g. "
-      .. "LUA_CPATH=\"build/5.4/?.so;;\"), or install messagechannel with luarocks"
+    local build = rawget(_G, "jit") and "luajit"
+      or _VERSION:match("%d+%.%d+") or "<lua version>"
+    local hint = "build it with `make` (it writes build/" .. build
+      .. "/messagechannel/core.so for " .. _VERSION .. ") and put that "
+      .. "directory in LUA_CPATH (LUA_CPATH=\"build/" .. build .. "/?.so;;\"), "
+      .. "or install messagechannel with luarocks"
+    if why:find("undefined symbol", 1, true) then
+      hint = "it was built for another Lua version? " .. hint
+    end
     if why:find("module 'messagechannel.core' not found", 1, true) then
       error("messagechannel: the C module messagechannel.core was not found: "
             .. hint .. "\n" .. why, 0)

@@ -5,7 +5,11 @@
 -- work that would keep mc.run() going, so uv.run() returns when luv and
 -- messagechannel are both idle.
 
-local uv = require "luv"
+local ok, uv = pcall(require, "luv")
+if not ok then
+  error("messagechannel.luv needs luv (Debian lua-luv, or luarocks install "
+        .. "luv): " .. tostring(uv), 0)
+end
 local core = require "messagechannel.core"
 local mc = require "messagechannel"
 
@@ -67,6 +71,9 @@ function M.stop()
   poll:close()
   timer:close()
   poll, timer = nil, nil
+  -- Closing finishes in the loop; luv 1.44 crashes at exit on a handle
+  -- whose close never ran, so run it now unless the loop is running.
+  if uv.loop_mode() == nil then uv.run("nowait") end
 end
 
 return M

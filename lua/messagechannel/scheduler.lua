@@ -473,6 +473,10 @@ local function exclusive(name, f, ...)
   local ok, r = pcall(f, ...)
   active = false
   looping(false)
+  if head == runq[0] and head > 0 then  -- an error left a drained queue:
+    runq = core.runq_reset()            -- empty it, so that the next token
+    head, stop = 0, 0                   -- wakes a host loop again
+  end
   -- A blocking call made from a host loop's callback may leave work, or
   -- timers or workers the host does not know of: wake it to step
   -- (mc.step's caller asks mc.timeout() itself).
