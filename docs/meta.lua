@@ -351,8 +351,8 @@ local cqueues = {}
 ---to another controller moves it there. A listener may call
 ---cqueues' own blocking functions (`cqueues.sleep`, socket reads): the yield
 ---reaches cqueues, and the other tasks keep running.
----@param cq table a cqueues controller (`cqueues.new()`)
----@return table cq
+---@param cq userdata a cqueues controller (`cqueues.new()`)
+---@return userdata cq
 function cqueues.attach(cq) end
 
 return messagechannel
