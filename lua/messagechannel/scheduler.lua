@@ -60,7 +60,6 @@ M.default_onerror = default_onerror
 ---------------------------------------------------------------------------
 
 local timers, ntimers, timer_seq = {}, 0, 0
-local live_timers = 0    -- timers in the heap that are not cancelled
 
 local function before(a, b)
   return a.t < b.t or (a.t == b.t and a.seq < b.seq)
@@ -69,7 +68,6 @@ end
 local function add_timer(t, co, w)
   timer_seq = timer_seq + 1
   local e = { t = t, seq = timer_seq, co = co, w = w }
-  live_timers = live_timers + 1
   ntimers = ntimers + 1
   local i = ntimers
   while i > 1 do
@@ -83,15 +81,11 @@ local function add_timer(t, co, w)
 end
 
 local function cancel_timer(e)
-  if e and not e.dead then
-    e.dead = true
-    live_timers = live_timers - 1
-  end
+  if e then e.dead = true end
 end
 
 local function pop_timer()
   local top, last = timers[1], timers[ntimers]
-  if not top.dead then live_timers = live_timers - 1 end
   timers[ntimers] = nil
   ntimers = ntimers - 1
   local i, n = 1, ntimers
