@@ -492,6 +492,14 @@ static int sched_wake (lua_State *L) {
   return 0;
 }
 
+/* hosted(): whether a host loop may be driving the scheduler (the
+** descriptor was asked for, or an adapter set a waker). */
+static int sched_hosted (lua_State *L) {
+  mc_Ctx *c = mc_ctx(L);
+  lua_pushboolean(L, c->exposed || c->waker);
+  return 1;
+}
+
 /* looping(on): a scheduler loop starts (true) or ends (false); while one
 ** runs, local work needs no wake-up of the descriptor. */
 static int sched_looping (lua_State *L) {
@@ -523,6 +531,7 @@ void mc_sched_open (lua_State *L) {
     {"on_wake", sched_on_wake},
     {"news", sched_news},
     {"wake", sched_wake},
+    {"hosted", sched_hosted},
     {NULL, NULL}
   };
   int i;

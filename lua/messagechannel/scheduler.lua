@@ -32,8 +32,8 @@ end
 local take, changed, now, poll, busy, enqueue, looping =
   core.take, core.changed, core.now, core.poll, core.busy, core.enqueue,
   core.looping
-local raise_at, raise_undo, pending_news, wake_host =
-  core.raise_at, core.raise_undo, core.news, core.wake
+local raise_at, raise_undo, pending_news, wake_host, hosted =
+  core.raise_at, core.raise_undo, core.news, core.wake, core.hosted
 local new_event, listeners, call, walk =
   ET.new_event, ET.listeners, ET.call, ET.walk
 local runq = core.runq_reset(true)
@@ -474,7 +474,8 @@ local function exclusive(name, f, ...)
   -- A blocking call made from a host loop's callback may leave work, or
   -- timers or workers the host does not know of: wake it to step
   -- (mc.step's caller asks mc.timeout() itself).
-  if name ~= "mc.step" and (ready() or next_timer() or waited_for()) then
+  if name ~= "mc.step" and hosted()
+     and (ready() or next_timer() or waited_for()) then
     wake_host()
   end
   if not ok then
