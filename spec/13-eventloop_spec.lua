@@ -103,6 +103,21 @@ describe("event loops", function()
     release()
   end)
 
+  describe("loading", function()
+    it("loads neither adapter nor its library with the module", function()
+      local out = helper.run_child([[
+        local mc = require "messagechannel"
+        io.write(tostring(package.loaded["messagechannel.luv"]), " ",
+                 tostring(package.loaded["messagechannel.cqueues"]), " ",
+                 tostring(package.loaded.luv), " ",
+                 tostring(package.loaded.cqueues), " ", type(mc.pollfd))
+      ]])
+      if not out then return pending("the interpreter's name is not in arg[-1]") end
+      local words = out:gsub("%s+", " "):match("^%s*(.-)%s*$")
+      assert.equal("nil nil nil nil function exit:0", words)
+    end)
+  end)
+
   describe("mc.pollfd", function()
     it("is an integer >= 0, the same on every call, also as mc:pollfd()", function()
       local fd = mc.pollfd()
@@ -180,6 +195,73 @@ describe("event loops", function()
       ch.port1:postMessage("local")
       assert.equal(0, mc.timeout())
       run()
+      assert.is_false(readable(0))
+    end)
+
+    -- README: work that comes while no scheduler loop runs (from a host
+    -- loop's callback) wakes the host too; what a step leaves queued is
+    -- told by mc.timeout() alone.
+    it("becomes readable for a task spawned outside any loop, clear after the step", function()
+      run()
+      assert.is_false(readable(0))
+      mc.spawn(helper.noop)
+      assert.is_true(readable(0), "not readable after mc.spawn")
+      mc.step()
+      assert.is_false(readable(0))
+    end)
+
+    it("becomes readable for a local post to a listening port outside any loop", function()
+      run()
+      local ch = mc.MessageChannel()
+      local got
+      ch.port2.onmessage = function(e) got = e.data end
+      assert.is_false(readable(0))
+      ch.port1:postMessage("local")
+      assert.is_true(readable(0), "not readable after a local post")
+      run()
+      assert.equal("local", got)
+      assert.is_false(readable(0))
+    end)
+
+    it("is not made readable by what a step leaves queued: mc.timeout() is 0", function()
+      run()
+      local ch = mc.MessageChannel()
+      local n = 0
+      ch.port2.onmessage = function()
+        n = n + 1
+        if n == 1 then ch.port1:postMessage("second") end  -- a later turn
+      end
+      ch.port1:postMessage("first")
+      mc.step()
+      assert.equal(1, n)
+      assert.is_false(readable(0))
+      assert.equal(0, mc.timeout())
+      run()
+      assert.equal(2, n)
+    end)
+
+    it("becomes readable for a worker started outside any loop #threads", function()
+      run()
+      assert.is_false(readable(0))
+      local rec = eval(STAY)
+      assert.is_true(readable(0), "not readable after mc.Worker")
+      assert.is_true(mc.step())
+      rec.worker:postMessage("bye")
+      run()
+      assert.equal(0, rec.code)
+    end)
+
+    it("becomes readable for a blocking call that leaves work behind", function()
+      run()
+      local ran = false
+      mc.spawn(function()
+        mc.spawn(function() mc.spawn(function() ran = true end) end)
+      end)
+      mc.sleep(0)  -- one turn: the first task runs, the others are left
+      assert.is_false(ran)
+      assert.is_true(readable(0), "not readable after a blocking call left work")
+      run()
+      assert.is_true(ran)
       assert.is_false(readable(0))
     end)
 
