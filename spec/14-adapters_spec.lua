@@ -168,20 +168,9 @@ describe("event-loop adapters", function()
       uv.run("nowait")   -- lets the closes complete
     end)
 
-    -- uv.run() under an unref'd watchdog timer: it never keeps the loop
-    -- alive, but stops it after WAIT seconds if something else does.
-    -- Returns true when uv.run() returned by itself.
+    -- uv.run() under a watchdog; true when it returned by itself.
     local function uv_run()
-      local fired = false
-      local dog = uv.new_timer()
-      dog:start(WAIT * 1000, 0, function()
-        fired = true
-        uv.stop()
-      end)
-      dog:unref()
-      uv.run()
-      dog:close()
-      return not fired
+      return helper.uv_run(uv, WAIT)
     end
 
     it("lets uv.run() return at once when both are idle", function()

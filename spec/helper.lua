@@ -482,6 +482,22 @@ function M.record_worker(workers, body, options, log)
   return rec
 end
 
+-- uv.run() of luv module `uv` under an unref'd watchdog timer: it never
+-- keeps the loop alive, but stops it after `seconds` if something else
+-- does. Returns true when uv.run() returned by itself.
+function M.uv_run(uv, seconds)
+  local fired = false
+  local dog = uv.new_timer()
+  dog:start(seconds * 1000, 0, function()
+    fired = true
+    uv.stop()
+  end)
+  dog:unref()
+  uv.run()
+  dog:close()
+  return not fired
+end
+
 -- Runs Lua source in a child process of the same interpreter, with this
 -- process's package paths, so that a crash fails a spec instead of the
 -- whole run. Returns its output followed by " exit:<status>", or nil when

@@ -59,18 +59,9 @@ describe("regress: a blocking call from a host loop's callback", function()
       uv.run("nowait")   -- lets the closes complete
     end)
 
-    -- uv.run() under an unref'd watchdog; true when it returned by itself.
+    -- uv.run() under a watchdog; true when it returned by itself.
     local function uv_run()
-      local fired = false
-      local dog = uv.new_timer()
-      dog:start(WAIT * 1000, 0, function()
-        fired = true
-        uv.stop()
-      end)
-      dog:unref()
-      uv.run()
-      dog:close()
-      return not fired
+      return helper.uv_run(uv, WAIT)
     end
 
     for _, call in ipairs(CALLS) do

@@ -42,18 +42,9 @@ describe("regress: messagechannel.luv and local work from outside the scheduler"
     release()
   end)
 
-  -- uv.run() under an unref'd watchdog; true when it returned by itself.
+  -- uv.run() under a watchdog; true when it returned by itself.
   local function uv_run()
-    local fired = false
-    local dog = uv.new_timer()
-    dog:start(WAIT * 1000, 0, function()
-      fired = true
-      uv.stop()
-    end)
-    dog:unref()
-    uv.run()
-    dog:close()
-    return not fired
+    return helper.uv_run(uv, WAIT)
   end
 
   -- Lets the watchdog's close complete before any new work: a closing
