@@ -19,6 +19,7 @@ typedef struct mc_Buffer {
   unsigned char *data;  /* malloc'd, NULL when empty or detached */
   size_t len;
   int detached;
+  int lent;  /* a message being made borrows its bytes */
 } mc_Buffer;
 
 static mc_Buffer *check_buffer (lua_State *L) {
@@ -38,6 +39,7 @@ static mc_Buffer *push_buffer (lua_State *L, const void *src, size_t len) {
   b->data = NULL;
   b->len = 0;
   b->detached = 0;
+  b->lent = 0;
   luaL_getmetatable(L, BUFFER_MT);
   lua_setmetatable(L, -2);
   if (len > 0) {
@@ -189,9 +191,12 @@ static void buffer_make (lua_State *L, const void *p, size_t len) {
 
 static const char *buffer_check (lua_State *L, void *obj,
                                  const mc_Group *from) {
+  mc_Buffer *b = (mc_Buffer *)obj;
   (void)L;
   (void)from;
-  return ((mc_Buffer *)obj)->detached ? "a detached Buffer" : NULL;
+  if (b->lent)
+    return "a Buffer that another transfer is moving";
+  return b->detached ? "a detached Buffer" : NULL;
 }
 
 static void buffer_lend (lua_State *L, void *obj, mc_Xfer *x) {
@@ -199,6 +204,11 @@ static void buffer_lend (lua_State *L, void *obj, mc_Xfer *x) {
   (void)L;
   x->ptr = b->data;
   x->aux = b->len;
+  b->lent = 1;
+}
+
+static void buffer_keep (void *obj) {
+  ((mc_Buffer *)obj)->lent = 0;
 }
 
 /* The message owns the bytes now. */
@@ -207,6 +217,7 @@ static void buffer_commit (lua_State *L, int idx) {
   b->data = NULL;
   b->len = 0;
   b->detached = 1;
+  b->lent = 0;
 }
 
 static void buffer_drop (mc_Xfer *x) {
@@ -225,12 +236,14 @@ static void buffer_fill (lua_State *L, int idx, mc_Xfer *x) {
   b->data = (unsigned char *)x->ptr;
   b->len = x->aux;
   b->detached = 0;
+  b->lent = 0;
 }
 
 static const mc_Type buffer_type = {
   "Buffer", BUFFER_MT, 0,
   BUFFER_TAG, buffer_uncloneable, buffer_bytes, buffer_make,
-  buffer_check, buffer_lend, NULL, buffer_commit, buffer_drop, buffer_blank,
+  buffer_check, buffer_lend, NULL, buffer_keep, buffer_commit, buffer_drop,
+  buffer_blank,
   buffer_fill
 };
 

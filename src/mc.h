@@ -149,8 +149,11 @@ struct mc_Type {
   const char *(*check) (struct lua_State *L, void *obj,
                         const struct mc_Group *from);  /* what is wrong,
                                                        ** or NULL */
+  /* lend marks the object lent until commit or keep: another transfer
+  ** (from a finalizer that runs meanwhile) finds it so in check. */
   void (*lend) (struct lua_State *L, void *obj, mc_Xfer *x);
   void (*unlend) (mc_Xfer *x);  /* not sent: give the reference back */
+  void (*keep) (void *obj);     /* not sent: the object is its own again */
   void (*commit) (struct lua_State *L, int idx);  /* sent: detach it */
   void (*drop) (mc_Xfer *x);  /* never delivered: let the payload go */
   void (*blank) (struct lua_State *L, const mc_Xfer *x);  /* push a new,
@@ -363,8 +366,11 @@ void mc_message_open_ctx (struct lua_State *L);
 mc_Msg *mc_message_make (struct lua_State *L, int value, int transfer,
                          const struct mc_Group *from);
 /* The message was queued: detaches the objects of the list at index
-** `list` (nil: none). When it was not, mc_msg_unlend gives them back. */
+** `list` (nil: none). */
 void mc_message_commit (struct lua_State *L, int list);
+/* It was not: the objects of that list are their own again, and m is
+** freed. */
+void mc_message_unlend (struct lua_State *L, int list, mc_Msg *m);
 /* Pushes the value of message m and the array of new, still empty
 ** objects for its slots (nil when none), and returns 0; or, when m cannot
 ** be decoded, pushes the error and nil and returns non-zero. m stays as it
@@ -393,6 +399,7 @@ typedef struct mc_Recv {
   int waiting;      /* tasks wait in receive */
   int wants;        /* listeners of its event types, or waiting tasks */
   int unref;
+  int lent;         /* a message being made borrows its end */
   size_t tokens;    /* its entries in the run queue */
 } mc_Recv;
 

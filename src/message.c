@@ -105,23 +105,57 @@ static int check_list (lua_State *L, int idx, const mc_Group *from) {
   return (int)n;
 }
 
+/* The objects of the list at index `list` are their own again (see
+** mc_Type.lend). */
+static void keep_all (lua_State *L, int list, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++) {
+    lua_rawgeti(L, list, (int)i + 1);
+    mc_ctx_type(L, -1)->keep(lua_touserdata(L, -1));
+    lua_pop(L, 1);
+  }
+}
+
 /* A message of len bytes whose slots borrow the payloads of the n objects
-** of the list at index `list`. */
+** of the list at index `list`. Any allocation since check_list may have
+** run a finalizer that moved or closed one of them, so each is checked
+** again here, where nothing is allocated between its check and its lend:
+** from then on it is marked lent, and no other transfer can take it. */
 static mc_Msg *lend (lua_State *L, int list, int n, const void *bytes,
-                     size_t len) {
+                     size_t len, const mc_Group *from) {
   mc_Msg *m = mc_msg_new(bytes, len, (size_t)n);
   size_t nx, i;
   mc_Xfer *x;
   if (m == NULL)
     return NULL;
   x = mc_msg_xfer(m, &nx);
-  for (i = 0; i < nx; i++) {  /* allocates nothing: cannot raise */
+  for (i = 0; i < nx; i++) {
+    const mc_Type *t;
+    const char *why;
     lua_rawgeti(L, list, (int)i + 1);
-    x[i].type = mc_ctx_type(L, -1);
-    x[i].type->lend(L, lua_touserdata(L, -1), &x[i]);
+    t = mc_ctx_type(L, -1);
+    why = t->check(L, lua_touserdata(L, -1), from);
+    if (why != NULL) {
+      lua_pop(L, 1);
+      mc_msg_unlend(m);
+      keep_all(L, list, i);
+      lua_pushfstring(L, "DataCloneError: transfer list entry %d changed "
+                      "during the call: it is now %s", (int)i + 1, why);
+      lua_error(L);
+    }
+    x[i].type = t;
+    t->lend(L, lua_touserdata(L, -1), &x[i]);
     lua_pop(L, 1);
   }
   return m;
+}
+
+void mc_message_unlend (lua_State *L, int list, mc_Msg *m) {
+  size_t nx;
+  mc_msg_xfer(m, &nx);
+  mc_msg_unlend(m);
+  if (nx > 0)
+    keep_all(L, mc_absindex(L, list), nx);
 }
 
 mc_Msg *mc_message_make (lua_State *L, int value, int transfer,
@@ -134,7 +168,7 @@ mc_Msg *mc_message_make (lua_State *L, int value, int transfer,
   n = check_list(L, mc_absindex(L, transfer), from);
   list = lua_gettop(L);
   bytes = mc_encode(L, value, n > 0 ? list : 0, &len);  /* list, scratch */
-  m = lend(L, list, n, bytes, len);
+  m = lend(L, list, n, bytes, len, from);
   mc_encode_done(L, list + 1);
   if (m == NULL)
     luaL_error(L, "not enough memory");
@@ -252,14 +286,14 @@ int mc_structured_clone (lua_State *L) {
     return 1;
   }
   n = check_list(L, 2, NULL);  /* v, transfer, list */
-  if ((m = lend(L, 3, n, NULL, 0)) == NULL)
+  if ((m = lend(L, 3, n, NULL, 0, NULL)) == NULL)
     return luaL_error(L, "not enough memory");
   lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_READ);
   lua_pushlightuserdata(L, m);
   lua_pushvalue(L, 1);
   lua_pushvalue(L, 3);
   if (lua_pcall(L, 3, 2, 0) != 0) {
-    mc_msg_unlend(m);
+    mc_message_unlend(L, 3, m);
     return lua_error(L);
   }
   mc_message_commit(L, 3);  /* v, transfer, list, copy, objs */

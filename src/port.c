@@ -105,7 +105,7 @@ static int port_postMessage (lua_State *L) {
     r = mc_group_post(p->group, mc_group_partner(p->group, p->end), m,
                       mc_ctx_hub(L), &local);
   if (r != 1) {
-    mc_msg_unlend(m);
+    mc_message_unlend(L, 4, m);
     if (r < 0)
       return luaL_error(L, "not enough memory");
   }
@@ -176,6 +176,8 @@ static int port_channel (lua_State *L) {
 static const char *port_check (lua_State *L, void *obj, const mc_Group *from) {
   mc_Recv *p = (mc_Recv *)obj;
   (void)L;
+  if (p->lent)
+    return "a MessagePort that another transfer is moving";
   if (p->group == NULL || !mc_group_entangled(p->group))
     return "a closed or detached MessagePort";
   if (p->group == from)
@@ -189,10 +191,15 @@ static void port_lend (lua_State *L, void *obj, mc_Xfer *x) {
   mc_group_incref(p->group);
   x->ptr = p->group;
   x->aux = p->end;
+  p->lent = 1;
 }
 
 static void port_unlend (mc_Xfer *x) {
   mc_group_decref((mc_Group *)x->ptr);
+}
+
+static void port_keep (void *obj) {
+  ((mc_Recv *)obj)->lent = 0;
 }
 
 /* The port at idx leaves this state: the object is detached, and a
@@ -201,6 +208,7 @@ static void port_commit (lua_State *L, int idx) {
   mc_Recv *p = (mc_Recv *)lua_touserdata(L, idx);
   mc_Group *g = p->group;
   size_t e = p->end;
+  p->lent = 0;
   mc_group_incref(g);
   mc_recv_release(L, p);
   mc_recv_unkeep(L, idx);
@@ -235,7 +243,8 @@ static void port_fill (lua_State *L, int idx, mc_Xfer *x) {
 static const mc_Type port_type = {
   "MessagePort", PORT_MT, 1,
   0, NULL, NULL, NULL,
-  port_check, port_lend, port_unlend, port_commit, port_drop, port_blank,
+  port_check, port_lend, port_unlend, port_keep, port_commit, port_drop,
+  port_blank,
   port_fill
 };
 

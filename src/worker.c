@@ -393,6 +393,28 @@ static char *dup_field (lua_State *L, const char *name) {
   return s != NULL ? dup_bytes(s, n) : dup_bytes("", 0);
 }
 
+/* Whether the value at v is an entry of the transfer argument at idx (an
+** array, or a table {transfer = array}; anything else: no). */
+static int listed (lua_State *L, int idx, int v) {
+  int found = 0;
+  if (!lua_istable(L, idx))
+    return 0;
+  lua_getfield(L, idx, "transfer");
+  if (!lua_istable(L, -1)) {
+    lua_pop(L, 1);
+    lua_pushvalue(L, idx);
+  }
+  lua_pushnil(L);
+  while (!found && lua_next(L, -2)) {
+    found = lua_rawequal(L, -1, v);
+    lua_pop(L, 1);
+  }
+  if (found)
+    lua_pop(L, 1);  /* the key */
+  lua_pop(L, 1);
+  return found;
+}
+
 /* Starts the thread with every asynchronous signal blocked, so that a
 ** signal (Ctrl-C) goes to a thread of the program, whose wait it
 ** interrupts, never to a worker. */
@@ -452,12 +474,14 @@ static int core_worker_start (lua_State *L) {
   t->lent = 1;
   lua_pushnil(L);
   t->port = mc_message_make(L, 7, 5, NULL);  /* ..., handle, nil, plist */
-  t->data = mc_message_make(L, 3, 4, NULL);  /* ..., plist, list */
-  lua_rawgeti(L, 8, 1);
-  if (!lua_isnil(L, 9)) {
-    lua_rawget(L, 9);
-    luaL_argcheck(L, lua_isnil(L, -1), 5, "the port is in the transfer list");
+  lua_rawgeti(L, 5, 1);
+  if (listed(L, 4, lua_gettop(L))) {  /* it would be lent twice */
+    mc_message_unlend(L, 8, t->port);
+    t->port = NULL;
+    luaL_argerror(L, 5, "the port is in the transfer list");
   }
+  lua_pop(L, 1);
+  t->data = mc_message_make(L, 3, 4, NULL);  /* ..., plist, list */
   mc_message_commit(L, 8);
   mc_message_commit(L, 9);
   t->lent = 0;
@@ -530,7 +554,7 @@ static int core_worker_result (lua_State *L) {
 
 static const mc_Type handle_type = {"Worker", WORKER_MT, 0, 0, NULL, NULL,
                                      NULL, NULL, NULL, NULL, NULL, NULL,
-                                     NULL, NULL};
+                                     NULL, NULL, NULL};
 
 void mc_worker_open (lua_State *L) {
   static const luaL_Reg funcs[] = {
