@@ -359,10 +359,16 @@ static int sched_runq_reset (lua_State *L) {
   return 1;
 }
 
-/* enqueue(token): the Lua side's tokens (a task to resume) join the run
-** queue the same way. */
+/* enqueue(token): the Lua side's tokens join the run queue the same way:
+** {co, n, values...}, a task to resume with n values. */
 static int sched_enqueue (lua_State *L) {
-  luaL_checkany(L, 1);
+  int ok;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_rawgeti(L, 1, 1);
+  lua_rawgeti(L, 1, 2);
+  ok = lua_type(L, -2) == LUA_TTHREAD && lua_type(L, -1) == LUA_TNUMBER;
+  lua_pop(L, 2);
+  luaL_argcheck(L, ok, 1, "{coroutine, count, ...} expected");
   mc_ctx_enqueue(L, 1, 1);
   return 0;
 }
