@@ -60,6 +60,7 @@
 ---@field onerror fun(err: any, traceback: string) called for errors that no listener takes; setting it to `nil` brings back the default (in the main thread: write both to `io.stderr`; in a worker: end the worker)
 ---@field isMainThread boolean `true` in the main thread, `false` in a worker
 ---@field parentPort MessagePort? in a worker, the port to the parent's Worker object; `nil` in the main thread
+---@field threadId integer this thread's id: `0` in the main thread, its Worker's `threadId` in a worker
 ---@field workerData any in a worker, the clone of `options.data`, decoded at its first read; `nil` in the main thread
 ---@field pollfd fun(self?: messagechannel): integer a file descriptor that is readable while something waits for `mc.step()` (level-triggered); the same for the life of the Lua state; wait for it to be readable, never read from it or close it. Also `mc:pollfd()`
 ---@field timeout fun(self?: messagechannel): number? `0` when tasks are ready now, else the seconds until the earliest timer; `nil` when no task waits on the clock. Also `mc:timeout()`
@@ -307,6 +308,7 @@ function Buffer:write(pos, s) end
 ---@field onmessageerror messagechannel.Handler
 ---@field onerror messagechannel.Handler the uncaught error that ended the worker: `e.error`, `e.traceback`
 ---@field onexit messagechannel.Handler the worker has ended: `e.code`; the last event a Worker sees
+---@field threadId integer an integer never reused in the process, kept after exit
 local Worker = {}
 
 ---Posts to the worker's `mc.parentPort`, as `port:postMessage`; `false`
@@ -320,6 +322,29 @@ function Worker:postMessage(message, transfer) end
 ---Stops the worker, even in a busy Lua loop (not inside a C call). Its exit
 ---code is then 1. Idempotent.
 function Worker:terminate() end
+
+---Adds a listener for `message`, `messageerror`, `error` or `exit`; a
+---`message` listener receives without `start()`.
+---@param type "message"|"messageerror"|"error"|"exit"
+---@param listener messagechannel.Listener
+---@param options? messagechannel.ListenerOptions|boolean
+function Worker:addEventListener(type, listener, options) end
+
+---Removes that listener; an unknown one is ignored.
+---@param type "message"|"messageerror"|"error"|"exit"
+---@param listener messagechannel.Listener
+function Worker:removeEventListener(type, listener) end
+
+---The live worker keeps the parent's `mc.run()` going again (the default).
+function Worker:ref() end
+
+---An unref'd worker, and the port its messages come through, do not keep
+---the parent's `mc.run()` going.
+function Worker:unref() end
+
+---`true` by default, `false` after `unref()`.
+---@return boolean
+function Worker:hasRef() end
 
 ------------------------------------------------------------------------------
 -- Event-loop adapters, each loaded only when required

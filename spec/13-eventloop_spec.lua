@@ -439,9 +439,16 @@ describe("event loops", function()
       end)
     end
 
-    -- Worker:ref()/unref() belong to API.md 7's worker lifecycle, which
-    -- is not built yet.
-    pending("returns false while only an unref'd worker lives (Worker:unref, API.md 7)")
+    it("returns false while only an unref'd worker lives #threads", function()
+      local rec = eval(STAY)
+      rec.worker:unref()
+      assert.is_false(mc.step())
+      rec.worker:ref()
+      assert.is_true(mc.step())
+      rec.worker:postMessage("bye")
+      run()
+      assert.equal(0, rec.code)
+    end)
 
     -- Run in a worker whose only remote partner is a port held by the main
     -- thread, so that no live worker of the state under test counts (a

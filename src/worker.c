@@ -30,6 +30,8 @@
 #define WORKER_PORT_KEY "messagechannel.parentPort"  /* {port} once opened */
 #define WORKER_DATA_KEY "messagechannel.workerData"  /* {value} once read */
 
+static unsigned long last_thread_id;  /* atomic; the main thread is 0 */
+
 typedef struct mc_Thread {
   pthread_mutex_t lock;
   int refs;
@@ -47,6 +49,9 @@ typedef struct mc_Thread {
   mc_Msg *data;       /* workerData, until its first read */
   int lent;           /* port and data are not committed yet: set and
                       ** cleared before the thread starts */
+  lua_Integer thread_id;  /* never reused in the process */
+  int exit_code;      /* os.exit's, once `exiting` (read after join) */
+  int exiting;        /* os.exit was called: read and written atomically */
   /* results, under the lock */
   int done;
   int code;           /* the exit code */
@@ -198,7 +203,8 @@ static void *worker_main (void *arg) {
     lua_pushcfunction(L, boot);
     lua_pushlightuserdata(L, t);
     if (lua_pcall(L, 1, 0, 0) != 0) {
-      code = 1;  /* terminated, or an error boot could not record */
+      /* os.exit, terminated, or an error boot could not record */
+      code = __atomic_load_n(&t->exiting, __ATOMIC_ACQUIRE) ? t->exit_code : 1;
       if (!__atomic_load_n(&t->stop, __ATOMIC_ACQUIRE)) {
         size_t n;
         const char *s = lua_tolstring(L, -1, &n);
@@ -213,6 +219,8 @@ static void *worker_main (void *arg) {
   pthread_mutex_lock(&t->lock);
   if (t->error != NULL || t->trace != NULL)
     code = 1;
+  else if (__atomic_load_n(&t->exiting, __ATOMIC_ACQUIRE))
+    code = t->exit_code;
   t->code = code;
   t->done = 1;
   parent = t->parent;
@@ -336,6 +344,33 @@ static void stop_thread (mc_Thread *t) {
     mc_hub_stop(t->hub);
 }
 
+/* worker_exit(code): os.exit in a worker ends that worker only, as
+** terminate() does (its hook raises again if the error is caught), with
+** `code` as its exit code. */
+static int core_worker_exit (lua_State *L) {
+  mc_Thread *t = this_thread(L);
+  int code = (int)luaL_checkinteger(L, 1);
+  if (t == NULL)
+    return luaL_error(L, "not in a worker");
+  t->exit_code = code;
+  __atomic_store_n(&t->exiting, 1, __ATOMIC_RELEASE);
+  stop_thread(t);
+  lua_sethook(L, stop_hook, LUA_MASKCOUNT, 1);
+  return luaL_error(L, "messagechannel: the worker called os.exit(%d)", code);
+}
+
+/* thread_id([handle]): the worker's id (an integer never reused in the
+** process); without a handle, this thread's: 0 in the main thread. */
+static int core_thread_id (lua_State *L) {
+  mc_Thread *t;
+  if (lua_isnoneornil(L, 1))
+    t = this_thread(L);
+  else
+    t = check_handle(L)->t;
+  lua_pushinteger(L, t != NULL ? t->thread_id : 0);
+  return 1;
+}
+
 static void join_thread (mc_Thread *t) {
   if (t->started && !t->joined) {
     pthread_join(t->tid, NULL);
@@ -455,6 +490,8 @@ static int core_worker_start (lua_State *L) {
     return luaL_error(L, "not enough memory");
   }
   t->refs = 1;
+  t->thread_id = (lua_Integer)__atomic_add_fetch(&last_thread_id, 1,
+                                                 __ATOMIC_RELAXED);
   h->t = t;  /* from here on the handle frees t */
   t->source = dup_bytes(src, srclen);
   t->srclen = srclen;
@@ -564,6 +601,8 @@ void mc_worker_open (lua_State *L) {
     {"worker_port", core_worker_port},
     {"worker_data", core_worker_data},
     {"worker_fail", core_worker_fail},
+    {"worker_exit", core_worker_exit},
+    {"thread_id", core_thread_id},
     {NULL, NULL}
   };
   if (luaL_newmetatable(L, WORKER_MT)) {

@@ -79,6 +79,7 @@ local worker = require "messagechannel.worker"
 M.Worker = worker.Worker
 M.parentPort = core.worker_port()
 M.isMainThread = M.parentPort == nil
+M.threadId = core.thread_id()
 -- mc.onerror = nil brings back the default: in a worker, to end it.
 if not M.isMainThread then scheduler.default_onerror = worker.raise end
 M.onerror = scheduler.default_onerror

@@ -401,11 +401,30 @@ end
 
 -- Workers this state started and that have not been seen to end: handle ->
 -- the function that dispatches their end.
+-- nworkers counts those that are ref'd (unref_workers: the others).
 local live_workers, nworkers = {}, 0
+local unref_workers = {}
 
 function M.watch_worker(handle, on_exit)
   live_workers[handle] = on_exit
   nworkers = nworkers + 1
+end
+
+-- w:ref() / w:unref(): whether a live worker keeps the scheduler going.
+function M.ref_worker(handle, on)
+  if not live_workers[handle] or on == not unref_workers[handle] then
+    return
+  end
+  unref_workers[handle] = not on or nil
+  nworkers = nworkers + (on and 1 or -1)
+  wake_host()
+end
+
+-- Raises err out of the scheduler loop that runs the current task, as an
+-- error of mc.onerror is (a worker's error that nobody takes).
+function M.raise_out(err)
+  fatal_err = err
+  error(FATAL, 0)
 end
 
 -- What core.poll returns: the handles of workers with news.
@@ -417,7 +436,11 @@ local function news(...)
       local done, code, err, tb = core.worker_result(h)
       if done then
         live_workers[h] = nil
-        nworkers = nworkers - 1
+        if unref_workers[h] then
+          unref_workers[h] = nil
+        else
+          nworkers = nworkers - 1
+        end
         local co = create(on_exit)
         tasks[co] = true
         wake(co, code, err, tb)

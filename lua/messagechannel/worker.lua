@@ -11,8 +11,8 @@ local port = require "messagechannel.port"
 
 local M = {}
 
-local error, pcall, rawget, setmetatable, tostring, type, xpcall =
-  error, pcall, rawget, setmetatable, tostring, type, xpcall
+local error, pcall, rawget, select, setmetatable, tostring, type, xpcall =
+  error, pcall, rawget, select, setmetatable, tostring, type, xpcall
 local format = string.format
 local traceback = debug.traceback
 local load_string = rawget(_G, "loadstring") or load
@@ -24,46 +24,116 @@ local load_string = rawget(_G, "loadstring") or load
 local WORKER_MT = {}
 local state = setmetatable({}, { __mode = "k" })  -- worker -> its fields
 
--- Handler fields: those of the events the worker posts, which its port
--- gets, and its own.
-local PORT_FIELDS = { onmessage = true, onmessageerror = true }
-local OWN_FIELDS = { onerror = true, onexit = true }
+-- Events the worker's port gets (what the worker posts), and its own.
+local PORT_EVENTS = { message = true, messageerror = true }
+local HANDLERS = { onmessage = "message", onmessageerror = "messageerror",
+                   onerror = "error", onexit = "exit" }
+
+local function noop() end
+
+local function check(w, name)
+  local s = state[w]
+  if not s then
+    error(format("bad argument #1 to '%s' (Worker expected, got %s)", name,
+                 type(w)), 3)
+  end
+  return s
+end
 
 local methods = {}
 
 function methods.postMessage(w, message, transfer)
-  local s = state[w]
-  if not s then
-    error("bad argument #1 to 'postMessage' (Worker expected)", 2)
-  end
-  return s.port:postMessage(message, transfer)
+  return check(w, "postMessage").port:postMessage(message, transfer)
 end
 
 function methods.terminate(w)
-  local s = state[w]
-  if not s then error("bad argument #1 to 'terminate' (Worker expected)", 2) end
-  core.worker_terminate(s.handle)
+  core.worker_terminate(check(w, "terminate").handle)
+end
+
+-- An unref'd worker keeps nothing going: neither itself nor the port its
+-- messages come through, even with a message listener.
+function methods.ref(w)
+  local s = check(w, "ref")
+  s.unref = false
+  s.port:ref()
+  scheduler.ref_worker(s.handle, true)
+end
+
+function methods.unref(w)
+  local s = check(w, "unref")
+  s.unref = true
+  s.port:unref()
+  scheduler.ref_worker(s.handle, false)
+end
+
+function methods.hasRef(w)
+  return not check(w, "hasRef").unref
+end
+
+-- A listener of the port's events sees the Worker as the target: the port
+-- gets a wrapper, one per (type, listener).
+local function wrapper(s, w, typ, l)
+  local by = s.wraps[typ]
+  local f = by[l]
+  if not f then
+    f = function(ev)
+      ev.target, ev.currentTarget = w, w
+      return ET.call({ fn = l }, ev)
+    end
+    by[l] = f
+  end
+  return f
+end
+
+-- addEventListener(type, listener [, options]): message and messageerror
+-- listeners are the port's (a message listener starts it: a Worker has no
+-- start()), error and exit listeners the Worker's own.
+function methods.addEventListener(w, ...)
+  local s = check(w, "addEventListener")
+  local n, typ, l, options = select("#", ...), ...
+  if PORT_EVENTS[typ] then
+    local err = ET.add(w, {}, noop, n, typ, l, options)  -- checks only
+    if err then error(err, 2) end
+    s.port:addEventListener(typ, wrapper(s, w, typ, l), options)
+    if typ == "message" then s.port:start() end
+  else
+    local err = ET.add(w, s.U, noop, n, typ, l, options)
+    if err then error(err, 2) end
+  end
+end
+
+function methods.removeEventListener(w, ...)
+  local s = check(w, "removeEventListener")
+  local n, typ, l = select("#", ...), ...
+  if PORT_EVENTS[typ] and n >= 2 and s.wraps[typ][l] then
+    s.port:removeEventListener(typ, s.wraps[typ][l])
+  else
+    local err = ET.remove(w, s.U, noop, n, typ, l)
+    if err then error(err, 2) end
+  end
 end
 
 WORKER_MT.__index = function(w, k)
   local m = methods[k]
   if m then return m end
   local s = state[w]
-  if PORT_FIELDS[k] or OWN_FIELDS[k] then return s[k] end
+  if k == "threadId" then return s.thread_id end
+  if HANDLERS[k] then return s[k] end
   return nil
 end
 
 WORKER_MT.__newindex = function(w, k, v)
   local s = state[w]
-  if PORT_FIELDS[k] then
+  local typ = HANDLERS[k]
+  if PORT_EVENTS[typ] then
     -- the port checks v; its events reach v with the worker as target
     s.port[k] = v ~= nil and function(ev)
       ev.target, ev.currentTarget = w, w
       return v(ev)
     end or v
     s[k] = v
-  elseif OWN_FIELDS[k] then
-    local err = ET.check_handler(k, v)
+  elseif typ then
+    local err = ET.set_handler(w, s.U, noop, k, typ, v)
     if err then error(err, 2) end
     s[k] = v
   else
@@ -76,7 +146,23 @@ WORKER_MT.__tostring = function(w)
   return format("Worker (%s)", s.exited and "exited" or "running")
 end
 
--- Dispatches the end of worker w: its error, then its exit.
+-- A worker's error that no listener takes: to mc.onerror when the program
+-- set one, else out of the scheduler loop (API.md 7).
+local function unhandled(s, err, tb)
+  local h = scheduler.facade.onerror
+  if h ~= nil and h ~= scheduler.default_onerror then
+    return scheduler.report(err, tb or "")
+  end
+  local msg = tostring(err)
+  tb = tostring(tb or "")
+  if tb:sub(1, #msg + 1) == msg .. "\n" then tb = tb:sub(#msg + 2) end
+  scheduler.raise_out(format("Error in worker %d: %s\n%s", s.thread_id, msg,
+                             tb))
+end
+
+-- Dispatches the end of worker w: its error, then its exit, the last
+-- event it sees: messages still held at its port for want of a message
+-- listener are dropped first.
 local function on_exit(w, code, err_bytes, tb)
   local s = state[w]
   s.exited = true
@@ -91,17 +177,17 @@ local function on_exit(w, code, err_bytes, tb)
     local ev = ET.new_event("error", w, nil)
     ev.error = err
     ev.traceback = tb
-    if s.onerror then
-      s.onerror(ev)
+    if ET.listeners(s.U, "error")[1] then
+      scheduler.dispatch_now(w, s.U, ev)
     else
-      scheduler.report(err, tb or "")
+      unhandled(s, err, tb)
     end
   end
-  if s.onexit then
-    local ev = ET.new_event("exit", w, nil)
-    ev.code = code
-    s.onexit(ev)
-  end
+  while s.port:receive(0) do end
+  s.port:close()
+  local ev = ET.new_event("exit", w, nil)
+  ev.code = code
+  scheduler.dispatch_now(w, s.U, ev)
 end
 
 function M.Worker(path, options)
@@ -123,7 +209,9 @@ function M.Worker(path, options)
   local handle = core.worker_start(path, options.eval and true or false,
                                    options.data, transfer, { ch.port2 })
   local w = setmetatable({}, WORKER_MT)
-  state[w] = { handle = handle, port = ch.port1 }
+  state[w] = { handle = handle, port = ch.port1, U = {},
+               wraps = { message = {}, messageerror = {} },
+               thread_id = core.thread_id(handle) }
   scheduler.watch_worker(handle, function(code, err, tb)
     return on_exit(w, code, err, tb)
   end)
@@ -148,7 +236,22 @@ function M.raise(err, tb)
   error(err, 0)
 end
 
+-- os.exit([code]) in a worker ends that worker only, with the code as
+-- os.exit takes it on Lua 5.4 (true or none: 0, false: 1, a number).
+local function worker_exit(code)
+  if code == nil or code == true then
+    code = 0
+  elseif code == false then
+    code = 1
+  elseif type(code) ~= "number" then
+    error(format("bad argument #1 to 'exit' (number expected, got %s)",
+                 type(code)), 2)
+  end
+  core.worker_exit(code)
+end
+
 function M.main(source, eval)
+  os.exit = worker_exit  -- luacheck: ignore 122
   -- LuaJIT's compiled code never calls hooks, so terminate() could not
   -- stop a compiled loop: workers start with the compiler off. A worker
   -- may call jit.on() and give that up.
