@@ -52,19 +52,15 @@ end
 
 -- An unref'd worker keeps nothing going: neither itself nor the port its
 -- messages come through, even with a message listener.
-function methods.ref(w)
-  local s = check(w, "ref")
-  s.unref = false
-  s.port:ref()
-  scheduler.ref_worker(s.handle, true)
+local function set_ref(s, on)
+  s.unref = not on
+  if on then s.port:ref() else s.port:unref() end
+  scheduler.ref_worker(s.handle, on)
 end
 
-function methods.unref(w)
-  local s = check(w, "unref")
-  s.unref = true
-  s.port:unref()
-  scheduler.ref_worker(s.handle, false)
-end
+function methods.ref(w) set_ref(check(w, "ref"), true) end
+
+function methods.unref(w) set_ref(check(w, "unref"), false) end
 
 function methods.hasRef(w)
   return not check(w, "hasRef").unref
