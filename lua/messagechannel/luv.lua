@@ -27,8 +27,11 @@ local function arm(alive)
   local t = timeout()
   if t == nil then
     timer:stop()
+  elseif t > 0 then
+    uv.update_time()  -- the loop's clock may be as old as its last turn
+    timer:start(ceil(t * 1000), 0, drive)
   else
-    timer:start(t > 0 and ceil(t * 1000) or 0, 0, drive)
+    timer:start(0, 0, drive)
   end
   if alive then poll:ref() else poll:unref() end
 end
