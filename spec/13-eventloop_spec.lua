@@ -23,11 +23,7 @@ local EPS = 1e-6     -- slack for float rounding in mc.now() differences
 local has_socket, socket = pcall(require, "socket")
 local has_cqueues, cqueues = pcall(require, "cqueues")
 
--- Says on stderr why specs are skipped, and marks them pending.
-local function skip(why)
-  io.stderr:write("13-eventloop: skipped: ", why, "\n")
-  pending(why)
-end
+local function skip(why) pending(helper.skipped("13-eventloop", why)) end
 
 -- Workers of the running spec, terminated after it.
 local workers = {}

@@ -18,10 +18,7 @@ local has_luv, uv = pcall(require, "luv")
 local has_cqueues, cqueues = pcall(require, "cqueues")
 local has_socket, socket = pcall(require, "socket")
 
-local function skip(why)
-  io.stderr:write("14-adapters: skipped: ", why, "\n")
-  pending(why)
-end
+local function skip(why) pending(helper.skipped("14-adapters", why)) end
 
 local function source(body)
   return 'local mc = require "messagechannel"\n' .. body

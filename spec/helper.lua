@@ -498,6 +498,15 @@ function M.record_worker(workers, body, options, log)
   return rec
 end
 
+-- Says on stderr why specs are skipped (a library missing for this Lua),
+-- so that nothing is skipped silently, and returns the reason for busted's
+-- pending(), which only a spec file sees: pending(helper.skipped(who, why)).
+-- `who` names the spec file.
+function M.skipped(who, why)
+  io.stderr:write(who, ": skipped: ", why, "\n")
+  return why
+end
+
 -- uv.run() of luv module `uv` under an unref'd watchdog timer: it never
 -- keeps the loop alive, but stops it after `seconds` if something else
 -- does. Returns true when uv.run() returned by itself.

@@ -15,10 +15,7 @@ local WAIT = 10   -- seconds: the bound of every loop
 local has_luv, uv = pcall(require, "luv")
 local has_cqueues, cqueues = pcall(require, "cqueues")
 
-local function skip(why)
-  io.stderr:write("blocking-call-wake: skipped: ", why, "\n")
-  pending(why)
-end
+local function skip(why) pending(helper.skipped("blocking-call-wake", why)) end
 
 -- The blocking calls, each made outside any task. `ch` is a channel on
 -- which the first task posts before it spawns the rest of the chain.

@@ -22,9 +22,7 @@ local has_cqueues, cqueues = pcall(require, "cqueues")
 
 describe("regress: messagechannel.cqueues recovers its task", function()
   if not has_cqueues then
-    io.stderr:write("cqueues-adapter-recovery: skipped: cqueues is not installed for ",
-                    _VERSION, "\n")
-    pending("cqueues is not installed for " .. _VERSION)
+    pending(helper.skipped("cqueues-adapter-recovery", "cqueues is not installed for " .. _VERSION))
     return
   end
   local adapter = require "messagechannel.cqueues"

@@ -17,10 +17,7 @@ local WAIT = 10   -- seconds: the bound of every loop
 local has_luv = pcall(require, "luv")
 local has_cqueues = pcall(require, "cqueues")
 
-local function skip(why)
-  io.stderr:write("idle-wake: skipped: ", why, "\n")
-  pending(why)
-end
+local function skip(why) pending(helper.skipped("idle-wake", why)) end
 
 -- Worker bodies: WAIT is defined first; each reports "loop returned", or
 -- how else its loop ended.

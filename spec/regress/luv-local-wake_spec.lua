@@ -16,9 +16,7 @@ local has_luv, uv = pcall(require, "luv")
 
 describe("regress: messagechannel.luv and local work from outside the scheduler", function()
   if not has_luv then
-    io.stderr:write("luv-local-wake: skipped: luv is not installed for ",
-                    _VERSION, "\n")
-    pending("luv is not installed for " .. _VERSION)
+    pending(helper.skipped("luv-local-wake", "luv is not installed for " .. _VERSION))
     return
   end
   local adapter = require "messagechannel.luv"

@@ -22,9 +22,7 @@ describe("regress: mc.step() in a host loop #threads", function()
   after_each(function() helper.terminate_all(workers) end)
 
   if not has_socket then
-    io.stderr:write("step-result: skipped: LuaSocket is not installed for ",
-                    _VERSION, "\n")
-    pending("LuaSocket is not installed for " .. _VERSION)
+    pending(helper.skipped("step-result", "LuaSocket is not installed for " .. _VERSION))
     return
   end
 
