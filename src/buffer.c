@@ -220,7 +220,8 @@ static void buffer_commit (lua_State *L, int idx) {
   b->lent = 0;
 }
 
-static void buffer_drop (mc_Xfer *x) {
+static void buffer_drop (mc_Xfer *x, mc_Msg **freed) {
+  (void)freed;
   free(x->ptr);
 }
 

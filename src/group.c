@@ -6,6 +6,15 @@
 ** other, and close() disentangles both. Owners of other threads are told
 ** after the lock is released, so that the woken thread does not find it
 ** held.
+**
+** Messages queued at an end can only be read by the end's holder: the
+** object that owns it, or, while the end is in transit, whoever opens the
+** message that carries it. An end whose holder is gone for good (its
+** object collected, or the message that carried it freed unread) closes
+** the group and lets its queued messages go, and the ports they carry
+** close in turn. An end in transit that is carried, through other such
+** ends, by a message queued at itself can never be read either: a post
+** that closes such a circle frees it (mc_group_sweep).
 */
 #include <stdlib.h>
 #include <string.h>
@@ -30,24 +39,27 @@ mc_Group *mc_group_new (size_t nends) {
   return g;
 }
 
+/* refs changes atomically: a walk (below) takes references while it holds
+** another group's lock. */
 void mc_group_incref (mc_Group *g) {
-  pthread_mutex_lock(&g->lock);
-  g->refs++;
-  pthread_mutex_unlock(&g->lock);
+  __atomic_add_fetch(&g->refs, 1, __ATOMIC_RELAXED);
 }
 
-void mc_group_decref (mc_Group *g) {
-  int last;
+/* Gives a reference back; the messages of a freed group go on *freed. */
+static void group_decref (mc_Group *g, mc_Msg **freed) {
   size_t i;
-  pthread_mutex_lock(&g->lock);
-  last = --g->refs == 0;
-  pthread_mutex_unlock(&g->lock);
-  if (last) {
+  if (__atomic_sub_fetch(&g->refs, 1, __ATOMIC_ACQ_REL) == 0) {
     for (i = 0; i < g->nends; i++)
-      mc_queue_free(&g->end[i]);
+      mc_queue_clear(&g->end[i], freed);
     pthread_mutex_destroy(&g->lock);
     free(g);
   }
+}
+
+void mc_group_decref (mc_Group *g) {
+  mc_Msg *freed = NULL;
+  group_decref(g, &freed);
+  mc_msg_free(freed);
 }
 
 size_t mc_group_partner (const mc_Group *g, size_t e) {
@@ -70,16 +82,14 @@ int mc_group_post (mc_Group *g, size_t to, mc_Msg *m, mc_Hub *self,
   return r;
 }
 
-int mc_group_close (mc_Group *g, size_t from, mc_Hub *self,
-                    uint32_t *local) {
-  int was;
+/* Under g's lock: disentangles g, filling local[] and t[] as
+** mc_group_close says; returns how many of t[] to tell. */
+static size_t close_locked (mc_Group *g, size_t from, mc_Hub *self,
+                            uint32_t *local, mc_Tell *t) {
   size_t i, k = 0;
-  mc_Tell t[64];
-  pthread_mutex_lock(&g->lock);
-  was = g->entangled;
   for (i = 0; i < g->nends; i++)
     local[i] = 0;
-  if (was) {
+  if (g->entangled) {
     g->entangled = 0;
     for (i = 0; i < g->nends; i++) {
       size_t e = (from + 1 + i) % g->nends;  /* `from` comes last */
@@ -89,10 +99,34 @@ int mc_group_close (mc_Group *g, size_t from, mc_Hub *self,
         k++;
     }
   }
+  return k;
+}
+
+int mc_group_close (mc_Group *g, size_t from, mc_Hub *self,
+                    uint32_t *local) {
+  int was;
+  size_t i, k;
+  mc_Tell t[64];
+  pthread_mutex_lock(&g->lock);
+  was = g->entangled;
+  k = close_locked(g, from, self, local, t);
   pthread_mutex_unlock(&g->lock);
   for (i = 0; i < k; i++)
     mc_tell(&t[i]);
   return was;
+}
+
+void mc_group_release (mc_Group *g, size_t e, mc_Msg **freed) {
+  size_t i, k;
+  uint32_t local[64];
+  mc_Tell t[64];
+  pthread_mutex_lock(&g->lock);
+  k = close_locked(g, e, NULL, local, t);
+  mc_queue_clear(&g->end[e], freed);
+  pthread_mutex_unlock(&g->lock);
+  for (i = 0; i < k; i++)
+    mc_tell(&t[i]);
+  group_decref(g, freed);
 }
 
 int mc_group_entangled (mc_Group *g) {
@@ -114,6 +148,15 @@ void mc_group_detach (mc_Group *g, size_t e, mc_Hub *h) {
   if (g->end[e].owner.hub == h)
     mc_owner_set(&g->end[e].owner, NULL, 0);
   pthread_mutex_unlock(&g->lock);
+}
+
+int mc_group_owner (mc_Group *g, size_t e, mc_Hub *self) {
+  mc_Hub *h;
+  pthread_mutex_lock(&g->lock);
+  h = g->end[e].owner.hub;
+  pthread_mutex_unlock(&g->lock);
+  return h == NULL ? MC_OWNER_NONE : h == self ? MC_OWNER_SELF
+                                                : MC_OWNER_OTHER;
 }
 
 int mc_group_ended (mc_Group *g, size_t e) {
@@ -164,3 +207,119 @@ int mc_group_take (mc_Group *g, size_t e, int what, mc_Msg **m) {
   pthread_mutex_unlock(&g->lock);
   return h;
 }
+
+
+/*
+** {======================================================
+** Walking what queued messages carry
+** =======================================================
+*/
+
+/* The ends of a walk, each with a reference to its group; seen maps an
+** end's queue to its index. */
+static int reach_add (mc_Reach *r, mc_Group *g, size_t e) {
+  const void *key = &g->end[e];
+  if (mc_ptrmap_get(&r->seen, key) != MC_NOID)
+    return 1;
+  if (r->n == r->cap) {
+    size_t cap = r->cap ? r->cap * 2 : 16;
+    mc_Group **gs = (mc_Group **)realloc(r->g, cap * sizeof *gs);
+    size_t *es;
+    if (gs == NULL)
+      return 0;
+    r->g = gs;
+    es = (size_t *)realloc(r->e, cap * sizeof *es);
+    if (es == NULL)
+      return 0;
+    r->e = es;
+    r->cap = cap;
+  }
+  if (r->n >= MC_NOID || !mc_ptrmap_add(&r->seen, key, (uint32_t)r->n))
+    return 0;
+  mc_group_incref(g);
+  r->g[r->n] = g;
+  r->e[r->n] = e;
+  r->n++;
+  return 1;
+}
+
+/* Visits the ends that the messages queued at the walk's ends carry, and
+** so on, one group's lock at a time. When the walk meets end `te` of tg,
+** the message that carries it is taken out of its queue and returned
+** (sweep); else NULL, with *ok 0 if memory ran out. */
+static mc_Msg *reach_walk (mc_Reach *r, mc_Group *tg, size_t te, int *ok) {
+  *ok = 1;
+  for (; r->done < r->n; r->done++) {
+    mc_Group *g = r->g[r->done];
+    mc_Queue *q = &g->end[r->e[r->done]];
+    size_t k, j, nx;
+    pthread_mutex_lock(&g->lock);
+    for (k = 0; k < q->n; k++) {
+      mc_Msg *m = mc_queue_at(q, k);
+      mc_Xfer *x = mc_msg_xfer(m, &nx);
+      for (j = 0; j < nx; j++) {
+        if (x[j].type == NULL || !x[j].type->receiver)
+          continue;
+        if ((mc_Group *)x[j].ptr == tg && x[j].aux == te) {
+          mc_queue_remove(q, k);
+          pthread_mutex_unlock(&g->lock);
+          return m;
+        }
+        if (!reach_add(r, (mc_Group *)x[j].ptr, x[j].aux)) {
+          pthread_mutex_unlock(&g->lock);
+          *ok = 0;
+          return NULL;
+        }
+      }
+    }
+    pthread_mutex_unlock(&g->lock);
+  }
+  return NULL;
+}
+
+void mc_reach_init (mc_Reach *r) {
+  memset(r, 0, sizeof *r);
+}
+
+int mc_reach_from (mc_Reach *r, mc_Group *g, size_t e) {
+  int ok;
+  if (!reach_add(r, g, e))
+    return 0;
+  reach_walk(r, NULL, 0, &ok);
+  return ok;
+}
+
+int mc_reach_has (const mc_Reach *r, mc_Group *g, size_t e) {
+  return mc_ptrmap_get(&r->seen, &g->end[e]) != MC_NOID;
+}
+
+void mc_reach_free (mc_Reach *r) {
+  mc_Msg *freed = NULL;
+  size_t i;
+  for (i = 0; i < r->n; i++)
+    group_decref(r->g[i], &freed);
+  free(r->g);
+  free(r->e);
+  mc_ptrmap_free(&r->seen);
+  mc_msg_free(freed);
+  mc_reach_init(r);
+}
+
+/* A post to an end in transit may close a circle: that end is then
+** carried, through ends in transit, by a message queued at itself. A
+** post to an owned end cannot: the owner's own post closes it, and sweeps
+** from there after its commit. Of two posts that close one circle
+** together, the later finds it whole. */
+void mc_group_sweep (mc_Group *g, size_t e) {
+  mc_Reach r;
+  mc_Msg *m;
+  int ok;
+  if (mc_group_owner(g, e, NULL) != MC_OWNER_NONE)
+    return;
+  mc_reach_init(&r);
+  m = reach_add(&r, g, e) ? reach_walk(&r, g, e, &ok) : NULL;
+  mc_reach_free(&r);
+  mc_msg_free(m);  /* and all the circle with it */
+}
+
+/* }====================================================== */

@@ -116,6 +116,7 @@ size_t mc_hub_wait (mc_Hub *h, double seconds, uint32_t **buf, size_t *cap,
 /* ---- the types of the module's objects (used from msg.c up) ---- */
 
 typedef struct mc_Type mc_Type;
+typedef struct mc_Msg mc_Msg;
 struct mc_Group;
 
 /* A transfer slot of a message: what one object of its transfer list
@@ -155,7 +156,9 @@ struct mc_Type {
   void (*unlend) (mc_Xfer *x);  /* not sent: give the reference back */
   void (*keep) (void *obj);     /* not sent: the object is its own again */
   void (*commit) (struct lua_State *L, int idx);  /* sent: detach it */
-  void (*drop) (mc_Xfer *x);  /* never delivered: let the payload go */
+  /* Never delivered: let the payload go; messages that this releases
+  ** (those queued at a port's end) are pushed on *freed (mc_msg_push). */
+  void (*drop) (mc_Xfer *x, mc_Msg **freed);
   void (*blank) (struct lua_State *L, const mc_Xfer *x);  /* push a new,
                                                           ** empty object */
   void (*fill) (struct lua_State *L, int idx, mc_Xfer *x);  /* it takes
@@ -167,7 +170,6 @@ struct mc_Type {
 /* Encoded bytes (docs/FORMAT.md) and nx transfer slots. A message owns
 ** what its slots hold once the sender has committed it; freed before it
 ** is opened, it drops them (a port in it closes at its partner). */
-typedef struct mc_Msg mc_Msg;
 
 /* A message of len bytes (copied from data) with nx empty slots; NULL
 ** when out of memory. */
@@ -175,7 +177,11 @@ mc_Msg *mc_msg_new (const void *data, size_t len, size_t nx);
 const unsigned char *mc_msg_data (const mc_Msg *m, size_t *len);
 mc_Xfer *mc_msg_xfer (mc_Msg *m, size_t *nx);
 void mc_msg_unlend (mc_Msg *m);  /* not sent: slots given back, m freed */
-void mc_msg_free (mc_Msg *m);    /* m freed, what its slots hold dropped */
+/* Frees m and the messages linked after it (a list that mc_msg_push
+** made, or NULL), dropping what their slots hold, and so on for what
+** that releases, in a loop. A message alone has no next. */
+void mc_msg_free (mc_Msg *m);
+void mc_msg_push (mc_Msg **list, mc_Msg *m);
 
 /* ---- queue.c: one receiving end ---- */
 
@@ -213,7 +219,10 @@ typedef struct mc_Tell {
 int mc_queue_push (mc_Queue *q, mc_Msg *m);  /* 0 when out of memory */
 int mc_queue_head (const mc_Queue *q);
 mc_Msg *mc_queue_shift (mc_Queue *q);  /* NULL when empty */
-void mc_queue_free (mc_Queue *q);      /* frees the messages it holds */
+mc_Msg *mc_queue_at (const mc_Queue *q, size_t i);  /* i < q->n, 0: head */
+void mc_queue_remove (mc_Queue *q, size_t i);       /* the i-th taken out */
+/* Empties q and lets its owner go; its messages are pushed on *freed. */
+void mc_queue_clear (mc_Queue *q, mc_Msg **freed);
 /* Something arrived at q: returns the owner's id when it is `self` (the
 ** caller kicks it); else 0, and fills *t when the owner is to be told. */
 uint32_t mc_queue_arrived (mc_Queue *q, mc_Hub *self, mc_Tell *t);
@@ -229,7 +238,7 @@ void mc_owner_set (mc_Owner *o, mc_Hub *h, uint32_t id);  /* h may be NULL */
 ** while a hub's is taken, nor the other way. */
 typedef struct mc_Group {
   pthread_mutex_t lock;
-  int refs;
+  int refs;        /* changed atomically */
   int entangled;
   size_t nends;
   mc_Queue *end;  /* nends of them */
@@ -251,8 +260,18 @@ int mc_group_post (mc_Group *g, size_t to, mc_Msg *m, mc_Hub *self,
 ** owners are told. */
 int mc_group_close (mc_Group *g, size_t from, mc_Hub *self,
                     uint32_t *local);
+/* End e's holder is gone for good (its object collected, or the message
+** that carried it freed unread): the group is closed (owners told), e's
+** queued messages, which nobody can read now, are pushed on *freed, and
+** the holder's reference is given back. */
+void mc_group_release (mc_Group *g, size_t e, mc_Msg **freed);
 int mc_group_entangled (mc_Group *g);
 int mc_group_ended (mc_Group *g, size_t e);  /* e has taken its close */
+/* Who owns end e: the state of hub self, another, or none (in transit). */
+#define MC_OWNER_NONE 0
+#define MC_OWNER_SELF 1
+#define MC_OWNER_OTHER 2
+int mc_group_owner (mc_Group *g, size_t e, mc_Hub *self);
 void mc_group_attach (mc_Group *g, size_t e, mc_Hub *h, uint32_t id);
 void mc_group_detach (mc_Group *g, size_t e, mc_Hub *h);
 /* The id of another end owned by hub h, while entangled; else 0. */
@@ -265,6 +284,25 @@ int mc_group_head (mc_Group *g, size_t e, size_t *count, int *closing);
 #define MC_TAKE_MESSAGE 1
 #define MC_TAKE_CLOSE 2
 int mc_group_take (mc_Group *g, size_t e, int what, mc_Msg **m);
+
+/* Ends in transit, as the messages queued at other ends carry them: a
+** slot of a receiver type holds its group in ptr and its end in aux. A
+** reach is the set of ends carried, directly or through other carried
+** ends, by what waits at the ends it was started from. */
+typedef struct mc_Reach {
+  struct mc_Group **g;  /* referenced */
+  size_t *e;
+  size_t n, cap, done;
+  mc_PtrMap seen;       /* an end's queue -> its index */
+} mc_Reach;
+
+void mc_reach_init (mc_Reach *r);
+int mc_reach_from (mc_Reach *r, mc_Group *g, size_t e);  /* 0: no memory */
+int mc_reach_has (const mc_Reach *r, mc_Group *g, size_t e);
+void mc_reach_free (mc_Reach *r);
+/* After a post to end e of g has committed: frees the message queued
+** there if it closed a circle of ends in transit (see group.c). */
+void mc_group_sweep (mc_Group *g, size_t e);
 
 /* ---- ctx.c: the per-state context ---- */
 
@@ -410,7 +448,7 @@ mc_Recv *mc_recv_new (struct lua_State *L, const mc_Type *t, size_t size);
 /* r takes end e of g (g's reference becomes r's). */
 void mc_recv_attach (struct lua_State *L, mc_Recv *r, mc_Group *g, size_t e);
 /* r lets go of its end: collected, or moved to another state. */
-void mc_recv_release (struct lua_State *L, mc_Recv *r);
+void mc_recv_release (struct lua_State *L, mc_Recv *r, int for_good);
 /* Pushes the object with the given id in this state; returns it when it
 ** is a receiver that holds an end, else NULL. */
 mc_Recv *mc_recv_push (struct lua_State *L, uint32_t id);
@@ -430,6 +468,7 @@ void mc_recv_unkeep (struct lua_State *L, int idx);
 void mc_buffer_open (struct lua_State *L);
 void mc_port_open (struct lua_State *L);
 void mc_worker_open (struct lua_State *L);
+
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

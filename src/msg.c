@@ -11,6 +11,7 @@
 #include "mc.h"
 
 struct mc_Msg {
+  mc_Msg *next;  /* in a list of messages to free (mc_msg_free) */
   size_t len;
   size_t nx;    /* transfer slots, at x; the bytes follow them */
   mc_Xfer x[1];
@@ -30,6 +31,7 @@ mc_Msg *mc_msg_new (const void *data, size_t len, size_t nx) {
     return NULL;
   m = (mc_Msg *)malloc(head + len);
   if (m != NULL) {
+    m->next = NULL;
     m->len = len;
     m->nx = nx;
     memset(m->x, 0, (nx > 0 ? nx : 1) * sizeof(mc_Xfer));
@@ -59,12 +61,21 @@ void mc_msg_unlend (mc_Msg *m) {
   free(m);
 }
 
+void mc_msg_push (mc_Msg **list, mc_Msg *m) {
+  m->next = *list;
+  *list = m;
+}
+
 void mc_msg_free (mc_Msg *m) {
-  size_t i;
-  for (i = 0; i < m->nx; i++) {
-    mc_Xfer *x = &m->x[i];
-    if (x->type != NULL)
-      x->type->drop(x);
+  while (m != NULL) {
+    mc_Msg *rest = m->next;
+    size_t i;
+    for (i = 0; i < m->nx; i++) {
+      mc_Xfer *x = &m->x[i];
+      if (x->type != NULL)
+        x->type->drop(x, &rest);
+    }
+    free(m);
+    m = rest;
   }
-  free(m);
 }

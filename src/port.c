@@ -59,7 +59,7 @@ static int port__gc (lua_State *L) {
     return 0;
   if (p->group != NULL) {
     disentangle(L, 1, p);
-    mc_recv_release(L, p);
+    mc_recv_release(L, p, 1);  /* what waits at its end goes with it */
   }
   mc_ctx_unregister(L, p->id);
   p->id = 0;
@@ -113,6 +113,8 @@ static int port_postMessage (lua_State *L) {
     mc_message_commit(L, 4);
     if (local != 0)
       mc_recv_kick_id(L, local);
+    else if (lua_istable(L, 4) && mc_rawlen(L, 4) > 0)
+      mc_group_sweep(p->group, mc_group_partner(p->group, p->end));
   }
   if (r == 1) {
     lua_pushboolean(L, 1);
@@ -128,6 +130,7 @@ static int port_start (lua_State *L) {
   if (!p->started) {
     p->started = 1;
     mc_recv_kick(L, 1, p);
+    mc_recv_repin(L, 1, p);
   }
   return 0;
 }
@@ -210,18 +213,16 @@ static void port_commit (lua_State *L, int idx) {
   size_t e = p->end;
   p->lent = 0;
   mc_group_incref(g);
-  mc_recv_release(L, p);
+  mc_recv_release(L, p, 0);
   mc_recv_unkeep(L, idx);
   mc_recv_repin_peer(L, g, e);
   mc_group_decref(g);
 }
 
-/* A port that dies in transit closes the pair. */
-static void port_drop (mc_Xfer *x) {
-  mc_Group *g = (mc_Group *)x->ptr;
-  uint32_t local[2];
-  mc_group_close(g, x->aux, NULL, local);
-  mc_group_decref(g);
+/* A port that dies in transit closes the pair, and what waits at its end
+** goes with it. */
+static void port_drop (mc_Xfer *x, mc_Msg **freed) {
+  mc_group_release((mc_Group *)x->ptr, x->aux, freed);
 }
 
 static void port_blank (lua_State *L, const mc_Xfer *x) {

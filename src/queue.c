@@ -51,10 +51,20 @@ mc_Msg *mc_queue_shift (mc_Queue *q) {
   return m;
 }
 
-void mc_queue_free (mc_Queue *q) {
+mc_Msg *mc_queue_at (const mc_Queue *q, size_t i) {
+  return q->ring[(q->head + i) % q->cap];
+}
+
+void mc_queue_remove (mc_Queue *q, size_t i) {
+  for (; i > 0; i--)  /* the ones before it move up one */
+    q->ring[(q->head + i) % q->cap] = q->ring[(q->head + i - 1) % q->cap];
+  mc_queue_shift(q);
+}
+
+void mc_queue_clear (mc_Queue *q, mc_Msg **freed) {
   mc_Msg *m;
   while ((m = mc_queue_shift(q)) != NULL)
-    mc_msg_free(m);
+    mc_msg_push(freed, m);
   free(q->ring);
   q->ring = NULL;
   q->cap = q->head = 0;

@@ -68,15 +68,31 @@ void mc_recv_attach (lua_State *L, mc_Recv *r, mc_Group *g, size_t e) {
   mc_group_attach(g, e, mc_ctx_hub(L), r->id);
 }
 
-void mc_recv_release (lua_State *L, mc_Recv *r) {
+void mc_recv_release (lua_State *L, mc_Recv *r, int for_good) {
   mc_Group *g = r->group;
+  mc_Msg *freed = NULL;
   r->group = NULL;
-  mc_group_detach(g, r->end, mc_ctx_hub(L));
-  mc_group_decref(g);
+  if (for_good)
+    mc_group_release(g, r->end, &freed);
+  else {
+    mc_group_detach(g, r->end, mc_ctx_hub(L));
+    mc_group_decref(g);
+  }
+  mc_msg_free(freed);
 }
 
 static int deliverable (const mc_Recv *r) {
   return r->waiting || (r->started && r->listening);
+}
+
+/* Whether the receiver can never dispatch again unless code that holds it
+** starts it or waits on it: a message it cannot deliver is at the head,
+** and whatever comes later queues behind it. */
+static int stuck (const mc_Recv *r) {
+  size_t count;
+  int closing;
+  return !deliverable(r)
+         && mc_group_head(r->group, r->end, &count, &closing) == MC_MESSAGE;
 }
 
 mc_Recv *mc_recv_push (lua_State *L, uint32_t id) {
@@ -140,7 +156,7 @@ void mc_recv_repin (lua_State *L, int idx, mc_Recv *r) {
     lua_pop(L, 1);
   }
   mc_ctx_pin(L, idx, r->wants && r->group != NULL
-                     && !mc_group_ended(r->group, r->end));
+                     && !mc_group_ended(r->group, r->end) && !stuck(r));
 }
 
 void mc_recv_repin_peer (lua_State *L, mc_Group *g, size_t e) {
@@ -319,24 +335,90 @@ static int sched_poll (lua_State *L) {
   return lua_gettop(L) - 1;
 }
 
+/* Whether a receiver waits for another thread (and is not unref'd):
+** 0 no, 1 yes, 2 if its partner is in transit (then it depends on where
+** that is). */
+static int waits_abroad (lua_State *L, mc_Recv *r) {
+  int owner;
+  if (r->group == NULL || r->unref || !(r->listening || r->waiting)
+      || !mc_group_entangled(r->group))
+    return 0;
+  owner = mc_group_owner(r->group, mc_group_partner(r->group, r->end),
+                         mc_ctx_hub(L));
+  return owner == MC_OWNER_OTHER ? 1 : owner == MC_OWNER_NONE ? 2 : 0;
+}
+
+/* Whether the partner of every receiver pinned here that waits for one in
+** transit is carried by messages queued in this state (directly or inside
+** other ports in transit): then only this state's tasks could deliver it.
+** When memory runs out, the answer is no (busy). */
+static int held_here (lua_State *L) {
+  mc_Reach reach;
+  int ok = 1;
+  mc_reach_init(&reach);
+  lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_OBJECTS);
+  lua_pushnil(L);
+  while (ok && lua_next(L, -2)) {  /* objects, id, obj */
+    mc_Recv *r = test_recv(L, -1);
+    if (r != NULL && r->group != NULL)
+      ok = mc_reach_from(&reach, r->group, r->end);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, ok ? 1 : 2);
+  lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_PINNED);
+  lua_pushnil(L);
+  while (ok && lua_next(L, -2)) {  /* pinned, obj, true */
+    mc_Recv *r = (mc_Recv *)lua_touserdata(L, -2);
+    int w = waits_abroad(L, r);  /* again: it may have arrived somewhere */
+    lua_pop(L, 1);
+    if (w == 1 || (w == 2 && !mc_reach_has(&reach, r->group,
+                                            mc_group_partner(r->group,
+                                                             r->end))))
+      ok = 0;
+  }
+  lua_pop(L, ok ? 1 : 2);
+  mc_reach_free(&reach);
+  /* kicked after that look, as busy does: a partner that closed since
+  ** busy's look has its last messages and close queued now */
+  lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_PINNED);
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    lua_pop(L, 1);
+    mc_recv_kick(L, -1, (mc_Recv *)lua_touserdata(L, -1));
+  }
+  lua_pop(L, 1);
+  return ok;
+}
+
 /* busy(): whether a receiver here waits for another thread that can still
 ** post to it (and is not unref'd). It first kicks every such receiver:
 ** what reached one before its news did is queued now, so that a port
 ** whose partner has closed is not taken for idle with its last messages
-** and its close event still to dispatch. */
+** and its close event still to dispatch. A receiver that can dispatch
+** nothing more (stuck) is let go: only code that holds it could start it. */
 static int sched_busy (lua_State *L) {
-  int busy = 0;
+  int busy = 0, transit = 0;
   lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_PINNED);
   lua_pushnil(L);
   while (lua_next(L, -2)) {
     mc_Recv *r = (mc_Recv *)lua_touserdata(L, -2);
+    /* before the kick: a partner that closes after this look has its
+    ** news told to the hub; one that closed before it has its last
+    ** messages and close queued by the kick */
+    int w = waits_abroad(L, r);
     lua_pop(L, 1);
     mc_recv_kick(L, -1, r);
-    if (r->group != NULL && !r->unref && (r->listening || r->waiting)
-        && mc_group_entangled(r->group))
-      busy = 1;
+    if (r->group != NULL && stuck(r)) {
+      lua_pushvalue(L, -1);
+      lua_pushnil(L);
+      lua_rawset(L, -4);  /* clearing a field while traversing is allowed */
+      continue;
+    }
+    busy |= w == 1;
+    transit |= w == 2;
   }
-  lua_pushboolean(L, busy);
+  lua_pop(L, 1);
+  lua_pushboolean(L, busy || (transit && !held_here(L)));
   return 1;
 }
 

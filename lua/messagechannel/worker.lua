@@ -11,8 +11,9 @@ local port = require "messagechannel.port"
 
 local M = {}
 
-local error, pcall, rawget, select, setmetatable, tostring, type, xpcall =
-  error, pcall, rawget, select, setmetatable, tostring, type, xpcall
+local error, pcall, rawget, rawset, select, setmetatable, tostring, type,
+  xpcall = error, pcall, rawget, rawset, select, setmetatable, tostring,
+  type, xpcall
 local format = string.format
 local traceback = debug.traceback
 local load_string = rawget(_G, "loadstring") or load
@@ -22,7 +23,14 @@ local load_string = rawget(_G, "loadstring") or load
 ---------------------------------------------------------------------------
 
 local WORKER_MT = {}
-local state = setmetatable({}, { __mode = "k" })  -- worker -> its fields
+-- A Worker is a table that holds its fields under this key. (A weak-keyed
+-- table of fields would keep every Worker alive on Lua 5.1 and LuaJIT,
+-- whose weak tables are not ephemerons: the fields refer to the Worker.)
+local STATE = {}
+
+local function state(w)
+  return type(w) == "table" and rawget(w, STATE) or nil
+end
 
 -- Events the worker's port gets (what the worker posts), and its own.
 local PORT_EVENTS = { message = true, messageerror = true }
@@ -32,7 +40,7 @@ local HANDLERS = { onmessage = "message", onmessageerror = "messageerror",
 local function noop() end
 
 local function check(w, name)
-  local s = state[w]
+  local s = state(w)
   if not s then
     error(format("bad argument #1 to '%s' (Worker expected, got %s)", name,
                  type(w)), 3)
@@ -112,14 +120,14 @@ end
 WORKER_MT.__index = function(w, k)
   local m = methods[k]
   if m then return m end
-  local s = state[w]
+  local s = state(w)
   if k == "threadId" then return s.thread_id end
   if HANDLERS[k] then return s[k] end
   return nil
 end
 
 WORKER_MT.__newindex = function(w, k, v)
-  local s = state[w]
+  local s = state(w)
   local typ = HANDLERS[k]
   if PORT_EVENTS[typ] then
     -- the port checks v; its events reach v with the worker as target
@@ -138,7 +146,7 @@ WORKER_MT.__newindex = function(w, k, v)
 end
 
 WORKER_MT.__tostring = function(w)
-  local s = state[w]
+  local s = state(w)
   return format("Worker (%s)", s.exited and "exited" or "running")
 end
 
@@ -160,7 +168,7 @@ end
 -- event it sees: messages still held at its port for want of a message
 -- listener are dropped first.
 local function on_exit(w, code, err_bytes, tb)
-  local s = state[w]
+  local s = state(w)
   s.exited = true
   local err
   if err_bytes then
@@ -205,9 +213,9 @@ function M.Worker(path, options)
   local handle = core.worker_start(path, options.eval and true or false,
                                    options.data, transfer, { ch.port2 })
   local w = setmetatable({}, WORKER_MT)
-  state[w] = { handle = handle, port = ch.port1, U = {},
+  rawset(w, STATE, { handle = handle, port = ch.port1, U = {},
                wraps = { message = {}, messageerror = {} },
-               thread_id = core.thread_id(handle) }
+               thread_id = core.thread_id(handle) })
   scheduler.watch_worker(handle, function(code, err, tb)
     return on_exit(w, code, err, tb)
   end)
