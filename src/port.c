@@ -206,15 +206,25 @@ static void port_keep (void *obj) {
 }
 
 /* The port at idx leaves this state: the object is detached, and a
-** partner left here is now kept alive for another thread. */
+** partner left here is now kept alive for another thread. The partner it
+** kept (U.keep) is pinned from here: the receiving thread may have taken
+** the port and closed the pair before this commit, and then the pair no
+** longer names a local peer, though the close is still to dispatch. */
 static void port_commit (lua_State *L, int idx) {
   mc_Recv *p = (mc_Recv *)lua_touserdata(L, idx);
   mc_Group *g = p->group;
   size_t e = p->end;
+  mc_Recv *q;
   p->lent = 0;
   mc_group_incref(g);
+  mc_getuservalue(L, idx);
+  lua_getfield(L, -1, "keep");  /* U, partner kept by p, or nil */
   mc_recv_release(L, p, 0);
   mc_recv_unkeep(L, idx);
+  q = lua_isnil(L, -1) ? NULL : (mc_Recv *)lua_touserdata(L, -1);
+  if (q != NULL && q->group != NULL)
+    mc_recv_repin(L, -1, q);
+  lua_pop(L, 2);
   mc_recv_repin_peer(L, g, e);
   mc_group_decref(g);
 }

@@ -11,10 +11,12 @@ local mc = require "messagechannel"
 local helper = require "spec.helper"
 
 describe("regress: undeliverable messages release the ports they carry", function()
-  it("closes the partner of a port sent to a worker terminated before reading it #threads", function()
+  it("closes the partner of a port sent to a worker terminated before it reads #threads",
+     function()
     for _, body in ipairs({
       "while true do end",                                            -- never opens parentPort
-      "local p = require('messagechannel').parentPort; while true do end",  -- opens it, never reads
+      -- opens it, never reads
+      "local p = require('messagechannel').parentPort; while true do end",
     }) do
       local x = mc.MessageChannel()
       local closed = false
@@ -35,7 +37,7 @@ describe("regress: undeliverable messages release the ports they carry", functio
     end
   end)
 
-  it("goes idle while a port's partner waits, unread, in a port of this state that is not started", function()
+  it("goes idle while a partner waits, unread, in a port of this state not started", function()
     local c, x = mc.MessageChannel(), mc.MessageChannel()
     local got = {}
     x.port2.onmessage = function(e) got[#got + 1] = e.data end
@@ -91,6 +93,7 @@ describe("regress: undeliverable messages release the ports they carry", functio
         local ch = mc.MessageChannel()
         ch.port2:postMessage(nil, { inner })  -- queued at ch.port1's end
         senders[i] = ch.port2  -- (a sender collected would close its pair)
+        assert(senders[i])
         inner = ch.port1
       end
     end
