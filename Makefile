@@ -8,6 +8,8 @@
 #                 specs, the pipe build, LuaRocks install)
 #   make check    specs under ASan+UBSan (Lua 5.4 and LuaJIT)
 #   make tsan     thread specs under ThreadSanitizer (Lua 5.4 and LuaJIT)
+#   make stress   fan-in, ring and terminate-during-transfer stress under
+#                 ThreadSanitizer (STRESS_SCALE)
 #   make pipe     event-loop and thread specs with the hub on a pipe, as on
 #                 Unix systems without eventfd
 #   make valgrind specs under valgrind (Lua 5.4)
@@ -61,7 +63,7 @@ SAN_PRELOAD = $(shell $(CC) -print-file-name=libasan.so) \
 TSAN_FLAGS = -fsanitize=thread -fno-omit-frame-pointer
 TSAN_PRELOAD = $(shell $(CC) -print-file-name=libtsan.so)
 
-.PHONY: all demo demo-deps run-demo run-bench test check tsan pipe valgrind layers lint meta bench deps rock specs clean
+.PHONY: all demo demo-deps run-demo run-bench test check tsan stress pipe valgrind layers lint meta bench deps rock specs clean
 
 all: $(foreach v,$(LUAS),build/$v/messagechannel/core.so)
 
@@ -141,6 +143,7 @@ test: deps
 	@$(MAKE) --no-print-directory meta
 	@$(MAKE) --no-print-directory check
 	@$(MAKE) --no-print-directory tsan
+	@$(MAKE) --no-print-directory stress
 	@$(MAKE) --no-print-directory pipe
 	@$(MAKE) --no-print-directory rock
 	@echo "make test: layers, lint, meta, sanitizers and luarocks install all passed"
@@ -170,6 +173,25 @@ tsan: $(foreach v,$(SAN_LUAS),build/tsan-$v/messagechannel/core.so)
 	  if grep -q "WARNING: ThreadSanitizer" build/tsan-$$v.log; then \
 	    grep -A30 "WARNING: ThreadSanitizer" build/tsan-$$v.log | head -60; echo "tsan reports on $$v"; exit 1; fi; \
 	  echo "ThreadSanitizer on $$v: $$(grep -c '^ok' build/tsan-$$v.log) passed, $$(grep -c '^not ok' build/tsan-$$v.log) failed"; \
+	done
+
+# spec/stress/stress.lua under ThreadSanitizer: 8 workers fanning in, a
+# ring of workers, and workers terminated while ports move into them. Its
+# size is STRESS_SCALE (1 in CI; 10 or more by hand), its seed
+# STRESS_SEED when set. A violation, a hang, a crash or any ThreadSanitizer
+# report fails it; the log is build/stress-<lua>.log.
+STRESS_SCALE ?= 1
+stress: $(foreach v,$(SAN_LUAS),build/tsan-$v/messagechannel/core.so)
+	@test -n "$(SAN_LUAS)" || { echo "stress needs lua5.4 or luajit: run make deps"; exit 1; }
+	@for v in $(SAN_LUAS); do \
+	  bin=$(SH_LUA); log=build/stress-$$v.log; start=$$(date +%s); \
+	  echo "== stress on $$bin under ThreadSanitizer, scale $(STRESS_SCALE)"; \
+	  LD_PRELOAD="$(TSAN_PRELOAD)" TSAN_OPTIONS="halt_on_error=1 exitcode=66" \
+	    $(call RUN_ENV,tsan-$$v) $$bin spec/stress/stress.lua $(STRESS_SCALE) > $$log 2>&1 \
+	    || { tail -n 60 $$log; echo "stress failed on $$v (log in $$log)"; exit 1; }; \
+	  if grep -q "WARNING: ThreadSanitizer" $$log; then \
+	    grep -A30 "WARNING: ThreadSanitizer" $$log | head -60; echo "tsan reports in stress on $$v"; exit 1; fi; \
+	  echo "stress on $$v: fan-in, ring and terminate passed in $$(( $$(date +%s) - start )) s ($$(sed -n 's/.*\(seed [0-9]*\).*/\1/p' $$log | head -n 1), scale $(STRESS_SCALE))"; \
 	done
 
 # The event-loop and thread specs on the pipe build (Lua 5.4 or the first
