@@ -13,6 +13,8 @@
 #   make pipe     event-loop and thread specs with the hub on a pipe, as on
 #                 Unix systems without eventfd
 #   make valgrind specs under valgrind (Lua 5.4)
+#   make fuzz     libFuzzer on the decoder and the cloner (ASan+UBSan),
+#                 FUZZ_SECONDS each
 #   make layers   no source calls one listed above it in src/mc.h, and the
 #                 module exports only luaopen_messagechannel_core
 #   make lint     luacheck
@@ -54,7 +56,7 @@ DEMO_PACKAGES = gcc make pkg-config \
   lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev \
   lua5.4 liblua5.4-dev luajit libluajit-5.1-dev lua-luv lua-cqueues
 DEB_PACKAGES = $(DEMO_PACKAGES) git lua-busted lua-check luarocks lua-lpeg \
-  lua-cjson lua-socket valgrind nodejs
+  lua-cjson lua-socket valgrind nodejs clang libclang-rt-dev
 
 SAN_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all \
             -fno-omit-frame-pointer
@@ -63,7 +65,7 @@ SAN_PRELOAD = $(shell $(CC) -print-file-name=libasan.so) \
 TSAN_FLAGS = -fsanitize=thread -fno-omit-frame-pointer
 TSAN_PRELOAD = $(shell $(CC) -print-file-name=libtsan.so)
 
-.PHONY: all demo demo-deps run-demo run-bench test check tsan stress pipe valgrind layers lint meta bench deps rock specs clean
+.PHONY: all demo demo-deps run-demo run-bench test check fuzz tsan stress pipe valgrind layers lint meta bench deps rock specs clean
 
 all: $(foreach v,$(LUAS),build/$v/messagechannel/core.so)
 
@@ -142,6 +144,7 @@ test: deps
 	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory meta
 	@$(MAKE) --no-print-directory check
+	@$(MAKE) --no-print-directory fuzz
 	@$(MAKE) --no-print-directory tsan
 	@$(MAKE) --no-print-directory stress
 	@$(MAKE) --no-print-directory pipe
@@ -204,6 +207,50 @@ pipe: $(if $(LUAS),build/pipe-$(PIPE_LUA)/messagechannel/core.so)
 	    spec/14-adapters_spec.lua spec/11-threads_spec.lua > build/pipe-$$v.log 2>&1 \
 	  || { tail -n 40 build/pipe-$$v.log; echo "pipe specs failed"; exit 1; }; \
 	  echo "pipe hub on $$v: $$(grep -c '^ok' build/pipe-$$v.log) passed, $$(grep -c '^not ok' build/pipe-$$v.log) failed"
+
+# libFuzzer on the decoder (mc.deserialize of any bytes) and on the cloner
+# (the values spec/fuzz/program.lua builds), FUZZ_SECONDS each, under
+# ASan+UBSan with the checks in spec/fuzz/*.lua, on Lua 5.4. Each target
+# starts from its seeds (spec/fuzz/corpus/<target>) plus what earlier runs
+# kept in build/fuzz/corpus-<target>. A crash, a sanitizer report, a leak,
+# a hang (-timeout) or a failed check fails it and leaves the input in
+# build/fuzz/<target>-*. Each entry of FUZZ_RUNS is target:max_len.
+# Comparisons are not traced: libFuzzer would keep their operands, the
+# module's pointers among them, where LeakSanitizer sees them, and a leaked
+# block whose address was compared would not be reported.
+FUZZ_SECONDS ?= 60
+FUZZ_CC  = clang
+FUZZ_RUNS = deserialize:65536 clone:4096
+FUZZ_BINS = $(foreach r,$(FUZZ_RUNS),build/fuzz/$(word 1,$(subst :, ,$r)))
+FUZZ_APT = sudo apt-get install -y clang libclang-rt-dev liblua5.4-dev
+
+$(FUZZ_BINS): build/fuzz/%: spec/fuzz/harness.c $(SRCS) $(HDRS)
+	@mkdir -p $(@D)
+	@command -v $(FUZZ_CC) >/dev/null 2>&1 \
+	  && echo 'int LLVMFuzzerTestOneInput(const char *p, unsigned long n) { return p && n == 0; }' > $@-probe.c \
+	  && $(FUZZ_CC) -fsanitize=fuzzer,address,undefined -o $@-probe $@-probe.c >/dev/null 2>&1 \
+	  && pkg-config --exists lua5.4 \
+	  || { echo "make fuzz needs clang with libFuzzer and Lua 5.4's headers; run:"; echo "  $(FUZZ_APT)"; exit 1; }
+	@rm -f $@-probe $@-probe.c
+	$(FUZZ_CC) $(BASEFLAGS) -O1 -g $(SAN_FLAGS) -fsanitize=fuzzer \
+	  -fno-sanitize-coverage=trace-cmp \
+	  $$(pkg-config --cflags lua5.4) -DFUZZ_ROOT='"$(CURDIR)"' -DFUZZ_TARGET='"$*"' \
+	  -o $@ $< $(SRCS) $$(pkg-config --libs lua5.4) $(LIBS) -lm
+
+fuzz: $(FUZZ_BINS)
+	@for r in $(FUZZ_RUNS); do \
+	  t=$${r%%:*}; len=$${r#*:}; dir=build/fuzz/corpus-$$t; log=build/fuzz/$$t.log; \
+	  mkdir -p $$dir && cp spec/fuzz/corpus/$$t/* $$dir/ || exit 1; \
+	  echo "== libFuzzer on $$t for $(FUZZ_SECONDS) s"; \
+	  UBSAN_OPTIONS=print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
+	    build/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
+	    -max_len=$$len -print_final_stats=1 -artifact_prefix=build/fuzz/$$t- $$dir > $$log 2>&1 \
+	  || { grep -v '^"' $$log | tail -n 60; echo "fuzz $$t failed (log in $$log, the input in build/fuzz/$$t-*)"; exit 1; }; \
+	  runs=$$(sed -n 's/^stat::number_of_executed_units: *//p' $$log); \
+	  secs=$$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' $$log); \
+	  cov=$$(grep -o 'cov: [0-9]*' $$log | tail -n 1 | cut -d' ' -f2); \
+	  echo "fuzz $$t: $$runs runs in $$secs s, clean (coverage $$cov, corpus $$(ls $$dir | wc -l) inputs)"; \
+	done
 
 valgrind: build/5.4/messagechannel/core.so
 	$(call RUN_ENV,5.4) valgrind --quiet --error-exitcode=1 --leak-check=full \
