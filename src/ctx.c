@@ -196,8 +196,11 @@ void mc_ctx_pin (lua_State *L, int idx, int on) {
 }
 
 void mc_ctx_enqueue (lua_State *L, int idx, size_t n) {
+  mc_Ctx *c = mc_ctx(L);
   lua_Integer tail;
   int was_empty;
+  c->lost++;  /* until the tokens are in: an error (out of memory) leaves
+              ** it set, and the receiver's next kick could be far off */
   idx = mc_absindex(L, idx);
   lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_RUNQ);
   lua_rawgeti(L, -1, 0);
@@ -211,6 +214,7 @@ void mc_ctx_enqueue (lua_State *L, int idx, size_t n) {
   lua_pushinteger(L, tail);
   lua_rawseti(L, -2, 0);
   lua_pop(L, 1);
+  c->lost--;
   if (was_empty)
     mc_ctx_wake(L);
 }

@@ -337,6 +337,8 @@ typedef struct mc_Ctx {
   int exposed;      /* mc.pollfd was asked: a host loop may wait on it */
   int waker;        /* MC_CTX_WAKER holds a function */
   int looping;      /* a scheduler loop (run, step, ...) is running */
+  int lost;         /* enqueues an error cut short: poll looks at every
+                    ** object, so that their tokens are queued again */
   int interactive;  /* SIGINT reaches this thread (its waits are sliced) */
   struct lua_State *main;  /* the state's main thread, or NULL (unknown) */
 } mc_Ctx;

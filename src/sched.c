@@ -307,10 +307,12 @@ static void pass_interrupt (lua_State *L, lua_State *main) {
 static int sched_poll (lua_State *L) {
   mc_Ctx *c = mc_ctx(L);
   double s = (double)luaL_checknumber(L, 1);
-  int flags;
+  int flags, all;
   size_t i, n;
   if (c->interactive && (s < 0 || s > SLICE))
     s = SLICE;
+  if (c->lost)
+    s = 0;
   n = mc_hub_wait(c->hub, s, &c->news, &c->capnews, &flags);
   if (c->main != NULL && c->main != L)
     pass_interrupt(L, c->main);
@@ -320,7 +322,9 @@ static int sched_poll (lua_State *L) {
   }
   lua_settop(L, 0);
   lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_OBJECTS);
-  if (flags & MC_HUB_ALL) {  /* news was lost: look at everything */
+  all = (flags & MC_HUB_ALL) || c->lost;
+  c->lost = 1;  /* until the news are handled: an error cuts them short */
+  if (all) {  /* news or tokens were lost: look at everything */
     lua_pushnil(L);
     while (lua_next(L, 1)) {  /* objects, [found,] k, v */
       if (notice(L))
@@ -332,6 +336,7 @@ static int sched_poll (lua_State *L) {
     lua_rawget(L, 1);
     notice(L);
   }
+  c->lost = 0;
   return lua_gettop(L) - 1;
 }
 
@@ -569,7 +574,8 @@ static int sched_pollfd (lua_State *L) {
 
 /* news(): whether news from other threads waits for the next poll. */
 static int sched_news (lua_State *L) {
-  lua_pushboolean(L, mc_hub_pending(mc_ctx(L)->hub));
+  mc_Ctx *c = mc_ctx(L);
+  lua_pushboolean(L, c->lost || mc_hub_pending(c->hub));
   return 1;
 }
 
