@@ -13,6 +13,8 @@
 #   make pipe     event-loop and thread specs with the hub on a pipe, as on
 #                 Unix systems without eventfd
 #   make valgrind specs under valgrind (Lua 5.4)
+#   make oom      allocation-failure injection (ASan+LSan), OOM_STRIDE to
+#                 sample (not yet in make test: it still finds faults)
 #   make fuzz     libFuzzer on the decoder and the cloner (ASan+UBSan),
 #                 FUZZ_SECONDS each
 #   make layers   no source calls one listed above it in src/mc.h, and the
@@ -65,7 +67,7 @@ SAN_PRELOAD = $(shell $(CC) -print-file-name=libasan.so) \
 TSAN_FLAGS = -fsanitize=thread -fno-omit-frame-pointer
 TSAN_PRELOAD = $(shell $(CC) -print-file-name=libtsan.so)
 
-.PHONY: all demo demo-deps run-demo run-bench test check fuzz tsan stress pipe valgrind layers lint meta bench deps rock specs clean
+.PHONY: all demo demo-deps run-demo run-bench test check fuzz tsan stress pipe oom valgrind layers lint meta bench deps rock specs clean
 
 all: $(foreach v,$(LUAS),build/$v/messagechannel/core.so)
 
@@ -251,6 +253,29 @@ fuzz: $(FUZZ_BINS)
 	  cov=$$(grep -o 'cov: [0-9]*' $$log | tail -n 1 | cut -d' ' -f2); \
 	  echo "fuzz $$t: $$runs runs in $$secs s, clean (coverage $$cov, corpus $$(ls $$dir | wc -l) inputs)"; \
 	done
+
+# Allocation-failure injection (spec/oom/host.c): each case of
+# spec/oom/*.lua runs once to count the Lua allocations of its action (or
+# of its worker's state), then once with its k-th allocation failing for
+# good, for every k, each in a process of its own under ASan+UBSan+LSan.
+# Every point must end in a completed call or a clean error, with the
+# ports coherent, no leak and no hang. OOM_STRIDE=n runs every n-th point,
+# OOM_SCENARIO=file.case,... some cases only; findings go to
+# build/oom/report.txt. Lua 5.4 is linked statically when its static
+# library is installed, for symbols in the stacks.
+OOM_FLAGS = $(BASEFLAGS) -O1 -g $(SAN_FLAGS) -DMC_FAULT_INJECTION \
+            $$(pkg-config --cflags lua5.4)
+OOM_LUA = $(or $(wildcard $(shell pkg-config --variable=libdir lua5.4 2>/dev/null)/liblua5.4.a),$$(pkg-config --libs lua5.4))
+
+build/oom/host: spec/oom/host.c spec/oom/shim.c $(SRCS) $(HDRS)
+	@pkg-config --exists lua5.4 || { echo "make oom needs Lua 5.4's headers: run make deps"; exit 1; }
+	@mkdir -p $(@D)/messagechannel
+	$(CC) $(OOM_FLAGS) $(LDSHARED) -o $(@D)/messagechannel/core.so spec/oom/shim.c
+	$(CC) $(OOM_FLAGS) -Isrc -o $@ spec/oom/host.c $(SRCS) $(OOM_LUA) -lm \
+	  $(LIBS) -Wl,--export-dynamic-symbol=oom_open_core
+
+oom: build/oom/host
+	@build/oom/host spec/oom/*.lua
 
 valgrind: build/5.4/messagechannel/core.so
 	$(call RUN_ENV,5.4) valgrind --quiet --error-exitcode=1 --leak-check=full \

@@ -470,6 +470,12 @@ void mc_recv_unkeep (struct lua_State *L, int idx);
 void mc_buffer_open (struct lua_State *L);
 void mc_port_open (struct lua_State *L);
 void mc_worker_open (struct lua_State *L);
+#if defined(MC_FAULT_INJECTION)
+/* A test build (spec/oom/host.c): the host program gives each worker's
+** state its allocator (a lua_Alloc), to make its allocations fail. */
+typedef void *(*mc_Alloc) (void *ud, void *ptr, size_t osize, size_t nsize);
+mc_Alloc mc_fault_alloc (void **ud);
+#endif
 
 
 #if defined(__GNUC__)

@@ -193,7 +193,13 @@ static void set_error_text (mc_Thread *t, const char *s, size_t n) {
 
 static void *worker_main (void *arg) {
   mc_Thread *t = (mc_Thread *)arg;
+#if defined(MC_FAULT_INJECTION)
+  void *ud = NULL;
+  lua_Alloc alloc = mc_fault_alloc(&ud);
+  lua_State *L = lua_newstate(alloc, ud);
+#else
   lua_State *L = luaL_newstate();
+#endif
   mc_Hub *parent;
   uint32_t id;
   int code = 0;

@@ -1,0 +1,103 @@
+-- mc.serialize, mc.deserialize and mc.Buffer under allocation failure.
+
+local mc = require "messagechannel"
+local H = require "oomcheck"
+
+local cases = {}
+
+cases[#cases + 1] = {
+  name = "serialize",
+  setup = function()
+    return { v = H.sample(30) }
+  end,
+  action = function(c)
+    return mc.serialize(c.v)
+  end,
+  check = function(c, ok, r)
+    if ok then
+      H.expect(type(r) == "string" and H.same(mc.deserialize(r), c.v),
+               "the bytes do not decode to the value")
+    end
+    H.expect(H.same(mc.deserialize(mc.serialize(c.v)), c.v),
+             "a later round trip differs")
+  end,
+}
+
+cases[#cases + 1] = {
+  name = "deserialize",
+  setup = function()
+    local v = H.sample(30)
+    v.buf = mc.Buffer("in the bytes")
+    local s = mc.serialize(v)
+    v.buf = nil
+    return { v = v, s = s }
+  end,
+  action = function(c)
+    return mc.deserialize(c.s)
+  end,
+  check = function(c, ok, r)
+    if ok then
+      H.expect(r.buf:sub() == "in the bytes", "the Buffer decoded as %q",
+               r.buf:sub())
+      r.buf = nil
+      H.expect(H.same(r, c.v), "the value decoded differs")
+    end
+    H.expect(mc.deserialize(c.s).buf:sub() == "in the bytes",
+             "a later decode differs")
+  end,
+}
+
+cases[#cases + 1] = {
+  name = "registered",
+  setup = function()
+    local mt = {}
+    mc.register("oom.Codec", mt)
+    local s = mc.serialize({ setmetatable({ 1 }, mt) })
+    return { mt = mt, s = s }
+  end,
+  action = function(c)
+    return mc.deserialize(c.s)
+  end,
+  check = function(c, ok, r)
+    if ok then
+      H.expect(getmetatable(r[1]) == c.mt, "the metatable was lost")
+    end
+  end,
+}
+
+-- Bytes that do not decode: the DataCloneError gives the offset.
+cases[#cases + 1] = {
+  name = "hostile",
+  raises = "DataCloneError:",
+  setup = function()
+    local s = mc.serialize({ 1, 2, { 3, "four" } })
+    return { s = s:sub(1, #s - 2) }
+  end,
+  action = function(c)
+    return mc.deserialize(c.s)
+  end,
+  check = function(_, ok, r)
+    H.expect(not ok, "truncated bytes decoded")
+    H.expect(r:find("DataCloneError:", 1, true)
+             or r:find("not enough memory", 1, true), "the error is %s", r)
+  end,
+}
+
+cases[#cases + 1] = {
+  name = "buffer",
+  setup = function()
+    return { s = string.rep("b", 64), buf = false }
+  end,
+  action = function(c)
+    c.buf = mc.Buffer(c.s)
+    c.buf:write(2, "xyz")
+    return c.buf:sub(1, 5)
+  end,
+  check = function(c, ok, r)
+    if ok then
+      H.expect(r == "bxyzb" and #c.buf == 64, "the Buffer holds %q", r)
+    end
+  end,
+}
+
+return cases
