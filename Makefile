@@ -340,6 +340,11 @@ run-bench: all
 	  echo; $(call RUN_ENV,$$v) $$bin bench/channel.lua || exit 1; echo; \
 	  $(call RUN_ENV,$$v) $$bin bench/threads.lua || exit 1; echo; \
 	  $(call RUN_ENV,$$v) $$bin bench/eventloop.lua || exit 1; echo; \
+	  $(call RUN_ENV,$$v) $$bin bench/collisions.lua || exit 1; echo; \
+	done
+	@for v in $(filter 5.3,$(LUAS)); do \
+	  bin=$(SH_LUA); \
+	  $(call RUN_ENV,$$v) $$bin bench/collisions.lua || exit 1; echo; \
 	done
 
 # What the builds write: build/ (modules, logs), and what `luarocks make`

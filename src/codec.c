@@ -9,13 +9,16 @@
 ** Tables are written breadth-first: a table's first reference creates it
 ** (with its sizes), its body comes later, after the bodies of the tables
 ** found before it. Neither side recurses, and neither keeps more than a few
-** slots of the Lua stack, so nesting depth is bounded only by memory.
+** slots of the Lua stack, so nesting depth is bounded only by memory. The
+** work of Lua's tables, which keys chosen to collide in its hash make
+** quadratic, is bounded too ("Colliding keys").
 */
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "compat.h"
 #include "mc.h"
@@ -51,6 +54,12 @@ typedef struct Obj {
   uint32_t narr, nhash;
 } Obj;
 
+/* A key whose main position a sender can choose (see "Colliding keys"). */
+typedef struct Key {
+  uint64_t h;
+  int kind;  /* MC_HASH_MASK or MC_HASH_MOD */
+} Key;
+
 /*
 ** Scratch memory reused from call to call. A call takes it out of the state
 ** table and puts it back when done; if an error escapes in between, the
@@ -67,6 +76,17 @@ typedef struct Scratch {
   ** These count the keys in use: 1..nids, and -1..-ndeferred (see
   ** defer_metatable). */
   int nids, ndeferred;
+  /* Colliding keys: the keys of the table being walked, keys per main
+  ** position of the table being filled, and the walk's sample counts. */
+  int keyhash;      /* compat.h's hashes match the running Lua */
+  uint64_t random;  /* picks the keys a walk samples */
+  uint64_t seed;    /* places its cells */
+  Key *keys;
+  size_t nkeys, keycap;
+  uint16_t *chains;
+  size_t chaincap;
+  uint64_t *cells;
+  size_t cellcap;
 } Scratch;
 
 static void scratch_release (Scratch *s) {
@@ -75,6 +95,13 @@ static void scratch_release (Scratch *s) {
   free(s->objs);
   s->objs = NULL;
   s->objcap = 0;
+  free(s->keys);
+  free(s->chains);
+  free(s->cells);
+  s->keys = NULL;
+  s->chains = NULL;
+  s->cells = NULL;
+  s->nkeys = s->keycap = s->chaincap = s->cellcap = 0;
 }
 
 static int scratch__gc (lua_State *L) {
@@ -96,7 +123,14 @@ static Scratch *take_scratch (lua_State *L) {
   s = (Scratch *)mc_newuserdata(L, sizeof(Scratch), 1);
   memset(s, 0, sizeof(Scratch));
   luaL_getmetatable(L, SCRATCH_MT);
+  lua_getfield(L, -1, "keyhash");  /* found true by mc_codec_open */
+  s->keyhash = lua_toboolean(L, -1);
+  lua_pop(L, 1);
   lua_setmetatable(L, -2);
+  /* unknown to a sender: the address space layout and the time */
+  s->seed = (uint64_t)(uintptr_t)s ^ (uint64_t)time(NULL) << 32
+            ^ (uint64_t)clock() ^ (uint64_t)(uintptr_t)L << 16;
+  s->random = s->seed * 0x9e3779b97f4a7c15u | 1;
   lua_newtable(L);
   mc_setuservalue(L, -2);
   return s;
@@ -134,7 +168,8 @@ static void clear_ids (lua_State *L, int idx, Scratch *s) {
 static void give_scratch (lua_State *L, int idx, Scratch *s) {
   clear_ids(L, idx, s);
   if (s->out.cap > ((size_t)1 << 20) || s->seen.mask >= (1u << 16)
-      || s->objcap > (1u << 16))
+      || s->objcap > (1u << 16) || s->keycap > (1u << 16)
+      || s->chaincap > (1u << 18) || s->cellcap > (1u << 18))
     scratch_release(s);
   else
     mc_ptrmap_clear(&s->seen);
@@ -189,6 +224,359 @@ static void set_metatables (lua_State *L, int tbl, int n) {
 
 /*
 ** {======================================================
+** Colliding keys
+** =======================================================
+*/
+
+/*
+** Lua finds a key by walking the chain of the keys that share its main
+** position in the table's hash part (compat.h). Numbers, and strings on
+** Lua 5.1, are hashed without a seed, so a sender can pick keys that all
+** share one: filling or walking a table of them is then quadratic. The
+** codec counts the probes such keys cost (the nodes a lookup walks past),
+** and a message may cost at most WORK_PER_SLOT of them for each table
+** slot (array value or pair) it holds, plus WORK_FREE; past that it
+** raises "too many colliding keys".
+** - Filling a table the codec makes (the decoder, the copy), it sized the
+**   hash part itself: the count is exact, from how many keys share each
+**   main position (fill_*).
+** - Walking a table it is given (the encoder, the copy), each lua_next
+**   looks the previous key up, in a hash part of a size the codec cannot
+**   see: at least as many nodes as keys met outside 1..narr, at most what
+**   the state's memory holds. So it counts, for a random sample of the
+**   keys, how many share a main position at each size the table can have,
+**   and takes the worst (walk_*). This estimate is looser: a table whose
+**   hash part is much larger than its keys (most of them removed) is
+**   allowed what a table full at that size would cost, and one whose
+**   array part has holes (so that keys past narr are in it) may be judged
+**   at sizes too large; walking them was as costly for Lua to build them.
+** The encoder also counts what the decoder will, so what it accepts the
+** decoder of the same Lua accepts.
+*/
+#define WORK_PER_SLOT 32
+#define WORK_FREE (1 << 16)
+#define FILL_MIN 32     /* fewer pairs cost a key at most FILL_MIN probes */
+#define FILL_FREE 16    /* see fill_key */
+#define WALK_MIN 128    /* keys a walked table shows before sampling */
+#define WALK_SAMPLE 5   /* one key in 2^WALK_SAMPLE is sampled */
+#define WALK_SLACK 2    /* see walk_cost */
+#define WALK_OUTGROW 4  /* see walk_cost */
+#define WALK_MAXLG 30   /* hash parts have at most 2^30 nodes */
+
+/* The probes a message has cost so far, and the slots it has. */
+typedef struct Budget {
+  uint64_t slots, fill, walk;
+} Budget;
+
+static int over_budget (uint64_t work, uint64_t slots) {
+  return work > WORK_PER_SLOT * slots + WORK_FREE;
+}
+
+/* For the key at idx of a table whose array part holds 1..narr: -1 when
+** it is one of those; else its kind (0 for a key whose place the sender
+** cannot choose) and, in *h, its hash (compat.h). */
+static int key_hash (lua_State *L, int idx, lua_Integer narr, uint64_t *h) {
+  switch (lua_type(L, idx)) {
+    case LUA_TNUMBER: {
+#if MC_LUA_INTEGERS
+      lua_Integer i;
+      if (!lua_isinteger(L, idx))  /* an integral float is an integer key */
+        return mc_hashnum(lua_tonumber(L, idx), h);
+      i = lua_tointeger(L, idx);
+      return i >= 1 && i <= narr ? -1 : mc_hashint(i, h);
+#else
+      lua_Number x = lua_tonumber(L, idx);
+      return x >= 1 && x <= (lua_Number)narr && x == floor(x)
+             ? -1 : mc_hashnum(x, h);
+#endif
+    }
+    case LUA_TSTRING:
+      return MC_HASH_STRINGS ? mc_keyhash(L, idx, h) : 0;
+    default:
+      return 0;
+  }
+}
+
+/* The main position of a key in a hash part of 2^lg nodes. Modulo
+** 2^lg - 1, adding up the lg-bit digits of h leaves its remainder, and is
+** cheaper than a division. */
+static uint64_t main_position (int kind, uint64_t h, int lg) {
+  uint64_t m = ((uint64_t)1 << lg) - 1;
+  if (kind == MC_HASH_MASK)
+    return h & m;
+  if (lg < 2)  /* modulo 1 */
+    return 0;
+  while (h > m)
+    h = (h & m) + (h >> lg);
+  return h == m ? 0 : h;
+}
+
+/* Filling a table made for nrec pairs. */
+typedef struct Fill {
+  int lg;            /* its hash part has 2^lg nodes; -1: not counted */
+  int ready;         /* s->chains has a zero for each node */
+  uint32_t longest;  /* the longest chain so far */
+} Fill;
+
+static void fill_begin (Fill *f, Scratch *s, size_t nrec) {
+  f->lg = s->keyhash && nrec >= FILL_MIN
+          ? mc_nodelg((unsigned long)size_hint(nrec)) : -1;
+  f->ready = 0;
+  f->longest = 0;
+}
+
+/* Zeroes the chains at the first key counted (tables of keys that are
+** not counted take none); 0 when out of memory. */
+static int fill_ready (Fill *f, Scratch *s) {
+  size_t n = (size_t)1 << f->lg;
+  if (f->ready)
+    return 1;
+  if (n > s->chaincap) {
+    uint16_t *c = (uint16_t *)realloc(s->chains, n * sizeof *c);
+    if (c == NULL)
+      return 0;
+    s->chains = c;
+    s->chaincap = n;
+  }
+  memset(s->chains, 0, n * sizeof *s->chains);
+  f->ready = 1;
+  return 1;
+}
+
+/* The probes a new key costs: the keys already at its main position; at
+** an empty one, Lua may find there a node of another chain and walk that
+** chain to move it, which is counted once chains grow past FILL_FREE
+** (shorter ones cost at most FILL_FREE a key, whatever the keys). A key
+** met twice (only hostile input has that) is counted as a new one. */
+static uint32_t fill_key (Fill *f, Scratch *s, int kind, uint64_t h) {
+  uint16_t *c = &s->chains[main_position(kind, h, f->lg)];
+  uint32_t n = *c;
+  if (n < UINT16_MAX)
+    *c = (uint16_t)(n + 1);
+  if (n + 1 > f->longest)
+    f->longest = n + 1;
+  if (n > 0)
+    return n;
+  return f->longest > FILL_FREE ? f->longest - 1 : 0;
+}
+
+/* Walking a table: its keys that a sender can place, in s->keys; for
+** the sampled ones, how many share each main position at each size, in
+** s->cells: an open-addressing map from (size, main position) to a
+** count, probed from a seeded hash (the sender chooses the positions). */
+typedef struct Walk {
+  size_t ncells;    /* cells in use */
+  size_t mask;      /* s->cells has mask + 1 cells; 0: not sampling yet */
+  int lo, hi;       /* the hash part has 2^lo to 2^hi nodes */
+  uint64_t pairs[WALK_MAXLG + 1];  /* pairs of sampled keys that share a
+                                   ** main position, per size */
+} Walk;
+
+#define CELL_COUNT 20  /* a cell: (position * 32 + lg + 1) << 20 | count */
+
+static void walk_begin (Walk *w, Scratch *s) {
+  w->ncells = w->mask = 0;
+  w->lo = w->hi = 0;
+  s->nkeys = 0;
+}
+
+/* The hash part has at least nodekeys nodes. */
+static void walk_size (Walk *w, size_t nodekeys) {
+  while (((size_t)1 << w->lo) < nodekeys && w->lo < WALK_MAXLG)
+    w->lo++;
+}
+
+/* True once in 2^WALK_SAMPLE calls, at random (xorshift64). */
+static int walk_coin (Scratch *s) {
+  uint64_t x = s->random;
+  x ^= x << 13;
+  x ^= x >> 7;
+  x ^= x << 17;
+  s->random = x;
+  return (x >> (64 - WALK_SAMPLE)) == 0;
+}
+
+static size_t cell_slot (const Walk *w, const Scratch *s, uint64_t id) {
+  uint64_t x = (id ^ s->seed) * 0x9e3779b97f4a7c15u;  /* splitmix64 */
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9u;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebu;
+  return (size_t)(x ^ (x >> 31)) & w->mask;
+}
+
+/* Makes room for one more cell (at most half of them in use); 0 when out
+** of memory. */
+static int walk_room (Walk *w, Scratch *s) {
+  size_t n, i, old = w->mask + 1;
+  uint64_t *c;
+  if (w->mask != 0 && 2 * (w->ncells + 1) <= old)
+    return 1;
+  n = w->mask != 0 ? 2 * old : 256;
+  if ((c = (uint64_t *)calloc(n, sizeof *c)) == NULL)
+    return 0;
+  w->mask = n - 1;
+  for (i = 0; w->ncells > 0 && i < old; i++) {
+    if (s->cells[i] != 0) {
+      size_t j = cell_slot(w, s, s->cells[i] >> CELL_COUNT);
+      while (c[j] != 0)
+        j = (j + 1) & w->mask;
+      c[j] = s->cells[i];
+    }
+  }
+  free(s->cells);
+  s->cells = c;
+  s->cellcap = n;
+  return 1;
+}
+
+/* Counts a sampled key at every size the table can have; 0 when out of
+** memory. */
+static int walk_count (Walk *w, Scratch *s, const Key *k) {
+  int lg;
+  for (lg = w->lo; lg <= w->hi; lg++) {
+    uint64_t id = main_position(k->kind, k->h, lg) * 32 + (uint64_t)lg + 1;
+    size_t j;
+    if (!walk_room(w, s))
+      return 0;
+    for (j = cell_slot(w, s, id); s->cells[j] != 0; j = (j + 1) & w->mask)
+      if (s->cells[j] >> CELL_COUNT == id)
+        break;
+    if (s->cells[j] == 0) {
+      s->cells[j] = id << CELL_COUNT;
+      w->ncells++;
+    }
+    w->pairs[lg] += s->cells[j] & (((uint64_t)1 << CELL_COUNT) - 1);
+    if (~s->cells[j] & (((uint64_t)1 << CELL_COUNT) - 1))
+      s->cells[j]++;
+  }
+  return 1;
+}
+
+/* Sampling begins, with the keys met so far: the largest hash part the
+** state's memory can hold (at least 16 bytes a node) bounds the sizes. */
+static int walk_start (lua_State *L, Walk *w, Scratch *s) {
+  size_t kb = (size_t)lua_gc(L, LUA_GCCOUNT, 0), i;
+  int hi = 6;
+  while (hi < WALK_MAXLG && ((size_t)1 << (hi - 5)) <= kb)
+    hi++;
+  w->hi = hi > w->lo ? hi : w->lo;
+  memset(w->pairs, 0, sizeof w->pairs);
+  if (!walk_room(w, s))
+    return 0;
+  for (i = 0; i < s->nkeys; i++)
+    if (walk_coin(s) && !walk_count(w, s, &s->keys[i]))
+      return 0;
+  return 1;
+}
+
+/* Takes a key of the kind (not 0) and hash h that key_hash gives, the
+** nodekeys-th key the walk met outside the array part: the hash part has
+** at least that many nodes. Returns -1 when out of memory, 1 when the
+** estimate may have grown, else 0. */
+static int walk_key (lua_State *L, Walk *w, Scratch *s, int kind,
+                     uint64_t h, size_t nodekeys) {
+  Key *k;
+  if (!s->keyhash)
+    return 0;
+  if (s->nkeys == s->keycap) {
+    size_t cap = s->keycap ? 2 * s->keycap : 64;
+    Key *p = (Key *)realloc(s->keys, cap * sizeof *p);
+    if (p == NULL)
+      return -1;
+    s->keys = p;
+    s->keycap = cap;
+  }
+  k = &s->keys[s->nkeys++];
+  k->h = h;
+  k->kind = kind;
+  if (w->mask != 0 ? !walk_coin(s) : s->nkeys < WALK_MIN)
+    return 0;
+  walk_size(w, nodekeys);
+  if (w->mask == 0)
+    return walk_start(L, w, s) ? 1 : -1;
+  return walk_count(w, s, k) ? 1 : -1;
+}
+
+/* The probes a walk of the nodekeys keys met so far outside the array
+** part costs, as the message's budget counts them; ended: all were met.
+** At each size 2^lg the hash part can have, each pair of sampled keys
+** sharing a main position stands for 2^(2 * WALK_SAMPLE) pairs. Keys with
+** some structure crowd at some sizes and not at others, so the sizes the
+** table does not have must not condemn it:
+** - a table of that size could have 2^lg keys, and is allowed what they
+**   would cost: only the excess counts (a size larger than the table's);
+** - while the walk goes on, the smallest size, which more keys outgrow,
+**   counts for a quarter (WALK_OUTGROW);
+** - the count is halved (WALK_SLACK): it strays by a fifth, and a table
+**   walked was built by Lua at as much cost, unlike one decoded. */
+static uint64_t walk_cost (Walk *w, size_t nodekeys, int ended) {
+  uint64_t most = 0;
+  int lg;
+  walk_size(w, nodekeys);
+  if (w->mask == 0)
+    return 0;
+  for (lg = w->lo; lg <= w->hi; lg++) {
+    uint64_t cost = (w->pairs[lg] << (2 * WALK_SAMPLE)) / WALK_SLACK;
+    uint64_t more = ((uint64_t)1 << lg) > nodekeys  /* keys it may have */
+                    ? ((uint64_t)1 << lg) - nodekeys : 0;
+    if (lg == w->lo && !ended)
+      cost /= WALK_OUTGROW;
+    if (cost > WORK_PER_SLOT * more && cost - WORK_PER_SLOT * more > most)
+      most = cost - WORK_PER_SLOT * more;
+  }
+  return most;
+}
+
+/* Raises DataCloneError for the table at stack index t, with the path to
+** it from the top-level value at root (see "Error paths"). */
+static void collide_fail (lua_State *L, int root, int t);
+
+/* What the keys of the walk (in s->keys) cost the decoder that fills a
+** table made for nrec pairs with them, in that order; (uint64_t)-1 when
+** out of memory. */
+static uint64_t fill_again (Scratch *s, size_t nrec) {
+  Fill f;
+  uint64_t work = 0;
+  size_t i;
+  fill_begin(&f, s, nrec);
+  if (f.lg < 0 || s->nkeys == 0)
+    return 0;
+  if (!fill_ready(&f, s))
+    return (uint64_t)-1;
+  for (i = 0; i < s->nkeys; i++)
+    work += fill_key(&f, s, s->keys[i].kind, s->keys[i].h);
+  return work;
+}
+
+/*
+** A long clone in a worker that terminate() stops ends within
+** milliseconds: every STOP_EVERY values, it looks whether its thread's hub
+** was stopped.
+*/
+#define STOP_EVERY 4096
+
+typedef struct Stop {
+  mc_Hub *hub;
+  int left;
+} Stop;
+
+static void stop_begin (Stop *st, lua_State *L) {
+  mc_Ctx *c = mc_ctx(L);
+  st->hub = c != NULL ? c->hub : NULL;
+  st->left = STOP_EVERY;
+}
+
+static int stop_now (Stop *st) {
+  if (--st->left > 0)
+    return 0;
+  st->left = STOP_EVERY;
+  return st->hub != NULL && mc_hub_stopped(st->hub);
+}
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
 ** Encoder
 ** =======================================================
 */
@@ -201,11 +589,18 @@ typedef struct Enc {
   int root;       /* stack index of the value being encoded */
   int xmap;       /* stack index of the transfer table, or 0 */
   uint32_t nobjs;
+  Budget b;
+  Stop stop;
 } Enc;
 
 static void enc_nomem (Enc *e) {
   give_scratch(e->L, e->sidx, e->s);
   luaL_error(e->L, "not enough memory");
+}
+
+static void enc_collide (Enc *e, int t) {
+  give_scratch(e->L, e->sidx, e->s);
+  collide_fail(e->L, e->root, t);
 }
 
 static unsigned char *enc_room (Enc *e, size_t k) {
@@ -258,22 +653,30 @@ static void enc_float (Enc *e, double d) {
   e->s->out.n += 9;
 }
 
-static void enc_number (Enc *e, int idx) {
 #if MC_LUA_INTEGERS
+
+static void enc_number (Enc *e, int idx) {
   if (lua_isinteger(e->L, idx))
     enc_int(e, (int64_t)lua_tointeger(e->L, idx));
   else
     enc_float(e, (double)lua_tonumber(e->L, idx));
+}
+
 #else
-  /* every number is a float: write the integral ones compactly */
-  double d = (double)lua_tonumber(e->L, idx);
+
+/* Every number is a float: the integral ones are written compactly. */
+static void enc_lnumber (Enc *e, lua_Number x) {
+  double d = (double)x;
   if (d >= -9223372036854775808.0 && d < 9223372036854775808.0
       && d == (double)(int64_t)d && !(d == 0 && signbit(d)))
     enc_int(e, (int64_t)d);
   else
     enc_float(e, d);
-#endif
 }
+
+#define enc_number(e, idx) enc_lnumber((e), lua_tonumber((e)->L, (idx)))
+
+#endif
 
 static void enc_bytes (Enc *e, int tag, const char *s, size_t len) {
   unsigned char *p = enc_room(e, 1 + VARINT_MAX + len);
@@ -423,22 +826,51 @@ static void enc_value (Enc *e, int idx, const Where *w) {
   }
 }
 
-/* Is the key at idx one of 1..narr, already written as the array part? */
-static int in_array (lua_State *L, int idx, lua_Integer narr) {
-  if (narr == 0 || lua_type(L, idx) != LUA_TNUMBER)
-    return 0;
+/* Writes the key at idx of a pair, unless it is one of 1..narr, already
+** written as the array part (then it returns 0). *kind and *h get what
+** key_hash gives. */
+static int enc_key (Enc *e, int idx, lua_Integer narr, const Where *w,
+                    int *kind, uint64_t *h) {
+  lua_State *L = e->L;
+  int type = lua_type(L, idx);
+  *kind = 0;
+  if (type == LUA_TNUMBER) {
 #if MC_LUA_INTEGERS
-  if (lua_isinteger(L, idx)) {
-    lua_Integer k = lua_tointeger(L, idx);
-    return k >= 1 && k <= narr;
-  }
-  return 0;  /* float keys with integral values are stored as integers */
+    if (lua_isinteger(L, idx)) {
+      lua_Integer i = lua_tointeger(L, idx);
+      if (i >= 1 && i <= narr)
+        return 0;
+      enc_int(e, (int64_t)i);
+      *kind = mc_hashint(i, h);
+    }
+    else {
+      lua_Number x = lua_tonumber(L, idx);
+      enc_float(e, (double)x);
+      *kind = mc_hashnum(x, h);
+    }
 #else
-  {
-    lua_Number k = lua_tonumber(L, idx);
-    return k >= 1 && k <= (lua_Number)narr && k == floor(k);
-  }
+    lua_Number x = lua_tonumber(L, idx);
+    if (x >= 1 && x <= (lua_Number)narr && x == floor(x))
+      return 0;
+    enc_lnumber(e, x);
+    *kind = mc_hashnum(x, h);
 #endif
+    return 1;
+  }
+  if (type == LUA_TSTRING) {
+    size_t len;
+    const char *s = lua_tolstring(L, idx, &len);
+    *kind = mc_hashstr(s, len, h);
+    enc_bytes(e, TAG_STR, s, len);
+    return 1;
+  }
+  enc_value(e, idx, w);
+  return 1;
+}
+
+static void enc_stop (Enc *e) {
+  give_scratch(e->L, e->sidx, e->s);
+  luaL_error(e->L, "DataCloneError: the thread is stopping");
 }
 
 /* Writes the body of the table at the top of the stack (object id). */
@@ -448,6 +880,8 @@ static void enc_body (Enc *e, uint32_t id) {
   lua_Integer narr = 0;
   uint32_t nhash = 0;
   Where w;
+  Walk walk;
+  uint64_t fill;
   w.t = t;
   w.k = 0;
   w.askey = 0;
@@ -455,25 +889,46 @@ static void enc_body (Enc *e, uint32_t id) {
     lua_rawgeti(L, t, (int)narr + 1);
     if (lua_isnil(L, -1) || narr == (lua_Integer)UINT32_MAX - 1)
       break;
+    if (stop_now(&e->stop))
+      enc_stop(e);
     w.i = ++narr;
     enc_value(e, t + 1, &w);
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
+  walk_begin(&walk, e->s);
   lua_pushnil(L);
   while (lua_next(L, t)) {  /* t, k, v */
-    if (!in_array(L, t + 1, narr)) {
-      if (nhash == UINT32_MAX)
-        enc_nomem(e);
-      w.k = t + 1;
-      w.askey = 1;
-      enc_value(e, t + 1, &w);
+    int kind, grew;
+    uint64_t h = 0;
+    w.k = t + 1;
+    w.askey = 1;
+    if (enc_key(e, t + 1, narr, &w, &kind, &h)) {
       w.askey = 0;
       enc_value(e, t + 2, &w);
+      if (nhash == UINT32_MAX)
+        enc_nomem(e);
       nhash++;
+      if (kind != 0
+          && (grew = walk_key(L, &walk, e->s, kind, h, nhash)) != 0) {
+        if (grew < 0)
+          enc_nomem(e);
+        if (over_budget(e->b.walk + walk_cost(&walk, nhash, 0),
+                        e->b.slots + narr + nhash))
+          enc_collide(e, t);
+      }
+      if (stop_now(&e->stop))
+        enc_stop(e);
     }
     lua_pop(L, 1);
   }
+  e->b.slots += (uint64_t)narr + nhash;
+  e->b.walk += walk_cost(&walk, nhash, 1);
+  if ((fill = fill_again(e->s, nhash)) == (uint64_t)-1)
+    enc_nomem(e);
+  e->b.fill += fill;
+  if (over_budget(e->b.walk, e->b.slots) || over_budget(e->b.fill, e->b.slots))
+    enc_collide(e, t);
   put_u32(e->s->out.p + e->s->objs[id].hdr, (uint32_t)narr);
   put_u32(e->s->out.p + e->s->objs[id].hdr + 4, nhash);
 }
@@ -490,6 +945,8 @@ static void encode (Enc *e, lua_State *L, int idx, int xmap) {
   e->sidx = lua_gettop(L);
   e->queue = push_ids(L, e->sidx);
   e->nobjs = 0;
+  memset(&e->b, 0, sizeof e->b);
+  stop_begin(&e->stop, L);
   e->s->out.n = 0;
   *enc_room(e, 1) = FORMAT_VERSION;
   e->s->out.n = 1;
@@ -640,6 +1097,10 @@ static void push_path (lua_State *L, int root, int target) {
             lua_pushvalue(L, -1);
             lua_pushvalue(L, side == 0 ? -4 : keyof);
             lua_rawset(L, keyof);
+            if (lua_rawequal(L, -1, target)) {  /* found: walk no more */
+              lua_settop(L, queue);
+              goto found;
+            }
             lua_rawseti(L, queue, tail++);
             continue;
           }
@@ -651,6 +1112,7 @@ static void push_path (lua_State *L, int root, int target) {
     }
     lua_pop(L, 1);
   }
+ found:
   /* walk up from target, collecting the segments last first */
   lua_newtable(L);  /* segs */
   lua_pushvalue(L, target);  /* segs, cur */
@@ -708,6 +1170,19 @@ static void enc_fail (Enc *e, const char *what, const Where *w) {
   clone_fail(e->L, e->root, what, w);
 }
 
+static void collide_fail (lua_State *L, int root, int t) {
+  luaL_checkstack(L, 40, "error message");
+  if (lua_rawequal(L, root, t))
+    lua_pushliteral(L, "DataCloneError: too many colliding keys (at top "
+                       "level)");
+  else {
+    push_path(L, root, t);
+    lua_pushfstring(L, "DataCloneError: too many colliding keys (at %s)",
+                    lua_tostring(L, -1));
+  }
+  lua_error(L);
+}
+
 /* }====================================================== */
 
 
@@ -727,6 +1202,10 @@ typedef struct Dec {
   size_t n, pos;
   size_t claimed;  /* table slots announced so far; at most n */
   uint32_t nobjs;
+  Budget b;
+  Stop stop;
+  lua_Integer i;   /* the last SMALLINT or INT read */
+  lua_Number x;    /* the last FLOAT read */
 } Dec;
 
 static void dec_fail (Dec *d, const char *what) {
@@ -832,22 +1311,24 @@ static void dec_table (Dec *d, int tag) {
   dec_newobj(d, 0, narr, nhash);
 }
 
-/* Pushes the next value. */
-static void dec_value (Dec *d) {
+/* Pushes the next value and returns its tag (TAG_STR for any string); a
+** number is also left in d->i or d->x. */
+static int dec_value (Dec *d) {
   lua_State *L = d->L;
   int tag;
   dec_need(d, 1);
   tag = d->p[d->pos++];
   if (tag >= TAG_SMALLINT) {
-    lua_pushinteger(L, tag - TAG_SMALLINT);
-    return;
+    d->i = tag - TAG_SMALLINT;
+    lua_pushinteger(L, d->i);
+    return tag;
   }
   if (tag >= TAG_SHORTSTR && tag <= TAG_SHORTSTR + SHORTSTR_MAX) {
     size_t len = (size_t)(tag - TAG_SHORTSTR);
     dec_need(d, len);
     lua_pushlstring(L, (const char *)d->p + d->pos, len);
     d->pos += len;
-    return;
+    return TAG_STR;
   }
   switch (tag) {
     case TAG_NIL: lua_pushnil(L); break;
@@ -855,11 +1336,11 @@ static void dec_value (Dec *d) {
     case TAG_TRUE: lua_pushboolean(L, 1); break;
     case TAG_INT: {
       uint64_t z = dec_varint(d);
-      int64_t v = (int64_t)((z >> 1) ^ (0 - (z & 1)));
+      d->i = (lua_Integer)(int64_t)((z >> 1) ^ (0 - (z & 1)));
 #if MC_LUA_INTEGERS
-      lua_pushinteger(L, (lua_Integer)v);
+      lua_pushinteger(L, d->i);
 #else
-      lua_pushnumber(L, (lua_Number)v);
+      lua_pushnumber(L, (lua_Number)d->i);
 #endif
       break;
     }
@@ -872,7 +1353,8 @@ static void dec_value (Dec *d) {
         u |= (uint64_t)d->p[d->pos + i] << (8 * i);
       d->pos += 8;
       memcpy(&x, &u, sizeof x);
-      lua_pushnumber(L, (lua_Number)x);
+      d->x = (lua_Number)x;
+      lua_pushnumber(L, d->x);
       break;
     }
     case TAG_STR: {
@@ -924,25 +1406,54 @@ static void dec_value (Dec *d) {
       break;
     }
   }
+  return tag;
 }
 
 static void dec_body (Dec *d, int t, uint32_t narr, uint32_t nhash) {
   lua_State *L = d->L;
   uint32_t i;
+  Fill f;
   for (i = 1; i <= narr; i++) {
+    if (stop_now(&d->stop))
+      dec_fail(d, "the thread is stopping");
     dec_value(d);
     lua_rawseti(L, t, (int)i);
   }
+  d->b.slots += (uint64_t)narr + nhash;
+  fill_begin(&f, d->s, nhash);
   for (i = 0; i < nhash; i++) {
     size_t at = d->pos;
-    dec_value(d);
-    if (lua_isnil(L, -1)) {
+    uint64_t h = 0;
+    int tag, kind = 0;
+    if (stop_now(&d->stop))
+      dec_fail(d, "the thread is stopping");
+    tag = dec_value(d);
+    if (tag == TAG_NIL) {
       d->pos = at;
       dec_fail(d, "nil table key");
     }
-    if (lua_type(L, -1) == LUA_TNUMBER && lua_tonumber(L, -1) != lua_tonumber(L, -1)) {
+    if (tag == TAG_FLOAT && d->x != d->x) {
       d->pos = at;
       dec_fail(d, "NaN table key");
+    }
+    if (f.lg >= 0) {  /* counted: the key's place, unless in the array part */
+      if (tag == TAG_INT || tag >= TAG_SMALLINT)
+        kind = d->i >= 1 && (uint64_t)d->i <= narr ? 0 : mc_hashint(d->i, &h);
+      else if (tag == TAG_FLOAT)
+        kind = mc_hashnum(d->x, &h);
+      else if (MC_HASH_STRINGS && tag == TAG_STR)
+        kind = mc_keyhash(L, -1, &h);
+    }
+    if (kind != 0) {
+      if (!fill_ready(&f, d->s)) {
+        give_scratch(L, d->sidx, d->s);
+        luaL_error(L, "not enough memory");
+      }
+      d->b.fill += fill_key(&f, d->s, kind, h);
+      if (over_budget(d->b.fill, d->b.slots)) {
+        d->pos = at;
+        dec_fail(d, "too many colliding keys");
+      }
     }
     dec_value(d);
     lua_rawset(L, t);
@@ -966,6 +1477,8 @@ static void decode (lua_State *L, Scratch *s, int sidx,
   d.pos = 0;
   d.claimed = 0;
   d.nobjs = 0;
+  memset(&d.b, 0, sizeof d.b);
+  stop_begin(&d.stop, L);
   if (n == 0)
     dec_fail(&d, "empty input");
   if (p[0] != FORMAT_VERSION)
@@ -1016,6 +1529,8 @@ typedef struct Copy {
   uint32_t nobjs;
   int ndeferred;
   int nmeta;     /* see defer_metatable */
+  Budget b;
+  Stop stop;
 } Copy;
 
 static void copy_fail (Copy *c, const char *what, const Where *w) {
@@ -1023,14 +1538,27 @@ static void copy_fail (Copy *c, const char *what, const Where *w) {
   clone_fail(c->L, c->root, what, w);
 }
 
+static void copy_nomem (Copy *c) {
+  give_scratch(c->L, c->sidx, c->s);
+  luaL_error(c->L, "not enough memory");
+}
+
+static void copy_collide (Copy *c, int t) {
+  give_scratch(c->L, c->sidx, c->s);
+  collide_fail(c->L, c->root, t);
+}
+
+static void copy_stop (Copy *c) {
+  give_scratch(c->L, c->sidx, c->s);
+  luaL_error(c->L, "DataCloneError: the thread is stopping");
+}
+
 /* Records the copy at the top as the copy of the object at address p. */
 static void copy_newobj (Copy *c, const void *p) {
   lua_State *L = c->L;
   uint32_t id = c->nobjs;
-  if (id == MC_NOID - 1 || !mc_ptrmap_add(&c->s->seen, p, id)) {
-    give_scratch(L, c->sidx, c->s);
-    luaL_error(L, "not enough memory");
-  }
+  if (id == MC_NOID - 1 || !mc_ptrmap_add(&c->s->seen, p, id))
+    copy_nomem(c);
   c->nobjs++;
   lua_pushvalue(L, -1);
   lua_rawseti(L, c->dst, (int)id + 1);
@@ -1048,6 +1576,8 @@ static void copy_body (Copy *c, int t, int d) {
   luaL_checkstack(L, 8, "copy");
   lua_pushnil(L);
   while (lua_next(L, t)) {  /* k, v */
+    if (stop_now(&c->stop))
+      copy_stop(c);
     w.askey = 1;
     copy_value(c, w.k, &w);
     w.askey = 0;
@@ -1057,24 +1587,71 @@ static void copy_body (Copy *c, int t, int d) {
   }
 }
 
+/*
+** Counts the pairs of the table at idx, whose array part holds 1..*narr
+** (made no more than the pairs): the copy is sized like the original, as
+** growing a table costs more than counting. The count is a walk as the
+** copy's is, and "Colliding keys" counts one of them (the budget is per
+** pass over the keys) and the filling of the copy. A table of fewer than
+** FILL_MIN pairs costs little: its keys are looked at only once there
+** are that many, from the first.
+*/
+static size_t copy_count (Copy *c, int idx, size_t *narr) {
+  lua_State *L = c->L;
+  size_t n = 0, nodekeys = 0;
+  uint64_t fill;
+  int each = 0;  /* looking at each key */
+  Walk walk;
+  walk_begin(&walk, c->s);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    uint64_t h = 0;
+    int kind, grew;
+    if (++n == FILL_MIN && !each) {  /* again from the first */
+      lua_pop(L, 2);
+      lua_pushnil(L);
+      n = 0;
+      each = 1;
+      continue;
+    }
+    if (each) {
+      kind = key_hash(L, -2, (lua_Integer)*narr, &h);
+      nodekeys += kind >= 0;
+      if (kind > 0
+          && (grew = walk_key(L, &walk, c->s, kind, h, nodekeys)) != 0) {
+        if (grew < 0)
+          copy_nomem(c);
+        if (over_budget(c->b.walk + walk_cost(&walk, nodekeys, 0),
+                        c->b.slots + n))
+          copy_collide(c, idx);
+      }
+    }
+    if (stop_now(&c->stop))
+      copy_stop(c);
+    lua_pop(L, 1);
+  }
+  if (*narr > n)
+    *narr = n;
+  c->b.slots += n;
+  c->b.walk += walk_cost(&walk, nodekeys, 1);
+  if ((fill = fill_again(c->s, n - *narr)) == (uint64_t)-1)
+    copy_nomem(c);
+  c->b.fill += fill;
+  if (over_budget(c->b.walk, c->b.slots) || over_budget(c->b.fill, c->b.slots))
+    copy_collide(c, idx);
+  return n;
+}
+
 static void copy_table (Copy *c, int idx) {
   lua_State *L = c->L;
   const void *p = lua_topointer(L, idx);
   uint32_t id = mc_ptrmap_get(&c->s->seen, p);
-  size_t n = 0, narr;
+  size_t n, narr = mc_rawlen(L, idx);
   if (id != MC_NOID) {
     lua_rawgeti(L, c->dst, (int)id + 1);
     return;
   }
-  /* sized like the original: growing a table costs more than counting */
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    lua_pop(L, 1);
-    n++;
-  }
-  narr = mc_rawlen(L, idx);
-  if (narr > n)
-    narr = n;
+  n = copy_count(c, idx, &narr);
   lua_createtable(L, size_hint(narr), size_hint(n - narr));
   if (lua_getmetatable(L, idx)) {  /* copy, mt */
     lua_pushvalue(L, -1);
@@ -1167,6 +1744,8 @@ void mc_copy (lua_State *L, int idx, int xmap, int blanks) {
   c.nobjs = 0;
   c.ndeferred = 0;
   c.nmeta = 0;
+  memset(&c.b, 0, sizeof c.b);
+  stop_begin(&c.stop, L);
   copy_value(&c, c.root, &w);  /* scratch, dst, deferred, mt2name, copy */
   for (i = 1; i <= c.ndeferred; i++) {  /* the queue grows as it goes */
     int t = c.mt2name + 2;
@@ -1260,10 +1839,56 @@ int mc_register (lua_State *L) {
   return 1;
 }
 
+/*
+** Whether mc_keyhash and mc_nodelg agree with the running Lua: keys of
+** every kind it counts, with main positions apart, go into an empty table,
+** and lua_next, which walks the hash part in node order, must give them
+** in the order of those positions.
+*/
+static int keyhash_matches (lua_State *L) {
+  int lg, i, ok = 1;
+  for (lg = 4; lg <= 6 && ok; lg += 2) {
+    uint64_t used = 0, h;
+    int n = 0, last = -1, kind;
+    lua_createtable(L, 0, (1 << lg) - 1);
+    ok = mc_nodelg((1ul << lg) - 1) == lg;
+    for (i = 1; i <= 400 && n < 1 << (lg - 1); i++) {
+      switch (i % 5) {  /* small and large integers, floats, strings */
+        case 0: lua_pushinteger(L, (lua_Integer)i * 7919); break;
+        case 1: lua_pushnumber(L, -(lua_Number)i * 1099511627776.0 - 3); break;
+        case 2: lua_pushnumber(L, (lua_Number)i + 0.25); break;
+        case 3: lua_pushnumber(L, (lua_Number)i * 1e-3 + 1e100 / i); break;
+        default: lua_pushfstring(L, "key%d", i); break;
+      }
+      kind = mc_keyhash(L, -1, &h);
+      if (kind != 0 && !(used >> main_position(kind, h, lg) & 1)) {
+        used |= (uint64_t)1 << main_position(kind, h, lg);
+        n++;
+        lua_pushboolean(L, 1);
+        lua_rawset(L, -3);
+      }
+      else
+        lua_pop(L, 1);
+    }
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+      int pos = (kind = mc_keyhash(L, -2, &h)) != 0
+                ? (int)main_position(kind, h, lg) : -1;
+      ok = ok && pos > last;
+      last = pos;
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  return ok;
+}
+
 void mc_codec_open (lua_State *L) {
   if (luaL_newmetatable(L, SCRATCH_MT)) {
     lua_pushcfunction(L, scratch__gc);
     lua_setfield(L, -2, "__gc");
+    lua_pushboolean(L, keyhash_matches(L));
+    lua_setfield(L, -2, "keyhash");
   }
   lua_pop(L, 1);
 }

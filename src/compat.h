@@ -6,6 +6,12 @@
 #ifndef mc_compat_h
 #define mc_compat_h
 
+#include <float.h>
+#include <limits.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
 #include "lua.h"
 #include "lauxlib.h"
 
@@ -83,5 +89,163 @@ static inline void *mc_testudata (lua_State *L, int i, const char *tname) {
 #define mc_testudata luaL_testudata
 
 #endif
+
+/*
+** Where the running Lua puts a key in a table's hash part. Lua looks a key
+** up from its main position, so keys that share one make a chain that
+** every lookup among them walks; codec.c counts that work for the keys a
+** sender can choose (docs/FORMAT.md). In a hash part of 2^lg nodes the
+** main position of a key with hash h is node h & (2^lg - 1) for a key of
+** kind MC_HASH_MASK, node h % ((2^lg - 1) | 1) for MC_HASH_MOD.
+** mc_hashint and mc_hashnum give the kind and h of a number key (not NaN),
+** mc_hashstr of a string key, or 0 for one whose place the sender cannot
+** choose: Lua 5.1 to 5.4 and LuaJIT hash numbers without a seed, only
+** 5.1 strings (MC_HASH_STRINGS). These follow the sources of each version
+** (ltable.c, LuaJIT's lj_tab.h); codec.c checks them against the running
+** Lua when it loads, and counts nothing when they differ.
+*/
+#define MC_HASH_MASK 1
+#define MC_HASH_MOD 2
+
+/* The log2 of the size of the hash part lua_createtable gives for nrec
+** keys (nrec > 0). */
+static inline int mc_nodelg (unsigned long nrec) {
+  int lg = 0;
+#if defined(LUA_LJDIR)  /* LuaJIT: never fewer than 2 nodes */
+  if (nrec == 1)
+    return 1;
+#endif
+  while ((1ul << lg) < nrec)
+    lg++;
+  return lg;
+}
+
+#if LUA_VERSION_NUM >= 503
+
+/* Integers: Lua 5.4.4 and later take them modulo, earlier ones mask. */
+#if LUA_VERSION_NUM == 504 && LUA_VERSION_RELEASE_NUM >= 50404
+#define MC_HASH_INT MC_HASH_MOD
+#else
+#define MC_HASH_INT MC_HASH_MASK
+#endif
+
+static inline int mc_hashint (lua_Integer i, uint64_t *h) {
+  *h = (uint64_t)i;
+  return MC_HASH_INT;
+}
+
+/* A float with an integral value is stored as that integer; others go
+** by l_hashfloat. */
+static inline int mc_hashnum (lua_Number x, uint64_t *h) {
+  double n = (double)x;
+  int e;
+  unsigned int u;
+  if (n >= -9223372036854775808.0 && n < 9223372036854775808.0
+      && n == floor(n))
+    return mc_hashint((lua_Integer)n, h);
+  n = frexp(n, &e) * -(double)INT_MIN;
+  if (!(n >= -9223372036854775808.0 && n < 9223372036854775808.0))
+    u = 0;  /* an infinity */
+  else {
+    u = (unsigned int)e + (unsigned int)(long long)n;
+    u = u <= (unsigned int)INT_MAX ? u : ~u;
+  }
+  *h = u;
+  return MC_HASH_MOD;
+}
+
+#elif defined(LUA_LJDIR)  /* LuaJIT: hashrot of the bits, sign dropped */
+
+static inline uint32_t mc_rol32 (uint32_t x, int n) {
+  return (x << n) | (x >> (32 - n));
+}
+
+static inline int mc_hashnum (lua_Number x, uint64_t *h) {
+  double d = (double)x;
+  uint64_t bits;
+  uint32_t lo, hi;
+  memcpy(&bits, &d, sizeof bits);
+  lo = (uint32_t)bits;
+  hi = (uint32_t)(bits >> 32) << 1;
+  lo ^= hi;  /* hashrot (both of its forms compute this) */
+  lo -= mc_rol32(hi, 14);
+  *h = (lo ^ mc_rol32(hi, 19)) - mc_rol32(lo, 13);
+  return MC_HASH_MASK;
+}
+
+#elif LUA_VERSION_NUM == 502
+
+static inline int mc_hashnum (lua_Number x, uint64_t *h) {
+  double d = (double)x;
+  int i;
+  /* luai_hashnum adds the two halves of n + 1 where luaconf.h sets
+  ** LUA_IEEE754TRICK: for every compiler but 32-bit MSVC, unless Lua is
+  ** built strictly ANSI (as this module is, which hides the macro here) */
+#if defined(LUA_IEEE754TRICK) || !(defined(_MSC_VER) && defined(_M_IX86))
+  uint32_t w[2];
+  d += 1.0;
+  memcpy(w, &d, sizeof w);
+  i = (int)(w[0] + w[1]);
+#else
+  int e;
+  d = frexp(d, &e) * (double)(INT_MAX - DBL_MAX_EXP);
+  i = (int)d + e;
+#endif
+  if (i < 0)
+    i = (unsigned int)i == 0u - (unsigned int)i ? 0 : -i;
+  *h = (uint64_t)i;
+  return MC_HASH_MOD;
+}
+
+#else  /* Lua 5.1: numbers by their bits, strings without a seed */
+
+#define MC_HASH_STRINGS 1
+
+static inline int mc_hashnum (lua_Number x, uint64_t *h) {
+  double d = (double)x;
+  uint32_t w[2];
+  memcpy(w, &d, sizeof w);
+  *h = d == 0 ? 0 : (uint32_t)(w[0] + w[1]);
+  return MC_HASH_MOD;
+}
+
+static inline int mc_hashstr (const char *s, size_t len, uint64_t *h) {
+  uint32_t x = (uint32_t)len;
+  size_t step = (len >> 5) + 1, i;
+  for (i = len; i >= step; i -= step)
+    x ^= (x << 5) + (x >> 2) + (unsigned char)s[i - 1];
+  *h = x;
+  return MC_HASH_MASK;
+}
+
+#endif
+
+#if LUA_VERSION_NUM < 503
+#define mc_hashint(i, h) mc_hashnum((lua_Number)(i), (h))
+#endif
+
+#if !defined(MC_HASH_STRINGS)
+#define MC_HASH_STRINGS 0
+#define mc_hashstr(s, len, h) ((void)(s), (void)(len), (void)(h), 0)
+#endif
+
+/* The same for the key at idx. */
+static inline int mc_keyhash (lua_State *L, int idx, uint64_t *h) {
+  size_t len;
+  const char *s;
+  switch (lua_type(L, idx)) {
+    case LUA_TNUMBER:
+      if (mc_isinteger(L, idx))
+        return mc_hashint(lua_tointeger(L, idx), h);
+      return mc_hashnum(lua_tonumber(L, idx), h);
+    case LUA_TSTRING:
+      if (!MC_HASH_STRINGS)
+        return 0;
+      s = lua_tolstring(L, idx, &len);
+      return mc_hashstr(s, len, h);
+    default:
+      return 0;
+  }
+}
 
 #endif

@@ -171,6 +171,14 @@ void mc_hub_stop (mc_Hub *h) {
   pthread_mutex_unlock(&h->lock);
 }
 
+int mc_hub_stopped (mc_Hub *h) {
+  int r;
+  pthread_mutex_lock(&h->lock);
+  r = h->stop;
+  pthread_mutex_unlock(&h->lock);
+  return r;
+}
+
 void mc_hub_close (mc_Hub *h) {
   pthread_mutex_lock(&h->lock);
   h->alive = 0;

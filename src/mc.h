@@ -104,6 +104,7 @@ int mc_hub_pending (mc_Hub *h);
 /* Returns the descriptor; from now on every news makes it readable. */
 int mc_hub_expose (mc_Hub *h);
 void mc_hub_stop (mc_Hub *h);
+int mc_hub_stopped (mc_Hub *h);  /* whether mc_hub_stop was called */
 void mc_hub_close (mc_Hub *h);  /* its state is gone: drop news from now on */
 /* Waits until there is news, a wake-up, a signal, the hub is stopped, or
 ** `seconds` pass (< 0: no limit; 0: no wait). Swaps the queued ids into
