@@ -131,7 +131,11 @@ uint32_t mc_ctx_register (lua_State *L, int idx) {
   lua_pushnumber(L, (lua_Number)id);
   lua_pushvalue(L, idx);
   lua_rawset(L, -3);
-  lua_pop(L, 1);
+  lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_PINNED);
+  lua_pushnumber(L, (lua_Number)id);
+  lua_pushboolean(L, 0);
+  lua_rawset(L, -3);
+  lua_pop(L, 2);
   return id;
 }
 
@@ -174,20 +178,20 @@ void mc_ctx_wake (lua_State *L) {
 
 /* A change of what is pinned may change whether the scheduler has work
 ** that keeps it going: wake a host loop to step. */
-void mc_ctx_pin (lua_State *L, int idx, int on) {
+void mc_ctx_pin (lua_State *L, int idx, uint32_t id, int on) {
   int was;
   idx = mc_absindex(L, idx);
   lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_PINNED);
-  lua_pushvalue(L, idx);
+  lua_pushnumber(L, (lua_Number)id);
   lua_rawget(L, -2);
-  was = !lua_isnil(L, -1);
+  was = lua_toboolean(L, -1);
   lua_pop(L, 1);
-  if (was != on) {
-    lua_pushvalue(L, idx);
+  if (was != on) {  /* the slot exists (mc_ctx_register): no allocation */
+    lua_pushnumber(L, (lua_Number)id);
     if (on)
-      lua_pushboolean(L, 1);
+      lua_pushvalue(L, idx);
     else
-      lua_pushnil(L);
+      lua_pushboolean(L, 0);
     lua_rawset(L, -3);
   }
   lua_pop(L, 1);
@@ -195,9 +199,10 @@ void mc_ctx_pin (lua_State *L, int idx, int on) {
     mc_ctx_wake(L);
 }
 
-void mc_ctx_enqueue (lua_State *L, int idx, size_t n) {
+size_t mc_ctx_enqueue (lua_State *L, int idx, size_t n) {
   mc_Ctx *c = mc_ctx(L);
   lua_Integer tail;
+  size_t k;
   int was_empty;
   c->lost++;  /* until the tokens are in: an error (out of memory) leaves
               ** it set, and the receiver's next kick could be far off */
@@ -207,7 +212,17 @@ void mc_ctx_enqueue (lua_State *L, int idx, size_t n) {
   tail = lua_tointeger(L, -1);
   lua_pop(L, 1);
   was_empty = tail == 0 && n > 0;
-  for (; n > 0; n--) {
+  for (k = 0; k < n; k++) {
+    if (c->noalloc) {
+      int none;
+      lua_rawgeti(L, -1, (int)tail + 1);
+      none = lua_isnil(L, -1);
+      lua_pop(L, 1);
+      if (none) {  /* the rest comes with the next poll's look */
+        c->lost++;
+        break;
+      }
+    }
     lua_pushvalue(L, idx);
     lua_rawseti(L, -2, (int)++tail);
   }
@@ -217,6 +232,24 @@ void mc_ctx_enqueue (lua_State *L, int idx, size_t n) {
   c->lost--;
   if (was_empty)
     mc_ctx_wake(L);
+  return k;
+}
+
+void mc_ctx_reserve (lua_State *L, size_t n) {
+  lua_Integer tail, i;
+  lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_RUNQ);
+  lua_rawgeti(L, -1, 0);
+  tail = lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  for (i = tail + 1; i <= tail + (lua_Integer)n; i++) {
+    lua_rawgeti(L, -1, (int)i);
+    if (lua_isnil(L, -1)) {
+      lua_pushboolean(L, 0);
+      lua_rawseti(L, -3, (int)i);
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
 }
 
 void mc_ctx_add_type (lua_State *L, const mc_Type *t) {

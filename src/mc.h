@@ -312,7 +312,9 @@ void mc_group_sweep (mc_Group *g, size_t e);
 ** in the registry: every load of the module in a Lua state shares it. */
 #define MC_CTX_C         1  /* the mc_Ctx userdata */
 #define MC_CTX_OBJECTS   2  /* id -> port or Worker handle, weak values */
-#define MC_CTX_PINNED    3  /* objects kept alive for another thread */
+#define MC_CTX_PINNED    3  /* id -> object kept alive for another
+                            ** thread, or false: every registered id
+                            ** has its slot, so pinning never allocates */
 #define MC_CTX_RUNQ      4  /* the run queue, tail at [0]: C appends (the
                             ** scheduler through core.enqueue), the
                             ** scheduler takes from the front */
@@ -340,6 +342,8 @@ typedef struct mc_Ctx {
   int looping;      /* a scheduler loop (run, step, ...) is running */
   int lost;         /* enqueues an error cut short: poll looks at every
                     ** object, so that their tokens are queued again */
+  int noalloc;      /* enqueue only into slots that exist (a kick after
+                    ** a change it must not fail) */
   int interactive;  /* SIGINT reaches this thread (its waits are sliced) */
   struct lua_State *main;  /* the state's main thread, or NULL (unknown) */
 } mc_Ctx;
@@ -360,9 +364,15 @@ void mc_ctx_setfuncs (struct lua_State *L, const struct luaL_Reg *l);
 uint32_t mc_ctx_register (struct lua_State *L, int idx);
 void mc_ctx_unregister (struct lua_State *L, uint32_t id);  /* collected */
 void mc_ctx_push (struct lua_State *L, uint32_t id);  /* the object, or nil */
-void mc_ctx_pin (struct lua_State *L, int idx, int on);
+void mc_ctx_pin (struct lua_State *L, int idx, uint32_t id, int on);
 /* Appends the value at idx to the run queue n times. */
-void mc_ctx_enqueue (struct lua_State *L, int idx, size_t n);
+/* Queues n tokens of the object at idx; returns how many it queued: in
+** `noalloc` mode it stops (and sets `lost`) where a slot would have to be
+** made, so that it never raises. */
+size_t mc_ctx_enqueue (struct lua_State *L, int idx, size_t n);
+/* Makes the next n run-queue slots exist (false), so that n tokens queue
+** without allocating: called before a change whose kick must not fail. */
+void mc_ctx_reserve (struct lua_State *L, size_t n);
 /* Something may now keep the scheduler going, or is ready to run: unless a
 ** scheduler loop runs already, a host loop waiting on the descriptor is
 ** woken to step, and the waker (an adapter's) is called. */
@@ -456,7 +466,10 @@ void mc_recv_release (struct lua_State *L, mc_Recv *r, int for_good);
 ** is a receiver that holds an end, else NULL. */
 mc_Recv *mc_recv_push (struct lua_State *L, uint32_t id);
 void mc_recv_kick (struct lua_State *L, int idx, mc_Recv *r);
-void mc_recv_kick_id (struct lua_State *L, uint32_t id);
+/* The same after a change that must not be undone: it queues only into
+** slots reserved before the change (mc_ctx_reserve) and leaves the rest
+** to the next poll, so it never raises. */
+void mc_recv_kick_safe (struct lua_State *L, int idx, mc_Recv *r);
 /* Decides what keeps r (at idx) alive: its partner when that lives in
 ** this state, else the pinned table while it wants events and may still
 ** get one (its close not yet taken). */
@@ -471,13 +484,13 @@ void mc_recv_unkeep (struct lua_State *L, int idx);
 void mc_buffer_open (struct lua_State *L);
 void mc_port_open (struct lua_State *L);
 void mc_worker_open (struct lua_State *L);
+
 #if defined(MC_FAULT_INJECTION)
 /* A test build (spec/oom/host.c): the host program gives each worker's
 ** state its allocator (a lua_Alloc), to make its allocations fail. */
 typedef void *(*mc_Alloc) (void *ud, void *ptr, size_t osize, size_t nsize);
 mc_Alloc mc_fault_alloc (void **ud);
 #endif
-
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

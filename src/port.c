@@ -37,7 +37,7 @@ static int disentangle (lua_State *L, int idx, mc_Recv *p) {
   if (partner != 0) {
     mc_Recv *q = mc_recv_push(L, partner);
     if (q != NULL) {
-      mc_recv_kick(L, -1, q);
+      mc_recv_kick_safe(L, -1, q);
       mc_recv_unkeep(L, -1);
     }
     lua_pop(L, 1);
@@ -46,10 +46,13 @@ static int disentangle (lua_State *L, int idx, mc_Recv *p) {
   return 1;
 }
 
+/* The kicks that announce the close use slots reserved first: close()
+** does not raise once the pair is closed. */
 static int port_close (lua_State *L) {
   mc_Recv *p = check_port(L, 1);
+  mc_ctx_reserve(L, 2);
   if (disentangle(L, 1, p))
-    mc_recv_kick(L, 1, p);
+    mc_recv_kick_safe(L, 1, p);
   return 0;
 }
 
@@ -101,6 +104,7 @@ static int port_postMessage (lua_State *L) {
   int r = 0;
   mc_Msg *m;
   lua_settop(L, 3);
+  mc_ctx_reserve(L, 1);  /* so that nothing after the post can fail */
   m = mc_message_make(L, 2, 3, p->group);  /* port, message, transfer, list */
   if (p->group != NULL)
     r = mc_group_post(p->group, mc_group_partner(p->group, p->end), m,
@@ -112,8 +116,12 @@ static int port_postMessage (lua_State *L) {
   }
   else {
     mc_message_commit(L, 4);
-    if (local != 0)
-      mc_recv_kick_id(L, local);
+    if (local != 0) {
+      mc_Recv *q = mc_recv_push(L, local);
+      if (q != NULL)
+        mc_recv_kick_safe(L, -1, q);
+      lua_pop(L, 1);
+    }
     else if (lua_istable(L, 4) && mc_rawlen(L, 4) > 0)
       mc_group_sweep(p->group, mc_group_partner(p->group, p->end));
   }
@@ -129,8 +137,14 @@ static int port_postMessage (lua_State *L) {
 static int port_start (lua_State *L) {
   mc_Recv *p = check_port(L, 1);
   if (!p->started) {
+    if (p->group != NULL) {
+      size_t count;
+      int closing;
+      mc_group_head(p->group, p->end, &count, &closing);
+      mc_ctx_reserve(L, count + (size_t)closing);
+    }
     p->started = 1;
-    mc_recv_kick(L, 1, p);
+    mc_recv_kick_safe(L, 1, p);
     mc_recv_repin(L, 1, p);
   }
   return 0;
@@ -219,10 +233,10 @@ static void port_commit (lua_State *L, int idx) {
   p->lent = 0;
   mc_group_incref(g);
   mc_getuservalue(L, idx);
-  lua_getfield(L, -1, "keep");  /* U, partner kept by p, or nil */
+  lua_getfield(L, -1, "keep");  /* U, partner kept by p, or false */
   mc_recv_release(L, p, 0);
   mc_recv_unkeep(L, idx);
-  q = lua_isnil(L, -1) ? NULL : (mc_Recv *)lua_touserdata(L, -1);
+  q = (mc_Recv *)lua_touserdata(L, -1);  /* NULL for false */
   if (q != NULL && q->group != NULL)
     mc_recv_repin(L, -1, q);
   lua_pop(L, 2);

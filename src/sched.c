@@ -56,7 +56,9 @@ mc_Recv *mc_recv_new (lua_State *L, const mc_Type *t, size_t size) {
   memset(r, 0, size);
   luaL_getmetatable(L, t->tname);
   lua_setmetatable(L, -2);
-  lua_newtable(L);
+  lua_createtable(L, 0, 4);
+  lua_pushboolean(L, 0);  /* U.keep always has a value, so that setting */
+  lua_setfield(L, -2, "keep");  /* it later allocates nothing */
   mc_setuservalue(L, -2);
   r->id = mc_ctx_register(L, -1);
   return r;
@@ -109,20 +111,19 @@ void mc_recv_kick (lua_State *L, int idx, mc_Recv *r) {
     return;
   head = mc_group_head(r->group, r->end, &count, &closing);
   want = deliverable(r) ? count + (size_t)closing : head == MC_CLOSED;
-  if (r->tokens < want) {
-    mc_ctx_enqueue(L, idx, want - r->tokens);
-    r->tokens = want;
-  }
+  if (r->tokens < want)
+    r->tokens += mc_ctx_enqueue(L, idx, want - r->tokens);
 }
 
-void mc_recv_kick_id (lua_State *L, uint32_t id) {
-  mc_Recv *r = mc_recv_push(L, id);
-  if (r != NULL)
-    mc_recv_kick(L, -1, r);
-  lua_pop(L, 1);
+void mc_recv_kick_safe (lua_State *L, int idx, mc_Recv *r) {
+  mc_Ctx *c = mc_ctx(L);
+  c->noalloc = 1;
+  mc_recv_kick(L, idx, r);
+  c->noalloc = 0;
 }
 
-/* Sets U.keep of the receiver at idx to the value at the top (popped). */
+/* Sets U.keep of the receiver at idx to the value at the top (popped):
+** a partner kept alive by it, or false. */
 static void set_keep (lua_State *L, int idx) {
   idx = mc_absindex(L, idx);
   mc_getuservalue(L, idx);
@@ -133,9 +134,9 @@ static void set_keep (lua_State *L, int idx) {
 
 void mc_recv_unkeep (lua_State *L, int idx) {
   idx = mc_absindex(L, idx);
-  lua_pushnil(L);
+  lua_pushboolean(L, 0);
   set_keep(L, idx);
-  mc_ctx_pin(L, idx, 0);
+  mc_ctx_pin(L, idx, ((mc_Recv *)lua_touserdata(L, idx))->id, 0);
 }
 
 void mc_recv_repin (lua_State *L, int idx, mc_Recv *r) {
@@ -147,16 +148,17 @@ void mc_recv_repin (lua_State *L, int idx, mc_Recv *r) {
       if (r->wants)
         lua_pushvalue(L, idx);
       else
-        lua_pushnil(L);
+        lua_pushboolean(L, 0);
       set_keep(L, -2);
       lua_pop(L, 1);
-      mc_ctx_pin(L, idx, 0);
+      mc_ctx_pin(L, idx, r->id, 0);
       return;
     }
     lua_pop(L, 1);
   }
-  mc_ctx_pin(L, idx, r->wants && r->group != NULL
-                     && !mc_group_ended(r->group, r->end) && !stuck(r));
+  mc_ctx_pin(L, idx, r->id, r->wants && r->group != NULL
+                            && !mc_group_ended(r->group, r->end)
+                            && !stuck(r));
 }
 
 void mc_recv_repin_peer (lua_State *L, mc_Group *g, size_t e) {
@@ -208,13 +210,15 @@ static int sched_take (lua_State *L) {
     r->tokens--;
   if (r->group == NULL)
     return 0;
+  if (!token)
+    mc_ctx_reserve(L, 1);  /* for the close that may come next */
   h = mc_group_take(r->group, r->end,
                     token ? MC_TAKE_CLOSE | (deliverable(r) ? MC_TAKE_MESSAGE : 0)
                           : MC_TAKE_MESSAGE, &m);
   if (h == MC_EMPTY && (token || mc_group_entangled(r->group)))
     return 0;
   if (h != MC_MESSAGE) {
-    mc_ctx_pin(L, 1, 0);
+    mc_ctx_pin(L, 1, r->id, 0);
     push_event(L, CLOSE);
     lua_pushnil(L);
     mc_getuservalue(L, 1);
@@ -224,7 +228,7 @@ static int sched_take (lua_State *L) {
   if (h != 0)
     mc_msg_free(m);  /* the ports it brought close at their partners */
   if (!token)  /* the close may be at the head now */
-    mc_recv_kick(L, 1, r);
+    mc_recv_kick_safe(L, 1, r);
   push_event(L, h != 0 ? MESSAGEERROR : MESSAGE);
   lua_pushvalue(L, 2);
   mc_getuservalue(L, 1);
@@ -234,7 +238,9 @@ static int sched_take (lua_State *L) {
 
 /* changed(obj): the Lua side changed the listeners of obj or its tasks
 ** waiting in receive. Reads them from U, queues the tokens that makes due
-** and decides what keeps obj alive. Returns whether obj is entangled. */
+** and decides what keeps obj alive. Returns whether obj is entangled.
+** It allocates nothing Lua-side (the key strings live in the Lua
+** sources and U), so it cannot fail after the Lua side's change. */
 static int sched_changed (lua_State *L) {
   mc_Recv *r = check_recv(L, 1);
   int i, waiting;
@@ -255,7 +261,7 @@ static int sched_changed (lua_State *L) {
   }
   r->waiting = waiting;
   r->wants |= waiting;
-  mc_recv_kick(L, 1, r);
+  mc_recv_kick_safe(L, 1, r);  /* the Lua side has made its change */
   mc_recv_repin(L, 1, r);
   lua_pushboolean(L, r->group != NULL && mc_group_entangled(r->group));
   return 1;
@@ -372,9 +378,10 @@ static int held_here (lua_State *L) {
   lua_pop(L, ok ? 1 : 2);
   lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_PINNED);
   lua_pushnil(L);
-  while (ok && lua_next(L, -2)) {  /* pinned, obj, true */
-    mc_Recv *r = (mc_Recv *)lua_touserdata(L, -2);
-    int w = waits_abroad(L, r);  /* again: it may have arrived somewhere */
+  while (ok && lua_next(L, -2)) {  /* pinned, id, obj or false */
+    mc_Recv *r = (mc_Recv *)lua_touserdata(L, -1);
+    int w = r != NULL ? waits_abroad(L, r) : 0;  /* again: it may have
+                                                 ** arrived somewhere */
     lua_pop(L, 1);
     if (w == 1 || (w == 2 && !mc_reach_has(&reach, r->group,
                                             mc_group_partner(r->group,
@@ -387,9 +394,10 @@ static int held_here (lua_State *L) {
   ** busy's look has its last messages and close queued now */
   lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_PINNED);
   lua_pushnil(L);
-  while (lua_next(L, -2)) {
+  while (lua_next(L, -2)) {  /* pinned, id, obj or false */
+    if (lua_toboolean(L, -1))
+      mc_recv_kick(L, -1, (mc_Recv *)lua_touserdata(L, -1));
     lua_pop(L, 1);
-    mc_recv_kick(L, -1, (mc_Recv *)lua_touserdata(L, -1));
   }
   lua_pop(L, 1);
   return ok;
@@ -405,18 +413,23 @@ static int sched_busy (lua_State *L) {
   int busy = 0, transit = 0;
   lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_PINNED);
   lua_pushnil(L);
-  while (lua_next(L, -2)) {
-    mc_Recv *r = (mc_Recv *)lua_touserdata(L, -2);
+  while (lua_next(L, -2)) {  /* pinned, id, obj or false */
+    mc_Recv *r = (mc_Recv *)lua_touserdata(L, -1);
+    int w;
+    if (r == NULL) {
+      lua_pop(L, 1);
+      continue;
+    }
     /* before the kick: a partner that closes after this look has its
     ** news told to the hub; one that closed before it has its last
     ** messages and close queued by the kick */
-    int w = waits_abroad(L, r);
-    lua_pop(L, 1);
+    w = waits_abroad(L, r);
     mc_recv_kick(L, -1, r);
+    lua_pop(L, 1);
     if (r->group != NULL && stuck(r)) {
       lua_pushvalue(L, -1);
-      lua_pushnil(L);
-      lua_rawset(L, -4);  /* clearing a field while traversing is allowed */
+      lua_pushboolean(L, 0);
+      lua_rawset(L, -4);  /* an existing field, while traversing: allowed */
       continue;
     }
     busy |= w == 1;

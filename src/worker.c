@@ -250,15 +250,28 @@ static void *worker_main (void *arg) {
 ** its first transferred object, or its value. Later calls push the same.
 ** A message that cannot be decoded raises, and stays to be read again
 ** (once its metatables are registered, say). Only the worker's thread
-** reads *slot. */
+** reads *slot. The memo, registry[key] = {what, true}, is made before
+** the message is read, so that nothing can fail once it is opened. */
 static int open_once (lua_State *L, mc_Msg **slot, const char *key,
                       int object) {
   mc_Msg *m = *slot;
+  int memo;
   lua_getfield(L, LUA_REGISTRYINDEX, key);
   if (lua_istable(L, -1)) {
-    lua_rawgeti(L, -1, 1);
-    return 1;
+    lua_rawgeti(L, -1, 2);
+    if (lua_toboolean(L, -1)) {
+      lua_rawgeti(L, -2, 1);
+      return 1;
+    }
+    lua_pop(L, 1);
   }
+  else {
+    lua_pop(L, 1);
+    lua_createtable(L, 2, 0);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, key);
+  }
+  memo = lua_gettop(L);
   if (m == NULL)
     return 0;
   if (mc_message_read(L, m) != 0) {  /* error, nil */
@@ -266,17 +279,17 @@ static int open_once (lua_State *L, mc_Msg **slot, const char *key,
     return lua_error(L);
   }
   *slot = NULL;
-  mc_message_fill(L, m);  /* value, objs */
+  mc_message_fill(L, m);  /* memo, value, objs */
   if (object && lua_istable(L, -1))
     lua_rawgeti(L, -1, 1);
   else if (object)
     lua_pushnil(L);
   else
     lua_pushvalue(L, -2);
-  lua_createtable(L, 1, 0);
-  lua_pushvalue(L, -2);
-  lua_rawseti(L, -2, 1);
-  lua_setfield(L, LUA_REGISTRYINDEX, key);
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, memo, 1);  /* slots 1 and 2 exist: no allocation */
+  lua_pushboolean(L, 1);
+  lua_rawseti(L, memo, 2);
   return 1;
 }
 
