@@ -220,6 +220,7 @@ size_t mc_ctx_enqueue (lua_State *L, int idx, size_t n) {
       lua_pop(L, 1);
       if (none) {  /* the rest comes with the next poll's look */
         c->lost++;
+        was_empty = 1;  /* which a host loop must be woken for */
         break;
       }
     }

@@ -239,8 +239,9 @@ static int sched_take (lua_State *L) {
 /* changed(obj): the Lua side changed the listeners of obj or its tasks
 ** waiting in receive. Reads them from U, queues the tokens that makes due
 ** and decides what keeps obj alive. Returns whether obj is entangled.
-** It allocates nothing Lua-side (the key strings live in the Lua
-** sources and U), so it cannot fail after the Lua side's change. */
+** Only its kick may allocate (the key strings live in the Lua sources
+** and U; keeping and pinning allocate nothing): out of memory there, the
+** tokens come with the next poll's look. */
 static int sched_changed (lua_State *L) {
   mc_Recv *r = check_recv(L, 1);
   int i, waiting;
@@ -261,7 +262,7 @@ static int sched_changed (lua_State *L) {
   }
   r->waiting = waiting;
   r->wants |= waiting;
-  mc_recv_kick_safe(L, 1, r);  /* the Lua side has made its change */
+  mc_recv_kick(L, 1, r);
   mc_recv_repin(L, 1, r);
   lua_pushboolean(L, r->group != NULL && mc_group_entangled(r->group));
   return 1;
@@ -408,9 +409,11 @@ static int held_here (lua_State *L) {
 ** what reached one before its news did is queued now, so that a port
 ** whose partner has closed is not taken for idle with its last messages
 ** and its close event still to dispatch. A receiver that can dispatch
-** nothing more (stuck) is let go: only code that holds it could start it. */
+** nothing more (stuck) is let go: only code that holds it could start it.
+** Tokens lost to an error (`lost`) are work too: the next poll queues
+** them. */
 static int sched_busy (lua_State *L) {
-  int busy = 0, transit = 0;
+  int busy = mc_ctx(L)->lost != 0, transit = 0;  /* tokens to queue again */
   lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_PINNED);
   lua_pushnil(L);
   while (lua_next(L, -2)) {  /* pinned, id, obj or false */
