@@ -16,8 +16,8 @@
 
 local M = {}
 
-local error, rawget, rawset, setmetatable, tostring, type =
-  error, rawget, rawset, setmetatable, tostring, type
+local error, pairs, rawget, rawset, setmetatable, tostring, type =
+  error, pairs, rawget, rawset, setmetatable, tostring, type
 local getmetatable_raw = debug.getmetatable
 local format = string.format
 
@@ -105,30 +105,70 @@ local function listeners(U, typ)
 end
 M.listeners = listeners
 
-local function set_list(target, U, typ, list, changed)
-  local ls = U.lists
-  if not ls then
-    ls = {}
-    U.lists = ls
+-- A change of listeners runs in three steps, so that running out of
+-- memory (an error at any allocation) leaves U as it was: first what may
+-- allocate (the new list, the records, the tables to commit, and U.lists
+-- and U.on themselves, empty meaning what absent does); then the commit,
+-- which only assigns keys that exist (or nil) and so allocates nothing;
+-- then changed(target), the target type's hook.
+
+-- U.lists or U.on, made (empty) when U has none yet.
+local function table_of(U, name)
+  local t = U[name]
+  if not t then
+    t = {}
+    U[name] = t
   end
-  ls[typ] = list[1] and list or nil
+  return t
+end
+
+-- The table to commit as U.lists (ls) for typ's listeners to be list: ls
+-- itself when typ has a list in it or list is empty, else a copy of ls
+-- with list, as typ would be a new key there.
+local function lists_with(ls, typ, list)
+  if ls[typ] ~= nil or not list[1] then return ls end
+  local t = {}
+  for k, l in pairs(ls) do t[k] = l end
+  t[typ] = list
+  return t
+end
+
+local function commit_list(U, ls, typ, list)
+  U.lists = ls
+  if ls[typ] ~= nil then ls[typ] = list[1] and list or nil end
+end
+
+-- Adds rec to typ's listeners, and as handler field k when k is given: a
+-- new key of U.on, so the commit puts a copy of U.on that has it. rec has
+-- its `removed` field (false) from the start, so that marking it
+-- allocates nothing.
+local function add_record(target, U, typ, rec, changed, k)
+  local old, list = listeners(U, typ), {}
+  for i = 1, #old do list[i] = old[i] end
+  list[#old + 1] = rec
+  local ls = lists_with(table_of(U, "lists"), typ, list)
+  if k then
+    local on = { [k] = rec }
+    for f, r in pairs(table_of(U, "on")) do on[f] = r end
+    U.on = on  -- the commit begins: nothing below allocates
+  end
+  commit_list(U, ls, typ, list)
   changed(target)
 end
 
-local function add_record(target, U, typ, rec, changed)
-  local old, new = listeners(U, typ), {}
-  for i = 1, #old do new[i] = old[i] end
-  new[#old + 1] = rec
-  set_list(target, U, typ, new, changed)
-end
-
-local function remove_record(target, U, typ, rec, changed)
-  local old, new = listeners(U, typ), {}
-  rec.removed = true
+-- Removes rec from typ's listeners, and from handler field k when k is
+-- given. On a dispatch (a `once` listener) typ has a list in U.lists
+-- already: the new list is the only allocation.
+local function remove_record(target, U, typ, rec, changed, k)
+  local old, list = listeners(U, typ), {}
   for i = 1, #old do
-    if old[i] ~= rec then new[#new + 1] = old[i] end
+    if old[i] ~= rec then list[#list + 1] = old[i] end
   end
-  set_list(target, U, typ, new, changed)
+  local ls = lists_with(table_of(U, "lists"), typ, list)
+  if k then U.on[k] = nil end
+  rec.removed = true
+  commit_list(U, ls, typ, list)
+  changed(target)
 end
 
 local function find(list, l)
@@ -176,7 +216,8 @@ function M.add(target, U, changed, n, typ, l, options)
   end
   if find(listeners(U, typ), l) then return end
   local once = ot == "table" and options.once and true or false
-  add_record(target, U, typ, { fn = l, once = once }, changed)
+  add_record(target, U, typ, { fn = l, once = once, removed = false },
+             changed)
 end
 
 -- removeEventListener(type, listener): a listener never added is ignored.
@@ -207,22 +248,14 @@ function M.set_handler(target, U, changed, k, typ, v)
   local err = check_handler(k, v)
   if err then return err end
   local on = U.on
-  if not on then
-    on = {}
-    U.on = on
-  end
-  local rec = on[k]
+  local rec = on and on[k]
   if v == nil then
-    if rec then
-      on[k] = nil
-      remove_record(target, U, typ, rec, changed)
-    end
+    if rec then remove_record(target, U, typ, rec, changed, k) end
   elseif rec then
     rec.fn = v
   else
-    rec = { fn = v, handler = true }
-    on[k] = rec
-    add_record(target, U, typ, rec, changed)
+    add_record(target, U, typ, { fn = v, handler = true, removed = false },
+               changed, k)
   end
 end
 

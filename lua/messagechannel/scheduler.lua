@@ -9,6 +9,10 @@
 -- its coroutine; the scheduler then goes on with the next listener of the
 -- same event in a fresh coroutine. So no listener is called under pcall,
 -- and any listener may block (receive, sleep) on every Lua version.
+--
+-- Out of memory, no table or counter here is left half-changed: what can
+-- allocate (a new table, a new key) comes first, and a counter moves after
+-- the store it counts.
 
 local core = require "messagechannel.core"
 local ET = require "messagechannel.eventtarget"
@@ -18,11 +22,11 @@ local M = {}
 local create, resume, yield, running, status =
   coroutine.create, coroutine.resume, coroutine.yield, coroutine.running,
   coroutine.status
-local error, rawget, select, setmetatable, tostring, type, xpcall, pcall =
-  error, rawget, select, setmetatable, tostring, type, xpcall, pcall
+local error, rawequal, rawget, select, setmetatable, tostring, type, xpcall,
+  pcall = error, rawequal, rawget, select, setmetatable, tostring, type,
+  xpcall, pcall
 local traceback, getinfo = debug.traceback, debug.getinfo
 local format = string.format
-local floor = math.floor
 local unpack = rawget(table, "unpack") or rawget(_G, "unpack")
 
 local function pack(...)
@@ -59,25 +63,35 @@ M.default_onerror = default_onerror
 -- Timers: a binary heap ordered by (time, sequence)
 ---------------------------------------------------------------------------
 
+-- The heap's functions call no function (not even one that compares): a
+-- call may allocate (a CallInfo, a larger stack), and an error between
+-- two moves would leave one entry twice in the heap and another lost.
 local timers, ntimers, timer_seq = {}, 0, 0
 
-local function before(a, b)
-  return a.t < b.t or (a.t == b.t and a.seq < b.seq)
+-- A timer for task co (and waiter w) at time t, not in the heap yet. Its
+-- slot is made now, past the heap's end where nothing reads it, so that
+-- push_timer only moves entries between slots that exist.
+local function new_timer(t, co, w)
+  local e = { t = t, seq = timer_seq + 1, co = co, w = w, dead = false }
+  timers[ntimers + 1] = e
+  timer_seq = e.seq
+  return e
 end
 
-local function add_timer(t, co, w)
-  timer_seq = timer_seq + 1
-  local e = { t = t, seq = timer_seq, co = co, w = w }
-  ntimers = ntimers + 1
-  local i = ntimers
+-- Puts timer e, just made by new_timer, in the heap. Allocates nothing.
+local function push_timer(e)
+  local t, seq = e.t, e.seq
+  local i = ntimers + 1
   while i > 1 do
-    local p = floor(i / 2)
-    if not before(e, timers[p]) then break end
-    timers[i] = timers[p]
+    local p = (i - i % 2) / 2  -- floor(i / 2), uncalled (5.3+: a float
+                               -- that indexes as the integer)
+    local q = timers[p]
+    if not (t < q.t or (t == q.t and seq < q.seq)) then break end
+    timers[i] = q
     i = p
   end
   timers[i] = e
-  return e
+  ntimers = ntimers + 1
 end
 
 local function cancel_timer(e)
@@ -90,12 +104,17 @@ local function pop_timer()
   ntimers = ntimers - 1
   local i, n = 1, ntimers
   if n > 0 then
+    local t, seq = last.t, last.seq
     while true do
       local c = 2 * i
       if c > n then break end
-      if c < n and before(timers[c + 1], timers[c]) then c = c + 1 end
-      if not before(timers[c], last) then break end
-      timers[i] = timers[c]
+      local a = timers[c]
+      if c < n then
+        local b = timers[c + 1]
+        if b.t < a.t or (b.t == a.t and b.seq < a.seq) then c, a = c + 1, b end
+      end
+      if not (a.t < t or (a.t == t and a.seq < seq)) then break end
+      timers[i] = a
       i = c
     end
     timers[i] = last
@@ -167,21 +186,22 @@ end
 
 
 -- Ends a job: a messageerror event for each message listener that
--- raised, before the port's next message. The job's other fields are let
--- go when its coroutine goes back to the pool.
+-- raised, before the port's next message: job.errs holds their
+-- {error, traceback}, job.ek is the next one. The job's other fields are
+-- let go when its coroutine goes back to the pool.
 local function finish_job(job)
   local errs = job.errs
   while errs and job.ek <= #errs do
     local k = job.ek
-    job.ek = k + 2
     local ev = new_event("messageerror", job.target, job.data)
-    ev.error = errs[k]
+    ev.error = errs[k][1]
     local list = listeners(job.U, "messageerror")
+    job.ek = k + 1  -- once its event exists: a failure before keeps it due
     if list[1] then
       job.ev, job.list, job.i = ev, list, 1
       walk(job, call, changed)
     else
-      report(errs[k], errs[k + 1])
+      report(errs[k][1], errs[k][2])
     end
   end
   job.ev, job.errs = nil, nil
@@ -288,10 +308,12 @@ local function fail(co, err)
     local errs = job.errs
     if not errs then
       errs = {}
-      job.errs, job.ek, job.data = errs, 1, job.ev.data
+      job.ek = 1
+      job.data = job.ev.data
+      job.errs = errs  -- last: ek and data are read only when errs is set
     end
-    errs[#errs + 1] = err
-    errs[#errs + 1] = tb
+    -- one store per error: a failure leaves no error without its traceback
+    errs[#errs + 1] = { err, tb }
   else
     report(err, tb)
   end
@@ -338,8 +360,8 @@ function resumed(co, ok, ...)
   if a == IDLE then
     local job = job_of[co]
     job.target, job.U, job.list, job.data = nil, nil, nil, nil
+    pool[npool + 1] = co  -- counted once stored: pool_take never finds a hole
     npool = npool + 1
-    pool[npool] = co
     return
   end
   if status(co) == "dead" then return end
@@ -399,23 +421,48 @@ end
 -- The loop
 ---------------------------------------------------------------------------
 
--- Workers this state started and that have not been seen to end: handle ->
--- the function that dispatches their end.
--- nworkers counts those that are ref'd (unref_workers: the others).
-local live_workers, nworkers = {}, 0
-local unref_workers = {}
+-- Workers this state started and that have not been seen to end, as
+-- watches { handle, on_exit, unref }: on_exit dispatches the end. A watch
+-- is made before its thread starts (mc.Worker may raise until then, never
+-- after), when the handle does not exist yet: so an array, which news
+-- looks through, rather than a table keyed by handle, whose new key could
+-- fail to be stored once the thread runs. handle is false until the start
+-- and after the end. nworkers counts the started watches that are ref'd.
+local live_workers, nlive, nworkers = {}, 0, 0
 
-function M.watch_worker(handle, on_exit)
-  live_workers[handle] = on_exit
+-- A watch for a worker about to start; on_exit(code, err, tb) will
+-- dispatch its end. Nothing counts it until watch_worker.
+function M.reserve_worker(on_exit)
+  local watch = { handle = false, on_exit = on_exit, unref = false }
+  live_workers[nlive + 1] = watch
+  nlive = nlive + 1
+  return watch
+end
+
+local function drop_watch(i)
+  live_workers[i] = live_workers[nlive]
+  live_workers[nlive] = nil
+  nlive = nlive - 1
+end
+
+-- The worker's start failed: forget its watch.
+function M.unreserve_worker(watch)
+  for i = nlive, 1, -1 do
+    if live_workers[i] == watch then return drop_watch(i) end
+  end
+end
+
+-- The worker of a reserved watch runs: from now on its end is dispatched,
+-- and it keeps the scheduler going. Allocates nothing.
+function M.watch_worker(watch, handle)
+  watch.handle = handle
   nworkers = nworkers + 1
 end
 
 -- w:ref() / w:unref(): whether a live worker keeps the scheduler going.
-function M.ref_worker(handle, on)
-  if not live_workers[handle] or on == not unref_workers[handle] then
-    return
-  end
-  unref_workers[handle] = not on or nil
+function M.ref_worker(watch, on)
+  if not watch.handle or on == not watch.unref then return end
+  watch.unref = not on
   nworkers = nworkers + (on and 1 or -1)
   wake_host()
 end
@@ -431,19 +478,19 @@ end
 local function news(...)
   for i = 1, select("#", ...) do
     local h = select(i, ...)
-    local on_exit = live_workers[h]
-    if on_exit then
-      local done, code, err, tb = core.worker_result(h)
-      if done then
-        live_workers[h] = nil
-        if unref_workers[h] then
-          unref_workers[h] = nil
-        else
-          nworkers = nworkers - 1
+    for j = 1, nlive do
+      local watch = live_workers[j]
+      if rawequal(watch.handle, h) then
+        local done, code, err, tb = core.worker_result(h)
+        if done then
+          drop_watch(j)
+          watch.handle = false
+          if not watch.unref then nworkers = nworkers - 1 end
+          local co = create(watch.on_exit)
+          tasks[co] = true
+          wake(co, code, err, tb)
         end
-        local co = create(on_exit)
-        tasks[co] = true
-        wake(co, code, err, tb)
+        break
       end
     end
   end
@@ -610,7 +657,7 @@ function M.sleep(seconds)
   check_seconds(seconds, "sleep", 1)
   local co = current_task()
   if co then
-    add_timer(now() + seconds, co)
+    push_timer(new_timer(now() + seconds, co))
     yield(WAIT)
     return
   end
@@ -675,16 +722,24 @@ function M.receive(obj, U, timeout, name)
   end
   if timeout == 0 then return nil, "timeout" end
   local co = current_task()
-  local w = { co = co, obj = obj, U = U }
+  -- The waiter has every field that hand and fire_timers set, and its
+  -- timer its slot, before the waiter is queued: from then on nothing
+  -- allocates.
+  local w = { co = co, obj = obj, U = U, timer = false, done = false,
+              ev = false, why = false }
   local ws = U.waiters
   if not ws then
     ws = {}
     U.waiters = ws
   end
+  local e = co and timeout and new_timer(now() + timeout, co, w)
   ws[#ws + 1] = w
   changed(obj)
   if co then
-    if timeout then w.timer = add_timer(now() + timeout, co, w) end
+    if e then
+      w.timer = e
+      push_timer(e)
+    end
     return yield(WAIT)
   end
   local ok, r = pcall(exclusive, name, loop,
@@ -692,7 +747,7 @@ function M.receive(obj, U, timeout, name)
                       timeout and now() + timeout, true)
   if not w.done then remove_waiter(obj, U, w) end
   if not ok then error(r, 0) end
-  if w.done then return w.ev, w.why end
+  if w.done then return w.ev or nil, w.why or nil end
   if r == nil then
     error(name .. "() would wait forever: no task, timer or other thread "
           .. "can post to this port", 3)

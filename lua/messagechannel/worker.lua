@@ -63,7 +63,7 @@ end
 local function set_ref(s, on)
   s.unref = not on
   if on then s.port:ref() else s.port:unref() end
-  scheduler.ref_worker(s.handle, on)
+  scheduler.ref_worker(s.watch, on)
 end
 
 function methods.ref(w) set_ref(check(w, "ref"), true) end
@@ -122,7 +122,7 @@ WORKER_MT.__index = function(w, k)
   if m then return m end
   local s = state(w)
   if k == "threadId" then return s.thread_id end
-  if HANDLERS[k] then return s[k] end
+  if HANDLERS[k] then return s[k] or nil end  -- false: not set
   return nil
 end
 
@@ -135,11 +135,11 @@ WORKER_MT.__newindex = function(w, k, v)
       ev.target, ev.currentTarget = w, w
       return v(ev)
     end or v
-    s[k] = v
+    s[k] = v or false  -- never nil, so that setting it allocates nothing
   elseif typ then
     local err = ET.set_handler(w, s.U, noop, k, typ, v)
     if err then error(err, 2) end
-    s[k] = v
+    s[k] = v or false
   else
     error(ET.field_error(k, "Worker"), 2)
   end
@@ -209,16 +209,32 @@ function M.Worker(path, options)
     error("bad argument #2 to 'Worker' (options.transfer must be an array)",
           2)
   end
+  -- Once the thread runs, the transfer list and the port are the
+  -- worker's, so mc.Worker must not raise after the start: everything is
+  -- made before it, every field the Worker will ever set among them, and
+  -- after it only fields that exist are assigned.
   local ch = port.MessageChannel()
-  local handle = core.worker_start(path, options.eval and true or false,
-                                   options.data, transfer, { ch.port2 })
   local w = setmetatable({}, WORKER_MT)
-  rawset(w, STATE, { handle = handle, port = ch.port1, U = {},
-               wraps = { message = {}, messageerror = {} },
-               thread_id = core.thread_id(handle) })
-  scheduler.watch_worker(handle, function(code, err, tb)
+  local s = { handle = false, port = ch.port1, U = {},
+              wraps = { message = {}, messageerror = {} },
+              thread_id = false, watch = false, exited = false,
+              unref = false, onmessage = false, onmessageerror = false,
+              onerror = false, onexit = false }
+  rawset(w, STATE, s)
+  local watch = scheduler.reserve_worker(function(code, err, tb)
     return on_exit(w, code, err, tb)
   end)
+  s.watch = watch
+  local ok, r = pcall(core.worker_start, path,
+                      options.eval and true or false, options.data, transfer,
+                      { ch.port2 })
+  if not ok then
+    scheduler.unreserve_worker(watch)
+    error(r, 0)
+  end
+  local handle = r
+  s.handle, s.thread_id = handle, core.thread_id(handle)
+  scheduler.watch_worker(watch, handle)
   return w
 end
 
