@@ -190,6 +190,16 @@ int mc_group_head (mc_Group *g, size_t e, size_t *count, int *closing) {
   return h;
 }
 
+int mc_group_peek (mc_Group *g, size_t e, mc_Msg **m) {
+  int h;
+  mc_Queue *q = &g->end[e];
+  pthread_mutex_lock(&g->lock);
+  h = mc_queue_head(q);
+  *m = h == MC_MESSAGE ? mc_queue_at(q, 0) : NULL;
+  pthread_mutex_unlock(&g->lock);
+  return h;
+}
+
 /* When writers can wait for room, this is where the reader makes it and
 ** tells them. */
 int mc_group_take (mc_Group *g, size_t e, int what, mc_Msg **m) {

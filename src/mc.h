@@ -285,6 +285,9 @@ int mc_group_head (mc_Group *g, size_t e, size_t *count, int *closing);
 #define MC_TAKE_MESSAGE 1
 #define MC_TAKE_CLOSE 2
 int mc_group_take (mc_Group *g, size_t e, int what, mc_Msg **m);
+/* The kind at the head of end e's queue, its message in *m, left queued:
+** only the end's owner takes from it. */
+int mc_group_peek (mc_Group *g, size_t e, mc_Msg **m);
 
 /* Ends in transit, as the messages queued at other ends carry them: a
 ** slot of a receiver type holds its group in ptr and its end in aux. A
@@ -430,7 +433,6 @@ int mc_message_read (struct lua_State *L, mc_Msg *m);
 /* After a read, with its objects at the top: hands each slot's payload to
 ** its object, and frees m. */
 void mc_message_fill (struct lua_State *L, mc_Msg *m);
-int mc_message_open (struct lua_State *L, mc_Msg *m);  /* read, fill */
 int mc_structured_clone (struct lua_State *L);
 
 /* ---- sched.c: the C half of the scheduler ---- */
@@ -450,7 +452,8 @@ typedef struct mc_Recv {
   int waiting;      /* tasks wait in receive */
   int wants;        /* listeners of its event types, or waiting tasks */
   int unref;
-  int lent;         /* a message being made borrows its end */
+  int lent;         /* a message being made borrows its end, or its
+                    ** head message is being read (take) */
   size_t tokens;    /* its entries in the run queue */
 } mc_Recv;
 

@@ -258,13 +258,6 @@ void mc_message_fill (lua_State *L, mc_Msg *m) {
   mc_msg_free(m);
 }
 
-int mc_message_open (lua_State *L, mc_Msg *m) {
-  int status = mc_message_read(L, m);
-  if (status == 0)
-    mc_message_fill(L, m);
-  return status;
-}
-
 /* structuredClone(value [, options]): a direct copy. With a transfer list,
 ** the objects lend their payloads to a message without bytes, the copy is
 ** made with blanks in their place, and only then are the old objects

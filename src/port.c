@@ -261,7 +261,7 @@ static void port_blank (lua_State *L, const mc_Xfer *x) {
 static void port_fill (lua_State *L, int idx, mc_Xfer *x) {
   mc_Recv *p = (mc_Recv *)lua_touserdata(L, idx);
   mc_recv_attach(L, p, (mc_Group *)x->ptr, x->aux);
-  mc_recv_kick(L, idx, p);
+  mc_recv_kick_safe(L, idx, p);  /* the message is taken: must not fail */
   mc_recv_repin(L, idx, p);
   mc_recv_repin_peer(L, p->group, p->end);
 }

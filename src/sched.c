@@ -190,6 +190,13 @@ static void push_ports (lua_State *L, int objs) {
   }
 }
 
+/* Whether the error at idx says the message cannot be decoded, rather
+** than that memory ran out (then the message stays to be read again). */
+static int clone_error (lua_State *L, int idx) {
+  const char *s = lua_tostring(L, idx);
+  return s != NULL && strstr(s, "DataCloneError:") != NULL;
+}
+
 /*
 ** take(obj, token): the next entry of the receiver's queue, as
 **   "message", data, U, ports | "messageerror", error, U, nil |
@@ -199,41 +206,63 @@ static void push_ports (lua_State *L, int objs) {
 ** a message is taken only while the object is deliverable, and the close
 ** is taken too. Without (receive), any message is taken, and "close"
 ** means the object is closed and has no message left.
+**
+** A message is read while it is still queued, and taken only once all
+** that delivers it is made: out of memory, take raises and the message
+** waits for the next try (its token comes with the next poll's look).
+** While it reads, the object is marked lent, so that a finalizer that
+** runs meanwhile can neither take from it nor move it.
 */
 static int sched_take (lua_State *L) {
   mc_Recv *r = check_recv(L, 1);
   int token = lua_toboolean(L, 2);
-  mc_Msg *m;
-  int h;
+  int what, h, status;
+  mc_Group *g;
+  mc_Msg *m, *m2;
   lua_settop(L, 1);
   if (token && r->tokens > 0)
     r->tokens--;
-  if (r->group == NULL)
+  if (r->group == NULL || r->lent)
     return 0;
   if (!token)
     mc_ctx_reserve(L, 1);  /* for the close that may come next */
-  h = mc_group_take(r->group, r->end,
-                    token ? MC_TAKE_CLOSE | (deliverable(r) ? MC_TAKE_MESSAGE : 0)
-                          : MC_TAKE_MESSAGE, &m);
-  if (h == MC_EMPTY && (token || mc_group_entangled(r->group)))
-    return 0;
-  if (h != MC_MESSAGE) {
-    mc_ctx_pin(L, 1, r->id, 0);
-    push_event(L, CLOSE);
-    lua_pushnil(L);
+  what = token ? MC_TAKE_CLOSE | (deliverable(r) ? MC_TAKE_MESSAGE : 0)
+               : MC_TAKE_MESSAGE;
+  g = r->group;
+  h = mc_group_peek(g, r->end, &m);
+  if (h == MC_MESSAGE && (what & MC_TAKE_MESSAGE)) {
+    r->lent = 1;
+    status = mc_message_read(L, m);  /* obj, value or error, objs or nil */
+    r->lent = 0;
+    if (status != 0 && !clone_error(L, 2)) {
+      mc_ctx(L)->lost++;  /* its token: the next poll queues it again */
+      lua_settop(L, 2);
+      return lua_error(L);
+    }
+    push_ports(L, 3);  /* obj, value, objs, ports */
+    lua_pushvalue(L, 3);
+    mc_group_take(g, r->end, MC_TAKE_MESSAGE, &m2);  /* m2 is m */
+    if (status != 0)
+      mc_msg_free(m2);  /* the ports it brought close at their partners */
+    else
+      mc_message_fill(L, m2);  /* allocates nothing */
+    lua_settop(L, 4);
+    if (!token)  /* the close may be at the head now */
+      mc_recv_kick_safe(L, 1, r);
+    push_event(L, status != 0 ? MESSAGEERROR : MESSAGE);
+    lua_pushvalue(L, 2);
     mc_getuservalue(L, 1);
-    return 3;
+    lua_pushvalue(L, 4);
+    return 4;
   }
-  h = mc_message_open(L, m);  /* obj, value or error, objs or nil */
-  if (h != 0)
-    mc_msg_free(m);  /* the ports it brought close at their partners */
-  if (!token)  /* the close may be at the head now */
-    mc_recv_kick_safe(L, 1, r);
-  push_event(L, h != 0 ? MESSAGEERROR : MESSAGE);
-  lua_pushvalue(L, 2);
+  h = mc_group_take(g, r->end, what & MC_TAKE_CLOSE, &m);
+  if (h == MC_EMPTY && (token || mc_group_entangled(g)))
+    return 0;
+  mc_ctx_pin(L, 1, r->id, 0);
+  push_event(L, CLOSE);
+  lua_pushnil(L);
   mc_getuservalue(L, 1);
-  push_ports(L, 3);
-  return 4;
+  return 3;
 }
 
 /* changed(obj): the Lua side changed the listeners of obj or its tasks
