@@ -327,7 +327,8 @@ void mc_group_sweep (mc_Group *g, size_t e);
 #define MC_CTX_READ      8  /* message.c's protected reader */
 #define MC_CTX_FILL      9  /* and filler */
 #define MC_CTX_WAKER    10  /* a function mc_ctx_wake calls (an adapter's) */
-#define MC_CTX_EVENTS   11  /* 11, 12, ...: sched.c's event type names */
+#define MC_CTX_EVENT_MT 11  /* the metatable of events (eventtarget.lua) */
+#define MC_CTX_EVENTS   12  /* 12, 13, ...: sched.c's event type names */
 
 #define MC_MAXTYPES 8
 

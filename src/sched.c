@@ -198,71 +198,239 @@ static int clone_error (lua_State *L, int idx) {
 }
 
 /*
-** take(obj, token): the next entry of the receiver's queue, as
-**   "message", data, U, ports | "messageerror", error, U, nil |
-**   "close", nil, U
-** or nothing. ports is the array of the ports the message transferred,
-** or nil. With token (the scheduler running one of the object's tokens),
-** a message is taken only while the object is deliverable, and the close
-** is taken too. Without (receive), any message is taken, and "close"
-** means the object is closed and has no message left.
-**
-** A message is read while it is still queued, and taken only once all
-** that delivers it is made: out of memory, take raises and the message
-** waits for the next try (its token comes with the next poll's look).
-** While it reads, the object is marked lent, so that a finalizer that
-** runs meanwhile can neither take from it nor move it.
+** Taking an entry off a receiver's queue runs in two steps, so that out
+** of memory no entry is lost: first everything that delivers it is made
+** while the entry is still queued (the message read, its ports, the event,
+** the stack the listener will need); then the entry is taken, which
+** allocates nothing. An error in the first step leaves the entry queued
+** and, for the scheduler, its token at the head of the run queue.
+*/
+
+/* Reads message m, the head of r's queue, leaving it queued: pushes its
+** value (or its error) and the array of the ports it transferred (or
+** nil); returns the read status. While it reads, r is lent, so that a
+** finalizer that runs meanwhile can neither take from it nor move it. */
+static int read_head (lua_State *L, mc_Recv *r, mc_Msg *m) {
+  int status, base = lua_gettop(L);
+  r->lent = 1;
+  status = mc_message_read(L, m);  /* value or error, objs or nil */
+  r->lent = 0;
+  if (status != 0 && !clone_error(L, base + 1)) {
+    lua_settop(L, base + 1);
+    lua_error(L);
+  }
+  push_ports(L, base + 2);  /* value, objs, ports */
+  return status;
+}
+
+/* Takes the message read by read_head (value, objs, ports at the top,
+** popped but the value) and hands its payloads to its objects: allocates
+** nothing. A message that could not be read is freed: the ports it
+** brought close at their partners. */
+static void take_head (lua_State *L, mc_Recv *r, int status) {
+  mc_Msg *m;
+  lua_pop(L, 1);
+  mc_group_take(r->group, r->end, MC_TAKE_MESSAGE, &m);
+  if (status != 0)
+    mc_msg_free(m);
+  else
+    mc_message_fill(L, m);
+  lua_pop(L, 1);
+}
+
+/* Pushes a new event of type typ at the receiver at obj, with the value
+** at data (0: none) as its data, or as its error for a messageerror, and
+** the array at ports (0 or nil: none). Its constant fields come from the
+** event metatable of messagechannel.eventtarget. */
+static void push_new_event (lua_State *L, int typ, int obj, int data,
+                            int ports) {
+  lua_createtable(L, 0, 5);
+  push_event(L, typ);
+  lua_setfield(L, -2, "type");
+  if (data != 0) {
+    lua_pushvalue(L, data);
+    lua_setfield(L, -2, typ == MESSAGEERROR ? "error" : "data");
+  }
+  lua_pushvalue(L, obj);
+  lua_setfield(L, -2, "target");
+  lua_pushvalue(L, obj);
+  lua_setfield(L, -2, "currentTarget");
+  if (ports != 0 && !lua_isnil(L, ports)) {
+    lua_pushvalue(L, ports);
+    lua_setfield(L, -2, "ports");
+  }
+  lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_EVENT_MT);
+  lua_setmetatable(L, -2);
+}
+
+/* The event of the head of r's queue (the receiver at 1), pushed, or
+** nothing (returns 0). With `token`, a message is read only while r is
+** deliverable, and a close is taken; without (receive), any message is,
+** and only a close with nothing left entangled. `st` gets the read
+** status of a message; its value, objs and ports stay below the event. */
+static int head_event (lua_State *L, mc_Recv *r, int token, int *st) {
+  mc_Msg *m;
+  int h = mc_group_peek(r->group, r->end, &m), base = lua_gettop(L);
+  *st = 0;
+  if (h == MC_MESSAGE && (deliverable(r) || !token)) {
+    *st = read_head(L, r, m);  /* value, objs, ports */
+    push_new_event(L, *st != 0 ? MESSAGEERROR : MESSAGE, 1, base + 1,
+                   base + 3);
+    return MC_MESSAGE;
+  }
+  if (token ? h == MC_CLOSED : !mc_group_entangled(r->group)) {
+    push_new_event(L, CLOSE, 1, 0, 0);
+    return MC_CLOSED;
+  }
+  return MC_EMPTY;
+}
+
+/* Takes what head_event made the event at the top for (a close only with
+** `token`): allocates nothing. */
+static void take_event (lua_State *L, mc_Recv *r, int token, int h,
+                        int status) {
+  mc_Msg *m;
+  if (h == MC_MESSAGE) {
+    lua_insert(L, -4);  /* ev, value, objs, ports */
+    take_head(L, r, status);
+    lua_pop(L, 1);
+    return;
+  }
+  if (token)
+    mc_group_take(r->group, r->end, MC_TAKE_CLOSE, &m);
+  mc_ctx_pin(L, 1, r->id, 0);
+}
+
+/*
+** take(obj): for receive, the next entry of the receiver's queue as an
+** event: a message or a messageerror, or a close when the object is
+** closed and has no message left (the close itself stays queued for the
+** listeners); or nothing.
 */
 static int sched_take (lua_State *L) {
   mc_Recv *r = check_recv(L, 1);
-  int token = lua_toboolean(L, 2);
-  int what, h, status;
-  mc_Group *g;
-  mc_Msg *m, *m2;
+  int h, status;
   lua_settop(L, 1);
-  if (token && r->tokens > 0)
-    r->tokens--;
   if (r->group == NULL || r->lent)
     return 0;
-  if (!token)
-    mc_ctx_reserve(L, 1);  /* for the close that may come next */
-  what = token ? MC_TAKE_CLOSE | (deliverable(r) ? MC_TAKE_MESSAGE : 0)
-               : MC_TAKE_MESSAGE;
-  g = r->group;
-  h = mc_group_peek(g, r->end, &m);
-  if (h == MC_MESSAGE && (what & MC_TAKE_MESSAGE)) {
-    r->lent = 1;
-    status = mc_message_read(L, m);  /* obj, value or error, objs or nil */
-    r->lent = 0;
-    if (status != 0 && !clone_error(L, 2)) {
-      mc_ctx(L)->lost++;  /* its token: the next poll queues it again */
-      lua_settop(L, 2);
-      return lua_error(L);
-    }
-    push_ports(L, 3);  /* obj, value, objs, ports */
-    lua_pushvalue(L, 3);
-    mc_group_take(g, r->end, MC_TAKE_MESSAGE, &m2);  /* m2 is m */
-    if (status != 0)
-      mc_msg_free(m2);  /* the ports it brought close at their partners */
-    else
-      mc_message_fill(L, m2);  /* allocates nothing */
-    lua_settop(L, 4);
-    if (!token)  /* the close may be at the head now */
-      mc_recv_kick_safe(L, 1, r);
-    push_event(L, status != 0 ? MESSAGEERROR : MESSAGE);
-    lua_pushvalue(L, 2);
-    mc_getuservalue(L, 1);
-    lua_pushvalue(L, 4);
-    return 4;
-  }
-  h = mc_group_take(g, r->end, what & MC_TAKE_CLOSE, &m);
-  if (h == MC_EMPTY && (token || mc_group_entangled(g)))
+  mc_ctx_reserve(L, 1);  /* for the close that may come next */
+  h = head_event(L, r, 0, &status);
+  if (h == MC_EMPTY)
     return 0;
-  mc_ctx_pin(L, 1, r->id, 0);
-  push_event(L, CLOSE);
-  lua_pushnil(L);
-  mc_getuservalue(L, 1);
-  return 3;
+  take_event(L, r, 0, h, status);
+  if (h == MC_MESSAGE)
+    mc_recv_kick_safe(L, 1, r);  /* the close may be at the head now */
+  return 1;
+}
+
+/* The stack a listener's call needs beyond a C function's frame at the
+** same depth: the largest Lua frame and the caller's registers. */
+#define CALL_ROOM (2 * 256 + LUA_MINSTACK)
+
+/* Sets field k of the table at t to the value at the top (popped), with
+** no metamethod. */
+static void rawsetfield (lua_State *L, int t, const char *k) {
+  lua_pushstring(L, k);
+  lua_insert(L, -2);
+  lua_rawset(L, t);
+}
+
+/*
+** deliver(obj, job): the runner's work for one of obj's tokens, which
+** the runner takes off the run queue only once deliver returned (an
+** error leaves it first, for the next turn). Sets the
+** dispatch job (its fields exist: setting them allocates nothing) to the
+** event of obj's head: target, U, ev, list (the listeners of the event's
+** type, or false) and i = 1, and then takes the head. Returns
+**   fn, ev      the one listener, a plain function: call fn(ev)
+**   false, ev   anything else (several listeners or none, tasks waiting
+**               in receive): the Lua side runs it
+** or nothing. In the first case nothing allocates between the take and
+** the listener's first instruction: the caller calls fn at the depth it
+** called deliver, whose call frame the state keeps, on a stack checked
+** here.
+*/
+static int sched_deliver (lua_State *L) {
+  mc_Recv *r = check_recv(L, 1);
+  int h, status, typ, fast = 0;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  if (r->group == NULL || r->lent
+      || (h = head_event(L, r, 1, &status)) == MC_EMPTY) {
+    if (r->tokens > 0)
+      r->tokens--;
+    return 0;
+  }  /* [value, objs, ports,] ev */
+  typ = h == MC_CLOSED ? CLOSE : status != 0 ? MESSAGEERROR : MESSAGE;
+  luaL_checkstack(L, CALL_ROOM, NULL);
+  mc_getuservalue(L, 1);  /* ..., ev, U */
+  lua_getfield(L, -1, "lists");
+  if (lua_istable(L, -1)) {
+    push_event(L, typ);
+    lua_rawget(L, -2);
+  }
+  else
+    lua_pushnil(L);
+  lua_remove(L, -2);  /* ..., ev, U, list or nil */
+  if (lua_istable(L, -1) && mc_rawlen(L, -1) == 1) {
+    lua_getfield(L, -2, "waiters");
+    fast = !lua_istable(L, -1) || mc_rawlen(L, -1) == 0;
+    lua_rawgeti(L, -2, 1);  /* ..., ev, U, list, waiters, rec */
+    lua_getfield(L, -1, "removed");
+    lua_getfield(L, -2, "once");
+    lua_getfield(L, -3, "fn");  /* ..., rec, removed, once, fn */
+    fast = fast && !lua_toboolean(L, -3) && !lua_toboolean(L, -2)
+           && lua_type(L, -1) == LUA_TFUNCTION;
+    lua_replace(L, -5);  /* ..., ev, U, list, fn, rec, removed, once */
+    lua_pop(L, 3);
+  }
+  else
+    lua_pushnil(L);
+  if (!fast) {  /* ..., ev, U, list, fn */
+    lua_pop(L, 1);
+    lua_pushnil(L);
+  }
+  if (lua_isnil(L, -2)) {
+    lua_pushboolean(L, 0);
+    lua_replace(L, -3);
+  }
+  /* ..., ev, U, list, fn: the job's fields, all set before the take */
+  lua_pushvalue(L, 1);
+  rawsetfield(L, 2, "target");
+  lua_pushvalue(L, -3);
+  rawsetfield(L, 2, "U");
+  lua_pushvalue(L, -2);
+  rawsetfield(L, 2, "list");
+  lua_pushvalue(L, -4);
+  rawsetfield(L, 2, "ev");
+  lua_pushinteger(L, 1);
+  rawsetfield(L, 2, "i");
+  lua_replace(L, -3);  /* ..., ev, fn, list */
+  lua_pop(L, 1);
+  lua_insert(L, -2);  /* ..., fn, ev */
+  if (!fast) {
+    lua_pushboolean(L, 0);
+    lua_replace(L, -3);
+  }
+  if (r->tokens > 0)
+    r->tokens--;
+  if (h == MC_MESSAGE) {  /* value, objs, ports, fn, ev */
+    lua_insert(L, 3);
+    lua_insert(L, 3);  /* fn, ev, value, objs, ports */
+    take_head(L, r, status);
+    lua_pop(L, 1);
+  }
+  else
+    take_event(L, r, 1, h, status);
+  return 2;
+}
+
+/* event_mt(mt): the metatable of the events the module makes. */
+static int sched_event_mt (lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  lua_rawseti(L, lua_upvalueindex(1), MC_CTX_EVENT_MT);
+  return 0;
 }
 
 /* changed(obj): the Lua side changed the listeners of obj or its tasks
@@ -492,8 +660,11 @@ static int sched_runq_reset (lua_State *L) {
 }
 
 /* enqueue(token): the Lua side's tokens join the run queue the same way:
-** {co, n, values...}, a task to resume with n values. */
+** {co, n, values...}, a task to resume with n values. The token is queued
+** or, out of memory, the call raises with nothing queued: no poll could
+** queue it again. */
 static int sched_enqueue (lua_State *L) {
+  mc_Ctx *c = mc_ctx(L);
   int ok;
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_rawgeti(L, 1, 1);
@@ -501,7 +672,10 @@ static int sched_enqueue (lua_State *L) {
   ok = lua_type(L, -2) == LUA_TTHREAD && lua_type(L, -1) == LUA_TNUMBER;
   lua_pop(L, 2);
   luaL_argcheck(L, ok, 1, "{coroutine, count, ...} expected");
+  mc_ctx_reserve(L, 1);
+  c->noalloc = 1;
   mc_ctx_enqueue(L, 1, 1);
+  c->noalloc = 0;
   return 0;
 }
 
@@ -656,6 +830,8 @@ static int sched_now (lua_State *L) {
 void mc_sched_open (lua_State *L) {
   static const luaL_Reg funcs[] = {
     {"take", sched_take},
+    {"deliver", sched_deliver},
+    {"event_mt", sched_event_mt},
     {"changed", sched_changed},
     {"uservalue", sched_uservalue},
     {"poll", sched_poll},

@@ -43,6 +43,7 @@ local event_defaults = {
 
 -- Events the module makes carry their constant fields in a metatable;
 -- `ports` is made on first read.
+-- (src/sched.c makes events with this metatable too.)
 local EVENT_MT = {
   __index = function(ev, k)
     if k == "ports" then
@@ -53,6 +54,8 @@ local EVENT_MT = {
     return event_defaults[k]
   end,
 }
+
+M.EVENT_MT = EVENT_MT
 
 function M.new_event(typ, target, data, ports)
   return setmetatable({ type = typ, data = data, target = target,
@@ -268,9 +271,10 @@ end
 ---------------------------------------------------------------------------
 
 -- Calls the listeners of d.ev, a dispatch in progress, from d.list[d.i]
--- on, each through invoke(rec, ev); d.i is the one being called, so that
--- a caller can go on after a listener that raised. d holds target, U, ev,
--- list, i.
+-- on, each through invoke(rec, ev); d.i is the one being called, and
+-- d.inside says whether the call is under way, so that a caller can go
+-- on after a listener that raised. d holds target, U, ev, list, i and
+-- inside.
 function M.walk(d, invoke, changed)
   local list, ev = d.list, d.ev
   for i = d.i, #list do
@@ -279,7 +283,9 @@ function M.walk(d, invoke, changed)
     if not rec.removed then
       d.i = i
       if rec.once then remove_record(d.target, d.U, ev.type, rec, changed) end
+      d.inside = true
       invoke(rec, ev)
+      d.inside = false
     end
   end
 end

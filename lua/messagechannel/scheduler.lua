@@ -33,14 +33,15 @@ local function pack(...)
   return { n = select("#", ...), ... }
 end
 
-local take, changed, now, poll, busy, enqueue, looping =
-  core.take, core.changed, core.now, core.poll, core.busy, core.enqueue,
-  core.looping
+local take, deliver, changed, now, poll, busy, enqueue, looping =
+  core.take, core.deliver, core.changed, core.now, core.poll, core.busy,
+  core.enqueue, core.looping
 local raise_at, raise_undo, pending_news, wake_host, hosted =
   core.raise_at, core.raise_undo, core.news, core.wake, core.hosted
 local new_event, listeners, call, walk =
   ET.new_event, ET.listeners, ET.call, ET.walk
 local runq = core.runq_reset(true)
+core.event_mt(ET.EVENT_MT)
 
 -- What a task yields to the scheduler.
 local IDLE = {}    -- a pool coroutine finished its job
@@ -204,7 +205,7 @@ local function finish_job(job)
       report(errs[k][1], errs[k][2])
     end
   end
-  job.ev, job.errs = nil, nil
+  job.ev, job.errs = false, false
 end
 
 -- Runs ev's listeners at target as the job of the running coroutine. tb
@@ -223,34 +224,34 @@ end
 local step_task, resumed
 
 -- Hands a message event (or nil, "closed") to the first waiting receive.
+-- The waiter is done before anything may fail.
 local function hand(obj, U, ev, why)
-  local w = table.remove(U.waiters, 1)
-  changed(obj)
+  local w = U.waiters[1]
   w.done, w.ev, w.why = true, ev, why
   cancel_timer(w.timer)
+  table.remove(U.waiters, 1)
   if w.co then step_task(w.co, ev, why) end
+  changed(obj)
 end
 
--- Runs one token of a receiver: the head of its queue.
-local function run_receiver(job, obj)
-  local typ, v, U, ports = take(obj, true)
-  if typ == "message" then
-    local ev = new_event(typ, obj, v, ports)
-    local ws = U.waiters
-    if ws and ws[1] then
-      hand(obj, U, ev)
-    else
-      run_event(job, obj, U, ev)
-    end
-  elseif typ == "messageerror" then
-    local ev = new_event(typ, obj, nil)
-    ev.error = v
-    run_event(job, obj, U, ev, "")
-  elseif typ == "close" then
-    local ws = U.waiters
-    while ws and ws[1] do hand(obj, U, nil, "closed") end
-    run_event(job, obj, U, new_event(typ, obj, nil))
+-- Runs the event deliver made of a receiver's head, when it is not a
+-- message for one plain function: job is set for it (deliver).
+local function run_receiver(job, obj, ev)
+  local U, typ = job.U, ev.type
+  local ws = U.waiters
+  if typ == "message" and ws and ws[1] then
+    job.ev = false
+    return hand(obj, U, ev)
   end
+  if typ == "close" then
+    while ws and ws[1] do hand(obj, U, nil, "closed") end
+  end
+  if job.list then
+    walk(job, call, changed)
+    return finish_job(job)
+  end
+  job.ev = false
+  if typ == "messageerror" then report(ev.error, "") end
 end
 
 local function runner_main()
@@ -262,17 +263,37 @@ local function runner_main()
       finish_job(job)
     end
     while head < stop and runner == me do
-      head = head + 1
-      local tok = runq[head]
-      runq[head] = nil
-      if type(tok) == "userdata" then
-        run_receiver(job, tok)
-      else
+      local tok = runq[head + 1]
+      if type(tok) ~= "userdata" then
+        head = head + 1
+        runq[head] = nil
         step_task(tok[1], unpack(tok, 3, tok[2] + 2))
+      else
+        -- A receiver's token leaves the queue once deliver took its
+        -- entry. One listener is called here, at deliver's depth (see
+        -- there); a listener that raises ends this coroutine, and fail()
+        -- goes on with the job.
+        local fn, ev = deliver(tok, job)
+        head = head + 1
+        runq[head] = nil
+        if fn then
+          job.inside = true
+          fn(ev)
+          job.inside, job.ev = false, false
+        elseif ev then
+          run_receiver(job, tok, ev)
+        end
       end
     end
     yield(IDLE)
   end
+end
+
+-- A job's fields all exist from the start (false: none), so that setting
+-- them allocates nothing.
+local function new_job()
+  return { target = false, U = false, ev = false, list = false, i = 0,
+           inside = false, errs = false, ek = 0, data = false }
 end
 
 local function new_runner(job)
@@ -283,15 +304,24 @@ local function new_runner(job)
 end
 
 local function pool_take()
-  if npool == 0 then return new_runner({}) end
+  if npool == 0 then return new_runner(new_job()) end
   local co = pool[npool]
   pool[npool] = nil
   npool = npool - 1
   return co
 end
 
+-- A pool coroutine whose job fail() has not finished handing on (out of
+-- memory), and its error, or DONE once the error is recorded: the next
+-- turn calls fail() again. Upvalues, so that setting them allocates
+-- nothing.
+local DONE = {}
+local orphan, orphan_err = false, false
+
 -- A task's coroutine died of err: report it, or keep it for a
--- messageerror; a pool coroutine's job goes on in a new one.
+-- messageerror; a pool coroutine's job goes on in a new one. Each step
+-- that may allocate comes before the store that marks it done, so that
+-- out of memory the next turn's call does each step once.
 local function fail(co, err)
   if err == FATAL then error(FATAL, 0) end
   if type(err) == "string" and err:find("interrupted!$") then
@@ -300,25 +330,39 @@ local function fail(co, err)
     fatal_err = err
     error(FATAL, 0)
   end
-  local tb = traceback(co)
+  orphan = co
   local job = job_of[co]
-  if not job or not job.ev then return report(err, tb) end
-  job_of[co] = nil
-  if job.ev.type == "message" then
-    local errs = job.errs
-    if not errs then
-      errs = {}
-      job.ek = 1
-      job.data = job.ev.data
-      job.errs = errs  -- last: ek and data are read only when errs is set
-    end
-    -- one store per error: a failure leaves no error without its traceback
-    errs[#errs + 1] = { err, tb }
-  else
-    report(err, tb)
+  if not job or not job.ev then
+    orphan_err = err
+    local tb = traceback(co)
+    orphan, orphan_err = false, false  -- mc.onerror may raise
+    return report(err, tb)
   end
-  job.i = job.i + 1
+  if err ~= DONE then
+    orphan_err = err
+    local rec = { err, traceback(co) }
+    if job.inside and job.ev.type == "message" then
+      local errs = job.errs
+      if not errs then
+        errs = {}
+        job.ek = 1
+        job.data = job.ev.data
+        job.errs = errs  -- last: ek and data are read only when errs is set
+      end
+      errs[#errs + 1] = rec  -- stored whole or not at all
+      rec = nil
+    end
+    -- a listener of another event, or the runner itself between
+    -- listeners: that is reported, and then the job goes on (after the
+    -- listener, or where it was)
+    if job.inside then job.i = job.i + 1 end
+    job.inside = false
+    orphan_err = DONE
+    if rec then report(rec[1], rec[2]) end
+  end
   local co2 = new_runner(job)
+  job_of[co] = nil
+  orphan, orphan_err = false, false
   if runner == co then runner = co2 end
   return step_task(co2)
 end
@@ -359,7 +403,7 @@ function resumed(co, ok, ...)
   if not ok then return fail(co, a) end
   if a == IDLE then
     local job = job_of[co]
-    job.target, job.U, job.list, job.data = nil, nil, nil, nil
+    job.target, job.U, job.list, job.data = false, false, false, false
     pool[npool + 1] = co  -- counted once stored: pool_take never finds a hole
     npool = npool + 1
     return
@@ -383,7 +427,7 @@ local function dispatch_later(target, U, ev, tb)
   job.target, job.U, job.ev, job.list, job.i =
     target, U, ev, listeners(U, ev.type), 1
   if not job.list[1] then
-    job.ev = nil
+    job.ev = false
     if ev.type == "messageerror" then return report(ev.error, tb) end
     return
   end
@@ -401,18 +445,22 @@ local function remove_waiter(obj, U, w)
   end
 end
 
--- Moves the timers due at time t to the run queue.
+-- Moves the timers due at time t to the run queue. A timer leaves the
+-- heap once its task's wake is queued.
 local function fire_timers(t)
   while ntimers > 0 and timers[1].t <= t do
-    local e = pop_timer()
+    local e = timers[1]
     local w = e.w
-    if e.dead then  -- luacheck: ignore 542
+    if e.dead or (w and w.done) then
+      pop_timer()
     elseif not w then
       wake(e.co)
-    elseif not w.done then
+      pop_timer()
+    else
+      wake(e.co, nil, "timeout")
+      pop_timer()
       w.done, w.why = true, "timeout"
       remove_waiter(w.obj, w.U, w)
-      wake(e.co, nil, "timeout")
     end
   end
 end
@@ -505,6 +553,7 @@ end
 -- that were queued when the turn began. Later tokens wait for the next
 -- turn.
 local function turn()
+  if orphan then fail(orphan, orphan_err) end
   news(poll(0))
   fire_timers(now())
   stop = runq[0]
@@ -700,7 +749,7 @@ end
 function M.dispatch_now(target, U, ev)
   local task = current_task()
   walk({ target = target, U = U, ev = ev, list = listeners(U, ev.type),
-         i = 1 },
+         i = 1, inside = false },
        function(rec, e) return call_reporting(task, rec, e) end, changed)
 end
 
@@ -709,16 +758,13 @@ end
 -- which point at the method's caller.
 function M.receive(obj, U, timeout, name)
   check_seconds(timeout, name, 1, true, 4)
-  local typ, v, _, ports = take(obj, false)
-  if typ == "message" then
-    return new_event(typ, obj, v, ports)
-  elseif typ == "messageerror" then
-    local ev = new_event(typ, obj, nil)
-    ev.error = v
+  local ev = take(obj)
+  if ev then
+    local typ = ev.type
+    if typ == "message" then return ev end
+    if typ == "close" then return nil, "closed" end
     dispatch_later(obj, U, ev, "")
     return M.receive(obj, U, timeout, name)
-  elseif typ == "close" then
-    return nil, "closed"
   end
   if timeout == 0 then return nil, "timeout" end
   local co = current_task()
