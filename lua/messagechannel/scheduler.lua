@@ -208,19 +208,6 @@ local function finish_job(job)
   job.ev, job.errs = false, false
 end
 
--- Runs ev's listeners at target as the job of the running coroutine. tb
--- is the traceback to report a messageerror nobody listens to with.
-local function run_event(job, target, U, ev, tb)
-  local list = listeners(U, ev.type)
-  if not list[1] then
-    if ev.type == "messageerror" then report(ev.error, tb) end
-    return
-  end
-  job.target, job.U, job.ev, job.list, job.i = target, U, ev, list, 1
-  walk(job, call, changed)
-  finish_job(job)
-end
-
 local step_task, resumed
 
 -- Hands a message event (or nil, "closed") to the first waiting receive.
