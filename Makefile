@@ -13,8 +13,8 @@
 #   make pipe     event-loop and thread specs with the hub on a pipe, as on
 #                 Unix systems without eventfd
 #   make valgrind specs under valgrind (Lua 5.4)
-#   make oom      allocation-failure injection (ASan+LSan), OOM_STRIDE to
-#                 sample (not yet in make test: it still finds faults)
+#   make oom      allocation-failure injection (ASan+LSan) at every
+#                 allocation of each case, OOM_STRIDE to sample
 #   make fuzz     libFuzzer on the decoder and the cloner (ASan+UBSan),
 #                 FUZZ_SECONDS each
 #   make layers   no source calls one listed above it in src/mc.h, and the
@@ -149,6 +149,7 @@ test: deps
 	@$(MAKE) --no-print-directory fuzz
 	@$(MAKE) --no-print-directory tsan
 	@$(MAKE) --no-print-directory stress
+	@$(MAKE) --no-print-directory oom
 	@$(MAKE) --no-print-directory pipe
 	@$(MAKE) --no-print-directory rock
 	@echo "make test: layers, lint, meta, sanitizers and luarocks install all passed"

@@ -327,12 +327,68 @@ static int sched_take (lua_State *L) {
 ** same depth: the largest Lua frame and the caller's registers. */
 #define CALL_ROOM (2 * 256 + LUA_MINSTACK)
 
+static void reread (lua_State *L, int idx, mc_Recv *r, int safe);
+
+/* Whether the table at idx (a receiver's U) has tasks waiting in
+** receive. */
+static int waiting (lua_State *L, int idx) {
+  int yes;
+  lua_getfield(L, idx, "waiters");
+  yes = lua_istable(L, -1) && mc_rawlen(L, -1) > 0;
+  lua_pop(L, 1);
+  return yes;
+}
+
 /* Sets field k of the table at t to the value at the top (popped), with
 ** no metamethod. */
 static void rawsetfield (lua_State *L, int t, const char *k) {
+  t = mc_absindex(L, t);
   lua_pushstring(L, k);
   lua_insert(L, -2);
   lua_rawset(L, t);
+}
+
+/* deliver's hand of the message event ev to the first task waiting in
+** receive, with [value, objs, ports,] ev, U at the top: the waiter (whose
+** fields all exist) is done and leaves U.waiters, and the message is
+** taken, all with nothing allocated. Returns true, ev, and the waiting
+** task's coroutine to resume with ev (false for a receive outside a task,
+** whose loop sees the waiter done). */
+static int hand (lua_State *L, mc_Recv *r, int h, int status) {
+  lua_Integer i, n;
+  lua_getfield(L, -1, "waiters");  /* ..., ev, U, ws */
+  n = (lua_Integer)mc_rawlen(L, -1);
+  lua_rawgeti(L, -1, 1);  /* ..., ev, U, ws, w */
+  for (i = 1; i < n; i++) {
+    lua_rawgeti(L, -2, (int)i + 1);
+    lua_rawseti(L, -3, (int)i);
+  }
+  lua_pushnil(L);
+  lua_rawseti(L, -3, (int)n);
+  lua_pushboolean(L, 1);
+  rawsetfield(L, -2, "done");
+  lua_pushvalue(L, -4);
+  rawsetfield(L, -2, "ev");
+  lua_getfield(L, -1, "timer");
+  if (lua_istable(L, -1)) {
+    lua_pushboolean(L, 1);
+    rawsetfield(L, -2, "dead");
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, -1, "co");  /* ..., ev, U, ws, w, co */
+  lua_replace(L, -4);  /* ..., ev, co, ws, w */
+  lua_pop(L, 2);
+  lua_pushboolean(L, 1);
+  lua_insert(L, -3);  /* ..., true, ev, co */
+  if (h == MC_MESSAGE) {  /* value, objs, ports, true, ev, co */
+    int k;
+    for (k = 0; k < 3; k++)
+      lua_insert(L, 3);  /* true, ev, co, value, objs, ports */
+    take_head(L, r, status);
+    lua_pop(L, 1);
+  }
+  reread(L, 1, r, 1);
+  return 3;
 }
 
 /*
@@ -343,8 +399,9 @@ static void rawsetfield (lua_State *L, int t, const char *k) {
 ** event of obj's head: target, U, ev, list (the listeners of the event's
 ** type, or false) and i = 1, and then takes the head. Returns
 **   fn, ev      the one listener, a plain function: call fn(ev)
-**   false, ev   anything else (several listeners or none, tasks waiting
-**               in receive): the Lua side runs it
+**   true, ev, co  a message handed to a task waiting in receive (hand)
+**   false, ev   anything else (several listeners or none, a close with
+**               tasks waiting): the Lua side runs it
 ** or nothing. In the first case nothing allocates between the take and
 ** the listener's first instruction: the caller calls fn at the depth it
 ** called deliver, whose call frame the state keeps, on a stack checked
@@ -372,6 +429,12 @@ static int sched_deliver (lua_State *L) {
   else
     lua_pushnil(L);
   lua_remove(L, -2);  /* ..., ev, U, list or nil */
+  if (typ == MESSAGE && waiting(L, -2)) {  /* ..., ev, U, list */
+    lua_pop(L, 1);
+    if (r->tokens > 0)
+      r->tokens--;
+    return hand(L, r, h, status);
+  }
   if (lua_istable(L, -1) && mc_rawlen(L, -1) == 1) {
     lua_getfield(L, -2, "waiters");
     fast = !lua_istable(L, -1) || mc_rawlen(L, -1) == 0;
@@ -425,31 +488,35 @@ static int sched_deliver (lua_State *L) {
   return 2;
 }
 
-/* event_mt(mt): the metatable of the events the module makes. */
-static int sched_event_mt (lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  lua_settop(L, 1);
-  lua_rawseti(L, lua_upvalueindex(1), MC_CTX_EVENT_MT);
+/* room(): the stack for a listener's call at the caller's depth, as
+** deliver checks it. */
+static int sched_room (lua_State *L) {
+  luaL_checkstack(L, CALL_ROOM, NULL);
   return 0;
 }
 
-/* changed(obj): the Lua side changed the listeners of obj or its tasks
-** waiting in receive. Reads them from U, queues the tokens that makes due
-** and decides what keeps obj alive. Returns whether obj is entangled.
-** Only its kick may allocate (the key strings live in the Lua sources
-** and U; keeping and pinning allocate nothing): out of memory there, the
-** tokens come with the next poll's look. */
-static int sched_changed (lua_State *L) {
-  mc_Recv *r = check_recv(L, 1);
-  int i, waiting;
-  lua_settop(L, 1);
-  mc_getuservalue(L, 1);  /* obj, U */
-  lua_getfield(L, 2, "waiters");
+/* event_mt(): the metatable of the events the module makes, one per Lua
+** state (messagechannel.eventtarget fills it in). */
+static int sched_event_mt (lua_State *L) {
+  lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_EVENT_MT);
+  return 1;
+}
+
+/* Reads the listeners and the tasks waiting in receive of the receiver
+** at idx from its U, queues the tokens that makes due and decides what
+** keeps it alive. Only the kick may allocate (the key strings live in the
+** Lua sources and U; keeping and pinning allocate nothing), and with
+** `safe` it does not: the tokens come with the next poll's look. */
+static void reread (lua_State *L, int idx, mc_Recv *r, int safe) {
+  int i, waiting, top = lua_gettop(L);
+  idx = mc_absindex(L, idx);
+  mc_getuservalue(L, idx);  /* U */
+  lua_getfield(L, -1, "waiters");
   waiting = lua_istable(L, -1) && mc_rawlen(L, -1) > 0;
-  lua_getfield(L, 2, "lists");  /* obj, U, waiters, lists */
+  lua_getfield(L, -2, "lists");  /* U, waiters, lists */
   r->listening = r->wants = 0;
-  for (i = 0; lua_istable(L, 4) && events[i] != NULL; i++) {
-    lua_getfield(L, 4, events[i]);
+  for (i = 0; lua_istable(L, -1) && events[i] != NULL; i++) {
+    lua_getfield(L, -1, events[i]);
     if (!lua_isnil(L, -1)) {
       r->wants = 1;
       if (i == MESSAGE)
@@ -457,10 +524,22 @@ static int sched_changed (lua_State *L) {
     }
     lua_pop(L, 1);
   }
+  lua_settop(L, top);
   r->waiting = waiting;
   r->wants |= waiting;
-  mc_recv_kick(L, 1, r);
-  mc_recv_repin(L, 1, r);
+  if (safe)
+    mc_recv_kick_safe(L, idx, r);
+  else
+    mc_recv_kick(L, idx, r);
+  mc_recv_repin(L, idx, r);
+}
+
+/* changed(obj): the Lua side changed the listeners of obj or its tasks
+** waiting in receive (reread). Returns whether obj is entangled. */
+static int sched_changed (lua_State *L) {
+  mc_Recv *r = check_recv(L, 1);
+  lua_settop(L, 1);
+  reread(L, 1, r, 0);
   lua_pushboolean(L, r->group != NULL && mc_group_entangled(r->group));
   return 1;
 }
@@ -660,7 +739,8 @@ static int sched_runq_reset (lua_State *L) {
 }
 
 /* enqueue(token): the Lua side's tokens join the run queue the same way:
-** {co, n, values...}, a task to resume with n values. The token is queued
+** {co, n, values...}, a task to resume with n values, or {event_mt,
+** target, U, ev}, an event to dispatch at target. The token is queued
 ** or, out of memory, the call raises with nothing queued: no poll could
 ** queue it again. */
 static int sched_enqueue (lua_State *L) {
@@ -669,8 +749,13 @@ static int sched_enqueue (lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_rawgeti(L, 1, 1);
   lua_rawgeti(L, 1, 2);
-  ok = lua_type(L, -2) == LUA_TTHREAD && lua_type(L, -1) == LUA_TNUMBER;
-  lua_pop(L, 2);
+  lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_EVENT_MT);
+  lua_rawgeti(L, 1, 3);
+  lua_rawgeti(L, 1, 4);  /* [1], [2], event_mt, [3], [4] */
+  ok = (lua_type(L, -5) == LUA_TTHREAD && lua_type(L, -4) == LUA_TNUMBER)
+       || (lua_rawequal(L, -5, -3) && !lua_isnil(L, -3)
+           && lua_istable(L, -2) && lua_istable(L, -1));
+  lua_pop(L, 5);
   luaL_argcheck(L, ok, 1, "{coroutine, count, ...} expected");
   mc_ctx_reserve(L, 1);
   c->noalloc = 1;
@@ -831,6 +916,7 @@ void mc_sched_open (lua_State *L) {
   static const luaL_Reg funcs[] = {
     {"take", sched_take},
     {"deliver", sched_deliver},
+    {"room", sched_room},
     {"event_mt", sched_event_mt},
     {"changed", sched_changed},
     {"uservalue", sched_uservalue},
@@ -851,6 +937,12 @@ void mc_sched_open (lua_State *L) {
   };
   int i;
   mc_ctx_setfuncs(L, funcs);
+  lua_rawgeti(L, -1, MC_CTX_EVENT_MT);  /* module, ctx, mt */
+  if (lua_isnil(L, -1)) {
+    lua_newtable(L);
+    lua_rawseti(L, -3, MC_CTX_EVENT_MT);
+  }
+  lua_pop(L, 1);
   lua_newtable(L);
   for (i = 0; events[i] != NULL; i++) {
     lua_pushstring(L, events[i]);

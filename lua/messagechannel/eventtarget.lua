@@ -42,18 +42,17 @@ local event_defaults = {
 }
 
 -- Events the module makes carry their constant fields in a metatable;
--- `ports` is made on first read.
--- (src/sched.c makes events with this metatable too.)
-local EVENT_MT = {
-  __index = function(ev, k)
-    if k == "ports" then
-      local t = {}
-      rawset(ev, "ports", t)
-      return t
-    end
-    return event_defaults[k]
-  end,
-}
+-- `ports` is made on first read. It is the Lua state's one event
+-- metatable, which src/sched.c gives its events too.
+local EVENT_MT = require("messagechannel.core").event_mt()
+EVENT_MT.__index = function(ev, k)
+  if k == "ports" then
+    local t = {}
+    rawset(ev, "ports", t)
+    return t
+  end
+  return event_defaults[k]
+end
 
 M.EVENT_MT = EVENT_MT
 

@@ -33,15 +33,14 @@ local function pack(...)
   return { n = select("#", ...), ... }
 end
 
-local take, deliver, changed, now, poll, busy, enqueue, looping =
-  core.take, core.deliver, core.changed, core.now, core.poll, core.busy,
-  core.enqueue, core.looping
+local take, deliver, room, changed, now, poll, busy, enqueue, looping =
+  core.take, core.deliver, core.room, core.changed, core.now, core.poll,
+  core.busy, core.enqueue, core.looping
 local raise_at, raise_undo, pending_news, wake_host, hosted =
   core.raise_at, core.raise_undo, core.news, core.wake, core.hosted
 local new_event, listeners, call, walk =
   ET.new_event, ET.listeners, ET.call, ET.walk
 local runq = core.runq_reset(true)
-core.event_mt(ET.EVENT_MT)
 
 -- What a task yields to the scheduler.
 local IDLE = {}    -- a pool coroutine finished its job
@@ -143,6 +142,11 @@ end
 ---------------------------------------------------------------------------
 
 local tasks = setmetatable({}, { __mode = "k" })   -- coroutines we own
+-- Workers and their ends (see reserve_worker); a task running an
+-- on_exit -> its watch.
+local live_workers, nlive, nworkers, nidle = {}, 0, 0, 0
+local end_of = setmetatable({}, { __mode = "k" })
+local drop_watch
 -- A listener dispatchEvent runs inside a task gets a coroutine of its own,
 -- whose yields it passes on: such a coroutine -> the task.
 local outer_of = setmetatable({}, { __mode = "k" })
@@ -210,35 +214,54 @@ end
 
 local step_task, resumed
 
--- Hands a message event (or nil, "closed") to the first waiting receive.
--- The waiter is done before anything may fail.
-local function hand(obj, U, ev, why)
+-- Hands the close to the first task waiting in receive: nil, "closed".
+-- (deliver hands messages.) The waiter is done before anything may fail.
+local function hand_close(obj, U)
   local w = U.waiters[1]
-  w.done, w.ev, w.why = true, ev, why
+  w.done, w.why = true, "closed"
   cancel_timer(w.timer)
   table.remove(U.waiters, 1)
-  if w.co then step_task(w.co, ev, why) end
+  if w.co then step_task(w.co, nil, "closed") end
   changed(obj)
 end
 
--- Runs the event deliver made of a receiver's head, when it is not a
--- message for one plain function: job is set for it (deliver).
+-- A run queue token {EVENT, target, U, ev}: dispatch ev at target. (The
+-- marker is the events' metatable, which core.enqueue knows.)
+local EVENT = ET.EVENT_MT
+
+-- Sets job to dispatch the event of token tok, as deliver does for a
+-- receiver's head: returns the one listener when it is a plain function,
+-- and then nothing allocates until it is called at the caller's depth
+-- (room checks the stack); else false. Then ev.
+local function event_job(job, tok)
+  local target, U, ev = tok[2], tok[3], tok[4]
+  local list = listeners(U, ev.type)
+  local rec = list[1]
+  room()
+  job.target, job.U, job.ev, job.list, job.i =
+    target, U, ev, rec and list or false, 1
+  if rec and not list[2] and not rec.removed and not rec.once
+     and type(rec.fn) == "function" then
+    return rec.fn, ev
+  end
+  return false, ev
+end
+
+-- Runs the event deliver made of a receiver's head (or event_job of an
+-- event token), when it is not one for one plain function: job is set
+-- for it.
 local function run_receiver(job, obj, ev)
   local U, typ = job.U, ev.type
   local ws = U.waiters
-  if typ == "message" and ws and ws[1] then
-    job.ev = false
-    return hand(obj, U, ev)
-  end
   if typ == "close" then
-    while ws and ws[1] do hand(obj, U, nil, "closed") end
+    while ws and ws[1] do hand_close(obj, U) end
   end
   if job.list then
     walk(job, call, changed)
     return finish_job(job)
   end
   job.ev = false
-  if typ == "messageerror" then report(ev.error, "") end
+  if typ == "messageerror" then report(ev.error, ev.traceback or "") end
 end
 
 local function runner_main()
@@ -251,19 +274,36 @@ local function runner_main()
     end
     while head < stop and runner == me do
       local tok = runq[head + 1]
-      if type(tok) ~= "userdata" then
+      if type(tok) ~= "userdata" and tok[1] ~= EVENT then
+        -- a task: resumed at room's depth, once its token left the queue
+        local co = tok[1]
+        room()
         head = head + 1
         runq[head] = nil
-        step_task(tok[1], unpack(tok, 3, tok[2] + 2))
+        resumed(co, resume(co, unpack(tok, 3, tok[2] + 2)))
+      elseif type(tok) ~= "userdata" then
+        -- an event made in Lua: as a receiver's, below
+        local fn, ev = event_job(job, tok)
+        head = head + 1
+        runq[head] = nil
+        if fn then
+          job.inside = true
+          fn(ev)
+          job.inside, job.ev = false, false
+        else
+          run_receiver(job, tok[2], ev)
+        end
       else
         -- A receiver's token leaves the queue once deliver took its
         -- entry. One listener is called here, at deliver's depth (see
         -- there); a listener that raises ends this coroutine, and fail()
         -- goes on with the job.
-        local fn, ev = deliver(tok, job)
+        local fn, ev, co = deliver(tok, job)
         head = head + 1
         runq[head] = nil
-        if fn then
+        if fn == true then
+          if co then resumed(co, resume(co, ev)) end
+        elseif fn then
           job.inside = true
           fn(ev)
           job.inside, job.ev = false, false
@@ -298,35 +338,66 @@ local function pool_take()
   return co
 end
 
--- A pool coroutine whose job fail() has not finished handing on (out of
--- memory), and its error, or DONE once the error is recorded: the next
--- turn calls fail() again. Upvalues, so that setting them allocates
--- nothing.
+-- Coroutines that died and that fail() has not finished with (out of
+-- memory), each with its error, or DONE once a job's error is recorded:
+-- the next turn calls fail() again for each. A fail() may run inside
+-- another's (a runner's task), so there are a few slots, made up front.
 local DONE = {}
-local orphan, orphan_err = false, false
+local pend_co, pend_err, npend = { false, false, false, false },
+  { false, false, false, false }, 0
+
+-- Forgets the pending coroutine in slot p. Allocates nothing.
+local function unpend(p)
+  pend_co[p], pend_err[p] = pend_co[npend], pend_err[npend]
+  pend_co[npend], pend_err[npend] = false, false
+  npend = npend - 1
+end
 
 -- A task's coroutine died of err: report it, or keep it for a
 -- messageerror; a pool coroutine's job goes on in a new one. Each step
 -- that may allocate comes before the store that marks it done, so that
 -- out of memory the next turn's call does each step once.
 local function fail(co, err)
-  if err == FATAL then error(FATAL, 0) end
+  local p = 0
+  for i = 1, npend do
+    if pend_co[i] == co then p = i end
+  end
+  if p == 0 then
+    p = npend + 1
+    pend_co[p], pend_err[p] = co, err
+    npend = p
+  end
+  local watch = end_of[co]
+  if watch and watch.task == co then
+    -- out of memory (or raised out of the loop on purpose), its end goes
+    -- on in a new task; any other error ends it
+    if err == FATAL or type(err) == "string"
+       and err:find("not enough memory", 1, true) then
+      watch.task = false
+      nidle = nidle + 1
+    else
+      drop_watch(watch)
+      watch.task = false
+    end
+  end
+  if err == FATAL then
+    unpend(p)
+    error(FATAL, 0)
+  end
   if type(err) == "string" and err:find("interrupted!$") then
     -- Ctrl-C under the standalone interpreter (on LuaJIT its hook may
     -- fire in any task): out of the scheduler, as from mc.onerror
+    unpend(p)
     fatal_err = err
     error(FATAL, 0)
   end
-  orphan = co
   local job = job_of[co]
   if not job or not job.ev then
-    orphan_err = err
     local tb = traceback(co)
-    orphan, orphan_err = false, false  -- mc.onerror may raise
+    unpend(p)  -- mc.onerror may raise
     return report(err, tb)
   end
   if err ~= DONE then
-    orphan_err = err
     local rec = { err, traceback(co) }
     if job.inside and job.ev.type == "message" then
       local errs = job.errs
@@ -344,12 +415,12 @@ local function fail(co, err)
     -- listener, or where it was)
     if job.inside then job.i = job.i + 1 end
     job.inside = false
-    orphan_err = DONE
+    pend_err[p] = DONE
     if rec then report(rec[1], rec[2]) end
   end
   local co2 = new_runner(job)
   job_of[co] = nil
-  orphan, orphan_err = false, false
+  unpend(p)
   if runner == co then runner = co2 end
   return step_task(co2)
 end
@@ -407,19 +478,12 @@ function step_task(co, ...)
   return resumed(co, resume(co, ...))
 end
 
--- Dispatches ev at target as a task of its own, at the next turn.
-local function dispatch_later(target, U, ev, tb)
-  local co = pool_take()
-  local job = job_of[co]
-  job.target, job.U, job.ev, job.list, job.i =
-    target, U, ev, listeners(U, ev.type), 1
-  if not job.list[1] then
-    job.ev = false
-    if ev.type == "messageerror" then return report(ev.error, tb) end
-    return
-  end
-  wake(co)
+-- Dispatches ev at target after the tokens queued now (at the next turn
+-- when a turn runs). Queued whole, or raises with nothing queued.
+local function dispatch_later(target, U, ev)
+  enqueue({ EVENT, target, U, ev })
 end
+M.dispatch_later = dispatch_later
 
 local function remove_waiter(obj, U, w)
   local ws = U.waiters
@@ -456,36 +520,43 @@ end
 -- The loop
 ---------------------------------------------------------------------------
 
--- Workers this state started and that have not been seen to end, as
--- watches { handle, on_exit, unref }: on_exit dispatches the end. A watch
--- is made before its thread starts (mc.Worker may raise until then, never
--- after), when the handle does not exist yet: so an array, which news
--- looks through, rather than a table keyed by handle, whose new key could
--- fail to be stored once the thread runs. handle is false until the start
--- and after the end. nworkers counts the started watches that are ref'd.
-local live_workers, nlive, nworkers = {}, 0, 0
+-- (live_workers, nlive, nworkers, nidle and end_of are declared above,
+-- with the tasks.)
+-- Workers this state started and whose end is not dispatched yet, as
+-- watches { handle, on_exit, unref, result, task }: on_exit dispatches the
+-- end. A watch is made before its thread starts (mc.Worker may raise
+-- until then, never after), when the handle does not exist yet: so an
+-- array, which news looks through, rather than a table keyed by handle,
+-- whose new key could fail to be stored once the thread runs. handle is
+-- false until the start and once the end is seen; then result is
+-- {code, err, tb}, and task the task that runs on_exit (false when none
+-- runs: not started yet, or it died, out of memory; on_exit may run again
+-- and does each of its steps once). nworkers counts the started watches
+-- that are ref'd, nidle the ends seen that no task runs.
 
 -- A watch for a worker about to start; on_exit(code, err, tb) will
 -- dispatch its end. Nothing counts it until watch_worker.
 function M.reserve_worker(on_exit)
-  local watch = { handle = false, on_exit = on_exit, unref = false }
+  local watch = { handle = false, on_exit = on_exit, unref = false,
+                  result = false, task = false }
   live_workers[nlive + 1] = watch
   nlive = nlive + 1
   return watch
 end
 
-local function drop_watch(i)
-  live_workers[i] = live_workers[nlive]
-  live_workers[nlive] = nil
-  nlive = nlive - 1
+function drop_watch(watch)
+  for i = nlive, 1, -1 do
+    if live_workers[i] == watch then
+      live_workers[i] = live_workers[nlive]
+      live_workers[nlive] = nil
+      nlive = nlive - 1
+      return
+    end
+  end
 end
 
 -- The worker's start failed: forget its watch.
-function M.unreserve_worker(watch)
-  for i = nlive, 1, -1 do
-    if live_workers[i] == watch then return drop_watch(i) end
-  end
-end
+M.unreserve_worker = drop_watch
 
 -- The worker of a reserved watch runs: from now on its end is dispatched,
 -- and it keeps the scheduler going. Allocates nothing.
@@ -509,24 +580,64 @@ function M.raise_out(err)
   error(FATAL, 0)
 end
 
+-- Looks whether the worker of watch ended; the result is stored whole
+-- before anything counts it.
+local function look(watch)
+  local done, code, err, tb = core.worker_result(watch.handle)
+  if not done then return end
+  watch.result = { code, err, tb }
+  watch.handle = false
+  if not watch.unref then nworkers = nworkers - 1 end
+  nidle = nidle + 1
+end
+
+-- True while news() runs: an error that cuts it short leaves handles
+-- unseen, so the next turn looks at every worker.
+local recheck = false
+
 -- What core.poll returns: the handles of workers with news.
 local function news(...)
+  recheck = true
   for i = 1, select("#", ...) do
     local h = select(i, ...)
     for j = 1, nlive do
       local watch = live_workers[j]
       if rawequal(watch.handle, h) then
-        local done, code, err, tb = core.worker_result(h)
-        if done then
-          drop_watch(j)
-          watch.handle = false
-          if not watch.unref then nworkers = nworkers - 1 end
-          local co = create(watch.on_exit)
-          tasks[co] = true
-          wake(co, code, err, tb)
-        end
+        look(watch)
         break
       end
+    end
+  end
+  recheck = false
+end
+
+local function news_all()
+  recheck = true
+  for j = nlive, 1, -1 do
+    local watch = live_workers[j]
+    if watch.handle then look(watch) end
+  end
+  recheck = false
+end
+
+local function end_task(watch)
+  local r = watch.result
+  watch.on_exit(r[1], r[2], r[3])
+  end_of[running()] = nil
+  drop_watch(watch)
+end
+
+-- Starts a task for each end seen that none runs.
+local function start_ends()
+  for j = 1, nlive do
+    local watch = live_workers[j]
+    if watch.result and not watch.task then
+      local co = create(end_task)
+      tasks[co] = true
+      end_of[co] = watch
+      wake(co, watch)
+      watch.task = co
+      nidle = nidle - 1
     end
   end
 end
@@ -536,12 +647,18 @@ local function waited_for()
   return nworkers > 0 or busy()
 end
 
+local function ready()
+  return head < runq[0] or nidle > 0
+end
+
 -- One turn: news from other threads and the due timers, then the tokens
 -- that were queued when the turn began. Later tokens wait for the next
 -- turn.
 local function turn()
-  if orphan then fail(orphan, orphan_err) end
+  while npend > 0 do fail(pend_co[npend], pend_err[npend]) end
+  if recheck then news_all() end
   news(poll(0))
+  if nidle > 0 then start_ends() end
   fire_timers(now())
   stop = runq[0]
   while head < stop do
@@ -553,10 +670,6 @@ local function turn()
     runq = core.runq_reset()
     head, stop = 0, 0
   end
-end
-
-local function ready()
-  return head < runq[0]
 end
 
 -- Runs f(...) as the one scheduler loop of this state.
@@ -750,7 +863,7 @@ function M.receive(obj, U, timeout, name)
     local typ = ev.type
     if typ == "message" then return ev end
     if typ == "close" then return nil, "closed" end
-    dispatch_later(obj, U, ev, "")
+    dispatch_later(obj, U, ev)
     return M.receive(obj, U, timeout, name)
   end
   if timeout == 0 then return nil, "timeout" end

@@ -166,32 +166,38 @@ end
 
 -- Dispatches the end of worker w: its error, then its exit, the last
 -- event it sees: messages still held at its port for want of a message
--- listener are dropped first.
+-- listener are dropped first. Out of memory it may run again (see the
+-- scheduler's worker watches): each event is queued once.
 local function on_exit(w, code, err_bytes, tb)
   local s = state(w)
   s.exited = true
-  local err
-  if err_bytes then
-    local ok, e = pcall(core.deserialize, err_bytes)
-    err = ok and e or err_bytes
-  elseif tb then  -- only the error's text reached us
-    err, tb = tb, nil
-  end
-  if err ~= nil then
-    local ev = ET.new_event("error", w, nil)
-    ev.error = err
-    ev.traceback = tb
-    if ET.listeners(s.U, "error")[1] then
-      scheduler.dispatch_now(w, s.U, ev)
-    else
+  if not s.error_done then
+    local err
+    if err_bytes then
+      local ok, e = pcall(core.deserialize, err_bytes)
+      err = ok and e or err_bytes
+    elseif tb then  -- only the error's text reached us
+      err, tb = tb, nil
+    end
+    if err ~= nil and ET.listeners(s.U, "error")[1] then
+      local ev = ET.new_event("error", w, nil)
+      ev.error = err
+      ev.traceback = tb
+      scheduler.dispatch_later(w, s.U, ev)
+    end
+    s.error_done = true
+    if err ~= nil and not ET.listeners(s.U, "error")[1] then
       unhandled(s, err, tb)
     end
   end
   while s.port:receive(0) do end
   s.port:close()
-  local ev = ET.new_event("exit", w, nil)
-  ev.code = code
-  scheduler.dispatch_now(w, s.U, ev)
+  if not s.exit_done then
+    local ev = ET.new_event("exit", w, nil)
+    ev.code = code
+    scheduler.dispatch_later(w, s.U, ev)
+    s.exit_done = true
+  end
 end
 
 function M.Worker(path, options)
@@ -218,6 +224,7 @@ function M.Worker(path, options)
   local s = { handle = false, port = ch.port1, U = {},
               wraps = { message = {}, messageerror = {} },
               thread_id = false, watch = false, exited = false,
+              error_done = false, exit_done = false,
               unref = false, onmessage = false, onmessageerror = false,
               onerror = false, onexit = false }
   rawset(w, STATE, s)
