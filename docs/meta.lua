@@ -133,6 +133,14 @@ function messagechannel.sleep(seconds) end
 ---@return number
 function messagechannel.now() end
 
+---How long, in microseconds (0 to 1000000), a scheduler waiting for
+---another thread watches for its news before it sleeps, in every thread of
+---the process; 0 turns the spin off. Default 50. Returns the previous
+---value; with no argument only reads it.
+---@param microseconds? number
+---@return number
+function messagechannel.spin(microseconds) end
+
 ---Sets `env.MessageChannel` and `env.MessagePort` and returns `true`, or
 ---sets nothing and returns `false`, as the Workers compatibility date and
 ---flags decide. Needs LPeg (loaded at the first call).

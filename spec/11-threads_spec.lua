@@ -904,4 +904,59 @@ describe("threads #threads", function()
         ended_normally(rec)
       end)
   end)
+  describe("mc.spin", function()
+    local saved
+    before_each(function() saved = mc.spin() end)
+    after_each(function() mc.spin(saved) end)
+
+    it("reads and sets the spin before a wait sleeps, in microseconds", function()
+      assert.equal(50, saved)
+      assert.equal(50, mc.spin(0))
+      assert.equal(0, mc.spin())
+      assert.equal(0, mc.spin(12.5))
+      assert.equal(12.5, mc.spin())
+    end)
+
+    it("refuses what is not a number from 0 to 1000000", function()
+      for _, bad in ipairs({ -1, 1e6 + 1, 0 / 0, "x", {} }) do
+        local ok, err = pcall(mc.spin, bad)
+        assert.is_false(ok)
+        assert.truthy(has(err, "bad argument #1 to"), err)
+      end
+      assert.equal(50, mc.spin())
+    end)
+
+    it("is one setting for every thread", function()
+      mc.spin(7)
+      local w = mc.Worker(source("mc.parentPort:postMessage(mc.spin(3))"),
+                          { eval = true })
+      local got
+      w.onmessage = function(e) got = e.data end
+      run()
+      assert.equal(7, got)
+      assert.equal(3, mc.spin())
+    end)
+
+    for _, us in ipairs({ 0, 50, 1000 }) do
+      it(("delivers every round trip in order with %d us"):format(us), function()
+        mc.spin(us)
+        local w = mc.Worker(source([[
+          local port = mc.parentPort
+          port.onmessage = function(e)
+            if e.data == "bye" then port:close() else port:postMessage(e.data) end
+          end
+        ]]), { eval = true })
+        local n, bad = 0, 0
+        w.onmessage = function(e)
+          if e.data ~= n + 1 then bad = bad + 1 end
+          n = e.data
+          w:postMessage(n < 300 and n + 1 or "bye")
+        end
+        w:postMessage(1)
+        run()
+        assert.equal(300, n)
+        assert.equal(0, bad)
+      end)
+    end
+  end)
 end)

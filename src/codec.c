@@ -1765,12 +1765,10 @@ void mc_copy (lua_State *L, int idx, int xmap, int blanks) {
 /* }====================================================== */
 
 
-const unsigned char *mc_encode (lua_State *L, int idx, int xmap,
-                                size_t *len) {
+mc_Bytes *mc_encode (lua_State *L, int idx, int xmap) {
   Enc e;
   encode(&e, L, idx, xmap);
-  *len = e.s->out.n;
-  return e.s->out.p;
+  return &e.s->out;
 }
 
 void mc_encode_done (lua_State *L, int sidx) {

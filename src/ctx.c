@@ -101,7 +101,7 @@ void mc_ctx_open (lua_State *L, mc_Hub *hub) {
   if (lua_istable(L, -1))
     return;
   lua_pop(L, 1);
-  lua_createtable(L, MC_CTX_EVENTS + 4, 0);
+  lua_createtable(L, MC_CTX_KEYS + 24, 0);
   make_ctx(L, hub);
   lua_pushvalue(L, -1);
   lua_setfield(L, LUA_REGISTRYINDEX, CTX_KEY);

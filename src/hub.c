@@ -12,6 +12,12 @@
 ** exposed. `signalled` says it holds a wake-up not yet drained; notifying,
 ** pinging and draining all happen under the lock, so the descriptor is
 ** readable exactly while `signalled` is set, and no wake-up is lost.
+**
+** Before it sleeps, mc_hub_wait watches the `news` word for a few tens of
+** microseconds (mc_hub_spin): a thread that answers at once is then seen
+** without a system call on either side, as the notifier writes the
+** descriptor only for a sleeper. It spins only while its waits end soon
+** (`warm`), so an idle thread sleeps at once and costs no CPU.
 */
 #if defined(__linux__) && !defined(MC_USE_PIPE)
 #define MC_EVENTFD 1  /* else a pipe; make test builds both */
@@ -132,6 +138,7 @@ void mc_hub_notify (mc_Hub *h, uint32_t id) {
       h->ids[h->n++] = id;
     else
       h->overflow = 1;  /* out of memory: the hub looks at everything */
+    __atomic_store_n(&h->news, 1, __ATOMIC_RELEASE);
     if (h->waiting || h->exposed)
       signal_fd(h);
   }
@@ -167,6 +174,7 @@ int mc_hub_pending (mc_Hub *h) {
 void mc_hub_stop (mc_Hub *h) {
   pthread_mutex_lock(&h->lock);
   h->stop = 1;
+  __atomic_store_n(&h->news, 1, __ATOMIC_RELEASE);
   signal_fd(h);
   pthread_mutex_unlock(&h->lock);
 }
@@ -211,18 +219,63 @@ static void sleep_on_fd (int fd, double seconds) {
 #endif
 }
 
+static long spin_ns = 50000;  /* atomic */
+
+long mc_hub_spin (long ns) {
+  if (ns < 0)
+    return __atomic_load_n(&spin_ns, __ATOMIC_RELAXED);
+  return __atomic_exchange_n(&spin_ns, ns, __ATOMIC_RELAXED);
+}
+
+static double now (void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Watches h->news for up to `seconds`; returns whether news came. */
+static int spin (mc_Hub *h, double seconds) {
+  double end = now() + seconds;
+  unsigned i;
+  for (i = 1; ; i++) {
+    if (__atomic_load_n(&h->news, __ATOMIC_ACQUIRE))
+      return 1;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+    if (i % 32 == 0 && now() >= end)
+      return 0;
+  }
+}
+
+/* A wait that found news within this many seconds keeps the hub warm. */
+#define SOON 1e-3
+
 size_t mc_hub_wait (mc_Hub *h, double seconds, uint32_t **buf, size_t *cap,
                     int *flags) {
   size_t n;
   pthread_mutex_lock(&h->lock);
-  if (seconds != 0 && h->n == 0 && !h->stop && !h->overflow
-      && !h->signalled && h->fd[0] >= 0) {
+  if (seconds != 0 && !h->news && !h->signalled && h->fd[0] >= 0) {
     int fd = h->fd[0];
-    h->waiting = 1;
-    pthread_mutex_unlock(&h->lock);
-    sleep_on_fd(fd, seconds);
-    pthread_mutex_lock(&h->lock);
-    h->waiting = 0;
+    double t0 = 0, s = (double)mc_hub_spin(-1) * 1e-9;
+    if (seconds > 0 && s > seconds)
+      s = seconds;
+    if (h->warm && s > 0) {
+      pthread_mutex_unlock(&h->lock);
+      t0 = now();
+      spin(h, s);
+      pthread_mutex_lock(&h->lock);
+    }
+    if (!h->news && !h->signalled) {
+      if (t0 == 0)
+        t0 = now();
+      h->waiting = 1;
+      pthread_mutex_unlock(&h->lock);
+      sleep_on_fd(fd, seconds);
+      pthread_mutex_lock(&h->lock);
+      h->waiting = 0;
+    }
+    h->warm = h->news && now() - t0 <= SOON + s;
   }
   n = h->n;
   if (n > 0) {
@@ -236,6 +289,7 @@ size_t mc_hub_wait (mc_Hub *h, double seconds, uint32_t **buf, size_t *cap,
   }
   *flags = (h->stop ? MC_HUB_STOP : 0) | (h->overflow ? MC_HUB_ALL : 0);
   h->overflow = 0;
+  __atomic_store_n(&h->news, h->stop, __ATOMIC_RELAXED);
   drain_fd(h);
   pthread_mutex_unlock(&h->lock);
   return n;

@@ -87,6 +87,9 @@ typedef struct mc_Hub {
   int fd[2];     /* read and write ends (one eventfd on Linux); -1 closed */
   uint32_t *ids; /* objects with news, in notification order */
   size_t n, cap;
+  int news;      /* n > 0 or stop or overflow: set and cleared under the
+                 ** lock, read atomically by a spinning mc_hub_wait */
+  int warm;      /* its last wait ended soon: the next one spins first */
 } mc_Hub;
 
 #define MC_HUB_STOP 1
@@ -106,6 +109,9 @@ int mc_hub_expose (mc_Hub *h);
 void mc_hub_stop (mc_Hub *h);
 int mc_hub_stopped (mc_Hub *h);  /* whether mc_hub_stop was called */
 void mc_hub_close (mc_Hub *h);  /* its state is gone: drop news from now on */
+/* How long, in nanoseconds, mc_hub_wait watches for news before it
+** sleeps, in every thread; 0: it sleeps at once. */
+long mc_hub_spin (long ns);  /* sets it when ns >= 0; returns the old one */
 /* Waits until there is news, a wake-up, a signal, the hub is stopped, or
 ** `seconds` pass (< 0: no limit; 0: no wait). Swaps the queued ids into
 ** *buf (of capacity *cap; the hub's old array takes its place, so no copy
@@ -175,6 +181,10 @@ struct mc_Type {
 /* A message of len bytes (copied from data) with nx empty slots; NULL
 ** when out of memory. */
 mc_Msg *mc_msg_new (const void *data, size_t len, size_t nx);
+/* The same with the bytes of b; from MC_MSG_ADOPT bytes on, the message
+** takes b's block instead of a copy, and b is left empty. */
+#define MC_MSG_ADOPT ((size_t)1 << 16)
+mc_Msg *mc_msg_adopt (mc_Bytes *b, size_t nx);
 const unsigned char *mc_msg_data (const mc_Msg *m, size_t *len);
 mc_Xfer *mc_msg_xfer (mc_Msg *m, size_t *nx);
 void mc_msg_unlend (mc_Msg *m);  /* not sent: slots given back, m freed */
@@ -328,7 +338,8 @@ void mc_group_sweep (mc_Group *g, size_t e);
 #define MC_CTX_FILL      9  /* and filler */
 #define MC_CTX_WAKER    10  /* a function mc_ctx_wake calls (an adapter's) */
 #define MC_CTX_EVENT_MT 11  /* the metatable of events (eventtarget.lua) */
-#define MC_CTX_EVENTS   12  /* 12, 13, ...: sched.c's event type names */
+#define MC_CTX_EVENTS   12  /* 12, 13, 14: sched.c's event type names */
+#define MC_CTX_KEYS     16  /* 16, 17, ...: sched.c's field names */
 
 #define MC_MAXTYPES 8
 
@@ -391,10 +402,10 @@ const mc_Type *mc_ctx_type_by_tag (struct lua_State *L, int tag);
 
 void mc_codec_open (struct lua_State *L);
 /* Encodes the value at idx (raising DataCloneError) and pushes the codec
-** scratch that holds the bytes; mc_encode_done gives it back. xmap, if
-** not 0, is a transfer list (object -> its index from 1). */
-const unsigned char *mc_encode (struct lua_State *L, int idx, int xmap,
-                                size_t *len);
+** scratch that holds the bytes, returned (mc_msg_adopt may take them);
+** mc_encode_done gives the scratch back. xmap, if not 0, is a transfer
+** list (object -> its index from 1). */
+mc_Bytes *mc_encode (struct lua_State *L, int idx, int xmap);
 void mc_encode_done (struct lua_State *L, int sidx);
 /* Pushes the decoded value of n bytes at p, or raises DataCloneError.
 ** xarr, if not 0, is the array of the objects the message transferred. */

@@ -121,9 +121,9 @@ static void keep_all (lua_State *L, int list, size_t n) {
 ** run a finalizer that moved or closed one of them, so each is checked
 ** again here, where nothing is allocated between its check and its lend:
 ** from then on it is marked lent, and no other transfer can take it. */
-static mc_Msg *lend (lua_State *L, int list, int n, const void *bytes,
-                     size_t len, const mc_Group *from) {
-  mc_Msg *m = mc_msg_new(bytes, len, (size_t)n);
+static mc_Msg *lend (lua_State *L, int list, int n, mc_Bytes *bytes,
+                     const mc_Group *from) {
+  mc_Msg *m = mc_msg_adopt(bytes, (size_t)n);
   size_t nx, i;
   mc_Xfer *x;
   if (m == NULL)
@@ -160,15 +160,14 @@ void mc_message_unlend (lua_State *L, int list, mc_Msg *m) {
 
 mc_Msg *mc_message_make (lua_State *L, int value, int transfer,
                          const mc_Group *from) {
-  const unsigned char *bytes;
-  size_t len;
+  mc_Bytes *bytes;
   mc_Msg *m;
   int n, list;
   value = mc_absindex(L, value);
   n = check_list(L, mc_absindex(L, transfer), from);
   list = lua_gettop(L);
-  bytes = mc_encode(L, value, n > 0 ? list : 0, &len);  /* list, scratch */
-  m = lend(L, list, n, bytes, len, from);
+  bytes = mc_encode(L, value, n > 0 ? list : 0);  /* list, scratch */
+  m = lend(L, list, n, bytes, from);
   mc_encode_done(L, list + 1);
   if (m == NULL)
     luaL_error(L, "not enough memory");
@@ -263,6 +262,7 @@ void mc_message_fill (lua_State *L, mc_Msg *m) {
 ** made with blanks in their place, and only then are the old objects
 ** detached and the blanks filled, so that a failure changes nothing. */
 int mc_structured_clone (lua_State *L) {
+  mc_Bytes none = {NULL, 0, 0};  /* a copy needs no bytes */
   mc_Msg *m;
   int n;
   luaL_checkany(L, 1);
@@ -279,7 +279,7 @@ int mc_structured_clone (lua_State *L) {
     return 1;
   }
   n = check_list(L, 2, NULL);  /* v, transfer, list */
-  if ((m = lend(L, 3, n, NULL, 0, NULL)) == NULL)
+  if ((m = lend(L, 3, n, &none, NULL)) == NULL)
     return luaL_error(L, "not enough memory");
   lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_READ);
   lua_pushlightuserdata(L, m);

@@ -14,14 +14,17 @@ struct mc_Msg {
   mc_Msg *next;  /* in a list of messages to free (mc_msg_free) */
   size_t len;
   size_t nx;    /* transfer slots, at x; the bytes follow them */
+  unsigned char *own;  /* or the bytes are here, a block of their own */
   mc_Xfer x[1];
 };
 
 static unsigned char *msg_bytes (const mc_Msg *m) {
-  return (unsigned char *)(m->x + (m->nx > 0 ? m->nx : 1));
+  return m->own != NULL ? m->own
+                        : (unsigned char *)(m->x + (m->nx > 0 ? m->nx : 1));
 }
 
-mc_Msg *mc_msg_new (const void *data, size_t len, size_t nx) {
+/* A message with nx slots and room for len bytes after them. */
+static mc_Msg *msg_alloc (size_t len, size_t nx) {
   mc_Msg *m;
   size_t head;
   if (nx > ((size_t)-1 / 4) / sizeof(mc_Xfer))
@@ -34,9 +37,29 @@ mc_Msg *mc_msg_new (const void *data, size_t len, size_t nx) {
     m->next = NULL;
     m->len = len;
     m->nx = nx;
+    m->own = NULL;
     memset(m->x, 0, (nx > 0 ? nx : 1) * sizeof(mc_Xfer));
-    if (len > 0)
-      memcpy(msg_bytes(m), data, len);
+  }
+  return m;
+}
+
+mc_Msg *mc_msg_new (const void *data, size_t len, size_t nx) {
+  mc_Msg *m = msg_alloc(len, nx);
+  if (m != NULL && len > 0)
+    memcpy(msg_bytes(m), data, len);
+  return m;
+}
+
+mc_Msg *mc_msg_adopt (mc_Bytes *b, size_t nx) {
+  mc_Msg *m;
+  if (b->n < MC_MSG_ADOPT)
+    return mc_msg_new(b->p, b->n, nx);
+  m = msg_alloc(0, nx);
+  if (m != NULL) {
+    m->len = b->n;
+    m->own = b->p;
+    b->p = NULL;
+    b->n = b->cap = 0;
   }
   return m;
 }
@@ -58,6 +81,7 @@ void mc_msg_unlend (mc_Msg *m) {
     if (x->type != NULL && x->type->unlend != NULL)
       x->type->unlend(x);
   }
+  free(m->own);
   free(m);
 }
 
@@ -75,6 +99,7 @@ void mc_msg_free (mc_Msg *m) {
       if (x->type != NULL)
         x->type->drop(x, &rest);
     }
+    free(m->own);
     free(m);
     m = rest;
   }

@@ -37,6 +37,33 @@ static void push_event (lua_State *L, int i) {
   lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_EVENTS + i);
 }
 
+/* The field names the dispatch path reads and sets, kept as strings in
+** the context (MC_CTX_KEYS + k), so that no call hashes a C string. */
+static const char *const keys[] = {
+  "type", "data", "error", "target", "currentTarget", "ports", "lists",
+  "waiters", "removed", "once", "fn", "ev", "U", "list", "i", "done",
+  "timer", "dead", "co", NULL
+};
+enum { K_TYPE, K_DATA, K_ERROR, K_TARGET, K_CURRENTTARGET, K_PORTS, K_LISTS,
+       K_WAITERS, K_REMOVED, K_ONCE, K_FN, K_EV, K_U, K_LIST, K_I, K_DONE,
+       K_TIMER, K_DEAD, K_CO };
+
+/* Pushes t[k] of the table at idx, with no metamethod. */
+static void getk (lua_State *L, int idx, int k) {
+  idx = mc_absindex(L, idx);
+  lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_KEYS + k);
+  lua_rawget(L, idx);
+}
+
+/* t[k] = the value at the top (popped), for the table at idx, with no
+** metamethod. */
+static void setk (lua_State *L, int idx, int k) {
+  idx = mc_absindex(L, idx);
+  lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_KEYS + k);
+  lua_insert(L, -2);
+  lua_rawset(L, idx);
+}
+
 /* The receiver at idx, or NULL. */
 static mc_Recv *test_recv (lua_State *L, int idx) {
   const mc_Type *t = mc_ctx_type(L, idx);
@@ -246,18 +273,18 @@ static void push_new_event (lua_State *L, int typ, int obj, int data,
                             int ports) {
   lua_createtable(L, 0, 5);
   push_event(L, typ);
-  lua_setfield(L, -2, "type");
+  setk(L, -2, K_TYPE);
   if (data != 0) {
     lua_pushvalue(L, data);
-    lua_setfield(L, -2, typ == MESSAGEERROR ? "error" : "data");
+    setk(L, -2, typ == MESSAGEERROR ? K_ERROR : K_DATA);
   }
   lua_pushvalue(L, obj);
-  lua_setfield(L, -2, "target");
+  setk(L, -2, K_TARGET);
   lua_pushvalue(L, obj);
-  lua_setfield(L, -2, "currentTarget");
+  setk(L, -2, K_CURRENTTARGET);
   if (ports != 0 && !lua_isnil(L, ports)) {
     lua_pushvalue(L, ports);
-    lua_setfield(L, -2, "ports");
+    setk(L, -2, K_PORTS);
   }
   lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_EVENT_MT);
   lua_setmetatable(L, -2);
@@ -333,19 +360,10 @@ static void reread (lua_State *L, int idx, mc_Recv *r, int safe);
 ** receive. */
 static int waiting (lua_State *L, int idx) {
   int yes;
-  lua_getfield(L, idx, "waiters");
+  getk(L, idx, K_WAITERS);
   yes = lua_istable(L, -1) && mc_rawlen(L, -1) > 0;
   lua_pop(L, 1);
   return yes;
-}
-
-/* Sets field k of the table at t to the value at the top (popped), with
-** no metamethod. */
-static void rawsetfield (lua_State *L, int t, const char *k) {
-  t = mc_absindex(L, t);
-  lua_pushstring(L, k);
-  lua_insert(L, -2);
-  lua_rawset(L, t);
 }
 
 /* deliver's hand of the message event ev to the first task waiting in
@@ -356,7 +374,7 @@ static void rawsetfield (lua_State *L, int t, const char *k) {
 ** whose loop sees the waiter done). */
 static int hand (lua_State *L, mc_Recv *r, int h, int status) {
   lua_Integer i, n;
-  lua_getfield(L, -1, "waiters");  /* ..., ev, U, ws */
+  getk(L, -1, K_WAITERS);  /* ..., ev, U, ws */
   n = (lua_Integer)mc_rawlen(L, -1);
   lua_rawgeti(L, -1, 1);  /* ..., ev, U, ws, w */
   for (i = 1; i < n; i++) {
@@ -366,16 +384,16 @@ static int hand (lua_State *L, mc_Recv *r, int h, int status) {
   lua_pushnil(L);
   lua_rawseti(L, -3, (int)n);
   lua_pushboolean(L, 1);
-  rawsetfield(L, -2, "done");
+  setk(L, -2, K_DONE);
   lua_pushvalue(L, -4);
-  rawsetfield(L, -2, "ev");
-  lua_getfield(L, -1, "timer");
+  setk(L, -2, K_EV);
+  getk(L, -1, K_TIMER);
   if (lua_istable(L, -1)) {
     lua_pushboolean(L, 1);
-    rawsetfield(L, -2, "dead");
+    setk(L, -2, K_DEAD);
   }
   lua_pop(L, 1);
-  lua_getfield(L, -1, "co");  /* ..., ev, U, ws, w, co */
+  getk(L, -1, K_CO);  /* ..., ev, U, ws, w, co */
   lua_replace(L, -4);  /* ..., ev, co, ws, w */
   lua_pop(L, 2);
   lua_pushboolean(L, 1);
@@ -421,7 +439,7 @@ static int sched_deliver (lua_State *L) {
   typ = h == MC_CLOSED ? CLOSE : status != 0 ? MESSAGEERROR : MESSAGE;
   luaL_checkstack(L, CALL_ROOM, NULL);
   mc_getuservalue(L, 1);  /* ..., ev, U */
-  lua_getfield(L, -1, "lists");
+  getk(L, -1, K_LISTS);
   if (lua_istable(L, -1)) {
     push_event(L, typ);
     lua_rawget(L, -2);
@@ -436,12 +454,12 @@ static int sched_deliver (lua_State *L) {
     return hand(L, r, h, status);
   }
   if (lua_istable(L, -1) && mc_rawlen(L, -1) == 1) {
-    lua_getfield(L, -2, "waiters");
+    getk(L, -2, K_WAITERS);
     fast = !lua_istable(L, -1) || mc_rawlen(L, -1) == 0;
     lua_rawgeti(L, -2, 1);  /* ..., ev, U, list, waiters, rec */
-    lua_getfield(L, -1, "removed");
-    lua_getfield(L, -2, "once");
-    lua_getfield(L, -3, "fn");  /* ..., rec, removed, once, fn */
+    getk(L, -1, K_REMOVED);
+    getk(L, -2, K_ONCE);
+    getk(L, -3, K_FN);  /* ..., rec, removed, once, fn */
     fast = fast && !lua_toboolean(L, -3) && !lua_toboolean(L, -2)
            && lua_type(L, -1) == LUA_TFUNCTION;
     lua_replace(L, -5);  /* ..., ev, U, list, fn, rec, removed, once */
@@ -459,15 +477,15 @@ static int sched_deliver (lua_State *L) {
   }
   /* ..., ev, U, list, fn: the job's fields, all set before the take */
   lua_pushvalue(L, 1);
-  rawsetfield(L, 2, "target");
+  setk(L, 2, K_TARGET);
   lua_pushvalue(L, -3);
-  rawsetfield(L, 2, "U");
+  setk(L, 2, K_U);
   lua_pushvalue(L, -2);
-  rawsetfield(L, 2, "list");
+  setk(L, 2, K_LIST);
   lua_pushvalue(L, -4);
-  rawsetfield(L, 2, "ev");
+  setk(L, 2, K_EV);
   lua_pushinteger(L, 1);
-  rawsetfield(L, 2, "i");
+  setk(L, 2, K_I);
   lua_replace(L, -3);  /* ..., ev, fn, list */
   lua_pop(L, 1);
   lua_insert(L, -2);  /* ..., fn, ev */
@@ -898,6 +916,23 @@ static int sched_hosted (lua_State *L) {
   return 1;
 }
 
+/* spin([microseconds]): how long a wait for another thread watches for
+** its news before it sleeps, in every thread (mc.spin). Returns the old
+** value; sets it when given. */
+static int sched_spin (lua_State *L) {
+  long old;
+  if (lua_isnoneornil(L, 1))
+    old = mc_hub_spin(-1);
+  else {
+    lua_Number us = luaL_checknumber(L, 1);
+    luaL_argcheck(L, us >= 0 && us <= 1e6, 1,
+                  "microseconds from 0 to 1000000 expected");
+    old = mc_hub_spin((long)(us * 1e3));
+  }
+  lua_pushnumber(L, (lua_Number)old / 1e3);
+  return 1;
+}
+
 /* looping(on): a scheduler loop starts (true) or ends (false); while one
 ** runs, local work needs no wake-up of the descriptor. */
 static int sched_looping (lua_State *L) {
@@ -933,6 +968,7 @@ void mc_sched_open (lua_State *L) {
     {"news", sched_news},
     {"wake", sched_wake},
     {"hosted", sched_hosted},
+    {"spin", sched_spin},
     {NULL, NULL}
   };
   int i;
@@ -943,6 +979,10 @@ void mc_sched_open (lua_State *L) {
     lua_rawseti(L, -3, MC_CTX_EVENT_MT);
   }
   lua_pop(L, 1);
+  for (i = 0; keys[i] != NULL; i++) {
+    lua_pushstring(L, keys[i]);
+    lua_rawseti(L, -2, MC_CTX_KEYS + i);
+  }
   lua_newtable(L);
   for (i = 0; events[i] != NULL; i++) {
     lua_pushstring(L, events[i]);

@@ -58,6 +58,7 @@ M.step = scheduler.step
 M.spawn = scheduler.spawn
 M.sleep = scheduler.sleep
 M.now = scheduler.now
+M.spin = core.spin
 scheduler.facade = M
 
 -- Event loops (API.md 10). The module table is itself a pollable object:
