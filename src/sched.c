@@ -40,11 +40,11 @@ static void push_event (lua_State *L, int i) {
 /* The field names the dispatch path reads and sets, kept as strings in
 ** the context (MC_CTX_KEYS + k), so that no call hashes a C string. */
 static const char *const keys[] = {
-  "type", "data", "error", "target", "currentTarget", "ports", "lists",
+  "type", "data", "error", "target", "ports", "lists",
   "waiters", "removed", "once", "fn", "ev", "U", "list", "i", "done",
   "timer", "dead", "co", NULL
 };
-enum { K_TYPE, K_DATA, K_ERROR, K_TARGET, K_CURRENTTARGET, K_PORTS, K_LISTS,
+enum { K_TYPE, K_DATA, K_ERROR, K_TARGET, K_PORTS, K_LISTS,
        K_WAITERS, K_REMOVED, K_ONCE, K_FN, K_EV, K_U, K_LIST, K_I, K_DONE,
        K_TIMER, K_DEAD, K_CO };
 
@@ -267,11 +267,13 @@ static void take_head (lua_State *L, mc_Recv *r, int status) {
 
 /* Pushes a new event of type typ at the receiver at obj, with the value
 ** at data (0: none) as its data, or as its error for a messageerror, and
-** the array at ports (0 or nil: none). Its constant fields come from the
-** event metatable of messagechannel.eventtarget. */
+** the array at ports (0 or nil: none). Its constant fields, and
+** currentTarget (its target), come from the event metatable of
+** messagechannel.eventtarget. */
 static void push_new_event (lua_State *L, int typ, int obj, int data,
                             int ports) {
-  lua_createtable(L, 0, 5);
+  int has_ports = ports != 0 && !lua_isnil(L, ports);
+  lua_createtable(L, 0, 2 + (data != 0) + has_ports);
   push_event(L, typ);
   setk(L, -2, K_TYPE);
   if (data != 0) {
@@ -279,10 +281,8 @@ static void push_new_event (lua_State *L, int typ, int obj, int data,
     setk(L, -2, typ == MESSAGEERROR ? K_ERROR : K_DATA);
   }
   lua_pushvalue(L, obj);
-  setk(L, -2, K_TARGET);
-  lua_pushvalue(L, obj);
-  setk(L, -2, K_CURRENTTARGET);
-  if (ports != 0 && !lua_isnil(L, ports)) {
+  setk(L, -2, K_TARGET);  /* currentTarget reads it (the metatable's) */
+  if (has_ports) {
     lua_pushvalue(L, ports);
     setk(L, -2, K_PORTS);
   }

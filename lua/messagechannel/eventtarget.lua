@@ -42,7 +42,8 @@ local event_defaults = {
 }
 
 -- Events the module makes carry their constant fields in a metatable;
--- `ports` is made on first read. It is the Lua state's one event
+-- `ports` is made on first read, and `currentTarget`, when the event has
+-- none of its own, is its target. It is the Lua state's one event
 -- metatable, which src/sched.c gives its events too.
 local EVENT_MT = require("messagechannel.core").event_mt()
 EVENT_MT.__index = function(ev, k)
@@ -51,6 +52,7 @@ EVENT_MT.__index = function(ev, k)
     rawset(ev, "ports", t)
     return t
   end
+  if k == "currentTarget" then return rawget(ev, "target") end
   return event_defaults[k]
 end
 
