@@ -416,7 +416,8 @@ static int hand (lua_State *L, mc_Recv *r, int h, int status) {
 ** dispatch job (its fields exist: setting them allocates nothing) to the
 ** event of obj's head: target, U, ev, list (the listeners of the event's
 ** type, or false) and i = 1, and then takes the head. Returns
-**   fn, ev      the one listener, a plain function: call fn(ev)
+**   fn, ev      the one listener, a plain function: set job.ev, call
+**               fn(ev) (the job's other fields are left as they were)
 **   true, ev, co  a message handed to a task waiting in receive (hand)
 **   false, ev   anything else (several listeners or none, a close with
 **               tasks waiting): the Lua side runs it
@@ -475,17 +476,21 @@ static int sched_deliver (lua_State *L) {
     lua_pushboolean(L, 0);
     lua_replace(L, -3);
   }
-  /* ..., ev, U, list, fn: the job's fields, all set before the take */
-  lua_pushvalue(L, 1);
-  setk(L, 2, K_TARGET);
-  lua_pushvalue(L, -3);
-  setk(L, 2, K_U);
-  lua_pushvalue(L, -2);
-  setk(L, 2, K_LIST);
-  lua_pushvalue(L, -4);
-  setk(L, 2, K_EV);
-  lua_pushinteger(L, 1);
-  setk(L, 2, K_I);
+  /* ..., ev, U, list, fn: the job's fields, all set before the take
+  ** (for one plain listener, the caller sets ev, and the rest is what
+  ** fail() finds when list is false) */
+  if (!fast) {
+    lua_pushvalue(L, 1);
+    setk(L, 2, K_TARGET);
+    lua_pushvalue(L, -3);
+    setk(L, 2, K_U);
+    lua_pushvalue(L, -2);
+    setk(L, 2, K_LIST);
+    lua_pushvalue(L, -4);
+    setk(L, 2, K_EV);
+    lua_pushinteger(L, 1);
+    setk(L, 2, K_I);
+  }
   lua_replace(L, -3);  /* ..., ev, fn, list */
   lua_pop(L, 1);
   lua_insert(L, -2);  /* ..., fn, ev */

@@ -40,6 +40,7 @@ local raise_at, raise_undo, pending_news, wake_host, hosted =
   core.raise_at, core.raise_undo, core.news, core.wake, core.hosted
 local new_event, listeners, call, walk =
   ET.new_event, ET.listeners, ET.call, ET.walk
+local uservalue = core.uservalue
 local runq = core.runq_reset(true)
 
 -- What a task yields to the scheduler.
@@ -269,7 +270,7 @@ local function runner_main()
   while true do
     local job = job_of[me]
     if job.ev then  -- a job handed over from a coroutine that died
-      walk(job, call, changed)
+      if job.list then walk(job, call, changed) end
       finish_job(job)
     end
     while head < stop and runner == me do
@@ -304,7 +305,7 @@ local function runner_main()
         if fn == true then
           if co then resumed(co, resume(co, ev)) end
         elseif fn then
-          job.inside = true
+          job.ev, job.i, job.inside = ev, 1, true  -- list false: see fail
           fn(ev)
           job.inside, job.ev = false, false
         elseif ev then
@@ -396,6 +397,10 @@ local function fail(co, err)
     local tb = traceback(co)
     unpend(p)  -- mc.onerror may raise
     return report(err, tb)
+  end
+  if not job.list then  -- one plain listener (deliver): none after it
+    job.target = job.ev.target
+    job.U = uservalue(job.target)
   end
   if err ~= DONE then
     local rec = { err, traceback(co) }
