@@ -1528,7 +1528,6 @@ typedef struct Copy {
   int depth;
   uint32_t nobjs;
   int ndeferred;
-  int nmeta;     /* see defer_metatable */
   Budget b;
   Stop stop;
 } Copy;
@@ -1560,6 +1559,7 @@ static void copy_newobj (Copy *c, const void *p) {
   if (id == MC_NOID - 1 || !mc_ptrmap_add(&c->s->seen, p, id))
     copy_nomem(c);
   c->nobjs++;
+  c->s->nids = (int)c->nobjs;  /* give_scratch clears them */
   lua_pushvalue(L, -1);
   lua_rawseti(L, c->dst, (int)id + 1);
 }
@@ -1660,7 +1660,7 @@ static void copy_table (Copy *c, int idx) {
       lua_pop(L, 2);
     else {
       lua_pop(L, 1);
-      defer_metatable(L, c->dst, &c->nmeta);
+      defer_metatable(L, c->dst, &c->s->ndeferred);
     }
   }
   copy_newobj(c, p);
@@ -1675,6 +1675,10 @@ static void copy_table (Copy *c, int idx) {
     if (c->ndeferred == INT_MAX - 1)
       luaL_error(L, "not enough memory");
     lua_pushvalue(L, idx);
+    if (c->ndeferred == 0) {  /* made when first needed */
+      lua_newtable(L);
+      lua_replace(L, c->deferred);
+    }
     lua_rawseti(L, c->deferred, ++c->ndeferred);
   }
 }
@@ -1732,8 +1736,8 @@ void mc_copy (lua_State *L, int idx, int xmap, int blanks) {
   c.root = mc_absindex(L, idx);
   c.s = take_scratch(L);
   c.sidx = lua_gettop(L);
-  lua_newtable(L);
-  lua_newtable(L);
+  push_ids(L, c.sidx);  /* the scratch's id table: cleared as it goes back */
+  lua_pushnil(L);  /* the queue of deferred tables, made when needed */
   lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_MT2NAME);
   c.dst = c.sidx + 1;
   c.deferred = c.sidx + 2;
@@ -1743,7 +1747,6 @@ void mc_copy (lua_State *L, int idx, int xmap, int blanks) {
   c.depth = 0;
   c.nobjs = 0;
   c.ndeferred = 0;
-  c.nmeta = 0;
   memset(&c.b, 0, sizeof c.b);
   stop_begin(&c.stop, L);
   copy_value(&c, c.root, &w);  /* scratch, dst, deferred, mt2name, copy */
@@ -1756,7 +1759,7 @@ void mc_copy (lua_State *L, int idx, int xmap, int blanks) {
     lua_pushnil(L);
     lua_rawseti(L, c.deferred, i);  /* let it go */
   }
-  set_metatables(L, c.dst, c.nmeta);
+  set_metatables(L, c.dst, c.s->ndeferred);
   give_scratch(L, c.sidx, c.s);
   lua_replace(L, c.sidx);
   lua_settop(L, c.sidx);
