@@ -17,7 +17,9 @@
 ** microseconds (mc_hub_spin): a thread that answers at once is then seen
 ** without a system call on either side, as the notifier writes the
 ** descriptor only for a sleeper. It spins only while its waits end soon
-** (`warm`), so an idle thread sleeps at once and costs no CPU.
+** (`warm`), so an idle thread sleeps at once and costs no CPU, and after
+** a spin that missed it skips the next 2, 4, ... 64 spins, so that two
+** threads sharing one CPU do not spin in each other's way.
 */
 #if defined(__linux__) && !defined(MC_USE_PIPE)
 #define MC_EVENTFD 1  /* else a pipe; make test builds both */
@@ -256,26 +258,34 @@ size_t mc_hub_wait (mc_Hub *h, double seconds, uint32_t **buf, size_t *cap,
   size_t n;
   pthread_mutex_lock(&h->lock);
   if (seconds != 0 && !h->news && !h->signalled && h->fd[0] >= 0) {
-    int fd = h->fd[0];
-    double t0 = 0, s = (double)mc_hub_spin(-1) * 1e-9;
+    int fd = h->fd[0], spun = 0, caught = 0;
+    double t0 = now(), s = (double)mc_hub_spin(-1) * 1e-9;
     if (seconds > 0 && s > seconds)
       s = seconds;
-    if (h->warm && s > 0) {
+    if (h->skip > 0)
+      h->skip--;
+    else if (h->warm && s > 0) {
       pthread_mutex_unlock(&h->lock);
-      t0 = now();
-      spin(h, s);
+      caught = spin(h, s);
+      spun = 1;
       pthread_mutex_lock(&h->lock);
     }
     if (!h->news && !h->signalled) {
-      if (t0 == 0)
-        t0 = now();
+      double left = seconds;
+      if (seconds > 0 && (left -= now() - t0) < 0)
+        left = 0;
       h->waiting = 1;
       pthread_mutex_unlock(&h->lock);
-      sleep_on_fd(fd, seconds);
+      sleep_on_fd(fd, left);
       pthread_mutex_lock(&h->lock);
       h->waiting = 0;
     }
     h->warm = h->news && now() - t0 <= SOON + s;
+    if (spun) {  /* a spin that missed (the other thread needed this CPU,
+                 ** or answers late) is not tried again for a while */
+      h->misses = caught ? 0 : h->misses < 6 ? h->misses + 1 : 6;
+      h->skip = caught ? 0 : 1u << h->misses;
+    }
   }
   n = h->n;
   if (n > 0) {

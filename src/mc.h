@@ -90,6 +90,8 @@ typedef struct mc_Hub {
   int news;      /* n > 0 or stop or overflow: set and cleared under the
                  ** lock, read atomically by a spinning mc_hub_wait */
   int warm;      /* its last wait ended soon: the next one spins first */
+  int misses;    /* spins in a row that saw no news */
+  unsigned skip; /* waits to go before the next spin */
 } mc_Hub;
 
 #define MC_HUB_STOP 1

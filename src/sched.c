@@ -934,7 +934,10 @@ static int sched_spin (lua_State *L) {
                   "microseconds from 0 to 1000000 expected");
     old = mc_hub_spin((long)(us * 1e3));
   }
-  lua_pushnumber(L, (lua_Number)old / 1e3);
+  if (old % 1000 == 0)
+    lua_pushinteger(L, (lua_Integer)(old / 1000));
+  else
+    lua_pushnumber(L, (lua_Number)old / 1e3);
   return 1;
 }
 

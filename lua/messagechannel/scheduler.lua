@@ -226,8 +226,9 @@ local function hand_close(obj, U)
   changed(obj)
 end
 
--- A run queue token {EVENT, target, U, ev}: dispatch ev at target. (The
--- marker is the events' metatable, which core.enqueue knows.)
+-- A run queue token {EVENT, target, U, ev [, unheard]}: dispatch ev at
+-- target, or call unheard(ev) when no listener takes it then. (The marker
+-- is the events' metatable, which core.enqueue knows.)
 local EVENT = ET.EVENT_MT
 
 -- Sets job to dispatch the event of token tok, as deliver does for a
@@ -250,8 +251,8 @@ end
 
 -- Runs the event deliver made of a receiver's head (or event_job of an
 -- event token), when it is not one for one plain function: job is set
--- for it.
-local function run_receiver(job, obj, ev)
+-- for it. unheard(ev), when given, takes an event that finds no listener.
+local function run_receiver(job, obj, ev, unheard)
   local U, typ = job.U, ev.type
   local ws = U.waiters
   if typ == "close" then
@@ -262,6 +263,7 @@ local function run_receiver(job, obj, ev)
     return finish_job(job)
   end
   job.ev = false
+  if unheard then return unheard(ev) end
   if typ == "messageerror" then report(ev.error, ev.traceback or "") end
 end
 
@@ -292,7 +294,7 @@ local function runner_main()
           fn(ev)
           job.inside, job.ev = false, false
         else
-          run_receiver(job, tok[2], ev)
+          run_receiver(job, tok[2], ev, tok[5])
         end
       else
         -- A receiver's token leaves the queue once deliver took its
@@ -305,7 +307,9 @@ local function runner_main()
         if fn == true then
           if co then resumed(co, resume(co, ev)) end
         elseif fn then
-          job.ev, job.i, job.inside = ev, 1, true  -- list false: see fail
+          -- list false: fail() knows there is no other listener
+          job.ev, job.target, job.list, job.i, job.inside =
+            ev, tok, false, 1, true
           fn(ev)
           job.inside, job.ev = false, false
         elseif ev then
@@ -399,7 +403,6 @@ local function fail(co, err)
     return report(err, tb)
   end
   if not job.list then  -- one plain listener (deliver): none after it
-    job.target = job.ev.target
     job.U = uservalue(job.target)
   end
   if err ~= DONE then
@@ -416,9 +419,15 @@ local function fail(co, err)
       rec = nil
     end
     -- a listener of another event, or the runner itself between
-    -- listeners: that is reported, and then the job goes on (after the
-    -- listener, or where it was)
-    if job.inside then job.i = job.i + 1 end
+    -- listeners: that is reported, and then the job goes on after the
+    -- listener, or where it was when memory ran out; after any other
+    -- error of the runner's own the job ends, so that it cannot fail again
+    if job.inside then
+      job.i = job.i + 1
+    elseif not (type(err) == "string"
+                and err:find("not enough memory", 1, true)) then
+      job.ev, job.errs = false, false
+    end
     job.inside = false
     pend_err[p] = DONE
     if rec then report(rec[1], rec[2]) end
@@ -484,9 +493,10 @@ function step_task(co, ...)
 end
 
 -- Dispatches ev at target after the tokens queued now (at the next turn
--- when a turn runs). Queued whole, or raises with nothing queued.
-local function dispatch_later(target, U, ev)
-  enqueue({ EVENT, target, U, ev })
+-- when a turn runs); unheard(ev), if given, is called instead when no
+-- listener takes it then. Queued whole, or raises with nothing queued.
+local function dispatch_later(target, U, ev, unheard)
+  enqueue({ EVENT, target, U, ev, unheard })
 end
 M.dispatch_later = dispatch_later
 

@@ -179,16 +179,17 @@ local function on_exit(w, code, err_bytes, tb)
     elseif tb then  -- only the error's text reached us
       err, tb = tb, nil
     end
-    if err ~= nil and ET.listeners(s.U, "error")[1] then
+    if err ~= nil then
+      -- to the error listeners there are when it is dispatched, or else
+      -- to mc.onerror or out of the loop
       local ev = ET.new_event("error", w, nil)
       ev.error = err
       ev.traceback = tb
-      scheduler.dispatch_later(w, s.U, ev)
+      scheduler.dispatch_later(w, s.U, ev, function(e)
+        return unhandled(s, e.error, e.traceback)
+      end)
     end
     s.error_done = true
-    if err ~= nil and not ET.listeners(s.U, "error")[1] then
-      unhandled(s, err, tb)
-    end
   end
   while s.port:receive(0) do end
   s.port:close()
