@@ -441,6 +441,14 @@ function M.run()
   if mc.run(5) ~= true then error("mc.run(5) did not become idle", 2) end
 end
 
+-- A pair for before_each and after_each: each spec may set mc.onerror,
+-- and it is put back after.
+function M.onerror_keeper()
+  local saved
+  return function() saved = mc.onerror end,
+         function() mc.onerror = saved end
+end
+
 -- Errors sent to mc.onerror during a spec: returns the list ({err,
 -- traceback} records), a function for before_each that empties it and
 -- installs the catcher, and one for after_each that lets the scheduler

@@ -11,11 +11,12 @@
 -- runner error other than out of memory ends the job once reported.
 
 local mc = require "messagechannel"
+local helper = require "spec.helper"
 
 describe("regress: a raising listener's job", function()
-  local saved
-  before_each(function() saved = mc.onerror end)
-  after_each(function() mc.onerror = saved end)
+  local save, restore = helper.onerror_keeper()
+  before_each(save)
+  after_each(restore)
 
   it("gives the messageerror to its own port, after another port's several listeners", function()
     local a, b = mc.MessageChannel(), mc.MessageChannel()

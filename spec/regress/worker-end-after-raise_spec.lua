@@ -8,11 +8,12 @@
 -- next mc.run() goes on from where the last one stopped.
 
 local mc = require "messagechannel"
+local helper = require "spec.helper"
 
 describe("regress: a worker's end cut short #threads", function()
-  local saved
-  before_each(function() saved = mc.onerror end)
-  after_each(function() mc.onerror = saved end)
+  local save, restore = helper.onerror_keeper()
+  before_each(save)
+  after_each(restore)
 
   it("still dispatches the exit after the unhandled error raised out of mc.run", function()
     mc.onerror = nil
