@@ -17,22 +17,8 @@ port.onmessage = function(ev)
 end
 ]]
 
--- A worker's events, recorded.
-local function watch(w, c)
-  c.rec = c.rec or H.recorder(4)
-  c.exits, c.errors, c.code, c.error = 0, 0, false, false
-  w.onmessage = c.rec.on_message
-  w.onmessageerror = c.rec.on_error
-  w.onexit = function(ev)
-    c.exits = c.exits + 1
-    c.code = ev.code
-  end
-  w.onerror = function(ev)
-    c.errors = c.errors + 1
-    c.error = ev.error
-  end
-  mc.onerror = c.rec.on_report
-end
+-- A worker's events, recorded (see oomcheck).
+local watch = H.watch_worker
 
 -- The worker ends once.
 local function ended(c, what)

@@ -10,22 +10,8 @@ local H = require "oomcheck"
 
 local cases = {}
 
--- The worker's events, recorded; `ends` checks them once it has ended.
-local function watch(w, c)
-  c.rec = H.recorder(4)
-  c.exits, c.errors, c.code, c.error = 0, 0, false, false
-  w.onmessage = c.rec.on_message
-  w.onmessageerror = c.rec.on_error
-  w.onexit = function(ev)
-    c.exits = c.exits + 1
-    c.code = ev.code
-  end
-  w.onerror = function(ev)
-    c.errors = c.errors + 1
-    c.error = ev.error
-  end
-  mc.onerror = c.rec.on_report
-end
+-- A worker's events, recorded (see oomcheck); `ends` checks them once it has ended.
+local watch = H.watch_worker
 
 -- It ended once: with code 0, having done its job (done()), or with an
 -- error event first that says why.

@@ -87,6 +87,25 @@ function M.recorder(n, room)
   return rec
 end
 
+-- Records the events of Worker w in c: its messages in c.rec (a recorder
+-- of 4, made unless c has one), c.exits and c.code, c.errors and c.error;
+-- reports to mc.onerror count in c.rec.reported.
+function M.watch_worker(w, c)
+  c.rec = c.rec or M.recorder(4)
+  c.exits, c.errors, c.code, c.error = 0, 0, false, false
+  w.onmessage = c.rec.on_message
+  w.onmessageerror = c.rec.on_error
+  w.onexit = function(ev)
+    c.exits = c.exits + 1
+    c.code = ev.code
+  end
+  w.onerror = function(ev)
+    c.errors = c.errors + 1
+    c.error = ev.error
+  end
+  mc.onerror = c.rec.on_report
+end
+
 local function show(t, n)
   local s = {}
   for i = 1, n or #t do s[i] = tostring(t[i]) end
