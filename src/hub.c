@@ -2,13 +2,14 @@
 ** hub.c: the wake-up point of one Lua state's scheduler. Pure C, no Lua.
 ** Other threads (and finalizers anywhere) tell a hub that one of its
 ** objects has news by queueing that object's id; the hub's own thread
-** takes the ids, and sleeps in poll(2) on the hub's descriptor while
-** there are none. The descriptor (an eventfd on Linux, a pipe elsewhere)
-** is readable while news waits, so a host event loop can wait on it too
-** (mc.pollfd), and a signal interrupts the wait.
+** takes the ids, and sleeps while there are none: on Linux on the `news`
+** word itself (a futex), elsewhere and once the descriptor is exposed in
+** poll(2) on the hub's descriptor. The descriptor (an eventfd on Linux, a
+** pipe elsewhere) is readable while news waits, so a host event loop can
+** wait on it too (mc.pollfd), and a signal interrupts the wait.
 **
 ** The descriptor is written only when someone may be waiting on it: the
-** hub's own thread in mc_hub_wait, or a host loop once the descriptor was
+** hub's own thread in poll(2), or a host loop once the descriptor was
 ** exposed. `signalled` says it holds a wake-up not yet drained; notifying,
 ** pinging and draining all happen under the lock, so the descriptor is
 ** readable exactly while `signalled` is set, and no wake-up is lost.
@@ -35,6 +36,11 @@
 #include <unistd.h>
 #ifdef MC_EVENTFD
 #include <sys/eventfd.h>
+#endif
+#ifdef __linux__
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#define MC_FUTEX 1
 #endif
 
 #include "mc.h"
@@ -125,6 +131,38 @@ static void drain_fd (mc_Hub *h) {
   }
 }
 
+#ifdef MC_FUTEX
+/* The hub's own thread sleeps on the `news` word while it is not exposed:
+** one system call on each side, where the descriptor takes a write, a
+** poll and a read. */
+static void futex_wake (mc_Hub *h) {
+  syscall(SYS_futex, &h->news, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+static void futex_sleep (mc_Hub *h, double seconds) {
+  struct timespec ts;
+  if (seconds > 1e6)
+    seconds = 1e6;
+  if (seconds >= 0) {
+    ts.tv_sec = (time_t)seconds;
+    ts.tv_nsec = (long)((seconds - (double)ts.tv_sec) * 1e9);
+  }
+  syscall(SYS_futex, &h->news, FUTEX_WAIT_PRIVATE, 0,
+          seconds >= 0 ? &ts : NULL, NULL, 0);
+}
+#endif
+
+/* Wakes whoever waits for the hub's news. Called with the lock held. */
+static void wake (mc_Hub *h) {
+#ifdef MC_FUTEX
+  if (h->waiting == 2)
+    futex_wake(h);
+  else
+#endif
+  if (h->waiting || h->exposed)
+    signal_fd(h);
+}
+
 void mc_hub_notify (mc_Hub *h, uint32_t id) {
   pthread_mutex_lock(&h->lock);
   if (h->alive) {
@@ -141,8 +179,7 @@ void mc_hub_notify (mc_Hub *h, uint32_t id) {
     else
       h->overflow = 1;  /* out of memory: the hub looks at everything */
     __atomic_store_n(&h->news, 1, __ATOMIC_RELEASE);
-    if (h->waiting || h->exposed)
-      signal_fd(h);
+    wake(h);
   }
   pthread_mutex_unlock(&h->lock);
 }
@@ -177,6 +214,7 @@ void mc_hub_stop (mc_Hub *h) {
   pthread_mutex_lock(&h->lock);
   h->stop = 1;
   __atomic_store_n(&h->news, 1, __ATOMIC_RELEASE);
+  wake(h);
   signal_fd(h);
   pthread_mutex_unlock(&h->lock);
 }
@@ -274,9 +312,19 @@ size_t mc_hub_wait (mc_Hub *h, double seconds, uint32_t **buf, size_t *cap,
       double left = seconds;
       if (seconds > 0 && (left -= now() - t0) < 0)
         left = 0;
-      h->waiting = 1;
-      pthread_mutex_unlock(&h->lock);
-      sleep_on_fd(fd, left);
+#ifdef MC_FUTEX
+      if (!h->exposed) {
+        h->waiting = 2;
+        pthread_mutex_unlock(&h->lock);
+        futex_sleep(h, left);
+      }
+      else
+#endif
+      {
+        h->waiting = 1;
+        pthread_mutex_unlock(&h->lock);
+        sleep_on_fd(fd, left);
+      }
       pthread_mutex_lock(&h->lock);
       h->waiting = 0;
     }

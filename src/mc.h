@@ -81,7 +81,7 @@ typedef struct mc_Hub {
   int alive;     /* its Lua state still exists */
   int stop;      /* the thread is to end (Worker terminate) */
   int overflow;  /* an id was lost for want of memory */
-  int waiting;   /* its thread sleeps in poll(2) on fd[0] */
+  int waiting;   /* its thread sleeps: 1 in poll(2) on fd[0], 2 on news */
   int exposed;   /* a host loop may wait on fd[0] (mc.pollfd) */
   int signalled; /* fd[0] is readable: written and not yet drained */
   int fd[2];     /* read and write ends (one eventfd on Linux); -1 closed */
