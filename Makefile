@@ -34,7 +34,7 @@ LDSHARED = -shared
 LIBS     = -ldl
 
 SRCS = src/bytes.c src/hub.c src/msg.c src/queue.c src/group.c src/ctx.c \
-       src/codec.c src/message.c src/sched.c src/buffer.c src/port.c \
+       src/codec.c src/message.c src/sched.c src/buffer.c src/port.c src/broadcast.c \
        src/worker.c src/core.c
 HDRS = src/mc.h src/compat.h
 
@@ -110,7 +110,9 @@ run-demo: all
 	@v=$(firstword $(filter 5.4,$(LUAS)) $(LUAS)); \
 	  $(call RUN_ENV,$$v) $(SH_LUA) examples/channel.lua && echo && \
 	  $(call RUN_ENV,$$v) $(SH_LUA) examples/demo.lua && echo && \
-	  $(call RUN_ENV,$$v) $(SH_LUA) examples/threads.lua || exit 1; \
+	  $(call RUN_ENV,$$v) $(SH_LUA) examples/threads.lua && echo && \
+	  $(call RUN_ENV,$$v) $(SH_LUA) examples/pipeline.lua && echo && \
+	  $(call RUN_ENV,$$v) $(SH_LUA) examples/broadcast.lua || exit 1; \
 	  for lib in luv cqueues; do \
 	    echo; \
 	    if $(SH_LUA) -e "require '$$lib'" >/dev/null 2>&1; then \
@@ -341,6 +343,8 @@ run-bench: all
 	  echo; $(call RUN_ENV,$$v) $$bin bench/channel.lua || exit 1; echo; \
 	  $(call RUN_ENV,$$v) $$bin bench/threads.lua || exit 1; echo; \
 	  $(call RUN_ENV,$$v) $$bin bench/eventloop.lua || exit 1; echo; \
+	  $(call RUN_ENV,$$v) $$bin bench/bounded.lua || exit 1; echo; \
+	  $(call RUN_ENV,$$v) $$bin bench/broadcast.lua || exit 1; echo; \
 	  $(call RUN_ENV,$$v) $$bin bench/collisions.lua || exit 1; echo; \
 	done
 	@for v in $(filter 5.3,$(LUAS)); do \

@@ -26,6 +26,11 @@
 ---The options form of `postMessage`'s second argument.
 ---@class messagechannel.PostMessageOptions
 ---@field transfer? messagechannel.Transferable[] the ports and Buffers moved with the message
+---@field timeout? number seconds a post to a full bounded partner waits for room; `0` tries once
+
+---Options of `mc.MessageChannel`.
+---@class messagechannel.ChannelOptions
+---@field capacity? integer messages each port holds at most (>= 1); `postMessage` to a full partner waits for room
 
 ---Options of `mc.structuredClone`.
 ---@class messagechannel.CloneOptions
@@ -40,6 +45,7 @@
 ---@field eval? boolean `path` is Lua source (chunk name `worker`), not a file name
 ---@field data? any cloned into the worker as `mc.workerData`
 ---@field transfer? messagechannel.Transferable[] ports and Buffers moved into the worker with `data`
+---@field jit? boolean LuaJIT: keep the compiler on in the worker; `terminate()` then stops it only where it leaves compiled code
 
 ---Options of `mc.install`, as the Workers compatibility date and flags.
 ---@class messagechannel.InstallOptions
@@ -57,6 +63,7 @@
 ---@field version string the module's version string, e.g. `"0.1.0"`
 ---@field MessageChannel messagechannel.MessageChannelClass `mc.MessageChannel()` or `mc.MessageChannel.new()` returns a new channel
 ---@field MessagePort table the port class; calling it raises `TypeError: Illegal constructor`
+---@field BroadcastChannel messagechannel.BroadcastChannelClass `mc.BroadcastChannel(name)` or `mc.BroadcastChannel.new(name)` opens a channel of that name
 ---@field onerror fun(err: any, traceback: string) called for errors that no listener takes; setting it to `nil` brings back the default (in the main thread: write both to `io.stderr`; in a worker: end the worker)
 ---@field isMainThread boolean `true` in the main thread, `false` in a worker
 ---@field parentPort MessagePort? in a worker, the port to the parent's Worker object; `nil` in the main thread
@@ -149,6 +156,16 @@ function messagechannel.spin(microseconds) end
 ---@return boolean exposed
 function messagechannel.install(env, options) end
 
+---Waits on several ports at once and takes the first message to arrive,
+---the oldest by arrival in this state when several wait; same blocking
+---rules as `port:receive`. `nil, "timeout"` when `timeout` seconds pass
+---(`0` polls); `nil, "closed"` once every port is closed and drained.
+---@param ports MessagePort[]
+---@param timeout? number seconds
+---@return MessageEvent? event
+---@return MessagePort|"timeout"|"closed" port the port it came from, or the reason
+function messagechannel.receive(ports, timeout) end
+
 ---Starts an OS thread with a new Lua state that runs the Lua file `path`
 ---(with `options.eval`, the Lua source `path`), and returns its Worker
 ---object at once.
@@ -163,12 +180,13 @@ function messagechannel.Worker(path, options) end
 
 ---`mc.MessageChannel`: call it, or its `new`, for a new channel.
 ---@class messagechannel.MessageChannelClass
----@overload fun(): MessageChannel
+---@overload fun(options?: messagechannel.ChannelOptions): MessageChannel
 local MessageChannelClass = {}
 
 ---Returns a new channel, as `mc.MessageChannel()` does.
+---@param options? messagechannel.ChannelOptions
 ---@return MessageChannel
-function MessageChannelClass.new() end
+function MessageChannelClass.new(options) end
 
 ---A channel: two entangled ports. Assigning any field raises `TypeError:`.
 ---@class MessageChannel
@@ -192,10 +210,12 @@ local MessagePort = {}
 ---`true` when queued, `false, "closed"` when dropped because the pair is
 ---closed or this port was detached. Clone and transfer errors
 ---(`DataCloneError:`) are raised here, and then nothing is sent or detached.
+---On a bounded channel, a post to a full partner waits for room (up to
+---`timeout` seconds: then `false, "timeout"`).
 ---@param message any
 ---@param transfer? messagechannel.Transferable[]|messagechannel.PostMessageOptions
 ---@return boolean queued
----@return "closed"? reason
+---@return "closed"|"timeout"|nil reason
 function MessagePort:postMessage(message, transfer) end
 
 ---Enables dispatch of the port's queue. Idempotent; never discards messages.
@@ -233,6 +253,10 @@ function MessagePort:dispatchEvent(event) end
 ---@return MessageEvent? event
 ---@return "timeout"|"closed"|nil reason
 function MessagePort:receive(timeout) end
+
+---The number of messages queued at this port and not yet taken.
+---@return integer
+function MessagePort:pending() end
 
 ---A port waiting for messages from another thread keeps `mc.run()` going
 ---again (the default).
@@ -303,6 +327,60 @@ function Buffer:byte(i, j) end
 ---@param s string
 ---@return Buffer
 function Buffer:write(pos, s) end
+
+------------------------------------------------------------------------------
+-- BroadcastChannel
+------------------------------------------------------------------------------
+
+---`mc.BroadcastChannel`: call it, or its `new`, with a name.
+---@class messagechannel.BroadcastChannelClass
+---@overload fun(name: string): BroadcastChannel
+local BroadcastChannelClass = {}
+
+---Opens a channel of that name, as `mc.BroadcastChannel(name)` does.
+---@param name string
+---@return BroadcastChannel
+function BroadcastChannelClass.new(name) end
+
+---A channel that reaches every other open channel of the same name in any
+---thread of the process. `tostring(bc)` is `BroadcastChannel (name)`, then
+---`BroadcastChannel (name, closed)`.
+---@class BroadcastChannel
+---@field name string the name it was opened with
+---@field onmessage messagechannel.Handler another channel of the name posted
+---@field onmessageerror messagechannel.Handler a message that could not be decoded here
+local BroadcastChannel = {}
+
+---Clones `message` to every other open channel of the same name, in any
+---thread, in post order per sender. Raises `InvalidStateError:` after
+---`close()`, and `DataCloneError:` when the value cannot be cloned.
+---@param message any
+function BroadcastChannel:postMessage(message) end
+
+---Leaves the name: undispatched messages are dropped, later posts raise.
+function BroadcastChannel:close() end
+
+---@param type "message"|"messageerror"
+---@param listener function|table
+---@param options? messagechannel.ListenerOptions
+function BroadcastChannel:addEventListener(type, listener, options) end
+
+---@param type "message"|"messageerror"
+---@param listener function|table
+function BroadcastChannel:removeEventListener(type, listener) end
+
+---@param event table
+---@return boolean notCanceled
+function BroadcastChannel:dispatchEvent(event) end
+
+---With a `message` listener, the channel keeps `mc.run()` going (the default).
+function BroadcastChannel:ref() end
+
+---Lets `mc.run()` return even though the channel listens.
+function BroadcastChannel:unref() end
+
+---@return boolean
+function BroadcastChannel:hasRef() end
 
 ------------------------------------------------------------------------------
 -- Worker

@@ -163,6 +163,13 @@ void mc_ctx_push (lua_State *L, uint32_t id) {
   lua_remove(L, -2);
 }
 
+void mc_ctx_check_stop (lua_State *L) {
+  if (mc_hub_stopped(mc_ctx(L)->hub)) {
+    lua_pushliteral(L, "messagechannel: the worker was terminated");
+    lua_error(L);
+  }
+}
+
 void mc_ctx_wake (lua_State *L) {
   mc_Ctx *c = mc_ctx(L);
   if (c->looping)

@@ -68,15 +68,21 @@ size_t mc_group_partner (const mc_Group *g, size_t e) {
 }
 
 int mc_group_post (mc_Group *g, size_t to, mc_Msg *m, mc_Hub *self,
-                   uint32_t *local) {
+                   uint32_t *local, uint32_t writer) {
   int r;
   mc_Tell t;
+  mc_Queue *q = &g->end[to];
   t.hub = NULL;
   *local = 0;
   pthread_mutex_lock(&g->lock);
-  r = !g->entangled ? 0 : mc_queue_push(&g->end[to], m) ? 1 : -1;
+  if (!g->entangled)
+    r = 0;
+  else if (g->capacity > 0 && q->n >= g->capacity)
+    r = writer == 0 || mc_queue_want_room(q, self, writer) ? MC_FULL : -1;
+  else
+    r = mc_queue_push(q, m) ? 1 : -1;
   if (r == 1)
-    *local = mc_queue_arrived(&g->end[to], self, &t);
+    *local = mc_queue_arrived(q, self, &t);
   pthread_mutex_unlock(&g->lock);
   mc_tell(&t);
   return r;
@@ -102,17 +108,38 @@ static size_t close_locked (mc_Group *g, size_t from, mc_Hub *self,
   return k;
 }
 
+/* Writers waiting at a closed group's ends: they learn it is closed. */
+typedef struct Waiting {
+  mc_Writer *w[64];
+  size_t n[64];
+} Waiting;
+
+static void take_all_writers (mc_Group *g, Waiting *wt) {
+  size_t i;
+  for (i = 0; i < g->nends; i++)
+    wt->n[i] = mc_queue_take_writers(&g->end[i], &wt->w[i]);
+}
+
+static void tell_all_writers (mc_Group *g, Waiting *wt) {
+  size_t i;
+  for (i = 0; i < g->nends; i++)
+    mc_tell_writers(wt->w[i], wt->n[i]);
+}
+
 int mc_group_close (mc_Group *g, size_t from, mc_Hub *self,
                     uint32_t *local) {
   int was;
   size_t i, k;
   mc_Tell t[64];
+  Waiting wt;
   pthread_mutex_lock(&g->lock);
   was = g->entangled;
   k = close_locked(g, from, self, local, t);
+  take_all_writers(g, &wt);
   pthread_mutex_unlock(&g->lock);
   for (i = 0; i < k; i++)
     mc_tell(&t[i]);
+  tell_all_writers(g, &wt);
   return was;
 }
 
@@ -120,12 +147,15 @@ void mc_group_release (mc_Group *g, size_t e, mc_Msg **freed) {
   size_t i, k;
   uint32_t local[64];
   mc_Tell t[64];
+  Waiting wt;
   pthread_mutex_lock(&g->lock);
   k = close_locked(g, e, NULL, local, t);
+  take_all_writers(g, &wt);
   mc_queue_clear(&g->end[e], freed);
   pthread_mutex_unlock(&g->lock);
   for (i = 0; i < k; i++)
     mc_tell(&t[i]);
+  tell_all_writers(g, &wt);
   group_decref(g, freed);
 }
 
@@ -139,6 +169,8 @@ int mc_group_entangled (mc_Group *g) {
 
 void mc_group_attach (mc_Group *g, size_t e, mc_Hub *h, uint32_t id) {
   pthread_mutex_lock(&g->lock);
+  if (g->end[e].owner.hub != h)
+    mc_queue_moved(&g->end[e], h);
   mc_owner_set(&g->end[e].owner, h, id);
   pthread_mutex_unlock(&g->lock);
 }
@@ -200,21 +232,35 @@ int mc_group_peek (mc_Group *g, size_t e, mc_Msg **m) {
   return h;
 }
 
-/* When writers can wait for room, this is where the reader makes it and
-** tells them. */
+int mc_group_arrival (mc_Group *g, size_t e, uint64_t *arrival) {
+  int h;
+  mc_Queue *q = &g->end[e];
+  pthread_mutex_lock(&g->lock);
+  h = mc_queue_head(q);
+  *arrival = h == MC_MESSAGE ? mc_queue_arrival(q) : 0;
+  pthread_mutex_unlock(&g->lock);
+  return h;
+}
+
+/* Taking a message makes room: the writers waiting for it are told. */
 int mc_group_take (mc_Group *g, size_t e, int what, mc_Msg **m) {
   int h;
   mc_Queue *q = &g->end[e];
+  mc_Writer *w = NULL;
+  size_t nw = 0;
   *m = NULL;
   pthread_mutex_lock(&g->lock);
   h = mc_queue_head(q);
-  if (h == MC_MESSAGE && (what & MC_TAKE_MESSAGE))
+  if (h == MC_MESSAGE && (what & MC_TAKE_MESSAGE)) {
     *m = mc_queue_shift(q);
+    nw = mc_queue_take_writers(q, &w);  /* there is room now */
+  }
   else if (h == MC_CLOSED && (what & MC_TAKE_CLOSE))
     q->closetaken = 1;
   else
     h = MC_EMPTY;
   pthread_mutex_unlock(&g->lock);
+  mc_tell_writers(w, nw);
   return h;
 }
 

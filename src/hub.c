@@ -212,7 +212,7 @@ int mc_hub_pending (mc_Hub *h) {
 
 void mc_hub_stop (mc_Hub *h) {
   pthread_mutex_lock(&h->lock);
-  h->stop = 1;
+  __atomic_store_n(&h->stop, 1, __ATOMIC_RELEASE);
   __atomic_store_n(&h->news, 1, __ATOMIC_RELEASE);
   wake(h);
   signal_fd(h);
@@ -220,11 +220,7 @@ void mc_hub_stop (mc_Hub *h) {
 }
 
 int mc_hub_stopped (mc_Hub *h) {
-  int r;
-  pthread_mutex_lock(&h->lock);
-  r = h->stop;
-  pthread_mutex_unlock(&h->lock);
-  return r;
+  return __atomic_load_n(&h->stop, __ATOMIC_ACQUIRE);
 }
 
 void mc_hub_close (mc_Hub *h) {

@@ -16,6 +16,7 @@
 **   sched.c    the C half of the scheduler: receivers, tokens, poll
 **   buffer.c   the Buffer type
 **   port.c     the MessagePort type and MessageChannel
+**   broadcast.c  the BroadcastChannel type, across the process
 **   worker.c   worker threads (mc.Worker)
 **   core.c     luaopen_messagechannel_core
 **
@@ -79,7 +80,8 @@ typedef struct mc_Hub {
   pthread_mutex_t lock;
   int refs;      /* changed atomically */
   int alive;     /* its Lua state still exists */
-  int stop;      /* the thread is to end (Worker terminate) */
+  int stop;      /* the thread is to end (Worker terminate): set under
+                 ** the lock, atomically, so that it may be read without */
   int overflow;  /* an id was lost for want of memory */
   int waiting;   /* its thread sleeps: 1 in poll(2) on fd[0], 2 on news */
   int exposed;   /* a host loop may wait on fd[0] (mc.pollfd) */
@@ -92,6 +94,8 @@ typedef struct mc_Hub {
   int warm;      /* its last wait ended soon: the next one spins first */
   int misses;    /* spins in a row that saw no news */
   unsigned skip; /* waits to go before the next spin */
+  uint64_t arrivals;  /* messages queued at its objects: changed
+                      ** atomically (mc_Slot) */
 } mc_Hub;
 
 #define MC_HUB_STOP 1
@@ -210,12 +214,26 @@ typedef struct mc_Owner {
 ** queue, so one message could sit in several), then the close: once
 ** `closed`, nothing more is pushed and the close is seen after the last
 ** message. The lock is the group's. */
+typedef struct mc_Slot {
+  mc_Msg *m;
+  uint64_t arrival;  /* the owner's count when it arrived; 0: in transit */
+} mc_Slot;
+
+/* A writer waiting for room at a bounded queue: the hub of its state and
+** its port's id there, told when a message is taken or the pair closes. */
+typedef struct mc_Writer {
+  mc_Hub *hub;    /* referenced */
+  uint32_t id;
+} mc_Writer;
+
 typedef struct mc_Queue {
-  mc_Msg **ring;
+  mc_Slot *ring;
   size_t head, n, cap;
   int closed;
   int closetaken;
   mc_Owner owner;
+  mc_Writer *writers;  /* waiting for room; NULL when none */
+  size_t nwriters, capwriters;
 } mc_Queue;
 
 /* What is at the head of a queue. */
@@ -234,6 +252,17 @@ int mc_queue_head (const mc_Queue *q);
 mc_Msg *mc_queue_shift (mc_Queue *q);  /* NULL when empty */
 mc_Msg *mc_queue_at (const mc_Queue *q, size_t i);  /* i < q->n, 0: head */
 void mc_queue_remove (mc_Queue *q, size_t i);       /* the i-th taken out */
+uint64_t mc_queue_arrival (const mc_Queue *q);  /* the head's; q->n > 0 */
+/* q's end came to the state of hub h (NULL: in transit) with its
+** messages: they arrive there now, in their order. */
+void mc_queue_moved (mc_Queue *q, mc_Hub *h);
+/* Adds a writer to wait for room (once per hub and id); 0 when out of
+** memory. */
+int mc_queue_want_room (mc_Queue *q, mc_Hub *hub, uint32_t id);
+/* Hands the waiting writers over to *w (n of them, to tell and free with
+** mc_tell_writers once the lock is released). */
+size_t mc_queue_take_writers (mc_Queue *q, mc_Writer **w);
+void mc_tell_writers (mc_Writer *w, size_t n);
 /* Empties q and lets its owner go; its messages are pushed on *freed. */
 void mc_queue_clear (mc_Queue *q, mc_Msg **freed);
 /* Something arrived at q: returns the owner's id when it is `self` (the
@@ -253,6 +282,7 @@ typedef struct mc_Group {
   pthread_mutex_t lock;
   int refs;        /* changed atomically */
   int entangled;
+  size_t capacity; /* messages each end holds at most; 0: no bound */
   size_t nends;
   mc_Queue *end;  /* nends of them */
 } mc_Group;
@@ -262,11 +292,15 @@ void mc_group_incref (mc_Group *g);
 void mc_group_decref (mc_Group *g);
 size_t mc_group_partner (const mc_Group *g, size_t e);  /* of a pair */
 /* Queues m at end `to`: 1 when queued, 0 when the group is closed, -1
-** when out of memory (m stays the caller's then). When that end belongs
-** to hub self, *local gets its id (the caller kicks it); else its owner
-** is told, and *local is 0. */
+** when out of memory, MC_FULL when the end holds `capacity` messages (m
+** stays the caller's but for 1). When that end belongs to hub self,
+** *local gets its id (the caller kicks it); else its owner is told, and
+** *local is 0. When full and `writer` is not 0, the port with that id in
+** hub self is told (mc_hub_notify) once a message is taken there or the
+** group closes. */
+#define MC_FULL 2
 int mc_group_post (mc_Group *g, size_t to, mc_Msg *m, mc_Hub *self,
-                   uint32_t *local);
+                   uint32_t *local, uint32_t writer);
 /* Disentangles: every end gets its close, those other than `from` first.
 ** Returns 1 if the group was entangled; never fails. Ends owned by self
 ** get their ids in local[] (nends of them, 0 for the others); other
@@ -300,6 +334,9 @@ int mc_group_take (mc_Group *g, size_t e, int what, mc_Msg **m);
 /* The kind at the head of end e's queue, its message in *m, left queued:
 ** only the end's owner takes from it. */
 int mc_group_peek (mc_Group *g, size_t e, mc_Msg **m);
+/* The kind at the head of end e's queue, and for a message its arrival
+** (mc_Slot) in *arrival. */
+int mc_group_arrival (mc_Group *g, size_t e, uint64_t *arrival);
 
 /* Ends in transit, as the messages queued at other ends carry them: a
 ** slot of a receiver type holds its group in ptr and its end in aux. A
@@ -341,6 +378,7 @@ void mc_group_sweep (mc_Group *g, size_t e);
 #define MC_CTX_WAKER    10  /* a function mc_ctx_wake calls (an adapter's) */
 #define MC_CTX_EVENT_MT 11  /* the metatable of events (eventtarget.lua) */
 #define MC_CTX_EVENTS   12  /* 12, 13, 14: sched.c's event type names */
+#define MC_CTX_WAITROOM 15  /* the scheduler's wait for room (port.c) */
 #define MC_CTX_KEYS     16  /* 16, 17, ...: sched.c's field names */
 
 #define MC_MAXTYPES 8
@@ -394,6 +432,10 @@ void mc_ctx_reserve (struct lua_State *L, size_t n);
 ** scheduler loop runs already, a host loop waiting on the descriptor is
 ** woken to step, and the waker (an adapter's) is called. */
 void mc_ctx_wake (struct lua_State *L);
+/* Raises "the worker was terminated" when this state's thread is to stop:
+** module calls a compiled LuaJIT loop makes are where terminate() can
+** stop it (a count hook never runs in compiled code). */
+void mc_ctx_check_stop (struct lua_State *L);
 /* Adds a type (the same type again is a no-op); mc_ctx_type tries them
 ** in the order they were added. */
 void mc_ctx_add_type (struct lua_State *L, const mc_Type *t);
@@ -468,6 +510,8 @@ typedef struct mc_Recv {
   int unref;
   int lent;         /* a message being made borrows its end, or its
                     ** head message is being read (take) */
+  int writing;      /* posts wait for room at its partner: news for it
+                    ** goes to the Lua side (poll returns it) */
   size_t tokens;    /* its entries in the run queue */
 } mc_Recv;
 
@@ -495,11 +539,28 @@ void mc_recv_repin (struct lua_State *L, int idx, mc_Recv *r);
 void mc_recv_repin_peer (struct lua_State *L, mc_Group *g, size_t e);
 /* Neither the receiver at idx nor its local partner holds the other. */
 void mc_recv_unkeep (struct lua_State *L, int idx);
+/* Makes the metatable of receiver type t (at the module table, ctx - 1,
+** as <field>_metatable, with its methods table as <field>_methods): meta's
+** metamethods, and an __index closure of `index` whose upvalue 3 is the
+** methods table; mc_recv_index is the common one, which another may
+** call. */
+struct luaL_Reg;
+void mc_recv_open_type (struct lua_State *L, int ctx, const mc_Type *t,
+                        const struct luaL_Reg *meta,
+                        const struct luaL_Reg *methods,
+                        int (*index) (struct lua_State *L),
+                        const char *field);
+int mc_recv_index (struct lua_State *L);
+/* The methods ref(), unref() and hasRef() of a receiver type. */
+int mc_recv_ref (struct lua_State *L);
+int mc_recv_unref (struct lua_State *L);
+int mc_recv_hasref (struct lua_State *L);
 
-/* ---- buffer.c, port.c, worker.c ---- */
+/* ---- buffer.c, port.c, broadcast.c, worker.c ---- */
 
 void mc_buffer_open (struct lua_State *L);
 void mc_port_open (struct lua_State *L);
+void mc_broadcast_open (struct lua_State *L);
 void mc_worker_open (struct lua_State *L);
 
 #if defined(MC_FAULT_INJECTION)

@@ -47,13 +47,26 @@ static int not_transferable (lua_State *L, int i) {
   return lua_error(L);
 }
 
-/* Reads the transfer argument at idx and checks every entry for a message
-** posted through group `from`. Pushes the list (t[i] = entry, t[entry] =
-** i) or nil when idx holds none, and returns the number of entries. */
+/* Whether the table at idx is an options table without a transfer list
+** ({timeout = s}). */
+static int no_transfer (lua_State *L, int idx) {
+  int none;
+  lua_getfield(L, idx, "transfer");
+  lua_getfield(L, idx, "timeout");
+  none = lua_isnil(L, -2) && !lua_isnil(L, -1);
+  lua_pop(L, 2);
+  return none;
+}
+
+/* Reads the transfer argument at idx (an array, or options whose field
+** `transfer` is one) and checks every entry for a message posted through
+** group `from`. Pushes the list (t[i] = entry, t[entry] = i) or nil when
+** idx holds none, and returns the number of entries. */
 static int check_list (lua_State *L, int idx, const mc_Group *from) {
   lua_Integer n, i, count = 0;
   int list, map;
-  if (lua_isnoneornil(L, idx)) {  /* the common case: no table made */
+  if (lua_isnoneornil(L, idx)  /* the common case: no table made */
+      || (lua_istable(L, idx) && no_transfer(L, idx))) {
     lua_pushnil(L);
     return 0;
   }
@@ -73,7 +86,8 @@ static int check_list (lua_State *L, int idx, const mc_Group *from) {
   while (lua_next(L, list)) {
     lua_pop(L, 1);
     if (lua_type(L, -1) != LUA_TSTRING
-        || strcmp(lua_tostring(L, -1), "transfer") != 0)
+        || (strcmp(lua_tostring(L, -1), "transfer") != 0
+            && strcmp(lua_tostring(L, -1), "timeout") != 0))
       count++;
   }
   if (count != n) {

@@ -79,60 +79,205 @@ static int port__tostring (lua_State *L) {
   return 1;
 }
 
-/* Methods come from the methods table (upvalue 3), which the Lua side
-** completes; handler fields from the records the Lua side keeps in U.on
-** (field -> record, the handler in record.fn); anything else is nil. */
-static int port__index (lua_State *L) {
-  lua_pushvalue(L, 2);
-  lua_rawget(L, lua_upvalueindex(3));
-  if (lua_isnil(L, -1) && mc_testudata(L, 1, PORT_MT) != NULL) {
-    mc_getuservalue(L, 1);
-    lua_getfield(L, -1, "on");
-    if (lua_istable(L, -1)) {
-      lua_pushvalue(L, 2);
-      lua_rawget(L, -2);
-      if (lua_istable(L, -1))
-        lua_getfield(L, -1, "fn");
-    }
+/*
+** {======================================================
+** Posting, and waiting for room at a bounded partner
+** =======================================================
+*/
+
+#define HELD_MT "messagechannel.held"
+
+/* A post that waits for room: its message, and as uservalue the transfer
+** list it lent (or nil). Collected while it still holds the message, the
+** list's objects are their own again. */
+typedef struct Held {
+  mc_Msg *m;
+  int list;  /* its uservalue holds the list (else it has none) */
+} Held;
+
+/* Pushes the transfer list of the held post at idx, or nil. */
+static void push_list (lua_State *L, int idx) {
+  if (((Held *)lua_touserdata(L, idx))->list)
+    mc_getuservalue(L, idx);
+  else
+    lua_pushnil(L);
+}
+
+static void held_cancel (lua_State *L, int idx) {
+  Held *h = (Held *)lua_touserdata(L, idx);
+  if (h->m != NULL) {
+    mc_Msg *m = h->m;
+    h->m = NULL;
+    push_list(L, idx);
+    mc_message_unlend(L, -1, m);
+    lua_pop(L, 1);
   }
+}
+
+static int held__gc (lua_State *L) {
+  held_cancel(L, 1);
+  return 0;
+}
+
+/* Queues m (its transfer list at `list`) at p's partner. Returns 1 when
+** queued (the list's objects are detached), MC_FULL (m is still the
+** caller's), or 0 when the pair is closed (m is given back and freed:
+** nothing was sent). With `writer`, a full partner will tell p's state
+** when it has room. */
+static int post (lua_State *L, mc_Recv *p, mc_Msg *m, int list, int writer) {
+  uint32_t local = 0;
+  int r = 0;
+  mc_ctx_reserve(L, 1);  /* so that nothing after the post can fail */
+  if (p->group != NULL)
+    r = mc_group_post(p->group, mc_group_partner(p->group, p->end), m,
+                      mc_ctx_hub(L), &local, writer ? p->id : 0);
+  if (r == MC_FULL)
+    return r;
+  if (r != 1) {
+    mc_message_unlend(L, list, m);
+    if (r < 0)
+      luaL_error(L, "not enough memory");
+    return 0;
+  }
+  mc_message_commit(L, list);
+  if (local != 0) {
+    mc_Recv *q = mc_recv_push(L, local);
+    if (q != NULL)
+      mc_recv_kick_safe(L, -1, q);
+    lua_pop(L, 1);
+  }
+  else if (lua_istable(L, list) && mc_rawlen(L, list) > 0)
+    mc_group_sweep(p->group, mc_group_partner(p->group, p->end));
   return 1;
 }
 
-static int port_postMessage (lua_State *L) {
-  mc_Recv *p = check_port(L, 1);
-  uint32_t local = 0;
-  int r = 0;
-  mc_Msg *m;
-  lua_settop(L, 3);
-  mc_ctx_reserve(L, 1);  /* so that nothing after the post can fail */
-  m = mc_message_make(L, 2, 3, p->group);  /* port, message, transfer, list */
-  if (p->group != NULL)
-    r = mc_group_post(p->group, mc_group_partner(p->group, p->end), m,
-                      mc_ctx_hub(L), &local);
-  if (r != 1) {
-    mc_message_unlend(L, 4, m);
-    if (r < 0)
-      return luaL_error(L, "not enough memory");
-  }
-  else {
-    mc_message_commit(L, 4);
-    if (local != 0) {
-      mc_Recv *q = mc_recv_push(L, local);
-      if (q != NULL)
-        mc_recv_kick_safe(L, -1, q);
-      lua_pop(L, 1);
-    }
-    else if (lua_istable(L, 4) && mc_rawlen(L, 4) > 0)
-      mc_group_sweep(p->group, mc_group_partner(p->group, p->end));
-  }
-  if (r == 1) {
-    lua_pushboolean(L, 1);
+static int push_result (lua_State *L, int r, const char *why) {
+  lua_pushboolean(L, r == 1);
+  if (r == 1)
     return 1;
-  }
-  lua_pushboolean(L, 0);
-  lua_pushliteral(L, "closed");
+  lua_pushstring(L, why);
   return 2;
 }
+
+/* The timeout of the options table at idx (a transfer array has none):
+** seconds, or -1 for none. */
+static double get_timeout (lua_State *L, int idx) {
+  double t = -1;
+  if (lua_istable(L, idx)) {
+    lua_getfield(L, idx, "timeout");
+    if (!lua_isnil(L, -1)) {
+      t = lua_type(L, -1) == LUA_TNUMBER ? (double)lua_tonumber(L, -1) : -1;
+      if (!(t >= 0))
+        luaL_argerror(L, idx, "'timeout' must be a non-negative number");
+    }
+    lua_pop(L, 1);
+  }
+  return t;
+}
+
+/*
+** postMessage(message [, transfer | {transfer = array, timeout = s}]).
+** At a full bounded partner it waits: the scheduler's waitroom(port,
+** held, timeout) either runs the loop until done (outside a task) and
+** returns false and the results, or returns true and a value for this
+** function to yield (inside a task), which the scheduler resumes with
+** the results once the post is done, closed or timed out.
+*/
+static int port_postMessage (lua_State *L) {
+  mc_Recv *p = check_port(L, 1);
+  double timeout;
+  Held *h = NULL;
+  mc_Msg *m;
+  int r;
+  lua_settop(L, 3);
+  timeout = get_timeout(L, 3);
+  mc_ctx_check_stop(L);
+  if (p->group != NULL && p->group->capacity > 0) {  /* made before the
+                                                     ** message: it may
+                                                     ** fail */
+    h = (Held *)mc_newuserdata(L, sizeof(Held), 1);
+    h->m = NULL;
+    h->list = 0;
+    luaL_getmetatable(L, HELD_MT);
+    lua_setmetatable(L, -2);
+  }
+  else
+    lua_pushnil(L);
+  m = mc_message_make(L, 2, 3, p->group);
+  /* port, message, transfer, held or nil, list */
+  r = post(L, p, m, 5, h != NULL && timeout != 0);
+  if (r != MC_FULL)
+    return push_result(L, r, "closed");
+  if (timeout == 0) {
+    mc_message_unlend(L, 5, m);
+    return push_result(L, 0, "timeout");
+  }
+  h->m = m;  /* it holds the message (and the list) until done */
+  if (lua_istable(L, 5)) {
+    lua_pushvalue(L, 5);
+    mc_setuservalue(L, 4);
+    h->list = 1;
+  }
+  lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_WAITROOM);
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, 4);
+  if (timeout < 0)
+    lua_pushnil(L);
+  else
+    lua_pushnumber(L, (lua_Number)timeout);
+  lua_call(L, 3, LUA_MULTRET);  /* ..., yield?, results */
+  if (lua_toboolean(L, 6))
+    return lua_yield(L, lua_gettop(L) - 6);
+  return lua_gettop(L) - 6;
+}
+
+/* post_held(port, held): tries a held post again. Returns true when
+** queued, false, "closed" when the pair is closed (nothing sent), or
+** nothing while the partner is still full (its state will be told). */
+static int port_post_held (lua_State *L) {
+  mc_Recv *p = check_port(L, 1);
+  Held *h = (Held *)luaL_checkudata(L, 2, HELD_MT);
+  mc_Msg *m = h->m;
+  int r;
+  lua_settop(L, 2);
+  if (m == NULL)
+    return push_result(L, 0, "closed");
+  push_list(L, 2);  /* port, held, list */
+  h->m = NULL;  /* the post gives it away, or back */
+  r = post(L, p, m, 3, 1);
+  if (r == MC_FULL) {
+    h->m = m;
+    return 0;
+  }
+  return push_result(L, r, "closed");
+}
+
+/* cancel(held): the held post is given up; nothing was sent. */
+static int port_cancel (lua_State *L) {
+  luaL_checkudata(L, 1, HELD_MT);
+  held_cancel(L, 1);
+  return 0;
+}
+
+/* writing(port, n): n posts of the port wait for room; its news then
+** goes to the scheduler, and it keeps the loop going while its partner
+** is in another thread. */
+static int port_writing (lua_State *L) {
+  mc_Recv *p = check_port(L, 1);
+  p->writing = (int)luaL_checkinteger(L, 2);
+  mc_recv_repin(L, 1, p);
+  return 0;
+}
+
+/* waitroom(fn): the scheduler's function postMessage calls to wait. */
+static int port_waitroom (lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_settop(L, 1);
+  lua_rawseti(L, lua_upvalueindex(1), MC_CTX_WAITROOM);
+  return 0;
+}
+
+/* }====================================================== */
 
 static int port_start (lua_State *L) {
   mc_Recv *p = check_port(L, 1);
@@ -150,33 +295,31 @@ static int port_start (lua_State *L) {
   return 0;
 }
 
-/* ref and unref change what keeps the scheduler going: a host loop
-** waiting on the descriptor steps to learn it. */
-static int port_ref (lua_State *L) {
-  check_port(L, 1)->unref = 0;
-  mc_ctx_wake(L);
-  return 0;
-}
-
-static int port_unref (lua_State *L) {
-  check_port(L, 1)->unref = 1;
-  mc_ctx_wake(L);
-  return 0;
-}
-
-static int port_hasRef (lua_State *L) {
-  lua_pushboolean(L, !check_port(L, 1)->unref);
+/* pending(): the messages queued at the port and not yet taken (a
+** message handed to a waiting receive is taken). */
+static int port_pending (lua_State *L) {
+  mc_Recv *p = check_port(L, 1);
+  size_t count = 0;
+  int closing;
+  if (p->group != NULL)
+    mc_group_head(p->group, p->end, &count, &closing);
+  lua_pushinteger(L, (lua_Integer)count);
   return 1;
 }
 
-/* channel(): a new pair of entangled ports. */
+
+/* channel([capacity]): a new pair of entangled ports, each holding at
+** most `capacity` messages not yet taken (none: no bound). */
 static int port_channel (lua_State *L) {
   mc_Group *g;
+  lua_Integer capacity = luaL_optinteger(L, 1, 0);
+  lua_settop(L, 0);
   mc_recv_new(L, &port_type, sizeof(mc_Recv));
   mc_recv_new(L, &port_type, sizeof(mc_Recv));
   g = mc_group_new(2);
   if (g == NULL)
     return luaL_error(L, "not enough memory");
+  g->capacity = capacity > 0 ? (size_t)capacity : 0;
   mc_group_incref(g);  /* one reference for each port */
   mc_recv_attach(L, (mc_Recv *)lua_touserdata(L, -2), g, 0);
   mc_recv_attach(L, (mc_Recv *)lua_touserdata(L, -1), g, 1);
@@ -242,6 +385,7 @@ static void port_commit (lua_State *L, int idx) {
   lua_pop(L, 2);
   mc_recv_repin_peer(L, g, e);
   mc_group_decref(g);
+  mc_recv_kick_safe(L, idx, p);  /* tasks waiting in its receive */
 }
 
 /* A port that dies in transit closes the pair, and what waits at its end
@@ -286,28 +430,29 @@ void mc_port_open (lua_State *L) {
   };
   static const luaL_Reg methods[] = {
     {"postMessage", port_postMessage},
+    {"pending", port_pending},
     {"start", port_start},
     {"close", port_close},
-    {"ref", port_ref},
-    {"unref", port_unref},
-    {"hasRef", port_hasRef},
+    {"ref", mc_recv_ref},
+    {"unref", mc_recv_unref},
+    {"hasRef", mc_recv_hasref},
     {NULL, NULL}
   };
   static const luaL_Reg funcs[] = {
     {"channel", port_channel},
+    {"post_held", port_post_held},
+    {"post_cancel", port_cancel},
+    {"writing", port_writing},
+    {"waitroom", port_waitroom},
     {NULL, NULL}
   };
   int ctx = lua_gettop(L);
-  luaL_newmetatable(L, PORT_MT);
-  mc_setfuncs(L, meta, mc_ctx_upvalues(L, ctx));
-  lua_newtable(L);
-  mc_setfuncs(L, methods, mc_ctx_upvalues(L, ctx));  /* ..., mt, methods */
-  mc_ctx_upvalues(L, ctx);
-  lua_pushvalue(L, -3);
-  lua_pushcclosure(L, port__index, 3);
-  lua_setfield(L, -3, "__index");
-  lua_setfield(L, ctx - 1, "port_methods");
-  lua_setfield(L, ctx - 1, "port_metatable");
-  mc_ctx_add_type(L, &port_type);
+  if (luaL_newmetatable(L, HELD_MT)) {
+    lua_pushcfunction(L, held__gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+  mc_recv_open_type(L, ctx, &port_type, meta, methods, mc_recv_index,
+                    "port");
   mc_ctx_setfuncs(L, funcs);
 }

@@ -42,11 +42,11 @@ static void push_event (lua_State *L, int i) {
 static const char *const keys[] = {
   "type", "data", "error", "target", "ports", "lists",
   "waiters", "removed", "once", "fn", "ev", "U", "list", "i", "done",
-  "timer", "dead", "co", NULL
+  "timer", "dead", "co", "many", "from", "on", NULL
 };
 enum { K_TYPE, K_DATA, K_ERROR, K_TARGET, K_PORTS, K_LISTS,
        K_WAITERS, K_REMOVED, K_ONCE, K_FN, K_EV, K_U, K_LIST, K_I, K_DONE,
-       K_TIMER, K_DEAD, K_CO };
+       K_TIMER, K_DEAD, K_CO, K_MANY, K_FROM, K_ON };
 
 /* Pushes t[k] of the table at idx, with no metamethod. */
 static void getk (lua_State *L, int idx, int k) {
@@ -134,10 +134,12 @@ mc_Recv *mc_recv_push (lua_State *L, uint32_t id) {
 void mc_recv_kick (lua_State *L, int idx, mc_Recv *r) {
   size_t count, want;
   int closing, head;
-  if (r->group == NULL)
-    return;
-  head = mc_group_head(r->group, r->end, &count, &closing);
-  want = deliverable(r) ? count + (size_t)closing : head == MC_CLOSED;
+  if (r->group == NULL)  /* gone: tasks waiting in receive learn it */
+    want = r->waiting && r->id != 0;
+  else {
+    head = mc_group_head(r->group, r->end, &count, &closing);
+    want = deliverable(r) ? count + (size_t)closing : head == MC_CLOSED;
+  }
   if (r->tokens < want)
     r->tokens += mc_ctx_enqueue(L, idx, want - r->tokens);
 }
@@ -183,9 +185,11 @@ void mc_recv_repin (lua_State *L, int idx, mc_Recv *r) {
     }
     lua_pop(L, 1);
   }
-  mc_ctx_pin(L, idx, r->id, r->wants && r->group != NULL
-                            && !mc_group_ended(r->group, r->end)
-                            && !stuck(r));
+  mc_ctx_pin(L, idx, r->id, r->group != NULL
+                            && (r->writing
+                                || (r->wants
+                                    && !mc_group_ended(r->group, r->end)
+                                    && !stuck(r))));
 }
 
 void mc_recv_repin_peer (lua_State *L, mc_Group *g, size_t e) {
@@ -350,6 +354,33 @@ static int sched_take (lua_State *L) {
   return 1;
 }
 
+/*
+** arrival(obj): what receive would find at the receiver's head: "message"
+** and its arrival in this state (messages that came earlier have smaller
+** ones), "closed" when it is closed with nothing left (or gone to another
+** state), or nothing.
+*/
+static int sched_arrival (lua_State *L) {
+  mc_Recv *r = check_recv(L, 1);
+  uint64_t arrival;
+  if (r->group == NULL) {
+    lua_pushliteral(L, "closed");
+    return 1;
+  }
+  if (r->lent)
+    return 0;
+  if (mc_group_arrival(r->group, r->end, &arrival) == MC_MESSAGE) {
+    lua_pushliteral(L, "message");
+    lua_pushnumber(L, (lua_Number)arrival);
+    return 2;
+  }
+  if (!mc_group_entangled(r->group)) {
+    lua_pushliteral(L, "closed");
+    return 1;
+  }
+  return 0;
+}
+
 /* The stack a listener's call needs beyond a C function's frame at the
 ** same depth: the largest Lua frame and the caller's registers. */
 #define CALL_ROOM (2 * 256 + LUA_MINSTACK)
@@ -364,6 +395,60 @@ static int waiting (lua_State *L, int idx) {
   yes = lua_istable(L, -1) && mc_rawlen(L, -1) > 0;
   lua_pop(L, 1);
   return yes;
+}
+
+/* Takes the value at the top (popped) out of the array at idx, the ones
+** after it moving down: allocates nothing. */
+static void remove_from (lua_State *L, int idx, int n) {
+  int i, at = 0;
+  idx = mc_absindex(L, idx);
+  for (i = 1; i <= n && at == 0; i++) {
+    lua_rawgeti(L, idx, i);
+    if (lua_rawequal(L, -1, -2))
+      at = i;
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  if (at == 0)
+    return;
+  for (i = at; i < n; i++) {
+    lua_rawgeti(L, idx, i + 1);
+    lua_rawseti(L, idx, i);
+  }
+  lua_pushnil(L);
+  lua_rawseti(L, idx, n);
+}
+
+/* The waiter at the top, of mc.receive (w.many: its ports), was handed
+** a message by the receiver at 1: w.from is set to it, and w leaves the
+** waiters of its other ports, allocating nothing. */
+static void hand_many (lua_State *L) {
+  int w = lua_gettop(L), i, n;
+  getk(L, w, K_MANY);
+  if (!lua_istable(L, -1)) {
+    lua_pop(L, 1);
+    return;
+  }
+  lua_pushvalue(L, 1);
+  setk(L, w, K_FROM);
+  n = (int)mc_rawlen(L, -1);
+  for (i = 1; i <= n; i++) {
+    mc_Recv *p;
+    lua_rawgeti(L, w + 1, i);  /* w, many, port */
+    p = test_recv(L, -1);
+    if (p != NULL && !lua_rawequal(L, -1, 1)) {
+      mc_getuservalue(L, -1);
+      getk(L, -1, K_WAITERS);  /* w, many, port, U, ws */
+      if (lua_istable(L, -1)) {
+        lua_pushvalue(L, w);
+        remove_from(L, -2, (int)mc_rawlen(L, -2));
+      }
+      lua_pop(L, 2);
+      reread(L, -1, p, 1);
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
 }
 
 /* deliver's hand of the message event ev to the first task waiting in
@@ -383,6 +468,7 @@ static int hand (lua_State *L, mc_Recv *r, int h, int status) {
   }
   lua_pushnil(L);
   lua_rawseti(L, -3, (int)n);
+  hand_many(L);
   lua_pushboolean(L, 1);
   setk(L, -2, K_DONE);
   lua_pushvalue(L, -4);
@@ -431,6 +517,24 @@ static int sched_deliver (lua_State *L) {
   int h, status, typ, fast = 0;
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_settop(L, 2);
+  if (r->group == NULL && r->waiting) {  /* moved away (or collected
+                                         ** end): its waiting tasks get
+                                         ** the close, and no listener */
+    push_new_event(L, CLOSE, 1, 0, 0);  /* job, ev */
+    mc_getuservalue(L, 1);
+    setk(L, 2, K_U);
+    lua_pushvalue(L, 1);
+    setk(L, 2, K_TARGET);
+    lua_pushboolean(L, 0);
+    setk(L, 2, K_LIST);
+    lua_pushvalue(L, -1);
+    setk(L, 2, K_EV);
+    if (r->tokens > 0)
+      r->tokens--;
+    lua_pushboolean(L, 0);
+    lua_insert(L, -2);
+    return 2;  /* false, ev */
+  }
   if (r->group == NULL || r->lent
       || (h = head_event(L, r, 1, &status)) == MC_EMPTY) {
     if (r->tokens > 0)
@@ -511,6 +615,65 @@ static int sched_deliver (lua_State *L) {
   return 2;
 }
 
+/* ref(), unref() and hasRef() of every receiver type: ref and unref change
+** what keeps the scheduler going, so a host loop waiting on the
+** descriptor steps to learn it. */
+int mc_recv_ref (lua_State *L) {
+  check_recv(L, 1)->unref = 0;
+  mc_ctx_wake(L);
+  return 0;
+}
+
+int mc_recv_unref (lua_State *L) {
+  check_recv(L, 1)->unref = 1;
+  mc_ctx_wake(L);
+  return 0;
+}
+
+int mc_recv_hasref (lua_State *L) {
+  lua_pushboolean(L, !check_recv(L, 1)->unref);
+  return 1;
+}
+
+/* __index of a receiver type: its methods (upvalue 3), then the handler
+** fields the Lua side keeps in U.on (field -> record, the handler in
+** record.fn); anything else is nil. */
+int mc_recv_index (lua_State *L) {
+  lua_pushvalue(L, 2);
+  lua_rawget(L, lua_upvalueindex(3));
+  if (lua_isnil(L, -1) && test_recv(L, 1) != NULL) {
+    mc_getuservalue(L, 1);
+    getk(L, -1, K_ON);
+    if (lua_istable(L, -1)) {
+      lua_pushvalue(L, 2);
+      lua_rawget(L, -2);
+      if (lua_istable(L, -1))
+        getk(L, -1, K_FN);
+    }
+  }
+  return 1;
+}
+
+void mc_recv_open_type (lua_State *L, int ctx, const mc_Type *t,
+                        const luaL_Reg *meta, const luaL_Reg *methods,
+                        lua_CFunction index, const char *field) {
+  luaL_newmetatable(L, t->tname);
+  mc_setfuncs(L, meta, mc_ctx_upvalues(L, ctx));
+  lua_newtable(L);
+  mc_setfuncs(L, methods, mc_ctx_upvalues(L, ctx));  /* ..., mt, methods */
+  mc_ctx_upvalues(L, ctx);
+  lua_pushvalue(L, -3);
+  lua_pushcclosure(L, index, 3);
+  lua_setfield(L, -3, "__index");
+  lua_pushfstring(L, "%s_methods", field);
+  lua_insert(L, -2);
+  lua_rawset(L, ctx - 1);
+  lua_pushfstring(L, "%s_metatable", field);
+  lua_insert(L, -2);
+  lua_rawset(L, ctx - 1);
+  mc_ctx_add_type(L, t);
+}
+
 /* room(): the stack for a listener's call at the caller's depth, as
 ** deliver checks it. */
 static int sched_room (lua_State *L) {
@@ -575,13 +738,14 @@ static int sched_uservalue (lua_State *L) {
 }
 
 /* The object at the top has news from another thread. A receiver is
-** kicked and popped; another object of the module stays, for poll to
-** return (1); anything else is popped. */
+** kicked; it stays, for poll to return (1), when posts of its wait for
+** room (its news may be that room), and so does another object of the
+** module; anything else is popped. */
 static int notice (lua_State *L) {
   mc_Recv *r = test_recv(L, -1);
   if (r != NULL)
     mc_recv_kick(L, -1, r);
-  else if (mc_ctx_type(L, -1) != NULL) {
+  if (r != NULL ? r->writing : mc_ctx_type(L, -1) != NULL) {
     luaL_checkstack(L, 3, "too many objects with news");
     return 1;
   }
@@ -609,7 +773,8 @@ static void pass_interrupt (lua_State *L, lua_State *main) {
 ** as it takes; 0: not at all) and kicks the receivers it concerns. It
 ** may return early (a signal, the end of a slice): the caller looks at
 ** the clock and its tasks again. Returns the other objects with news
-** (Worker handles), and raises when the thread is to stop. */
+** (Worker handles, and ports whose posts wait for room), and raises when
+** the thread is to stop. */
 static int sched_poll (lua_State *L) {
   mc_Ctx *c = mc_ctx(L);
   double s = (double)luaL_checknumber(L, 1);
@@ -651,9 +816,12 @@ static int sched_poll (lua_State *L) {
 ** that is). */
 static int waits_abroad (lua_State *L, mc_Recv *r) {
   int owner;
-  if (r->group == NULL || r->unref || !(r->listening || r->waiting)
+  if (r->group == NULL || r->unref
+      || !(r->listening || r->waiting || r->writing)
       || !mc_group_entangled(r->group))
     return 0;
+  if (r->group->nends == 1)  /* a BroadcastChannel: any thread may post */
+    return 1;
   owner = mc_group_owner(r->group, mc_group_partner(r->group, r->end),
                          mc_ctx_hub(L));
   return owner == MC_OWNER_OTHER ? 1 : owner == MC_OWNER_NONE ? 2 : 0;
@@ -728,7 +896,7 @@ static int sched_busy (lua_State *L) {
     w = waits_abroad(L, r);
     mc_recv_kick(L, -1, r);
     lua_pop(L, 1);
-    if (r->group != NULL && stuck(r)) {
+    if (r->group != NULL && stuck(r) && !r->writing) {
       lua_pushvalue(L, -1);
       lua_pushboolean(L, 0);
       lua_rawset(L, -4);  /* an existing field, while traversing: allowed */
@@ -950,6 +1118,7 @@ static int sched_looping (lua_State *L) {
 
 static int sched_now (lua_State *L) {
   struct timespec ts;
+  mc_ctx_check_stop(L);
   clock_gettime(CLOCK_MONOTONIC, &ts);
   lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec * 1e-9);
   return 1;
@@ -958,6 +1127,7 @@ static int sched_now (lua_State *L) {
 void mc_sched_open (lua_State *L) {
   static const luaL_Reg funcs[] = {
     {"take", sched_take},
+    {"arrival", sched_arrival},
     {"deliver", sched_deliver},
     {"room", sched_room},
     {"event_mt", sched_event_mt},

@@ -44,6 +44,7 @@ typedef struct mc_Thread {
   char *source;       /* a path, or Lua source with eval */
   size_t srclen;
   int eval;
+  int jit;            /* LuaJIT: keep the compiler on */
   char *path, *cpath; /* the parent's package.path and package.cpath */
   mc_Msg *port;       /* the parentPort, until the worker opens it */
   mc_Msg *data;       /* workerData, until its first read */
@@ -175,7 +176,8 @@ static int boot (lua_State *L) {
   lua_getfield(L, -1, "main");
   lua_pushlstring(L, t->source, t->srclen);
   lua_pushboolean(L, t->eval);
-  lua_call(L, 2, 0);
+  lua_pushboolean(L, t->jit);
+  lua_call(L, 3, 0);
   return 0;
 }
 
@@ -486,14 +488,15 @@ static int start_thread (mc_Thread *t) {
   return r;
 }
 
-/* worker_start(source, eval, data, transfer, ports): starts a worker that
-** runs source (a path, or Lua source with eval), with workerData `data`
-** and its transfer list, and the array `ports` holding its port to the
-** parent. Returns the handle. */
+/* worker_start(source, eval, data, transfer, ports, jit): starts a worker
+** that runs source (a path, or Lua source with eval), with workerData
+** `data` and its transfer list, and the array `ports` holding its port to
+** the parent; with jit, LuaJIT's compiler stays on there. Returns the
+** handle. */
 static int core_worker_start (lua_State *L) {
   size_t srclen;
   const char *src = luaL_checklstring(L, 1, &srclen);
-  int eval = lua_toboolean(L, 2);
+  int eval = lua_toboolean(L, 2), jit = lua_toboolean(L, 6);
   Handle *h;
   mc_Thread *t;
   lua_settop(L, 5);
@@ -515,6 +518,7 @@ static int core_worker_start (lua_State *L) {
   t->source = dup_bytes(src, srclen);
   t->srclen = srclen;
   t->eval = eval;
+  t->jit = jit;
   t->path = dup_field(L, "path");
   t->cpath = dup_field(L, "cpath");
   if (t->source == NULL || t->path == NULL || t->cpath == NULL)

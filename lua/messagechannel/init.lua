@@ -52,6 +52,8 @@ M.Buffer = core.Buffer
 
 M.MessageChannel = port.MessageChannel
 M.MessagePort = port.MessagePort
+M.receive = port.receive
+M.BroadcastChannel = require("messagechannel.broadcast").BroadcastChannel
 
 M.run = scheduler.run
 M.step = scheduler.step

@@ -1,57 +1,31 @@
 -- messagechannel.port: MessageChannel, and the parts of MessagePort that
--- are written in Lua: its listeners and handler fields (the EventTarget
--- model), dispatchEvent and receive. postMessage, start, close and
--- ref/unref are C (src/port.c), in the same methods table.
+-- are written in Lua: receive and mc.receive; its listeners, handler
+-- fields and dispatchEvent are messagechannel.receiver's. postMessage,
+-- pending, start, close and ref/unref are C (src/port.c), in the same
+-- methods table.
 
 local core = require "messagechannel.core"
 local ET = require "messagechannel.eventtarget"
+local receiver = require "messagechannel.receiver"
 local scheduler = require "messagechannel.scheduler"
 
 local M = {}
 
-local error, ipairs, select, setmetatable, tostring, type =
-  error, ipairs, select, setmetatable, tostring, type
+local error, getmetatable, ipairs, setmetatable, tostring, type =
+  error, getmetatable, ipairs, setmetatable, tostring, type
 local format = string.format
 
-local methods, uservalue, changed = core.port_methods, core.uservalue,
-  core.changed
+local methods, uservalue = core.port_methods, core.uservalue
 
 -- Handler field -> event type: onmessage, onmessageerror, onclose.
 local HANDLERS = {}
 for _, typ in ipairs(core.receiver_events) do HANDLERS["on" .. typ] = typ end
 
-local function check_port(port, name)
-  local U = uservalue(port)
-  if not U then
-    error(format("bad argument #1 to '%s' (MessagePort expected, got %s)",
-                 name, type(port)), 3)
-  end
-  return U
-end
-
-function methods.addEventListener(port, ...)
-  local U = check_port(port, "addEventListener")
-  local err = ET.add(port, U, changed, select("#", ...), ...)
-  if err then error(err, 2) end
-end
-
-function methods.removeEventListener(port, ...)
-  local U = check_port(port, "removeEventListener")
-  local err = ET.remove(port, U, changed, select("#", ...), ...)
-  if err then error(err, 2) end
-end
-
-function methods.dispatchEvent(port, ev)
-  local U = check_port(port, "dispatchEvent")
-  if type(ev) ~= "table" or type(ev.type) ~= "string" then
-    error("bad argument #1 to 'dispatchEvent' (table with a string 'type' "
-          .. "expected)", 2)
-  end
-  ET.prepare(ev, port)
-  scheduler.dispatch_now(port, U, ev)
-  ET.finish(ev)
-  return not ev.defaultPrevented
-end
+-- Setting onmessage starts the port (HTML).
+local check_port = receiver.install(methods, core.port_metatable,
+  "MessagePort", HANDLERS, function(port, typ, v)
+    if typ == "message" and v ~= nil then port:start() end
+  end)
 
 function methods.receive(port, timeout)
   local U = check_port(port, "receive")
@@ -59,13 +33,31 @@ function methods.receive(port, timeout)
   return ev, why
 end
 
-core.port_metatable.__newindex = function(port, k, v)
-  local U = check_port(port, "__newindex")
-  local typ = HANDLERS[k]
-  local err = not typ and ET.field_error(k, "MessagePort")
-    or ET.set_handler(port, U, changed, k, typ, v)
-  if err then error(err, 2) end
-  if typ == "message" and v ~= nil then port:start() end
+-- mc.receive(ports [, timeout]): the first message to arrive at any of
+-- ports (API.md 11), with its port.
+function M.receive(ports, timeout)
+  if type(ports) ~= "table" or getmetatable(ports) == core.port_metatable then
+    error(format("bad argument #1 to 'receive' (array of MessagePorts "
+                 .. "expected, got %s)", type(ports)), 2)
+  end
+  local objs, Us, seen = {}, {}, {}
+  for i = 1, #ports do
+    local port = ports[i]
+    local U = getmetatable(port) == core.port_metatable and uservalue(port)
+    if not U then
+      error(format("bad argument #1 to 'receive' (MessagePort expected at "
+                   .. "index %d, got %s)", i, type(port)), 2)
+    end
+    if not seen[port] then
+      seen[port] = true
+      objs[#objs + 1], Us[#Us + 1] = port, U
+    end
+  end
+  if not objs[1] then
+    error("bad argument #1 to 'receive' (empty array of MessagePorts)", 2)
+  end
+  local ev, port = scheduler.receive_many(objs, Us, timeout)
+  return ev, port  -- not a tail call: errors point at the caller
 end
 
 ---------------------------------------------------------------------------
@@ -85,13 +77,38 @@ CHANNEL_MT.__newindex = function(_, k)
   error(ET.field_error(k, "MessageChannel"), 2)
 end
 
-local function new_channel()
-  local p1, p2 = core.channel()
+-- MessageChannel([options]): options.capacity bounds each port's queue
+-- (API.md 11).
+local function new_channel(options)
+  local capacity
+  if options ~= nil then
+    if type(options) ~= "table" then
+      error(format("bad argument #1 to 'MessageChannel' (table expected, "
+                   .. "got %s)", type(options)), 3)
+    end
+    capacity = options.capacity
+    if capacity ~= nil and (type(capacity) ~= "number" or capacity < 1
+                            or capacity ~= math.floor(capacity)
+                            or capacity >= 2 ^ 53) then
+      error("bad argument #1 to 'MessageChannel' (capacity must be an "
+            .. "integer >= 1)", 3)
+    end
+  end
+  local p1, p2 = core.channel(capacity)
   return setmetatable({ port1 = p1, port2 = p2 }, CHANNEL_MT)
 end
 
-M.MessageChannel = setmetatable({ new = new_channel }, {
-  __call = function() return new_channel() end,
+-- (no tail calls: an error points at the caller)
+M.MessageChannel = setmetatable({
+  new = function(options)
+    local ch = new_channel(options)
+    return ch
+  end,
+}, {
+  __call = function(_, options)
+    local ch = new_channel(options)
+    return ch
+  end,
 })
 
 M.MessagePort = setmetatable({}, {

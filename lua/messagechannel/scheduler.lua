@@ -36,6 +36,7 @@ end
 local take, deliver, room, changed, now, poll, busy, enqueue, looping =
   core.take, core.deliver, core.room, core.changed, core.now, core.poll,
   core.busy, core.enqueue, core.looping
+local arrival = core.arrival
 local raise_at, raise_undo, pending_news, wake_host, hosted =
   core.raise_at, core.raise_undo, core.news, core.wake, core.hosted
 local new_event, listeners, call, walk =
@@ -214,11 +215,20 @@ local function finish_job(job)
 end
 
 local step_task, resumed
+local writer_done, retry_writers
 
 -- Hands the close to the first task waiting in receive: nil, "closed".
 -- (deliver hands messages.) The waiter is done before anything may fail.
+-- A waiter of mc.receive (w.many) only leaves this port, until the last
+-- of its ports that were open closes.
 local function hand_close(obj, U)
   local w = U.waiters[1]
+  if w.many and w.open > 1 then
+    w.open = w.open - 1
+    table.remove(U.waiters, 1)
+    changed(obj)
+    return
+  end
   w.done, w.why = true, "closed"
   cancel_timer(w.timer)
   table.remove(U.waiters, 1)
@@ -501,12 +511,59 @@ end
 M.dispatch_later = dispatch_later
 
 local function remove_waiter(obj, U, w)
+  local many = w.many
+  if many then  -- mc.receive's: from each of its ports
+    w.many = false
+    for i = 1, #many do remove_waiter(many[i], uservalue(many[i]), w) end
+    return
+  end
   local ws = U.waiters
-  for i = 1, #ws do
+  for i = 1, ws and #ws or 0 do
     if ws[i] == w then
       table.remove(ws, i)
       changed(obj)
       return
+    end
+  end
+end
+
+-- Posts waiting for room at a bounded partner (postMessage): each port's
+-- writers wait in U.writers, oldest first, as { co, port, held, timer,
+-- done, r, why }; core.writing tells C how many, so that news for the
+-- port comes here (poll returns it) and keeps the loop going.
+local post_held, post_cancel, writing =
+  core.post_held, core.post_cancel, core.writing
+
+-- w leaves its port's writers; its held post is given up unless sent.
+function writer_done(w)
+  w.done = true
+  post_cancel(w.held)
+  local port = w.port
+  local U = uservalue(port)
+  local ws = U.writers
+  for i = 1, #ws do
+    if ws[i] == w then
+      table.remove(ws, i)
+      break
+    end
+  end
+  writing(port, #ws)
+end
+
+-- Tries the port's waiting posts again, oldest first, until one finds
+-- the partner still full (C then tells this state again when there is
+-- room). A done post wakes its task with postMessage's results.
+function retry_writers(port)
+  local ws = uservalue(port).writers
+  while ws and ws[1] do
+    local w = ws[1]
+    local r, why = post_held(port, w.held)
+    if r == nil then return end
+    w.r, w.why = r, why or false
+    cancel_timer(w.timer)
+    writer_done(w)
+    if w.co then
+      if why then wake(w.co, r, why) else wake(w.co, r) end
     end
   end
 end
@@ -522,6 +579,10 @@ local function fire_timers(t)
     elseif not w then
       wake(e.co)
       pop_timer()
+    elseif w.held then  -- a post waiting for room
+      wake(e.co, false, "timeout")
+      pop_timer()
+      writer_done(w)
     else
       wake(e.co, nil, "timeout")
       pop_timer()
@@ -615,6 +676,7 @@ local function news(...)
   recheck = true
   for i = 1, select("#", ...) do
     local h = select(i, ...)
+    if uservalue(h) then retry_writers(h) end  -- a port: room may be made
     for j = 1, nlive do
       local watch = live_workers[j]
       if rawequal(watch.handle, h) then
@@ -731,8 +793,9 @@ local function loop(done, deadline, full)
     if done and done() then return true end
     turn()
     if done and done() then return true end
-    -- waited_for() also queues what reached ports before its news did
-    local waiting = not ready() and waited_for()
+    -- waited_for() also queues what reached ports before its news did;
+    -- news already told (room at a partner this state read from) is work
+    local waiting = not ready() and (waited_for() or pending_news())
     if not ready() then
       local t = next_timer()
       if deadline and (t == nil or t > deadline) then
@@ -912,6 +975,128 @@ function M.receive(obj, U, timeout, name)
   if r == nil then
     error(name .. "() would wait forever: no task, timer or other thread "
           .. "can post to this port", 3)
+  end
+  return nil, "timeout"
+end
+
+-- postMessage at a full bounded partner (src/port.c): held is the post,
+-- already registered in C to hear of room. Inside a task, returns true
+-- and WAIT for postMessage to yield: the task is woken with its results.
+-- Outside, runs the loop until the post is done and returns false and
+-- its results: true, or false and "timeout" or "closed".
+local function waitroom(port, held, timeout)
+  local co = current_task()
+  local w = { co = co or false, port = port, held = held, timer = false,
+              done = false, r = false, why = false }
+  local U = uservalue(port)
+  local ws = U.writers
+  if not ws then
+    ws = {}
+    U.writers = ws
+  end
+  local e = co and timeout and new_timer(now() + timeout, co, w)
+  ws[#ws + 1] = w
+  writing(port, #ws)
+  if co then
+    if e then
+      w.timer = e
+      push_timer(e)
+    end
+    return true, WAIT
+  end
+  local ok, r = pcall(exclusive, "postMessage", loop,
+                      function() return w.done end,
+                      timeout and now() + timeout, true)
+  if not w.done then writer_done(w) end
+  if not ok then error(r, 0) end
+  if w.r then return false, true end
+  if w.why then return false, false, w.why end
+  if r == nil then
+    error("postMessage() would wait forever: no task, timer or other "
+          .. "thread can take from the partner port", 3)
+  end
+  return false, false, "timeout"
+end
+core.waitroom(waitroom)
+
+-- Queues mc.receive's waiter w at each of its ports that can still
+-- deliver, counting them in w.open (each one's close counts it down).
+local function add_waiter(objs, Us, w)
+  for i = 1, #objs do
+    if arrival(objs[i]) ~= "closed" then
+      local ws = Us[i].waiters
+      if not ws then
+        ws = {}
+        Us[i].waiters = ws
+      end
+      ws[#ws + 1] = w
+      w.open = w.open + 1
+    end
+  end
+  for i = 1, #objs do changed(objs[i]) end
+end
+
+-- receive_many(objs, Us, timeout) for mc.receive: objs an array of
+-- receivers (no two the same), Us their U. Returns the first message
+-- event to arrive at any of them and its receiver, the oldest by arrival
+-- in this state when several wait; or nil, "closed" once every one is
+-- closed with nothing left; or nil, "timeout".
+function M.receive_many(objs, Us, timeout)
+  check_seconds(timeout, "receive", 2, true, 4)
+  local open
+  repeat
+    local best, at = nil, nil
+    open = 0
+    for i = 1, #objs do
+      local kind, n = arrival(objs[i])
+      if kind == "message" then
+        if not at or n < at then best, at = i, n end
+      elseif kind ~= "closed" then
+        open = open + 1
+      end
+    end
+    if best then
+      local obj = objs[best]
+      local ev = take(obj)
+      if ev and ev.type == "message" then return ev, obj end
+      if ev and ev.type ~= "close" then dispatch_later(obj, Us[best], ev) end
+    end
+  until not best
+  if open == 0 then return nil, "closed" end
+  if timeout == 0 then return nil, "timeout" end
+  local co = current_task()
+  -- As receive's, one waiter at each port still open; the port that hands
+  -- it a message takes it out of the others' waiters (core.deliver).
+  local w = { co = co, obj = false, U = false, timer = false, done = false,
+              ev = false, why = false, many = objs, from = false, open = 0 }
+  local e = co and timeout and new_timer(now() + timeout, co, w)
+  local ok, err = pcall(add_waiter, objs, Us, w)
+  if not ok or w.open == 0 then  -- (closed meanwhile by another thread)
+    remove_waiter(nil, nil, w)
+    if not ok then error(err, 0) end
+    return nil, "closed"
+  end
+  if co then
+    if e then
+      w.timer = e
+      push_timer(e)
+    end
+    local ev, why = yield(WAIT)
+    if ev then return ev, w.from end
+    return nil, why
+  end
+  local ran, r = pcall(exclusive, "receive", loop,
+                       function() return w.done end,
+                       timeout and now() + timeout, true)
+  if not w.done then remove_waiter(nil, nil, w) end
+  if not ran then error(r, 0) end
+  if w.done then
+    if w.ev then return w.ev, w.from end
+    return nil, w.why
+  end
+  if r == nil then
+    error("receive() would wait forever: no task, timer or other thread "
+          .. "can post to these ports", 3)
   end
   return nil, "timeout"
 end

@@ -216,6 +216,10 @@ function M.Worker(path, options)
     error("bad argument #2 to 'Worker' (options.transfer must be an array)",
           2)
   end
+  if options.jit ~= nil and type(options.jit) ~= "boolean" then
+    error(format("bad argument #2 to 'Worker' (options.jit must be a "
+                 .. "boolean, got %s)", type(options.jit)), 2)
+  end
   -- Once the thread runs, the transfer list and the port are the
   -- worker's, so mc.Worker must not raise after the start: everything is
   -- made before it, every field the Worker will ever set among them, and
@@ -235,7 +239,7 @@ function M.Worker(path, options)
   s.watch = watch
   local ok, r = pcall(core.worker_start, path,
                       options.eval and true or false, options.data, transfer,
-                      { ch.port2 })
+                      { ch.port2 }, options.jit == true)
   if not ok then
     scheduler.unreserve_worker(watch)
     error(r, 0)
@@ -278,13 +282,13 @@ local function worker_exit(code)
   core.worker_exit(code)
 end
 
-function M.main(source, eval)
+function M.main(source, eval, keep_jit)
   os.exit = worker_exit  -- luacheck: ignore 122
   -- LuaJIT's compiled code never calls hooks, so terminate() could not
-  -- stop a compiled loop: workers start with the compiler off. A worker
-  -- may call jit.on() and give that up.
+  -- stop a compiled loop: workers start with the compiler off, unless
+  -- mc.Worker's options.jit (or the worker's own jit.on()) gives that up.
   local jit = rawget(_G, "jit")
-  if type(jit) == "table" then jit.off() end
+  if type(jit) == "table" and not keep_jit then jit.off() end
   local mc = require "messagechannel"
   local f, err
   if eval then

@@ -1,0 +1,41 @@
+-- messagechannel.broadcast: mc.BroadcastChannel(name) (API.md 11, after
+-- HTML's BroadcastChannel): a message posted on one is delivered to every
+-- other open channel of the same name in any thread of the process. The
+-- list of channels, postMessage, close and ref/unref are C
+-- (src/broadcast.c); listeners and handler fields are
+-- messagechannel.receiver's.
+
+local core = require "messagechannel.core"
+local receiver = require "messagechannel.receiver"
+
+local M = {}
+
+local error, format, setmetatable, type = error, string.format,
+  setmetatable, type
+
+receiver.install(core.broadcast_methods, core.broadcast_metatable,
+                 "BroadcastChannel",
+                 { onmessage = "message", onmessageerror = "messageerror" })
+
+local function new(name)
+  if type(name) ~= "string" then
+    error(format("bad argument #1 to 'BroadcastChannel' (string expected, "
+                 .. "got %s)", type(name)), 3)
+  end
+  return core.broadcast_channel(name)
+end
+
+-- (no tail calls: an error points at the caller)
+M.BroadcastChannel = setmetatable({
+  new = function(name)
+    local bc = new(name)
+    return bc
+  end,
+}, {
+  __call = function(_, name)
+    local bc = new(name)
+    return bc
+  end,
+})
+
+return M

@@ -1,0 +1,69 @@
+-- messagechannel.receiver: the Lua half of the methods every receiver type
+-- shares (MessagePort, BroadcastChannel): addEventListener,
+-- removeEventListener, dispatchEvent and the handler fields (`onmessage`)
+-- of the EventTarget model. The C half of each type (postMessage, close,
+-- ref/unref) is in the same methods table.
+
+local core = require "messagechannel.core"
+local ET = require "messagechannel.eventtarget"
+local scheduler = require "messagechannel.scheduler"
+
+local M = {}
+
+local error, getmetatable, select, type = error, getmetatable, select, type
+local format = string.format
+
+local uservalue, changed = core.uservalue, core.changed
+
+-- Fills in the methods and the __newindex of the receiver type whose
+-- metatable is mt, named typename in errors. handlers maps a handler
+-- field to its event type; after_set(obj, typ, fn), if given, runs once
+-- a handler field is set. Returns check(obj, name): obj's U, or raises
+-- a bad argument error for the caller of the method `name`.
+function M.install(methods, mt, typename, handlers, after_set)
+  local function check(obj, name)
+    local U = getmetatable(obj) == mt and uservalue(obj)
+    if not U then
+      error(format("bad argument #1 to '%s' (%s expected, got %s)",
+                   name, typename, type(obj)), 3)
+    end
+    return U
+  end
+
+  function methods.addEventListener(obj, ...)
+    local U = check(obj, "addEventListener")
+    local err = ET.add(obj, U, changed, select("#", ...), ...)
+    if err then error(err, 2) end
+  end
+
+  function methods.removeEventListener(obj, ...)
+    local U = check(obj, "removeEventListener")
+    local err = ET.remove(obj, U, changed, select("#", ...), ...)
+    if err then error(err, 2) end
+  end
+
+  function methods.dispatchEvent(obj, ev)
+    local U = check(obj, "dispatchEvent")
+    if type(ev) ~= "table" or type(ev.type) ~= "string" then
+      error("bad argument #1 to 'dispatchEvent' (table with a string "
+            .. "'type' expected)", 2)
+    end
+    ET.prepare(ev, obj)
+    scheduler.dispatch_now(obj, U, ev)
+    ET.finish(ev)
+    return not ev.defaultPrevented
+  end
+
+  mt.__newindex = function(obj, k, v)
+    local U = check(obj, "__newindex")
+    local typ = handlers[k]
+    local err = not typ and ET.field_error(k, typename)
+      or ET.set_handler(obj, U, changed, k, typ, v)
+    if err then error(err, 2) end
+    if after_set then after_set(obj, typ, v) end
+  end
+
+  return check
+end
+
+return M

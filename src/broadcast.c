@@ -1,0 +1,276 @@
+/*
+** broadcast.c: BroadcastChannel across the threads of the process (API.md
+** 11, after the HTML standard's BroadcastChannel).
+**
+** Each BroadcastChannel object is a receiver (sched.c) that owns the one
+** end of a group of its own (group.c), where what others broadcast waits,
+** encoded; its listeners and handler fields are the Lua side's. A table
+** shared by every Lua state of the process lists the open channels by
+** name: a post encodes the message once and queues a copy at each other
+** channel of the same name, in list order, under the table's lock, so
+** that every receiver sees one sender's messages in the order posted.
+** Locks: the table's, then a group's (mc_group_post), then a hub's after
+** that (mc_tell); none is taken in the other order.
+*/
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compat.h"
+#include "mc.h"
+
+#define BC_MT "messagechannel.BroadcastChannel"
+
+typedef struct Bc {
+  mc_Recv r;      /* first: the object is a receiver */
+  char *name;
+  size_t len;
+  int closed;     /* close() was called: it neither posts nor receives */
+} Bc;
+
+static const mc_Type bc_type;
+
+
+/*
+** {======================================================
+** The process's open channels
+** =======================================================
+*/
+
+typedef struct Entry {
+  mc_Group *g;    /* referenced */
+  const char *name;  /* the channel's (it outlives the entry) */
+  size_t len;
+} Entry;
+
+static pthread_mutex_t list_lock = PTHREAD_MUTEX_INITIALIZER;
+static Entry *list;
+static size_t nlist, caplist;
+
+static int list_add (Bc *b) {
+  int ok = 1;
+  pthread_mutex_lock(&list_lock);
+  if (nlist == caplist) {
+    size_t cap = caplist ? caplist * 2 : 16;
+    Entry *e = (Entry *)realloc(list, cap * sizeof *e);
+    if (e == NULL)
+      ok = 0;
+    else {
+      list = e;
+      caplist = cap;
+    }
+  }
+  if (ok) {
+    mc_group_incref(b->r.group);
+    list[nlist].g = b->r.group;
+    list[nlist].name = b->name;
+    list[nlist].len = b->len;
+    nlist++;
+  }
+  pthread_mutex_unlock(&list_lock);
+  return ok;
+}
+
+/* The channel whose group is g leaves the list (order kept). */
+static void list_remove (mc_Group *g) {
+  size_t i;
+  int found = 0;
+  pthread_mutex_lock(&list_lock);
+  for (i = 0; i < nlist && !found; i++)
+    found = list[i].g == g;
+  if (found) {
+    for (; i < nlist; i++)
+      list[i - 1] = list[i];
+    nlist--;
+  }
+  if (nlist == 0) {
+    free(list);
+    list = NULL;
+    caplist = 0;
+  }
+  pthread_mutex_unlock(&list_lock);
+  if (found)
+    mc_group_decref(g);
+}
+
+/* }====================================================== */
+
+
+static Bc *check_bc (lua_State *L, int idx) {
+  Bc *b = (Bc *)mc_testudata(L, idx, BC_MT);
+  if (b == NULL)
+    luaL_argerror(L, idx, lua_pushfstring(L, "BroadcastChannel expected, "
+                                          "got %s", luaL_typename(L, idx)));
+  return b;
+}
+
+/* channel(name): a new BroadcastChannel, open and listed. */
+static int bc_new (lua_State *L) {
+  size_t len;
+  const char *name = luaL_checklstring(L, 1, &len);
+  Bc *b = (Bc *)mc_recv_new(L, &bc_type, sizeof(Bc));
+  mc_Group *g;
+  b->name = (char *)malloc(len + 1);
+  if (b->name == NULL)
+    return luaL_error(L, "not enough memory");
+  memcpy(b->name, name, len + 1);
+  b->len = len;
+  if ((g = mc_group_new(1)) == NULL)
+    return luaL_error(L, "not enough memory");
+  mc_recv_attach(L, &b->r, g, 0);  /* g's reference is the object's */
+  b->r.started = 1;  /* a listener receives at once (HTML) */
+  if (!list_add(b))
+    return luaL_error(L, "not enough memory");
+  return 1;
+}
+
+/* Leaves the list and lets the end go with what waits there: nothing
+** more is sent to it or dispatched from it. */
+static void bc_shut (lua_State *L, Bc *b) {
+  if (b->r.group != NULL) {
+    list_remove(b->r.group);
+    mc_recv_release(L, &b->r, 1);
+  }
+  b->closed = 1;
+}
+
+static int bc_close (lua_State *L) {
+  Bc *b = check_bc(L, 1);
+  bc_shut(L, b);
+  mc_recv_repin(L, 1, &b->r);
+  return 0;
+}
+
+static int bc__gc (lua_State *L) {
+  Bc *b = (Bc *)mc_testudata(L, 1, BC_MT);
+  if (b == NULL)
+    return 0;
+  bc_shut(L, b);
+  mc_ctx_unregister(L, b->r.id);
+  b->r.id = 0;
+  free(b->name);
+  b->name = NULL;
+  return 0;
+}
+
+static int same_name (const Entry *e, const Bc *b) {
+  return e->g != b->r.group && e->len == b->len
+         && memcmp(e->name, b->name, b->len) == 0;
+}
+
+/* Queues m (taken: freed or queued) at every other open channel of b's
+** name, a copy of its bytes for all but the last, which gets m itself;
+** returns how many of them live in this state, their ids in local[] (up
+** to n). Out of memory, a receiver misses the message, as a closed one
+** would: the sender is not told (HTML's post never fails). */
+static size_t fan_out (lua_State *L, Bc *b, mc_Msg *m, uint32_t *local,
+                       size_t n) {
+  size_t i, last = 0, k = 0, len;
+  const unsigned char *data = mc_msg_data(m, &len);
+  mc_Hub *self = mc_ctx_hub(L);
+  pthread_mutex_lock(&list_lock);
+  for (i = 0; i < nlist; i++)
+    if (same_name(&list[i], b))
+      last = i + 1;
+  for (i = 0; i < last; i++) {
+    mc_Msg *copy;
+    uint32_t id = 0;
+    if (!same_name(&list[i], b))
+      continue;
+    copy = i + 1 == last ? m : mc_msg_new(data, len, 0);
+    if (copy == NULL)
+      continue;
+    if (mc_group_post(list[i].g, 0, copy, self, &id, 0) != 1) {
+      if (copy == m)
+        break;  /* freed below */
+      mc_msg_free(copy);
+    }
+    else {
+      if (copy == m)
+        m = NULL;
+      if (id != 0 && k < n)
+        local[k++] = id;
+    }
+  }
+  pthread_mutex_unlock(&list_lock);
+  mc_msg_free(m);
+  return k;
+}
+
+#define LOCAL_MAX 64  /* receivers here kicked at once; more: next poll */
+
+/* postMessage(message): clones message (no transfer list) to every other
+** open BroadcastChannel of the same name, in every thread. */
+static int bc_postMessage (lua_State *L) {
+  Bc *b = check_bc(L, 1);
+  uint32_t local[LOCAL_MAX];
+  size_t i, k;
+  mc_Msg *m;
+  lua_settop(L, 2);
+  if (b->closed)
+    return luaL_error(L, "InvalidStateError: the BroadcastChannel is "
+                         "closed");
+  mc_ctx_check_stop(L);
+  lua_pushnil(L);  /* no transfer list */
+  m = mc_message_make(L, 2, 3, NULL);  /* bc, message, nil, list */
+  mc_ctx_reserve(L, LOCAL_MAX);  /* the kicks below must not fail */
+  k = fan_out(L, b, m, local, LOCAL_MAX);
+  for (i = 0; i < k; i++) {
+    mc_Recv *q = mc_recv_push(L, local[i]);
+    if (q != NULL)
+      mc_recv_kick_safe(L, -1, q);
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
+static int bc__tostring (lua_State *L) {
+  Bc *b = check_bc(L, 1);
+  lua_pushfstring(L, "BroadcastChannel (%s%s)", b->name != NULL ? b->name
+                                                                : "",
+                  b->closed ? ", closed" : "");
+  return 1;
+}
+
+/* name, then what every receiver has (mc_recv_index). */
+static int bc__index (lua_State *L) {
+  Bc *b = (Bc *)mc_testudata(L, 1, BC_MT);
+  if (b != NULL && lua_type(L, 2) == LUA_TSTRING
+      && strcmp(lua_tostring(L, 2), "name") == 0) {
+    lua_pushlstring(L, b->name != NULL ? b->name : "", b->len);
+    return 1;
+  }
+  return mc_recv_index(L);
+}
+
+/* A receiver that is never cloned or transferred. */
+static const mc_Type bc_type = {
+  "BroadcastChannel", BC_MT, 1,
+  0, NULL, NULL, NULL,
+  NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+};
+
+void mc_broadcast_open (lua_State *L) {
+  static const luaL_Reg meta[] = {
+    {"__gc", bc__gc},
+    {"__close", bc_close},
+    {"__tostring", bc__tostring},
+    {NULL, NULL}
+  };
+  static const luaL_Reg methods[] = {
+    {"postMessage", bc_postMessage},
+    {"close", bc_close},
+    {"ref", mc_recv_ref},
+    {"unref", mc_recv_unref},
+    {"hasRef", mc_recv_hasref},
+    {NULL, NULL}
+  };
+  static const luaL_Reg funcs[] = {
+    {"broadcast_channel", bc_new},
+    {NULL, NULL}
+  };
+  int ctx = lua_gettop(L);
+  mc_recv_open_type(L, ctx, &bc_type, meta, methods, bc__index,
+                    "broadcast");
+  mc_ctx_setfuncs(L, funcs);
+}
