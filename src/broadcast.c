@@ -41,13 +41,15 @@ typedef struct Entry {
   mc_Group *g;    /* referenced */
   const char *name;  /* the channel's (it outlives the entry) */
   size_t len;
+  const mc_Hub *hub;  /* of its state, only compared: a channel never
+                      ** moves, and leaves the list before its state ends */
 } Entry;
 
 static pthread_mutex_t list_lock = PTHREAD_MUTEX_INITIALIZER;
 static Entry *list;
 static size_t nlist, caplist;
 
-static int list_add (Bc *b) {
+static int list_add (Bc *b, const mc_Hub *hub) {
   int ok = 1;
   pthread_mutex_lock(&list_lock);
   if (nlist == caplist) {
@@ -65,6 +67,7 @@ static int list_add (Bc *b) {
     list[nlist].g = b->r.group;
     list[nlist].name = b->name;
     list[nlist].len = b->len;
+    list[nlist].hub = hub;
     nlist++;
   }
   pthread_mutex_unlock(&list_lock);
@@ -119,7 +122,7 @@ static int bc_new (lua_State *L) {
     return luaL_error(L, "not enough memory");
   mc_recv_attach(L, &b->r, g, 0);  /* g's reference is the object's */
   b->r.started = 1;  /* a listener receives at once (HTML) */
-  if (!list_add(b))
+  if (!list_add(b, mc_ctx_hub(L)))
     return luaL_error(L, "not enough memory");
   return 1;
 }
@@ -158,14 +161,39 @@ static int same_name (const Entry *e, const Bc *b) {
          && memcmp(e->name, b->name, b->len) == 0;
 }
 
+/* The ids of the receivers here that a post reached: a few on the C
+** stack, more in a block of their own. */
+typedef struct Local {
+  uint32_t some[16];
+  uint32_t *ids;
+  size_t n, cap;
+  int lost;  /* an id did not fit (out of memory) */
+} Local;
+
+static void local_add (Local *l, uint32_t id) {
+  if (l->n == l->cap) {
+    size_t cap = l->cap * 2;
+    uint32_t *ids = l->ids == l->some ? NULL : l->ids;
+    ids = (uint32_t *)realloc(ids, cap * sizeof *ids);
+    if (ids == NULL) {
+      l->lost = 1;
+      return;
+    }
+    if (l->ids == l->some)
+      memcpy(ids, l->some, sizeof l->some);
+    l->ids = ids;
+    l->cap = cap;
+  }
+  l->ids[l->n++] = id;
+}
+
 /* Queues m (taken: freed or queued) at every other open channel of b's
 ** name, a copy of its bytes for all but the last, which gets m itself;
-** returns how many of them live in this state, their ids in local[] (up
-** to n). Out of memory, a receiver misses the message, as a closed one
-** would: the sender is not told (HTML's post never fails). */
-static size_t fan_out (lua_State *L, Bc *b, mc_Msg *m, uint32_t *local,
-                       size_t n) {
-  size_t i, last = 0, k = 0, len;
+** the ids of those that live in this state go to *local. Out of memory, a
+** receiver misses the message, as a closed one would: the sender is not
+** told (HTML's post never fails). */
+static void fan_out (lua_State *L, Bc *b, mc_Msg *m, Local *local) {
+  size_t i, last = 0, len;
   const unsigned char *data = mc_msg_data(m, &len);
   mc_Hub *self = mc_ctx_hub(L);
   pthread_mutex_lock(&list_lock);
@@ -188,39 +216,59 @@ static size_t fan_out (lua_State *L, Bc *b, mc_Msg *m, uint32_t *local,
     else {
       if (copy == m)
         m = NULL;
-      if (id != 0 && k < n)
-        local[k++] = id;
+      if (id != 0)
+        local_add(local, id);
     }
   }
   pthread_mutex_unlock(&list_lock);
   mc_msg_free(m);
-  return k;
 }
 
-#define LOCAL_MAX 64  /* receivers here kicked at once; more: next poll */
+/* How many other open channels of b's name live in this state: as many
+** as a post will kick. Channels never move between states, and only this
+** thread opens one here, so the count holds until the post. */
+static size_t count_local (lua_State *L, Bc *b) {
+  size_t i, n = 0;
+  mc_Hub *self = mc_ctx_hub(L);
+  pthread_mutex_lock(&list_lock);
+  for (i = 0; i < nlist; i++)
+    if (same_name(&list[i], b) && list[i].hub == self)
+      n++;
+  pthread_mutex_unlock(&list_lock);
+  return n;
+}
 
 /* postMessage(message): clones message (no transfer list) to every other
 ** open BroadcastChannel of the same name, in every thread. */
 static int bc_postMessage (lua_State *L) {
   Bc *b = check_bc(L, 1);
-  uint32_t local[LOCAL_MAX];
-  size_t i, k;
+  Local local;
+  size_t i;
   mc_Msg *m;
   lua_settop(L, 2);
   if (b->closed)
     return luaL_error(L, "InvalidStateError: the BroadcastChannel is "
                          "closed");
   mc_ctx_check_stop(L);
+  mc_ctx_reserve(L, count_local(L, b));  /* the kicks after the post
+                                          ** must not fail */
   lua_pushnil(L);  /* no transfer list */
   m = mc_message_make(L, 2, 3, NULL);  /* bc, message, nil, list */
-  mc_ctx_reserve(L, LOCAL_MAX);  /* the kicks below must not fail */
-  k = fan_out(L, b, m, local, LOCAL_MAX);
-  for (i = 0; i < k; i++) {
-    mc_Recv *q = mc_recv_push(L, local[i]);
+  local.ids = local.some;
+  local.cap = sizeof local.some / sizeof local.some[0];
+  local.n = 0;
+  local.lost = 0;
+  fan_out(L, b, m, &local);
+  for (i = 0; i < local.n; i++) {
+    mc_Recv *q = mc_recv_push(L, local.ids[i]);
     if (q != NULL)
       mc_recv_kick_safe(L, -1, q);
     lua_pop(L, 1);
   }
+  if (local.ids != local.some)
+    free(local.ids);
+  if (local.lost)  /* the next poll looks at every object */
+    mc_ctx(L)->lost = 1;
   return 0;
 }
 

@@ -48,12 +48,12 @@ static int not_transferable (lua_State *L, int i) {
 }
 
 /* Whether the table at idx is an options table without a transfer list
-** ({timeout = s}). */
+** ({timeout = s}); an array with a timeout field is a transfer list. */
 static int no_transfer (lua_State *L, int idx) {
   int none;
   lua_getfield(L, idx, "transfer");
   lua_getfield(L, idx, "timeout");
-  none = lua_isnil(L, -2) && !lua_isnil(L, -1);
+  none = lua_isnil(L, -2) && !lua_isnil(L, -1) && mc_rawlen(L, idx) == 0;
   lua_pop(L, 2);
   return none;
 }

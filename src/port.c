@@ -103,6 +103,27 @@ static void push_list (lua_State *L, int idx) {
     lua_pushnil(L);
 }
 
+/* The ports of the list at idx were lent while the post waited, and
+** their tokens went by without a delivery (sched.c skips a lent
+** receiver): given back, they are kicked again. Allocates nothing. */
+static void kick_list (lua_State *L, int list) {
+  lua_Integer i, n;
+  if (!lua_istable(L, list))
+    return;
+  list = mc_absindex(L, list);
+  n = (lua_Integer)mc_rawlen(L, list);
+  for (i = 1; i <= n; i++) {
+    mc_Recv *q;
+    lua_rawgeti(L, list, (int)i);
+    q = (mc_Recv *)mc_testudata(L, -1, PORT_MT);
+    if (q != NULL)
+      mc_recv_kick_safe(L, -1, q);
+    lua_pop(L, 1);
+  }
+}
+
+/* Gives up the post held at idx, if it still holds one: nothing is sent,
+** the objects of its list are their own again. */
 static void held_cancel (lua_State *L, int idx) {
   Held *h = (Held *)lua_touserdata(L, idx);
   if (h->m != NULL) {
@@ -110,6 +131,7 @@ static void held_cancel (lua_State *L, int idx) {
     h->m = NULL;
     push_list(L, idx);
     mc_message_unlend(L, -1, m);
+    kick_list(L, -1);
     lua_pop(L, 1);
   }
 }
@@ -123,11 +145,11 @@ static int held__gc (lua_State *L) {
 ** queued (the list's objects are detached), MC_FULL (m is still the
 ** caller's), or 0 when the pair is closed (m is given back and freed:
 ** nothing was sent). With `writer`, a full partner will tell p's state
-** when it has room. */
+** when it has room. The caller reserved a run-queue slot first (the kick
+** of a partner here must not fail). */
 static int post (lua_State *L, mc_Recv *p, mc_Msg *m, int list, int writer) {
   uint32_t local = 0;
   int r = 0;
-  mc_ctx_reserve(L, 1);  /* so that nothing after the post can fail */
   if (p->group != NULL)
     r = mc_group_post(p->group, mc_group_partner(p->group, p->end), m,
                       mc_ctx_hub(L), &local, writer ? p->id : 0);
@@ -192,6 +214,7 @@ static int port_postMessage (lua_State *L) {
   lua_settop(L, 3);
   timeout = get_timeout(L, 3);
   mc_ctx_check_stop(L);
+  mc_ctx_reserve(L, 1);  /* so that nothing after the post can fail */
   if (p->group != NULL && p->group->capacity > 0) {  /* made before the
                                                      ** message: it may
                                                      ** fail */
@@ -243,12 +266,15 @@ static int port_post_held (lua_State *L) {
   if (m == NULL)
     return push_result(L, 0, "closed");
   push_list(L, 2);  /* port, held, list */
+  mc_ctx_reserve(L, 1);
   h->m = NULL;  /* the post gives it away, or back */
   r = post(L, p, m, 3, 1);
   if (r == MC_FULL) {
     h->m = m;
     return 0;
   }
+  if (r == 0)
+    kick_list(L, 3);
   return push_result(L, r, "closed");
 }
 
@@ -386,6 +412,8 @@ static void port_commit (lua_State *L, int idx) {
   mc_recv_repin_peer(L, g, e);
   mc_group_decref(g);
   mc_recv_kick_safe(L, idx, p);  /* tasks waiting in its receive */
+  if (p->writing > 0)  /* its waiting posts learn it is gone */
+    mc_hub_notify(mc_ctx_hub(L), p->id);
 }
 
 /* A port that dies in transit closes the pair, and what waits at its end
@@ -446,11 +474,13 @@ void mc_port_open (lua_State *L) {
     {"waitroom", port_waitroom},
     {NULL, NULL}
   };
+  static const luaL_Reg held_meta[] = {
+    {"__gc", held__gc},
+    {NULL, NULL}
+  };
   int ctx = lua_gettop(L);
-  if (luaL_newmetatable(L, HELD_MT)) {
-    lua_pushcfunction(L, held__gc);
-    lua_setfield(L, -2, "__gc");
-  }
+  luaL_newmetatable(L, HELD_MT);  /* its __gc needs the context */
+  mc_setfuncs(L, held_meta, mc_ctx_upvalues(L, ctx));
   lua_pop(L, 1);
   mc_recv_open_type(L, ctx, &port_type, meta, methods, mc_recv_index,
                     "port");

@@ -73,7 +73,8 @@ static mc_Recv *test_recv (lua_State *L, int idx) {
 static mc_Recv *check_recv (lua_State *L, int idx) {
   mc_Recv *r = test_recv(L, idx);
   if (r == NULL)
-    luaL_argerror(L, idx, lua_pushfstring(L, "MessagePort expected, got %s",
+    luaL_argerror(L, idx, lua_pushfstring(L, "MessagePort or "
+                                          "BroadcastChannel expected, got %s",
                                           luaL_typename(L, idx)));
   return r;
 }
@@ -188,6 +189,7 @@ void mc_recv_repin (lua_State *L, int idx, mc_Recv *r) {
   mc_ctx_pin(L, idx, r->id, r->group != NULL
                             && (r->writing
                                 || (r->wants
+                                    && !(r->unref && r->group->nends == 1)
                                     && !mc_group_ended(r->group, r->end)
                                     && !stuck(r))));
 }
@@ -618,16 +620,20 @@ static int sched_deliver (lua_State *L) {
 /* ref(), unref() and hasRef() of every receiver type: ref and unref change
 ** what keeps the scheduler going, so a host loop waiting on the
 ** descriptor steps to learn it. */
-int mc_recv_ref (lua_State *L) {
-  check_recv(L, 1)->unref = 0;
+static int set_ref (lua_State *L, int unref) {
+  mc_Recv *r = check_recv(L, 1);
+  r->unref = unref;
+  mc_recv_repin(L, 1, r);  /* an unref'd BroadcastChannel is not kept */
   mc_ctx_wake(L);
   return 0;
 }
 
+int mc_recv_ref (lua_State *L) {
+  return set_ref(L, 0);
+}
+
 int mc_recv_unref (lua_State *L) {
-  check_recv(L, 1)->unref = 1;
-  mc_ctx_wake(L);
-  return 0;
+  return set_ref(L, 1);
 }
 
 int mc_recv_hasref (lua_State *L) {

@@ -841,7 +841,7 @@ function M.step()
     turn()
     -- waited_for() first: it queues what reached ports before their news
     local waiting = waited_for()
-    return waiting or ready() or next_timer() ~= nil
+    return waiting or ready() or next_timer() ~= nil or pending_news()
   end)
 end
 
