@@ -152,6 +152,9 @@ describe("regress: BroadcastChannel after review", function()
     assert.are.equal(71, #log)
     for i = 1, 70 do assert.are.equal("A", log[i]) end
     assert.are.equal("B", log[71])
+    for _, bc in ipairs(bcs) do
+      assert.are.equal("BroadcastChannel (regress-70, closed)", tostring(bc))
+    end
   end)
 
   it("names both receiver types when ref is called on something else",
