@@ -155,6 +155,32 @@ bc:close()
     assert.truthy(w)
   end)
 
+  it("is collected when unreachable without a listener, and closes then",
+     function()
+    local helper = require "spec.helper"
+    local weak = setmetatable({}, { __mode = "k" })
+    local got = 0
+    local b = mc.BroadcastChannel("spec-collect")
+    b.onmessage = function() got = got + 1 end
+    b:unref()
+    do
+      local a = mc.BroadcastChannel("spec-collect")
+      weak[a] = true
+      a:postMessage("before")
+    end
+    mc.run()
+    assert.are.equal(1, got)
+    helper.collect()
+    assert.is_nil(next(weak))
+    -- b still works with a new sender; the collected one no longer hears
+    local c = mc.BroadcastChannel("spec-collect")
+    c:postMessage("after")
+    mc.run()
+    assert.are.equal(2, got)
+    b:close()
+    c:close()
+  end)
+
   it("with a message listener keeps mc.run() going until closed", function()
     local a = mc.BroadcastChannel("spec-keep")
     local b = mc.BroadcastChannel("spec-keep")
@@ -186,8 +212,16 @@ local mc = require "messagechannel"
 local k, threads, n, name = mc.workerData.k, mc.workerData.threads,
   mc.workerData.n, mc.workerData.name
 local bc = mc.BroadcastChannel(name)
-local last, total, bad = {}, 0, false
+local last, total, bad, posted = {}, 0, false, false
 local expected = (threads - 1) * n + n  -- the others', and main's
+-- done once it has every message and has posted its own (it may hear
+-- all the others before its "go" comes)
+local function done()
+  if total == expected and posted then
+    mc.parentPort:postMessage({ k = k, total = total, bad = bad })
+    bc:close()
+  end
+end
 bc.onmessage = function(e)
   local from, i = e.data[1], e.data[2]
   if from == k then bad = "got its own message" end
@@ -196,14 +230,13 @@ bc.onmessage = function(e)
   end
   last[from] = i
   total = total + 1
-  if total == expected then
-    mc.parentPort:postMessage({ k = k, total = total, bad = bad })
-    bc:close()
-  end
+  done()
 end
 mc.parentPort.onmessage = function()
   for i = 1, n do bc:postMessage({ k, i }) end
   mc.parentPort.onmessage = nil
+  posted = true
+  done()
 end
 mc.parentPort:postMessage("ready")
 ]]
