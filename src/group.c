@@ -222,22 +222,14 @@ int mc_group_head (mc_Group *g, size_t e, size_t *count, int *closing) {
   return h;
 }
 
-int mc_group_peek (mc_Group *g, size_t e, mc_Msg **m) {
+int mc_group_peek (mc_Group *g, size_t e, mc_Msg **m, uint64_t *arrival) {
   int h;
   mc_Queue *q = &g->end[e];
   pthread_mutex_lock(&g->lock);
   h = mc_queue_head(q);
   *m = h == MC_MESSAGE ? mc_queue_at(q, 0) : NULL;
-  pthread_mutex_unlock(&g->lock);
-  return h;
-}
-
-int mc_group_arrival (mc_Group *g, size_t e, uint64_t *arrival) {
-  int h;
-  mc_Queue *q = &g->end[e];
-  pthread_mutex_lock(&g->lock);
-  h = mc_queue_head(q);
-  *arrival = h == MC_MESSAGE ? mc_queue_arrival(q) : 0;
+  if (arrival != NULL)
+    *arrival = h == MC_MESSAGE ? mc_queue_arrival(q) : 0;
   pthread_mutex_unlock(&g->lock);
   return h;
 }

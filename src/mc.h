@@ -332,11 +332,9 @@ int mc_group_head (mc_Group *g, size_t e, size_t *count, int *closing);
 #define MC_TAKE_CLOSE 2
 int mc_group_take (mc_Group *g, size_t e, int what, mc_Msg **m);
 /* The kind at the head of end e's queue, its message in *m, left queued:
-** only the end's owner takes from it. */
-int mc_group_peek (mc_Group *g, size_t e, mc_Msg **m);
-/* The kind at the head of end e's queue, and for a message its arrival
-** (mc_Slot) in *arrival. */
-int mc_group_arrival (mc_Group *g, size_t e, uint64_t *arrival);
+** only the end's owner takes from it; its arrival (mc_Slot) in *arrival
+** unless that is NULL. */
+int mc_group_peek (mc_Group *g, size_t e, mc_Msg **m, uint64_t *arrival);
 
 /* Ends in transit, as the messages queued at other ends carry them: a
 ** slot of a receiver type holds its group in ptr and its end in aux. A

@@ -303,7 +303,7 @@ static void push_new_event (lua_State *L, int typ, int obj, int data,
 ** status of a message; its value, objs and ports stay below the event. */
 static int head_event (lua_State *L, mc_Recv *r, int token, int *st) {
   mc_Msg *m;
-  int h = mc_group_peek(r->group, r->end, &m), base = lua_gettop(L);
+  int h = mc_group_peek(r->group, r->end, &m, NULL), base = lua_gettop(L);
   *st = 0;
   if (h == MC_MESSAGE && (deliverable(r) || !token)) {
     *st = read_head(L, r, m);  /* value, objs, ports */
@@ -365,13 +365,14 @@ static int sched_take (lua_State *L) {
 static int sched_arrival (lua_State *L) {
   mc_Recv *r = check_recv(L, 1);
   uint64_t arrival;
+  mc_Msg *m;
   if (r->group == NULL) {
     lua_pushliteral(L, "closed");
     return 1;
   }
   if (r->lent)
     return 0;
-  if (mc_group_arrival(r->group, r->end, &arrival) == MC_MESSAGE) {
+  if (mc_group_peek(r->group, r->end, &m, &arrival) == MC_MESSAGE) {
     lua_pushliteral(L, "message");
     lua_pushnumber(L, (lua_Number)arrival);
     return 2;

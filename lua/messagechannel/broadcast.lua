@@ -10,8 +10,7 @@ local receiver = require "messagechannel.receiver"
 
 local M = {}
 
-local error, format, setmetatable, type = error, string.format,
-  setmetatable, type
+local error, format, type = error, string.format, type
 
 receiver.install(core.broadcast_methods, core.broadcast_metatable,
                  "BroadcastChannel",
@@ -25,17 +24,6 @@ local function new(name)
   return core.broadcast_channel(name)
 end
 
--- (no tail calls: an error points at the caller)
-M.BroadcastChannel = setmetatable({
-  new = function(name)
-    local bc = new(name)
-    return bc
-  end,
-}, {
-  __call = function(_, name)
-    local bc = new(name)
-    return bc
-  end,
-})
+M.BroadcastChannel = receiver.class(new)
 
 return M

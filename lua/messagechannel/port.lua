@@ -98,18 +98,7 @@ local function new_channel(options)
   return setmetatable({ port1 = p1, port2 = p2 }, CHANNEL_MT)
 end
 
--- (no tail calls: an error points at the caller)
-M.MessageChannel = setmetatable({
-  new = function(options)
-    local ch = new_channel(options)
-    return ch
-  end,
-}, {
-  __call = function(_, options)
-    local ch = new_channel(options)
-    return ch
-  end,
-})
+M.MessageChannel = receiver.class(new_channel)
 
 M.MessagePort = setmetatable({}, {
   __call = function() error("TypeError: Illegal constructor", 2) end,

@@ -10,7 +10,8 @@ local scheduler = require "messagechannel.scheduler"
 
 local M = {}
 
-local error, getmetatable, select, type = error, getmetatable, select, type
+local error, getmetatable, select, setmetatable, type = error,
+  getmetatable, select, setmetatable, type
 local format = string.format
 
 local uservalue, changed = core.uservalue, core.changed
@@ -64,6 +65,23 @@ function M.install(methods, mt, typename, handlers, after_set)
   end
 
   return check
+end
+
+-- A class table (MessageChannel, BroadcastChannel): calling it, or its
+-- `new`, calls new(...). (No tail calls: an error points at the caller's
+-- line.)
+function M.class(new)
+  return setmetatable({
+    new = function(...)
+      local obj = new(...)
+      return obj
+    end,
+  }, {
+    __call = function(_, ...)
+      local obj = new(...)
+      return obj
+    end,
+  })
 end
 
 return M

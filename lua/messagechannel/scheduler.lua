@@ -931,6 +931,26 @@ function M.dispatch_now(target, U, ev)
        function(rec, e) return call_reporting(task, rec, e) end, changed)
 end
 
+-- Pushes the timer e of a waiter w (nothing when e is false).
+local function arm(w, e)
+  if e then
+    w.timer = e
+    push_timer(e)
+  end
+end
+
+-- The wait of receive, mc.receive and postMessage outside any task: runs
+-- the loop as `name` until w is done or `timeout` seconds pass; undo(w)
+-- then takes w back if it is not done. Returns what the loop did: true
+-- (done), false (the deadline) or nil (nothing could ever make it done).
+local function block(name, w, timeout, undo)
+  local ok, r = pcall(exclusive, name, loop, function() return w.done end,
+                      timeout and now() + timeout, true)
+  if not w.done then undo(w) end
+  if not ok then error(r, 0) end
+  return r
+end
+
 -- receive(obj, U [, timeout]) for the receiver obj: its next message
 -- event, or nil, "closed" | "timeout". name is the method's, for errors,
 -- which point at the method's caller.
@@ -960,17 +980,11 @@ function M.receive(obj, U, timeout, name)
   ws[#ws + 1] = w
   changed(obj)
   if co then
-    if e then
-      w.timer = e
-      push_timer(e)
-    end
+    arm(w, e)
     return yield(WAIT)
   end
-  local ok, r = pcall(exclusive, name, loop,
-                      function() return w.done end,
-                      timeout and now() + timeout, true)
-  if not w.done then remove_waiter(obj, U, w) end
-  if not ok then error(r, 0) end
+  local r = block(name, w, timeout,
+                  function() remove_waiter(obj, U, w) end)
   if w.done then return w.ev or nil, w.why or nil end
   if r == nil then
     error(name .. "() would wait forever: no task, timer or other thread "
@@ -998,17 +1012,10 @@ local function waitroom(port, held, timeout)
   ws[#ws + 1] = w
   writing(port, #ws)
   if co then
-    if e then
-      w.timer = e
-      push_timer(e)
-    end
+    arm(w, e)
     return true, WAIT
   end
-  local ok, r = pcall(exclusive, "postMessage", loop,
-                      function() return w.done end,
-                      timeout and now() + timeout, true)
-  if not w.done then writer_done(w) end
-  if not ok then error(r, 0) end
+  local r = block("postMessage", w, timeout, writer_done)
   if w.r then return false, true end
   if w.why then return false, false, w.why end
   if r == nil then
@@ -1077,19 +1084,13 @@ function M.receive_many(objs, Us, timeout)
     return nil, "closed"
   end
   if co then
-    if e then
-      w.timer = e
-      push_timer(e)
-    end
+    arm(w, e)
     local ev, why = yield(WAIT)
     if ev then return ev, w.from end
     return nil, why
   end
-  local ran, r = pcall(exclusive, "receive", loop,
-                       function() return w.done end,
-                       timeout and now() + timeout, true)
-  if not w.done then remove_waiter(nil, nil, w) end
-  if not ran then error(r, 0) end
+  local r = block("receive", w, timeout,
+                  function() remove_waiter(nil, nil, w) end)
   if w.done then
     if w.ev then return w.ev, w.from end
     return nil, w.why
