@@ -110,6 +110,36 @@ describe("BroadcastChannel", function()
     assert.truthy(tostring(err):find("InvalidStateError:", 1, true), err)
   end)
 
+  it("drops what arrives while nothing listens, as HTML dispatches at once",
+     function()
+    local a = mc.BroadcastChannel("spec-drop")
+    local b = mc.BroadcastChannel("spec-drop")
+    a:postMessage("nobody listens")
+    mc.run()
+    local got = {}
+    b.onmessage = function(e)
+      got[#got + 1] = e.data
+      b:close()
+    end
+    a:postMessage("heard")
+    run()
+    assert.are.same({ "heard" }, got)
+    a:close()
+  end)
+
+  it("takes no transfer list", function()
+    local a = mc.BroadcastChannel("spec-no-transfer")
+    local buf = mc.Buffer(1)
+    local ok, err = pcall(function() a:postMessage(buf, { buf }) end)
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find(
+      "bad argument #2 to 'postMessage' (a BroadcastChannel takes no "
+      .. "transfer list)", 1, true), err)
+    assert.is_false(buf.detached)
+    assert.is_nil(a:postMessage(buf))  -- returns nothing, as HTML's
+    a:close()
+  end)
+
   it("refuses what cannot be cloned, and cannot be cloned or transferred",
      function()
     local a = mc.BroadcastChannel("spec-refuse")
@@ -123,7 +153,9 @@ describe("BroadcastChannel", function()
     local ch = mc.MessageChannel()
     ok, err = pcall(ch.port1.postMessage, ch.port1, a, { a })
     assert.is_false(ok)
-    assert.truthy(tostring(err):find("DataCloneError:", 1, true), err)
+    assert.truthy(tostring(err):find(
+      "DataCloneError: transfer list entry 1 is a BroadcastChannel, not a "
+      .. "MessagePort or Buffer", 1, true), err)
     a:close()
   end)
 

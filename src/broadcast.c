@@ -245,6 +245,8 @@ static int bc_postMessage (lua_State *L) {
   Local local;
   size_t i;
   mc_Msg *m;
+  luaL_argcheck(L, lua_isnoneornil(L, 3), 3,
+                "a BroadcastChannel takes no transfer list");
   lua_settop(L, 2);
   if (b->closed)
     return luaL_error(L, "InvalidStateError: the BroadcastChannel is "

@@ -234,6 +234,15 @@ int mc_group_peek (mc_Group *g, size_t e, mc_Msg **m, uint64_t *arrival) {
   return h;
 }
 
+void mc_group_drop (mc_Group *g, size_t e) {
+  mc_Msg *freed = NULL, *m;
+  pthread_mutex_lock(&g->lock);
+  while ((m = mc_queue_shift(&g->end[e])) != NULL)
+    mc_msg_push(&freed, m);
+  pthread_mutex_unlock(&g->lock);
+  mc_msg_free(freed);
+}
+
 /* Taking a message makes room: the writers waiting for it are told. */
 int mc_group_take (mc_Group *g, size_t e, int what, mc_Msg **m) {
   int h;

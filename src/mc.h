@@ -335,6 +335,9 @@ int mc_group_take (mc_Group *g, size_t e, int what, mc_Msg **m);
 ** only the end's owner takes from it; its arrival (mc_Slot) in *arrival
 ** unless that is NULL. */
 int mc_group_peek (mc_Group *g, size_t e, mc_Msg **m, uint64_t *arrival);
+/* Frees the messages queued at end e (a BroadcastChannel's that nothing
+** listens to). */
+void mc_group_drop (mc_Group *g, size_t e);
 
 /* Ends in transit, as the messages queued at other ends carry them: a
 ** slot of a receiver type holds its group in ptr and its end in aux. A

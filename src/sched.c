@@ -137,6 +137,12 @@ void mc_recv_kick (lua_State *L, int idx, mc_Recv *r) {
   int closing, head;
   if (r->group == NULL)  /* gone: tasks waiting in receive learn it */
     want = r->waiting && r->id != 0;
+  else if (r->group->nends == 1 && !r->wants) {
+    /* a BroadcastChannel dispatches at once, as HTML's: what arrives
+    ** while nothing listens is dropped, not kept for a later listener */
+    mc_group_drop(r->group, r->end);
+    return;
+  }
   else {
     head = mc_group_head(r->group, r->end, &count, &closing);
     want = deliverable(r) ? count + (size_t)closing : head == MC_CLOSED;

@@ -11,8 +11,8 @@ local scheduler = require "messagechannel.scheduler"
 
 local M = {}
 
-local error, getmetatable, ipairs, setmetatable, tostring, type =
-  error, getmetatable, ipairs, setmetatable, tostring, type
+local error, getmetatable, ipairs, rawget, setmetatable, tostring, type =
+  error, getmetatable, ipairs, rawget, setmetatable, tostring, type
 local format = string.format
 
 local methods, uservalue = core.port_methods, core.uservalue
@@ -64,7 +64,19 @@ end
 -- MessageChannel and MessagePort
 ---------------------------------------------------------------------------
 
+-- A channel keeps its ports under a key of its own, so that port1 and
+-- port2 are read through __index and assigning them raises like any
+-- other field.
+local PORTS = {}
+local PORT_INDEX = { port1 = 1, port2 = 2 }
+
 local CHANNEL_MT = {}
+
+CHANNEL_MT.__index = function(ch, k)
+  local i = PORT_INDEX[k]
+  if i then return rawget(ch, PORTS)[i] end
+  return nil
+end
 
 CHANNEL_MT.__tostring = function(ch)
   setmetatable(ch, nil)
@@ -95,7 +107,7 @@ local function new_channel(options)
     end
   end
   local p1, p2 = core.channel(capacity)
-  return setmetatable({ port1 = p1, port2 = p2 }, CHANNEL_MT)
+  return setmetatable({ [PORTS] = { p1, p2 } }, CHANNEL_MT)
 end
 
 M.MessageChannel = receiver.class(new_channel)
