@@ -931,6 +931,16 @@ function M.dispatch_now(target, U, ev)
        function(rec, e) return call_reporting(task, rec, e) end, changed)
 end
 
+-- U[key], an array made when missing (U.waiters, U.writers).
+local function list_in(U, key)
+  local t = U[key]
+  if not t then
+    t = {}
+    U[key] = t
+  end
+  return t
+end
+
 -- Pushes the timer e of a waiter w (nothing when e is false).
 local function arm(w, e)
   if e then
@@ -971,11 +981,7 @@ function M.receive(obj, U, timeout, name)
   -- allocates.
   local w = { co = co, obj = obj, U = U, timer = false, done = false,
               ev = false, why = false }
-  local ws = U.waiters
-  if not ws then
-    ws = {}
-    U.waiters = ws
-  end
+  local ws = list_in(U, "waiters")
   local e = co and timeout and new_timer(now() + timeout, co, w)
   ws[#ws + 1] = w
   changed(obj)
@@ -1002,12 +1008,7 @@ local function waitroom(port, held, timeout)
   local co = current_task()
   local w = { co = co or false, port = port, held = held, timer = false,
               done = false, r = false, why = false }
-  local U = uservalue(port)
-  local ws = U.writers
-  if not ws then
-    ws = {}
-    U.writers = ws
-  end
+  local ws = list_in(uservalue(port), "writers")
   local e = co and timeout and new_timer(now() + timeout, co, w)
   ws[#ws + 1] = w
   writing(port, #ws)
@@ -1031,11 +1032,7 @@ core.waitroom(waitroom)
 local function add_waiter(objs, Us, w)
   for i = 1, #objs do
     if arrival(objs[i]) ~= "closed" then
-      local ws = Us[i].waiters
-      if not ws then
-        ws = {}
-        Us[i].waiters = ws
-      end
+      local ws = list_in(Us[i], "waiters")
       ws[#ws + 1] = w
       w.open = w.open + 1
     end
