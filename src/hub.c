@@ -163,21 +163,31 @@ static void wake (mc_Hub *h) {
     signal_fd(h);
 }
 
+/* Ids a hub keeps before it asks its state to look at every object: a
+** state that takes messages without waiting (receive with messages
+** always there) does not drain its hub, and each arrival after it looked
+** tells it again. */
+#define IDS_MAX 4096
+
 void mc_hub_notify (mc_Hub *h, uint32_t id) {
   pthread_mutex_lock(&h->lock);
   if (h->alive) {
-    if (h->n == h->cap) {
-      size_t cap = h->cap ? h->cap * 2 : 64;
-      uint32_t *ids = (uint32_t *)realloc(h->ids, cap * sizeof *ids);
-      if (ids != NULL) {
-        h->ids = ids;
-        h->cap = cap;
+    if (h->n == 0 || h->ids[h->n - 1] != id) {  /* else told already, and
+                                               ** not yet taken */
+      if (h->n == h->cap && h->cap < IDS_MAX) {
+        size_t cap = h->cap ? h->cap * 2 : 64;
+        uint32_t *ids = (uint32_t *)realloc(h->ids, cap * sizeof *ids);
+        if (ids != NULL) {
+          h->ids = ids;
+          h->cap = cap;
+        }
       }
+      if (h->n < h->cap)
+        h->ids[h->n++] = id;
+      else
+        h->overflow = 1;  /* full, or out of memory: the hub's state
+                          ** looks at everything */
     }
-    if (h->n < h->cap)
-      h->ids[h->n++] = id;
-    else
-      h->overflow = 1;  /* out of memory: the hub looks at everything */
     __atomic_store_n(&h->news, 1, __ATOMIC_RELEASE);
     wake(h);
   }
@@ -200,6 +210,14 @@ int mc_hub_expose (mc_Hub *h) {
   fd = h->fd[0];
   pthread_mutex_unlock(&h->lock);
   return fd;
+}
+
+size_t mc_hub_queued (mc_Hub *h) {
+  size_t n;
+  pthread_mutex_lock(&h->lock);
+  n = h->n;
+  pthread_mutex_unlock(&h->lock);
+  return n;
 }
 
 int mc_hub_pending (mc_Hub *h) {

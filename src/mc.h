@@ -108,6 +108,9 @@ void mc_hub_notify (mc_Hub *h, uint32_t id);
 /* A wake-up from the hub's own thread for a host loop waiting on the
 ** descriptor: local work to run. Nothing unless the descriptor is exposed. */
 void mc_hub_ping (mc_Hub *h);
+/* How many object ids wait to be taken (at most a few thousand: past
+** that the hub asks for a look at every object). */
+size_t mc_hub_queued (mc_Hub *h);
 /* Whether news waits to be taken by mc_hub_wait. */
 int mc_hub_pending (mc_Hub *h);
 /* Returns the descriptor; from now on every news makes it readable. */

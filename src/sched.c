@@ -1087,6 +1087,13 @@ static int sched_news (lua_State *L) {
   return 1;
 }
 
+/* news_queued(): how many object ids wait in this state's hub (for the
+** specs: they stay few however long a state takes without waiting). */
+static int sched_news_queued (lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)mc_hub_queued(mc_ctx(L)->hub));
+  return 1;
+}
+
 /* wake(): a scheduler loop ended with work left, or with timers changed:
 ** a host loop waiting on the descriptor steps to learn it. */
 static int sched_wake (lua_State *L) {
@@ -1157,6 +1164,7 @@ void mc_sched_open (lua_State *L) {
     {"raise_undo", sched_raise_undo},
     {"on_wake", sched_on_wake},
     {"news", sched_news},
+    {"news_queued", sched_news_queued},
     {"wake", sched_wake},
     {"hosted", sched_hosted},
     {"spin", sched_spin},
