@@ -235,10 +235,9 @@ int mc_group_peek (mc_Group *g, size_t e, mc_Msg **m, uint64_t *arrival) {
 }
 
 void mc_group_drop (mc_Group *g, size_t e) {
-  mc_Msg *freed = NULL, *m;
+  mc_Msg *freed = NULL;
   pthread_mutex_lock(&g->lock);
-  while ((m = mc_queue_shift(&g->end[e])) != NULL)
-    mc_msg_push(&freed, m);
+  mc_queue_drop(&g->end[e], &freed);
   pthread_mutex_unlock(&g->lock);
   mc_msg_free(freed);
 }

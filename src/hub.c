@@ -131,6 +131,20 @@ static void drain_fd (mc_Hub *h) {
   }
 }
 
+#ifdef __linux__
+/* The time to sleep as a timespec at *ts (at most 1e6 seconds), or NULL
+** for no limit (seconds < 0). */
+static struct timespec *timeout_of (double seconds, struct timespec *ts) {
+  if (seconds < 0)
+    return NULL;
+  if (seconds > 1e6)
+    seconds = 1e6;
+  ts->tv_sec = (time_t)seconds;
+  ts->tv_nsec = (long)((seconds - (double)ts->tv_sec) * 1e9);
+  return ts;
+}
+#endif
+
 #ifdef MC_FUTEX
 /* The hub's own thread sleeps on the `news` word while it is not exposed:
 ** one system call on each side, where the descriptor takes a write, a
@@ -141,14 +155,8 @@ static void futex_wake (mc_Hub *h) {
 
 static void futex_sleep (mc_Hub *h, double seconds) {
   struct timespec ts;
-  if (seconds > 1e6)
-    seconds = 1e6;
-  if (seconds >= 0) {
-    ts.tv_sec = (time_t)seconds;
-    ts.tv_nsec = (long)((seconds - (double)ts.tv_sec) * 1e9);
-  }
   syscall(SYS_futex, &h->news, FUTEX_WAIT_PRIVATE, 0,
-          seconds >= 0 ? &ts : NULL, NULL, 0);
+          timeout_of(seconds, &ts), NULL, 0);
 }
 #endif
 
@@ -256,18 +264,14 @@ static void sleep_on_fd (int fd, double seconds) {
   p.fd = fd;
   p.events = POLLIN;
   p.revents = 0;
-  if (seconds > 1e6)
-    seconds = 1e6;
 #ifdef __linux__
   {
     struct timespec ts;
-    if (seconds >= 0) {
-      ts.tv_sec = (time_t)seconds;
-      ts.tv_nsec = (long)((seconds - (double)ts.tv_sec) * 1e9);
-    }
-    ppoll(&p, 1, seconds >= 0 ? &ts : NULL, NULL);
+    ppoll(&p, 1, timeout_of(seconds, &ts), NULL);
   }
 #else
+  if (seconds > 1e6)
+    seconds = 1e6;
   /* poll counts milliseconds: round up, so as not to wake before time */
   poll(&p, 1, seconds >= 0 ? (int)(seconds * 1e3 + 0.999) : -1);
 #endif

@@ -266,6 +266,8 @@ int mc_queue_want_room (mc_Queue *q, mc_Hub *hub, uint32_t id);
 ** mc_tell_writers once the lock is released). */
 size_t mc_queue_take_writers (mc_Queue *q, mc_Writer **w);
 void mc_tell_writers (mc_Writer *w, size_t n);
+/* Takes q's messages out, pushed on *freed (mc_msg_push). */
+void mc_queue_drop (mc_Queue *q, mc_Msg **freed);
 /* Empties q and lets its owner go; its messages are pushed on *freed. */
 void mc_queue_clear (mc_Queue *q, mc_Msg **freed);
 /* Something arrived at q: returns the owner's id when it is `self` (the

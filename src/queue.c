@@ -12,6 +12,12 @@
 
 #include "mc.h"
 
+/* The next arrival in the state of hub h (0 when in transit). */
+static uint64_t next_arrival (mc_Hub *h) {
+  return h == NULL ? 0 : __atomic_add_fetch(&h->arrivals, 1,
+                                            __ATOMIC_RELAXED);
+}
+
 int mc_queue_push (mc_Queue *q, mc_Msg *m) {
   if (q->n == q->cap) {
     size_t cap = q->cap ? q->cap * 2 : 8, i;
@@ -29,8 +35,7 @@ int mc_queue_push (mc_Queue *q, mc_Msg *m) {
     q->head = 0;
   }
   q->ring[(q->head + q->n) % q->cap].m = m;
-  q->ring[(q->head + q->n) % q->cap].arrival = q->owner.hub == NULL ? 0
-    : __atomic_add_fetch(&q->owner.hub->arrivals, 1, __ATOMIC_RELAXED);
+  q->ring[(q->head + q->n) % q->cap].arrival = next_arrival(q->owner.hub);
   q->n++;
   return 1;
 }
@@ -69,12 +74,16 @@ void mc_queue_remove (mc_Queue *q, size_t i) {
   mc_queue_shift(q);
 }
 
-void mc_queue_clear (mc_Queue *q, mc_Msg **freed) {
+void mc_queue_drop (mc_Queue *q, mc_Msg **freed) {
   mc_Msg *m;
-  mc_Writer *w;
-  size_t n;
   while ((m = mc_queue_shift(q)) != NULL)
     mc_msg_push(freed, m);
+}
+
+void mc_queue_clear (mc_Queue *q, mc_Msg **freed) {
+  mc_Writer *w;
+  size_t n;
+  mc_queue_drop(q, freed);
   free(q->ring);
   q->ring = NULL;
   q->cap = q->head = 0;
@@ -149,8 +158,7 @@ void mc_tell (mc_Tell *t) {
 void mc_queue_moved (mc_Queue *q, mc_Hub *h) {
   size_t i;
   for (i = 0; i < q->n; i++)
-    q->ring[(q->head + i) % q->cap].arrival = h == NULL ? 0
-      : __atomic_add_fetch(&h->arrivals, 1, __ATOMIC_RELAXED);
+    q->ring[(q->head + i) % q->cap].arrival = next_arrival(h);
 }
 
 void mc_owner_set (mc_Owner *o, mc_Hub *h, uint32_t id) {
