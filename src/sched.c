@@ -406,8 +406,21 @@ static int waiting (lua_State *L, int idx) {
   return yes;
 }
 
-/* Takes the value at the top (popped) out of the array at idx, the ones
-** after it moving down: allocates nothing. */
+/* Takes entry `at` out of the array at idx (n entries), the ones after
+** it moving down: allocates nothing. */
+static void shift_out (lua_State *L, int idx, int at, int n) {
+  int i;
+  idx = mc_absindex(L, idx);
+  for (i = at; i < n; i++) {
+    lua_rawgeti(L, idx, i + 1);
+    lua_rawseti(L, idx, i);
+  }
+  lua_pushnil(L);
+  lua_rawseti(L, idx, n);
+}
+
+/* Takes the value at the top (popped) out of the array at idx (n
+** entries), if it is there: allocates nothing. */
 static void remove_from (lua_State *L, int idx, int n) {
   int i, at = 0;
   idx = mc_absindex(L, idx);
@@ -418,14 +431,8 @@ static void remove_from (lua_State *L, int idx, int n) {
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
-  if (at == 0)
-    return;
-  for (i = at; i < n; i++) {
-    lua_rawgeti(L, idx, i + 1);
-    lua_rawseti(L, idx, i);
-  }
-  lua_pushnil(L);
-  lua_rawseti(L, idx, n);
+  if (at != 0)
+    shift_out(L, idx, at, n);
 }
 
 /* The waiter at the top, of mc.receive (w.many: its ports), was handed
@@ -467,16 +474,9 @@ static void hand_many (lua_State *L) {
 ** task's coroutine to resume with ev (false for a receive outside a task,
 ** whose loop sees the waiter done). */
 static int hand (lua_State *L, mc_Recv *r, int h, int status) {
-  lua_Integer i, n;
   getk(L, -1, K_WAITERS);  /* ..., ev, U, ws */
-  n = (lua_Integer)mc_rawlen(L, -1);
   lua_rawgeti(L, -1, 1);  /* ..., ev, U, ws, w */
-  for (i = 1; i < n; i++) {
-    lua_rawgeti(L, -2, (int)i + 1);
-    lua_rawseti(L, -3, (int)i);
-  }
-  lua_pushnil(L);
-  lua_rawseti(L, -3, (int)n);
+  shift_out(L, -2, 1, (int)mc_rawlen(L, -2));
   hand_many(L);
   lua_pushboolean(L, 1);
   setk(L, -2, K_DONE);
@@ -707,15 +707,15 @@ static int sched_event_mt (lua_State *L) {
 ** Lua sources and U; keeping and pinning allocate nothing), and with
 ** `safe` it does not: the tokens come with the next poll's look. */
 static void reread (lua_State *L, int idx, mc_Recv *r, int safe) {
-  int i, waiting, top = lua_gettop(L);
+  int i, is_waiting, top = lua_gettop(L);
   idx = mc_absindex(L, idx);
   mc_getuservalue(L, idx);  /* U */
-  lua_getfield(L, -1, "waiters");
-  waiting = lua_istable(L, -1) && mc_rawlen(L, -1) > 0;
-  lua_getfield(L, -2, "lists");  /* U, waiters, lists */
+  is_waiting = waiting(L, -1);
+  getk(L, -1, K_LISTS);  /* U, lists */
   r->listening = r->wants = 0;
   for (i = 0; lua_istable(L, -1) && events[i] != NULL; i++) {
-    lua_getfield(L, -1, events[i]);
+    push_event(L, i);
+    lua_rawget(L, -2);
     if (!lua_isnil(L, -1)) {
       r->wants = 1;
       if (i == MESSAGE)
@@ -724,8 +724,8 @@ static void reread (lua_State *L, int idx, mc_Recv *r, int safe) {
     lua_pop(L, 1);
   }
   lua_settop(L, top);
-  r->waiting = waiting;
-  r->wants |= waiting;
+  r->waiting = is_waiting;
+  r->wants |= is_waiting;
   if (safe)
     mc_recv_kick_safe(L, idx, r);
   else
