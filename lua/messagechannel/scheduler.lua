@@ -39,8 +39,8 @@ local take, deliver, room, changed, now, poll, busy, enqueue, looping =
 local arrival = core.arrival
 local raise_at, raise_undo, pending_news, wake_host, hosted =
   core.raise_at, core.raise_undo, core.news, core.wake, core.hosted
-local new_event, listeners, call, walk =
-  ET.new_event, ET.listeners, ET.call, ET.walk
+local new_event, listeners, call, walk, table_of =
+  ET.new_event, ET.listeners, ET.call, ET.walk, ET.table_of
 local uservalue = core.uservalue
 local runq = core.runq_reset(true)
 
@@ -222,17 +222,14 @@ local writer_done, retry_writers
 -- A waiter of mc.receive (w.many) only leaves this port, until the last
 -- of its ports that were open closes.
 local function hand_close(obj, U)
-  local w = U.waiters[1]
+  local w = table.remove(U.waiters, 1)
   if w.many and w.open > 1 then
     w.open = w.open - 1
-    table.remove(U.waiters, 1)
-    changed(obj)
-    return
+  else
+    w.done, w.why = true, "closed"
+    cancel_timer(w.timer)
+    if w.co then step_task(w.co, nil, "closed") end
   end
-  w.done, w.why = true, "closed"
-  cancel_timer(w.timer)
-  table.remove(U.waiters, 1)
-  if w.co then step_task(w.co, nil, "closed") end
   changed(obj)
 end
 
@@ -510,6 +507,17 @@ local function dispatch_later(target, U, ev, unheard)
 end
 M.dispatch_later = dispatch_later
 
+-- Takes v out of the array t (t may be nil); returns whether it was there.
+local function take_out(t, v)
+  for i = 1, t and #t or 0 do
+    if t[i] == v then
+      table.remove(t, i)
+      return true
+    end
+  end
+  return false
+end
+
 local function remove_waiter(obj, U, w)
   local many = w.many
   if many then  -- mc.receive's: from each of its ports
@@ -517,14 +525,7 @@ local function remove_waiter(obj, U, w)
     for i = 1, #many do remove_waiter(many[i], uservalue(many[i]), w) end
     return
   end
-  local ws = U.waiters
-  for i = 1, ws and #ws or 0 do
-    if ws[i] == w then
-      table.remove(ws, i)
-      changed(obj)
-      return
-    end
-  end
+  if take_out(U.waiters, w) then changed(obj) end
 end
 
 -- Posts waiting for room at a bounded partner (postMessage): each port's
@@ -539,14 +540,8 @@ function writer_done(w)
   w.done = true
   post_cancel(w.held)
   local port = w.port
-  local U = uservalue(port)
-  local ws = U.writers
-  for i = 1, #ws do
-    if ws[i] == w then
-      table.remove(ws, i)
-      break
-    end
-  end
+  local ws = uservalue(port).writers
+  take_out(ws, w)
   writing(port, #ws)
 end
 
@@ -931,16 +926,6 @@ function M.dispatch_now(target, U, ev)
        function(rec, e) return call_reporting(task, rec, e) end, changed)
 end
 
--- U[key], an array made when missing (U.waiters, U.writers).
-local function list_in(U, key)
-  local t = U[key]
-  if not t then
-    t = {}
-    U[key] = t
-  end
-  return t
-end
-
 -- Pushes the timer e of a waiter w (nothing when e is false).
 local function arm(w, e)
   if e then
@@ -981,7 +966,7 @@ function M.receive(obj, U, timeout, name)
   -- allocates.
   local w = { co = co, obj = obj, U = U, timer = false, done = false,
               ev = false, why = false }
-  local ws = list_in(U, "waiters")
+  local ws = table_of(U, "waiters")
   local e = co and timeout and new_timer(now() + timeout, co, w)
   ws[#ws + 1] = w
   changed(obj)
@@ -1008,7 +993,7 @@ local function waitroom(port, held, timeout)
   local co = current_task()
   local w = { co = co or false, port = port, held = held, timer = false,
               done = false, r = false, why = false }
-  local ws = list_in(uservalue(port), "writers")
+  local ws = table_of(uservalue(port), "writers")
   local e = co and timeout and new_timer(now() + timeout, co, w)
   ws[#ws + 1] = w
   writing(port, #ws)
@@ -1032,7 +1017,7 @@ core.waitroom(waitroom)
 local function add_waiter(objs, Us, w)
   for i = 1, #objs do
     if arrival(objs[i]) ~= "closed" then
-      local ws = list_in(Us[i], "waiters")
+      local ws = table_of(Us[i], "waiters")
       ws[#ws + 1] = w
       w.open = w.open + 1
     end
