@@ -123,15 +123,14 @@ cases[#cases + 1] = {
     c.a:postMessage(1)
     return mc.run(H.BOUND)
   end,
-  check = function(c, ok)
+  check = function(c)
     pcall(mc.run, H.BOUND)
+    -- out of memory a receiver may miss a broadcast (README: as a closed
+    -- one would), never get it twice
     for _, rec in ipairs { c.rb, c.rd } do
       H.expect(rec.count[1] <= 1, "a broadcast arrived %d times",
                rec.count[1])
     end
-    -- out of memory a receiver may miss a broadcast (README: as a closed
-    -- one would), never get it twice
-    assert(ok ~= nil)
     -- still working afterwards
     c.a:postMessage(2)
     pcall(mc.run, H.BOUND)
