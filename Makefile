@@ -33,9 +33,9 @@ ALLFLAGS = $(BASEFLAGS) $(CFLAGS)
 LDSHARED = -shared
 LIBS     = -ldl
 
-SRCS = src/bytes.c src/hub.c src/msg.c src/queue.c src/group.c src/ctx.c \
-       src/codec.c src/message.c src/sched.c src/buffer.c src/port.c src/broadcast.c \
-       src/worker.c src/core.c
+SRCS = src/bytes.c src/hub.c src/msg.c src/queue.c src/group.c src/wire.c \
+       src/net.c src/ctx.c src/codec.c src/message.c src/sched.c src/buffer.c \
+       src/port.c src/broadcast.c src/remote.c src/worker.c src/core.c
 HDRS = src/mc.h src/compat.h
 
 # The Lua versions (build dir names). Each one's interpreter and pkg-config

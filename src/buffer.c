@@ -248,6 +248,10 @@ static const mc_Type buffer_type = {
   buffer_fill
 };
 
+const mc_Type *mc_buffer_type (void) {
+  return &buffer_type;
+}
+
 /* }====================================================== */
 
 

@@ -30,6 +30,7 @@ static int open (lua_State *L) {
   mc_port_open(L);  /* before Buffer: the order types are named in */
   mc_buffer_open(L);
   mc_broadcast_open(L);
+  mc_remote_open(L);
   mc_worker_open(L);
   mc_ctx_setfuncs(L, funcs);
   lua_pop(L, 1);

@@ -379,3 +379,18 @@ void mc_group_sweep (mc_Group *g, size_t e) {
 }
 
 /* }====================================================== */
+
+void mc_group_set_reason (mc_Group *g, const char *reason) {
+  pthread_mutex_lock(&g->lock);
+  if (g->entangled)
+    g->reason = reason;
+  pthread_mutex_unlock(&g->lock);
+}
+
+const char *mc_group_reason (mc_Group *g) {
+  const char *r;
+  pthread_mutex_lock(&g->lock);
+  r = g->entangled ? NULL : g->reason;
+  pthread_mutex_unlock(&g->lock);
+  return r;
+}

@@ -28,6 +28,7 @@
 #ifdef __linux__
 #define _GNU_SOURCE  /* ppoll */
 #endif
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -369,4 +370,15 @@ size_t mc_hub_wait (mc_Hub *h, double seconds, uint32_t **buf, size_t *cap,
   drain_fd(h);
   pthread_mutex_unlock(&h->lock);
   return n;
+}
+
+/* A thread of the library's own runs its code, so the library must not
+** be unloaded (lua_close unloads C modules) while one may still run: from
+** the first such thread on, the library is resident. */
+static const char anchor = 0;  /* an address inside this library */
+
+void mc_keep_loaded (void) {
+  Dl_info info;
+  if (dladdr(&anchor, &info) != 0 && info.dli_fname != NULL)
+    dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD | RTLD_NODELETE);
 }

@@ -9,6 +9,8 @@
 **   msg.c      pure C: a message, its bytes and its transfer slots
 **   queue.c    pure C: one receiving end's FIFO of messages and its owner
 **   group.c    pure C: entangled ends under one lock (a channel's pair)
+**   wire.c     pure C: the frames a link between processes carries
+**   net.c      pure C: the network thread, which links ends to sockets
 **   ctx.c      the per-state context: hub, ids, pinned objects, run
 **              queue, the types of the module's objects
 **   codec.c    structured clone: byte format, direct copy, register
@@ -17,6 +19,7 @@
 **   buffer.c   the Buffer type
 **   port.c     the MessagePort type and MessageChannel
 **   broadcast.c  the BroadcastChannel type, across the process
+**   remote.c   mc.listen and mc.connect: ports linked to other processes
 **   worker.c   worker threads (mc.Worker)
 **   core.c     luaopen_messagechannel_core
 **
@@ -128,6 +131,9 @@ long mc_hub_spin (long ns);  /* sets it when ns >= 0; returns the old one */
 ** *flags gets MC_HUB_STOP and MC_HUB_ALL. */
 size_t mc_hub_wait (mc_Hub *h, double seconds, uint32_t **buf, size_t *cap,
                     int *flags);
+/* A thread that runs this library's code is about to start: the library
+** stays loaded from now on. */
+void mc_keep_loaded (void);
 
 /* ---- the types of the module's objects (used from msg.c up) ---- */
 
@@ -288,6 +294,11 @@ typedef struct mc_Group {
   int refs;        /* changed atomically */
   int entangled;
   size_t capacity; /* messages each end holds at most; 0: no bound */
+  size_t maxsize;  /* the largest message it carries, in bytes (its
+                   ** wire size, mc_wire_size); 0: no bound */
+  int remote;      /* an end is linked to another process (net.c): no
+                   ** port travels through it */
+  const char *reason;  /* why a link closed it ("timeout"), or NULL */
   size_t nends;
   mc_Queue *end;  /* nends of them */
 } mc_Group;
@@ -343,6 +354,10 @@ int mc_group_peek (mc_Group *g, size_t e, mc_Msg **m, uint64_t *arrival);
 /* Frees the messages queued at end e (a BroadcastChannel's that nothing
 ** listens to). */
 void mc_group_drop (mc_Group *g, size_t e);
+/* The reason of the close to come (a static string), unless the group is
+** closed already; and the reason it closed with, or NULL. */
+void mc_group_set_reason (mc_Group *g, const char *reason);
+const char *mc_group_reason (mc_Group *g);
 
 /* Ends in transit, as the messages queued at other ends carry them: a
 ** slot of a receiver type holds its group in ptr and its end in aux. A
@@ -362,6 +377,86 @@ void mc_reach_free (mc_Reach *r);
 /* After a post to end e of g has committed: frees the message queued
 ** there if it closed a circle of ends in transit (see group.c). */
 void mc_group_sweep (mc_Group *g, size_t e);
+
+/* ---- wire.c: frames on a link between processes ---- */
+
+/* A frame is a u32 length (of what follows, little-endian), a type byte
+** and its body (docs/FORMAT.md, "Links"). */
+#define MC_WIRE_HELLO 'H'  /* "mcl1", u32 heartbeat (ms), the token */
+#define MC_WIRE_MSG   'M'  /* u32 nbuf, nbuf u64 lengths, the message's
+                           ** bytes, then each Buffer's */
+#define MC_WIRE_CLOSE 'C'  /* u8 reason (mc_wire_reason) */
+#define MC_WIRE_PING  'P'  /* nothing: the link is alive */
+#define MC_WIRE_HEAD  5    /* length and type */
+
+typedef struct mc_Frame {
+  int type;
+  const unsigned char *p;  /* its body */
+  size_t n;
+} mc_Frame;
+
+/* The frame at the start of the n bytes at p: returns its whole size
+** (> 0) and fills *f, 0 when more bytes are needed, or -1 when it cannot
+** be a frame (an unknown type, or a body over `max` bytes). */
+long mc_wire_next (const unsigned char *p, size_t n, size_t max,
+                   mc_Frame *f);
+/* Appending a frame to b; each returns 0 when out of memory. */
+int mc_wire_put_hello (mc_Bytes *b, const char *token, size_t toklen,
+                       uint32_t heartbeat_ms);
+int mc_wire_put_close (mc_Bytes *b, int reason);
+int mc_wire_put_ping (mc_Bytes *b);
+/* A message's frame: its bytes, and a copy of each Buffer of its transfer
+** list; -1 when a slot holds something else (a port). */
+int mc_wire_put_msg (mc_Bytes *b, mc_Msg *m);
+/* What a message costs on the wire: its bytes and its Buffers'. */
+size_t mc_wire_size (mc_Msg *m);
+/* Reading a HELLO: 0 when malformed. The token points into the frame. */
+int mc_wire_hello (const mc_Frame *f, const char **token, size_t *toklen,
+                   uint32_t *heartbeat_ms);
+/* The message of a MSG frame, its Buffers' slots of type `buffer`: NULL
+** with *bad set when malformed or over `max` bytes (mc_wire_size), with
+** *bad 0 when out of memory. */
+mc_Msg *mc_wire_msg (const mc_Frame *f, const mc_Type *buffer, size_t max,
+                     int *bad);
+/* Close reasons: 0 is a normal close, NULL; the others name why. */
+#define MC_REASON_NONE 0
+#define MC_REASON_TIMEOUT 1
+#define MC_REASON_PROTOCOL 2
+#define MC_REASON_AUTH 3
+#define MC_REASON_DISCONNECTED 4
+#define MC_REASON_REFUSED 5
+const char *mc_wire_reason (int code);  /* NULL for 0 and unknown codes */
+
+/* ---- net.c: the network thread ---- */
+
+/* What each side of a link applies (API.md 12). */
+typedef struct mc_NetOptions {
+  char *token;      /* malloc'd, or NULL: none */
+  size_t toklen;
+  double heartbeat; /* seconds */
+  size_t capacity;  /* messages */
+  size_t maxsize;   /* bytes */
+} mc_NetOptions;
+
+/* The types whose objects the network thread makes (a listener's new
+** ports, the Buffers a message brings); set before the first link. */
+void mc_net_types (const mc_Type *port, const mc_Type *buffer);
+/* Hands a socket to the network thread (started the first time), which
+** owns it from now on, with the options (their token too; o is left
+** empty). A link: fd connects (connecting: the connect is under way) and
+** end e of g is its partner's. A listener: fd listens, and each new link
+** that passes the token is posted to end e of g as a message that
+** transfers a port; `path` is a Unix socket's, removed when it closes.
+** Returns 0 (errno set) on failure, having closed fd and given up
+** nothing else. */
+int mc_net_link (int fd, int connecting, mc_Group *g, size_t e,
+                 mc_NetOptions *o);
+int mc_net_listen (int fd, const char *path, mc_Group *g, size_t e,
+                   mc_NetOptions *o);
+/* Waits until every link whose pair was closed here has written what it
+** had to send (or failed): returns how many are left after `seconds`
+** (< 0: no limit). */
+size_t mc_net_drain (double seconds);
 
 /* ---- ctx.c: the per-state context ---- */
 
@@ -567,6 +662,12 @@ int mc_recv_hasref (struct lua_State *L);
 void mc_buffer_open (struct lua_State *L);
 void mc_port_open (struct lua_State *L);
 void mc_broadcast_open (struct lua_State *L);
+void mc_remote_open (struct lua_State *L);
+/* The types remote.c hands to the network thread. */
+const mc_Type *mc_port_type (void);
+const mc_Type *mc_buffer_type (void);
+/* Pushes a new port that holds no end yet (mc_recv_attach gives it one). */
+mc_Recv *mc_port_new (struct lua_State *L);
 void mc_worker_open (struct lua_State *L);
 
 #if defined(MC_FAULT_INJECTION)

@@ -7,6 +7,7 @@
 ** mc_Type below is how a transfer list moves it: the end travels in the
 ** message, and a new port takes it over in the receiving state.
 */
+#include <stdio.h>
 #include <string.h>
 
 #include "compat.h"
@@ -197,6 +198,19 @@ static double get_timeout (lua_State *L, int idx) {
   return t;
 }
 
+/* A remote port's message over its maxMessageSize raises, having sent
+** nothing (the list at 5 is given back). */
+static void check_size (lua_State *L, const mc_Group *g, mc_Msg *m) {
+  size_t size = mc_wire_size(m);
+  char what[96];
+  if (size <= g->maxsize)
+    return;
+  snprintf(what, sizeof what, "%zu bytes, over maxMessageSize (%zu)", size,
+           g->maxsize);
+  mc_message_unlend(L, 5, m);
+  luaL_error(L, "DataCloneError: the message is %s", what);
+}
+
 /*
 ** postMessage(message [, transfer | {transfer = array, timeout = s}]).
 ** At a full bounded partner it waits: the scheduler's waitroom(port,
@@ -228,6 +242,8 @@ static int port_postMessage (lua_State *L) {
     lua_pushnil(L);
   m = mc_message_make(L, 2, 3, p->group);
   /* port, message, transfer, held or nil, list */
+  if (p->group != NULL && p->group->maxsize > 0)
+    check_size(L, p->group, m);
   r = post(L, p, m, 5, h != NULL && timeout != 0);
   if (r != MC_FULL)
     return push_result(L, r, "closed");
@@ -334,6 +350,14 @@ static int port_pending (lua_State *L) {
 }
 
 
+mc_Recv *mc_port_new (lua_State *L) {
+  return mc_recv_new(L, &port_type, sizeof(mc_Recv));
+}
+
+const mc_Type *mc_port_type (void) {
+  return &port_type;
+}
+
 /* channel([capacity]): a new pair of entangled ports, each holding at
 ** most `capacity` messages not yet taken (none: no bound). */
 static int port_channel (lua_State *L) {
@@ -369,6 +393,8 @@ static const char *port_check (lua_State *L, void *obj, const mc_Group *from) {
     return "a closed or detached MessagePort";
   if (p->group == from)
     return "the sending port or its entangled port";
+  if (from != NULL && from->remote)
+    return "a MessagePort, which cannot cross a link to another process";
   return NULL;
 }
 

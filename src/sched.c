@@ -318,7 +318,12 @@ static int head_event (lua_State *L, mc_Recv *r, int token, int *st) {
     return MC_MESSAGE;
   }
   if (token ? h == MC_CLOSED : !mc_group_entangled(r->group)) {
+    const char *why = mc_group_reason(r->group);  /* a link's */
     push_new_event(L, CLOSE, 1, 0, 0);
+    if (why != NULL) {
+      lua_pushstring(L, why);
+      lua_setfield(L, -2, "reason");
+    }
     return MC_CLOSED;
   }
   return MC_EMPTY;

@@ -13,8 +13,6 @@
 ** partners), what it never opened is dropped, then the parent's hub is
 ** told, and the parent dispatches the error and exit events.
 */
-#define _GNU_SOURCE  /* dladdr */
-#include <dlfcn.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -402,7 +400,7 @@ static void join_thread (mc_Thread *t) {
 /* A handle collected, or its state closed, while the worker runs: the
 ** worker is told to stop, and left to end on its own (it holds its own
 ** reference to t), so that a worker stuck in a long C call cannot hang
-** its parent. The library stays loaded for it (see keep_loaded). */
+** its parent. The library stays loaded for it (mc_keep_loaded). */
 static int handle__gc (lua_State *L) {
   Handle *h = (Handle *)mc_testudata(L, 1, WORKER_MT);
   mc_Thread *t = h != NULL ? h->t : NULL;
@@ -422,17 +420,6 @@ static int handle__gc (lua_State *L) {
     h->t = NULL;
   }
   return 0;
-}
-
-/* A worker thread runs this library's code, so the library must not be
-** unloaded (lua_close unloads C modules) while one may still run: once a
-** worker starts, the library is made resident. */
-static const char anchor = 0;  /* an address inside this library */
-
-static void keep_loaded (void) {
-  Dl_info info;
-  if (dladdr(&anchor, &info) != 0 && info.dli_fname != NULL)
-    dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD | RTLD_NODELETE);
 }
 
 static char *dup_field (lua_State *L, const char *name) {
@@ -561,7 +548,7 @@ static int core_worker_start (lua_State *L) {
     return luaL_error(L, "cannot start a thread");
   }
   t->started = 1;
-  keep_loaded();
+  mc_keep_loaded();
   mc_ctx_wake(L);  /* a live worker keeps the scheduler going */
   lua_settop(L, 6);
   return 1;

@@ -54,6 +54,9 @@ M.MessageChannel = port.MessageChannel
 M.MessagePort = port.MessagePort
 M.receive = port.receive
 M.BroadcastChannel = require("messagechannel.broadcast").BroadcastChannel
+local remote = require "messagechannel.remote"
+M.listen = remote.listen
+M.connect = remote.connect
 
 M.run = scheduler.run
 M.step = scheduler.step

@@ -827,6 +827,11 @@ function M.run(timeout)
   check_seconds(timeout, "run", 1, true)
   return exclusive("mc.run", function()
     local r = loop(nil, timeout and now() + timeout)
+    -- idle: remote ports closed here write what they had queued first
+    -- (a link that cannot fails within three heartbeats)
+    if r == nil then
+      while core.net_drain(0.1) > 0 do end
+    end
     return r == nil
   end)
 end

@@ -1,0 +1,119 @@
+-- messagechannel.remote: mc.listen and mc.connect (API.md 12), ports whose
+-- partner is in another process. The sockets, the links and their
+-- heartbeats are C (src/remote.c, src/net.c); a remote port is an
+-- ordinary MessagePort. A Listener is a table here: the network thread
+-- posts each new link's port to a port of its own, whose messages become
+-- the Listener's connect events.
+
+local core = require "messagechannel.core"
+local ET = require "messagechannel.eventtarget"
+local scheduler = require "messagechannel.scheduler"
+
+local M = {}
+
+local error, pcall, rawget, rawset, select, setmetatable, type = error,
+  pcall, rawget, rawset, select, setmetatable, type
+local format = string.format
+
+local LISTENER_MT = {}
+local STATE = {}  -- a Listener holds its fields under this key
+
+local function state(l)
+  return type(l) == "table" and rawget(l, STATE) or nil
+end
+
+local function check(l, name)
+  local s = state(l)
+  if not s then
+    error(format("bad argument #1 to '%s' (Listener expected, got %s)",
+                 name, type(l)), 3)
+  end
+  return s
+end
+
+local function noop() end
+
+local methods = {}
+
+-- close(): no new links; those made stay open.
+function methods.close(l)
+  local s = check(l, "close")
+  s.closed = true
+  s.port:close()
+end
+
+function methods.ref(l) check(l, "ref").port:ref() end
+function methods.unref(l) check(l, "unref").port:unref() end
+function methods.hasRef(l) return check(l, "hasRef").port:hasRef() end
+
+function methods.addEventListener(l, ...)
+  local s = check(l, "addEventListener")
+  local err = ET.add(l, s.U, noop, select("#", ...), ...)
+  if err then error(err, 2) end
+end
+
+function methods.removeEventListener(l, ...)
+  local s = check(l, "removeEventListener")
+  local err = ET.remove(l, s.U, noop, select("#", ...), ...)
+  if err then error(err, 2) end
+end
+
+function methods.dispatchEvent(l, ev)
+  local s = check(l, "dispatchEvent")
+  if type(ev) ~= "table" or type(ev.type) ~= "string" then
+    error("bad argument #1 to 'dispatchEvent' (table with a string "
+          .. "'type' expected)", 2)
+  end
+  ET.prepare(ev, l)
+  scheduler.dispatch_now(l, s.U, ev)
+  ET.finish(ev)
+  return not ev.defaultPrevented
+end
+
+LISTENER_MT.__index = function(l, k)
+  local m = methods[k]
+  if m then return m end
+  local s = state(l)
+  if k == "address" then return s.address end
+  if k == "onconnect" then return s.onconnect or nil end
+  return nil
+end
+
+LISTENER_MT.__newindex = function(l, k, v)
+  local s = state(l)
+  if k ~= "onconnect" then
+    error(ET.field_error(k, "Listener"), 2)
+  end
+  local err = ET.set_handler(l, s.U, noop, k, "connect", v)
+  if err then error(err, 2) end
+  s.onconnect = v or false
+end
+
+LISTENER_MT.__tostring = function(l)
+  local s = state(l)
+  return format("Listener (%s%s)", s.address, s.closed and ", closed" or "")
+end
+
+function M.listen(address, options)
+  -- core.listen's errors have no position: they get the caller's
+  local ok, port, bound = pcall(core.listen, address, options)
+  if not ok then error(port, 2) end
+  local l = setmetatable({}, LISTENER_MT)
+  local s = { port = port, address = bound, U = {}, onconnect = false,
+              closed = false }
+  rawset(l, STATE, s)
+  -- Each message brings a new link's port. With no connect listener the
+  -- port is left to the collector, which closes the link.
+  port.onmessage = function(ev)
+    local c = ET.new_event("connect", l, nil)
+    c.port = ev.data
+    scheduler.dispatch_now(l, s.U, c)
+  end
+  return l
+end
+
+-- connect(address [, options]) -> port: C's own, so that its errors
+-- point at the caller.
+M.connect = core.connect
+
+return M

@@ -1,0 +1,816 @@
+/*
+** net.c: the network thread (API.md 12). Pure C, no Lua. One thread per
+** process, started by the first mc.listen or mc.connect, owns every
+** socket the module opens and the far end of every remote port's pair:
+** what a port posts is queued at that end like a post to any port in
+** another thread, and this thread takes it, frames it (wire.c) and writes
+** it; what it reads it posts to the port's end, waking the port's state
+** through its hub. So a remote port is an ordinary port to the rest of the
+** module, mc.pollfd() stays the one descriptor to wait on, and a Lua state
+** that computes for minutes still answers its links' heartbeats.
+**
+** Flow control is the pairs' bound (section 11): the thread takes a port's
+** messages only while little waits to be written to its socket, so a full
+** socket leaves them queued and the port's postMessage waits at
+** `capacity`; and it reads a socket only while the port's end has room, so
+** a reader that does not keep up fills the TCP window back to the writer.
+**
+** A link starts with a HELLO each way (the token, the heartbeat). Either
+** side closes it with a CLOSE frame after its last message; a side that
+** gives up (timeout, protocol, auth) sends its reason first where it can.
+** A link that ends otherwise is "disconnected". The pair then closes with
+** that reason on this side; a link is never resumed.
+*/
+#define _GNU_SOURCE  /* accept4 */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include "mc.h"
+
+#define OUT_HIGH (256 * 1024)  /* written bytes pending before a port's
+                               ** messages are left queued */
+#define READ_CHUNK (64 * 1024)
+#define FRAME_SLACK 4096       /* a MSG frame's head beyond maxsize */
+#define ACCEPTS 64             /* new links taken per turn and listener */
+
+enum { LINK, LISTENER };
+enum { CONNECTING, HELLO, OPEN, LINGER, DEAD };
+
+typedef struct Conn {
+  int kind, state, fd;
+  uint32_t id;            /* in the thread's hub */
+  mc_Group *g;            /* the pair (a reference), NULL once let go */
+  size_t e;               /* this thread's end of it */
+  mc_Group *lg;           /* a link accepted by a listener, until it has
+                          ** passed the token: the listener's pair */
+  size_t le;
+  mc_NetOptions o;
+  char *path;             /* a listener's Unix socket, removed at close */
+  mc_Bytes in, out;
+  size_t inpos, outpos;   /* read and written so far */
+  mc_Msg *held;           /* read, waiting for room at the port */
+  double heard, said, since;  /* last read, last write, state entered */
+  double every;           /* ping interval: the smaller heartbeat */
+  int readable, eof, shut, retry;
+} Conn;
+
+static struct {
+  pthread_mutex_t lock;
+  pthread_cond_t changed;
+  int started;
+  mc_Hub *hub;
+  int fd;                  /* the hub's descriptor */
+  uint32_t next_id;
+  Conn **add;              /* handed over, not yet taken by the thread */
+  size_t nadd, capadd;
+  unsigned long asks, seen;  /* drain requests, the last one answered */
+  size_t draining;
+  const mc_Type *port, *buffer;
+} net = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, NULL, -1,
+         0, NULL, 0, 0, 0, 0, 0, NULL, NULL};
+
+/* The thread's own: its links and listeners. */
+static Conn **conns;
+static size_t nconns, capconns;
+
+static double now (void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static size_t pending_out (const Conn *c) {
+  return c->out.n - c->outpos;
+}
+
+/*
+** {======================================================
+** Ending a link
+** =======================================================
+*/
+
+static void free_conn (Conn *c) {
+  mc_Msg *freed = NULL;
+  if (c->fd >= 0)
+    close(c->fd);
+  if (c->path != NULL) {
+    unlink(c->path);
+    free(c->path);
+  }
+  if (c->g != NULL)
+    mc_group_release(c->g, c->e, &freed);
+  if (c->lg != NULL)
+    mc_group_decref(c->lg);
+  mc_msg_free(c->held);
+  mc_msg_free(freed);
+  mc_bytes_free(&c->in);
+  mc_bytes_free(&c->out);
+  free(c->o.token);
+  free(c);
+}
+
+/* Lets the pair go: it closes with `code`'s reason at the port. */
+static void let_go (Conn *c, int code) {
+  mc_Msg *freed = NULL;
+  if (c->g != NULL) {
+    mc_group_set_reason(c->g, mc_wire_reason(code));
+    mc_group_release(c->g, c->e, &freed);
+    c->g = NULL;
+    mc_msg_free(freed);
+  }
+  if (c->lg != NULL) {
+    mc_group_decref(c->lg);
+    c->lg = NULL;
+  }
+  mc_msg_free(c->held);
+  c->held = NULL;
+}
+
+/* The link failed: the pair closes with `code`'s reason, which is told to
+** the peer first when `tell` (the socket is then written to the end, for
+** at most three heartbeats). */
+static void fail (Conn *c, int code, int tell, double t) {
+  let_go(c, code);
+  if (tell && c->state != CONNECTING && !c->eof
+      && mc_wire_put_close(&c->out, code)) {
+    c->state = LINGER;
+    c->since = t;
+  }
+  else
+    c->state = DEAD;
+}
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** Reading
+** =======================================================
+*/
+
+static int same_token (const Conn *c, const char *tok, size_t n) {
+  return n == c->o.toklen && (n == 0 || memcmp(tok, c->o.token, n) == 0);
+}
+
+/* A link a listener accepted passed the token: its new pair's end 0 goes
+** to the listener's state as a port, in a message that transfers it. */
+static int accepted (Conn *c) {
+  static const unsigned char bytes[] = {0x01, 0x0a, 0x00};  /* TRANSFER 0 */
+  mc_Group *g = mc_group_new(2);
+  mc_Msg *m;
+  mc_Xfer *x;
+  size_t nx;
+  uint32_t local;
+  if (g == NULL)
+    return 0;
+  g->capacity = c->o.capacity;
+  g->maxsize = c->o.maxsize;
+  g->remote = 1;
+  m = mc_msg_new(bytes, sizeof bytes, 1);
+  if (m == NULL) {
+    mc_group_decref(g);
+    return 0;
+  }
+  mc_group_incref(g);  /* the message's */
+  x = mc_msg_xfer(m, &nx);
+  x[0].type = net.port;
+  x[0].ptr = g;
+  x[0].aux = 0;
+  mc_group_attach(g, 1, net.hub, c->id);
+  c->g = g;
+  c->e = 1;
+  if (mc_group_post(c->lg, c->le, m, net.hub, &local, 0) != 1)
+    mc_msg_free(m);  /* the listener is closed: so is the pair */
+  mc_group_decref(c->lg);
+  c->lg = NULL;
+  return 1;
+}
+
+/* The peer's HELLO. */
+static void hello (Conn *c, const mc_Frame *f, double t) {
+  const char *tok;
+  size_t toklen;
+  uint32_t ms;
+  double peer;
+  if (!mc_wire_hello(f, &tok, &toklen, &ms)) {
+    fail(c, MC_REASON_PROTOCOL, 1, t);
+    return;
+  }
+  if (!same_token(c, tok, toklen)) {
+    fail(c, MC_REASON_AUTH, 1, t);
+    return;
+  }
+  peer = ms / 1000.0;
+  c->every = peer < c->o.heartbeat ? peer : c->o.heartbeat;
+  if (c->lg != NULL && !accepted(c)) {
+    fail(c, MC_REASON_DISCONNECTED, 0, t);  /* out of memory */
+    return;
+  }
+  c->state = OPEN;
+  c->since = t;
+}
+
+/* Posts a message read to the port's end: 0 while that is full (the
+** thread hears when a message is taken there) or memory ran out. */
+static int deliver (Conn *c, mc_Msg *m) {
+  uint32_t local;
+  int r = c->g != NULL ? mc_group_post(c->g, mc_group_partner(c->g, c->e), m,
+                                       net.hub, &local, c->id)
+                       : 0;
+  if (r == MC_FULL || r < 0) {
+    c->held = m;
+    c->retry = r < 0;
+    return 0;
+  }
+  if (r == 0)
+    mc_msg_free(m);  /* the port closed meanwhile: nobody reads it */
+  return 1;
+}
+
+/* Handles one frame; 0 to stop reading for now. */
+static int frame (Conn *c, const mc_Frame *f, double t) {
+  if (c->state == HELLO) {
+    if (f->type != MC_WIRE_HELLO) {
+      fail(c, MC_REASON_PROTOCOL, 1, t);
+      return 0;
+    }
+    hello(c, f, t);
+    return c->state == OPEN;
+  }
+  switch (f->type) {
+    case MC_WIRE_MSG: {
+      int bad;
+      mc_Msg *m = mc_wire_msg(f, net.buffer, c->o.maxsize, &bad);
+      if (m == NULL) {
+        fail(c, bad ? MC_REASON_PROTOCOL : MC_REASON_DISCONNECTED, bad, t);
+        return 0;
+      }
+      return deliver(c, m);
+    }
+    case MC_WIRE_PING:
+      return 1;
+    case MC_WIRE_CLOSE: {
+      int code = f->p[0];
+      if (code != MC_REASON_NONE && mc_wire_reason(code) == NULL)
+        code = MC_REASON_PROTOCOL;
+      let_go(c, code);  /* the peer closed: nothing more to say */
+      c->state = DEAD;
+      return 0;
+    }
+    default:  /* a second HELLO */
+      fail(c, MC_REASON_PROTOCOL, 1, t);
+      return 0;
+  }
+}
+
+/* Handles the whole frames read, while the port has room. */
+static void frames (Conn *c, double t) {
+  size_t max = c->o.maxsize + FRAME_SLACK;
+  while (c->held == NULL && (c->state == HELLO || c->state == OPEN)) {
+    mc_Frame f;
+    long k = mc_wire_next(c->in.p + c->inpos, c->in.n - c->inpos, max, &f);
+    if (k == 0)
+      break;
+    if (k < 0) {
+      fail(c, MC_REASON_PROTOCOL, 1, t);
+      break;
+    }
+    c->inpos += (size_t)k;
+    if (!frame(c, &f, t))
+      break;
+  }
+  if (c->inpos == c->in.n)
+    c->in.n = c->inpos = 0;
+}
+
+/* Reads what the socket has, while the port has room. */
+static void read_link (Conn *c, double t) {
+  if (c->held != NULL) {  /* the port had no room: try again */
+    mc_Msg *m = c->held;
+    c->held = NULL;
+    if (!deliver(c, m))
+      return;
+  }
+  frames(c, t);
+  while (c->readable && c->held == NULL && !c->eof
+         && (c->state == HELLO || c->state == OPEN)) {
+    ssize_t k;
+    if (c->inpos > 0 && c->inpos == c->in.n)
+      c->in.n = c->inpos = 0;
+    else if (c->inpos > READ_CHUNK) {  /* keep the buffer's start in use */
+      memmove(c->in.p, c->in.p + c->inpos, c->in.n - c->inpos);
+      c->in.n -= c->inpos;
+      c->inpos = 0;
+    }
+    if (!mc_bytes_reserve(&c->in, READ_CHUNK)) {
+      c->retry = 1;
+      return;
+    }
+    k = recv(c->fd, c->in.p + c->in.n, c->in.cap - c->in.n, 0);
+    if (k < 0 && errno == EINTR)
+      continue;
+    if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      c->readable = 0;
+      break;
+    }
+    if (k <= 0) {
+      c->eof = 1;
+      break;
+    }
+    c->in.n += (size_t)k;
+    c->heard = t;
+    frames(c, t);
+  }
+  if (c->eof && c->held == NULL && (c->state == HELLO || c->state == OPEN))
+    fail(c, MC_REASON_DISCONNECTED, 0, t);
+}
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** Writing
+** =======================================================
+*/
+
+/* Frames what the port posted, while little waits to be written; after
+** the port's close, a CLOSE frame. */
+static void take_posts (Conn *c, double t) {
+  size_t count;
+  int closing;
+  if (c->g == NULL || c->state != OPEN)
+    return;
+  mc_group_head(c->g, c->e, &count, &closing);  /* we are looking now */
+  while (pending_out(c) < OUT_HIGH) {
+    mc_Msg *m;
+    int h = mc_group_take(c->g, c->e, MC_TAKE_MESSAGE | MC_TAKE_CLOSE, &m);
+    if (h == MC_MESSAGE) {
+      int r = mc_wire_put_msg(&c->out, m);
+      mc_msg_free(m);
+      if (r == 0) {
+        fail(c, MC_REASON_DISCONNECTED, 0, t);  /* out of memory */
+        return;
+      }
+    }
+    else if (h == MC_CLOSED) {
+      let_go(c, MC_REASON_NONE);
+      if (mc_wire_put_close(&c->out, MC_REASON_NONE)) {
+        c->state = LINGER;
+        c->since = t;
+      }
+      else
+        c->state = DEAD;
+      return;
+    }
+    else
+      return;
+  }
+}
+
+static void write_link (Conn *c, double t) {
+  while (pending_out(c) > 0) {
+    ssize_t k = send(c->fd, c->out.p + c->outpos, pending_out(c),
+                     MSG_NOSIGNAL);
+    if (k < 0 && errno == EINTR)
+      continue;
+    if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+      return;
+    if (k < 0) {
+      c->eof = 1;
+      if (c->state == LINGER)
+        c->state = DEAD;
+      else
+        fail(c, MC_REASON_DISCONNECTED, 0, t);
+      return;
+    }
+    c->outpos += (size_t)k;
+    c->said = t;
+  }
+  c->out.n = c->outpos = 0;
+}
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** A turn of the thread
+** =======================================================
+*/
+
+static void accept_links (Conn *l, double t) {
+  int i;
+  for (i = 0; i < ACCEPTS; i++) {
+    Conn *c;
+    int one = 1;
+    int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0)
+      return;  /* EAGAIN, or out of descriptors: the next turn tries */
+    c = (Conn *)calloc(1, sizeof *c);
+    if (c != NULL && l->o.toklen > 0
+        && (c->o.token = (char *)malloc(l->o.toklen)) == NULL) {
+      free(c);
+      c = NULL;
+    }
+    if (c == NULL || (nconns == capconns && !(capconns < 1 << 20))) {
+      free(c);
+      close(fd);
+      continue;
+    }
+    if (nconns == capconns) {
+      size_t cap = capconns ? capconns * 2 : 16;
+      Conn **a = (Conn **)realloc(conns, cap * sizeof *a);
+      if (a == NULL) {
+        free(c->o.token);
+        free(c);
+        close(fd);
+        continue;
+      }
+      conns = a;
+      capconns = cap;
+    }
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (l->o.toklen > 0)
+      memcpy(c->o.token, l->o.token, l->o.toklen);
+    c->o.toklen = l->o.toklen;
+    c->o.heartbeat = l->o.heartbeat;
+    c->o.capacity = l->o.capacity;
+    c->o.maxsize = l->o.maxsize;
+    c->kind = LINK;
+    c->state = HELLO;
+    c->fd = fd;
+    c->every = c->o.heartbeat;
+    c->heard = c->said = c->since = t;
+    pthread_mutex_lock(&net.lock);
+    c->id = ++net.next_id;
+    pthread_mutex_unlock(&net.lock);
+    mc_group_incref(l->g);
+    c->lg = l->g;
+    c->le = mc_group_partner(l->g, l->e);
+    if (!mc_wire_put_hello(&c->out, c->o.token, c->o.toklen,
+                           (uint32_t)(c->o.heartbeat * 1000 + 0.5)))
+      c->state = DEAD;
+    conns[nconns++] = c;
+  }
+}
+
+static void turn_listener (Conn *l, double t) {
+  size_t count;
+  int closing;
+  if (mc_group_head(l->g, l->e, &count, &closing) == MC_CLOSED
+      || !mc_group_entangled(l->g)) {
+    l->state = DEAD;  /* listener:close(), or the listener collected */
+    return;
+  }
+  if (l->readable) {
+    l->readable = 0;
+    accept_links(l, t);
+  }
+}
+
+static void turn_link (Conn *c, double t) {
+  double limit = 3 * c->o.heartbeat;
+  if (c->state == CONNECTING) {
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (!c->readable && t - c->since < limit)
+      return;
+    if (t - c->since >= limit)
+      err = ETIMEDOUT;
+    else if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+      err = errno;
+    if (err == EINPROGRESS || err == EALREADY)
+      return;
+    if (err != 0) {
+      fail(c, err == ETIMEDOUT ? MC_REASON_TIMEOUT : MC_REASON_REFUSED, 0, t);
+      return;
+    }
+    c->state = HELLO;
+    c->since = c->heard = c->said = t;
+    c->readable = 1;
+  }
+  if (c->state == HELLO || c->state == OPEN) {
+    read_link(c, t);
+    take_posts(c, t);
+  }
+  if (c->state == HELLO || c->state == OPEN) {
+    if (c->held == NULL && t - c->heard >= limit) {
+      fail(c, MC_REASON_TIMEOUT, 1, t);
+    }
+    else if (pending_out(c) == 0 && t - c->said >= c->every
+             && !mc_wire_put_ping(&c->out))
+      fail(c, MC_REASON_DISCONNECTED, 0, t);
+  }
+  if (c->state != DEAD && pending_out(c) > 0)
+    write_link(c, t);
+  if (c->state == LINGER) {  /* written to the end, then wait for the
+                             ** peer's end (or give up) */
+    if (pending_out(c) == 0 && !c->shut) {
+      shutdown(c->fd, SHUT_WR);
+      c->shut = 1;
+    }
+    while (c->readable && !c->eof) {
+      char sink[4096];
+      ssize_t k = recv(c->fd, sink, sizeof sink, 0);
+      if (k < 0 && errno == EINTR)
+        continue;
+      if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        c->readable = 0;
+      else if (k <= 0)
+        c->eof = 1;
+    }
+    if ((c->shut && c->eof) || t - c->since >= limit)
+      c->state = DEAD;
+  }
+}
+
+/* When the next timer of c is due. */
+static double due (const Conn *c) {
+  double limit = 3 * c->o.heartbeat, d;
+  if (c->kind == LISTENER)
+    return 1e300;
+  if (c->retry)
+    return 0;  /* memory ran out: try again soon */
+  d = c->since + limit;
+  if (c->state == HELLO || c->state == OPEN) {
+    d = c->held != NULL ? 1e300 : c->heard + limit;
+    if (c->said + c->every < d)
+      d = c->said + c->every;
+  }
+  return d;
+}
+
+static short events_of (const Conn *c) {
+  switch (c->state) {
+    case CONNECTING: return POLLOUT;
+    case LINGER: return pending_out(c) > 0 ? POLLOUT : POLLIN;
+    default: return (short)((c->held == NULL ? POLLIN : 0)
+                            | (pending_out(c) > 0 ? POLLOUT : 0));
+  }
+}
+
+/* Whether c has output of a pair closed here still to write. */
+static int draining (const Conn *c) {
+  if (c->kind != LINK)
+    return 0;
+  if (c->state == LINGER)
+    return pending_out(c) > 0;
+  return c->g != NULL && !mc_group_entangled(c->g);
+}
+
+/* Takes the links handed over since the last turn. */
+static void take_added (void) {
+  size_t i;
+  pthread_mutex_lock(&net.lock);
+  for (i = 0; i < net.nadd; i++) {
+    if (nconns == capconns) {
+      size_t cap = capconns ? capconns * 2 : 16;
+      Conn **a = (Conn **)realloc(conns, cap * sizeof *a);
+      if (a == NULL)
+        break;  /* the rest wait for a later turn */
+      conns = a;
+      capconns = cap;
+    }
+    conns[nconns++] = net.add[i];
+  }
+  memmove(net.add, net.add + i, (net.nadd - i) * sizeof *net.add);
+  net.nadd -= i;
+  pthread_mutex_unlock(&net.lock);
+}
+
+static void *run (void *arg) {
+  struct pollfd *pfd = NULL;
+  size_t cappfd = 0;
+  uint32_t *ids = NULL;
+  size_t capids = 0;
+  (void)arg;
+  for (;;) {
+    size_t i, n, d;
+    unsigned long asks;
+    int flags, ms;
+    double t, next;
+    take_added();
+    pthread_mutex_lock(&net.lock);
+    asks = net.asks;
+    pthread_mutex_unlock(&net.lock);
+    mc_hub_wait(net.hub, 0, &ids, &capids, &flags);  /* every link is
+                                                     ** looked at anyway */
+    t = now();
+    for (i = 0; i < nconns; i++) {
+      conns[i]->retry = 0;
+      if (conns[i]->kind == LISTENER)
+        turn_listener(conns[i], t);
+      else
+        turn_link(conns[i], t);
+    }
+    for (i = n = d = 0; i < nconns; i++) {  /* the dead go */
+      if (conns[i]->state == DEAD)
+        free_conn(conns[i]);
+      else {
+        d += (size_t)draining(conns[i]);
+        conns[n++] = conns[i];
+      }
+    }
+    nconns = n;
+    pthread_mutex_lock(&net.lock);
+    net.seen = asks;
+    net.draining = d;
+    pthread_cond_broadcast(&net.changed);
+    pthread_mutex_unlock(&net.lock);
+    if (cappfd < nconns + 1) {
+      struct pollfd *p = (struct pollfd *)realloc(pfd, (nconns + 1)
+                                                       * sizeof *p);
+      if (p != NULL) {
+        pfd = p;
+        cappfd = nconns + 1;
+      }
+    }
+    next = t + 1;
+    pfd[0].fd = net.fd;
+    pfd[0].events = POLLIN;
+    for (i = 0; i < nconns && i + 1 < cappfd; i++) {
+      double u = due(conns[i]);
+      if (u < next)
+        next = u;
+      pfd[i + 1].fd = conns[i]->fd;
+      pfd[i + 1].events = events_of(conns[i]);
+    }
+    t = now();
+    ms = next <= t ? 0 : (int)((next - t) * 1000) + 1;
+    if (poll(pfd, (nfds_t)i + 1, ms) > 0)
+      for (n = 0; n < i; n++)
+        conns[n]->readable |= pfd[n + 1].revents != 0;
+  }
+  return NULL;
+}
+
+/* }====================================================== */
+
+
+/* Starts the thread, once, with every signal blocked in it (they are the
+** Lua states' threads'); under net.lock. */
+static int start (void) {
+  pthread_t tid;
+  pthread_attr_t attr;
+  sigset_t all, old;
+  int rc;
+  if (net.started)
+    return 1;
+  if ((net.hub = mc_hub_new()) == NULL)
+    return 0;
+  net.fd = mc_hub_expose(net.hub);
+  mc_keep_loaded();
+  sigfillset(&all);
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  rc = pthread_create(&tid, &attr, run, NULL);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  pthread_attr_destroy(&attr);
+  if (rc != 0) {
+    mc_hub_decref(net.hub);
+    net.hub = NULL;
+    errno = rc;
+    return 0;
+  }
+  net.started = 1;
+  return 1;
+}
+
+void mc_net_types (const mc_Type *port, const mc_Type *buffer) {
+  pthread_mutex_lock(&net.lock);
+  net.port = port;
+  net.buffer = buffer;
+  pthread_mutex_unlock(&net.lock);
+}
+
+/* Hands c to the thread; 0 (errno) when it cannot. */
+static int hand_over (Conn *c) {
+  int ok = 0;
+  mc_Hub *hub = NULL;
+  pthread_mutex_lock(&net.lock);
+  if (start()) {
+    if (net.nadd == net.capadd) {
+      size_t cap = net.capadd ? net.capadd * 2 : 8;
+      Conn **a = (Conn **)realloc(net.add, cap * sizeof *a);
+      if (a != NULL) {
+        net.add = a;
+        net.capadd = cap;
+      }
+    }
+    if (net.nadd < net.capadd) {
+      c->id = ++net.next_id;
+      mc_group_attach(c->g, c->e, net.hub, c->id);
+      net.add[net.nadd++] = c;
+      hub = net.hub;
+      ok = 1;
+    }
+    else
+      errno = ENOMEM;
+  }
+  pthread_mutex_unlock(&net.lock);
+  if (hub != NULL)
+    mc_hub_notify(hub, 0);
+  return ok;
+}
+
+static Conn *new_conn (int kind, int fd, mc_Group *g, size_t e,
+                       mc_NetOptions *o) {
+  Conn *c = (Conn *)calloc(1, sizeof *c);
+  double t = now();
+  if (c == NULL) {
+    close(fd);
+    errno = ENOMEM;
+    return NULL;
+  }
+  c->kind = kind;
+  c->fd = fd;
+  c->g = g;
+  c->e = e;
+  c->o = *o;
+  o->token = NULL;
+  c->every = o->heartbeat;
+  c->heard = c->said = c->since = t;
+  return c;
+}
+
+int mc_net_link (int fd, int connecting, mc_Group *g, size_t e,
+                 mc_NetOptions *o) {
+  int one = 1;
+  Conn *c = new_conn(LINK, fd, g, e, o);
+  if (c == NULL)
+    return 0;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  c->state = connecting ? CONNECTING : HELLO;
+  if (!mc_wire_put_hello(&c->out, c->o.token, c->o.toklen,
+                         (uint32_t)(c->o.heartbeat * 1000 + 0.5))
+      || !hand_over(c)) {
+    c->g = NULL;  /* the caller's still */
+    free_conn(c);
+    errno = ENOMEM;
+    return 0;
+  }
+  return 1;
+}
+
+int mc_net_listen (int fd, const char *path, mc_Group *g, size_t e,
+                   mc_NetOptions *o) {
+  Conn *c = new_conn(LISTENER, fd, g, e, o);
+  if (c == NULL)
+    return 0;
+  c->state = OPEN;
+  if ((path != NULL && (c->path = strdup(path)) == NULL) || !hand_over(c)) {
+    free(c->path);
+    c->path = NULL;  /* the caller's to remove */
+    c->g = NULL;
+    free_conn(c);
+    errno = ENOMEM;
+    return 0;
+  }
+  return 1;
+}
+
+size_t mc_net_drain (double seconds) {
+  unsigned long my;
+  size_t left;
+  struct timespec until;
+  mc_Hub *hub;
+  pthread_mutex_lock(&net.lock);
+  if (!net.started) {
+    pthread_mutex_unlock(&net.lock);
+    return 0;
+  }
+  my = ++net.asks;
+  hub = net.hub;
+  pthread_mutex_unlock(&net.lock);
+  mc_hub_notify(hub, 0);
+  if (seconds >= 0) {
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += (time_t)seconds;
+    until.tv_nsec += (long)((seconds - (double)(time_t)seconds) * 1e9);
+    if (until.tv_nsec >= 1000000000L) {
+      until.tv_sec++;
+      until.tv_nsec -= 1000000000L;
+    }
+  }
+  pthread_mutex_lock(&net.lock);
+  while (net.seen < my || net.draining > 0) {
+    if (seconds < 0)
+      pthread_cond_wait(&net.changed, &net.lock);
+    else if (pthread_cond_timedwait(&net.changed, &net.lock, &until) != 0)
+      break;
+  }
+  left = net.seen < my ? 1 : net.draining;
+  pthread_mutex_unlock(&net.lock);
+  return left;
+}

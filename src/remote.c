@@ -1,0 +1,355 @@
+/*
+** remote.c: mc.listen and mc.connect (API.md 12), the Lua side of links
+** to other processes. The sockets are opened here, so that a malformed
+** address, one already in use, or one that cannot be resolved raises in
+** the caller; then they belong to the network thread (net.c).
+**
+** mc.connect returns a port whose pair's other end is the network
+** thread's. mc.listen binds at once and returns a port of a pair of its
+** own (and the bound address): each link that passes the token arrives
+** there as a message that transfers its new port, which the Lua side
+** (messagechannel.remote) turns into a connect event.
+*/
+#define _GNU_SOURCE  /* SOCK_CLOEXEC, SOCK_NONBLOCK */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "compat.h"
+#include "mc.h"
+
+#define DEFAULT_CAPACITY 1024
+#define DEFAULT_HEARTBEAT 5.0
+#define DEFAULT_MAXSIZE ((size_t)16 << 20)
+
+/* An address of API.md 12: "unix:/path" or "tcp:host:port". */
+typedef struct Addr {
+  const char *given;
+  struct sockaddr_un un;  /* a Unix socket's */
+  char host[256], port[8];
+  struct addrinfo *ai;    /* a TCP one's, resolved */
+} Addr;
+
+static void bad_address (lua_State *L, const char *fname, const char *s,
+                         const char *why) {
+  luaL_error(L, "bad argument #1 to '%s' (%s: '%s')", fname, why, s);
+}
+
+/* Parses the address at 1 (resolving a TCP host, with AI_PASSIVE when
+** `passive`). The caller frees a->ai. */
+static void parse_address (lua_State *L, const char *fname, int passive,
+                           Addr *a) {
+  size_t n;
+  const char *s = lua_type(L, 1) == LUA_TSTRING ? lua_tolstring(L, 1, &n)
+                                                 : NULL;
+  memset(a, 0, sizeof *a);
+  if (s == NULL)
+    luaL_error(L, "bad argument #1 to '%s' (string expected, got %s)", fname,
+               luaL_typename(L, 1));
+  a->given = s;
+  if (strlen(s) != n)
+    bad_address(L, fname, "", "an address has no zero bytes");
+  if (strncmp(s, "unix:", 5) == 0) {
+    if (n == 5 || n - 5 >= sizeof a->un.sun_path)
+      bad_address(L, fname, s, "a Unix socket path of 1 to 107 bytes "
+                               "expected");
+    a->un.sun_family = AF_UNIX;
+    memcpy(a->un.sun_path, s + 5, n - 5);
+  }
+  else if (strncmp(s, "tcp:", 4) == 0) {
+    const char *host = s + 4, *colon = strrchr(host, ':'), *p;
+    size_t hn;
+    long port = 0;
+    struct addrinfo hints;
+    int rc;
+    if (colon == NULL || colon[1] == '\0' || strlen(colon + 1) > 5)
+      bad_address(L, fname, s, "'tcp:host:port' expected");
+    for (p = colon + 1; *p; p++) {
+      if (*p < '0' || *p > '9')
+        bad_address(L, fname, s, "the port must be a number");
+      port = port * 10 + (*p - '0');
+    }
+    hn = (size_t)(colon - host);
+    if (hn >= 2 && host[0] == '[' && host[hn - 1] == ']') {
+      host++;
+      hn -= 2;
+    }
+    if (port > 65535 || hn == 0 || hn >= sizeof a->host)
+      bad_address(L, fname, s, "'tcp:host:port' with a port up to 65535 "
+                               "expected");
+    memcpy(a->host, host, hn);
+    snprintf(a->port, sizeof a->port, "%ld", port);
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
+    rc = getaddrinfo(a->host, a->port, &hints, &a->ai);
+    if (rc != 0)
+      luaL_error(L, "%s: cannot resolve '%s' (%s)", fname, a->host,
+                 gai_strerror(rc));
+  }
+  else
+    bad_address(L, fname, s, "'unix:/path' or 'tcp:host:port' expected");
+}
+
+/* The socket for a; -1 (errno set) when it cannot be made. */
+static int open_socket (const Addr *a) {
+  int family = a->ai != NULL ? a->ai->ai_family : AF_UNIX;
+  return socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+}
+
+static const struct sockaddr *sockaddr_of (const Addr *a, socklen_t *len) {
+  if (a->ai != NULL) {
+    *len = a->ai->ai_addrlen;
+    return a->ai->ai_addr;
+  }
+  *len = (socklen_t)sizeof a->un;
+  return (const struct sockaddr *)&a->un;
+}
+
+/* Reads the options table at 2 into *o, but for the token: its bytes are
+** left in *tok (a string the table holds), so that nothing is allocated
+** yet. Raises for an unknown option or a bad value. */
+static void get_options (lua_State *L, const char *fname, mc_NetOptions *o,
+                         const char **tok) {
+  static const char *const names[] = {"token", "capacity", "heartbeat",
+                                      "maxMessageSize", NULL};
+  memset(o, 0, sizeof *o);
+  *tok = NULL;
+  o->heartbeat = DEFAULT_HEARTBEAT;
+  o->capacity = DEFAULT_CAPACITY;
+  o->maxsize = DEFAULT_MAXSIZE;
+  if (lua_isnoneornil(L, 2))
+    return;
+  if (!lua_istable(L, 2))
+    luaL_error(L, "bad argument #2 to '%s' (table expected, got %s)", fname,
+               luaL_typename(L, 2));
+  lua_pushnil(L);
+  while (lua_next(L, 2)) {  /* no unknown option: a typo is an error */
+    int i;
+    lua_pop(L, 1);
+    for (i = 0; names[i] != NULL; i++)
+      if (lua_type(L, -1) == LUA_TSTRING
+          && strcmp(lua_tostring(L, -1), names[i]) == 0)
+        break;
+    if (names[i] == NULL)
+      luaL_error(L, "bad argument #2 to '%s' (unknown option '%s')", fname,
+                 lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
+                                                : luaL_typename(L, -1));
+  }
+  lua_getfield(L, 2, "capacity");
+  if (!lua_isnil(L, -1)) {
+    lua_Number n = lua_tonumber(L, -1);
+    if (lua_type(L, -1) != LUA_TNUMBER || !(n >= 1 && n <= 1e9)
+        || n != (lua_Number)(lua_Integer)n)
+      luaL_error(L, "bad argument #2 to '%s' ('capacity' must be a positive "
+                    "integer)", fname);
+    o->capacity = (size_t)n;
+  }
+  lua_getfield(L, 2, "heartbeat");
+  if (!lua_isnil(L, -1)) {
+    lua_Number n = lua_tonumber(L, -1);
+    if (lua_type(L, -1) != LUA_TNUMBER || !(n >= 0.001 && n <= 86400))
+      luaL_error(L, "bad argument #2 to '%s' ('heartbeat' must be a number "
+                    "of seconds from 0.001 to 86400)", fname);
+    o->heartbeat = (double)n;
+  }
+  lua_getfield(L, 2, "maxMessageSize");
+  if (!lua_isnil(L, -1)) {
+    lua_Number n = lua_tonumber(L, -1);
+    if (lua_type(L, -1) != LUA_TNUMBER || !(n >= 1 && n <= 4294963200.0)
+        || n != (lua_Number)(lua_Integer)n)
+      luaL_error(L, "bad argument #2 to '%s' ('maxMessageSize' must be a "
+                    "positive integer, at most 4294963200)", fname);
+    o->maxsize = (size_t)n;
+  }
+  lua_getfield(L, 2, "token");
+  if (!lua_isnil(L, -1)) {
+    size_t n;
+    const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n)
+                                                   : NULL;
+    if (s == NULL || n > 4096)
+      luaL_error(L, "bad argument #2 to '%s' ('token' must be a string of at "
+                    "most 4096 bytes)", fname);
+    *tok = n > 0 ? s : NULL;
+    o->toklen = n;
+  }
+  lua_pop(L, 4);
+}
+
+/* From here on nothing raises until the socket is the network thread's or
+** closed: the pair of a link or a listener, end 0 the port p's, end 1 the
+** network thread's (o: a link's options; NULL: a listener's), and the
+** token copied. Returns NULL when out of memory, having made nothing. */
+static mc_Group *new_pair (lua_State *L, mc_Recv *p, int link,
+                           mc_NetOptions *o, const char *tok) {
+  mc_Group *g = mc_group_new(2);
+  if (g == NULL)
+    return NULL;
+  if (tok != NULL && (o->token = (char *)malloc(o->toklen)) == NULL) {
+    mc_group_decref(g);
+    return NULL;
+  }
+  if (tok != NULL)
+    memcpy(o->token, tok, o->toklen);
+  if (link) {
+    g->capacity = o->capacity;
+    g->maxsize = o->maxsize;
+    g->remote = 1;
+  }
+  mc_group_incref(g);  /* the network thread's, for end 1 */
+  mc_recv_attach(L, p, g, 0);
+  return g;
+}
+
+/* Closes the pair from end 1, the network thread's, with a reason. */
+static void give_up (mc_Group *g, const char *reason) {
+  mc_Msg *freed = NULL;
+  mc_group_set_reason(g, reason);
+  mc_group_release(g, 1, &freed);
+  mc_msg_free(freed);
+}
+
+static void set_types (void) {
+  mc_net_types(mc_port_type(), mc_buffer_type());
+}
+
+/* connect(address [, options]) -> port */
+static int remote_connect (lua_State *L) {
+  Addr a;
+  mc_NetOptions o;
+  mc_Group *g;
+  mc_Recv *p;
+  socklen_t len;
+  const struct sockaddr *sa;
+  const char *tok;
+  int fd, r, err = 0;
+  lua_settop(L, 2);
+  get_options(L, "connect", &o, &tok);
+  p = mc_port_new(L);  /* ..., port */
+  parse_address(L, "connect", 0, &a);  /* the last that raises */
+  g = new_pair(L, p, 1, &o, tok);
+  fd = g != NULL ? open_socket(&a) : -1;
+  if (fd < 0)
+    err = g == NULL ? ENOMEM : errno;
+  else {
+    set_types();
+    sa = sockaddr_of(&a, &len);
+    do
+      r = connect(fd, sa, len);
+    while (r != 0 && errno == EINTR);
+    if (r != 0 && errno != EINPROGRESS) {  /* nobody listens there */
+      close(fd);
+      free(o.token);
+      give_up(g, "refused");
+    }
+    else if (!mc_net_link(fd, r != 0, g, 1, &o))
+      err = errno;
+  }
+  if (a.ai != NULL)
+    freeaddrinfo(a.ai);
+  if (err != 0) {
+    free(o.token);
+    if (g != NULL)
+      give_up(g, "refused");
+    return luaL_error(L, "connect: %s", strerror(err));
+  }
+  return 1;
+}
+
+/* The address a listener bound, with the port chosen filled in. */
+static void bound_address (const Addr *a, int fd, char *buf, size_t size) {
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  int port = 0;
+  if (a->ai == NULL) {
+    snprintf(buf, size, "%s", a->given);
+    return;
+  }
+  if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0) {
+    if (ss.ss_family == AF_INET)
+      port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    else if (ss.ss_family == AF_INET6)
+      port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+  }
+  snprintf(buf, size, strchr(a->host, ':') != NULL ? "tcp:[%s]:%d"
+                                                   : "tcp:%s:%d",
+           a->host, port);
+}
+
+/* listen(address [, options]) -> port, address */
+static int remote_listen (lua_State *L) {
+  Addr a;
+  mc_NetOptions o;
+  mc_Group *g;
+  mc_Recv *p;
+  socklen_t len;
+  const struct sockaddr *sa;
+  const char *tok, *path;
+  char bound[sizeof a.un.sun_path + sizeof a.host + 16];
+  int fd, one = 1, err = 0;
+  lua_settop(L, 2);
+  get_options(L, "listen", &o, &tok);
+  p = mc_port_new(L);  /* ..., port */
+  parse_address(L, "listen", 1, &a);  /* the last that raises */
+  g = new_pair(L, p, 0, &o, tok);
+  fd = g != NULL ? open_socket(&a) : -1;
+  if (fd < 0)
+    err = g == NULL ? ENOMEM : errno;
+  else {
+    sa = sockaddr_of(&a, &len);
+    if (a.ai != NULL)
+      setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, sa, len) != 0 || listen(fd, 128) != 0)
+      err = errno;
+  }
+  path = a.ai == NULL ? a.un.sun_path : NULL;
+  if (err == 0) {
+    bound_address(&a, fd, bound, sizeof bound);
+    set_types();
+    if (!mc_net_listen(fd, path, g, 1, &o)) {
+      err = errno;
+      fd = -1;  /* closed */
+      if (path != NULL)
+        unlink(path);
+    }
+  }
+  if (a.ai != NULL)
+    freeaddrinfo(a.ai);
+  if (err != 0) {
+    if (fd >= 0)
+      close(fd);
+    free(o.token);
+    if (g != NULL)
+      give_up(g, NULL);
+    if (err == EADDRINUSE)
+      return luaL_error(L, "listen: address in use: %s", a.given);
+    return luaL_error(L, "listen: %s: %s", a.given, strerror(err));
+  }
+  lua_pushstring(L, bound);
+  return 2;
+}
+
+/* net_drain(seconds): waits for closed remote ports to write what they
+** had queued; returns how many have not yet. */
+static int remote_drain (lua_State *L) {
+  double s = (double)luaL_optnumber(L, 1, -1);
+  lua_pushinteger(L, (lua_Integer)mc_net_drain(s));
+  return 1;
+}
+
+void mc_remote_open (lua_State *L) {
+  static const luaL_Reg funcs[] = {
+    {"connect", remote_connect},
+    {"listen", remote_listen},
+    {"net_drain", remote_drain},
+    {NULL, NULL}
+  };
+  mc_ctx_setfuncs(L, funcs);
+}
