@@ -112,7 +112,8 @@ run-demo: all
 	  $(call RUN_ENV,$$v) $(SH_LUA) examples/demo.lua && echo && \
 	  $(call RUN_ENV,$$v) $(SH_LUA) examples/threads.lua && echo && \
 	  $(call RUN_ENV,$$v) $(SH_LUA) examples/pipeline.lua && echo && \
-	  $(call RUN_ENV,$$v) $(SH_LUA) examples/broadcast.lua || exit 1; \
+	  $(call RUN_ENV,$$v) $(SH_LUA) examples/broadcast.lua && echo && \
+	  $(call RUN_ENV,$$v) $(SH_LUA) examples/remote.lua || exit 1; \
 	  for lib in luv cqueues; do \
 	    echo; \
 	    if $(SH_LUA) -e "require '$$lib'" >/dev/null 2>&1; then \
