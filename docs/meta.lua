@@ -28,6 +28,13 @@
 ---@field transfer? messagechannel.Transferable[] the ports and Buffers moved with the message
 ---@field timeout? number seconds a post to a full bounded partner waits for room; `0` tries once
 
+---Options of `mc.listen` and `mc.connect`; each side applies its own.
+---@class messagechannel.RemoteOptions
+---@field token? string a secret both sides must present (at most 4,096 bytes); a mismatch closes the pair with reason `"auth"`
+---@field capacity? integer messages a remote port holds (default 1024); a full port stops reading, so the sender's `postMessage` waits
+---@field heartbeat? number seconds (default 5, 0.001 to 86400); a link silent for three heartbeats closes with reason `"timeout"`
+---@field maxMessageSize? integer bytes (default 16 MiB): a larger post raises `DataCloneError:`; a larger frame from the peer closes with reason `"protocol"`
+
 ---Options of `mc.MessageChannel`.
 ---@class messagechannel.ChannelOptions
 ---@field capacity? integer messages each port holds at most (>= 1); `postMessage` to a full partner waits for room
@@ -174,6 +181,25 @@ function messagechannel.receive(ports, timeout) end
 ---@return Worker
 function messagechannel.Worker(path, options) end
 
+---Binds and listens at `address` (`"unix:/path"` or `"tcp:host:port"`, port
+---0 for one the system picks) and returns a Listener, whose `connect`
+---events bring a port for each peer that connects with the same token.
+---Raises `bad argument` for a malformed address or option, and
+---`listen: address in use: <address>`.
+---@param address string
+---@param options? messagechannel.RemoteOptions
+---@return Listener
+function messagechannel.listen(address, options) end
+
+---Returns at once a port whose partner is the port a listener at `address`
+---makes for this connection. Posts wait in its queue until the link is up;
+---a lost link closes it with `event.reason` (`"refused"` when nobody
+---listens).
+---@param address string
+---@param options? messagechannel.RemoteOptions
+---@return MessagePort
+function messagechannel.connect(address, options) end
+
 ------------------------------------------------------------------------------
 -- MessageChannel
 ------------------------------------------------------------------------------
@@ -277,7 +303,7 @@ function MessagePort:hasRef() end
 ---`defaultPrevented` and the methods come from its metatable, and `ports`
 ---is made on first read.
 ---@class MessageEvent
----@field type "message"|"messageerror"|"close"|"error"|"exit"|string
+---@field type "message"|"messageerror"|"close"|"error"|"exit"|"connect"|string
 ---@field data any the copy; `nil` for `close` and for a message that could not be decoded
 ---@field error any on `messageerror`: the error raised, or the `DataCloneError:`; on a Worker's `error`: a clone of the worker's uncaught error
 ---@field ports MessagePort[] the ports transferred with the message, in transfer-list order; `{}` when none
@@ -289,6 +315,8 @@ function MessagePort:hasRef() end
 ---@field defaultPrevented boolean `true` after `event:preventDefault()`
 ---@field traceback? string on a Worker's `error` event: the worker's traceback
 ---@field code? integer on a Worker's `exit` event: `0` for a normal end, non-zero after an uncaught error or `terminate()`
+---@field reason? "disconnected"|"timeout"|"protocol"|"auth"|"refused" on the `close` of a remote port whose link was lost; `nil` for a normal close
+---@field port? MessagePort on a Listener's `connect` event: the new port, entangled with the connecting side's
 local MessageEvent = {}
 
 ---Sets `defaultPrevented`.
@@ -389,6 +417,37 @@ function BroadcastChannel:hasRef() end
 ---The parent's handle on a worker thread. Its events have the Worker as
 ---`target`. `tostring(w)` is `Worker (running)`, then `Worker (exited)`.
 ---Assigning any other field raises `TypeError:`.
+---A listening socket (`mc.listen`).
+---@class Listener
+---@field address string the address bound, with the port chosen filled in
+---@field onconnect fun(event: MessageEvent)|table|nil `event.port` is the new port
+local Listener = {}
+
+---No new connections; those made stay open.
+function Listener:close() end
+
+---An open, ref'd listener keeps `mc.run()` going (the default).
+function Listener:ref() end
+
+---The listener no longer keeps `mc.run()` going.
+function Listener:unref() end
+
+---@return boolean
+function Listener:hasRef() end
+
+---@param type "connect"|string
+---@param listener messagechannel.Listener
+---@param options? messagechannel.ListenerOptions|boolean
+function Listener:addEventListener(type, listener, options) end
+
+---@param type string
+---@param listener messagechannel.Listener
+function Listener:removeEventListener(type, listener) end
+
+---@param event table
+---@return boolean
+function Listener:dispatchEvent(event) end
+
 ---@class Worker
 ---@field onmessage messagechannel.Handler what the worker posts on `mc.parentPort`; setting it starts delivery
 ---@field onmessageerror messagechannel.Handler

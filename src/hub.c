@@ -258,23 +258,25 @@ void mc_hub_close (mc_Hub *h) {
   pthread_mutex_unlock(&h->lock);
 }
 
-/* Sleeps in poll(2) until the descriptor is readable, a signal arrives,
-** or `seconds` pass (< 0: no limit). Called without the lock. */
-static void sleep_on_fd (int fd, double seconds) {
-  struct pollfd p;
-  p.fd = fd;
-  p.events = POLLIN;
-  p.revents = 0;
+/* Sleeps in poll(2) until the descriptor or one of the n others at extra
+** is readable, a signal arrives, or `seconds` pass (< 0: no limit).
+** Called without the lock. extra has room for one more, at its end. */
+static void sleep_on_fd (int fd, struct pollfd *extra, size_t n,
+                         double seconds) {
+  struct pollfd one, *p = n > 0 ? extra : &one;
+  p[n].fd = fd;
+  p[n].events = POLLIN;
+  p[n].revents = 0;
 #ifdef __linux__
   {
     struct timespec ts;
-    ppoll(&p, 1, timeout_of(seconds, &ts), NULL);
+    ppoll(p, (nfds_t)n + 1, timeout_of(seconds, &ts), NULL);
   }
 #else
   if (seconds > 1e6)
     seconds = 1e6;
   /* poll counts milliseconds: round up, so as not to wake before time */
-  poll(&p, 1, seconds >= 0 ? (int)(seconds * 1e3 + 0.999) : -1);
+  poll(p, (nfds_t)n + 1, seconds >= 0 ? (int)(seconds * 1e3 + 0.999) : -1);
 #endif
 }
 
@@ -292,8 +294,14 @@ static double now (void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* Watches h->news for up to `seconds`; returns whether news came. */
-static int spin (mc_Hub *h, double seconds) {
+/* Whether one of the n descriptors at extra is readable now. */
+static int ready (struct pollfd *extra, size_t n) {
+  return n > 0 && poll(extra, (nfds_t)n, 0) > 0;
+}
+
+/* Watches h->news (and every 32nd turn the n descriptors at extra) for up
+** to `seconds`; returns whether news came or one is readable. */
+static int spin (mc_Hub *h, double seconds, struct pollfd *extra, size_t n) {
   double end = now() + seconds;
   unsigned i;
   for (i = 1; ; i++) {
@@ -302,19 +310,19 @@ static int spin (mc_Hub *h, double seconds) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
 #endif
-    if (i % 32 == 0 && now() >= end)
-      return 0;
+    if (i % 32 == 0 && (ready(extra, n) || now() >= end))
+      return ready(extra, n);
   }
 }
 
 /* A wait that found news within this many seconds keeps the hub warm. */
 #define SOON 1e-3
 
-size_t mc_hub_wait (mc_Hub *h, double seconds, uint32_t **buf, size_t *cap,
-                    int *flags) {
-  size_t n;
-  pthread_mutex_lock(&h->lock);
-  if (seconds != 0 && !h->news && !h->signalled && h->fd[0] >= 0) {
+/* The wait of mc_hub_wait and mc_hub_sleep, with the lock held. */
+static void doze (mc_Hub *h, double seconds, struct pollfd *extra,
+                  size_t nextra) {
+  if (seconds != 0 && !h->news && !h->signalled && h->fd[0] >= 0
+      && !ready(extra, nextra)) {
     int fd = h->fd[0], spun = 0, caught = 0;
     double t0 = now(), s = (double)mc_hub_spin(-1) * 1e-9;
     if (seconds > 0 && s > seconds)
@@ -323,16 +331,16 @@ size_t mc_hub_wait (mc_Hub *h, double seconds, uint32_t **buf, size_t *cap,
       h->skip--;
     else if (h->warm && s > 0) {
       pthread_mutex_unlock(&h->lock);
-      caught = spin(h, s);
+      caught = spin(h, s, extra, nextra);
       spun = 1;
       pthread_mutex_lock(&h->lock);
     }
-    if (!h->news && !h->signalled) {
+    if (!h->news && !h->signalled && !caught) {
       double left = seconds;
       if (seconds > 0 && (left -= now() - t0) < 0)
         left = 0;
 #ifdef MC_FUTEX
-      if (!h->exposed) {
+      if (!h->exposed && nextra == 0) {
         h->waiting = 2;
         pthread_mutex_unlock(&h->lock);
         futex_sleep(h, left);
@@ -342,18 +350,33 @@ size_t mc_hub_wait (mc_Hub *h, double seconds, uint32_t **buf, size_t *cap,
       {
         h->waiting = 1;
         pthread_mutex_unlock(&h->lock);
-        sleep_on_fd(fd, left);
+        sleep_on_fd(fd, extra, nextra, left);
       }
       pthread_mutex_lock(&h->lock);
       h->waiting = 0;
+      caught = ready(extra, nextra);
     }
-    h->warm = h->news && now() - t0 <= SOON + s;
+    h->warm = (h->news || caught) && now() - t0 <= SOON + s;
     if (spun) {  /* a spin that missed (the other thread needed this CPU,
                  ** or answers late) is not tried again for a while */
       h->misses = caught ? 0 : h->misses < 6 ? h->misses + 1 : 6;
       h->skip = caught ? 0 : 1u << h->misses;
     }
   }
+}
+
+void mc_hub_sleep (mc_Hub *h, double seconds, struct pollfd *extra,
+                   size_t n) {
+  pthread_mutex_lock(&h->lock);
+  doze(h, seconds, extra, n);
+  pthread_mutex_unlock(&h->lock);
+}
+
+size_t mc_hub_wait (mc_Hub *h, double seconds, uint32_t **buf, size_t *cap,
+                    int *flags) {
+  size_t n;
+  pthread_mutex_lock(&h->lock);
+  doze(h, seconds, NULL, 0);
   n = h->n;
   if (n > 0) {
     uint32_t *ids = h->ids;

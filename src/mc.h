@@ -131,6 +131,12 @@ long mc_hub_spin (long ns);  /* sets it when ns >= 0; returns the old one */
 ** *flags gets MC_HUB_STOP and MC_HUB_ALL. */
 size_t mc_hub_wait (mc_Hub *h, double seconds, uint32_t **buf, size_t *cap,
                     int *flags);
+/* The wait of mc_hub_wait alone, news left queued, that also ends when
+** one of the n descriptors at extra is readable (their revents say which
+** when it returns; extra has room for one more pollfd at its end). */
+struct pollfd;
+void mc_hub_sleep (mc_Hub *h, double seconds, struct pollfd *extra,
+                   size_t n);
 /* A thread that runs this library's code is about to start: the library
 ** stays loaded from now on. */
 void mc_keep_loaded (void);
@@ -299,6 +305,7 @@ typedef struct mc_Group {
   int remote;      /* an end is linked to another process (net.c): no
                    ** port travels through it */
   const char *reason;  /* why a link closed it ("timeout"), or NULL */
+  void *link;      /* remote: its open link (net.c), under the lock */
   size_t nends;
   mc_Queue *end;  /* nends of them */
 } mc_Group;
@@ -453,6 +460,17 @@ int mc_net_link (int fd, int connecting, mc_Group *g, size_t e,
                  mc_NetOptions *o);
 int mc_net_listen (int fd, const char *path, mc_Group *g, size_t e,
                    mc_NetOptions *o);
+/* A post to end `to` of remote pair g, written straight to its link's
+** socket by the posting thread when nothing waits before it: returns 1
+** when m went that way (it is still the caller's to free), else 0 (post
+** it as usual). */
+int mc_net_send (mc_Group *g, size_t to, mc_Msg *m);
+/* mc_hub_wait for a Lua state's scheduler: while it sleeps, the state
+** also watches the sockets of the links whose ports it holds, and reads
+** them itself when they are readable (one wake-up rather than the
+** network thread's and then its own). */
+size_t mc_net_wait (mc_Hub *h, double seconds, uint32_t **buf, size_t *cap,
+                    int *flags);
 /* Waits until every link whose pair was closed here has written what it
 ** had to send (or failed): returns how many are left after `seconds`
 ** (< 0: no limit). */

@@ -45,6 +45,10 @@ enum { LINK, LISTENER };
 enum { CONNECTING, HELLO, OPEN, LINGER, DEAD };
 
 typedef struct Conn {
+  pthread_mutex_t wlock;  /* the thread holds it through a link's turn; a
+                          ** posting thread, to write to it (mc_net_send) */
+  int refs;               /* the thread's, and a posting thread's while it
+                          ** writes; changed atomically */
   int kind, state, fd;
   uint32_t id;            /* in the thread's hub */
   mc_Group *g;            /* the pair (a reference), NULL once let go */
@@ -60,6 +64,8 @@ typedef struct Conn {
   double heard, said, since;  /* last read, last write, state entered */
   double every;           /* ping interval: the smaller heartbeat */
   int readable, eof, shut, retry;
+  double watched;         /* a Lua state reads it while it waits, until
+                          ** then (mc_net_wait); changed atomically */
 } Conn;
 
 static struct {
@@ -71,15 +77,29 @@ static struct {
   uint32_t next_id;
   Conn **add;              /* handed over, not yet taken by the thread */
   size_t nadd, capadd;
+  Conn **open;             /* open links, for mc_net_wait (each holds a
+                           ** reference from here) */
+  size_t nopen, capopen;
   unsigned long asks, seen;  /* drain requests, the last one answered */
   size_t draining;
   const mc_Type *port, *buffer;
 } net = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, NULL, -1,
-         0, NULL, 0, 0, 0, 0, 0, NULL, NULL};
+         0, NULL, 0, 0, NULL, 0, 0, 0, 0, 0, NULL, NULL};
 
 /* The thread's own: its links and listeners. */
 static Conn **conns;
 static size_t nconns, capconns;
+
+static Conn *alloc_conn (void) {
+  Conn *c = (Conn *)calloc(1, sizeof *c);
+  if (c != NULL && pthread_mutex_init(&c->wlock, NULL) != 0) {
+    free(c);
+    c = NULL;
+  }
+  if (c != NULL)
+    c->refs = 1;
+  return c;
+}
 
 static double now (void) {
   struct timespec ts;
@@ -97,24 +117,54 @@ static size_t pending_out (const Conn *c) {
 ** =======================================================
 */
 
-static void free_conn (Conn *c) {
-  mc_Msg *freed = NULL;
+static void conn_decref (Conn *c) {
+  if (__atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) > 0)
+    return;
   if (c->fd >= 0)
     close(c->fd);
   if (c->path != NULL) {
     unlink(c->path);
     free(c->path);
   }
-  if (c->g != NULL)
-    mc_group_release(c->g, c->e, &freed);
-  if (c->lg != NULL)
-    mc_group_decref(c->lg);
-  mc_msg_free(c->held);
-  mc_msg_free(freed);
   mc_bytes_free(&c->in);
   mc_bytes_free(&c->out);
   free(c->o.token);
+  pthread_mutex_destroy(&c->wlock);
   free(c);
+}
+
+/* The pair's end goes, and posting threads no longer write to c. */
+static void unlink_group (Conn *c, mc_Msg **freed) {
+  mc_Group *g = c->g;
+  size_t i;
+  pthread_mutex_lock(&net.lock);
+  for (i = 0; i < net.nopen && net.open[i] != c; i++)
+    ;
+  if (i < net.nopen) {
+    net.open[i] = net.open[--net.nopen];
+    __atomic_sub_fetch(&c->refs, 1, __ATOMIC_RELAXED);  /* not the last */
+  }
+  pthread_mutex_unlock(&net.lock);
+  pthread_mutex_lock(&g->lock);
+  if (g->link == c)
+    g->link = NULL;
+  pthread_mutex_unlock(&g->lock);
+  c->g = NULL;
+  mc_group_release(g, c->e, freed);
+}
+
+/* The thread is done with c. */
+static void free_conn (Conn *c) {
+  mc_Msg *freed = NULL;
+  if (c->g != NULL)
+    unlink_group(c, &freed);
+  if (c->lg != NULL)
+    mc_group_decref(c->lg);
+  c->lg = NULL;
+  mc_msg_free(c->held);
+  c->held = NULL;
+  mc_msg_free(freed);
+  conn_decref(c);
 }
 
 /* Lets the pair go: it closes with `code`'s reason at the port. */
@@ -122,8 +172,7 @@ static void let_go (Conn *c, int code) {
   mc_Msg *freed = NULL;
   if (c->g != NULL) {
     mc_group_set_reason(c->g, mc_wire_reason(code));
-    mc_group_release(c->g, c->e, &freed);
-    c->g = NULL;
+    unlink_group(c, &freed);
     mc_msg_free(freed);
   }
   if (c->lg != NULL) {
@@ -217,6 +266,23 @@ static void hello (Conn *c, const mc_Frame *f, double t) {
   }
   c->state = OPEN;
   c->since = t;
+  pthread_mutex_lock(&c->g->lock);
+  c->g->link = c;  /* posting threads may write to it now */
+  pthread_mutex_unlock(&c->g->lock);
+  pthread_mutex_lock(&net.lock);  /* and its port's state may read it */
+  if (net.nopen == net.capopen) {
+    size_t cap = net.capopen ? net.capopen * 2 : 16;
+    Conn **a = (Conn **)realloc(net.open, cap * sizeof *a);
+    if (a != NULL) {
+      net.open = a;
+      net.capopen = cap;
+    }
+  }
+  if (net.nopen < net.capopen) {  /* else only this thread reads it */
+    __atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
+    net.open[net.nopen++] = c;
+  }
+  pthread_mutex_unlock(&net.lock);
 }
 
 /* Posts a message read to the port's end: 0 while that is full (the
@@ -377,26 +443,31 @@ static void take_posts (Conn *c, double t) {
   }
 }
 
-static void write_link (Conn *c, double t) {
+/* Writes what it can of c's output: 0 when all of it or the socket is
+** full, -1 when the socket failed. */
+static int send_out (Conn *c, double t) {
   while (pending_out(c) > 0) {
     ssize_t k = send(c->fd, c->out.p + c->outpos, pending_out(c),
                      MSG_NOSIGNAL);
     if (k < 0 && errno == EINTR)
       continue;
-    if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-      return;
-    if (k < 0) {
-      c->eof = 1;
-      if (c->state == LINGER)
-        c->state = DEAD;
-      else
-        fail(c, MC_REASON_DISCONNECTED, 0, t);
-      return;
-    }
+    if (k < 0)
+      return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
     c->outpos += (size_t)k;
     c->said = t;
   }
   c->out.n = c->outpos = 0;
+  return 0;
+}
+
+static void write_link (Conn *c, double t) {
+  if (send_out(c, t) == 0)
+    return;
+  c->eof = 1;
+  if (c->state == LINGER)
+    c->state = DEAD;
+  else
+    fail(c, MC_REASON_DISCONNECTED, 0, t);
 }
 
 /* }====================================================== */
@@ -416,24 +487,22 @@ static void accept_links (Conn *l, double t) {
     int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0)
       return;  /* EAGAIN, or out of descriptors: the next turn tries */
-    c = (Conn *)calloc(1, sizeof *c);
+    c = alloc_conn();
     if (c != NULL && l->o.toklen > 0
         && (c->o.token = (char *)malloc(l->o.toklen)) == NULL) {
-      free(c);
+      conn_decref(c);
       c = NULL;
     }
-    if (c == NULL || (nconns == capconns && !(capconns < 1 << 20))) {
-      free(c);
+    if (c == NULL) {
       close(fd);
       continue;
     }
+    c->fd = fd;
     if (nconns == capconns) {
       size_t cap = capconns ? capconns * 2 : 16;
       Conn **a = (Conn **)realloc(conns, cap * sizeof *a);
       if (a == NULL) {
-        free(c->o.token);
-        free(c);
-        close(fd);
+        conn_decref(c);  /* and its descriptor */
         continue;
       }
       conns = a;
@@ -448,7 +517,6 @@ static void accept_links (Conn *l, double t) {
     c->o.maxsize = l->o.maxsize;
     c->kind = LINK;
     c->state = HELLO;
-    c->fd = fd;
     c->every = c->o.heartbeat;
     c->heard = c->said = c->since = t;
     pthread_mutex_lock(&net.lock);
@@ -499,6 +567,10 @@ static void turn_link (Conn *c, double t) {
     c->since = c->heard = c->said = t;
     c->readable = 1;
   }
+  if ((c->state == HELLO || c->state == OPEN) && c->held == NULL
+      && t - c->heard >= limit)
+    c->readable = 1;  /* a last look before it times out: a state that
+                      ** watched the link may have left bytes unread */
   if (c->state == HELLO || c->state == OPEN) {
     read_link(c, t);
     take_posts(c, t);
@@ -534,6 +606,16 @@ static void turn_link (Conn *c, double t) {
   }
 }
 
+static double watched_until (const Conn *c) {
+  double w;
+  __atomic_load(&c->watched, &w, __ATOMIC_RELAXED);
+  return w;
+}
+
+static int watched (const Conn *c) {
+  return c->state == OPEN && watched_until(c) > now();
+}
+
 /* When the next timer of c is due. */
 static double due (const Conn *c) {
   double limit = 3 * c->o.heartbeat, d;
@@ -546,6 +628,8 @@ static double due (const Conn *c) {
     d = c->held != NULL ? 1e300 : c->heard + limit;
     if (c->said + c->every < d)
       d = c->said + c->every;
+    if (watched(c) && watched_until(c) < d)
+      d = watched_until(c);
   }
   return d;
 }
@@ -554,7 +638,7 @@ static short events_of (const Conn *c) {
   switch (c->state) {
     case CONNECTING: return POLLOUT;
     case LINGER: return pending_out(c) > 0 ? POLLOUT : POLLIN;
-    default: return (short)((c->held == NULL ? POLLIN : 0)
+    default: return (short)((c->held == NULL && !watched(c) ? POLLIN : 0)
                             | (pending_out(c) > 0 ? POLLOUT : 0));
   }
 }
@@ -588,7 +672,27 @@ static void take_added (void) {
   pthread_mutex_unlock(&net.lock);
 }
 
+/* poll(2), but a thread whose last wait ended soon first watches the
+** descriptors for as long as mc_hub_spin says (an answer that comes at
+** once is then taken without sleeping and being woken), as a Lua state's
+** hub does. */
+static int wait_events (struct pollfd *pfd, size_t n, int ms, double t0) {
+  static int warm;
+  double spin = (double)mc_hub_spin(-1) * 1e-9, t;
+  int r = 0;
+  if (warm && spin > 0 && ms != 0)
+    while ((r = poll(pfd, (nfds_t)n, 0)) == 0 && now() - t0 < spin)
+      ;
+  if (r == 0)
+    r = poll(pfd, (nfds_t)n, ms);
+  t = now();
+  warm = r > 0 && t - t0 < 0.001;
+  return r;
+}
+
 static void *run (void *arg) {
+  short *rev = NULL;  /* what the last poll saw of each link, applied
+                      ** under its lock */
   struct pollfd *pfd = NULL;
   size_t cappfd = 0;
   uint32_t *ids = NULL;
@@ -606,20 +710,24 @@ static void *run (void *arg) {
     mc_hub_wait(net.hub, 0, &ids, &capids, &flags);  /* every link is
                                                      ** looked at anyway */
     t = now();
-    for (i = 0; i < nconns; i++) {
-      conns[i]->retry = 0;
-      if (conns[i]->kind == LISTENER)
-        turn_listener(conns[i], t);
+    for (i = n = d = 0; i < nconns; i++) {
+      Conn *c = conns[i];
+      int dead;
+      pthread_mutex_lock(&c->wlock);
+      c->retry = 0;
+      if (rev != NULL && i < cappfd - 1)
+        c->readable |= rev[i] != 0;
+      if (c->kind == LISTENER)
+        turn_listener(c, t);
       else
-        turn_link(conns[i], t);
-    }
-    for (i = n = d = 0; i < nconns; i++) {  /* the dead go */
-      if (conns[i]->state == DEAD)
-        free_conn(conns[i]);
-      else {
-        d += (size_t)draining(conns[i]);
-        conns[n++] = conns[i];
-      }
+        turn_link(c, t);
+      dead = c->state == DEAD;
+      d += (size_t)(!dead && draining(c));
+      pthread_mutex_unlock(&c->wlock);
+      if (dead)  /* nobody brings a dead link back */
+        free_conn(c);
+      else
+        conns[n++] = c;
     }
     nconns = n;
     pthread_mutex_lock(&net.lock);
@@ -630,26 +738,38 @@ static void *run (void *arg) {
     if (cappfd < nconns + 1) {
       struct pollfd *p = (struct pollfd *)realloc(pfd, (nconns + 1)
                                                        * sizeof *p);
-      if (p != NULL) {
+      short *r = (short *)realloc(rev, (nconns + 1) * sizeof *r);
+      if (r != NULL)
+        rev = r;
+      if (p != NULL)
         pfd = p;
+      if (p != NULL && r != NULL)
         cappfd = nconns + 1;
-      }
+    }
+    if (pfd == NULL || rev == NULL) {  /* out of memory: try again soon */
+      poll(NULL, 0, 10);
+      continue;
     }
     next = t + 1;
     pfd[0].fd = net.fd;
     pfd[0].events = POLLIN;
     for (i = 0; i < nconns && i + 1 < cappfd; i++) {
-      double u = due(conns[i]);
-      if (u < next)
-        next = u;
+      double u;
+      pthread_mutex_lock(&conns[i]->wlock);
+      u = due(conns[i]);
       pfd[i + 1].fd = conns[i]->fd;
       pfd[i + 1].events = events_of(conns[i]);
+      pthread_mutex_unlock(&conns[i]->wlock);
+      if (u < next)
+        next = u;
     }
     t = now();
     ms = next <= t ? 0 : (int)((next - t) * 1000) + 1;
-    if (poll(pfd, (nfds_t)i + 1, ms) > 0)
+    for (n = 0; n < i; n++)
+      rev[n] = 0;
+    if (wait_events(pfd, i + 1, ms, t) > 0)
       for (n = 0; n < i; n++)
-        conns[n]->readable |= pfd[n + 1].revents != 0;
+        rev[n] = pfd[n + 1].revents;
   }
   return NULL;
 }
@@ -726,7 +846,7 @@ static int hand_over (Conn *c) {
 
 static Conn *new_conn (int kind, int fd, mc_Group *g, size_t e,
                        mc_NetOptions *o) {
-  Conn *c = (Conn *)calloc(1, sizeof *c);
+  Conn *c = alloc_conn();
   double t = now();
   if (c == NULL) {
     close(fd);
@@ -778,6 +898,74 @@ int mc_net_listen (int fd, const char *path, mc_Group *g, size_t e,
     return 0;
   }
   return 1;
+}
+
+int mc_net_send (mc_Group *g, size_t to, mc_Msg *m) {
+  Conn *c;
+  int sent = 0;
+  pthread_mutex_lock(&g->lock);
+  c = (Conn *)g->link;
+  if (c != NULL)
+    __atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
+  pthread_mutex_unlock(&g->lock);
+  if (c == NULL)
+    return 0;
+  pthread_mutex_lock(&c->wlock);  /* the thread takes no post meanwhile */
+  if (c->state == OPEN && c->g == g && c->e == to && pending_out(c) == 0) {
+    size_t count;
+    int closing;
+    if (mc_group_head(g, to, &count, &closing) == MC_EMPTY
+        && mc_wire_put_msg(&c->out, m) == 1) {
+      sent = 1;
+      if (send_out(c, now()) != 0 || pending_out(c) > 0)
+        mc_hub_notify(net.hub, c->id);  /* the thread goes on from here */
+    }
+  }
+  pthread_mutex_unlock(&c->wlock);
+  conn_decref(c);
+  return sent;
+}
+
+#define WATCH 64  /* links a state watches at most, the others are read
+                  ** by the network thread alone */
+
+size_t mc_net_wait (mc_Hub *h, double seconds, uint32_t **buf, size_t *cap,
+                    int *flags) {
+  Conn *c[WATCH];
+  struct pollfd p[WATCH + 1];
+  size_t i, n = 0;
+  if (seconds != 0) {
+    pthread_mutex_lock(&net.lock);
+    for (i = 0; i < net.nopen && n < WATCH; i++) {
+      Conn *k = net.open[i];
+      if (mc_group_owner(k->g, mc_group_partner(k->g, k->e), h)
+          == MC_OWNER_SELF) {
+        double until = now() + 0.05;
+        __atomic_store(&k->watched, &until, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&k->refs, 1, __ATOMIC_RELAXED);
+        p[n].fd = k->fd;
+        p[n].events = POLLIN;
+        p[n].revents = 0;
+        c[n++] = k;
+      }
+    }
+    pthread_mutex_unlock(&net.lock);
+  }
+  if (n == 0)
+    return mc_hub_wait(h, seconds, buf, cap, flags);
+  mc_hub_sleep(h, seconds, p, n);
+  for (i = 0; i < n; i++) {
+    if (p[i].revents != 0) {  /* read here: its messages are this state's */
+      pthread_mutex_lock(&c[i]->wlock);
+      if (c[i]->state == OPEN) {
+        c[i]->readable = 1;
+        read_link(c[i], now());
+      }
+      pthread_mutex_unlock(&c[i]->wlock);
+    }
+    conn_decref(c[i]);
+  }
+  return mc_hub_wait(h, 0, buf, cap, flags);
 }
 
 size_t mc_net_drain (double seconds) {

@@ -802,7 +802,7 @@ static int sched_poll (lua_State *L) {
     s = SLICE;
   if (c->lost)
     s = 0;
-  n = mc_hub_wait(c->hub, s, &c->news, &c->capnews, &flags);
+  n = mc_net_wait(c->hub, s, &c->news, &c->capnews, &flags);
   if (c->main != NULL && c->main != L)
     pass_interrupt(L, c->main);
   if (flags & MC_HUB_STOP) {
