@@ -34,7 +34,7 @@ LDSHARED = -shared
 LIBS     = -ldl
 
 SRCS = src/bytes.c src/hub.c src/msg.c src/queue.c src/group.c src/wire.c \
-       src/net.c src/ctx.c src/codec.c src/message.c src/sched.c src/buffer.c \
+       src/net.c src/nats.c src/ctx.c src/codec.c src/message.c src/sched.c src/buffer.c \
        src/port.c src/broadcast.c src/remote.c src/worker.c src/core.c
 HDRS = src/mc.h src/compat.h
 
@@ -58,7 +58,8 @@ DEMO_PACKAGES = gcc make pkg-config \
   lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev \
   lua5.4 liblua5.4-dev luajit libluajit-5.1-dev lua-luv lua-cqueues
 DEB_PACKAGES = $(DEMO_PACKAGES) git lua-busted lua-check luarocks lua-lpeg \
-  lua-cjson lua-socket valgrind nodejs clang libclang-rt-dev
+  lua-cjson lua-socket valgrind nodejs clang libclang-rt-dev \
+  libnats3.4 nats-server
 
 SAN_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all \
             -fno-omit-frame-pointer
@@ -226,7 +227,7 @@ pipe: $(if $(LUAS),build/pipe-$(PIPE_LUA)/messagechannel/core.so)
 # block whose address was compared would not be reported.
 FUZZ_SECONDS ?= 60
 FUZZ_CC  = clang
-FUZZ_RUNS = deserialize:65536 clone:4096
+FUZZ_RUNS = deserialize:65536 clone:4096 frames:65536
 FUZZ_BINS = $(foreach r,$(FUZZ_RUNS),build/fuzz/$(word 1,$(subst :, ,$r)))
 FUZZ_APT = sudo apt-get install -y clang libclang-rt-dev liblua5.4-dev
 

@@ -35,6 +35,10 @@
 ---@field heartbeat? number seconds (default 5, 0.001 to 86400); a link silent for three heartbeats closes with reason `"timeout"`
 ---@field maxMessageSize? integer bytes (default 16 MiB): a larger post raises `DataCloneError:`; a larger frame from the peer closes with reason `"protocol"`
 
+---Options of `mc.BroadcastChannel`.
+---@class messagechannel.BroadcastOptions
+---@field nats? string a NATS server URL: the channel also publishes to and receives from the subject `name` there
+
 ---Options of `mc.MessageChannel`.
 ---@class messagechannel.ChannelOptions
 ---@field capacity? integer messages each port holds at most (>= 1); `postMessage` to a full partner waits for room
@@ -362,13 +366,14 @@ function Buffer:write(pos, s) end
 
 ---`mc.BroadcastChannel`: call it, or its `new`, with a name.
 ---@class messagechannel.BroadcastChannelClass
----@overload fun(name: string): BroadcastChannel
+---@overload fun(name: string, options?: messagechannel.BroadcastOptions): BroadcastChannel
 local BroadcastChannelClass = {}
 
 ---Opens a channel of that name, as `mc.BroadcastChannel(name)` does.
 ---@param name string
+---@param options? messagechannel.BroadcastOptions
 ---@return BroadcastChannel
-function BroadcastChannelClass.new(name) end
+function BroadcastChannelClass.new(name, options) end
 
 ---A channel that reaches every other open channel of the same name in any
 ---thread of the process. `tostring(bc)` is `BroadcastChannel (name)`, then
@@ -377,6 +382,7 @@ function BroadcastChannelClass.new(name) end
 ---@field name string the name it was opened with
 ---@field onmessage messagechannel.Handler another channel of the name posted
 ---@field onmessageerror messagechannel.Handler a message that could not be decoded here
+---@field onerror messagechannel.Handler with `{nats = url}`: a NATS problem (`event.error`, a string): the connection lost or given up, messages dropped for a slow consumer, a post lost
 local BroadcastChannel = {}
 
 ---Clones `message` to every other open channel of the same name, in any

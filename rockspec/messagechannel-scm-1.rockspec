@@ -46,6 +46,7 @@ build = {
         "src/group.c",
         "src/wire.c",
         "src/net.c",
+        "src/nats.c",
         "src/ctx.c",
         "src/codec.c",
         "src/message.c",

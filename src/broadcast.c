@@ -11,6 +11,13 @@
 ** that every receiver sees one sender's messages in the order posted.
 ** Locks: the table's, then a group's (mc_group_post), then a hub's after
 ** that (mc_tell); none is taken in the other order.
+**
+** A channel opened with {nats = url} also publishes its posts to the NATS
+** subject of its name (nats.c), and what comes on that subject is queued
+** at every open channel of the name in the process. A problem of the
+** connection, or a post it lost, is queued as a note (mc_msg_note) in the
+** channel's order of messages, which the scheduler dispatches as an error
+** event.
 */
 #include <pthread.h>
 #include <stdlib.h>
@@ -25,6 +32,8 @@ typedef struct Bc {
   mc_Recv r;      /* first: the object is a receiver */
   char *name;
   size_t len;
+  char *url;      /* its NATS server's, or NULL */
+  int joined;     /* it joined the NATS subject */
   int closed;     /* close() was called: it neither posts nor receives */
 } Bc;
 
@@ -41,6 +50,7 @@ typedef struct Entry {
   mc_Group *g;    /* referenced */
   const char *name;  /* the channel's (it outlives the entry) */
   size_t len;
+  const char *url;   /* its NATS server's, or NULL (the same) */
   const mc_Hub *hub;  /* of its state, only compared: a channel never
                       ** moves, and leaves the list before its state ends */
 } Entry;
@@ -67,6 +77,7 @@ static int list_add (Bc *b, const mc_Hub *hub) {
     list[nlist].g = b->r.group;
     list[nlist].name = b->name;
     list[nlist].len = b->len;
+    list[nlist].url = b->url;
     list[nlist].hub = hub;
     nlist++;
   }
@@ -107,21 +118,39 @@ static Bc *check_bc (lua_State *L, int idx) {
   return b;
 }
 
-/* channel(name): a new BroadcastChannel, open and listed. */
+/* channel(name [, url]): a new BroadcastChannel, open and listed, that
+** joined the NATS subject `name` at url when given. */
 static int bc_new (lua_State *L) {
-  size_t len;
+  size_t len, ulen = 0;
   const char *name = luaL_checklstring(L, 1, &len);
-  Bc *b = (Bc *)mc_recv_new(L, &bc_type, sizeof(Bc));
+  const char *url = luaL_optlstring(L, 2, NULL, &ulen);
+  Bc *b;
   mc_Group *g;
+  char err[512];
+  if (url != NULL && (strlen(name) != len || !mc_nats_subject(name, len)))
+    return luaL_error(L, "bad argument #1 to 'BroadcastChannel' (a NATS "
+                         "subject expected: tokens separated by '.', no "
+                         "white space, '*' or '>')");
+  if (url != NULL && strlen(url) != ulen)
+    return luaL_error(L, "bad argument #2 to 'BroadcastChannel' (the "
+                         "'nats' URL has a zero byte)");
+  b = (Bc *)mc_recv_new(L, &bc_type, sizeof(Bc));
   b->name = (char *)malloc(len + 1);
   if (b->name == NULL)
     return luaL_error(L, "not enough memory");
   memcpy(b->name, name, len + 1);
   b->len = len;
+  if (url != NULL && (b->url = (char *)malloc(ulen + 1)) == NULL)
+    return luaL_error(L, "not enough memory");
+  if (url != NULL)
+    memcpy(b->url, url, ulen + 1);
   if ((g = mc_group_new(1)) == NULL)
     return luaL_error(L, "not enough memory");
   mc_recv_attach(L, &b->r, g, 0);  /* g's reference is the object's */
   b->r.started = 1;  /* a listener receives at once (HTML) */
+  if (url != NULL && mc_nats_join(url, b->name, err, sizeof err))
+    return luaL_error(L, "BroadcastChannel: %s", err);
+  b->joined = url != NULL;
   if (!list_add(b, mc_ctx_hub(L)))
     return luaL_error(L, "not enough memory");
   return 1;
@@ -134,6 +163,9 @@ static void bc_shut (lua_State *L, Bc *b) {
     list_remove(b->r.group);
     mc_recv_release(L, &b->r, 1);
   }
+  if (b->joined)
+    mc_nats_leave(b->url, b->name);
+  b->joined = 0;
   b->closed = 1;
 }
 
@@ -153,6 +185,8 @@ static int bc__gc (lua_State *L) {
   b->r.id = 0;
   free(b->name);
   b->name = NULL;
+  free(b->url);
+  b->url = NULL;
   return 0;
 }
 
@@ -238,6 +272,63 @@ static size_t count_local (lua_State *L, Bc *b) {
   return n;
 }
 
+/* Publishes m's bytes to b's NATS subject; a post the client could not
+** take is an error event at b, after what b has queued. */
+static void publish (lua_State *L, Bc *b, mc_Msg *m) {
+  size_t len;
+  const unsigned char *p = mc_msg_data(m, &len);
+  char err[256];
+  if (mc_nats_publish(b->url, b->name, p, len, err, sizeof err)) {
+    mc_Msg *note = mc_msg_note(err);
+    uint32_t id = 0;
+    if (note != NULL
+        && mc_group_post(b->r.group, 0, note, mc_ctx_hub(L), &id, 0) != 1)
+      mc_msg_free(note);
+    if (id != 0)
+      mc_recv_kick_safe(L, 1, &b->r);
+  }
+}
+
+/* What came on a NATS subject, on a libnats thread: queued at every open
+** channel of that name in the process (the posting process's own are not
+** told: the connection has echo off). */
+static void nats_deliver (const char *subject, const void *data,
+                          size_t len) {
+  size_t i, n = strlen(subject);
+  pthread_mutex_lock(&list_lock);
+  for (i = 0; i < nlist; i++) {
+    mc_Msg *copy;
+    uint32_t id;
+    if (list[i].len != n || memcmp(list[i].name, subject, n) != 0)
+      continue;
+    copy = mc_msg_new(data, len, 0);
+    if (copy != NULL && mc_group_post(list[i].g, 0, copy, NULL, &id, 0) != 1)
+      mc_msg_free(copy);
+  }
+  pthread_mutex_unlock(&list_lock);
+}
+
+/* A problem of the connection to url (subject NULL: for all its
+** channels), on a libnats thread: a note at each channel it concerns. */
+static void nats_problem (const char *url, const char *subject,
+                          const char *text) {
+  size_t i;
+  pthread_mutex_lock(&list_lock);
+  for (i = 0; i < nlist; i++) {
+    mc_Msg *note;
+    uint32_t id;
+    if (list[i].url == NULL || strcmp(list[i].url, url) != 0
+        || (subject != NULL && (strlen(subject) != list[i].len
+                                || memcmp(list[i].name, subject,
+                                          list[i].len) != 0)))
+      continue;
+    note = mc_msg_note(text);
+    if (note != NULL && mc_group_post(list[i].g, 0, note, NULL, &id, 0) != 1)
+      mc_msg_free(note);
+  }
+  pthread_mutex_unlock(&list_lock);
+}
+
 /* postMessage(message): clones message (no transfer list) to every other
 ** open BroadcastChannel of the same name, in every thread. */
 static int bc_postMessage (lua_State *L) {
@@ -256,6 +347,8 @@ static int bc_postMessage (lua_State *L) {
                                           ** must not fail */
   lua_pushnil(L);  /* no transfer list */
   m = mc_message_make(L, 2, 3, NULL);  /* bc, message, nil, list */
+  if (b->joined)
+    publish(L, b, m);
   local.ids = local.some;
   local.cap = sizeof local.some / sizeof local.some[0];
   local.n = 0;
@@ -320,6 +413,7 @@ void mc_broadcast_open (lua_State *L) {
     {NULL, NULL}
   };
   int ctx = lua_gettop(L);
+  mc_nats_hooks(nats_deliver, nats_problem);
   mc_recv_open_type(L, ctx, &bc_type, meta, methods, bc__index,
                     "broadcast");
   mc_ctx_setfuncs(L, funcs);

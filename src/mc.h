@@ -11,6 +11,7 @@
 **   group.c    pure C: entangled ends under one lock (a channel's pair)
 **   wire.c     pure C: the frames a link between processes carries
 **   net.c      pure C: the network thread, which links ends to sockets
+**   nats.c     pure C: NATS subjects for BroadcastChannel (libnats)
 **   ctx.c      the per-state context: hub, ids, pinned objects, run
 **              queue, the types of the module's objects
 **   codec.c    structured clone: byte format, direct copy, register
@@ -214,6 +215,10 @@ void mc_msg_unlend (mc_Msg *m);  /* not sent: slots given back, m freed */
 ** that releases, in a loop. A message alone has no next. */
 void mc_msg_free (mc_Msg *m);
 void mc_msg_push (mc_Msg **list, mc_Msg *m);
+/* A note rather than a value: its bytes are the text of an error event
+** (a BroadcastChannel's NATS problem), made only here, never decoded. */
+mc_Msg *mc_msg_note (const char *text);
+int mc_msg_is_note (const mc_Msg *m);
 
 /* ---- queue.c: one receiving end ---- */
 
@@ -434,6 +439,28 @@ mc_Msg *mc_wire_msg (const mc_Frame *f, const mc_Type *buffer, size_t max,
 #define MC_REASON_REFUSED 5
 const char *mc_wire_reason (int code);  /* NULL for 0 and unknown codes */
 
+/* ---- nats.c: NATS core subjects, through libnats loaded at run time ---- */
+
+/* What the connections' threads call: a message that came on a subject,
+** and a problem (subject NULL: every subject of that server). */
+typedef void (*mc_NatsDeliver) (const char *subject, const void *data,
+                                size_t len);
+typedef void (*mc_NatsProblem) (const char *url, const char *subject,
+                                const char *text);
+void mc_nats_hooks (mc_NatsDeliver deliver, mc_NatsProblem problem);
+/* Whether s is a subject one may publish to (no wildcards). */
+int mc_nats_subject (const char *s, size_t len);
+/* Joins subject at the server url: one connection per url in the process,
+** one subscription per url and subject, counted. Returns 0, or 1 with
+** why in err (n bytes). */
+int mc_nats_join (const char *url, const char *subject, char *err,
+                  size_t n);
+void mc_nats_leave (const char *url, const char *subject);
+/* Publishes; returns 0, or 1 with why in err (a post the client could
+** not buffer while disconnected, say). */
+int mc_nats_publish (const char *url, const char *subject, const void *p,
+                     size_t len, char *err, size_t n);
+
 /* ---- net.c: the network thread ---- */
 
 /* What each side of a link applies (API.md 12). */
@@ -496,9 +523,9 @@ size_t mc_net_drain (double seconds);
 #define MC_CTX_FILL      9  /* and filler */
 #define MC_CTX_WAKER    10  /* a function mc_ctx_wake calls (an adapter's) */
 #define MC_CTX_EVENT_MT 11  /* the metatable of events (eventtarget.lua) */
-#define MC_CTX_EVENTS   12  /* 12, 13, 14: sched.c's event type names */
-#define MC_CTX_WAITROOM 15  /* the scheduler's wait for room (port.c) */
-#define MC_CTX_KEYS     16  /* 16, 17, ...: sched.c's field names */
+#define MC_CTX_EVENTS   12  /* 12, 13, 14, 15: sched.c's event type names */
+#define MC_CTX_WAITROOM 16  /* the scheduler's wait for room (port.c) */
+#define MC_CTX_KEYS     17  /* 17, 18, ...: sched.c's field names */
 
 #define MC_MAXTYPES 8
 

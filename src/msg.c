@@ -15,6 +15,7 @@ struct mc_Msg {
   size_t len;
   size_t nx;    /* transfer slots, at x; the bytes follow them */
   unsigned char *own;  /* or the bytes are here, a block of their own */
+  int note;     /* mc_msg_note's */
   mc_Xfer x[1];
 };
 
@@ -38,6 +39,7 @@ static mc_Msg *msg_alloc (size_t len, size_t nx) {
     m->len = len;
     m->nx = nx;
     m->own = NULL;
+    m->note = 0;
     memset(m->x, 0, (nx > 0 ? nx : 1) * sizeof(mc_Xfer));
   }
   return m;
@@ -103,4 +105,15 @@ void mc_msg_free (mc_Msg *m) {
     free(m);
     m = rest;
   }
+}
+
+mc_Msg *mc_msg_note (const char *text) {
+  mc_Msg *m = mc_msg_new(text, strlen(text), 0);
+  if (m != NULL)
+    m->note = 1;
+  return m;
+}
+
+int mc_msg_is_note (const mc_Msg *m) {
+  return m->note;
 }

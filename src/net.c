@@ -260,7 +260,11 @@ static void hello (Conn *c, const mc_Frame *f, double t) {
   }
   peer = ms / 1000.0;
   c->every = peer < c->o.heartbeat ? peer : c->o.heartbeat;
-  if (c->lg != NULL && !accepted(c)) {
+  if (c->lg != NULL  /* a listener's side answers only a peer that knew
+                     ** the token, so that no one learns it by asking */
+      && (!mc_wire_put_hello(&c->out, c->o.token, c->o.toklen,
+                             (uint32_t)(c->o.heartbeat * 1000 + 0.5))
+          || !accepted(c))) {
     fail(c, MC_REASON_DISCONNECTED, 0, t);  /* out of memory */
     return;
   }
@@ -304,7 +308,8 @@ static int deliver (Conn *c, mc_Msg *m) {
 
 /* Handles one frame; 0 to stop reading for now. */
 static int frame (Conn *c, const mc_Frame *f, double t) {
-  if (c->state == HELLO) {
+  if (c->state == HELLO && f->type != MC_WIRE_CLOSE) {  /* a peer that
+                                                      ** refuses says why */
     if (f->type != MC_WIRE_HELLO) {
       fail(c, MC_REASON_PROTOCOL, 1, t);
       return 0;
@@ -525,10 +530,7 @@ static void accept_links (Conn *l, double t) {
     mc_group_incref(l->g);
     c->lg = l->g;
     c->le = mc_group_partner(l->g, l->e);
-    if (!mc_wire_put_hello(&c->out, c->o.token, c->o.toklen,
-                           (uint32_t)(c->o.heartbeat * 1000 + 0.5)))
-      c->state = DEAD;
-    conns[nconns++] = c;
+    conns[nconns++] = c;  /* it says HELLO once the peer's passed */
   }
 }
 
@@ -571,10 +573,8 @@ static void turn_link (Conn *c, double t) {
       && t - c->heard >= limit)
     c->readable = 1;  /* a last look before it times out: a state that
                       ** watched the link may have left bytes unread */
-  if (c->state == HELLO || c->state == OPEN) {
+  if (c->state == HELLO || c->state == OPEN)
     read_link(c, t);
-    take_posts(c, t);
-  }
   if (c->state == HELLO || c->state == OPEN) {
     if (c->held == NULL && t - c->heard >= limit) {
       fail(c, MC_REASON_TIMEOUT, 1, t);
@@ -583,7 +583,16 @@ static void turn_link (Conn *c, double t) {
              && !mc_wire_put_ping(&c->out))
       fail(c, MC_REASON_DISCONNECTED, 0, t);
   }
-  if (c->state != DEAD && pending_out(c) > 0)
+  while (c->state == OPEN || c->state == HELLO) {  /* as the socket takes
+                                                 ** them */
+    take_posts(c, t);
+    if (pending_out(c) == 0)
+      break;
+    write_link(c, t);
+    if (pending_out(c) > 0)
+      break;  /* full: poll says when it takes more */
+  }
+  if (c->state == LINGER && pending_out(c) > 0)
     write_link(c, t);
   if (c->state == LINGER) {  /* written to the end, then wait for the
                              ** peer's end (or give up) */

@@ -45,7 +45,7 @@ static void bad_address (lua_State *L, const char *fname, const char *s,
 ** `passive`). The caller frees a->ai. */
 static void parse_address (lua_State *L, const char *fname, int passive,
                            Addr *a) {
-  size_t n;
+  size_t n = 0;  /* clang cannot tell that luaL_error stops */
   const char *s = lua_type(L, 1) == LUA_TSTRING ? lua_tolstring(L, 1, &n)
                                                  : NULL;
   memset(a, 0, sizeof *a);
@@ -171,7 +171,7 @@ static void get_options (lua_State *L, const char *fname, mc_NetOptions *o,
   }
   lua_getfield(L, 2, "token");
   if (!lua_isnil(L, -1)) {
-    size_t n;
+    size_t n = 0;  /* for clang, as in parse_address */
     const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n)
                                                    : NULL;
     if (s == NULL || n > 4096)
@@ -344,11 +344,150 @@ static int remote_drain (lua_State *L) {
   return 1;
 }
 
+/* wire_scan's buffer keeps SCAN_ROOM bytes beyond those fed, as the
+** network thread's has room beyond what it read. Under ASan that room is
+** poisoned while wire.c reads the buffer (and never during a Lua call),
+** so that a read past the bytes that have arrived is reported. */
+#define SCAN_ROOM 16
+#if defined(__SANITIZE_ADDRESS__)
+#define SCAN_ASAN
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SCAN_ASAN
+#endif
+#endif
+#if defined(SCAN_ASAN)
+#include <sanitizer/asan_interface.h>
+#define scan_guard(room, on) ((on) ? __asan_poison_memory_region(room, \
+                                       SCAN_ROOM) \
+                                   : __asan_unpoison_memory_region(room, \
+                                       SCAN_ROOM))
+#else
+#define scan_guard(room, on) ((void)(room), (void)(on))
+#endif
+
+/* Fills the record at the top for MSG frame f as a port reads a message
+** (sched.c's read_head and take_head): value and buffers, or error (a
+** DataCloneError); bad = true when mc_wire_msg refuses the frame. */
+static void scan_msg (lua_State *L, const mc_Frame *f, size_t max,
+                      unsigned char *room) {
+  const char *err;
+  int bad;
+  mc_Msg *m;
+  scan_guard(room, 1);
+  m = mc_wire_msg(f, mc_buffer_type(), max, &bad);
+  scan_guard(room, 0);
+  if (m == NULL) {
+    if (!bad)
+      luaL_error(L, "not enough memory");
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "bad");
+    return;
+  }
+  if (mc_message_read(L, m) != 0) {  /* record, error, nil */
+    err = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+    mc_msg_free(m);
+    lua_pop(L, 1);
+    if (err == NULL || strstr(err, "DataCloneError:") == NULL)
+      lua_error(L);  /* out of memory */
+    lua_setfield(L, -2, "error");
+    return;
+  }
+  mc_message_fill(L, m);  /* record, value, objs; m freed */
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+  }
+  lua_setfield(L, -3, "buffers");
+  lua_setfield(L, -2, "value");
+}
+
+/* wire_scan(bytes [, max [, split]]) -> records, consumed, invalid: for
+** the fuzzer and the specs. Frames the bytes as the network thread does
+** (net.c's frames), fed to a buffer split bytes at a time (default: all
+** at once), with bodies of at most max bytes (default: maxMessageSize's)
+** for mc_wire_next and mc_wire_msg alike. One record per whole frame, its
+** type and size (bytes): {type = "H", heartbeat = ms, token = s},
+** {type = "C", reason = code}, {type = "P"}, {type = "M", value = v,
+** buffers = {Buffer...}} or {type = "M", error = "DataCloneError: ..."},
+** with bad = true instead when mc_wire_hello or mc_wire_msg refuses it.
+** consumed: the bytes of those frames; invalid: whether the bytes after
+** them cannot be a frame. Raises only when out of memory. */
+static int remote_wire_scan (lua_State *L) {
+  size_t len, fed = 0, pos = 0, step, max;
+  const char *s = luaL_checklstring(L, 1, &len);
+  lua_Integer imax = luaL_optinteger(L, 2, (lua_Integer)DEFAULT_MAXSIZE);
+  lua_Integer split = luaL_optinteger(L, 3, len > 0 ? (lua_Integer)len : 1);
+  unsigned char *buf;
+  int invalid = 0, n = 0;
+  luaL_argcheck(L, imax >= 0, 2, "a size expected");
+  luaL_argcheck(L, split >= 1, 3, "a positive size expected");
+  max = (size_t)imax;
+  step = (size_t)split;
+  lua_settop(L, 3);
+  buf = (unsigned char *)lua_newuserdata(L, len + SCAN_ROOM);
+  lua_newtable(L);  /* 5: the records */
+  while (fed < len && !invalid) {
+    size_t piece = len - fed < step ? len - fed : step;
+    memcpy(buf + fed, s + fed, piece);
+    fed += piece;
+    for (;;) {
+      mc_Frame f;
+      long k;
+      char type;
+      scan_guard(buf + fed, 1);
+      k = mc_wire_next(buf + pos, fed - pos, max, &f);
+      scan_guard(buf + fed, 0);
+      if (k <= 0) {  /* more bytes needed, or not a frame */
+        invalid = k < 0;
+        break;
+      }
+      pos += (size_t)k;
+      type = (char)f.type;
+      lua_createtable(L, 0, 4);
+      lua_pushlstring(L, &type, 1);
+      lua_setfield(L, -2, "type");
+      lua_pushinteger(L, (lua_Integer)k);
+      lua_setfield(L, -2, "size");
+      if (f.type == MC_WIRE_HELLO) {
+        const char *tok;
+        size_t toklen;
+        uint32_t ms;
+        int ok;
+        scan_guard(buf + fed, 1);
+        ok = mc_wire_hello(&f, &tok, &toklen, &ms);
+        scan_guard(buf + fed, 0);
+        if (ok) {
+          lua_pushinteger(L, (lua_Integer)ms);
+          lua_setfield(L, -2, "heartbeat");
+          lua_pushlstring(L, tok, toklen);
+          lua_setfield(L, -2, "token");
+        }
+        else {
+          lua_pushboolean(L, 1);
+          lua_setfield(L, -2, "bad");
+        }
+      }
+      else if (f.type == MC_WIRE_CLOSE) {
+        lua_pushinteger(L, (lua_Integer)f.p[0]);
+        lua_setfield(L, -2, "reason");
+      }
+      else if (f.type == MC_WIRE_MSG)
+        scan_msg(L, &f, max, buf + fed);
+      lua_rawseti(L, 5, ++n);
+    }
+  }
+  lua_pushinteger(L, (lua_Integer)pos);
+  lua_pushboolean(L, invalid);
+  return 3;
+}
+
 void mc_remote_open (lua_State *L) {
   static const luaL_Reg funcs[] = {
     {"connect", remote_connect},
     {"listen", remote_listen},
     {"net_drain", remote_drain},
+    {"wire_scan", remote_wire_scan},
     {NULL, NULL}
   };
   mc_ctx_setfuncs(L, funcs);

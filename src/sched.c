@@ -28,10 +28,12 @@
 /* The event types a receiver dispatches, whose listeners make it want
 ** events; take pushes them from the context (MC_CTX_EVENTS + i). */
 static const char *const events[] = {"message", "messageerror", "close",
-                                     NULL};
+                                     "error", NULL};
 #define MESSAGE 0
 #define MESSAGEERROR 1
 #define CLOSE 2
+#define ERROR 3  /* a note (mc_msg_note): a BroadcastChannel's problem */
+#define NOTE -1  /* read_head's status for a note (pcall statuses are >= 0) */
 
 static void push_event (lua_State *L, int i) {
   lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_EVENTS + i);
@@ -251,6 +253,14 @@ static int clone_error (lua_State *L, int idx) {
 ** finalizer that runs meanwhile can neither take from it nor move it. */
 static int read_head (lua_State *L, mc_Recv *r, mc_Msg *m) {
   int status, base = lua_gettop(L);
+  if (mc_msg_is_note(m)) {  /* its text, as the error of an error event */
+    size_t len;
+    const unsigned char *p = mc_msg_data(m, &len);
+    lua_pushlstring(L, (const char *)p, len);
+    lua_pushnil(L);
+    lua_pushnil(L);
+    return NOTE;
+  }
   r->lent = 1;
   status = mc_message_read(L, m);  /* value or error, objs or nil */
   r->lent = 0;
@@ -290,7 +300,7 @@ static void push_new_event (lua_State *L, int typ, int obj, int data,
   setk(L, -2, K_TYPE);
   if (data != 0) {
     lua_pushvalue(L, data);
-    setk(L, -2, typ == MESSAGEERROR ? K_ERROR : K_DATA);
+    setk(L, -2, typ == MESSAGEERROR || typ == ERROR ? K_ERROR : K_DATA);
   }
   lua_pushvalue(L, obj);
   setk(L, -2, K_TARGET);  /* currentTarget reads it (the metatable's) */
@@ -313,8 +323,8 @@ static int head_event (lua_State *L, mc_Recv *r, int token, int *st) {
   *st = 0;
   if (h == MC_MESSAGE && (deliverable(r) || !token)) {
     *st = read_head(L, r, m);  /* value, objs, ports */
-    push_new_event(L, *st != 0 ? MESSAGEERROR : MESSAGE, 1, base + 1,
-                   base + 3);
+    push_new_event(L, *st == NOTE ? ERROR : *st != 0 ? MESSAGEERROR : MESSAGE,
+                   1, base + 1, base + 3);
     return MC_MESSAGE;
   }
   if (token ? h == MC_CLOSED : !mc_group_entangled(r->group)) {
@@ -555,7 +565,8 @@ static int sched_deliver (lua_State *L) {
       r->tokens--;
     return 0;
   }  /* [value, objs, ports,] ev */
-  typ = h == MC_CLOSED ? CLOSE : status != 0 ? MESSAGEERROR : MESSAGE;
+  typ = h == MC_CLOSED ? CLOSE : status == NOTE ? ERROR
+        : status != 0 ? MESSAGEERROR : MESSAGE;
   luaL_checkstack(L, CALL_ROOM, NULL);
   mc_getuservalue(L, 1);  /* ..., ev, U */
   getk(L, -1, K_LISTS);

@@ -10,18 +10,40 @@ local receiver = require "messagechannel.receiver"
 
 local M = {}
 
-local error, format, type = error, string.format, type
+local error, format, pairs, pcall, tostring, type = error, string.format,
+  pairs, pcall, tostring, type
 
 receiver.install(core.broadcast_methods, core.broadcast_metatable,
                  "BroadcastChannel",
-                 { onmessage = "message", onmessageerror = "messageerror" })
+                 { onmessage = "message", onmessageerror = "messageerror",
+                   onerror = "error" })
 
-local function new(name)
+local function bad(n, msg)
+  error(format("bad argument #%d to 'BroadcastChannel' (%s)", n, msg), 4)
+end
+
+-- options: {nats = url}, the NATS server whose subject `name` the channel
+-- also publishes to and receives from (API.md 12).
+local function new(name, options)
   if type(name) ~= "string" then
-    error(format("bad argument #1 to 'BroadcastChannel' (string expected, "
-                 .. "got %s)", type(name)), 3)
+    bad(1, "string expected, got " .. type(name))
   end
-  return core.broadcast_channel(name)
+  local url
+  if options ~= nil then
+    if type(options) ~= "table" then
+      bad(2, "table expected, got " .. type(options))
+    end
+    for k in pairs(options) do
+      if k ~= "nats" then bad(2, format("unknown option '%s'", tostring(k))) end
+    end
+    url = options.nats
+    if url ~= nil and type(url) ~= "string" then
+      bad(2, "'nats' must be a URL string, got " .. type(url))
+    end
+  end
+  local ok, bc = pcall(core.broadcast_channel, name, url)
+  if not ok then error(bc, 3) end
+  return bc
 end
 
 M.BroadcastChannel = receiver.class(new)

@@ -11,15 +11,16 @@ local scheduler = require "messagechannel.scheduler"
 
 local M = {}
 
-local error, getmetatable, ipairs, rawget, setmetatable, tostring, type =
-  error, getmetatable, ipairs, rawget, setmetatable, tostring, type
+local error, getmetatable, rawget, setmetatable, tostring, type =
+  error, getmetatable, rawget, setmetatable, tostring, type
 local format = string.format
 
 local methods, uservalue = core.port_methods, core.uservalue
 
--- Handler field -> event type: onmessage, onmessageerror, onclose.
-local HANDLERS = {}
-for _, typ in ipairs(core.receiver_events) do HANDLERS["on" .. typ] = typ end
+-- Handler field -> event type: onmessage, onmessageerror, onclose (a
+-- port has no error events: those are a BroadcastChannel's over NATS).
+local HANDLERS = { onmessage = "message", onmessageerror = "messageerror",
+                   onclose = "close" }
 
 -- Setting onmessage starts the port (HTML).
 local check_port = receiver.install(methods, core.port_metatable,

@@ -271,7 +271,10 @@ local function run_receiver(job, obj, ev, unheard)
   end
   job.ev = false
   if unheard then return unheard(ev) end
-  if typ == "messageerror" then report(ev.error, ev.traceback or "") end
+  -- an error nobody listens to is not lost: it goes to mc.onerror
+  if typ == "messageerror" or typ == "error" then
+    report(ev.error, ev.traceback or "")
+  end
 end
 
 local function runner_main()

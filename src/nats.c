@@ -1,0 +1,393 @@
+/*
+** nats.c: NATS core subjects for BroadcastChannel (API.md 12), through the
+** C client libnats. Pure C, no Lua. libnats is loaded when the first
+** channel joins a server (dlopen), so the module neither links to it nor
+** needs its headers: a program that never asks for NATS never needs it.
+**
+** One connection per server URL in the process, with echo off (a process
+** never hears its own posts back: its local channels had them already),
+** and one subscription per URL and subject; both are counted, and go with
+** their last channel. What comes on a subject, and every problem, is
+** handed to the hooks (broadcast.c), on libnats's threads.
+*/
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mc.h"
+
+/* libnats's API, as far as this file uses it (nats.h, libnats 3.x). */
+typedef int natsStatus;
+typedef struct natsConnection natsConnection;
+typedef struct natsOptions natsOptions;
+typedef struct natsSubscription natsSubscription;
+typedef struct natsMsg natsMsg;
+typedef void (*natsMsgHandler) (natsConnection *nc, natsSubscription *sub,
+                                natsMsg *msg, void *closure);
+typedef void (*natsConnectionHandler) (natsConnection *nc, void *closure);
+typedef void (*natsErrHandler) (natsConnection *nc, natsSubscription *sub,
+                                natsStatus err, void *closure);
+#define NATS_OK 0
+#define NATS_SLOW_CONSUMER 20
+
+typedef struct Lib {
+  natsStatus (*options_create) (natsOptions **);
+  natsStatus (*options_url) (natsOptions *, const char *);
+  natsStatus (*options_noecho) (natsOptions *, _Bool);
+  natsStatus (*options_disconnected) (natsOptions *, natsConnectionHandler,
+                                      void *);
+  natsStatus (*options_closed) (natsOptions *, natsConnectionHandler,
+                                void *);
+  natsStatus (*options_errors) (natsOptions *, natsErrHandler, void *);
+  void (*options_destroy) (natsOptions *);
+  natsStatus (*connect) (natsConnection **, natsOptions *);
+  natsStatus (*publish) (natsConnection *, const char *, const void *, int);
+  natsStatus (*subscribe) (natsSubscription **, natsConnection *,
+                           const char *, natsMsgHandler, void *);
+  natsStatus (*unsubscribe) (natsSubscription *);
+  void (*sub_destroy) (natsSubscription *);
+  const char *(*sub_subject) (natsSubscription *);
+  void (*conn_destroy) (natsConnection *);
+  const char *(*msg_data) (const natsMsg *);
+  int (*msg_len) (const natsMsg *);
+  void (*msg_destroy) (natsMsg *);
+  const char *(*status_text) (natsStatus);
+} Lib;
+
+static Lib lib;
+
+static const struct { const char *name; size_t offset; } symbols[] = {
+#define SYM(f, n) {n, offsetof(Lib, f)}
+  SYM(options_create, "natsOptions_Create"),
+  SYM(options_url, "natsOptions_SetURL"),
+  SYM(options_noecho, "natsOptions_SetNoEcho"),
+  SYM(options_disconnected, "natsOptions_SetDisconnectedCB"),
+  SYM(options_closed, "natsOptions_SetClosedCB"),
+  SYM(options_errors, "natsOptions_SetErrorHandler"),
+  SYM(options_destroy, "natsOptions_Destroy"),
+  SYM(connect, "natsConnection_Connect"),
+  SYM(publish, "natsConnection_Publish"),
+  SYM(subscribe, "natsConnection_Subscribe"),
+  SYM(unsubscribe, "natsSubscription_Unsubscribe"),
+  SYM(sub_destroy, "natsSubscription_Destroy"),
+  SYM(sub_subject, "natsSubscription_GetSubject"),
+  SYM(conn_destroy, "natsConnection_Destroy"),
+  SYM(msg_data, "natsMsg_GetData"),
+  SYM(msg_len, "natsMsg_GetDataLength"),
+  SYM(msg_destroy, "natsMsg_Destroy"),
+  SYM(status_text, "natsStatus_GetText"),
+#undef SYM
+};
+
+typedef struct Sub {
+  char *subject;
+  natsSubscription *sub;
+  int refs;
+} Sub;
+
+typedef struct Server {
+  char *url;
+  natsConnection *nc;
+  int refs;
+  Sub *subs;
+  size_t nsubs, capsubs;
+} Server;
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static int loaded;  /* 1 loaded, -1 could not be */
+static char why_not[256];
+static Server **servers;
+static size_t nservers, capservers;
+static mc_NatsDeliver deliver_hook;
+static mc_NatsProblem problem_hook;
+
+void mc_nats_hooks (mc_NatsDeliver deliver, mc_NatsProblem problem) {
+  pthread_mutex_lock(&lock);
+  deliver_hook = deliver;
+  problem_hook = problem;
+  pthread_mutex_unlock(&lock);
+}
+
+/* Loads libnats once; under the lock. */
+static int load (void) {
+  static const char *const names[] = {"libnats.so.3.4", "libnats.so.3",
+                                      "libnats.so", NULL};
+  void *h = NULL;
+  size_t i;
+  if (loaded != 0)
+    return loaded > 0;
+  for (i = 0; names[i] != NULL && h == NULL; i++)
+    h = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+  if (h == NULL) {
+    snprintf(why_not, sizeof why_not, "libnats is not installed (Debian: "
+             "apt-get install libnats3.4): %s", dlerror());
+    loaded = -1;
+    return 0;
+  }
+  for (i = 0; i < sizeof symbols / sizeof symbols[0]; i++) {
+    void *f = dlsym(h, symbols[i].name);
+    if (f == NULL) {
+      snprintf(why_not, sizeof why_not, "libnats has no %s",
+               symbols[i].name);
+      loaded = -1;
+      return 0;
+    }
+    memcpy((char *)&lib + symbols[i].offset, &f, sizeof f);
+  }
+  mc_keep_loaded();  /* libnats's threads call back into this library */
+  loaded = 1;
+  return 1;
+}
+
+int mc_nats_subject (const char *s, size_t len) {
+  size_t i, token = 0;
+  if (len == 0)
+    return 0;
+  for (i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c == '.') {
+      if (token == 0)
+        return 0;  /* an empty token */
+      token = 0;
+    }
+    else if (c <= ' ' || c == 0x7f || c == '*' || c == '>')
+      return 0;  /* white space, controls and wildcards */
+    else
+      token++;
+  }
+  return token > 0;
+}
+
+/* The URL of the server whose connection is nc, copied into buf (n
+** bytes); 0 when it is gone. */
+static int url_of (natsConnection *nc, char *buf, size_t n) {
+  size_t i;
+  int found = 0;
+  pthread_mutex_lock(&lock);
+  for (i = 0; i < nservers && !found; i++)
+    if (servers[i]->nc == nc) {
+      snprintf(buf, n, "%s", servers[i]->url);
+      found = 1;
+    }
+  pthread_mutex_unlock(&lock);
+  return found;
+}
+
+static void problem (natsConnection *nc, const char *subject,
+                     const char *text) {
+  char url[512];
+  mc_NatsProblem hook;
+  pthread_mutex_lock(&lock);
+  hook = problem_hook;
+  pthread_mutex_unlock(&lock);
+  if (hook != NULL && url_of(nc, url, sizeof url))
+    hook(url, subject, text);
+}
+
+static void on_message (natsConnection *nc, natsSubscription *sub,
+                        natsMsg *msg, void *closure) {
+  mc_NatsDeliver hook;
+  const char *subject = lib.sub_subject(sub);
+  int len = lib.msg_len(msg);
+  (void)nc;
+  (void)closure;
+  pthread_mutex_lock(&lock);
+  hook = deliver_hook;
+  pthread_mutex_unlock(&lock);
+  if (hook != NULL && len >= 0)
+    hook(subject, lib.msg_data(msg), (size_t)len);
+  lib.msg_destroy(msg);
+}
+
+static void on_disconnected (natsConnection *nc, void *closure) {
+  (void)closure;
+  problem(nc, NULL, "NATS: disconnected from the server; posts are "
+                    "buffered until it reconnects");
+}
+
+static void on_closed (natsConnection *nc, void *closure) {
+  (void)closure;
+  problem(nc, NULL, "NATS: the connection is closed (the server could not "
+                    "be reached again); posts are lost");
+}
+
+static void on_error (natsConnection *nc, natsSubscription *sub,
+                      natsStatus err, void *closure) {
+  char text[256];
+  (void)closure;
+  if (err == NATS_SLOW_CONSUMER)
+    snprintf(text, sizeof text, "NATS: messages dropped (slow consumer)");
+  else
+    snprintf(text, sizeof text, "NATS: %s", lib.status_text(err));
+  problem(nc, sub != NULL ? lib.sub_subject(sub) : NULL, text);
+}
+
+/* The server of url, connected (under the lock); NULL with err set. */
+static Server *server (const char *url, char *err, size_t n) {
+  Server *s;
+  natsOptions *o = NULL;
+  natsStatus st;
+  size_t i;
+  for (i = 0; i < nservers; i++)
+    if (strcmp(servers[i]->url, url) == 0)
+      return servers[i];
+  if (nservers == capservers) {
+    size_t cap = capservers ? capservers * 2 : 4;
+    Server **a = (Server **)realloc(servers, cap * sizeof *a);
+    if (a == NULL) {
+      snprintf(err, n, "not enough memory");
+      return NULL;
+    }
+    servers = a;
+    capservers = cap;
+  }
+  s = (Server *)calloc(1, sizeof *s);
+  if (s == NULL || (s->url = strdup(url)) == NULL) {
+    free(s);
+    snprintf(err, n, "not enough memory");
+    return NULL;
+  }
+  st = lib.options_create(&o);
+  if (st == NATS_OK) st = lib.options_url(o, url);
+  if (st == NATS_OK) st = lib.options_noecho(o, 1);
+  if (st == NATS_OK) st = lib.options_disconnected(o, on_disconnected, NULL);
+  if (st == NATS_OK) st = lib.options_closed(o, on_closed, NULL);
+  if (st == NATS_OK) st = lib.options_errors(o, on_error, NULL);
+  if (st == NATS_OK)  /* under the lock: a callback that comes meanwhile
+                     ** waits to find the URL */
+    st = lib.connect(&s->nc, o);
+  if (st == NATS_OK)
+    servers[nservers++] = s;
+  if (o != NULL)
+    lib.options_destroy(o);
+  if (st != NATS_OK) {
+    snprintf(err, n, "cannot connect to NATS at %s: %s", url,
+             lib.status_text(st));
+    free(s->url);
+    free(s);
+    return NULL;
+  }
+  return s;
+}
+
+/* Lets server s go when nothing uses it; under the lock, which it gives
+** up while libnats waits for its threads. */
+static void server_unref (Server *s) {
+  size_t i;
+  if (--s->refs > 0)
+    return;
+  for (i = 0; servers[i] != s; i++)
+    ;
+  servers[i] = servers[--nservers];
+  pthread_mutex_unlock(&lock);
+  lib.conn_destroy(s->nc);
+  pthread_mutex_lock(&lock);
+  free(s->subs);
+  free(s->url);
+  free(s);
+}
+
+int mc_nats_join (const char *url, const char *subject, char *err,
+                  size_t n) {
+  Server *s;
+  Sub *sub = NULL;
+  size_t i;
+  int r = 1;
+  pthread_mutex_lock(&lock);
+  if (!load()) {
+    snprintf(err, n, "%s", why_not);
+    pthread_mutex_unlock(&lock);
+    return 1;
+  }
+  s = server(url, err, n);
+  if (s == NULL) {
+    pthread_mutex_unlock(&lock);
+    return 1;
+  }
+  s->refs++;
+  for (i = 0; i < s->nsubs; i++)
+    if (strcmp(s->subs[i].subject, subject) == 0)
+      sub = &s->subs[i];
+  if (sub == NULL && s->nsubs == s->capsubs) {
+    size_t cap = s->capsubs ? s->capsubs * 2 : 4;
+    Sub *a = (Sub *)realloc(s->subs, cap * sizeof *a);
+    if (a != NULL) {
+      s->subs = a;
+      s->capsubs = cap;
+    }
+  }
+  if (sub == NULL && s->nsubs < s->capsubs) {
+    Sub *t = &s->subs[s->nsubs];
+    natsStatus st;
+    t->refs = 0;
+    t->subject = strdup(subject);
+    if (t->subject == NULL)
+      snprintf(err, n, "not enough memory");
+    else if ((st = lib.subscribe(&t->sub, s->nc, subject, on_message, NULL))
+             != NATS_OK) {
+      snprintf(err, n, "cannot subscribe to %s: %s", subject,
+               lib.status_text(st));
+      free(t->subject);
+    }
+    else
+      sub = &s->subs[s->nsubs++];
+  }
+  else if (sub == NULL)
+    snprintf(err, n, "not enough memory");
+  if (sub != NULL) {
+    sub->refs++;
+    r = 0;
+  }
+  else
+    server_unref(s);
+  pthread_mutex_unlock(&lock);
+  return r;
+}
+
+void mc_nats_leave (const char *url, const char *subject) {
+  size_t i, j;
+  pthread_mutex_lock(&lock);
+  for (i = 0; i < nservers; i++) {
+    Server *s = servers[i];
+    if (strcmp(s->url, url) != 0)
+      continue;
+    for (j = 0; j < s->nsubs; j++)
+      if (strcmp(s->subs[j].subject, subject) == 0 && --s->subs[j].refs == 0) {
+        lib.unsubscribe(s->subs[j].sub);
+        lib.sub_destroy(s->subs[j].sub);
+        free(s->subs[j].subject);
+        s->subs[j] = s->subs[--s->nsubs];
+        break;
+      }
+    server_unref(s);
+    break;
+  }
+  pthread_mutex_unlock(&lock);
+}
+
+int mc_nats_publish (const char *url, const char *subject, const void *p,
+                     size_t len, char *err, size_t n) {
+  size_t i;
+  natsConnection *nc = NULL;
+  natsStatus st;
+  pthread_mutex_lock(&lock);
+  for (i = 0; i < nservers && nc == NULL; i++)
+    if (strcmp(servers[i]->url, url) == 0)
+      nc = servers[i]->nc;
+  pthread_mutex_unlock(&lock);  /* the channel holds the connection */
+  if (nc == NULL) {
+    snprintf(err, n, "NATS: not connected to %s", url);
+    return 1;
+  }
+  if (len > 0x7fffffff) {
+    snprintf(err, n, "NATS: a message of %zu bytes is too large", len);
+    return 1;
+  }
+  st = lib.publish(nc, subject, p, (int)len);
+  if (st == NATS_OK)
+    return 0;
+  snprintf(err, n, "NATS: the post was lost: %s", lib.status_text(st));
+  return 1;
+}
