@@ -270,7 +270,10 @@ static int port_postMessage (lua_State *L) {
     lua_pushnil(L);
   else
     lua_pushnumber(L, (lua_Number)timeout);
-  lua_call(L, 3, LUA_MULTRET);  /* ..., yield?, results */
+  if (lua_pcall(L, 3, LUA_MULTRET, 0) != 0) {  /* ..., yield?, results */
+    held_cancel(L, 4);  /* out of memory: nothing is sent after all */
+    lua_error(L);
+  }
   if (lua_toboolean(L, 6))
     return lua_yield(L, lua_gettop(L) - 6);
   return lua_gettop(L) - 6;

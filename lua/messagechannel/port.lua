@@ -22,7 +22,9 @@ local methods, uservalue = core.port_methods, core.uservalue
 local HANDLERS = { onmessage = "message", onmessageerror = "messageerror",
                    onclose = "close" }
 
--- Setting onmessage starts the port (HTML).
+-- Setting onmessage starts the port (HTML). It starts first: a port
+-- started without a listener keeps its messages, while a handler set on
+-- a port that failed to start would never hear them.
 local check_port = receiver.install(methods, core.port_metatable,
   "MessagePort", HANDLERS, function(port, typ, v)
     if typ == "message" and v ~= nil then port:start() end

@@ -18,10 +18,10 @@ local uservalue, changed = core.uservalue, core.changed
 
 -- Fills in the methods and the __newindex of the receiver type whose
 -- metatable is mt, named typename in errors. handlers maps a handler
--- field to its event type; after_set(obj, typ, fn), if given, runs once
--- a handler field is set. Returns check(obj, name): obj's U, or raises
+-- field to its event type; before_set(obj, typ, fn), if given, runs
+-- before a handler field is set. Returns check(obj, name): obj's U, or raises
 -- a bad argument error for the caller of the method `name`.
-function M.install(methods, mt, typename, handlers, after_set)
+function M.install(methods, mt, typename, handlers, before_set)
   local function check(obj, name)
     local U = getmetatable(obj) == mt and uservalue(obj)
     if not U then
@@ -55,13 +55,18 @@ function M.install(methods, mt, typename, handlers, after_set)
     return not ev.defaultPrevented
   end
 
+  -- before_set runs once v is known to be a handler, before it is set:
+  -- what it does (a port's start) must not be left half done when setting
+  -- fails, nor the handler set when it fails.
   mt.__newindex = function(obj, k, v)
     local U = check(obj, "__newindex")
     local typ = handlers[k]
     local err = not typ and ET.field_error(k, typename)
-      or ET.set_handler(obj, U, changed, k, typ, v)
+      or ET.check_handler(k, v)
     if err then error(err, 2) end
-    if after_set then after_set(obj, typ, v) end
+    if before_set then before_set(obj, typ, v) end
+    err = ET.set_handler(obj, U, changed, k, typ, v)
+    if err then error(err, 2) end
   end
 
   return check

@@ -942,16 +942,38 @@ local function arm(w, e)
   end
 end
 
--- The wait of receive, mc.receive and postMessage outside any task: runs
--- the loop as `name` until w is done or `timeout` seconds pass; undo(w)
--- then takes w back if it is not done. Returns what the loop did: true
--- (done), false (the deadline) or nil (nothing could ever make it done).
-local function block(name, w, timeout, undo)
-  local ok, r = pcall(exclusive, name, loop, function() return w.done end,
-                      timeout and now() + timeout, true)
-  if not w.done then undo(w) end
-  if not ok then error(r, 0) end
-  return r
+local function add_and_arm(add, w, e)
+  if add(w) == false then return false end
+  arm(w, e)
+  return true
+end
+
+local function add_and_loop(name, add, w, timeout)
+  if add(w) == false then return false end
+  return true, exclusive(name, loop, function() return w.done end,
+                         timeout and now() + timeout, true)
+end
+
+-- The wait of receive, mc.receive and postMessage: add(w) queues the
+-- waiter w (false: there is nothing to wait for). Then, in a task, its
+-- timer e is armed and wait returns "yield" (the caller yields); outside
+-- any task the loop runs as `name` until w is done or `timeout` seconds
+-- pass, and wait returns "ran" and the loop's result. All of it runs in
+-- one protected call: an error (out of memory) at any step takes w out
+-- again with undo(w) and goes on, so that no waiter is left queued that
+-- nobody waits for (it would take a message and lose it). Returns "none"
+-- when add found nothing to wait for.
+local function wait(name, w, timeout, add, undo, e)
+  local ok, added, r
+  if w.co then
+    ok, added = pcall(add_and_arm, add, w, e)
+  else
+    ok, added, r = pcall(add_and_loop, name, add, w, timeout)
+  end
+  if not ok or not added or not w.co and not w.done then undo(w) end
+  if not ok then error(added, 0) end
+  if not added then return "none" end
+  return w.co and "yield" or "ran", r
 end
 
 -- receive(obj, U [, timeout]) for the receiver obj: its next message
@@ -976,14 +998,11 @@ function M.receive(obj, U, timeout, name)
               ev = false, why = false }
   local ws = table_of(U, "waiters")
   local e = co and timeout and new_timer(now() + timeout, co, w)
-  ws[#ws + 1] = w
-  changed(obj)
-  if co then
-    arm(w, e)
-    return yield(WAIT)
-  end
-  local r = block(name, w, timeout,
-                  function() remove_waiter(obj, U, w) end)
+  local how, r = wait(name, w, timeout, function()
+    ws[#ws + 1] = w
+    changed(obj)
+  end, function() remove_waiter(obj, U, w) end, e)
+  if how == "yield" then return yield(WAIT) end
   if w.done then return w.ev or nil, w.why or nil end
   if r == nil then
     error(name .. "() would wait forever: no task, timer or other thread "
@@ -1003,13 +1022,11 @@ local function waitroom(port, held, timeout)
               done = false, r = false, why = false }
   local ws = table_of(uservalue(port), "writers")
   local e = co and timeout and new_timer(now() + timeout, co, w)
-  ws[#ws + 1] = w
-  writing(port, #ws)
-  if co then
-    arm(w, e)
-    return true, WAIT
-  end
-  local r = block("postMessage", w, timeout, writer_done)
+  local how, r = wait("postMessage", w, timeout, function()
+    ws[#ws + 1] = w
+    writing(port, #ws)
+  end, writer_done, e)
+  if how == "yield" then return true, WAIT end
   if w.r then return false, true end
   if w.why then return false, false, w.why end
   if r == nil then
@@ -1067,20 +1084,16 @@ function M.receive_many(objs, Us, timeout)
   local w = { co = co, obj = false, U = false, timer = false, done = false,
               ev = false, why = false, many = objs, from = false, open = 0 }
   local e = co and timeout and new_timer(now() + timeout, co, w)
-  local ok, err = pcall(add_waiter, objs, Us, w)
-  if not ok or w.open == 0 then  -- (closed meanwhile by another thread)
-    remove_waiter(nil, nil, w)
-    if not ok then error(err, 0) end
-    return nil, "closed"
-  end
-  if co then
-    arm(w, e)
+  local how, r = wait("receive", w, timeout, function()
+    add_waiter(objs, Us, w)
+    return w.open > 0  -- else every port closed meanwhile (another thread)
+  end, function() remove_waiter(nil, nil, w) end, e)
+  if how == "none" then return nil, "closed" end
+  if how == "yield" then
     local ev, why = yield(WAIT)
     if ev then return ev, w.from end
     return nil, why
   end
-  local r = block("receive", w, timeout,
-                  function() remove_waiter(nil, nil, w) end)
   if w.done then
     if w.ev then return w.ev, w.from end
     return nil, w.why
