@@ -348,6 +348,7 @@ run-bench: all
 	  $(call RUN_ENV,$$v) $$bin bench/bounded.lua || exit 1; echo; \
 	  $(call RUN_ENV,$$v) $$bin bench/broadcast.lua || exit 1; echo; \
 	  $(call RUN_ENV,$$v) $$bin bench/remote.lua || exit 1; echo; \
+	  $(call RUN_ENV,$$v) $$bin bench/nats.lua || exit 1; echo; \
 	  $(call RUN_ENV,$$v) $$bin bench/collisions.lua || exit 1; echo; \
 	done
 	@for v in $(filter 5.3,$(LUAS)); do \

@@ -129,11 +129,13 @@ static int bc_new (lua_State *L) {
   char err[512];
   if (url != NULL && (strlen(name) != len || !mc_nats_subject(name, len)))
     return luaL_error(L, "bad argument #1 to 'BroadcastChannel' (a NATS "
-                         "subject expected: tokens separated by '.', no "
-                         "white space, '*' or '>')");
-  if (url != NULL && strlen(url) != ulen)
-    return luaL_error(L, "bad argument #2 to 'BroadcastChannel' (the "
-                         "'nats' URL has a zero byte)");
+                         "subject of at most %d bytes expected: tokens "
+                         "separated by '.', no white space, '*' or '>')",
+                      MC_NATS_MAXSUBJECT);
+  if (url != NULL && (ulen == 0 || strlen(url) != ulen))
+    return luaL_error(L, "bad argument #2 to 'BroadcastChannel' ('nats' "
+                         "must be a server URL such as "
+                         "nats://127.0.0.1:4222)");
   b = (Bc *)mc_recv_new(L, &bc_type, sizeof(Bc));
   b->name = (char *)malloc(len + 1);
   if (b->name == NULL)
@@ -289,17 +291,29 @@ static void publish (lua_State *L, Bc *b, mc_Msg *m) {
   }
 }
 
-/* What came on a NATS subject, on a libnats thread: queued at every open
-** channel of that name in the process (the posting process's own are not
-** told: the connection has echo off). */
-static void nats_deliver (const char *subject, const void *data,
-                          size_t len) {
+static int named (const Entry *e, const char *name, size_t len) {
+  return e->len == len && memcmp(e->name, name, len) == 0;
+}
+
+/* What came on a NATS subject from the server at url, on a libnats
+** thread: queued at every open channel of that name in the process that
+** joined through url, and at those that joined no server when url is the
+** first the name's channels joined (two URLs of one server are two
+** connections that both hear every post: each channel hears it once).
+** The posting process's own posts do not come back (nats.c). */
+static void nats_deliver (const char *url, const char *subject,
+                          const void *data, size_t len) {
   size_t i, n = strlen(subject);
+  const char *first = NULL;
   pthread_mutex_lock(&list_lock);
+  for (i = 0; i < nlist && first == NULL; i++)
+    if (named(&list[i], subject, n))
+      first = list[i].url;
   for (i = 0; i < nlist; i++) {
     mc_Msg *copy;
     uint32_t id;
-    if (list[i].len != n || memcmp(list[i].name, subject, n) != 0)
+    const char *via = list[i].url != NULL ? list[i].url : first;
+    if (!named(&list[i], subject, n) || via == NULL || strcmp(via, url) != 0)
       continue;
     copy = mc_msg_new(data, len, 0);
     if (copy != NULL && mc_group_post(list[i].g, 0, copy, NULL, &id, 0) != 1)

@@ -236,8 +236,18 @@ int mc_group_peek (mc_Group *g, size_t e, mc_Msg **m, uint64_t *arrival) {
 
 void mc_group_drop (mc_Group *g, size_t e) {
   mc_Msg *freed = NULL;
+  mc_Queue *q = &g->end[e];
+  size_t i = 0;
   pthread_mutex_lock(&g->lock);
-  mc_queue_drop(&g->end[e], &freed);
+  while (i < q->n) {
+    mc_Msg *m = mc_queue_at(q, i);
+    if (mc_msg_is_note(m))
+      i++;
+    else {
+      mc_queue_remove(q, i);
+      mc_msg_push(&freed, m);
+    }
+  }
   pthread_mutex_unlock(&g->lock);
   mc_msg_free(freed);
 }

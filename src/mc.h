@@ -363,8 +363,8 @@ int mc_group_take (mc_Group *g, size_t e, int what, mc_Msg **m);
 ** only the end's owner takes from it; its arrival (mc_Slot) in *arrival
 ** unless that is NULL. */
 int mc_group_peek (mc_Group *g, size_t e, mc_Msg **m, uint64_t *arrival);
-/* Frees the messages queued at end e (a BroadcastChannel's that nothing
-** listens to). */
+/* Frees the messages queued at end e but its notes (a BroadcastChannel's
+** that nothing listens to: its error events are still reported). */
 void mc_group_drop (mc_Group *g, size_t e);
 /* The reason of the close to come (a static string), unless the group is
 ** closed already; and the reason it closed with, or NULL. */
@@ -443,11 +443,14 @@ const char *mc_wire_reason (int code);  /* NULL for 0 and unknown codes */
 
 /* What the connections' threads call: a message that came on a subject,
 ** and a problem (subject NULL: every subject of that server). */
-typedef void (*mc_NatsDeliver) (const char *subject, const void *data,
-                                size_t len);
+typedef void (*mc_NatsDeliver) (const char *url, const char *subject,
+                                const void *data, size_t len);
 typedef void (*mc_NatsProblem) (const char *url, const char *subject,
                                 const char *text);
 void mc_nats_hooks (mc_NatsDeliver deliver, mc_NatsProblem problem);
+/* Whether s is a subject one may publish to (no wildcards), short enough
+** for the server's protocol line (4 KiB with "SUB", the id and more). */
+#define MC_NATS_MAXSUBJECT 1024
 /* Whether s is a subject one may publish to (no wildcards). */
 int mc_nats_subject (const char *s, size_t len);
 /* Joins subject at the server url: one connection per url in the process,
@@ -502,6 +505,9 @@ size_t mc_net_wait (mc_Hub *h, double seconds, uint32_t **buf, size_t *cap,
 ** had to send (or failed): returns how many are left after `seconds`
 ** (< 0: no limit). */
 size_t mc_net_drain (double seconds);
+/* Waits until the thread has seen everything done before this call (a
+** listener's pair closed: its socket is closed when this returns). */
+void mc_net_sync (void);
 
 /* ---- ctx.c: the per-state context ---- */
 

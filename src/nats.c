@@ -7,7 +7,9 @@
 ** One connection per server URL in the process, with echo off (a process
 ** never hears its own posts back: its local channels had them already),
 ** and one subscription per URL and subject; both are counted, and go with
-** their last channel. What comes on a subject, and every problem, is
+** their last channel. Each post also carries the process's origin in a
+** NATS header, so that two URLs of one server (two connections) do not
+** bring a post back either. What comes on a subject, and every problem, is
 ** handed to the hooks (broadcast.c), on libnats's threads.
 */
 #include <dlfcn.h>
@@ -15,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "mc.h"
 
@@ -31,6 +35,9 @@ typedef void (*natsErrHandler) (natsConnection *nc, natsSubscription *sub,
                                 natsStatus err, void *closure);
 #define NATS_OK 0
 #define NATS_SLOW_CONSUMER 20
+#define NATS_NO_SERVER_SUPPORT 30
+
+#define ORIGIN "Mc-Origin"  /* the header that names the posting process */
 
 typedef struct Lib {
   natsStatus (*options_create) (natsOptions **);
@@ -54,6 +61,11 @@ typedef struct Lib {
   int (*msg_len) (const natsMsg *);
   void (*msg_destroy) (natsMsg *);
   const char *(*status_text) (natsStatus);
+  natsStatus (*msg_create) (natsMsg **, const char *, const char *,
+                            const char *, int);
+  natsStatus (*header_set) (natsMsg *, const char *, const char *);
+  natsStatus (*header_get) (natsMsg *, const char *, const char **);
+  natsStatus (*publish_msg) (natsConnection *, natsMsg *);
 } Lib;
 
 static Lib lib;
@@ -78,6 +90,10 @@ static const struct { const char *name; size_t offset; } symbols[] = {
   SYM(msg_len, "natsMsg_GetDataLength"),
   SYM(msg_destroy, "natsMsg_Destroy"),
   SYM(status_text, "natsStatus_GetText"),
+  SYM(msg_create, "natsMsg_Create"),
+  SYM(header_set, "natsMsgHeader_Set"),
+  SYM(header_get, "natsMsgHeader_Get"),
+  SYM(publish_msg, "natsConnection_PublishMsg"),
 #undef SYM
 };
 
@@ -100,6 +116,7 @@ static int loaded;  /* 1 loaded, -1 could not be */
 static char why_not[256];
 static Server **servers;
 static size_t nservers, capservers;
+static char origin[32];  /* this process's, made at load */
 static mc_NatsDeliver deliver_hook;
 static mc_NatsProblem problem_hook;
 
@@ -137,13 +154,19 @@ static int load (void) {
     memcpy((char *)&lib + symbols[i].offset, &f, sizeof f);
   }
   mc_keep_loaded();  /* libnats's threads call back into this library */
+  {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    snprintf(origin, sizeof origin, "%lx.%lx.%lx", (unsigned long)getpid(),
+             (unsigned long)ts.tv_sec, (unsigned long)ts.tv_nsec);
+  }
   loaded = 1;
   return 1;
 }
 
 int mc_nats_subject (const char *s, size_t len) {
   size_t i, token = 0;
-  if (len == 0)
+  if (len == 0 || len > MC_NATS_MAXSUBJECT)  /* past the server's line */
     return 0;
   for (i = 0; i < len; i++) {
     unsigned char c = (unsigned char)s[i];
@@ -189,15 +212,19 @@ static void problem (natsConnection *nc, const char *subject,
 static void on_message (natsConnection *nc, natsSubscription *sub,
                         natsMsg *msg, void *closure) {
   mc_NatsDeliver hook;
-  const char *subject = lib.sub_subject(sub);
+  const char *subject = lib.sub_subject(sub), *from = NULL;
+  char url[512];
   int len = lib.msg_len(msg);
   (void)nc;
   (void)closure;
   pthread_mutex_lock(&lock);
   hook = deliver_hook;
   pthread_mutex_unlock(&lock);
-  if (hook != NULL && len >= 0)
-    hook(subject, lib.msg_data(msg), (size_t)len);
+  if (lib.header_get(msg, ORIGIN, &from) == NATS_OK && from != NULL
+      && strcmp(from, origin) == 0)
+    hook = NULL;  /* this process's own post, on another connection */
+  if (hook != NULL && len >= 0 && url_of(nc, url, sizeof url))
+    hook(url, subject, lib.msg_data(msg), (size_t)len);
   lib.msg_destroy(msg);
 }
 
@@ -367,6 +394,23 @@ void mc_nats_leave (const char *url, const char *subject) {
   pthread_mutex_unlock(&lock);
 }
 
+/* Publishes with this process's origin in a header; plainly to a server
+** without headers. */
+static natsStatus publish (natsConnection *nc, const char *subject,
+                           const void *p, int len) {
+  natsMsg *m = NULL;
+  natsStatus st = lib.msg_create(&m, subject, NULL, (const char *)p, len);
+  if (st == NATS_OK)
+    st = lib.header_set(m, ORIGIN, origin);
+  if (st == NATS_OK)
+    st = lib.publish_msg(nc, m);
+  if (m != NULL)
+    lib.msg_destroy(m);
+  if (st == NATS_NO_SERVER_SUPPORT)
+    st = lib.publish(nc, subject, p, len);
+  return st;
+}
+
 int mc_nats_publish (const char *url, const char *subject, const void *p,
                      size_t len, char *err, size_t n) {
   size_t i;
@@ -385,7 +429,7 @@ int mc_nats_publish (const char *url, const char *subject, const void *p,
     snprintf(err, n, "NATS: a message of %zu bytes is too large", len);
     return 1;
   }
-  st = lib.publish(nc, subject, p, (int)len);
+  st = publish(nc, subject, p, (int)len);
   if (st == NATS_OK)
     return 0;
   snprintf(err, n, "NATS: the post was lost: %s", lib.status_text(st));

@@ -985,7 +985,11 @@ size_t mc_net_wait (mc_Hub *h, double seconds, uint32_t **buf, size_t *cap,
   return mc_hub_wait(h, 0, buf, cap, flags);
 }
 
-size_t mc_net_drain (double seconds) {
+/* Waits until the thread has made a turn begun after this call (and,
+** with `drain`, until no closed pair's link has output left), or `seconds`
+** pass (< 0: no limit); returns how many links are left to drain, or 1
+** when the turn did not come. */
+static size_t wait_turn (double seconds, int drain) {
   unsigned long my;
   size_t left;
   struct timespec until;
@@ -1009,13 +1013,21 @@ size_t mc_net_drain (double seconds) {
     }
   }
   pthread_mutex_lock(&net.lock);
-  while (net.seen < my || net.draining > 0) {
+  while (net.seen < my || (drain && net.draining > 0)) {
     if (seconds < 0)
       pthread_cond_wait(&net.changed, &net.lock);
     else if (pthread_cond_timedwait(&net.changed, &net.lock, &until) != 0)
       break;
   }
-  left = net.seen < my ? 1 : net.draining;
+  left = net.seen < my ? 1 : drain ? net.draining : 0;
   pthread_mutex_unlock(&net.lock);
   return left;
+}
+
+size_t mc_net_drain (double seconds) {
+  return wait_turn(seconds, 1);
+}
+
+void mc_net_sync (void) {
+  wait_turn(-1, 0);
 }

@@ -283,7 +283,9 @@ static void bound_address (const Addr *a, int fd, char *buf, size_t size) {
            a->host, port);
 }
 
-/* listen(address [, options]) -> port, address */
+/* listen(address [, options [, holder]]) -> port, address; holder[1] is
+** the port as soon as it exists (a table with that slot already, so that
+** setting it allocates nothing). */
 static int remote_listen (lua_State *L) {
   Addr a;
   mc_NetOptions o;
@@ -294,9 +296,13 @@ static int remote_listen (lua_State *L) {
   const char *tok, *path;
   char bound[sizeof a.un.sun_path + sizeof a.host + 16];
   int fd, one = 1, err = 0;
-  lua_settop(L, 2);
+  lua_settop(L, 3);
   get_options(L, "listen", &o, &tok);
   p = mc_port_new(L);  /* ..., port */
+  if (lua_istable(L, 3)) {  /* the caller closes it if this raises later */
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, 3, 1);
+  }
   parse_address(L, "listen", 1, &a);  /* the last that raises */
   g = new_pair(L, p, 0, &o, tok);
   fd = g != NULL ? open_socket(&a) : -1;
@@ -334,6 +340,14 @@ static int remote_listen (lua_State *L) {
   }
   lua_pushstring(L, bound);
   return 2;
+}
+
+/* net_sync(): waits until the network thread has seen what this state did
+** (a listener closed: its address is free on return). */
+static int remote_sync (lua_State *L) {
+  (void)L;
+  mc_net_sync();
+  return 0;
 }
 
 /* net_drain(seconds): waits for closed remote ports to write what they
@@ -487,6 +501,7 @@ void mc_remote_open (lua_State *L) {
     {"connect", remote_connect},
     {"listen", remote_listen},
     {"net_drain", remote_drain},
+    {"net_sync", remote_sync},
     {"wire_scan", remote_wire_scan},
     {NULL, NULL}
   };

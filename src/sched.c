@@ -113,8 +113,13 @@ void mc_recv_release (lua_State *L, mc_Recv *r, int for_good) {
   mc_msg_free(freed);
 }
 
+/* A BroadcastChannel (a group of one end) dispatches whatever listens,
+** as HTML's: a message nobody listens to goes at its dispatch, and an
+** error event nobody listens to is reported (mc.onerror). */
 static int deliverable (const mc_Recv *r) {
-  return r->waiting || (r->started && r->listening);
+  return r->waiting
+         || (r->started && (r->listening
+                            || (r->group != NULL && r->group->nends == 1)));
 }
 
 /* Whether the receiver can never dispatch again unless code that holds it
@@ -139,13 +144,13 @@ void mc_recv_kick (lua_State *L, int idx, mc_Recv *r) {
   int closing, head;
   if (r->group == NULL)  /* gone: tasks waiting in receive learn it */
     want = r->waiting && r->id != 0;
-  else if (r->group->nends == 1 && !r->wants) {
-    /* a BroadcastChannel dispatches at once, as HTML's: what arrives
-    ** while nothing listens is dropped, not kept for a later listener */
-    mc_group_drop(r->group, r->end);
-    return;
-  }
   else {
+    if (r->group->nends == 1 && !r->wants)  /* a BroadcastChannel: what
+                                             ** arrives while nothing
+                                             ** listens is not kept for a
+                                             ** later listener (notes stay,
+                                             ** to be reported) */
+      mc_group_drop(r->group, r->end);
     head = mc_group_head(r->group, r->end, &count, &closing);
     want = deliverable(r) ? count + (size_t)closing : head == MC_CLOSED;
   }

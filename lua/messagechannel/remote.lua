@@ -36,10 +36,12 @@ local function noop() end
 local methods = {}
 
 -- close(): no new links; those made stay open.
+-- It returns once the socket is closed: the address is free.
 function methods.close(l)
   local s = check(l, "close")
   s.closed = true
   s.port:close()
+  core.net_sync()
 end
 
 function methods.ref(l) check(l, "ref").port:ref() end
@@ -94,10 +96,7 @@ LISTENER_MT.__tostring = function(l)
   return format("Listener (%s%s)", s.address, s.closed and ", closed" or "")
 end
 
-function M.listen(address, options)
-  -- core.listen's errors have no position: they get the caller's
-  local ok, port, bound = pcall(core.listen, address, options)
-  if not ok then error(port, 2) end
+local function new_listener(port, bound)
   local l = setmetatable({}, LISTENER_MT)
   local s = { port = port, address = bound, U = {}, onconnect = false,
               closed = false }
@@ -109,6 +108,29 @@ function M.listen(address, options)
     c.port = ev.data
     scheduler.dispatch_now(l, s.U, c)
   end
+  return l
+end
+
+-- The socket is bound once core.listen has made the port: if anything
+-- after that raises (out of memory), the port is closed at once, so that
+-- the address is free again rather than when the collector finds it.
+local function give_up(holder, err)
+  local port = holder[1]
+  if port then
+    pcall(port.close, port)
+    pcall(core.net_sync)
+  end
+  error(err, 3)
+end
+
+function M.listen(address, options)
+  local holder = { false }
+  -- core.listen's errors have no position: they get the caller's
+  local ok, port, bound = pcall(core.listen, address, options, holder)
+  if not ok then give_up(holder, port) end
+  local l
+  ok, l = pcall(new_listener, port, bound)
+  if not ok then give_up(holder, l) end
   return l
 end
 
