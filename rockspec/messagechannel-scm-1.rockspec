@@ -33,6 +33,7 @@ build = {
     ["messagechannel.port"] = "lua/messagechannel/port.lua",
     ["messagechannel.receiver"] = "lua/messagechannel/receiver.lua",
     ["messagechannel.broadcast"] = "lua/messagechannel/broadcast.lua",
+    ["messagechannel.remote"] = "lua/messagechannel/remote.lua",
     ["messagechannel.install"] = "lua/messagechannel/install.lua",
     ["messagechannel.worker"] = "lua/messagechannel/worker.lua",
     ["messagechannel.luv"] = "lua/messagechannel/luv.lua",

@@ -420,6 +420,9 @@ int mc_wire_put_ping (mc_Bytes *b);
 /* A message's frame: its bytes, and a copy of each Buffer of its transfer
 ** list; -1 when a slot holds something else (a port). */
 int mc_wire_put_msg (mc_Bytes *b, mc_Msg *m);
+/* The most Buffers a message on a link has: their table of lengths (8
+** bytes each) fits in the room a reader allows beyond maxMessageSize. */
+#define MC_WIRE_MAXBUFFERS 511
 /* What a message costs on the wire: its bytes and its Buffers'. */
 size_t mc_wire_size (mc_Msg *m);
 /* Reading a HELLO: 0 when malformed. The token points into the frame. */

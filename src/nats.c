@@ -48,6 +48,7 @@ typedef struct Lib {
   natsStatus (*options_closed) (natsOptions *, natsConnectionHandler,
                                 void *);
   natsStatus (*options_errors) (natsOptions *, natsErrHandler, void *);
+  natsStatus (*options_max_reconnect) (natsOptions *, int);
   void (*options_destroy) (natsOptions *);
   natsStatus (*connect) (natsConnection **, natsOptions *);
   natsStatus (*publish) (natsConnection *, const char *, const void *, int);
@@ -78,6 +79,7 @@ static const struct { const char *name; size_t offset; } symbols[] = {
   SYM(options_disconnected, "natsOptions_SetDisconnectedCB"),
   SYM(options_closed, "natsOptions_SetClosedCB"),
   SYM(options_errors, "natsOptions_SetErrorHandler"),
+  SYM(options_max_reconnect, "natsOptions_SetMaxReconnect"),
   SYM(options_destroy, "natsOptions_Destroy"),
   SYM(connect, "natsConnection_Connect"),
   SYM(publish, "natsConnection_Publish"),
@@ -105,13 +107,15 @@ typedef struct Sub {
 
 typedef struct Server {
   char *url;
-  natsConnection *nc;
+  natsConnection *nc;     /* NULL while it connects */
+  int connecting;         /* a thread connects it, without the lock */
   int refs;
   Sub *subs;
   size_t nsubs, capsubs;
 } Server;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t connected = PTHREAD_COND_INITIALIZER;
 static int loaded;  /* 1 loaded, -1 could not be */
 static char why_not[256];
 static Server **servers;
@@ -257,9 +261,14 @@ static Server *server (const char *url, char *err, size_t n) {
   natsOptions *o = NULL;
   natsStatus st;
   size_t i;
-  for (i = 0; i < nservers; i++)
-    if (strcmp(servers[i]->url, url) == 0)
+  for (i = 0; i < nservers; i++) {
+    if (strcmp(servers[i]->url, url) != 0)
+      continue;
+    if (!servers[i]->connecting)
       return servers[i];
+    pthread_cond_wait(&connected, &lock);  /* another thread connects */
+    i = (size_t)-1;  /* the list may have changed: look again */
+  }
   if (nservers == capservers) {
     size_t cap = capservers ? capservers * 2 : 4;
     Server **a = (Server **)realloc(servers, cap * sizeof *a);
@@ -282,11 +291,25 @@ static Server *server (const char *url, char *err, size_t n) {
   if (st == NATS_OK) st = lib.options_disconnected(o, on_disconnected, NULL);
   if (st == NATS_OK) st = lib.options_closed(o, on_closed, NULL);
   if (st == NATS_OK) st = lib.options_errors(o, on_error, NULL);
-  if (st == NATS_OK)  /* under the lock: a callback that comes meanwhile
-                     ** waits to find the URL */
-    st = lib.connect(&s->nc, o);
-  if (st == NATS_OK)
+  if (st == NATS_OK)  /* never gives up: a closed connection would stay */
+    st = lib.options_max_reconnect(o, -1);
+  if (st == NATS_OK) {  /* listed, connecting: without the lock, so that
+                       ** other servers' posts and deliveries go on */
+    natsConnection *nc = NULL;
+    s->connecting = 1;
     servers[nservers++] = s;
+    pthread_mutex_unlock(&lock);
+    st = lib.connect(&nc, o);
+    pthread_mutex_lock(&lock);
+    s->nc = nc;
+    s->connecting = 0;
+    if (st != NATS_OK) {
+      for (i = 0; servers[i] != s; i++)
+        ;
+      servers[i] = servers[--nservers];
+    }
+    pthread_cond_broadcast(&connected);
+  }
   if (o != NULL)
     lib.options_destroy(o);
   if (st != NATS_OK) {

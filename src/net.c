@@ -40,6 +40,7 @@
 #define READ_CHUNK (64 * 1024)
 #define FRAME_SLACK 4096       /* a MSG frame's head beyond maxsize */
 #define ACCEPTS 64             /* new links taken per turn and listener */
+#define PRE_AUTH (8 + 4096)    /* the largest frame before HELLO passed */
 
 enum { LINK, LISTENER };
 enum { CONNECTING, HELLO, OPEN, LINGER, DEAD };
@@ -61,6 +62,10 @@ typedef struct Conn {
   mc_Bytes in, out;
   size_t inpos, outpos;   /* read and written so far */
   mc_Msg *held;           /* read, waiting for room at the port */
+  int full;               /* held is set: changed atomically, for
+                          ** mc_net_wait, which must not watch it then */
+  int wbroken;            /* a write failed: output is dropped, input is
+                          ** still delivered up to the end */
   double heard, said, since;  /* last read, last write, state entered */
   double every;           /* ping interval: the smaller heartbeat */
   int readable, eof, shut, retry;
@@ -181,6 +186,7 @@ static void let_go (Conn *c, int code) {
   }
   mc_msg_free(c->held);
   c->held = NULL;
+  __atomic_store_n(&c->full, 0, __ATOMIC_RELAXED);
 }
 
 /* The link failed: the pair closes with `code`'s reason, which is told to
@@ -306,6 +312,7 @@ static int deliver (Conn *c, mc_Msg *m) {
                        : 0;
   if (r == MC_FULL || r < 0) {
     c->held = m;
+    __atomic_store_n(&c->full, 1, __ATOMIC_RELAXED);
     c->retry = r < 0;
     return 0;
   }
@@ -353,7 +360,9 @@ static int frame (Conn *c, const mc_Frame *f, double t) {
 
 /* Handles the whole frames read, while the port has room. */
 static void frames (Conn *c, double t) {
-  size_t max = c->o.maxsize + FRAME_SLACK;
+  size_t max = c->state == HELLO ? PRE_AUTH  /* a peer not yet known gets
+                                             ** no room for more */
+                                 : c->o.maxsize + FRAME_SLACK;
   while (c->held == NULL && (c->state == HELLO || c->state == OPEN)) {
     mc_Frame f;
     long k = mc_wire_next(c->in.p + c->inpos, c->in.n - c->inpos, max, &f);
@@ -376,6 +385,7 @@ static void read_link (Conn *c, double t) {
   if (c->held != NULL) {  /* the port had no room: try again */
     mc_Msg *m = c->held;
     c->held = NULL;
+    __atomic_store_n(&c->full, 0, __ATOMIC_RELAXED);
     if (!deliver(c, m))
       return;
   }
@@ -473,14 +483,18 @@ static int send_out (Conn *c, double t) {
   return 0;
 }
 
+/* A failed write ends a closing link; an open one drops its output from
+** then on but goes on reading: what the peer sent before it went away
+** (its last messages, its CLOSE) is still delivered, and its end of
+** stream ends the link. */
 static void write_link (Conn *c, double t) {
-  if (send_out(c, t) == 0)
+  if (!c->wbroken && send_out(c, t) == 0)
     return;
-  c->eof = 1;
+  c->out.n = c->outpos = 0;
   if (c->state == LINGER)
     c->state = DEAD;
   else
-    fail(c, MC_REASON_DISCONNECTED, 0, t);
+    c->wbroken = 1;
 }
 
 /* }====================================================== */
@@ -587,8 +601,8 @@ static void turn_link (Conn *c, double t) {
     if (c->held == NULL && t - c->heard >= limit) {
       fail(c, MC_REASON_TIMEOUT, 1, t);
     }
-    else if (pending_out(c) == 0 && t - c->said >= c->every
-             && !mc_wire_put_ping(&c->out))
+    else if (c->state == OPEN && pending_out(c) == 0
+             && t - c->said >= c->every && !mc_wire_put_ping(&c->out))
       fail(c, MC_REASON_DISCONNECTED, 0, t);
   }
   while (c->state == OPEN || c->state == HELLO) {  /* as the socket takes
@@ -617,8 +631,11 @@ static void turn_link (Conn *c, double t) {
         c->readable = 0;
       else if (k <= 0)
         c->eof = 1;
+      else
+        c->heard = t;
     }
-    if ((c->shut && c->eof) || t - c->since >= limit)
+    if ((c->shut && c->eof)  /* given up: the peer took nothing, or went */
+        || (pending_out(c) > 0 ? t - c->said : t - c->heard) >= limit)
       c->state = DEAD;
   }
 }
@@ -641,6 +658,8 @@ static double due (const Conn *c) {
   if (c->retry)
     return 0;  /* memory ran out: try again soon */
   d = c->since + limit;
+  if (c->state == LINGER)
+    d = (pending_out(c) > 0 ? c->said : c->heard) + limit;
   if (c->state == HELLO || c->state == OPEN) {
     d = c->held != NULL ? 1e300 : c->heard + limit;
     if (c->said + c->every < d)
@@ -660,13 +679,28 @@ static short events_of (const Conn *c) {
   }
 }
 
-/* Whether c has output of a pair closed here still to write. */
-static int draining (const Conn *c) {
+/* Whether c has output still to write: messages its port posted, or
+** bytes framed; or its pair was closed here and the close is still to be
+** read by the peer. mc.run() waits for these (a process that ended now
+** would lose them), unless the peer has taken nothing for a while. */
+static int draining (const Conn *c, double t) {
+  size_t count;
+  int closing;
   if (c->kind != LINK)
     return 0;
-  if (c->state == LINGER)
-    return pending_out(c) > 0;
-  return c->g != NULL && !mc_group_entangled(c->g);
+  if (pending_out(c) > 0 && t - c->said >= 3 * c->o.heartbeat)
+    return 0;  /* the peer took nothing for three heartbeats: mc.run()
+               ** does not wait for it any longer */
+  if (c->state == LINGER)  /* until the peer has read it all: a process
+                          ** that ended with bytes of the peer unread
+                          ** would reset the connection, and TCP would
+                          ** drop what the peer had not yet read */
+    return 1;
+  if (c->g == NULL || c->wbroken)
+    return 0;
+  return c->state == CONNECTING || c->state == HELLO  /* up or refused */
+         || pending_out(c) > 0 || !mc_group_entangled(c->g)
+         || mc_group_head(c->g, c->e, &count, &closing) != MC_EMPTY;
 }
 
 /* Takes the links handed over since the last turn. */
@@ -732,14 +766,16 @@ static void *run (void *arg) {
       int dead;
       pthread_mutex_lock(&c->wlock);
       c->retry = 0;
-      if (rev != NULL && i < cappfd - 1)
+      if (rev != NULL && i < cappfd - 1) {
         c->readable |= rev[i] != 0;
+        rev[i] = 0;
+      }
       if (c->kind == LISTENER)
         turn_listener(c, t);
       else
         turn_link(c, t);
       dead = c->state == DEAD;
-      d += (size_t)(!dead && draining(c));
+      d += (size_t)(!dead && draining(c, t));
       pthread_mutex_unlock(&c->wlock);
       if (dead)  /* nobody brings a dead link back */
         free_conn(c);
@@ -774,8 +810,9 @@ static void *run (void *arg) {
       double u;
       pthread_mutex_lock(&conns[i]->wlock);
       u = due(conns[i]);
-      pfd[i + 1].fd = conns[i]->fd;
       pfd[i + 1].events = events_of(conns[i]);
+      pfd[i + 1].fd = pfd[i + 1].events != 0 ? conns[i]->fd : -1;  /* a
+                      ** full port's link waits for room, not its socket */
       pthread_mutex_unlock(&conns[i]->wlock);
       if (u < next)
         next = u;
@@ -928,7 +965,8 @@ int mc_net_send (mc_Group *g, size_t to, mc_Msg *m) {
   if (c == NULL)
     return 0;
   pthread_mutex_lock(&c->wlock);  /* the thread takes no post meanwhile */
-  if (c->state == OPEN && c->g == g && c->e == to && pending_out(c) == 0) {
+  if (c->state == OPEN && !c->wbroken && c->g == g && c->e == to
+      && pending_out(c) == 0) {
     size_t count;
     int closing;
     if (mc_group_head(g, to, &count, &closing) == MC_EMPTY
@@ -955,8 +993,9 @@ size_t mc_net_wait (mc_Hub *h, double seconds, uint32_t **buf, size_t *cap,
     pthread_mutex_lock(&net.lock);
     for (i = 0; i < net.nopen && n < WATCH; i++) {
       Conn *k = net.open[i];
-      if (mc_group_owner(k->g, mc_group_partner(k->g, k->e), h)
-          == MC_OWNER_SELF) {
+      if (!__atomic_load_n(&k->full, __ATOMIC_RELAXED)
+          && mc_group_owner(k->g, mc_group_partner(k->g, k->e), h)
+             == MC_OWNER_SELF) {
         double until = now() + 0.05;
         __atomic_store(&k->watched, &until, __ATOMIC_RELAXED);
         __atomic_add_fetch(&k->refs, 1, __ATOMIC_RELAXED);

@@ -207,14 +207,19 @@ static double get_timeout (lua_State *L, int idx) {
 /* A remote port's message over its maxMessageSize raises, having sent
 ** nothing (the list at 5 is given back). */
 static void check_size (lua_State *L, const mc_Group *g, mc_Msg *m) {
-  size_t size = mc_wire_size(m);
+  size_t nx, size = mc_wire_size(m);
   char what[96];
-  if (size <= g->maxsize)
+  mc_msg_xfer(m, &nx);
+  if (size <= g->maxsize && nx <= MC_WIRE_MAXBUFFERS)
     return;
-  snprintf(what, sizeof what, "%zu bytes, over maxMessageSize (%zu)", size,
-           g->maxsize);
+  if (size <= g->maxsize)
+    snprintf(what, sizeof what, "has %zu Buffers, over the %d a link "
+             "carries", nx, MC_WIRE_MAXBUFFERS);
+  else
+    snprintf(what, sizeof what, "is %zu bytes, over maxMessageSize (%zu)",
+             size, g->maxsize);
   mc_message_unlend(L, 5, m);
-  luaL_error(L, "DataCloneError: the message is %s", what);
+  luaL_error(L, "DataCloneError: the message %s", what);
 }
 
 /*

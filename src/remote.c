@@ -113,6 +113,19 @@ static const struct sockaddr *sockaddr_of (const Addr *a, socklen_t *len) {
   return (const struct sockaddr *)&a->un;
 }
 
+/* Whether the Unix socket file of a is stale, left by a listener that
+** ended without closing (its process killed, say): nobody accepts there.
+** Then it is removed, and 1 returned. */
+static int stale (const Addr *a) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), r;
+  if (fd < 0)
+    return 0;
+  r = connect(fd, (const struct sockaddr *)&a->un, sizeof a->un) != 0
+      && errno == ECONNREFUSED;
+  close(fd);
+  return r && unlink(a->un.sun_path) == 0;
+}
+
 /* Reads the options table at 2 into *o, but for the token: its bytes are
 ** left in *tok (a string the table holds), so that nothing is allocated
 ** yet. Raises for an unknown option or a bad value. */
@@ -312,7 +325,12 @@ static int remote_listen (lua_State *L) {
     sa = sockaddr_of(&a, &len);
     if (a.ai != NULL)
       setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(fd, sa, len) != 0 || listen(fd, 128) != 0)
+    if (bind(fd, sa, len) != 0) {
+      err = errno;
+      if (err == EADDRINUSE && a.ai == NULL && stale(&a))
+        err = bind(fd, sa, len) != 0 ? errno : 0;
+    }
+    if (err == 0 && listen(fd, 128) != 0)
       err = errno;
   }
   path = a.ai == NULL ? a.un.sun_path : NULL;

@@ -829,12 +829,16 @@ end
 function M.run(timeout)
   check_seconds(timeout, "run", 1, true)
   return exclusive("mc.run", function()
-    local r = loop(nil, timeout and now() + timeout)
-    -- idle: remote ports closed here write what they had queued first
-    -- (a link that cannot fails within three heartbeats)
-    if r == nil then
-      while core.net_drain(0.1) > 0 do end
+    local deadline = timeout and now() + timeout
+    local r = loop(nil, deadline)
+    -- Idle: first remote ports write what they had queued, the peers of
+    -- those closed here read the close, and connects under way come up
+    -- or are refused (a link whose peer takes nothing for three
+    -- heartbeats is not waited for); what comes meanwhile is dispatched.
+    while r == nil and core.net_drain(0.1) > 0 do
+      r = loop(nil, deadline)
     end
+    if r == nil then r = loop(nil, deadline) end
     return r == nil
   end)
 end
