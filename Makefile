@@ -10,7 +10,7 @@
 #   make tsan     thread specs under ThreadSanitizer (Lua 5.4 and LuaJIT)
 #   make stress   fan-in, ring and terminate-during-transfer stress under
 #                 ThreadSanitizer (STRESS_SCALE)
-#   make pipe     event-loop and thread specs with the hub on a pipe, as on
+#   make pipe     event-loop and thread specs (and the remote-port specs) with the hub on a pipe, as on
 #                 Unix systems without eventfd
 #   make valgrind specs under valgrind (Lua 5.4)
 #   make oom      allocation-failure injection (ASan+LSan) at every
@@ -211,7 +211,8 @@ pipe: $(if $(LUAS),build/pipe-$(PIPE_LUA)/messagechannel/core.so)
 	@test -n "$(LUAS)" || { echo "no Lua with headers found: run make deps"; exit 1; }
 	@v=$(PIPE_LUA); bin=$(SH_LUA); echo "== event-loop and thread specs on $$bin, hub on a pipe"; \
 	  $(call RUN_ENV,pipe-$$v) $$bin $(BUSTED) -o TAP spec/13-eventloop_spec.lua \
-	    spec/14-adapters_spec.lua spec/11-threads_spec.lua > build/pipe-$$v.log 2>&1 \
+	    spec/14-adapters_spec.lua spec/11-threads_spec.lua spec/21-remote_spec.lua \
+	    > build/pipe-$$v.log 2>&1 \
 	  || { tail -n 40 build/pipe-$$v.log; echo "pipe specs failed"; exit 1; }; \
 	  echo "pipe hub on $$v: $$(grep -c '^ok' build/pipe-$$v.log) passed, $$(grep -c '^not ok' build/pipe-$$v.log) failed"
 
