@@ -126,6 +126,25 @@ static int stale (const Addr *a) {
   return r && unlink(a->un.sun_path) == 0;
 }
 
+/* Option `name` of the options table at 2: a number from lo to hi (an
+** integer when `integer`), or dflt when absent. `what` describes it in
+** the error. */
+static double number_option (lua_State *L, const char *fname,
+                             const char *name, double lo, double hi,
+                             int integer, double dflt, const char *what) {
+  lua_Number n;
+  lua_getfield(L, 2, name);
+  n = lua_tonumber(L, -1);
+  if (lua_isnil(L, -1))
+    n = (lua_Number)dflt;
+  else if (lua_type(L, -1) != LUA_TNUMBER || !(n >= lo && n <= hi)
+           || (integer && n != (lua_Number)(lua_Integer)n))
+    luaL_error(L, "bad argument #2 to '%s' ('%s' must be %s)", fname, name,
+               what);
+  lua_pop(L, 1);
+  return (double)n;
+}
+
 /* Reads the options table at 2 into *o, but for the token: its bytes are
 ** left in *tok (a string the table holds), so that nothing is allocated
 ** yet. Raises for an unknown option or a bad value. */
@@ -156,32 +175,15 @@ static void get_options (lua_State *L, const char *fname, mc_NetOptions *o,
                  lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
                                                 : luaL_typename(L, -1));
   }
-  lua_getfield(L, 2, "capacity");
-  if (!lua_isnil(L, -1)) {
-    lua_Number n = lua_tonumber(L, -1);
-    if (lua_type(L, -1) != LUA_TNUMBER || !(n >= 1 && n <= 1e9)
-        || n != (lua_Number)(lua_Integer)n)
-      luaL_error(L, "bad argument #2 to '%s' ('capacity' must be a positive "
-                    "integer)", fname);
-    o->capacity = (size_t)n;
-  }
-  lua_getfield(L, 2, "heartbeat");
-  if (!lua_isnil(L, -1)) {
-    lua_Number n = lua_tonumber(L, -1);
-    if (lua_type(L, -1) != LUA_TNUMBER || !(n >= 0.001 && n <= 86400))
-      luaL_error(L, "bad argument #2 to '%s' ('heartbeat' must be a number "
-                    "of seconds from 0.001 to 86400)", fname);
-    o->heartbeat = (double)n;
-  }
-  lua_getfield(L, 2, "maxMessageSize");
-  if (!lua_isnil(L, -1)) {
-    lua_Number n = lua_tonumber(L, -1);
-    if (lua_type(L, -1) != LUA_TNUMBER || !(n >= 1 && n <= 4294963200.0)
-        || n != (lua_Number)(lua_Integer)n)
-      luaL_error(L, "bad argument #2 to '%s' ('maxMessageSize' must be a "
-                    "positive integer, at most 4294963200)", fname);
-    o->maxsize = (size_t)n;
-  }
+  o->capacity = (size_t)number_option(L, fname, "capacity", 1, 1e9, 1,
+                                      DEFAULT_CAPACITY, "a positive integer");
+  o->heartbeat = number_option(L, fname, "heartbeat", 0.001, 86400, 0,
+                               DEFAULT_HEARTBEAT, "a number of seconds from "
+                               "0.001 to 86400");
+  o->maxsize = (size_t)number_option(L, fname, "maxMessageSize", 1,
+                                     4294963200.0, 1,
+                                     (double)DEFAULT_MAXSIZE, "a positive "
+                                     "integer, at most 4294963200");
   lua_getfield(L, 2, "token");
   if (!lua_isnil(L, -1)) {
     size_t n = 0;  /* for clang, as in parse_address */
@@ -193,7 +195,7 @@ static void get_options (lua_State *L, const char *fname, mc_NetOptions *o,
     *tok = n > 0 ? s : NULL;
     o->toklen = n;
   }
-  lua_pop(L, 4);
+  lua_pop(L, 1);
 }
 
 /* From here on nothing raises until the socket is the network thread's or
