@@ -59,7 +59,7 @@ DEMO_PACKAGES = gcc make pkg-config \
   lua5.4 liblua5.4-dev luajit libluajit-5.1-dev lua-luv lua-cqueues
 DEB_PACKAGES = $(DEMO_PACKAGES) git lua-busted lua-check luarocks lua-lpeg \
   lua-cjson lua-socket valgrind nodejs clang libclang-rt-dev \
-  libnats3.4 nats-server
+  libnats-dev nats-server
 
 SAN_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all \
             -fno-omit-frame-pointer
