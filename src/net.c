@@ -754,12 +754,17 @@ static void *run (void *arg) {
     unsigned long asks;
     int flags, ms;
     double t, next;
+    mc_hub_wait(net.hub, 0, &ids, &capids, &flags);  /* every link is
+                                                     ** looked at anyway;
+                                                     ** first, so that news
+                                                     ** of a link handed
+                                                     ** over after the take
+                                                     ** below wakes the
+                                                     ** poll */
     take_added();
     pthread_mutex_lock(&net.lock);
     asks = net.asks;
     pthread_mutex_unlock(&net.lock);
-    mc_hub_wait(net.hub, 0, &ids, &capids, &flags);  /* every link is
-                                                     ** looked at anyway */
     t = now();
     for (i = n = d = 0; i < nconns; i++) {
       Conn *c = conns[i];
@@ -863,8 +868,11 @@ static int start (void) {
 
 void mc_net_types (const mc_Type *port, const mc_Type *buffer) {
   pthread_mutex_lock(&net.lock);
-  net.port = port;
-  net.buffer = buffer;
+  if (net.port == NULL) {  /* once, before any link: read without the lock
+                          ** by every thread a link reaches after this */
+    net.port = port;
+    net.buffer = buffer;
+  }
   pthread_mutex_unlock(&net.lock);
 }
 
