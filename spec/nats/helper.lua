@@ -12,7 +12,7 @@
 -- deadline of its own (`life`), so one that a crashed run leaves behind
 -- ends by itself; N.cleanup() kills every process started.
 
-local mc = require "messagechannel"
+local R = require "spec.remote.helper"
 
 local N = {}
 
@@ -25,27 +25,8 @@ N.WAIT = 15  -- seconds any single wait may take before the spec fails
 -- The interpreter and the shell
 ------------------------------------------------------------------------------
 
--- The command that runs this interpreter: arg[-1] when busted was started
--- as `lua5.x /usr/bin/busted`, else derived from the running Lua.
-function N.interpreter()
-  local a = rawget(_G, "arg")
-  local i = type(a) == "table" and a[-1]
-  if type(i) == "string" and i ~= "" then return i end
-  if rawget(_G, "jit") then return "luajit" end
-  return "lua" .. _VERSION:match("%d+%.%d+")
-end
-
--- s quoted for sh.
-function N.quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
--- Runs a shell command; true when it exited with status 0 (any version).
-function N.sh(cmd)
-  local a, _, c = os.execute(cmd)
-  if type(a) == "number" then return a == 0 end  -- 5.1, LuaJIT
-  return a == true and (c == nil or c == 0)
-end
+-- The interpreter, quoting and the shell: the remote-port specs' helpers.
+N.interpreter, N.quote, N.sh = R.interpreter, R.quote, R.sh
 
 -- The first line a shell command prints, or nil.
 local function sh_line(cmd)
@@ -90,13 +71,7 @@ function N.tmpdir(keep)
   return name
 end
 
-function N.read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+N.read_file = R.read_file
 
 -- Writes s to path at once (through a rename), so that a reader polling
 -- for path never sees it half-written.
@@ -114,12 +89,7 @@ end
 -- Runs the scheduler in small sleeps until cond() is true or `timeout`
 -- seconds (N.WAIT) pass; returns whether cond() became true.
 function N.wait(cond, timeout)
-  local deadline = mc.now() + (timeout or N.WAIT)
-  while true do
-    if cond() then return true end
-    if mc.now() >= deadline then return false end
-    mc.sleep(0.01)
-  end
+  return R.wait(cond, timeout or N.WAIT)
 end
 
 -- Asserts N.wait(cond, timeout), naming what was awaited.
