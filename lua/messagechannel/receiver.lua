@@ -44,15 +44,8 @@ function M.install(methods, mt, typename, handlers, before_set)
   end
 
   function methods.dispatchEvent(obj, ev)
-    local U = check(obj, "dispatchEvent")
-    if type(ev) ~= "table" or type(ev.type) ~= "string" then
-      error("bad argument #1 to 'dispatchEvent' (table with a string "
-            .. "'type' expected)", 2)
-    end
-    ET.prepare(ev, obj)
-    scheduler.dispatch_now(obj, U, ev)
-    ET.finish(ev)
-    return not ev.defaultPrevented
+    local r = M.dispatch(obj, check(obj, "dispatchEvent"), ev)
+    return r  -- not a tail call: an error points at the caller
   end
 
   -- before_set runs once v is known to be a handler, before it is set:
@@ -70,6 +63,20 @@ function M.install(methods, mt, typename, handlers, before_set)
   end
 
   return check
+end
+
+-- dispatchEvent(event) of an EventTarget obj whose listeners are in U
+-- (a receiver's, or a Listener's): runs them now, and returns whether no
+-- listener called preventDefault. Errors point at dispatchEvent's caller.
+function M.dispatch(obj, U, ev)
+  if type(ev) ~= "table" or type(ev.type) ~= "string" then
+    error("bad argument #1 to 'dispatchEvent' (table with a string "
+          .. "'type' expected)", 3)
+  end
+  ET.prepare(ev, obj)
+  scheduler.dispatch_now(obj, U, ev)
+  ET.finish(ev)
+  return not ev.defaultPrevented
 end
 
 -- A class table (MessageChannel, BroadcastChannel): calling it, or its

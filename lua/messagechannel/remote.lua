@@ -7,6 +7,7 @@
 
 local core = require "messagechannel.core"
 local ET = require "messagechannel.eventtarget"
+local receiver = require "messagechannel.receiver"
 local scheduler = require "messagechannel.scheduler"
 
 local M = {}
@@ -61,15 +62,8 @@ function methods.removeEventListener(l, ...)
 end
 
 function methods.dispatchEvent(l, ev)
-  local s = check(l, "dispatchEvent")
-  if type(ev) ~= "table" or type(ev.type) ~= "string" then
-    error("bad argument #1 to 'dispatchEvent' (table with a string "
-          .. "'type' expected)", 2)
-  end
-  ET.prepare(ev, l)
-  scheduler.dispatch_now(l, s.U, ev)
-  ET.finish(ev)
-  return not ev.defaultPrevented
+  local r = receiver.dispatch(l, check(l, "dispatchEvent").U, ev)
+  return r  -- not a tail call: an error points at the caller
 end
 
 LISTENER_MT.__index = function(l, k)
