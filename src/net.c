@@ -84,12 +84,14 @@ static struct {
   size_t nadd, capadd;
   Conn **open;             /* open links, for mc_net_wait (each holds a
                            ** reference from here) */
+  int linked;              /* a link was ever open: until then a state's
+                           ** wait need not look (changed atomically) */
   size_t nopen, capopen;
   unsigned long asks, seen;  /* drain requests, the last one answered */
   size_t draining;
   const mc_Type *port, *buffer;
 } net = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, NULL, -1,
-         0, NULL, 0, 0, NULL, 0, 0, 0, 0, 0, NULL, NULL};
+         0, NULL, 0, 0, NULL, 0, 0, 0, 0, 0, 0, NULL, NULL};
 
 /* The thread's own: its links and listeners. */
 static Conn **conns;
@@ -299,6 +301,7 @@ static void hello (Conn *c, const mc_Frame *f, double t) {
   if (net.nopen < net.capopen) {  /* else only this thread reads it */
     __atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
     net.open[net.nopen++] = c;
+    __atomic_store_n(&net.linked, 1, __ATOMIC_RELEASE);
   }
   pthread_mutex_unlock(&net.lock);
 }
@@ -997,7 +1000,7 @@ size_t mc_net_wait (mc_Hub *h, double seconds, uint32_t **buf, size_t *cap,
   Conn *c[WATCH];
   struct pollfd p[WATCH + 1];
   size_t i, n = 0;
-  if (seconds != 0) {
+  if (seconds != 0 && __atomic_load_n(&net.linked, __ATOMIC_ACQUIRE)) {
     pthread_mutex_lock(&net.lock);
     for (i = 0; i < net.nopen && n < WATCH; i++) {
       Conn *k = net.open[i];
