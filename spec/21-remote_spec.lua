@@ -1169,6 +1169,41 @@ describe("remote ports (API.md 12)", function()
   end)
 
   ---------------------------------------------------------------------------
+  describe("bursts", function()
+    for _, kind in ipairs(kind_names) do
+      it("a peer's burst arrives while the peer runs no scheduler turn ("
+         .. kind .. ")", function()
+        local _, address = R.listening_peer(kinds[kind]())
+        local p = connect(address)
+        local rec = watch(p)
+        local go = R.tmpdir() .. "/go"
+        p:postMessage({ cmd = "burst_block", n = 200, go = go })
+        await_count(rec, 200)
+        for i = 1, 200 do assert.same({ i = i }, rec.data[i]) end
+        R.write_file(go, "")
+        await_count(rec, 201)
+        assert.same({ blocked = "done" }, rec.data[201])
+      end)
+
+      it("a burst of small and large messages arrives whole and in order ("
+         .. kind .. ")", function()
+        local peer, address = R.listening_peer(kinds[kind](), "behave=count")
+        local p = connect(address)
+        local big = string.rep("L", 300 * 1024)
+        for i = 1, 600 do
+          assert.is_true(p:postMessage({ i = i, pad = i % 50 == 0 and big
+                                                     or "s" }))
+        end
+        p:close()
+        assert.is_true(mc.run(R.WAIT))
+        local n, ordered = peer:expect("count (%d+) (%a+)")
+        assert.equal("600", n)
+        assert.equal("true", ordered)
+      end)
+    end
+  end)
+
+  ---------------------------------------------------------------------------
   describe("capacity and back-pressure", function()
     it("a peer that does not read makes postMessage time out once both "
        .. "capacities and the socket buffers are full; nothing is lost",

@@ -41,6 +41,34 @@ describe("remote ports in one process #threads", function()
     end)
   end
 
+  it("bursts from a worker, written behind and by its waits, arrive in "
+     .. "order", function()
+    local l = mc.listen(tmp_address())
+    local got, closed = {}, false
+    l.onconnect = function(ev)
+      l:close()
+      ev.port.onmessage = function(e) got[#got + 1] = e.data end
+      ev.port.onclose = function() closed = true end
+    end
+    local p = mc.connect(l.address)
+    local w = mc.Worker([[
+      local mc = require "messagechannel"
+      local p = mc.workerData.port
+      for b = 0, 29 do
+        for i = 1, 100 do p:postMessage(b * 100 + i) end
+        mc.sleep(0.001)  -- a wait: this thread writes what it left behind
+      end
+      p:close()
+    ]], { eval = true, data = { port = p }, transfer = { p } })
+    local err
+    w.onerror = function(e) err = tostring(e.error) end
+    mc.run(60)
+    assert.is_nil(err)
+    assert.is_true(closed)
+    assert.equal(3000, #got)
+    for i = 1, 3000 do assert.equal(i, got[i]) end
+  end)
+
   it("a burst through capacity 4, with a worker at one end", function()
     local l = mc.listen(tmp_address(), { capacity = 4 })
     local ch = mc.MessageChannel()

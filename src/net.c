@@ -71,6 +71,10 @@ typedef struct Conn {
   int readable, eof, shut, retry;
   double watched;         /* a Lua state reads it while it waits, until
                           ** then (mc_net_wait); changed atomically */
+  const void *burst;      /* the thread that wrote a post to it directly
+                          ** (mc_net_send), and how many waits that thread */
+  unsigned long bwaits;   /* had begun then: its next posts before it
+                          ** waits again are written behind */
 } Conn;
 
 static struct {
@@ -965,6 +969,14 @@ int mc_net_listen (int fd, const char *path, mc_Group *g, size_t e,
   return 1;
 }
 
+/* Waits begun by this thread (mc_net_wait). A post from a thread that
+** has not waited since its last post went straight to the same socket is
+** one of a burst: it is framed behind it, and written by the network
+** thread (told when the output was empty) or by this thread when it next
+** waits, whichever comes first. So a burst of small posts becomes a few
+** large writes, where a post answered before the next is written at once. */
+static __thread unsigned long waits;
+
 int mc_net_send (mc_Group *g, size_t to, mc_Msg *m) {
   Conn *c;
   int sent = 0;
@@ -977,13 +989,19 @@ int mc_net_send (mc_Group *g, size_t to, mc_Msg *m) {
     return 0;
   pthread_mutex_lock(&c->wlock);  /* the thread takes no post meanwhile */
   if (c->state == OPEN && !c->wbroken && c->g == g && c->e == to
-      && pending_out(c) == 0) {
-    size_t count;
+      && pending_out(c) < OUT_HIGH) {
+    size_t count, before = pending_out(c);
     int closing;
+    int behind = before > 0 || (c->burst == &waits && c->bwaits == waits);
     if (mc_group_head(g, to, &count, &closing) == MC_EMPTY
         && mc_wire_put_msg(&c->out, m) == 1) {
       sent = 1;
-      if (send_out(c, now()) != 0 || pending_out(c) > 0)
+      if (!behind) {
+        c->burst = &waits;
+        c->bwaits = waits;
+      }
+      if (behind ? before == 0
+                 : send_out(c, now()) != 0 || pending_out(c) > 0)
         mc_hub_notify(net.hub, c->id);  /* the thread goes on from here */
     }
   }
@@ -1000,6 +1018,7 @@ size_t mc_net_wait (mc_Hub *h, double seconds, uint32_t **buf, size_t *cap,
   Conn *c[WATCH];
   struct pollfd p[WATCH + 1];
   size_t i, n = 0;
+  waits++;
   if (seconds != 0 && __atomic_load_n(&net.linked, __ATOMIC_ACQUIRE)) {
     pthread_mutex_lock(&net.lock);
     for (i = 0; i < net.nopen && n < WATCH; i++) {
@@ -1020,6 +1039,13 @@ size_t mc_net_wait (mc_Hub *h, double seconds, uint32_t **buf, size_t *cap,
   }
   if (n == 0)
     return mc_hub_wait(h, seconds, buf, cap, flags);
+  for (i = 0; i < n; i++) {  /* what this state wrote behind a burst goes
+                             ** before it sleeps */
+    pthread_mutex_lock(&c[i]->wlock);
+    if (c[i]->state == OPEN && pending_out(c[i]) > 0)
+      write_link(c[i], now());
+    pthread_mutex_unlock(&c[i]->wlock);
+  }
   mc_hub_sleep(h, seconds, p, n);
   for (i = 0; i < n; i++) {
     if (p[i].revents != 0) {  /* read here: its messages are this state's */

@@ -122,6 +122,16 @@ function commands.busy(p, c)
   p:postMessage({ busy = "done" })
 end
 
+-- {cmd="burst_block", n=n, go=file}: posts {i = 1..n}, then runs no
+-- scheduler turn (checks for the file in a loop) until `go` exists, and
+-- answers {blocked = "done"}: what arrives meanwhile was written without
+-- this state waiting.
+function commands.burst_block(p, c)
+  for i = 1, c.n do p:postMessage({ i = i }) end
+  while not exists(c.go) do end
+  p:postMessage({ blocked = "done" })
+end
+
 -- {cmd="reply", text=s}: answers {reply = s} (a message, so that the order
 -- with messages echoed before it is visible).
 function commands.reply(p, c) p:postMessage({ reply = c.text }) end
