@@ -41,6 +41,20 @@ local function samples()
   add("a registered metatable", thing({ x = 1, inner = thing({}) }))
   local buf = mc.Buffer("bytes\0\255")
   add("Buffers", { buf = buf, again = buf, empty = mc.Buffer(0) })
+  add("references among 40 objects", (function()
+    local objs = {}
+    for i = 1, 40 do
+      objs[i] = i % 7 == 0 and mc.Buffer(tostring(i))
+                or (i % 5 == 0 and thing({ i = i }) or { i = i })
+    end
+    for i = 1, 40 do
+      if type(objs[i]) == "table" then
+        objs[i].prev = objs[i - 1] or objs[40]
+        objs[i].first = objs[1]
+      end
+    end
+    return objs
+  end)())
   add("a string", "hello\0")
   add("an integer", -123456789)
   add("a float", 0.1)
@@ -87,6 +101,67 @@ describe("wire format", function()
       assert.equal("payload\0\255", c:sub())
       assert.is_false(b.detached)
     end)
+  end)
+
+  -- Ids of the objects a message holds: the first few are kept apart from
+  -- the rest (codec.c, STACK_IDS), so references must resolve on both
+  -- sides of that line, for every way a value is copied.
+  describe("references among many objects", function()
+    -- 40 objects (tables, some with a registered metatable, and Buffers),
+    -- each table pointing at the one before it (the first at the last: a
+    -- cycle through all) and at the first; the root holds them all.
+    local function build(n)
+      local objs = {}
+      for i = 1, n do
+        objs[i] = i % 7 == 0 and mc.Buffer(tostring(i))
+                  or (i % 5 == 0 and thing({ i = i }) or { i = i })
+      end
+      for i = 1, n do
+        if type(objs[i]) == "table" then
+          objs[i].prev = objs[i % n == 1 and n or i - 1]
+          objs[i].first = objs[1]
+          objs[i][objs[(i * 3) % n + 1]] = i  -- objects as keys too
+        end
+      end
+      return objs
+    end
+
+    local function check(objs, copy, n)
+      for i = 1, n do
+        local o, c = objs[i], copy[i]
+        assert.is_not_nil(c, "object " .. i)
+        assert.are_not.equal(o, c)
+        if type(o) == "table" then
+          assert.equal(i, c.i)
+          assert.equal(copy[i % n == 1 and n or i - 1], c.prev)
+          assert.equal(copy[1], c.first)
+          assert.equal(i, c[copy[(i * 3) % n + 1]])
+          assert.equal(getmetatable(o), getmetatable(c))
+        else
+          assert.equal(o:sub(1), c:sub(1))
+        end
+      end
+    end
+
+    for _, n in ipairs { 15, 16, 17, 40 } do
+      it(n .. " objects through serialize and deserialize", function()
+        local objs = build(n)
+        check(objs, mc.deserialize(mc.serialize(objs)), n)
+      end)
+
+      it(n .. " objects through structuredClone", function()
+        local objs = build(n)
+        check(objs, mc.structuredClone(objs), n)
+      end)
+
+      it(n .. " objects through postMessage", function()
+        local objs = build(n)
+        local ch = mc.MessageChannel()
+        ch.port1:postMessage(objs)
+        check(objs, ch.port2:receive(0).data, n)
+        ch.port1:close()
+      end)
+    end
   end)
 
   describe("mc.deserialize", function()

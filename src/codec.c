@@ -71,10 +71,10 @@ typedef struct Scratch {
   mc_PtrMap seen;
   Obj *objs;
   size_t objcap;
-  /* The scratch's uservalue is the encoder's and decoder's id -> object
-  ** table, reused so that a small message allocates no table for it.
-  ** These count the keys in use: 1..nids, and -1..-ndeferred (see
-  ** defer_metatable). */
+  /* The scratch's uservalue is the id -> object table for the ids past
+  ** the first STACK_IDS (see push_ids), reused so that a message
+  ** allocates no table for it. These count the keys in use: 1..nids, and
+  ** -1..-ndeferred (see defer_metatable). */
   int nids, ndeferred;
   /* Colliding keys: the keys of the table being walked, keys per main
   ** position of the table being filled, and the walk's sample counts. */
@@ -136,10 +136,41 @@ static Scratch *take_scratch (lua_State *L) {
   return s;
 }
 
-/* Pushes the id table of the scratch at idx. */
+/*
+** The objects a call has met, by id (in the order met): the first
+** STACK_IDS in as many slots of the Lua stack, the rest in the scratch's
+** id table at keys 1, 2, ..., so that a small message costs no table
+** access for them. An Ids is the stack index of that table; the slots
+** are the ones below it.
+*/
+#define STACK_IDS 16
+
+/* Pushes the slots for the ids, then the id table of the scratch at idx;
+** returns the table's stack index. */
 static int push_ids (lua_State *L, int idx) {
+  luaL_checkstack(L, STACK_IDS + 1, "messagechannel");
+  lua_settop(L, lua_gettop(L) + STACK_IDS);
   mc_getuservalue(L, idx);
   return lua_gettop(L);
+}
+
+/* Sets the object of id `id` (of ids at stack index `tbl`) to the value
+** at the top, popped. */
+static void set_id (lua_State *L, int tbl, Scratch *s, uint32_t id) {
+  if (id < STACK_IDS)
+    lua_replace(L, tbl - STACK_IDS + (int)id);
+  else {
+    lua_rawseti(L, tbl, (int)(id - STACK_IDS) + 1);
+    s->nids = (int)(id - STACK_IDS) + 1;  /* give_scratch clears them */
+  }
+}
+
+/* Pushes the object of id `id`. */
+static void get_id (lua_State *L, int tbl, uint32_t id) {
+  if (id < STACK_IDS)
+    lua_pushvalue(L, tbl - STACK_IDS + (int)id);
+  else
+    lua_rawgeti(L, tbl, (int)(id - STACK_IDS) + 1);
 }
 
 /* Empties the id table, or drops it after a large message. */
@@ -702,9 +733,8 @@ static void enc_newobj (Enc *e, int idx, const void *p, size_t hdr) {
     enc_nomem(e);
   e->s->objs[id].hdr = hdr;
   e->nobjs++;
-  e->s->nids = (int)e->nobjs;
   lua_pushvalue(e->L, idx);
-  lua_rawseti(e->L, e->queue, (int)id + 1);
+  set_id(e->L, e->queue, e->s, id);
 }
 
 static void enc_table (Enc *e, int idx) {
@@ -955,11 +985,11 @@ static void encode (Enc *e, lua_State *L, int idx, int xmap) {
   for (id = 0; id < e->nobjs; id++) {
     if (e->s->objs[id].hdr == NOTABLE)
       continue;
-    lua_rawgeti(L, e->queue, (int)id + 1);
+    get_id(L, e->queue, id);
     enc_body(e, id);
     lua_pop(L, 1);
   }
-  lua_pop(L, 1);  /* queue */
+  lua_settop(L, e->sidx);  /* the ids */
 }
 
 /* }====================================================== */
@@ -1272,9 +1302,8 @@ static void dec_newobj (Dec *d, size_t hdr, uint32_t narr, uint32_t nhash) {
   d->s->objs[id].narr = narr;
   d->s->objs[id].nhash = nhash;
   d->nobjs++;
-  d->s->nids = (int)d->nobjs;
   lua_pushvalue(d->L, -1);
-  lua_rawseti(d->L, d->refs, (int)id + 1);
+  set_id(d->L, d->refs, d->s, id);
 }
 
 static void dec_table (Dec *d, int tag) {
@@ -1374,7 +1403,7 @@ static int dec_value (Dec *d) {
         d->pos = at;
         dec_fail(d, "reference to an unknown object");
       }
-      lua_rawgeti(L, d->refs, (int)id + 1);
+      get_id(L, d->refs, (uint32_t)id);
       break;
     }
     case TAG_TRANSFER: {
@@ -1489,14 +1518,15 @@ static void decode (lua_State *L, Scratch *s, int sidx,
     Obj o = d.s->objs[id];
     if (o.hdr == NOTABLE)
       continue;
-    lua_rawgeti(L, d.refs, (int)id + 1);
+    get_id(L, d.refs, id);
     dec_body(&d, d.refs + 2, o.narr, o.nhash);
     lua_pop(L, 1);
   }
   if (d.pos != n)
     dec_fail(&d, "trailing bytes after the value");
   set_metatables(L, d.refs, d.s->ndeferred);
-  lua_remove(L, d.refs);
+  lua_replace(L, sidx + 1);
+  lua_settop(L, sidx + 1);
 }
 
 /* }====================================================== */
@@ -1559,9 +1589,8 @@ static void copy_newobj (Copy *c, const void *p) {
   if (id == MC_NOID - 1 || !mc_ptrmap_add(&c->s->seen, p, id))
     copy_nomem(c);
   c->nobjs++;
-  c->s->nids = (int)c->nobjs;  /* give_scratch clears them */
   lua_pushvalue(L, -1);
-  lua_rawseti(L, c->dst, (int)id + 1);
+  set_id(L, c->dst, c->s, id);
 }
 
 static void copy_value (Copy *c, int idx, const Where *w);
@@ -1648,7 +1677,7 @@ static void copy_table (Copy *c, int idx) {
   uint32_t id = mc_ptrmap_get(&c->s->seen, p);
   size_t n, narr = mc_rawlen(L, idx);
   if (id != MC_NOID) {
-    lua_rawgeti(L, c->dst, (int)id + 1);
+    get_id(L, c->dst, id);
     return;
   }
   n = copy_count(c, idx, &narr);
@@ -1715,7 +1744,7 @@ static void copy_value (Copy *c, int idx, const Where *w) {
       obj = lua_touserdata(L, idx);
       id = mc_ptrmap_get(&c->s->seen, obj);
       if (id != MC_NOID)
-        lua_rawgeti(L, c->dst, (int)id + 1);
+        get_id(L, c->dst, id);
       else {
         size_t len;
         const void *p = t->bytes(obj, &len);
@@ -1736,12 +1765,11 @@ void mc_copy (lua_State *L, int idx, int xmap, int blanks) {
   c.root = mc_absindex(L, idx);
   c.s = take_scratch(L);
   c.sidx = lua_gettop(L);
-  push_ids(L, c.sidx);  /* the scratch's id table: cleared as it goes back */
+  c.dst = push_ids(L, c.sidx);  /* cleared as the scratch goes back */
   lua_pushnil(L);  /* the queue of deferred tables, made when needed */
   lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_MT2NAME);
-  c.dst = c.sidx + 1;
-  c.deferred = c.sidx + 2;
-  c.mt2name = c.sidx + 3;
+  c.deferred = c.dst + 1;
+  c.mt2name = c.dst + 2;
   c.xmap = xmap;
   c.blanks = blanks;
   c.depth = 0;
@@ -1753,7 +1781,7 @@ void mc_copy (lua_State *L, int idx, int xmap, int blanks) {
   for (i = 1; i <= c.ndeferred; i++) {  /* the queue grows as it goes */
     int t = c.mt2name + 2;
     lua_rawgeti(L, c.deferred, i);
-    lua_rawgeti(L, c.dst, (int)mc_ptrmap_get(&c.s->seen, lua_topointer(L, t)) + 1);
+    get_id(L, c.dst, mc_ptrmap_get(&c.s->seen, lua_topointer(L, t)));
     copy_body(&c, t, t + 1);
     lua_pop(L, 2);
     lua_pushnil(L);
