@@ -1671,16 +1671,69 @@ static size_t copy_count (Copy *c, int idx, size_t *narr) {
   return n;
 }
 
+/*
+** A table of fewer than SMALL_PAIRS pairs is walked once: its pairs are
+** pushed as they come, and its copy, made to their count, takes them from
+** the stack. Colliding keys cannot cost such a table anything (FILL_MIN).
+** Returns how many pairs were pushed (above the stack's top at the call),
+** or -1 (nothing pushed) for a larger table.
+*/
+#define SMALL_PAIRS 16
+
+static int copy_pairs (Copy *c, int idx) {
+  lua_State *L = c->L;
+  int top = lua_gettop(L), n = 0;
+  luaL_checkstack(L, 2 * SMALL_PAIRS + 8, "messagechannel");
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {  /* ..., k, v */
+    if (++n == SMALL_PAIRS) {
+      lua_settop(L, top);
+      return -1;
+    }
+    lua_pushvalue(L, -2);  /* the next lua_next's key */
+  }
+  if (stop_now(&c->stop))
+    copy_stop(c);
+  return n;
+}
+
+/* Copies the n pairs pushed by copy_pairs (the first key at stack index
+** k) into the table at the top. */
+static void copy_pushed (Copy *c, int t, int k, int n) {
+  lua_State *L = c->L;
+  int d = lua_gettop(L), i;
+  Where w;
+  w.t = t;
+  w.i = 0;
+  for (i = 0; i < n; i++, k += 2) {
+    w.k = k;
+    w.askey = 1;
+    copy_value(c, k, &w);
+    w.askey = 0;
+    copy_value(c, k + 1, &w);
+    lua_rawset(L, d);
+  }
+}
+
 static void copy_table (Copy *c, int idx) {
   lua_State *L = c->L;
   const void *p = lua_topointer(L, idx);
   uint32_t id = mc_ptrmap_get(&c->s->seen, p);
   size_t n, narr = mc_rawlen(L, idx);
+  int pushed, k = lua_gettop(L) + 1;
   if (id != MC_NOID) {
     get_id(L, c->dst, id);
     return;
   }
-  n = copy_count(c, idx, &narr);
+  pushed = copy_pairs(c, idx);
+  if (pushed >= 0) {
+    n = (size_t)pushed;
+    if (narr > n)
+      narr = n;
+    c->b.slots += n;
+  }
+  else
+    n = copy_count(c, idx, &narr);
   lua_createtable(L, size_hint(narr), size_hint(n - narr));
   if (lua_getmetatable(L, idx)) {  /* copy, mt */
     lua_pushvalue(L, -1);
@@ -1693,6 +1746,16 @@ static void copy_table (Copy *c, int idx) {
     }
   }
   copy_newobj(c, p);
+  if (pushed > 0) {  /* its pairs wait below the copy */
+    if (c->depth < COPY_DEPTH) {
+      c->depth++;
+      copy_pushed(c, idx, k, pushed);
+      c->depth--;
+      n = 0;  /* done */
+    }
+    lua_replace(L, k);
+    lua_settop(L, k);
+  }
   if (n == 0)
     return;
   if (c->depth < COPY_DEPTH) {
