@@ -268,19 +268,26 @@ void mc_ctx_add_type (lua_State *L, const mc_Type *t) {
       return;
   if (c->ntypes == MC_MAXTYPES)
     luaL_error(L, "too many types");
+  luaL_getmetatable(L, t->tname);
+  c->typemt[c->ntypes] = lua_topointer(L, -1);
+  lua_rawseti(L, lua_upvalueindex(1), -(c->ntypes + 1));  /* kept, so that
+                                 ** no other table ever has its address */
   c->types[c->ntypes++] = t;
 }
 
-/* The types are few, and the first (the MessagePort) is the one the hot
-** paths ask about: trying each costs less than a lookup by metatable. */
+/* The types are few: their metatables' addresses are compared with the
+** object's, which costs no table lookup. */
 const mc_Type *mc_ctx_type (lua_State *L, int idx) {
   mc_Ctx *c;
+  const void *mt;
   int i;
-  if (lua_type(L, idx) != LUA_TUSERDATA)
+  if (lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx))
     return NULL;
+  mt = lua_topointer(L, -1);
+  lua_pop(L, 1);
   c = mc_ctx(L);
   for (i = 0; i < c->ntypes; i++)
-    if (mc_testudata(L, idx, c->types[i]->tname) != NULL)
+    if (c->typemt[i] == mt)
       return c->types[i];
   return NULL;
 }

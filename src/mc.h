@@ -546,6 +546,8 @@ typedef struct mc_Ctx {
   uint32_t *news;   /* ids taken from the hub */
   size_t capnews;
   const mc_Type *types[MC_MAXTYPES];
+  const void *typemt[MC_MAXTYPES];  /* their metatables (kept in the
+                                    ** context table at -1, -2, ...) */
   int ntypes;
   int exposed;      /* mc.pollfd was asked: a host loop may wait on it */
   int waker;        /* MC_CTX_WAKER holds a function */
