@@ -111,7 +111,7 @@ static void list_remove (mc_Group *g) {
 
 
 static Bc *check_bc (lua_State *L, int idx) {
-  Bc *b = (Bc *)mc_testudata(L, idx, BC_MT);
+  Bc *b = (Bc *)mc_ctx_testudata(L, idx, &bc_type);
   if (b == NULL)
     luaL_argerror(L, idx, lua_pushfstring(L, "BroadcastChannel expected, "
                                           "got %s", luaL_typename(L, idx)));

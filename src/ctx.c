@@ -292,6 +292,10 @@ const mc_Type *mc_ctx_type (lua_State *L, int idx) {
   return NULL;
 }
 
+void *mc_ctx_testudata (lua_State *L, int idx, const mc_Type *t) {
+  return mc_ctx_type(L, idx) == t ? lua_touserdata(L, idx) : NULL;
+}
+
 const mc_Type *mc_ctx_type_by_tag (lua_State *L, int tag) {
   mc_Ctx *c = mc_ctx(L);
   int i;

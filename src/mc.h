@@ -597,6 +597,8 @@ void mc_ctx_check_stop (struct lua_State *L);
 ** in the order they were added. */
 void mc_ctx_add_type (struct lua_State *L, const mc_Type *t);
 const mc_Type *mc_ctx_type (struct lua_State *L, int idx);  /* or NULL */
+/* The object at idx when it is of type t, else NULL. */
+void *mc_ctx_testudata (struct lua_State *L, int idx, const mc_Type *t);
 const mc_Type *mc_ctx_type_by_tag (struct lua_State *L, int tag);
 
 /* ---- codec.c: structured clone ---- */

@@ -18,7 +18,7 @@
 static const mc_Type port_type;
 
 static mc_Recv *check_port (lua_State *L, int idx) {
-  mc_Recv *p = (mc_Recv *)mc_testudata(L, idx, PORT_MT);
+  mc_Recv *p = (mc_Recv *)mc_ctx_testudata(L, idx, &port_type);
   if (p == NULL)
     luaL_argerror(L, idx, lua_pushfstring(L, "MessagePort expected, got %s",
                                           luaL_typename(L, idx)));
