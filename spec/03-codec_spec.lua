@@ -85,11 +85,13 @@ end
 
 describe("wire format", function()
   describe("mc.serialize", function()
-    it("returns a string whose first byte is the format version 1", function()
+    it("returns a string whose first byte is the format version: 2 when "
+       .. "it shares strings, else 1", function()
       for _, sample in ipairs(samples()) do
         local s = mc.serialize(sample.value)
         assert.is_string(s, sample.name)
-        assert.equal(1, s:byte(1), sample.name)
+        assert.equal(sample.name == "references among 40 objects" and 2 or 1,
+                     s:byte(1), sample.name)
       end
     end)
 
@@ -100,6 +102,110 @@ describe("wire format", function()
       local c = mc.deserialize(s)
       assert.equal("payload\0\255", c:sub())
       assert.is_false(b.detached)
+    end)
+  end)
+
+  -- Version 2 (docs/FORMAT.md): STRDEF, a string written once and
+  -- referred to by id after that.
+  describe("shared strings (version 2)", function()
+    local function u32(n)
+      local floor = math.floor
+      return char(n % 256, floor(n / 256) % 256, floor(n / 65536) % 256,
+                  floor(n / 16777216))
+    end
+    local function tbl(narr, nhash) return "\6" .. u32(narr) .. u32(nhash) end
+    local function count(s, needle)
+      local n, at = 0, 1
+      while true do
+        local i = s:find(needle, at, true)
+        if not i then return n end
+        n, at = n + 1, i + 1
+      end
+    end
+    local function records(n, value)
+      local t = {}
+      for i = 1, n do
+        t[i] = { record_id = i, label = value or ("r" .. i), flag = true }
+      end
+      return t
+    end
+
+    it("writes each key of an array of records once, as version 2",
+       function()
+      local t = records(40)
+      local s = mc.serialize(t)
+      assert.equal(2, s:byte(1))
+      assert.equal(1, count(s, "record_id"))
+      assert.equal(1, count(s, "label"))
+      assert.same(t, mc.deserialize(s))
+      -- and smaller than the same keys written each time
+      local plain = 0
+      for _, r in ipairs(t) do plain = plain + #mc.serialize(r) end
+      assert.is_true(#s < plain * 0.7, #s .. " bytes against " .. plain)
+    end)
+
+    it("writes values in full", function()
+      local s = mc.serialize(records(40, "the same value"))
+      assert.equal(40, count(s, "the same value"))
+    end)
+
+    it("keeps a message of fewer than 16 objects at version 1",
+       function()
+      local s = mc.serialize(records(10))
+      assert.equal(1, s:byte(1))
+      assert.equal(10, count(s, "record_id"))
+      assert.equal(hex("\1\34ab"), hex(mc.serialize("ab")))
+    end)
+
+    it("keeps shared keys through postMessage and structuredClone",
+       function()
+      local t = records(30)
+      local ch = mc.MessageChannel()
+      ch.port1:postMessage(t)
+      assert.same(t, ch.port2:receive(0).data)
+      ch.port1:close()
+      assert.same(t, mc.structuredClone(t))
+    end)
+
+    it("reads STRDEF and REF to it as values and as keys", function()
+      -- { "hello", hello = true, k = "hello" }
+      local s = "\2" .. tbl(1, 2) .. "\64\5hello" .. "\8\1\2"
+                .. "\64\1k\8\1"
+      assert.same({ "hello", hello = true, k = "hello" }, mc.deserialize(s))
+      -- a key shared by two tables: { "ab", { ab = 2 }, ab = 1 }
+      s = "\2" .. tbl(2, 1) .. "\64\2ab" .. tbl(0, 1) .. "\8\1\129"
+          .. "\8\1\130"
+      assert.same({ "ab", { ab = 2 }, ab = 1 }, mc.deserialize(s))
+      -- a shared string as the whole message, and a STRDEF of 0 bytes
+      assert.equal("x", mc.deserialize("\2\64\1x"))
+      assert.equal("", mc.deserialize("\2\64\0"))
+    end)
+
+    it("rejects STRDEF in a version 1 message as an unknown tag", function()
+      local s = "\1" .. tbl(0, 1) .. "\64\1k\2"
+      assert.equal("DataCloneError: unknown tag at byte 10",
+                   error_of(mc.deserialize, s))
+    end)
+
+    it("rejects a STRDEF longer than the input, and a version past 2",
+       function()
+      assert.truthy(error_of(mc.deserialize, "\2\64\5abc")
+                    :find("^DataCloneError: length beyond the end of input"))
+      assert.equal("DataCloneError: unsupported format version at byte 0",
+                   error_of(mc.deserialize, "\3\0"))
+    end)
+
+    it("counts a REF to a shared string as a string key: duplicate keys "
+       .. "and REFs to tables stay apart", function()
+      -- { [t] = 1, ab = 2 } where t is the root's array value
+      local s = "\2" .. tbl(1, 2) .. tbl(0, 0) .. "\8\1\129"
+                .. "\64\2ab\130"
+      local v = mc.deserialize(s)
+      assert.equal(1, v[v[1]])
+      assert.equal(2, v.ab)
+      -- a REF to a string used as a key twice in one table: one key
+      s = "\2" .. tbl(1, 2) .. "\64\2ab" .. "\8\1\129" .. "\8\1\130"
+      assert.same({ "ab", ab = 2 }, mc.deserialize(s))
     end)
   end)
 
@@ -187,16 +293,17 @@ describe("wire format", function()
       assert.truthy(err:find("at byte %d+"), err)
     end)
 
-    it("rejects a format version other than 1", function()
+    it("rejects a format version other than 1 and 2", function()
       for _, sample in ipairs(samples()) do
         local body = mc.serialize(sample.value):sub(2)
-        for _, version in ipairs({ 0, 2, 3, 127, 255 }) do
+        for _, version in ipairs({ 0, 3, 127, 255 }) do
           local problem = decode_error_problem(char(version) .. body)
           assert.is_nil(problem, sample.name .. ", version " .. version)
         end
       end
       assert.is_nil(decode_error_problem("\0"))
       assert.is_nil(decode_error_problem("\2"))
+      assert.is_nil(decode_error_problem("\3"))
     end)
 
     it("rejects trailing bytes after a complete value", function()

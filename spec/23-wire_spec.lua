@@ -218,7 +218,7 @@ describe("wire frames (core.wire_scan)", function()
     assert.are.same({ type = "H", size = 4109, heartbeat = 1,
                       token = string.rep("t", 4096) },
                     result(hello(1, string.rep("t", 4096))).records[1])
-    for _, bytes in ipairs { "\2\0", "\1\10\0", "\1\0\0", "\1" } do
+    for _, bytes in ipairs { "\3\0", "\1\10\0", "\1\0\0", "\1", "\1\64\1k" } do
       local f = frame("M", u32(0) .. bytes)
       local r = result(f).records[1]
       local ok, err = pcall(mc.deserialize, bytes)

@@ -23,7 +23,8 @@
 #include "compat.h"
 #include "mc.h"
 
-#define FORMAT_VERSION 1
+#define FORMAT_VERSION 1  /* a message without STRDEF */
+#define FORMAT_SHARED 2   /* with: version 1 readers refuse it */
 
 enum {
   TAG_NIL = 0x00, TAG_FALSE = 0x01, TAG_TRUE = 0x02,
@@ -37,6 +38,8 @@ enum {
   ** bytes */
   TAG_TRANSFER = 0x0a,  /* varint index in the transfer list */
   TAG_SHORTSTR = 0x20,  /* 0x20..0x3f: a string of 0..31 bytes */
+  TAG_STRDEF = 0x40,    /* varint length, bytes: a string that takes the
+                        ** next object id (version 2) */
   TAG_SMALLINT = 0x80   /* 0x80..0xff: an integer 0..127 */
 };
 #define SHORTSTR_MAX 31
@@ -725,6 +728,12 @@ static void enc_bytes (Enc *e, int tag, const char *s, size_t len) {
   e->s->out.n += h + len;
 }
 
+/* Strings met once a message has made SHARE_AFTER objects (a message of
+** many tables, whose keys repeat), of at least SHARE_MIN bytes, are
+** written once (STRDEF) and referred to by id after that. */
+#define SHARE_AFTER 16
+#define SHARE_MIN 2
+
 /* Gives the object at idx (address p) the next id. */
 static void enc_newobj (Enc *e, int idx, const void *p, size_t hdr) {
   uint32_t id = e->nobjs;
@@ -735,6 +744,23 @@ static void enc_newobj (Enc *e, int idx, const void *p, size_t hdr) {
   e->nobjs++;
   lua_pushvalue(e->L, idx);
   set_id(e->L, e->queue, e->s, id);
+}
+
+/* Writes the string s of len bytes at idx. */
+static void enc_string (Enc *e, int idx, const char *s, size_t len) {
+  if (e->nobjs >= SHARE_AFTER && len >= SHARE_MIN) {
+    uint32_t id = mc_ptrmap_get(&e->s->seen, s);
+    if (id != MC_NOID) {
+      enc_tag_varint(e, TAG_REF, id);
+      return;
+    }
+    enc_newobj(e, idx, s, NOTABLE);  /* kept in the ids: its address
+                                     ** stays its own */
+    e->s->out.p[0] = FORMAT_SHARED;
+    enc_bytes(e, TAG_STRDEF, s, len);
+    return;
+  }
+  enc_bytes(e, TAG_STR, s, len);
 }
 
 static void enc_table (Enc *e, int idx) {
@@ -891,7 +917,7 @@ static int enc_key (Enc *e, int idx, lua_Integer narr, const Where *w,
     size_t len;
     const char *s = lua_tolstring(L, idx, &len);
     *kind = mc_hashstr(s, len, h);
-    enc_bytes(e, TAG_STR, s, len);
+    enc_string(e, idx, s, len);
     return 1;
   }
   enc_value(e, idx, w);
@@ -1228,6 +1254,7 @@ typedef struct Dec {
   int sidx;
   int refs;        /* stack index of the table id -> object */
   int xarr;        /* stack index of the transferred objects, or 0 */
+  int shared;      /* version 2: STRDEF may come */
   const unsigned char *p;
   size_t n, pos;
   size_t claimed;  /* table slots announced so far; at most n */
@@ -1340,8 +1367,8 @@ static void dec_table (Dec *d, int tag) {
   dec_newobj(d, 0, narr, nhash);
 }
 
-/* Pushes the next value and returns its tag (TAG_STR for any string); a
-** number is also left in d->i or d->x. */
+/* Pushes the next value and returns its tag (TAG_STR for any string,
+** shared or not); a number is also left in d->i or d->x. */
 static int dec_value (Dec *d) {
   lua_State *L = d->L;
   int tag;
@@ -1404,7 +1431,21 @@ static int dec_value (Dec *d) {
         dec_fail(d, "reference to an unknown object");
       }
       get_id(L, d->refs, (uint32_t)id);
+      if (lua_type(L, -1) == LUA_TSTRING)
+        return TAG_STR;  /* a key: counted as any string */
       break;
+    }
+    case TAG_STRDEF: {
+      size_t len;
+      if (!d->shared) {
+        d->pos--;
+        dec_fail(d, "unknown tag");
+      }
+      len = dec_len(d);
+      lua_pushlstring(L, (const char *)d->p + d->pos, len);
+      d->pos += len;
+      dec_newobj(d, NOTABLE, 0, 0);
+      return TAG_STR;
     }
     case TAG_TRANSFER: {
       size_t at = d->pos - 1;
@@ -1510,8 +1551,9 @@ static void decode (lua_State *L, Scratch *s, int sidx,
   stop_begin(&d.stop, L);
   if (n == 0)
     dec_fail(&d, "empty input");
-  if (p[0] != FORMAT_VERSION)
+  if (p[0] != FORMAT_VERSION && p[0] != FORMAT_SHARED)
     dec_fail(&d, "unsupported format version");
+  d.shared = p[0] == FORMAT_SHARED;
   d.pos = 1;
   dec_value(&d);  /* refs, value */
   for (id = 0; id < d.nobjs; id++) {

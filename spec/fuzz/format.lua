@@ -18,6 +18,7 @@ function M.decode(s, metatables, buffer)
   local objects = {}      -- by id + 1
   local bodies = {}       -- { table, narr, nhash }, in id order
   local later = {}        -- table, metatable, ...: set once all is read
+  local version
 
   local function fail(what) error(what .. " at byte " .. (pos - 1), 0) end
   local function need(k)
@@ -93,13 +94,18 @@ function M.decode(s, metatables, buffer)
       return b
     elseif tag == 0x0a then
       fail("TRANSFER outside a transfer")
+    elseif tag == 0x40 and version == 2 then
+      local str = bytes(length())
+      objects[#objects + 1] = str
+      return str
     end
     pos = pos - 1
     fail("unknown tag")
   end
 
   if n == 0 then fail("empty") end
-  if byte() ~= 1 then fail("unknown version") end
+  version = byte()
+  if version ~= 1 and version ~= 2 then fail("unknown version") end
   local root = value()
   local i = 1
   while bodies[i] do  -- bodies found while reading bodies join the end

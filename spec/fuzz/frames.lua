@@ -372,7 +372,7 @@ local seeds = {
   ["bad-msg-lengths"] = frame("M", pack("<I4", 1) .. pack("<I8", 1 << 62)
                                    .. "\1\0"),
   ["bad-msg-empty"] = frame("M", pack("<I4", 1) .. pack("<I8", 2) .. "ab"),
-  ["msg-not-clone"] = frame("M", pack("<I4", 0) .. "\2\0"),
+  ["msg-not-clone"] = frame("M", pack("<I4", 0) .. "\3\0"),
   ["msg-transfer-outside"] = frame("M", pack("<I4", 0) .. "\1\10\0"),
   ["msg-trailing"] = frame("M", pack("<I4", 0) .. "\1\0\0"),
 }

@@ -111,7 +111,12 @@ local function u32(n) return pack("<I4", n) end
 local function tbl(narr, nhash) return "\6" .. u32(narr) .. u32(nhash) end
 local deserialize = {
   ["bad-empty"] = "",
-  ["bad-version"] = "\2\0",
+  ["bad-version"] = "\3\0",
+  ["bad-strdef-v1"] = "\1" .. tbl(0, 1) .. "\64\1k\2",
+  ["bad-strdef-length"] = "\2\64\5abc",
+  ["strdef"] = "\2" .. tbl(1, 2) .. "\64\5hello\8\1\2\64\1k\8\1",
+  ["strdef-ref-key"] = "\2" .. tbl(2, 1) .. "\64\2ab\6" .. u32(0) .. u32(1)
+    .. "\8\1\129\8\1\130",
   ["bad-truncated"] = "\1",
   ["bad-truncated-string"] = "\1\5\10abc",
   ["bad-tag"] = "\1\11",
@@ -148,6 +153,13 @@ do
     p[#p + 1] = "\3" .. table.concat(v) .. "\129"
   end
   deserialize["colliding-keys"] = table.concat(p)
+end
+
+-- An array of records: version 2, its keys written once.
+do
+  local records = {}
+  for i = 1, 20 do records[i] = { id = i, name = "r" .. i, ok = true } end
+  deserialize["from-records"] = mc.serialize(records)
 end
 
 for name, p in pairs(clone) do

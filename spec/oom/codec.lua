@@ -23,6 +23,49 @@ cases[#cases + 1] = {
   end,
 }
 
+-- An array of records: version 2, its keys shared (STRDEF, REF).
+local function records()
+  local t = {}
+  for i = 1, 24 do t[i] = { rid = i, label = "r" .. i, nested = { kk = i } } end
+  return t
+end
+
+cases[#cases + 1] = {
+  name = "serialize-shared",
+  setup = function()
+    return { v = records() }
+  end,
+  action = function(c)
+    return mc.serialize(c.v)
+  end,
+  check = function(c, ok, r)
+    if ok then
+      H.expect(type(r) == "string" and r:byte(1) == 2
+               and H.same(mc.deserialize(r), c.v),
+               "the bytes do not decode to the value")
+    end
+    H.expect(H.same(mc.deserialize(mc.serialize(c.v)), c.v),
+             "a later round trip differs")
+  end,
+}
+
+cases[#cases + 1] = {
+  name = "deserialize-shared",
+  setup = function()
+    local v = records()
+    return { v = v, s = mc.serialize(v) }
+  end,
+  action = function(c)
+    return mc.deserialize(c.s)
+  end,
+  check = function(c, ok, r)
+    if ok then
+      H.expect(H.same(r, c.v), "the value decoded differs")
+    end
+    H.expect(H.same(mc.deserialize(c.s), c.v), "a later decode differs")
+  end,
+}
+
 cases[#cases + 1] = {
   name = "deserialize",
   setup = function()
