@@ -383,8 +383,11 @@ static void frames (Conn *c, double t) {
     if (!frame(c, &f, t))
       break;
   }
-  if (c->inpos == c->in.n)
+  if (c->inpos == c->in.n) {
     c->in.n = c->inpos = 0;
+    if (c->in.cap > 16 * READ_CHUNK)  /* grown by a large message */
+      mc_bytes_free(&c->in);
+  }
 }
 
 /* Reads what the socket has, while the port has room. */
@@ -474,19 +477,32 @@ static void take_posts (Conn *c, double t) {
 }
 
 /* Writes what it can of c's output: 0 when all of it or the socket is
-** full, -1 when the socket failed. */
+** full, -1 when the socket failed. The output keeps at most OUT_HIGH
+** bytes written before what is left (a socket that never empties must
+** not make it grow with the stream), and a buffer grown past 4 OUT_HIGH
+** by a large message is let go once written. */
 static int send_out (Conn *c, double t) {
   while (pending_out(c) > 0) {
     ssize_t k = send(c->fd, c->out.p + c->outpos, pending_out(c),
                      MSG_NOSIGNAL);
     if (k < 0 && errno == EINTR)
       continue;
+    if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      if (c->outpos >= OUT_HIGH) {
+        memmove(c->out.p, c->out.p + c->outpos, pending_out(c));
+        c->out.n -= c->outpos;
+        c->outpos = 0;
+      }
+      return 0;
+    }
     if (k < 0)
-      return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+      return -1;
     c->outpos += (size_t)k;
     c->said = t;
   }
   c->out.n = c->outpos = 0;
+  if (c->out.cap > 4 * OUT_HIGH)
+    mc_bytes_free(&c->out);
   return 0;
 }
 
@@ -669,7 +685,9 @@ static double due (const Conn *c) {
     d = (pending_out(c) > 0 ? c->said : c->heard) + limit;
   if (c->state == HELLO || c->state == OPEN) {
     d = c->held != NULL ? 1e300 : c->heard + limit;
-    if (c->said + c->every < d)
+    if (pending_out(c) == 0 && c->said + c->every < d)  /* a ping goes
+                          ** only then: a socket full for longer waits
+                          ** for POLLOUT, not for the clock */
       d = c->said + c->every;
     if (watched(c) && watched_until(c) < d)
       d = watched_until(c);
