@@ -31,7 +31,7 @@ describe("regress: a remote link whose socket stays full", function()
     end
     local N, SIZE = 6000, 64 * 1024  -- 375 MiB through the link
     local l = mc.listen(R.unix_address(), { capacity = 4 })
-    local got, closed, rss0, peak = 0, false, nil, 0
+    local got, closed, peak = 0, false, 0
     l.onconnect = function(ev)
       l:close()
       ev.port.onmessage = function(e)
@@ -46,7 +46,7 @@ describe("regress: a remote link whose socket stays full", function()
     end
     local p = mc.connect(l.address, { capacity = 4 })
     collectgarbage()
-    rss0 = R.rss()
+    local rss0 = R.rss()
     local w = mc.Worker([[
       local mc = require "messagechannel"
       local p, n, size = mc.workerData.port, mc.workerData.n, mc.workerData.size
