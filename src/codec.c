@@ -300,6 +300,7 @@ static void set_metatables (lua_State *L, int tbl, int n) {
 /* The probes a message has cost so far, and the slots it has. */
 typedef struct Budget {
   uint64_t slots, fill, walk;
+  uint64_t intern;  /* bytes Lua 5.1 compares to intern the strings */
 } Budget;
 
 static int over_budget (uint64_t work, uint64_t slots) {
@@ -1255,6 +1256,8 @@ typedef struct Dec {
   int refs;        /* stack index of the table id -> object */
   int xarr;        /* stack index of the transferred objects, or 0 */
   int shared;      /* version 2: STRDEF may come */
+  size_t ncells;   /* in s->cells: distinct strings per hash (Lua 5.1);
+                   ** (size_t)-1 until they are made for this message */
   const unsigned char *p;
   size_t n, pos;
   size_t claimed;  /* table slots announced so far; at most n */
@@ -1367,6 +1370,81 @@ static void dec_table (Dec *d, int tag) {
   dec_newobj(d, 0, narr, nhash);
 }
 
+/*
+** Lua 5.1 interns every string it makes: a new string is compared with
+** each string of the same length in its hash's chain. Its hash, like its
+** table keys' (see "Colliding keys"), has no seed and samples at most 32
+** bytes of a string, so a sender can pick many long strings of one hash,
+** and each one decoded is then compared, byte for byte up to where they
+** differ, with all those before it: quadratic. The decoder counts the
+** bytes those comparisons may take, for the distinct strings of each hash
+** in the message (in s->cells: hash << 20 | count; the strings met are in
+** s->seen), and a message may cost INTERN_PER_BYTE of them for each of
+** its bytes, plus INTERN_FREE.
+*/
+#define INTERN_PER_BYTE 256
+#define INTERN_FREE ((uint64_t)64 << 20)
+#define CELL_HASH 20  /* see above */
+
+/* Counts the string at the top, made from input at byte `at`. */
+static void dec_interned (Dec *d, size_t at) {
+  size_t len, j, mask;
+  uint64_t h = 0, *c, others;
+  int added;
+  const char *str;
+  if (!MC_HASH_STRINGS || !d->s->keyhash)
+    return;
+  str = lua_tolstring(d->L, -1, &len);
+  added = mc_ptrmap_get(&d->s->seen, str) == MC_NOID;
+  if (added && !mc_ptrmap_add(&d->s->seen, str, 0)) {
+    give_scratch(d->L, d->sidx, d->s);
+    luaL_error(d->L, "not enough memory");
+  }
+  if (d->ncells == (size_t)-1) {  /* what an earlier call left goes */
+    free(d->s->cells);
+    d->s->cells = NULL;
+    d->s->cellcap = d->ncells = 0;
+  }
+  if (2 * (d->ncells + 1) > d->s->cellcap) {  /* at most half in use */
+    size_t n = d->s->cellcap ? 2 * d->s->cellcap : 256, i;
+    uint64_t *cells = (uint64_t *)calloc(n, sizeof *cells);
+    if (cells == NULL) {
+      give_scratch(d->L, d->sidx, d->s);
+      luaL_error(d->L, "not enough memory");
+    }
+    for (i = 0; d->ncells > 0 && i < d->s->cellcap; i++) {
+      if (d->s->cells[i] != 0) {
+        j = (size_t)((d->s->cells[i] >> CELL_HASH) * 0x9e3779b97f4a7c15u
+                     >> 32) & (n - 1);
+        while (cells[j] != 0)
+          j = (j + 1) & (n - 1);
+        cells[j] = d->s->cells[i];
+      }
+    }
+    free(d->s->cells);
+    d->s->cells = cells;
+    d->s->cellcap = n;
+  }
+  (void)mc_hashstr(str, len, &h);
+  mask = d->s->cellcap - 1;
+  for (j = (size_t)(h * 0x9e3779b97f4a7c15u >> 32) & mask;
+       (c = &d->s->cells[j], *c != 0) && *c >> CELL_HASH != h;
+       j = (j + 1) & mask)
+    ;
+  if (*c == 0) {
+    *c = h << CELL_HASH;
+    d->ncells++;
+  }
+  others = (*c & ((1u << CELL_HASH) - 1)) - (added ? 0 : 1);
+  if (added && (~*c & ((1u << CELL_HASH) - 1)))
+    (*c)++;
+  d->b.intern += others * (uint64_t)(len + 16);
+  if (d->b.intern > INTERN_PER_BYTE * (uint64_t)d->n + INTERN_FREE) {
+    d->pos = at;
+    dec_fail(d, "too many colliding strings");
+  }
+}
+
 /* Pushes the next value and returns its tag (TAG_STR for any string,
 ** shared or not); a number is also left in d->i or d->x. */
 static int dec_value (Dec *d) {
@@ -1384,6 +1462,7 @@ static int dec_value (Dec *d) {
     dec_need(d, len);
     lua_pushlstring(L, (const char *)d->p + d->pos, len);
     d->pos += len;
+    dec_interned(d, d->pos - len - 1);
     return TAG_STR;
   }
   switch (tag) {
@@ -1414,9 +1493,10 @@ static int dec_value (Dec *d) {
       break;
     }
     case TAG_STR: {
-      size_t len = dec_len(d);
+      size_t at = d->pos - 1, len = dec_len(d);
       lua_pushlstring(L, (const char *)d->p + d->pos, len);
       d->pos += len;
+      dec_interned(d, at);
       break;
     }
     case TAG_TABLE:
@@ -1436,7 +1516,7 @@ static int dec_value (Dec *d) {
       break;
     }
     case TAG_STRDEF: {
-      size_t len;
+      size_t len, at = d->pos - 1;
       if (!d->shared) {
         d->pos--;
         dec_fail(d, "unknown tag");
@@ -1444,6 +1524,7 @@ static int dec_value (Dec *d) {
       len = dec_len(d);
       lua_pushlstring(L, (const char *)d->p + d->pos, len);
       d->pos += len;
+      dec_interned(d, at);
       dec_newobj(d, NOTABLE, 0, 0);
       return TAG_STR;
     }
@@ -1547,6 +1628,7 @@ static void decode (lua_State *L, Scratch *s, int sidx,
   d.pos = 0;
   d.claimed = 0;
   d.nobjs = 0;
+  d.ncells = (size_t)-1;
   memset(&d.b, 0, sizeof d.b);
   stop_begin(&d.stop, L);
   if (n == 0)
