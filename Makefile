@@ -159,15 +159,25 @@ test: deps
 	@echo "make test: layers, lint, meta, sanitizers and luarocks install all passed"
 	@sed 's/^specs:/total:/' build/specs.total
 
+# The specs under ASan+UBSan, LeakSanitizer at exit on Lua 5.4. Its scan
+# stops every thread with ptrace; when its own tracer fails there (it
+# crashed once, under this machine's sandboxed kernel) after every spec
+# passed, the run is made once more.
 check: $(foreach v,$(SAN_LUAS),build/asan-$v/messagechannel/core.so)
 	@test -n "$(SAN_LUAS)" || { echo "check needs lua5.4 or luajit: run make deps"; exit 1; }
 	@for v in $(SAN_LUAS); do \
 	  bin=$(SH_LUA); \
-	  echo "== ASan+UBSan specs on $$bin"; \
-	  LD_PRELOAD="$(SAN_PRELOAD)" ASAN_OPTIONS=detect_leaks=$$( [ $$v = luajit ] && echo 0 || echo 1 ) \
-	    UBSAN_OPTIONS=print_stacktrace=1 \
-	    $(call RUN_ENV,asan-$$v) $$bin $(BUSTED) -o TAP spec > build/check-$$v.log 2>&1 \
-	    || { tail -n 40 build/check-$$v.log; echo "check failed on $$v"; exit 1; }; \
+	  for try in 1 2; do \
+	    echo "== ASan+UBSan specs on $$bin"; \
+	    LD_PRELOAD="$(SAN_PRELOAD)" ASAN_OPTIONS=detect_leaks=$$( [ $$v = luajit ] && echo 0 || echo 1 ) \
+	      UBSAN_OPTIONS=print_stacktrace=1 \
+	      $(call RUN_ENV,asan-$$v) $$bin $(BUSTED) -o TAP spec > build/check-$$v.log 2>&1 && break; \
+	    if [ $$try = 1 ] && grep -q 'LeakSanitizer has encountered a fatal error' build/check-$$v.log \
+	       && ! grep -q '^not ok' build/check-$$v.log; then \
+	      grep 'Tracer caught' build/check-$$v.log; \
+	      echo "LeakSanitizer's own tracer failed at exit (every spec passed): once more"; continue; fi; \
+	    tail -n 40 build/check-$$v.log; echo "check failed on $$v"; exit 1; \
+	  done; \
 	  echo "ASan+UBSan on $$v: $$(grep -c '^ok' build/check-$$v.log) passed, $$(grep -c '^not ok' build/check-$$v.log) failed"; \
 	done
 
