@@ -124,8 +124,13 @@ run-demo: all
 	    fi; \
 	  done
 
+# The resolver shim spec/21 preloads into a peer (spec/remote/resolve.c).
+build/test/resolve.so: spec/remote/resolve.c
+	@mkdir -p $(@D)
+	$(CC) $(BASEFLAGS) -O2 -shared -o $@ $< -ldl
+
 # One busted run per Lua version, then one closing line for all of them.
-specs: all
+specs: all build/test/resolve.so
 	@test -n "$(LUAS)" || { echo "no Lua with headers found: run make deps"; exit 1; }
 	@pass=0; fail=0; bad=""; \
 	for v in $(LUAS); do \
@@ -163,7 +168,7 @@ test: deps
 # stops every thread with ptrace; when its own tracer fails there (it
 # crashed once, under this machine's sandboxed kernel) after every spec
 # passed, the run is made once more.
-check: $(foreach v,$(SAN_LUAS),build/asan-$v/messagechannel/core.so)
+check: $(foreach v,$(SAN_LUAS),build/asan-$v/messagechannel/core.so) build/test/resolve.so
 	@test -n "$(SAN_LUAS)" || { echo "check needs lua5.4 or luajit: run make deps"; exit 1; }
 	@for v in $(SAN_LUAS); do \
 	  bin=$(SH_LUA); \
@@ -217,7 +222,7 @@ stress: $(foreach v,$(SAN_LUAS),build/tsan-$v/messagechannel/core.so)
 # The event-loop and thread specs on the pipe build (Lua 5.4 or the first
 # Lua found).
 PIPE_LUA = $(firstword $(filter 5.4,$(LUAS)) $(LUAS))
-pipe: $(if $(LUAS),build/pipe-$(PIPE_LUA)/messagechannel/core.so)
+pipe: $(if $(LUAS),build/pipe-$(PIPE_LUA)/messagechannel/core.so) build/test/resolve.so
 	@test -n "$(LUAS)" || { echo "no Lua with headers found: run make deps"; exit 1; }
 	@v=$(PIPE_LUA); bin=$(SH_LUA); echo "== event-loop and thread specs on $$bin, hub on a pipe"; \
 	  $(call RUN_ENV,pipe-$$v) $$bin $(BUSTED) -o TAP spec/13-eventloop_spec.lua \
@@ -293,7 +298,7 @@ build/oom/host: spec/oom/host.c spec/oom/shim.c $(SRCS) $(HDRS)
 oom: build/oom/host
 	@build/oom/host spec/oom/*.lua
 
-valgrind: build/5.4/messagechannel/core.so
+valgrind: build/5.4/messagechannel/core.so build/test/resolve.so
 	$(call RUN_ENV,5.4) valgrind --quiet --error-exitcode=1 --leak-check=full \
 	  --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect \
 	  lua5.4 $(BUSTED) -o TAP spec > build/valgrind.log 2>&1 \

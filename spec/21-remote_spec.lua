@@ -164,6 +164,41 @@ describe("remote ports (API.md 12)", function()
       assert.is_nil(l.address:match(":0$"))
     end)
 
+    it("connect tries each address a host name resolves to, in order: a "
+       .. "name that resolves to ::1 first reaches a listener on 127.0.0.1 "
+       .. "(cf. nodejs/node#40702)", function()
+      -- the peer resolves mc-two-addresses.test to ::1, then 127.0.0.1
+      -- (spec/remote/resolve.c, which make builds)
+      local shim = "build/test/resolve.so"
+      if not R.exists(shim) then
+        return pending("needs " .. shim .. ": run make specs")
+      end
+      local l = listen("tcp:127.0.0.1:0")
+      local acc = accepting(l)
+      local preload = ((os.getenv("LD_PRELOAD") or "") .. " "
+                       .. shim):gsub("^ ", "")
+      R.spawn_env("LD_PRELOAD=" .. R.quote(preload), "spec/remote/peer.lua",
+                  "connect", "tcp:mc-two-addresses.test:"
+                  .. l.address:match(":(%d+)$"))
+      local p = await_link(acc)
+      local rec = watch(p)
+      p:postMessage("through the second address")
+      await_count(rec, 1)
+      assert.equal("through the second address", rec.data[1])
+    end)
+
+    it("a host name whose every address refuses closes the port with "
+       .. "'refused'", function()
+      local l = listen("tcp:127.0.0.1:0")
+      local port = l.address:match(":(%d+)$")
+      l:close()
+      mc.sleep(0.05)  -- let the listener's socket go (mc.run() would too)
+      local p = connect("tcp:localhost:" .. port)
+      local rec = watch(p)
+      await_close(rec)
+      assert.equal("refused", rec.reason)
+    end)
+
     for _, kind in ipairs(kind_names) do
       describe("over " .. kind, function()
         it("carries messages both ways, in order, to a listening peer", function()

@@ -43,6 +43,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 /* Nothing declared here is exported from the shared library. */
 #if defined(__GNUC__)
@@ -469,6 +470,12 @@ int mc_nats_publish (const char *url, const char *subject, const void *p,
 
 /* ---- net.c: the network thread ---- */
 
+/* An address a connect goes on to when the one before refused it. */
+typedef struct mc_NetAddr {
+  socklen_t len;
+  struct sockaddr_storage sa;
+} mc_NetAddr;
+
 /* What each side of a link applies (API.md 12). */
 typedef struct mc_NetOptions {
   char *token;      /* malloc'd, or NULL: none */
@@ -476,14 +483,16 @@ typedef struct mc_NetOptions {
   double heartbeat; /* seconds */
   size_t capacity;  /* messages */
   size_t maxsize;   /* bytes */
+  mc_NetAddr *alts; /* a connect's: malloc'd, or NULL: the other */
+  size_t nalts;     /* addresses its host name resolved to, in order */
 } mc_NetOptions;
 
 /* The types whose objects the network thread makes (a listener's new
 ** ports, the Buffers a message brings); set before the first link. */
 void mc_net_types (const mc_Type *port, const mc_Type *buffer);
 /* Hands a socket to the network thread (started the first time), which
-** owns it from now on, with the options (their token too; o is left
-** empty). A link: fd connects (connecting: the connect is under way) and
+** owns it from now on, with the options (their token and addresses
+** too; o is left without them). A link: fd connects (connecting: the connect is under way) and
 ** end e of g is its partner's. A listener: fd listens, and each new link
 ** that passes the token is posted to end e of g as a message that
 ** transfers a port; `path` is a Unix socket's, removed when it closes.

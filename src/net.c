@@ -71,6 +71,7 @@ typedef struct Conn {
   int readable, eof, shut, retry;
   double watched;         /* a Lua state reads it while it waits, until
                           ** then (mc_net_wait); changed atomically */
+  size_t nextalt;         /* a connect's next address (o.alts) */
   const void *burst;      /* the thread that wrote a post to it directly
                           ** (mc_net_send), and how many waits that thread */
   unsigned long bwaits;   /* had begun then: its next posts before it
@@ -140,6 +141,7 @@ static void conn_decref (Conn *c) {
   mc_bytes_free(&c->in);
   mc_bytes_free(&c->out);
   free(c->o.token);
+  free(c->o.alts);
   pthread_mutex_destroy(&c->wlock);
   free(c);
 }
@@ -593,6 +595,32 @@ static void turn_listener (Conn *l, double t) {
   }
 }
 
+/* A connect refused: it goes on to the next address the host name
+** resolved to (a name may resolve to ::1 and 127.0.0.1, and be listened
+** on at one of them). Returns 1 when a connect is under way again. */
+static int next_address (Conn *c) {
+  while (c->nextalt < c->o.nalts) {
+    const mc_NetAddr *a = &c->o.alts[c->nextalt++];
+    int one = 1, r;
+    int fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK
+                                     | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+      continue;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    do
+      r = connect(fd, (const struct sockaddr *)&a->sa, a->len);
+    while (r != 0 && errno == EINTR);
+    if (r != 0 && errno != EINPROGRESS) {
+      close(fd);
+      continue;
+    }
+    close(c->fd);
+    c->fd = fd;  /* polled for POLLOUT from the next turn */
+    return 1;
+  }
+  return 0;
+}
+
 static void turn_link (Conn *c, double t) {
   double limit = 3 * c->o.heartbeat;
   if (c->state == CONNECTING) {
@@ -605,6 +633,8 @@ static void turn_link (Conn *c, double t) {
     else if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
       err = errno;
     if (err == EINPROGRESS || err == EALREADY)
+      return;
+    if (err != 0 && err != ETIMEDOUT && next_address(c))
       return;
     if (err != 0) {
       fail(c, err == ETIMEDOUT ? MC_REASON_TIMEOUT : MC_REASON_REFUSED, 0, t);
@@ -946,6 +976,8 @@ static Conn *new_conn (int kind, int fd, mc_Group *g, size_t e,
   c->e = e;
   c->o = *o;
   o->token = NULL;
+  o->alts = NULL;
+  o->nalts = 0;
   c->every = o->heartbeat;
   c->heard = c->said = c->since = t;
   return c;

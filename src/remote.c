@@ -235,7 +235,27 @@ static void set_types (void) {
   mc_net_types(mc_port_type(), mc_buffer_type());
 }
 
-/* connect(address [, options]) -> port */
+/* The addresses after ai, for the network thread to try in turn when
+** the connect to ai is refused (none when out of memory). */
+static void alternates (const struct addrinfo *ai, mc_NetOptions *o) {
+  const struct addrinfo *p;
+  size_t n = 0;
+  for (p = ai->ai_next; p != NULL; p = p->ai_next)
+    n += p->ai_addrlen <= sizeof(struct sockaddr_storage);
+  if (n == 0 || (o->alts = (mc_NetAddr *)calloc(n, sizeof *o->alts)) == NULL)
+    return;
+  for (p = ai->ai_next; p != NULL; p = p->ai_next) {
+    if (p->ai_addrlen <= sizeof(struct sockaddr_storage)) {
+      o->alts[o->nalts].len = p->ai_addrlen;
+      memcpy(&o->alts[o->nalts++].sa, p->ai_addr, p->ai_addrlen);
+    }
+  }
+}
+
+/* connect(address [, options]) -> port. A host name that resolves to
+** several addresses is tried at each, in order, until one takes the
+** connect: here while they refuse it at once, then by the network
+** thread. */
 static int remote_connect (lua_State *L) {
   Addr a;
   mc_NetOptions o;
@@ -244,31 +264,54 @@ static int remote_connect (lua_State *L) {
   socklen_t len;
   const struct sockaddr *sa;
   const char *tok;
-  int fd, r, err = 0;
+  const struct addrinfo *ai;
+  int fd, r, err = 0, tried = 0;
   lua_settop(L, 2);
   get_options(L, "connect", &o, &tok);
   p = mc_port_new(L);  /* ..., port */
   parse_address(L, "connect", 0, &a);  /* the last that raises */
   g = new_pair(L, p, 1, &o, tok);
-  fd = g != NULL ? open_socket(&a) : -1;
-  if (fd < 0)
-    err = g == NULL ? ENOMEM : errno;
-  else {
+  if (g == NULL)
+    err = ENOMEM;
+  else
     set_types();
-    sa = sockaddr_of(&a, &len);
-    do
-      r = connect(fd, sa, len);
-    while (r != 0 && errno == EINTR);
-    if (r != 0 && errno != EINPROGRESS) {  /* nobody listens there */
-      close(fd);
-      free(o.token);
-      give_up(g, "refused");
+  for (ai = a.ai; g != NULL; ai = ai->ai_next) {  /* ai NULL: Unix */
+    fd = socket(ai != NULL ? ai->ai_family : AF_UNIX,
+                SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+      err = errno;  /* no such family here, say: the next address */
+    else {
+      if (ai != NULL) {
+        sa = ai->ai_addr;
+        len = ai->ai_addrlen;
+      }
+      else
+        sa = sockaddr_of(&a, &len);
+      do
+        r = connect(fd, sa, len);
+      while (r != 0 && errno == EINTR);
+      tried = 1;
+      if (r == 0 || errno == EINPROGRESS) {
+        if (ai != NULL)
+          alternates(ai, &o);
+        err = mc_net_link(fd, r != 0, g, 1, &o) ? 0 : errno;
+        break;
+      }
+      close(fd);  /* nobody listens there */
     }
-    else if (!mc_net_link(fd, r != 0, g, 1, &o))
-      err = errno;
+    if (ai == NULL || ai->ai_next == NULL) {
+      if (tried) {  /* refused at every address */
+        err = 0;
+        free(o.token);
+        o.token = NULL;
+        give_up(g, "refused");
+      }
+      break;
+    }
   }
   if (a.ai != NULL)
     freeaddrinfo(a.ai);
+  free(o.alts);  /* the network thread's, unless the link failed */
   if (err != 0) {
     free(o.token);
     if (g != NULL)

@@ -148,6 +148,12 @@ Proc.__index = Proc
 -- paths and the arguments given (strings), its output (stdout and stderr)
 -- going to a file that Proc:lines() reads.
 function R.spawn(script, ...)
+  return R.spawn_env("", script, ...)
+end
+
+-- R.spawn, with `env_extra` ("NAME=value ...", quoted for sh) added to the
+-- peer's environment.
+function R.spawn_env(env_extra, script, ...)
   local dir = R.tmpdir()
   local out = dir .. "/out"
   local args = {}
@@ -158,6 +164,7 @@ function R.spawn(script, ...)
     env[#env + 1] = "LUA_PATH" .. v .. "=" .. R.quote(package.path)
     env[#env + 1] = "LUA_CPATH" .. v .. "=" .. R.quote(package.cpath)
   end
+  env[#env + 1] = env_extra
   local inner = format("echo $$; %s exec %s %s %s >%s 2>&1", concat(env, " "),
                        R.interpreter(), R.quote(script), concat(args, " "),
                        R.quote(out))
