@@ -311,7 +311,7 @@ static int remote_connect (lua_State *L) {
   }
   if (a.ai != NULL)
     freeaddrinfo(a.ai);
-  free(o.alts);  /* the network thread's, unless the link failed */
+  free(o.alts);  /* NULL once the network thread took them */
   if (err != 0) {
     free(o.token);
     if (g != NULL)
