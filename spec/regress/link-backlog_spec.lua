@@ -72,7 +72,7 @@ describe("regress: a remote link whose socket stays full", function()
     local go = R.tmpdir() .. "/go"
     local peer, address = R.listening_peer(R.unix_address(), "behave=count",
                                            "go=" .. go, "heartbeat=0.5",
-                                           "capacity=4")
+                                           "capacity=4", "every=1")
     local p = mc.connect(address, { heartbeat = 0.5, capacity = 4 })
     local s = string.rep("x", 64 * 1024)
     local n = 0
@@ -86,7 +86,11 @@ describe("regress: a remote link whose socket stays full", function()
     mc.sleep(2)
     local used = cpu() - c0
     assert.is_true(used < 1, ("%.2f s of CPU in 2 s asleep"):format(used))
+    -- the peer reads them all before the close: a closing link whose
+    -- peer has taken nothing for three heartbeats is given up at once
     R.write_file(go, "")
+    R.await("the peer's " .. n .. " messages",
+            function() return peer:find("got " .. n .. "$") ~= nil end)
     p:close()
     assert.is_true(mc.run(R.WAIT))
     local count, ordered = peer:expect("count (%d+) (%a+)")
