@@ -1719,6 +1719,15 @@ static void copy_newobj (Copy *c, const void *p) {
 
 static void copy_value (Copy *c, int idx, const Where *w);
 
+/* Copies the pair at stack indices w->k, w->k + 1 into table d. */
+static void copy_pair (Copy *c, Where *w, int d) {
+  w->askey = 1;
+  copy_value(c, w->k, w);
+  w->askey = 0;
+  copy_value(c, w->k + 1, w);  /* k, v, k', v' */
+  lua_rawset(c->L, d);
+}
+
 /* Copies the pairs of table t into table d. */
 static void copy_body (Copy *c, int t, int d) {
   lua_State *L = c->L;
@@ -1731,11 +1740,7 @@ static void copy_body (Copy *c, int t, int d) {
   while (lua_next(L, t)) {  /* k, v */
     if (stop_now(&c->stop))
       copy_stop(c);
-    w.askey = 1;
-    copy_value(c, w.k, &w);
-    w.askey = 0;
-    copy_value(c, w.k + 1, &w);  /* k, v, k', v' */
-    lua_rawset(L, d);
+    copy_pair(c, &w, d);
     lua_pop(L, 1);
   }
 }
@@ -1824,18 +1829,13 @@ static int copy_pairs (Copy *c, int idx) {
 /* Copies the n pairs pushed by copy_pairs (the first key at stack index
 ** k) into the table at the top. */
 static void copy_pushed (Copy *c, int t, int k, int n) {
-  lua_State *L = c->L;
-  int d = lua_gettop(L), i;
+  int d = lua_gettop(c->L), i;
   Where w;
   w.t = t;
   w.i = 0;
   for (i = 0; i < n; i++, k += 2) {
     w.k = k;
-    w.askey = 1;
-    copy_value(c, k, &w);
-    w.askey = 0;
-    copy_value(c, k + 1, &w);
-    lua_rawset(L, d);
+    copy_pair(c, &w, d);
   }
 }
 
