@@ -39,6 +39,28 @@
 #define mc_setuservalue(L, i) ((void)lua_setfenv(L, (i)))
 #endif
 
+/* mc_call_yieldable(L, n): calls the function below its n arguments,
+** with no results, letting it yield (5.2 and later: MC_YIELDABLE_CALL);
+** once it did, the calling C function ends where the call returns,
+** returning nothing. */
+#if LUA_VERSION_NUM >= 503
+#define MC_YIELDABLE_CALL 1
+static inline int mc_return_none (lua_State *L, int status, lua_KContext k) {
+  (void)L; (void)status; (void)k;
+  return 0;
+}
+#define mc_call_yieldable(L, n) lua_callk(L, (n), 0, 0, mc_return_none)
+#elif LUA_VERSION_NUM == 502
+#define MC_YIELDABLE_CALL 1
+static inline int mc_return_none (lua_State *L) {
+  (void)L;
+  return 0;
+}
+#define mc_call_yieldable(L, n) lua_callk(L, (n), 0, 0, mc_return_none)
+#else
+#define MC_YIELDABLE_CALL 0
+#endif
+
 #if LUA_VERSION_NUM == 501
 
 /* LuaJIT 2.1 has these of 5.2 (its lauxlib.h defines luaL_newlib too). */

@@ -681,6 +681,8 @@ typedef struct mc_Recv {
   int writing;      /* posts wait for room at its partner: news for it
                     ** goes to the Lua side (poll returns it) */
   size_t tokens;    /* its entries in the run queue */
+  unsigned gen;     /* counts the rereads of its listeners and waiters:
+                    ** a dispatch that reads them once checks it */
 } mc_Recv;
 
 void mc_sched_open (struct lua_State *L);

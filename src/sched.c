@@ -44,11 +44,11 @@ static void push_event (lua_State *L, int i) {
 static const char *const keys[] = {
   "type", "data", "error", "target", "ports", "lists",
   "waiters", "removed", "once", "fn", "ev", "U", "list", "i", "done",
-  "timer", "dead", "co", "many", "from", "on", NULL
+  "timer", "dead", "co", "many", "from", "on", "inside", NULL
 };
 enum { K_TYPE, K_DATA, K_ERROR, K_TARGET, K_PORTS, K_LISTS,
        K_WAITERS, K_REMOVED, K_ONCE, K_FN, K_EV, K_U, K_LIST, K_I, K_DONE,
-       K_TIMER, K_DEAD, K_CO, K_MANY, K_FROM, K_ON };
+       K_TIMER, K_DEAD, K_CO, K_MANY, K_FROM, K_ON, K_INSIDE };
 
 /* Pushes t[k] of the table at idx, with no metamethod. */
 static void getk (lua_State *L, int idx, int k) {
@@ -645,6 +645,91 @@ static int sched_deliver (lua_State *L) {
   return 2;
 }
 
+#if MC_YIELDABLE_CALL
+static int noop (lua_State *L) {
+  (void)L;
+  return 0;
+}
+
+/*
+** dispatch_on(obj, job, fn, ev, stop): the runner's call of fn(ev), the
+** one plain listener deliver returned for obj's head, with the job set
+** as the runner sets it; then, when ev is a message event, the same for
+** each next message of obj while
+** the run queue's next token (before `stop`, runq[-1] being its head) is
+** obj's and nothing deliver read has changed (obj's listeners and
+** waiters: r->gen). Anything else, a messageerror or a close too, is left
+** for deliver. Each message is taken as deliver takes it: what it needs
+** made first (its event, the stack and the call frame of the listener's
+** call), then the take, the token's removal, job.ev and job.inside, which
+** allocate nothing, and the call. fn may yield (receive, sleep): the call
+** then ends this function, returning nothing, once fn returns; the
+** runner, no longer the runner then, stops. Lua 5.2 and later.
+*/
+static int sched_dispatch_on (lua_State *L) {
+  mc_Recv *r = check_recv(L, 1);
+  lua_Integer stop = luaL_checkinteger(L, 5), head;
+  unsigned gen = r->gen;
+  int status, same, message;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  luaL_checktype(L, 3, LUA_TFUNCTION);
+  luaL_checktype(L, 4, LUA_TTABLE);
+  lua_settop(L, 5);
+  getk(L, 4, K_TYPE);
+  push_event(L, MESSAGE);
+  message = lua_rawequal(L, -1, -2);  /* fn is a message listener */
+  lua_pop(L, 2);
+  lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_RUNQ);  /* 6 */
+  lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_KEYS + K_EV);  /* 7 */
+  lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_KEYS + K_INSIDE);  /* 8 */
+  for (;;) {
+    lua_pushvalue(L, 3);
+    lua_pushvalue(L, 4);
+    mc_call_yieldable(L, 1);
+    lua_pushvalue(L, 8);
+    lua_pushboolean(L, 0);
+    lua_rawset(L, 2);  /* job.inside = false */
+    if (!message)
+      break;
+    lua_rawgeti(L, 6, -1);
+    head = lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    if (head >= stop)
+      break;
+    lua_rawgeti(L, 6, (int)head + 1);
+    same = lua_rawequal(L, -1, 1);
+    lua_pop(L, 1);
+    if (!same || r->gen != gen || r->group == NULL || r->lent || r->waiting)
+      break;
+    if (head_event(L, r, 1, &status) != MC_MESSAGE || status != 0
+        || r->gen != gen) {  /* a finalizer run by the read may change
+                             ** listeners: the message stays queued */
+      lua_settop(L, 8);
+      break;
+    }  /* value, objs, ports, ev */
+    luaL_checkstack(L, CALL_ROOM, NULL);
+    lua_pushcfunction(L, noop);
+    lua_call(L, 0, 0);
+    lua_replace(L, 4);
+    if (r->tokens > 0)
+      r->tokens--;
+    take_head(L, r, status);
+    lua_pop(L, 1);
+    lua_pushnil(L);
+    lua_rawseti(L, 6, (int)head + 1);
+    lua_pushinteger(L, head + 1);
+    lua_rawseti(L, 6, -1);
+    lua_pushvalue(L, 7);
+    lua_pushvalue(L, 4);
+    lua_rawset(L, 2);
+    lua_pushvalue(L, 8);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, 2);
+  }
+  return 0;
+}
+#endif
+
 /* ref(), unref() and hasRef() of every receiver type: ref and unref change
 ** what keeps the scheduler going, so a host loop waiting on the
 ** descriptor steps to learn it. */
@@ -730,6 +815,7 @@ static int sched_event_mt (lua_State *L) {
 static void reread (lua_State *L, int idx, mc_Recv *r, int safe) {
   int i, is_waiting, top = lua_gettop(L);
   idx = mc_absindex(L, idx);
+  r->gen++;
   mc_getuservalue(L, idx);  /* U */
   is_waiting = waiting(L, -1);
   getk(L, -1, K_LISTS);  /* U, lists */
@@ -944,7 +1030,8 @@ static int sched_busy (lua_State *L) {
   return 1;
 }
 
-/* runq_reset([fresh]): every token was taken: empties the run queue and
+/* runq_reset([fresh]): every token was taken: empties the run queue (its
+** tail at [0] and its head, the last token taken, at [-1] both 0) and
 ** returns it; a new one when it grew large (an emptied table keeps its
 ** size) or when `fresh` (a scheduler starting over). */
 static int sched_runq_reset (lua_State *L) {
@@ -960,6 +1047,8 @@ static int sched_runq_reset (lua_State *L) {
     lua_pushvalue(L, -2);
   lua_pushinteger(L, 0);
   lua_rawseti(L, -2, 0);
+  lua_pushinteger(L, 0);
+  lua_rawseti(L, -2, -1);
   return 1;
 }
 
@@ -1170,6 +1259,9 @@ void mc_sched_open (lua_State *L) {
     {"take", sched_take},
     {"arrival", sched_arrival},
     {"deliver", sched_deliver},
+#if MC_YIELDABLE_CALL
+    {"dispatch_on", sched_dispatch_on},
+#endif
     {"room", sched_room},
     {"event_mt", sched_event_mt},
     {"changed", sched_changed},

@@ -259,6 +259,7 @@ function M.set_handler(target, U, changed, k, typ, v)
     if rec then remove_record(target, U, typ, rec, changed, k) end
   elseif rec then
     rec.fn = v
+    changed(target)
   else
     add_record(target, U, typ, { fn = v, handler = true, removed = false },
                changed, k)

@@ -36,6 +36,10 @@ end
 local take, deliver, room, changed, now, poll, busy, enqueue, looping =
   core.take, core.deliver, core.room, core.changed, core.now, core.poll,
   core.busy, core.enqueue, core.looping
+-- Calls a receiver's one plain listener for its head and for the messages
+-- after it, each listener call yieldable (Lua 5.2 and later; else nil, and
+-- the runner calls the listener itself, one message per deliver).
+local dispatch_on = core.dispatch_on
 local arrival = core.arrival
 local raise_at, raise_undo, pending_news, wake_host, hosted =
   core.raise_at, core.raise_undo, core.news, core.wake, core.hosted
@@ -165,7 +169,7 @@ end
 local job_of = setmetatable({}, { __mode = "k" })  -- pool coroutine -> job
 local pool, npool = {}, 0
 local runner = nil       -- the coroutine running the current turn's tokens
-local head, stop = 0, 0  -- last token taken; last token of this turn
+local stop = 0  -- the last token of this turn; runq[-1] is the last taken
 local active = false     -- a scheduler loop is running
 
 -- mc.onerror raised inside a task: the error to raise from run/step once
@@ -285,19 +289,20 @@ local function runner_main()
       if job.list then walk(job, call, changed) end
       finish_job(job)
     end
-    while head < stop and runner == me do
-      local tok = runq[head + 1]
+    while runq[-1] < stop and runner == me do
+      local head = runq[-1] + 1
+      local tok = runq[head]
       if type(tok) ~= "userdata" and tok[1] ~= EVENT then
         -- a task: resumed at room's depth, once its token left the queue
         local co = tok[1]
         room()
-        head = head + 1
+        runq[-1] = head
         runq[head] = nil
         resumed(co, resume(co, unpack(tok, 3, tok[2] + 2)))
       elseif type(tok) ~= "userdata" then
         -- an event made in Lua: as a receiver's, below
         local fn, ev = event_job(job, tok)
-        head = head + 1
+        runq[-1] = head
         runq[head] = nil
         if fn then
           job.inside = true
@@ -312,7 +317,7 @@ local function runner_main()
         -- there); a listener that raises ends this coroutine, and fail()
         -- goes on with the job.
         local fn, ev, co = deliver(tok, job)
-        head = head + 1
+        runq[-1] = head
         runq[head] = nil
         if fn == true then
           if co then resumed(co, resume(co, ev)) end
@@ -320,7 +325,11 @@ local function runner_main()
           -- list false: fail() knows there is no other listener
           job.ev, job.target, job.list, job.i, job.inside =
             ev, tok, false, 1, true
-          fn(ev)
+          if dispatch_on then  -- and tok's next messages while it can
+            dispatch_on(tok, job, fn, ev, stop)
+          else
+            fn(ev)
+          end
           job.inside, job.ev = false, false
         elseif ev then
           run_receiver(job, tok, ev)
@@ -723,7 +732,7 @@ local function waited_for()
 end
 
 local function ready()
-  return head < runq[0] or nidle > 0
+  return runq[-1] < runq[0] or nidle > 0
 end
 
 -- One turn: news from other threads and the due timers, then the tokens
@@ -736,14 +745,14 @@ local function turn()
   if nidle > 0 then start_ends() end
   fire_timers(now())
   stop = runq[0]
-  while head < stop do
+  while runq[-1] < stop do
     runner = pool_take()
     step_task(runner)
   end
   runner = nil
-  if head == runq[0] then
+  if runq[-1] == runq[0] then
     runq = core.runq_reset()
-    head, stop = 0, 0
+    stop = 0
   end
 end
 
@@ -761,9 +770,9 @@ local function exclusive(name, f, ...)
   local ok, r = pcall(f, ...)
   active = false
   looping(false)
-  if head == runq[0] and head > 0 then  -- an error left a drained queue:
-    runq = core.runq_reset()            -- empty it, so that the next token
-    head, stop = 0, 0                   -- wakes a host loop again
+  if runq[-1] == runq[0] and runq[0] > 0 then  -- an error left a drained
+    runq = core.runq_reset()   -- queue: empty it, so that the next token
+    stop = 0                   -- wakes a host loop again
   end
   -- A blocking call made from a host loop's callback may leave work, or
   -- timers or workers the host does not know of: wake it to step
