@@ -317,31 +317,53 @@ static void push_new_event (lua_State *L, int typ, int obj, int data,
   lua_setmetatable(L, -2);
 }
 
+/* What head_event finds at the head of r's queue: MC_MESSAGE (its
+** arrival in *arrival), MC_CLOSED (a close to take with `token`; without,
+** nothing left entangled), or MC_EMPTY. */
+static int head_of (mc_Recv *r, int token, uint64_t *arrival, mc_Msg **m) {
+  int h;
+  if (r->group == NULL)
+    return MC_EMPTY;
+  h = mc_group_peek(r->group, r->end, m, arrival);
+  if (h == MC_MESSAGE)
+    return deliverable(r) || !token ? MC_MESSAGE : MC_EMPTY;
+  return (token ? h == MC_CLOSED : !mc_group_entangled(r->group))
+         ? MC_CLOSED : MC_EMPTY;
+}
+
 /* The event of the head of r's queue (the receiver at 1), pushed, or
 ** nothing (returns 0). With `token`, a message is read only while r is
 ** deliverable, and a close is taken; without (receive), any message is,
 ** and only a close with nothing left entangled. `st` gets the read
-** status of a message; its value, objs and ports stay below the event. */
+** status of a message; its value, objs and ports stay below the event.
+** A finalizer that runs while the event is made may take the head or
+** move r away: then the head is looked at again. */
 static int head_event (lua_State *L, mc_Recv *r, int token, int *st) {
-  mc_Msg *m;
-  int h = mc_group_peek(r->group, r->end, &m, NULL), base = lua_gettop(L);
-  *st = 0;
-  if (h == MC_MESSAGE && (deliverable(r) || !token)) {
-    *st = read_head(L, r, m);  /* value, objs, ports */
-    push_new_event(L, *st == NOTE ? ERROR : *st != 0 ? MESSAGEERROR : MESSAGE,
-                   1, base + 1, base + 3);
-    return MC_MESSAGE;
-  }
-  if (token ? h == MC_CLOSED : !mc_group_entangled(r->group)) {
-    const char *why = mc_group_reason(r->group);  /* a link's */
-    push_new_event(L, CLOSE, 1, 0, 0);
-    if (why != NULL) {
-      lua_pushstring(L, why);
-      lua_setfield(L, -2, "reason");
+  int base = lua_gettop(L);
+  for (;;) {
+    mc_Msg *m, *again;
+    uint64_t arrival, now;
+    int h = head_of(r, token, &arrival, &m);
+    *st = 0;
+    if (h == MC_MESSAGE) {
+      *st = read_head(L, r, m);  /* value, objs, ports */
+      push_new_event(L, *st == NOTE ? ERROR : *st != 0 ? MESSAGEERROR
+                                                      : MESSAGE,
+                     1, base + 1, base + 3);
     }
-    return MC_CLOSED;
+    else if (h == MC_CLOSED) {
+      const char *why = mc_group_reason(r->group);  /* a link's */
+      push_new_event(L, CLOSE, 1, 0, 0);
+      if (why != NULL) {
+        lua_pushstring(L, why);
+        lua_setfield(L, -2, "reason");
+      }
+    }
+    if (h == MC_EMPTY || (head_of(r, token, &now, &again) == h
+                          && (h != MC_MESSAGE || now == arrival)))
+      return h;
+    lua_settop(L, base);
   }
-  return MC_EMPTY;
 }
 
 /* Takes what head_event made the event at the top for (a close only with
@@ -413,6 +435,21 @@ static int sched_arrival (lua_State *L) {
 /* The stack a listener's call needs beyond a C function's frame at the
 ** same depth: the largest Lua frame and the caller's registers. */
 #define CALL_ROOM (2 * 256 + LUA_MINSTACK)
+
+#if MC_YIELDABLE_CALL
+/* Called before a take after which dispatch_on calls a listener one
+** level deeper than its caller: the call frame of that level is made
+** now, when an error leaves the entry queued. */
+static int noop (lua_State *L) {
+  (void)L;
+  return 0;
+}
+
+static void make_call_frame (lua_State *L) {
+  lua_pushcfunction(L, noop);
+  lua_call(L, 0, 0);
+}
+#endif
 
 static void reread (lua_State *L, int idx, mc_Recv *r, int safe);
 
@@ -538,8 +575,8 @@ static int hand (lua_State *L, mc_Recv *r, int h, int status) {
 **               tasks waiting): the Lua side runs it
 ** or nothing. In the first case nothing allocates between the take and
 ** the listener's first instruction: the caller calls fn at the depth it
-** called deliver, whose call frame the state keeps, on a stack checked
-** here.
+** called deliver, whose call frame the state keeps, or (dispatch_on) one
+** level deeper, whose call frame is made here, on a stack checked here.
 */
 static int sched_deliver (lua_State *L) {
   mc_Recv *r = check_recv(L, 1);
@@ -632,6 +669,10 @@ static int sched_deliver (lua_State *L) {
     lua_pushboolean(L, 0);
     lua_replace(L, -3);
   }
+#if MC_YIELDABLE_CALL
+  else
+    make_call_frame(L);  /* for the listener's call in dispatch_on */
+#endif
   if (r->tokens > 0)
     r->tokens--;
   if (h == MC_MESSAGE) {  /* value, objs, ports, fn, ev */
@@ -646,11 +687,6 @@ static int sched_deliver (lua_State *L) {
 }
 
 #if MC_YIELDABLE_CALL
-static int noop (lua_State *L) {
-  (void)L;
-  return 0;
-}
-
 /*
 ** dispatch_on(obj, job, fn, ev, stop): the runner's call of fn(ev), the
 ** one plain listener deliver returned for obj's head, with the job set
@@ -708,8 +744,7 @@ static int sched_dispatch_on (lua_State *L) {
       break;
     }  /* value, objs, ports, ev */
     luaL_checkstack(L, CALL_ROOM, NULL);
-    lua_pushcfunction(L, noop);
-    lua_call(L, 0, 0);
+    make_call_frame(L);
     lua_replace(L, 4);
     if (r->tokens > 0)
       r->tokens--;
@@ -1039,12 +1074,16 @@ static int sched_runq_reset (lua_State *L) {
   lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_RUNQ);
   lua_rawgeti(L, -1, 0);
   if (fresh || lua_tointeger(L, -1) > 1024) {
-    lua_newtable(L);
+    lua_createtable(L, 0, 2);  /* its keys made before it is the queue */
+    lua_pushinteger(L, 0);
+    lua_rawseti(L, -2, 0);
+    lua_pushinteger(L, 0);
+    lua_rawseti(L, -2, -1);
     lua_pushvalue(L, -1);
     lua_rawseti(L, lua_upvalueindex(1), MC_CTX_RUNQ);
+    return 1;
   }
-  else
-    lua_pushvalue(L, -2);
+  lua_pushvalue(L, -2);
   lua_pushinteger(L, 0);
   lua_rawseti(L, -2, 0);
   lua_pushinteger(L, 0);

@@ -258,8 +258,8 @@ function M.set_handler(target, U, changed, k, typ, v)
   if v == nil then
     if rec then remove_record(target, U, typ, rec, changed, k) end
   elseif rec then
+    changed(target)  -- first, as it may fail; the store allocates nothing
     rec.fn = v
-    changed(target)
   else
     add_record(target, U, typ, { fn = v, handler = true, removed = false },
                changed, k)

@@ -166,4 +166,25 @@ cases[#cases + 1] = {
   end,
 }
 
+-- A close as the first token of a fresh scheduler, to one onclose: its
+-- listener is called from C one level below the runner (Lua 5.2 and
+-- later), whose call frame must exist before the close is taken.
+cases[#cases + 1] = {
+  name = "close-first",
+  setup = function()
+    local ch = mc.MessageChannel()
+    local c = { closes = 0, reported = 0 }
+    mc.onerror = function() c.reported = c.reported + 1 end
+    ch.port2.onclose = function() c.closes = c.closes + 1 end
+    ch.port1:close()
+    return c
+  end,
+  action = run_action,
+  check = function(c)
+    H.run("the close")
+    H.expect(c.closes == 1, "close events: %d (reported %d)", c.closes,
+             c.reported)
+  end,
+}
+
 return cases
