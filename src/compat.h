@@ -40,20 +40,15 @@
 #endif
 
 /* mc_call_yieldable(L, n): calls the function below its n arguments,
-** with no results, letting it yield (5.2 and later: MC_YIELDABLE_CALL);
-** once it did, the calling C function ends where the call returns,
-** returning nothing. */
+** with no results, letting it yield (MC_YIELDABLE_CALL); once it did,
+** the calling C function ends where the call returns, returning nothing.
+** Lua 5.3 and later: 5.2 has lua_callk too, but every call there may run
+** the collector first, which frees the call frames below the running
+** function (sched.c makes one before a take, for the call after it). */
 #if LUA_VERSION_NUM >= 503
 #define MC_YIELDABLE_CALL 1
 static inline int mc_return_none (lua_State *L, int status, lua_KContext k) {
   (void)L; (void)status; (void)k;
-  return 0;
-}
-#define mc_call_yieldable(L, n) lua_callk(L, (n), 0, 0, mc_return_none)
-#elif LUA_VERSION_NUM == 502
-#define MC_YIELDABLE_CALL 1
-static inline int mc_return_none (lua_State *L) {
-  (void)L;
   return 0;
 }
 #define mc_call_yieldable(L, n) lua_callk(L, (n), 0, 0, mc_return_none)

@@ -317,6 +317,25 @@ static void push_new_event (lua_State *L, int typ, int obj, int data,
   lua_setmetatable(L, -2);
 }
 
+#if MC_YIELDABLE_CALL
+static int noop (lua_State *L) {
+  (void)L;
+  return 0;
+}
+#endif
+
+/* Makes the call frame one level below the running C function, for
+** dispatch_on's call of a listener after a take, while an error (out of
+** memory) still leaves the entry queued. */
+static void make_call_frame (lua_State *L) {
+#if MC_YIELDABLE_CALL
+  lua_pushcfunction(L, noop);
+  lua_call(L, 0, 0);
+#else
+  (void)L;
+#endif
+}
+
 /* What head_event finds at the head of r's queue: MC_MESSAGE (its
 ** arrival in *arrival), MC_CLOSED (a close to take with `token`; without,
 ** nothing left entangled), or MC_EMPTY. */
@@ -336,7 +355,8 @@ static int head_of (mc_Recv *r, int token, uint64_t *arrival, mc_Msg **m) {
 ** deliverable, and a close is taken; without (receive), any message is,
 ** and only a close with nothing left entangled. `st` gets the read
 ** status of a message; its value, objs and ports stay below the event.
-** A finalizer that runs while the event is made may take the head or
+** With `token`, the call frame for dispatch_on's listener is made last
+** (make_call_frame). A finalizer that runs meanwhile may take the head or
 ** move r away: then the head is looked at again. */
 static int head_event (lua_State *L, mc_Recv *r, int token, int *st) {
   int base = lua_gettop(L);
@@ -359,6 +379,8 @@ static int head_event (lua_State *L, mc_Recv *r, int token, int *st) {
         lua_setfield(L, -2, "reason");
       }
     }
+    if (token && h != MC_EMPTY)
+      make_call_frame(L);
     if (h == MC_EMPTY || (head_of(r, token, &now, &again) == h
                           && (h != MC_MESSAGE || now == arrival)))
       return h;
@@ -436,20 +458,6 @@ static int sched_arrival (lua_State *L) {
 ** same depth: the largest Lua frame and the caller's registers. */
 #define CALL_ROOM (2 * 256 + LUA_MINSTACK)
 
-#if MC_YIELDABLE_CALL
-/* Called before a take after which dispatch_on calls a listener one
-** level deeper than its caller: the call frame of that level is made
-** now, when an error leaves the entry queued. */
-static int noop (lua_State *L) {
-  (void)L;
-  return 0;
-}
-
-static void make_call_frame (lua_State *L) {
-  lua_pushcfunction(L, noop);
-  lua_call(L, 0, 0);
-}
-#endif
 
 static void reread (lua_State *L, int idx, mc_Recv *r, int safe);
 
@@ -576,7 +584,8 @@ static int hand (lua_State *L, mc_Recv *r, int h, int status) {
 ** or nothing. In the first case nothing allocates between the take and
 ** the listener's first instruction: the caller calls fn at the depth it
 ** called deliver, whose call frame the state keeps, or (dispatch_on) one
-** level deeper, whose call frame is made here, on a stack checked here.
+** level deeper, whose call frame head_event made, on a stack checked
+** here.
 */
 static int sched_deliver (lua_State *L) {
   mc_Recv *r = check_recv(L, 1);
@@ -669,10 +678,6 @@ static int sched_deliver (lua_State *L) {
     lua_pushboolean(L, 0);
     lua_replace(L, -3);
   }
-#if MC_YIELDABLE_CALL
-  else
-    make_call_frame(L);  /* for the listener's call in dispatch_on */
-#endif
   if (r->tokens > 0)
     r->tokens--;
   if (h == MC_MESSAGE) {  /* value, objs, ports, fn, ev */
@@ -700,7 +705,7 @@ static int sched_deliver (lua_State *L) {
 ** call), then the take, the token's removal, job.ev and job.inside, which
 ** allocate nothing, and the call. fn may yield (receive, sleep): the call
 ** then ends this function, returning nothing, once fn returns; the
-** runner, no longer the runner then, stops. Lua 5.2 and later.
+** runner, no longer the runner then, stops. Lua 5.3 and later.
 */
 static int sched_dispatch_on (lua_State *L) {
   mc_Recv *r = check_recv(L, 1);
@@ -744,7 +749,6 @@ static int sched_dispatch_on (lua_State *L) {
       break;
     }  /* value, objs, ports, ev */
     luaL_checkstack(L, CALL_ROOM, NULL);
-    make_call_frame(L);
     lua_replace(L, 4);
     if (r->tokens > 0)
       r->tokens--;

@@ -37,7 +37,7 @@ local take, deliver, room, changed, now, poll, busy, enqueue, looping =
   core.take, core.deliver, core.room, core.changed, core.now, core.poll,
   core.busy, core.enqueue, core.looping
 -- Calls a receiver's one plain listener for its head and for the messages
--- after it, each listener call yieldable (Lua 5.2 and later; else nil, and
+-- after it, each listener call yieldable (Lua 5.3 and later; else nil, and
 -- the runner calls the listener itself, one message per deliver).
 local dispatch_on = core.dispatch_on
 local arrival = core.arrival
