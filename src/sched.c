@@ -338,10 +338,10 @@ static void make_call_frame (lua_State *L) {
 
 /* What head_event finds at the head of r's queue: MC_MESSAGE (its
 ** arrival in *arrival), MC_CLOSED (a close to take with `token`; without,
-** nothing left entangled), or MC_EMPTY. */
+** nothing left entangled), or MC_EMPTY (also while r is lent). */
 static int head_of (mc_Recv *r, int token, uint64_t *arrival, mc_Msg **m) {
   int h;
-  if (r->group == NULL)
+  if (r->group == NULL || r->lent)  /* lent: on its way to another state */
     return MC_EMPTY;
   h = mc_group_peek(r->group, r->end, m, arrival);
   if (h == MC_MESSAGE)
@@ -457,7 +457,6 @@ static int sched_arrival (lua_State *L) {
 /* The stack a listener's call needs beyond a C function's frame at the
 ** same depth: the largest Lua frame and the caller's registers. */
 #define CALL_ROOM (2 * 256 + LUA_MINSTACK)
-
 
 static void reread (lua_State *L, int idx, mc_Recv *r, int safe);
 
@@ -587,31 +586,36 @@ static int hand (lua_State *L, mc_Recv *r, int h, int status) {
 ** level deeper, whose call frame head_event made, on a stack checked
 ** here.
 */
+/* deliver's work for a receiver moved away (or whose end was collected)
+** with tasks waiting in its receive: they get the close, and no
+** listener. Returns false, ev. */
+static int close_for_waiters (lua_State *L, mc_Recv *r) {
+  push_new_event(L, CLOSE, 1, 0, 0);  /* job, ev */
+  mc_getuservalue(L, 1);
+  setk(L, 2, K_U);
+  lua_pushvalue(L, 1);
+  setk(L, 2, K_TARGET);
+  lua_pushboolean(L, 0);
+  setk(L, 2, K_LIST);
+  lua_pushvalue(L, -1);
+  setk(L, 2, K_EV);
+  if (r->tokens > 0)
+    r->tokens--;
+  lua_pushboolean(L, 0);
+  lua_insert(L, -2);
+  return 2;
+}
+
 static int sched_deliver (lua_State *L) {
   mc_Recv *r = check_recv(L, 1);
   int h, status, typ, fast = 0;
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_settop(L, 2);
-  if (r->group == NULL && r->waiting) {  /* moved away (or collected
-                                         ** end): its waiting tasks get
-                                         ** the close, and no listener */
-    push_new_event(L, CLOSE, 1, 0, 0);  /* job, ev */
-    mc_getuservalue(L, 1);
-    setk(L, 2, K_U);
-    lua_pushvalue(L, 1);
-    setk(L, 2, K_TARGET);
-    lua_pushboolean(L, 0);
-    setk(L, 2, K_LIST);
-    lua_pushvalue(L, -1);
-    setk(L, 2, K_EV);
-    if (r->tokens > 0)
-      r->tokens--;
-    lua_pushboolean(L, 0);
-    lua_insert(L, -2);
-    return 2;  /* false, ev */
-  }
   if (r->group == NULL || r->lent
       || (h = head_event(L, r, 1, &status)) == MC_EMPTY) {
+    if (r->group == NULL && r->waiting)  /* also when moved by a
+                                         ** finalizer head_event ran */
+      return close_for_waiters(L, r);
     if (r->tokens > 0)
       r->tokens--;
     return 0;
@@ -696,16 +700,16 @@ static int sched_deliver (lua_State *L) {
 ** dispatch_on(obj, job, fn, ev, stop): the runner's call of fn(ev), the
 ** one plain listener deliver returned for obj's head, with the job set
 ** as the runner sets it; then, when ev is a message event, the same for
-** each next message of obj while
-** the run queue's next token (before `stop`, runq[-1] being its head) is
-** obj's and nothing deliver read has changed (obj's listeners and
-** waiters: r->gen). Anything else, a messageerror or a close too, is left
-** for deliver. Each message is taken as deliver takes it: what it needs
-** made first (its event, the stack and the call frame of the listener's
-** call), then the take, the token's removal, job.ev and job.inside, which
-** allocate nothing, and the call. fn may yield (receive, sleep): the call
-** then ends this function, returning nothing, once fn returns; the
-** runner, no longer the runner then, stops. Lua 5.3 and later.
+** each next message of obj while the run queue's next token (before
+** `stop`, runq[-1] being its head) is obj's and nothing deliver read has
+** changed (obj's listeners and waiters: r->gen). Anything else, a
+** messageerror or a close too, is left for deliver. Each message is taken
+** as deliver takes it: what it needs made first (its event, the call
+** frame of the listener's call: head_event; the stack), then the take,
+** the token's removal, job.ev and job.inside, which allocate nothing, and
+** the call. fn may yield (receive, sleep): the call then ends this
+** function, returning nothing, once fn returns; the runner, no longer the
+** runner then, stops. Lua 5.3 and later.
 */
 static int sched_dispatch_on (lua_State *L) {
   mc_Recv *r = check_recv(L, 1);
@@ -1072,17 +1076,28 @@ static int sched_busy (lua_State *L) {
 /* runq_reset([fresh]): every token was taken: empties the run queue (its
 ** tail at [0] and its head, the last token taken, at [-1] both 0) and
 ** returns it; a new one when it grew large (an emptied table keeps its
-** size) or when `fresh` (a scheduler starting over). */
+** size) or when `fresh` (a scheduler starting over). A finalizer that
+** making the new table ran may queue a token: then the queue is returned
+** as it is. */
 static int sched_runq_reset (lua_State *L) {
   int fresh = lua_toboolean(L, 1);
   lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_RUNQ);
   lua_rawgeti(L, -1, 0);
   if (fresh || lua_tointeger(L, -1) > 1024) {
+    lua_Integer tail = lua_tointeger(L, -1);
     lua_createtable(L, 0, 2);  /* its keys made before it is the queue */
     lua_pushinteger(L, 0);
     lua_rawseti(L, -2, 0);
     lua_pushinteger(L, 0);
     lua_rawseti(L, -2, -1);
+    lua_rawgeti(L, -3, 0);
+    if (!fresh && lua_tointeger(L, -1) != tail) {  /* a finalizer the new
+                                                   ** table ran queued a
+                                                   ** token: kept */
+      lua_pop(L, 3);
+      return 1;
+    }
+    lua_pop(L, 1);
     lua_pushvalue(L, -1);
     lua_rawseti(L, lua_upvalueindex(1), MC_CTX_RUNQ);
     return 1;

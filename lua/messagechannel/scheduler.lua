@@ -313,9 +313,9 @@ local function runner_main()
         end
       else
         -- A receiver's token leaves the queue once deliver took its
-        -- entry. One listener is called here, at deliver's depth (see
-        -- there); a listener that raises ends this coroutine, and fail()
-        -- goes on with the job.
+        -- entry. One listener is called here, at deliver's depth, or by
+        -- dispatch_on one level deeper (see deliver); a listener that
+        -- raises ends this coroutine, and fail() goes on with the job.
         local fn, ev, co = deliver(tok, job)
         runq[-1] = head
         runq[head] = nil
