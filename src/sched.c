@@ -568,24 +568,6 @@ static int hand (lua_State *L, mc_Recv *r, int h, int status) {
   return 3;
 }
 
-/*
-** deliver(obj, job): the runner's work for one of obj's tokens, which
-** the runner takes off the run queue only once deliver returned (an
-** error leaves it first, for the next turn). Sets the
-** dispatch job (its fields exist: setting them allocates nothing) to the
-** event of obj's head: target, U, ev, list (the listeners of the event's
-** type, or false) and i = 1, and then takes the head. Returns
-**   fn, ev      the one listener, a plain function: set job.ev, call
-**               fn(ev) (the job's other fields are left as they were)
-**   true, ev, co  a message handed to a task waiting in receive (hand)
-**   false, ev   anything else (several listeners or none, a close with
-**               tasks waiting): the Lua side runs it
-** or nothing. In the first case nothing allocates between the take and
-** the listener's first instruction: the caller calls fn at the depth it
-** called deliver, whose call frame the state keeps, or (dispatch_on) one
-** level deeper, whose call frame head_event made, on a stack checked
-** here.
-*/
 /* deliver's work for a receiver moved away (or whose end was collected)
 ** with tasks waiting in its receive: they get the close, and no
 ** listener. Returns false, ev. */
@@ -606,6 +588,24 @@ static int close_for_waiters (lua_State *L, mc_Recv *r) {
   return 2;
 }
 
+/*
+** deliver(obj, job): the runner's work for one of obj's tokens, which
+** the runner takes off the run queue only once deliver returned (an
+** error leaves it first, for the next turn). Sets the
+** dispatch job (its fields exist: setting them allocates nothing) to the
+** event of obj's head: target, U, ev, list (the listeners of the event's
+** type, or false) and i = 1, and then takes the head. Returns
+**   fn, ev      the one listener, a plain function: set job.ev, call
+**               fn(ev) (the job's other fields are left as they were)
+**   true, ev, co  a message handed to a task waiting in receive (hand)
+**   false, ev   anything else (several listeners or none, a close with
+**               tasks waiting): the Lua side runs it
+** or nothing. In the first case nothing allocates between the take and
+** the listener's first instruction: the caller calls fn at the depth it
+** called deliver, whose call frame the state keeps, or (dispatch_on) one
+** level deeper, whose call frame head_event made, on a stack checked
+** here.
+*/
 static int sched_deliver (lua_State *L) {
   mc_Recv *r = check_recv(L, 1);
   int h, status, typ, fast = 0;
