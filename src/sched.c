@@ -611,8 +611,7 @@ static int sched_deliver (lua_State *L) {
   int h, status, typ, fast = 0;
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_settop(L, 2);
-  if (r->group == NULL || r->lent
-      || (h = head_event(L, r, 1, &status)) == MC_EMPTY) {
+  if ((h = head_event(L, r, 1, &status)) == MC_EMPTY) {
     if (r->group == NULL && r->waiting)  /* also when moved by a
                                          ** finalizer head_event ran */
       return close_for_waiters(L, r);
@@ -744,7 +743,7 @@ static int sched_dispatch_on (lua_State *L) {
     lua_rawgeti(L, 6, (int)head + 1);
     same = lua_rawequal(L, -1, 1);
     lua_pop(L, 1);
-    if (!same || r->gen != gen || r->group == NULL || r->lent || r->waiting)
+    if (!same || r->gen != gen || r->waiting)
       break;
     if (head_event(L, r, 1, &status) != MC_MESSAGE || status != 0
         || r->gen != gen) {  /* a finalizer run by the read may change
@@ -753,11 +752,10 @@ static int sched_dispatch_on (lua_State *L) {
       break;
     }  /* value, objs, ports, ev */
     luaL_checkstack(L, CALL_ROOM, NULL);
-    lua_replace(L, 4);
     if (r->tokens > 0)
       r->tokens--;
-    take_head(L, r, status);
-    lua_pop(L, 1);
+    take_event(L, r, 1, MC_MESSAGE, status);
+    lua_replace(L, 4);
     lua_pushnil(L);
     lua_rawseti(L, 6, (int)head + 1);
     lua_pushinteger(L, head + 1);
