@@ -36,46 +36,44 @@ static size_t ptrhash (const void *k) {
 }
 
 uint32_t mc_ptrmap_get (const mc_PtrMap *m, const void *k) {
+  const mc_PtrSlot *e;
   size_t i;
   if (m->count == 0)
     return MC_NOID;
-  for (i = ptrhash(k) & m->mask; m->keys[i] != NULL; i = (i + 1) & m->mask) {
-    if (m->keys[i] == k)
-      return m->ids[i];
+  for (i = ptrhash(k) & m->mask; (e = &m->slots[i])->stamp == m->stamp;
+       i = (i + 1) & m->mask) {
+    if (e->k == k)
+      return e->id;
   }
   return MC_NOID;
 }
 
 static void rawadd (mc_PtrMap *m, const void *k, uint32_t id) {
   size_t i = ptrhash(k) & m->mask;
-  while (m->keys[i] != NULL)
+  while (m->slots[i].stamp == m->stamp)
     i = (i + 1) & m->mask;
-  m->keys[i] = k;
-  m->ids[i] = id;
+  m->slots[i].k = k;
+  m->slots[i].id = id;
+  m->slots[i].stamp = m->stamp;
   m->count++;
 }
 
 int mc_ptrmap_add (mc_PtrMap *m, const void *k, uint32_t id) {
   /* keep the load at most 1/2 */
-  if (m->keys == NULL || (m->count + 1) * 2 > m->mask + 1) {
+  if (m->slots == NULL || (m->count + 1) * 2 > m->mask + 1) {
     mc_PtrMap big;
-    size_t cap = m->keys ? (m->mask + 1) * 2 : 64, i;
-    if (cap > (size_t)-1 / sizeof(const void *) / 2)
+    size_t cap = m->slots ? (m->mask + 1) * 2 : 64, i;
+    if (cap > (size_t)-1 / sizeof(mc_PtrSlot) / 2)
       return 0;
-    big.keys = (const void **)calloc(cap, sizeof(const void *));
-    big.ids = (uint32_t *)malloc(cap * sizeof(uint32_t));
-    if (big.keys == NULL || big.ids == NULL) {
-      free(big.keys);
-      free(big.ids);
+    big.slots = (mc_PtrSlot *)calloc(cap, sizeof(mc_PtrSlot));
+    if (big.slots == NULL)
       return 0;
-    }
     big.mask = cap - 1;
     big.count = 0;
-    if (m->count > 0) {
-      for (i = 0; i <= m->mask; i++)
-        if (m->keys[i] != NULL)
-          rawadd(&big, m->keys[i], m->ids[i]);
-    }
+    big.stamp = 1;  /* calloc's slots have stamp 0: free */
+    for (i = 0; m->count > 0 && i <= m->mask; i++)
+      if (m->slots[i].stamp == m->stamp)
+        rawadd(&big, m->slots[i].k, m->slots[i].id);
     mc_ptrmap_free(m);
     *m = big;
   }
@@ -83,17 +81,22 @@ int mc_ptrmap_add (mc_PtrMap *m, const void *k, uint32_t id) {
   return 1;
 }
 
+/* Constant time, but for one call in 2^32, which frees every stamp. */
 void mc_ptrmap_clear (mc_PtrMap *m) {
   if (m->count > 0) {
-    memset(m->keys, 0, (m->mask + 1) * sizeof(const void *));
     m->count = 0;
+    if (++m->stamp == 0) {
+      size_t i;
+      for (i = 0; i <= m->mask; i++)
+        m->slots[i].stamp = 0;
+      m->stamp = 1;
+    }
   }
 }
 
 void mc_ptrmap_free (mc_PtrMap *m) {
-  free(m->keys);
-  free(m->ids);
-  m->keys = NULL;
-  m->ids = NULL;
+  free(m->slots);
+  m->slots = NULL;
   m->mask = m->count = 0;
+  m->stamp = 0;
 }

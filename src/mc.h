@@ -65,11 +65,18 @@ int mc_bytes_reserve_slow (mc_Bytes *b, size_t extra);
   ((b)->cap - (b)->n >= (extra) || mc_bytes_reserve_slow((b), (extra)))
 void mc_bytes_free (mc_Bytes *b);
 
-/* Open addressing, keys are object addresses; ids are dense from 0. */
+/* Open addressing, keys are object addresses; ids are dense from 0. A
+** slot is in use when its stamp is the map's: clearing takes a new stamp,
+** so that it costs nothing however large an earlier use left the map. */
+typedef struct mc_PtrSlot {
+  const void *k;
+  uint32_t id, stamp;
+} mc_PtrSlot;
+
 typedef struct mc_PtrMap {
-  const void **keys;
-  uint32_t *ids;
+  mc_PtrSlot *slots;
   size_t mask, count;  /* mask + 1 is the capacity, a power of two */
+  uint32_t stamp;
 } mc_PtrMap;
 
 #define MC_NOID UINT32_MAX
