@@ -161,15 +161,35 @@ static void futex_sleep (mc_Hub *h, double seconds) {
 }
 #endif
 
-/* Wakes whoever waits for the hub's news. Called with the lock held. */
-static void wake (mc_Hub *h) {
+/*
+** Wakes whoever waits for the hub's news. Called with the lock held; a
+** thread asleep on the futex is woken by the caller once it has let go of
+** the lock (returns 1 then), so that the woken thread does not at once
+** block on that lock while the caller still holds it.
+*/
+static int wake (mc_Hub *h) {
 #ifdef MC_FUTEX
-  if (h->waiting == 2)
-    futex_wake(h);
-  else
+  if (h->waiting == 2) {
+    h->waiting = 3;  /* woken: later news needs no other wake */
+    return 1;
+  }
+  if (h->waiting == 3)
+    return 0;
 #endif
   if (h->waiting || h->exposed)
     signal_fd(h);
+  return 0;
+}
+
+/* The wake that wake() left to its caller, after the lock. */
+static void wake_after (mc_Hub *h, int futex) {
+#ifdef MC_FUTEX
+  if (futex)
+    futex_wake(h);
+#else
+  (void)h;
+  (void)futex;
+#endif
 }
 
 /* Ids a hub keeps before it asks its state to look at every object: a
@@ -179,6 +199,7 @@ static void wake (mc_Hub *h) {
 #define IDS_MAX 4096
 
 void mc_hub_notify (mc_Hub *h, uint32_t id) {
+  int futex = 0;
   pthread_mutex_lock(&h->lock);
   if (h->alive) {
     if (h->n == 0 || h->ids[h->n - 1] != id) {  /* else told already, and
@@ -198,9 +219,10 @@ void mc_hub_notify (mc_Hub *h, uint32_t id) {
                           ** looks at everything */
     }
     __atomic_store_n(&h->news, 1, __ATOMIC_RELEASE);
-    wake(h);
+    futex = wake(h);
   }
   pthread_mutex_unlock(&h->lock);
+  wake_after(h, futex);
 }
 
 void mc_hub_ping (mc_Hub *h) {
@@ -238,12 +260,14 @@ int mc_hub_pending (mc_Hub *h) {
 }
 
 void mc_hub_stop (mc_Hub *h) {
+  int futex;
   pthread_mutex_lock(&h->lock);
   __atomic_store_n(&h->stop, 1, __ATOMIC_RELEASE);
   __atomic_store_n(&h->news, 1, __ATOMIC_RELEASE);
-  wake(h);
+  futex = wake(h);
   signal_fd(h);
   pthread_mutex_unlock(&h->lock);
+  wake_after(h, futex);
 }
 
 int mc_hub_stopped (mc_Hub *h) {

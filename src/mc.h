@@ -95,7 +95,8 @@ typedef struct mc_Hub {
   int stop;      /* the thread is to end (Worker terminate): set under
                  ** the lock, atomically, so that it may be read without */
   int overflow;  /* an id was lost for want of memory */
-  int waiting;   /* its thread sleeps: 1 in poll(2) on fd[0], 2 on news */
+  int waiting;   /* its thread sleeps: 1 in poll(2) on fd[0], 2 on news, 3 on
+                 ** news and woken already */
   int exposed;   /* a host loop may wait on fd[0] (mc.pollfd) */
   int signalled; /* fd[0] is readable: written and not yet drained */
   int fd[2];     /* read and write ends (one eventfd on Linux); -1 closed */
