@@ -98,6 +98,8 @@ typedef struct mc_Hub {
   int waiting;   /* its thread sleeps: 1 in poll(2) on fd[0], 2 on news, 3 on
                  ** news and woken already */
   int exposed;   /* a host loop may wait on fd[0] (mc.pollfd) */
+  unsigned long netwaits;  /* waits its state began (mc_net_wait); its own
+                           ** thread alone uses it */
   int signalled; /* fd[0] is readable: written and not yet drained */
   int fd[2];     /* read and write ends (one eventfd on Linux); -1 closed */
   uint32_t *ids; /* objects with news, in notification order */
@@ -510,11 +512,11 @@ int mc_net_link (int fd, int connecting, mc_Group *g, size_t e,
                  mc_NetOptions *o);
 int mc_net_listen (int fd, const char *path, mc_Group *g, size_t e,
                    mc_NetOptions *o);
-/* A post to end `to` of remote pair g, written straight to its link's
-** socket by the posting thread when nothing waits before it: returns 1
-** when m went that way (it is still the caller's to free), else 0 (post
-** it as usual). */
-int mc_net_send (mc_Group *g, size_t to, mc_Msg *m);
+/* A post to end `to` of remote pair g from the state of hub `self`,
+** written straight to its link's socket by the posting thread when
+** nothing waits before it: returns 1 when m went that way (it is still
+** the caller's to free), else 0 (post it as usual). */
+int mc_net_send (mc_Group *g, size_t to, mc_Msg *m, mc_Hub *self);
 /* mc_hub_wait for a Lua state's scheduler: while it sleeps, the state
 ** also watches the sockets of the links whose ports it holds, and reads
 ** them itself when they are readable (one wake-up rather than the

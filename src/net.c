@@ -72,10 +72,10 @@ typedef struct Conn {
   double watched;         /* a Lua state reads it while it waits, until
                           ** then (mc_net_wait); changed atomically */
   size_t nextalt;         /* a connect's next address (o.alts) */
-  const void *burst;      /* the thread that wrote a post to it directly
-                          ** (mc_net_send), and how many waits that thread */
-  unsigned long bwaits;   /* had begun then: its next posts before it
-                          ** waits again are written behind */
+  const void *burst;      /* the hub of the state that wrote a post to it
+                          ** directly (mc_net_send), and how many waits */
+  unsigned long bwaits;   /* that state had begun then: its next posts
+                          ** before it waits again are written behind */
 } Conn;
 
 static struct {
@@ -1019,15 +1019,16 @@ int mc_net_listen (int fd, const char *path, mc_Group *g, size_t e,
   return 1;
 }
 
-/* Waits begun by this thread (mc_net_wait). A post from a thread that
-** has not waited since its last post went straight to the same socket is
-** one of a burst: it is framed behind it, and written by the network
-** thread (told when the output was empty) or by this thread when it next
-** waits, whichever comes first. So a burst of small posts becomes a few
-** large writes, where a post answered before the next is written at once. */
-static __thread unsigned long waits;
-
-int mc_net_send (mc_Group *g, size_t to, mc_Msg *m) {
+/* A post from a Lua state whose scheduler has not waited since its last
+** post went straight to the same socket (the hub's count of waits,
+** mc_net_wait, is as it was then) is one of a burst: it is framed behind
+** it, and written by the network thread (told when the output was empty)
+** or by that state when it next waits, whichever comes first. So a burst
+** of small posts becomes a few large writes, where a post answered before
+** the next is written at once. (The count is the hub's, not a thread-local
+** variable: a module loaded with dlopen and using TLS made
+** ThreadSanitizer's runtime fail as threads came and went.) */
+int mc_net_send (mc_Group *g, size_t to, mc_Msg *m, mc_Hub *self) {
   Conn *c;
   int sent = 0;
   pthread_mutex_lock(&g->lock);
@@ -1042,13 +1043,14 @@ int mc_net_send (mc_Group *g, size_t to, mc_Msg *m) {
       && pending_out(c) < OUT_HIGH) {
     size_t count, before = pending_out(c);
     int closing;
-    int behind = before > 0 || (c->burst == &waits && c->bwaits == waits);
+    int behind = before > 0
+                 || (c->burst == self && c->bwaits == self->netwaits);
     if (mc_group_head(g, to, &count, &closing) == MC_EMPTY
         && mc_wire_put_msg(&c->out, m) == 1) {
       sent = 1;
       if (!behind) {
-        c->burst = &waits;
-        c->bwaits = waits;
+        c->burst = self;
+        c->bwaits = self->netwaits;
       }
       if (behind ? before == 0
                  : send_out(c, now()) != 0 || pending_out(c) > 0)
@@ -1068,7 +1070,7 @@ size_t mc_net_wait (mc_Hub *h, double seconds, uint32_t **buf, size_t *cap,
   Conn *c[WATCH];
   struct pollfd p[WATCH + 1];
   size_t i, n = 0;
-  waits++;
+  h->netwaits++;
   if (seconds != 0 && __atomic_load_n(&net.linked, __ATOMIC_ACQUIRE)) {
     pthread_mutex_lock(&net.lock);
     for (i = 0; i < net.nopen && n < WATCH; i++) {

@@ -152,7 +152,8 @@ static int post (lua_State *L, mc_Recv *p, mc_Msg *m, int list, int writer) {
   uint32_t local = 0;
   int r = 0;
   if (p->group != NULL && p->group->remote
-      && mc_net_send(p->group, mc_group_partner(p->group, p->end), m)) {
+      && mc_net_send(p->group, mc_group_partner(p->group, p->end), m,
+                     mc_ctx_hub(L))) {
     mc_message_commit(L, list);
     mc_msg_free(m);  /* its frame has copies of its bytes */
     return 1;
