@@ -181,7 +181,10 @@ static int wake (mc_Hub *h) {
   return 0;
 }
 
-/* The wake that wake() left to its caller, after the lock. */
+/* The wake that wake() left to its caller, after the lock. It may come
+** late, after the sleeper woke on its own and began another sleep, which
+** it then ends early: the waits of mc_hub_wait may return early anyway
+** (a signal does the same), and their callers look again. */
 static void wake_after (mc_Hub *h, int futex) {
 #ifdef MC_FUTEX
   if (futex)

@@ -10,6 +10,9 @@
 
 local mc = require "messagechannel"
 
+-- Enough tables for the map to grow to 65,536 slots (at most half in use),
+-- the most a call may leave it: a larger one is freed, not kept (see
+-- give_scratch in src/codec.c), and these specs would test nothing.
 local LARGE = 30000
 
 -- A message of LARGE tables, so that the map grows past them.
