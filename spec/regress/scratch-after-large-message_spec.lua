@@ -42,10 +42,11 @@ describe("regress: the codec after a large message", function()
 
     it(name .. ": tables made after it at freed addresses stay apart",
       function()
-        local c = copy(large())
-        assert.are.equal(LARGE, #c)
-        assert.are.equal(LARGE, c[LARGE][1])
-        c = nil
+        do
+          local c = copy(large())
+          assert.are.equal(LARGE, #c)
+          assert.are.equal(LARGE, c[LARGE][1])
+        end
         collectgarbage()
         collectgarbage()
         -- new tables, many of them where the large one's were
