@@ -927,6 +927,7 @@ static int enc_key (Enc *e, int idx, lua_Integer narr, const Where *w,
 
 static void enc_stop (Enc *e) {
   give_scratch(e->L, e->sidx, e->s);
+  mc_ctx_arm_stop(e->L);
   luaL_error(e->L, "DataCloneError: the thread is stopping");
 }
 
@@ -1277,6 +1278,11 @@ static void dec_fail (Dec *d, const char *what) {
   lua_error(d->L);
 }
 
+static void dec_stop (Dec *d) {
+  mc_ctx_arm_stop(d->L);
+  dec_fail(d, "the thread is stopping");
+}
+
 static void dec_need (Dec *d, size_t k) {
   if (d->n - d->pos < k)
     dec_fail(d, "truncated input");
@@ -1566,7 +1572,7 @@ static void dec_body (Dec *d, int t, uint32_t narr, uint32_t nhash) {
   Fill f;
   for (i = 1; i <= narr; i++) {
     if (stop_now(&d->stop))
-      dec_fail(d, "the thread is stopping");
+      dec_stop(d);
     dec_value(d);
     lua_rawseti(L, t, (int)i);
   }
@@ -1577,7 +1583,7 @@ static void dec_body (Dec *d, int t, uint32_t narr, uint32_t nhash) {
     uint64_t h = 0;
     int tag, kind = 0;
     if (stop_now(&d->stop))
-      dec_fail(d, "the thread is stopping");
+      dec_stop(d);
     tag = dec_value(d);
     if (tag == TAG_NIL) {
       d->pos = at;
@@ -1703,6 +1709,7 @@ static void copy_collide (Copy *c, int t) {
 
 static void copy_stop (Copy *c) {
   give_scratch(c->L, c->sidx, c->s);
+  mc_ctx_arm_stop(c->L);
   luaL_error(c->L, "DataCloneError: the thread is stopping");
 }
 

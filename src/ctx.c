@@ -163,8 +163,15 @@ void mc_ctx_push (lua_State *L, uint32_t id) {
   lua_remove(L, -2);
 }
 
+void mc_ctx_arm_stop (lua_State *L) {
+  mc_Ctx *c = mc_ctx(L);
+  if (c != NULL && c->stophook != NULL)
+    lua_sethook(L, c->stophook, LUA_MASKCOUNT, 1);
+}
+
 void mc_ctx_check_stop (lua_State *L) {
   if (mc_hub_stopped(mc_ctx(L)->hub)) {
+    mc_ctx_arm_stop(L);
     lua_pushliteral(L, "messagechannel: the worker was terminated");
     lua_error(L);
   }

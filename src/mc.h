@@ -51,6 +51,7 @@
 #endif
 
 struct lua_State;
+struct lua_Debug;
 
 /* ---- bytes.c: growable byte string and pointer -> id map ---- */
 
@@ -577,6 +578,8 @@ typedef struct mc_Ctx {
                     ** a change it must not fail) */
   int interactive;  /* SIGINT reaches this thread (its waits are sliced) */
   struct lua_State *main;  /* the state's main thread, or NULL (unknown) */
+  /* a worker's hook that raises while its thread is to stop, or NULL */
+  void (*stophook) (struct lua_State *L, struct lua_Debug *ar);
 } mc_Ctx;
 
 /* Pushes the state's context table, making it the first time, around hub
@@ -610,8 +613,13 @@ void mc_ctx_reserve (struct lua_State *L, size_t n);
 void mc_ctx_wake (struct lua_State *L);
 /* Raises "the worker was terminated" when this state's thread is to stop:
 ** module calls a compiled LuaJIT loop makes are where terminate() can
-** stop it (a count hook never runs in compiled code). */
+** stop it (a count hook never runs in compiled code), and so are those of
+** a worker that took its count hook off (debug.sethook()). */
 void mc_ctx_check_stop (struct lua_State *L);
+/* Before an error raised because the thread is to stop: sets the worker's
+** stop hook on L again, to run at L's next instruction, so that code that
+** catches the error is stopped there. */
+void mc_ctx_arm_stop (struct lua_State *L);
 /* Adds a type (the same type again is a no-op); mc_ctx_type tries them
 ** in the order they were added. */
 void mc_ctx_add_type (struct lua_State *L, const mc_Type *t);

@@ -949,6 +949,7 @@ static int sched_poll (lua_State *L) {
   if (c->main != NULL && c->main != L)
     pass_interrupt(L, c->main);
   if (flags & MC_HUB_STOP) {
+    mc_ctx_arm_stop(L);
     lua_pushliteral(L, "messagechannel: the worker was terminated");
     return lua_error(L);
   }

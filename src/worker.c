@@ -160,7 +160,9 @@ static int boot (lua_State *L) {
   *box = t;
   lua_setfield(L, LUA_REGISTRYINDEX, WORKER_KEY);
   mc_ctx_open(L, t->hub);  /* before the module, around the worker's hub */
-  lua_pop(L, 1);
+  lua_rawgeti(L, -1, MC_CTX_C);
+  ((mc_Ctx *)lua_touserdata(L, -1))->stophook = stop_hook;
+  lua_pop(L, 2);
   lua_getglobal(L, "package");
   lua_pushstring(L, t->path);
   lua_setfield(L, -2, "path");

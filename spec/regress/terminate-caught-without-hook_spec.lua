@@ -1,0 +1,66 @@
+-- A worker that took its count hook off (debug.sethook()) and ran a loop
+-- that catches the "terminated" error with pcall was never stopped by
+-- terminate(): each call into the module raised, the loop caught it and
+-- called again, and its parent's mc.run() never became idle. Every place
+-- that raises because the thread is to stop now sets the worker's stop
+-- hook again first, so the loop is stopped at its next instruction. One
+-- case per such place: a post (a port's and a BroadcastChannel's),
+-- mc.now(), a wait in the scheduler, and a long serialize, deserialize and
+-- structuredClone that stop midway. Nothing waits on time: every wait is a
+-- message or an exit under mc.run with a long timeout.
+
+local mc = require "messagechannel"
+
+local TIMEOUT = 30
+
+-- Each body runs in the worker after debug.sethook(), with `port` its
+-- parentPort, `big` an array of 100,000 tables (past the codec's look at
+-- the stop flag every 4096 values) and `bytes` big serialized; it posts
+-- "started" first, then loops, catching every error.
+local CASES = {
+  { "port:postMessage", [[
+while true do pcall(port.postMessage, port, "tick") end]] },
+  { "BroadcastChannel:postMessage", [[
+local bc = mc.BroadcastChannel("terminate-caught")
+while true do pcall(bc.postMessage, bc, "tick") end]] },
+  { "mc.now", [[
+while true do pcall(mc.now) end]] },
+  { "mc.sleep", [[
+while true do pcall(mc.sleep, 0) end]] },
+  { "mc.serialize", [[
+while true do pcall(mc.serialize, big) end]] },
+  { "mc.deserialize", [[
+while true do pcall(mc.deserialize, bytes) end]] },
+  { "mc.structuredClone", [[
+while true do pcall(mc.structuredClone, big) end]] },
+}
+
+local PRELUDE = [[
+local mc = require "messagechannel"
+debug.sethook()
+local port = mc.parentPort
+local big = {}
+for i = 1, 100000 do big[i] = { i } end
+local bytes = mc.serialize(big)
+port:postMessage("started")
+]]
+
+describe("terminate() and a loop that catches, without the count hook "
+         .. "#threads", function()
+  for _, case in ipairs(CASES) do
+    it("stops a loop around " .. case[1], function()
+      local w = mc.Worker(PRELUDE .. case[2], { eval = true })
+      local got = { messages = {}, errors = {} }
+      w.onmessage = function(e)
+        got.messages[#got.messages + 1] = e.data
+        if #got.messages == 1 then w:terminate() end
+      end
+      w.onerror = function(e) got.errors[#got.errors + 1] = tostring(e.error) end
+      w.onexit = function(e) got.code = e.code end
+      assert.is_true(mc.run(TIMEOUT), "mc.run did not become idle")
+      assert.are.equal(1, got.code)
+      assert.are.same({}, got.errors)
+      assert.are.equal("started", got.messages[1])
+    end)
+  end
+end)
