@@ -9,6 +9,9 @@
 --              main thread, which counts them. Messages per second.
 --   64 MiB     a Buffer posted with a transfer list, and the same posted
 --              without one (a copy), until the worker acknowledges it.
+--   Lua loop   the same arithmetic loop timed in the main thread and in a
+--              worker (Lua only): what running Lua code in a worker costs
+--              (the count hook that lets terminate() stop a busy loop).
 -- Lua and Node rounds alternate, in blocks, so machine noise falls on both.
 -- Targets on Lua 5.4: a round trip at most 0.25x Node's (0.5x with the
 -- spin off), and at least 2.5x Node's messages per second one way; a
@@ -58,6 +61,24 @@ port.onmessage = function(e)
   for i = 1, e.data do port:postMessage({ i = i, name = "x" }) end
 end
 ]]
+-- The loop both threads time: CPU work with no call and no allocation.
+local LOOP_N = 3000000
+local LOOP = [[function(n)
+  local s = 0
+  for i = 1, n do s = s + i % 7 end
+  return s
+end]]
+local CPU = [[
+local mc = require "messagechannel"
+local port = mc.parentPort
+local loop = ]] .. LOOP .. [[
+
+port.onmessage = function(e)
+  local t0 = mc.now()
+  loop(e.data)
+  port:postMessage(mc.now() - t0)
+end
+]]
 local SINK = [[
 local mc = require "messagechannel"
 local port = mc.parentPort
@@ -102,6 +123,7 @@ for i = 1, #MEASURES do
   lua_s[MEASURES[i]], node_s[MEASURES[i]] = {}, {}
 end
 lua_s.pingpongoff = {}  -- Lua only: Node's row is its one ping-pong
+lua_s.loopmain, lua_s.loopworker = {}, {}  -- Lua only
 
 local function add(into, s)
   for i = 1, #MEASURES do
@@ -161,6 +183,8 @@ local function run_lua()
   local echo = start("echo", ECHO)
   local sender = start("sender", SENDER)
   local sink = start("sink", SINK)
+  local cpu = start("cpu", CPU)
+  local loop = assert((rawget(_G, "loadstring") or load)("return " .. LOOP))()
 
   local function pingpong(n)
     local left, t0 = n, nil
@@ -219,6 +243,16 @@ local function run_lua()
     return t
   end
 
+  -- Seconds the loop takes here, then in the cpu worker.
+  local function loops()
+    local t0 = now()
+    loop(LOOP_N)
+    local here = now() - t0
+    cpu.onmessage = function(e) done(e.data) end
+    cpu:postMessage(LOOP_N)
+    return here, wait("Lua loop: no answer")
+  end
+
   local function round(into)
     collectgarbage()
     local spin = mc.spin(0)
@@ -233,7 +267,10 @@ local function run_lua()
     local tr = buffer(true)
     collectgarbage()
     local cp = buffer(false)
+    local lm, lw = loops()
     if into then
+      into.loopmain[#into.loopmain + 1] = lm
+      into.loopworker[#into.loopworker + 1] = lw
       add(into, { pingpong = { pp }, oneway = { ow }, transfer = { tr },
                   copy = { cp } })
     end
@@ -345,6 +382,12 @@ end
 print(format("transferring instead of copying %d MiB: %s, %s", MIB,
   speedup("Lua", med.lua), speedup("Node.js", med.node)))
 
+if med.lua.copy then -- the Lua side ran
+  local lm, lw = median(lua_s.loopmain), median(lua_s.loopworker)
+  print(format("Lua loop of %d iterations: %s in the main thread, %s in a "
+    .. "worker (%.2fx: the terminate() count hook)", LOOP_N, ms(lm), ms(lw),
+    lw / lm))
+end
 if lua_err then print("Lua: failed: " .. lua_err) end
 if not has_node then
   print("Node.js: not found (install the Debian package nodejs); no ratio")
