@@ -107,6 +107,40 @@ static inline void *mc_testudata (lua_State *L, int i, const char *tname) {
 
 #endif
 
+/* LuaJIT's hooks are global: lua_sethook on any of its coroutines sets
+** the one hook of the whole state. Lua's are each coroutine's own. */
+#if defined(LUA_LJDIR)
+#define MC_GLOBAL_HOOKS 1
+#else
+#define MC_GLOBAL_HOOKS 0
+#endif
+
+/* The checks of coroutine.resume and coroutine.wrap on their first
+** argument, with the base library's messages. */
+#if LUA_VERSION_NUM >= 504
+#define mc_check_coroutine(L, ok) luaL_argexpected(L, (ok), 1, "thread")
+#elif LUA_VERSION_NUM == 503
+#define mc_check_coroutine(L, ok) luaL_argcheck(L, (ok), 1, "thread expected")
+#else
+#define mc_check_coroutine(L, ok) \
+  luaL_argcheck(L, (ok), 1, "coroutine expected")
+#endif
+#if LUA_VERSION_NUM == 501
+#define mc_check_body(L) \
+  luaL_argcheck(L, lua_isfunction(L, 1) && !lua_iscfunction(L, 1), 1, \
+                "Lua function expected")
+#else
+#define mc_check_body(L) luaL_checktype(L, 1, LUA_TFUNCTION)
+#endif
+
+/* Whether coroutine.wrap's function puts the caller's position before the
+** error at the top, as it does for a string (a number too before 5.3). */
+#if LUA_VERSION_NUM >= 503
+#define mc_wrap_where(L) (lua_type(L, -1) == LUA_TSTRING)
+#else
+#define mc_wrap_where(L) lua_isstring(L, -1)
+#endif
+
 /*
 ** Where the running Lua puts a key in a table's hash part. Lua looks a key
 ** up from its main position, so keys that share one make a chain that

@@ -7,22 +7,29 @@
 ** The worker gets two messages, made in the parent like any message: the
 ** port to its parent, opened when the module loads there, and workerData
 ** with its transfer list, opened at its first read (so the worker can
-** register the metatables it carries first). terminate() sets a flag that
-** a count hook checks, and wakes the worker's hub in case it sleeps there.
+** register the metatables it carries first). terminate() sets a flag,
+** wakes the worker's hub in case it sleeps there, and sends the worker a
+** signal whose handler sets a hook on the coroutine it runs, so that a
+** busy loop raises at its next instruction (as the standalone
+** interpreter's Ctrl-C does). Where no signal can be used, a count hook
+** checks the flag instead.
 ** When the worker ends, its state is closed (so its ports close at their
 ** partners), what it never opened is dropped, then the parent's hub is
 ** told, and the parent dispatches the error and exit events.
 */
+#define _GNU_SOURCE  /* pthread_sigqueue */
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "compat.h"
 #include "lualib.h"
 #include "mc.h"
 
-#define HOOK_COUNT 1000  /* VM instructions between two looks at `stop` */
+#define HOOK_COUNT 1000  /* VM instructions between two looks at `stop`
+                         ** (a worker without the stop signal) */
 #define WORKER_MT "messagechannel.WorkerHandle"
 #define WORKER_KEY "messagechannel.worker"          /* the mc_Thread box */
 #define WORKER_PORT_KEY "messagechannel.parentPort"  /* {port} once opened */
@@ -35,6 +42,10 @@ typedef struct mc_Thread {
   int refs;
   int stop;           /* terminate(): read and written atomically */
   pthread_t tid;
+  int signal;         /* the stop signal, or 0: a count hook instead */
+  int sigok;          /* under the lock: the thread takes the signal */
+  int signaled;       /* under the lock: the signal was sent */
+  lua_State *running; /* atomic: the coroutine the signal's hook goes to */
   int started, joined;
   mc_Hub *hub;        /* the worker's */
   mc_Hub *parent;     /* told `parent_id` when the worker has ended */
@@ -142,6 +153,189 @@ static void stop_hook (lua_State *L, lua_Debug *ar) {
   }
 }
 
+/*
+** The stop signal. A count hook costs Lua 5.3 and 5.4 a call before every
+** VM instruction, whatever its count, so a worker runs without one: stop
+** sends it a real-time signal (one that had no handler when the first
+** worker started), whose handler sets the stop hook on the coroutine the
+** worker runs (`running`), with a count of 1. Lua allows lua_sethook in a
+** signal handler (lua.c's Ctrl-C does it). Lua's hooks are each
+** coroutine's own, so the worker keeps `running` up to date where it
+** resumes one: coroutine.resume and coroutine.wrap's functions are
+** wrapped there (the scheduler resumes its tasks with them), and each
+** wrapper sets the hook itself when the flag is up as it changes
+** `running`, in case the signal's handler ran in between. LuaJIT's hooks
+** are global, so `running` stays its main thread. Under ThreadSanitizer,
+** which runs a signal's handler only when the thread next calls into the
+** C library (a busy loop never does), and when no real-time signal is
+** free, every worker has the count hook instead.
+*/
+
+static pthread_mutex_t signal_lock = PTHREAD_MUTEX_INITIALIZER;
+static int stop_signal = -1;  /* under signal_lock: -1 not chosen yet */
+
+/* A count hook only, as stop_hook sets itself again: a call hook would
+** raise in the C finalizers lua_close runs (a port's, which tells its
+** partner). */
+static void set_stop_hook (lua_State *L) {
+  lua_sethook(L, stop_hook, LUA_MASKCOUNT, 1);
+}
+
+static void on_stop_signal (int sig, siginfo_t *si, void *uc) {
+  mc_Thread *t;
+  lua_State *L;
+  (void)sig;
+  (void)uc;
+  if (si->si_code != SI_QUEUE || si->si_pid != getpid())
+    return;  /* not stop_thread's */
+  t = (mc_Thread *)si->si_value.sival_ptr;
+  L = __atomic_load_n(&t->running, __ATOMIC_ACQUIRE);
+  if (L != NULL)
+    set_stop_hook(L);
+}
+
+#if defined(__SANITIZE_THREAD__)
+#define MC_STOP_SIGNAL 0
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define MC_STOP_SIGNAL 0
+#endif
+#endif
+#if !defined(MC_STOP_SIGNAL)
+#define MC_STOP_SIGNAL 1
+#endif
+
+/* The stop signal, chosen and given its handler at the first call; 0 when
+** none can be used. */
+static int take_stop_signal (void) {
+  int sig;
+  pthread_mutex_lock(&signal_lock);
+  if (stop_signal < 0) {
+    stop_signal = 0;
+    for (sig = SIGRTMAX; MC_STOP_SIGNAL && sig >= SIGRTMIN; sig--) {
+      struct sigaction old, sa;
+      if (sigaction(sig, NULL, &old) != 0 || (old.sa_flags & SA_SIGINFO)
+          || old.sa_handler != SIG_DFL)
+        continue;  /* the program's */
+      memset(&sa, 0, sizeof sa);
+      sa.sa_sigaction = on_stop_signal;
+      sa.sa_flags = SA_SIGINFO | SA_RESTART;
+      sigfillset(&sa.sa_mask);
+      if (sigaction(sig, &sa, NULL) == 0) {
+        mc_keep_loaded();  /* the handler stays */
+        stop_signal = sig;
+        break;
+      }
+    }
+  }
+  sig = stop_signal;
+  pthread_mutex_unlock(&signal_lock);
+  return sig;
+}
+
+/* The worker now runs L: a hook goes there; set at once when the worker
+** is to stop already. */
+static void run_in (mc_Thread *t, lua_State *L) {
+  if (MC_GLOBAL_HOOKS || t->signal == 0)
+    return;
+  __atomic_store_n(&t->running, L, __ATOMIC_RELEASE);
+  if (__atomic_load_n(&t->stop, __ATOMIC_ACQUIRE))
+    set_stop_hook(L);
+}
+
+/* Calls the function at 1 with the arguments above it in co, then goes
+** back to L; an error is raised again once back. */
+static int call_in (lua_State *L, lua_State *co, mc_Thread *t) {
+  int st;
+  run_in(t, co);
+  st = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
+  run_in(t, L);
+  return st;
+}
+
+/* coroutine.resume, wrapped (upvalues: the original, t). */
+static int resume_in (lua_State *L) {
+  lua_State *co = lua_tothread(L, 1);
+  mc_check_coroutine(L, co != NULL);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  if (call_in(L, co, (mc_Thread *)lua_touserdata(L, lua_upvalueindex(2))))
+    return lua_error(L);  /* not its coroutine's error (not enough memory) */
+  return lua_gettop(L);
+}
+
+/* A function coroutine.wrap made, wrapped (upvalues: that function, its
+** coroutine, t). Its error gets the caller's position, as it would have. */
+static int call_wrapped (lua_State *L) {
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  if (call_in(L, lua_tothread(L, lua_upvalueindex(2)),
+              (mc_Thread *)lua_touserdata(L, lua_upvalueindex(3)))) {
+    if (mc_wrap_where(L)) {
+      luaL_where(L, 1);
+      lua_insert(L, -2);
+      lua_concat(L, 2);
+    }
+    return lua_error(L);
+  }
+  return lua_gettop(L);
+}
+
+/* coroutine.wrap, wrapped (upvalues: the original, t): the function the
+** original makes holds its coroutine as its first upvalue. */
+static int wrap_in (lua_State *L) {
+  mc_check_body(L);
+  lua_settop(L, 1);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, 1, 1);
+  if (lua_getupvalue(L, 1, 1) == NULL || !lua_isthread(L, -1))
+    return 1;  /* not as expected: the original's, unwrapped */
+  lua_pushvalue(L, lua_upvalueindex(2));
+  lua_pushcclosure(L, call_wrapped, 3);
+  return 1;
+}
+
+/* Puts resume_in and wrap_in in the worker's coroutine library. */
+static void wrap_coroutines (lua_State *L, mc_Thread *t) {
+  static const struct { const char *name; lua_CFunction f; } fns[] = {
+    {"resume", resume_in}, {"wrap", wrap_in}
+  };
+  int i;
+  if (MC_GLOBAL_HOOKS || t->signal == 0)
+    return;
+  lua_getglobal(L, "coroutine");
+  for (i = 0; i < 2; i++) {
+    lua_getfield(L, -1, fns[i].name);
+    lua_pushlightuserdata(L, t);
+    lua_pushcclosure(L, fns[i].f, 2);
+    lua_setfield(L, -2, fns[i].name);
+  }
+  lua_pop(L, 1);
+}
+
+/* The thread takes the stop signal from here on (on = 1), or no more. */
+static void take_signal (mc_Thread *t, lua_State *L, int on) {
+  sigset_t set;
+  if (t->signal == 0)
+    return;
+  sigemptyset(&set);
+  sigaddset(&set, t->signal);
+  if (on) {
+    __atomic_store_n(&t->running, L, __ATOMIC_RELEASE);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+  }
+  pthread_mutex_lock(&t->lock);
+  t->sigok = on;
+  pthread_mutex_unlock(&t->lock);
+  if (!on) {  /* one sent already stays pending, and goes with the thread */
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    __atomic_store_n(&t->running, NULL, __ATOMIC_RELEASE);
+  }
+  else if (__atomic_load_n(&t->stop, __ATOMIC_ACQUIRE))
+    set_stop_hook(L);  /* stopped before the signal could be sent */
+}
+
 /* Runs under lua_pcall in the new state: sets it up, then calls
 ** messagechannel.worker's main(source, eval). */
 static int boot (lua_State *L) {
@@ -169,7 +363,10 @@ static int boot (lua_State *L) {
   lua_pushstring(L, t->cpath);
   lua_setfield(L, -2, "cpath");
   lua_pop(L, 1);
-  lua_sethook(L, stop_hook, LUA_MASKCOUNT, HOOK_COUNT);
+  if (t->signal == 0)
+    lua_sethook(L, stop_hook, LUA_MASKCOUNT, HOOK_COUNT);
+  wrap_coroutines(L, t);  /* before the scheduler takes them */
+  take_signal(t, L, 1);
   lua_getglobal(L, "require");
   lua_pushliteral(L, "messagechannel.worker");
   lua_call(L, 1, 1);
@@ -208,9 +405,12 @@ static void *worker_main (void *arg) {
   if (L == NULL)
     set_error_text(t, "not enough memory", 17);
   else {
+    int st;
     lua_pushcfunction(L, boot);
     lua_pushlightuserdata(L, t);
-    if (lua_pcall(L, 1, 0, 0) != 0) {
+    st = lua_pcall(L, 1, 0, 0);
+    take_signal(t, L, 0);
+    if (st != 0) {
       /* os.exit, terminated, or an error boot could not record */
       code = __atomic_load_n(&t->exiting, __ATOMIC_ACQUIRE) ? t->exit_code : 1;
       if (!__atomic_load_n(&t->stop, __ATOMIC_ACQUIRE)) {
@@ -363,6 +563,15 @@ static void stop_thread (mc_Thread *t) {
   __atomic_store_n(&t->stop, 1, __ATOMIC_RELEASE);
   if (t->hub != NULL)
     mc_hub_stop(t->hub);
+  if (t->signal != 0) {
+    pthread_mutex_lock(&t->lock);
+    if (t->sigok && !t->signaled) {  /* one is enough: the flag stays */
+      union sigval v;
+      v.sival_ptr = t;
+      t->signaled = pthread_sigqueue(t->tid, t->signal, v) == 0;
+    }
+    pthread_mutex_unlock(&t->lock);
+  }
 }
 
 /* worker_exit(code): os.exit in a worker ends that worker only, as
@@ -508,6 +717,7 @@ static int core_worker_start (lua_State *L) {
   t->srclen = srclen;
   t->eval = eval;
   t->jit = jit;
+  t->signal = take_stop_signal();
   t->path = dup_field(L, "path");
   t->cpath = dup_field(L, "cpath");
   if (t->source == NULL || t->path == NULL || t->cpath == NULL)
