@@ -99,6 +99,43 @@ end
 ]] },
 }
 
+-- After a coroutine that C code resumed (cqueues') resumed another with
+-- coroutine.resume and ended, the worker's main chunk runs again: the hook
+-- goes there, not to the ended coroutine.
+if pcall(require, "cqueues") then
+  CASES[#CASES + 1] = { "after a coroutine that cqueues resumed", [[
+local cqueues = require "cqueues"
+local cq = cqueues.new()
+cq:wrap(function()
+  coroutine.resume(coroutine.create(function() end))
+end)
+assert(cq:loop())
+cq = nil
+collectgarbage()
+mc.parentPort:postMessage("started")
+]] .. BUSY }
+end
+
+-- Lua 5.4's coroutine.close runs a to-be-closed variable's __close in the
+-- closed coroutine; one that resumes another there leaves the hook where
+-- it was, not on the closed (and collected) coroutine.
+if _VERSION == "Lua 5.4" and not rawget(_G, "jit") then
+  CASES[#CASES + 1] = { "after coroutine.close ran a __close that resumes",
+    [[
+local co = coroutine.create(function()
+  local x <close> = setmetatable({}, { __close = function()
+    coroutine.resume(coroutine.create(function() end))
+  end })
+  coroutine.yield()
+end)
+coroutine.resume(co)
+coroutine.close(co)
+co = nil
+collectgarbage()
+mc.parentPort:postMessage("started")
+]] .. BUSY }
+end
+
 describe("terminate() stops a busy loop #threads", function()
   for _, case in ipairs(CASES) do
     it(case[1], function()
@@ -145,14 +182,62 @@ probe(coroutine.resume, co, "first")
 probe(coroutine.resume, co, "second")
 probe(coroutine.resume, co)
 add(coroutine.status(co))
+local me
+me = coroutine.create(function() return coroutine.resume(me) end)
+probe(coroutine.resume, me)
+local a, b
+a = coroutine.create(function() return coroutine.resume(b) end)
+b = coroutine.create(function() return coroutine.resume(a) end)
+probe(coroutine.resume, a)
+probe(coroutine.wrap(function() local w
+  w = coroutine.wrap(function() return w() end)
+  return w() end))
 add(tostring(coroutine.isyieldable and coroutine.isyieldable()))
 add(tostring(select("#", coroutine.resume(coroutine.create(function()
   return nil, nil, 3 end)))))
 return out
 ]=]
 
+-- How deep coroutines nest, by coroutine.wrap and by coroutine.resume,
+-- before Lua's limit of nested C calls stops them.
+local DEPTH = [=[
+local function by_wrap(n)
+  local ok, r = pcall(coroutine.wrap(function() return by_wrap(n + 1) end))
+  return ok and r or n
+end
+local function by_resume(n)
+  local ok, r = coroutine.resume(coroutine.create(function()
+    return by_resume(n + 1) end))
+  return ok and r or n
+end
+return { by_wrap(1), by_resume(1) }
+]=]
+
 describe("coroutine.resume and coroutine.wrap in a worker #threads",
          function()
+  it("nest as deep as in the main thread", function()
+    -- LuaJIT's workers keep the base library's functions (its hooks are
+    -- global), and LuaJIT 2.1 itself crashes at about 200 nested resumes
+    if type(rawget(_G, "jit")) == "table" then return end
+    local load = rawget(_G, "loadstring") or load
+    local here = assert(load(DEPTH, "=depth"))()
+    local w = mc.Worker([[
+local mc = require "messagechannel"
+local load = rawget(_G, "loadstring") or load
+mc.parentPort:postMessage(assert(load(mc.workerData, "=depth"))())
+]], { eval = true, data = DEPTH })
+    local there
+    w.onmessage = function(e) there = e.data end
+    run()
+    assert.is_table(there)
+    -- the worker's file runs a few C calls deeper than this spec's code
+    for i = 1, 2 do
+      assert.is_true(there[i] >= here[i] - 5,
+                     ("%d levels in the worker, %d here"):format(there[i],
+                                                                 here[i]))
+    end
+  end)
+
   it("give the results and error messages they give in the main thread",
      function()
     local load = rawget(_G, "loadstring") or load

@@ -133,12 +133,115 @@ static inline void *mc_testudata (lua_State *L, int i, const char *tname) {
 #define mc_check_body(L) luaL_checktype(L, 1, LUA_TFUNCTION)
 #endif
 
-/* Whether coroutine.wrap's function puts the caller's position before the
-** error at the top, as it does for a string (a number too before 5.3). */
-#if LUA_VERSION_NUM >= 503
-#define mc_wrap_where(L) (lua_type(L, -1) == LUA_TSTRING)
+/*
+** coroutine.resume as the base library does it, in three steps, so that
+** a worker's wrapper (worker.c) resumes with lua_resume itself and nests
+** as deep as the base library's: mc_resume_check (the checks before; -1
+** with the message at the top of L when co cannot be resumed), then,
+** once the narg values are moved to co, mc_resume (lua_resume, with the
+** count of co's results in *nres), then mc_resume_results (moves them to
+** L and returns their count, or -1 with the error value at the top).
+** mc_wrap_error does what coroutine.wrap's function does to the error
+** value at the top before it raises it. LuaJIT's are not needed (its
+** hooks are global: its workers keep the base library's functions).
+*/
+#if !MC_GLOBAL_HOOKS
+#if LUA_VERSION_NUM == 501
+static inline int mc_resume_check (lua_State *L, lua_State *co, int narg) {
+  static const char *const names[] = {"running", "normal", "dead"};
+  lua_Debug ar;
+  int st = -1;  /* suspended */
+  if (L == co)
+    st = 0;
+  else if (lua_status(co) != 0 && lua_status(co) != LUA_YIELD)
+    st = 2;
+  else if (lua_status(co) == 0 && lua_getstack(co, 0, &ar) > 0)
+    st = 1;
+  else if (lua_status(co) == 0 && lua_gettop(co) == 0)
+    st = 2;
+  if (!lua_checkstack(co, narg))
+    luaL_error(L, "too many arguments to resume");
+  if (st >= 0) {
+    lua_pushfstring(L, "cannot resume %s coroutine", names[st]);
+    return -1;
+  }
+  return 0;
+}
+static inline int mc_resume (lua_State *co, lua_State *from, int narg,
+                             int *nres) {
+  int st;
+  lua_setlevel(from, co);
+  st = lua_resume(co, narg);
+  *nres = lua_gettop(co);
+  return st;
+}
 #else
-#define mc_wrap_where(L) lua_isstring(L, -1)
+static inline int mc_resume_check (lua_State *L, lua_State *co, int narg) {
+  if (!lua_checkstack(co, narg)) {
+    lua_pushliteral(L, "too many arguments to resume");
+    return -1;
+  }
+#if LUA_VERSION_NUM < 504  /* 5.4's lua_resume checks it */
+  if (lua_status(co) == LUA_OK && lua_gettop(co) == 0) {
+    lua_pushliteral(L, "cannot resume dead coroutine");
+    return -1;
+  }
+#endif
+  return 0;
+}
+#if LUA_VERSION_NUM >= 504
+#define mc_resume(co, from, narg, nres) lua_resume(co, from, narg, nres)
+#else
+static inline int mc_resume (lua_State *co, lua_State *from, int narg,
+                             int *nres) {
+  int st = lua_resume(co, from, narg);
+  *nres = lua_gettop(co);
+  return st;
+}
+#endif
+#endif
+
+static inline int mc_resume_results (lua_State *L, lua_State *co, int st,
+                                     int nres) {
+  if (st != 0 && st != LUA_YIELD) {
+    lua_xmove(co, L, 1);  /* the error value */
+    return -1;
+  }
+  if (!lua_checkstack(L, nres + 1)) {
+#if LUA_VERSION_NUM == 501
+    luaL_error(L, "too many results to resume");
+#endif
+    lua_pop(co, nres);
+    lua_pushliteral(L, "too many results to resume");
+    return -1;
+  }
+  lua_xmove(co, L, nres);
+  return nres;
+}
+
+static inline void mc_wrap_error (lua_State *L, lua_State *co) {
+#if LUA_VERSION_NUM >= 504
+  int st = lua_status(co);
+  if (st != LUA_OK && st != LUA_YIELD) {  /* an error in co: its to-be-
+                                         ** closed variables are closed */
+    st = lua_resetthread(co);
+    lua_xmove(co, L, 1);
+  }
+  if (st == LUA_ERRMEM || lua_type(L, -1) != LUA_TSTRING)
+    return;
+#elif LUA_VERSION_NUM == 503
+  (void)co;
+  if (lua_type(L, -1) != LUA_TSTRING)
+    return;
+#else
+  (void)co;
+  if (!lua_isstring(L, -1))
+    return;
+#endif
+  luaL_where(L, 1);  /* the caller's position */
+  lua_insert(L, -2);
+  lua_concat(L, 2);
+}
 #endif
 
 /*

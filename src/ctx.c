@@ -169,6 +169,19 @@ void mc_ctx_arm_stop (lua_State *L) {
     lua_sethook(L, c->stophook, LUA_MASKCOUNT, 1);
 }
 
+void mc_ctx_rearm_stop (lua_State *L, lua_State *co) {
+  mc_Ctx *c = NULL;
+  lua_getfield(L, LUA_REGISTRYINDEX, CTX_KEY);
+  if (lua_istable(L, -1)) {
+    lua_rawgeti(L, -1, MC_CTX_C);
+    c = (mc_Ctx *)lua_touserdata(L, -1);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  if (c != NULL && c->stophook != NULL && mc_hub_stopped(c->hub))
+    lua_sethook(co, c->stophook, LUA_MASKCOUNT, 1);
+}
+
 void mc_ctx_check_stop (lua_State *L) {
   if (mc_hub_stopped(mc_ctx(L)->hub)) {
     mc_ctx_arm_stop(L);

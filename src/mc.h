@@ -620,6 +620,11 @@ void mc_ctx_check_stop (struct lua_State *L);
 ** stop hook on L again, to run at L's next instruction, so that code that
 ** catches the error is stopped there. */
 void mc_ctx_arm_stop (struct lua_State *L);
+/* After co's hook was put back (sched.c's raise_at): sets the worker's
+** stop hook on co again when the thread is to stop, in case the stop
+** signal's hook was what the putting back replaced. Callable from a hook
+** (it finds the context through the registry). */
+void mc_ctx_rearm_stop (struct lua_State *L, struct lua_State *co);
 /* Adds a type (the same type again is a no-op); mc_ctx_type tries them
 ** in the order they were added. */
 void mc_ctx_add_type (struct lua_State *L, const mc_Type *t);

@@ -1175,6 +1175,7 @@ static int take_raise (lua_State *L, lua_State *co) {
       lua_rawgeti(L, -1, 1);
       s = (SavedHook *)lua_touserdata(L, -1);
       lua_sethook(co, s->hook, s->mask, s->count);
+      mc_ctx_rearm_stop(L, co);
       lua_rawgeti(L, -2, 2);
       lua_replace(L, -5);
       lua_pop(L, 3);

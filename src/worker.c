@@ -171,8 +171,17 @@ static void stop_hook (lua_State *L, lua_Debug *ar) {
 ** free, every worker has the count hook instead.
 */
 
-static pthread_mutex_t signal_lock = PTHREAD_MUTEX_INITIALIZER;
-static int stop_signal = -1;  /* under signal_lock: -1 not chosen yet */
+/* The signal needs glibc's pthread_sigqueue and real-time signals. */
+#if defined(__SANITIZE_THREAD__) || !defined(__GLIBC__) || !defined(SIGRTMIN)
+#define MC_STOP_SIGNAL 0
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define MC_STOP_SIGNAL 0
+#endif
+#endif
+#if !defined(MC_STOP_SIGNAL)
+#define MC_STOP_SIGNAL 1
+#endif
 
 /* A count hook only, as stop_hook sets itself again: a call hook would
 ** raise in the C finalizers lua_close runs (a port's, which tells its
@@ -180,6 +189,10 @@ static int stop_signal = -1;  /* under signal_lock: -1 not chosen yet */
 static void set_stop_hook (lua_State *L) {
   lua_sethook(L, stop_hook, LUA_MASKCOUNT, 1);
 }
+
+#if MC_STOP_SIGNAL
+static pthread_mutex_t signal_lock = PTHREAD_MUTEX_INITIALIZER;
+static int stop_signal = -1;  /* under signal_lock: -1 not chosen yet */
 
 static void on_stop_signal (int sig, siginfo_t *si, void *uc) {
   mc_Thread *t;
@@ -194,16 +207,6 @@ static void on_stop_signal (int sig, siginfo_t *si, void *uc) {
     set_stop_hook(L);
 }
 
-#if defined(__SANITIZE_THREAD__)
-#define MC_STOP_SIGNAL 0
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define MC_STOP_SIGNAL 0
-#endif
-#endif
-#if !defined(MC_STOP_SIGNAL)
-#define MC_STOP_SIGNAL 1
-#endif
 
 /* The stop signal, chosen and given its handler at the first call; 0 when
 ** none can be used. */
@@ -212,7 +215,7 @@ static int take_stop_signal (void) {
   pthread_mutex_lock(&signal_lock);
   if (stop_signal < 0) {
     stop_signal = 0;
-    for (sig = SIGRTMAX; MC_STOP_SIGNAL && sig >= SIGRTMIN; sig--) {
+    for (sig = SIGRTMAX; sig >= SIGRTMIN; sig--) {
       struct sigaction old, sa;
       if (sigaction(sig, NULL, &old) != 0 || (old.sa_flags & SA_SIGINFO)
           || old.sa_handler != SIG_DFL)
@@ -233,85 +236,117 @@ static int take_stop_signal (void) {
   return sig;
 }
 
+/* Sends t's thread the signal, once; under t's lock. */
+static void send_stop_signal (mc_Thread *t) {
+  if (t->sigok && !t->signaled) {  /* one is enough: the flag stays */
+    union sigval v;
+    v.sival_ptr = t;
+    t->signaled = pthread_sigqueue(t->tid, t->signal, v) == 0;
+  }
+}
+#else
+static int take_stop_signal (void) {
+  return 0;
+}
+
+static void send_stop_signal (mc_Thread *t) {
+  (void)t;
+}
+#endif
+
+#if !MC_GLOBAL_HOOKS
 /* The worker now runs L: a hook goes there; set at once when the worker
-** is to stop already. */
-static void run_in (mc_Thread *t, lua_State *L) {
-  if (MC_GLOBAL_HOOKS || t->signal == 0)
-    return;
-  __atomic_store_n(&t->running, L, __ATOMIC_RELEASE);
-  if (__atomic_load_n(&t->stop, __ATOMIC_ACQUIRE))
+** is to stop already. Returns the coroutine noted before. The store comes
+** before the load of the flag (both sequentially consistent), so a
+** handler that runs between them finds L, and one that ran before finds
+** the flag up. */
+static lua_State *run_in (mc_Thread *t, lua_State *L) {
+  lua_State *prev = __atomic_exchange_n(&t->running, L, __ATOMIC_SEQ_CST);
+  if (L != NULL && __atomic_load_n(&t->stop, __ATOMIC_SEQ_CST))
+    set_stop_hook(L);  /* (NULL: finalizers that lua_close runs) */
+  return prev;
+}
+
+/* Resumes co with the narg values at the top of L as coroutine.resume
+** does, with `running` set to co meanwhile; returns the count of results
+** moved to L, or -1 with the error value at the top. */
+static int resume_noted (lua_State *L, lua_State *co, int narg,
+                         mc_Thread *t) {
+  lua_State *prev;
+  int st, nres;
+  if (mc_resume_check(L, co, narg) < 0)
+    return -1;
+  lua_xmove(L, co, narg);
+  prev = run_in(t, co);
+  st = mc_resume(co, L, narg, &nres);
+  run_in(t, prev);  /* the one noted before: alive (an outer resume's, or
+                    ** the main thread), even where L was resumed by C */
+  if (prev != L && prev != NULL
+      && __atomic_load_n(&t->stop, __ATOMIC_SEQ_CST))
     set_stop_hook(L);
+  return mc_resume_results(L, co, st, nres);
 }
 
-/* Calls the function at 1 with the arguments above it in co, then goes
-** back to L; an error is raised again once back. */
-static int call_in (lua_State *L, lua_State *co, mc_Thread *t) {
-  int st;
-  run_in(t, co);
-  st = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
-  run_in(t, L);
-  return st;
-}
-
-/* coroutine.resume, wrapped (upvalues: the original, t). */
+/* coroutine.resume in a worker (upvalue: t). */
 static int resume_in (lua_State *L) {
   lua_State *co = lua_tothread(L, 1);
+  int r;
   mc_check_coroutine(L, co != NULL);
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_insert(L, 1);
-  if (call_in(L, co, (mc_Thread *)lua_touserdata(L, lua_upvalueindex(2))))
-    return lua_error(L);  /* not its coroutine's error (not enough memory) */
-  return lua_gettop(L);
+  r = resume_noted(L, co, lua_gettop(L) - 1,
+                   (mc_Thread *)lua_touserdata(L, lua_upvalueindex(1)));
+  if (r < 0) {
+    lua_pushboolean(L, 0);
+    lua_insert(L, -2);
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  lua_insert(L, -(r + 1));
+  return r + 1;
 }
 
-/* A function coroutine.wrap made, wrapped (upvalues: that function, its
-** coroutine, t). Its error gets the caller's position, as it would have. */
+/* The function coroutine.wrap makes in a worker (upvalues: its coroutine,
+** t). */
 static int call_wrapped (lua_State *L) {
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_insert(L, 1);
-  if (call_in(L, lua_tothread(L, lua_upvalueindex(2)),
-              (mc_Thread *)lua_touserdata(L, lua_upvalueindex(3)))) {
-    if (mc_wrap_where(L)) {
-      luaL_where(L, 1);
-      lua_insert(L, -2);
-      lua_concat(L, 2);
-    }
+  lua_State *co = lua_tothread(L, lua_upvalueindex(1));
+  int r = resume_noted(L, co, lua_gettop(L),
+                       (mc_Thread *)lua_touserdata(L, lua_upvalueindex(2)));
+  if (r < 0) {
+    mc_wrap_error(L, co);
     return lua_error(L);
   }
-  return lua_gettop(L);
+  return r;
 }
 
-/* coroutine.wrap, wrapped (upvalues: the original, t): the function the
-** original makes holds its coroutine as its first upvalue. */
+/* coroutine.wrap in a worker (upvalue: t). */
 static int wrap_in (lua_State *L) {
+  lua_State *co;
   mc_check_body(L);
-  lua_settop(L, 1);
+  co = lua_newthread(L);
+  lua_pushvalue(L, 1);
+  lua_xmove(L, co, 1);
   lua_pushvalue(L, lua_upvalueindex(1));
-  lua_insert(L, 1);
-  lua_call(L, 1, 1);
-  if (lua_getupvalue(L, 1, 1) == NULL || !lua_isthread(L, -1))
-    return 1;  /* not as expected: the original's, unwrapped */
-  lua_pushvalue(L, lua_upvalueindex(2));
-  lua_pushcclosure(L, call_wrapped, 3);
+  lua_pushcclosure(L, call_wrapped, 2);
   return 1;
 }
+#endif
 
 /* Puts resume_in and wrap_in in the worker's coroutine library. */
 static void wrap_coroutines (lua_State *L, mc_Thread *t) {
-  static const struct { const char *name; lua_CFunction f; } fns[] = {
-    {"resume", resume_in}, {"wrap", wrap_in}
-  };
-  int i;
-  if (MC_GLOBAL_HOOKS || t->signal == 0)
+#if !MC_GLOBAL_HOOKS
+  if (t->signal == 0)
     return;
   lua_getglobal(L, "coroutine");
-  for (i = 0; i < 2; i++) {
-    lua_getfield(L, -1, fns[i].name);
-    lua_pushlightuserdata(L, t);
-    lua_pushcclosure(L, fns[i].f, 2);
-    lua_setfield(L, -2, fns[i].name);
-  }
+  lua_pushlightuserdata(L, t);
+  lua_pushcclosure(L, resume_in, 1);
+  lua_setfield(L, -2, "resume");
+  lua_pushlightuserdata(L, t);
+  lua_pushcclosure(L, wrap_in, 1);
+  lua_setfield(L, -2, "wrap");
   lua_pop(L, 1);
+#else
+  (void)L;
+  (void)t;
+#endif
 }
 
 /* The thread takes the stop signal from here on (on = 1), or no more. */
@@ -559,17 +594,15 @@ static Handle *check_handle (lua_State *L) {
   return (Handle *)luaL_checkudata(L, 1, WORKER_MT);
 }
 
-static void stop_thread (mc_Thread *t) {
-  __atomic_store_n(&t->stop, 1, __ATOMIC_RELEASE);
+/* Tells the worker to stop; from another thread (`signal`), it is sent
+** the stop signal too. */
+static void stop_thread (mc_Thread *t, int signal) {
+  __atomic_store_n(&t->stop, 1, __ATOMIC_SEQ_CST);
   if (t->hub != NULL)
     mc_hub_stop(t->hub);
-  if (t->signal != 0) {
+  if (signal && t->signal != 0) {
     pthread_mutex_lock(&t->lock);
-    if (t->sigok && !t->signaled) {  /* one is enough: the flag stays */
-      union sigval v;
-      v.sival_ptr = t;
-      t->signaled = pthread_sigqueue(t->tid, t->signal, v) == 0;
-    }
+    send_stop_signal(t);
     pthread_mutex_unlock(&t->lock);
   }
 }
@@ -584,7 +617,7 @@ static int core_worker_exit (lua_State *L) {
     return luaL_error(L, "not in a worker");
   t->exit_code = code;
   __atomic_store_n(&t->exiting, 1, __ATOMIC_RELEASE);
-  stop_thread(t);
+  stop_thread(t, 0);  /* its hook is set here */
   lua_sethook(L, stop_hook, LUA_MASKCOUNT, 1);
   return luaL_error(L, "messagechannel: the worker called os.exit(%d)", code);
 }
@@ -617,7 +650,7 @@ static int handle__gc (lua_State *L) {
   mc_Thread *t = h != NULL ? h->t : NULL;
   if (t != NULL) {
     int done;
-    stop_thread(t);
+    stop_thread(t, 1);
     pthread_mutex_lock(&t->lock);
     done = t->done;
     pthread_mutex_unlock(&t->lock);
@@ -770,7 +803,7 @@ static int core_worker_start (lua_State *L) {
 static int core_worker_terminate (lua_State *L) {
   Handle *h = check_handle(L);
   if (h->t != NULL)
-    stop_thread(h->t);
+    stop_thread(h->t, 1);
   return 0;
 }
 
