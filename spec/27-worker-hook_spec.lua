@@ -8,6 +8,7 @@
 -- message or an exit under mc.run with a long timeout.
 
 local mc = require "messagechannel"
+local helper = require "spec.helper"
 
 local TIMEOUT = 30
 
@@ -15,26 +16,8 @@ local function run()
   assert.is_true(mc.run(TIMEOUT), "mc.run did not become idle")
 end
 
--- Starts a worker from source; records its messages, errors and exit, and
--- terminates it at its first message.
-local function start_and_stop(body)
-  local w = mc.Worker('local mc = require "messagechannel"\n' .. body,
-                      { eval = true })
-  local got = { messages = {}, errors = {} }
-  w.onmessage = function(e)
-    got.messages[#got.messages + 1] = e.data
-    if #got.messages == 1 then w:terminate() end
-  end
-  w.onerror = function(e) got.errors[#got.errors + 1] = tostring(e.error) end
-  w.onexit = function(e) got.code = e.code end
-  return w, got
-end
-
-local function assert_stopped(got)
-  assert.are.equal(1, got.code)
-  assert.are.same({}, got.errors)
-  assert.are.equal("started", got.messages[1])
-end
+local workers = {}
+after_each(function() helper.terminate_all(workers) end)
 
 local BUSY = "local x = 0\nwhile true do x = x + 1 end\n"
 
@@ -120,6 +103,27 @@ end
 -- closed coroutine; one that resumes another there leaves the hook where
 -- it was, not on the closed (and collected) coroutine.
 if _VERSION == "Lua 5.4" and not rawget(_G, "jit") then
+  CASES[#CASES + 1] = { "in a __close that coroutine.close runs", [[
+local co = coroutine.create(function()
+  local x <close> = setmetatable({}, { __close = function()
+    mc.parentPort:postMessage("started")
+]] .. BUSY .. [[
+  end })
+  coroutine.yield()
+end)
+coroutine.resume(co)
+coroutine.close(co)
+]] }
+  CASES[#CASES + 1] = { "in a __close that coroutine.wrap runs on an error",
+    [[
+coroutine.wrap(function()
+  local x <close> = setmetatable({}, { __close = function()
+    mc.parentPort:postMessage("started")
+]] .. BUSY .. [[
+  end })
+  error("wrapped")
+end)()
+]] }
   CASES[#CASES + 1] = { "after coroutine.close ran a __close that resumes",
     [[
 local co = coroutine.create(function()
@@ -139,10 +143,10 @@ end
 describe("terminate() stops a busy loop #threads", function()
   for _, case in ipairs(CASES) do
     it(case[1], function()
-      local w, got = start_and_stop(case[2])
-      if case[3] then w:postMessage("go") end
+      local rec = helper.worker_stopped_at_first(workers, case[2])
+      if case[3] then rec.worker:postMessage("go") end
       run()
-      assert_stopped(got)
+      assert.is_nil(helper.not_stopped(rec))
     end)
   end
 end)
@@ -195,8 +199,51 @@ probe(coroutine.wrap(function() local w
 add(tostring(coroutine.isyieldable and coroutine.isyieldable()))
 add(tostring(select("#", coroutine.resume(coroutine.create(function()
   return nil, nil, 3 end)))))
-return out
 ]=]
+-- Lua 5.4's coroutine.close, and what coroutine.wrap closes on an error.
+if _VERSION == "Lua 5.4" and not rawget(_G, "jit") then
+  PROBE = PROBE .. [=[
+local function closing(what)
+  return setmetatable({}, { __close = function(_, err)
+    add("closed " .. what .. " " .. tostring(err))
+    if what == "raising" then error("in close", 0) end
+  end })
+end
+probe(coroutine.wrap(function()
+  local x <close> = closing("plain")
+  error("wrapped")
+end))
+probe(coroutine.wrap(function()
+  local x <close> = closing("raising")
+  error("wrapped")
+end))
+local sus = coroutine.create(function()
+  local x <close> = closing("suspended")
+  coroutine.yield()
+end)
+coroutine.resume(sus)
+probe(coroutine.close, sus)
+probe(coroutine.close, sus)
+local bad = coroutine.create(function()
+  local x <close> = closing("raising")
+  coroutine.yield()
+end)
+coroutine.resume(bad)
+probe(coroutine.close, bad)
+local selfclose
+selfclose = coroutine.create(function() return coroutine.close(selfclose) end)
+probe(coroutine.resume, selfclose)
+local outer
+outer = coroutine.create(function()
+  return coroutine.resume(coroutine.create(function()
+    return coroutine.close(outer) end))
+end)
+probe(coroutine.resume, outer)
+probe(coroutine.close)
+probe(coroutine.close, 1)
+]=]
+end
+PROBE = PROBE .. "return out\n"
 
 -- How deep coroutines nest, by coroutine.wrap and by coroutine.resume,
 -- before Lua's limit of nested C calls stops them.
@@ -213,22 +260,26 @@ end
 return { by_wrap(1), by_resume(1) }
 ]=]
 
+-- What the chunk `source` (named "=" .. name) returns here, and in a
+-- worker (posted back), with the worker's exit code.
+local function here_and_there(source, name)
+  local load = rawget(_G, "loadstring") or load
+  local here = assert(load(source, "=" .. name))()
+  local rec = helper.record_worker(workers, ([[
+local load = rawget(_G, "loadstring") or load
+mc.parentPort:postMessage(assert(load(mc.workerData, "=%s"))())
+]]):format(name), { data = source })
+  run()
+  return here, rec.messages[1], rec.code
+end
+
 describe("coroutine.resume and coroutine.wrap in a worker #threads",
          function()
   it("nest as deep as in the main thread", function()
     -- LuaJIT's workers keep the base library's functions (its hooks are
     -- global), and LuaJIT 2.1 itself crashes at about 200 nested resumes
     if type(rawget(_G, "jit")) == "table" then return end
-    local load = rawget(_G, "loadstring") or load
-    local here = assert(load(DEPTH, "=depth"))()
-    local w = mc.Worker([[
-local mc = require "messagechannel"
-local load = rawget(_G, "loadstring") or load
-mc.parentPort:postMessage(assert(load(mc.workerData, "=depth"))())
-]], { eval = true, data = DEPTH })
-    local there
-    w.onmessage = function(e) there = e.data end
-    run()
+    local here, there = here_and_there(DEPTH, "depth")
     assert.is_table(there)
     -- the worker's file runs a few C calls deeper than this spec's code
     for i = 1, 2 do
@@ -240,18 +291,7 @@ mc.parentPort:postMessage(assert(load(mc.workerData, "=depth"))())
 
   it("give the results and error messages they give in the main thread",
      function()
-    local load = rawget(_G, "loadstring") or load
-    local here = assert(load(PROBE, "=probe"))()
-    local w = mc.Worker([[
-local mc = require "messagechannel"
-local load = rawget(_G, "loadstring") or load
-mc.parentPort:postMessage(assert(load(mc.workerData, "=probe"))())
-]], { eval = true, data = PROBE })
-    local there
-    w.onmessage = function(e) there = e.data end
-    local code
-    w.onexit = function(e) code = e.code end
-    run()
+    local here, there, code = here_and_there(PROBE, "probe")
     assert.are.equal(0, code)
     assert.are.same(here, there)
   end)

@@ -506,6 +506,30 @@ function M.record_worker(workers, body, options, log)
   return rec
 end
 
+-- Starts a worker on Lua source as record_worker does, and terminates it
+-- when its first message arrives; returns its record.
+function M.worker_stopped_at_first(workers, body)
+  local rec = M.record_worker(workers, body)
+  local record = rec.worker.onmessage
+  rec.worker.onmessage = function(e)
+    record(e)
+    if #rec.messages == 1 then rec.worker:terminate() end
+  end
+  return rec
+end
+
+-- Why the worker of such a record did not end as terminate() ends one
+-- whose first message was "started" (exit code 1, no error event), or nil.
+function M.not_stopped(rec)
+  if rec.messages[1] ~= "started" or rec.code ~= 1 then
+    return "log: " .. concat(rec.log, "; ")
+  end
+  for i = 1, #rec.log do
+    if rec.log[i]:sub(1, 6) == "error " then return "log: " .. concat(rec.log, "; ") end
+  end
+  return nil
+end
+
 -- Says on stderr why specs are skipped (a library missing for this Lua),
 -- so that nothing is skipped silently, and returns the reason for busted's
 -- pending(), which only a spec file sees: pending(helper.skipped(who, why)).

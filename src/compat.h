@@ -141,8 +141,7 @@ static inline void *mc_testudata (lua_State *L, int i, const char *tname) {
 ** once the narg values are moved to co, mc_resume (lua_resume, with the
 ** count of co's results in *nres), then mc_resume_results (moves them to
 ** L and returns their count, or -1 with the error value at the top).
-** mc_wrap_error does what coroutine.wrap's function does to the error
-** value at the top before it raises it. LuaJIT's are not needed (its
+** LuaJIT's are not needed (its
 ** hooks are global: its workers keep the base library's functions).
 */
 #if !MC_GLOBAL_HOOKS
@@ -219,22 +218,54 @@ static inline int mc_resume_results (lua_State *L, lua_State *co, int st,
   return nres;
 }
 
-static inline void mc_wrap_error (lua_State *L, lua_State *co) {
+/* Lua 5.4's coroutine.close: whether co cannot be closed ("running",
+** "normal") or can (NULL), and the closing itself (its to-be-closed
+** variables' __close run in co), as the base library does both. */
+#if LUA_VERSION_NUM >= 504
+#define MC_COROUTINE_CLOSE 1
+#if LUA_VERSION_RELEASE_NUM >= 50406
+#define mc_closethread(co, from) lua_closethread(co, from)
+#else
+#define mc_closethread(co, from) ((void)(from), lua_resetthread(co))
+#endif
+static inline const char *mc_unclosable (lua_State *L, lua_State *co) {
+  lua_Debug ar;
+  if (L == co)
+    return "running";
+  if (lua_status(co) == LUA_OK && lua_getstack(co, 0, &ar))
+    return "normal";
+  return NULL;
+}
+#else
+#define MC_COROUTINE_CLOSE 0
+#endif
+
+/* What coroutine.wrap's function does on an error of co before it raises
+** the value at the top of L: on 5.4, co's to-be-closed variables are
+** closed (their __close run in co), which gives the status for
+** mc_wrap_where; then mc_wrap_where puts the caller's position before a
+** string (a number too before 5.3; not after a memory error). */
+static inline int mc_wrap_close (lua_State *L, lua_State *co) {
 #if LUA_VERSION_NUM >= 504
   int st = lua_status(co);
-  if (st != LUA_OK && st != LUA_YIELD) {  /* an error in co: its to-be-
-                                         ** closed variables are closed */
-    st = lua_resetthread(co);
+  if (st != LUA_OK && st != LUA_YIELD) {
+    st = mc_closethread(co, L);
     lua_xmove(co, L, 1);
   }
+  return st;
+#else
+  (void)L;
+  (void)co;
+  return LUA_ERRRUN;
+#endif
+}
+
+static inline void mc_wrap_where (lua_State *L, int st) {
+#if LUA_VERSION_NUM >= 503
   if (st == LUA_ERRMEM || lua_type(L, -1) != LUA_TSTRING)
     return;
-#elif LUA_VERSION_NUM == 503
-  (void)co;
-  if (lua_type(L, -1) != LUA_TSTRING)
-    return;
 #else
-  (void)co;
+  (void)st;
   if (!lua_isstring(L, -1))
     return;
 #endif

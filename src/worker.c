@@ -161,10 +161,13 @@ static void stop_hook (lua_State *L, lua_Debug *ar) {
 ** worker runs (`running`), with a count of 1. Lua allows lua_sethook in a
 ** signal handler (lua.c's Ctrl-C does it). Lua's hooks are each
 ** coroutine's own, so the worker keeps `running` up to date where it
-** resumes one: coroutine.resume and coroutine.wrap's functions are
-** wrapped there (the scheduler resumes its tasks with them), and each
-** wrapper sets the hook itself when the flag is up as it changes
-** `running`, in case the signal's handler ran in between. LuaJIT's hooks
+** runs Lua code in another coroutine: its coroutine.resume, the functions
+** of its coroutine.wrap and (5.4) its coroutine.close are the base
+** library's, done again around lua_resume (compat.h) so that they nest as
+** deep (the scheduler resumes its tasks with them), and each sets the hook
+** itself when the flag is up as it changes `running`, in case the
+** signal's handler ran in between. Code that C runs in a coroutine of its
+** own choosing (another library's lua_resume) is not noted. LuaJIT's hooks
 ** are global, so `running` stays its main thread. Under ThreadSanitizer,
 ** which runs a signal's handler only when the thread next calls into the
 ** C library (a busy loop never does), and when no real-time signal is
@@ -267,6 +270,17 @@ static lua_State *run_in (mc_Thread *t, lua_State *L) {
   return prev;
 }
 
+/* Back from running Lua code in another coroutine, in L: the noted one
+** is the one noted before (alive: an outer resume's, or the main thread),
+** even where L was resumed by C; when the worker is to stop, L gets the
+** hook too. */
+static void run_back (mc_Thread *t, lua_State *prev, lua_State *L) {
+  run_in(t, prev);
+  if (prev != L && prev != NULL
+      && __atomic_load_n(&t->stop, __ATOMIC_SEQ_CST))
+    set_stop_hook(L);
+}
+
 /* Resumes co with the narg values at the top of L as coroutine.resume
 ** does, with `running` set to co meanwhile; returns the count of results
 ** moved to L, or -1 with the error value at the top. */
@@ -279,11 +293,7 @@ static int resume_noted (lua_State *L, lua_State *co, int narg,
   lua_xmove(L, co, narg);
   prev = run_in(t, co);
   st = mc_resume(co, L, narg, &nres);
-  run_in(t, prev);  /* the one noted before: alive (an outer resume's, or
-                    ** the main thread), even where L was resumed by C */
-  if (prev != L && prev != NULL
-      && __atomic_load_n(&t->stop, __ATOMIC_SEQ_CST))
-    set_stop_hook(L);
+  run_back(t, prev, L);
   return mc_resume_results(L, co, st, nres);
 }
 
@@ -311,11 +321,40 @@ static int call_wrapped (lua_State *L) {
   int r = resume_noted(L, co, lua_gettop(L),
                        (mc_Thread *)lua_touserdata(L, lua_upvalueindex(2)));
   if (r < 0) {
-    mc_wrap_error(L, co);
+    mc_Thread *t = (mc_Thread *)lua_touserdata(L, lua_upvalueindex(2));
+    lua_State *prev = run_in(t, co);  /* its __close handlers run there */
+    int st = mc_wrap_close(L, co);
+    run_back(t, prev, L);
+    mc_wrap_where(L, st);
     return lua_error(L);
   }
   return r;
 }
+
+#if MC_COROUTINE_CLOSE
+/* coroutine.close in a worker (upvalue: t): co's __close handlers run in
+** co. */
+static int close_in (lua_State *L) {
+  lua_State *co = lua_tothread(L, 1), *prev;
+  mc_Thread *t = (mc_Thread *)lua_touserdata(L, lua_upvalueindex(1));
+  const char *why;
+  int st;
+  mc_check_coroutine(L, co != NULL);
+  why = mc_unclosable(L, co);
+  if (why != NULL)
+    return luaL_error(L, "cannot close a %s coroutine", why);
+  prev = run_in(t, co);
+  st = mc_closethread(co, L);
+  run_back(t, prev, L);
+  if (st == LUA_OK) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  lua_pushboolean(L, 0);
+  lua_xmove(co, L, 1);
+  return 2;
+}
+#endif
 
 /* coroutine.wrap in a worker (upvalue: t). */
 static int wrap_in (lua_State *L) {
@@ -330,7 +369,8 @@ static int wrap_in (lua_State *L) {
 }
 #endif
 
-/* Puts resume_in and wrap_in in the worker's coroutine library. */
+/* Puts resume_in, wrap_in and close_in in the worker's coroutine
+** library. */
 static void wrap_coroutines (lua_State *L, mc_Thread *t) {
 #if !MC_GLOBAL_HOOKS
   if (t->signal == 0)
@@ -342,6 +382,11 @@ static void wrap_coroutines (lua_State *L, mc_Thread *t) {
   lua_pushlightuserdata(L, t);
   lua_pushcclosure(L, wrap_in, 1);
   lua_setfield(L, -2, "wrap");
+#if MC_COROUTINE_CLOSE
+  lua_pushlightuserdata(L, t);
+  lua_pushcclosure(L, close_in, 1);
+  lua_setfield(L, -2, "close");
+#endif
   lua_pop(L, 1);
 #else
   (void)L;

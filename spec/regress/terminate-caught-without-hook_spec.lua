@@ -16,6 +16,7 @@
 -- the hook before it raises.
 
 local mc = require "messagechannel"
+local helper = require "spec.helper"
 
 local TIMEOUT = 30
 
@@ -42,7 +43,6 @@ while true do pcall(mc.structuredClone, big) end]] },
 }
 
 local PRELUDE = [[
-local mc = require "messagechannel"
 debug.sethook()
 local port = mc.parentPort
 local big = {}
@@ -51,22 +51,17 @@ local bytes = mc.serialize(big)
 port:postMessage("started")
 ]]
 
+local workers = {}
+
 describe("terminate() and a loop that catches, without the count hook "
          .. "#threads", function()
+  after_each(function() helper.terminate_all(workers) end)
+
   for _, case in ipairs(CASES) do
     it("stops a loop around " .. case[1], function()
-      local w = mc.Worker(PRELUDE .. case[2], { eval = true })
-      local got = { messages = {}, errors = {} }
-      w.onmessage = function(e)
-        got.messages[#got.messages + 1] = e.data
-        if #got.messages == 1 then w:terminate() end
-      end
-      w.onerror = function(e) got.errors[#got.errors + 1] = tostring(e.error) end
-      w.onexit = function(e) got.code = e.code end
+      local rec = helper.worker_stopped_at_first(workers, PRELUDE .. case[2])
       assert.is_true(mc.run(TIMEOUT), "mc.run did not become idle")
-      assert.are.equal(1, got.code)
-      assert.are.same({}, got.errors)
-      assert.are.equal("started", got.messages[1])
+      assert.is_nil(helper.not_stopped(rec))
     end)
   end
 end)
