@@ -182,12 +182,15 @@ void mc_ctx_rearm_stop (lua_State *L, lua_State *co) {
     lua_sethook(co, c->stophook, LUA_MASKCOUNT, 1);
 }
 
+int mc_ctx_raise_stop (lua_State *L) {
+  mc_ctx_arm_stop(L);
+  lua_pushliteral(L, "messagechannel: the worker was terminated");
+  return lua_error(L);
+}
+
 void mc_ctx_check_stop (lua_State *L) {
-  if (mc_hub_stopped(mc_ctx(L)->hub)) {
-    mc_ctx_arm_stop(L);
-    lua_pushliteral(L, "messagechannel: the worker was terminated");
-    lua_error(L);
-  }
+  if (mc_hub_stopped(mc_ctx(L)->hub))
+    mc_ctx_raise_stop(L);
 }
 
 void mc_ctx_wake (lua_State *L) {

@@ -620,6 +620,8 @@ void mc_ctx_check_stop (struct lua_State *L);
 ** stop hook on L again, to run at L's next instruction, so that code that
 ** catches the error is stopped there. */
 void mc_ctx_arm_stop (struct lua_State *L);
+/* Raises "the worker was terminated", the stop hook set first. */
+int mc_ctx_raise_stop (struct lua_State *L);
 /* After co's hook was put back (sched.c's raise_at): sets the worker's
 ** stop hook on co again when the thread is to stop, in case the stop
 ** signal's hook was what the putting back replaced. Callable from a hook

@@ -948,11 +948,8 @@ static int sched_poll (lua_State *L) {
   n = mc_net_wait(c->hub, s, &c->news, &c->capnews, &flags);
   if (c->main != NULL && c->main != L)
     pass_interrupt(L, c->main);
-  if (flags & MC_HUB_STOP) {
-    mc_ctx_arm_stop(L);
-    lua_pushliteral(L, "messagechannel: the worker was terminated");
-    return lua_error(L);
-  }
+  if (flags & MC_HUB_STOP)
+    return mc_ctx_raise_stop(L);
   lua_settop(L, 0);
   lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_OBJECTS);
   all = (flags & MC_HUB_ALL) || c->lost;

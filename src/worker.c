@@ -144,11 +144,20 @@ static int box__gc (lua_State *L) {
   return 0;
 }
 
+static void stop_hook (lua_State *L, lua_Debug *ar);
+
+/* The stop hook, to run at L's next instruction. A count hook only: a
+** call hook would raise in the C finalizers lua_close runs (a port's,
+** which tells its partner). */
+static void set_stop_hook (lua_State *L) {
+  lua_sethook(L, stop_hook, LUA_MASKCOUNT, 1);
+}
+
 static void stop_hook (lua_State *L, lua_Debug *ar) {
   mc_Thread *t = this_thread(L);
   (void)ar;
   if (t != NULL && __atomic_load_n(&t->stop, __ATOMIC_ACQUIRE)) {
-    lua_sethook(L, stop_hook, LUA_MASKCOUNT, 1);  /* again at once if caught */
+    set_stop_hook(L);  /* again at once if caught */
     luaL_error(L, "messagechannel: the worker was terminated");
   }
 }
@@ -186,13 +195,6 @@ static void stop_hook (lua_State *L, lua_Debug *ar) {
 #define MC_STOP_SIGNAL 1
 #endif
 
-/* A count hook only, as stop_hook sets itself again: a call hook would
-** raise in the C finalizers lua_close runs (a port's, which tells its
-** partner). */
-static void set_stop_hook (lua_State *L) {
-  lua_sethook(L, stop_hook, LUA_MASKCOUNT, 1);
-}
-
 #if MC_STOP_SIGNAL
 static pthread_mutex_t signal_lock = PTHREAD_MUTEX_INITIALIZER;
 static int stop_signal = -1;  /* under signal_lock: -1 not chosen yet */
@@ -209,7 +211,6 @@ static void on_stop_signal (int sig, siginfo_t *si, void *uc) {
   if (L != NULL)
     set_stop_hook(L);
 }
-
 
 /* The stop signal, chosen and given its handler at the first call; 0 when
 ** none can be used. */
@@ -318,10 +319,9 @@ static int resume_in (lua_State *L) {
 ** t). */
 static int call_wrapped (lua_State *L) {
   lua_State *co = lua_tothread(L, lua_upvalueindex(1));
-  int r = resume_noted(L, co, lua_gettop(L),
-                       (mc_Thread *)lua_touserdata(L, lua_upvalueindex(2)));
+  mc_Thread *t = (mc_Thread *)lua_touserdata(L, lua_upvalueindex(2));
+  int r = resume_noted(L, co, lua_gettop(L), t);
   if (r < 0) {
-    mc_Thread *t = (mc_Thread *)lua_touserdata(L, lua_upvalueindex(2));
     lua_State *prev = run_in(t, co);  /* its __close handlers run there */
     int st = mc_wrap_close(L, co);
     run_back(t, prev, L);
@@ -663,7 +663,7 @@ static int core_worker_exit (lua_State *L) {
   t->exit_code = code;
   __atomic_store_n(&t->exiting, 1, __ATOMIC_RELEASE);
   stop_thread(t, 0);  /* its hook is set here */
-  lua_sethook(L, stop_hook, LUA_MASKCOUNT, 1);
+  set_stop_hook(L);
   return luaL_error(L, "messagechannel: the worker called os.exit(%d)", code);
 }
 
