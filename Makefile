@@ -149,18 +149,22 @@ specs: all build/test/resolve.so
 	echo "specs: $$pass passed, $$fail failed" | tee build/specs.total; \
 	test -z "$$bad" || { echo "specs failed on:$$bad (logs in build/specs-*.log)"; exit 1; }
 
+# One part of make test, and the seconds it took (CI has a time budget).
+TEST_PART = t=$$(date +%s); $(MAKE) --no-print-directory $1 \
+  && echo "make test: $1 took $$(( $$(date +%s) - t )) s"
+
 test: deps
-	@$(MAKE) --no-print-directory specs
-	@$(MAKE) --no-print-directory layers
-	@$(MAKE) --no-print-directory lint
-	@$(MAKE) --no-print-directory meta
-	@$(MAKE) --no-print-directory check
-	@$(MAKE) --no-print-directory fuzz
-	@$(MAKE) --no-print-directory tsan
-	@$(MAKE) --no-print-directory stress
-	@$(MAKE) --no-print-directory oom
-	@$(MAKE) --no-print-directory pipe
-	@$(MAKE) --no-print-directory rock
+	@$(call TEST_PART,specs)
+	@$(call TEST_PART,layers)
+	@$(call TEST_PART,lint)
+	@$(call TEST_PART,meta)
+	@$(call TEST_PART,check)
+	@$(call TEST_PART,fuzz)
+	@$(call TEST_PART,tsan)
+	@$(call TEST_PART,stress)
+	@$(call TEST_PART,oom)
+	@$(call TEST_PART,pipe)
+	@$(call TEST_PART,rock)
 	@echo "make test: layers, lint, meta, sanitizers and luarocks install all passed"
 	@sed 's/^specs:/total:/' build/specs.total
 
@@ -289,7 +293,10 @@ fuzz: $(FUZZ_BINS)
 # of its worker's state), then once with its k-th allocation failing for
 # good, for every k, each in a process of its own under ASan+UBSan+LSan.
 # Every point must end in a completed call or a clean error, with the
-# ports coherent, no leak and no hang. OOM_STRIDE=n runs every n-th point,
+# ports coherent, no leak and no hang. Of the allocations a worker's
+# state makes alike in each case before it comes to the case's own code,
+# the cases after the first run one point in OOM_SHARED (16; 1: all).
+# OOM_STRIDE=n runs every n-th point,
 # OOM_SCENARIO=file.case,... some cases only; findings go to
 # build/oom/report.txt. Lua 5.4 is linked statically when its static
 # library is installed, for symbols in the stacks.

@@ -47,9 +47,16 @@
 **   host -k K -c CASE FILE    one point, in the foreground (-k 0: a count),
 **                             with the stack of its first refused allocation
 **                             (of every one with OOM_TRACE=all)
+** A worker's state makes the same allocations in every case until it
+** comes to the case's own code: the dry run of a worker case records a
+** hash of the sizes of its state's allocations so far after each one
+** (its trail), and of the allocations a case has in common with a case
+** run before it (the longest start of their trails that agree), only
+** one point in OOM_SHARED runs; every point from where they part.
 ** The environment gives the defaults: OOM_JOBS (2), OOM_STRIDE (1),
-** OOM_SCENARIO (every case; or names "file.case" or "file", separated by
-** commas), OOM_MODE (forgood), OOM_TIMEOUT (the watchdog, 60 seconds).
+** OOM_SHARED (16; 1 runs every point), OOM_SCENARIO (every case; or
+** names "file.case" or "file", separated by commas), OOM_MODE (forgood),
+** OOM_TIMEOUT (the watchdog, 60 seconds).
 ** Workers find messagechannel.core through OUTDIR/messagechannel/core.so,
 ** a shim that calls oom_open_core here (spec/oom/shim.c).
 */
@@ -107,6 +114,9 @@ typedef struct Counter {
   unsigned long failed;   /* allocations refused */
   int counting;
   int armed;              /* a worker's state started by the case */
+  unsigned long *trail;   /* in a count: after each allocation, a hash of
+                          ** the sizes of all so far (trail[n - 1]) */
+  unsigned long ntrail, trailcap;
 } Counter;
 
 #define MAXWORKERS 64
@@ -120,7 +130,29 @@ static struct {
   unsigned nworkers;          /* atomic */
   int arm_workers;            /* atomic: new workers' states are armed */
   unsigned long worker_k;     /* with this k (0: counted only) */
+  int record;                 /* atomic: new workers' states keep a trail */
 } inj;
+
+/* Appends to c's trail the hash of its allocations so far, this one
+** last: whether each was a new block, its osize (for a new block, the
+** kind of object) and its nsize, in order. Two states whose trails agree
+** up to n made the same requests up to their n-th allocation. */
+static void add_trail (Counter *c, int fresh, size_t osize, size_t nsize) {
+  unsigned long h = c->ntrail > 0 ? c->trail[c->ntrail - 1]
+                                  : 14695981039346656037ul;
+  if (c->ntrail == c->trailcap) {
+    unsigned long cap = c->trailcap ? 2 * c->trailcap : 4096;
+    unsigned long *t = (unsigned long *)realloc(c->trail, cap * sizeof *t);
+    if (t == NULL)
+      return;  /* the trail ends here: shorter, never wrong */
+    c->trail = t;
+    c->trailcap = cap;
+  }
+  h = (h ^ (unsigned long)fresh) * 1099511628211ul;
+  h = (h ^ (unsigned long)osize) * 1099511628211ul;
+  h = (h ^ (unsigned long)nsize) * 1099511628211ul;
+  c->trail[c->ntrail++] = h;
+}
 
 /* Only an allocation that may fail is counted: a new block or a larger
 ** one. Lua assumes that shrinking a block never fails. */
@@ -134,6 +166,8 @@ static void *oom_alloc (void *ud, void *ptr, size_t osize, size_t nsize) {
       && __atomic_load_n(&c->counting, __ATOMIC_ACQUIRE)) {
     unsigned long n = __atomic_add_fetch(&c->count, 1, __ATOMIC_RELAXED);
     unsigned long k = __atomic_load_n(&c->fail_at, __ATOMIC_RELAXED);
+    if (c->ntrail == n - 1 && __atomic_load_n(&inj.record, __ATOMIC_RELAXED))
+      add_trail(c, ptr == NULL, osize, nsize);
     if (k != 0 && (n == k || (!inj.once && n > k))) {
       if ((n == k && inj.trace) || inj.trace > 1) {
         fprintf(stderr, "oom: allocation %lu of %lu bytes refused at\n", n,
@@ -166,20 +200,21 @@ mc_Alloc mc_fault_alloc (void **ud) {
 }
 
 /* The largest count of an armed worker's state, and the sum of what they
-** refused. */
+** refused; the counter with that count in *top (NULL when none). */
 static void worker_counts (unsigned long *count, unsigned long *failed,
-                           unsigned *n) {
+                           unsigned *n, Counter **top) {
   unsigned i, total = __atomic_load_n(&inj.nworkers, __ATOMIC_RELAXED);
   *count = *failed = 0;
   *n = 0;
+  *top = NULL;
   for (i = 0; i < total && i < MAXWORKERS; i++) {
     Counter *c = &inj.workers[i];
     unsigned long k = __atomic_load_n(&c->count, __ATOMIC_RELAXED);
     if (!c->armed)
       continue;
     (*n)++;
-    if (k > *count)
-      *count = k;
+    if (*top == NULL || k > *count)
+      *count = k, *top = c;
     *failed += __atomic_load_n(&c->failed, __ATOMIC_RELAXED);
   }
 }
@@ -347,6 +382,23 @@ static int list_cases (const char *file, const char *base) {
   return ok ? 0 : 4;
 }
 
+/* The file where the count of case NAME leaves its worker's trail. */
+static void trail_path (char *buf, size_t size, const char *name) {
+  snprintf(buf, size, "%s/tmp/%s.trail", shim_dir, name);
+}
+
+static void save_trail (const char *name, const Counter *c) {
+  char path[600];
+  FILE *f;
+  trail_path(path, sizeof path, name);
+  if ((f = fopen(path, "wb")) == NULL)
+    return;
+  if (fwrite(c->trail, sizeof c->trail[0], c->ntrail, f) != c->ntrail)
+    c = NULL;
+  if (fclose(f) != 0 || c == NULL)
+    remove(path);  /* none, rather than a short one */
+}
+
 /* Runs point k of case NAME of FILE (k = 0: nothing fails) and says what
 ** happened. Returns the exit status: 0 when clean, 3 when the check
 ** failed, 4 when the case could not even be set up. */
@@ -356,6 +408,7 @@ static int run_point (const char *file, const char *name, unsigned long k,
   int status, ok, clean = 1;
   unsigned long count, failed;
   unsigned nw = 0;
+  Counter *top = NULL;
   lua_pushcfunction(L, traceback);  /* 1 */
   say("phase setup");
   lua_pushcfunction(L, prepare);
@@ -379,6 +432,7 @@ static int run_point (const char *file, const char *name, unsigned long k,
   /* The window: from here to the end of the protected call. */
   if (worker) {
     __atomic_store_n(&inj.worker_k, k, __ATOMIC_RELAXED);
+    __atomic_store_n(&inj.record, k == 0, __ATOMIC_RELAXED);
     __atomic_store_n(&inj.arm_workers, 1, __ATOMIC_RELEASE);
   }
   else {
@@ -429,8 +483,11 @@ static int run_point (const char *file, const char *name, unsigned long k,
   lua_settop(L, 0);
   say("phase close");
   lua_close(L);
-  if (worker)
-    worker_counts(&count, &failed, &nw);
+  if (worker) {
+    worker_counts(&count, &failed, &nw, &top);
+    if (k == 0 && top != NULL)
+      save_trail(name, top);
+  }
   else
     count = inj.main.count, failed = inj.main.failed;
   say("count %lu", count);
@@ -454,6 +511,7 @@ static int run_point (const char *file, const char *name, unsigned long k,
 typedef struct Options {
   int jobs;
   unsigned long stride;
+  unsigned long shared;  /* OOM_SHARED: every n-th point of a shared start */
   const char *only;  /* OOM_SCENARIO */
   unsigned timeout;
   const char *outdir;
@@ -495,6 +553,10 @@ typedef struct Case {
   size_t nfindings;
   int broken;      /* the dry run was not clean */
   char *why;
+  unsigned long *trail;  /* of its worker's state, from the dry run */
+  unsigned long ntrail;
+  unsigned long shared;  /* its first `shared` allocations are those of */
+  const char *like;      /* this case's worker's state, run before it */
 } Case;
 
 static char *dup_str (const char *s) {
@@ -1014,6 +1076,42 @@ static void count_case (Case *c, const Options *o) {
   free(log);
 }
 
+/* The trail the dry run of c left, if any. */
+static void load_trail (Case *c) {
+  char path[600];
+  FILE *f;
+  long size;
+  trail_path(path, sizeof path, c->name);
+  if ((f = fopen(path, "rb")) == NULL)
+    return;
+  if (fseek(f, 0, SEEK_END) == 0 && (size = ftell(f)) > 0
+      && fseek(f, 0, SEEK_SET) == 0) {
+    c->ntrail = (unsigned long)size / sizeof c->trail[0];
+    c->trail = (unsigned long *)grow(NULL, c->ntrail, sizeof c->trail[0]);
+    if (fread(c->trail, sizeof c->trail[0], c->ntrail, f) != c->ntrail)
+      c->ntrail = 0;
+  }
+  fclose(f);
+  remove(path);
+}
+
+/* A worker's state runs the same code in every case until it comes to
+** the case's own (the worker's source, the messages it is sent): the
+** longest start of c's trail that an earlier case's trail has too. */
+static void find_shared (Case *c, const Case *cases, size_t i) {
+  size_t j;
+  for (j = 0; j < i; j++) {
+    const Case *d = &cases[j];
+    unsigned long n = c->ntrail < d->ntrail ? c->ntrail : d->ntrail, m = 0;
+    if (!d->worker || d->broken)
+      continue;
+    while (m < n && c->trail[m] == d->trail[m])
+      m++;
+    if (m > c->shared)
+      c->shared = m, c->like = d->name;
+  }
+}
+
 static int cmp_finding (const void *a, const void *b) {
   const Finding *x = (const Finding *)a, *y = (const Finding *)b;
   if (x->cat != y->cat)
@@ -1062,6 +1160,10 @@ static int drive (const Options *o, char **files, int nfiles) {
     unsigned long k = 1;
     int running = 0, slot;
     count_case(c, o);
+    if (c->worker) {
+      load_trail(c);
+      find_shared(c, cases, i);
+    }
     if (c->broken) {
       printf("oom: %-28s the run with nothing failing is not clean: %s\n",
              c->name, c->why);
@@ -1077,7 +1179,10 @@ static int drive (const Options *o, char **files, int nfiles) {
         jobs[slot].c = c;
         start_job(&jobs[slot], o, c->file, c->name, k, c->worker, slot, 0);
         running++;
-        k += o->stride;
+        if (k > c->shared)
+          k += o->stride;
+        else if ((k += o->stride * o->shared) > c->shared)
+          k = c->shared + 1;  /* from where it parts, every point */
       }
       slot = reap(jobs, o->jobs, o, &wstatus);
       running--;
@@ -1096,6 +1201,9 @@ static int drive (const Options *o, char **files, int nfiles) {
           first = 0;
         }
     }
+    if (c->shared > 0 && o->shared > 1)
+      printf("; of allocations 1-%lu, the same as %s's, one point in %lu",
+             c->shared, c->like, o->shared);
     printf("\n");
     fflush(stdout);
     tot[c->worker][0] += c->points;
@@ -1110,11 +1218,16 @@ static int drive (const Options *o, char **files, int nfiles) {
       if (c->broken)
         fprintf(rep, "%s: not run, the run with nothing failing is not "
                 "clean: %s\n", c->name, c->why);
-      else
+      else {
         fprintf(rep, "%s: %lu allocations, %lu points, %lu clean (%lu "
-                "raised, %lu completed, %lu not reached)\n", c->name,
+                "raised, %lu completed, %lu not reached)", c->name,
                 c->count, c->points, c->clean, c->raised, c->completed,
                 c->unreached);
+        if (c->like != NULL)
+          fprintf(rep, "; its first %lu allocations are %s's", c->shared,
+                  c->like);
+        fputc('\n', rep);
+      }
       report_case(rep, c);
     }
     fclose(rep);
@@ -1144,6 +1257,7 @@ static int drive (const Options *o, char **files, int nfiles) {
     free(cases[i].file);
     free(cases[i].name);
     free(cases[i].why);
+    free(cases[i].trail);
   }
   free(cases);
   free(jobs);
@@ -1184,6 +1298,7 @@ int main (int argc, char **argv) {
   static char dir[512];
   o.jobs = (int)env_number("OOM_JOBS", 2);
   o.stride = env_number("OOM_STRIDE", 1);
+  o.shared = env_number("OOM_SHARED", 16);
   o.only = getenv("OOM_SCENARIO");
   o.timeout = (unsigned)env_number("OOM_TIMEOUT", 60);
   o.outdir = NULL;
