@@ -737,13 +737,13 @@ end
 
 -- One turn: news from other threads and the due timers, then the tokens
 -- that were queued when the turn began. Later tokens wait for the next
--- turn.
-local function turn()
+-- turn. `polled`: the caller has just taken the news (loop's wait).
+local function turn(polled)
   while npend > 0 do fail(pend_co[npend], pend_err[npend]) end
   if recheck then news_all() end
-  news(poll(0))
+  if not polled then news(poll(0)) end
   if nidle > 0 then start_ends() end
-  fire_timers(now())
+  if ntimers > 0 then fire_timers(now()) end
   stop = runq[0]
   while runq[-1] < stop do
     runner = pool_take()
@@ -796,9 +796,11 @@ end
 -- Between turns it sleeps in core.poll until the next timer, or until
 -- another thread has news.
 local function loop(done, deadline, full)
+  local polled = false
   while true do
     if done and done() then return true end
-    turn()
+    turn(polled)
+    polled = false
     if done and done() then return true end
     -- waited_for() also queues what reached ports before its news did;
     -- news already told (room at a partner this state read from) is work
@@ -818,6 +820,7 @@ local function loop(done, deadline, full)
       else
         news(poll(-1))
       end
+      polled = true
     elseif deadline and now() >= deadline then
       return false
     end
