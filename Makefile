@@ -14,7 +14,9 @@
 #                 Unix systems without eventfd
 #   make valgrind specs under valgrind (Lua 5.4)
 #   make oom      allocation-failure injection (ASan+LSan) at every
-#                 allocation of each case, OOM_STRIDE to sample
+#                 allocation of each case (one in OOM_SHARED of those a
+#                 worker's state makes as in a case before), OOM_STRIDE
+#                 to sample
 #   make fuzz     libFuzzer on the decoder and the cloner (ASan+UBSan),
 #                 FUZZ_SECONDS each
 #   make layers   no source calls one listed above it in src/mc.h, and the
@@ -154,17 +156,17 @@ TEST_PART = t=$$(date +%s); $(MAKE) --no-print-directory $1 \
   && echo "make test: $1 took $$(( $$(date +%s) - t )) s"
 
 test: deps
-	@$(call TEST_PART,specs)
-	@$(call TEST_PART,layers)
-	@$(call TEST_PART,lint)
-	@$(call TEST_PART,meta)
-	@$(call TEST_PART,check)
-	@$(call TEST_PART,fuzz)
-	@$(call TEST_PART,tsan)
-	@$(call TEST_PART,stress)
-	@$(call TEST_PART,oom)
-	@$(call TEST_PART,pipe)
-	@$(call TEST_PART,rock)
+	@+$(call TEST_PART,specs)
+	@+$(call TEST_PART,layers)
+	@+$(call TEST_PART,lint)
+	@+$(call TEST_PART,meta)
+	@+$(call TEST_PART,check)
+	@+$(call TEST_PART,fuzz)
+	@+$(call TEST_PART,tsan)
+	@+$(call TEST_PART,stress)
+	@+$(call TEST_PART,oom)
+	@+$(call TEST_PART,pipe)
+	@+$(call TEST_PART,rock)
 	@echo "make test: layers, lint, meta, sanitizers and luarocks install all passed"
 	@sed 's/^specs:/total:/' build/specs.total
 

@@ -168,7 +168,8 @@ static void *oom_alloc (void *ud, void *ptr, size_t osize, size_t nsize) {
       && __atomic_load_n(&c->counting, __ATOMIC_ACQUIRE)) {
     unsigned long n = __atomic_add_fetch(&c->count, 1, __ATOMIC_RELAXED);
     unsigned long k = __atomic_load_n(&c->fail_at, __ATOMIC_RELAXED);
-    if (c->ntrail == n - 1 && __atomic_load_n(&inj.record, __ATOMIC_RELAXED))
+    if (c->armed && c->ntrail == n - 1  /* never the shared last counter */
+        && __atomic_load_n(&inj.record, __ATOMIC_RELAXED))
       add_trail(c, ptr == NULL, osize, nsize);
     if (k != 0 && (n == k || (!inj.once && n > k))) {
       if ((n == k && inj.trace) || inj.trace > 1) {
@@ -487,7 +488,7 @@ static int run_point (const char *file, const char *name, unsigned long k,
   lua_close(L);
   if (worker) {
     worker_counts(&count, &failed, &nw, &top);
-    if (k == 0 && top != NULL)
+    if (k == 0 && nw == 1 && clean > 0)  /* one state, ended: its trail */
       save_trail(name, top);
   }
   else
@@ -1105,8 +1106,10 @@ static void find_shared (Case *c, const Case *cases, size_t i) {
   for (j = 0; j < i; j++) {
     const Case *d = &cases[j];
     unsigned long n = c->ntrail < d->ntrail ? c->ntrail : d->ntrail, m = 0;
-    if (!d->worker || d->broken)
+    if (!d->worker || d->broken || d->points == 0)
       continue;
+    if (n > d->count)
+      n = d->count;
     while (m < n && c->trail[m] == d->trail[m])
       m++;
     if (m > c->shared)
@@ -1150,20 +1153,23 @@ static void populate_runtimes (void) {
   FILE *f = fopen("/proc/self/maps", "r");
   char line[1024];
   int after_runtime = 0;
+  unsigned long end = 0;  /* of the mapping before */
   if (f == NULL)
     return;
   while (fgets(line, sizeof line, f) != NULL) {
-    unsigned long lo, hi;
+    unsigned long lo, hi, before = end;
     char perms[8];
     int path = 0;
     if (sscanf(line, "%lx-%lx %7s %*s %*s %*s %n", &lo, &hi, perms, &path) < 3)
       continue;
+    end = hi;
     if (path > 0 && line[path] != '\n' && line[path] != '\0') {
       after_runtime = strstr(line + path, "/libasan.") != NULL
                       || strstr(line + path, "/libubsan.") != NULL;
       continue;
     }
-    if (after_runtime && strcmp(perms, "rw-p") == 0 && hi - lo <= (64ul << 20))
+    if (after_runtime && lo == before && strcmp(perms, "rw-p") == 0
+        && hi - lo <= (64ul << 20))
       madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE);
     after_runtime = 0;
   }
@@ -1195,6 +1201,8 @@ static int drive (const Options *o, char **files, int nfiles) {
     Case *c = &cases[i];
     unsigned long k = 1;
     int running = 0, slot;
+    trail_path(path, sizeof path, c->name);
+    remove(path);  /* one an earlier run left */
     count_case(c, o);
     if (c->worker) {
       load_trail(c);
@@ -1239,7 +1247,7 @@ static int drive (const Options *o, char **files, int nfiles) {
     }
     if (c->shared > 0 && o->shared > 1)
       printf("; of allocations 1-%lu, the same as %s's, one point in %lu",
-             c->shared, c->like, o->shared);
+             c->shared, c->like, o->shared * o->stride);
     printf("\n");
     fflush(stdout);
     tot[c->worker][0] += c->points;
@@ -1247,8 +1255,9 @@ static int drive (const Options *o, char **files, int nfiles) {
   }
   snprintf(path, sizeof path, "%s/report.txt", o->outdir);
   if ((rep = fopen(path, "w")) != NULL) {
-    fprintf(rep, "allocation-failure injection: mode %s, stride %lu\n\n",
-            inj.once ? "once" : "forgood", o->stride);
+    fprintf(rep, "allocation-failure injection: mode %s, stride %lu, "
+            "shared %lu\n\n", inj.once ? "once" : "forgood", o->stride,
+            o->shared);
     for (i = 0; i < ncases; i++) {
       Case *c = &cases[i];
       if (c->broken)
