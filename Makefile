@@ -17,7 +17,8 @@
 #                 allocation of each case (one in OOM_SHARED of those a
 #                 worker's state makes as in a case before), OOM_STRIDE
 #                 to sample
-#   make fuzz     libFuzzer on the decoder and the cloner (ASan+UBSan),
+#   make fuzz     libFuzzer on the decoder, the cloner and the frame reader
+#                 (ASan+UBSan), one target per CPU at a time,
 #                 FUZZ_SECONDS each
 #   make layers   no source calls one listed above it in src/mc.h, and the
 #                 module exports only luaopen_messagechannel_core
@@ -246,20 +247,25 @@ pipe: $(if $(LUAS),build/pipe-$(PIPE_LUA)/messagechannel/core.so) build/test/res
 	  || { tail -n 40 build/pipe-$$v.log; echo "pipe specs failed"; exit 1; }; \
 	  echo "pipe hub on $$v: $$(grep -c '^ok' build/pipe-$$v.log) passed, $$(grep -c '^not ok' build/pipe-$$v.log) failed"
 
-# libFuzzer on the decoder (mc.deserialize of any bytes) and on the cloner
-# (the values spec/fuzz/program.lua builds), FUZZ_SECONDS each, under
+# libFuzzer on the decoder (mc.deserialize of any bytes), on the cloner
+# (the values spec/fuzz/program.lua builds) and on a link's frame reader
+# (spec/fuzz/frames.lua), FUZZ_SECONDS each, under
 # ASan+UBSan with the checks in spec/fuzz/*.lua, on Lua 5.4. Each target
 # starts from its seeds (spec/fuzz/corpus/<target>) plus what earlier runs
 # kept in build/fuzz/corpus-<target>. A crash, a sanitizer report, a leak,
 # a hang (-timeout) or a failed check fails it and leaves the input in
-# build/fuzz/<target>-*. Each entry of FUZZ_RUNS is target:max_len.
+# build/fuzz/<target>-*. Each entry of FUZZ_RUNS is target:max_len; up to
+# FUZZ_JOBS targets run at once.
 # Comparisons are not traced: libFuzzer would keep their operands, the
 # module's pointers among them, where LeakSanitizer sees them, and a leaked
 # block whose address was compared would not be reported.
 FUZZ_SECONDS ?= 60
 FUZZ_CC  = clang
 FUZZ_RUNS = deserialize:65536 clone:4096 frames:65536
-FUZZ_BINS = $(foreach r,$(FUZZ_RUNS),build/fuzz/$(word 1,$(subst :, ,$r)))
+FUZZ_TARGETS = $(foreach r,$(FUZZ_RUNS),$(word 1,$(subst :, ,$r)))
+FUZZ_BINS = $(addprefix build/fuzz/,$(FUZZ_TARGETS))
+# Targets fuzzed at once: one per CPU, each on a CPU of its own.
+FUZZ_JOBS ?= $(shell getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
 FUZZ_APT = sudo apt-get install -y clang libclang-rt-dev liblua5.4-dev
 
 $(FUZZ_BINS): build/fuzz/%: spec/fuzz/harness.c $(SRCS) $(HDRS)
@@ -276,8 +282,14 @@ $(FUZZ_BINS): build/fuzz/%: spec/fuzz/harness.c $(SRCS) $(HDRS)
 	  -o $@ $< $(SRCS) $$(pkg-config --libs lua5.4) $(LIBS) -lm
 
 fuzz: $(FUZZ_BINS)
-	@for r in $(FUZZ_RUNS); do \
-	  t=$${r%%:*}; len=$${r#*:}; dir=build/fuzz/corpus-$$t; log=build/fuzz/$$t.log; \
+	@+$(MAKE) --no-print-directory -j$(FUZZ_JOBS) --output-sync=target \
+	  $(FUZZ_RUN_RULES)
+
+FUZZ_RUN_RULES = $(addprefix fuzz-run-,$(FUZZ_TARGETS))
+.PHONY: $(FUZZ_RUN_RULES)
+$(FUZZ_RUN_RULES): fuzz-run-%: build/fuzz/%
+	@t=$*; len=$(word 2,$(subst :, ,$(filter $*:%,$(FUZZ_RUNS)))); \
+	  dir=build/fuzz/corpus-$$t; log=build/fuzz/$$t.log; \
 	  mkdir -p $$dir && cp spec/fuzz/corpus/$$t/* $$dir/ || exit 1; \
 	  echo "== libFuzzer on $$t for $(FUZZ_SECONDS) s"; \
 	  UBSAN_OPTIONS=print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
@@ -287,8 +299,7 @@ fuzz: $(FUZZ_BINS)
 	  runs=$$(sed -n 's/^stat::number_of_executed_units: *//p' $$log); \
 	  secs=$$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' $$log); \
 	  cov=$$(grep -o 'cov: [0-9]*' $$log | tail -n 1 | cut -d' ' -f2); \
-	  echo "fuzz $$t: $$runs runs in $$secs s, clean (coverage $$cov, corpus $$(ls $$dir | wc -l) inputs)"; \
-	done
+	  echo "fuzz $$t: $$runs runs in $$secs s, clean (coverage $$cov, corpus $$(ls $$dir | wc -l) inputs)"
 
 # Allocation-failure injection (spec/oom/host.c): each case of
 # spec/oom/*.lua runs once to count the Lua allocations of its action (or
@@ -297,7 +308,7 @@ fuzz: $(FUZZ_BINS)
 # Every point must end in a completed call or a clean error, with the
 # ports coherent, no leak and no hang. Of the allocations a worker's
 # state makes alike in each case before it comes to the case's own code,
-# the cases after the first run one point in OOM_SHARED (16; 1: all).
+# the cases after the first run one point in OOM_SHARED (32; 1: all).
 # OOM_STRIDE=n runs every n-th point,
 # OOM_SCENARIO=file.case,... some cases only; findings go to
 # build/oom/report.txt. Lua 5.4 is linked statically when its static

@@ -54,7 +54,7 @@
 ** run before it (the longest start of their trails that agree), only
 ** one point in OOM_SHARED runs; every point from where they part.
 ** The environment gives the defaults: OOM_JOBS (2), OOM_STRIDE (1),
-** OOM_SHARED (16; 1 runs every point), OOM_SCENARIO (every case; or
+** OOM_SHARED (32; 1 runs every point), OOM_SCENARIO (every case; or
 ** names "file.case" or "file", separated by commas), OOM_MODE (forgood),
 ** OOM_TIMEOUT (the watchdog, 60 seconds).
 ** Workers find messagechannel.core through OUTDIR/messagechannel/core.so,
@@ -1343,7 +1343,7 @@ int main (int argc, char **argv) {
   static char dir[512];
   o.jobs = (int)env_number("OOM_JOBS", 2);
   o.stride = env_number("OOM_STRIDE", 1);
-  o.shared = env_number("OOM_SHARED", 16);
+  o.shared = env_number("OOM_SHARED", 32);
   o.only = getenv("OOM_SCENARIO");
   o.timeout = (unsigned)env_number("OOM_TIMEOUT", 60);
   o.outdir = NULL;
