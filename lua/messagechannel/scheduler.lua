@@ -281,6 +281,44 @@ local function run_receiver(job, obj, ev, unheard)
   end
 end
 
+-- Closes held back: a port's close is the last event it sees, so while a
+-- listener of one of its earlier events is still running (it waits in
+-- receive or sleep: its runner is suspended), the close waits, in
+-- held_closes[i] = {receiver, close event}, and goes after the tokens
+-- queued when the last such listener returns.
+local held_closes, nheld = {}, 0
+
+-- Whether a runner other than `me` is inside a dispatch at obj.
+local function dispatching_at(obj, me)
+  for co, job in next, job_of do
+    if co ~= me and job.ev and rawequal(job.target, obj) then return true end
+  end
+  return false
+end
+
+-- Holds back the close event ev of receiver obj, which deliver set job
+-- for (or left it alone: one plain listener).
+local function hold_close(job, obj, ev)
+  held_closes[nheld + 1] = { obj, ev }
+  nheld = nheld + 1
+  job.ev, job.list = false, false
+end
+
+-- Queues each held close whose port no runner dispatches at any more (me
+-- is done with its job). Out of memory, a close stays held, for the next
+-- job's end.
+local function release_held(me)
+  for i = nheld, 1, -1 do
+    local obj, ev = held_closes[i][1], held_closes[i][2]
+    if not dispatching_at(obj, me) then
+      enqueue({ EVENT, obj, uservalue(obj), ev })  -- as dispatch_later
+      held_closes[i] = held_closes[nheld]
+      held_closes[nheld] = nil
+      nheld = nheld - 1
+    end
+  end
+end
+
 local function runner_main()
   local me = running()
   while true do
@@ -288,6 +326,7 @@ local function runner_main()
     if job.ev then  -- a job handed over from a coroutine that died
       if job.list then walk(job, call, changed) end
       finish_job(job)
+      if nheld > 0 then release_held(me) end
     end
     while runq[-1] < stop and runner == me do
       local head = runq[-1] + 1
@@ -321,6 +360,8 @@ local function runner_main()
         runq[head] = nil
         if fn == true then
           if co then resumed(co, resume(co, ev)) end
+        elseif ev and ev.type == "close" and dispatching_at(tok, me) then
+          hold_close(job, tok, ev)
         elseif fn then
           -- list false: fail() knows there is no other listener
           job.ev, job.target, job.list, job.i, job.inside =
@@ -335,6 +376,7 @@ local function runner_main()
           run_receiver(job, tok, ev)
         end
       end
+      if nheld > 0 then release_held(me) end
     end
     yield(IDLE)
   end
@@ -612,12 +654,12 @@ end
 -- array, which news looks through, rather than a table keyed by handle,
 -- whose new key could fail to be stored once the thread runs. handle is
 -- false until the start and once the end is seen; then result is
--- {code, err, tb}, and task the task that runs on_exit (false when none
+-- {code, err, tb, text}, and task the task that runs on_exit (false when none
 -- runs: not started yet, or it died, out of memory; on_exit may run again
 -- and does each of its steps once). nworkers counts the started watches
 -- that are ref'd, nidle the ends seen that no task runs.
 
--- A watch for a worker about to start; on_exit(code, err, tb) will
+-- A watch for a worker about to start; on_exit(code, err, tb, text) will
 -- dispatch its end. Nothing counts it until watch_worker.
 function M.reserve_worker(on_exit)
   local watch = { handle = false, on_exit = on_exit, unref = false,
@@ -666,9 +708,9 @@ end
 -- Looks whether the worker of watch ended; the result is stored whole
 -- before anything counts it.
 local function look(watch)
-  local done, code, err, tb = core.worker_result(watch.handle)
+  local done, code, err, tb, text = core.worker_result(watch.handle)
   if not done then return end
-  watch.result = { code, err, tb }
+  watch.result = { code, err, tb, text }
   watch.handle = false
   if not watch.unref then nworkers = nworkers - 1 end
   nidle = nidle + 1
@@ -706,7 +748,7 @@ end
 
 local function end_task(watch)
   local r = watch.result
-  watch.on_exit(r[1], r[2], r[3])
+  watch.on_exit(r[1], r[2], r[3], r[4])
   end_of[running()] = nil
   drop_watch(watch)
 end
@@ -1005,7 +1047,9 @@ function M.receive(obj, U, timeout, name)
     dispatch_later(obj, U, ev)
     return M.receive(obj, U, timeout, name)
   end
-  if timeout == 0 then return nil, "timeout" end
+  if timeout == 0 then  -- as a wait would end: a detached port is closed
+    return nil, arrival(obj) == "closed" and "closed" or "timeout"
+  end
   local co = current_task()
   -- The waiter has every field that hand and fire_timers set, and its
   -- timer its slot, before the waiter is queued: from then on nothing
