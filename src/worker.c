@@ -68,6 +68,8 @@ typedef struct mc_Thread {
   mc_Msg *error;      /* the uncaught error, encoded */
   char *trace;        /* and its traceback, or the text of an error the
                       ** worker could not record otherwise */
+  char *text;         /* with `error`: its tostring, for a parent that
+                      ** cannot decode it */
 } mc_Thread;
 
 /* Lets go of the messages the worker did not open: given back to their
@@ -105,6 +107,7 @@ static void thread_decref (mc_Thread *t) {
     free(t->path);
     free(t->cpath);
     free(t->trace);
+    free(t->text);
     pthread_mutex_destroy(&t->lock);
     free(t);
   }
@@ -588,23 +591,26 @@ static int core_worker_data (lua_State *L) {
   return t != NULL ? open_once(L, &t->data, WORKER_DATA_KEY, 0) : 0;
 }
 
-/* worker_fail(bytes, traceback): the worker's main records the error that
-** ends it, serialized. */
+/* worker_fail(bytes, traceback, text): the worker's main records the
+** error that ends it, serialized, and its text. */
 static int core_worker_fail (lua_State *L) {
   mc_Thread *t = this_thread(L);
-  size_t len, tlen;
+  size_t len, tlen, xlen;
   const char *bytes = luaL_checklstring(L, 1, &len);
   const char *tb = luaL_optlstring(L, 2, "", &tlen);
+  const char *tx = luaL_checklstring(L, 3, &xlen);
   mc_Msg *m;
-  char *trace;
+  char *trace, *text;
   if (t == NULL)
     return luaL_error(L, "not in a worker");
   m = mc_msg_new(bytes, len, 0);
   trace = dup_bytes(tb, tlen);
-  if (m == NULL || trace == NULL) {
+  text = dup_bytes(tx, xlen);
+  if (m == NULL || trace == NULL || text == NULL) {
     if (m != NULL)
       mc_msg_free(m);
     free(trace);
+    free(text);
     return luaL_error(L, "not enough memory");
   }
   pthread_mutex_lock(&t->lock);
@@ -614,11 +620,14 @@ static int core_worker_fail (lua_State *L) {
     free(t->trace);
     t->trace = trace;
     trace = NULL;
+    t->text = text;
+    text = NULL;
   }
   pthread_mutex_unlock(&t->lock);
   if (m != NULL)
     mc_msg_free(m);
   free(trace);
+  free(text);
   return 0;
 }
 
@@ -854,8 +863,8 @@ static int core_worker_terminate (lua_State *L) {
 
 /* worker_result(handle): when the worker has ended, true, its exit code,
 ** the error that ended it (a serialized string, or nil), its traceback
-** (or the error's text, as a string, when there is no error value);
-** else false. */
+** (or the error's text, as a string, when there is no error value) and,
+** with the serialized error, its tostring; else false. */
 static int core_worker_result (lua_State *L) {
   Handle *h = check_handle(L);
   mc_Thread *t = h->t;
@@ -883,7 +892,11 @@ static int core_worker_result (lua_State *L) {
     lua_pushstring(L, t->trace);
   else
     lua_pushnil(L);
-  return 4;
+  if (t->text != NULL)
+    lua_pushstring(L, t->text);
+  else
+    lua_pushnil(L);
+  return 5;
 }
 
 /* }====================================================== */

@@ -75,12 +75,16 @@ function methods.hasRef(w)
 end
 
 -- A listener of the port's events sees the Worker as the target: the port
--- gets a wrapper, one per (type, listener).
-local function wrapper(s, w, typ, l)
+-- gets a wrapper, one per (type, listener) while the port has it, so that
+-- adding a listener twice adds it once and removing it finds the wrapper.
+-- The wrapper of a `once` listener lets go of it as it is called (the port
+-- has removed it then), and removeEventListener of the rest.
+local function wrapper(s, w, typ, l, once)
   local by = s.wraps[typ]
   local f = by[l]
   if not f then
     f = function(ev)
+      if once and by[l] == f then by[l] = nil end
       ev.target, ev.currentTarget = w, w
       return ET.call({ fn = l }, ev)
     end
@@ -98,7 +102,8 @@ function methods.addEventListener(w, ...)
   if PORT_EVENTS[typ] then
     local err = ET.add(w, {}, noop, n, typ, l, options)  -- checks only
     if err then error(err, 2) end
-    s.port:addEventListener(typ, wrapper(s, w, typ, l), options)
+    local once = type(options) == "table" and options.once and true
+    s.port:addEventListener(typ, wrapper(s, w, typ, l, once), options)
     if typ == "message" then s.port:start() end
   else
     local err = ET.add(w, s.U, noop, n, typ, l, options)
@@ -109,8 +114,10 @@ end
 function methods.removeEventListener(w, ...)
   local s = check(w, "removeEventListener")
   local n, typ, l = select("#", ...), ...
-  if PORT_EVENTS[typ] and n >= 2 and s.wraps[typ][l] then
-    s.port:removeEventListener(typ, s.wraps[typ][l])
+  local f = PORT_EVENTS[typ] and n >= 2 and s.wraps[typ][l]
+  if f then
+    s.port:removeEventListener(typ, f)
+    s.wraps[typ][l] = nil
   else
     local err = ET.remove(w, s.U, noop, n, typ, l)
     if err then error(err, 2) end
@@ -130,7 +137,10 @@ WORKER_MT.__newindex = function(w, k, v)
   local s = state(w)
   local typ = HANDLERS[k]
   if PORT_EVENTS[typ] then
-    -- the port checks v; its events reach v with the worker as target
+    -- checked here: the port gets a wrapper; its events reach v with the
+    -- worker as target
+    local err = ET.check_handler(k, v)
+    if err then error(err, 2) end
     s.port[k] = v ~= nil and function(ev)
       ev.target, ev.currentTarget = w, w
       return v(ev)
@@ -168,18 +178,20 @@ end
 -- event it sees: messages still held at its port for want of a message
 -- listener are dropped first. Out of memory it may run again (see the
 -- scheduler's worker watches): each event is queued once.
-local function on_exit(w, code, err_bytes, tb)
+-- An error value this state cannot decode (a metatable registered in the
+-- worker only) arrives as its text, the worker's tostring of it.
+local function on_exit(w, code, err_bytes, tb, text)
   local s = state(w)
   s.exited = true
   if not s.error_done then
-    local err
+    local failed, err = err_bytes ~= nil or tb ~= nil, nil
     if err_bytes then
       local ok, e = pcall(core.deserialize, err_bytes)
-      err = ok and e or err_bytes
+      if ok then err = e else err = text end
     elseif tb then  -- only the error's text reached us
       err, tb = tb, nil
     end
-    if err ~= nil then
+    if failed then  -- even when the error value is nil or false
       -- to the error listeners there are when it is dispatched, or else
       -- to mc.onerror or out of the loop
       local ev = ET.new_event("error", w, nil)
@@ -233,8 +245,8 @@ function M.Worker(path, options)
               unref = false, onmessage = false, onmessageerror = false,
               onerror = false, onexit = false }
   rawset(w, STATE, s)
-  local watch = scheduler.reserve_worker(function(code, err, tb)
-    return on_exit(w, code, err, tb)
+  local watch = scheduler.reserve_worker(function(code, err, tb, text)
+    return on_exit(w, code, err, tb, text)
   end)
   s.watch = watch
   local ok, r = pcall(core.worker_start, path,
@@ -254,11 +266,21 @@ end
 -- The worker's side
 ---------------------------------------------------------------------------
 
--- Records the error that ends this worker, for its parent's onerror.
+-- The text of an error value, as the standalone interpreter gives it.
+local function text_of(err)
+  local ok, text = pcall(tostring, err)
+  if ok and type(text) == "string" then return text end
+  return format("(error object is a %s value)", type(err))
+end
+
+-- Records the error that ends this worker, for its parent's onerror: the
+-- value serialized (its text when it cannot be), and its text for a
+-- parent that cannot decode it.
 function M.fail(err, tb)
+  local text = text_of(err)
   local ok, bytes = pcall(core.serialize, err)
-  if not ok then bytes = core.serialize(tostring(err)) end
-  core.worker_fail(bytes, tb)
+  if not ok then bytes = core.serialize(text) end
+  core.worker_fail(bytes, tb, text)
 end
 
 -- An error nobody takes ends a worker, as in Node.js: this is mc.onerror
@@ -267,6 +289,8 @@ function M.raise(err, tb)
   M.fail(err, tb)
   error(err, 0)
 end
+
+local tointeger = rawget(math, "tointeger")  -- nil before 5.3
 
 -- os.exit([code]) in a worker ends that worker only, with the code as
 -- os.exit takes it on Lua 5.4 (true or none: 0, false: 1, a number).
@@ -278,6 +302,9 @@ local function worker_exit(code)
   elseif type(code) ~= "number" then
     error(format("bad argument #1 to 'exit' (number expected, got %s)",
                  type(code)), 2)
+  elseif tointeger and not tointeger(code) then  -- as os.exit on 5.3+
+    error("bad argument #1 to 'exit' (number has no integer "
+          .. "representation)", 2)
   end
   core.worker_exit(code)
 end
