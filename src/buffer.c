@@ -114,6 +114,9 @@ static int buffer_write (lua_State *L) {
   size_t n;
   const char *s = luaL_checklstring(L, 3, &n);
   lua_Integer l = (lua_Integer)b->len;
+  if (b->lent)  /* the message reads these bytes: they stay as posted */
+    luaL_error(L, "InvalidStateError: the Buffer is lent to a postMessage "
+                  "that has not sent it yet");
   if (pos < 0)
     pos = pos < -l ? 0 : l + pos + 1;
   luaL_argcheck(L, pos >= 1 && (size_t)(pos - 1) <= b->len
