@@ -1098,18 +1098,20 @@ static void push_segment (lua_State *L, int k) {
   }
 }
 
-/* Pushes segs[n] .. segs[1]; a long path keeps its two ends. */
-static void join_segments (lua_State *L, int segs, int n) {
+/* Pushes segs[n] .. segs[1], to be followed by `tail` more steps (0 or
+** 1): a path of more than 3 * ENDS steps, the tail counted, keeps ENDS
+** steps at each end. */
+static void join_segments (lua_State *L, int segs, int n, int tail) {
   enum { ENDS = 16 };
   luaL_Buffer b;
   int i;
   luaL_buffinit(L, &b);
   for (i = n; i >= 1; i--) {
-    if (n > 3 * ENDS && i == n - ENDS) {
+    if (n + tail > 3 * ENDS && i == n - ENDS) {
       char gap[48];
-      snprintf(gap, sizeof gap, "...(%d more)...", n - 2 * ENDS);
+      snprintf(gap, sizeof gap, "...(%d more)...", n + tail - 2 * ENDS);
       luaL_addstring(&b, gap);
-      i = ENDS + 1;
+      i = ENDS - tail + 1;
       continue;
     }
     lua_rawgeti(L, segs, i);
@@ -1120,10 +1122,11 @@ static void join_segments (lua_State *L, int segs, int n) {
 
 /*
 ** Pushes the path from table `root` to table `target`, breadth-first (a
-** shortest one), "" when they are the same. A table reached only as a key
-** shows as <key>.
+** shortest one), "" when they are the same, to be followed by `after`
+** more steps (see join_segments). A table reached only as a key shows as
+** <key>.
 */
-static void push_path (lua_State *L, int root, int target) {
+static void push_path (lua_State *L, int root, int target, int after) {
   int parent, keyof, queue, head = 1, tail = 1, n = 0;
   lua_newtable(L);  /* child -> parent */
   parent = lua_gettop(L);
@@ -1190,7 +1193,7 @@ static void push_path (lua_State *L, int root, int target) {
     lua_rawget(L, parent);  /* segs, parent of cur */
   }
   lua_pop(L, 1);
-  join_segments(L, lua_gettop(L), n);
+  join_segments(L, lua_gettop(L), n, after);
   lua_replace(L, parent);
   lua_settop(L, parent);
 }
@@ -1202,7 +1205,7 @@ static void clone_fail (lua_State *L, int root, const char *what,
   luaL_checkstack(L, 40, "error message");
   lua_pushfstring(L, "DataCloneError: %s is not cloneable", what);
   if (w->t != 0) {
-    push_path(L, root, w->t);
+    push_path(L, root, w->t, !w->askey);  /* and w's key, not as a key */
     if (w->askey) {
       if (mc_rawlen(L, -1) == 0)
         lua_pushliteral(L, " (as a key at top level)");
@@ -1234,7 +1237,7 @@ static void collide_fail (lua_State *L, int root, int t) {
     lua_pushliteral(L, "DataCloneError: too many colliding keys (at top "
                        "level)");
   else {
-    push_path(L, root, t);
+    push_path(L, root, t, 0);
     lua_pushfstring(L, "DataCloneError: too many colliding keys (at %s)",
                     lua_tostring(L, -1));
   }
