@@ -70,6 +70,7 @@ typedef struct mc_Thread {
                       ** worker could not record otherwise */
   char *text;         /* with `error`: its tostring, for a parent that
                       ** cannot decode it */
+  size_t textlen;
 } mc_Thread;
 
 /* Lets go of the messages the worker did not open: given back to their
@@ -621,6 +622,7 @@ static int core_worker_fail (lua_State *L) {
     t->trace = trace;
     trace = NULL;
     t->text = text;
+    t->textlen = xlen;
     text = NULL;
   }
   pthread_mutex_unlock(&t->lock);
@@ -893,7 +895,7 @@ static int core_worker_result (lua_State *L) {
   else
     lua_pushnil(L);
   if (t->text != NULL)
-    lua_pushstring(L, t->text);
+    lua_pushlstring(L, t->text, t->textlen);
   else
     lua_pushnil(L);
   return 5;

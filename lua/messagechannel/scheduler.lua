@@ -283,40 +283,39 @@ end
 
 -- Closes held back: a port's close is the last event it sees, so while a
 -- listener of one of its earlier events is still running (it waits in
--- receive or sleep: its runner is suspended), the close waits, in
--- held_closes[i] = {receiver, close event}, and goes after the tokens
--- queued when the last such listener returns.
-local held_closes, nheld = {}, 0
+-- receive or sleep: its runner is suspended), the port's close event
+-- waits in held_closes[port], and goes after the tokens queued when the
+-- last such listener returns. (receive reports the port's state: its
+-- tasks get "closed" at once.) suspended_at[obj] counts the runners
+-- suspended inside a dispatch at obj (job.at = obj), each counted when it
+-- first yields as the turn's runner, until its job ends.
+local held_closes, suspended_at = {}, {}
 
--- Whether a runner other than `me` is inside a dispatch at obj.
-local function dispatching_at(obj, me)
-  for co, job in next, job_of do
-    if co ~= me and job.ev and rawequal(job.target, obj) then return true end
-  end
-  return false
-end
-
--- Holds back the close event ev of receiver obj, which deliver set job
--- for (or left it alone: one plain listener).
-local function hold_close(job, obj, ev)
-  held_closes[nheld + 1] = { obj, ev }
-  nheld = nheld + 1
+-- The close event ev of receiver obj, which deliver set job for (or left
+-- alone: one plain listener), while another runner dispatches at obj: the
+-- tasks waiting in its receive get "closed" now, and its listeners, if
+-- any, the event once that dispatch ends. Held before the waiters are
+-- woken: one of them may be the listener that holds it back.
+local function hold_close(job, obj, ev, listened)
+  local U = uservalue(obj)
+  if listened then held_closes[obj] = ev end
   job.ev, job.list = false, false
+  local ws = U.waiters
+  while ws and ws[1] do hand_close(obj, U) end
 end
 
--- Queues each held close whose port no runner dispatches at any more (me
--- is done with its job). Out of memory, a close stays held, for the next
--- job's end.
-local function release_held(me)
-  for i = nheld, 1, -1 do
-    local obj, ev = held_closes[i][1], held_closes[i][2]
-    if not dispatching_at(obj, me) then
-      enqueue({ EVENT, obj, uservalue(obj), ev })  -- as dispatch_later
-      held_closes[i] = held_closes[nheld]
-      held_closes[nheld] = nil
-      nheld = nheld - 1
-    end
+-- The job of a runner that was suspended inside a dispatch has ended:
+-- the last one at its port queues the port's held close. Out of memory,
+-- the close stays held and the count at 1, for the next try.
+local function job_ended(job)
+  local obj = job.at
+  local n = suspended_at[obj] - 1
+  if n == 0 and held_closes[obj] then
+    enqueue({ EVENT, obj, uservalue(obj), held_closes[obj] })
+    held_closes[obj] = nil
   end
+  suspended_at[obj] = n > 0 and n or nil
+  job.at = false
 end
 
 local function runner_main()
@@ -326,8 +325,8 @@ local function runner_main()
     if job.ev then  -- a job handed over from a coroutine that died
       if job.list then walk(job, call, changed) end
       finish_job(job)
-      if nheld > 0 then release_held(me) end
     end
+    if job.at then job_ended(job) end  -- that job, or fail()'s, ended
     while runq[-1] < stop and runner == me do
       local head = runq[-1] + 1
       local tok = runq[head]
@@ -350,6 +349,7 @@ local function runner_main()
         else
           run_receiver(job, tok[2], ev, tok[5])
         end
+        if job.at then job_ended(job) end
       else
         -- A receiver's token leaves the queue once deliver took its
         -- entry. One listener is called here, at deliver's depth, or by
@@ -360,8 +360,8 @@ local function runner_main()
         runq[head] = nil
         if fn == true then
           if co then resumed(co, resume(co, ev)) end
-        elseif ev and ev.type == "close" and dispatching_at(tok, me) then
-          hold_close(job, tok, ev)
+        elseif ev and suspended_at[tok] and ev.type == "close" then
+          hold_close(job, tok, ev, fn or job.list)
         elseif fn then
           -- list false: fail() knows there is no other listener
           job.ev, job.target, job.list, job.i, job.inside =
@@ -375,8 +375,8 @@ local function runner_main()
         elseif ev then
           run_receiver(job, tok, ev)
         end
+        if job.at then job_ended(job) end
       end
-      if nheld > 0 then release_held(me) end
     end
     yield(IDLE)
   end
@@ -386,7 +386,7 @@ end
 -- them allocates nothing.
 local function new_job()
   return { target = false, U = false, ev = false, list = false, i = 0,
-           inside = false, errs = false, ek = 0, data = false }
+           inside = false, errs = false, ek = 0, data = false, at = false }
 end
 
 local function new_runner(job)
@@ -542,7 +542,15 @@ function resumed(co, ok, ...)
     return
   end
   if status(co) == "dead" then return end
-  if runner == co then runner = nil end
+  if runner == co then
+    runner = nil
+    local job = job_of[co]
+    if job and job.ev then  -- suspended inside a dispatch (see hold_close)
+      local obj = job.target
+      suspended_at[obj] = (suspended_at[obj] or 0) + 1
+      job.at = obj
+    end
+  end
   if a == WAIT then return end
   if select("#", ...) == 0 then return wake(co) end  -- acts as sleep(0)
   return foreign(co, ...)
@@ -1047,6 +1055,7 @@ function M.receive(obj, U, timeout, name)
     dispatch_later(obj, U, ev)
     return M.receive(obj, U, timeout, name)
   end
+  if held_closes[obj] then return nil, "closed" end  -- see hold_close
   if timeout == 0 then  -- as a wait would end: a detached port is closed
     return nil, arrival(obj) == "closed" and "closed" or "timeout"
   end

@@ -92,6 +92,83 @@ describe("regress: close is the last event a port sees", function()
     assert.same({ "nil closed", "L1", "close" }, out)
   end)
 
+  it("while a listener waiting in receive on its own port gets closed first", function()
+    for _, how in ipairs({ "receive", "mc.receive", "receive(1)" }) do
+      local ch = mc.MessageChannel()
+      local out = {}
+      ch.port2.onmessage = function(e)
+        out[#out + 1] = "got " .. e.data
+        local ev, why
+        if how == "receive" then ev, why = ch.port2:receive()
+        elseif how == "mc.receive" then ev, why = mc.receive({ ch.port2 })
+        else ev, why = ch.port2:receive(1) end
+        out[#out + 1] = tostring(ev) .. " " .. tostring(why)
+      end
+      ch.port2.onclose = function() out[#out + 1] = "close" end
+      mc.spawn(function() ch.port1:postMessage(1); mc.sleep(0.01); ch.port1:close() end)
+      helper.run()
+      assert.same({ "got 1", "nil closed", "close" }, out, how)
+    end
+  end)
+
+  it("while another task waiting in receive gets closed at once", function()
+    local ch = mc.MessageChannel()
+    local out = {}
+    ch.port2.onmessage = function(e) mc.sleep(0.05); out[#out + 1] = "/L" .. e.data end
+    ch.port2.onclose = function() out[#out + 1] = "close" end
+    mc.spawn(function()
+      mc.sleep(0.005)
+      local ev, why = ch.port2:receive()
+      out[#out + 1] = "waiter " .. tostring(ev) .. " " .. why
+    end)
+    mc.spawn(function() ch.port1:postMessage(1); mc.sleep(0.01); ch.port1:close() end)
+    helper.run()
+    assert.same({ "waiter nil closed", "/L1", "close" }, out)
+  end)
+
+  it("and a port moved while its listener sleeps: its waiter gets closed, the new port the close",
+     function()
+    local ch, carrier = mc.MessageChannel(), mc.MessageChannel()
+    local A, out = ch.port2, {}
+    A.onmessage = function(e) mc.sleep(0.05); out[#out + 1] = "/L" .. e.data end
+    A.onclose = function() out[#out + 1] = "close at moved A" end
+    carrier.port2.onmessage = function(e)
+      e.ports[1].onclose = function() out[#out + 1] = "close at new A" end
+    end
+    ch.port1:postMessage(1)
+    mc.spawn(function()
+      local ev, why = A:receive()
+      out[#out + 1] = "waiter " .. tostring(ev) .. " " .. why
+    end)
+    mc.spawn(function()
+      mc.sleep(0.01)
+      carrier.port1:postMessage(nil, { A })
+      mc.sleep(0.1)
+      ch.port1:close()
+      carrier.port1:close()
+    end)
+    helper.run()
+    assert.same({ "waiter nil closed", "/L1", "close at new A" }, out)
+  end)
+
+  it("at each of many ports whose listeners wait at once", function()
+    local N, order = 300, {}
+    for i = 1, N do
+      local ch = mc.MessageChannel()
+      ch.port2.onmessage = function() mc.sleep(0.02); order[#order + 1] = "done" .. i end
+      ch.port2.onclose = function() order[#order + 1] = "close" .. i end
+      ch.port1:postMessage(i)
+      ch.port1:close()
+    end
+    helper.run()
+    assert.equal(2 * N, #order)
+    local at = {}
+    for k, x in ipairs(order) do at[x] = k end
+    for i = 1, N do
+      assert.is_true(at["done" .. i] < at["close" .. i], "port " .. i)
+    end
+  end)
+
   it("with the ports of other channels going on meanwhile", function()
     local a, b = mc.MessageChannel(), mc.MessageChannel()
     local out = {}

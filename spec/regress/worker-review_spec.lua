@@ -159,6 +159,15 @@ describe("regress: the Worker object #threads", function()
       assert.equal("only in worker: x", e)
     end)
 
+    it("the text of one the parent cannot decode keeps every byte", function()
+      local e = error_of_worker([[
+        local mc = require "messagechannel"
+        local mt = mc.register("regress.OnlyInWorker2", {
+          __tostring = function() return "x\0y" end })
+        error(setmetatable({}, mt))]])
+      assert.equal("x\0y", e)
+    end)
+
     it("a table still arrives as its clone", function()
       assert.same({ code = 7 }, error_of_worker("error({ code = 7 })"))
     end)
