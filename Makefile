@@ -306,7 +306,9 @@ $(FUZZ_RUN_RULES): fuzz-run-%: build/fuzz/%
 # of its worker's state), then once with its k-th allocation failing for
 # good, for every k, each in a process of its own under ASan+UBSan+LSan.
 # Every point must end in a completed call or a clean error, with the
-# ports coherent, no leak and no hang. Of the allocations a worker's
+# ports coherent, no leak and no hang. (Where Lua could not call a
+# finalizer, its call's allocation refused, what that finalizer frees
+# leaks: such a point is listed apart and does not fail the run.) Of the allocations a worker's
 # state makes alike in each case before it comes to the case's own code,
 # the cases after the first run one point in OOM_SHARED (32; 1: all).
 # OOM_STRIDE=n runs every n-th point,

@@ -521,11 +521,17 @@ typedef struct Options {
 } Options;
 
 /* What a point did: a category, most severe first, and its detail. */
+/* LOSTGC is not a failure: Lua could not call a finalizer (the allocation
+** its call needs was refused, and Lua drops a finalizer whose call fails,
+** with the warning "error in __gc"), so what it would free leaks. The
+** module's finalizers are C functions that allocate nothing in Lua, so
+** that warning comes from the call, never from them. */
 enum { CLEAN, ASAN, UBSAN, SIGNAL, HANG, INCONSISTENT, ODDERROR, LEAK,
-       NOTSETUP, NCAT };
+       NOTSETUP, LOSTGC, NCAT };
 static const char *const catname[NCAT] = {
   "clean", "sanitizer", "ubsan", "crash", "hang", "inconsistent",
-  "unexpected error", "leak", "not set up"
+  "unexpected error", "leak", "not set up",
+  "leak of a finalizer Lua could not call"
 };
 
 /* Where the first refused allocation of a point was made. */
@@ -797,6 +803,12 @@ static int classify (const char *log, int wstatus, int killed, char *key,
   if ((p = strstr(log, "ERROR: LeakSanitizer: ")) != NULL) {
     const char *q = strstr(p, "leak of ");
     stack_of(q != NULL ? strchr(q, '\n') : NULL, frames, sizeof frames, 2);
+    if (strstr(log, TAG "warning: error in __gc (not enough memory)")
+        != NULL) {
+      snprintf(key, size, "Lua could not call a finalizer (error in __gc: "
+               "not enough memory); first leak from %s", frames);
+      return LOSTGC;
+    }
     snprintf(key, size, "LeakSanitizer: first leak from %s", frames);
     return LEAK;
   }
@@ -974,7 +986,7 @@ static void note_point (Case *c, const Options *o, Job *j, int wstatus) {
   normalize(key);
   c->points++;
   c->cats[cat]++;
-  if (cat == CLEAN) {
+  if (cat == CLEAN || cat == LOSTGC) {
     c->clean++;
     if (!reached)
       c->unreached++;
@@ -983,7 +995,7 @@ static void note_point (Case *c, const Options *o, Job *j, int wstatus) {
     else
       c->completed++;
   }
-  else
+  if (cat != CLEAN)
     add_finding(c, cat, key, j->k, o, log);
   free(log);
 }
