@@ -524,8 +524,10 @@ typedef struct Options {
 /* LOSTGC is not a failure: Lua could not call a finalizer (the allocation
 ** its call needs was refused, and Lua drops a finalizer whose call fails,
 ** with the warning "error in __gc"), so what it would free leaks. The
-** module's finalizers are C functions that allocate nothing in Lua, so
-** that warning comes from the call, never from them. */
+** module's finalizers are C functions written to allocate nothing in Lua
+** (their kicks use reserved run-queue slots); one that raised would give
+** the same warning, so these points stay in the report, with the stack of
+** the refused allocation, for a look. */
 enum { CLEAN, ASAN, UBSAN, SIGNAL, HANG, INCONSISTENT, ODDERROR, LEAK,
        NOTSETUP, LOSTGC, NCAT };
 static const char *const catname[NCAT] = {
