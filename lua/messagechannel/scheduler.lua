@@ -221,26 +221,37 @@ end
 local step_task, resumed
 local writer_done, retry_writers
 
--- Hands the close to the first task waiting in receive: nil, "closed".
--- (deliver hands messages.) The waiter is done before anything may fail.
--- A waiter of mc.receive (w.many) only leaves this port, until the last
--- of its ports that were open closes.
+-- Hands the close to each task waiting in receive, first come first:
+-- nil, "closed". (deliver hands messages.) Each waiter is done before
+-- anything may fail. A waiter of mc.receive (w.many) only leaves this
+-- port, until the last of its ports that were open closes.
 local function hand_close(obj, U)
-  local w = table.remove(U.waiters, 1)
-  if w.many and w.open > 1 then
-    w.open = w.open - 1
-  else
-    w.done, w.why = true, "closed"
-    cancel_timer(w.timer)
-    if w.co then step_task(w.co, nil, "closed") end
+  local ws = U.waiters
+  while ws and ws[1] do
+    local w = table.remove(ws, 1)
+    if w.many and w.open > 1 then
+      w.open = w.open - 1
+    else
+      w.done, w.why = true, "closed"
+      cancel_timer(w.timer)
+      if w.co then step_task(w.co, nil, "closed") end
+    end
+    changed(obj)
   end
-  changed(obj)
 end
 
 -- A run queue token {EVENT, target, U, ev [, unheard]}: dispatch ev at
 -- target, or call unheard(ev) when no listener takes it then. (The marker
 -- is the events' metatable, which core.enqueue knows.)
 local EVENT = ET.EVENT_MT
+
+-- Dispatches ev at target after the tokens queued now (at the next turn
+-- when a turn runs); unheard(ev), if given, is called instead when no
+-- listener takes it then. Queued whole, or raises with nothing queued.
+local function dispatch_later(target, U, ev, unheard)
+  enqueue({ EVENT, target, U, ev, unheard })
+end
+M.dispatch_later = dispatch_later
 
 -- Sets job to dispatch the event of token tok, as deliver does for a
 -- receiver's head: returns the one listener when it is a plain function,
@@ -265,10 +276,7 @@ end
 -- for it. unheard(ev), when given, takes an event that finds no listener.
 local function run_receiver(job, obj, ev, unheard)
   local U, typ = job.U, ev.type
-  local ws = U.waiters
-  if typ == "close" then
-    while ws and ws[1] do hand_close(obj, U) end
-  end
+  if typ == "close" then hand_close(obj, U) end
   if job.list then
     walk(job, call, changed)
     return finish_job(job)
@@ -297,11 +305,9 @@ local held_closes, suspended_at = {}, {}
 -- any, the event once that dispatch ends. Held before the waiters are
 -- woken: one of them may be the listener that holds it back.
 local function hold_close(job, obj, ev, listened)
-  local U = uservalue(obj)
   if listened then held_closes[obj] = ev end
   job.ev, job.list = false, false
-  local ws = U.waiters
-  while ws and ws[1] do hand_close(obj, U) end
+  hand_close(obj, uservalue(obj))
 end
 
 -- The job of a runner that was suspended inside a dispatch has ended:
@@ -311,7 +317,7 @@ local function job_ended(job)
   local obj = job.at
   local n = suspended_at[obj] - 1
   if n == 0 and held_closes[obj] then
-    enqueue({ EVENT, obj, uservalue(obj), held_closes[obj] })
+    dispatch_later(obj, uservalue(obj), held_closes[obj])
     held_closes[obj] = nil
   end
   suspended_at[obj] = n > 0 and n or nil
@@ -560,14 +566,6 @@ end
 function step_task(co, ...)
   return resumed(co, resume(co, ...))
 end
-
--- Dispatches ev at target after the tokens queued now (at the next turn
--- when a turn runs); unheard(ev), if given, is called instead when no
--- listener takes it then. Queued whole, or raises with nothing queued.
-local function dispatch_later(target, U, ev, unheard)
-  enqueue({ EVENT, target, U, ev, unheard })
-end
-M.dispatch_later = dispatch_later
 
 -- Takes v out of the array t (t may be nil); returns whether it was there.
 local function take_out(t, v)
