@@ -44,8 +44,12 @@ static int ctx__gc (lua_State *L) {
   }
   free(c->news);
   free(c->freed);
+  free(c->due);
+  free(c->arrived);
   c->news = c->freed = NULL;
-  c->capnews = c->nfreed = c->capfreed = 0;
+  c->due = NULL;
+  c->arrived = NULL;
+  c->capnews = c->nfreed = c->capfreed = c->capdue = c->caparrived = 0;
   return 0;
 }
 

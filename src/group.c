@@ -222,6 +222,25 @@ int mc_group_head (mc_Group *g, size_t e, size_t *count, int *closing) {
   return h;
 }
 
+int mc_group_head_upto (mc_Group *g, size_t e, size_t from, uint64_t bound,
+                        uint64_t *out, size_t room, size_t *count,
+                        size_t *due, int *closing) {
+  int h;
+  size_t i;
+  mc_Queue *q = &g->end[e];
+  pthread_mutex_lock(&g->lock);
+  h = mc_queue_head(q);
+  *count = q->n;
+  *closing = q->closed && !q->closetaken;
+  q->owner.notified = 0;  /* the owner is looking now */
+  for (i = from; i < q->n && mc_queue_arrival(q, i) <= bound; i++)
+    if (i - from < room)
+      out[i - from] = mc_queue_arrival(q, i);
+  *due = i;
+  pthread_mutex_unlock(&g->lock);
+  return h;
+}
+
 int mc_group_peek (mc_Group *g, size_t e, mc_Msg **m, uint64_t *arrival) {
   int h;
   mc_Queue *q = &g->end[e];
@@ -229,7 +248,7 @@ int mc_group_peek (mc_Group *g, size_t e, mc_Msg **m, uint64_t *arrival) {
   h = mc_queue_head(q);
   *m = h == MC_MESSAGE ? mc_queue_at(q, 0) : NULL;
   if (arrival != NULL)
-    *arrival = h == MC_MESSAGE ? mc_queue_arrival(q) : 0;
+    *arrival = h == MC_MESSAGE ? mc_queue_arrival(q, 0) : 0;
   pthread_mutex_unlock(&g->lock);
   return h;
 }

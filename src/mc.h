@@ -112,6 +112,9 @@ typedef struct mc_Hub {
   unsigned skip; /* waits to go before the next spin */
   uint64_t arrivals;  /* messages queued at its objects: changed
                       ** atomically (mc_Slot) */
+  uint64_t bound;     /* arrivals when mc_hub_wait last took the ids: a
+                      ** message that came after them may have its id
+                      ** still to come (its own thread alone uses it) */
 } mc_Hub;
 
 #define MC_HUB_STOP 1
@@ -284,7 +287,7 @@ int mc_queue_head (const mc_Queue *q);
 mc_Msg *mc_queue_shift (mc_Queue *q);  /* NULL when empty */
 mc_Msg *mc_queue_at (const mc_Queue *q, size_t i);  /* i < q->n, 0: head */
 void mc_queue_remove (mc_Queue *q, size_t i);       /* the i-th taken out */
-uint64_t mc_queue_arrival (const mc_Queue *q);  /* the head's; q->n > 0 */
+uint64_t mc_queue_arrival (const mc_Queue *q, size_t i);  /* as mc_queue_at */
 /* q's end came to the state of hub h (NULL: in transit) with its
 ** messages: they arrive there now, in their order. */
 void mc_queue_moved (mc_Queue *q, mc_Hub *h);
@@ -366,6 +369,13 @@ uint32_t mc_group_local_peer (mc_Group *g, size_t e, mc_Hub *h);
 /* The kind at the head of end e's queue; *count gets its messages and
 ** *closing whether its close is still to be taken. */
 int mc_group_head (mc_Group *g, size_t e, size_t *count, int *closing);
+/* As mc_group_head, and *due: the messages from the head up to the first
+** one, at or after position `from`, that arrived after `bound` (mc_Slot);
+** the arrivals of those from `from` on go to out[0], out[1], ... while
+** there is room. */
+int mc_group_head_upto (mc_Group *g, size_t e, size_t from, uint64_t bound,
+                        uint64_t *out, size_t room, size_t *count,
+                        size_t *due, int *closing);
 /* Takes the head of end e's queue if its kind is in `what`: returns
 ** MC_MESSAGE (with *m), MC_CLOSED, or MC_EMPTY when nothing was taken. */
 #define MC_TAKE_MESSAGE 1
@@ -558,6 +568,13 @@ void mc_net_sync (void);
 
 #define MC_MAXTYPES 8
 
+/* A message a poll queues a token for, in the order of arrival
+** (sched.c): its arrival (mc_Slot), its receiver's id, and the order met. */
+typedef struct mc_Due {
+  uint64_t arrival;
+  uint32_t id, seq;
+} mc_Due;
+
 typedef struct mc_Ctx {
   mc_Hub *hub;
   uint32_t next_id;
@@ -565,6 +582,11 @@ typedef struct mc_Ctx {
   size_t nfreed, capfreed;
   uint32_t *news;   /* ids taken from the hub */
   size_t capnews;
+  unsigned polls;   /* polls that merged (never 0: mc_Recv.polled) */
+  mc_Due *due;      /* a poll's messages, to sort (sched.c) */
+  size_t capdue;
+  uint64_t *arrived;  /* and their arrivals, as read */
+  size_t caparrived;
   const mc_Type *types[MC_MAXTYPES];
   const void *typemt[MC_MAXTYPES];  /* their metatables (kept in the
                                     ** context table at -1, -2, ...) */
@@ -708,6 +730,8 @@ typedef struct mc_Recv {
   size_t tokens;    /* its entries in the run queue */
   unsigned gen;     /* counts the rereads of its listeners and waiters:
                     ** a dispatch that reads them once checks it */
+  unsigned polled;  /* the poll that last took its messages in arrival
+                    ** order (sched.c's merge): once a poll is enough */
 } mc_Recv;
 
 void mc_sched_open (struct lua_State *L);

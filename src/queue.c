@@ -64,8 +64,8 @@ mc_Msg *mc_queue_at (const mc_Queue *q, size_t i) {
   return q->ring[(q->head + i) % q->cap].m;
 }
 
-uint64_t mc_queue_arrival (const mc_Queue *q) {
-  return q->ring[q->head].arrival;
+uint64_t mc_queue_arrival (const mc_Queue *q, size_t i) {
+  return q->ring[(q->head + i) % q->cap].arrival;
 }
 
 void mc_queue_remove (mc_Queue *q, size_t i) {

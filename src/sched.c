@@ -19,6 +19,7 @@
 ** (U.keep in the partner's uservalue U), or else by the pinned table,
 ** since another thread may post to it at any time.
 */
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -898,14 +899,135 @@ static int sched_uservalue (lua_State *L) {
   return 1;
 }
 
+/*
+** Global post order (API.md 3.1) for messages from other threads: a poll
+** does not kick the ports it has news for one after another, which would
+** queue all of one port's messages before the next port's. It reads each
+** message's arrival in this state (mc_Slot) and queues their tokens in
+** that order. Only messages that arrived by the time the poll took its
+** ids (the hub's bound) are queued: the id of a port that a later
+** message went to may still be on its way, and that message would be
+** passed by a later one to a port seen now. A port with such later
+** messages tells its hub again, so the next poll comes back to it.
+** Anything else (a BroadcastChannel, a port that cannot dispatch now, a
+** port gone) is kicked as before; out of memory, a port is kicked too,
+** in no particular order but with nothing lost.
+*/
+typedef struct Merge {
+  mc_Ctx *c;
+  size_t n;       /* messages in c->due */
+  size_t ports;   /* ports that gave some */
+  uint32_t seq;
+  unsigned mark;  /* this poll's (mc_Recv.polled) */
+} Merge;
+
+/* Makes room for n more in the merge's arrays; 0 when out of memory. */
+static int merge_room (Merge *mg, size_t n) {
+  mc_Ctx *c = mg->c;
+  if (n > c->caparrived) {
+    uint64_t *a = (uint64_t *)realloc(c->arrived, n * sizeof *a);
+    if (a == NULL)
+      return 0;
+    c->arrived = a;
+    c->caparrived = n;
+  }
+  if (mg->n + n > c->capdue) {
+    size_t cap = (mg->n + n) * 2;
+    mc_Due *d = (mc_Due *)realloc(c->due, cap * sizeof *d);
+    if (d == NULL)
+      return 0;
+    c->due = d;
+    c->capdue = cap;
+  }
+  return 1;
+}
+
+/* Adds a message (or a close: arrival past every message) to the merge,
+** which has room for it. */
+static void add_due (Merge *mg, uint64_t arrival, uint32_t id) {
+  mc_Due *d = &mg->c->due[mg->n++];
+  d->arrival = arrival;
+  d->id = id;
+  d->seq = mg->seq++;
+}
+
+/* The poll's kick of the port at idx: its messages that arrived by the
+** bound go into the merge; when it has none after them, its close too
+** (then nothing more can arrive); else it tells its hub again. */
+static void collect (lua_State *L, int idx, mc_Recv *r, Merge *mg) {
+  mc_Ctx *c = mg->c;
+  size_t count, due, from = r->tokens, have, i;
+  int closing;
+  if (r->group == NULL || r->group->nends == 1 || !deliverable(r)) {
+    mc_recv_kick(L, idx, r);
+    return;
+  }
+  if (r->polled == mg->mark)  /* noticed twice: its messages are in */
+    return;
+  r->polled = mg->mark;
+  mc_group_head_upto(r->group, r->end, from, c->hub->bound, c->arrived,
+                     c->caparrived, &count, &due, &closing);
+  if (due > from) {
+    if (due - from > c->caparrived || mg->n + (due - from) > c->capdue) {
+      if (!merge_room(mg, due - from)) {
+        mc_recv_kick(L, idx, r);
+        return;
+      }
+      mc_group_head_upto(r->group, r->end, from, c->hub->bound, c->arrived,
+                         c->caparrived, &count, &due, &closing);
+    }
+    for (i = 0; i < due - from; i++)
+      add_due(mg, c->arrived[i], r->id);
+    mg->ports++;
+  }
+  have = due > from ? due : from;  /* its tokens once the merge's are in */
+  if (count > have)
+    mc_hub_notify(c->hub, r->id);
+  else if (closing && have == count) {  /* after its messages: sorted last */
+    if (!merge_room(mg, 1)) {
+      mc_recv_kick(L, idx, r);
+      return;
+    }
+    add_due(mg, (uint64_t)-1, r->id);
+  }
+}
+
+static int due_order (const void *a, const void *b) {
+  const mc_Due *x = (const mc_Due *)a, *y = (const mc_Due *)b;
+  if (x->arrival != y->arrival)
+    return x->arrival < y->arrival ? -1 : 1;
+  return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Queues the merge's tokens in the order of arrival, a port's closes
+** after every message. A port that went away meanwhile (a finalizer) is
+** skipped: its receive waiters were told. */
+static void merge_queue (lua_State *L, Merge *mg) {
+  mc_Ctx *c = mg->c;
+  size_t i = 0, j;
+  if (mg->ports > 1)
+    qsort(c->due, mg->n, sizeof *c->due, due_order);
+  while (i < mg->n) {
+    mc_Recv *r;
+    for (j = i + 1; j < mg->n && c->due[j].id == c->due[i].id; j++) {}
+    r = mc_recv_push(L, c->due[i].id);
+    if (r != NULL)
+      r->tokens += mc_ctx_enqueue(L, -1, j - i);
+    lua_pop(L, 1);
+    i = j;
+  }
+  mg->n = 0;
+}
+
 /* The object at the top has news from another thread. A receiver is
-** kicked; it stays, for poll to return (1), when posts of its wait for
-** room (its news may be that room), and so does another object of the
-** module; anything else is popped. */
-static int notice (lua_State *L) {
+** kicked (collected for the merge, with mg); it stays, for poll to
+** return (1), when posts of its wait for room (its news may be that
+** room), and so does another object of the module; anything else is
+** popped. */
+static int notice (lua_State *L, Merge *mg) {
   mc_Recv *r = test_recv(L, -1);
   if (r != NULL)
-    mc_recv_kick(L, -1, r);
+    collect(L, -1, r, mg);
   if (r != NULL ? r->writing : mc_ctx_type(L, -1) != NULL) {
     luaL_checkstack(L, 3, "too many objects with news");
     return 1;
@@ -941,6 +1063,7 @@ static int sched_poll (lua_State *L) {
   double s = (double)luaL_checknumber(L, 1);
   int flags, all;
   size_t i, n;
+  Merge mg;
   if (c->interactive && (s < 0 || s > SLICE))
     s = SLICE;
   if (c->lost)
@@ -954,18 +1077,23 @@ static int sched_poll (lua_State *L) {
   lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_OBJECTS);
   all = (flags & MC_HUB_ALL) || c->lost;
   c->lost = 1;  /* until the news are handled: an error cuts them short */
+  mg.c = c;
+  mg.n = mg.ports = 0;
+  mg.seq = 0;
+  mg.mark = ++c->polls != 0 ? c->polls : ++c->polls;
   if (all) {  /* news or tokens were lost: look at everything */
     lua_pushnil(L);
     while (lua_next(L, 1)) {  /* objects, [found,] k, v */
-      if (notice(L))
+      if (notice(L, &mg))
         lua_insert(L, 2);  /* below the key */
     }
   }
   for (i = 0; i < n; i++) {
     lua_pushnumber(L, (lua_Number)c->news[i]);
     lua_rawget(L, 1);
-    notice(L);
+    notice(L, &mg);
   }
+  merge_queue(L, &mg);
   c->lost = 0;
   return lua_gettop(L) - 1;
 }
