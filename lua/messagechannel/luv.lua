@@ -1,6 +1,10 @@
 -- messagechannel.luv: runs the scheduler inside luv's default loop
 -- (API.md 10). A poll handle waits on mc.pollfd() and a timer on
 -- mc.timeout(); each wake-up runs one mc.step(), then arms both again.
+-- Work ready now runs from an idle handle, one step per loop iteration,
+-- so that libuv's own timers and I/O still run between steps: a timer of
+-- 0 ms started from its own callback runs again in the same pass, and a
+-- scheduler that always has work would starve the loop.
 -- The poll handle is ref'd exactly while mc.step() says messagechannel has
 -- work that would keep mc.run() going, so uv.run() returns when luv and
 -- messagechannel are both idle.
@@ -17,7 +21,7 @@ local M = {}
 
 local ceil = math.ceil
 local step, timeout = mc.step, mc.timeout
-local poll, timer  -- the handles, while started
+local poll, timer, idle  -- the handles, while started
 
 local drive
 
@@ -25,13 +29,17 @@ local drive
 -- the loop alive while messagechannel has work.
 local function arm(alive)
   local t = timeout()
-  if t == nil then
+  if t == 0 then
     timer:stop()
-  elseif t > 0 then
-    uv.update_time()  -- the loop's clock may be as old as its last turn
-    timer:start(ceil(t * 1000), 0, drive)
+    idle:start(drive)  -- a no-op while it runs
   else
-    timer:start(0, 0, drive)
+    idle:stop()
+    if t == nil then
+      timer:stop()
+    else
+      uv.update_time()  -- the loop's clock may be as old as its last turn
+      timer:start(ceil(t * 1000), 0, drive)
+    end
   end
   if alive then poll:ref() else poll:unref() end
 end
@@ -48,7 +56,7 @@ end
 local function wake()
   if poll then
     poll:ref()
-    timer:start(0, 0, drive)
+    idle:start(drive)
   end
 end
 
@@ -58,12 +66,13 @@ function M.start()
   if poll then return end
   poll = assert(uv.new_poll(mc.pollfd()))
   timer = assert(uv.new_timer())
+  idle = assert(uv.new_idle())
   poll:start("r", function(err)
     if err then error("messagechannel.luv: " .. tostring(err)) end
     drive()
   end)
   core.on_wake(wake)
-  timer:start(0, 0, drive)
+  idle:start(drive)
 end
 
 -- Detaches the scheduler from the loop: what arrives waits for a later
@@ -73,7 +82,8 @@ function M.stop()
   core.on_wake(nil)
   poll:close()
   timer:close()
-  poll, timer = nil, nil
+  idle:close()
+  poll, timer, idle = nil, nil, nil
   -- Closing finishes in the loop; luv 1.44 crashes at exit on a handle
   -- whose close never ran, so run it now unless the loop is running.
   if uv.loop_mode() == nil then uv.run("nowait") end
