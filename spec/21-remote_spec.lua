@@ -400,6 +400,10 @@ describe("remote ports (API.md 12)", function()
                     "tcp:127.0.0.1:", "tcp:127.0.0.1:x", "tcp:127.0.0.1:-1",
                     "tcp:127.0.0.1:70000", "tcp:127.0.0.1:123456",
                     "tcp::80", "udp:127.0.0.1:80", "http://x",
+                    -- brackets: an IPv6 address in them, nothing else
+                    "tcp:[::1:80", "tcp:[::1]]:0", "tcp:a]:0", "tcp:[a:0",
+                    "tcp:[127.0.0.1]:0", "tcp:[]:0", "tcp:::1:0",
+                    "tcp:[[::1]]:0",
                     "unix:/" .. string.rep("a", 120), "unix:/a\0b" }
       for _, f in ipairs { "listen", "connect" } do
         for _, a in ipairs(bad) do

@@ -40,6 +40,7 @@
 #define READ_CHUNK (64 * 1024)
 #define FRAME_SLACK 4096       /* a MSG frame's head beyond maxsize */
 #define ACCEPTS 64             /* new links taken per turn and listener */
+#define ACCEPT_PAUSE 0.1       /* seconds a listener out of descriptors waits */
 #define PRE_AUTH (8 + 4096)    /* the largest frame before HELLO passed */
 
 enum { LINK, LISTENER };
@@ -67,6 +68,8 @@ typedef struct Conn {
   int wbroken;            /* a write failed: output is dropped, input is
                           ** still delivered up to the end */
   double heard, said, since;  /* last read, last write, state entered */
+  double resume;          /* a listener out of descriptors is not polled
+                          ** until then (0: it is) */
   double every;           /* ping interval: the smaller heartbeat */
   int readable, eof, shut, retry;
   double watched;         /* a Lua state reads it while it waits, until
@@ -367,13 +370,15 @@ static int frame (Conn *c, const mc_Frame *f, double t) {
   }
 }
 
-/* Handles the whole frames read, while the port has room. */
+/* Handles the whole frames read, while the port has room. Each frame's
+** limit is the one of the state it is read in: the HELLO and the frames
+** after it may come in one read. */
 static void frames (Conn *c, double t) {
-  size_t max = c->state == HELLO ? PRE_AUTH  /* a peer not yet known gets
-                                             ** no room for more */
-                                 : c->o.maxsize + FRAME_SLACK;
   while (c->held == NULL && (c->state == HELLO || c->state == OPEN)) {
     mc_Frame f;
+    size_t max = c->state == HELLO ? PRE_AUTH  /* a peer not yet known
+                                               ** gets no room for more */
+                                   : c->o.maxsize + FRAME_SLACK;
     long k = mc_wire_next(c->in.p + c->inpos, c->in.n - c->inpos, max, &f);
     if (k == 0)
       break;
@@ -537,8 +542,14 @@ static void accept_links (Conn *l, double t) {
     Conn *c;
     int one = 1;
     int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0)
-      return;  /* EAGAIN, or out of descriptors: the next turn tries */
+    if (fd < 0) {
+      /* Out of descriptors or memory, the connection stays in the
+      ** backlog and the socket readable: a pause, not a busy loop. */
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS
+          || errno == ENOMEM)
+        l->resume = t + ACCEPT_PAUSE;
+      return;  /* else EAGAIN: the next poll tells */
+    }
     c = alloc_conn();
     if (c != NULL && l->o.toklen > 0
         && (c->o.token = (char *)malloc(l->o.toklen)) == NULL) {
@@ -589,6 +600,9 @@ static void turn_listener (Conn *l, double t) {
     l->state = DEAD;  /* listener:close(), or the listener collected */
     return;
   }
+  if (l->resume != 0 && t < l->resume)
+    return;
+  l->resume = 0;
   if (l->readable) {
     l->readable = 0;
     accept_links(l, t);
@@ -707,7 +721,7 @@ static int watched (const Conn *c) {
 static double due (const Conn *c) {
   double limit = 3 * c->o.heartbeat, d;
   if (c->kind == LISTENER)
-    return 1e300;
+    return c->resume != 0 ? c->resume : 1e300;
   if (c->retry)
     return 0;  /* memory ran out: try again soon */
   d = c->since + limit;
@@ -726,6 +740,8 @@ static double due (const Conn *c) {
 }
 
 static short events_of (const Conn *c) {
+  if (c->kind == LISTENER)
+    return c->resume != 0 ? 0 : POLLIN;
   switch (c->state) {
     case CONNECTING: return POLLOUT;
     case LINGER: return pending_out(c) > 0 ? POLLOUT : POLLIN;

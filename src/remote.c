@@ -19,6 +19,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 
 #include "compat.h"
@@ -67,7 +68,7 @@ static void parse_address (lua_State *L, const char *fname, int passive,
     size_t hn;
     long port = 0;
     struct addrinfo hints;
-    int rc;
+    int rc, bracketed = 0;
     if (colon == NULL || colon[1] == '\0' || strlen(colon + 1) > 5)
       bad_address(L, fname, s, "'tcp:host:port' expected");
     for (p = colon + 1; *p; p++) {
@@ -79,11 +80,17 @@ static void parse_address (lua_State *L, const char *fname, int passive,
     if (hn >= 2 && host[0] == '[' && host[hn - 1] == ']') {
       host++;
       hn -= 2;
+      bracketed = 1;
     }
     if (port > 65535 || hn == 0 || hn >= sizeof a->host)
       bad_address(L, fname, s, "'tcp:host:port' with a port up to 65535 "
                                "expected");
     memcpy(a->host, host, hn);
+    /* a name or an IPv4 address, or an IPv6 address in brackets */
+    if (strpbrk(a->host, "[]") != NULL
+        || (strchr(a->host, ':') != NULL) != bracketed)
+      bad_address(L, fname, s, "a host name, an IPv4 address or an IPv6 "
+                               "address in brackets expected");
     snprintf(a->port, sizeof a->port, "%ld", port);
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
@@ -115,9 +122,14 @@ static const struct sockaddr *sockaddr_of (const Addr *a, socklen_t *len) {
 
 /* Whether the Unix socket file of a is stale, left by a listener that
 ** ended without closing (its process killed, say): nobody accepts there.
-** Then it is removed, and 1 returned. */
+** Then it is removed, and 1 returned. Anything at the path that is not a
+** socket is left alone: connect refuses a regular file too. */
 static int stale (const Addr *a) {
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), r;
+  struct stat st;
+  int fd, r;
+  if (lstat(a->un.sun_path, &st) != 0 || !S_ISSOCK(st.st_mode))
+    return 0;
+  fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0)
     return 0;
   r = connect(fd, (const struct sockaddr *)&a->un, sizeof a->un) != 0
