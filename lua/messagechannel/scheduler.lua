@@ -289,28 +289,15 @@ local function run_receiver(job, obj, ev, unheard)
   end
 end
 
--- Last events held back: a port's close is the last event it sees, so
--- while a listener of one of its earlier events is still running (it
--- waits in receive or sleep: its runner is suspended), the port's close
--- event waits in held_at[port], and goes after the tokens queued when the
+-- Closes held back: a port's close is the last event it sees, so while a
+-- listener of one of its earlier events is still running (it waits in
+-- receive or sleep: its runner is suspended), the port's close event
+-- waits in held_closes[port], and goes after the tokens queued when the
 -- last such listener returns. (receive reports the port's state: its
--- tasks get "closed" at once.) A Worker's error and exit wait the same
--- way behind its port and itself (dispatch_last). suspended_at[obj]
--- counts the runners suspended inside a dispatch at obj (job.at = obj),
--- each counted when it first yields as the turn's runner, until its job
--- ends. held_at[obj] lists the event tokens held there, in order;
--- held_at[obj].close is true when obj's own close is one of them.
-local held_at, suspended_at = {}, {}
-
--- Holds event token tok behind the runners suspended at obj.
-local function hold(obj, tok)
-  local list = held_at[obj]
-  if not list then
-    list = { close = false }
-    held_at[obj] = list
-  end
-  list[#list + 1] = tok
-end
+-- tasks get "closed" at once.) suspended_at[obj] counts the runners
+-- suspended inside a dispatch at obj (job.at = obj), each counted when it
+-- first yields as the turn's runner, until its job ends.
+local held_closes, suspended_at = {}, {}
 
 -- The close event ev of receiver obj, which deliver set job for (or left
 -- alone: one plain listener), while another runner dispatches at obj: the
@@ -318,49 +305,23 @@ end
 -- any, the event once that dispatch ends. Held before the waiters are
 -- woken: one of them may be the listener that holds it back.
 local function hold_close(job, obj, ev, listened)
-  if listened then
-    hold(obj, { EVENT, obj, uservalue(obj), ev })
-    held_at[obj].close = true
-  end
+  if listened then held_closes[obj] = ev end
   job.ev, job.list = false, false
   hand_close(obj, uservalue(obj))
 end
 
 -- The job of a runner that was suspended inside a dispatch has ended:
--- the last one at its port queues the tokens held there, in order. Out
--- of memory, those not queued yet stay held and the count at 1, for the
--- next try.
+-- the last one at its port queues the port's held close. Out of memory,
+-- the close stays held and the count at 1, for the next try.
 local function job_ended(job)
   local obj = job.at
   local n = suspended_at[obj] - 1
-  local list = n == 0 and held_at[obj]
-  if list then
-    while list[1] do
-      enqueue(list[1])
-      table.remove(list, 1)
-    end
-    held_at[obj] = nil
+  if n == 0 and held_closes[obj] then
+    dispatch_later(obj, uservalue(obj), held_closes[obj])
+    held_closes[obj] = nil
   end
   suspended_at[obj] = n > 0 and n or nil
   job.at = false
-end
-
--- The port or Worker an event token waits behind, if it must wait now: a
--- token of dispatch_last while a runner is suspended inside a dispatch at
--- its target or at the object it names.
-local function held_by(tok)
-  local after = tok[6]
-  if not after then return nil end
-  if suspended_at[after] then return after end
-  if suspended_at[tok[2]] then return tok[2] end
-  return nil
-end
-
--- As dispatch_later, for an event that must be the last its target sees
--- (a Worker's error and exit): it also waits until no listener of an
--- earlier event at target or at after (the Worker's port) is running.
-function M.dispatch_last(target, U, ev, unheard, after)
-  enqueue({ EVENT, target, U, ev, unheard or false, after })
 end
 
 local function runner_main()
@@ -383,26 +344,18 @@ local function runner_main()
         runq[head] = nil
         resumed(co, resume(co, unpack(tok, 3, tok[2] + 2)))
       elseif type(tok) ~= "userdata" then
-        -- an event made in Lua: as a receiver's, below, unless it must
-        -- wait (dispatch_last)
-        local by = held_by(tok)
-        if by then
-          hold(by, tok)
-          runq[-1] = head
-          runq[head] = nil
+        -- an event made in Lua: as a receiver's, below
+        local fn, ev = event_job(job, tok)
+        runq[-1] = head
+        runq[head] = nil
+        if fn then
+          job.inside = true
+          fn(ev)
+          job.inside, job.ev = false, false
         else
-          local fn, ev = event_job(job, tok)
-          runq[-1] = head
-          runq[head] = nil
-          if fn then
-            job.inside = true
-            fn(ev)
-            job.inside, job.ev = false, false
-          else
-            run_receiver(job, tok[2], ev, tok[5])
-          end
-          if job.at then job_ended(job) end
+          run_receiver(job, tok[2], ev, tok[5])
         end
+        if job.at then job_ended(job) end
       else
         -- A receiver's token leaves the queue once deliver took its
         -- entry. One listener is called here, at deliver's depth, or by
@@ -1100,8 +1053,7 @@ function M.receive(obj, U, timeout, name)
     dispatch_later(obj, U, ev)
     return M.receive(obj, U, timeout, name)
   end
-  local h = held_at[obj]
-  if h and h.close then return nil, "closed" end  -- see hold_close
+  if held_closes[obj] then return nil, "closed" end  -- see hold_close
   if timeout == 0 then  -- as a wait would end: a detached port is closed
     return nil, arrival(obj) == "closed" and "closed" or "timeout"
   end

@@ -176,10 +176,8 @@ end
 
 -- Dispatches the end of worker w: its error, then its exit, the last
 -- event it sees: messages still held at its port for want of a message
--- listener are dropped first, and both wait for the listeners of the
--- worker's earlier events that are still running (dispatch_last). Out
--- of memory it may run again (see the scheduler's worker watches): each
--- event is queued once.
+-- listener are dropped first. Out of memory it may run again (see the
+-- scheduler's worker watches): each event is queued once.
 -- An error value this state cannot decode (a metatable registered in the
 -- worker only) arrives as its text, the worker's tostring of it.
 local function on_exit(w, code, err_bytes, tb, text)
@@ -199,9 +197,9 @@ local function on_exit(w, code, err_bytes, tb, text)
       local ev = ET.new_event("error", w, nil)
       ev.error = err
       ev.traceback = tb
-      scheduler.dispatch_last(w, s.U, ev, function(e)
+      scheduler.dispatch_later(w, s.U, ev, function(e)
         return unhandled(s, e.error, e.traceback)
-      end, s.port)
+      end)
     end
     s.error_done = true
   end
@@ -210,7 +208,7 @@ local function on_exit(w, code, err_bytes, tb, text)
   if not s.exit_done then
     local ev = ET.new_event("exit", w, nil)
     ev.code = code
-    scheduler.dispatch_last(w, s.U, ev, nil, s.port)
+    scheduler.dispatch_later(w, s.U, ev)
     s.exit_done = true
   end
 end
