@@ -370,12 +370,12 @@ uint32_t mc_group_local_peer (mc_Group *g, size_t e, mc_Hub *h);
 ** *closing whether its close is still to be taken. */
 int mc_group_head (mc_Group *g, size_t e, size_t *count, int *closing);
 /* As mc_group_head, and *due: the messages from the head up to the first
-** one, at or after position `from`, that arrived after `bound` (mc_Slot);
-** the arrivals of those from `from` on go to out[0], out[1], ... while
-** there is room. */
+** one, at or after position `from`, that arrived after `bound` (mc_Slot),
+** or all of them when the partner's owner is `self`; the arrivals of
+** those from `from` on go to out[0], out[1], ... while there is room. */
 int mc_group_head_upto (mc_Group *g, size_t e, size_t from, uint64_t bound,
-                        uint64_t *out, size_t room, size_t *count,
-                        size_t *due, int *closing);
+                        mc_Hub *self, uint64_t *out, size_t room,
+                        size_t *count, size_t *due, int *closing);
 /* Takes the head of end e's queue if its kind is in `what`: returns
 ** MC_MESSAGE (with *m), MC_CLOSED, or MC_EMPTY when nothing was taken. */
 #define MC_TAKE_MESSAGE 1

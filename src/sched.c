@@ -140,11 +140,46 @@ mc_Recv *mc_recv_push (lua_State *L, uint32_t id) {
   return r != NULL && r->group != NULL ? r : NULL;
 }
 
+/*
+** Global post order (API.md 3.1) for messages from other threads. Each
+** message is stamped with its arrival in this state (mc_Slot). A port
+** whose partner is elsewhere gets tokens only for its messages that
+** arrived by the time the state last took its hub's ids (the hub's
+** bound): the id of a port that a later message went to may still be on
+** its way, and that message would be passed by a later one to this port.
+** The later ones wait for the next poll (the port tells its hub again),
+** which queues the tokens of every port it has news for in the order of
+** arrival, not port after port (sched_poll's merge).
+*/
+
+/* What pair's port r, which can dispatch, may have tokens for now: its
+** messages up to the first one that arrived after the bound (*due, from
+** the head), then its close (*close) once nothing is left after them.
+** Returns 1 when later messages wait (tell the hub again). The arrivals
+** of the messages from the r->tokens-th on go to out while there is
+** room. */
+static int due_now (lua_State *L, mc_Recv *r, uint64_t *out, size_t room,
+                    size_t *due, int *close) {
+  mc_Hub *h = mc_ctx_hub(L);
+  size_t count, have;
+  int closing;
+  mc_group_head_upto(r->group, r->end, r->tokens, h->bound, h, out, room,
+                     &count, due, &closing);
+  have = *due > r->tokens ? *due : r->tokens;
+  *close = closing && count == have;
+  return count > have;
+}
+
 void mc_recv_kick (lua_State *L, int idx, mc_Recv *r) {
   size_t count, want;
   int closing, head;
   if (r->group == NULL)  /* gone: tasks waiting in receive learn it */
     want = r->waiting && r->id != 0;
+  else if (r->group->nends == 2 && deliverable(r)) {
+    if (due_now(L, r, NULL, 0, &count, &closing))
+      mc_hub_notify(mc_ctx_hub(L), r->id);
+    want = (count > r->tokens ? count : r->tokens) + (size_t)closing;
+  }
   else {
     if (r->group->nends == 1 && !r->wants)  /* a BroadcastChannel: what
                                              ** arrives while nothing
@@ -899,20 +934,12 @@ static int sched_uservalue (lua_State *L) {
   return 1;
 }
 
-/*
-** Global post order (API.md 3.1) for messages from other threads: a poll
-** does not kick the ports it has news for one after another, which would
-** queue all of one port's messages before the next port's. It reads each
-** message's arrival in this state (mc_Slot) and queues their tokens in
-** that order. Only messages that arrived by the time the poll took its
-** ids (the hub's bound) are queued: the id of a port that a later
-** message went to may still be on its way, and that message would be
-** passed by a later one to a port seen now. A port with such later
-** messages tells its hub again, so the next poll comes back to it.
-** Anything else (a BroadcastChannel, a port that cannot dispatch now, a
-** port gone) is kicked as before; out of memory, a port is kicked too,
-** in no particular order but with nothing lost.
-*/
+/* A poll's merge (see "Global post order"): the messages of the ports it
+** has news for, sorted by arrival before their tokens are queued. Out of
+** memory, a port is kicked instead: in no particular order, but with
+** nothing lost. */
+#define MERGE_KEEP 4096  /* messages a merge's arrays keep room for */
+
 typedef struct Merge {
   mc_Ctx *c;
   size_t n;       /* messages in c->due */
@@ -951,13 +978,13 @@ static void add_due (Merge *mg, uint64_t arrival, uint32_t id) {
   d->seq = mg->seq++;
 }
 
-/* The poll's kick of the port at idx: its messages that arrived by the
-** bound go into the merge; when it has none after them, its close too
-** (then nothing more can arrive); else it tells its hub again. */
+/* The poll's kick of the port at idx: what a pair's port that can
+** dispatch may have tokens for goes into the merge; anything else is
+** kicked. */
 static void collect (lua_State *L, int idx, mc_Recv *r, Merge *mg) {
   mc_Ctx *c = mg->c;
-  size_t count, due, from = r->tokens, have, i;
-  int closing;
+  size_t due, n, i;
+  int close, later;
   if (r->group == NULL || r->group->nends == 1 || !deliverable(r)) {
     mc_recv_kick(L, idx, r);
     return;
@@ -965,31 +992,26 @@ static void collect (lua_State *L, int idx, mc_Recv *r, Merge *mg) {
   if (r->polled == mg->mark)  /* noticed twice: its messages are in */
     return;
   r->polled = mg->mark;
-  mc_group_head_upto(r->group, r->end, from, c->hub->bound, c->arrived,
-                     c->caparrived, &count, &due, &closing);
-  if (due > from) {
-    if (due - from > c->caparrived || mg->n + (due - from) > c->capdue) {
-      if (!merge_room(mg, due - from)) {
-        mc_recv_kick(L, idx, r);
-        return;
-      }
-      mc_group_head_upto(r->group, r->end, from, c->hub->bound, c->arrived,
-                         c->caparrived, &count, &due, &closing);
-    }
-    for (i = 0; i < due - from; i++)
-      add_due(mg, c->arrived[i], r->id);
-    mg->ports++;
-  }
-  have = due > from ? due : from;  /* its tokens once the merge's are in */
-  if (count > have)
-    mc_hub_notify(c->hub, r->id);
-  else if (closing && have == count) {  /* after its messages: sorted last */
-    if (!merge_room(mg, 1)) {
+  later = due_now(L, r, c->arrived, c->caparrived, &due, &close);
+  n = due > r->tokens ? due - r->tokens : 0;
+  if (n > c->caparrived || mg->n + n + (size_t)close > c->capdue) {
+    if (!merge_room(mg, n + 1)) {  /* and a close */
       mc_recv_kick(L, idx, r);
       return;
     }
-    add_due(mg, (uint64_t)-1, r->id);
+    later = due_now(L, r, c->arrived, c->caparrived, &due, &close);
+    n = due > r->tokens ? due - r->tokens : 0;
+    if (n > c->caparrived)  /* cannot be: what arrived by the bound is
+                            ** all queued already */
+      n = c->caparrived;
   }
+  for (i = 0; i < n; i++)
+    add_due(mg, c->arrived[i], r->id);
+  mg->ports += n > 0;
+  if (close)  /* after its messages: sorted last */
+    add_due(mg, (uint64_t)-1, r->id);
+  if (later)
+    mc_hub_notify(c->hub, r->id);
 }
 
 static int due_order (const void *a, const void *b) {
@@ -1017,6 +1039,13 @@ static void merge_queue (lua_State *L, Merge *mg) {
     i = j;
   }
   mg->n = 0;
+  if (c->capdue > MERGE_KEEP) {  /* a burst's arrays go with it */
+    free(c->due);
+    free(c->arrived);
+    c->due = NULL;
+    c->arrived = NULL;
+    c->capdue = c->caparrived = 0;
+  }
 }
 
 /* The object at the top has news from another thread. A receiver is

@@ -1,10 +1,11 @@
 -- messagechannel.luv: runs the scheduler inside luv's default loop
 -- (API.md 10). A poll handle waits on mc.pollfd() and a timer on
 -- mc.timeout(); each wake-up runs one mc.step(), then arms both again.
--- Work ready now runs from an idle handle, one step per loop iteration,
--- so that libuv's own timers and I/O still run between steps: a timer of
--- 0 ms started from its own callback runs again in the same pass, and a
--- scheduler that always has work would starve the loop.
+-- Work ready now runs from an idle handle: each loop iteration runs steps
+-- while work is ready, for up to BUDGET seconds, so that libuv's own
+-- timers and I/O still run in between (a timer of 0 ms started from its
+-- own callback runs again in the same pass: a scheduler that always has
+-- work would starve the loop).
 -- The poll handle is ref'd exactly while mc.step() says messagechannel has
 -- work that would keep mc.run() going, so uv.run() returns when luv and
 -- messagechannel are both idle.
@@ -20,7 +21,8 @@ local mc = require "messagechannel"
 local M = {}
 
 local ceil = math.ceil
-local step, timeout = mc.step, mc.timeout
+local step, timeout, now = mc.step, mc.timeout, mc.now
+local BUDGET = 0.001
 local poll, timer, idle  -- the handles, while started
 
 local drive
@@ -45,8 +47,12 @@ local function arm(alive)
 end
 
 function drive()
-  local alive = step()
-  if poll then arm(alive) end  -- a listener may have called stop()
+  local deadline = now() + BUDGET
+  local alive
+  repeat
+    alive = step()
+  until not poll or timeout() ~= 0 or now() >= deadline  -- a listener
+  if poll then arm(alive) end                            -- may stop()
 end
 
 -- Called by the scheduler when work comes, or what keeps it going

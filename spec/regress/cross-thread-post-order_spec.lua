@@ -20,13 +20,17 @@ describe("regress: global post order across ports, from other threads #threads",
 
   -- Starts a worker running source with the far ends of nports new
   -- channels as mc.workerData[1] (and extra as [2]); the near ends record
-  -- each message's data in got, in the order dispatched.
-  local function start(source, nports, got, extra)
+  -- each message's data in got, in the order dispatched, and their close
+  -- as "<i> closed" when `closes`.
+  local function start(source, nports, got, extra, closes)
     local near, far = {}, {}
     for i = 1, nports do
       local ch = mc.MessageChannel()
       near[i], far[i] = ch.port1, ch.port2
       ch.port1.onmessage = function(e) got[#got + 1] = e.data end
+      if closes then
+        ch.port1.onclose = function() got[#got + 1] = i .. " closed" end
+      end
     end
     local w = mc.Worker(source, { eval = true, data = { far, extra },
                                   transfer = far })
@@ -100,25 +104,71 @@ describe("regress: global post order across ports, from other threads #threads",
   it("keeps a port's close after its last message, with other ports' messages around it",
      function()
     local got = {}
-    local _, near = start([[
+    start([[
       local mc = require "messagechannel"
       local p = mc.workerData[1]
       p[1]:postMessage("a1")
       p[2]:postMessage("b1")
       p[1]:postMessage("a2")
       p[1]:close()
-      p[2]:postMessage("b2")]], 2, got)
-    near[1].onclose = function() got[#got + 1] = "a closed" end
+      p[2]:postMessage("b2")]], 2, got, nil, true)
     helper.run()
     assert.same("a1", got[1])
     assert.same("b1", got[2])
     assert.same("a2", got[3])
-    -- b2 and the close: b2 was posted after the close, which a port
-    -- dispatches after its own messages only
-    local rest = { got[4], got[5] }
-    table.sort(rest)
-    assert.same({ "a closed", "b2" }, rest)
-    assert.equal(5, #got)
+    -- then b2 and the two closes: the first port's close comes after its
+    -- own messages only, the second port's (the worker's end) after b2
+    local at = {}
+    for i = 4, #got do at[got[i]] = i end
+    assert.equal(6, #got)
+    assert.truthy(at["1 closed"] and at["2 closed"] and at.b2, table.concat(got, " "))
+    assert.truthy(at.b2 < at["2 closed"], table.concat(got, " "))
     assert.same({}, errors)
+  end)
+
+  -- The same order when something other than a poll gives the ports
+  -- their tokens: a listener set while the messages wait, or the
+  -- scheduler's look at ports that wait for other threads, which it takes
+  -- when no ref'd worker keeps it going.
+  local ALTERNATE = [[
+    local mc = require "messagechannel"
+    local p = mc.workerData[1]
+    for i = 1, 3000 do
+      p[1]:postMessage(2 * i - 1)
+      p[2]:postMessage(2 * i)
+    end]]
+
+  local function in_order(got, n)
+    local bad = {}
+    for i = 1, n do
+      if got[i] ~= i then bad[#bad + 1] = i .. ": " .. tostring(got[i]) end
+      if #bad == 5 then break end
+    end
+    return bad
+  end
+
+  it("keeps the order when listeners are added while the messages wait", function()
+    local got = {}
+    local _, near = start(ALTERNATE, 2, got)
+    local until_ = os.clock() + 0.1  -- most are queued by now
+    repeat until os.clock() >= until_
+    for i = 1, 2 do
+      near[i].onclose = function() end
+      near[i]:addEventListener("message", function() end)
+    end
+    helper.run()
+    assert.same({}, in_order(got, 6000))
+    assert.same({}, errors)
+  end)
+
+  it("keeps the order when the worker is unref'd", function()
+    local got = {}
+    local w, near = start(ALTERNATE .. " p[1]:close() p[2]:close()", 2, got)
+    w:unref()
+    helper.run()
+    assert.same({}, in_order(got, 6000))
+    assert.equal(6000, #got)
+    assert.same({}, errors)
+    assert.is_not_nil(near)
   end)
 end)
