@@ -108,6 +108,21 @@ local function check_flags(flags)
       end
     end
   elseif type(flags) == "table" then
+    -- an array and nothing else: a set of names ({name = true}) or a hole
+    -- would be read as fewer flags than meant
+    local n = 0
+    for k in next, flags do
+      n = n + 1
+      if type(k) ~= "number" or k < 1 or k % 1 ~= 0 then
+        error(format("compatibility_flags must be an array of flag names "
+          .. "(it has the key %s)", type(k) == "string" and format("%q", k)
+          or tostring(k)), 4)
+      end
+    end
+    if n ~= #flags or (n > 0 and flags[n] == nil) then
+      error("compatibility_flags must be an array of flag names (it has "
+        .. "holes)", 4)
+    end
     for i = 1, #flags do
       local name = flags[i]
       if type(name) ~= "string" then

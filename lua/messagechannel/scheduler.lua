@@ -48,6 +48,13 @@ local new_event, listeners, call, walk, table_of =
 local uservalue = core.uservalue
 local runq = core.runq_reset(true)
 
+-- A dispatch that removed a `once` listener tells the C side to reread
+-- the target's listeners; a target made in Lua (a Worker, a Listener)
+-- has nothing there to reread.
+local function relisten(obj)
+  if type(obj) == "userdata" then return changed(obj) end
+end
+
 -- What a task yields to the scheduler.
 local IDLE = {}    -- a pool coroutine finished its job
 local WAIT = {}    -- suspended until something wakes it
@@ -210,7 +217,7 @@ local function finish_job(job)
     job.ek = k + 1  -- once its event exists: a failure before keeps it due
     if list[1] then
       job.ev, job.list, job.i = ev, list, 1
-      walk(job, call, changed)
+      walk(job, call, relisten)
     else
       report(errs[k][1], errs[k][2])
     end
@@ -278,7 +285,7 @@ local function run_receiver(job, obj, ev, unheard)
   local U, typ = job.U, ev.type
   if typ == "close" then hand_close(obj, U) end
   if job.list then
-    walk(job, call, changed)
+    walk(job, call, relisten)
     return finish_job(job)
   end
   job.ev = false
@@ -329,7 +336,7 @@ local function runner_main()
   while true do
     local job = job_of[me]
     if job.ev then  -- a job handed over from a coroutine that died
-      if job.list then walk(job, call, changed) end
+      if job.list then walk(job, call, relisten) end
       finish_job(job)
     end
     if job.at then job_ended(job) end  -- that job, or fail()'s, ended
@@ -995,7 +1002,7 @@ function M.dispatch_now(target, U, ev)
   local task = current_task()
   walk({ target = target, U = U, ev = ev, list = listeners(U, ev.type),
          i = 1, inside = false },
-       function(rec, e) return call_reporting(task, rec, e) end, changed)
+       function(rec, e) return call_reporting(task, rec, e) end, relisten)
 end
 
 -- Pushes the timer e of a waiter w (nothing when e is false).

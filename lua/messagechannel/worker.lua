@@ -161,15 +161,22 @@ WORKER_MT.__tostring = function(w)
 end
 
 -- A worker's error that no listener takes: to mc.onerror when the program
--- set one, else out of the scheduler loop (API.md 7).
-local function unhandled(s, err, tb)
+-- set one, else out of the scheduler loop (API.md 7). The traceback
+-- begins with the error's text, as the worker wrote it (text: a table's
+-- address there is not its clone's here), which the message has already.
+local function unhandled(s, err, tb, text)
   local h = scheduler.facade.onerror
   if h ~= nil and h ~= scheduler.default_onerror then
     return scheduler.report(err, tb or "")
   end
   local msg = tostring(err)
   tb = tostring(tb or "")
-  if tb:sub(1, #msg + 1) == msg .. "\n" then tb = tb:sub(#msg + 2) end
+  for _, head in ipairs { msg, text } do
+    if tb:sub(1, #head + 1) == head .. "\n" then
+      tb = tb:sub(#head + 2)
+      break
+    end
+  end
   scheduler.raise_out(format("Error in worker %d: %s\n%s", s.thread_id, msg,
                              tb))
 end
@@ -198,7 +205,7 @@ local function on_exit(w, code, err_bytes, tb, text)
       ev.error = err
       ev.traceback = tb
       scheduler.dispatch_later(w, s.U, ev, function(e)
-        return unhandled(s, e.error, e.traceback)
+        return unhandled(s, e.error, e.traceback, text)
       end)
     end
     s.error_done = true
@@ -284,13 +291,14 @@ function M.fail(err, tb)
 end
 
 -- An error nobody takes ends a worker, as in Node.js: this is mc.onerror
--- there unless the worker sets its own.
+-- there unless the worker sets its own. It ends the worker as os.exit
+-- does, with code 1: a pcall around the call that dispatched (mc.sleep,
+-- mc.run) does not stop it, and the error recorded first is the one the
+-- parent gets.
 function M.raise(err, tb)
   M.fail(err, tb)
-  error(err, 0)
+  core.worker_exit(1)
 end
-
-local tointeger = rawget(math, "tointeger")  -- nil before 5.3
 
 -- os.exit([code]) in a worker ends that worker only, with the code as
 -- os.exit takes it on Lua 5.4 (true or none: 0, false: 1, a number).
@@ -302,7 +310,8 @@ local function worker_exit(code)
   elseif type(code) ~= "number" then
     error(format("bad argument #1 to 'exit' (number expected, got %s)",
                  type(code)), 2)
-  elseif tointeger and not tointeger(code) then  -- as os.exit on 5.3+
+  elseif code % 1 ~= 0 or code < -2 ^ 63 or code >= 2 ^ 63 then
+    -- as os.exit on 5.4, on every version
     error("bad argument #1 to 'exit' (number has no integer "
           .. "representation)", 2)
   end

@@ -180,21 +180,34 @@ describe("regress: the Worker object #threads", function()
       assert.truthy(helper.has(err, "Error in worker " .. w.threadId .. ": false"), err)
       helper.run()
     end)
+
+    it("a table with no error listener is named once, not once per thread", function()
+      mc.onerror = nil
+      local w = start("error({ code = 5 })")
+      local ok, err = pcall(mc.run, 5)
+      assert.is_false(ok)
+      local head, rest = err:match("^(Error in worker %d+: table: [^\n]*)\n(.*)$")
+      assert.truthy(head, err)
+      -- the worker's own text of the table (another address) is not
+      -- repeated as the traceback's first line
+      assert.is_nil(rest:match("^table: "), err)
+      assert.truthy(helper.has(err, "Error in worker " .. w.threadId .. ": "), err)
+      helper.run()
+    end)
   end)
 
-  it("os.exit with a number of no integer representation raises as os.exit does", function()
-    local w = start("os.exit(2.5)")
-    local err, code
-    w.onerror = function(e) err = e.error end
-    w.onexit = function(e) code = e.code end
-    helper.run()
-    if rawget(math, "tointeger") then  -- 5.3 and later
+  -- API.md 7: codes as os.exit on Lua 5.4, on every version (5.1 and
+  -- 5.2's os.exit would truncate 2.5 to 2)
+  for _, bad in ipairs { "2.5", "0/0", "1/0", "2^63" } do
+    it("os.exit(" .. bad .. ") raises as os.exit on 5.4 does", function()
+      local w = start("os.exit(" .. bad .. ")")
+      local err, code
+      w.onerror = function(e) err = e.error end
+      w.onexit = function(e) code = e.code end
+      helper.run()
       assert.equal("worker:1: bad argument #1 to 'exit' (number has no "
                    .. "integer representation)", err)
       assert.equal(1, code)
-    else  -- 5.1 and 5.2 truncate, as their os.exit does
-      assert.is_nil(err)
-      assert.equal(2, code)
-    end
-  end)
+    end)
+  end
 end)
