@@ -479,6 +479,29 @@ function M.terminate_all(workers)
   end
 end
 
+-- For a describe block whose specs start workers, given busted's
+-- before_each and after_each: catches mc.onerror into `errors` around
+-- each spec (error_hooks(settle)) and terminates the workers that
+-- start(source [, options]) started (options.eval is set) after it.
+-- Returns errors, start.
+function M.worker_specs(settle, before_each, after_each)
+  local errors, catch, release = M.error_hooks(settle)
+  local workers = {}
+  before_each(catch)
+  after_each(function()
+    M.terminate_all(workers)
+    release()
+  end)
+  local function start(source, options)
+    options = options or {}
+    options.eval = true
+    local w = mc.Worker(source, options)
+    workers[#workers + 1] = w
+    return w
+  end
+  return errors, start
+end
+
 -- Starts a worker on Lua source (with `local mc = require
 -- "messagechannel"` put first), adds it to the array `workers`, and
 -- returns the record of what reaches the parent: rec.worker,

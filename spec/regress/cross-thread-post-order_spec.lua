@@ -10,13 +10,7 @@ local mc = require "messagechannel"
 local helper = require "spec.helper"
 
 describe("regress: global post order across ports, from other threads #threads", function()
-  local errors, catch, release = helper.error_hooks(5)
-  local workers = {}
-  before_each(catch)
-  after_each(function()
-    helper.terminate_all(workers)
-    release()
-  end)
+  local errors, start_worker = helper.worker_specs(5, before_each, after_each)
 
   -- Starts a worker running source with the far ends of nports new
   -- channels as mc.workerData[1] (and extra as [2]); the near ends record
@@ -32,10 +26,7 @@ describe("regress: global post order across ports, from other threads #threads",
         ch.port1.onclose = function() got[#got + 1] = i .. " closed" end
       end
     end
-    local w = mc.Worker(source, { eval = true, data = { far, extra },
-                                  transfer = far })
-    workers[#workers + 1] = w
-    return w, near
+    return start_worker(source, { data = { far, extra }, transfer = far }), near
   end
 
   it("keeps a worker's alternating posts to two ports in order, all queued before the parent looks",

@@ -9,19 +9,7 @@ local mc = require "messagechannel"
 local helper = require "spec.helper"
 
 describe("regress: once listeners on a Worker and a Listener", function()
-  local errors, catch, release = helper.error_hooks(5)
-  local workers = {}
-  before_each(catch)
-  after_each(function()
-    helper.terminate_all(workers)
-    release()
-  end)
-
-  local function start(source)
-    local w = mc.Worker(source, { eval = true })
-    workers[#workers + 1] = w
-    return w
-  end
+  local errors, start = helper.worker_specs(5, before_each, after_each)
 
   it("runs a once exit listener once, and the listeners after it #threads", function()
     local w = start("return")

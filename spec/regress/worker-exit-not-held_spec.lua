@@ -10,19 +10,7 @@ local helper = require "spec.helper"
 local BOUND = 20000  -- ticks of 1 ms: far more than any worker needs
 
 describe("regress: a Worker's exit is not held by its running listeners #threads", function()
-  local errors, catch, release = helper.error_hooks(5)
-  local workers = {}
-  before_each(catch)
-  after_each(function()
-    helper.terminate_all(workers)
-    release()
-  end)
-
-  local function start(source)
-    local w = mc.Worker(source, { eval = true })
-    workers[#workers + 1] = w
-    return w
-  end
+  local errors, start = helper.worker_specs(5, before_each, after_each)
 
   it("reaches onexit while a message listener waits for it", function()
     local w = start([[require("messagechannel").parentPort:postMessage("last")]])

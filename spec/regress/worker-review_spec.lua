@@ -18,19 +18,8 @@ mc.parentPort.onmessage = function(e)
 end]]
 
 describe("regress: the Worker object #threads", function()
-  local errors, catch, release = helper.error_hooks(5)
-  local workers = {}
-  before_each(catch)
-  after_each(function()
-    helper.terminate_all(workers)  -- a failed spec leaves none running
-    release()
-  end)
-
-  local function start(source)
-    local w = mc.Worker(source, { eval = true })
-    workers[#workers + 1] = w
-    return w
-  end
+  -- a failed spec leaves no worker running
+  local errors, start = helper.worker_specs(5, before_each, after_each)
 
   describe("handler fields", function()
     for _, k in ipairs({ "onmessage", "onmessageerror", "onerror", "onexit" }) do

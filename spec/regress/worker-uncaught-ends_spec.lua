@@ -5,29 +5,21 @@
 -- it and ran on; its parent got the error event only when it ended by
 -- itself. It now ends the worker as os.exit(1) does.
 
-local mc = require "messagechannel"
 local helper = require "spec.helper"
 
 describe("regress: a worker's uncaught error ends it #threads", function()
-  local errors, catch, release = helper.error_hooks(5)
-  local workers = {}
-  before_each(catch)
-  after_each(function()
-    helper.terminate_all(workers)
-    release()
-  end)
+  local errors, start = helper.worker_specs(5, before_each, after_each)
 
   for _, call in ipairs { "pcall(mc.sleep, 0.01)", "pcall(mc.run)",
                           "pcall(mc.parentPort.receive, mc.parentPort, 0.01)" } do
     it("even when " .. call .. " dispatched it", function()
-      local w = mc.Worker(([[
+      local w = start(([[
         local mc = require "messagechannel"
         mc.spawn(function() error("task error", 0) end)
         for i = 1, 3 do
           %s
           mc.parentPort:postMessage("went on " .. i)
-        end]]):format(call), { eval = true })
-      workers[#workers + 1] = w
+        end]]):format(call))
       local log = {}
       w.onmessage = function(e) log[#log + 1] = e.data end
       w.onerror = function(e) log[#log + 1] = "error " .. tostring(e.error) end
