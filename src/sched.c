@@ -1027,6 +1027,8 @@ static int due_order (const void *a, const void *b) {
 static void merge_queue (lua_State *L, Merge *mg) {
   mc_Ctx *c = mg->c;
   size_t i = 0, j;
+  if (mg->n > 0)  /* a port, and mc_ctx_enqueue's own */
+    luaL_checkstack(L, 4, "messagechannel");
   if (mg->ports > 1)
     qsort(c->due, mg->n, sizeof *c->due, due_order);
   while (i < mg->n) {
