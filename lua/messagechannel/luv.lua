@@ -1,6 +1,6 @@
 -- messagechannel.luv: runs the scheduler inside luv's default loop
 -- (API.md 10). A poll handle waits on mc.pollfd() and a timer on
--- mc.timeout(); each wake-up runs one mc.step(), then arms both again.
+-- mc.timeout(); each wake-up runs mc.step(), then arms both again.
 -- Work ready now runs from an idle handle: each loop iteration runs steps
 -- while work is ready, for up to BUDGET seconds, so that libuv's own
 -- timers and I/O still run in between (a timer of 0 ms started from its
