@@ -2,9 +2,11 @@
 -- post order (API.md 3.1), also when they come from other threads. A poll
 -- that found news for several ports queued each port's messages together:
 -- a worker's a1 b1 a2 b2 arrived as a1 a2 b1 b2 whenever they were all
--- there before the parent looked. The poll now queues them in the order
--- they arrived. None of these cases depends on timing: each holds however
--- the posts and the parent's polls interleave.
+-- there before the parent looked, and so did a port given its tokens
+-- another way (a listener added, the look the scheduler takes when no
+-- ref'd worker runs). The poll now queues them in the order they arrived,
+-- and the other ways wait for it. None of these cases depends on timing:
+-- each holds however the posts and the parent's polls interleave.
 
 local mc = require "messagechannel"
 local helper = require "spec.helper"
