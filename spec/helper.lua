@@ -502,6 +502,31 @@ function M.worker_specs(settle, before_each, after_each)
   return errors, start
 end
 
+-- For a describe block whose specs run messagechannel.luv (`adapter`) in
+-- luv's loop (`uv`), given busted's before_each and after_each: catches
+-- mc.onerror into `errors` around each spec (error_hooks(settle)); after
+-- it, stops the adapter and closes the luv handles that handle(h) was
+-- given (returning h), letting the closes complete. Returns errors,
+-- handle and the array of those handles.
+function M.luv_specs(uv, adapter, settle, before_each, after_each)
+  local errors, catch, release = M.error_hooks(settle)
+  local handles = {}
+  before_each(catch)
+  after_each(function()
+    adapter.stop()
+    for i = #handles, 1, -1 do
+      if not handles[i]:is_closing() then handles[i]:close() end
+      handles[i] = nil
+    end
+    uv.run("nowait")   -- lets the closes complete
+    release()
+  end)
+  return errors, function(h)
+    handles[#handles + 1] = h
+    return h
+  end, handles
+end
+
 -- Starts a worker on Lua source (with `local mc = require
 -- "messagechannel"` put first), adds it to the array `workers`, and
 -- returns the record of what reaches the parent: rec.worker,

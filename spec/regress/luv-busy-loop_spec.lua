@@ -21,23 +21,7 @@ describe("regress: messagechannel.luv with a scheduler that is always busy", fun
   end
   local adapter = require "messagechannel.luv"
 
-  local errors, catch, release = helper.error_hooks(5)
-  local handles = {}
-  local function handle(h)
-    handles[#handles + 1] = h
-    return h
-  end
-
-  before_each(catch)
-  after_each(function()
-    adapter.stop()
-    for i = #handles, 1, -1 do
-      if not handles[i]:is_closing() then handles[i]:close() end
-      handles[i] = nil
-    end
-    uv.run("nowait")
-    release()
-  end)
+  local errors, handle = helper.luv_specs(uv, adapter, 5, before_each, after_each)
 
   -- A check handle counts libuv's loop iterations while it runs.
   local function iterations()

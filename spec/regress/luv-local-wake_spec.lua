@@ -21,24 +21,9 @@ describe("regress: messagechannel.luv and local work from outside the scheduler"
   end
   local adapter = require "messagechannel.luv"
 
-  local errors, catch, release = helper.error_hooks(5)
-  -- luv handles a spec made, closed after it.
-  local handles = {}
-  local function handle(h)
-    handles[#handles + 1] = h
-    return h
-  end
-
-  before_each(catch)
-  after_each(function()
-    adapter.stop()
-    for i = #handles, 1, -1 do
-      if not handles[i]:is_closing() then handles[i]:close() end
-      handles[i] = nil
-    end
-    uv.run("nowait")   -- lets the closes complete
-    release()
-  end)
+  -- luv handles a spec made, closed after it
+  local errors, handle, handles =
+    helper.luv_specs(uv, adapter, 5, before_each, after_each)
 
   -- uv.run() under a watchdog; true when it returned by itself.
   local function uv_run()
