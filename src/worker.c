@@ -34,6 +34,7 @@
 #define WORKER_KEY "messagechannel.worker"          /* the mc_Thread box */
 #define WORKER_PORT_KEY "messagechannel.parentPort"  /* {port} once opened */
 #define WORKER_DATA_KEY "messagechannel.workerData"  /* {value} once read */
+#define HOME_KEY "messagechannel.home"  /* {path, cpath} that found the module */
 
 static unsigned long last_thread_id;  /* atomic; the main thread is 0 */
 
@@ -55,6 +56,7 @@ typedef struct mc_Thread {
   int eval;
   int jit;            /* LuaJIT: keep the compiler on */
   char *path, *cpath; /* the parent's package.path and package.cpath */
+  char *home, *chome; /* and the ones that found the module there */
   mc_Msg *port;       /* the parentPort, until the worker opens it */
   mc_Msg *data;       /* workerData, until its first read */
   int lent;           /* port and data are not committed yet: set and
@@ -107,6 +109,8 @@ static void thread_decref (mc_Thread *t) {
     free(t->source);
     free(t->path);
     free(t->cpath);
+    free(t->home);
+    free(t->chome);
     free(t->trace);
     free(t->text);
     pthread_mutex_destroy(&t->lock);
@@ -420,6 +424,105 @@ static void take_signal (mc_Thread *t, lua_State *L, int on) {
     set_stop_hook(L);  /* stopped before the signal could be sent */
 }
 
+/*
+** {======================================================
+** The module's own files
+** =======================================================
+*/
+
+/* The first file that exists of those a template list gives for name
+** (as package.path: templates separated by ';', '?' for the name),
+** pushed, or NULL (nothing pushed). */
+static const char *find_file (lua_State *L, const char *name,
+                              const char *path) {
+  const char *file = luaL_gsub(L, name, ".", LUA_DIRSEP);
+  int base = lua_gettop(L);
+  while (*path != '\0') {
+    const char *end = strchr(path, ';');
+    FILE *f;
+    if (end == NULL)
+      end = path + strlen(path);
+    lua_pushlstring(L, path, (size_t)(end - path));
+    luaL_gsub(L, lua_tostring(L, -1), "?", file);
+    if ((f = fopen(lua_tostring(L, -1), "r")) != NULL) {
+      fclose(f);
+      lua_replace(L, base);
+      lua_settop(L, base);
+      return lua_tostring(L, -1);
+    }
+    lua_settop(L, base);
+    path = *end != '\0' ? end + 1 : end;
+  }
+  lua_pop(L, 1);
+  return NULL;
+}
+
+/* A searcher, first after the preload one in a worker whose parent has
+** changed package.path or package.cpath since it loaded this module:
+** messagechannel and messagechannel.* are found where the parent found
+** them (upvalues: that path and cpath), so the worker can start. */
+static int home_searcher (lua_State *L) {
+  const char *name = luaL_checkstring(L, 1), *file;
+  int core = strcmp(name, "messagechannel.core") == 0;
+  if (strncmp(name, "messagechannel", 14) != 0
+      || (name[14] != '\0' && name[14] != '.'))
+    return 0;
+  file = find_file(L, name, lua_tostring(L, lua_upvalueindex(core ? 2 : 1)));
+  if (file == NULL)
+    return 0;  /* the other searchers say where they looked */
+  if (core) {
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "loadlib");
+    lua_pushvalue(L, -3);
+    lua_pushliteral(L, "luaopen_messagechannel_core");
+    lua_call(L, 2, 2);
+    if (lua_isnil(L, -2))
+      return luaL_error(L, "error loading module '%s' from file '%s':\n\t%s",
+                        name, file, lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+  else if (luaL_loadfile(L, file) != 0)
+    return luaL_error(L, "error loading module '%s' from file '%s':\n\t%s",
+                      name, file, lua_tostring(L, -1));
+  lua_pushstring(L, file);
+  return 2;
+}
+
+/* In the worker: keeps where the module was found for its own workers,
+** and adds home_searcher when that is not where its package.path and
+** package.cpath look first. */
+static void set_home (lua_State *L, mc_Thread *t) {
+  lua_createtable(L, 2, 0);
+  lua_pushstring(L, t->home);
+  lua_rawseti(L, -2, 1);
+  lua_pushstring(L, t->chome);
+  lua_rawseti(L, -2, 2);
+  lua_setfield(L, LUA_REGISTRYINDEX, HOME_KEY);
+  if (strcmp(t->home, t->path) == 0 && strcmp(t->chome, t->cpath) == 0)
+    return;
+  lua_getglobal(L, "package");
+  lua_getfield(L, -1, "searchers");
+  if (!lua_istable(L, -1)) {
+    lua_pop(L, 1);
+    lua_getfield(L, -1, "loaders");
+  }
+  if (lua_istable(L, -1)) {
+    int i;
+    for (i = (int)mc_rawlen(L, -1); i >= 2; i--) {
+      lua_rawgeti(L, -1, i);
+      lua_rawseti(L, -2, i + 1);
+    }
+    lua_pushstring(L, t->home);
+    lua_pushstring(L, t->chome);
+    lua_pushcclosure(L, home_searcher, 2);
+    lua_rawseti(L, -2, 2);
+  }
+  lua_pop(L, 2);
+}
+
+/* }====================================================== */
+
+
 /* Runs under lua_pcall in the new state: sets it up, then calls
 ** messagechannel.worker's main(source, eval). */
 static int boot (lua_State *L) {
@@ -447,6 +550,7 @@ static int boot (lua_State *L) {
   lua_pushstring(L, t->cpath);
   lua_setfield(L, -2, "cpath");
   lua_pop(L, 1);
+  set_home(L, t);
   if (t->signal == 0)
     lua_sethook(L, stop_hook, LUA_MASKCOUNT, HOOK_COUNT);
   wrap_coroutines(L, t);  /* before the scheduler takes them */
@@ -722,18 +826,46 @@ static int handle__gc (lua_State *L) {
   return 0;
 }
 
-static char *dup_field (lua_State *L, const char *name) {
-  const char *s;
-  size_t n;
+/* Pushes package[name], or "" when that is not a string. */
+static void push_package_field (lua_State *L, const char *name) {
   lua_getglobal(L, "package");
-  if (!lua_istable(L, -1)) {
+  if (lua_istable(L, -1))
+    lua_getfield(L, -1, name);
+  else
+    lua_pushnil(L);
+  lua_remove(L, -2);
+  if (lua_type(L, -1) != LUA_TSTRING) {
     lua_pop(L, 1);
-    return dup_bytes("", 0);
+    lua_pushliteral(L, "");
   }
-  lua_getfield(L, -1, name);
-  s = lua_tolstring(L, -1, &n);
-  lua_pop(L, 2);
-  return s != NULL ? dup_bytes(s, n) : dup_bytes("", 0);
+}
+
+/* A copy of the string at idx. */
+static char *dup_string (lua_State *L, int idx) {
+  size_t n;
+  const char *s = lua_tolstring(L, idx, &n);
+  return dup_bytes(s, n);
+}
+
+static char *dup_field (lua_State *L, const char *name) {
+  char *d;
+  push_package_field(L, name);
+  d = dup_string(L, -1);
+  lua_pop(L, 1);
+  return d;
+}
+
+/* In the parent: the path and cpath that found the module, for
+** t->home and t->chome; the first state to load it keeps its package's
+** own at that time. */
+static int dup_home (lua_State *L, mc_Thread *t) {
+  lua_getfield(L, LUA_REGISTRYINDEX, HOME_KEY);
+  lua_rawgeti(L, -1, 1);
+  lua_rawgeti(L, -2, 2);
+  t->home = dup_string(L, -2);
+  t->chome = dup_string(L, -1);
+  lua_pop(L, 3);
+  return t->home != NULL && t->chome != NULL;
 }
 
 /* Whether the value at v is an entry of the transfer argument at idx (an
@@ -809,7 +941,8 @@ static int core_worker_start (lua_State *L) {
   t->signal = take_stop_signal();
   t->path = dup_field(L, "path");
   t->cpath = dup_field(L, "cpath");
-  if (t->source == NULL || t->path == NULL || t->cpath == NULL)
+  if (t->source == NULL || t->path == NULL || t->cpath == NULL
+      || !dup_home(L, t))
     return luaL_error(L, "not enough memory");
   if ((t->hub = mc_hub_new()) == NULL)
     return luaL_error(L, "cannot start a worker: %s", strerror(errno));
@@ -920,6 +1053,16 @@ void mc_worker_open (lua_State *L) {
     {"thread_id", core_thread_id},
     {NULL, NULL}
   };
+  lua_getfield(L, LUA_REGISTRYINDEX, HOME_KEY);
+  if (lua_isnil(L, -1)) {  /* not a worker: package finds the module now */
+    lua_createtable(L, 2, 0);
+    push_package_field(L, "path");
+    lua_rawseti(L, -2, 1);
+    push_package_field(L, "cpath");
+    lua_rawseti(L, -2, 2);
+    lua_setfield(L, LUA_REGISTRYINDEX, HOME_KEY);
+  }
+  lua_pop(L, 1);
   if (luaL_newmetatable(L, WORKER_MT)) {
     lua_pushcfunction(L, handle__gc);
     lua_setfield(L, -2, "__gc");

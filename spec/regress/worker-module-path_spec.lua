@@ -1,0 +1,91 @@
+-- A Worker's state looks for its modules with the parent's package.path
+-- and package.cpath at the time of the call (API.md 7). A parent that
+-- changed them after it loaded this module (to its own directories, or
+-- to nothing) could start no worker: the worker could not find
+-- messagechannel itself, and failed with "module 'messagechannel.worker'
+-- not found". The worker now finds the module's own files where the
+-- parent found them, and everything else by the parent's paths.
+
+local helper = require "spec.helper"
+
+describe("regress: a worker finds the module after the parent's paths change #threads", function()
+  local errors, start = helper.worker_specs(5, before_each, after_each)
+  local path, cpath, dir
+
+  before_each(function()
+    path, cpath = package.path, package.cpath
+    dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir " .. dir))
+    local f = assert(io.open(dir .. "/worker_module_path_mine.lua", "w"))
+    f:write("return { answer = 42 }\n")
+    f:close()
+  end)
+
+  after_each(function()
+    package.path, package.cpath = path, cpath
+    os.remove(dir .. "/worker_module_path_mine.lua")
+    os.remove(dir)
+  end)
+
+  -- Runs source in a worker and returns what it posted, and its exit code.
+  local function run(source)
+    local w = start(source)
+    local got, code = {}, nil
+    w.onmessage = function(e) got[#got + 1] = e.data end
+    w.onerror = function(e) got[#got + 1] = "error " .. tostring(e.error) end
+    w.onexit = function(e) code = e.code end
+    helper.run()
+    return got, code
+  end
+
+  it("when package.path and package.cpath no longer find it", function()
+    package.path = dir .. "/?.lua"
+    package.cpath = dir .. "/?.so"
+    local got, code = run [[
+      local mc = require "messagechannel"
+      mc.parentPort:postMessage({ package.path, package.cpath })]]
+    assert.same({ { dir .. "/?.lua", dir .. "/?.so" } }, got)
+    assert.equal(0, code)
+    assert.same({}, errors)
+  end)
+
+  it("and finds the parent's own modules by the new package.path", function()
+    package.path = dir .. "/?.lua"
+    local got, code = run [[
+      local mc = require "messagechannel"
+      mc.parentPort:postMessage(require("worker_module_path_mine").answer)]]
+    assert.same({ 42 }, got)
+    assert.equal(0, code)
+  end)
+
+  it("and so does a worker that worker starts", function()
+    package.path, package.cpath = "", ""
+    local got, code = run [[
+      local mc = require "messagechannel"
+      local w = mc.Worker("require('messagechannel').parentPort:postMessage('inner')",
+                          { eval = true })
+      w.onmessage = function(e) mc.parentPort:postMessage(e.data) end
+      w.onerror = function(e) mc.parentPort:postMessage("error " .. tostring(e.error)) end]]
+    assert.same({ "inner" }, got)
+    assert.equal(0, code)
+  end)
+
+  it("while a module of another name is still looked up only by package.path", function()
+    package.path = dir .. "/?.lua"
+    local got = run [[
+      local mc = require "messagechannel"
+      mc.parentPort:postMessage((pcall(require, "messagechannel_not_a_module")))
+      mc.parentPort:postMessage((pcall(require, "messagechannel.not_a_module")))]]
+    assert.same({ false, false }, got)
+  end)
+
+  it("and the parent's own searchers and paths stay as they were", function()
+    local searchers = rawget(package, "searchers") or rawget(package, "loaders")
+    local before = { helper.unpack(searchers) }
+    package.path = dir .. "/?.lua"
+    run "require 'messagechannel'"
+    assert.equal(dir .. "/?.lua", package.path)
+    assert.same(before, { helper.unpack(searchers) })
+  end)
+end)
