@@ -381,11 +381,14 @@ static int bc_postMessage (lua_State *L) {
   return 0;
 }
 
+/* "BroadcastChannel (<name>[, closed])", the whole name (it may hold
+** zero bytes). */
 static int bc__tostring (lua_State *L) {
   Bc *b = check_bc(L, 1);
-  lua_pushfstring(L, "BroadcastChannel (%s%s)", b->name != NULL ? b->name
-                                                                : "",
-                  b->closed ? ", closed" : "");
+  lua_pushliteral(L, "BroadcastChannel (");
+  lua_pushlstring(L, b->name != NULL ? b->name : "", b->len);
+  lua_pushstring(L, b->closed ? ", closed)" : ")");
+  lua_concat(L, 3);
   return 1;
 }
 
