@@ -187,6 +187,7 @@ static int bc__gc (lua_State *L) {
   b->r.id = 0;
   free(b->name);
   b->name = NULL;
+  b->len = 0;  /* a finalizer that sees it after this sees the name "" */
   free(b->url);
   b->url = NULL;
   return 0;

@@ -18,3 +18,24 @@ describe("regress: tostring of a BroadcastChannel", function()
     bc:close()
   end)
 end)
+
+-- After its __gc had run, a BroadcastChannel that a finalizer reached
+-- again read its name's old length from freed memory (tostring and
+-- bc.name), found under ASan.
+describe("regress: a BroadcastChannel seen by a finalizer after its own", function()
+  it("has the name \"\", read from no freed memory", function()
+    local seen
+    do
+      local bc
+      -- marked for finalization before bc, so finalized after it
+      setmetatable({}, { __gc = function()
+        seen = { tostring(bc), bc.name }
+      end })
+      bc = mc.BroadcastChannel(("n"):rep(100))
+    end
+    for _ = 1, 4 do collectgarbage() end
+    if seen ~= nil then  -- Lua 5.1 runs no __gc for tables
+      assert.same({ "BroadcastChannel (, closed)", "" }, seen)
+    end
+  end)
+end)
