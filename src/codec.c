@@ -764,7 +764,31 @@ static void enc_string (Enc *e, int idx, const char *s, size_t len) {
   enc_bytes(e, TAG_STR, s, len);
 }
 
-static void enc_table (Enc *e, int idx) {
+/* Where a value being encoded sits, for error messages: in table `t` at
+** key `k` (a stack index), or at array index `i` when k is 0; t is 0 for the
+** top-level value. */
+typedef struct Where {
+  int t, k;
+  lua_Integer i;
+  int askey;
+} Where;
+
+/* For a metatable at mt: when it is one of the module's own objects made
+** in Lua (a MessageChannel, a Worker, ...), which the clone rules treat as
+** the web treats platform objects, pushes its name and returns 1; else
+** pushes nil and returns 0. */
+static int own_object (lua_State *L, int mt) {
+  mt = mc_absindex(L, mt);
+  lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_OWN_MT);
+  lua_pushvalue(L, mt);
+  lua_rawget(L, -2);
+  lua_remove(L, -2);
+  return lua_type(L, -1) == LUA_TSTRING;
+}
+
+static void enc_fail (Enc *e, const char *what, const Where *w);
+
+static void enc_table (Enc *e, int idx, const Where *w) {
   lua_State *L = e->L;
   const void *p = lua_topointer(L, idx);
   uint32_t id = mc_ptrmap_get(&e->s->seen, p);
@@ -778,6 +802,9 @@ static void enc_table (Enc *e, int idx) {
   enc_newobj(e, idx, p, e->s->out.n + 1);
   e->s->out.n += 9;  /* the sizes are written with the body */
   if (lua_getmetatable(L, idx)) {
+    if (own_object(L, -1))
+      enc_fail(e, lua_tostring(L, -1), w);
+    lua_pop(L, 1);
     lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_MT2NAME);
     lua_pushvalue(L, -2);
     lua_rawget(L, -2);  /* mt, mt2name, name */
@@ -794,14 +821,6 @@ static void enc_table (Enc *e, int idx) {
   }
 }
 
-/* Where a value being encoded sits, for error messages: in table `t` at
-** key `k` (a stack index), or at array index `i` when k is 0; t is 0 for the
-** top-level value. */
-typedef struct Where {
-  int t, k;
-  lua_Integer i;
-  int askey;
-} Where;
 
 /* For a value that is not nil, a boolean, a number, a string or a table:
 ** what makes it not cloneable, or NULL when it is a type's object that
@@ -822,7 +841,6 @@ static const char *not_cloneable (lua_State *L, int idx, const mc_Type **t) {
   }
 }
 
-static void enc_fail (Enc *e, const char *what, const Where *w);
 static void clone_fail (lua_State *L, int root, const char *what,
                         const Where *w);
 
@@ -847,7 +865,7 @@ static void enc_value (Enc *e, int idx, const Where *w) {
       break;
     }
     case LUA_TTABLE:
-      enc_table(e, idx);
+      enc_table(e, idx, w);
       break;
     default: {
       const mc_Type *t = NULL;
@@ -1849,7 +1867,7 @@ static void copy_pushed (Copy *c, int t, int k, int n) {
   }
 }
 
-static void copy_table (Copy *c, int idx) {
+static void copy_table (Copy *c, int idx, const Where *w) {
   lua_State *L = c->L;
   const void *p = lua_topointer(L, idx);
   uint32_t id = mc_ptrmap_get(&c->s->seen, p);
@@ -1858,6 +1876,11 @@ static void copy_table (Copy *c, int idx) {
   if (id != MC_NOID) {
     get_id(L, c->dst, id);
     return;
+  }
+  if (lua_getmetatable(L, idx)) {
+    if (own_object(L, -1))
+      copy_fail(c, lua_tostring(L, -1), w);
+    lua_pop(L, 2);
   }
   pushed = copy_pairs(c, idx);
   if (pushed >= 0) {
@@ -1917,7 +1940,7 @@ static void copy_value (Copy *c, int idx, const Where *w) {
       lua_pushvalue(L, idx);
       break;
     case LUA_TTABLE:
-      copy_table(c, idx);
+      copy_table(c, idx, w);
       break;
     default: {
       const mc_Type *t = NULL;
@@ -2063,6 +2086,16 @@ int mc_register (lua_State *L) {
   lua_rawset(L, 4);
   lua_settop(L, 2);
   return 1;
+}
+
+int mc_not_cloneable (lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checkstring(L, 2);
+  lua_settop(L, 2);
+  lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_OWN_MT);
+  lua_insert(L, 1);
+  lua_rawset(L, 1);
+  return 0;
 }
 
 /*

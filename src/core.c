@@ -21,6 +21,7 @@ static int open (lua_State *L) {
     {"serialize", mc_serialize},
     {"deserialize", mc_deserialize},
     {"register", mc_register},
+    {"not_cloneable", mc_not_cloneable},
     {NULL, NULL}
   };
   lua_pushvalue(L, lua_upvalueindex(1));  /* module, ctx */

@@ -98,6 +98,8 @@ static void make_ctx (lua_State *L, mc_Hub *hub) {
   lua_rawseti(L, t, MC_CTX_NAME2MT);
   lua_newtable(L);
   lua_rawseti(L, t, MC_CTX_MT2NAME);
+  lua_newtable(L);
+  lua_rawseti(L, t, MC_CTX_OWN_MT);
 }
 
 void mc_ctx_open (lua_State *L, mc_Hub *hub) {

@@ -564,7 +564,9 @@ void mc_net_sync (void);
 #define MC_CTX_EVENT_MT 11  /* the metatable of events (eventtarget.lua) */
 #define MC_CTX_EVENTS   12  /* 12, 13, 14, 15: sched.c's event type names */
 #define MC_CTX_WAITROOM 16  /* the scheduler's wait for room (port.c) */
-#define MC_CTX_KEYS     17  /* 17, 18, ...: sched.c's field names */
+#define MC_CTX_OWN_MT   17  /* metatable -> name: the module's own objects
+                            ** made in Lua, which are not cloneable */
+#define MC_CTX_KEYS     18  /* 18, 19, ...: sched.c's field names */
 
 #define MC_MAXTYPES 8
 
@@ -677,6 +679,10 @@ void mc_copy (struct lua_State *L, int idx, int xmap, int blanks);
 int mc_serialize (struct lua_State *L);
 int mc_deserialize (struct lua_State *L);
 int mc_register (struct lua_State *L);
+/* not_cloneable(mt, name): tables with metatable mt are the module's own
+** objects called name (made in Lua), and raise DataCloneError as
+** MessagePort does. */
+int mc_not_cloneable (struct lua_State *L);
 
 /* ---- message.c: transfer lists and the message pipeline ---- */
 

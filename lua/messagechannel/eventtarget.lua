@@ -45,7 +45,9 @@ local event_defaults = {
 -- `ports` is made on first read, and `currentTarget`, when the event has
 -- none of its own, is its target. It is the Lua state's one event
 -- metatable, which src/sched.c gives its events too.
-local EVENT_MT = require("messagechannel.core").event_mt()
+local core = require "messagechannel.core"
+local EVENT_MT = core.event_mt()
+core.not_cloneable(EVENT_MT, "Event")  -- as on the web
 EVENT_MT.__index = function(ev, k)
   if k == "ports" then
     local t = {}

@@ -74,6 +74,7 @@ local PORTS = {}
 local PORT_INDEX = { port1 = 1, port2 = 2 }
 
 local CHANNEL_MT = {}
+core.not_cloneable(CHANNEL_MT, "MessageChannel")  -- as on the web
 
 CHANNEL_MT.__index = function(ch, k)
   local i = PORT_INDEX[k]

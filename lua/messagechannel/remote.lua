@@ -17,6 +17,7 @@ local error, pcall, rawget, rawset, select, setmetatable, type = error,
 local format = string.format
 
 local LISTENER_MT = {}
+core.not_cloneable(LISTENER_MT, "Listener")
 local STATE = {}  -- a Listener holds its fields under this key
 
 local function state(l)

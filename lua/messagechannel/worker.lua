@@ -23,6 +23,7 @@ local load_string = rawget(_G, "loadstring") or load
 ---------------------------------------------------------------------------
 
 local WORKER_MT = {}
+core.not_cloneable(WORKER_MT, "Worker")
 -- A Worker is a table that holds its fields under this key. (A weak-keyed
 -- table of fields would keep every Worker alive on Lua 5.1 and LuaJIT,
 -- whose weak tables are not ephemerons: the fields refer to the Worker.)
