@@ -81,10 +81,51 @@ M.default_onerror = default_onerror
 -- two moves would leave one entry twice in the heap and another lost.
 local timers, ntimers, timer_seq = {}, 0, 0
 
+-- A cancelled timer (its `dead` set here or by src/sched.c) leaves the
+-- heap when it reaches the top. So that a loop of waits with long
+-- timeouts that end early does not pile them up, the heap is rebuilt
+-- without them each time it has grown to compact_at entries.
+local COMPACT_MIN = 1024
+local compact_at = COMPACT_MIN
+
+-- Drops the cancelled timers and makes the rest a heap again (sifting
+-- down from the middle), in place: nothing allocates or is called.
+local function compact_timers()
+  local n = 0
+  for i = 1, ntimers do
+    local e = timers[i]
+    if not e.dead then
+      n = n + 1
+      timers[n] = e
+    end
+  end
+  for i = n + 1, ntimers + 1 do timers[i] = nil end
+  ntimers = n
+  for j = (n - n % 2) / 2, 1, -1 do
+    local i, e = j, timers[j]
+    local t, seq = e.t, e.seq
+    while true do
+      local c = 2 * i
+      if c > n then break end
+      local a = timers[c]
+      if c < n then
+        local b = timers[c + 1]
+        if b.t < a.t or (b.t == a.t and b.seq < a.seq) then c, a = c + 1, b end
+      end
+      if not (a.t < t or (a.t == t and a.seq < seq)) then break end
+      timers[i] = a
+      i = c
+    end
+    timers[i] = e
+  end
+  compact_at = 2 * n > COMPACT_MIN and 2 * n or COMPACT_MIN
+end
+
 -- A timer for task co (and waiter w) at time t, not in the heap yet. Its
 -- slot is made now, past the heap's end where nothing reads it, so that
 -- push_timer only moves entries between slots that exist.
 local function new_timer(t, co, w)
+  if ntimers >= compact_at then compact_timers() end
   local e = { t = t, seq = timer_seq + 1, co = co, w = w, dead = false }
   timers[ntimers + 1] = e
   timer_seq = e.seq
@@ -227,6 +268,16 @@ end
 
 local step_task, resumed
 local writer_done, retry_writers
+
+-- A wait a task registered (a waiter or a sleep's timer) before its
+-- yield(WAIT), by task, until the scheduler sees that yield. A yield can
+-- fail (inside table.sort's comparator or string.gsub's function; on Lua
+-- 5.1 inside pcall too), and the task may catch the error: the wait is
+-- then undone before the task waits again and before the scheduler does
+-- anything else (abandon), so no waiter nobody waits for takes a message,
+-- no timer wakes the task early, and no held post is sent.
+local unconfirmed = setmetatable({}, { __mode = "k" })
+local abandon
 
 -- Hands the close to each task waiting in receive, first come first:
 -- nil, "closed". (deliver hands messages.) Each waiter is done before
@@ -546,6 +597,11 @@ end
 -- What a task's resume gave: ok, then what it yielded or returned.
 function resumed(co, ok, ...)
   local a = ...
+  local w = unconfirmed[co]
+  if w then
+    unconfirmed[co] = nil
+    if not (ok and a == WAIT) then abandon(w) end
+  end
   if not ok then return fail(co, a) end
   if a == IDLE then
     local job = job_of[co]
@@ -593,6 +649,32 @@ local function remove_waiter(obj, U, w)
     return
   end
   if take_out(U.waiters, w) then changed(obj) end
+end
+
+-- Undoes a wait its task did not yield for (see unconfirmed): w is a
+-- waiter of receive or mc.receive, a post waiting for room, or the timer
+-- of a sleep. Doing it twice does nothing.
+function abandon(w)
+  if w.held ~= nil then  -- a post waiting for room: not sent after all
+    if not w.done then
+      cancel_timer(w.timer)
+      writer_done(w)
+    end
+  elseif w.dead ~= nil then  -- a sleep's timer
+    cancel_timer(w)
+  elseif not w.done then
+    w.done = true
+    cancel_timer(w.timer)
+    remove_waiter(w.obj, w.U, w)
+  end
+end
+
+-- Called by task co before it registers a wait, which it marks as w:
+-- one it registered before and did not yield for is undone.
+local function will_wait(co, w)
+  local old = unconfirmed[co]
+  if old then abandon(old) end
+  unconfirmed[co] = w  -- before the wait is registered: it may allocate
 end
 
 -- Posts waiting for room at a bounded partner (postMessage): each port's
@@ -958,7 +1040,9 @@ function M.sleep(seconds)
   check_seconds(seconds, "sleep", 1)
   local co = current_task()
   if co then
-    push_timer(new_timer(now() + seconds, co))
+    local e = new_timer(now() + seconds, co)
+    will_wait(co, e)
+    push_timer(e)
     yield(WAIT)
     return
   end
@@ -1072,6 +1156,7 @@ function M.receive(obj, U, timeout, name)
               ev = false, why = false }
   local ws = table_of(U, "waiters")
   local e = co and timeout and new_timer(now() + timeout, co, w)
+  if co then will_wait(co, w) end
   local how, r = wait(name, w, timeout, function()
     ws[#ws + 1] = w
     changed(obj)
@@ -1096,6 +1181,7 @@ local function waitroom(port, held, timeout)
               done = false, r = false, why = false }
   local ws = table_of(uservalue(port), "writers")
   local e = co and timeout and new_timer(now() + timeout, co, w)
+  if co then will_wait(co, w) end
   local how, r = wait("postMessage", w, timeout, function()
     ws[#ws + 1] = w
     writing(port, #ws)
@@ -1158,6 +1244,7 @@ function M.receive_many(objs, Us, timeout)
   local w = { co = co, obj = false, U = false, timer = false, done = false,
               ev = false, why = false, many = objs, from = false, open = 0 }
   local e = co and timeout and new_timer(now() + timeout, co, w)
+  if co then will_wait(co, w) end
   local how, r = wait("receive", w, timeout, function()
     add_waiter(objs, Us, w)
     return w.open > 0  -- else every port closed meanwhile (another thread)

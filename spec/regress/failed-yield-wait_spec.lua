@@ -1,0 +1,169 @@
+-- A wait inside a task registers itself (a waiter, a timer, a held post),
+-- then yields. Where the yield fails (in string.gsub's function or
+-- table.sort's comparator on every version; inside pcall on Lua 5.1),
+-- the task can catch the error, and the registration stayed: the stale
+-- waiter took the next message, which was lost, and the stale timer woke
+-- the task's next sleep early (or resumed a dead coroutine, an error for
+-- mc.onerror); a held post was sent although postMessage raised. A wait
+-- the task did not yield for is now undone before the task waits again
+-- and before the scheduler goes on.
+--
+-- Also here: cancelled timers (a receive with a long timeout that a
+-- message ended) piled up in the timer heap until their time came.
+
+local helper = require "spec.helper"
+local mc = require "messagechannel"
+
+-- Calls f where a yield fails, and returns the error.
+local function unyieldable(f)
+  local ok, err = pcall(string.gsub, "a", "a", function() f() return "" end)
+  assert.is_false(ok)
+  return tostring(err)
+end
+
+describe("regress: a wait whose yield failed leaves nothing behind", function()
+  local errors, catch, release = helper.error_hooks(5)
+  before_each(catch)
+  after_each(release)
+
+  it("receive: the next message is not lost", function()
+    local ch, log = mc.MessageChannel(), {}
+    mc.spawn(function()
+      local err = unyieldable(function() ch.port1:receive() end)
+      log[#log + 1] = err:find("yield", 1, true) ~= nil
+      ch.port2:postMessage("important")
+      local ev, why = ch.port1:receive(10)
+      log[#log + 1] = ev and ev.data or why
+      ch.port1:close()
+    end)
+    helper.run()
+    assert.same({ true, "important" }, log)
+    assert.same({}, errors)
+  end)
+
+  it("receive with a timeout: its timer does not fire into a later wait", function()
+    local ch, log = mc.MessageChannel(), {}
+    mc.spawn(function()
+      unyieldable(function() ch.port1:receive(0.001) end)
+      local other = mc.MessageChannel()
+      mc.spawn(function() mc.sleep(0.05); other.port2:postMessage("later") end)
+      local ev, why = other.port1:receive(10)
+      log[#log + 1] = ev and ev.data or why
+      other.port1:close()
+      ch.port1:close()
+    end)
+    helper.run()
+    assert.same({ "later" }, log)
+    assert.same({}, errors)
+  end)
+
+  it("sleep: a later sleep, or receive, is not woken by the stale timer", function()
+    local ch, log = mc.MessageChannel(), {}
+    mc.spawn(function()
+      local ok = pcall(table.sort, { 3, 2, 1 }, function(a, b)
+        mc.sleep(0.001)
+        return a < b
+      end)
+      log[#log + 1] = ok
+      mc.spawn(function() mc.sleep(0.05); ch.port2:postMessage("woken by this") end)
+      local ev, why = ch.port1:receive()
+      log[#log + 1] = ev and ev.data or why
+      ch.port1:close()
+    end)
+    helper.run()
+    assert.same({ false, "woken by this" }, log)
+    assert.same({}, errors)
+  end)
+
+  it("mc.receive: the next message is not lost", function()
+    local a, b, log = mc.MessageChannel(), mc.MessageChannel(), {}
+    mc.spawn(function()
+      unyieldable(function() mc.receive({ a.port1, b.port1 }) end)
+      b.port2:postMessage("to b")
+      local ev, port = mc.receive({ a.port1, b.port1 }, 10)
+      log[#log + 1] = ev and ev.data
+      log[#log + 1] = port == b.port1
+      a.port1:close()
+      b.port1:close()
+    end)
+    helper.run()
+    assert.same({ "to b", true }, log)
+    assert.same({}, errors)
+  end)
+
+  it("postMessage at a full bounded partner: the post that raised is not sent", function()
+    local ch, log = mc.MessageChannel({ capacity = 1 }), {}
+    mc.spawn(function()
+      assert.is_true(ch.port1:postMessage("first"))
+      unyieldable(function() ch.port1:postMessage("raised") end)
+      log[#log + 1] = ch.port2:receive(0).data
+      mc.spawn(function() mc.sleep(0.02); ch.port1:close() end)
+      local ev, why = ch.port2:receive()
+      log[#log + 1] = ev and ev.data or why
+    end)
+    helper.run()
+    assert.same({ "first", "closed" }, log)
+    assert.same({}, errors)
+  end)
+
+  it("after many failed waits the task still waits as it should", function()
+    local ch, got = mc.MessageChannel(), nil
+    mc.spawn(function()
+      for _ = 1, 1000 do
+        unyieldable(function() ch.port1:receive() end)
+        unyieldable(function() mc.sleep(0.001) end)
+      end
+      mc.spawn(function() ch.port2:postMessage("one") end)
+      got = ch.port1:receive(10)
+      ch.port1:close()
+    end)
+    helper.run()
+    assert.equal("one", got and got.data)
+    assert.same({}, errors)
+  end)
+
+  if not rawget(coroutine, "isyieldable") then  -- Lua 5.1, 5.2
+    it("inside pcall where the Lua version cannot yield across it", function()
+      local ch, log = mc.MessageChannel(), {}
+      mc.spawn(function()
+        local ok = pcall(ch.port1.receive, ch.port1)
+        if not ok then  -- 5.1
+          ch.port2:postMessage("kept")
+          local ev = ch.port1:receive(10)
+          log[#log + 1] = ev and ev.data
+        end
+        ch.port1:close()
+      end)
+      helper.run()
+      assert.same({}, errors)
+      if log[1] ~= nil then assert.same({ "kept" }, log) end
+    end)
+  end
+end)
+
+describe("regress: cancelled timers do not pile up", function()
+  it("a loop of long receives that messages end keeps the heap small", function()
+    local ch, N, got = mc.MessageChannel(), 200000, 0
+    collectgarbage()
+    collectgarbage()
+    local before = collectgarbage("count")
+    mc.spawn(function()
+      for _ = 1, N do
+        if ch.port1:receive(3600) then got = got + 1 end
+      end
+      ch.port1:close()
+    end)
+    mc.spawn(function()
+      for i = 1, N do
+        ch.port2:postMessage(i)
+        mc.sleep(0)
+      end
+    end)
+    assert.is_true(mc.run(60))
+    collectgarbage()
+    collectgarbage()
+    assert.equal(N, got)
+    -- each of the 200,000 cancelled timers took 20 bytes or more
+    assert.is_true(collectgarbage("count") - before < 1024)
+  end)
+end)
