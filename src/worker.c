@@ -20,6 +20,7 @@
 #define _GNU_SOURCE  /* pthread_sigqueue */
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -62,11 +63,11 @@ typedef struct mc_Thread {
   int lent;           /* port and data are not committed yet: set and
                       ** cleared before the thread starts */
   lua_Integer thread_id;  /* never reused in the process */
-  int exit_code;      /* os.exit's, once `exiting` (read after join) */
+  lua_Integer exit_code;  /* os.exit's, once `exiting` (read after join) */
   int exiting;        /* os.exit was called: read and written atomically */
   /* results, under the lock */
   int done;
-  int code;           /* the exit code */
+  lua_Integer code;   /* the exit code */
   mc_Msg *error;      /* the uncaught error, encoded */
   char *trace;        /* and its traceback, or the text of an error the
                       ** worker could not record otherwise */
@@ -589,7 +590,7 @@ static void *worker_main (void *arg) {
 #endif
   mc_Hub *parent;
   uint32_t id;
-  int code = 0;
+  lua_Integer code = 0;
   if (L == NULL)
     set_error_text(t, "not enough memory", 17);
   else {
@@ -772,14 +773,18 @@ static void stop_thread (mc_Thread *t, int signal) {
 ** `code` as its exit code. */
 static int core_worker_exit (lua_State *L) {
   mc_Thread *t = this_thread(L);
-  int code = (int)luaL_checkinteger(L, 1);
+  lua_Integer code = luaL_checkinteger(L, 1);
+  char msg[64];
   if (t == NULL)
     return luaL_error(L, "not in a worker");
   t->exit_code = code;
   __atomic_store_n(&t->exiting, 1, __ATOMIC_RELEASE);
   stop_thread(t, 0);  /* its hook is set here */
   set_stop_hook(L);
-  return luaL_error(L, "messagechannel: the worker called os.exit(%d)", code);
+  snprintf(msg, sizeof msg, "messagechannel: the worker called os.exit(%lld)",
+           (long long)code);
+  lua_pushstring(L, msg);
+  return lua_error(L);
 }
 
 /* thread_id([handle]): the worker's id (an integer never reused in the

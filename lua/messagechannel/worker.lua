@@ -161,25 +161,22 @@ WORKER_MT.__tostring = function(w)
   return format("Worker (%s)", s.exited and "exited" or "running")
 end
 
+-- The text of an error value, as the standalone interpreter gives it.
+local function text_of(err)
+  local ok, text = pcall(tostring, err)
+  if ok and type(text) == "string" then return text end
+  return format("(error object is a %s value)", type(err))
+end
+
 -- A worker's error that no listener takes: to mc.onerror when the program
--- set one, else out of the scheduler loop (API.md 7). The traceback
--- begins with the error's text, as the worker wrote it (text: a table's
--- address there is not its clone's here), which the message has already.
-local function unhandled(s, err, tb, text)
+-- set one, else out of the scheduler loop (API.md 7).
+local function unhandled(s, err, tb)
   local h = scheduler.facade.onerror
   if h ~= nil and h ~= scheduler.default_onerror then
     return scheduler.report(err, tb or "")
   end
-  local msg = tostring(err)
-  tb = tostring(tb or "")
-  for _, head in ipairs { msg, text } do
-    if tb:sub(1, #head + 1) == head .. "\n" then
-      tb = tb:sub(#head + 2)
-      break
-    end
-  end
-  scheduler.raise_out(format("Error in worker %d: %s\n%s", s.thread_id, msg,
-                             tb))
+  scheduler.raise_out(format("Error in worker %d: %s\n%s", s.thread_id,
+                             text_of(err), tostring(tb or "")))
 end
 
 -- Dispatches the end of worker w: its error, then its exit, the last
@@ -206,7 +203,7 @@ local function on_exit(w, code, err_bytes, tb, text)
       ev.error = err
       ev.traceback = tb
       scheduler.dispatch_later(w, s.U, ev, function(e)
-        return unhandled(s, e.error, e.traceback, text)
+        return unhandled(s, e.error, e.traceback)
       end)
     end
     s.error_done = true
@@ -274,13 +271,6 @@ end
 -- The worker's side
 ---------------------------------------------------------------------------
 
--- The text of an error value, as the standalone interpreter gives it.
-local function text_of(err)
-  local ok, text = pcall(tostring, err)
-  if ok and type(text) == "string" then return text end
-  return format("(error object is a %s value)", type(err))
-end
-
 -- Records the error that ends this worker, for its parent's onerror: the
 -- value serialized (its text when it cannot be), and its text for a
 -- parent that cannot decode it.
@@ -339,7 +329,9 @@ function M.main(source, eval, keep_jit)
     f()
     mc.run()
   end, function(e)
-    tb = traceback(tostring(e), 2)
+    -- as a task's, without the error's text ("" and its newline: 5.1
+    -- gives back a nil message as it is)
+    tb = traceback("", 2):sub(2)
     return e
   end)
   if not ok then

@@ -1,0 +1,44 @@
+-- A worker's uncaught error from its file was passed to tostring, to
+-- begin its traceback, without protection: a table error whose
+-- __tostring raises reached the parent as that raise's message (on
+-- LuaJIT as "error in error handling", with no traceback), not as the
+-- table. Its traceback also began with the error's text, where one from a
+-- task began with "stack traceback:". API.md 7 (`event.error`) and the
+-- README (`w.onerror`: a clone of the error value).
+
+local helper = require "spec.helper"
+
+describe("regress: a worker's error value and traceback #threads", function()
+  local errors, start = helper.worker_specs(5, before_each, after_each)
+
+  local raising = [[setmetatable({ code = 7 },
+                                 { __tostring = function() error("ts") end })]]
+
+  for _, where in ipairs { "file", "task" } do
+    it("a table whose __tostring raises arrives as the table, from the " .. where, function()
+      local source = where == "file" and "error(" .. raising .. ")"
+        or "require('messagechannel').spawn(function() error(" .. raising .. ") end)"
+      local w = start(source)
+      local got
+      w.onerror = function(e) got = e end
+      helper.run()
+      assert.is_table(got.error)
+      assert.equal(7, got.error.code)
+      assert.is_nil(getmetatable(got.error))
+      assert.equal("stack traceback:", got.traceback:sub(1, 16))
+      assert.same({}, errors)
+    end)
+  end
+
+  it("unhandled, it is raised once named, then the traceback", function()
+    local mc = require "messagechannel"
+    mc.onerror = nil  -- the default: raised out of mc.run
+    start "error('boom')"
+    local ok, err = pcall(mc.run, 5)
+    assert.is_false(ok)
+    local first, rest = tostring(err):match("^(Error in worker %d+: [^\n]*)\n(.*)$")
+    assert.is_truthy(first and first:find("boom", 1, true), err)
+    assert.equal("stack traceback:", rest:sub(1, 16))
+    assert.is_nil(rest:find("boom", 1, true))
+  end)
+end)
