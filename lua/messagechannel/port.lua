@@ -105,10 +105,12 @@ local function new_channel(options)
     capacity = options.capacity
     if capacity ~= nil and (type(capacity) ~= "number" or capacity < 1
                             or capacity ~= math.floor(capacity)
-                            or capacity >= 2 ^ 53) then
+                            or capacity == math.huge) then
       error("bad argument #1 to 'MessageChannel' (capacity must be an "
             .. "integer >= 1)", 3)
     end
+    -- no queue holds 2^53 messages: a larger bound is the same bound
+    if capacity ~= nil and capacity > 2 ^ 53 then capacity = 2 ^ 53 end
   end
   local p1, p2 = core.channel(capacity)
   return setmetatable({ [PORTS] = { p1, p2 } }, CHANNEL_MT)
