@@ -198,7 +198,8 @@ struct mc_Type {
   ** (from a finalizer that runs meanwhile) finds it so in check. */
   void (*lend) (struct lua_State *L, void *obj, mc_Xfer *x);
   void (*unlend) (mc_Xfer *x);  /* not sent: give the reference back */
-  void (*keep) (void *obj);     /* not sent: the object is its own again */
+  void (*keep) (struct lua_State *L, int idx);  /* not sent: the object
+                                                 ** is its own again */
   void (*commit) (struct lua_State *L, int idx);  /* sent: detach it */
   /* Never delivered: let the payload go; messages that this releases
   ** (those queued at a port's end) are pushed on *freed (mc_msg_push). */
@@ -729,8 +730,11 @@ typedef struct mc_Recv {
   int waiting;      /* tasks wait in receive */
   int wants;        /* listeners of its event types, or waiting tasks */
   int unref;
-  int lent;         /* a message being made borrows its end, or its
-                    ** head message is being read (take) */
+  int lent;         /* MC_LENT_READ: its head message is being read
+                    ** (take); MC_LENT_MOVED: a message being made
+                    ** borrows its end (a transfer list), and
+                    ** MC_LENT_CLOSED once close() came meanwhile: done
+                    ** if the transfer is undone (port.c) */
   int writing;      /* posts wait for room at its partner: news for it
                     ** goes to the Lua side (poll returns it) */
   size_t tokens;    /* its entries in the run queue */
@@ -739,6 +743,10 @@ typedef struct mc_Recv {
   unsigned polled;  /* the poll that last took its messages in arrival
                     ** order (sched.c's merge): once a poll is enough */
 } mc_Recv;
+
+#define MC_LENT_READ 1
+#define MC_LENT_MOVED 2
+#define MC_LENT_CLOSED 3
 
 void mc_sched_open (struct lua_State *L);
 /* Pushes a new receiver userdata of type t (size bytes, starting with an

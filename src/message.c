@@ -126,7 +126,7 @@ static void keep_all (lua_State *L, int list, size_t n) {
   size_t i;
   for (i = 0; i < n; i++) {
     lua_rawgeti(L, list, (int)i + 1);
-    mc_ctx_type(L, -1)->keep(lua_touserdata(L, -1));
+    mc_ctx_type(L, -1)->keep(L, lua_gettop(L));
     lua_pop(L, 1);
   }
 }

@@ -51,6 +51,10 @@ static int disentangle (lua_State *L, int idx, mc_Recv *p) {
 ** does not raise once the pair is closed. */
 static int port_close (lua_State *L) {
   mc_Recv *p = check_port(L, 1);
+  if (p->lent == MC_LENT_MOVED || p->lent == MC_LENT_CLOSED) {
+    p->lent = MC_LENT_CLOSED;  /* see port_keep */
+    return 0;
+  }
   mc_ctx_reserve(L, 2);
   if (disentangle(L, 1, p))
     mc_recv_kick_safe(L, 1, p);
@@ -419,15 +423,26 @@ static void port_lend (lua_State *L, void *obj, mc_Xfer *x) {
   mc_group_incref(p->group);
   x->ptr = p->group;
   x->aux = p->end;
-  p->lent = 1;
+  p->lent = MC_LENT_MOVED;
 }
 
 static void port_unlend (mc_Xfer *x) {
   mc_group_decref((mc_Group *)x->ptr);
 }
 
-static void port_keep (void *obj) {
-  ((mc_Recv *)obj)->lent = 0;
+/* A port is moved by the call whose transfer list holds it, so a close()
+** while the transfer is under way (from a finalizer, or while the post
+** waits for room) comes after it: it does nothing once the port moved,
+** as on any port transferred away; if nothing moved, it is done here.
+** The kicks may wait for the next poll: nothing raises on this path. */
+static void port_keep (lua_State *L, int idx) {
+  mc_Recv *p = (mc_Recv *)lua_touserdata(L, idx);
+  int closed = p->lent == MC_LENT_CLOSED;
+  p->lent = 0;
+  if (closed) {
+    if (disentangle(L, idx, p))
+      mc_recv_kick_safe(L, idx, p);
+  }
 }
 
 /* The port at idx leaves this state: the object is detached, and a
@@ -440,7 +455,7 @@ static void port_commit (lua_State *L, int idx) {
   mc_Group *g = p->group;
   size_t e = p->end;
   mc_Recv *q;
-  p->lent = 0;
+  p->lent = 0;  /* moved: a close() meanwhile does nothing (port_keep) */
   mc_group_incref(g);
   mc_getuservalue(L, idx);
   lua_getfield(L, -1, "keep");  /* U, partner kept by p, or false */

@@ -302,7 +302,7 @@ static int read_head (lua_State *L, mc_Recv *r, mc_Msg *m) {
     lua_pushnil(L);
     return NOTE;
   }
-  r->lent = 1;
+  r->lent = MC_LENT_READ;
   status = mc_message_read(L, m);  /* value or error, objs or nil */
   r->lent = 0;
   if (status != 0 && !clone_error(L, base + 1)) {
