@@ -6,6 +6,7 @@
 */
 #include <limits.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -146,19 +147,37 @@ static int buffer__index (lua_State *L) {
   return 1;
 }
 
+/* Raises "TypeError: cannot set field 'k' of Buffer", the key as
+** tostring gives it (as a port's fields do). */
 static int buffer__newindex (lua_State *L) {
   check_buffer(L);
-  return luaL_error(L, "cannot assign field '%s' of a Buffer",
-                    lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2)
-                                                  : luaL_typename(L, 2));
+  switch (lua_type(L, 2)) {
+    case LUA_TSTRING:
+    case LUA_TNUMBER:
+      lua_pushvalue(L, 2);
+      lua_tostring(L, -1);  /* the copy becomes the text */
+      break;
+    case LUA_TBOOLEAN:
+      lua_pushstring(L, lua_toboolean(L, 2) ? "true" : "false");
+      break;
+    default:
+      lua_pushfstring(L, "%s: %p", luaL_typename(L, 2), lua_topointer(L, 2));
+      break;
+  }
+  return luaL_error(L, "TypeError: cannot set field '%s' of Buffer",
+                    lua_tostring(L, -1));
 }
 
 static int buffer__tostring (lua_State *L) {
   mc_Buffer *b = check_buffer(L);
+  char s[48];
   if (b->detached)
     lua_pushliteral(L, "Buffer (detached)");
-  else
-    lua_pushfstring(L, "Buffer (%d bytes)", (int)b->len);
+  else {
+    snprintf(s, sizeof s, "Buffer (%zu byte%s)", b->len,
+             b->len == 1 ? "" : "s");
+    lua_pushstring(L, s);
+  }
   return 1;
 }
 
@@ -210,7 +229,8 @@ static void buffer_lend (lua_State *L, void *obj, mc_Xfer *x) {
   b->lent = 1;
 }
 
-static void buffer_keep (void *obj) {
+static void buffer_keep (lua_State *L, int idx) {
+  void *obj = lua_touserdata(L, idx);
   ((mc_Buffer *)obj)->lent = 0;
 }
 
