@@ -26,6 +26,7 @@ local format = string.format
 ---------------------------------------------------------------------------
 
 local STOP = {}  -- event key: stopImmediatePropagation() was called
+local DISPATCHING = {}  -- event key: dispatchEvent is dispatching it
 
 local function preventDefault(ev)
   ev.defaultPrevented = true
@@ -66,8 +67,14 @@ function M.new_event(typ, target, data, ports)
 end
 
 -- Gives a table passed to dispatchEvent the fields and methods of an
--- event.
+-- event being dispatched at target; returns an error instead when
+-- dispatchEvent is dispatching it already (the DOM's dispatchEvent raises
+-- InvalidStateError then).
 function M.prepare(ev, target)
+  if rawget(ev, DISPATCHING) then
+    return "InvalidStateError: the event is already being dispatched"
+  end
+  rawset(ev, DISPATCHING, true)
   ev.target, ev.currentTarget = target, target
   if ev.defaultPrevented == nil then ev.defaultPrevented = false end
   ev.preventDefault = preventDefault
@@ -77,6 +84,7 @@ end
 
 function M.finish(ev)
   rawset(ev, STOP, nil)
+  rawset(ev, DISPATCHING, nil)
 end
 
 ---------------------------------------------------------------------------

@@ -73,7 +73,8 @@ function M.dispatch(obj, U, ev)
     error("bad argument #1 to 'dispatchEvent' (table with a string "
           .. "'type' expected)", 3)
   end
-  ET.prepare(ev, obj)
+  local err = ET.prepare(ev, obj)
+  if err then error(err, 3) end
   scheduler.dispatch_now(obj, U, ev)
   ET.finish(ev)
   return not ev.defaultPrevented
