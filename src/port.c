@@ -7,6 +7,7 @@
 ** mc_Type below is how a transfer list moves it: the end travels in the
 ** message, and a new port takes it over in the receiving state.
 */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -203,6 +204,8 @@ static double get_timeout (lua_State *L, int idx) {
       t = lua_type(L, -1) == LUA_TNUMBER ? (double)lua_tonumber(L, -1) : -1;
       if (!(t >= 0))
         luaL_argerror(L, idx, "'timeout' must be a non-negative number");
+      if (t == HUGE_VAL)  /* math.huge: the same as none */
+        t = -1;
     }
     lua_pop(L, 1);
   }

@@ -27,6 +27,7 @@ local error, rawequal, rawget, select, setmetatable, tostring, type, xpcall,
   xpcall, pcall
 local traceback, getinfo = debug.traceback, debug.getinfo
 local format = string.format
+local huge = math.huge
 local unpack = rawget(table, "unpack") or rawget(_G, "unpack")
 
 local function pack(...)
@@ -1136,6 +1137,7 @@ end
 -- which point at the method's caller.
 function M.receive(obj, U, timeout, name)
   check_seconds(timeout, name, 1, true, 4)
+  if timeout == huge then timeout = nil end  -- the same as none
   local ev = take(obj)
   if ev then
     local typ = ev.type
@@ -1217,6 +1219,7 @@ end
 -- closed with nothing left; or nil, "timeout".
 function M.receive_many(objs, Us, timeout)
   check_seconds(timeout, "receive", 2, true, 4)
+  if timeout == huge then timeout = nil end  -- the same as none
   local open
   repeat
     local best, at = nil, nil
