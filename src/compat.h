@@ -115,6 +115,14 @@ static inline void *mc_testudata (lua_State *L, int i, const char *tname) {
 #define MC_GLOBAL_HOOKS 0
 #endif
 
+/* Whether L can yield here: 1 or 0, or -1 where the Lua version does not
+** tell (5.1, 5.2). */
+#if LUA_VERSION_NUM >= 503 || defined(LUA_LJDIR)
+#define mc_isyieldable(L) (lua_isyieldable(L) != 0)
+#else
+#define mc_isyieldable(L) ((void)(L), -1)
+#endif
+
 /* The checks of coroutine.resume and coroutine.wrap on their first
 ** argument, with the base library's messages. */
 #if LUA_VERSION_NUM >= 504

@@ -233,17 +233,18 @@ static void check_size (lua_State *L, const mc_Group *g, mc_Msg *m) {
 /*
 ** postMessage(message [, transfer | {transfer = array, timeout = s}]).
 ** At a full bounded partner it waits: the scheduler's waitroom(port,
-** held, timeout) either runs the loop until done (outside a task) and
-** returns false and the results, or returns true and a value for this
-** function to yield (inside a task), which the scheduler resumes with
-** the results once the post is done, closed or timed out.
+** held, timeout, yieldable) (yieldable: whether this call can yield, nil
+** when Lua does not tell) either runs the loop until done (outside a
+** task) and returns false and the results, or returns true and a value
+** for this function to yield (inside a task), which the scheduler
+** resumes with the results once the post is done, closed or timed out.
 */
 static int port_postMessage (lua_State *L) {
   mc_Recv *p = check_port(L, 1);
   double timeout;
   Held *h = NULL;
   mc_Msg *m;
-  int r;
+  int r, yieldable;
   lua_settop(L, 3);
   timeout = get_timeout(L, 3);
   mc_ctx_check_stop(L);
@@ -276,6 +277,7 @@ static int port_postMessage (lua_State *L) {
     mc_setuservalue(L, 4);
     h->list = 1;
   }
+  yieldable = mc_isyieldable(L);  /* before the pcall, which is not */
   lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_WAITROOM);
   lua_pushvalue(L, 1);
   lua_pushvalue(L, 4);
@@ -283,7 +285,11 @@ static int port_postMessage (lua_State *L) {
     lua_pushnil(L);
   else
     lua_pushnumber(L, (lua_Number)timeout);
-  if (lua_pcall(L, 3, LUA_MULTRET, 0) != 0) {  /* ..., yield?, results */
+  if (yieldable < 0)
+    lua_pushnil(L);
+  else
+    lua_pushboolean(L, yieldable);
+  if (lua_pcall(L, 4, LUA_MULTRET, 0) != 0) {  /* ..., yield?, results */
     held_cancel(L, 4);  /* out of memory: nothing is sent after all */
     lua_error(L);
   }

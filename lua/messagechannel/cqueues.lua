@@ -1,8 +1,12 @@
 -- messagechannel.cqueues: runs the scheduler as a task of a cqueues
 -- controller (API.md 10). The task steps the scheduler, then waits with
 -- cqueues.poll on the module table, a pollable object; it ends when
--- messagechannel is idle, so cq:loop() returns when both are, and starts
--- again when work comes later.
+-- messagechannel is idle and no other task of the controller runs, so
+-- cq:loop() returns when both are, and starts again when work comes
+-- later. While other tasks run, an idle scheduler still waits (looking
+-- again every IDLE_LOOK seconds whether they ended): what a finalizer or
+-- another thread brings then (a close, a message to an unref'd port) is
+-- dispatched as under mc.run().
 --
 -- A listener (any messagechannel task) may call cqueues' own blocking
 -- functions: their yield reaches the scheduler, which hands it to this
@@ -29,6 +33,8 @@ local yield, running, status =
 local unpack = rawget(table, "unpack") or rawget(_G, "unpack")
 local _POLL = cqueues._POLL
 
+local IDLE_LOOK = 0.1  -- seconds
+
 local controller = nil  -- the controller attached to
 local driving = false   -- its task runs the scheduler
 local driver = nil      -- the task's coroutine, once it started
@@ -51,8 +57,14 @@ end
 -- When mc.step() raises, the task dies of it and cq:loop() returns it.
 local function drive(cq, gone)
   driver = running()
-  while controller == cq and mc.step() do
-    cqueues.poll(mc, gone)
+  while controller == cq do
+    if mc.step() then
+      cqueues.poll(mc, gone)
+    elseif cq:count() > 1 then  -- idle, while other tasks keep the loop
+      cqueues.poll(mc, gone, IDLE_LOOK)
+    else
+      break
+    end
   end
   if controller == cq then driving = false end
 end

@@ -23,6 +23,7 @@ local M = {}
 local ceil = math.ceil
 local step, timeout, now = mc.step, mc.timeout, mc.now
 local BUDGET = 0.001
+local MAX_MS = 2 ^ 31 - 1  -- a longer wait is armed again when it ends
 local poll, timer, idle  -- the handles, while started
 
 local drive
@@ -40,7 +41,8 @@ local function arm(alive)
       timer:stop()
     else
       uv.update_time()  -- the loop's clock may be as old as its last turn
-      timer:start(ceil(t * 1000), 0, drive)
+      local ms = ceil(t * 1000)
+      timer:start(ms < MAX_MS and ms or MAX_MS, 0, drive)
     end
   end
   if alive then poll:ref() else poll:unref() end

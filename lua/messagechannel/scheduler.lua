@@ -270,15 +270,27 @@ end
 local step_task, resumed
 local writer_done, retry_writers
 
--- A wait a task registered (a waiter or a sleep's timer) before its
--- yield(WAIT), by task, until the scheduler sees that yield. A yield can
--- fail (inside table.sort's comparator or string.gsub's function; on Lua
--- 5.1 inside pcall too), and the task may catch the error: the wait is
--- then undone before the task waits again and before the scheduler does
--- anything else (abandon), so no waiter nobody waits for takes a message,
--- no timer wakes the task early, and no held post is sent.
-local unconfirmed = setmetatable({}, { __mode = "k" })
+-- A wait in a task registers itself (a waiter, a timer, a held post),
+-- then yields WAIT. A yield can fail (inside table.sort's comparator or
+-- string.gsub's function; on Lua 5.1 inside pcall too), and the task may
+-- catch the error: the wait must not stay registered, or a waiter nobody
+-- waits for takes a message, a timer wakes the task early, a held post is
+-- sent. Where Lua tells (coroutine.isyieldable: 5.3, 5.4, LuaJIT) the
+-- wait raises that error before it registers anything. Elsewhere the wait
+-- the running task registered, and that task, are noted here until the
+-- scheduler sees its yield (one task runs at a time); one whose yield
+-- failed is undone (abandon) before the task waits again and before the
+-- scheduler goes on: when the task yields or ends, or when the runner it
+-- ran in takes its next token.
+local isyieldable = rawget(coroutine, "isyieldable")
+local track = not isyieldable  -- will_wait notes the waits
+local unconfirmed_co, unconfirmed = nil, nil
 local abandon
+
+-- Raises the error a yield would, for a task that cannot yield.
+local function cannot_yield()
+  error("attempt to yield across a C-call boundary", 0)
+end
 
 -- Hands the close to each task waiting in receive, first come first:
 -- nil, "closed". (deliver hands messages.) Each waiter is done before
@@ -393,6 +405,11 @@ local function runner_main()
     end
     if job.at then job_ended(job) end  -- that job, or fail()'s, ended
     while runq[-1] < stop and runner == me do
+      if unconfirmed then  -- a listener's wait here did not yield
+        local w = unconfirmed
+        unconfirmed_co, unconfirmed = nil, nil
+        abandon(w)
+      end
       local head = runq[-1] + 1
       local tok = runq[head]
       if type(tok) ~= "userdata" and tok[1] ~= EVENT then
@@ -598,9 +615,9 @@ end
 -- What a task's resume gave: ok, then what it yielded or returned.
 function resumed(co, ok, ...)
   local a = ...
-  local w = unconfirmed[co]
-  if w then
-    unconfirmed[co] = nil
+  if unconfirmed and unconfirmed_co == co then
+    local w = unconfirmed
+    unconfirmed_co, unconfirmed = nil, nil
     if not (ok and a == WAIT) then abandon(w) end
   end
   if not ok then return fail(co, a) end
@@ -670,12 +687,13 @@ function abandon(w)
   end
 end
 
--- Called by task co before it registers a wait, which it marks as w:
--- one it registered before and did not yield for is undone.
+-- Called by task co before it registers a wait, which it marks as w,
+-- where Lua does not tell whether a yield can happen (track): one it
+-- registered before and did not yield for is undone.
 local function will_wait(co, w)
-  local old = unconfirmed[co]
-  if old then abandon(old) end
-  unconfirmed[co] = w  -- before the wait is registered: it may allocate
+  local old = unconfirmed
+  if old then abandon(old) end  -- its yield failed: its task is running
+  unconfirmed_co, unconfirmed = co, w
 end
 
 -- Posts waiting for room at a bounded partner (postMessage): each port's
@@ -1041,8 +1059,9 @@ function M.sleep(seconds)
   check_seconds(seconds, "sleep", 1)
   local co = current_task()
   if co then
+    if isyieldable and not isyieldable() then cannot_yield() end
     local e = new_timer(now() + seconds, co)
-    will_wait(co, e)
+    if track then will_wait(co, e) end
     push_timer(e)
     yield(WAIT)
     return
@@ -1157,8 +1176,9 @@ function M.receive(obj, U, timeout, name)
   local w = { co = co, obj = obj, U = U, timer = false, done = false,
               ev = false, why = false }
   local ws = table_of(U, "waiters")
+  if co and isyieldable and not isyieldable() then cannot_yield() end
   local e = co and timeout and new_timer(now() + timeout, co, w)
-  if co then will_wait(co, w) end
+  if co and track then will_wait(co, w) end
   local how, r = wait(name, w, timeout, function()
     ws[#ws + 1] = w
     changed(obj)
@@ -1176,14 +1196,16 @@ end
 -- already registered in C to hear of room. Inside a task, returns true
 -- and WAIT for postMessage to yield: the task is woken with its results.
 -- Outside, runs the loop until the post is done and returns false and
--- its results: true, or false and "timeout" or "closed".
-local function waitroom(port, held, timeout)
+-- its results: true, or false and "timeout" or "closed". yieldable is
+-- whether postMessage can yield (nil: Lua does not tell).
+local function waitroom(port, held, timeout, yieldable)
   local co = current_task()
   local w = { co = co or false, port = port, held = held, timer = false,
               done = false, r = false, why = false }
   local ws = table_of(uservalue(port), "writers")
+  if co and yieldable == false then cannot_yield() end
   local e = co and timeout and new_timer(now() + timeout, co, w)
-  if co then will_wait(co, w) end
+  if co and track then will_wait(co, w) end
   local how, r = wait("postMessage", w, timeout, function()
     ws[#ws + 1] = w
     writing(port, #ws)
@@ -1246,8 +1268,9 @@ function M.receive_many(objs, Us, timeout)
   -- it a message takes it out of the others' waiters (core.deliver).
   local w = { co = co, obj = false, U = false, timer = false, done = false,
               ev = false, why = false, many = objs, from = false, open = 0 }
+  if co and isyieldable and not isyieldable() then cannot_yield() end
   local e = co and timeout and new_timer(now() + timeout, co, w)
-  if co then will_wait(co, w) end
+  if co and track then will_wait(co, w) end
   local how, r = wait("receive", w, timeout, function()
     add_waiter(objs, Us, w)
     return w.open > 0  -- else every port closed meanwhile (another thread)

@@ -106,6 +106,24 @@ describe("regress: a wait whose yield failed leaves nothing behind", function()
     assert.same({}, errors)
   end)
 
+  it("a listener's failed wait does not take the port's next message", function()
+    local ch, got = mc.MessageChannel(), {}
+    ch.port2.onmessage = function(e)
+      if e.data == 1 then  -- nothing queued: receive would wait
+        unyieldable(function() ch.port2:receive() end)
+        unyieldable(function() mc.receive({ ch.port2 }) end)
+        ch.port1:postMessage(2)
+        ch.port1:postMessage(3)
+      end
+      got[#got + 1] = e.data
+    end
+    ch.port1:postMessage(1)
+    mc.spawn(function() mc.sleep(0.01); ch.port1:close() end)
+    helper.run()
+    assert.same({ 1, 2, 3 }, got)
+    assert.same({}, errors)
+  end)
+
   it("after many failed waits the task still waits as it should", function()
     local ch, got = mc.MessageChannel(), nil
     mc.spawn(function()
