@@ -1872,12 +1872,12 @@ static void copy_table (Copy *c, int idx, const Where *w) {
   const void *p = lua_topointer(L, idx);
   uint32_t id = mc_ptrmap_get(&c->s->seen, p);
   size_t n, narr = mc_rawlen(L, idx);
-  int pushed, k = lua_gettop(L) + 1;
+  int pushed, k = lua_gettop(L) + 1, hasmt;
   if (id != MC_NOID) {
     get_id(L, c->dst, id);
     return;
   }
-  if (lua_getmetatable(L, idx)) {
+  if ((hasmt = lua_getmetatable(L, idx)) != 0) {
     if (own_object(L, -1))
       copy_fail(c, lua_tostring(L, -1), w);
     lua_pop(L, 2);
@@ -1892,7 +1892,7 @@ static void copy_table (Copy *c, int idx, const Where *w) {
   else
     n = copy_count(c, idx, &narr);
   lua_createtable(L, size_hint(narr), size_hint(n - narr));
-  if (lua_getmetatable(L, idx)) {  /* copy, mt */
+  if (hasmt && lua_getmetatable(L, idx)) {  /* copy, mt */
     lua_pushvalue(L, -1);
     lua_rawget(L, c->mt2name);
     if (lua_isnil(L, -1))

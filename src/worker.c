@@ -845,10 +845,11 @@ static void push_package_field (lua_State *L, const char *name) {
   }
 }
 
-/* A copy of the string at idx. */
+/* A copy of the string at idx ("" for a value that is not one). */
 static char *dup_string (lua_State *L, int idx) {
-  size_t n;
-  const char *s = lua_tolstring(L, idx, &n);
+  size_t n = 0;
+  const char *s = lua_type(L, idx) == LUA_TSTRING ? lua_tolstring(L, idx, &n)
+                                                  : "";
   return dup_bytes(s, n);
 }
 
@@ -865,11 +866,18 @@ static char *dup_field (lua_State *L, const char *name) {
 ** own at that time. */
 static int dup_home (lua_State *L, mc_Thread *t) {
   lua_getfield(L, LUA_REGISTRYINDEX, HOME_KEY);
-  lua_rawgeti(L, -1, 1);
-  lua_rawgeti(L, -2, 2);
-  t->home = dup_string(L, -2);
-  t->chome = dup_string(L, -1);
-  lua_pop(L, 3);
+  if (!lua_istable(L, -1)) {  /* taken away (debug.getregistry()) */
+    lua_pop(L, 1);
+    t->home = dup_field(L, "path");
+    t->chome = dup_field(L, "cpath");
+  }
+  else {
+    lua_rawgeti(L, -1, 1);
+    lua_rawgeti(L, -2, 2);
+    t->home = dup_string(L, -2);
+    t->chome = dup_string(L, -1);
+    lua_pop(L, 3);
+  }
   return t->home != NULL && t->chome != NULL;
 }
 
