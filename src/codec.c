@@ -821,7 +821,6 @@ static void enc_table (Enc *e, int idx, const Where *w) {
   }
 }
 
-
 /* For a value that is not nil, a boolean, a number, a string or a table:
 ** what makes it not cloneable, or NULL when it is a type's object that
 ** can be copied (its type in *t). */
