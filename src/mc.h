@@ -539,6 +539,12 @@ size_t mc_net_wait (mc_Hub *h, double seconds, uint32_t **buf, size_t *cap,
 ** had to send (or failed): returns how many are left after `seconds`
 ** (< 0: no limit). */
 size_t mc_net_drain (double seconds);
+/* The same without waiting, for a state (of hub h) that steps: 1 while
+** closed links may still have output to write, then, once a turn of the
+** network thread begun after the first call (or the last with `renew`:
+** a link was closed since) found none (h is pinged then), 0 at the next
+** call. */
+int mc_net_watch (mc_Hub *h, int renew);
 /* Waits until the thread has seen everything done before this call (a
 ** listener's pair closed: its socket is closed when this returns). */
 void mc_net_sync (void);
@@ -597,6 +603,9 @@ typedef struct mc_Ctx {
   int exposed;      /* mc.pollfd was asked: a host loop may wait on it */
   int waker;        /* MC_CTX_WAKER holds a function */
   int looping;      /* a scheduler loop (run, step, ...) is running */
+  int drains;       /* a remote port was closed here: 2 since the last
+                    ** mc_net_watch, 1 while it says its output may
+                    ** still be written (remote.c) */
   int lost;         /* enqueues an error cut short: poll looks at every
                     ** object, so that their tokens are queued again */
   int noalloc;      /* enqueue only into slots that exist (a kick after

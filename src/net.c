@@ -98,8 +98,16 @@ static struct {
   unsigned long asks, seen;  /* drain requests, the last one answered */
   size_t draining;
   const mc_Type *port, *buffer;
+  /* States that step without blocking (mc_net_watch), each told through
+  ** its hub when a turn at or after its ask finds nothing to drain. */
+  struct Watch {
+    mc_Hub *hub;       /* a reference */
+    unsigned long ask;
+    int done;
+  } *watch;
+  size_t nwatch, capwatch;
 } net = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, NULL, -1,
-         0, NULL, 0, 0, NULL, 0, 0, 0, 0, 0, 0, NULL, NULL};
+         0, NULL, 0, 0, NULL, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL, 0, 0};
 
 /* The thread's own: its links and listeners. */
 static Conn **conns;
@@ -863,6 +871,12 @@ static void *run (void *arg) {
     net.seen = asks;
     net.draining = d;
     pthread_cond_broadcast(&net.changed);
+    for (i = 0; d == 0 && i < net.nwatch; i++) {
+      if (!net.watch[i].done && net.watch[i].ask <= asks) {
+        net.watch[i].done = 1;
+        mc_hub_ping(net.watch[i].hub);  /* its step learns it is done */
+      }
+    }
     pthread_mutex_unlock(&net.lock);
     if (cappfd < nconns + 1) {
       struct pollfd *p = (struct pollfd *)realloc(pfd, (nconns + 1)
@@ -1170,6 +1184,56 @@ static size_t wait_turn (double seconds, int drain) {
 
 size_t mc_net_drain (double seconds) {
   return wait_turn(seconds, 1);
+}
+
+int mc_net_watch (mc_Hub *h, int renew) {
+  size_t i;
+  int pending = 1;
+  mc_Hub *hub;
+  pthread_mutex_lock(&net.lock);
+  if (!net.started) {
+    pthread_mutex_unlock(&net.lock);
+    return 0;
+  }
+  for (i = 0; i < net.nwatch && net.watch[i].hub != h; i++)
+    ;
+  if (i < net.nwatch && renew) {  /* a turn after this call says again */
+    net.watch[i].ask = ++net.asks;
+    net.watch[i].done = 0;
+    hub = net.hub;
+    pthread_mutex_unlock(&net.lock);
+    mc_hub_notify(hub, 0);
+    return 1;
+  }
+  if (i < net.nwatch) {  /* asked before: done, or not yet */
+    if (net.watch[i].done) {
+      net.watch[i] = net.watch[--net.nwatch];
+      pending = 0;
+    }
+    pthread_mutex_unlock(&net.lock);
+    if (!pending)
+      mc_hub_decref(h);
+    return pending;
+  }
+  if (net.nwatch == net.capwatch) {
+    size_t cap = net.capwatch ? 2 * net.capwatch : 4;
+    struct Watch *w = (struct Watch *)realloc(net.watch, cap * sizeof *w);
+    if (w == NULL) {  /* out of memory: the step does not wait */
+      pthread_mutex_unlock(&net.lock);
+      return 0;
+    }
+    net.watch = w;
+    net.capwatch = cap;
+  }
+  mc_hub_incref(h);
+  net.watch[net.nwatch].hub = h;
+  net.watch[net.nwatch].ask = ++net.asks;  /* a turn that begins later */
+  net.watch[net.nwatch].done = 0;
+  net.nwatch++;
+  hub = net.hub;
+  pthread_mutex_unlock(&net.lock);
+  mc_hub_notify(hub, 0);
+  return 1;
 }
 
 void mc_net_sync (void) {

@@ -34,6 +34,8 @@ static int disentangle (lua_State *L, int idx, mc_Recv *p) {
   if (p->group == NULL
       || !mc_group_close(p->group, p->end, mc_ctx_hub(L), local))
     return 0;
+  if (p->group->remote)  /* its link writes on: see mc.step */
+    mc_ctx(L)->drains = 2;
   idx = mc_absindex(L, idx);
   partner = local[mc_group_partner(p->group, p->end)];
   if (partner != 0) {
@@ -69,6 +71,8 @@ static int port__gc (lua_State *L) {
   mc_Recv *p = (mc_Recv *)mc_testudata(L, 1, PORT_MT);
   if (p == NULL)
     return 0;
+  if (p->group != NULL && p->group->remote)  /* see disentangle */
+    mc_ctx(L)->drains = 2;
   if (p->group != NULL)
     mc_recv_release(L, p, 1);
   mc_ctx_unregister(L, p->id);

@@ -425,11 +425,25 @@ static int remote_sync (lua_State *L) {
   return 0;
 }
 
+/* net_watch(): for mc.step, without waiting: true while remote ports
+** closed in this state may still have output to write; the state's
+** descriptor is readable when that is done. */
+static int remote_watch (lua_State *L) {
+  mc_Ctx *c = mc_ctx(L);
+  int pending = c->drains != 0 && mc_net_watch(c->hub, c->drains == 2);
+  c->drains = pending;
+  lua_pushboolean(L, pending);
+  return 1;
+}
+
 /* net_drain(seconds): waits for closed remote ports to write what they
 ** had queued; returns how many have not yet. */
 static int remote_drain (lua_State *L) {
   double s = (double)luaL_optnumber(L, 1, -1);
-  lua_pushinteger(L, (lua_Integer)mc_net_drain(s));
+  size_t left = mc_net_drain(s);
+  if (left == 0)  /* nothing for mc.step to wait for either */
+    mc_ctx(L)->drains = 0;
+  lua_pushinteger(L, (lua_Integer)left);
   return 1;
 }
 
@@ -576,6 +590,7 @@ void mc_remote_open (lua_State *L) {
     {"connect", remote_connect},
     {"listen", remote_listen},
     {"net_drain", remote_drain},
+    {"net_watch", remote_watch},
     {"net_sync", remote_sync},
     {"wire_scan", remote_wire_scan},
     {NULL, NULL}

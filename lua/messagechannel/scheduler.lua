@@ -37,6 +37,7 @@ end
 local take, deliver, room, changed, now, poll, busy, enqueue, looping =
   core.take, core.deliver, core.room, core.changed, core.now, core.poll,
   core.busy, core.enqueue, core.looping
+local net_watch = core.net_watch
 -- Calls a receiver's one plain listener for its head and for the messages
 -- after it, each listener call yieldable (Lua 5.3 and later; else nil, and
 -- the runner calls the listener itself, one message per deliver).
@@ -1016,7 +1017,10 @@ function M.step()
     turn()
     -- waited_for() first: it queues what reached ports before their news
     local waiting = waited_for()
+    -- last, as mc.run(): remote ports closed here write what they had
+    -- queued (the descriptor is readable once they have)
     return waiting or ready() or next_timer() ~= nil or pending_news()
+      or net_watch()
   end)
 end
 

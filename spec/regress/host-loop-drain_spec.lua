@@ -1,0 +1,69 @@
+-- mc.run() returns only once closed remote ports have written what they
+-- had queued (API.md 12), but mc.step() took no account of it: a host
+-- loop (a LuaSocket select loop, messagechannel.luv, messagechannel.
+-- cqueues) that ended when messagechannel was idle, in a program that
+-- then ended, cut off the last messages and the close (the peer saw
+-- "disconnected"). mc.step() now returns true until the network thread
+-- has written them, and the state's descriptor wakes the loop then.
+-- Each case runs the host loop in a child process that ends after it.
+
+local helper = require "spec.helper"
+local mc = require "messagechannel"
+
+local hosts = {
+  select = [[
+    local socket = require "socket"
+    while mc.step() do socket.select({ mc }, nil, mc.timeout()) end]],
+  luv = [[
+    local uv = require "luv"
+    require("messagechannel.luv").start()
+    uv.run()]],
+  cqueues = [[
+    local cqueues = require "cqueues"
+    local cq = cqueues.new()
+    require("messagechannel.cqueues").attach(cq)
+    assert(cq:loop())]],
+}
+local needs = { select = "socket", luv = "luv", cqueues = "cqueues" }
+
+describe("regress: a host loop ends once closed remote ports have written #remote", function()
+  local errors, catch, release = helper.error_hooks(5)
+  before_each(catch)
+  after_each(release)
+
+  for _, host in ipairs { "select", "luv", "cqueues" } do
+    it("under " .. host, function()
+      if not pcall(require, needs[host]) then
+        return pending(needs[host] .. " is not installed for " .. _VERSION)
+      end
+      local path = os.tmpname()
+      os.remove(path)
+      local l = mc.listen("unix:" .. path)
+      local got, reason, closed = {}, nil, false
+      l.onconnect = function(e)
+        e.port.onmessage = function(ev) got[#got + 1] = #ev.data end
+        e.port.onclose = function(ev)
+          closed, reason = true, ev.reason
+          l:close()
+        end
+      end
+      local out = helper.run_child(([[
+        local mc = require "messagechannel"
+        local p = mc.connect(%q)
+        for i = 1, 5 do p:postMessage(("x"):rep(i)) end
+        p:postMessage(("y"):rep(4 * 1024 * 1024))
+        p:postMessage("last")
+        p:close()
+        %s]]):format("unix:" .. path, hosts[host]))
+      if out == nil then
+        return pending("no interpreter to run a child process")
+      end
+      assert.is_truthy(out:find(" exit:0", 1, true), out)
+      assert.is_true(mc.run(10))
+      assert.is_true(closed)
+      assert.is_nil(reason)
+      assert.same({ 1, 2, 3, 4, 5, 4 * 1024 * 1024, 4 }, got)
+      assert.same({}, errors)
+    end)
+  end
+end)
