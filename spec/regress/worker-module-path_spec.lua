@@ -91,6 +91,19 @@ describe("regress: a worker finds the module after the parent's paths change #th
     assert.same({ false, false }, got)
   end)
 
+  it("and a worker starts when the record of where was taken away", function()
+    -- (the first version of this fix crashed: debug.getregistry() reaches it)
+    local registry = debug.getregistry()
+    local home = registry["messagechannel.home"]
+    for _, v in ipairs { false, "a string" } do
+      registry["messagechannel.home"] = v
+      local got, code = run "require('messagechannel').parentPort:postMessage('up')"
+      assert.same({ "up" }, got)
+      assert.equal(0, code)
+    end
+    registry["messagechannel.home"] = home
+  end)
+
   it("and the parent's own searchers and paths stay as they were", function()
     local searchers = rawget(package, "searchers") or rawget(package, "loaders")
     local before = { helper.unpack(searchers) }
