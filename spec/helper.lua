@@ -607,10 +607,14 @@ end
 -- Runs Lua source in a child process of the same interpreter, with this
 -- process's package paths, so that a crash fails a spec instead of the
 -- whole run. Returns its output followed by " exit:<status>", or nil when
--- the interpreter is unknown.
-function M.run_child(source)
+-- the interpreter is unknown. With `bound`, the child is killed after that
+-- many seconds (status 124).
+function M.run_child(source, bound)
   local interpreter = arg and arg[-1]
   if type(interpreter) ~= "string" then return nil end
+  if bound then
+    interpreter = ("timeout %d %s"):format(bound, interpreter)
+  end
   local file = os.tmpname()
   local f = assert(io.open(file, "w"))
   f:write(("package.path = %q\npackage.cpath = %q\n"):format(package.path,

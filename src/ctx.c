@@ -39,6 +39,7 @@ static int ctx__gc (lua_State *L) {
   mc_Ctx *c = (mc_Ctx *)luaL_checkudata(L, 1, CTX_MT);
   if (c->hub != NULL) {
     mc_hub_close(c->hub);
+    mc_net_unwatch(c->hub);  /* a step's watch dies with the state */
     mc_hub_decref(c->hub);
     c->hub = NULL;
   }

@@ -545,6 +545,8 @@ size_t mc_net_drain (double seconds);
 ** a link was closed since) found none (h is pinged then), 0 at the next
 ** call. */
 int mc_net_watch (mc_Hub *h, int renew);
+/* h watches no more (mc.run drained everything, or its state is gone). */
+void mc_net_unwatch (mc_Hub *h);
 /* Waits until the thread has seen everything done before this call (a
 ** listener's pair closed: its socket is closed when this returns). */
 void mc_net_sync (void);

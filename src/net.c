@@ -737,9 +737,10 @@ static double due (const Conn *c) {
     d = (pending_out(c) > 0 ? c->said : c->heard) + limit;
   if (c->state == HELLO || c->state == OPEN) {
     d = c->held != NULL ? 1e300 : c->heard + limit;
-    if (pending_out(c) == 0 && c->said + c->every < d)  /* a ping goes
-                          ** only then: a socket full for longer waits
-                          ** for POLLOUT, not for the clock */
+    if (c->state == OPEN && pending_out(c) == 0
+        && c->said + c->every < d)  /* a ping goes only then (a link in
+                          ** HELLO sends none): a socket full for longer
+                          ** waits for POLLOUT, not for the clock */
       d = c->said + c->every;
     if (watched(c) && watched_until(c) < d)
       d = watched_until(c);
@@ -874,7 +875,9 @@ static void *run (void *arg) {
     for (i = 0; d == 0 && i < net.nwatch; i++) {
       if (!net.watch[i].done && net.watch[i].ask <= asks) {
         net.watch[i].done = 1;
-        mc_hub_ping(net.watch[i].hub);  /* its step learns it is done */
+        mc_hub_notify(net.watch[i].hub, 0);  /* news, which a descriptor
+                          ** exposed later still shows: its step learns
+                          ** it is done */
       }
     }
     pthread_mutex_unlock(&net.lock);
@@ -1184,6 +1187,22 @@ static size_t wait_turn (double seconds, int drain) {
 
 size_t mc_net_drain (double seconds) {
   return wait_turn(seconds, 1);
+}
+
+void mc_net_unwatch (mc_Hub *h) {
+  size_t i;
+  int found = 0;
+  pthread_mutex_lock(&net.lock);
+  for (i = 0; i < net.nwatch; i++) {
+    if (net.watch[i].hub == h) {
+      net.watch[i] = net.watch[--net.nwatch];
+      found = 1;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&net.lock);
+  if (found)
+    mc_hub_decref(h);
 }
 
 int mc_net_watch (mc_Hub *h, int renew) {

@@ -441,8 +441,10 @@ static int remote_watch (lua_State *L) {
 static int remote_drain (lua_State *L) {
   double s = (double)luaL_optnumber(L, 1, -1);
   size_t left = mc_net_drain(s);
-  if (left == 0)  /* nothing for mc.step to wait for either */
+  if (left == 0) {  /* nothing for mc.step to wait for either */
     mc_ctx(L)->drains = 0;
+    mc_net_unwatch(mc_ctx(L)->hub);
+  }
   lua_pushinteger(L, (lua_Integer)left);
   return 1;
 }

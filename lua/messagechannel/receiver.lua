@@ -75,8 +75,7 @@ function M.dispatch(obj, U, ev)
   end
   local err = ET.prepare(ev, obj)
   if err then error(err, 3) end
-  scheduler.dispatch_now(obj, U, ev)
-  ET.finish(ev)
+  scheduler.dispatch_now(obj, U, ev, ET.finish)
   return not ev.defaultPrevented
 end
 

@@ -276,22 +276,18 @@ local writer_done, retry_writers
 -- string.gsub's function; on Lua 5.1 inside pcall too), and the task may
 -- catch the error: the wait must not stay registered, or a waiter nobody
 -- waits for takes a message, a timer wakes the task early, a held post is
--- sent. Where Lua tells (coroutine.isyieldable: 5.3, 5.4, LuaJIT) the
--- wait raises that error before it registers anything. Elsewhere the wait
--- the running task registered, and that task, are noted here until the
+-- sent. Where Lua tells (coroutine.isyieldable: 5.3, 5.4, LuaJIT) and
+-- the task itself waits, the wait raises that error before it registers
+-- anything. Elsewhere (5.1, 5.2, and a dispatchEvent listener's own
+-- coroutine inside a task, whose yield the task passes on) the wait the
+-- running task registered, and that task, are noted here until the
 -- scheduler sees its yield (one task runs at a time); one whose yield
 -- failed is undone (abandon) before the task waits again and before the
 -- scheduler goes on: when the task yields or ends, or when the runner it
 -- ran in takes its next token.
 local isyieldable = rawget(coroutine, "isyieldable")
-local track = not isyieldable  -- will_wait notes the waits
 local unconfirmed_co, unconfirmed = nil, nil
 local abandon
-
--- Raises the error a yield would, for a task that cannot yield.
-local function cannot_yield()
-  error("attempt to yield across a C-call boundary", 0)
-end
 
 -- Hands the close to each task waiting in receive, first come first:
 -- nil, "closed". (deliver hands messages.) Each waiter is done before
@@ -688,12 +684,26 @@ function abandon(w)
   end
 end
 
--- Called by task co before it registers a wait, which it marks as w,
--- where Lua does not tell whether a yield can happen (track): one it
--- registered before and did not yield for is undone.
-local function will_wait(co, w)
+-- Called in task co before a wait registers itself, marked w (a waiter,
+-- or a sleep's timer): a wait registered before whose yield failed is
+-- undone; where the running coroutine is the task and Lua tells that it
+-- cannot yield, raises the error a yield would (yieldable: what
+-- postMessage found, as Lua's own check is not the caller's there);
+-- else, unless Lua tells that the yield will happen, notes w.
+local function will_wait(co, w, yieldable)
   local old = unconfirmed
-  if old then abandon(old) end  -- its yield failed: its task is running
+  if old then  -- its yield failed: its task is running
+    unconfirmed_co, unconfirmed = nil, nil
+    abandon(old)
+  end
+  local nested = running() ~= co  -- a dispatchEvent listener's
+  if not nested and isyieldable then
+    if yieldable == nil then yieldable = isyieldable() end
+    if not yieldable then
+      error("attempt to yield across a C-call boundary", 0)
+    end
+    return
+  end
   unconfirmed_co, unconfirmed = co, w
 end
 
@@ -1063,9 +1073,8 @@ function M.sleep(seconds)
   check_seconds(seconds, "sleep", 1)
   local co = current_task()
   if co then
-    if isyieldable and not isyieldable() then cannot_yield() end
     local e = new_timer(now() + seconds, co)
-    if track then will_wait(co, e) end
+    will_wait(co, e)
     push_timer(e)
     yield(WAIT)
     return
@@ -1106,11 +1115,21 @@ local function call_reporting(task, rec, ev)
 end
 
 -- dispatchEvent: ev's listeners at target, now; errors go to mc.onerror.
-function M.dispatch_now(target, U, ev)
+-- done(ev), if given, runs after it, also when an error (one mc.onerror
+-- raises) comes out of it outside any task.
+function M.dispatch_now(target, U, ev, done)
   local task = current_task()
-  walk({ target = target, U = U, ev = ev, list = listeners(U, ev.type),
-         i = 1, inside = false },
-       function(rec, e) return call_reporting(task, rec, e) end, relisten)
+  local d = { target = target, U = U, ev = ev, list = listeners(U, ev.type),
+              i = 1, inside = false }
+  local function invoke(rec, e) return call_reporting(task, rec, e) end
+  if task or not done then  -- no pcall: its listeners may block (5.1)
+    walk(d, invoke, relisten)
+    if done then done(ev) end
+    return
+  end
+  local ok, err = pcall(walk, d, invoke, relisten)
+  done(ev)
+  if not ok then error(err, 0) end
 end
 
 -- Pushes the timer e of a waiter w (nothing when e is false).
@@ -1180,9 +1199,8 @@ function M.receive(obj, U, timeout, name)
   local w = { co = co, obj = obj, U = U, timer = false, done = false,
               ev = false, why = false }
   local ws = table_of(U, "waiters")
-  if co and isyieldable and not isyieldable() then cannot_yield() end
   local e = co and timeout and new_timer(now() + timeout, co, w)
-  if co and track then will_wait(co, w) end
+  if co then will_wait(co, w) end
   local how, r = wait(name, w, timeout, function()
     ws[#ws + 1] = w
     changed(obj)
@@ -1207,9 +1225,8 @@ local function waitroom(port, held, timeout, yieldable)
   local w = { co = co or false, port = port, held = held, timer = false,
               done = false, r = false, why = false }
   local ws = table_of(uservalue(port), "writers")
-  if co and yieldable == false then cannot_yield() end
   local e = co and timeout and new_timer(now() + timeout, co, w)
-  if co and track then will_wait(co, w) end
+  if co then will_wait(co, w, yieldable) end
   local how, r = wait("postMessage", w, timeout, function()
     ws[#ws + 1] = w
     writing(port, #ws)
@@ -1272,9 +1289,8 @@ function M.receive_many(objs, Us, timeout)
   -- it a message takes it out of the others' waiters (core.deliver).
   local w = { co = co, obj = false, U = false, timer = false, done = false,
               ev = false, why = false, many = objs, from = false, open = 0 }
-  if co and isyieldable and not isyieldable() then cannot_yield() end
   local e = co and timeout and new_timer(now() + timeout, co, w)
-  if co and track then will_wait(co, w) end
+  if co then will_wait(co, w) end
   local how, r = wait("receive", w, timeout, function()
     add_waiter(objs, Us, w)
     return w.open > 0  -- else every port closed meanwhile (another thread)

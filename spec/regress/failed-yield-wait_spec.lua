@@ -129,6 +129,45 @@ describe("regress: a wait whose yield failed leaves nothing behind", function()
     assert.same({}, errors)
   end)
 
+  it("a dispatchEvent listener's failed wait, inside a task that cannot yield", function()
+    -- the listener's own coroutine can yield, the task passing it on cannot
+    local ch, log = mc.MessageChannel(), {}
+    local a, b = ch.port1, ch.port2
+    a:addEventListener("ping", function() a:receive() end)
+    mc.spawn(function()
+      log[#log + 1] = pcall(table.sort, { 3, 2, 1 }, function(x, y)
+        a:dispatchEvent({ type = "ping" })
+        return x < y
+      end)
+      mc.spawn(function() b:postMessage("m1") end)
+      local ev, why = a:receive(10)
+      log[#log + 1] = ev and ev.data or why
+      a:close()
+    end)
+    helper.run()
+    assert.same({ false, "m1" }, log)
+    assert.same({}, errors)
+  end)
+
+  it("a dispatchEvent listener's post waiting for room, inside such a task", function()
+    local ch, log = mc.MessageChannel({ capacity = 1 }), {}
+    local target = mc.MessageChannel().port1
+    assert.is_true(ch.port1:postMessage("first"))
+    target:addEventListener("go", function() ch.port1:postMessage("raised") end)
+    mc.spawn(function()
+      log[#log + 1] = pcall(table.sort, { 2, 1 }, function(x, y)
+        target:dispatchEvent({ type = "go" })
+        return x < y
+      end)
+      log[#log + 1] = ch.port2:receive(0).data
+      mc.spawn(function() ch.port1:close() end)
+      local ev, why = ch.port2:receive(10)
+      log[#log + 1] = ev and ev.data or why
+    end)
+    helper.run()
+    assert.same({ false, "first", "closed" }, log)
+  end)
+
   it("after many failed waits the task still waits as it should", function()
     local ch, got = mc.MessageChannel(), nil
     mc.spawn(function()

@@ -4,7 +4,9 @@
 -- cqueues) that ended when messagechannel was idle, in a program that
 -- then ended, cut off the last messages and the close (the peer saw
 -- "disconnected"). mc.step() now returns true until the network thread
--- has written them, and the state's descriptor wakes the loop then.
+-- has written them, and the state's descriptor wakes the loop then (a
+-- first version lost that wake-up when the network thread was done
+-- before the loop first asked for the descriptor).
 -- Each case runs the host loop in a child process that ends after it.
 
 local helper = require "spec.helper"
@@ -14,6 +16,17 @@ local hosts = {
   select = [[
     local socket = require "socket"
     while mc.step() do socket.select({ mc }, nil, mc.timeout()) end]],
+  -- a first step, other work while the link is written (the network
+  -- thread tells the state before the loop shows it its descriptor),
+  -- then the loop: a lost wake-up waits forever (the child's bound)
+  ["select, stepped first"] = [[
+    local socket = require "socket"
+    local going = mc.step()
+    socket.sleep(0.3)
+    while going do
+      socket.select({ mc }, nil, mc.timeout())
+      going = mc.step()
+    end]],
   luv = [[
     local uv = require "luv"
     require("messagechannel.luv").start()
@@ -24,14 +37,18 @@ local hosts = {
     require("messagechannel.cqueues").attach(cq)
     assert(cq:loop())]],
 }
-local needs = { select = "socket", luv = "luv", cqueues = "cqueues" }
+-- seconds: a host loop that misses its end would wait forever
+local BOUND = 30
+
+local needs = { select = "socket", ["select, stepped first"] = "socket",
+                luv = "luv", cqueues = "cqueues" }
 
 describe("regress: a host loop ends once closed remote ports have written #remote", function()
   local errors, catch, release = helper.error_hooks(5)
   before_each(catch)
   after_each(release)
 
-  for _, host in ipairs { "select", "luv", "cqueues" } do
+  for _, host in ipairs { "select", "select, stepped first", "luv", "cqueues" } do
     it("under " .. host, function()
       if not pcall(require, needs[host]) then
         return pending(needs[host] .. " is not installed for " .. _VERSION)
@@ -54,7 +71,7 @@ describe("regress: a host loop ends once closed remote ports have written #remot
         p:postMessage(("y"):rep(4 * 1024 * 1024))
         p:postMessage("last")
         p:close()
-        %s]]):format("unix:" .. path, hosts[host]))
+        %s]]):format("unix:" .. path, hosts[host]), BOUND)
       if out == nil then
         return pending("no interpreter to run a child process")
       end

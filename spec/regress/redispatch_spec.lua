@@ -42,6 +42,21 @@ describe("regress: dispatchEvent of an event being dispatched", function()
     assert.same({ false, a.port1 }, targets)
   end)
 
+  it("and after an error came out of a dispatch, the table can be dispatched again", function()
+    local p = mc.MessageChannel().port2
+    local n = 0
+    p:addEventListener("x", function()
+      n = n + 1
+      if n == 1 then error("listener fails", 0) end
+    end)
+    mc.onerror = function(err) error(err, 0) end  -- raised out of dispatchEvent
+    local ev = { type = "x" }
+    assert.is_false(pcall(p.dispatchEvent, p, ev))
+    catch()
+    assert.is_true(p:dispatchEvent(ev))
+    assert.equal(2, n)
+  end)
+
   it("and once the dispatch is over, the same table can be dispatched again", function()
     local p = mc.MessageChannel().port2
     local n = 0
