@@ -79,6 +79,7 @@ typedef struct Scratch {
   ** allocates no table for it. These count the keys in use: 1..nids, and
   ** -1..-ndeferred (see defer_metatable). */
   int nids, ndeferred;
+  int busy;         /* taken by a call (see take_scratch) */
   /* Colliding keys: the keys of the table being walked, keys per main
   ** position of the table being filled, and the walk's sample counts. */
   int keyhash;      /* compat.h's hashes match the running Lua */
@@ -112,14 +113,17 @@ static int scratch__gc (lua_State *L) {
   return 0;
 }
 
-/* Pushes the scratch userdata and returns it. */
+/* Pushes the scratch userdata and returns it, marked busy. The state's
+** scratch stays in the state table: a call finds it there unless busy, and
+** otherwise makes a new one, which replaces it there. That happens for a
+** call made meanwhile (from a __gc metamethod) and after an error escaped a
+** call without giving it back: the one left busy is then just garbage. */
 static Scratch *take_scratch (lua_State *L) {
   Scratch *s;
   lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_SCRATCH);
   s = (Scratch *)lua_touserdata(L, -1);
-  if (s != NULL) {
-    lua_pushboolean(L, 0);
-    lua_rawseti(L, lua_upvalueindex(1), MC_CTX_SCRATCH);
+  if (s != NULL && !s->busy) {
+    s->busy = 1;
     return s;
   }
   lua_pop(L, 1);
@@ -136,6 +140,9 @@ static Scratch *take_scratch (lua_State *L) {
   s->random = s->seed * 0x9e3779b97f4a7c15u | 1;
   lua_newtable(L);
   mc_setuservalue(L, -2);
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, lua_upvalueindex(1), MC_CTX_SCRATCH);
+  s->busy = 1;
   return s;
 }
 
@@ -158,11 +165,13 @@ static int push_ids (lua_State *L, int idx) {
 }
 
 /* Sets the object of id `id` (of ids at stack index `tbl`) to the value
-** at the top, popped. */
-static void set_id (lua_State *L, int tbl, Scratch *s, uint32_t id) {
+** at stack index idx. */
+static void set_id (lua_State *L, int tbl, Scratch *s, uint32_t id,
+                    int idx) {
   if (id < STACK_IDS)
-    lua_replace(L, tbl - STACK_IDS + (int)id);
+    mc_copy_slot(L, idx, tbl - STACK_IDS + (int)id);
   else {
+    lua_pushvalue(L, idx);
     lua_rawseti(L, tbl, (int)(id - STACK_IDS) + 1);
     s->nids = (int)(id - STACK_IDS) + 1;  /* give_scratch clears them */
   }
@@ -174,6 +183,15 @@ static void get_id (lua_State *L, int tbl, uint32_t id) {
     lua_pushvalue(L, tbl - STACK_IDS + (int)id);
   else
     lua_rawgeti(L, tbl, (int)(id - STACK_IDS) + 1);
+}
+
+/* The stack index of the object of id `id`: its slot, or the top where
+** it is pushed. */
+static int id_at (lua_State *L, int tbl, uint32_t id) {
+  if (id < STACK_IDS)
+    return tbl - STACK_IDS + (int)id;
+  lua_rawgeti(L, tbl, (int)(id - STACK_IDS) + 1);
+  return lua_gettop(L);
 }
 
 /* Empties the id table, or drops it after a large message. */
@@ -208,8 +226,7 @@ static void give_scratch (lua_State *L, int idx, Scratch *s) {
   else
     mc_ptrmap_clear(&s->seen);
   s->out.n = 0;
-  lua_pushvalue(L, idx);
-  lua_rawseti(L, lua_upvalueindex(1), MC_CTX_SCRATCH);
+  s->busy = 0;
 }
 
 /* A table size hint for lua_createtable: never more than 2^26 slots. */
@@ -743,8 +760,7 @@ static void enc_newobj (Enc *e, int idx, const void *p, size_t hdr) {
     enc_nomem(e);
   e->s->objs[id].hdr = hdr;
   e->nobjs++;
-  lua_pushvalue(e->L, idx);
-  set_id(e->L, e->queue, e->s, id);
+  set_id(e->L, e->queue, e->s, id, idx);
 }
 
 /* Writes the string s of len bytes at idx. */
@@ -948,10 +964,10 @@ static void enc_stop (Enc *e) {
   luaL_error(e->L, "DataCloneError: the thread is stopping");
 }
 
-/* Writes the body of the table at the top of the stack (object id). */
-static void enc_body (Enc *e, uint32_t id) {
+/* Writes the body of the table at stack index t (object id). */
+static void enc_body (Enc *e, uint32_t id, int t) {
   lua_State *L = e->L;
-  int t = lua_gettop(L);
+  int top = lua_gettop(L);
   lua_Integer narr = 0;
   uint32_t nhash = 0;
   Where w;
@@ -967,7 +983,7 @@ static void enc_body (Enc *e, uint32_t id) {
     if (stop_now(&e->stop))
       enc_stop(e);
     w.i = ++narr;
-    enc_value(e, t + 1, &w);
+    enc_value(e, top + 1, &w);
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
@@ -976,11 +992,11 @@ static void enc_body (Enc *e, uint32_t id) {
   while (lua_next(L, t)) {  /* t, k, v */
     int kind, grew;
     uint64_t h = 0;
-    w.k = t + 1;
+    w.k = top + 1;
     w.askey = 1;
-    if (enc_key(e, t + 1, narr, &w, &kind, &h)) {
+    if (enc_key(e, top + 1, narr, &w, &kind, &h)) {
       w.askey = 0;
-      enc_value(e, t + 2, &w);
+      enc_value(e, top + 2, &w);
       if (nhash == UINT32_MAX)
         enc_nomem(e);
       nhash++;
@@ -1030,9 +1046,8 @@ static void encode (Enc *e, lua_State *L, int idx, int xmap) {
   for (id = 0; id < e->nobjs; id++) {
     if (e->s->objs[id].hdr == NOTABLE)
       continue;
-    get_id(L, e->queue, id);
-    enc_body(e, id);
-    lua_pop(L, 1);
+    enc_body(e, id, id_at(L, e->queue, id));
+    lua_settop(L, e->queue);
   }
   lua_settop(L, e->sidx);  /* the ids */
 }
@@ -1358,8 +1373,7 @@ static void dec_newobj (Dec *d, size_t hdr, uint32_t narr, uint32_t nhash) {
   d->s->objs[id].narr = narr;
   d->s->objs[id].nhash = nhash;
   d->nobjs++;
-  lua_pushvalue(d->L, -1);
-  set_id(d->L, d->refs, d->s, id);
+  set_id(d->L, d->refs, d->s, id, lua_gettop(d->L));
 }
 
 static void dec_table (Dec *d, int tag) {
@@ -1668,9 +1682,8 @@ static void decode (lua_State *L, Scratch *s, int sidx,
     Obj o = d.s->objs[id];
     if (o.hdr == NOTABLE)
       continue;
-    get_id(L, d.refs, id);
-    dec_body(&d, d.refs + 2, o.narr, o.nhash);
-    lua_pop(L, 1);
+    dec_body(&d, id_at(L, d.refs, id), o.narr, o.nhash);
+    lua_settop(L, d.refs + 1);
   }
   if (d.pos != n)
     dec_fail(&d, "trailing bytes after the value");
@@ -1740,8 +1753,7 @@ static void copy_newobj (Copy *c, const void *p) {
   if (id == MC_NOID - 1 || !mc_ptrmap_add(&c->s->seen, p, id))
     copy_nomem(c);
   c->nobjs++;
-  lua_pushvalue(L, -1);
-  set_id(L, c->dst, c->s, id);
+  set_id(L, c->dst, c->s, id, lua_gettop(L));
 }
 
 static void copy_value (Copy *c, int idx, const Where *w);

@@ -66,6 +66,12 @@ static inline int mc_return_none (lua_State *L, int status, lua_KContext k) {
 #endif
 
 #define mc_rawlen(L, i) lua_objlen(L, (i))
+#if defined(LUA_LJDIR)  /* LuaJIT 2.1 has 5.2's lua_copy */
+#define mc_copy_slot(L, from, to) lua_copy(L, (from), (to))
+#else
+#define mc_copy_slot(L, from, to) \
+  (lua_pushvalue(L, (from)), lua_replace(L, (to)))
+#endif
 #define mc_absindex(L, i) \
   (((i) > 0 || (i) <= LUA_REGISTRYINDEX) ? (i) : lua_gettop(L) + (i) + 1)
 
@@ -101,6 +107,7 @@ static inline void *mc_testudata (lua_State *L, int i, const char *tname) {
 #else
 
 #define mc_rawlen(L, i) lua_rawlen(L, (i))
+#define mc_copy_slot(L, from, to) lua_copy(L, (from), (to))
 #define mc_absindex(L, i) lua_absindex(L, (i))
 #define mc_setfuncs luaL_setfuncs
 #define mc_testudata luaL_testudata
