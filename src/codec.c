@@ -83,7 +83,6 @@ typedef struct Scratch {
   /* Colliding keys: the keys of the table being walked, keys per main
   ** position of the table being filled, and the walk's sample counts. */
   int keyhash;      /* compat.h's hashes match the running Lua */
-  uint64_t random;  /* picks the keys a walk samples */
   uint64_t seed;    /* places its cells */
   Key *keys;
   size_t nkeys, keycap;
@@ -137,7 +136,6 @@ static Scratch *take_scratch (lua_State *L) {
   /* unknown to a sender: the address space layout and the time */
   s->seed = (uint64_t)(uintptr_t)s ^ (uint64_t)time(NULL) << 32
             ^ (uint64_t)clock() ^ (uint64_t)(uintptr_t)L << 16;
-  s->random = s->seed * 0x9e3779b97f4a7c15u | 1;
   lua_newtable(L);
   mc_setuservalue(L, -2);
   lua_pushvalue(L, -1);
@@ -293,14 +291,18 @@ static void set_metatables (lua_State *L, int tbl, int n) {
 **   main position (fill_*).
 ** - Walking a table it is given (the encoder, the copy), each lua_next
 **   looks the previous key up, in a hash part of a size the codec cannot
-**   see: at least as many nodes as keys met outside 1..narr, at most what
-**   the state's memory holds. So it counts, for a random sample of the
-**   keys, how many share a main position at each size the table can have,
-**   and takes the worst (walk_*). This estimate is looser: a table whose
-**   hash part is much larger than its keys (most of them removed) is
-**   allowed what a table full at that size would cost, and one whose
-**   array part has holes (so that keys past narr are in it) may be judged
-**   at sizes too large; walking them was as costly for Lua to build them.
+**   see: at least as many nodes as keys met outside 1..narr, at most
+**   2^WALK_MAXLG. So it counts, for a sample of the keys (one in
+**   2^WALK_SAMPLE, by their order: the same keys of the same table each
+**   time), how many share a main position at each size the table can
+**   have, and takes the worst (walk_*). This estimate is looser: a
+**   table whose hash part is much larger than its keys (most of them
+**   removed) is allowed what a table full at that size would cost, and
+**   one whose array part has holes (so that keys past narr are in it) may
+**   be judged at sizes too large; walking them was as costly for Lua to
+**   build them. It also refuses keys that crowd only at sizes larger than
+**   the table's, as multiples of 4095 do at 4096 nodes: the keys met so
+**   far cannot tell such a table from one crafted for that size.
 ** The encoder also counts what the decoder will, so what it accepts the
 ** decoder of the same Lua accepts.
 */
@@ -438,14 +440,11 @@ static void walk_size (Walk *w, size_t nodekeys) {
     w->lo++;
 }
 
-/* True once in 2^WALK_SAMPLE calls, at random (xorshift64). */
-static int walk_coin (Scratch *s) {
-  uint64_t x = s->random;
-  x ^= x << 13;
-  x ^= x >> 7;
-  x ^= x << 17;
-  s->random = x;
-  return (x >> (64 - WALK_SAMPLE)) == 0;
+/* True for the i-th key met (from 0), once in 2^WALK_SAMPLE keys: the
+** same keys of the same table each time, so that whether a table can be
+** cloned does not change from call to call. */
+static int walk_sampled (size_t i) {
+  return (i & (((size_t)1 << WALK_SAMPLE) - 1)) == 0;
 }
 
 static size_t cell_slot (const Walk *w, const Scratch *s, uint64_t id) {
@@ -503,19 +502,19 @@ static int walk_count (Walk *w, Scratch *s, const Key *k) {
   return 1;
 }
 
-/* Sampling begins, with the keys met so far: the largest hash part the
-** state's memory can hold (at least 16 bytes a node) bounds the sizes. */
-static int walk_start (lua_State *L, Walk *w, Scratch *s) {
-  size_t kb = (size_t)lua_gc(L, LUA_GCCOUNT, 0), i;
-  int hi = 6;
-  while (hi < WALK_MAXLG && ((size_t)1 << (hi - 5)) <= kb)
-    hi++;
-  w->hi = hi > w->lo ? hi : w->lo;
+/* Sampling begins, with the keys met so far. The sizes go up to the
+** largest a hash part can have, not to what the state's memory could
+** hold now: that grows and shrinks with garbage, and whether a table can
+** be cloned must not. Sizes much larger than the keys met weigh nothing
+** (walk_cost), so they cost only their counting. */
+static int walk_start (Walk *w, Scratch *s) {
+  size_t i;
+  w->hi = WALK_MAXLG > w->lo ? WALK_MAXLG : w->lo;
   memset(w->pairs, 0, sizeof w->pairs);
   if (!walk_room(w, s))
     return 0;
   for (i = 0; i < s->nkeys; i++)
-    if (walk_coin(s) && !walk_count(w, s, &s->keys[i]))
+    if (walk_sampled(i) && !walk_count(w, s, &s->keys[i]))
       return 0;
   return 1;
 }
@@ -524,7 +523,7 @@ static int walk_start (lua_State *L, Walk *w, Scratch *s) {
 ** nodekeys-th key the walk met outside the array part: the hash part has
 ** at least that many nodes. Returns -1 when out of memory, 1 when the
 ** estimate may have grown, else 0. */
-static int walk_key (lua_State *L, Walk *w, Scratch *s, int kind,
+static int walk_key (Walk *w, Scratch *s, int kind,
                      uint64_t h, size_t nodekeys) {
   Key *k;
   if (!s->keyhash)
@@ -540,11 +539,11 @@ static int walk_key (lua_State *L, Walk *w, Scratch *s, int kind,
   k = &s->keys[s->nkeys++];
   k->h = h;
   k->kind = kind;
-  if (w->mask != 0 ? !walk_coin(s) : s->nkeys < WALK_MIN)
+  if (w->mask != 0 ? !walk_sampled(s->nkeys - 1) : s->nkeys < WALK_MIN)
     return 0;
   walk_size(w, nodekeys);
   if (w->mask == 0)
-    return walk_start(L, w, s) ? 1 : -1;
+    return walk_start(w, s) ? 1 : -1;
   return walk_count(w, s, k) ? 1 : -1;
 }
 
@@ -1001,7 +1000,7 @@ static void enc_body (Enc *e, uint32_t id, int t) {
         enc_nomem(e);
       nhash++;
       if (kind != 0
-          && (grew = walk_key(L, &walk, e->s, kind, h, nhash)) != 0) {
+          && (grew = walk_key(&walk, e->s, kind, h, nhash)) != 0) {
         if (grew < 0)
           enc_nomem(e);
         if (over_budget(e->b.walk + walk_cost(&walk, nhash, 0),
@@ -1815,7 +1814,7 @@ static size_t copy_count (Copy *c, int idx, size_t *narr) {
       kind = key_hash(L, -2, (lua_Integer)*narr, &h);
       nodekeys += kind >= 0;
       if (kind > 0
-          && (grew = walk_key(L, &walk, c->s, kind, h, nodekeys)) != 0) {
+          && (grew = walk_key(&walk, c->s, kind, h, nodekeys)) != 0) {
         if (grew < 0)
           copy_nomem(c);
         if (over_budget(c->b.walk + walk_cost(&walk, nodekeys, 0),
