@@ -1007,7 +1007,7 @@ end
 
 function M.run(timeout)
   check_seconds(timeout, "run", 1, true)
-  return exclusive("mc.run", function()
+  return (exclusive("mc.run", function()
     local deadline = timeout and now() + timeout
     local r = loop(nil, deadline)
     -- Idle: first remote ports write what they had queued, the peers of
@@ -1019,11 +1019,11 @@ function M.run(timeout)
     end
     if r == nil then r = loop(nil, deadline) end
     return r == nil
-  end)
+  end))  -- not a tail call: exclusive's errors name the caller's line
 end
 
 function M.step()
-  return exclusive("mc.step", function()
+  return (exclusive("mc.step", function()
     turn()
     -- waited_for() first: it queues what reached ports before their news
     local waiting = waited_for()
@@ -1031,7 +1031,7 @@ function M.step()
     -- queued (the descriptor is readable once they have)
     return waiting or ready() or next_timer() ~= nil or pending_news()
       or net_watch()
-  end)
+  end))
 end
 
 ---------------------------------------------------------------------------
@@ -1089,7 +1089,8 @@ M.now = now
 ---------------------------------------------------------------------------
 
 local function protected_handler(err)
-  return { err = err, tb = traceback(nil, 2) }
+  -- a string message: 5.1 and LuaJIT give no traceback for nil
+  return { err = err, tb = traceback("", 2):sub(2) }
 end
 
 -- Calls a listener for dispatchEvent and reports its error. Inside a task

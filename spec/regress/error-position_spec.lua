@@ -52,4 +52,28 @@ describe("regress: where argument errors point", function()
     local err = error_of(function() mt.__newindex(5, "onmessage", print) end)
     assert.truthy(err:find("bad argument #1", 1, true), err)
   end)
+
+  -- mc.run and mc.step returned the check's call as a tail call, so on
+  -- 5.2 and later its error named the line of the caller's caller, or
+  -- none at all
+  it("at the caller's line for mc.run and mc.step called in a task", function()
+    local got = {}
+    mc.spawn(function()
+      for _, name in ipairs({ "run", "step" }) do
+        local line
+        local ok, err = pcall(function()
+          line = debug.getinfo(1, "l").currentline + 1
+          mc[name]()
+        end)
+        got[#got + 1] = { ok = ok, err = tostring(err), line = line }
+      end
+    end)
+    mc.run()
+    assert.equal(2, #got)
+    for _, r in ipairs(got) do
+      assert.is_false(r.ok)
+      assert.truthy(r.err:find("error%-position_spec%.lua:" .. r.line
+        .. ": mc%.%a+ cannot be called from a task"), r.err)
+    end
+  end)
 end)
