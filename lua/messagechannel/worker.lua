@@ -105,7 +105,10 @@ function methods.addEventListener(w, ...)
     if err then error(err, 2) end
     local once = type(options) == "table" and options.once and true
     s.port:addEventListener(typ, wrapper(s, w, typ, l, once), options)
-    if typ == "message" then s.port:start() end
+    if typ == "message" then
+      s.port:start()
+      s.started = true
+    end
   else
     local err = ET.add(w, s.U, noop, n, typ, l, options)
     if err then error(err, 2) end
@@ -146,6 +149,7 @@ WORKER_MT.__newindex = function(w, k, v)
       ev.target, ev.currentTarget = w, w
       return v(ev)
     end or v
+    if v ~= nil and typ == "message" then s.started = true end
     s[k] = v or false  -- never nil, so that setting it allocates nothing
   elseif typ then
     local err = ET.set_handler(w, s.U, noop, k, typ, v)
@@ -179,9 +183,36 @@ local function unhandled(s, err, tb)
                              text_of(err), tostring(tb or "")))
 end
 
+-- The exit event of worker w, queued when its end is seen. Messages its
+-- port holds for want of a message listener wait for one until then
+-- (API.md 7: they are dropped when exit is dispatched), so the port is
+-- emptied and closed only as the event comes up: a private event with no
+-- listener, whose unheard hook does it, then queues exit. When a message
+-- listener came meanwhile, the messages it started are queued behind that
+-- event: it goes once more behind them, so that they come before exit.
+local NO_LISTENERS = {}
+
+local function queue_exit(w, s, code)
+  local again = true
+  local function unheard()
+    if again and s.started and s.port:pending() > 0 then
+      again = false
+      scheduler.dispatch_later(w, NO_LISTENERS, ET.new_event("exit", w, nil),
+                               unheard)
+      return
+    end
+    while s.port:receive(0) do end
+    s.port:close()
+    local ev = ET.new_event("exit", w, nil)
+    ev.code = code
+    scheduler.dispatch_later(w, s.U, ev)
+  end
+  scheduler.dispatch_later(w, NO_LISTENERS, ET.new_event("exit", w, nil),
+                           unheard)
+end
+
 -- Dispatches the end of worker w: its error, then its exit, the last
--- event it sees: messages still held at its port for want of a message
--- listener are dropped first. Out of memory it may run again (see the
+-- event it sees (queue_exit). Out of memory it may run again (see the
 -- scheduler's worker watches): each event is queued once.
 -- An error value this state cannot decode (a metatable registered in the
 -- worker only) arrives as its text, the worker's tostring of it.
@@ -208,12 +239,8 @@ local function on_exit(w, code, err_bytes, tb, text)
     end
     s.error_done = true
   end
-  while s.port:receive(0) do end
-  s.port:close()
   if not s.exit_done then
-    local ev = ET.new_event("exit", w, nil)
-    ev.code = code
-    scheduler.dispatch_later(w, s.U, ev)
+    queue_exit(w, s, code)
     s.exit_done = true
   end
 end
@@ -246,7 +273,7 @@ function M.Worker(path, options)
   local s = { handle = false, port = ch.port1, U = {},
               wraps = { message = {}, messageerror = {} },
               thread_id = false, watch = false, exited = false,
-              error_done = false, exit_done = false,
+              error_done = false, exit_done = false, started = false,
               unref = false, onmessage = false, onmessageerror = false,
               onerror = false, onexit = false }
   rawset(w, STATE, s)

@@ -1,0 +1,55 @@
+-- A worker's messages that its port held for want of a message listener
+-- were dropped as soon as a turn saw the worker's end, though its exit
+-- event came only at a later turn: a message listener set in between (as
+-- after one mc.step() of a host loop) got nothing, while an exit listener
+-- set with it got its event. API.md 7: those still held are dropped when
+-- exit is dispatched; the listeners present then get the messages first.
+
+local helper = require "spec.helper"
+local mc = require "messagechannel"
+
+describe("regress: a worker's held messages wait for its exit event #threads", function()
+  local errors, start = helper.worker_specs(5, before_each, after_each)
+
+  -- Starts a worker that posts 1, 2, 3 and ends, and steps the scheduler,
+  -- with no listener at the worker, until a turn has seen the end.
+  local function ended_worker()
+    local w = start([[
+      local mc = require "messagechannel"
+      for i = 1, 3 do mc.parentPort:postMessage(i) end
+    ]])
+    while tostring(w) ~= "Worker (exited)" do mc.step() end
+    return w
+  end
+
+  it("a message listener set after the end was seen gets them before exit", function()
+    local w = ended_worker()
+    local got = {}
+    w.onmessage = function(e) got[#got + 1] = e.data end
+    w.onexit = function(e) got[#got + 1] = "exit " .. e.code end
+    helper.run()
+    assert.same({ 1, 2, 3, "exit 0" }, got)
+    assert.same({}, errors)
+  end)
+
+  it("so does one added with addEventListener", function()
+    local w = ended_worker()
+    local got = {}
+    w:addEventListener("message", function(e) got[#got + 1] = e.data end)
+    w:addEventListener("exit", function() got[#got + 1] = "exit" end)
+    helper.run()
+    assert.same({ 1, 2, 3, "exit" }, got)
+  end)
+
+  it("with no message listener by then, they are dropped at exit", function()
+    local w = ended_worker()
+    local got = {}
+    w.onexit = function()
+      got[#got + 1] = "exit"
+      w.onmessage = function(e) got[#got + 1] = e.data end
+    end
+    helper.run()
+    assert.same({ "exit" }, got)
+    assert.same({}, errors)
+  end)
+end)
