@@ -63,8 +63,10 @@ static int buffer_new (lua_State *L) {
   }
   else if (lua_type(L, 1) == LUA_TNUMBER) {
     lua_Number n = lua_tonumber(L, 1);
-    luaL_argcheck(L, n >= 0 && n < 9.0e15 && n == floor(n), 1,
+    luaL_argcheck(L, n >= 0 && n == floor(n) && n < HUGE_VAL, 1,
                   "size must be a non-negative integer");
+    if (n >= 9.0e15)  /* no allocation can hold it */
+      luaL_error(L, "not enough memory");
     push_buffer(L, NULL, (size_t)n);
   }
   else

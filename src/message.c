@@ -83,19 +83,32 @@ static int check_list (lua_State *L, int idx, const mc_Group *from) {
     luaL_argerror(L, idx, "'transfer' must be an array");
   list = lua_gettop(L);
   n = (lua_Integer)mc_rawlen(L, list);
+  lua_pushnil(L);  /* named: the first string key of no option */
   lua_pushnil(L);
   while (lua_next(L, list)) {
     lua_pop(L, 1);
-    if (lua_type(L, -1) != LUA_TSTRING
-        || (strcmp(lua_tostring(L, -1), "transfer") != 0
-            && strcmp(lua_tostring(L, -1), "timeout") != 0))
+    if (lua_type(L, -1) != LUA_TSTRING)
       count++;
+    else if (strcmp(lua_tostring(L, -1), "transfer") != 0
+             && strcmp(lua_tostring(L, -1), "timeout") != 0) {
+      count++;
+      if (lua_isnil(L, -2)) {
+        lua_pushvalue(L, -1);
+        lua_replace(L, -3);
+      }
+    }
   }
   if (count != n) {
-    lua_pushliteral(L, "DataCloneError: the transfer list must be an array "
-                       "(entries 1..n, no holes)");
+    if (lua_isnil(L, -1))
+      lua_pushliteral(L, "DataCloneError: the transfer list must be an "
+                         "array (entries 1..n, no holes)");
+    else  /* a misspelt option, when the argument is the list */
+      lua_pushfstring(L, "DataCloneError: the transfer list must be an "
+                         "array (entries 1..n, no holes), not have key "
+                         "'%s'", lua_tostring(L, -1));
     lua_error(L);
   }
+  lua_pop(L, 1);
   for (i = 1; i <= n; i++) {
     const mc_Type *t;
     const char *why;

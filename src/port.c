@@ -302,6 +302,36 @@ static int port_postMessage (lua_State *L) {
   return lua_gettop(L) - 6;
 }
 
+/* postMessage of an object that owns a port (upvalue 3 maps the object
+** to it; upvalue 4 is the object's class name): the port's postMessage,
+** called by the user's code directly, so that its errors name the
+** caller's line as the port's own do (a method written in Lua that
+** tail-calls it would be the line named on Lua 5.1 to 5.4), and it may
+** wait for room as the port's does. */
+static int port_post_owned (lua_State *L) {
+  lua_pushvalue(L, 1);
+  lua_rawget(L, lua_upvalueindex(3));
+  if (mc_ctx_testudata(L, -1, &port_type) == NULL)
+    luaL_argerror(L, 1, lua_pushfstring(L, "%s expected, got %s",
+                                        lua_tostring(L, lua_upvalueindex(4)),
+                                        luaL_typename(L, 1)));
+  lua_replace(L, 1);
+  return port_postMessage(L);
+}
+
+/* owner_post(map, name): the postMessage of objects of class `name`, each
+** posting through the port map[object] (a weak-keyed table). */
+static int port_owner_post (lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checkstring(L, 2);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushvalue(L, lua_upvalueindex(2));
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, 2);
+  lua_pushcclosure(L, port_post_owned, 4);
+  return 1;
+}
+
 /* post_held(port, held): tries a held post again. Returns true when
 ** queued, false, "closed" when the pair is closed (nothing sent), or
 ** nothing while the partner is still full (its state will be told). */
@@ -538,6 +568,7 @@ void mc_port_open (lua_State *L) {
   static const luaL_Reg funcs[] = {
     {"channel", port_channel},
     {"post_held", port_post_held},
+    {"owner_post", port_owner_post},
     {"post_cancel", port_cancel},
     {"writing", port_writing},
     {"waitroom", port_waitroom},

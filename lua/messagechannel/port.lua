@@ -102,6 +102,12 @@ local function new_channel(options)
       error(format("bad argument #1 to 'MessageChannel' (table expected, "
                    .. "got %s)", type(options)), 3)
     end
+    for k in next, options do  -- a typo is not a missing option
+      if k ~= "capacity" then
+        error(format("bad argument #1 to 'MessageChannel' (unknown option "
+                     .. "'%s')", tostring(k)), 3)
+      end
+    end
     capacity = options.capacity
     if capacity ~= nil and (type(capacity) ~= "number" or capacity < 1
                             or capacity ~= math.floor(capacity)

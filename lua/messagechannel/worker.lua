@@ -51,9 +51,12 @@ end
 
 local methods = {}
 
-function methods.postMessage(w, message, transfer)
-  return check(w, "postMessage").port:postMessage(message, transfer)
-end
+-- A Worker's port, for its postMessage, which is the port's own (in C):
+-- errors name the caller's line, as they do for a port. Weak values too:
+-- on 5.1 and LuaJIT a weak key is kept by a value that refers to it (the
+-- port's handlers do), and the Worker's state holds the port anyway.
+local PORT_OF = setmetatable({}, { __mode = "kv" })
+methods.postMessage = core.owner_post(PORT_OF, "Worker")
 
 function methods.terminate(w)
   core.worker_terminate(check(w, "terminate").handle)
@@ -245,6 +248,9 @@ local function on_exit(w, code, err_bytes, tb, text)
   end
 end
 
+local WORKER_OPTIONS = { eval = true, data = true, transfer = true,
+                         jit = true }
+
 function M.Worker(path, options)
   if type(path) ~= "string" then
     error(format("bad argument #1 to 'Worker' (string expected, got %s)",
@@ -255,6 +261,12 @@ function M.Worker(path, options)
                  type(options)), 2)
   end
   options = options or {}
+  for k in next, options do  -- a typo is not a missing option
+    if not WORKER_OPTIONS[k] then
+      error(format("bad argument #2 to 'Worker' (unknown option '%s')",
+                   tostring(k)), 2)
+    end
+  end
   local transfer = options.transfer
   if transfer ~= nil and type(transfer) ~= "table" then
     error("bad argument #2 to 'Worker' (options.transfer must be an array)",
@@ -277,6 +289,7 @@ function M.Worker(path, options)
               unref = false, onmessage = false, onmessageerror = false,
               onerror = false, onexit = false }
   rawset(w, STATE, s)
+  PORT_OF[w] = s.port
   local watch = scheduler.reserve_worker(function(code, err, tb, text)
     return on_exit(w, code, err, tb, text)
   end)

@@ -1,0 +1,53 @@
+-- A misspelt option was ignored: mc.MessageChannel({capcity = 5}) made an
+-- unbounded channel, mc.Worker(src, {evall = true}) took src for a file
+-- name; and port:postMessage(v, {tiemout = 0}) said only that the
+-- transfer list must be an array. As the remote ports' options already
+-- did (API.md 12), an unknown option now raises bad argument naming it,
+-- and the transfer list error names the key. (mc.install's options may be
+-- a whole Workers configuration, so it still takes any other key.)
+
+local mc = require "messagechannel"
+
+local function error_of(f)
+  local ok, err = pcall(f)
+  assert.is_false(ok)
+  return tostring(err)
+end
+
+describe("regress: an unknown option raises, naming it", function()
+  it("mc.MessageChannel", function()
+    local err = error_of(function() local _ = mc.MessageChannel({ capcity = 5 }) end)
+    assert.truthy(err:find("unknown%-options_spec%.lua:%d+: bad argument #1 to "
+      .. "'MessageChannel' %(unknown option 'capcity'%)$"), err)
+    err = error_of(function() local _ = mc.MessageChannel.new({ capacity = 2, [1] = 0 }) end)
+    assert.truthy(err:find("(unknown option '1')", 1, true), err)
+    assert.equal(2, (function()
+      local ch = mc.MessageChannel({ capacity = 2 })
+      ch.port1:postMessage(1)
+      ch.port1:postMessage(2)
+      local ok = ch.port1:postMessage(3, { timeout = 0 })
+      ch.port1:close()
+      return ok == false and 2
+    end)())
+  end)
+
+  it("mc.Worker, before any thread starts", function()
+    local err = error_of(function() local _ = mc.Worker("", { evall = true }) end)
+    assert.truthy(err:find("unknown%-options_spec%.lua:%d+: bad argument #2 to "
+      .. "'Worker' %(unknown option 'evall'%)$"), err)
+    err = error_of(function() local _ = mc.Worker("", { eval = true, workerData = 1 }) end)
+    assert.truthy(err:find("(unknown option 'workerData')", 1, true), err)
+  end)
+
+  it("postMessage names the key of a transfer list that is no array", function()
+    local ch = mc.MessageChannel({ capacity = 1 })
+    local err = error_of(function() ch.port1:postMessage(1, { tiemout = 0 }) end)
+    assert.equal("DataCloneError: the transfer list must be an array (entries 1..n, "
+      .. "no holes), not have key 'tiemout'", err)
+    err = error_of(function() ch.port1:postMessage(1, { [2] = mc.Buffer(1) }) end)
+    assert.equal("DataCloneError: the transfer list must be an array (entries 1..n, "
+      .. "no holes)", err)
+    assert.equal(0, ch.port2:pending())
+    ch.port1:close()
+  end)
+end)
