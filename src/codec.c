@@ -153,13 +153,22 @@ static Scratch *take_scratch (lua_State *L) {
 */
 #define STACK_IDS 16
 
-/* Pushes the slots for the ids, then the id table of the scratch at idx;
-** returns the table's stack index. */
-static int push_ids (lua_State *L, int idx) {
+/* Pushes the slots for the ids, then a slot for the id table of the
+** scratch, which must be at the top; returns that slot's stack index. The
+** table is put there when first needed (ids_table): a small message needs
+** none. */
+static int push_ids (lua_State *L) {
   luaL_checkstack(L, STACK_IDS + 1, "messagechannel");
-  lua_settop(L, lua_gettop(L) + STACK_IDS);
-  mc_getuservalue(L, idx);
+  lua_settop(L, lua_gettop(L) + STACK_IDS + 1);
   return lua_gettop(L);
+}
+
+/* Makes sure the slot tbl (push_ids) holds the id table. */
+static void ids_table (lua_State *L, int tbl) {
+  if (lua_type(L, tbl) == LUA_TNIL) {
+    mc_getuservalue(L, tbl - STACK_IDS - 1);  /* the scratch */
+    lua_replace(L, tbl);
+  }
 }
 
 /* Sets the object of id `id` (of ids at stack index `tbl`) to the value
@@ -169,6 +178,7 @@ static void set_id (lua_State *L, int tbl, Scratch *s, uint32_t id,
   if (id < STACK_IDS)
     mc_copy_slot(L, idx, tbl - STACK_IDS + (int)id);
   else {
+    ids_table(L, tbl);
     lua_pushvalue(L, idx);
     lua_rawseti(L, tbl, (int)(id - STACK_IDS) + 1);
     s->nids = (int)(id - STACK_IDS) + 1;  /* give_scratch clears them */
@@ -179,8 +189,10 @@ static void set_id (lua_State *L, int tbl, Scratch *s, uint32_t id,
 static void get_id (lua_State *L, int tbl, uint32_t id) {
   if (id < STACK_IDS)
     lua_pushvalue(L, tbl - STACK_IDS + (int)id);
-  else
+  else {
+    ids_table(L, tbl);
     lua_rawgeti(L, tbl, (int)(id - STACK_IDS) + 1);
+  }
 }
 
 /* The stack index of the object of id `id`: its slot, or the top where
@@ -188,6 +200,7 @@ static void get_id (lua_State *L, int tbl, uint32_t id) {
 static int id_at (lua_State *L, int tbl, uint32_t id) {
   if (id < STACK_IDS)
     return tbl - STACK_IDS + (int)id;
+  ids_table(L, tbl);
   lua_rawgeti(L, tbl, (int)(id - STACK_IDS) + 1);
   return lua_gettop(L);
 }
@@ -255,6 +268,7 @@ static int grow_objs (Scratch *s, size_t n) {
 ** then its metatable.
 */
 static void defer_metatable (lua_State *L, int tbl, int *n) {
+  ids_table(L, tbl);
   lua_pushvalue(L, -2);  /* obj, mt, obj */
   lua_rawseti(L, tbl, -(++*n));
   lua_rawseti(L, tbl, -(++*n));  /* obj */
@@ -262,6 +276,8 @@ static void defer_metatable (lua_State *L, int tbl, int *n) {
 
 static void set_metatables (lua_State *L, int tbl, int n) {
   int i;
+  if (n > 0)
+    ids_table(L, tbl);
   for (i = 1; i < n; i += 2) {
     lua_rawgeti(L, tbl, -i);
     lua_rawgeti(L, tbl, -(i + 1));  /* obj, mt */
@@ -1033,7 +1049,7 @@ static void encode (Enc *e, lua_State *L, int idx, int xmap) {
   e->xmap = xmap;
   e->s = take_scratch(L);
   e->sidx = lua_gettop(L);
-  e->queue = push_ids(L, e->sidx);
+  e->queue = push_ids(L);
   e->nobjs = 0;
   memset(&e->b, 0, sizeof e->b);
   stop_begin(&e->stop, L);
@@ -1046,7 +1062,8 @@ static void encode (Enc *e, lua_State *L, int idx, int xmap) {
     if (e->s->objs[id].hdr == NOTABLE)
       continue;
     enc_body(e, id, id_at(L, e->queue, id));
-    lua_settop(L, e->queue);
+    if (id >= STACK_IDS)  /* id_at pushed it */
+      lua_pop(L, 1);
   }
   lua_settop(L, e->sidx);  /* the ids */
 }
@@ -1661,7 +1678,7 @@ static void decode (lua_State *L, Scratch *s, int sidx,
   d.xarr = xarr;
   d.s = s;
   d.sidx = sidx;
-  d.refs = push_ids(L, sidx);
+  d.refs = push_ids(L);
   d.p = p;
   d.n = n;
   d.pos = 0;
@@ -1682,7 +1699,8 @@ static void decode (lua_State *L, Scratch *s, int sidx,
     if (o.hdr == NOTABLE)
       continue;
     dec_body(&d, id_at(L, d.refs, id), o.narr, o.nhash);
-    lua_settop(L, d.refs + 1);
+    if (id >= STACK_IDS)  /* id_at pushed it */
+      lua_pop(L, 1);
   }
   if (d.pos != n)
     dec_fail(&d, "trailing bytes after the value");
@@ -1995,7 +2013,7 @@ void mc_copy (lua_State *L, int idx, int xmap, int blanks) {
   c.root = mc_absindex(L, idx);
   c.s = take_scratch(L);
   c.sidx = lua_gettop(L);
-  c.dst = push_ids(L, c.sidx);  /* cleared as the scratch goes back */
+  c.dst = push_ids(L);  /* cleared as the scratch goes back */
   lua_pushnil(L);  /* the queue of deferred tables, made when needed */
   lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_MT2NAME);
   c.deferred = c.dst + 1;
