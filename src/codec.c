@@ -79,7 +79,6 @@ typedef struct Scratch {
   ** allocates no table for it. These count the keys in use: 1..nids, and
   ** -1..-ndeferred (see defer_metatable). */
   int nids, ndeferred;
-  int busy;         /* taken by a call (see take_scratch) */
   /* Colliding keys: the keys of the table being walked, keys per main
   ** position of the table being filled, and the walk's sample counts. */
   int keyhash;      /* compat.h's hashes match the running Lua */
@@ -112,17 +111,16 @@ static int scratch__gc (lua_State *L) {
   return 0;
 }
 
-/* Pushes the scratch userdata and returns it, marked busy. The state's
-** scratch stays in the state table: a call finds it there unless busy, and
-** otherwise makes a new one, which replaces it there. That happens for a
-** call made meanwhile (from a __gc metamethod) and after an error escaped a
-** call without giving it back: the one left busy is then just garbage. */
+/* Pushes the scratch userdata and returns it. It leaves the state table
+** while taken: a call made meanwhile (from a __gc metamethod) makes its
+** own, and one an error escaped is garbage, with what its ids held. */
 static Scratch *take_scratch (lua_State *L) {
   Scratch *s;
   lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_SCRATCH);
   s = (Scratch *)lua_touserdata(L, -1);
-  if (s != NULL && !s->busy) {
-    s->busy = 1;
+  if (s != NULL) {
+    lua_pushboolean(L, 0);
+    lua_rawseti(L, lua_upvalueindex(1), MC_CTX_SCRATCH);
     return s;
   }
   lua_pop(L, 1);
@@ -138,9 +136,6 @@ static Scratch *take_scratch (lua_State *L) {
             ^ (uint64_t)clock() ^ (uint64_t)(uintptr_t)L << 16;
   lua_newtable(L);
   mc_setuservalue(L, -2);
-  lua_pushvalue(L, -1);
-  lua_rawseti(L, lua_upvalueindex(1), MC_CTX_SCRATCH);
-  s->busy = 1;
   return s;
 }
 
@@ -237,7 +232,8 @@ static void give_scratch (lua_State *L, int idx, Scratch *s) {
   else
     mc_ptrmap_clear(&s->seen);
   s->out.n = 0;
-  s->busy = 0;
+  lua_pushvalue(L, idx);
+  lua_rawseti(L, lua_upvalueindex(1), MC_CTX_SCRATCH);
 }
 
 /* A table size hint for lua_createtable: never more than 2^26 slots. */

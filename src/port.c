@@ -302,27 +302,39 @@ static int port_postMessage (lua_State *L) {
   return lua_gettop(L) - 6;
 }
 
-/* postMessage of an object that owns a port (upvalue 3 maps the object
-** to it; upvalue 4 is the object's class name): the port's postMessage,
-** called by the user's code directly, so that its errors name the
-** caller's line as the port's own do (a method written in Lua that
-** tail-calls it would be the line named on Lua 5.1 to 5.4), and it may
-** wait for room as the port's does. */
+/* postMessage of an object that owns a port, as a Worker does: its state,
+** a table at the key that is upvalue 3, holds the port at "port" (upvalue
+** 4 is the object's class name). It is the port's postMessage, called by
+** the user's code directly, so that its errors name the caller's line as
+** the port's own do (a method written in Lua that tail-calls it would be
+** the line named on Lua 5.1 to 5.4), and it may wait for room as the
+** port's does. */
 static int port_post_owned (lua_State *L) {
-  lua_pushvalue(L, 1);
-  lua_rawget(L, lua_upvalueindex(3));
-  if (mc_ctx_testudata(L, -1, &port_type) == NULL)
+  int found = 0;
+  lua_settop(L, 3);  /* self, message, transfer */
+  if (lua_type(L, 1) == LUA_TTABLE) {
+    lua_pushvalue(L, lua_upvalueindex(3));
+    lua_rawget(L, 1);
+    if (lua_type(L, -1) == LUA_TTABLE) {
+      lua_pushliteral(L, "port");
+      lua_rawget(L, -2);
+      found = mc_ctx_testudata(L, -1, &port_type) != NULL;
+    }
+  }
+  if (!found)
     luaL_argerror(L, 1, lua_pushfstring(L, "%s expected, got %s",
                                         lua_tostring(L, lua_upvalueindex(4)),
                                         luaL_typename(L, 1)));
   lua_replace(L, 1);
+  lua_settop(L, 3);  /* port, message, transfer */
   return port_postMessage(L);
 }
 
-/* owner_post(map, name): the postMessage of objects of class `name`, each
-** posting through the port map[object] (a weak-keyed table). */
+/* owner_post(key, name): the postMessage of objects of class `name`, each
+** posting through the port at field "port" of its state, the table at
+** object[key]. */
 static int port_owner_post (lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checkany(L, 1);
   luaL_checkstring(L, 2);
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_pushvalue(L, lua_upvalueindex(2));

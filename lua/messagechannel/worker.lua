@@ -51,12 +51,10 @@ end
 
 local methods = {}
 
--- A Worker's port, for its postMessage, which is the port's own (in C):
--- errors name the caller's line, as they do for a port. Weak values too:
--- on 5.1 and LuaJIT a weak key is kept by a value that refers to it (the
--- port's handlers do), and the Worker's state holds the port anyway.
-local PORT_OF = setmetatable({}, { __mode = "kv" })
-methods.postMessage = core.owner_post(PORT_OF, "Worker")
+-- The port's own postMessage (in C), given the Worker: it finds the port
+-- in the Worker's state, and its errors name the caller's line, as they
+-- do for a port.
+methods.postMessage = core.owner_post(STATE, "Worker")
 
 function methods.terminate(w)
   core.worker_terminate(check(w, "terminate").handle)
@@ -88,6 +86,7 @@ local function wrapper(s, w, typ, l, once)
   local f = by[l]
   if not f then
     f = function(ev)
+      if s.dropping then return end  -- exit was dispatched (on_exit)
       if once and by[l] == f then by[l] = nil end
       ev.target, ev.currentTarget = w, w
       return ET.call({ fn = l }, ev)
@@ -149,6 +148,7 @@ WORKER_MT.__newindex = function(w, k, v)
     local err = ET.check_handler(k, v)
     if err then error(err, 2) end
     s.port[k] = v ~= nil and function(ev)
+      if s.dropping then return end  -- exit was dispatched (on_exit)
       ev.target, ev.currentTarget = w, w
       return v(ev)
     end or v
@@ -186,37 +186,15 @@ local function unhandled(s, err, tb)
                              text_of(err), tostring(tb or "")))
 end
 
--- The exit event of worker w, queued when its end is seen. Messages its
--- port holds for want of a message listener wait for one until then
--- (API.md 7: they are dropped when exit is dispatched), so the port is
--- emptied and closed only as the event comes up: a private event with no
--- listener, whose unheard hook does it, then queues exit. When a message
--- listener came meanwhile, the messages it started are queued behind that
--- event: it goes once more behind them, so that they come before exit.
-local NO_LISTENERS = {}
-
-local function queue_exit(w, s, code)
-  local again = true
-  local function unheard()
-    if again and s.started and s.port:pending() > 0 then
-      again = false
-      scheduler.dispatch_later(w, NO_LISTENERS, ET.new_event("exit", w, nil),
-                               unheard)
-      return
-    end
-    while s.port:receive(0) do end
-    s.port:close()
-    local ev = ET.new_event("exit", w, nil)
-    ev.code = code
-    scheduler.dispatch_later(w, s.U, ev)
-  end
-  scheduler.dispatch_later(w, NO_LISTENERS, ET.new_event("exit", w, nil),
-                           unheard)
-end
-
 -- Dispatches the end of worker w: its error, then its exit, the last
--- event it sees (queue_exit). Out of memory it may run again (see the
--- scheduler's worker watches): each event is queued once.
+-- event it sees. A task of the scheduler runs it; out of memory it may
+-- run again (see the scheduler's worker watches), so each step is done
+-- once (error_done, exit_state, exit_done), and the waits may come again.
+-- Messages the port holds for want of a message listener are dropped when
+-- exit is dispatched (API.md 7), not when the end is seen: exit_marker,
+-- the Worker's first exit listener, drops them then; and when a message
+-- listener came since, which started them, it stops that exit, so that
+-- they come first and a new exit after them.
 -- An error value this state cannot decode (a metatable registered in the
 -- worker only) arrives as its text, the worker's tostring of it.
 local function on_exit(w, code, err_bytes, tb, text)
@@ -242,9 +220,46 @@ local function on_exit(w, code, err_bytes, tb, text)
     end
     s.error_done = true
   end
-  if not s.exit_done then
-    queue_exit(w, s, code)
-    s.exit_done = true
+  if s.exit_done then return end
+  while s.exit_state ~= "done" do
+    if s.exit_state ~= "queued" then  -- none yet, or exit_marker stopped it
+      -- a turn for the program to add a message listener; then the
+      -- messages one started go first, while each turn takes some
+      scheduler.sleep(0)
+      local left = s.port:pending()
+      while s.started and left > 0 do
+        scheduler.sleep(0)
+        local now = s.port:pending()
+        if now >= left then break end  -- none taken: no listener takes them
+        left = now
+      end
+      local ev = ET.new_event("exit", w, nil)
+      ev.code = code
+      s.exit_ev = ev
+      scheduler.dispatch_later(w, s.U, ev)
+      s.exit_state = "queued"
+    end
+    scheduler.sleep(0)  -- exit is dispatched meanwhile
+    if s.exit_state == "queued" then s.exit_state = "done" end  -- unmarked
+  end
+  s.dropping = true
+  while s.port:receive(0) do end
+  s.port:close()
+  s.exit_done = true
+end
+
+-- The first exit listener of every Worker (see on_exit). It allocates
+-- nothing. It stops an exit once at most: messages that a port started
+-- with no listener left (onmessage set to nil again) stay pending.
+local function exit_marker(s, ev)
+  if ev ~= s.exit_ev or s.exit_state ~= "queued" then return end
+  if s.started and s.port:pending() > 0 and not s.exit_deferred then
+    ev:stopImmediatePropagation()
+    s.exit_deferred = true
+    s.exit_state = "deferred"
+  else
+    s.dropping = true
+    s.exit_state = "done"
   end
 end
 
@@ -286,10 +301,12 @@ function M.Worker(path, options)
               wraps = { message = {}, messageerror = {} },
               thread_id = false, watch = false, exited = false,
               error_done = false, exit_done = false, started = false,
+              exit_state = false, exit_ev = false, exit_deferred = false,
+              dropping = false,
               unref = false, onmessage = false, onmessageerror = false,
               onerror = false, onexit = false }
   rawset(w, STATE, s)
-  PORT_OF[w] = s.port
+  ET.add(w, s.U, noop, 2, "exit", function(ev) return exit_marker(s, ev) end)
   local watch = scheduler.reserve_worker(function(code, err, tb, text)
     return on_exit(w, code, err, tb, text)
   end)

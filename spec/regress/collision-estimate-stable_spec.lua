@@ -4,8 +4,10 @@
 -- and looked at sizes up to what the state's memory held, which grows with
 -- garbage. The same unchanged table was cloned or refused with
 -- "too many colliding keys" at random (5.2, 5.4), or cloned once and then
--- refused (5.1). API.md 4.1: a clone depends on the value only. The
--- sample is now fixed by the keys' order, and the sizes by the table.
+-- refused (5.1). The sample now follows the keys' order (the same keys
+-- of the same table each time), and the sizes go up to 2^30 whatever the
+-- memory. (The same keys inserted in another order may still be judged
+-- otherwise: the walk meets them in another order.)
 
 local mc = require "messagechannel"
 

@@ -41,6 +41,25 @@ describe("regress: a worker's held messages wait for its exit event #threads", f
     assert.same({ 1, 2, 3, "exit" }, got)
   end)
 
+  -- However many turns pass before the listeners are set, they get either
+  -- the messages and then exit, or nothing at all (exit was dispatched,
+  -- with the messages dropped); never exit alone, which would mean the
+  -- messages were dropped while exit was still to come.
+  it("whatever turns pass first, never exit without the messages", function()
+    for turns = 0, 4 do
+      local w = ended_worker()
+      for _ = 1, turns do mc.step() end
+      local got = {}
+      w.onmessage = function(e) got[#got + 1] = e.data end
+      w.onexit = function(e) got[#got + 1] = "exit " .. e.code end
+      helper.run()
+      if #got > 0 then
+        assert.same({ 1, 2, 3, "exit 0" }, got, "after " .. turns .. " turns")
+      end
+    end
+    assert.same({}, errors)
+  end)
+
   it("with no message listener by then, they are dropped at exit", function()
     local w = ended_worker()
     local got = {}

@@ -48,4 +48,19 @@ describe("regress: worker:postMessage errors name the caller's line #threads", f
     helper.run()
     assert.same({ false, "closed" }, { w:postMessage(1) })
   end)
+
+  it("finds the port of a Worker a finalizer reaches", function()
+    local res
+    do
+      local w = start("")
+      helper.run()
+      local function fin() res = { pcall(w.postMessage, w, "bye") } end
+      local proxy = rawget(_G, "newproxy")
+      if proxy then getmetatable(proxy(true)).__gc = fin  -- 5.1, LuaJIT
+      else setmetatable({}, { __gc = fin }) end
+    end
+    collectgarbage()
+    collectgarbage()
+    assert.same({ true, false, "closed" }, res)
+  end)
 end)
