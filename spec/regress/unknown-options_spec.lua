@@ -6,13 +6,10 @@
 -- and the transfer list error names the key. (mc.install's options may be
 -- a whole Workers configuration, so it still takes any other key.)
 
+local helper = require "spec.helper"
 local mc = require "messagechannel"
 
-local function error_of(f)
-  local ok, err = pcall(f)
-  assert.is_false(ok)
-  return tostring(err)
-end
+local error_of = helper.error_of
 
 describe("regress: an unknown option raises, naming it", function()
   it("mc.MessageChannel", function()
