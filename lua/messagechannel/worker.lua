@@ -86,7 +86,6 @@ local function wrapper(s, w, typ, l, once)
   local f = by[l]
   if not f then
     f = function(ev)
-      if s.dropping then return end  -- exit was dispatched (on_exit)
       if once and by[l] == f then by[l] = nil end
       ev.target, ev.currentTarget = w, w
       return ET.call({ fn = l }, ev)
@@ -109,7 +108,7 @@ function methods.addEventListener(w, ...)
     s.port:addEventListener(typ, wrapper(s, w, typ, l, once), options)
     if typ == "message" then
       s.port:start()
-      s.started = true
+      s.started, s.listened = true, true
     end
   else
     local err = ET.add(w, s.U, noop, n, typ, l, options)
@@ -148,11 +147,12 @@ WORKER_MT.__newindex = function(w, k, v)
     local err = ET.check_handler(k, v)
     if err then error(err, 2) end
     s.port[k] = v ~= nil and function(ev)
-      if s.dropping then return end  -- exit was dispatched (on_exit)
       ev.target, ev.currentTarget = w, w
       return v(ev)
     end or v
-    if v ~= nil and typ == "message" then s.started = true end
+    if v ~= nil and typ == "message" then
+      s.started, s.listened = true, true
+    end
     s[k] = v or false  -- never nil, so that setting it allocates nothing
   elseif typ then
     local err = ET.set_handler(w, s.U, noop, k, typ, v)
@@ -242,24 +242,28 @@ local function on_exit(w, code, err_bytes, tb, text)
     scheduler.sleep(0)  -- exit is dispatched meanwhile
     if s.exit_state == "queued" then s.exit_state = "done" end  -- unmarked
   end
-  s.dropping = true
   while s.port:receive(0) do end
   s.port:close()
   s.exit_done = true
 end
 
--- The first exit listener of every Worker (see on_exit). It allocates
--- nothing. It stops an exit once at most: messages that a port started
--- with no listener left (onmessage set to nil again) stay pending.
+-- The first exit listener of every Worker (see on_exit). When a message
+-- listener came since the last exit was queued, and messages wait at the
+-- started port, it stops this exit; else the messages still held for want
+-- of a listener are dropped as exit is dispatched. (A port started with
+-- no listener left, onmessage set to nil again, keeps its messages
+-- pending: it does not stop exit for them.)
 local function exit_marker(s, ev)
   if ev ~= s.exit_ev or s.exit_state ~= "queued" then return end
-  if s.started and s.port:pending() > 0 and not s.exit_deferred then
+  if s.listened and s.started and s.port:pending() > 0 then
     ev:stopImmediatePropagation()
-    s.exit_deferred = true
+    s.listened = false
     s.exit_state = "deferred"
-  else
-    s.dropping = true
-    s.exit_state = "done"
+    return
+  end
+  s.exit_state = "done"
+  if not s.started then
+    while s.port:receive(0) do end
   end
 end
 
@@ -301,8 +305,7 @@ function M.Worker(path, options)
               wraps = { message = {}, messageerror = {} },
               thread_id = false, watch = false, exited = false,
               error_done = false, exit_done = false, started = false,
-              exit_state = false, exit_ev = false, exit_deferred = false,
-              dropping = false,
+              exit_state = false, exit_ev = false, listened = false,
               unref = false, onmessage = false, onmessageerror = false,
               onerror = false, onexit = false }
   rawset(w, STATE, s)

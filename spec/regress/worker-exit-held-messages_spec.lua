@@ -60,6 +60,68 @@ describe("regress: a worker's held messages wait for its exit event #threads", f
     assert.same({}, errors)
   end)
 
+  it("so does a port started with no listener left (onmessage set to nil again)", function()
+    for turns = 0, 4 do
+      local w = start([[
+        local mc = require "messagechannel"
+        for i = 1, 3 do mc.parentPort:postMessage(i) end
+      ]])
+      w.onmessage = function() end
+      w.onmessage = nil
+      while tostring(w) ~= "Worker (exited)" do mc.step() end
+      for _ = 1, turns do mc.step() end
+      local got = {}
+      w.onmessage = function(e) got[#got + 1] = e.data end
+      w.onexit = function(e) got[#got + 1] = "exit " .. e.code end
+      helper.run()
+      if #got > 0 then
+        assert.same({ 1, 2, 3, "exit 0" }, got, "after " .. turns .. " turns")
+      end
+    end
+    assert.same({}, errors)
+  end)
+
+  -- A listener waiting across exit does not hold it back (the README), and
+  -- the event it was called for still goes on to the listeners after it,
+  -- and to messageerror.
+  it("an event whose listener waits across exit still reaches the rest", function()
+    local gate = mc.MessageChannel()
+    local w = start([[ require("messagechannel").parentPort:postMessage(1) ]])
+    local log = {}
+    w:addEventListener("message", function(e)
+      log[#log + 1] = "A" .. e.data
+      gate.port2:receive()
+      log[#log + 1] = "A end"
+    end)
+    w:addEventListener("message", function(e) log[#log + 1] = "B" .. e.data end)
+    w.onexit = function()
+      log[#log + 1] = "exit"
+      gate.port1:postMessage("go")
+    end
+    helper.run()
+    assert.same({ "A1", "exit", "A end", "B1" }, log)
+    gate.port1:close()
+  end)
+
+  it("and an error after the wait is its messageerror, after exit", function()
+    local gate = mc.MessageChannel()
+    local w = start([[ require("messagechannel").parentPort:postMessage(1) ]])
+    local log = {}
+    w.onmessage = function()
+      gate.port2:receive()
+      error("after the wait", 0)
+    end
+    w.onmessageerror = function(e) log[#log + 1] = "messageerror " .. tostring(e.error) end
+    w.onexit = function()
+      log[#log + 1] = "exit"
+      gate.port1:postMessage("go")
+    end
+    helper.run()
+    assert.same({ "exit", "messageerror after the wait" }, log)
+    assert.same({}, errors)
+    gate.port1:close()
+  end)
+
   it("with no message listener by then, they are dropped at exit", function()
     local w = ended_worker()
     local got = {}
