@@ -132,15 +132,25 @@ build/test/resolve.so: spec/remote/resolve.c
 	@mkdir -p $(@D)
 	$(CC) $(BASEFLAGS) -O2 -shared -o $@ $< -ldl
 
-# One busted run per Lua version, then one closing line for all of them.
+# One busted run per Lua version, two at a time (the machines have two
+# cores), then each one's summary in order and one closing line for all.
 specs: all build/test/resolve.so
 	@test -n "$(LUAS)" || { echo "no Lua with headers found: run make deps"; exit 1; }
-	@pass=0; fail=0; bad=""; \
+	@rm -f build/specs-*.rc; set -- $(LUAS); \
+	while [ $$# -gt 0 ]; do \
+	  for v in $$1 $${2:-}; do \
+	    bin=$(SH_LUA); \
+	    echo "== specs on $$($$bin -v 2>&1 | head -1)"; \
+	    { $(call RUN_ENV,$$v) $$bin $(BUSTED) -o utfTerminal spec \
+	        > build/specs-$$v.log 2>&1; echo $$? > build/specs-$$v.rc; } & \
+	  done; \
+	  wait; shift; if [ $$# -gt 0 ]; then shift; fi; \
+	done; \
+	pass=0; fail=0; bad=""; \
 	for v in $(LUAS); do \
-	  bin=$(SH_LUA); \
-	  echo "== specs on $$($$bin -v 2>&1 | head -1)"; \
-	  $(call RUN_ENV,$$v) $$bin $(BUSTED) -o utfTerminal spec > build/specs-$$v.log 2>&1; \
-	  rc=$$?; tail -n 30 build/specs-$$v.log | grep -v '^$$' | tail -n 12; \
+	  echo "== specs on Lua $$v"; \
+	  rc=$$(cat build/specs-$$v.rc 2>/dev/null || echo 1); \
+	  tail -n 30 build/specs-$$v.log | grep -v '^$$' | tail -n 12; \
 	  line=$$(grep -E '[0-9]+ successes? / [0-9]+ failures? / [0-9]+ errors?' build/specs-$$v.log | tail -1); \
 	  s=$$(echo "$$line" | sed -E 's/^([0-9]+) success.*/\1/'); \
 	  f=$$(echo "$$line" | sed -E 's/.* ([0-9]+) failures? \/ ([0-9]+) errors?.*/\1 \2/' | awk '{print $$1+$$2}'); \
