@@ -162,6 +162,13 @@ specs: all build/test/resolve.so
 	echo "specs: $$pass passed, $$fail failed" | tee build/specs.total; \
 	test -z "$$bad" || { echo "specs failed on:$$bad (logs in build/specs-*.log)"; exit 1; }
 
+# Waits for the background runs of check and tsan, one per version in
+# $(SAN_LUAS) at the same time (the machines have two cores), then prints
+# each one's output in order and fails when any failed.
+PAR_WAIT = wait; bad=""; for v in $(SAN_LUAS); do cat build/$@-$$v.out; \
+  [ "$$(cat build/$@-$$v.rc 2>/dev/null)" = 0 ] || bad="$$bad $$v"; done; \
+  test -z "$$bad" || { echo "$@ failed on:$$bad"; exit 1; }
+
 # One part of make test, and the seconds it took (CI has a time budget).
 TEST_PART = t=$$(date +%s); $(MAKE) --no-print-directory $1 \
   && echo "make test: $1 took $$(( $$(date +%s) - t )) s"
@@ -181,14 +188,14 @@ test: deps
 	@echo "make test: layers, lint, meta, sanitizers and luarocks install all passed"
 	@sed 's/^specs:/total:/' build/specs.total
 
-# The specs under ASan+UBSan, LeakSanitizer at exit on Lua 5.4. Its scan
-# stops every thread with ptrace; when its own tracer fails there (it
-# crashed once, under this machine's sandboxed kernel) after every spec
-# passed, the run is made once more.
+# The specs under ASan+UBSan, both versions at once, with LeakSanitizer at
+# exit on Lua 5.4. Its scan stops every thread with ptrace; when its own
+# tracer fails there (it crashed once, under this machine's sandboxed
+# kernel) after every spec passed, the run is made once more.
 check: $(foreach v,$(SAN_LUAS),build/asan-$v/messagechannel/core.so) build/test/resolve.so
 	@test -n "$(SAN_LUAS)" || { echo "check needs lua5.4 or luajit: run make deps"; exit 1; }
-	@for v in $(SAN_LUAS); do \
-	  bin=$(SH_LUA); \
+	@rm -f build/check-*.rc; for v in $(SAN_LUAS); do \
+	  { ( bin=$(SH_LUA); \
 	  for try in 1 2; do \
 	    echo "== ASan+UBSan specs on $$bin"; \
 	    LD_PRELOAD="$(SAN_PRELOAD)" ASAN_OPTIONS=detect_leaks=$$( [ $$v = luajit ] && echo 0 || echo 1 ) \
@@ -200,17 +207,18 @@ check: $(foreach v,$(SAN_LUAS),build/asan-$v/messagechannel/core.so) build/test/
 	      echo "LeakSanitizer's own tracer failed at exit (every spec passed): once more"; continue; fi; \
 	    tail -n 40 build/check-$$v.log; echo "check failed on $$v"; exit 1; \
 	  done; \
-	  echo "ASan+UBSan on $$v: $$(grep -c '^ok' build/check-$$v.log) passed, $$(grep -c '^not ok' build/check-$$v.log) failed"; \
-	done
+	  echo "ASan+UBSan on $$v: $$(grep -c '^ok' build/check-$$v.log) passed, $$(grep -c '^not ok' build/check-$$v.log) failed" \
+	    ) > build/check-$$v.out 2>&1; echo $$? > build/check-$$v.rc; } & \
+	done; $(PAR_WAIT)
 
-# The thread specs under ThreadSanitizer; any report fails the run. When
-# the runtime cannot map its own shadow memory (it failed once, on this
-# machine under memory pressure) before any spec failed or any report,
-# the run is made once more.
+# The thread specs under ThreadSanitizer, both versions at once; any
+# report fails the run. When the runtime cannot map its own shadow memory
+# (it failed once, on this machine under memory pressure) before any spec
+# failed or any report, the run is made once more.
 tsan: $(foreach v,$(SAN_LUAS),build/tsan-$v/messagechannel/core.so)
 	@test -n "$(SAN_LUAS)" || { echo "tsan needs lua5.4 or luajit: run make deps"; exit 1; }
-	@for v in $(SAN_LUAS); do \
-	  bin=$(SH_LUA); \
+	@rm -f build/tsan-*.rc; for v in $(SAN_LUAS); do \
+	  { ( bin=$(SH_LUA); \
 	  for try in 1 2; do \
 	    echo "== ThreadSanitizer thread specs on $$bin"; \
 	    LD_PRELOAD="$(TSAN_PRELOAD)" TSAN_OPTIONS="halt_on_error=1 exitcode=66" \
@@ -223,8 +231,9 @@ tsan: $(foreach v,$(SAN_LUAS),build/tsan-$v/messagechannel/core.so)
 	  done; \
 	  if grep -q "WARNING: ThreadSanitizer" build/tsan-$$v.log; then \
 	    grep -A30 "WARNING: ThreadSanitizer" build/tsan-$$v.log | head -60; echo "tsan reports on $$v"; exit 1; fi; \
-	  echo "ThreadSanitizer on $$v: $$(grep -c '^ok' build/tsan-$$v.log) passed, $$(grep -c '^not ok' build/tsan-$$v.log) failed"; \
-	done
+	  echo "ThreadSanitizer on $$v: $$(grep -c '^ok' build/tsan-$$v.log) passed, $$(grep -c '^not ok' build/tsan-$$v.log) failed" \
+	    ) > build/tsan-$$v.out 2>&1; echo $$? > build/tsan-$$v.rc; } & \
+	done; $(PAR_WAIT)
 
 # spec/stress/stress.lua under ThreadSanitizer: 8 workers fanning in, a
 # ring of workers, and workers terminated while ports move into them. Its
