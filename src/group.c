@@ -258,7 +258,8 @@ int mc_group_peek (mc_Group *g, size_t e, mc_Msg **m, uint64_t *arrival) {
 void mc_group_drop (mc_Group *g, size_t e) {
   mc_Msg *freed = NULL;
   mc_Queue *q = &g->end[e];
-  size_t i = 0;
+  mc_Writer *w = NULL;
+  size_t i = 0, nw = 0;
   pthread_mutex_lock(&g->lock);
   while (i < q->n) {
     mc_Msg *m = mc_queue_at(q, i);
@@ -269,7 +270,10 @@ void mc_group_drop (mc_Group *g, size_t e) {
       mc_msg_push(&freed, m);
     }
   }
+  if (freed != NULL)
+    nw = mc_queue_take_writers(q, &w);  /* there is room now */
   pthread_mutex_unlock(&g->lock);
+  mc_tell_writers(w, nw);
   mc_msg_free(freed);
 }
 

@@ -386,8 +386,9 @@ int mc_group_take (mc_Group *g, size_t e, int what, mc_Msg **m);
 ** only the end's owner takes from it; its arrival (mc_Slot) in *arrival
 ** unless that is NULL. */
 int mc_group_peek (mc_Group *g, size_t e, mc_Msg **m, uint64_t *arrival);
-/* Frees the messages queued at end e but its notes (a BroadcastChannel's
-** that nothing listens to: its error events are still reported). */
+/* Frees the messages queued at end e, unread, but its notes (a
+** BroadcastChannel's error events are still reported); the writers
+** waiting for room are told. */
 void mc_group_drop (mc_Group *g, size_t e);
 /* The reason of the close to come (a static string), unless the group is
 ** closed already; and the reason it closed with, or NULL. */

@@ -423,6 +423,16 @@ static int port_pending (lua_State *L) {
   return 1;
 }
 
+/* discard(port): frees the messages queued at the port unread, so that
+** none is decoded or reported as a messageerror (a Worker's held messages
+** as its exit is dispatched). */
+static int port_discard (lua_State *L) {
+  mc_Recv *p = check_port(L, 1);
+  if (p->group != NULL && !p->lent)
+    mc_group_drop(p->group, p->end);
+  return 0;
+}
+
 
 mc_Recv *mc_port_new (lua_State *L) {
   return mc_recv_new(L, &port_type, sizeof(mc_Recv));
@@ -584,6 +594,7 @@ void mc_port_open (lua_State *L) {
     {"post_cancel", port_cancel},
     {"writing", port_writing},
     {"waitroom", port_waitroom},
+    {"discard", port_discard},
     {NULL, NULL}
   };
   static const luaL_Reg held_meta[] = {

@@ -242,7 +242,7 @@ local function on_exit(w, code, err_bytes, tb, text)
     scheduler.sleep(0)  -- exit is dispatched meanwhile
     if s.exit_state == "queued" then s.exit_state = "done" end  -- unmarked
   end
-  while s.port:receive(0) do end
+  core.discard(s.port)
   s.port:close()
   s.exit_done = true
 end
@@ -263,7 +263,7 @@ local function exit_marker(s, ev)
   end
   s.exit_state = "done"
   if not s.started then
-    while s.port:receive(0) do end
+    core.discard(s.port)
   end
 end
 
