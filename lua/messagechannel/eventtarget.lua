@@ -67,11 +67,12 @@ function M.new_event(typ, target, data, ports)
 end
 
 -- Gives a table passed to dispatchEvent the fields and methods of an
--- event being dispatched at target; returns an error instead when
--- dispatchEvent is dispatching it already (the DOM's dispatchEvent raises
--- InvalidStateError then).
-function M.prepare(ev, target)
-  if rawget(ev, DISPATCHING) then
+-- event being dispatched at target; returns an error instead when it is
+-- being dispatched already, by dispatchEvent or (`busy`, the caller
+-- knows) by the scheduler: the DOM's dispatchEvent raises
+-- InvalidStateError then.
+function M.prepare(ev, target, busy)
+  if busy or rawget(ev, DISPATCHING) then
     return "InvalidStateError: the event is already being dispatched"
   end
   rawset(ev, DISPATCHING, true)

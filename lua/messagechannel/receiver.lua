@@ -73,7 +73,7 @@ function M.dispatch(obj, U, ev)
     error("bad argument #1 to 'dispatchEvent' (table with a string "
           .. "'type' expected)", 3)
   end
-  local err = ET.prepare(ev, obj)
+  local err = ET.prepare(ev, obj, scheduler.dispatching(ev))
   if err then error(err, 3) end
   scheduler.dispatch_now(obj, U, ev, ET.finish)
   return not ev.defaultPrevented

@@ -1115,6 +1115,16 @@ local function call_reporting(task, rec, ev)
   if not r[1] then report(r[2], traceback(co)) end
 end
 
+-- Whether the scheduler is dispatching ev now: a job's event, from the
+-- first listener's call until the last one's (and its messageerrors)
+-- returned, also while a listener waits in receive or sleep.
+function M.dispatching(ev)
+  for _, job in pairs(job_of) do
+    if job.ev == ev then return true end
+  end
+  return false
+end
+
 -- dispatchEvent: ev's listeners at target, now; errors go to mc.onerror.
 -- done(ev), if given, runs after it, also when an error (one mc.onerror
 -- raises) comes out of it outside any task.
