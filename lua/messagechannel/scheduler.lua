@@ -68,8 +68,17 @@ M.facade = M
 -- Reporting errors nobody takes
 ---------------------------------------------------------------------------
 
+-- The text of an error value, as the standalone interpreter gives it;
+-- a __tostring that raises or returns no string is not the error's.
+local function text_of(err)
+  local ok, text = pcall(tostring, err)
+  if ok and type(text) == "string" then return text end
+  return format("(error object is a %s value)", type(err))
+end
+M.text_of = text_of
+
 local function default_onerror(err, tb)
-  io.stderr:write("messagechannel: uncaught error: ", tostring(err), "\n",
+  io.stderr:write("messagechannel: uncaught error: ", text_of(err), "\n",
                   tostring(tb), "\n")
 end
 M.default_onerror = default_onerror

@@ -168,12 +168,7 @@ WORKER_MT.__tostring = function(w)
   return format("Worker (%s)", s.exited and "exited" or "running")
 end
 
--- The text of an error value, as the standalone interpreter gives it.
-local function text_of(err)
-  local ok, text = pcall(tostring, err)
-  if ok and type(text) == "string" then return text end
-  return format("(error object is a %s value)", type(err))
-end
+local text_of = scheduler.text_of
 
 -- A worker's error that no listener takes: to mc.onerror when the program
 -- set one, else out of the scheduler loop (API.md 7).
