@@ -567,6 +567,45 @@ static void hand_many (lua_State *L) {
   lua_pop(L, 1);
 }
 
+/* The waiters first in U.waiters (U at idx) whose task is no longer
+** suspended in its wait (Lua 5.4: closed by coroutine.close) wait no
+** more: each is done, its timer dead, and it leaves the waiters of each
+** of its ports, so that no message is handed to it. The receiver is at
+** 1. Allocates nothing. */
+static void drop_gone (lua_State *L, mc_Recv *r, int idx) {
+  int dropped = 0;
+  idx = mc_absindex(L, idx);
+  for (;;) {
+    lua_State *co;
+    getk(L, idx, K_WAITERS);
+    if (!lua_istable(L, -1) || mc_rawlen(L, -1) == 0) {
+      lua_pop(L, 1);
+      break;
+    }
+    lua_rawgeti(L, -1, 1);  /* ws, w */
+    getk(L, -1, K_CO);
+    co = lua_tothread(L, -1);
+    lua_pop(L, 1);
+    if (co == NULL || lua_status(co) == LUA_YIELD) {
+      lua_pop(L, 2);
+      break;
+    }
+    shift_out(L, -2, 1, (int)mc_rawlen(L, -2));
+    hand_many(L);
+    lua_pushboolean(L, 1);
+    setk(L, -2, K_DONE);
+    getk(L, -1, K_TIMER);
+    if (lua_istable(L, -1)) {
+      lua_pushboolean(L, 1);
+      setk(L, -2, K_DEAD);
+    }
+    lua_pop(L, 3);
+    dropped = 1;
+  }
+  if (dropped)
+    reread(L, 1, r, 1);
+}
+
 /* deliver's hand of the message event ev to the first task waiting in
 ** receive, with [value, objs, ports,] ev, U at the top: the waiter (whose
 ** fields all exist) is done and leaves U.waiters, and the message is
@@ -667,6 +706,14 @@ static int sched_deliver (lua_State *L) {
   else
     lua_pushnil(L);
   lua_remove(L, -2);  /* ..., ev, U, list or nil */
+  if (typ == MESSAGE) {
+    drop_gone(L, r, -2);
+    if (!deliverable(r)) {  /* its token was for those: it stays queued */
+      if (r->tokens > 0)
+        r->tokens--;
+      return 0;
+    }
+  }
   if (typ == MESSAGE && waiting(L, -2)) {  /* ..., ev, U, list */
     lua_pop(L, 1);
     if (r->tokens > 0)

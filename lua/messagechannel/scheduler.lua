@@ -187,9 +187,15 @@ local function pop_timer()
   return top
 end
 
--- The time of the next timer that is not cancelled, or nil.
+-- Whether timer e is cancelled, or its task dead (Lua 5.4: closed by
+-- coroutine.close while it waited).
+local function void(e)
+  return e.dead or e.co and status(e.co) == "dead"
+end
+
+-- The time of the next timer that is not void, or nil.
 local function next_timer()
-  while ntimers > 0 and timers[1].dead do pop_timer() end
+  while ntimers > 0 and void(timers[1]) do pop_timer() end
   return ntimers > 0 and timers[1].t or nil
 end
 
@@ -271,6 +277,7 @@ local function finish_job(job)
       job.ev, job.list, job.i = ev, list, 1
       walk(job, call, relisten)
     else
+      job.list = false  -- walked: if report raises, nothing to walk again
       report(errs[k][1], errs[k][2])
     end
   end
@@ -424,7 +431,9 @@ local function runner_main()
         room()
         runq[-1] = head
         runq[head] = nil
-        resumed(co, resume(co, unpack(tok, 3, tok[2] + 2)))
+        if status(co) ~= "dead" then  -- see step_task
+          resumed(co, resume(co, unpack(tok, 3, tok[2] + 2)))
+        end
       elseif type(tok) ~= "userdata" then
         -- an event made in Lua: as a receiver's, below
         local fn, ev = event_job(job, tok)
@@ -507,6 +516,36 @@ local function unpend(p)
   npend = npend - 1
 end
 
+-- Lua 5.4: closes the to-be-closed variables still open in co, which
+-- died of err, as the error would have on its way out of a pcall (the
+-- scheduler's coroutines die of the errors nothing in them caught).
+-- Returns the error to report: one a __close raised replaces err, as it
+-- would in Lua.
+local coclose = rawget(coroutine, "close")
+local function unwind(co, err)
+  if not coclose then return err end
+  local ok, e = coclose(co)
+  if ok then return err end
+  return e
+end
+
+-- Runner co died of an error raised out of the scheduler (mc.onerror's,
+-- or Ctrl-C): the rest of its job (the listeners after the one running,
+-- the messageerrors still due, the end of a dispatch a listener waited
+-- in, which lets its port's close go) goes on in a new runner at the next
+-- turn.
+local function carry_on(co)
+  local job = job_of[co]
+  if not job or not (job.ev or job.at) then return end
+  if job.inside then  -- that listener's call is over
+    job.i, job.inside = job.i + 1, false
+  end
+  if job.ev and not job.list then job.U = uservalue(job.target) end
+  local co2 = new_runner(job)
+  job_of[co] = nil
+  wake(co2)
+end
+
 -- A task's coroutine died of err: report it, or keep it for a
 -- messageerror; a pool coroutine's job goes on in a new one. Each step
 -- that may allocate comes before the store that marks it done, so that
@@ -535,12 +574,16 @@ local function fail(co, err)
     end
   end
   if err == FATAL then
+    unwind(co, err)
+    pcall(carry_on, co)
     unpend(p)
     error(FATAL, 0)
   end
   if type(err) == "string" and err:find("interrupted!$") then
     -- Ctrl-C under the standalone interpreter (on LuaJIT its hook may
     -- fire in any task): out of the scheduler, as from mc.onerror
+    unwind(co, err)
+    pcall(carry_on, co)
     unpend(p)
     fatal_err = err
     error(FATAL, 0)
@@ -548,6 +591,7 @@ local function fail(co, err)
   local job = job_of[co]
   if not job or not job.ev then
     local tb = traceback(co)
+    err = unwind(co, err)
     unpend(p)  -- mc.onerror may raise
     return report(err, tb)
   end
@@ -555,7 +599,8 @@ local function fail(co, err)
     job.U = uservalue(job.target)
   end
   if err ~= DONE then
-    local rec = { err, traceback(co) }
+    local tb = traceback(co)
+    local rec = { unwind(co, err), tb }
     if job.inside and job.ev.type == "message" then
       local errs = job.errs
       if not errs then
@@ -649,8 +694,11 @@ function resumed(co, ok, ...)
   return foreign(co, ...)
 end
 
--- Resumes task co and deals with what it did.
+-- Resumes task co and deals with what it did. A task that is dead
+-- while it waits (Lua 5.4: closed by coroutine.close) is not: its wait
+-- ends with nothing to tell.
 function step_task(co, ...)
+  if status(co) == "dead" then return end
   return resumed(co, resume(co, ...))
 end
 
@@ -740,8 +788,13 @@ function retry_writers(port)
   local ws = uservalue(port).writers
   while ws and ws[1] do
     local w = ws[1]
-    local r, why = post_held(port, w.held)
-    if r == nil then return end
+    local r, why
+    if w.co and status(w.co) == "dead" then  -- closed while it waited:
+      r, why = false, "closed"                -- not sent (see step_task)
+    else
+      r, why = post_held(port, w.held)
+      if r == nil then return end
+    end
     w.r, w.why = r, why or false
     cancel_timer(w.timer)
     writer_done(w)
@@ -1121,7 +1174,10 @@ local function call_reporting(task, rec, ev)
     deepest[task] = nil
     r = pack(resume(co, unpack(back, 1, back.n)))
   end
-  if not r[1] then report(r[2], traceback(co)) end
+  if not r[1] then
+    local tb = traceback(co)
+    report(unwind(co, r[2]), tb)
+  end
 end
 
 -- Whether the scheduler is dispatching ev now: a job's event, from the

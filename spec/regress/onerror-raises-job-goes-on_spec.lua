@@ -1,0 +1,92 @@
+-- An error mc.onerror raises goes out of mc.run() (API.md 6.1), and the
+-- next mc.run() goes on. But when it was raised by the scheduler's own
+-- dispatch (the report of a listener's error), the rest of that dispatch
+-- was lost: the messageerrors still due, the listeners after the one
+-- running, and, after a listener that had waited in sleep or receive, the
+-- end of the dispatch that lets its port's close go: that close never
+-- came (API.md 3.4) and the port was never collected.
+
+local helper = require "spec.helper"
+local mc = require "messagechannel"
+
+describe("regress: a dispatch goes on after mc.onerror raised out of it", function()
+  local _, _, release = helper.error_hooks(5)
+  local reported
+
+  before_each(function()
+    reported = {}
+    mc.onerror = function(err)
+      reported[#reported + 1] = err
+      error("onerror raises", 0)
+    end
+  end)
+  after_each(release)
+
+  -- mc.run() until it returns without an error from mc.onerror, at most n
+  -- times; returns how many raised.
+  local function run_through(n)
+    for i = 1, n do
+      local ok, err = pcall(mc.run, 5)
+      if ok then
+        assert.is_true(err)
+        return i - 1
+      end
+      assert.equal("onerror raises", err)
+    end
+    error("mc.run() kept raising")
+  end
+
+  it("after a listener that slept and raised, the port's close comes", function()
+    local ch = mc.MessageChannel()
+    local log = {}
+    ch.port2.onmessage = function() mc.sleep(0) error("listener fails", 0) end
+    ch.port2.onclose = function() log[#log + 1] = "close" end
+    ch.port1:postMessage(1)
+    ch.port1:close()
+    assert.equal(1, run_through(3))
+    assert.same({ "listener fails" }, reported)
+    assert.same({ "close" }, log)
+  end)
+
+  it("so does it after one that waited in receive", function()
+    local ch, gate = mc.MessageChannel(), mc.MessageChannel()
+    local log = {}
+    ch.port2.onmessage = function() gate.port2:receive() error("listener fails", 0) end
+    ch.port2.onclose = function() log[#log + 1] = "close" end
+    ch.port1:postMessage(1)
+    ch.port1:close()
+    mc.spawn(function() gate.port1:postMessage("go") end)
+    assert.equal(1, run_through(3))
+    assert.same({ "close" }, log)
+    gate.port1:close()
+  end)
+
+  it("each listener that raised for one message is reported, once", function()
+    local ch = mc.MessageChannel()
+    ch.port2:addEventListener("message", function() error("first", 0) end)
+    ch.port2:addEventListener("message", function() error("second", 0) end)
+    ch.port2:start()
+    ch.port1:postMessage(1)
+    ch.port1:close()
+    assert.equal(2, run_through(4))
+    assert.same({ "first", "second" }, reported)
+  end)
+
+  it("the listeners after one that raised through dispatchEvent run, and it not again", function()
+    local ch = mc.MessageChannel()
+    local p, log = ch.port2, {}
+    p:addEventListener("inner", function() error("inner fails", 0) end)
+    p:addEventListener("message", function()
+      log[#log + 1] = "A"
+      p:dispatchEvent({ type = "inner" })
+      log[#log + 1] = "A after"
+    end)
+    p:addEventListener("message", function() log[#log + 1] = "B" end)
+    p:start()
+    ch.port1:postMessage(1)
+    ch.port1:close()
+    assert.equal(1, run_through(3))
+    assert.same({ "inner fails" }, reported)
+    assert.same({ "A", "B" }, log)
+  end)
+end)
