@@ -567,13 +567,14 @@ static void hand_many (lua_State *L) {
   lua_pop(L, 1);
 }
 
-/* The waiters first in U.waiters (U at idx) whose task is no longer
-** suspended in its wait (Lua 5.4: closed by coroutine.close) wait no
-** more: each is done, its timer dead, and it leaves the waiters of each
-** of its ports, so that no message is handed to it. The receiver is at
-** 1. Allocates nothing. */
-static void drop_gone (lua_State *L, mc_Recv *r, int idx) {
-  int dropped = 0;
+/* Whether the table at idx (a receiver's U) has tasks waiting in receive,
+** as waiting(); but first the waiters first in U.waiters whose task is no
+** longer suspended in its wait (Lua 5.4: closed by coroutine.close) wait
+** no more: each is done, its timer dead, and it leaves the waiters of
+** each of its ports, so that no message is handed to it. The receiver is
+** at 1. Allocates nothing. */
+static int waiting_live (lua_State *L, mc_Recv *r, int idx) {
+  int dropped = 0, yes = 0;
   idx = mc_absindex(L, idx);
   for (;;) {
     lua_State *co;
@@ -588,6 +589,7 @@ static void drop_gone (lua_State *L, mc_Recv *r, int idx) {
     lua_pop(L, 1);
     if (co == NULL || lua_status(co) == LUA_YIELD) {
       lua_pop(L, 2);
+      yes = 1;
       break;
     }
     shift_out(L, -2, 1, (int)mc_rawlen(L, -2));
@@ -604,6 +606,7 @@ static void drop_gone (lua_State *L, mc_Recv *r, int idx) {
   }
   if (dropped)
     reread(L, 1, r, 1);
+  return yes;
 }
 
 /* deliver's hand of the message event ev to the first task waiting in
@@ -706,19 +709,17 @@ static int sched_deliver (lua_State *L) {
   else
     lua_pushnil(L);
   lua_remove(L, -2);  /* ..., ev, U, list or nil */
-  if (typ == MESSAGE) {
-    drop_gone(L, r, -2);
-    if (!deliverable(r)) {  /* its token was for those: it stays queued */
-      if (r->tokens > 0)
-        r->tokens--;
-      return 0;
-    }
-  }
-  if (typ == MESSAGE && waiting(L, -2)) {  /* ..., ev, U, list */
+  if (typ == MESSAGE && waiting_live(L, r, -2)) {  /* ..., ev, U, list */
     lua_pop(L, 1);
     if (r->tokens > 0)
       r->tokens--;
     return hand(L, r, h, status);
+  }
+  if (typ == MESSAGE && !deliverable(r)) {  /* its token was for a waiter
+                                            ** gone since: it stays */
+    if (r->tokens > 0)
+      r->tokens--;
+    return 0;
   }
   if (lua_istable(L, -1) && mc_rawlen(L, -1) == 1) {
     getk(L, -2, K_WAITERS);

@@ -15,6 +15,7 @@ local error, getmetatable, select, setmetatable, type = error,
 local format = string.format
 
 local uservalue, changed = core.uservalue, core.changed
+local EVENT_MT = ET.EVENT_MT
 
 -- Fills in the methods and the __newindex of the receiver type whose
 -- metatable is mt, named typename in errors. handlers maps a handler
@@ -73,7 +74,9 @@ function M.dispatch(obj, U, ev)
     error("bad argument #1 to 'dispatchEvent' (table with a string "
           .. "'type' expected)", 3)
   end
-  local err = ET.prepare(ev, obj, scheduler.dispatching(ev))
+  -- (only the scheduler's own events can be under its dispatch)
+  local err = ET.prepare(ev, obj, getmetatable(ev) == EVENT_MT
+                                  and scheduler.dispatching(ev))
   if err then error(err, 3) end
   scheduler.dispatch_now(obj, U, ev, ET.finish)
   return not ev.defaultPrevented

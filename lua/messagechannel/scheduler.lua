@@ -1180,9 +1180,10 @@ local function call_reporting(task, rec, ev)
   end
 end
 
--- Whether the scheduler is dispatching ev now: a job's event, from the
--- first listener's call until the last one's (and its messageerrors)
--- returned, also while a listener waits in receive or sleep.
+-- Whether the scheduler is dispatching ev, an event it made, now: a
+-- job's event, from the first listener's call until the last one's (and
+-- its messageerrors) returned, also while a listener waits in receive or
+-- sleep.
 function M.dispatching(ev)
   for _, job in pairs(job_of) do
     if job.ev == ev then return true end
