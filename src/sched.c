@@ -45,11 +45,11 @@ static void push_event (lua_State *L, int i) {
 static const char *const keys[] = {
   "type", "data", "error", "target", "ports", "lists",
   "waiters", "removed", "once", "fn", "ev", "U", "list", "i", "done",
-  "timer", "dead", "co", "many", "from", "on", "inside", NULL
+  "timer", "dead", "co", "many", "from", "on", "inside", "runner", NULL
 };
 enum { K_TYPE, K_DATA, K_ERROR, K_TARGET, K_PORTS, K_LISTS,
        K_WAITERS, K_REMOVED, K_ONCE, K_FN, K_EV, K_U, K_LIST, K_I, K_DONE,
-       K_TIMER, K_DEAD, K_CO, K_MANY, K_FROM, K_ON, K_INSIDE };
+       K_TIMER, K_DEAD, K_CO, K_MANY, K_FROM, K_ON, K_INSIDE, K_RUNNER };
 
 /* Pushes t[k] of the table at idx, with no metamethod. */
 static void getk (lua_State *L, int idx, int k) {
@@ -571,8 +571,10 @@ static void hand_many (lua_State *L) {
 ** as waiting(); but first the waiters first in U.waiters whose task is no
 ** longer suspended in its wait (Lua 5.4: closed by coroutine.close) wait
 ** no more: each is done, its timer dead, and it leaves the waiters of
-** each of its ports, so that no message is handed to it. The receiver is
-** at 1. Allocates nothing. */
+** each of its ports, so that no message is handed to it. (A runner's,
+** w.runner, is handed it: its resume fails, which ends its listener, as
+** the scheduler's gone() says.) The receiver is at 1. Allocates
+** nothing. */
 static int waiting_live (lua_State *L, mc_Recv *r, int idx) {
   int dropped = 0, yes = 0;
   idx = mc_absindex(L, idx);
@@ -587,6 +589,12 @@ static int waiting_live (lua_State *L, mc_Recv *r, int idx) {
     getk(L, -1, K_CO);
     co = lua_tothread(L, -1);
     lua_pop(L, 1);
+    if (co != NULL && lua_status(co) != LUA_YIELD) {
+      getk(L, -1, K_RUNNER);
+      if (lua_toboolean(L, -1))
+        co = NULL;
+      lua_pop(L, 1);
+    }
     if (co == NULL || lua_status(co) == LUA_YIELD) {
       lua_pop(L, 2);
       yes = 1;

@@ -187,17 +187,6 @@ local function pop_timer()
   return top
 end
 
--- Whether timer e is cancelled, or its task dead (Lua 5.4: closed by
--- coroutine.close while it waited).
-local function void(e)
-  return e.dead or e.co and status(e.co) == "dead"
-end
-
--- The time of the next timer that is not void, or nil.
-local function next_timer()
-  while ntimers > 0 and void(timers[1]) do pop_timer() end
-  return ntimers > 0 and timers[1].t or nil
-end
 
 
 ---------------------------------------------------------------------------
@@ -232,6 +221,14 @@ local function current_task()
   return outer_of[co] or (tasks[co] and co) or nil
 end
 local job_of = setmetatable({}, { __mode = "k" })  -- pool coroutine -> job
+
+-- Whether task co was closed (Lua 5.4: coroutine.close) while it waited:
+-- its wait ends with nothing to tell. (A runner, the scheduler's own
+-- coroutine, closed by a listener's program, is resumed as before: its
+-- error, cannot resume dead coroutine, ends its listener.)
+local function gone(co)
+  return status(co) == "dead" and not job_of[co]
+end
 local pool, npool = {}, 0
 local runner = nil       -- the coroutine running the current turn's tokens
 local stop = 0  -- the last token of this turn; runq[-1] is the last taken
@@ -382,6 +379,8 @@ end
 -- suspended inside a dispatch at obj (job.at = obj), each counted when it
 -- first yields as the turn's runner, until its job ends.
 local held_closes, suspended_at = {}, {}
+-- The jobs of those runners, until their job ends (see M.dispatching).
+local held_jobs = setmetatable({}, { __mode = "k" })
 
 -- The close event ev of receiver obj, which deliver set job for (or left
 -- alone: one plain listener), while another runner dispatches at obj: the
@@ -399,6 +398,7 @@ end
 -- the close stays held and the count at 1, for the next try.
 local function job_ended(job)
   local obj = job.at
+  held_jobs[job] = nil
   local n = suspended_at[obj] - 1
   if n == 0 and held_closes[obj] then
     dispatch_later(obj, uservalue(obj), held_closes[obj])
@@ -431,7 +431,7 @@ local function runner_main()
         room()
         runq[-1] = head
         runq[head] = nil
-        if status(co) ~= "dead" then  -- see step_task
+        if not gone(co) then
           resumed(co, resume(co, unpack(tok, 3, tok[2] + 2)))
         end
       elseif type(tok) ~= "userdata" then
@@ -529,23 +529,6 @@ local function unwind(co, err)
   return e
 end
 
--- Runner co died of an error raised out of the scheduler (mc.onerror's,
--- or Ctrl-C): the rest of its job (the listeners after the one running,
--- the messageerrors still due, the end of a dispatch a listener waited
--- in, which lets its port's close go) goes on in a new runner at the next
--- turn.
-local function carry_on(co)
-  local job = job_of[co]
-  if not job or not (job.ev or job.at) then return end
-  if job.inside then  -- that listener's call is over
-    job.i, job.inside = job.i + 1, false
-  end
-  if job.ev and not job.list then job.U = uservalue(job.target) end
-  local co2 = new_runner(job)
-  job_of[co] = nil
-  wake(co2)
-end
-
 -- A task's coroutine died of err: report it, or keep it for a
 -- messageerror; a pool coroutine's job goes on in a new one. Each step
 -- that may allocate comes before the store that marks it done, so that
@@ -573,30 +556,39 @@ local function fail(co, err)
       watch.task = false
     end
   end
-  if err == FATAL then
+  local interrupted = type(err) == "string" and err:find("interrupted!$")
+  if err == FATAL or interrupted then
+    -- mc.onerror raised, or Ctrl-C under the standalone interpreter (on
+    -- LuaJIT its hook may fire in any task): out of the scheduler. The
+    -- rest of a runner's job (the listeners after the one running, the
+    -- messageerrors still due, the end of a dispatch a listener waited
+    -- in, which lets its port's close go) stays pending, DONE: the next
+    -- turn goes on with it first, as this turn's runner would have.
     unwind(co, err)
-    pcall(carry_on, co)
-    unpend(p)
-    error(FATAL, 0)
-  end
-  if type(err) == "string" and err:find("interrupted!$") then
-    -- Ctrl-C under the standalone interpreter (on LuaJIT its hook may
-    -- fire in any task): out of the scheduler, as from mc.onerror
-    unwind(co, err)
-    pcall(carry_on, co)
-    unpend(p)
-    fatal_err = err
+    if interrupted then fatal_err = err end
+    local job = job_of[co]
+    if job and (job.ev or job.at) then
+      if job.inside then job.i, job.inside = job.i + 1, false end
+      pend_err[p] = DONE
+    else
+      unpend(p)
+    end
     error(FATAL, 0)
   end
   local job = job_of[co]
-  if not job or not job.ev then
+  if err == DONE then  -- a runner's: its job goes on (job.ev may be false
+    if not job then    -- when only the end of its dispatch is left)
+      unpend(p)
+      return
+    end
+  elseif not job or not job.ev then
     local tb = traceback(co)
     err = unwind(co, err)
     unpend(p)  -- mc.onerror may raise
     return report(err, tb)
   end
-  if not job.list then  -- one plain listener (deliver): none after it
-    job.U = uservalue(job.target)
+  if job.ev and not job.list then  -- one plain listener (deliver): none
+    job.U = uservalue(job.target)   -- after it
   end
   if err ~= DONE then
     local tb = traceback(co)
@@ -629,7 +621,9 @@ local function fail(co, err)
   local co2 = new_runner(job)
   job_of[co] = nil
   unpend(p)
-  if runner == co then runner = co2 end
+  -- the turn's runner, also at the start of a turn (turn), so that it
+  -- goes on with the tokens its turn had left
+  if runner == co or runner == nil then runner = co2 end
   return step_task(co2)
 end
 
@@ -686,6 +680,7 @@ function resumed(co, ok, ...)
     if job and job.ev then  -- suspended inside a dispatch (see hold_close)
       local obj = job.target
       suspended_at[obj] = (suspended_at[obj] or 0) + 1
+      held_jobs[job] = true
       job.at = obj
     end
   end
@@ -698,7 +693,7 @@ end
 -- while it waits (Lua 5.4: closed by coroutine.close) is not: its wait
 -- ends with nothing to tell.
 function step_task(co, ...)
-  if status(co) == "dead" then return end
+  if gone(co) then return end
   return resumed(co, resume(co, ...))
 end
 
@@ -739,6 +734,22 @@ function abandon(w)
     cancel_timer(w.timer)
     remove_waiter(w.obj, w.U, w)
   end
+end
+
+-- Whether timer e is void: cancelled, or its task gone (see gone), whose
+-- wait, a receive's or a post's, ends with it.
+local function void(e)
+  if e.dead then return true end
+  local co = e.co
+  if not (co and gone(co)) then return false end
+  if e.w then abandon(e.w) end
+  return true
+end
+
+-- The time of the next timer that is not void, or nil.
+local function next_timer()
+  while ntimers > 0 and void(timers[1]) do pop_timer() end
+  return ntimers > 0 and timers[1].t or nil
 end
 
 -- Called in task co before a wait registers itself, marked w (a waiter,
@@ -789,8 +800,8 @@ function retry_writers(port)
   while ws and ws[1] do
     local w = ws[1]
     local r, why
-    if w.co and status(w.co) == "dead" then  -- closed while it waited:
-      r, why = false, "closed"                -- not sent (see step_task)
+    if w.co and gone(w.co) then  -- closed while it waited: not sent
+      r, why = false, "closed"
     else
       r, why = post_held(port, w.held)
       if r == nil then return end
@@ -969,6 +980,7 @@ end
 -- turn. `polled`: the caller has just taken the news (loop's wait).
 local function turn(polled)
   while npend > 0 do fail(pend_co[npend], pend_err[npend]) end
+  runner = nil
   if recheck then news_all() end
   if not polled then news(poll(0)) end
   if nidle > 0 then start_ends() end
@@ -1185,8 +1197,13 @@ end
 -- its messageerrors) returned, also while a listener waits in receive or
 -- sleep.
 function M.dispatching(ev)
-  for _, job in pairs(job_of) do
-    if job.ev == ev then return true end
+  local co = current_task()
+  local job = co and job_of[co]
+  if job and job.ev == ev then return true end
+  job = runner and job_of[runner]
+  if job and job.ev == ev then return true end
+  for held in pairs(held_jobs) do
+    if held.ev == ev then return true end
   end
   return false
 end
@@ -1274,7 +1291,7 @@ function M.receive(obj, U, timeout, name)
   -- timer its slot, before the waiter is queued: from then on nothing
   -- allocates.
   local w = { co = co, obj = obj, U = U, timer = false, done = false,
-              ev = false, why = false }
+              ev = false, why = false, runner = job_of[co] ~= nil }
   local ws = table_of(U, "waiters")
   local e = co and timeout and new_timer(now() + timeout, co, w)
   if co then will_wait(co, w) end
@@ -1365,7 +1382,8 @@ function M.receive_many(objs, Us, timeout)
   -- As receive's, one waiter at each port still open; the port that hands
   -- it a message takes it out of the others' waiters (core.deliver).
   local w = { co = co, obj = false, U = false, timer = false, done = false,
-              ev = false, why = false, many = objs, from = false, open = 0 }
+              ev = false, why = false, many = objs, from = false, open = 0,
+              runner = job_of[co] ~= nil }
   local e = co and timeout and new_timer(now() + timeout, co, w)
   if co then will_wait(co, w) end
   local how, r = wait("receive", w, timeout, function()

@@ -123,4 +123,45 @@ describe("regress: a task closed while it waits, and to-be-closed variables", fu
     assert.same({ "closed", "messageerror: fails" }, log)
     ch.port1:close()
   end)
+
+  it("a listener's own coroutine closed by the program ends that listener, not its port", function()
+    local ch, gate = mc.MessageChannel(), mc.MessageChannel()
+    local log, listener_co = {}, nil
+    ch.port2.onmessage = function()
+      listener_co = coroutine.running()
+      gate.port2:receive()
+      log[#log + 1] = "after receive"
+    end
+    ch.port2.onclose = function() log[#log + 1] = "close" end
+    ch.port1:postMessage(1)
+    mc.step()
+    mc.step()
+    assert.is_true(close(listener_co))
+    ch.port1:close()
+    gate.port1:postMessage("go")
+    helper.run()
+    assert.same({ "close" }, log)
+    assert.equal(1, #errors)  -- its end: cannot resume dead coroutine
+    gate.port1:close()
+  end)
+
+  it("a closed timed receive does not keep mc.run() going for a port abroad #threads", function()
+    local ch = mc.MessageChannel()
+    local w = mc.Worker([[
+      local mc = require "messagechannel"
+      local keep = mc.parentPort:receive().data
+      mc.parentPort:postMessage("holding")
+      mc.parentPort:receive()
+    ]], { eval = true })
+    w:postMessage(ch.port1, { ch.port1 })
+    local got
+    w.onmessage = function(e) got = e.data end
+    while not got do mc.sleep(0.01) end
+    assert.equal("holding", got)
+    w:unref()
+    closed_in_wait(function() ch.port2:receive(3600) end)
+    assert.is_true(mc.run(60))
+    w:terminate()
+    assert.same({}, errors)
+  end)
 end)

@@ -89,4 +89,63 @@ describe("regress: a dispatch goes on after mc.onerror raised out of it", functi
     assert.same({ "inner fails" }, reported)
     assert.same({ "A", "B" }, log)
   end)
+
+  -- The rest of the dispatch comes first at the next mc.run(), as the
+  -- turn's own runner would have gone on: before the port's next message,
+  -- its messageerror, and its close.
+  local function ordered(p, log)
+    p:addEventListener("inner", function() error("inner fails", 0) end)
+    p:addEventListener("message", function(e)
+      log[#log + 1] = "A" .. e.data
+      if e.data == 1 then p:dispatchEvent({ type = "inner" }) end
+    end)
+    p:addEventListener("close", function() log[#log + 1] = "close" end)
+  end
+
+  it("the listeners after it come before the next message and the close", function()
+    local ch, log = mc.MessageChannel(), {}
+    ordered(ch.port2, log)
+    ch.port2:addEventListener("message", function(e) log[#log + 1] = "B" .. e.data end)
+    ch.port2:start()
+    ch.port1:postMessage(1)
+    ch.port1:postMessage(2)
+    ch.port1:close()
+    assert.equal(1, run_through(3))
+    assert.same({ "A1", "B1", "A2", "B2", "close" }, log)
+  end)
+
+  it("a messageerror still due comes before the next message", function()
+    local ch, log = mc.MessageChannel(), {}
+    ch.port2:addEventListener("inner", function() error("inner fails", 0) end)
+    ch.port2:addEventListener("message", function(e)
+      log[#log + 1] = "A" .. e.data
+      if e.data == 1 then error("A fails", 0) end
+    end)
+    ch.port2:addEventListener("message", function(e)
+      log[#log + 1] = "B" .. e.data
+      if e.data == 1 then ch.port2:dispatchEvent({ type = "inner" }) end
+    end)
+    ch.port2.onmessageerror = function(e) log[#log + 1] = "messageerror " .. e.error end
+    ch.port2:start()
+    ch.port1:postMessage(1)
+    ch.port1:postMessage(2)
+    ch.port1:close()
+    assert.equal(1, run_through(3))
+    assert.same({ "A1", "B1", "messageerror A fails", "A2", "B2" }, log)
+  end)
+
+  it("a listener after it that waits still holds the close back", function()
+    local ch, log = mc.MessageChannel(), {}
+    ordered(ch.port2, log)
+    ch.port2:addEventListener("message", function()
+      log[#log + 1] = "B start"
+      mc.sleep(0)
+      log[#log + 1] = "B end"
+    end)
+    ch.port2:start()
+    ch.port1:postMessage(1)
+    ch.port1:close()
+    assert.equal(1, run_through(3))
+    assert.same({ "A1", "B start", "B end", "close" }, log)
+  end)
 end)
