@@ -934,7 +934,7 @@ static int start (void) {
   if (net.started)
     return 1;
   if ((net.hub = mc_hub_new()) == NULL)
-    return 0;
+    return 0;  /* errno says why */
   net.fd = mc_hub_expose(net.hub);
   mc_keep_loaded();
   sigfillset(&all);
@@ -1018,7 +1018,7 @@ static Conn *new_conn (int kind, int fd, mc_Group *g, size_t e,
 
 int mc_net_link (int fd, int connecting, mc_Group *g, size_t e,
                  mc_NetOptions *o) {
-  int one = 1;
+  int one = 1, err = ENOMEM;
   Conn *c = new_conn(LINK, fd, g, e, o);
   if (c == NULL)
     return 0;
@@ -1026,10 +1026,10 @@ int mc_net_link (int fd, int connecting, mc_Group *g, size_t e,
   c->state = connecting ? CONNECTING : HELLO;
   if (!mc_wire_put_hello(&c->out, c->o.token, c->o.toklen,
                          (uint32_t)(c->o.heartbeat * 1000 + 0.5))
-      || !hand_over(c)) {
+      || (!hand_over(c) && (err = errno) != 0)) {
     c->g = NULL;  /* the caller's still */
     free_conn(c);
-    errno = ENOMEM;
+    errno = err;  /* why the thread did not start, say */
     return 0;
   }
   return 1;
@@ -1037,16 +1037,18 @@ int mc_net_link (int fd, int connecting, mc_Group *g, size_t e,
 
 int mc_net_listen (int fd, const char *path, mc_Group *g, size_t e,
                    mc_NetOptions *o) {
+  int err = ENOMEM;
   Conn *c = new_conn(LISTENER, fd, g, e, o);
   if (c == NULL)
     return 0;
   c->state = OPEN;
-  if ((path != NULL && (c->path = strdup(path)) == NULL) || !hand_over(c)) {
+  if ((path != NULL && (c->path = strdup(path)) == NULL)
+      || (!hand_over(c) && (err = errno) != 0)) {
     free(c->path);
     c->path = NULL;  /* the caller's to remove */
     c->g = NULL;
     free_conn(c);
-    errno = ENOMEM;
+    errno = err;
     return 0;
   }
   return 1;

@@ -623,7 +623,8 @@ static void *worker_main (void *arg) {
   parent = t->parent;
   id = t->parent_id;
   pthread_mutex_unlock(&t->lock);
-  mc_hub_notify(parent, id);
+  if (id != 0)  /* else its handle is gone */
+    mc_hub_notify(parent, id);
   thread_decref(t);
   return NULL;
 }
@@ -815,10 +816,14 @@ static int handle__gc (lua_State *L) {
   mc_Thread *t = h != NULL ? h->t : NULL;
   if (t != NULL) {
     int done;
+    uint32_t id;
     stop_thread(t, 1);
     pthread_mutex_lock(&t->lock);
     done = t->done;
+    id = t->parent_id;
+    t->parent_id = 0;  /* its end tells nobody now: the id is free */
     pthread_mutex_unlock(&t->lock);
+    mc_ctx_unregister(L, id);
     if (done)
       join_thread(t);
     else if (t->started && !t->joined) {
@@ -928,7 +933,7 @@ static int start_thread (mc_Thread *t) {
 static int core_worker_start (lua_State *L) {
   size_t srclen;
   const char *src = luaL_checklstring(L, 1, &srclen);
-  int eval = lua_toboolean(L, 2), jit = lua_toboolean(L, 6);
+  int eval = lua_toboolean(L, 2), jit = lua_toboolean(L, 6), err;
   Handle *h;
   mc_Thread *t;
   lua_settop(L, 5);
@@ -980,7 +985,7 @@ static int core_worker_start (lua_State *L) {
   mc_message_commit(L, 9);
   t->lent = 0;
   t->refs++;  /* the thread's */
-  if (start_thread(t) != 0) {
+  if ((err = start_thread(t)) != 0) {
     mc_Msg *m[2];
     int i;
     t->refs--;
@@ -992,7 +997,7 @@ static int core_worker_start (lua_State *L) {
       mc_message_fill(L, m[i]);
       lua_pop(L, 1);
     }
-    return luaL_error(L, "cannot start a thread");
+    return luaL_error(L, "cannot start a worker: %s", strerror(err));
   }
   t->started = 1;
   mc_keep_loaded();
@@ -1066,6 +1071,7 @@ void mc_worker_open (lua_State *L) {
     {"thread_id", core_thread_id},
     {NULL, NULL}
   };
+  int ctx = lua_gettop(L);
   lua_getfield(L, LUA_REGISTRYINDEX, HOME_KEY);
   if (lua_isnil(L, -1)) {  /* not a worker: package finds the module now */
     lua_createtable(L, 2, 0);
@@ -1076,9 +1082,12 @@ void mc_worker_open (lua_State *L) {
     lua_setfield(L, LUA_REGISTRYINDEX, HOME_KEY);
   }
   lua_pop(L, 1);
-  if (luaL_newmetatable(L, WORKER_MT)) {
-    lua_pushcfunction(L, handle__gc);
-    lua_setfield(L, -2, "__gc");
+  if (luaL_newmetatable(L, WORKER_MT)) {  /* its __gc needs the context */
+    static const luaL_Reg meta[] = {
+      {"__gc", handle__gc},
+      {NULL, NULL}
+    };
+    mc_setfuncs(L, meta, mc_ctx_upvalues(L, ctx));
   }
   lua_pop(L, 1);
   mc_ctx_add_type(L, &handle_type);
