@@ -515,12 +515,15 @@ typedef struct mc_NetOptions {
 void mc_net_types (const mc_Type *port, const mc_Type *buffer);
 /* Hands a socket to the network thread (started the first time), which
 ** owns it from now on, with the options (their token and addresses
-** too; o is left without them). A link: fd connects (connecting: the connect is under way) and
-** end e of g is its partner's. A listener: fd listens, and each new link
+** too; o is left without them). A link: fd connects (connecting: 1, the
+** connect is under way; MC_NET_AGAIN, a Unix listener's backlog is full:
+** the thread connects it to o->alts[0] again) and end e of g is its
+** partner's. A listener: fd listens, and each new link
 ** that passes the token is posted to end e of g as a message that
 ** transfers a port; `path` is a Unix socket's, removed when it closes.
 ** Returns 0 (errno set) on failure, having closed fd and given up
 ** nothing else. */
+#define MC_NET_AGAIN 2
 int mc_net_link (int fd, int connecting, mc_Group *g, size_t e,
                  mc_NetOptions *o);
 int mc_net_listen (int fd, const char *path, mc_Group *g, size_t e,

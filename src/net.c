@@ -41,6 +41,7 @@
 #define FRAME_SLACK 4096       /* a MSG frame's head beyond maxsize */
 #define ACCEPTS 64             /* new links taken per turn and listener */
 #define ACCEPT_PAUSE 0.1       /* seconds a listener out of descriptors waits */
+#define CONNECT_PAUSE 0.01     /* and a Unix connect turned away for now */
 #define PRE_AUTH (8 + 4096)    /* the largest frame before HELLO passed */
 
 enum { LINK, LISTENER };
@@ -68,8 +69,9 @@ typedef struct Conn {
   int wbroken;            /* a write failed: output is dropped, input is
                           ** still delivered up to the end */
   double heard, said, since;  /* last read, last write, state entered */
-  double resume;          /* a listener out of descriptors is not polled
-                          ** until then (0: it is) */
+  double resume;          /* a listener out of descriptors, or a Unix
+                          ** connect the listener's full backlog turned
+                          ** away, is not polled until then (0: it is) */
   double every;           /* ping interval: the smaller heartbeat */
   int readable, eof, shut, retry;
   double watched;         /* a Lua state reads it while it waits, until
@@ -643,8 +645,37 @@ static int next_address (Conn *c) {
   return 0;
 }
 
+/* A Unix connect the listener's full backlog turned away (EAGAIN: a TCP
+** listener's kernel would retry the SYN itself) is made again at
+** c->resume, on the same socket, until it is taken or refused, or the
+** connect times out. Returns 1 while it still waits. */
+static int connect_again (Conn *c, double t) {
+  const mc_NetAddr *a = &c->o.alts[0];
+  int r;
+  if (t < c->resume)
+    return 1;
+  do
+    r = connect(c->fd, (const struct sockaddr *)&a->sa, a->len);
+  while (r != 0 && errno == EINTR);
+  if (r != 0 && errno == EAGAIN) {
+    c->resume = t + CONNECT_PAUSE;
+    return 1;
+  }
+  c->resume = 0;
+  if (r != 0 && errno != EINPROGRESS)
+    fail(c, MC_REASON_REFUSED, 0, t);
+  return 0;  /* else taken: polled for POLLOUT, which says so */
+}
+
 static void turn_link (Conn *c, double t) {
   double limit = 3 * c->o.heartbeat;
+  if (c->state == CONNECTING && c->resume != 0) {
+    if (t - c->since >= limit)
+      fail(c, MC_REASON_TIMEOUT, 0, t);
+    else
+      connect_again(c, t);
+    return;
+  }
   if (c->state == CONNECTING) {
     int err = 0;
     socklen_t len = sizeof err;
@@ -732,6 +763,8 @@ static double due (const Conn *c) {
     return c->resume != 0 ? c->resume : 1e300;
   if (c->retry)
     return 0;  /* memory ran out: try again soon */
+  if (c->resume != 0)  /* connect_again */
+    return c->resume < c->since + limit ? c->resume : c->since + limit;
   d = c->since + limit;
   if (c->state == LINGER)
     d = (pending_out(c) > 0 ? c->said : c->heard) + limit;
@@ -752,7 +785,7 @@ static short events_of (const Conn *c) {
   if (c->kind == LISTENER)
     return c->resume != 0 ? 0 : POLLIN;
   switch (c->state) {
-    case CONNECTING: return POLLOUT;
+    case CONNECTING: return c->resume != 0 ? 0 : POLLOUT;
     case LINGER: return pending_out(c) > 0 ? POLLOUT : POLLIN;
     default: return (short)((c->held == NULL && !watched(c) ? POLLIN : 0)
                             | (pending_out(c) > 0 ? POLLOUT : 0));
@@ -1024,6 +1057,10 @@ int mc_net_link (int fd, int connecting, mc_Group *g, size_t e,
     return 0;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   c->state = connecting ? CONNECTING : HELLO;
+  if (connecting == MC_NET_AGAIN) {  /* o->alts[0]: where, once more */
+    c->resume = c->since + CONNECT_PAUSE;
+    c->nextalt = c->o.nalts;
+  }
   if (!mc_wire_put_hello(&c->out, c->o.token, c->o.toklen,
                          (uint32_t)(c->o.heartbeat * 1000 + 0.5))
       || (!hand_over(c) && (err = errno) != 0)) {

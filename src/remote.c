@@ -303,6 +303,14 @@ static int remote_connect (lua_State *L) {
         r = connect(fd, sa, len);
       while (r != 0 && errno == EINTR);
       tried = 1;
+      if (r != 0 && errno == EAGAIN && ai == NULL
+          && (o.alts = (mc_NetAddr *)calloc(1, sizeof *o.alts)) != NULL) {
+        o.alts[0].len = len;  /* a Unix listener's full backlog: again */
+        memcpy(&o.alts[0].sa, sa, len);
+        o.nalts = 1;
+        err = mc_net_link(fd, MC_NET_AGAIN, g, 1, &o) ? 0 : errno;
+        break;
+      }
       if (r == 0 || errno == EINPROGRESS) {
         if (ai != NULL)
           alternates(ai, &o);
