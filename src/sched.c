@@ -568,13 +568,15 @@ static void hand_many (lua_State *L) {
 }
 
 /* Whether the table at idx (a receiver's U) has tasks waiting in receive,
-** as waiting(); but first the waiters first in U.waiters whose task is no
-** longer suspended in its wait (Lua 5.4: closed by coroutine.close) wait
-** no more: each is done, its timer dead, and it leaves the waiters of
-** each of its ports, so that no message is handed to it. (A runner's,
-** w.runner, is handed it: its resume fails, which ends its listener, as
-** the scheduler's gone() says.) The receiver is at 1. Allocates
-** nothing. */
+** as waiting(); but first the waiters first in U.waiters whose coroutine
+** is no longer suspended in its wait (Lua 5.4: closed by coroutine.close)
+** wait no more: each is done, its timer dead, and it leaves the waiters
+** of each of its ports, so that no message is handed to it. Returns
+** GONE_RUNNER, with its coroutine pushed, when such a one was a runner's
+** (w.runner: the scheduler's own coroutine, inside a listener): it is
+** to be resumed once, which fails and ends that listener. The receiver
+** is at 1. Allocates nothing. */
+#define GONE_RUNNER 2
 static int waiting_live (lua_State *L, mc_Recv *r, int idx) {
   int dropped = 0, yes = 0;
   idx = mc_absindex(L, idx);
@@ -589,12 +591,6 @@ static int waiting_live (lua_State *L, mc_Recv *r, int idx) {
     getk(L, -1, K_CO);
     co = lua_tothread(L, -1);
     lua_pop(L, 1);
-    if (co != NULL && lua_status(co) != LUA_YIELD) {
-      getk(L, -1, K_RUNNER);
-      if (lua_toboolean(L, -1))
-        co = NULL;
-      lua_pop(L, 1);
-    }
     if (co == NULL || lua_status(co) == LUA_YIELD) {
       lua_pop(L, 2);
       yes = 1;
@@ -609,8 +605,18 @@ static int waiting_live (lua_State *L, mc_Recv *r, int idx) {
       lua_pushboolean(L, 1);
       setk(L, -2, K_DEAD);
     }
-    lua_pop(L, 3);
+    lua_pop(L, 1);  /* ws, w */
     dropped = 1;
+    getk(L, -1, K_RUNNER);
+    if (lua_toboolean(L, -1)) {
+      lua_pop(L, 1);
+      getk(L, -1, K_CO);  /* ws, w, co */
+      lua_replace(L, -3);
+      lua_pop(L, 1);  /* co */
+      yes = GONE_RUNNER;
+      break;
+    }
+    lua_pop(L, 3);
   }
   if (dropped)
     reread(L, 1, r, 1);
@@ -683,7 +689,9 @@ static int close_for_waiters (lua_State *L, mc_Recv *r) {
 ** type, or false) and i = 1, and then takes the head. Returns
 **   fn, ev      the one listener, a plain function: set job.ev, call
 **               fn(ev) (the job's other fields are left as they were)
-**   true, ev, co  a message handed to a task waiting in receive (hand)
+**   true, ev, co  a message handed to a task waiting in receive (hand);
+**               ev false: none, co a runner closed while it waited, to
+**               resume once (see waiting_live)
 **   false, ev   anything else (several listeners or none, a close with
 **               tasks waiting): the Lua side runs it
 ** or nothing. In the first case nothing allocates between the take and
@@ -694,7 +702,7 @@ static int close_for_waiters (lua_State *L, mc_Recv *r) {
 */
 static int sched_deliver (lua_State *L) {
   mc_Recv *r = check_recv(L, 1);
-  int h, status, typ, fast = 0;
+  int h, status, typ, fast = 0, live = 0;
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_settop(L, 2);
   if ((h = head_event(L, r, 1, &status)) == MC_EMPTY) {
@@ -717,7 +725,15 @@ static int sched_deliver (lua_State *L) {
   else
     lua_pushnil(L);
   lua_remove(L, -2);  /* ..., ev, U, list or nil */
-  if (typ == MESSAGE && waiting_live(L, r, -2)) {  /* ..., ev, U, list */
+  if (typ == MESSAGE && (live = waiting_live(L, r, -2)) == GONE_RUNNER) {
+    if (r->tokens > 0)  /* ..., ev, U, list, co: the message stays */
+      r->tokens--;
+    lua_pushboolean(L, 1);
+    lua_pushboolean(L, 0);
+    lua_pushvalue(L, -3);
+    return 3;  /* true, false, co */
+  }
+  if (typ == MESSAGE && live) {  /* ..., ev, U, list */
     lua_pop(L, 1);
     if (r->tokens > 0)
       r->tokens--;

@@ -223,11 +223,17 @@ end
 local job_of = setmetatable({}, { __mode = "k" })  -- pool coroutine -> job
 
 -- Whether task co was closed (Lua 5.4: coroutine.close) while it waited:
--- its wait ends with nothing to tell. (A runner, the scheduler's own
--- coroutine, closed by a listener's program, is resumed as before: its
--- error, cannot resume dead coroutine, ends its listener.)
+-- its wait ends with nothing handed to it, and it is not resumed. A
+-- runner so closed (the scheduler's own coroutine, inside a listener) is
+-- not gone: its wait ends the same way, but it is resumed once, which
+-- fails (cannot resume dead coroutine) and ends that listener as an error
+-- does, so that its dispatch goes on.
+local function dead(co)
+  return status(co) == "dead"
+end
+
 local function gone(co)
-  return status(co) == "dead" and not job_of[co]
+  return dead(co) and not job_of[co]
 end
 local pool, npool = {}, 0
 local runner = nil       -- the coroutine running the current turn's tokens
@@ -677,8 +683,8 @@ function resumed(co, ok, ...)
   if runner == co then
     runner = nil
     local job = job_of[co]
-    if job and job.ev then  -- suspended inside a dispatch (see hold_close)
-      local obj = job.target
+    if job and job.ev and not job.at then  -- suspended inside a dispatch
+      local obj = job.target                -- (see hold_close), counted once
       suspended_at[obj] = (suspended_at[obj] or 0) + 1
       held_jobs[job] = true
       job.at = obj
@@ -736,13 +742,15 @@ function abandon(w)
   end
 end
 
--- Whether timer e is void: cancelled, or its task gone (see gone), whose
--- wait, a receive's or a post's, ends with it.
+-- Whether timer e is void: cancelled, or its coroutine dead (see gone),
+-- whose wait, a receive's or a post's, ends with it (a runner is resumed
+-- once).
 local function void(e)
   if e.dead then return true end
   local co = e.co
-  if not (co and gone(co)) then return false end
+  if not (co and dead(co)) then return false end
   if e.w then abandon(e.w) end
+  if job_of[co] then wake(co) end
   return true
 end
 
@@ -800,7 +808,7 @@ function retry_writers(port)
   while ws and ws[1] do
     local w = ws[1]
     local r, why
-    if w.co and gone(w.co) then  -- closed while it waited: not sent
+    if w.co and dead(w.co) then  -- closed while it waited: not sent
       r, why = false, "closed"
     else
       r, why = post_held(port, w.held)
@@ -972,7 +980,7 @@ local function waited_for()
 end
 
 local function ready()
-  return runq[-1] < runq[0] or nidle > 0
+  return runq[-1] < runq[0] or nidle > 0 or npend > 0
 end
 
 -- One turn: news from other threads and the due timers, then the tokens

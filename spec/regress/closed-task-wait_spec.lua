@@ -142,6 +142,7 @@ describe("regress: a task closed while it waits, and to-be-closed variables", fu
     helper.run()
     assert.same({ "close" }, log)
     assert.equal(1, #errors)  -- its end: cannot resume dead coroutine
+    assert.equal("go", gate.port2:receive(0).data)  -- not handed to it
     gate.port1:close()
   end)
 

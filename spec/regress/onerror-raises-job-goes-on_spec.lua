@@ -61,6 +61,19 @@ describe("regress: a dispatch goes on after mc.onerror raised out of it", functi
     gate.port1:close()
   end)
 
+  it("a host loop stepping is told the rest is due at once", function()
+    local ch, log = mc.MessageChannel(), {}
+    ch.port2:addEventListener("message", function() error("first", 0) end)
+    ch.port2:addEventListener("message", function(e) log[#log + 1] = e.data end)
+    ch.port2:start()
+    ch.port1:postMessage(1)
+    assert.is_false(pcall(mc.step))
+    assert.equal(0, mc.timeout())
+    mc.step()
+    assert.same({ 1 }, log)
+    ch.port1:close()
+  end)
+
   it("each listener that raised for one message is reported, once", function()
     local ch = mc.MessageChannel()
     ch.port2:addEventListener("message", function() error("first", 0) end)
