@@ -1061,15 +1061,17 @@ int mc_net_link (int fd, int connecting, mc_Group *g, size_t e,
     c->resume = c->since + CONNECT_PAUSE;
     c->nextalt = c->o.nalts;
   }
-  if (!mc_wire_put_hello(&c->out, c->o.token, c->o.toklen,
-                         (uint32_t)(c->o.heartbeat * 1000 + 0.5))
-      || (!hand_over(c) && (err = errno) != 0)) {
-    c->g = NULL;  /* the caller's still */
-    free_conn(c);
-    errno = err;  /* why the thread did not start, say */
-    return 0;
+  if (mc_wire_put_hello(&c->out, c->o.token, c->o.toklen,
+                        (uint32_t)(c->o.heartbeat * 1000 + 0.5))) {
+    if (hand_over(c))
+      return 1;
+    if (errno != 0)
+      err = errno;  /* why the thread did not start, say */
   }
-  return 1;
+  c->g = NULL;  /* the caller's still */
+  free_conn(c);
+  errno = err;
+  return 0;
 }
 
 int mc_net_listen (int fd, const char *path, mc_Group *g, size_t e,
@@ -1079,16 +1081,18 @@ int mc_net_listen (int fd, const char *path, mc_Group *g, size_t e,
   if (c == NULL)
     return 0;
   c->state = OPEN;
-  if ((path != NULL && (c->path = strdup(path)) == NULL)
-      || (!hand_over(c) && (err = errno) != 0)) {
-    free(c->path);
-    c->path = NULL;  /* the caller's to remove */
-    c->g = NULL;
-    free_conn(c);
-    errno = err;
-    return 0;
+  if (path == NULL || (c->path = strdup(path)) != NULL) {
+    if (hand_over(c))
+      return 1;
+    if (errno != 0)
+      err = errno;
   }
-  return 1;
+  free(c->path);
+  c->path = NULL;  /* the caller's to remove */
+  c->g = NULL;
+  free_conn(c);
+  errno = err;
+  return 0;
 }
 
 /* A post from a Lua state whose scheduler has not waited since its last
