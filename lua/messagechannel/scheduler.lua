@@ -222,19 +222,15 @@ local function current_task()
 end
 local job_of = setmetatable({}, { __mode = "k" })  -- pool coroutine -> job
 
--- Whether task co was closed (Lua 5.4: coroutine.close) while it waited:
--- its wait ends with nothing handed to it, and it is not resumed. A
--- runner so closed (the scheduler's own coroutine, inside a listener) is
--- not gone: its wait ends the same way, but it is resumed once, which
--- fails (cannot resume dead coroutine) and ends that listener as an error
--- does, so that its dispatch goes on.
-local function dead(co)
-  return status(co) == "dead"
-end
-
-local function gone(co)
-  return dead(co) and not job_of[co]
-end
+-- A task closed (Lua 5.4: coroutine.close) while it waited is gone: its
+-- dead coroutine (status) is no runner (job_of). Its wait ends with
+-- nothing handed to it, and it is not resumed. A runner so closed (the
+-- scheduler's own coroutine, inside a listener) has its wait ended the
+-- same way, but is resumed once, which fails (cannot resume dead
+-- coroutine) and ends that listener as an error does, so that its
+-- dispatch goes on. This is checked inline, with no Lua function called:
+-- where nothing may allocate, such a call could need a CallInfo that
+-- room() did not make.
 local pool, npool = {}, 0
 local runner = nil       -- the coroutine running the current turn's tokens
 local stop = 0  -- the last token of this turn; runq[-1] is the last taken
@@ -437,7 +433,7 @@ local function runner_main()
         room()
         runq[-1] = head
         runq[head] = nil
-        if not gone(co) then
+        if status(co) ~= "dead" or job_of[co] then  -- not gone
           resumed(co, resume(co, unpack(tok, 3, tok[2] + 2)))
         end
       elseif type(tok) ~= "userdata" then
@@ -699,7 +695,7 @@ end
 -- while it waits (Lua 5.4: closed by coroutine.close) is not: its wait
 -- ends with nothing to tell.
 function step_task(co, ...)
-  if gone(co) then return end
+  if status(co) == "dead" and not job_of[co] then return end  -- gone
   return resumed(co, resume(co, ...))
 end
 
@@ -742,13 +738,13 @@ function abandon(w)
   end
 end
 
--- Whether timer e is void: cancelled, or its coroutine dead (see gone),
+-- Whether timer e is void: cancelled, or its coroutine dead (see job_of),
 -- whose wait, a receive's or a post's, ends with it (a runner is resumed
 -- once).
 local function void(e)
   if e.dead then return true end
   local co = e.co
-  if not (co and dead(co)) then return false end
+  if not (co and status(co) == "dead") then return false end
   if e.w then abandon(e.w) end
   if job_of[co] then wake(co) end
   return true
@@ -808,7 +804,8 @@ function retry_writers(port)
   while ws and ws[1] do
     local w = ws[1]
     local r, why
-    if w.co and dead(w.co) then  -- closed while it waited: not sent
+    if w.co and status(w.co) == "dead" then  -- closed while it waited:
+                                             -- not sent
       r, why = false, "closed"
     else
       r, why = post_held(port, w.held)
@@ -1005,6 +1002,15 @@ local function turn(polled)
   end
 end
 
+-- Marks the loop running, then runs f(...): called inside exclusive's
+-- pcall, so that out of memory on the way into it (growing the stack for
+-- pcall itself) cannot leave the loop marked running.
+local function enter(f, ...)
+  active = true
+  looping(true)
+  return f(...)
+end
+
 -- Runs f(...) as the one scheduler loop of this state.
 local function exclusive(name, f, ...)
   if current_task() then
@@ -1014,9 +1020,7 @@ local function exclusive(name, f, ...)
   if active then
     error(name .. " cannot be called while the scheduler is running", 3)
   end
-  active = true
-  looping(true)
-  local ok, r = pcall(f, ...)
+  local ok, r = pcall(enter, f, ...)
   active = false
   looping(false)
   if runq[-1] == runq[0] and runq[0] > 0 then  -- an error left a drained
