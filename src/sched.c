@@ -45,11 +45,13 @@ static void push_event (lua_State *L, int i) {
 static const char *const keys[] = {
   "type", "data", "error", "target", "ports", "lists",
   "waiters", "removed", "once", "fn", "ev", "U", "list", "i", "done",
-  "timer", "dead", "co", "many", "from", "on", "inside", "runner", NULL
+  "timer", "dead", "co", "many", "from", "on", "inside", "runner", "h", "n",
+  NULL
 };
 enum { K_TYPE, K_DATA, K_ERROR, K_TARGET, K_PORTS, K_LISTS,
        K_WAITERS, K_REMOVED, K_ONCE, K_FN, K_EV, K_U, K_LIST, K_I, K_DONE,
-       K_TIMER, K_DEAD, K_CO, K_MANY, K_FROM, K_ON, K_INSIDE, K_RUNNER };
+       K_TIMER, K_DEAD, K_CO, K_MANY, K_FROM, K_ON, K_INSIDE, K_RUNNER,
+       K_H, K_N };
 
 /* Pushes t[k] of the table at idx, with no metamethod. */
 static void getk (lua_State *L, int idx, int k) {
@@ -496,43 +498,98 @@ static int sched_arrival (lua_State *L) {
 
 static void reread (lua_State *L, int idx, mc_Recv *r, int safe);
 
+/*
+** The tasks waiting in a receiver's receive, U.waiters, are a queue,
+** oldest first: q[q.h] .. q[q.h + q.n - 1], with h and n always set
+** (scheduler.lua makes and fills it). Taking from it allocates nothing.
+*/
+
+static lua_Integer queue_field (lua_State *L, int idx, int k) {
+  lua_Integer v;
+  getk(L, idx, k);
+  v = lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+/* How many wait in the queue at idx (0 when there is no table). */
+static lua_Integer queue_len (lua_State *L, int idx) {
+  return lua_istable(L, idx) ? queue_field(L, idx, K_N) : 0;
+}
+
+/* Pushes q[i] of the queue at idx. (No lua_rawgeti: i may pass an int.) */
+static void queue_get (lua_State *L, int idx, lua_Integer i) {
+  idx = mc_absindex(L, idx);
+  lua_pushinteger(L, i);
+  lua_rawget(L, idx);
+}
+
+/* q[i] = the value at the top (popped); key i exists, or the value is
+** nil: allocates nothing. */
+static void queue_set (lua_State *L, int idx, lua_Integer i) {
+  idx = mc_absindex(L, idx);
+  lua_pushinteger(L, i);
+  lua_insert(L, -2);
+  lua_rawset(L, idx);
+}
+
+/* Takes entry `at` out of the queue at idx, moving the entries on its
+** shorter side by one: the oldest leaves in O(1). */
+static void queue_take (lua_State *L, int idx, lua_Integer at) {
+  lua_Integer h, n, last, i;
+  idx = mc_absindex(L, idx);
+  h = queue_field(L, idx, K_H);
+  n = queue_field(L, idx, K_N);
+  last = h + n - 1;
+  if (at - h < last - at) {  /* the ones before it move up */
+    for (i = at; i > h; i--) {
+      queue_get(L, idx, i - 1);
+      queue_set(L, idx, i);
+    }
+    lua_pushnil(L);
+    queue_set(L, idx, h);
+    lua_pushinteger(L, h + 1);
+  }
+  else {  /* the ones after it move down */
+    for (i = at; i < last; i++) {
+      queue_get(L, idx, i + 1);
+      queue_set(L, idx, i);
+    }
+    lua_pushnil(L);
+    queue_set(L, idx, last);
+    lua_pushinteger(L, n == 1 ? 1 : h);  /* empty: from 1 again */
+  }
+  setk(L, idx, K_H);
+  lua_pushinteger(L, n - 1);
+  setk(L, idx, K_N);
+}
+
 /* Whether the table at idx (a receiver's U) has tasks waiting in
 ** receive. */
 static int waiting (lua_State *L, int idx) {
   int yes;
   getk(L, idx, K_WAITERS);
-  yes = lua_istable(L, -1) && mc_rawlen(L, -1) > 0;
+  yes = queue_len(L, -1) > 0;
   lua_pop(L, 1);
   return yes;
 }
 
-/* Takes entry `at` out of the array at idx (n entries), the ones after
-** it moving down: allocates nothing. */
-static void shift_out (lua_State *L, int idx, int at, int n) {
-  int i;
+/* Takes the value at the top (popped) out of the queue at idx, if it is
+** there: allocates nothing. */
+static void remove_from (lua_State *L, int idx) {
+  lua_Integer h, n, i, at = 0;
   idx = mc_absindex(L, idx);
-  for (i = at; i < n; i++) {
-    lua_rawgeti(L, idx, i + 1);
-    lua_rawseti(L, idx, i);
-  }
-  lua_pushnil(L);
-  lua_rawseti(L, idx, n);
-}
-
-/* Takes the value at the top (popped) out of the array at idx (n
-** entries), if it is there: allocates nothing. */
-static void remove_from (lua_State *L, int idx, int n) {
-  int i, at = 0;
-  idx = mc_absindex(L, idx);
-  for (i = 1; i <= n && at == 0; i++) {
-    lua_rawgeti(L, idx, i);
+  h = queue_field(L, idx, K_H);
+  n = queue_field(L, idx, K_N);
+  for (i = h; i < h + n && at == 0; i++) {
+    queue_get(L, idx, i);
     if (lua_rawequal(L, -1, -2))
       at = i;
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
   if (at != 0)
-    shift_out(L, idx, at, n);
+    queue_take(L, idx, at);
 }
 
 /* The waiter at the top, of mc.receive (w.many: its ports), was handed
@@ -557,7 +614,7 @@ static void hand_many (lua_State *L) {
       getk(L, -1, K_WAITERS);  /* w, many, port, U, ws */
       if (lua_istable(L, -1)) {
         lua_pushvalue(L, w);
-        remove_from(L, -2, (int)mc_rawlen(L, -2));
+        remove_from(L, -2);
       }
       lua_pop(L, 2);
       reread(L, -1, p, 1);
@@ -582,12 +639,14 @@ static int waiting_live (lua_State *L, mc_Recv *r, int idx) {
   idx = mc_absindex(L, idx);
   for (;;) {
     lua_State *co;
+    lua_Integer h;
     getk(L, idx, K_WAITERS);
-    if (!lua_istable(L, -1) || mc_rawlen(L, -1) == 0) {
+    if (queue_len(L, -1) == 0) {
       lua_pop(L, 1);
       break;
     }
-    lua_rawgeti(L, -1, 1);  /* ws, w */
+    h = queue_field(L, -1, K_H);
+    queue_get(L, -1, h);  /* ws, w */
     getk(L, -1, K_CO);
     co = lua_tothread(L, -1);
     lua_pop(L, 1);
@@ -596,7 +655,7 @@ static int waiting_live (lua_State *L, mc_Recv *r, int idx) {
       yes = 1;
       break;
     }
-    shift_out(L, -2, 1, (int)mc_rawlen(L, -2));
+    queue_take(L, -2, h);
     hand_many(L);
     lua_pushboolean(L, 1);
     setk(L, -2, K_DONE);
@@ -630,9 +689,11 @@ static int waiting_live (lua_State *L, mc_Recv *r, int idx) {
 ** task's coroutine to resume with ev (false for a receive outside a task,
 ** whose loop sees the waiter done). */
 static int hand (lua_State *L, mc_Recv *r, int h, int status) {
+  lua_Integer first;
   getk(L, -1, K_WAITERS);  /* ..., ev, U, ws */
-  lua_rawgeti(L, -1, 1);  /* ..., ev, U, ws, w */
-  shift_out(L, -2, 1, (int)mc_rawlen(L, -2));
+  first = queue_field(L, -1, K_H);
+  queue_get(L, -1, first);  /* ..., ev, U, ws, w */
+  queue_take(L, -2, first);
   hand_many(L);
   lua_pushboolean(L, 1);
   setk(L, -2, K_DONE);
@@ -747,7 +808,7 @@ static int sched_deliver (lua_State *L) {
   }
   if (lua_istable(L, -1) && mc_rawlen(L, -1) == 1) {
     getk(L, -2, K_WAITERS);
-    fast = !lua_istable(L, -1) || mc_rawlen(L, -1) == 0;
+    fast = queue_len(L, -1) == 0;
     lua_rawgeti(L, -2, 1);  /* ..., ev, U, list, waiters, rec */
     getk(L, -1, K_REMOVED);
     getk(L, -2, K_ONCE);

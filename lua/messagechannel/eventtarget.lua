@@ -127,8 +127,7 @@ M.listeners = listeners
 -- which only assigns keys that exist (or nil) and so allocates nothing;
 -- then changed(target), the target type's hook.
 
--- U.lists or U.on (or the scheduler's U.waiters, U.writers), made
--- (empty) when U has none yet.
+-- U.lists or U.on, made (empty) when U has none yet.
 local function table_of(U, name)
   local t = U[name]
   if not t then
@@ -137,7 +136,6 @@ local function table_of(U, name)
   end
   return t
 end
-M.table_of = table_of
 
 -- The table to commit as U.lists (ls) for typ's listeners to be list: ls
 -- itself when typ has a list in it or list is empty, else a copy of ls

@@ -45,8 +45,8 @@ local dispatch_on = core.dispatch_on
 local arrival = core.arrival
 local raise_at, raise_undo, pending_news, wake_host, hosted =
   core.raise_at, core.raise_undo, core.news, core.wake, core.hosted
-local new_event, listeners, call, walk, table_of =
-  ET.new_event, ET.listeners, ET.call, ET.walk, ET.table_of
+local new_event, listeners, call, walk =
+  ET.new_event, ET.listeners, ET.call, ET.walk
 local uservalue = core.uservalue
 local runq = core.runq_reset(true)
 
@@ -304,14 +304,43 @@ local isyieldable = rawget(coroutine, "isyieldable")
 local unconfirmed_co, unconfirmed = nil, nil
 local abandon
 
+-- The tasks waiting at a receiver (U.waiters) and the posts waiting for
+-- room at a port (U.writers) are queues, oldest first: q[q.h] ..
+-- q[q.h + q.n - 1]. The oldest leaves in O(1), in C too (src/sched.c
+-- takes waiters without allocating: h and n always exist).
+local function queue_of(U, name)
+  local q = U[name]
+  if not q then
+    q = { h = 1, n = 0 }
+    U[name] = q
+  end
+  return q
+end
+
+-- Adds v as the newest of queue q. Raises (out of memory) with q as it
+-- was.
+local function push(q, v)
+  q[q.h + q.n] = v
+  q.n = q.n + 1
+end
+
+-- Takes the oldest out of queue q (not empty) and returns it. An empty
+-- queue starts again at 1.
+local function shift(q)
+  local h, n = q.h, q.n - 1
+  local v = q[h]
+  q[h], q.n, q.h = nil, n, n == 0 and 1 or h + 1
+  return v
+end
+
 -- Hands the close to each task waiting in receive, first come first:
 -- nil, "closed". (deliver hands messages.) Each waiter is done before
 -- anything may fail. A waiter of mc.receive (w.many) only leaves this
 -- port, until the last of its ports that were open closes.
 local function hand_close(obj, U)
   local ws = U.waiters
-  while ws and ws[1] do
-    local w = table.remove(ws, 1)
+  while ws and ws.n > 0 do
+    local w = shift(ws)
     if w.many and w.open > 1 then
       w.open = w.open - 1
     else
@@ -699,11 +728,20 @@ function step_task(co, ...)
   return resumed(co, resume(co, ...))
 end
 
--- Takes v out of the array t (t may be nil); returns whether it was there.
-local function take_out(t, v)
-  for i = 1, t and #t or 0 do
-    if t[i] == v then
-      table.remove(t, i)
+-- Takes v out of the queue q (may be nil), moving the entries on its
+-- shorter side by one; returns whether it was there.
+local function take_out(q, v)
+  local h, last = q and q.h, q and q.h + q.n - 1
+  for i = h or 1, last or 0 do
+    if q[i] == v then
+      if i - h < last - i then
+        for j = i, h + 1, -1 do q[j] = q[j - 1] end
+        shift(q)
+      else
+        for j = i, last - 1 do q[j] = q[j + 1] end
+        q[last], q.n = nil, q.n - 1
+        if q.n == 0 then q.h = 1 end
+      end
       return true
     end
   end
@@ -793,7 +831,7 @@ function writer_done(w)
   local port = w.port
   local ws = uservalue(port).writers
   take_out(ws, w)
-  writing(port, #ws)
+  writing(port, ws.n)
 end
 
 -- Tries the port's waiting posts again, oldest first, until one finds
@@ -801,8 +839,8 @@ end
 -- room). A done post wakes its task with postMessage's results.
 function retry_writers(port)
   local ws = uservalue(port).writers
-  while ws and ws[1] do
-    local w = ws[1]
+  while ws and ws.n > 0 do
+    local w = ws[ws.h]
     local r, why
     if w.co and status(w.co) == "dead" then  -- closed while it waited:
                                              -- not sent
@@ -1304,11 +1342,11 @@ function M.receive(obj, U, timeout, name)
   -- allocates.
   local w = { co = co, obj = obj, U = U, timer = false, done = false,
               ev = false, why = false, runner = job_of[co] ~= nil }
-  local ws = table_of(U, "waiters")
+  local ws = queue_of(U, "waiters")
   local e = co and timeout and new_timer(now() + timeout, co, w)
   if co then will_wait(co, w) end
   local how, r = wait(name, w, timeout, function()
-    ws[#ws + 1] = w
+    push(ws, w)
     changed(obj)
   end, function() remove_waiter(obj, U, w) end, e)
   if how == "yield" then return yield(WAIT) end
@@ -1330,12 +1368,12 @@ local function waitroom(port, held, timeout, yieldable)
   local co = current_task()
   local w = { co = co or false, port = port, held = held, timer = false,
               done = false, r = false, why = false }
-  local ws = table_of(uservalue(port), "writers")
+  local ws = queue_of(uservalue(port), "writers")
   local e = co and timeout and new_timer(now() + timeout, co, w)
   if co then will_wait(co, w, yieldable) end
   local how, r = wait("postMessage", w, timeout, function()
-    ws[#ws + 1] = w
-    writing(port, #ws)
+    push(ws, w)
+    writing(port, ws.n)
   end, writer_done, e)
   if how == "yield" then return true, WAIT end
   if w.r then return false, true end
@@ -1353,8 +1391,8 @@ core.waitroom(waitroom)
 local function add_waiter(objs, Us, w)
   for i = 1, #objs do
     if arrival(objs[i]) ~= "closed" then
-      local ws = table_of(Us[i], "waiters")
-      ws[#ws + 1] = w
+      local ws = queue_of(Us[i], "waiters")
+      push(ws, w)
       w.open = w.open + 1
     end
   end
