@@ -268,7 +268,10 @@ static int port_postMessage (lua_State *L) {
   /* port, message, transfer, held or nil, list */
   if (p->group != NULL && p->group->maxsize > 0)
     check_size(L, p->group, m);
-  r = post(L, p, m, 5, h != NULL && timeout != 0);
+  if (h != NULL && p->writing > 0 && mc_group_entangled(p->group))
+    r = MC_FULL;  /* posts wait for room here: this one goes after them */
+  else
+    r = post(L, p, m, 5, h != NULL && timeout != 0);
   if (r != MC_FULL)
     return push_result(L, r, "closed");
   if (timeout == 0) {
