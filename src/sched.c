@@ -1262,20 +1262,26 @@ static int sched_poll (lua_State *L) {
   return lua_gettop(L) - 1;
 }
 
-/* Whether a receiver waits for another thread (and is not unref'd):
-** 0 no, 1 yes, 2 if its partner is in transit (then it depends on where
-** that is). */
-static int waits_abroad (lua_State *L, mc_Recv *r) {
+/* Where the partner of a receiver lives: 1 on another thread (for a
+** BroadcastChannel, any thread may post), 2 in transit (then it depends
+** on where that is), 0 here or nowhere. */
+static int partner_abroad (lua_State *L, mc_Recv *r) {
   int owner;
-  if (r->group == NULL || r->unref
-      || !(r->listening || r->waiting || r->writing)
-      || !mc_group_entangled(r->group))
+  if (r->group == NULL || !mc_group_entangled(r->group))
     return 0;
-  if (r->group->nends == 1)  /* a BroadcastChannel: any thread may post */
+  if (r->group->nends == 1)
     return 1;
   owner = mc_group_owner(r->group, mc_group_partner(r->group, r->end),
                          mc_ctx_hub(L));
   return owner == MC_OWNER_OTHER ? 1 : owner == MC_OWNER_NONE ? 2 : 0;
+}
+
+/* Whether a receiver waits for another thread (and is not unref'd), as
+** partner_abroad. */
+static int waits_abroad (lua_State *L, mc_Recv *r) {
+  if (r->unref || !(r->listening || r->waiting || r->writing))
+    return 0;
+  return partner_abroad(L, r);
 }
 
 /* Whether the partner of every receiver pinned here that waits for one in
@@ -1358,6 +1364,14 @@ static int sched_busy (lua_State *L) {
   }
   lua_pop(L, 1);
   lua_pushboolean(L, busy || (transit && !held_here(L)));
+  return 1;
+}
+
+/* abroad(obj): whether another thread could still post to receiver obj
+** (or take from its partner): what a blocking call outside any task waits
+** for there, whether obj is unref'd or not. A partner in transit counts. */
+static int sched_abroad (lua_State *L) {
+  lua_pushboolean(L, partner_abroad(L, check_recv(L, 1)) != 0);
   return 1;
 }
 
@@ -1615,6 +1629,7 @@ void mc_sched_open (lua_State *L) {
     {"uservalue", sched_uservalue},
     {"poll", sched_poll},
     {"busy", sched_busy},
+    {"abroad", sched_abroad},
     {"runq_reset", sched_runq_reset},
     {"enqueue", sched_enqueue},
     {"now", sched_now},

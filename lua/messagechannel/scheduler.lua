@@ -34,6 +34,7 @@ local function pack(...)
   return { n = select("#", ...), ... }
 end
 
+local abroad = core.abroad
 local take, deliver, room, changed, now, poll, busy, enqueue, looping =
   core.take, core.deliver, core.room, core.changed, core.now, core.poll,
   core.busy, core.enqueue, core.looping
@@ -1084,9 +1085,11 @@ end
 -- Runs turns until done() is true (true), the deadline passes (false), or
 -- nothing is left that could make progress (nil). With `full`, an idle
 -- scheduler still waits for the deadline (sleep, receive with a timeout).
+-- keep(), if given, tells whether another thread may still end the wait
+-- (a blocking call's own port, ref'd or not).
 -- Between turns it sleeps in core.poll until the next timer, or until
 -- another thread has news.
-local function loop(done, deadline, full)
+local function loop(done, deadline, full, keep)
   local polled = false
   while true do
     if done and done() then return true end
@@ -1095,7 +1098,8 @@ local function loop(done, deadline, full)
     if done and done() then return true end
     -- waited_for() also queues what reached ports before its news did;
     -- news already told (room at a partner this state read from) is work
-    local waiting = not ready() and (waited_for() or pending_news())
+    local waiting = not ready()
+                    and (waited_for() or pending_news() or keep and keep())
     if not ready() then
       local t = next_timer()
       if deadline and (t == nil or t > deadline) then
@@ -1290,27 +1294,29 @@ local function add_and_arm(add, w, e)
   return true
 end
 
-local function add_and_loop(name, add, w, timeout)
+local function add_and_loop(name, add, w, timeout, keep)
   if add(w) == false then return false end
   return true, exclusive(name, loop, function() return w.done end,
-                         timeout and now() + timeout, true)
+                         timeout and now() + timeout, true, keep)
 end
 
 -- The wait of receive, mc.receive and postMessage: add(w) queues the
 -- waiter w (false: there is nothing to wait for). Then, in a task, its
 -- timer e is armed and wait returns "yield" (the caller yields); outside
 -- any task the loop runs as `name` until w is done or `timeout` seconds
--- pass, and wait returns "ran" and the loop's result. All of it runs in
+-- pass, and wait returns "ran" and the loop's result; the loop waits, not
+-- ending idle, while keep() says another thread may still end the wait
+-- (an unref'd port is waited for when a call blocks on it). All of it runs in
 -- one protected call: an error (out of memory) at any step takes w out
 -- again with undo(w) and goes on, so that no waiter is left queued that
 -- nobody waits for (it would take a message and lose it). Returns "none"
 -- when add found nothing to wait for.
-local function wait(name, w, timeout, add, undo, e)
+local function wait(name, w, timeout, add, undo, e, keep)
   local ok, added, r
   if w.co then
     ok, added = pcall(add_and_arm, add, w, e)
   else
-    ok, added, r = pcall(add_and_loop, name, add, w, timeout)
+    ok, added, r = pcall(add_and_loop, name, add, w, timeout, keep)
   end
   if not ok or not added or not w.co and not w.done then undo(w) end
   if not ok then error(added, 0) end
@@ -1348,7 +1354,8 @@ function M.receive(obj, U, timeout, name)
   local how, r = wait(name, w, timeout, function()
     push(ws, w)
     changed(obj)
-  end, function() remove_waiter(obj, U, w) end, e)
+  end, function() remove_waiter(obj, U, w) end, e,
+  not co and function() return abroad(obj) end)
   if how == "yield" then return yield(WAIT) end
   if w.done then return w.ev or nil, w.why or nil end
   if r == nil then
@@ -1374,7 +1381,7 @@ local function waitroom(port, held, timeout, yieldable)
   local how, r = wait("postMessage", w, timeout, function()
     push(ws, w)
     writing(port, ws.n)
-  end, writer_done, e)
+  end, writer_done, e, not co and function() return abroad(port) end)
   if how == "yield" then return true, WAIT end
   if w.r then return false, true end
   if w.why then return false, false, w.why end
@@ -1439,7 +1446,12 @@ function M.receive_many(objs, Us, timeout)
   local how, r = wait("receive", w, timeout, function()
     add_waiter(objs, Us, w)
     return w.open > 0  -- else every port closed meanwhile (another thread)
-  end, function() remove_waiter(nil, nil, w) end, e)
+  end, function() remove_waiter(nil, nil, w) end, e, not co and function()
+    for i = 1, #objs do
+      if abroad(objs[i]) then return true end
+    end
+    return false
+  end)
   if how == "none" then return nil, "closed" end
   if how == "yield" then
     local ev, why = yield(WAIT)
