@@ -183,12 +183,6 @@ void mc_recv_kick (lua_State *L, int idx, mc_Recv *r) {
     want = (count > r->tokens ? count : r->tokens) + (size_t)closing;
   }
   else {
-    if (r->group->nends == 1 && !r->wants)  /* a BroadcastChannel: what
-                                             ** arrives while nothing
-                                             ** listens is not kept for a
-                                             ** later listener (notes stay,
-                                             ** to be reported) */
-      mc_group_drop(r->group, r->end);
     head = mc_group_head(r->group, r->end, &count, &closing);
     want = deliverable(r) ? count + (size_t)closing : head == MC_CLOSED;
   }
@@ -766,6 +760,13 @@ static int sched_deliver (lua_State *L) {
   int h, status, typ, fast = 0, live = 0;
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_settop(L, 2);
+  if (r->group != NULL && r->group->nends == 1 && !r->wants)
+    mc_group_drop(r->group, r->end);  /* a BroadcastChannel dispatching
+                                      ** with no listener: its messages
+                                      ** are fired at no one, as HTML's
+                                      ** task does, and not kept for a
+                                      ** later listener (notes stay, to be
+                                      ** reported) */
   if ((h = head_event(L, r, 1, &status)) == MC_EMPTY) {
     if (r->group == NULL && r->waiting)  /* also when moved by a
                                          ** finalizer head_event ran */
