@@ -52,13 +52,23 @@ local function take(co, marker, ...)
   return true
 end
 
+local start
+
 -- The task, in controller cq; it ends when messagechannel is idle, or
 -- when it was attached to another controller since (`gone` is signalled).
--- When mc.step() raises, the task dies of it and cq:loop() returns it.
+-- When mc.step() raises, the task dies of it and cq:loop() returns it;
+-- a new task is started first, so the next cq:loop() goes on with what is
+-- left, a worker's news included (which wakes no one here).
 local function drive(cq, gone)
   driver = running()
   while controller == cq do
-    if mc.step() then
+    local ok, more = pcall(mc.step)
+    if not ok then
+      driving = false
+      start()
+      error(more, 0)
+    end
+    if more then
       cqueues.poll(mc, gone)
     elseif cq:count() > 1 then  -- idle, while other tasks keep the loop
       cqueues.poll(mc, gone, IDLE_LOOK)
@@ -74,7 +84,7 @@ end
 -- by a cqueues task, a listener woken by cqueues), so work that comes
 -- after the task ended starts it again. A controller that was closed
 -- meanwhile is let go.
-local function start()
+function start()
   if driving and driver and status(driver) == "dead" then
     driving = false  -- the task died of an error out of mc.step()
   end
