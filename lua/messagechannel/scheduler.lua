@@ -1133,6 +1133,14 @@ local function check_seconds(s, name, n, optional, level)
   end
 end
 
+-- How long mc.run's drain waits at a time: 0.1 s, or what is left
+-- before the deadline.
+local function drain_for(deadline)
+  local left = deadline and deadline - now()
+  if not left or left > 0.1 then return 0.1 end
+  return left > 0 and left or 0
+end
+
 function M.run(timeout)
   check_seconds(timeout, "run", 1, true)
   return (exclusive("mc.run", function()
@@ -1142,7 +1150,9 @@ function M.run(timeout)
     -- those closed here read the close, and connects under way come up
     -- or are refused (a link whose peer takes nothing for three
     -- heartbeats is not waited for); what comes meanwhile is dispatched.
-    while r == nil and core.net_drain(0.1) > 0 do
+    -- The deadline holds here too.
+    while r == nil and core.net_drain(drain_for(deadline)) > 0 do
+      if deadline and now() >= deadline then return false end
       r = loop(nil, deadline)
     end
     if r == nil then r = loop(nil, deadline) end

@@ -1,0 +1,52 @@
+-- mc.run(timeout) ignored its timeout once it was idle and waited for
+-- remote links to drain (a connect under way, a close not yet read by
+-- the peer): with a peer that took nothing (stopped, or never answering),
+-- mc.run(0.3) returned true, as if idle, after three heartbeats (15 s by
+-- default). API.md 6.1: mc.run(timeout) returns false when the timeout
+-- passes.
+
+local mc = require "messagechannel"
+local helper = require "spec.helper"
+local R = require "spec.remote.helper"
+
+describe("regress: mc.run(timeout) keeps its timeout while links drain", function()
+  local errors, catch, release = helper.error_hooks(5)
+  local made = {}
+  before_each(catch)
+  after_each(function()
+    for i = #made, 1, -1 do
+      pcall(made[i].close, made[i])
+      made[i] = nil
+    end
+    R.cleanup()
+    release()
+  end)
+
+  -- A listening peer, stopped: its kernel takes the connection, nobody
+  -- answers.
+  local function stopped_peer()
+    local peer, address = R.listening_peer(R.unix_address())
+    assert.is_true(peer:signal("STOP"))
+    return peer, address
+  end
+
+  it("a connect the peer never answers", function()
+    local peer, address = stopped_peer()
+    local p = mc.connect(address)
+    made[#made + 1] = p
+    p:postMessage("x")
+    assert.is_false(mc.run(0.3))
+    peer:signal("CONT")
+    assert.same({}, errors)
+  end)
+
+  it("a close the peer never reads", function()
+    local peer, address = stopped_peer()
+    local p = mc.connect(address)
+    p:postMessage("x")
+    p:close()
+    assert.is_false(mc.run(0.3))
+    peer:signal("CONT")
+    assert.same({}, errors)
+  end)
+end)
