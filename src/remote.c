@@ -129,9 +129,10 @@ static int stale (const Addr *a) {
   int fd, r;
   if (lstat(a->un.sun_path, &st) != 0 || !S_ISSOCK(st.st_mode))
     return 0;
-  fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0)
     return 0;
+  /* not blocking: a listener whose backlog is full (EAGAIN) is live */
   r = connect(fd, (const struct sockaddr *)&a->un, sizeof a->un) != 0
       && errno == ECONNREFUSED;
   close(fd);
