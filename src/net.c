@@ -619,9 +619,10 @@ static void turn_listener (Conn *l, double t) {
   }
 }
 
-/* A connect refused: it goes on to the next address the host name
-** resolved to (a name may resolve to ::1 and 127.0.0.1, and be listened
-** on at one of them). Returns 1 when a connect is under way again. */
+/* A connect refused or timed out: it goes on to the next address the
+** host name resolved to (a name may resolve to ::1 and 127.0.0.1, and be
+** listened on at one of them; an address may drop every packet). Returns
+** 1 when a connect is under way again, with a time limit of its own. */
 static int next_address (Conn *c) {
   while (c->nextalt < c->o.nalts) {
     const mc_NetAddr *a = &c->o.alts[c->nextalt++];
@@ -640,6 +641,7 @@ static int next_address (Conn *c) {
     }
     close(c->fd);
     c->fd = fd;  /* polled for POLLOUT from the next turn */
+    c->since = now();
     return 1;
   }
   return 0;
@@ -687,7 +689,7 @@ static void turn_link (Conn *c, double t) {
       err = errno;
     if (err == EINPROGRESS || err == EALREADY)
       return;
-    if (err != 0 && err != ETIMEDOUT && next_address(c))
+    if (err != 0 && next_address(c))
       return;
     if (err != 0) {
       fail(c, err == ETIMEDOUT ? MC_REASON_TIMEOUT : MC_REASON_REFUSED, 0, t);

@@ -1,0 +1,65 @@
+-- mc.connect to a host name that resolves to several addresses went on to
+-- the next address when one refused, but not when one timed out (the
+-- usual broken-route trap: its packets dropped): the port closed with
+-- "timeout" and the later addresses, where a listener waited, were never
+-- tried (README, mc.connect: each address is tried in turn until one
+-- takes the connection). Now a timed-out address gives way to the next,
+-- each with a time limit of its own.
+--
+-- The peer resolves mc-silent-first.test to 127.0.0.2, then 127.0.0.1
+-- (spec/remote/resolve.c). At 127.0.0.2 a stopped listener's backlog is
+-- full, so the kernel drops the peer's connect.
+
+local mc = require "messagechannel"
+local helper = require "spec.helper"
+local R = require "spec.remote.helper"
+
+describe("regress: a connect that times out goes on to the next address", function()
+  local errors, catch, release = helper.error_hooks(5)
+  local made = {}
+  before_each(catch)
+  after_each(function()
+    for i = #made, 1, -1 do
+      pcall(made[i].close, made[i])
+      made[i] = nil
+    end
+    R.cleanup()
+    release()
+  end)
+
+  it("reaches the listener at the second address", function()
+    local shim = "build/test/resolve.so"
+    if not R.exists(shim) then
+      return pending("needs " .. shim .. ": run make specs")
+    end
+    local silent, address = R.listening_peer("tcp:127.0.0.2:0")
+    local port = address:match(":(%d+)$")
+    assert.is_true(silent:signal("STOP"))
+    for i = 1, 200 do made[i] = mc.connect(address) end  -- over the backlog
+    mc.run(0.3)
+    local ok, l = pcall(mc.listen, "tcp:127.0.0.1:" .. port)
+    if not ok then
+      silent:signal("CONT")
+      return pending("port " .. port .. " is taken on 127.0.0.1")
+    end
+    made[#made + 1] = l
+    local linked = false
+    l.onconnect = function(e)
+      made[#made + 1] = e.port
+      linked = true
+    end
+    local preload = ((os.getenv("LD_PRELOAD") or "") .. " "
+                     .. shim):gsub("^ ", "")
+    local peer = R.spawn_env("LD_PRELOAD=" .. R.quote(preload),
+                             "spec/remote/peer.lua", "connect",
+                             "tcp:mc-silent-first.test:" .. port,
+                             "heartbeat=0.2", "behave=idle")
+    R.await("the peer's link at 127.0.0.1", function()
+      return linked or peer:find("close") ~= nil
+    end, 10 * R.SLOW)
+    silent:signal("CONT")
+    assert.is_nil(peer:find("close (%S+)"))
+    assert.is_true(linked)
+    assert.same({}, errors)
+  end)
+end)
