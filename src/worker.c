@@ -613,6 +613,9 @@ static void *worker_main (void *arg) {
     lua_close(L);  /* its ports close at their partners */
   }
   drop_messages(t);  /* and so do the ports it never opened */
+  mc_net_sync();  /* the listeners it left open are closed by the network
+                  ** thread before the exit is told: their addresses are
+                  ** free, and refuse connects, once the parent sees it */
   pthread_mutex_lock(&t->lock);
   if (t->error != NULL || t->trace != NULL)
     code = 1;
