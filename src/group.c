@@ -191,6 +191,14 @@ int mc_group_owner (mc_Group *g, size_t e, mc_Hub *self) {
                                                 : MC_OWNER_OTHER;
 }
 
+mc_Hub *mc_group_owner_hub (mc_Group *g, size_t e) {
+  mc_Hub *h;
+  pthread_mutex_lock(&g->lock);
+  h = g->end[e].owner.hub;
+  pthread_mutex_unlock(&g->lock);
+  return h;
+}
+
 int mc_group_ended (mc_Group *g, size_t e) {
   int r;
   pthread_mutex_lock(&g->lock);

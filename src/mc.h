@@ -363,6 +363,8 @@ int mc_group_ended (mc_Group *g, size_t e);  /* e has taken its close */
 #define MC_OWNER_SELF 1
 #define MC_OWNER_OTHER 2
 int mc_group_owner (mc_Group *g, size_t e, mc_Hub *self);
+/* The hub of the state that owns end e, or NULL (in transit, closed). */
+mc_Hub *mc_group_owner_hub (mc_Group *g, size_t e);
 void mc_group_attach (mc_Group *g, size_t e, mc_Hub *h, uint32_t id);
 void mc_group_detach (mc_Group *g, size_t e, mc_Hub *h);
 /* The id of another end owned by hub h, while entangled; else 0. */
@@ -541,14 +543,16 @@ size_t mc_net_wait (mc_Hub *h, double seconds, uint32_t **buf, size_t *cap,
                     int *flags);
 /* Waits until every link whose pair was closed here has written what it
 ** had to send (or failed): returns how many are left after `seconds`
-** (< 0: no limit). */
-size_t mc_net_drain (double seconds);
+** (< 0: no limit). With h, only the links whose port the state of hub h
+** owns (or owned last); NULL: every link of the process. */
+size_t mc_net_drain (double seconds, mc_Hub *h);
 /* The same without waiting, for a state (of hub h) that steps: 1 while
 ** closed links may still have output to write, then, once a turn of the
 ** network thread begun after the first call (or the last with `renew`:
 ** a link was closed since) found none (h is pinged then), 0 at the next
-** call. */
-int mc_net_watch (mc_Hub *h, int renew);
+** call. With `own`, only the links of h's state count, as for
+** mc_net_drain. */
+int mc_net_watch (mc_Hub *h, int renew, int own);
 /* h watches no more (mc.run drained everything, or its state is gone). */
 void mc_net_unwatch (mc_Hub *h);
 /* Waits until the thread has seen everything done before this call (a
@@ -617,6 +621,8 @@ typedef struct mc_Ctx {
   int noalloc;      /* enqueue only into slots that exist (a kick after
                     ** a change it must not fail) */
   int interactive;  /* SIGINT reaches this thread (its waits are sliced) */
+  int worker;       /* a Worker's state: its drain waits for the links of
+                    ** its own ports only (the process goes on) */
   struct lua_State *main;  /* the state's main thread, or NULL (unknown) */
   /* a worker's hook that raises while its thread is to stop, or NULL */
   void (*stophook) (struct lua_State *L, struct lua_Debug *ar);

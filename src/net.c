@@ -81,6 +81,9 @@ typedef struct Conn {
                           ** directly (mc_net_send), and how many waits */
   unsigned long bwaits;   /* that state had begun then: its next posts
                           ** before it waits again are written behind */
+  const mc_Hub *home;     /* the hub of the state that owns its port, or
+                          ** owned it last (compared, never used) */
+  int dr;                 /* draining at the last turn */
 } Conn;
 
 static struct {
@@ -99,6 +102,11 @@ static struct {
   size_t nopen, capopen;
   unsigned long asks, seen;  /* drain requests, the last one answered */
   size_t draining;
+  const mc_Hub **homes;    /* the home of each link draining (all of them
+                           ** count for every state when `allhomes`: the
+                           ** array could not grow) */
+  size_t caphomes;
+  int allhomes;
   const mc_Type *port, *buffer;
   /* States that step without blocking (mc_net_watch), each told through
   ** its hub when a turn at or after its ask finds nothing to drain. */
@@ -106,10 +114,12 @@ static struct {
     mc_Hub *hub;       /* a reference */
     unsigned long ask;
     int done;
+    int own;           /* only the links of its own state count */
   } *watch;
   size_t nwatch, capwatch;
 } net = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, NULL, -1,
-         0, NULL, 0, 0, NULL, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL, 0, 0};
+         0, NULL, 0, 0, NULL, 0, 0, 0, 0, 0, 0, NULL, 0, 0, NULL, NULL, NULL,
+         0, 0};
 
 /* The thread's own: its links and listeners. */
 static Conn **conns;
@@ -856,6 +866,37 @@ static int wait_events (struct pollfd *pfd, size_t n, int ms, double t0) {
   return r;
 }
 
+/* Under net.lock, in the network thread after a turn: the homes of its d
+** links draining. */
+static void set_homes (size_t d) {
+  size_t i, k;
+  if (d > net.caphomes) {
+    const mc_Hub **a = (const mc_Hub **)realloc((void *)net.homes,
+                                                d * sizeof *a);
+    if (a == NULL) {
+      net.allhomes = 1;
+      return;
+    }
+    net.homes = a;
+    net.caphomes = d;
+  }
+  net.allhomes = 0;
+  for (i = k = 0; i < nconns && k < d; i++)
+    if (conns[i]->dr)
+      net.homes[k++] = conns[i]->home;
+}
+
+/* Under net.lock: how many links drain for the state of hub h (NULL: for
+** the whole process). */
+static size_t drain_left (const mc_Hub *h) {
+  size_t i, n = 0;
+  if (h == NULL || net.allhomes)
+    return net.draining;
+  for (i = 0; i < net.draining; i++)
+    n += net.homes[i] == h;
+  return n;
+}
+
 static void *run (void *arg) {
   short *rev = NULL;  /* what the last poll saw of each link, applied
                       ** under its lock */
@@ -895,7 +936,13 @@ static void *run (void *arg) {
       else
         turn_link(c, t);
       dead = c->state == DEAD;
-      d += (size_t)(!dead && draining(c, t));
+      c->dr = !dead && draining(c, t);
+      d += (size_t)c->dr;
+      if (c->g != NULL) {
+        mc_Hub *h = mc_group_owner_hub(c->g, mc_group_partner(c->g, c->e));
+        if (h != NULL)
+          c->home = h;
+      }
       pthread_mutex_unlock(&c->wlock);
       if (dead)  /* nobody brings a dead link back */
         free_conn(c);
@@ -906,9 +953,11 @@ static void *run (void *arg) {
     pthread_mutex_lock(&net.lock);
     net.seen = asks;
     net.draining = d;
+    set_homes(d);
     pthread_cond_broadcast(&net.changed);
-    for (i = 0; d == 0 && i < net.nwatch; i++) {
-      if (!net.watch[i].done && net.watch[i].ask <= asks) {
+    for (i = 0; i < net.nwatch; i++) {
+      if (!net.watch[i].done && net.watch[i].ask <= asks
+          && drain_left(net.watch[i].own ? net.watch[i].hub : NULL) == 0) {
         net.watch[i].done = 1;
         mc_hub_notify(net.watch[i].hub, 0);  /* news, which a descriptor
                           ** exposed later still shows: its step learns
@@ -1195,7 +1244,7 @@ size_t mc_net_wait (mc_Hub *h, double seconds, uint32_t **buf, size_t *cap,
 ** with `drain`, until no closed pair's link has output left), or `seconds`
 ** pass (< 0: no limit); returns how many links are left to drain, or 1
 ** when the turn did not come. */
-static size_t wait_turn (double seconds, int drain) {
+static size_t wait_turn (double seconds, int drain, const mc_Hub *h) {
   unsigned long my;
   size_t left;
   struct timespec until;
@@ -1219,19 +1268,19 @@ static size_t wait_turn (double seconds, int drain) {
     }
   }
   pthread_mutex_lock(&net.lock);
-  while (net.seen < my || (drain && net.draining > 0)) {
+  while (net.seen < my || (drain && drain_left(h) > 0)) {
     if (seconds < 0)
       pthread_cond_wait(&net.changed, &net.lock);
     else if (pthread_cond_timedwait(&net.changed, &net.lock, &until) != 0)
       break;
   }
-  left = net.seen < my ? 1 : drain ? net.draining : 0;
+  left = net.seen < my ? 1 : drain ? drain_left(h) : 0;
   pthread_mutex_unlock(&net.lock);
   return left;
 }
 
-size_t mc_net_drain (double seconds) {
-  return wait_turn(seconds, 1);
+size_t mc_net_drain (double seconds, mc_Hub *h) {
+  return wait_turn(seconds, 1, h);
 }
 
 void mc_net_unwatch (mc_Hub *h) {
@@ -1250,7 +1299,7 @@ void mc_net_unwatch (mc_Hub *h) {
     mc_hub_decref(h);
 }
 
-int mc_net_watch (mc_Hub *h, int renew) {
+int mc_net_watch (mc_Hub *h, int renew, int own) {
   size_t i;
   int pending = 1;
   mc_Hub *hub;
@@ -1293,6 +1342,7 @@ int mc_net_watch (mc_Hub *h, int renew) {
   net.watch[net.nwatch].hub = h;
   net.watch[net.nwatch].ask = ++net.asks;  /* a turn that begins later */
   net.watch[net.nwatch].done = 0;
+  net.watch[net.nwatch].own = own;
   net.nwatch++;
   hub = net.hub;
   pthread_mutex_unlock(&net.lock);
@@ -1301,5 +1351,5 @@ int mc_net_watch (mc_Hub *h, int renew) {
 }
 
 void mc_net_sync (void) {
-  wait_turn(-1, 0);
+  wait_turn(-1, 0, NULL);
 }

@@ -439,17 +439,20 @@ static int remote_sync (lua_State *L) {
 ** descriptor is readable when that is done. */
 static int remote_watch (lua_State *L) {
   mc_Ctx *c = mc_ctx(L);
-  int pending = c->drains != 0 && mc_net_watch(c->hub, c->drains == 2);
+  int pending = c->drains != 0 && mc_net_watch(c->hub, c->drains == 2,
+                                               c->worker);
   c->drains = pending;
   lua_pushboolean(L, pending);
   return 1;
 }
 
 /* net_drain(seconds): waits for closed remote ports to write what they
-** had queued; returns how many have not yet. */
+** had queued, a worker's own, the main state's all (a process that ends
+** loses what is not written); returns how many have not yet. */
 static int remote_drain (lua_State *L) {
   double s = (double)luaL_optnumber(L, 1, -1);
-  size_t left = mc_net_drain(s);
+  mc_Ctx *c = mc_ctx(L);
+  size_t left = mc_net_drain(s, c->worker ? c->hub : NULL);
   if (left == 0) {  /* nothing for mc.step to wait for either */
     mc_ctx(L)->drains = 0;
     mc_net_unwatch(mc_ctx(L)->hub);

@@ -544,6 +544,7 @@ static int boot (lua_State *L) {
   mc_ctx_open(L, t->hub);  /* before the module, around the worker's hub */
   lua_rawgeti(L, -1, MC_CTX_C);
   ((mc_Ctx *)lua_touserdata(L, -1))->stophook = stop_hook;
+  ((mc_Ctx *)lua_touserdata(L, -1))->worker = 1;
   lua_pop(L, 2);
   lua_getglobal(L, "package");
   lua_pushstring(L, t->path);

@@ -1,0 +1,43 @@
+-- A worker's scheduler, before its exit, waited for the remote links of
+-- the whole process to drain, not for its own: a connect under way in
+-- the main state, to a peer that never answered, held back the exit of a
+-- worker that had nothing to do with it, for three of that link's
+-- heartbeats (API.md 7: a worker runs its scheduler until idle, then
+-- exits). A worker now waits for the links of its own ports; the main
+-- state still waits for every link, since the process ends with it.
+
+local mc = require "messagechannel"
+local helper = require "spec.helper"
+local R = require "spec.remote.helper"
+
+describe("regress: a worker's exit waits for its own links only", function()
+  local errors, catch, release = helper.error_hooks(5)
+  local workers, made = {}, {}
+  before_each(catch)
+  after_each(function()
+    helper.terminate_all(workers)
+    for i = #made, 1, -1 do
+      pcall(made[i].close, made[i])
+      made[i] = nil
+    end
+    R.cleanup()
+    release()
+  end)
+
+  it("a connect of the main state that nobody answers does not hold it", function()
+    local peer, address = R.listening_peer(R.unix_address())
+    assert.is_true(peer:signal("STOP"))
+    local p = mc.connect(address, { heartbeat = 1 })
+    made[1] = p
+    local log = {}
+    p.onclose = function(e) log[#log + 1] = "close " .. tostring(e.reason) end
+    local rec = helper.record_worker(workers, [[
+      mc.parentPort:postMessage("ran")
+    ]], nil, log)
+    helper.run()
+    peer:signal("CONT")
+    assert.same({ "message ran", "exit 0", "close timeout" }, log)
+    assert.equal(0, rec.code)
+    assert.same({}, errors)
+  end)
+end)
