@@ -1285,23 +1285,32 @@ static int waits_abroad (lua_State *L, mc_Recv *r) {
   return partner_abroad(L, r);
 }
 
+/* Adds to reach what the messages queued at this state's receivers carry
+** (directly or inside other ports in transit). Returns 0 when memory ran
+** out. */
+static int reach_here (lua_State *L, mc_Reach *reach) {
+  int ok = 1;
+  lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_OBJECTS);
+  lua_pushnil(L);
+  while (ok && lua_next(L, -2)) {  /* objects, id, obj */
+    mc_Recv *r = test_recv(L, -1);
+    if (r != NULL && r->group != NULL)
+      ok = mc_reach_from(reach, r->group, r->end);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, ok ? 1 : 2);
+  return ok;
+}
+
 /* Whether the partner of every receiver pinned here that waits for one in
 ** transit is carried by messages queued in this state (directly or inside
 ** other ports in transit): then only this state's tasks could deliver it.
 ** When memory runs out, the answer is no (busy). */
 static int held_here (lua_State *L) {
   mc_Reach reach;
-  int ok = 1;
+  int ok;
   mc_reach_init(&reach);
-  lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_OBJECTS);
-  lua_pushnil(L);
-  while (ok && lua_next(L, -2)) {  /* objects, id, obj */
-    mc_Recv *r = test_recv(L, -1);
-    if (r != NULL && r->group != NULL)
-      ok = mc_reach_from(&reach, r->group, r->end);
-    lua_pop(L, 1);
-  }
-  lua_pop(L, ok ? 1 : 2);
+  ok = reach_here(L, &reach);
   lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_PINNED);
   lua_pushnil(L);
   while (ok && lua_next(L, -2)) {  /* pinned, id, obj or false */
@@ -1370,9 +1379,21 @@ static int sched_busy (lua_State *L) {
 
 /* abroad(obj): whether another thread could still post to receiver obj
 ** (or take from its partner): what a blocking call outside any task waits
-** for there, whether obj is unref'd or not. A partner in transit counts. */
+** for there, whether obj is unref'd or not. A partner in transit counts
+** unless the messages queued in this state carry it (only this state's
+** tasks could deliver it then), as for busy. */
 static int sched_abroad (lua_State *L) {
-  lua_pushboolean(L, partner_abroad(L, check_recv(L, 1)) != 0);
+  mc_Recv *r = check_recv(L, 1);
+  int w = partner_abroad(L, r), yes = w == 1;
+  if (w == 2) {
+    mc_Reach reach;
+    mc_reach_init(&reach);
+    yes = !reach_here(L, &reach)
+          || !mc_reach_has(&reach, r->group,
+                           mc_group_partner(r->group, r->end));
+    mc_reach_free(&reach);
+  }
+  lua_pushboolean(L, yes);
   return 1;
 }
 

@@ -54,18 +54,27 @@ end
 
 local start
 
+-- mc.step(), called from a Lua function, so that its errors name a line.
+local function step()
+  local more = mc.step()
+  return more
+end
+
 -- The task, in controller cq; it ends when messagechannel is idle, or
 -- when it was attached to another controller since (`gone` is signalled).
 -- When mc.step() raises, the task dies of it and cq:loop() returns it;
--- a new task is started first, so the next cq:loop() goes on with what is
--- left, a worker's news included (which wakes no one here).
+-- a new task is started first (in cq, if still attached to it), so the
+-- next cq:loop() goes on with what is left, a worker's news included
+-- (which wakes no one here).
 local function drive(cq, gone)
   driver = running()
   while controller == cq do
-    local ok, more = pcall(mc.step)
+    local ok, more = pcall(step)
     if not ok then
-      driving = false
-      start()
+      if controller == cq then
+        driving = false
+        start()
+      end
       error(more, 0)
     end
     if more then

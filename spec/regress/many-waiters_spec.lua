@@ -1,7 +1,7 @@
 -- The tasks waiting in receive at one port, and the posts waiting for
 -- room at one bounded port, were arrays taken from the front: each
 -- message handed moved every later waiter down, so n waiters at one port
--- cost O(n^2) (40,000 receivers took 8.9 s; now 0.23 s). They are queues
+-- cost O(n^2) (40,000 receivers took 8.9 s; now 0.28 s). They are queues
 -- now. These cases hold the rules the queue must keep, at sizes where the
 -- front moves far: first come, first served (API.md 6.3), a waiter that
 -- leaves from the middle (mc.receive served by another port, a timeout),

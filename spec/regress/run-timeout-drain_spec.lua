@@ -40,6 +40,14 @@ describe("regress: mc.run(timeout) keeps its timeout while links drain", functio
     assert.same({}, errors)
   end)
 
+  it("mc.run(0) of an idle state is true while the network thread runs", function()
+    local l = mc.listen(R.unix_address())
+    made[#made + 1] = l
+    l:unref()
+    for _ = 1, 20 do assert.is_true(mc.run(0)) end
+    assert.same({}, errors)
+  end)
+
   it("a close the peer never reads", function()
     local peer, address = stopped_peer()
     local p = mc.connect(address)

@@ -84,4 +84,34 @@ describe("regress: a blocking call at an unref'd port waits for another thread #
     assert.matches("receive%(%) would wait forever", err)
     ch.port1:close()
   end)
+
+  -- (A review of the fix found these hanging: a partner in transit counted
+  -- as another thread's, though a message queued here carries it.)
+  for _, unref in ipairs({ false, true }) do
+    it("still raises when the partner is in a message queued here"
+       .. (unref and ", unref'd" or ""), function()
+      local ch, carrier = mc.MessageChannel(), mc.MessageChannel()
+      carrier.port1:postMessage(ch.port2, { ch.port2 })
+      if unref then ch.port1:unref() end
+      local ok, err = pcall(ch.port1.receive, ch.port1)
+      assert.is_false(ok)
+      assert.matches("receive%(%) would wait forever", err)
+      ok, err = pcall(mc.receive, { ch.port1 })
+      assert.is_false(ok)
+      assert.matches("receive%(%) would wait forever", err)
+      ch.port1:close()
+      carrier.port1:close()
+    end)
+  end
+
+  it("a post waiting for room still raises when the partner is in a message queued here", function()
+    local ch, carrier = mc.MessageChannel({ capacity = 1 }), mc.MessageChannel()
+    ch.port1:postMessage(1)
+    carrier.port1:postMessage(ch.port2, { ch.port2 })
+    local ok, err = pcall(ch.port1.postMessage, ch.port1, 2)
+    assert.is_false(ok)
+    assert.matches("postMessage%(%) would wait forever", err)
+    ch.port1:close()
+    carrier.port1:close()
+  end)
 end)
