@@ -43,9 +43,19 @@ function M.receive(ports, timeout)
     error(format("bad argument #1 to 'receive' (array of MessagePorts "
                  .. "expected, got %s)", type(ports)), 2)
   end
+  -- Read raw, as every Lua version reads it; a hole is an error, as in a
+  -- transfer list.
+  local n = 0
+  while rawget(ports, n + 1) ~= nil do n = n + 1 end
+  for k in next, ports do
+    if type(k) == "number" and k > n and k % 1 == 0 then
+      error(format("bad argument #1 to 'receive' (array of MessagePorts "
+                   .. "expected, not a hole at index %d)", n + 1), 2)
+    end
+  end
   local objs, Us, seen = {}, {}, {}
-  for i = 1, #ports do
-    local port = ports[i]
+  for i = 1, n do
+    local port = rawget(ports, i)
     local U = getmetatable(port) == core.port_metatable and uservalue(port)
     if not U then
       error(format("bad argument #1 to 'receive' (MessagePort expected at "
