@@ -931,6 +931,11 @@ static void *run (void *arg) {
         c->readable |= rev[i] != 0;
         rev[i] = 0;
       }
+      if (c->g != NULL) {  /* before the turn, which may let the pair go */
+        mc_Hub *h = mc_group_owner_hub(c->g, mc_group_partner(c->g, c->e));
+        if (h != NULL)
+          c->home = h;
+      }
       if (c->kind == LISTENER)
         turn_listener(c, t);
       else
@@ -938,11 +943,6 @@ static void *run (void *arg) {
       dead = c->state == DEAD;
       c->dr = !dead && draining(c, t);
       d += (size_t)c->dr;
-      if (c->g != NULL) {
-        mc_Hub *h = mc_group_owner_hub(c->g, mc_group_partner(c->g, c->e));
-        if (h != NULL)
-          c->home = h;
-      }
       pthread_mutex_unlock(&c->wlock);
       if (dead)  /* nobody brings a dead link back */
         free_conn(c);
@@ -1240,14 +1240,33 @@ size_t mc_net_wait (mc_Hub *h, double seconds, uint32_t **buf, size_t *cap,
   return mc_hub_wait(h, 0, buf, cap, flags);
 }
 
+/* The time `seconds` from now, for pthread_cond_timedwait. */
+static struct timespec time_in (double seconds) {
+  struct timespec t;
+  clock_gettime(CLOCK_REALTIME, &t);
+  t.tv_sec += (time_t)seconds;
+  t.tv_nsec += (long)((seconds - (double)(time_t)seconds) * 1e9);
+  if (t.tv_nsec >= 1000000000L) {
+    t.tv_sec++;
+    t.tv_nsec -= 1000000000L;
+  }
+  return t;
+}
+
+/* How long a caller with a shorter limit still waits for the turn it
+** asked for (the thread answers within microseconds when idle), so that
+** mc.run(0) learns whether anything drains. */
+#define TURN_WAIT 0.01
+
 /* Waits until the thread has made a turn begun after this call (and,
-** with `drain`, until no closed pair's link has output left), or `seconds`
-** pass (< 0: no limit); returns how many links are left to drain, or 1
-** when the turn did not come. */
+** with `drain`, until no closed pair's link of the state of hub h, or of
+** any state when h is NULL, has output left), or `seconds` pass (< 0: no
+** limit; the turn is waited for TURN_WAIT at least); returns how many
+** links are left to drain, or 1 when the turn did not come. */
 static size_t wait_turn (double seconds, int drain, const mc_Hub *h) {
   unsigned long my;
   size_t left;
-  struct timespec until;
+  struct timespec until, turn;
   mc_Hub *hub;
   pthread_mutex_lock(&net.lock);
   if (!net.started) {
@@ -1259,16 +1278,17 @@ static size_t wait_turn (double seconds, int drain, const mc_Hub *h) {
   pthread_mutex_unlock(&net.lock);
   mc_hub_notify(hub, 0);
   if (seconds >= 0) {
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += (time_t)seconds;
-    until.tv_nsec += (long)((seconds - (double)(time_t)seconds) * 1e9);
-    if (until.tv_nsec >= 1000000000L) {
-      until.tv_sec++;
-      until.tv_nsec -= 1000000000L;
-    }
+    until = time_in(seconds);
+    turn = time_in(seconds > TURN_WAIT ? seconds : TURN_WAIT);
   }
   pthread_mutex_lock(&net.lock);
-  while (net.seen < my || (drain && drain_left(h) > 0)) {
+  while (net.seen < my) {
+    if (seconds < 0)
+      pthread_cond_wait(&net.changed, &net.lock);
+    else if (pthread_cond_timedwait(&net.changed, &net.lock, &turn) != 0)
+      break;
+  }
+  while (net.seen >= my && drain && drain_left(h) > 0) {
     if (seconds < 0)
       pthread_cond_wait(&net.changed, &net.lock);
     else if (pthread_cond_timedwait(&net.changed, &net.lock, &until) != 0)

@@ -1134,12 +1134,12 @@ local function check_seconds(s, name, n, optional, level)
 end
 
 -- How long mc.run's drain waits at a time: 0.1 s, or what is left
--- before the deadline, but never less than the network thread takes to
--- answer (else an idle state would not learn it is idle in time).
+-- before the deadline (the network thread's answer is waited for a little
+-- longer: src/net.c, TURN_WAIT).
 local function drain_for(deadline)
   local left = deadline and deadline - now()
   if not left or left > 0.1 then return 0.1 end
-  return left > 0.01 and left or 0.01
+  return left > 0 and left or 0
 end
 
 function M.run(timeout)

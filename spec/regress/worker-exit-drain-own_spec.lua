@@ -40,4 +40,27 @@ describe("regress: a worker's exit waits for its own links only", function()
     assert.equal(0, rec.code)
     assert.same({}, errors)
   end)
+
+  -- (A review of the change found this: a link whose port a worker got
+  -- and closed at once was not counted as the worker's.)
+  it("a remote port it got and closed at once still holds it until drained", function()
+    local peer, address = R.listening_peer(R.unix_address(), "heartbeat=1",
+                                           "behave=idle")
+    local p = mc.connect(address, { heartbeat = 1 })
+    peer:expect("connect")
+    assert.is_true(peer:signal("STOP"))
+    local log = {}
+    mc.spawn(function()  -- the worker's drain takes 3 heartbeats: 3 s
+      mc.sleep(1)
+      log[#log + 1] = "1 s"
+    end)
+    local rec = helper.record_worker(workers, [[
+      mc.workerData:close()
+    ]], { data = p, transfer = { p } }, log)
+    helper.run()
+    peer:signal("CONT")
+    assert.same({ "1 s", "exit 0" }, log)
+    assert.equal(0, rec.code)
+    assert.same({}, errors)
+  end)
 end)
