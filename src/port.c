@@ -347,27 +347,33 @@ static int port_owner_post (lua_State *L) {
   return 1;
 }
 
-/* post_held(port, held): tries a held post again. Returns true when
-** queued, false, "closed" when the pair is closed (nothing sent), or
-** nothing while the partner is still full (its state will be told). */
+/* post_held(port, held, w): tries the held post of writer w again.
+** Returns true when queued (then w is done and out of the port's
+** writers: mc_writer_sent), false, "closed" when the pair is closed
+** (nothing sent), or nothing while the partner is still full (its state
+** will be told). */
 static int port_post_held (lua_State *L) {
   mc_Recv *p = check_port(L, 1);
   Held *h = (Held *)luaL_checkudata(L, 2, HELD_MT);
   mc_Msg *m = h->m;
   int r;
-  lua_settop(L, 2);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  lua_settop(L, 3);
+  lua_insert(L, 2);  /* port, w, held */
   if (m == NULL)
     return push_result(L, 0, "closed");
-  push_list(L, 2);  /* port, held, list */
+  push_list(L, 3);  /* port, w, held, list */
   mc_ctx_reserve(L, 1);
   h->m = NULL;  /* the post gives it away, or back */
-  r = post(L, p, m, 3, 1);
+  r = post(L, p, m, 4, 1);
   if (r == MC_FULL) {
     h->m = m;
     return 0;
   }
   if (r == 0)
-    kick_list(L, 3);
+    kick_list(L, 4);
+  else if (r == 1)
+    mc_writer_sent(L, 1, 2, p);
   return push_result(L, r, "closed");
 }
 

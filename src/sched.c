@@ -46,12 +46,12 @@ static const char *const keys[] = {
   "type", "data", "error", "target", "ports", "lists",
   "waiters", "removed", "once", "fn", "ev", "U", "list", "i", "done",
   "timer", "dead", "co", "many", "from", "on", "inside", "runner", "h", "n",
-  NULL
+  "writers", NULL
 };
 enum { K_TYPE, K_DATA, K_ERROR, K_TARGET, K_PORTS, K_LISTS,
        K_WAITERS, K_REMOVED, K_ONCE, K_FN, K_EV, K_U, K_LIST, K_I, K_DONE,
        K_TIMER, K_DEAD, K_CO, K_MANY, K_FROM, K_ON, K_INSIDE, K_RUNNER,
-       K_H, K_N };
+       K_H, K_N, K_WRITERS };
 
 /* Pushes t[k] of the table at idx, with no metamethod. */
 static void getk (lua_State *L, int idx, int k) {
@@ -584,6 +584,28 @@ static void remove_from (lua_State *L, int idx) {
   lua_pop(L, 1);
   if (at != 0)
     queue_take(L, idx, at);
+}
+
+void mc_writer_sent (lua_State *L, int port, int w, mc_Recv *p) {
+  port = mc_absindex(L, port);
+  w = mc_absindex(L, w);
+  lua_pushboolean(L, 1);
+  setk(L, w, K_DONE);
+  getk(L, w, K_TIMER);
+  if (lua_istable(L, -1)) {
+    lua_pushboolean(L, 1);
+    setk(L, -2, K_DEAD);
+  }
+  lua_pop(L, 1);
+  mc_getuservalue(L, port);
+  getk(L, -1, K_WRITERS);  /* U, ws */
+  if (lua_istable(L, -1)) {
+    lua_pushvalue(L, w);
+    remove_from(L, -2);
+  }
+  p->writing = (int)queue_len(L, -1);
+  lua_pop(L, 2);
+  mc_recv_repin(L, port, p);
 }
 
 /* The waiter at the top, of mc.receive (w.many: its ports), was handed

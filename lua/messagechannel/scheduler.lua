@@ -837,7 +837,10 @@ end
 
 -- Tries the port's waiting posts again, oldest first, until one finds
 -- the partner still full (C then tells this state again when there is
--- room). A done post wakes its task with postMessage's results.
+-- room). A done post wakes its task with postMessage's results. One that
+-- is sent is done, and out of the writers, when post_held returns: no
+-- Lua call comes between (it could need a CallInfo, and fail, and leave
+-- a post sent but still waiting, ahead of every later one).
 function retry_writers(port)
   local ws = uservalue(port).writers
   while ws and ws.n > 0 do
@@ -847,12 +850,14 @@ function retry_writers(port)
                                              -- not sent
       r, why = false, "closed"
     else
-      r, why = post_held(port, w.held)
+      r, why = post_held(port, w.held, w)
       if r == nil then return end
     end
     w.r, w.why = r, why or false
-    cancel_timer(w.timer)
-    writer_done(w)
+    if not w.done then
+      cancel_timer(w.timer)
+      writer_done(w)
+    end
     if w.co then
       if why then wake(w.co, r, why) else wake(w.co, r) end
     end
