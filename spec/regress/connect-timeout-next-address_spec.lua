@@ -11,7 +11,6 @@
 -- full, so the kernel drops the peer's connect.
 
 local mc = require "messagechannel"
-local helper = require "spec.helper"
 local R = require "spec.remote.helper"
 
 -- The accept queue of the TCP listener at hex address addr (as
@@ -32,17 +31,7 @@ local function accept_queue(addr, port)
 end
 
 describe("regress: a connect that times out goes on to the next address", function()
-  local errors, catch, release = helper.error_hooks(5)
-  local made = {}
-  before_each(catch)
-  after_each(function()
-    for i = #made, 1, -1 do
-      pcall(made[i].close, made[i])
-      made[i] = nil
-    end
-    R.cleanup()
-    release()
-  end)
+  local errors, made = R.specs(5, before_each, after_each)
 
   it("reaches the listener at the second address", function()
     local shim = "build/test/resolve.so"

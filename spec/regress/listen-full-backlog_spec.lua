@@ -6,21 +6,10 @@
 -- block now: a full backlog means someone listens.
 
 local mc = require "messagechannel"
-local helper = require "spec.helper"
 local R = require "spec.remote.helper"
 
 describe("regress: mc.listen at a live Unix listener with a full backlog", function()
-  local errors, catch, release = helper.error_hooks(5)
-  local made = {}
-  before_each(catch)
-  after_each(function()
-    for i = #made, 1, -1 do
-      pcall(made[i].close, made[i])
-      made[i] = nil
-    end
-    R.cleanup()
-    release()
-  end)
+  local errors, made = R.specs(5, before_each, after_each)
 
   it("raises 'address in use' at once", function()
     local peer, address = R.listening_peer(R.unix_address())

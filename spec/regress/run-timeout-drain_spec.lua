@@ -6,21 +6,10 @@
 -- passes.
 
 local mc = require "messagechannel"
-local helper = require "spec.helper"
 local R = require "spec.remote.helper"
 
 describe("regress: mc.run(timeout) keeps its timeout while links drain", function()
-  local errors, catch, release = helper.error_hooks(5)
-  local made = {}
-  before_each(catch)
-  after_each(function()
-    for i = #made, 1, -1 do
-      pcall(made[i].close, made[i])
-      made[i] = nil
-    end
-    R.cleanup()
-    release()
-  end)
+  local errors, made = R.specs(5, before_each, after_each)
 
   -- A listening peer, stopped: its kernel takes the connection, nobody
   -- answers.

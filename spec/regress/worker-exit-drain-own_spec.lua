@@ -11,18 +11,9 @@ local helper = require "spec.helper"
 local R = require "spec.remote.helper"
 
 describe("regress: a worker's exit waits for its own links only", function()
-  local errors, catch, release = helper.error_hooks(5)
-  local workers, made = {}, {}
-  before_each(catch)
-  after_each(function()
-    helper.terminate_all(workers)
-    for i = #made, 1, -1 do
-      pcall(made[i].close, made[i])
-      made[i] = nil
-    end
-    R.cleanup()
-    release()
-  end)
+  local errors, made = R.specs(5, before_each, after_each)
+  local workers = {}
+  after_each(function() helper.terminate_all(workers) end)
 
   it("a connect of the main state that nobody answers does not hold it", function()
     local peer, address = R.listening_peer(R.unix_address())

@@ -271,6 +271,26 @@ function R.cleanup()
   end
 end
 
+-- For a describe block of remote specs, given busted's before_each and
+-- after_each: mc.onerror is caught into `errors` around each spec
+-- (spec.helper's error_hooks(settle)); after it, what the spec put in
+-- `made` (listeners, ports) is closed and the peers end (R.cleanup).
+-- Returns errors and made.
+function R.specs(settle, before_each, after_each)
+  local errors, catch, release = require("spec.helper").error_hooks(settle)
+  local made = {}
+  before_each(catch)
+  after_each(function()
+    for i = #made, 1, -1 do
+      pcall(made[i].close, made[i])
+      made[i] = nil
+    end
+    R.cleanup()
+    release()
+  end)
+  return errors, made
+end
+
 -- Starts a listening peer and returns it and the address it reports.
 function R.listening_peer(...)
   local p = R.peer("listen", ...)
