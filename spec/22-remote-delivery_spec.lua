@@ -68,18 +68,7 @@ local function is_closed(port)
 end
 
 describe("delivery over a remote port (API.md 2-3 and 12)", function()
-  local errors, catch, release = helper.error_hooks(2)
-
-  before_each(catch)
-
-  after_each(function()
-    for i = #made, 1, -1 do
-      pcall(made[i].close, made[i])
-      made[i] = nil
-    end
-    R.cleanup()
-    release()
-  end)
+  local errors = R.specs(2, before_each, after_each, made)
 
   describe("asynchrony", function()
     it("dispatches a message that arrived only when the scheduler runs",

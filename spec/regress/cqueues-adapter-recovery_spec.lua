@@ -7,6 +7,11 @@
 --   while messagechannel was idle, and its count stayed 1;
 -- - once the controller was closed, the adapter's cq:wrap on new work
 --   raised out of postMessage, spawn or any call that wakes it.
+-- And once an error out of mc.step() had ended the task, only work made
+-- in this state started it again: a worker's message or exit that came
+-- later woke no one, and every cq:loop() returned at once with it
+-- undelivered. The task that dies now starts the next one first (in its
+-- controller, if the adapter is still attached there).
 --
 -- Each cq:loop() runs under a bound (WAIT) only so that a bug fails the
 -- spec instead of hanging it.
@@ -102,6 +107,48 @@ describe("regress: messagechannel.cqueues recovers its task", function()
     end)
     assert.is_true(mc.run(WAIT), "mc.run did not become idle")
     assert.same({ "after close", "task" }, log)
+    assert.same({}, errors)
+  end)
+
+  it("the next cq:loop() dispatches what a worker sends after the error #threads", function()
+    local cq = cqueues.new()
+    local rec = helper.record_worker(workers, [[
+      mc.parentPort:receive()
+      mc.sleep(0.05)
+      mc.parentPort:postMessage("late")
+    ]])
+    mc.onerror = function(err) error("onerror raised: " .. tostring(err), 0) end
+    mc.spawn(function()
+      rec.worker:postMessage("go")
+      error("boom")
+    end)
+    adapter.attach(cq)
+    local ok, err = cq:loop(WAIT)
+    assert.is_false(ok)
+    assert.truthy(helper.has(tostring(err), "boom"), tostring(err))
+    catch()   -- mc.onerror collects again
+    ok, err = cq:loop(WAIT)
+    assert.is_true(ok, tostring(err))
+    assert.is_true(cq:empty())
+    assert.same({ "message late", "exit 0" }, rec.log)
+    assert.is_nil(mc.timeout())
+    assert.same({}, errors)
+  end)
+
+  it("no second task when the error comes after attach to another controller", function()
+    local cq1, cq2 = cqueues.new(), cqueues.new()
+    adapter.attach(cq1)
+    mc.onerror = function(err) error("onerror raised: " .. tostring(err), 0) end
+    mc.spawn(function()
+      adapter.attach(cq2)  -- while cq1's task is inside mc.step()
+      error("boom")
+    end)
+    local ok = cq1:loop(WAIT)
+    assert.is_false(ok)
+    catch()
+    assert.equal(1, cq2:count())
+    assert.is_true((cq2:loop(WAIT)))
+    assert.equal(0, cq1:count())
     assert.same({}, errors)
   end)
 end)

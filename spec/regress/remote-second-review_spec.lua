@@ -19,22 +19,11 @@ local has = helper.has
 local has_socket = pcall(require, "socket")
 
 describe("regress: remote ports, second review #remote", function()
-  local errors, catch, release = helper.error_hooks(5)
-  local made = {}
+  local errors, made = R.specs(5, before_each, after_each)
   local function track(x)
     made[#made + 1] = x
     return x
   end
-  before_each(catch)
-  after_each(function()
-    for i = #made, 1, -1 do
-      pcall(made[i].close, made[i])
-      made[i] = nil
-    end
-    R.close_raw()
-    R.cleanup()
-    release()
-  end)
 
   local BIG = string.rep("x", 10000)
 

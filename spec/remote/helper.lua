@@ -274,17 +274,19 @@ end
 -- For a describe block of remote specs, given busted's before_each and
 -- after_each: mc.onerror is caught into `errors` around each spec
 -- (spec.helper's error_hooks(settle)); after it, what the spec put in
--- `made` (listeners, ports) is closed and the peers end (R.cleanup).
--- Returns errors and made.
-function R.specs(settle, before_each, after_each)
+-- `made` (listeners, ports; a new array unless given) is closed, and so
+-- are the raw sockets (R.raw), and the peers end (R.cleanup). Returns
+-- errors and made.
+function R.specs(settle, before_each, after_each, made)
   local errors, catch, release = require("spec.helper").error_hooks(settle)
-  local made = {}
+  made = made or {}
   before_each(catch)
   after_each(function()
     for i = #made, 1, -1 do
       pcall(made[i].close, made[i])
       made[i] = nil
     end
+    R.close_raw()
     R.cleanup()
     release()
   end)
