@@ -789,13 +789,13 @@ void mc_recv_kick_safe (struct lua_State *L, int idx, mc_Recv *r);
 ** this state, else the pinned table while it wants events and may still
 ** get one (its close not yet taken). */
 void mc_recv_repin (struct lua_State *L, int idx, mc_Recv *r);
-/* The same for the receiver here that owns another end of g than e. */
 /* The held post of the writer w (a table at index w, the first of port's
 ** U.writers; p the port at index port) was sent: w is done, its timer
 ** dead, it leaves U.writers, and p->writing is what is left there.
 ** Allocates nothing: w's fields exist (scheduler.lua's waitroom), so that
 ** nothing can fail between the send and this. */
 void mc_writer_sent (struct lua_State *L, int port, int w, mc_Recv *p);
+/* The same for the receiver here that owns another end of g than e. */
 void mc_recv_repin_peer (struct lua_State *L, mc_Group *g, size_t e);
 /* Neither the receiver at idx nor its local partner holds the other. */
 void mc_recv_unkeep (struct lua_State *L, int idx);

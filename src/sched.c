@@ -493,9 +493,10 @@ static int sched_arrival (lua_State *L) {
 static void reread (lua_State *L, int idx, mc_Recv *r, int safe);
 
 /*
-** The tasks waiting in a receiver's receive, U.waiters, are a queue,
-** oldest first: q[q.h] .. q[q.h + q.n - 1], with h and n always set
-** (scheduler.lua makes and fills it). Taking from it allocates nothing.
+** The tasks waiting in a receiver's receive, U.waiters, and the posts
+** waiting for room at a port, U.writers, are queues, oldest first:
+** q[q.h] .. q[q.h + q.n - 1], with h and n always set (scheduler.lua
+** makes and fills them). Taking from one allocates nothing.
 */
 
 static lua_Integer queue_field (lua_State *L, int idx, int k) {

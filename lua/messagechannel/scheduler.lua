@@ -308,7 +308,7 @@ local abandon
 -- The tasks waiting at a receiver (U.waiters) and the posts waiting for
 -- room at a port (U.writers) are queues, oldest first: q[q.h] ..
 -- q[q.h + q.n - 1]. The oldest leaves in O(1), in C too (src/sched.c
--- takes waiters without allocating: h and n always exist).
+-- takes from them without allocating: h and n always exist).
 local function queue_of(U, name)
   local q = U[name]
   if not q then
@@ -1322,11 +1322,11 @@ end
 -- any task the loop runs as `name` until w is done or `timeout` seconds
 -- pass, and wait returns "ran" and the loop's result; the loop waits, not
 -- ending idle, while keep() says another thread may still end the wait
--- (an unref'd port is waited for when a call blocks on it). All of it runs in
--- one protected call: an error (out of memory) at any step takes w out
--- again with undo(w) and goes on, so that no waiter is left queued that
--- nobody waits for (it would take a message and lose it). Returns "none"
--- when add found nothing to wait for.
+-- (an unref'd port is waited for when a call blocks on it). All of it
+-- runs in one protected call: an error (out of memory) at any step takes
+-- w out again with undo(w) and goes on, so that no waiter is left queued
+-- that nobody waits for (it would take a message and lose it). Returns
+-- "none" when add found nothing to wait for.
 local function wait(name, w, timeout, add, undo, e, keep)
   local ok, added, r
   if w.co then
