@@ -191,10 +191,12 @@ int mc_group_owner (mc_Group *g, size_t e, mc_Hub *self) {
                                                 : MC_OWNER_OTHER;
 }
 
-mc_Hub *mc_group_owner_hub (mc_Group *g, size_t e) {
+mc_Hub *mc_group_owner_hub (mc_Group *g, size_t e, uint64_t *serial) {
   mc_Hub *h;
   pthread_mutex_lock(&g->lock);
   h = g->end[e].owner.hub;
+  if (h != NULL)
+    *serial = h->serial;
   pthread_mutex_unlock(&g->lock);
   return h;
 }

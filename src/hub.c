@@ -71,6 +71,8 @@ static void close_fds (mc_Hub *h) {
   h->fd[0] = h->fd[1] = -1;
 }
 
+static uint64_t serials;  /* hubs made so far: changed atomically */
+
 mc_Hub *mc_hub_new (void) {
   mc_Hub *h = (mc_Hub *)calloc(1, sizeof(mc_Hub));
   if (h == NULL)
@@ -86,6 +88,7 @@ mc_Hub *mc_hub_new (void) {
   }
   h->refs = 1;
   h->alive = 1;
+  h->serial = __atomic_add_fetch(&serials, 1, __ATOMIC_RELAXED);
   return h;
 }
 

@@ -91,6 +91,8 @@ void mc_ptrmap_free (mc_PtrMap *m);
 
 typedef struct mc_Hub {
   pthread_mutex_t lock;
+  uint64_t serial;  /* one per hub made in the process: a hub made where
+                    ** a freed one was is told apart */
   int refs;      /* changed atomically */
   int alive;     /* its Lua state still exists */
   int stop;      /* the thread is to end (Worker terminate): set under
@@ -363,8 +365,9 @@ int mc_group_ended (mc_Group *g, size_t e);  /* e has taken its close */
 #define MC_OWNER_SELF 1
 #define MC_OWNER_OTHER 2
 int mc_group_owner (mc_Group *g, size_t e, mc_Hub *self);
-/* The hub of the state that owns end e, or NULL (in transit, closed). */
-mc_Hub *mc_group_owner_hub (mc_Group *g, size_t e);
+/* The hub of the state that owns end e, or NULL (in transit, closed);
+** *serial is its serial. */
+mc_Hub *mc_group_owner_hub (mc_Group *g, size_t e, uint64_t *serial);
 void mc_group_attach (mc_Group *g, size_t e, mc_Hub *h, uint32_t id);
 void mc_group_detach (mc_Group *g, size_t e, mc_Hub *h);
 /* The id of another end owned by hub h, while entangled; else 0. */

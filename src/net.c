@@ -82,7 +82,8 @@ typedef struct Conn {
   unsigned long bwaits;   /* that state had begun then: its next posts
                           ** before it waits again are written behind */
   const mc_Hub *home;     /* the hub of the state that owns its port, or
-                          ** owned it last (compared, never used) */
+                          ** owned it last (compared, never used), */
+  uint64_t homeserial;    /* and its serial */
   int dr;                 /* draining at the last turn */
 } Conn;
 
@@ -102,9 +103,10 @@ static struct {
   size_t nopen, capopen;
   unsigned long asks, seen;  /* drain requests, the last one answered */
   size_t draining;
-  const mc_Hub **homes;    /* the home of each link draining (all of them
-                           ** count for every state when `allhomes`: the
-                           ** array could not grow) */
+  struct Home {            /* the home of each link draining (all of */
+    const mc_Hub *hub;     /* them count for every state when `allhomes`: */
+    uint64_t serial;       /* the array could not grow) */
+  } *homes;
   size_t caphomes;
   int allhomes;
   const mc_Type *port, *buffer;
@@ -871,8 +873,7 @@ static int wait_events (struct pollfd *pfd, size_t n, int ms, double t0) {
 static void set_homes (size_t d) {
   size_t i, k;
   if (d > net.caphomes) {
-    const mc_Hub **a = (const mc_Hub **)realloc((void *)net.homes,
-                                                d * sizeof *a);
+    struct Home *a = (struct Home *)realloc(net.homes, d * sizeof *a);
     if (a == NULL) {
       net.allhomes = 1;
       return;
@@ -882,8 +883,10 @@ static void set_homes (size_t d) {
   }
   net.allhomes = 0;
   for (i = k = 0; i < nconns && k < d; i++)
-    if (conns[i]->dr)
-      net.homes[k++] = conns[i]->home;
+    if (conns[i]->dr) {
+      net.homes[k].hub = conns[i]->home;
+      net.homes[k++].serial = conns[i]->homeserial;
+    }
 }
 
 /* Under net.lock: how many links drain for the state of hub h (NULL: for
@@ -893,7 +896,7 @@ static size_t drain_left (const mc_Hub *h) {
   if (h == NULL || net.allhomes)
     return net.draining;
   for (i = 0; i < net.draining; i++)
-    n += net.homes[i] == h;
+    n += net.homes[i].hub == h && net.homes[i].serial == h->serial;
   return n;
 }
 
@@ -932,9 +935,13 @@ static void *run (void *arg) {
         rev[i] = 0;
       }
       if (c->g != NULL) {  /* before the turn, which may let the pair go */
-        mc_Hub *h = mc_group_owner_hub(c->g, mc_group_partner(c->g, c->e));
-        if (h != NULL)
+        uint64_t serial = 0;
+        mc_Hub *h = mc_group_owner_hub(c->g, mc_group_partner(c->g, c->e),
+                                       &serial);
+        if (h != NULL) {
           c->home = h;
+          c->homeserial = serial;
+        }
       }
       if (c->kind == LISTENER)
         turn_listener(c, t);
