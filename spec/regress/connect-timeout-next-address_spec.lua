@@ -40,7 +40,7 @@ describe("regress: a connect that times out goes on to the next address", functi
     end
     local silent, address = R.listening_peer("tcp:127.0.0.2:0")
     local port = address:match(":(%d+)$")
-    assert.is_true(silent:signal("STOP"))
+    assert.is_true(silent:stop())
     for i = 1, 200 do made[i] = mc.connect(address) end  -- over the backlog
     -- until the kernel's accept queue there is full (129 for a backlog of
     -- 128), read off /proc/net/tcp: from then on it drops connects

@@ -13,7 +13,7 @@ describe("regress: mc.listen at a live Unix listener with a full backlog", funct
 
   it("raises 'address in use' at once", function()
     local peer, address = R.listening_peer(R.unix_address())
-    assert.is_true(peer:signal("STOP"))
+    assert.is_true(peer:stop())
     for i = 1, 200 do made[i] = mc.connect(address) end  -- over the backlog
     mc.run(0.3)
     local second = R.peer("listen", address)

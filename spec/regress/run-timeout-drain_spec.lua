@@ -15,7 +15,7 @@ describe("regress: mc.run(timeout) keeps its timeout while links drain", functio
   -- answers.
   local function stopped_peer()
     local peer, address = R.listening_peer(R.unix_address())
-    assert.is_true(peer:signal("STOP"))
+    assert.is_true(peer:stop())
     return peer, address
   end
 

@@ -17,7 +17,7 @@ describe("regress: a worker's exit waits for its own links only", function()
 
   it("a connect of the main state that nobody answers does not hold it", function()
     local peer, address = R.listening_peer(R.unix_address())
-    assert.is_true(peer:signal("STOP"))
+    assert.is_true(peer:stop())
     local p = mc.connect(address, { heartbeat = 1 })
     made[1] = p
     local log = {}
@@ -25,7 +25,8 @@ describe("regress: a worker's exit waits for its own links only", function()
     local rec = helper.record_worker(workers, [[
       mc.parentPort:postMessage("ran")
     ]], nil, log)
-    helper.run()
+    -- the link times out after 3 heartbeats (3 s): its close comes last
+    R.await("the link's close", function() return #log >= 3 end, 10 * R.SLOW)
     peer:signal("CONT")
     assert.same({ "message ran", "exit 0", "close timeout" }, log)
     assert.equal(0, rec.code)
@@ -39,7 +40,7 @@ describe("regress: a worker's exit waits for its own links only", function()
                                            "behave=idle")
     local p = mc.connect(address, { heartbeat = 1 })
     peer:expect("connect")
-    assert.is_true(peer:signal("STOP"))
+    assert.is_true(peer:stop())
     local log = {}
     mc.spawn(function()  -- the worker's drain takes 3 heartbeats: 3 s
       mc.sleep(1)

@@ -239,6 +239,20 @@ function Proc:signal(sig)
   return R.sh(format("kill -%s %d 2>/dev/null", sig, self.pid))
 end
 
+-- Sends SIGSTOP and waits until the process is stopped (/proc/PID/stat
+-- says T): kill returns before the signal lands, and a process that runs
+-- on meanwhile may still answer a connect. Returns whether it stopped.
+function Proc:stop()
+  if not self:signal("STOP") then return false end
+  return R.wait(function()
+    local f = io.open("/proc/" .. self.pid .. "/stat")
+    if not f then return false end
+    local st = f:read("*a"):match("^%d+ %b() (%a)")
+    f:close()
+    return st == "T" or st == "t"
+  end)
+end
+
 -- Waits for the process to end by itself, then reaps it.
 function Proc:wait_end(timeout)
   local ok = R.wait(function() return not self:alive() end, timeout)
