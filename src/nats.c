@@ -38,6 +38,7 @@ typedef void (*natsErrHandler) (natsConnection *nc, natsSubscription *sub,
 #define NATS_NO_SERVER_SUPPORT 30
 
 #define ORIGIN "Mc-Origin"  /* the header that names the posting process */
+#define WRITE_DEADLINE_MS 2000  /* a write to the server, at most */
 
 typedef struct Lib {
   natsStatus (*options_create) (natsOptions **);
@@ -49,6 +50,7 @@ typedef struct Lib {
                                 void *);
   natsStatus (*options_errors) (natsOptions *, natsErrHandler, void *);
   natsStatus (*options_max_reconnect) (natsOptions *, int);
+  natsStatus (*options_write_deadline) (natsOptions *, int64_t);
   void (*options_destroy) (natsOptions *);
   natsStatus (*connect) (natsConnection **, natsOptions *);
   natsStatus (*publish) (natsConnection *, const char *, const void *, int);
@@ -80,6 +82,7 @@ static const struct { const char *name; size_t offset; } symbols[] = {
   SYM(options_closed, "natsOptions_SetClosedCB"),
   SYM(options_errors, "natsOptions_SetErrorHandler"),
   SYM(options_max_reconnect, "natsOptions_SetMaxReconnect"),
+  SYM(options_write_deadline, "natsOptions_SetWriteDeadline"),
   SYM(options_destroy, "natsOptions_Destroy"),
   SYM(connect, "natsConnection_Connect"),
   SYM(publish, "natsConnection_Publish"),
@@ -293,6 +296,10 @@ static Server *server (const char *url, char *err, size_t n) {
   if (st == NATS_OK) st = lib.options_errors(o, on_error, NULL);
   if (st == NATS_OK)  /* never gives up: a closed connection would stay */
     st = lib.options_max_reconnect(o, -1);
+  if (st == NATS_OK)  /* a server that stops reading fails a post, which
+                      ** is an error event, instead of blocking it (and
+                      ** every post on the connection) until it reads */
+    st = lib.options_write_deadline(o, WRITE_DEADLINE_MS);
   if (st == NATS_OK) {  /* listed, connecting: without the lock, so that
                        ** other servers' posts and deliveries go on */
     natsConnection *nc = NULL;

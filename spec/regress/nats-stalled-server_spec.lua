@@ -1,0 +1,56 @@
+-- A NATS server that stopped reading (stopped, or stalled) made
+-- bc:postMessage block once libnats's buffer to it was full: the write
+-- had no deadline, and libnats writes holding its connection's lock, so
+-- every post on that connection, from any thread, blocked with it, for as
+-- long as the server did not read (168 s in the probe, until SIGCONT).
+-- API.md 12 and the README: a post the client cannot take is an `error`
+-- event, never silent, and posts do not block. Writes to the server now
+-- have a deadline (2 s): past it the post fails with an error event.
+
+local mc = require "messagechannel"
+local helper = require "spec.helper"
+local N = require "spec.nats.helper"
+
+local skip_reason
+if not N.has_socket() then
+  skip_reason = "LuaSocket is not installed (Debian: lua-socket)"
+elseif not N.nats_server_path() then
+  skip_reason = "nats-server not installed (Debian: apt-get install nats-server)"
+end
+
+describe("regress: a NATS server that stops reading does not block posts", function()
+  local server
+  lazy_setup(function()
+    if skip_reason then return end
+    local why
+    server, why = N.server()
+    if not server then
+      skip_reason = why
+      return
+    end
+    local ok, err = pcall(mc.BroadcastChannel, "spec.nats.stalled.probe",
+                          { nats = server:url() })
+    if ok then
+      err:close()
+    elseif helper.has(tostring(err), "libnats") then
+      skip_reason = tostring(err)
+    else
+      error(err)
+    end
+  end)
+  lazy_teardown(function()
+    if server then server:kill() end
+    N.cleanup()
+  end)
+
+  it("posts of 20 MiB to a stopped server all return, the failed ones as error events", function()
+    if skip_reason then return pending(skip_reason) end
+    local peer = N.peer(server:url(), "spec.nats.stalled", { brief = 1, life = 90 })
+    assert.is_true(server.proc:signal("STOP"))
+    peer:command("post 320 65536")
+    local ok, err = pcall(peer.expect, peer, "said posted 320", 60)
+    server.proc:signal("CONT")
+    assert(ok, err)
+    assert.truthy(peer:find("error 1 NATS: the post was lost"))
+  end)
+end)
