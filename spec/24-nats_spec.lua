@@ -172,21 +172,8 @@ describe("BroadcastChannel over NATS (API.md 12)", function()
 
   lazy_setup(function()
     if skip_reason then return end
-    local why
-    server, why = N.server()
-    if not server then
-      skip_reason = why
-      return
-    end
-    url = server:url()
-    local ok, err = pcall(mc.BroadcastChannel, "spec.nats.probe", { nats = url })
-    if ok then
-      err:close()
-    elseif has(tostring(err), "libnats") then
-      skip_reason = "libnats cannot be loaded: " .. tostring(err)
-    else
-      error(err)
-    end
+    server, skip_reason = N.usable_server()
+    url = server and server:url()
   end)
 
   lazy_teardown(function()

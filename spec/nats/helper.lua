@@ -314,6 +314,26 @@ function N.server(port)
   return nil, why
 end
 
+-- For a spec's lazy_setup: a server started and a NATS channel opened
+-- on it (and closed), so that libnats is known to load. Returns the
+-- Server, or nil and why the specs cannot run (no server, no libnats).
+function N.usable_server()
+  local s, why = N.server()
+  if not s then return nil, why end
+  local mc = require "messagechannel"
+  local ok, err = pcall(mc.BroadcastChannel, "spec.nats.probe",
+                        { nats = s:url() })
+  if ok then
+    err:close()
+    return s
+  end
+  s:stop()
+  if tostring(err):find("libnats", 1, true) then
+    return nil, "libnats cannot be loaded: " .. tostring(err)
+  end
+  error(err)
+end
+
 function Server:url()
   return "nats://127.0.0.1:" .. self.port
 end

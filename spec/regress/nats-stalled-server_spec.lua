@@ -7,8 +7,6 @@
 -- event, never silent, and posts do not block. Writes to the server now
 -- have a deadline (2 s): past it the post fails with an error event.
 
-local mc = require "messagechannel"
-local helper = require "spec.helper"
 local N = require "spec.nats.helper"
 
 local skip_reason
@@ -22,21 +20,7 @@ describe("regress: a NATS server that stops reading does not block posts", funct
   local server
   lazy_setup(function()
     if skip_reason then return end
-    local why
-    server, why = N.server()
-    if not server then
-      skip_reason = why
-      return
-    end
-    local ok, err = pcall(mc.BroadcastChannel, "spec.nats.stalled.probe",
-                          { nats = server:url() })
-    if ok then
-      err:close()
-    elseif helper.has(tostring(err), "libnats") then
-      skip_reason = tostring(err)
-    else
-      error(err)
-    end
+    server, skip_reason = N.usable_server()
   end)
   lazy_teardown(function()
     if server then server:kill() end
