@@ -34,12 +34,7 @@ local WHO = "24-nats"
 local has = helper.has
 
 -- Why the specs cannot run here (set in lazy_setup), or nil.
-local skip_reason
-if not N.has_socket() then
-  skip_reason = "LuaSocket is not installed (Debian: lua-socket)"
-elseif not N.nats_server_path() then
-  skip_reason = "nats-server not installed (Debian: apt-get install nats-server)"
-end
+local skip_reason = N.missing()
 
 local told = false
 local function skipped()

@@ -314,6 +314,17 @@ function N.server(port)
   return nil, why
 end
 
+-- Why NATS specs cannot run here (LuaSocket or nats-server missing), or
+-- nil: what can be told before a server is started.
+function N.missing()
+  if not N.has_socket() then
+    return "LuaSocket is not installed (Debian: lua-socket)"
+  elseif not N.nats_server_path() then
+    return "nats-server not installed (Debian: apt-get install nats-server)"
+  end
+  return nil
+end
+
 -- For a spec's lazy_setup: a server started and a NATS channel opened
 -- on it (and closed), so that libnats is known to load. Returns the
 -- Server, or nil and why the specs cannot run (no server, no libnats).

@@ -9,12 +9,7 @@
 
 local N = require "spec.nats.helper"
 
-local skip_reason
-if not N.has_socket() then
-  skip_reason = "LuaSocket is not installed (Debian: lua-socket)"
-elseif not N.nats_server_path() then
-  skip_reason = "nats-server not installed (Debian: apt-get install nats-server)"
-end
+local skip_reason = N.missing()
 
 describe("regress: a NATS server that stops reading does not block posts", function()
   local server
