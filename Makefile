@@ -133,19 +133,18 @@ build/test/resolve.so: spec/remote/resolve.c
 	$(CC) $(BASEFLAGS) -O2 -shared -o $@ $< -ldl
 
 # One busted run per Lua version, two at a time (the machines have two
-# cores), then each one's summary in order and one closing line for all.
+# cores): a pool, each run starting as soon as one ends. Then each one's
+# summary in order and one closing line for all.
+SPEC_JOBS ?= 2
+SPEC_RUN = bin=$$( [ $$0 = luajit ] && echo luajit || echo lua$$0 ); \
+  echo "== specs on $$($$bin -v 2>&1 | head -1)"; \
+  LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/$$0/?.so;;" \
+    $$bin $(BUSTED) -o utfTerminal spec > build/specs-$$0.log 2>&1; \
+  echo $$? > build/specs-$$0.rc
 specs: all build/test/resolve.so
 	@test -n "$(LUAS)" || { echo "no Lua with headers found: run make deps"; exit 1; }
-	@rm -f build/specs-*.rc; set -- $(LUAS); \
-	while [ $$# -gt 0 ]; do \
-	  for v in $$1 $${2:-}; do \
-	    bin=$(SH_LUA); \
-	    echo "== specs on $$($$bin -v 2>&1 | head -1)"; \
-	    { $(call RUN_ENV,$$v) $$bin $(BUSTED) -o utfTerminal spec \
-	        > build/specs-$$v.log 2>&1; echo $$? > build/specs-$$v.rc; } & \
-	  done; \
-	  wait; shift; if [ $$# -gt 0 ]; then shift; fi; \
-	done; \
+	@rm -f build/specs-*.rc; \
+	printf '%s\n' $(LUAS) | xargs -P $(SPEC_JOBS) -n 1 sh -c '$(SPEC_RUN)'; \
 	pass=0; fail=0; bad=""; \
 	for v in $(LUAS); do \
 	  echo "== specs on Lua $$v"; \

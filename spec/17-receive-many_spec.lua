@@ -701,7 +701,7 @@ describe("mc.receive", function()
 
     it("when the timeout is not a non-negative number", function()
       local a = mc.MessageChannel()
-      raises("bad argument #2 to 'receive' (non-negative number expected, got number)",
+      raises("bad argument #2 to 'receive' (non-negative number expected, got -1)",
              mc.receive, { a.port2 }, -1)
       raises("bad argument #2 to 'receive' (non-negative number expected, got string)",
              mc.receive, { a.port2 }, "1")

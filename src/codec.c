@@ -318,8 +318,8 @@ static void set_metatables (lua_State *L, int tbl, int n) {
 ** The encoder also counts what the decoder will, so what it accepts the
 ** decoder of the same Lua accepts.
 */
-#define WORK_PER_SLOT 32
-#define WORK_FREE (1 << 16)
+#define WORK_PER_SLOT 64
+#define WORK_FREE (1 << 20)
 #define FILL_MIN 32     /* fewer pairs cost a key at most FILL_MIN probes */
 #define FILL_FREE 16    /* see fill_key */
 #define WALK_MIN 128    /* keys a walked table shows before sampling */

@@ -11,6 +11,15 @@
 ** NATS header, so that two URLs of one server (two connections) do not
 ** bring a post back either. What comes on a subject, and every problem, is
 ** handed to the hooks (broadcast.c), on libnats's threads.
+**
+** The lock guards the tables only: libnats connects, subscribes and
+** unsubscribes without it (each may wait for a stalled server), so other
+** servers' and subjects' posts and deliveries go on meanwhile. A
+** subscription being made is listed as such, and a join of its subject
+** waits for it; each subscription has a serial, its closure in libnats,
+** and a message is delivered only while its serial is listed, so that a
+** subscription being let go and its successor never deliver a message
+** twice.
 */
 #include <dlfcn.h>
 #include <pthread.h>
@@ -104,7 +113,8 @@ static const struct { const char *name; size_t offset; } symbols[] = {
 
 typedef struct Sub {
   char *subject;
-  natsSubscription *sub;
+  natsSubscription *sub;  /* NULL while it subscribes */
+  uintptr_t serial;       /* its closure in libnats */
   int refs;
 } Sub;
 
@@ -113,12 +123,14 @@ typedef struct Server {
   natsConnection *nc;     /* NULL while it connects */
   int connecting;         /* a thread connects it, without the lock */
   int refs;
-  Sub *subs;
+  Sub **subs;
   size_t nsubs, capsubs;
 } Server;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+/* a connection or a subscription was made, or failed */
 static pthread_cond_t connected = PTHREAD_COND_INITIALIZER;
+static uintptr_t last_serial;
 static int loaded;  /* 1 loaded, -1 could not be */
 static char why_not[256];
 static Server **servers;
@@ -216,21 +228,38 @@ static void problem (natsConnection *nc, const char *subject,
     hook(url, subject, text);
 }
 
+/* The URL of the server whose connection is nc, copied into buf (n
+** bytes), when the subscription of that serial is listed there; under the
+** lock. */
+static int listed (natsConnection *nc, uintptr_t serial, char *buf,
+                   size_t n) {
+  size_t i, j;
+  for (i = 0; i < nservers; i++) {
+    if (servers[i]->nc != nc)
+      continue;
+    for (j = 0; j < servers[i]->nsubs; j++)
+      if (servers[i]->subs[j]->serial == serial) {
+        snprintf(buf, n, "%s", servers[i]->url);
+        return 1;
+      }
+  }
+  return 0;
+}
+
 static void on_message (natsConnection *nc, natsSubscription *sub,
                         natsMsg *msg, void *closure) {
   mc_NatsDeliver hook;
   const char *subject = lib.sub_subject(sub), *from = NULL;
   char url[512];
   int len = lib.msg_len(msg);
-  (void)nc;
-  (void)closure;
   pthread_mutex_lock(&lock);
-  hook = deliver_hook;
+  hook = listed(nc, (uintptr_t)closure, url, sizeof url) ? deliver_hook
+                                                          : NULL;
   pthread_mutex_unlock(&lock);
   if (lib.header_get(msg, ORIGIN, &from) == NATS_OK && from != NULL
       && strcmp(from, origin) == 0)
     hook = NULL;  /* this process's own post, on another connection */
-  if (hook != NULL && len >= 0 && url_of(nc, url, sizeof url))
+  if (hook != NULL && len >= 0)
     hook(url, subject, lib.msg_data(msg), (size_t)len);
   lib.msg_destroy(msg);
 }
@@ -256,6 +285,22 @@ static void on_error (natsConnection *nc, natsSubscription *sub,
   else
     snprintf(text, sizeof text, "NATS: %s", lib.status_text(err));
   problem(nc, sub != NULL ? lib.sub_subject(sub) : NULL, text);
+}
+
+/* url as an error text shows it, in buf (n bytes): the secret of a
+** user:password@ or token@ in it written as "***". */
+static const char *shown (const char *url, char *buf, size_t n) {
+  const char *host = strstr(url, "://"), *at, *colon;
+  host = host != NULL ? host + 3 : url;
+  at = strchr(host, '@');
+  if (at == NULL || (strchr(host, '/') != NULL && strchr(host, '/') < at))
+    return url;
+  colon = memchr(host, ':', (size_t)(at - host));
+  if (colon == NULL)  /* a token */
+    snprintf(buf, n, "%.*s***%s", (int)(host - url), url, at);
+  else
+    snprintf(buf, n, "%.*s***%s", (int)(colon + 1 - url), url, at);
+  return buf;
 }
 
 /* The server of url, connected (under the lock); NULL with err set. */
@@ -320,7 +365,9 @@ static Server *server (const char *url, char *err, size_t n) {
   if (o != NULL)
     lib.options_destroy(o);
   if (st != NATS_OK) {
-    snprintf(err, n, "cannot connect to NATS at %s: %s", url,
+    char buf[512];
+    snprintf(err, n, "cannot connect to NATS at %s: %s",
+             shown(url, buf, sizeof buf),
              lib.status_text(st));
     free(s->url);
     free(s);
@@ -346,12 +393,68 @@ static void server_unref (Server *s) {
   free(s);
 }
 
+/* The subscription of s to subject, or NULL; under the lock, waiting
+** while another thread subscribes to it. */
+static Sub *find_sub (Server *s, const char *subject) {
+  size_t i;
+  for (i = 0; i < s->nsubs; i++) {
+    if (strcmp(s->subs[i]->subject, subject) != 0)
+      continue;
+    if (s->subs[i]->sub != NULL)
+      return s->subs[i];
+    pthread_cond_wait(&connected, &lock);
+    i = (size_t)-1;  /* the list may have changed: look again */
+  }
+  return NULL;
+}
+
+/* Subscribes s to subject, listed as being made meanwhile; under the
+** lock, which it gives up while libnats subscribes. NULL with err set. */
+static Sub *subscribe (Server *s, const char *subject, char *err, size_t n) {
+  Sub *t;
+  natsSubscription *ns = NULL;
+  natsStatus st;
+  size_t i;
+  if (s->nsubs == s->capsubs) {
+    size_t cap = s->capsubs ? s->capsubs * 2 : 4;
+    Sub **a = (Sub **)realloc(s->subs, cap * sizeof *a);
+    if (a == NULL) {
+      snprintf(err, n, "not enough memory");
+      return NULL;
+    }
+    s->subs = a;
+    s->capsubs = cap;
+  }
+  t = (Sub *)calloc(1, sizeof *t);
+  if (t == NULL || (t->subject = strdup(subject)) == NULL) {
+    free(t);
+    snprintf(err, n, "not enough memory");
+    return NULL;
+  }
+  t->serial = ++last_serial;
+  s->subs[s->nsubs++] = t;
+  pthread_mutex_unlock(&lock);
+  st = lib.subscribe(&ns, s->nc, subject, on_message, (void *)t->serial);
+  pthread_mutex_lock(&lock);
+  pthread_cond_broadcast(&connected);
+  if (st == NATS_OK) {
+    t->sub = ns;
+    return t;
+  }
+  for (i = 0; s->subs[i] != t; i++)
+    ;
+  s->subs[i] = s->subs[--s->nsubs];
+  snprintf(err, n, "cannot subscribe to %s: %s", subject,
+           lib.status_text(st));
+  free(t->subject);
+  free(t);
+  return NULL;
+}
+
 int mc_nats_join (const char *url, const char *subject, char *err,
                   size_t n) {
   Server *s;
-  Sub *sub = NULL;
-  size_t i;
-  int r = 1;
+  Sub *sub;
   pthread_mutex_lock(&lock);
   if (!load()) {
     snprintf(err, n, "%s", why_not);
@@ -363,44 +466,16 @@ int mc_nats_join (const char *url, const char *subject, char *err,
     pthread_mutex_unlock(&lock);
     return 1;
   }
-  s->refs++;
-  for (i = 0; i < s->nsubs; i++)
-    if (strcmp(s->subs[i].subject, subject) == 0)
-      sub = &s->subs[i];
-  if (sub == NULL && s->nsubs == s->capsubs) {
-    size_t cap = s->capsubs ? s->capsubs * 2 : 4;
-    Sub *a = (Sub *)realloc(s->subs, cap * sizeof *a);
-    if (a != NULL) {
-      s->subs = a;
-      s->capsubs = cap;
-    }
-  }
-  if (sub == NULL && s->nsubs < s->capsubs) {
-    Sub *t = &s->subs[s->nsubs];
-    natsStatus st;
-    t->refs = 0;
-    t->subject = strdup(subject);
-    if (t->subject == NULL)
-      snprintf(err, n, "not enough memory");
-    else if ((st = lib.subscribe(&t->sub, s->nc, subject, on_message, NULL))
-             != NATS_OK) {
-      snprintf(err, n, "cannot subscribe to %s: %s", subject,
-               lib.status_text(st));
-      free(t->subject);
-    }
-    else
-      sub = &s->subs[s->nsubs++];
-  }
-  else if (sub == NULL)
-    snprintf(err, n, "not enough memory");
-  if (sub != NULL) {
+  s->refs++;  /* held while the lock is given up */
+  sub = find_sub(s, subject);
+  if (sub == NULL)
+    sub = subscribe(s, subject, err, n);
+  if (sub != NULL)
     sub->refs++;
-    r = 0;
-  }
   else
     server_unref(s);
   pthread_mutex_unlock(&lock);
-  return r;
+  return sub == NULL;
 }
 
 void mc_nats_leave (const char *url, const char *subject) {
@@ -410,14 +485,20 @@ void mc_nats_leave (const char *url, const char *subject) {
     Server *s = servers[i];
     if (strcmp(s->url, url) != 0)
       continue;
-    for (j = 0; j < s->nsubs; j++)
-      if (strcmp(s->subs[j].subject, subject) == 0 && --s->subs[j].refs == 0) {
-        lib.unsubscribe(s->subs[j].sub);
-        lib.sub_destroy(s->subs[j].sub);
-        free(s->subs[j].subject);
-        s->subs[j] = s->subs[--s->nsubs];
+    for (j = 0; j < s->nsubs; j++) {
+      Sub *t = s->subs[j];
+      if (t->sub != NULL && strcmp(t->subject, subject) == 0
+          && --t->refs == 0) {
+        s->subs[j] = s->subs[--s->nsubs];  /* its messages are dropped */
+        pthread_mutex_unlock(&lock);
+        lib.unsubscribe(t->sub);
+        lib.sub_destroy(t->sub);
+        free(t->subject);
+        free(t);
+        pthread_mutex_lock(&lock);
         break;
       }
+    }
     server_unref(s);
     break;
   }
@@ -452,7 +533,8 @@ int mc_nats_publish (const char *url, const char *subject, const void *p,
       nc = servers[i]->nc;
   pthread_mutex_unlock(&lock);  /* the channel holds the connection */
   if (nc == NULL) {
-    snprintf(err, n, "NATS: not connected to %s", url);
+    char buf[512];
+    snprintf(err, n, "NATS: not connected to %s", shown(url, buf, sizeof buf));
     return 1;
   }
   if (len > 0x7fffffff) {

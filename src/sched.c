@@ -17,7 +17,9 @@
 ** Lifetime: a receiver that wants events (listeners or waiting tasks) is
 ** kept alive by its partner when the partner lives in the same state
 ** (U.keep in the partner's uservalue U), or else by the pinned table,
-** since another thread may post to it at any time.
+** since another thread may post to it at any time; unless it is stuck (a
+** message it cannot deliver at its head): only code that holds it could
+** start it then.
 */
 #include <stdlib.h>
 #include <string.h>
@@ -218,9 +220,9 @@ void mc_recv_repin (lua_State *L, int idx, mc_Recv *r) {
   uint32_t peer = r->group != NULL
                   ? mc_group_local_peer(r->group, r->end, mc_ctx_hub(L)) : 0;
   idx = mc_absindex(L, idx);
-  if (peer != 0) {
+  if (peer != 0) {  /* kept by it, as by the pinned table below */
     if (mc_recv_push(L, peer) != NULL) {
-      if (r->wants)
+      if (r->wants && !stuck(r))
         lua_pushvalue(L, idx);
       else
         lua_pushboolean(L, 0);

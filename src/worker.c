@@ -378,6 +378,39 @@ static int wrap_in (lua_State *L) {
 }
 #endif
 
+/* debug.sethook in a worker: debug.sethook itself (the first upvalue),
+** then, when the worker is to stop, the stop hook again where the worker
+** runs: the program's own hook, or none, set after terminate() would
+** replace the hook that the stop signal set, and the worker would never
+** stop. (The flag is up before the signal is sent, so a hook the signal
+** set that this call replaced is always set again here.) */
+static int sethook_in (lua_State *L) {
+  mc_Thread *t = (mc_Thread *)lua_touserdata(L, lua_upvalueindex(2));
+  int n = lua_gettop(L);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, n, LUA_MULTRET);
+  if (__atomic_load_n(&t->stop, __ATOMIC_SEQ_CST))
+    set_stop_hook(L);
+  return lua_gettop(L);
+}
+
+/* Wraps the worker's debug.sethook (see sethook_in), when there is one. */
+static void wrap_sethook (lua_State *L, mc_Thread *t) {
+  lua_getglobal(L, "debug");
+  if (lua_istable(L, -1)) {
+    lua_getfield(L, -1, "sethook");
+    if (lua_isfunction(L, -1)) {
+      lua_pushlightuserdata(L, t);
+      lua_pushcclosure(L, sethook_in, 2);
+      lua_setfield(L, -2, "sethook");
+    }
+    else
+      lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
 /* Puts resume_in, wrap_in and close_in in the worker's coroutine
 ** library. */
 static void wrap_coroutines (lua_State *L, mc_Thread *t) {
@@ -556,6 +589,7 @@ static int boot (lua_State *L) {
   if (t->signal == 0)
     lua_sethook(L, stop_hook, LUA_MASKCOUNT, HOOK_COUNT);
   wrap_coroutines(L, t);  /* before the scheduler takes them */
+  wrap_sethook(L, t);
   take_signal(t, L, 1);
   lua_getglobal(L, "require");
   lua_pushliteral(L, "messagechannel.worker");

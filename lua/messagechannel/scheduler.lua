@@ -242,9 +242,23 @@ local active = false     -- a scheduler loop is running
 local FATAL = {}
 local fatal_err
 
+-- mc.onerror set to a value that cannot be called: the error goes out of
+-- the loop as a TypeError that tells so and carries the error's text (a
+-- plain field of the module table: checked when used).
+local function bad_onerror(h, err, tb)
+  error(format("TypeError: mc.onerror must be a function, a callable "
+               .. "value or nil (got %s); the error it was given: %s\n%s",
+               type(h), text_of(err), tostring(tb or "")), 0)
+end
+
 local function report(err, tb)
   local h = M.facade.onerror
-  if h == nil then h = M.default_onerror end
+  if h == nil then
+    h = M.default_onerror
+  elseif not ET.is_callable(h) then
+    local bad = h
+    h = function(e, t) return bad_onerror(bad, e, t) end
+  end
   if not current_task() then return h(err, tb) end
   local ok, e = pcall(h, err, tb)
   if not ok then
@@ -872,9 +886,10 @@ local function fire_timers(t)
     local w = e.w
     if e.dead or (w and w.done) then
       pop_timer()
-    elseif not w then
+    elseif not w then  -- a sleep's: dead once fired (see M.sleep)
       wake(e.co)
       pop_timer()
+      e.dead = true
     elseif w.held then  -- a post waiting for room
       wake(e.co, false, "timeout")
       pop_timer()
@@ -1132,9 +1147,10 @@ end
 local function check_seconds(s, name, n, optional, level)
   if s == nil and optional then return end
   if type(s) ~= "number" or s ~= s or s < 0 then
+    local got = type(s) ~= "number" and type(s) or s ~= s and "nan"
+                or tostring(s)  -- the number itself: its type is right
     error(format("bad argument #%d to '%s' (non-negative number expected, "
-                 .. "got %s)", n, name, s == s and type(s) or "nan"),
-          level or 3)
+                 .. "got %s)", n, name, got), level or 3)
   end
 end
 
@@ -1220,7 +1236,7 @@ function M.sleep(seconds)
     local e = new_timer(now() + seconds, co)
     will_wait(co, e)
     push_timer(e)
-    yield(WAIT)
+    repeat yield(WAIT) until e.dead  -- see waited
     return
   end
   exclusive("mc.sleep", loop, nil, now() + seconds, true)
@@ -1340,6 +1356,19 @@ local function wait(name, w, timeout, add, undo, e, keep)
   return w.co and "yield" or "ran", r
 end
 
+-- A task's wait w (receive's, mc.receive's) ends when the scheduler ends
+-- it: w is done, with its results in w, before the task is resumed. Lua
+-- lets any code resume any coroutine, and a loop's callback may resume
+-- one it yielded from before: such a resume of a task that waits finds
+-- w not done, and the task yields again at once (the resume returns true
+-- and an internal value), so that the wait neither returns what that
+-- code passed nor leaves its waiter or timer behind to take a later
+-- message or cut a later wait short. mc.sleep does the same with its
+-- timer.
+local function waited(w)
+  repeat yield(WAIT) until w.done
+end
+
 -- receive(obj, U [, timeout]) for the receiver obj: its next message
 -- event, or nil, "closed" | "timeout". name is the method's, for errors,
 -- which point at the method's caller.
@@ -1372,7 +1401,7 @@ function M.receive(obj, U, timeout, name)
     changed(obj)
   end, function() remove_waiter(obj, U, w) end, e,
   not co and function() return abroad(obj) end)
-  if how == "yield" then return yield(WAIT) end
+  if how == "yield" then waited(w) end
   if w.done then return w.ev or nil, w.why or nil end
   if r == nil then
     error(name .. "() would wait forever: no task, timer or other thread "
@@ -1469,11 +1498,7 @@ function M.receive_many(objs, Us, timeout)
     return false
   end)
   if how == "none" then return nil, "closed" end
-  if how == "yield" then
-    local ev, why = yield(WAIT)
-    if ev then return ev, w.from end
-    return nil, why
-  end
+  if how == "yield" then waited(w) end
   if w.done then
     if w.ev then return w.ev, w.from end
     return nil, w.why

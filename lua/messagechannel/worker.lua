@@ -172,13 +172,16 @@ local text_of = scheduler.text_of
 
 -- A worker's error that no listener takes: to mc.onerror when the program
 -- set one, else out of the scheduler loop (API.md 7).
-local function unhandled(s, err, tb)
+-- text is the worker's own text of the error (its __tostring there: a
+-- table's copy here has no metatable), nil when the error value came from
+-- elsewhere.
+local function unhandled(s, err, tb, text)
   local h = scheduler.facade.onerror
   if h ~= nil and h ~= scheduler.default_onerror then
     return scheduler.report(err, tb or "")
   end
   scheduler.raise_out(format("Error in worker %d: %s\n%s", s.thread_id,
-                             text_of(err), tostring(tb or "")))
+                             text or text_of(err), tostring(tb or "")))
 end
 
 -- Dispatches the end of worker w: its error, then its exit, the last
@@ -210,7 +213,9 @@ local function on_exit(w, code, err_bytes, tb, text)
       ev.error = err
       ev.traceback = tb
       scheduler.dispatch_later(w, s.U, ev, function(e)
-        return unhandled(s, e.error, e.traceback)
+        return unhandled(s, e.error, e.traceback,
+                         rawequal(e.error, err) and type(text) == "string"
+                         and text or nil)
       end)
     end
     s.error_done = true
@@ -347,8 +352,10 @@ function M.raise(err, tb)
 end
 
 -- os.exit([code]) in a worker ends that worker only, with the code as
--- os.exit takes it on Lua 5.4 (true or none: 0, false: 1, a number).
+-- os.exit takes it on Lua 5.4 (true or none: 0, false: 1, a number, or a
+-- string that converts to one, as luaL_optinteger takes it).
 local function worker_exit(code)
+  if type(code) == "string" and tonumber(code) then code = tonumber(code) end
   if code == nil or code == true then
     code = 0
   elseif code == false then

@@ -180,7 +180,7 @@ describe("regress: keys that collide in Lua's hash", function()
   describe("mc.serialize, postMessage and structuredClone", function()
     local function colliding_table()
       local t = {}
-      for _, k in ipairs(colliding_values(2000)) do t[k] = true end
+      for _, k in ipairs(colliding_values(N)) do t[k] = true end
       return t
     end
 
