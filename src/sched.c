@@ -199,6 +199,12 @@ void mc_recv_kick_safe (lua_State *L, int idx, mc_Recv *r) {
   c->noalloc = 0;
 }
 
+void mc_recv_kick_posted (lua_State *L, int idx, mc_Recv *r) {
+  mc_recv_kick_safe(L, idx, r);
+  if (!deliverable(r))
+    mc_recv_repin(L, idx, r);
+}
+
 /* Sets U.keep of the receiver at idx to the value at the top (popped):
 ** a partner kept alive by it, or false. */
 static void set_keep (lua_State *L, int idx) {
