@@ -788,10 +788,6 @@ void mc_recv_kick (struct lua_State *L, int idx, mc_Recv *r);
 ** slots reserved before the change (mc_ctx_reserve) and leaves the rest
 ** to the next poll, so it never raises. */
 void mc_recv_kick_safe (struct lua_State *L, int idx, mc_Recv *r);
-/* mc_recv_kick_safe for a message posted to r in this state; when r can
-** deliver nothing now, what keeps it is decided again (mc_recv_repin): a
-** message it cannot deliver at its head makes it stuck. */
-void mc_recv_kick_posted (struct lua_State *L, int idx, mc_Recv *r);
 /* Decides what keeps r (at idx) alive: its partner when that lives in
 ** this state, else the pinned table while it wants events and may still
 ** get one (its close not yet taken). */

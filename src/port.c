@@ -182,7 +182,7 @@ static int post (lua_State *L, mc_Recv *p, mc_Msg *m, int list, int writer) {
   if (local != 0) {
     mc_Recv *q = mc_recv_push(L, local);
     if (q != NULL)
-      mc_recv_kick_posted(L, -1, q);
+      mc_recv_kick_safe(L, -1, q);
     lua_pop(L, 1);
   }
   else if (lua_istable(L, list) && mc_rawlen(L, list) > 0)

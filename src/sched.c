@@ -17,9 +17,8 @@
 ** Lifetime: a receiver that wants events (listeners or waiting tasks) is
 ** kept alive by its partner when the partner lives in the same state
 ** (U.keep in the partner's uservalue U), or else by the pinned table,
-** since another thread may post to it at any time; unless it is stuck (a
-** message it cannot deliver at its head): only code that holds it could
-** start it then.
+** since another thread may post to it at any time (unless it is stuck,
+** see sched_busy).
 */
 #include <stdlib.h>
 #include <string.h>
@@ -199,12 +198,6 @@ void mc_recv_kick_safe (lua_State *L, int idx, mc_Recv *r) {
   c->noalloc = 0;
 }
 
-void mc_recv_kick_posted (lua_State *L, int idx, mc_Recv *r) {
-  mc_recv_kick_safe(L, idx, r);
-  if (!deliverable(r))
-    mc_recv_repin(L, idx, r);
-}
-
 /* Sets U.keep of the receiver at idx to the value at the top (popped):
 ** a partner kept alive by it, or false. */
 static void set_keep (lua_State *L, int idx) {
@@ -226,9 +219,9 @@ void mc_recv_repin (lua_State *L, int idx, mc_Recv *r) {
   uint32_t peer = r->group != NULL
                   ? mc_group_local_peer(r->group, r->end, mc_ctx_hub(L)) : 0;
   idx = mc_absindex(L, idx);
-  if (peer != 0) {  /* kept by it, as by the pinned table below */
+  if (peer != 0) {
     if (mc_recv_push(L, peer) != NULL) {
-      if (r->wants && !stuck(r))
+      if (r->wants)
         lua_pushvalue(L, idx);
       else
         lua_pushboolean(L, 0);
