@@ -138,8 +138,8 @@ build/test/resolve.so: spec/remote/resolve.c
 SPEC_JOBS ?= 2
 SPEC_RUN = bin=$$( [ $$0 = luajit ] && echo luajit || echo lua$$0 ); \
   echo "== specs on $$($$bin -v 2>&1 | head -1)"; \
-  LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/$$0/?.so;;" \
-    $$bin $(BUSTED) -o utfTerminal spec > build/specs-$$0.log 2>&1; \
+  $(call RUN_ENV,$$0) $$bin $(BUSTED) -o utfTerminal spec \
+    > build/specs-$$0.log 2>&1; \
   echo $$? > build/specs-$$0.rc
 specs: all build/test/resolve.so
 	@test -n "$(LUAS)" || { echo "no Lua with headers found: run make deps"; exit 1; }

@@ -383,15 +383,28 @@ static int wrap_in (lua_State *L) {
 ** runs: the program's own hook, or none, set after terminate() would
 ** replace the hook that the stop signal set, and the worker would never
 ** stop. (The flag is up before the signal is sent, so a hook the signal
-** set that this call replaced is always set again here.) */
+** set that this call replaced is always set again here.) Without the
+** signal (t->signal 0), the worker's count hook is what stops it: a call
+** that leaves no hook sets that one again. Its argument errors read as
+** debug.sethook's own, at the caller's line. */
 static int sethook_in (lua_State *L) {
   mc_Thread *t = (mc_Thread *)lua_touserdata(L, lua_upvalueindex(2));
   int n = lua_gettop(L);
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_insert(L, 1);
-  lua_call(L, n, LUA_MULTRET);
+  if (lua_pcall(L, n, LUA_MULTRET, 0) != 0) {
+    const char *msg = lua_tostring(L, -1);
+    if (msg != NULL && strncmp(msg, "bad argument", 12) == 0) {
+      luaL_where(L, 1);
+      luaL_gsub(L, msg, "to '?'", "to 'sethook'");
+      lua_concat(L, 2);
+    }
+    return lua_error(L);
+  }
   if (__atomic_load_n(&t->stop, __ATOMIC_SEQ_CST))
     set_stop_hook(L);
+  else if (t->signal == 0 && lua_gethook(L) == NULL)
+    lua_sethook(L, stop_hook, LUA_MASKCOUNT, HOOK_COUNT);
   return lua_gettop(L);
 }
 

@@ -314,10 +314,20 @@ local writer_done, retry_writers
 -- scheduler sees its yield (one task runs at a time); one whose yield
 -- failed is undone (abandon) before the task waits again and before the
 -- scheduler goes on: when the task yields or ends, or when the runner it
--- ran in takes its next token.
+-- ran in takes its next token. A task that code resumed from elsewhere
+-- (see waited) yields to that code, not to the scheduler: it is suspended
+-- then, and its wait stands.
 local isyieldable = rawget(coroutine, "isyieldable")
 local unconfirmed_co, unconfirmed = nil, nil
 local abandon
+
+-- The noted wait is seen no more: undone unless its task is suspended,
+-- its yield gone through to whoever resumed it.
+local function settle_unconfirmed()
+  local w, co = unconfirmed, unconfirmed_co
+  unconfirmed_co, unconfirmed = nil, nil
+  if status(co) ~= "suspended" then abandon(w) end
+end
 
 -- The tasks waiting at a receiver (U.waiters) and the posts waiting for
 -- room at a port (U.writers) are queues, oldest first: q[q.h] ..
@@ -464,11 +474,7 @@ local function runner_main()
     end
     if job.at then job_ended(job) end  -- that job, or fail()'s, ended
     while runq[-1] < stop and runner == me do
-      if unconfirmed then  -- a listener's wait here did not yield
-        local w = unconfirmed
-        unconfirmed_co, unconfirmed = nil, nil
-        abandon(w)
-      end
+      if unconfirmed then settle_unconfirmed() end
       local head = runq[-1] + 1
       local tok = runq[head]
       if type(tok) ~= "userdata" and tok[1] ~= EVENT then
@@ -811,16 +817,12 @@ end
 
 -- Called in task co before a wait registers itself, marked w (a waiter,
 -- or a sleep's timer): a wait registered before whose yield failed is
--- undone; where the running coroutine is the task and Lua tells that it
+-- undone (settle_unconfirmed); where the running coroutine is the task and Lua tells that it
 -- cannot yield, raises the error a yield would (yieldable: what
 -- postMessage found, as Lua's own check is not the caller's there);
 -- else, unless Lua tells that the yield will happen, notes w.
 local function will_wait(co, w, yieldable)
-  local old = unconfirmed
-  if old then  -- its yield failed: its task is running
-    unconfirmed_co, unconfirmed = nil, nil
-    abandon(old)
-  end
+  if unconfirmed then settle_unconfirmed() end
   local nested = running() ~= co  -- a dispatchEvent listener's
   if not nested and isyieldable then
     if yieldable == nil then yieldable = isyieldable() end

@@ -83,6 +83,53 @@ describe("regress: a waiting task resumed by other code goes on waiting", functi
     assert.are.same({ "slept", "late" }, steps)
   end)
 
+  -- A wait that starts under such a resume yields to that code, not to
+  -- the scheduler. Where Lua cannot tell beforehand that a yield will
+  -- go through (5.1, 5.2; a dispatchEvent listener's coroutine on every
+  -- version), the scheduler took the wait it never saw yield for one
+  -- whose yield failed, and undid it: receive returned nil, nil and the
+  -- message stayed queued, a sleep ended at once.
+  it("when the wait starts under it: the wait stands", function()
+    local ch = mc.MessageChannel()
+    local got = {}
+    local task = mc.spawn(function()
+      coroutine.yield()  -- a helper's bare yield, as sleep(0)
+      for _ = 1, 2 do
+        local ev, why = ch.port2:receive()
+        got[#got + 1] = ev and ev.data or tostring(why)
+      end
+    end)
+    mc.step()
+    assert.is_true((coroutine.resume(task)))  -- the helper's callback
+    mc.spawn(function()
+      mc.sleep(0.01)
+      ch.port1:postMessage("m1")
+      ch.port1:postMessage("m2")
+    end)
+    assert.is_true(mc.run(5))
+    assert.are.same({ "m1", "m2" }, got)
+    assert.are.equal(0, ch.port2:pending())
+  end)
+
+  it("when a dispatchEvent listener's wait starts under it: the wait stands", function()
+    local ch = mc.MessageChannel()
+    local got = {}
+    ch.port1:addEventListener("go", function()
+      local ev, why = ch.port2:receive()
+      got[#got + 1] = ev and ev.data or tostring(why)
+    end)
+    local task = mc.spawn(function() ch.port1:dispatchEvent({ type = "go" }) end)
+    assert.is_true((coroutine.resume(task)))
+    assert.are.same({}, got)
+    mc.spawn(function()
+      mc.sleep(0.01)
+      ch.port1:postMessage("m")
+    end)
+    assert.is_true(mc.run(5))
+    assert.are.same({ "m" }, got)
+    assert.are.equal(0, ch.port2:pending())
+  end)
+
   it("resumed from another task: that task goes on, the waiting one still waits", function()
     local ch = mc.MessageChannel()
     local other = {}
