@@ -48,6 +48,7 @@ typedef void (*natsErrHandler) (natsConnection *nc, natsSubscription *sub,
 
 #define ORIGIN "Mc-Origin"  /* the header that names the posting process */
 #define WRITE_DEADLINE_MS 2000  /* a write to the server, at most */
+#define RETRY_SECONDS 2  /* between two connects after libnats closed one */
 
 typedef struct Lib {
   natsStatus (*options_create) (natsOptions **);
@@ -122,9 +123,13 @@ typedef struct Server {
   char *url;
   natsConnection *nc;     /* NULL while it connects */
   int connecting;         /* a thread connects it, without the lock */
+  int retrying;           /* libnats closed nc: a thread connects anew */
   int refs;
   Sub **subs;
   size_t nsubs, capsubs;
+  natsConnection **dead;  /* connections libnats closed, destroyed with
+                          ** the server (a post may still use one) */
+  size_t ndead;
 } Server;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -270,10 +275,42 @@ static void on_disconnected (natsConnection *nc, void *closure) {
                     "buffered until it reconnects");
 }
 
+static void *retry (void *arg);
+
+/* libnats closed nc for good (it gives up on a server it reaches only
+** when that server refuses it: an authentication refused twice in a row,
+** say): a thread connects again every RETRY_SECONDS. Connections this
+** file destroys are no longer listed, and are not taken again. */
 static void on_closed (natsConnection *nc, void *closure) {
+  size_t i;
+  int again = 0;
   (void)closure;
-  problem(nc, NULL, "NATS: the connection is closed (the server could not "
-                    "be reached again); posts are lost");
+  pthread_mutex_lock(&lock);
+  for (i = 0; i < nservers; i++) {
+    Server *s = servers[i];
+    pthread_t th;
+    pthread_attr_t attr;
+    if (s->nc != nc || s->retrying || s->connecting)
+      continue;
+    if (pthread_attr_init(&attr) == 0) {
+      pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+      s->refs++;  /* the thread's */
+      s->retrying = 1;
+      if (pthread_create(&th, &attr, retry, s) == 0)
+        again = 1;
+      else {
+        s->retrying = 0;
+        s->refs--;
+      }
+      pthread_attr_destroy(&attr);
+    }
+    break;
+  }
+  pthread_mutex_unlock(&lock);
+  problem(nc, NULL, again
+          ? "NATS: the connection is closed (the server refused it); a new "
+            "one is tried every 2 s, and posts are lost until then"
+          : "NATS: the connection is closed; posts are lost");
 }
 
 static void on_error (natsConnection *nc, natsSubscription *sub,
@@ -320,6 +357,25 @@ static const char *shown (const char *url, char *buf, size_t n) {
   return buf;
 }
 
+static void on_closed (natsConnection *nc, void *closure);
+
+/* The options of a connection to url, in *o. */
+static natsStatus make_options (const char *url, natsOptions **o) {
+  natsStatus st = lib.options_create(o);
+  if (st == NATS_OK) st = lib.options_url(*o, url);
+  if (st == NATS_OK) st = lib.options_noecho(*o, 1);
+  if (st == NATS_OK) st = lib.options_disconnected(*o, on_disconnected, NULL);
+  if (st == NATS_OK) st = lib.options_closed(*o, on_closed, NULL);
+  if (st == NATS_OK) st = lib.options_errors(*o, on_error, NULL);
+  if (st == NATS_OK)  /* never gives up on a server it cannot reach */
+    st = lib.options_max_reconnect(*o, -1);
+  if (st == NATS_OK)  /* a server that stops reading fails a post, which
+                      ** is an error event, instead of blocking it (and
+                      ** every post on the connection) until it reads */
+    st = lib.options_write_deadline(*o, WRITE_DEADLINE_MS);
+  return st;
+}
+
 /* The server of url, connected (under the lock); NULL with err set. */
 static Server *server (const char *url, char *err, size_t n) {
   Server *s;
@@ -350,18 +406,7 @@ static Server *server (const char *url, char *err, size_t n) {
     snprintf(err, n, "not enough memory");
     return NULL;
   }
-  st = lib.options_create(&o);
-  if (st == NATS_OK) st = lib.options_url(o, url);
-  if (st == NATS_OK) st = lib.options_noecho(o, 1);
-  if (st == NATS_OK) st = lib.options_disconnected(o, on_disconnected, NULL);
-  if (st == NATS_OK) st = lib.options_closed(o, on_closed, NULL);
-  if (st == NATS_OK) st = lib.options_errors(o, on_error, NULL);
-  if (st == NATS_OK)  /* never gives up: a closed connection would stay */
-    st = lib.options_max_reconnect(o, -1);
-  if (st == NATS_OK)  /* a server that stops reading fails a post, which
-                      ** is an error event, instead of blocking it (and
-                      ** every post on the connection) until it reads */
-    st = lib.options_write_deadline(o, WRITE_DEADLINE_MS);
+  st = make_options(url, &o);
   if (st == NATS_OK) {  /* listed, connecting: without the lock, so that
                        ** other servers' posts and deliveries go on */
     natsConnection *nc = NULL;
@@ -404,10 +449,102 @@ static void server_unref (Server *s) {
   servers[i] = servers[--nservers];
   pthread_mutex_unlock(&lock);
   lib.conn_destroy(s->nc);
+  for (i = 0; i < s->ndead; i++)
+    lib.conn_destroy(s->dead[i]);
   pthread_mutex_lock(&lock);
+  free(s->dead);
   free(s->subs);
   free(s->url);
   free(s);
+}
+
+/* The subscriptions listed at s, subscribed again on nc, which s uses from
+** now on (its old connection kept until s goes: a post may be using it).
+** Each keeps its serial; one let go meanwhile is let go here too. 0 when
+** out of memory (nc destroyed). */
+static int subscribe_again (Server *s, natsConnection *nc) {
+  size_t i, n = 0;
+  char **subjects;
+  uintptr_t *serials;
+  natsConnection **dead;
+  pthread_mutex_lock(&lock);
+  dead = (natsConnection **)realloc(s->dead, (s->ndead + 1) * sizeof *dead);
+  subjects = (char **)calloc(s->nsubs + 1, sizeof *subjects);
+  serials = (uintptr_t *)calloc(s->nsubs + 1, sizeof *serials);
+  if (dead != NULL)
+    s->dead = dead;
+  if (dead == NULL || subjects == NULL || serials == NULL) {
+    pthread_mutex_unlock(&lock);
+    free(subjects);
+    free(serials);
+    lib.conn_destroy(nc);  /* out of memory: the next try */
+    return 0;
+  }
+  s->dead[s->ndead++] = s->nc;
+  s->nc = nc;  /* new subscriptions go there from now on */
+  for (i = 0; i < s->nsubs; i++)
+    if (s->subs[i]->sub != NULL
+        && (subjects[n] = strdup(s->subs[i]->subject)) != NULL)
+      serials[n++] = s->subs[i]->serial;
+  pthread_mutex_unlock(&lock);
+  for (i = 0; i < n; i++) {
+    natsSubscription *ns = NULL, *old = NULL;
+    size_t j;
+    int listed = 0;
+    if (lib.subscribe(&ns, nc, subjects[i], on_message, (void *)serials[i])
+        != NATS_OK)
+      ns = NULL;  /* an error event tells (on_error) */
+    pthread_mutex_lock(&lock);
+    for (j = 0; j < s->nsubs && !listed; j++)
+      if (s->subs[j]->serial == serials[i]) {
+        listed = 1;
+        if (ns != NULL) {
+          old = s->subs[j]->sub;
+          s->subs[j]->sub = ns;
+        }
+      }
+    pthread_mutex_unlock(&lock);
+    if (!listed && ns != NULL) {
+      lib.unsubscribe(ns);
+      lib.sub_destroy(ns);
+    }
+    if (old != NULL)
+      lib.sub_destroy(old);
+    free(subjects[i]);
+  }
+  free(subjects);
+  free(serials);
+  return 1;
+}
+
+static void *retry (void *arg) {
+  Server *s = (Server *)arg;
+  for (;;) {
+    struct timespec ts;
+    natsOptions *o = NULL;
+    natsConnection *nc = NULL;
+    natsStatus st;
+    ts.tv_sec = RETRY_SECONDS;
+    ts.tv_nsec = 0;
+    nanosleep(&ts, NULL);
+    pthread_mutex_lock(&lock);
+    if (s->refs == 1)  /* only this thread's: every channel left */
+      break;
+    pthread_mutex_unlock(&lock);
+    st = make_options(s->url, &o);
+    if (st == NATS_OK)
+      st = lib.connect(&nc, o);
+    if (o != NULL)
+      lib.options_destroy(o);
+    if (st == NATS_OK && subscribe_again(s, nc)) {
+      pthread_mutex_lock(&lock);
+      break;
+    }
+  }
+  s->retrying = 0;
+  server_unref(s);
+  pthread_mutex_unlock(&lock);
+  return NULL;
 }
 
 /* The subscription of s to subject, or NULL; under the lock, waiting

@@ -349,11 +349,11 @@ function Server:url()
   return "nats://127.0.0.1:" .. self.port
 end
 
--- Starts the server process (again, on the same ports); true, or false and
--- its output.
+-- Starts the server process (again, on the same ports), with self.flags
+-- (more command-line flags) when set; true, or false and its output.
 function Server:start()
-  self.proc = start(format("%s -a 127.0.0.1 -p %d -m %d", N.quote(self.path),
-                           self.port, self.mport), nil, true)
+  self.proc = start(format("%s -a 127.0.0.1 -p %d -m %d %s", N.quote(self.path),
+                           self.port, self.mport, self.flags or ""), nil, true)
   self.proc.script = "nats-server"
   local ok = N.wait(function()
     return not self.proc:alive() or accepts(self.port, "INFO ")
