@@ -324,36 +324,18 @@ static void on_error (natsConnection *nc, natsSubscription *sub,
   problem(nc, sub != NULL ? lib.sub_subject(sub) : NULL, text);
 }
 
-/* url as an error text shows it, in buf (n bytes): in each URL of a
-** comma-separated list, the secret of a user:password@ or token@ (up to
-** the last '@' before the host) written as "***". */
+/* url as an error text shows it, in buf (n bytes): the secret of a
+** user:password@ or token@ written as "***". libnats takes the string as
+** one URL whose user part ends at its last '@' (a password may hold ',',
+** '/' or '@'). */
 static const char *shown (const char *url, char *buf, size_t n) {
-  size_t at = 0;
-  const char *s = url;
-  if (n == 0)
+  const char *host = strstr(url, "://"), *at = strrchr(url, '@'), *keep;
+  host = host != NULL ? host + 3 : url;
+  if (at == NULL || at < host)
     return url;
-  buf[0] = '\0';
-  while (*s != '\0' && at + 1 < n) {
-    const char *end = strchr(s, ',');
-    const char *host = strstr(s, "://"), *mark = NULL, *p;
-    size_t len;
-    if (end == NULL)
-      end = s + strlen(s);
-    host = host != NULL && host < end ? host + 3 : s;
-    for (p = host; p < end; p++)  /* the last '@' of this URL */
-      if (*p == '@')
-        mark = p;
-    if (mark != NULL) {
-      const char *colon = memchr(host, ':', (size_t)(mark - host));
-      const char *keep = colon != NULL ? colon + 1 : host;
-      at += (size_t)snprintf(buf + at, n - at, "%.*s***", (int)(keep - s), s);
-      s = mark;
-    }
-    len = (size_t)(end - s) + (*end == ',');
-    if (at < n)
-      at += (size_t)snprintf(buf + at, n - at, "%.*s", (int)len, s);
-    s += len;
-  }
+  keep = memchr(host, ':', (size_t)(at - host));
+  keep = keep != NULL ? keep + 1 : host;  /* the user name stays */
+  snprintf(buf, n, "%.*s***%s", (int)(keep - url), url, at);
   return buf;
 }
 

@@ -385,11 +385,13 @@ static int wrap_in (lua_State *L) {
 ** stop. (The flag is up before the signal is sent, so a hook the signal
 ** set that this call replaced is always set again here.) Without the
 ** signal (t->signal 0), the worker's count hook is what stops it: a call
-** that leaves no hook sets that one again. Its argument errors read as
+** that leaves the coroutine it sets (its first argument, or this one)
+** with no hook sets that one again there. Its argument errors read as
 ** debug.sethook's own, at the caller's line. */
 static int sethook_in (lua_State *L) {
   mc_Thread *t = (mc_Thread *)lua_touserdata(L, lua_upvalueindex(2));
   int n = lua_gettop(L);
+  lua_State *co = lua_type(L, 1) == LUA_TTHREAD ? lua_tothread(L, 1) : L;
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_insert(L, 1);
   if (lua_pcall(L, n, LUA_MULTRET, 0) != 0) {
@@ -401,10 +403,12 @@ static int sethook_in (lua_State *L) {
     }
     return lua_error(L);
   }
-  if (__atomic_load_n(&t->stop, __ATOMIC_SEQ_CST))
+  if (__atomic_load_n(&t->stop, __ATOMIC_SEQ_CST)) {
     set_stop_hook(L);
-  else if (t->signal == 0 && lua_gethook(L) == NULL)
-    lua_sethook(L, stop_hook, LUA_MASKCOUNT, HOOK_COUNT);
+    set_stop_hook(co);
+  }
+  else if (t->signal == 0 && lua_gethook(co) == NULL)
+    lua_sethook(co, stop_hook, LUA_MASKCOUNT, HOOK_COUNT);
   return lua_gettop(L);
 }
 

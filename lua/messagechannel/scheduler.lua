@@ -211,6 +211,9 @@ local drop_watch
 -- A listener dispatchEvent runs inside a task gets a coroutine of its own,
 -- whose yields it passes on: such a coroutine -> the task.
 local outer_of = setmetatable({}, { __mode = "k" })
+-- Such a coroutine -> the one that passes its yields on (the task, or the
+-- listener's coroutine that dispatched, when listeners dispatch in turn).
+local passer_of = setmetatable({}, { __mode = "k" })
 -- While such a coroutine's yield is passed on: the task -> that coroutine
 -- (the innermost one, when listeners dispatch in turn).
 local deepest = setmetatable({}, { __mode = "k" })
@@ -315,18 +318,36 @@ local writer_done, retry_writers
 -- failed is undone (abandon) before the task waits again and before the
 -- scheduler goes on: when the task yields or ends, or when the runner it
 -- ran in takes its next token. A task that code resumed from elsewhere
--- (see waited) yields to that code, not to the scheduler: it is suspended
--- then, and its wait stands.
+-- (see waited) yields to that code, not to the scheduler: its wait
+-- stands when the coroutine that waits (unconfirmed_in: the task, or its
+-- dispatchEvent listener's) is suspended in that wait's own yield.
 local isyieldable = rawget(coroutine, "isyieldable")
-local unconfirmed_co, unconfirmed = nil, nil
-local abandon
+local unconfirmed_co, unconfirmed, unconfirmed_in = nil, nil, nil
+local abandon, waited, call_reporting
 
--- The noted wait is seen no more: undone unless its task is suspended,
--- its yield gone through to whoever resumed it.
+-- Whether coroutine c is suspended in a yield of function fn, or of fn2.
+local function suspended_in(c, fn, fn2)
+  if status(c) ~= "suspended" then return false end
+  local f = getinfo(c, 1, "f")
+  return f ~= nil and (f.func == fn or f.func == fn2)
+end
+
+-- The noted wait is seen no more: undone unless its coroutine is
+-- suspended in the yield of receive's or mc.receive's wait or of sleep,
+-- and each coroutine that passes its yields on (dispatchEvent listeners)
+-- in that passing on: a yield that failed on the way leaves one running.
+-- (A post waiting for room yields in C: it is undone.) Decided before
+-- anything is cleared, so that an error (out of memory) leaves it noted.
 local function settle_unconfirmed()
-  local w, co = unconfirmed, unconfirmed_co
-  unconfirmed_co, unconfirmed = nil, nil
-  if status(co) ~= "suspended" then abandon(w) end
+  local w, c = unconfirmed, unconfirmed_in
+  local stands = suspended_in(c, waited, M.sleep)
+  c = passer_of[c]
+  while stands and c do
+    stands = suspended_in(c, call_reporting)
+    c = passer_of[c]
+  end
+  unconfirmed_co, unconfirmed, unconfirmed_in = nil, nil, nil
+  if not stands then abandon(w) end
 end
 
 -- The tasks waiting at a receiver (U.waiters) and the posts waiting for
@@ -714,7 +735,7 @@ function resumed(co, ok, ...)
   local a = ...
   if unconfirmed and unconfirmed_co == co then
     local w = unconfirmed
-    unconfirmed_co, unconfirmed = nil, nil
+    unconfirmed_co, unconfirmed, unconfirmed_in = nil, nil, nil
     if not (ok and a == WAIT) then abandon(w) end
   end
   if not ok then return fail(co, a) end
@@ -831,7 +852,7 @@ local function will_wait(co, w, yieldable)
     end
     return
   end
-  unconfirmed_co, unconfirmed = co, w
+  unconfirmed_co, unconfirmed, unconfirmed_in = co, w, running()
 end
 
 -- Posts waiting for room at a bounded partner (postMessage): each port's
@@ -1258,7 +1279,7 @@ end
 -- Calls a listener for dispatchEvent and reports its error. Inside a task
 -- the listener runs in a coroutine of its own whose yields are passed on,
 -- so it may block there too, even on Lua 5.1 (no yield across pcall).
-local function call_reporting(task, rec, ev)
+function call_reporting(task, rec, ev)
   if not task then
     local ok, e = xpcall(function() return call(rec, ev) end,
                          protected_handler)
@@ -1267,6 +1288,7 @@ local function call_reporting(task, rec, ev)
   end
   local co = create(call)
   outer_of[co] = task
+  passer_of[co] = running()
   local r = pack(resume(co, rec, ev))
   while r[1] and status(co) ~= "dead" do
     if not deepest[task] then deepest[task] = co end
@@ -1367,7 +1389,7 @@ end
 -- code passed nor leaves its waiter or timer behind to take a later
 -- message or cut a later wait short. mc.sleep does the same with its
 -- timer.
-local function waited(w)
+function waited(w)
   repeat yield(WAIT) until w.done
 end
 

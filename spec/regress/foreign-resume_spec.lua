@@ -130,6 +130,39 @@ describe("regress: a waiting task resumed by other code goes on waiting", functi
     assert.are.equal(0, ch.port2:pending())
   end)
 
+  -- The wait that stands is one suspended in its own yield: one whose
+  -- yield failed (caught by pcall) is undone, though its task is
+  -- suspended elsewhere when the scheduler looks.
+  it("a wait whose yield failed is undone, though its task yields to that code after", function()
+    local ch = mc.MessageChannel()
+    local log = {}
+    local task = mc.spawn(function()
+      coroutine.yield()
+      local ok = pcall(table.sort, { 1, 2, 3 }, function(a, b)
+        ch.port2:receive()
+        return a < b
+      end)
+      log[#log + 1] = ok and "sorted" or "failed"
+      local v = coroutine.yield()  -- to the code that resumed it
+      log[#log + 1] = tostring(v)
+      local ev, why = ch.port2:receive()
+      log[#log + 1] = ev and ev.data or why
+    end)
+    mc.step()
+    assert.is_true((coroutine.resume(task)))
+    mc.spawn(function()
+      mc.sleep(0.01)
+      ch.port1:postMessage("m1")
+      mc.sleep(0.01)
+      coroutine.resume(task)
+      mc.sleep(0.01)
+      ch.port1:postMessage("m2")
+    end)
+    assert.is_true(mc.run(5))
+    assert.are.same({ "failed", "nil", "m1" }, log)
+    assert.are.equal(1, ch.port2:pending())
+  end)
+
   it("resumed from another task: that task goes on, the waiting one still waits", function()
     local ch = mc.MessageChannel()
     local other = {}

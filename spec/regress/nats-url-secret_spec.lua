@@ -34,20 +34,14 @@ describe("regress: a NATS URL's secret stays out of error texts", function()
     assert.falsy(err:find("t0ken", 1, true), err)
   end)
 
-  it("a password with '/' or '@' in it", function()
-    for _, pw in ipairs { "pa/ss3cret", "pa@ss3cret" } do
+  -- libnats takes the URL whole, its user part up to the last '@'
+  it("a password with '/', '@' or ',' in it", function()
+    for _, pw in ipairs { "pa/ss3cret", "pa@ss3cret", "pa,ss3cret", "s,3,c,r,e,t" } do
       local err, why = connect_error("nats://alice:" .. pw .. "@127.0.0.1:1")
       if not err then return pending(why) end
       assert.truthy(err:find("at nats://alice:***@127.0.0.1:1:", 1, true), err)
-      assert.falsy(err:find("ss3cret", 1, true), err)
+      assert.falsy(err:find(pw:sub(4), 1, true), err)
     end
-  end)
-
-  it("each URL of a list", function()
-    local err, why = connect_error("nats://127.0.0.1:1,nats://bob:TOPSECRET2@127.0.0.1:2")
-    if not err then return pending(why) end
-    assert.truthy(err:find("at nats://127.0.0.1:1,nats://bob:***@127.0.0.1:2:", 1, true), err)
-    assert.falsy(err:find("TOPSECRET", 1, true), err)
   end)
 
   it("a URL without one is shown as given", function()
