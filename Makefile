@@ -15,7 +15,8 @@
 #   make valgrind specs under valgrind (Lua 5.4)
 #   make oom      allocation-failure injection (ASan+LSan) at every
 #                 allocation of each case (one in OOM_SHARED of those a
-#                 worker's state makes as in a case before), OOM_STRIDE
+#                 worker's state makes as in a case before, one in
+#                 OOM_FIRST of those the first shares), OOM_STRIDE
 #                 to sample
 #   make fuzz     libFuzzer on the decoder, the cloner and the frame reader
 #                 (ASan+UBSan), one target per CPU at a time,
@@ -328,7 +329,9 @@ $(FUZZ_RUN_RULES): fuzz-run-%: build/fuzz/%
 # finalizer, its call's allocation refused, what that finalizer frees
 # leaks: such a point is listed apart and does not fail the run.) Of the allocations a worker's
 # state makes alike in each case before it comes to the case's own code,
-# the cases after the first run one point in OOM_SHARED (32; 1: all).
+# the cases after the first run one point in OOM_SHARED (32; 1: all),
+# and the first one in OOM_FIRST (4; 1: all) of those it shares with a
+# later one.
 # OOM_STRIDE=n runs every n-th point,
 # OOM_SCENARIO=file.case,... some cases only; findings go to
 # build/oom/report.txt. Lua 5.4 is linked statically when its static

@@ -52,9 +52,13 @@
 ** hash of the sizes of its state's allocations so far after each one
 ** (its trail), and of the allocations a case has in common with a case
 ** run before it (the longest start of their trails that agree), only
-** one point in OOM_SHARED runs; every point from where they part.
+** one point in OOM_SHARED runs; every point from where they part. The
+** first worker case runs one point in OOM_FIRST of the start it shares
+** with a later one (the state's making and the module's loading, the
+** same allocations each time), every point after it.
 ** The environment gives the defaults: OOM_JOBS (2), OOM_STRIDE (1),
-** OOM_SHARED (32; 1 runs every point), OOM_SCENARIO (every case; or
+** OOM_SHARED (32; 1 runs every point), OOM_FIRST (4; 1 runs every
+** point), OOM_SCENARIO (every case; or
 ** names "file.case" or "file", separated by commas), OOM_MODE (forgood),
 ** OOM_TIMEOUT (the watchdog, 60 seconds).
 ** Workers find messagechannel.core through OUTDIR/messagechannel/core.so,
@@ -515,6 +519,7 @@ typedef struct Options {
   int jobs;
   unsigned long stride;
   unsigned long shared;  /* OOM_SHARED: every n-th point of a shared start */
+  unsigned long first;   /* OOM_FIRST: of the first worker case's */
   const char *only;  /* OOM_SCENARIO */
   unsigned timeout;
   const char *outdir;
@@ -568,6 +573,7 @@ typedef struct Case {
   unsigned long ntrail;
   unsigned long shared;  /* its first `shared` allocations are those of */
   const char *like;      /* this case's worker's state, run before it */
+  unsigned long every;   /* of those, one point in `every` runs */
 } Case;
 
 static char *dup_str (const char *s) {
@@ -1131,6 +1137,25 @@ static void find_shared (Case *c, const Case *cases, size_t i) {
   }
 }
 
+/* For the first worker case (cases[i]), run before any other: the
+** longest start of its trail that a later worker case's has too. */
+static void find_shared_later (Case *c, const Case *cases, size_t i,
+                               size_t ncases) {
+  size_t j;
+  for (j = i + 1; j < ncases; j++) {
+    const Case *d = &cases[j];
+    unsigned long n = c->ntrail < d->ntrail ? c->ntrail : d->ntrail, m = 0;
+    if (!d->worker || d->broken || d->count == 0)
+      continue;
+    if (n > c->count)
+      n = c->count;
+    while (m < n && c->trail[m] == d->trail[m])
+      m++;
+    if (m > c->shared)
+      c->shared = m, c->like = "every worker case";
+  }
+}
+
 static int cmp_finding (const void *a, const void *b) {
   const Finding *x = (const Finding *)a, *y = (const Finding *)b;
   if (x->cat != y->cat)
@@ -1211,16 +1236,25 @@ static int drive (const Options *o, char **files, int nfiles) {
     return 2;
   }
   memset(jobs, 0, (size_t)o->jobs * sizeof(Job));
+  for (i = 0; i < ncases; i++) {  /* the dry runs first: every trail */
+    Case *c = &cases[i];
+    trail_path(path, sizeof path, c->name);
+    remove(path);  /* one an earlier run left */
+    count_case(c, o);
+    if (c->worker)
+      load_trail(c);
+  }
   for (i = 0; i < ncases; i++) {
     Case *c = &cases[i];
     unsigned long k = 1;
     int running = 0, slot;
-    trail_path(path, sizeof path, c->name);
-    remove(path);  /* one an earlier run left */
-    count_case(c, o);
-    if (c->worker) {
-      load_trail(c);
+    if (c->worker && !c->broken) {
       find_shared(c, cases, i);
+      c->every = o->shared;
+      if (c->like == NULL) {  /* the first one run */
+        find_shared_later(c, cases, i, ncases);
+        c->every = o->first;
+      }
     }
     if (c->broken) {
       printf("oom: %-28s the run with nothing failing is not clean: %s\n",
@@ -1239,7 +1273,7 @@ static int drive (const Options *o, char **files, int nfiles) {
         running++;
         if (k > c->shared)
           k += o->stride;
-        else if ((k += o->stride * o->shared) > c->shared)
+        else if ((k += o->stride * c->every) > c->shared)
           k = c->shared + 1;  /* from where it parts, every point */
       }
       slot = reap(jobs, o->jobs, o, &wstatus);
@@ -1259,9 +1293,9 @@ static int drive (const Options *o, char **files, int nfiles) {
           first = 0;
         }
     }
-    if (c->shared > 0 && o->shared > 1)
+    if (c->shared > 0 && c->every > 1)
       printf("; of allocations 1-%lu, the same as %s's, one point in %lu",
-             c->shared, c->like, o->shared * o->stride);
+             c->shared, c->like, c->every * o->stride);
     printf("\n");
     fflush(stdout);
     tot[c->worker][0] += c->points;
@@ -1270,8 +1304,8 @@ static int drive (const Options *o, char **files, int nfiles) {
   snprintf(path, sizeof path, "%s/report.txt", o->outdir);
   if ((rep = fopen(path, "w")) != NULL) {
     fprintf(rep, "allocation-failure injection: mode %s, stride %lu, "
-            "shared %lu\n\n", inj.once ? "once" : "forgood", o->stride,
-            o->shared);
+            "shared %lu, first %lu\n\n", inj.once ? "once" : "forgood",
+            o->stride, o->shared, o->first);
     for (i = 0; i < ncases; i++) {
       Case *c = &cases[i];
       if (c->broken)
@@ -1358,6 +1392,7 @@ int main (int argc, char **argv) {
   o.jobs = (int)env_number("OOM_JOBS", 2);
   o.stride = env_number("OOM_STRIDE", 1);
   o.shared = env_number("OOM_SHARED", 32);
+  o.first = env_number("OOM_FIRST", 4);
   o.only = getenv("OOM_SCENARIO");
   o.timeout = (unsigned)env_number("OOM_TIMEOUT", 60);
   o.outdir = NULL;
