@@ -325,6 +325,23 @@ function N.missing()
   return nil
 end
 
+-- For a describe block whose specs need a server: one is started in its
+-- lazy_setup (N.usable_server), and killed with every process started in
+-- its lazy_teardown. Returns a table whose `server`, or `skip` (why the
+-- specs cannot run, for pending()), is set by then.
+function N.server_suite(lazy_setup, lazy_teardown)
+  local suite = { skip = N.missing() }
+  lazy_setup(function()
+    if suite.skip then return end
+    suite.server, suite.skip = N.usable_server()
+  end)
+  lazy_teardown(function()
+    if suite.server then suite.server:kill() end
+    N.cleanup()
+  end)
+  return suite
+end
+
 -- For a spec's lazy_setup: a server started and a NATS channel opened
 -- on it (and closed), so that libnats is known to load. Returns the
 -- Server, or nil and why the specs cannot run (no server, no libnats).

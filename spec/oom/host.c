@@ -1118,6 +1118,18 @@ static void load_trail (Case *c) {
   remove(path);
 }
 
+/* How many of the first `limit` allocations of c's worker's state are
+** those of d's (their trails agree). */
+static unsigned long common_start (const Case *c, const Case *d,
+                                   unsigned long limit) {
+  unsigned long n = c->ntrail < d->ntrail ? c->ntrail : d->ntrail, m = 0;
+  if (n > limit)
+    n = limit;
+  while (m < n && c->trail[m] == d->trail[m])
+    m++;
+  return m;
+}
+
 /* A worker's state runs the same code in every case until it comes to
 ** the case's own (the worker's source, the messages it is sent): the
 ** longest start of c's trail that an earlier case's trail has too. */
@@ -1125,14 +1137,10 @@ static void find_shared (Case *c, const Case *cases, size_t i) {
   size_t j;
   for (j = 0; j < i; j++) {
     const Case *d = &cases[j];
-    unsigned long n = c->ntrail < d->ntrail ? c->ntrail : d->ntrail, m = 0;
+    unsigned long m;
     if (!d->worker || d->broken || d->points == 0)
       continue;
-    if (n > d->count)
-      n = d->count;
-    while (m < n && c->trail[m] == d->trail[m])
-      m++;
-    if (m > c->shared)
+    if ((m = common_start(c, d, d->count)) > c->shared)
       c->shared = m, c->like = d->name;
   }
 }
@@ -1144,14 +1152,10 @@ static void find_shared_later (Case *c, const Case *cases, size_t i,
   size_t j;
   for (j = i + 1; j < ncases; j++) {
     const Case *d = &cases[j];
-    unsigned long n = c->ntrail < d->ntrail ? c->ntrail : d->ntrail, m = 0;
+    unsigned long m;
     if (!d->worker || d->broken || d->count == 0)
       continue;
-    if (n > c->count)
-      n = c->count;
-    while (m < n && c->trail[m] == d->trail[m])
-      m++;
-    if (m > c->shared)
+    if ((m = common_start(c, d, c->count)) > c->shared)
       c->shared = m, c->like = "every worker case";
   }
 }

@@ -11,21 +11,12 @@
 local mc = require "messagechannel"
 local N = require "spec.nats.helper"
 
-local skip_reason = N.missing()
-
 describe("regress: a NATS connection libnats closed for good is made again", function()
-  local server
-  lazy_setup(function()
-    if skip_reason then return end
-    server, skip_reason = N.usable_server()
-  end)
-  lazy_teardown(function()
-    if server then server:kill() end
-    N.cleanup()
-  end)
+  local suite = N.server_suite(lazy_setup, lazy_teardown)
 
   it("after the server refused it, its channels hear posts once the server takes it", function()
-    if skip_reason then return pending(skip_reason) end
+    if suite.skip then return pending(suite.skip) end
+    local server = suite.server
     local subject, url = "spec.nats.reconnect", server:url()
     local bc = mc.BroadcastChannel(subject, { nats = url })
     local errors, got = {}, {}

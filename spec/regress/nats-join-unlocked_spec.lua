@@ -14,8 +14,6 @@
 local mc = require "messagechannel"
 local N = require "spec.nats.helper"
 
-local skip_reason = N.missing()
-
 local count = 0
 local function fresh()
   count = count + 1
@@ -23,24 +21,17 @@ local function fresh()
 end
 
 describe("regress: NATS subscriptions are made and let go without the lock", function()
-  local server, made = nil, {}
-  lazy_setup(function()
-    if skip_reason then return end
-    server, skip_reason = N.usable_server()
-  end)
+  local suite, made = N.server_suite(lazy_setup, lazy_teardown), {}
   after_each(function()
     for _, x in ipairs(made) do pcall(x.terminate or x.close, x) end
     made = {}
     N.cleanup()
   end)
-  lazy_teardown(function()
-    if server then server:kill() end
-    N.cleanup()
-  end)
 
   it("workers joining one subject at once share one subscription, each hears a post once",
      function()
-    if skip_reason then return pending(skip_reason) end
+    if suite.skip then return pending(suite.skip) end
+    local server = suite.server
     local subject, url = fresh(), server:url()
     local nworkers, got, open, closed = 4, {}, 0, 0
     for k = 1, nworkers do
@@ -86,7 +77,8 @@ mc.parentPort:postMessage("open")
   end)
 
   it("a subject left and joined again while a peer posts hears no post twice", function()
-    if skip_reason then return pending(skip_reason) end
+    if suite.skip then return pending(suite.skip) end
+    local server = suite.server
     local subject, url = fresh(), server:url()
     local poster = N.peer(url, subject, { brief = 1, life = 90, id = "p" })
     local twice, heard, sent = {}, 0, 0

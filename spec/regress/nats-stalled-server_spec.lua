@@ -9,21 +9,12 @@
 
 local N = require "spec.nats.helper"
 
-local skip_reason = N.missing()
-
 describe("regress: a NATS server that stops reading does not block posts", function()
-  local server
-  lazy_setup(function()
-    if skip_reason then return end
-    server, skip_reason = N.usable_server()
-  end)
-  lazy_teardown(function()
-    if server then server:kill() end
-    N.cleanup()
-  end)
+  local suite = N.server_suite(lazy_setup, lazy_teardown)
 
   it("posts of 20 MiB to a stopped server all return, the failed ones as error events", function()
-    if skip_reason then return pending(skip_reason) end
+    if suite.skip then return pending(suite.skip) end
+    local server = suite.server
     local peer = N.peer(server:url(), "spec.nats.stalled", { brief = 1, life = 90 })
     assert.is_true(server.proc:signal("STOP"))
     peer:command("post 320 65536")
