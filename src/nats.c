@@ -79,6 +79,7 @@ typedef struct Lib {
   natsStatus (*header_set) (natsMsg *, const char *, const char *);
   natsStatus (*header_get) (natsMsg *, const char *, const char **);
   natsStatus (*publish_msg) (natsConnection *, natsMsg *);
+  _Bool (*is_closed) (natsConnection *);
 } Lib;
 
 static Lib lib;
@@ -109,6 +110,7 @@ static const struct { const char *name; size_t offset; } symbols[] = {
   SYM(header_set, "natsMsgHeader_Set"),
   SYM(header_get, "natsMsgHeader_Get"),
   SYM(publish_msg, "natsConnection_PublishMsg"),
+  SYM(is_closed, "natsConnection_IsClosed"),
 #undef SYM
 };
 
@@ -124,11 +126,13 @@ typedef struct Server {
   natsConnection *nc;     /* NULL while it connects */
   int connecting;         /* a thread connects it, without the lock */
   int retrying;           /* libnats closed nc: a thread connects anew */
+  int again;              /* ... and closed the new one it connected */
+  int posting;            /* posts on nc under way, without the lock */
   int refs;
   Sub **subs;
   size_t nsubs, capsubs;
-  natsConnection **dead;  /* connections libnats closed, destroyed with
-                          ** the server (a post may still use one) */
+  natsConnection **dead;  /* connections libnats closed, destroyed once
+                          ** no post uses one */
   size_t ndead;
 } Server;
 
@@ -290,8 +294,12 @@ static void on_closed (natsConnection *nc, void *closure) {
     Server *s = servers[i];
     pthread_t th;
     pthread_attr_t attr;
-    if (s->nc != nc || s->retrying || s->connecting)
+    if (s->nc != nc || s->connecting)
       continue;
+    if (s->retrying) {  /* the thread's new one: it goes on */
+      s->again = again = 1;
+      break;
+    }
     if (pthread_attr_init(&attr) == 0) {
       pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
       s->refs++;  /* the thread's */
@@ -440,6 +448,23 @@ static void server_unref (Server *s) {
   free(s);
 }
 
+/* Destroys the closed connections s keeps, unless a post uses one. */
+static void let_dead_go (Server *s) {
+  natsConnection **dead = NULL;
+  size_t i, n = 0;
+  pthread_mutex_lock(&lock);
+  if (s->posting == 0) {
+    dead = s->dead;
+    n = s->ndead;
+    s->dead = NULL;
+    s->ndead = 0;
+  }
+  pthread_mutex_unlock(&lock);
+  for (i = 0; i < n; i++)
+    lib.conn_destroy(dead[i]);
+  free(dead);
+}
+
 /* The subscriptions listed at s, subscribed again on nc, which s uses from
 ** now on (its old connection kept until s goes: a post may be using it).
 ** Each keeps its serial; one let go meanwhile is let go here too. 0 when
@@ -462,7 +487,7 @@ static int subscribe_again (Server *s, natsConnection *nc) {
     lib.conn_destroy(nc);  /* out of memory: the next try */
     return 0;
   }
-  s->dead[s->ndead++] = s->nc;
+  s->dead[s->ndead++] = s->nc;  /* destroyed once no post uses it */
   s->nc = nc;  /* new subscriptions go there from now on */
   for (i = 0; i < s->nsubs; i++)
     if (s->subs[i]->sub != NULL
@@ -473,9 +498,15 @@ static int subscribe_again (Server *s, natsConnection *nc) {
     natsSubscription *ns = NULL, *old = NULL;
     size_t j;
     int listed = 0;
-    if (lib.subscribe(&ns, nc, subjects[i], on_message, (void *)serials[i])
-        != NATS_OK)
-      ns = NULL;  /* an error event tells (on_error) */
+    natsStatus st = lib.subscribe(&ns, nc, subjects[i], on_message,
+                                  (void *)serials[i]);
+    if (st != NATS_OK) {  /* its channels hear nothing: they are told */
+      char text[256];
+      snprintf(text, sizeof text, "NATS: cannot subscribe again after the "
+               "connection was closed: %s", lib.status_text(st));
+      problem(nc, subjects[i], text);
+      ns = NULL;
+    }
     pthread_mutex_lock(&lock);
     for (j = 0; j < s->nsubs && !listed; j++)
       if (s->subs[j]->serial == serials[i]) {
@@ -496,6 +527,7 @@ static int subscribe_again (Server *s, natsConnection *nc) {
   }
   free(subjects);
   free(serials);
+  let_dead_go(s);
   return 1;
 }
 
@@ -520,10 +552,13 @@ static void *retry (void *arg) {
       lib.options_destroy(o);
     if (st == NATS_OK && subscribe_again(s, nc)) {
       pthread_mutex_lock(&lock);
-      break;
+      if (!s->again && !lib.is_closed(nc))
+        break;
+      s->again = 0;  /* closed again meanwhile: once more */
+      pthread_mutex_unlock(&lock);
     }
   }
-  s->retrying = 0;
+  s->retrying = s->again = 0;
   server_unref(s);
   pthread_mutex_unlock(&lock);
   return NULL;
@@ -548,6 +583,7 @@ static Sub *find_sub (Server *s, const char *subject) {
 ** lock, which it gives up while libnats subscribes. NULL with err set. */
 static Sub *subscribe (Server *s, const char *subject, char *err, size_t n) {
   Sub *t;
+  natsConnection *nc;
   natsSubscription *ns = NULL;
   natsStatus st;
   size_t i;
@@ -569,8 +605,9 @@ static Sub *subscribe (Server *s, const char *subject, char *err, size_t n) {
   }
   t->serial = ++last_serial;
   s->subs[s->nsubs++] = t;
+  nc = s->nc;  /* a retry may replace it meanwhile */
   pthread_mutex_unlock(&lock);
-  st = lib.subscribe(&ns, s->nc, subject, on_message, (void *)t->serial);
+  st = lib.subscribe(&ns, nc, subject, on_message, (void *)t->serial);
   pthread_mutex_lock(&lock);
   pthread_cond_broadcast(&connected);
   if (st == NATS_OK) {
@@ -662,22 +699,34 @@ int mc_nats_publish (const char *url, const char *subject, const void *p,
                      size_t len, char *err, size_t n) {
   size_t i;
   natsConnection *nc = NULL;
+  Server *s = NULL;
   natsStatus st;
   pthread_mutex_lock(&lock);
-  for (i = 0; i < nservers && nc == NULL; i++)
+  for (i = 0; i < nservers && s == NULL; i++)
     if (strcmp(servers[i]->url, url) == 0)
-      nc = servers[i]->nc;
-  pthread_mutex_unlock(&lock);  /* the channel holds the connection */
+      s = servers[i];
+  if (s != NULL && (nc = s->nc) != NULL)
+    s->posting++;  /* nc stays while it posts (see let_dead_go) */
+  pthread_mutex_unlock(&lock);  /* the channel holds the server */
   if (nc == NULL) {
     char buf[512];
     snprintf(err, n, "NATS: not connected to %s", shown(url, buf, sizeof buf));
     return 1;
   }
-  if (len > 0x7fffffff) {
+  if (len > 0x7fffffff)
+    st = -1;
+  else
+    st = publish(nc, subject, p, (int)len);
+  pthread_mutex_lock(&lock);
+  s->posting--;
+  i = s->ndead;
+  pthread_mutex_unlock(&lock);
+  if (i > 0)
+    let_dead_go(s);
+  if (st == -1) {
     snprintf(err, n, "NATS: a message of %zu bytes is too large", len);
     return 1;
   }
-  st = publish(nc, subject, p, (int)len);
   if (st == NATS_OK)
     return 0;
   snprintf(err, n, "NATS: the post was lost: %s", lib.status_text(st));

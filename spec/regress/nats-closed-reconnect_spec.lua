@@ -51,4 +51,47 @@ describe("regress: a NATS connection libnats closed for good is made again", fun
     if not server.proc then server:restart() end
     assert(ok, err)
   end)
+
+  -- A new connection the server refuses again, while the thread that made
+  -- it still subscribes there (a server that takes fewer subscriptions
+  -- than the channels joined): that close was not seen, and nothing tried
+  -- again after it.
+  it("a new connection closed again is made again, until the server takes it", function()
+    if suite.skip then return pending(suite.skip) end
+    local server = suite.server
+    local url, n = server:url(), 300
+    local chans, closes, got = {}, 0, {}
+    local conf = os.tmpname()
+    local f = assert(io.open(conf, "w"))
+    f:write("max_subscriptions: 1\n")
+    f:close()
+    local ok, err = pcall(function()
+      for i = 1, n do
+        local bc = mc.BroadcastChannel("spec.nats.again." .. i, { nats = url })
+        bc.onerror = function(e)
+          if i == 1 and tostring(e.error):find("a new one is tried", 1, true) then
+            closes = closes + 1
+          end
+        end
+        bc.onmessage = function(e) got[#got + 1] = e.data end
+        chans[i] = bc
+      end
+      server:kill()
+      server.flags = "-c " .. N.quote(conf)
+      server:restart()
+      N.await("two closes", function() return closes >= 2 end, 30)
+      server:kill()
+      server.flags = nil
+      server:restart()
+      local peer = N.peer(url, "spec.nats.again." .. n,
+                          { brief = 1, life = 60, id = "p", hello = 1 })
+      N.await("a post on the new connection", function() return #got > 0 end, 30)
+      peer:command("stop")
+    end)
+    for _, bc in ipairs(chans) do bc:close() end
+    os.remove(conf)
+    server.flags = nil
+    if not server.proc then server:restart() end
+    assert(ok, err)
+  end)
 end)
