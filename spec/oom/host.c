@@ -1156,7 +1156,7 @@ static void find_shared_later (Case *c, const Case *cases, size_t i,
     if (!d->worker || d->broken || d->count == 0)
       continue;
     if ((m = common_start(c, d, c->count)) > c->shared)
-      c->shared = m, c->like = "every worker case";
+      c->shared = m, c->like = "a later worker case";
   }
 }
 
