@@ -466,7 +466,7 @@ static void let_dead_go (Server *s) {
 }
 
 /* The subscriptions listed at s, subscribed again on nc, which s uses from
-** now on (its old connection kept until s goes: a post may be using it).
+** now on (its old connection kept until no post uses it: let_dead_go).
 ** Each keeps its serial; one let go meanwhile is let go here too. 0 when
 ** out of memory (nc destroyed). */
 static int subscribe_again (Server *s, natsConnection *nc) {

@@ -838,10 +838,11 @@ end
 
 -- Called in task co before a wait registers itself, marked w (a waiter,
 -- or a sleep's timer): a wait registered before whose yield failed is
--- undone (settle_unconfirmed); where the running coroutine is the task and Lua tells that it
--- cannot yield, raises the error a yield would (yieldable: what
--- postMessage found, as Lua's own check is not the caller's there);
--- else, unless Lua tells that the yield will happen, notes w.
+-- undone (settle_unconfirmed); where the running coroutine is the task
+-- and Lua tells that it cannot yield, raises the error a yield would
+-- (yieldable: what postMessage found, as Lua's own check is not the
+-- caller's there); else, unless Lua tells that the yield will happen,
+-- notes w.
 local function will_wait(co, w, yieldable)
   if unconfirmed then settle_unconfirmed() end
   local nested = running() ~= co  -- a dispatchEvent listener's
