@@ -701,11 +701,14 @@ int mc_nats_publish (const char *url, const char *subject, const void *p,
   natsConnection *nc = NULL;
   Server *s = NULL;
   natsStatus st;
+  int dead;
   pthread_mutex_lock(&lock);
   for (i = 0; i < nservers && s == NULL; i++)
     if (strcmp(servers[i]->url, url) == 0)
       s = servers[i];
-  if (s != NULL && (nc = s->nc) != NULL)
+  if (s != NULL)
+    nc = s->nc;
+  if (nc != NULL && len <= 0x7fffffff)
     s->posting++;  /* nc stays while it posts (see let_dead_go) */
   pthread_mutex_unlock(&lock);  /* the channel holds the server */
   if (nc == NULL) {
@@ -713,20 +716,17 @@ int mc_nats_publish (const char *url, const char *subject, const void *p,
     snprintf(err, n, "NATS: not connected to %s", shown(url, buf, sizeof buf));
     return 1;
   }
-  if (len > 0x7fffffff)
-    st = -1;
-  else
-    st = publish(nc, subject, p, (int)len);
-  pthread_mutex_lock(&lock);
-  s->posting--;
-  i = s->ndead;
-  pthread_mutex_unlock(&lock);
-  if (i > 0)
-    let_dead_go(s);
-  if (st == -1) {
+  if (len > 0x7fffffff) {
     snprintf(err, n, "NATS: a message of %zu bytes is too large", len);
     return 1;
   }
+  st = publish(nc, subject, p, (int)len);
+  pthread_mutex_lock(&lock);
+  s->posting--;
+  dead = s->ndead > 0;
+  pthread_mutex_unlock(&lock);
+  if (dead)
+    let_dead_go(s);
   if (st == NATS_OK)
     return 0;
   snprintf(err, n, "NATS: the post was lost: %s", lib.status_text(st));
