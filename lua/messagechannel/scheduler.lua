@@ -215,8 +215,20 @@ local outer_of = setmetatable({}, { __mode = "k" })
 -- listener's coroutine that dispatched, when listeners dispatch in turn).
 local passer_of = setmetatable({}, { __mode = "k" })
 -- While such a coroutine's yield is passed on: the task -> that coroutine
--- (the innermost one, when listeners dispatch in turn).
+-- (the innermost one, when listeners dispatch in turn). A passing on
+-- that failed (the task could not yield) leaves it set: it counts only
+-- while its task is suspended in call_reporting (see passes_to).
 local deepest = setmetatable({}, { __mode = "k" })
+
+-- Whether coroutine c passes its yields on to coroutine to: c is to, or
+-- one of the listeners' coroutines to runs, directly or in turn.
+local function passes_to(c, to)
+  while c do
+    if c == to then return true end
+    c = passer_of[c]
+  end
+  return false
+end
 
 -- The task running now (the one to suspend and wake), or nil.
 local function current_task()
@@ -332,15 +344,23 @@ local function suspended_in(c, fn, fn2)
   return f ~= nil and (f.func == fn or f.func == fn2)
 end
 
+-- Whether the yield task co is suspended in (or yielded just now) is
+-- coroutine c's: c is co, or the listener whose yield co passes on.
+local function yielded_by(co, c)
+  return c == co or (deepest[co] == c and suspended_in(co, call_reporting))
+end
+
 -- The noted wait is seen no more: undone unless its coroutine is
 -- suspended in the yield of receive's or mc.receive's wait or of sleep,
--- and each coroutine that passes its yields on (dispatchEvent listeners)
--- in that passing on: a yield that failed on the way leaves one running.
--- (A post waiting for room yields in C: it is undone.) Decided before
--- anything is cleared, so that an error (out of memory) leaves it noted.
+-- that yield being the one its task passes on, and each coroutine that
+-- passes its yields on (dispatchEvent listeners) in that passing on: a
+-- yield that failed on the way leaves one running. (A post waiting for
+-- room yields in C: it is undone.) Decided before anything is cleared,
+-- so that an error (out of memory) leaves it noted.
 local function settle_unconfirmed()
   local w, c = unconfirmed, unconfirmed_in
   local stands = suspended_in(c, waited, M.sleep)
+    and yielded_by(unconfirmed_co, c)
   c = passer_of[c]
   while stands and c do
     stands = suspended_in(c, call_reporting)
@@ -719,7 +739,8 @@ end
 local function foreign(co, ...)
   local adapter = M.foreign
   if adapter and adapter(co, ...) then return end
-  local target = deepest[co] or co  -- a dispatchEvent listener's own
+  local target = co  -- or a dispatchEvent listener's own
+  if suspended_in(co, call_reporting) then target = deepest[co] or co end
   local info = getinfo(target, 1, "Sl")
   local where = info and info.currentline and info.currentline > 0
     and info.short_src .. ":" .. info.currentline .. ": " or ""
@@ -734,9 +755,9 @@ end
 function resumed(co, ok, ...)
   local a = ...
   if unconfirmed and unconfirmed_co == co then
-    local w = unconfirmed
+    local w, w_in = unconfirmed, unconfirmed_in
     unconfirmed_co, unconfirmed, unconfirmed_in = nil, nil, nil
-    if not (ok and a == WAIT) then abandon(w) end
+    if not (ok and a == WAIT and yielded_by(co, w_in)) then abandon(w) end
   end
   if not ok then return fail(co, a) end
   if a == IDLE then
@@ -1292,7 +1313,7 @@ function call_reporting(task, rec, ev)
   passer_of[co] = running()
   local r = pack(resume(co, rec, ev))
   while r[1] and status(co) ~= "dead" do
-    if not deepest[task] then deepest[task] = co end
+    if not passes_to(deepest[task], co) then deepest[task] = co end
     local back = pack(yield(unpack(r, 2, r.n)))
     deepest[task] = nil
     r = pack(resume(co, unpack(back, 1, back.n)))
