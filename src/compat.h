@@ -56,6 +56,26 @@ static inline int mc_return_none (lua_State *L, int status, lua_KContext k) {
 #define MC_YIELDABLE_CALL 0
 #endif
 
+/* mc_yield_then(L, n, k): a C function's `return mc_yield_then(...)`
+** yields the top n values. Where Lua has continuations (5.2 and later,
+** MC_YIELD_THEN), the resume then calls k, declared MC_KFUNCTION(k),
+** whose results are the function's; elsewhere the resume's values are. */
+#if LUA_VERSION_NUM >= 503
+#define MC_YIELD_THEN 1
+#define MC_KFUNCTION(k) \
+  int k (lua_State *L, int mc_status, lua_KContext mc_ctx)
+#define MC_KUNUSED ((void)mc_status, (void)mc_ctx)
+#define mc_yield_then(L, n, k) lua_yieldk(L, (n), 0, (k))
+#elif LUA_VERSION_NUM == 502
+#define MC_YIELD_THEN 1
+#define MC_KFUNCTION(k) int k (lua_State *L)
+#define MC_KUNUSED ((void)0)
+#define mc_yield_then(L, n, k) lua_yieldk(L, (n), 0, (k))
+#else
+#define MC_YIELD_THEN 0
+#define mc_yield_then(L, n, k) lua_yield(L, (n))
+#endif
+
 #if LUA_VERSION_NUM == 501
 
 /* LuaJIT 2.1 has these of 5.2 (its lauxlib.h defines luaL_newlib too). */

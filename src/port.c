@@ -234,14 +234,38 @@ static void check_size (lua_State *L, const mc_Group *g, mc_Msg *m) {
   luaL_error(L, "DataCloneError: the message %s", what);
 }
 
+#if MC_YIELD_THEN
+/* A postMessage waiting for room was resumed, stack: port, message,
+** transfer, held, list, true, w, and what the resume passed. The wait is
+** over only when the scheduler ended it: written(w) returns true and a
+** value to yield again (any other code resumed the task), or false and
+** the post's results. */
+static MC_KFUNCTION(post_resumed) {
+  MC_KUNUSED;
+  lua_settop(L, 7);
+  lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_WRITTEN);
+  lua_pushvalue(L, 7);
+  if (lua_pcall(L, 1, LUA_MULTRET, 0) != 0) {  /* ..., w, again?, results */
+    held_cancel(L, 4);  /* out of memory: nothing is sent after all */
+    lua_error(L);
+  }
+  if (lua_toboolean(L, 8)) {
+    lua_settop(L, 9);
+    return mc_yield_then(L, 1, post_resumed);
+  }
+  return lua_gettop(L) - 8;
+}
+#endif
+
 /*
 ** postMessage(message [, transfer | {transfer = array, timeout = s}]).
 ** At a full bounded partner it waits: the scheduler's waitroom(port,
 ** held, timeout, yieldable) (yieldable: whether this call can yield, nil
 ** when Lua does not tell) either runs the loop until done (outside a
-** task) and returns false and the results, or returns true and a value
-** for this function to yield (inside a task), which the scheduler
-** resumes with the results once the post is done, closed or timed out.
+** task) and returns false and the results, or returns true, its wait w
+** and a value for this function to yield (inside a task). The scheduler
+** resumes the task once the post is done, closed or timed out: with the
+** results, which post_resumed takes from w where Lua has continuations.
 */
 static int port_postMessage (lua_State *L) {
   mc_Recv *p = check_port(L, 1);
@@ -300,9 +324,33 @@ static int port_postMessage (lua_State *L) {
     held_cancel(L, 4);  /* out of memory: nothing is sent after all */
     lua_error(L);
   }
-  if (lua_toboolean(L, 6))
-    return lua_yield(L, lua_gettop(L) - 6);
+  if (lua_toboolean(L, 6)) {
+    lua_settop(L, 8);  /* ..., true, w, the value to yield */
+    return mc_yield_then(L, 1, post_resumed);
+  }
   return lua_gettop(L) - 6;
+}
+
+static int port_post_owned (lua_State *L);
+
+/* waits_for_room(co): whether coroutine co is suspended in a postMessage
+** that waits for room and will see whether its wait is over when resumed
+** (where Lua has continuations). */
+static int port_waits_for_room (lua_State *L) {
+  lua_State *co = lua_tothread(L, 1);
+  lua_Debug ar;
+  int in = 0;
+  luaL_argcheck(L, co != NULL, 1, "coroutine expected");
+  if (MC_YIELD_THEN && lua_status(co) == LUA_YIELD
+      && lua_getstack(co, 0, &ar)) {
+    lua_CFunction f;
+    lua_getinfo(co, "f", &ar);
+    f = lua_tocfunction(co, -1);
+    in = f == port_postMessage || f == port_post_owned;
+    lua_pop(co, 1);
+  }
+  lua_pushboolean(L, in);
+  return 1;
 }
 
 /* postMessage of an object that owns a port, as a Worker does: its state,
@@ -394,10 +442,13 @@ static int port_writing (lua_State *L) {
   return 0;
 }
 
-/* waitroom(fn): the scheduler's function postMessage calls to wait. */
+/* waitroom(wait, written): the scheduler's functions postMessage calls
+** to wait for room, and to see whether a task's such wait is over. */
 static int port_waitroom (lua_State *L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
-  lua_settop(L, 1);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  lua_settop(L, 2);
+  lua_rawseti(L, lua_upvalueindex(1), MC_CTX_WRITTEN);
   lua_rawseti(L, lua_upvalueindex(1), MC_CTX_WAITROOM);
   return 0;
 }
@@ -603,6 +654,7 @@ void mc_port_open (lua_State *L) {
     {"post_cancel", port_cancel},
     {"writing", port_writing},
     {"waitroom", port_waitroom},
+    {"waits_for_room", port_waits_for_room},
     {"discard", port_discard},
     {NULL, NULL}
   };

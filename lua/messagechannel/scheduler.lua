@@ -352,14 +352,17 @@ end
 
 -- The noted wait is seen no more: undone unless its coroutine is
 -- suspended in the yield of receive's or mc.receive's wait or of sleep,
--- that yield being the one its task passes on, and each coroutine that
--- passes its yields on (dispatchEvent listeners) in that passing on: a
--- yield that failed on the way leaves one running. (A post waiting for
--- room yields in C: it is undone.) Decided before anything is cleared,
--- so that an error (out of memory) leaves it noted.
+-- or of postMessage's wait for room where Lua has continuations (on 5.1
+-- and LuaJIT postMessage cannot see, when resumed, whether its wait is
+-- over: it is undone), that yield being the one its task passes on, and
+-- each coroutine that passes its yields on (dispatchEvent listeners) in
+-- that passing on: a yield that failed on the way leaves one running.
+-- Decided before anything is cleared, so that an error (out of memory)
+-- leaves it noted.
+local waits_for_room = core.waits_for_room
 local function settle_unconfirmed()
   local w, c = unconfirmed, unconfirmed_in
-  local stands = suspended_in(c, waited, M.sleep)
+  local stands = (suspended_in(c, waited, M.sleep) or waits_for_room(c))
     and yielded_by(unconfirmed_co, c)
   c = passer_of[c]
   while stands and c do
@@ -1456,12 +1459,20 @@ function M.receive(obj, U, timeout, name)
   return nil, "timeout"
 end
 
+-- postMessage's results once its wait for room w is over: true, or
+-- false and "closed" or "timeout".
+local function room_results(w)
+  if w.r then return true end
+  return false, w.why or "timeout"
+end
+
 -- postMessage at a full bounded partner (src/port.c): held is the post,
--- already registered in C to hear of room. Inside a task, returns true
--- and WAIT for postMessage to yield: the task is woken with its results.
--- Outside, runs the loop until the post is done and returns false and
--- its results: true, or false and "timeout" or "closed". yieldable is
--- whether postMessage can yield (nil: Lua does not tell).
+-- already registered in C to hear of room. Inside a task, returns true,
+-- w and WAIT for postMessage to yield: the task is woken with its
+-- results, which postMessage takes from written(w) where Lua has
+-- continuations (see waited). Outside, runs the loop until the post is
+-- done and returns false and its results. yieldable is whether
+-- postMessage can yield (nil: Lua does not tell).
 local function waitroom(port, held, timeout, yieldable)
   local co = current_task()
   local w = { co = co or false, port = port, held = held, timer = false,
@@ -1473,16 +1484,21 @@ local function waitroom(port, held, timeout, yieldable)
     push(ws, w)
     writing(port, ws.n)
   end, writer_done, e, not co and function() return abroad(port) end)
-  if how == "yield" then return true, WAIT end
-  if w.r then return false, true end
-  if w.why then return false, false, w.why end
-  if r == nil then
+  if how == "yield" then return true, w, WAIT end
+  if not (w.r or w.why) and r == nil then
     error("postMessage() would wait forever: no task, timer or other "
           .. "thread can take from the partner port", 3)
   end
-  return false, false, "timeout"
+  return false, room_results(w)
 end
-core.waitroom(waitroom)
+
+-- Whether a task's wait for room w goes on (true and the value for
+-- postMessage to yield again), else false and postMessage's results.
+local function written(w)
+  if not w.done then return true, WAIT end
+  return false, room_results(w)
+end
+core.waitroom(waitroom, written)
 
 -- Queues mc.receive's waiter w at each of its ports that can still
 -- deliver, counting them in w.open (each one's close counts it down).
