@@ -89,6 +89,10 @@ typedef struct Scratch {
   size_t chaincap;
   uint64_t *cells;
   size_t cellcap;
+  /* Interned strings (Lua 5.1 to 5.3): the distinct ones of the message
+  ** being decoded, see dec_interned. */
+  struct IStr *istrs;
+  size_t istrcap;
 } Scratch;
 
 static void scratch_release (Scratch *s) {
@@ -100,10 +104,12 @@ static void scratch_release (Scratch *s) {
   free(s->keys);
   free(s->chains);
   free(s->cells);
+  free(s->istrs);
   s->keys = NULL;
   s->chains = NULL;
   s->cells = NULL;
-  s->nkeys = s->keycap = s->chaincap = s->cellcap = 0;
+  s->istrs = NULL;
+  s->nkeys = s->keycap = s->chaincap = s->cellcap = s->istrcap = 0;
 }
 
 static int scratch__gc (lua_State *L) {
@@ -227,7 +233,8 @@ static void give_scratch (lua_State *L, int idx, Scratch *s) {
   clear_ids(L, idx, s);
   if (s->out.cap > ((size_t)1 << 20) || s->seen.mask >= (1u << 16)
       || s->objcap > (1u << 16) || s->keycap > (1u << 16)
-      || s->chaincap > (1u << 18) || s->cellcap > (1u << 18))
+      || s->chaincap > (1u << 18) || s->cellcap > (1u << 18)
+      || s->istrcap > (1u << 16))
     scratch_release(s);
   else
     mc_ptrmap_clear(&s->seen);
@@ -331,7 +338,7 @@ static void set_metatables (lua_State *L, int tbl, int n) {
 /* The probes a message has cost so far, and the slots it has. */
 typedef struct Budget {
   uint64_t slots, fill, walk;
-  uint64_t intern;  /* bytes Lua 5.1 compares to intern the strings */
+  uint64_t intern;  /* what Lua 5.1 to 5.3 do to intern the strings */
 } Budget;
 
 static int over_budget (uint64_t work, uint64_t slots) {
@@ -368,7 +375,7 @@ static int key_hash (lua_State *L, int idx, lua_Integer narr, uint64_t *h) {
 ** cheaper than a division. */
 static uint64_t main_position (int kind, uint64_t h, int lg) {
   uint64_t m = ((uint64_t)1 << lg) - 1;
-  if (kind == MC_HASH_MASK)
+  if (kind != MC_HASH_MOD)  /* MC_HASH_MASK, MC_HASH_CLASS */
     return h & m;
   if (lg < 2)  /* modulo 1 */
     return 0;
@@ -1304,8 +1311,9 @@ typedef struct Dec {
   int refs;        /* stack index of the table id -> object */
   int xarr;        /* stack index of the transferred objects, or 0 */
   int shared;      /* version 2: STRDEF may come */
-  size_t ncells;   /* in s->cells: distinct strings per hash (Lua 5.1);
-                   ** (size_t)-1 until they are made for this message */
+  size_t ncells;   /* in s->cells: hashes of interned strings (Lua 5.1
+                   ** to 5.3); (size_t)-1 until made for this message */
+  uint32_t nistrs; /* in s->istrs: the distinct strings of those */
   const unsigned char *p;
   size_t n, pos;
   size_t claimed;  /* table slots announced so far; at most n */
@@ -1423,78 +1431,131 @@ static void dec_table (Dec *d, int tag) {
 }
 
 /*
-** Lua 5.1 interns every string it makes: a new string is compared with
-** each string of the same length in its hash's chain. Its hash, like its
-** table keys' (see "Colliding keys"), has no seed and samples at most 32
-** bytes of a string, so a sender can pick many long strings of one hash,
-** and each one decoded is then compared, byte for byte up to where they
-** differ, with all those before it: quadratic. The decoder counts the
-** bytes those comparisons may take, for the distinct strings of each hash
-** in the message (in s->cells: hash << 20 | count; the strings met are in
-** s->seen), and a message may cost INTERN_PER_BYTE of them for each of
-** its bytes, plus INTERN_FREE.
+** Lua 5.1 interns every string it makes, and 5.2 and 5.3 every one of at
+** most 40 bytes (MC_INTERN_MAX): a new string is compared with each string
+** of its chain, those of the same length byte for byte up to where they
+** differ. The hash of 5.1 has no seed; those of 5.2 and 5.3 have one, but
+** read at most 32 bytes of a string, the same ones whatever the seed
+** (compat.h, mc_hashstr). So a sender can pick many strings of one hash,
+** and each one decoded is then compared with all those before it:
+** quadratic. The decoder counts that work, as Lua does it, for the
+** distinct strings of each hash in the message (s->cells: hash << 32 |
+** the last one's index + 1 in s->istrs, where each string has its bytes'
+** place in the input and the one before it of that hash; the strings met
+** are in s->seen, with their index): 16 for each string passed, and the
+** bytes that agree, plus one, for one of the same length. A message may
+** cost INTERN_PER_BYTE for each of its bytes, plus INTERN_FREE. Strings
+** that differ early (a counter first, or any difference within their
+** first bytes) cost little however long they are.
 */
 #define INTERN_PER_BYTE 256
 #define INTERN_FREE ((uint64_t)64 << 20)
-#define CELL_HASH 20  /* see above */
+#define INTERN_STEP 16
 
-/* Counts the string at the top, made from input at byte `at`. */
-static void dec_interned (Dec *d, size_t at) {
-  size_t len, j, mask;
-  uint64_t h = 0, *c, others;
-  int added;
-  const char *str;
-  if (!MC_HASH_STRINGS || !d->s->keyhash)
-    return;
-  str = lua_tolstring(d->L, -1, &len);
-  added = mc_ptrmap_get(&d->s->seen, str) == MC_NOID;
-  if (added && !mc_ptrmap_add(&d->s->seen, str, 0)) {
-    give_scratch(d->L, d->sidx, d->s);
-    luaL_error(d->L, "not enough memory");
-  }
+typedef struct IStr {
+  size_t at, len;  /* its bytes are p[at .. at + len - 1] */
+  uint32_t prev;   /* the one before it of its hash: index + 1, or 0 */
+} IStr;
+
+static void dec_nomem (Dec *d) {
+  give_scratch(d->L, d->sidx, d->s);
+  luaL_error(d->L, "not enough memory");
+}
+
+/* The cell of hash h in s->cells, which has room for one more. */
+static uint64_t *intern_cell (Dec *d, uint64_t h) {
+  Scratch *s = d->s;
+  size_t j, mask;
+  uint64_t *c;
   if (d->ncells == (size_t)-1) {  /* what an earlier call left goes */
-    free(d->s->cells);
-    d->s->cells = NULL;
-    d->s->cellcap = d->ncells = 0;
+    free(s->cells);
+    s->cells = NULL;
+    s->cellcap = d->ncells = 0;
   }
-  if (2 * (d->ncells + 1) > d->s->cellcap) {  /* at most half in use */
-    size_t n = d->s->cellcap ? 2 * d->s->cellcap : 256, i;
+  if (2 * (d->ncells + 1) > s->cellcap) {  /* at most half in use */
+    size_t n = s->cellcap ? 2 * s->cellcap : 256, i;
     uint64_t *cells = (uint64_t *)calloc(n, sizeof *cells);
-    if (cells == NULL) {
-      give_scratch(d->L, d->sidx, d->s);
-      luaL_error(d->L, "not enough memory");
-    }
-    for (i = 0; d->ncells > 0 && i < d->s->cellcap; i++) {
-      if (d->s->cells[i] != 0) {
-        j = (size_t)((d->s->cells[i] >> CELL_HASH) * 0x9e3779b97f4a7c15u
-                     >> 32) & (n - 1);
+    if (cells == NULL)
+      dec_nomem(d);
+    for (i = 0; d->ncells > 0 && i < s->cellcap; i++) {
+      if (s->cells[i] != 0) {
+        j = (size_t)((s->cells[i] >> 32) * 0x9e3779b97f4a7c15u >> 32)
+            & (n - 1);
         while (cells[j] != 0)
           j = (j + 1) & (n - 1);
-        cells[j] = d->s->cells[i];
+        cells[j] = s->cells[i];
       }
     }
-    free(d->s->cells);
-    d->s->cells = cells;
-    d->s->cellcap = n;
+    free(s->cells);
+    s->cells = cells;
+    s->cellcap = n;
   }
-  (void)mc_hashstr(str, len, &h);
-  mask = d->s->cellcap - 1;
+  mask = s->cellcap - 1;
   for (j = (size_t)(h * 0x9e3779b97f4a7c15u >> 32) & mask;
-       (c = &d->s->cells[j], *c != 0) && *c >> CELL_HASH != h;
+       (c = &s->cells[j], *c != 0) && *c >> 32 != h;
        j = (j + 1) & mask)
     ;
   if (*c == 0) {
-    *c = h << CELL_HASH;
+    *c = h << 32;
     d->ncells++;
   }
-  others = (*c & ((1u << CELL_HASH) - 1)) - (added ? 0 : 1);
-  if (added && (~*c & ((1u << CELL_HASH) - 1)))
-    (*c)++;
-  d->b.intern += others * (uint64_t)(len + 16);
-  if (d->b.intern > INTERN_PER_BYTE * (uint64_t)d->n + INTERN_FREE) {
-    d->pos = at;
-    dec_fail(d, "too many colliding strings");
+  return c;
+}
+
+/* Counts the string at the top, made from input at byte `at` (its tag),
+** whose bytes end at d->pos. */
+static void dec_interned (Dec *d, size_t at) {
+  size_t len;
+  uint64_t h = 0, *c, limit;
+  uint32_t id, k;
+  const char *str;
+  const unsigned char *bytes;
+  if (!MC_HASH_STRINGS || !d->s->keyhash)
+    return;
+  str = lua_tolstring(d->L, -1, &len);
+  if (len > MC_INTERN_MAX)
+    return;
+  bytes = d->p + d->pos - len;
+  (void)mc_hashstr(str, len, &h);
+  c = intern_cell(d, h & 0xffffffffu);
+  id = mc_ptrmap_get(&d->s->seen, str);
+  limit = INTERN_PER_BYTE * (uint64_t)d->n + INTERN_FREE;
+  /* a string met before is compared with those met since; a new one,
+  ** with all */
+  for (k = (uint32_t)*c; k != 0 && k != id + 1; k = d->s->istrs[k - 1].prev) {
+    const IStr *t = &d->s->istrs[k - 1];
+    d->b.intern += INTERN_STEP;
+    if (t->len == len) {
+      const unsigned char *b = d->p + t->at;
+      size_t i = 0;
+      while (i < len && b[i] == bytes[i])
+        i++;
+      d->b.intern += i + 1;
+    }
+    if (d->b.intern > limit) {
+      d->pos = at;
+      dec_fail(d, "too many colliding strings");
+    }
   }
+  if (id != MC_NOID)
+    return;
+  if (d->nistrs == MC_NOID - 1)
+    dec_nomem(d);
+  if (d->nistrs == d->s->istrcap) {
+    size_t n = d->s->istrcap ? 2 * d->s->istrcap : 64;
+    IStr *a = (IStr *)realloc(d->s->istrs, n * sizeof *a);
+    if (a == NULL)
+      dec_nomem(d);
+    d->s->istrs = a;
+    d->s->istrcap = n;
+  }
+  if (!mc_ptrmap_add(&d->s->seen, str, d->nistrs))
+    dec_nomem(d);
+  d->s->istrs[d->nistrs].at = d->pos - len;
+  d->s->istrs[d->nistrs].len = len;
+  d->s->istrs[d->nistrs].prev = (uint32_t)*c;
+  d->nistrs++;
+  *c = (*c >> 32) << 32 | d->nistrs;
 }
 
 /* Pushes the next value and returns its tag (TAG_STR for any string,
@@ -1681,6 +1742,7 @@ static void decode (lua_State *L, Scratch *s, int sidx,
   d.claimed = 0;
   d.nobjs = 0;
   d.ncells = (size_t)-1;
+  d.nistrs = 0;
   memset(&d.b, 0, sizeof d.b);
   stop_begin(&d.stop, L);
   if (n == 0)
@@ -2143,8 +2205,9 @@ static int keyhash_matches (lua_State *L) {
         case 3: lua_pushnumber(L, (lua_Number)i * 1e-3 + 1e100 / i); break;
         default: lua_pushfstring(L, "key%d", i); break;
       }
-      kind = mc_keyhash(L, -1, &h);
-      if (kind != 0 && !(used >> main_position(kind, h, lg) & 1)) {
+      kind = mc_keyhash(L, -1, &h);  /* a seeded one cannot be checked */
+      if (kind != 0 && kind != MC_HASH_CLASS
+          && !(used >> main_position(kind, h, lg) & 1)) {
         used |= (uint64_t)1 << main_position(kind, h, lg);
         n++;
         lua_pushboolean(L, 1);

@@ -322,10 +322,16 @@ static inline void mc_wrap_where (lua_State *L, int st) {
 ** choose: Lua 5.1 to 5.4 and LuaJIT hash numbers without a seed, only
 ** 5.1 strings (MC_HASH_STRINGS). These follow the sources of each version
 ** (ltable.c, LuaJIT's lj_tab.h); codec.c checks them against the running
-** Lua when it loads, and counts nothing when they differ.
+** Lua when it loads, and counts nothing when they differ. Lua 5.2 and 5.3
+** seed their string hash, but it reads at most 32 bytes of a string, the
+** same ones whatever the seed: strings that agree there share a place in
+** every table. Their mc_hashstr gives kind MC_HASH_CLASS, and an h of
+** those bytes, as a seeded hash would place them: the same h for strings
+** of one place, h apart at random for others.
 */
 #define MC_HASH_MASK 1
 #define MC_HASH_MOD 2
+#define MC_HASH_CLASS 3
 
 /* The log2 of the size of the hash part lua_createtable gives for nrec
 ** keys (nrec > 0). */
@@ -420,6 +426,7 @@ static inline int mc_hashnum (lua_Number x, uint64_t *h) {
 #else  /* Lua 5.1: numbers by their bits, strings without a seed */
 
 #define MC_HASH_STRINGS 1
+#define MC_INTERN_MAX ((size_t)-1)  /* every string is interned */
 
 static inline int mc_hashnum (lua_Number x, uint64_t *h) {
   double d = (double)x;
@@ -444,8 +451,25 @@ static inline int mc_hashstr (const char *s, size_t len, uint64_t *h) {
 #define mc_hashint(i, h) mc_hashnum((lua_Number)(i), (h))
 #endif
 
+#if (LUA_VERSION_NUM == 502 || LUA_VERSION_NUM == 503) \
+    && !defined(LUA_LJDIR)
+#define MC_HASH_STRINGS 1
+#define MC_INTERN_MAX 40  /* longer strings are not interned */
+
+/* The bytes luaS_hash reads (from the last, in steps), with the length. */
+static inline int mc_hashstr (const char *s, size_t len, uint64_t *h) {
+  uint64_t x = (uint64_t)len * 0x9e3779b97f4a7c15u;
+  size_t step = (len >> 5) + 1, i;
+  for (i = len; i >= step; i -= step)
+    x = (x ^ (unsigned char)s[i - 1]) * 0x100000001b3u;
+  *h = (x ^ x >> 32) & 0xffffffffu;
+  return MC_HASH_CLASS;
+}
+#endif
+
 #if !defined(MC_HASH_STRINGS)
 #define MC_HASH_STRINGS 0
+#define MC_INTERN_MAX 0
 #define mc_hashstr(s, len, h) ((void)(s), (void)(len), (void)(h), 0)
 #endif
 
