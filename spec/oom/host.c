@@ -55,7 +55,9 @@
 ** one point in OOM_SHARED runs; every point from where they part. The
 ** first worker case runs one point in OOM_FIRST of the start it shares
 ** with a later one (the state's making and the module's loading, the
-** same allocations each time), every point after it.
+** same allocations each time), every point after it. Each later case
+** starts its sampling at its own offset in the shared start, so that
+** together they run points the first case did not.
 ** The environment gives the defaults: OOM_JOBS (2), OOM_STRIDE (1),
 ** OOM_SHARED (32; 1 runs every point), OOM_FIRST (4; 1 runs every
 ** point), OOM_SCENARIO (every case; or
@@ -1222,6 +1224,7 @@ static void populate_runtimes (void) {
 
 static int drive (const Options *o, char **files, int nfiles) {
   size_t ncases, i;
+  unsigned long nlater = 0;  /* worker cases sampled after the first */
   Case *cases;
   Job *jobs = (Job *)grow(NULL, (size_t)o->jobs, sizeof(Job));
   unsigned long tot[2][2] = {{0, 0}, {0, 0}};  /* [worker][clean?] */
@@ -1258,6 +1261,11 @@ static int drive (const Options *o, char **files, int nfiles) {
       if (c->like == NULL) {  /* the first one run */
         find_shared_later(c, cases, i, ncases);
         c->every = o->first;
+      }
+      else {  /* 13 is odd: the first 32 later cases start apart */
+        k = 1 + (nlater++ * 13) % (c->every * o->stride);
+        if (k > c->shared + 1)  /* no point it does not share is missed */
+          k = c->shared + 1;
       }
     }
     if (c->broken) {
