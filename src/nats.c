@@ -116,7 +116,9 @@ static const struct { const char *name; size_t offset; } symbols[] = {
 
 typedef struct Sub {
   char *subject;
-  natsSubscription *sub;  /* NULL while it subscribes */
+  natsSubscription *sub;  /* NULL while it subscribes, or while later */
+  int later;              /* joined while the connection was closed for
+                          ** good: the retry subscribes it (retry) */
   uintptr_t serial;       /* its closure in libnats */
   int refs;
 } Sub;
@@ -490,7 +492,7 @@ static int subscribe_again (Server *s, natsConnection *nc) {
   s->dead[s->ndead++] = s->nc;  /* destroyed once no post uses it */
   s->nc = nc;  /* new subscriptions go there from now on */
   for (i = 0; i < s->nsubs; i++)
-    if (s->subs[i]->sub != NULL
+    if ((s->subs[i]->sub != NULL || s->subs[i]->later)
         && (subjects[n] = strdup(s->subs[i]->subject)) != NULL)
       serials[n++] = s->subs[i]->serial;
   pthread_mutex_unlock(&lock);
@@ -514,6 +516,7 @@ static int subscribe_again (Server *s, natsConnection *nc) {
         if (ns != NULL) {
           old = s->subs[j]->sub;
           s->subs[j]->sub = ns;
+          s->subs[j]->later = 0;
         }
       }
     pthread_mutex_unlock(&lock);
@@ -571,7 +574,7 @@ static Sub *find_sub (Server *s, const char *subject) {
   for (i = 0; i < s->nsubs; i++) {
     if (strcmp(s->subs[i]->subject, subject) != 0)
       continue;
-    if (s->subs[i]->sub != NULL)
+    if (s->subs[i]->sub != NULL || s->subs[i]->later)
       return s->subs[i];
     pthread_cond_wait(&connected, &lock);
     i = (size_t)-1;  /* the list may have changed: look again */
@@ -580,7 +583,9 @@ static Sub *find_sub (Server *s, const char *subject) {
 }
 
 /* Subscribes s to subject, listed as being made meanwhile; under the
-** lock, which it gives up while libnats subscribes. NULL with err set. */
+** lock, which it gives up while libnats subscribes. On a connection
+** libnats closed for good, it is listed for the retry to subscribe
+** (later). NULL with err set. */
 static Sub *subscribe (Server *s, const char *subject, char *err, size_t n) {
   Sub *t;
   natsConnection *nc;
@@ -605,13 +610,30 @@ static Sub *subscribe (Server *s, const char *subject, char *err, size_t n) {
   }
   t->serial = ++last_serial;
   s->subs[s->nsubs++] = t;
-  nc = s->nc;  /* a retry may replace it meanwhile */
-  pthread_mutex_unlock(&lock);
-  st = lib.subscribe(&ns, nc, subject, on_message, (void *)t->serial);
-  pthread_mutex_lock(&lock);
+  for (;;) {
+    nc = s->nc;
+    pthread_mutex_unlock(&lock);
+    st = lib.subscribe(&ns, nc, subject, on_message, (void *)t->serial);
+    pthread_mutex_lock(&lock);
+    if (s->nc == nc)
+      break;
+    /* a retry put a new connection in its place meanwhile, whose
+    ** subscriptions it made without this one: here too */
+    if (st == NATS_OK) {
+      pthread_mutex_unlock(&lock);
+      lib.unsubscribe(ns);
+      lib.sub_destroy(ns);
+      ns = NULL;
+      pthread_mutex_lock(&lock);
+    }
+  }
   pthread_cond_broadcast(&connected);
   if (st == NATS_OK) {
     t->sub = ns;
+    return t;
+  }
+  if (s->retrying || lib.is_closed(nc)) {  /* see on_closed */
+    t->later = 1;
     return t;
   }
   for (i = 0; s->subs[i] != t; i++)
@@ -660,12 +682,14 @@ void mc_nats_leave (const char *url, const char *subject) {
       continue;
     for (j = 0; j < s->nsubs; j++) {
       Sub *t = s->subs[j];
-      if (t->sub != NULL && strcmp(t->subject, subject) == 0
+      if ((t->sub != NULL || t->later) && strcmp(t->subject, subject) == 0
           && --t->refs == 0) {
         s->subs[j] = s->subs[--s->nsubs];  /* its messages are dropped */
         pthread_mutex_unlock(&lock);
-        lib.unsubscribe(t->sub);
-        lib.sub_destroy(t->sub);
+        if (t->sub != NULL) {
+          lib.unsubscribe(t->sub);
+          lib.sub_destroy(t->sub);
+        }
         free(t->subject);
         free(t);
         pthread_mutex_lock(&lock);
