@@ -220,16 +220,6 @@ local passer_of = setmetatable({}, { __mode = "k" })
 -- while its task is suspended in call_reporting (see passes_to).
 local deepest = setmetatable({}, { __mode = "k" })
 
--- Whether coroutine c passes its yields on to coroutine to: c is to, or
--- one of the listeners' coroutines to runs, directly or in turn.
-local function passes_to(c, to)
-  while c do
-    if c == to then return true end
-    c = passer_of[c]
-  end
-  return false
-end
-
 -- The task running now (the one to suspend and wake), or nil.
 local function current_task()
   local co = running()
@@ -342,6 +332,19 @@ local function suspended_in(c, fn, fn2)
   if status(c) ~= "suspended" then return false end
   local f = getinfo(c, 1, "f")
   return f ~= nil and (f.func == fn or f.func == fn2)
+end
+
+-- Whether coroutine c's yield is being passed on to coroutine to: c is
+-- to, or a listener's coroutine to runs, directly or in turn, and each
+-- coroutine on the way is suspended in that passing on (one whose
+-- passing on failed went on, and waits or yields on its own).
+local function passes_to(c, to)
+  while c do
+    if c == to then return true end
+    c = passer_of[c]
+    if not (c and suspended_in(c, call_reporting)) then return false end
+  end
+  return false
 end
 
 -- Whether the yield task co is suspended in (or yielded just now) is

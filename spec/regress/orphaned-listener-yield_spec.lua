@@ -105,4 +105,45 @@ describe("regress: a listener whose yield the task failed to pass on", function(
     assert.same({ "sort raised", "listener got m1", "task got m2" }, log)
     assert.same({}, errors)
   end)
+
+  -- The same inside a listener: the listener that dispatched from the
+  -- comparator goes on, and its own waits and yields are its own.
+  it("inside a listener: that listener's later wait is its own, and ends", function()
+    local ch, log = mc.MessageChannel(), {}
+    ch.port1:addEventListener("inner", function() coroutine.yield() end)
+    ch.port1:addEventListener("outer", function()
+      dispatch_in_sort(ch.port1, "inner", log)
+      local ev, why = ch.port2:receive(5)
+      log[#log + 1] = "outer got " .. tostring(ev and ev.data or why)
+    end)
+    mc.spawn(function()
+      ch.port1:dispatchEvent({ type = "outer" })
+      log[#log + 1] = "task after"
+    end)
+    mc.spawn(function()
+      mc.sleep(0.01)
+      ch.port1:postMessage("m1")
+    end)
+    run()
+    assert.same({ "sort raised", "outer got m1", "task after" }, log)
+    assert.equal(0, ch.port2:pending())
+    assert.same({}, errors)
+  end)
+
+  it("inside a listener: that listener's yield with values raises there", function()
+    local ch, log = mc.MessageChannel(), {}
+    ch.port1:addEventListener("inner", function() coroutine.yield() end)
+    ch.port1:addEventListener("outer", function()
+      dispatch_in_sort(ch.port1, "inner", log)
+      coroutine.yield("foreign")
+      log[#log + 1] = "outer resumed"
+    end)
+    mc.spawn(function()
+      ch.port1:dispatchEvent({ type = "outer" })
+      log[#log + 1] = "task after"
+    end)
+    run()
+    assert.same({ "sort raised", "task after" }, log)
+    assert_one_yield_error()
+  end)
 end)
