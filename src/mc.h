@@ -586,8 +586,7 @@ void mc_net_sync (void);
 #define MC_CTX_WAITROOM 16  /* the scheduler's wait for room (port.c) */
 #define MC_CTX_OWN_MT   17  /* metatable -> name: the module's own objects
                             ** made in Lua, which are not cloneable */
-#define MC_CTX_WRITTEN  18  /* and whether such a wait is over (port.c) */
-#define MC_CTX_KEYS     19  /* 19, 20, ...: sched.c's field names */
+#define MC_CTX_KEYS     18  /* 18, 19, ...: sched.c's field names */
 
 #define MC_MAXTYPES 8
 

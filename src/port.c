@@ -236,24 +236,35 @@ static void check_size (lua_State *L, const mc_Group *g, mc_Msg *m) {
 
 #if MC_YIELD_THEN
 /* A postMessage waiting for room was resumed, stack: port, message,
-** transfer, held, list, true, w, and what the resume passed. The wait is
-** over only when the scheduler ended it: written(w) returns true and a
-** value to yield again (any other code resumed the task), or false and
-** the post's results. */
+** transfer, held, list, true, w, the value it yields, and what the resume
+** passed. The wait is over only when the scheduler ended it (w.done): if
+** any other code resumed the task, it yields again; else it returns the
+** results the scheduler left in w, as waitroom does. Nothing here calls
+** Lua or allocates: the fields are w's own strings. */
 static MC_KFUNCTION(post_resumed) {
   MC_KUNUSED;
-  lua_settop(L, 7);
-  lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_WRITTEN);
-  lua_pushvalue(L, 7);
-  if (lua_pcall(L, 1, LUA_MULTRET, 0) != 0) {  /* ..., w, again?, results */
-    held_cancel(L, 4);  /* out of memory: nothing is sent after all */
-    lua_error(L);
-  }
-  if (lua_toboolean(L, 8)) {
-    lua_settop(L, 9);
+  lua_settop(L, 8);
+  lua_pushliteral(L, "done");
+  lua_rawget(L, 7);
+  if (!lua_toboolean(L, 9)) {
+    lua_settop(L, 8);
+    lua_pushvalue(L, 8);
     return mc_yield_then(L, 1, post_resumed);
   }
-  return lua_gettop(L) - 8;
+  lua_pushliteral(L, "r");
+  lua_rawget(L, 7);
+  if (lua_toboolean(L, 10)) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  lua_pushboolean(L, 0);
+  lua_pushliteral(L, "why");
+  lua_rawget(L, 7);
+  if (!lua_toboolean(L, -1)) {
+    lua_pop(L, 1);
+    lua_pushliteral(L, "timeout");
+  }
+  return 2;
 }
 #endif
 
@@ -326,6 +337,7 @@ static int port_postMessage (lua_State *L) {
   }
   if (lua_toboolean(L, 6)) {
     lua_settop(L, 8);  /* ..., true, w, the value to yield */
+    lua_pushvalue(L, 8);  /* kept for post_resumed */
     return mc_yield_then(L, 1, post_resumed);
   }
   return lua_gettop(L) - 6;
@@ -442,13 +454,10 @@ static int port_writing (lua_State *L) {
   return 0;
 }
 
-/* waitroom(wait, written): the scheduler's functions postMessage calls
-** to wait for room, and to see whether a task's such wait is over. */
+/* waitroom(fn): the scheduler's function postMessage calls to wait. */
 static int port_waitroom (lua_State *L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
-  luaL_checktype(L, 2, LUA_TFUNCTION);
-  lua_settop(L, 2);
-  lua_rawseti(L, lua_upvalueindex(1), MC_CTX_WRITTEN);
+  lua_settop(L, 1);
   lua_rawseti(L, lua_upvalueindex(1), MC_CTX_WAITROOM);
   return 0;
 }

@@ -1472,7 +1472,7 @@ end
 -- postMessage at a full bounded partner (src/port.c): held is the post,
 -- already registered in C to hear of room. Inside a task, returns true,
 -- w and WAIT for postMessage to yield: the task is woken with its
--- results, which postMessage takes from written(w) where Lua has
+-- results, which postMessage takes from w (done, r, why) where Lua has
 -- continuations (see waited). Outside, runs the loop until the post is
 -- done and returns false and its results. yieldable is whether
 -- postMessage can yield (nil: Lua does not tell).
@@ -1494,14 +1494,7 @@ local function waitroom(port, held, timeout, yieldable)
   end
   return false, room_results(w)
 end
-
--- Whether a task's wait for room w goes on (true and the value for
--- postMessage to yield again), else false and postMessage's results.
-local function written(w)
-  if not w.done then return true, WAIT end
-  return false, room_results(w)
-end
-core.waitroom(waitroom, written)
+core.waitroom(waitroom)
 
 -- Queues mc.receive's waiter w at each of its ports that can still
 -- deliver, counting them in w.open (each one's close counts it down).
