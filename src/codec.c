@@ -60,7 +60,7 @@ typedef struct Obj {
 /* A key whose main position a sender can choose (see "Colliding keys"). */
 typedef struct Key {
   uint64_t h;
-  int kind;  /* MC_HASH_MASK or MC_HASH_MOD */
+  int kind;  /* compat.h's MC_HASH_* */
 } Key;
 
 /*
@@ -375,7 +375,7 @@ static int key_hash (lua_State *L, int idx, lua_Integer narr, uint64_t *h) {
 ** cheaper than a division. */
 static uint64_t main_position (int kind, uint64_t h, int lg) {
   uint64_t m = ((uint64_t)1 << lg) - 1;
-  if (kind != MC_HASH_MOD)  /* MC_HASH_MASK, MC_HASH_CLASS */
+  if (!(kind & MC_HASH_MOD))
     return h & m;
   if (lg < 2)  /* modulo 1 */
     return 0;
@@ -416,6 +416,15 @@ static int fill_ready (Fill *f, Scratch *s) {
   return 1;
 }
 
+/* String keys (MC_HASH_STRING): Lua 5.1 to 5.3 read at most 32 bytes of
+** a string to place it, so real keys that differ little crowd by the
+** hundred (the timestamps of a day, 32 bytes, in chains of 480, which
+** Lua fills as fast as keys that spread: its probe compares pointers),
+** keys made to crowd by the thousand. A probe among them counts one in
+** STRING_SHARE, and their chains are not those whose length a key at an
+** empty place may cost. */
+#define STRING_SHARE 16
+
 /* The probes a new key costs: the keys already at its main position; at
 ** an empty one, Lua may find there a node of another chain and walk that
 ** chain to move it, which is counted once chains grow past FILL_FREE
@@ -426,6 +435,8 @@ static uint32_t fill_key (Fill *f, Scratch *s, int kind, uint64_t h) {
   uint32_t n = *c;
   if (n < UINT16_MAX)
     *c = (uint16_t)(n + 1);
+  if (kind & MC_HASH_STRING)
+    return n / STRING_SHARE;
   if (n + 1 > f->longest)
     f->longest = n + 1;
   if (n > 0)
@@ -502,6 +513,8 @@ static int walk_room (Walk *w, Scratch *s) {
 ** memory. */
 static int walk_count (Walk *w, Scratch *s, const Key *k) {
   int lg;
+  if (k->kind & MC_HASH_STRING)  /* only the fill counts them */
+    return 1;
   for (lg = w->lo; lg <= w->hi; lg++) {
     uint64_t id = main_position(k->kind, k->h, lg) * 32 + (uint64_t)lg + 1;
     size_t j;
@@ -2206,7 +2219,7 @@ static int keyhash_matches (lua_State *L) {
         default: lua_pushfstring(L, "key%d", i); break;
       }
       kind = mc_keyhash(L, -1, &h);  /* a seeded one cannot be checked */
-      if (kind != 0 && kind != MC_HASH_CLASS
+      if (kind != 0 && !(kind & MC_HASH_SEEDED)
           && !(used >> main_position(kind, h, lg) & 1)) {
         used |= (uint64_t)1 << main_position(kind, h, lg);
         n++;

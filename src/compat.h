@@ -322,16 +322,18 @@ static inline void mc_wrap_where (lua_State *L, int st) {
 ** choose: Lua 5.1 to 5.4 and LuaJIT hash numbers without a seed, only
 ** 5.1 strings (MC_HASH_STRINGS). These follow the sources of each version
 ** (ltable.c, LuaJIT's lj_tab.h); codec.c checks them against the running
-** Lua when it loads, and counts nothing when they differ. Lua 5.2 and 5.3
-** seed their string hash, but it reads at most 32 bytes of a string, the
-** same ones whatever the seed: strings that agree there share a place in
-** every table. Their mc_hashstr gives kind MC_HASH_CLASS, and an h of
-** those bytes, as a seeded hash would place them: the same h for strings
-** of one place, h apart at random for others.
+** Lua when it loads, and counts nothing when they differ. A string key's
+** kind has MC_HASH_STRING too (codec.c counts its probes apart). Lua 5.2
+** and 5.3 seed their string hash, but it reads at most 32 bytes of a
+** string, the same ones whatever the seed: strings that agree there share
+** a place in every table. Their mc_hashstr adds MC_HASH_SEEDED, with an h
+** of those bytes, as a seeded hash would place them: the same h for
+** strings of one place, h apart at random for others.
 */
 #define MC_HASH_MASK 1
 #define MC_HASH_MOD 2
-#define MC_HASH_CLASS 3
+#define MC_HASH_STRING 4
+#define MC_HASH_SEEDED 8
 
 /* The log2 of the size of the hash part lua_createtable gives for nrec
 ** keys (nrec > 0). */
@@ -442,7 +444,7 @@ static inline int mc_hashstr (const char *s, size_t len, uint64_t *h) {
   for (i = len; i >= step; i -= step)
     x ^= (x << 5) + (x >> 2) + (unsigned char)s[i - 1];
   *h = x;
-  return MC_HASH_MASK;
+  return MC_HASH_MASK | MC_HASH_STRING;
 }
 
 #endif
@@ -463,7 +465,7 @@ static inline int mc_hashstr (const char *s, size_t len, uint64_t *h) {
   for (i = len; i >= step; i -= step)
     x = (x ^ (unsigned char)s[i - 1]) * 0x100000001b3u;
   *h = (x ^ x >> 32) & 0xffffffffu;
-  return MC_HASH_CLASS;
+  return MC_HASH_MASK | MC_HASH_STRING | MC_HASH_SEEDED;
 }
 #endif
 

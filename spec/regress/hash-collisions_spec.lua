@@ -40,10 +40,6 @@ local function float_value(hi, lo)  -- FLOAT from the two halves of its bits
   return "\4" .. u32(lo) .. u32(hi)
 end
 
-local function str_value(s)
-  return "\5" .. varint(#s) .. s
-end
-
 -- A message of one table: pairs key -> true, or an array of the keys.
 local function table_of(keys)
   local t = { "\1\6", u32(0), u32(#keys) }
@@ -162,19 +158,28 @@ describe("regress: keys that collide in Lua's hash", function()
 
     it("refuses strings of one hash on Lua 5.1 to 5.3 (sampled), decodes them elsewhere", function()
       -- 5.1 to 5.3 hash a 64-byte string from every third byte only, the
-      -- same ones whatever the seed (5.2, 5.3)
-      local keys = {}
-      local tail = ("x"):rep(60)
-      for i = 1, N do
-        keys[i] = str_value(char(i % 256, floor(i / 256), 65) .. "y" .. tail)
+      -- same ones whatever the seed (5.2, 5.3). A probe among string keys
+      -- counts one in 16 (real keys crowd by the hundred): 16,000 of them.
+      -- The message is made from pieces, so that this file never makes
+      -- (and Lua 5.1 never interns) those strings itself.
+      local n, tail = 16000, ("x"):rep(60)
+      local t = { "\1\6", u32(0), u32(n) }
+      for i = 1, n do
+        t[#t + 1] = "\5" .. varint(64)
+        t[#t + 1] = char(i % 256)
+        t[#t + 1] = char(floor(i / 256))
+        t[#t + 1] = "Ay"
+        t[#t + 1] = tail
+        t[#t + 1] = "\2"
       end
-      local bytes = table_of(keys)
+      local bytes = concat(t)
       if not jit and (_VERSION == "Lua 5.1" or _VERSION == "Lua 5.2"
                       or _VERSION == "Lua 5.3") then
         local err = helper.error_of(mc.deserialize, bytes)
-        assert.truthy(collides(err), err)
+        -- 5.1 interns them too, and may count that first
+        assert.truthy(err:find("DataCloneError: too many colliding %a+"), err)
       else
-        assert.equal(N, count(mc.deserialize(bytes)))
+        assert.equal(n, count(mc.deserialize(bytes)))
       end
     end)
   end)
