@@ -441,6 +441,17 @@ function M.run()
   if mc.run(5) ~= true then error("mc.run(5) did not become idle", 2) end
 end
 
+-- Asserts that `errors` (error_hooks) holds one error, a yield with values
+-- raised at a line of the spec file named `file`.
+function M.assert_one_yield_error(errors, file)
+  local err = errors[1] and tostring(errors[1].err) or "none"
+  if #errors ~= 1 or not M.has(err, "yield with values")
+      or not M.has(err, file .. ":") then
+    error(("expected one yield-with-values error at %s, got %d: %s")
+          :format(file, #errors, err), 2)
+  end
+end
+
 -- A pair for before_each and after_each: each spec may set mc.onerror,
 -- and it is put back after.
 function M.onerror_keeper()

@@ -13,11 +13,7 @@
 local mc = require "messagechannel"
 local helper = require "spec.helper"
 
-local has = helper.has
-
-local function run()
-  assert.is_true(mc.run(5), "mc.run did not become idle")
-end
+local run = helper.run
 
 describe("regress: a listener whose yield the task failed to pass on", function()
   local errors, catch, release = helper.error_hooks(5)
@@ -35,10 +31,7 @@ describe("regress: a listener whose yield the task failed to pass on", function(
   end
 
   local function assert_one_yield_error()
-    assert.equal(1, #errors)
-    local err = tostring(errors[1].err)
-    assert.truthy(has(err, "yield with values"), err)
-    assert.truthy(has(err, "orphaned-listener-yield_spec.lua:"), err)
+    helper.assert_one_yield_error(errors, "orphaned-listener-yield_spec.lua")
   end
 
   it("is not blamed for the task's own yield with values: that yield raises", function()
