@@ -129,7 +129,8 @@ typedef struct Server {
   int connecting;         /* a thread connects it, without the lock */
   int retrying;           /* libnats closed nc: a thread connects anew */
   int again;              /* ... and closed the new one it connected */
-  int posting;            /* posts on nc under way, without the lock */
+  int posting;            /* posts and subscribes on nc under way,
+                          ** without the lock */
   int refs;
   Sub **subs;
   size_t nsubs, capsubs;
@@ -612,11 +613,14 @@ static Sub *subscribe (Server *s, const char *subject, char *err, size_t n) {
   s->subs[s->nsubs++] = t;
   for (;;) {
     nc = s->nc;
+    s->posting++;  /* nc stays while it subscribes (see let_dead_go) */
     pthread_mutex_unlock(&lock);
     st = lib.subscribe(&ns, nc, subject, on_message, (void *)t->serial);
     pthread_mutex_lock(&lock);
-    if (s->nc == nc)
+    if (s->nc == nc) {
+      s->posting--;
       break;
+    }
     /* a retry put a new connection in its place meanwhile, whose
     ** subscriptions it made without this one: here too */
     if (st == NATS_OK) {
@@ -626,13 +630,14 @@ static Sub *subscribe (Server *s, const char *subject, char *err, size_t n) {
       ns = NULL;
       pthread_mutex_lock(&lock);
     }
+    s->posting--;
   }
   pthread_cond_broadcast(&connected);
   if (st == NATS_OK) {
     t->sub = ns;
     return t;
   }
-  if (s->retrying || lib.is_closed(nc)) {  /* see on_closed */
+  if (lib.is_closed(nc)) {  /* a retry comes (see on_closed) */
     t->later = 1;
     return t;
   }
