@@ -419,11 +419,13 @@ static int fill_ready (Fill *f, Scratch *s) {
 /* String keys (MC_HASH_STRING): Lua 5.1 to 5.3 read at most 32 bytes of
 ** a string to place it, so real keys that differ little crowd by the
 ** hundred (the timestamps of a day, 32 bytes, in chains of 480, which
-** Lua fills as fast as keys that spread: its probe compares pointers),
-** keys made to crowd by the thousand. A probe among them counts one in
-** STRING_SHARE, and their chains are not those whose length a key at an
-** empty place may cost. */
+** Lua fills as fast as keys that spread), keys made to crowd by the
+** thousand. A probe among the first STRING_CHAIN keys of a chain counts
+** one in STRING_SHARE, every probe past them in full; their chains are
+** not those whose length a key at an empty place may cost. So a key
+** costs Lua at most STRING_CHAIN probes more than it is counted. */
 #define STRING_SHARE 16
+#define STRING_CHAIN 512
 
 /* The probes a new key costs: the keys already at its main position; at
 ** an empty one, Lua may find there a node of another chain and walk that
@@ -436,7 +438,8 @@ static uint32_t fill_key (Fill *f, Scratch *s, int kind, uint64_t h) {
   if (n < UINT16_MAX)
     *c = (uint16_t)(n + 1);
   if (kind & MC_HASH_STRING)
-    return n / STRING_SHARE;
+    return n <= STRING_CHAIN ? n / STRING_SHARE
+           : n - STRING_CHAIN + STRING_CHAIN / STRING_SHARE;
   if (n + 1 > f->longest)
     f->longest = n + 1;
   if (n > 0)
@@ -1452,11 +1455,13 @@ static void dec_table (Dec *d, int tag) {
 ** (compat.h, mc_hashstr). So a sender can pick many strings of one hash,
 ** and each one decoded is then compared with all those before it:
 ** quadratic. The decoder counts that work, as Lua does it, for the
-** distinct strings of each hash in the message (s->cells: hash << 32 |
+** distinct strings of the message in each group of hashes that Lua may
+** compare (MC_INTERN_GROUP of the hash; s->cells: that << 32 |
 ** the last one's index + 1 in s->istrs, where each string has its bytes'
 ** place in the input and the one before it of that hash; the strings met
-** are in s->seen, with their index): 16 for each string passed, and the
-** bytes that agree, plus one, for one of the same length. A message may
+** are in s->seen, with their index): 16 for each string passed, and for
+** one of the same length a quarter of the bytes that agree, plus one
+** (memcmp compares several at a time). A message may
 ** cost INTERN_PER_BYTE for each of its bytes, plus INTERN_FREE. Strings
 ** that differ early (a counter first, or any difference within their
 ** first bytes) cost little however long they are.
@@ -1530,7 +1535,7 @@ static void dec_interned (Dec *d, size_t at) {
     return;
   bytes = d->p + d->pos - len;
   (void)mc_hashstr(str, len, &h);
-  c = intern_cell(d, h & 0xffffffffu);
+  c = intern_cell(d, h & MC_INTERN_GROUP);
   id = mc_ptrmap_get(&d->s->seen, str);
   limit = INTERN_PER_BYTE * (uint64_t)d->n + INTERN_FREE;
   /* a string met before is compared with those met since; a new one,
@@ -1543,7 +1548,7 @@ static void dec_interned (Dec *d, size_t at) {
       size_t i = 0;
       while (i < len && b[i] == bytes[i])
         i++;
-      d->b.intern += i + 1;
+      d->b.intern += i / 4 + 1;
     }
     if (d->b.intern > limit) {
       d->pos = at;

@@ -429,6 +429,11 @@ static inline int mc_hashnum (lua_Number x, uint64_t *h) {
 
 #define MC_HASH_STRINGS 1
 #define MC_INTERN_MAX ((size_t)-1)  /* every string is interned */
+/* Strings of one bucket of the string table are compared (those of one
+** length byte for byte), whatever their hashes: the bucket is the low
+** bits of the hash, at least 16 of them once a message brings 65,536
+** strings; a sender picks those bits. */
+#define MC_INTERN_GROUP 0xffffu
 
 static inline int mc_hashnum (lua_Number x, uint64_t *h) {
   double d = (double)x;
@@ -457,6 +462,8 @@ static inline int mc_hashstr (const char *s, size_t len, uint64_t *h) {
     && !defined(LUA_LJDIR)
 #define MC_HASH_STRINGS 1
 #define MC_INTERN_MAX 40  /* longer strings are not interned */
+#define MC_INTERN_GROUP 0xffffffffu  /* seeded: only strings that read
+                                     ** alike share a bucket */
 
 /* The bytes luaS_hash reads (from the last, in steps), with the length. */
 static inline int mc_hashstr (const char *s, size_t len, uint64_t *h) {
@@ -472,6 +479,7 @@ static inline int mc_hashstr (const char *s, size_t len, uint64_t *h) {
 #if !defined(MC_HASH_STRINGS)
 #define MC_HASH_STRINGS 0
 #define MC_INTERN_MAX 0
+#define MC_INTERN_GROUP 0u
 #define mc_hashstr(s, len, h) ((void)(s), (void)(len), (void)(h), 0)
 #endif
 
