@@ -637,7 +637,8 @@ static Sub *subscribe (Server *s, const char *subject, char *err, size_t n) {
     t->sub = ns;
     return t;
   }
-  if (lib.is_closed(nc)) {  /* a retry comes (see on_closed) */
+  if (lib.is_closed(nc)) {  /* for the retry on_closed starts (its
+                            ** error event says when it could not) */
     t->later = 1;
     return t;
   }
@@ -675,6 +676,8 @@ int mc_nats_join (const char *url, const char *subject, char *err,
   else
     server_unref(s);
   pthread_mutex_unlock(&lock);
+  if (sub != NULL)  /* the channel holds s: what subscribe() kept goes */
+    let_dead_go(s);
   return sub == NULL;
 }
 
