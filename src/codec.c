@@ -418,9 +418,9 @@ static int fill_ready (Fill *f, Scratch *s) {
 
 /* String keys (MC_HASH_STRING): Lua 5.1 to 5.3 read at most 32 bytes of
 ** a string to place it, so real keys that differ little crowd by the
-** hundred (the timestamps of a day, 32 bytes, in chains of 480, which
-** Lua fills as fast as keys that spread), keys made to crowd by the
-** thousand. A probe among the first STRING_CHAIN keys of a chain counts
+** hundred (the timestamps of a day, 32 bytes, in chains of 240 and 600,
+** which Lua fills as fast as keys that spread), keys made to crowd by
+** the thousand. A probe among the first STRING_CHAIN keys of a chain counts
 ** one in STRING_SHARE, every probe past them in full; their chains are
 ** not those whose length a key at an empty place may cost. So a key
 ** costs Lua at most STRING_CHAIN probes more than it is counted. */
