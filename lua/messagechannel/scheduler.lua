@@ -217,7 +217,7 @@ local passer_of = setmetatable({}, { __mode = "k" })
 -- While such a coroutine's yield is passed on: the task -> that coroutine
 -- (the innermost one, when listeners dispatch in turn). A passing on
 -- that failed (the task could not yield) leaves it set: it counts only
--- while its task is suspended in call_reporting (see passes_to).
+-- while its task is suspended in call_reporting (passed_on, passes_to).
 local deepest = setmetatable({}, { __mode = "k" })
 
 -- The task running now (the one to suspend and wake), or nil.
@@ -347,10 +347,16 @@ local function passes_to(c, to)
   return false
 end
 
+-- The listener's coroutine whose yield task co is suspended passing on
+-- now, or nil (see deepest).
+local function passed_on(co)
+  return suspended_in(co, call_reporting) and deepest[co] or nil
+end
+
 -- Whether the yield task co is suspended in (or yielded just now) is
 -- coroutine c's: c is co, or the listener whose yield co passes on.
 local function yielded_by(co, c)
-  return c == co or (deepest[co] == c and suspended_in(co, call_reporting))
+  return c == co or passed_on(co) == c
 end
 
 -- The noted wait is seen no more: undone unless its coroutine is
@@ -745,8 +751,7 @@ end
 local function foreign(co, ...)
   local adapter = M.foreign
   if adapter and adapter(co, ...) then return end
-  local target = co  -- or a dispatchEvent listener's own
-  if suspended_in(co, call_reporting) then target = deepest[co] or co end
+  local target = passed_on(co) or co  -- a dispatchEvent listener's own
   local info = getinfo(target, 1, "Sl")
   local where = info and info.currentline and info.currentline > 0
     and info.short_src .. ":" .. info.currentline .. ": " or ""
