@@ -1349,6 +1349,11 @@ static void dec_fail (Dec *d, const char *what) {
   lua_error(d->L);
 }
 
+static void dec_nomem (Dec *d) {
+  give_scratch(d->L, d->sidx, d->s);
+  luaL_error(d->L, "not enough memory");
+}
+
 static void dec_stop (Dec *d) {
   mc_ctx_arm_stop(d->L);
   dec_fail(d, "the thread is stopping");
@@ -1401,10 +1406,8 @@ static size_t dec_len (Dec *d) {
 
 static void dec_newobj (Dec *d, size_t hdr, uint32_t narr, uint32_t nhash) {
   uint32_t id = d->nobjs;
-  if (!grow_objs(d->s, id)) {
-    give_scratch(d->L, d->sidx, d->s);
-    luaL_error(d->L, "not enough memory");
-  }
+  if (!grow_objs(d->s, id))
+    dec_nomem(d);
   d->s->objs[id].hdr = hdr;
   d->s->objs[id].narr = narr;
   d->s->objs[id].nhash = nhash;
@@ -1474,11 +1477,6 @@ typedef struct IStr {
   size_t at, len;  /* its bytes are p[at .. at + len - 1] */
   uint32_t prev;   /* the one before it of its hash: index + 1, or 0 */
 } IStr;
-
-static void dec_nomem (Dec *d) {
-  give_scratch(d->L, d->sidx, d->s);
-  luaL_error(d->L, "not enough memory");
-}
 
 /* The cell of hash h in s->cells, which has room for one more. */
 static uint64_t *intern_cell (Dec *d, uint64_t h) {
@@ -1727,10 +1725,8 @@ static void dec_body (Dec *d, int t, uint32_t narr, uint32_t nhash) {
         kind = mc_keyhash(L, -1, &h);
     }
     if (kind != 0) {
-      if (!fill_ready(&f, d->s)) {
-        give_scratch(L, d->sidx, d->s);
-        luaL_error(L, "not enough memory");
-      }
+      if (!fill_ready(&f, d->s))
+        dec_nomem(d);
       d->b.fill += fill_key(&f, d->s, kind, h);
       if (over_budget(d->b.fill, d->b.slots)) {
         d->pos = at;
