@@ -451,6 +451,14 @@ static void server_unref (Server *s) {
   free(s);
 }
 
+/* Ends subscription ns (NULL: none), without the lock. */
+static void let_sub_go (natsSubscription *ns) {
+  if (ns != NULL) {
+    lib.unsubscribe(ns);
+    lib.sub_destroy(ns);
+  }
+}
+
 /* Destroys the closed connections s keeps, unless a post uses one. */
 static void let_dead_go (Server *s) {
   natsConnection **dead = NULL;
@@ -521,10 +529,8 @@ static int subscribe_again (Server *s, natsConnection *nc) {
         }
       }
     pthread_mutex_unlock(&lock);
-    if (!listed && ns != NULL) {
-      lib.unsubscribe(ns);
-      lib.sub_destroy(ns);
-    }
+    if (!listed)
+      let_sub_go(ns);
     if (old != NULL)
       lib.sub_destroy(old);
     free(subjects[i]);
@@ -625,8 +631,7 @@ static Sub *subscribe (Server *s, const char *subject, char *err, size_t n) {
     ** subscriptions it made without this one: here too */
     if (st == NATS_OK) {
       pthread_mutex_unlock(&lock);
-      lib.unsubscribe(ns);
-      lib.sub_destroy(ns);
+      let_sub_go(ns);
       ns = NULL;
       pthread_mutex_lock(&lock);
     }
@@ -694,10 +699,7 @@ void mc_nats_leave (const char *url, const char *subject) {
           && --t->refs == 0) {
         s->subs[j] = s->subs[--s->nsubs];  /* its messages are dropped */
         pthread_mutex_unlock(&lock);
-        if (t->sub != NULL) {
-          lib.unsubscribe(t->sub);
-          lib.sub_destroy(t->sub);
-        }
+        let_sub_go(t->sub);
         free(t->subject);
         free(t);
         pthread_mutex_lock(&lock);
