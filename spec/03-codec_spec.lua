@@ -108,11 +108,7 @@ describe("wire format", function()
   -- Version 2 (docs/FORMAT.md): STRDEF, a string written once and
   -- referred to by id after that.
   describe("shared strings (version 2)", function()
-    local function u32(n)
-      local floor = math.floor
-      return char(n % 256, floor(n / 256) % 256, floor(n / 65536) % 256,
-                  floor(n / 16777216))
-    end
+    local u32 = helper.u32
     local function tbl(narr, nhash) return "\6" .. u32(narr) .. u32(nhash) end
     local function count(s, needle)
       local n, at = 0, 1

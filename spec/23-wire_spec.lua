@@ -12,14 +12,7 @@ local helper = require "spec.helper"
 local char, floor = string.char, math.floor
 local scan = core.wire_scan
 
-local function u32(n)
-  local b = {}
-  for i = 1, 4 do
-    b[i] = n % 256
-    n = floor(n / 256)
-  end
-  return char(b[1], b[2], b[3], b[4])
-end
+local u32 = helper.u32
 
 local function u64(n) return u32(n % 2 ^ 32) .. u32(floor(n / 2 ^ 32)) end
 

@@ -342,6 +342,14 @@ function M.error_of(fn, ...)
   return err
 end
 
+-- The four bytes, least significant first, of an integer 0 <= n < 2^32:
+-- the sizes of the clone format and of the wire.
+function M.u32(n)
+  local floor = math.floor
+  return string.char(n % 256, floor(n / 256) % 256, floor(n / 65536) % 256,
+                     floor(n / 16777216) % 256)
+end
+
 -- Does string s contain needle (plainly)?
 function M.has(s, needle)
   return type(s) == "string" and s:find(needle, 1, true) ~= nil

@@ -17,10 +17,7 @@ local jit = rawget(_G, "jit")
 
 -- Bytes of the format (docs/FORMAT.md), for keys a serializer never writes
 -- from a table it could build cheaply.
-local function u32(v)
-  return char(v % 256, floor(v / 256) % 256, floor(v / 65536) % 256,
-              floor(v / 16777216) % 256)
-end
+local u32 = helper.u32
 
 local function varint(v)
   local t = {}

@@ -15,16 +15,14 @@
 -- agree, for strings of the same sampled bytes and length.
 
 local mc = require "messagechannel"
+local helper = require "spec.helper"
 
 local floor = math.floor
 local LUAJIT = rawget(_G, "jit") ~= nil
 local SAMPLED = not LUAJIT and (_VERSION == "Lua 5.1" or _VERSION == "Lua 5.2"
                                 or _VERSION == "Lua 5.3")
 
-local function u32(n)
-  return string.char(n % 256, floor(n / 256) % 256, floor(n / 65536) % 256,
-                     floor(n / 16777216))
-end
+local u32 = helper.u32
 
 -- A message (format 1) of an array of n distinct strings of len bytes
 -- (40 by default; 32 to 63) that Lua 5.1 to 5.3 hash alike: their hash

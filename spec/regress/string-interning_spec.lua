@@ -8,14 +8,11 @@
 -- seed (5.2 and later) or otherwise (LuaJIT), and decode it.
 
 local mc = require "messagechannel"
+local helper = require "spec.helper"
 
 local PUC51 = _VERSION == "Lua 5.1" and not rawget(_G, "jit")
 
-local function u32(n)
-  local floor = math.floor
-  return string.char(n % 256, floor(n / 256) % 256, floor(n / 65536) % 256,
-                     floor(n / 16777216))
-end
+local u32 = helper.u32
 
 -- A table of n distinct strings of 66 bytes that Lua 5.1 hashes alike:
 -- its hash takes, from the end, every third byte (66, 63, ..., 3), which
