@@ -48,10 +48,11 @@ enum {
 #define SCRATCH_MT "messagechannel.scratch"
 
 #define NOTABLE ((size_t)-1)
+#define STRING_OBJ ((size_t)-2)
 
 /* What the codec knows of an object id: for a table, where its sizes are
 ** written (encoder) or its sizes (decoder); hdr is NOTABLE for a copied
-** userdata. */
+** userdata, and for a shared string, which the decoder marks STRING_OBJ. */
 typedef struct Obj {
   size_t hdr;
   uint32_t narr, nhash;
@@ -79,6 +80,7 @@ typedef struct Scratch {
   ** allocates no table for it. These count the keys in use: 1..nids, and
   ** -1..-ndeferred (see defer_metatable). */
   int nids, ndeferred;
+  int idtab;  /* the stack index where this call put that table, or 0 */
   /* Colliding keys: the keys of the table being walked, keys per main
   ** position of the table being filled, and the walk's sample counts. */
   int keyhash;      /* compat.h's hashes match the running Lua */
@@ -158,17 +160,19 @@ static Scratch *take_scratch (lua_State *L) {
 ** scratch, which must be at the top; returns that slot's stack index. The
 ** table is put there when first needed (ids_table): a small message needs
 ** none. */
-static int push_ids (lua_State *L) {
+static int push_ids (lua_State *L, Scratch *s) {
   luaL_checkstack(L, STACK_IDS + 1, "messagechannel");
   lua_settop(L, lua_gettop(L) + STACK_IDS + 1);
+  s->idtab = 0;
   return lua_gettop(L);
 }
 
 /* Makes sure the slot tbl (push_ids) holds the id table. */
-static void ids_table (lua_State *L, int tbl) {
-  if (lua_type(L, tbl) == LUA_TNIL) {
+static void ids_table (lua_State *L, int tbl, Scratch *s) {
+  if (s->idtab != tbl) {
     mc_getuservalue(L, tbl - STACK_IDS - 1);  /* the scratch */
     lua_replace(L, tbl);
+    s->idtab = tbl;
   }
 }
 
@@ -179,7 +183,7 @@ static void set_id (lua_State *L, int tbl, Scratch *s, uint32_t id,
   if (id < STACK_IDS)
     mc_copy_slot(L, idx, tbl - STACK_IDS + (int)id);
   else {
-    ids_table(L, tbl);
+    ids_table(L, tbl, s);
     lua_pushvalue(L, idx);
     lua_rawseti(L, tbl, (int)(id - STACK_IDS) + 1);
     s->nids = (int)(id - STACK_IDS) + 1;  /* give_scratch clears them */
@@ -187,21 +191,21 @@ static void set_id (lua_State *L, int tbl, Scratch *s, uint32_t id,
 }
 
 /* Pushes the object of id `id`. */
-static void get_id (lua_State *L, int tbl, uint32_t id) {
+static void get_id (lua_State *L, int tbl, Scratch *s, uint32_t id) {
   if (id < STACK_IDS)
     lua_pushvalue(L, tbl - STACK_IDS + (int)id);
   else {
-    ids_table(L, tbl);
+    ids_table(L, tbl, s);
     lua_rawgeti(L, tbl, (int)(id - STACK_IDS) + 1);
   }
 }
 
 /* The stack index of the object of id `id`: its slot, or the top where
 ** it is pushed. */
-static int id_at (lua_State *L, int tbl, uint32_t id) {
+static int id_at (lua_State *L, int tbl, Scratch *s, uint32_t id) {
   if (id < STACK_IDS)
     return tbl - STACK_IDS + (int)id;
-  ids_table(L, tbl);
+  ids_table(L, tbl, s);
   lua_rawgeti(L, tbl, (int)(id - STACK_IDS) + 1);
   return lua_gettop(L);
 }
@@ -270,17 +274,18 @@ static int grow_objs (Scratch *s, size_t n) {
 ** see. Until then they wait in table tbl at keys -1, -2, ...: each object,
 ** then its metatable.
 */
-static void defer_metatable (lua_State *L, int tbl, int *n) {
-  ids_table(L, tbl);
+static void defer_metatable (lua_State *L, int tbl, Scratch *s) {
+  int *n = &s->ndeferred;
+  ids_table(L, tbl, s);
   lua_pushvalue(L, -2);  /* obj, mt, obj */
   lua_rawseti(L, tbl, -(++*n));
   lua_rawseti(L, tbl, -(++*n));  /* obj */
 }
 
-static void set_metatables (lua_State *L, int tbl, int n) {
-  int i;
+static void set_metatables (lua_State *L, int tbl, Scratch *s) {
+  int i, n = s->ndeferred;
   if (n > 0)
-    ids_table(L, tbl);
+    ids_table(L, tbl, s);
   for (i = 1; i < n; i += 2) {
     lua_rawgeti(L, tbl, -i);
     lua_rawgeti(L, tbl, -(i + 1));  /* obj, mt */
@@ -1068,7 +1073,7 @@ static void encode (Enc *e, lua_State *L, int idx, int xmap) {
   e->xmap = xmap;
   e->s = take_scratch(L);
   e->sidx = lua_gettop(L);
-  e->queue = push_ids(L);
+  e->queue = push_ids(L, e->s);
   e->nobjs = 0;
   memset(&e->b, 0, sizeof e->b);
   stop_begin(&e->stop, L);
@@ -1080,7 +1085,7 @@ static void encode (Enc *e, lua_State *L, int idx, int xmap) {
   for (id = 0; id < e->nobjs; id++) {
     if (e->s->objs[id].hdr == NOTABLE)
       continue;
-    enc_body(e, id, id_at(L, e->queue, id));
+    enc_body(e, id, id_at(L, e->queue, e->s, id));
     if (id >= STACK_IDS)  /* id_at pushed it */
       lua_pop(L, 1);
   }
@@ -1367,6 +1372,8 @@ static void dec_need (Dec *d, size_t k) {
 static uint64_t dec_varint (Dec *d) {
   uint64_t v = 0;
   int shift;
+  if (d->pos < d->n && d->p[d->pos] < 0x80)  /* one byte: most of them */
+    return d->p[d->pos++];
   for (shift = 0; shift < 70; shift += 7) {
     unsigned char c;
     dec_need(d, 1);
@@ -1442,7 +1449,7 @@ static void dec_table (Dec *d, int tag) {
     lua_remove(L, -2);  /* mt */
     lua_createtable(L, size_hint(narr), size_hint(nhash));
     lua_insert(L, -2);  /* t, mt */
-    defer_metatable(L, d->refs, &d->s->ndeferred);
+    defer_metatable(L, d->refs, d->s);
   }
   else
     lua_createtable(L, size_hint(narr), size_hint(nhash));
@@ -1639,8 +1646,8 @@ static int dec_value (Dec *d) {
         d->pos = at;
         dec_fail(d, "reference to an unknown object");
       }
-      get_id(L, d->refs, (uint32_t)id);
-      if (lua_type(L, -1) == LUA_TSTRING)
+      get_id(L, d->refs, d->s, (uint32_t)id);
+      if (d->s->objs[id].hdr == STRING_OBJ)
         return TAG_STR;  /* a key: counted as any string */
       break;
     }
@@ -1654,7 +1661,7 @@ static int dec_value (Dec *d) {
       lua_pushlstring(L, (const char *)d->p + d->pos, len);
       d->pos += len;
       dec_interned(d, at);
-      dec_newobj(d, NOTABLE, 0, 0);
+      dec_newobj(d, STRING_OBJ, 0, 0);
       return TAG_STR;
     }
     case TAG_TRANSFER: {
@@ -1749,7 +1756,7 @@ static void decode (lua_State *L, Scratch *s, int sidx,
   d.xarr = xarr;
   d.s = s;
   d.sidx = sidx;
-  d.refs = push_ids(L);
+  d.refs = push_ids(L, s);
   d.p = p;
   d.n = n;
   d.pos = 0;
@@ -1768,15 +1775,15 @@ static void decode (lua_State *L, Scratch *s, int sidx,
   dec_value(&d);  /* refs, value */
   for (id = 0; id < d.nobjs; id++) {
     Obj o = d.s->objs[id];
-    if (o.hdr == NOTABLE)
+    if (o.hdr == NOTABLE || o.hdr == STRING_OBJ)
       continue;
-    dec_body(&d, id_at(L, d.refs, id), o.narr, o.nhash);
+    dec_body(&d, id_at(L, d.refs, d.s, id), o.narr, o.nhash);
     if (id >= STACK_IDS)  /* id_at pushed it */
       lua_pop(L, 1);
   }
   if (d.pos != n)
     dec_fail(&d, "trailing bytes after the value");
-  set_metatables(L, d.refs, d.s->ndeferred);
+  set_metatables(L, d.refs, d.s);
   lua_replace(L, sidx + 1);
   lua_settop(L, sidx + 1);
 }
@@ -1974,7 +1981,7 @@ static void copy_table (Copy *c, int idx, const Where *w) {
   size_t n, narr = mc_rawlen(L, idx);
   int pushed, k = lua_gettop(L) + 1, hasmt;
   if (id != MC_NOID) {
-    get_id(L, c->dst, id);
+    get_id(L, c->dst, c->s, id);
     return;
   }
   if ((hasmt = lua_getmetatable(L, idx)) != 0) {
@@ -1999,7 +2006,7 @@ static void copy_table (Copy *c, int idx, const Where *w) {
       lua_pop(L, 2);
     else {
       lua_pop(L, 1);
-      defer_metatable(L, c->dst, &c->s->ndeferred);
+      defer_metatable(L, c->dst, c->s);
     }
   }
   copy_newobj(c, p);
@@ -2064,7 +2071,7 @@ static void copy_value (Copy *c, int idx, const Where *w) {
       obj = lua_touserdata(L, idx);
       id = mc_ptrmap_get(&c->s->seen, obj);
       if (id != MC_NOID)
-        get_id(L, c->dst, id);
+        get_id(L, c->dst, c->s, id);
       else {
         size_t len;
         const void *p = t->bytes(obj, &len);
@@ -2085,7 +2092,7 @@ void mc_copy (lua_State *L, int idx, int xmap, int blanks) {
   c.root = mc_absindex(L, idx);
   c.s = take_scratch(L);
   c.sidx = lua_gettop(L);
-  c.dst = push_ids(L);  /* cleared as the scratch goes back */
+  c.dst = push_ids(L, c.s);  /* cleared as the scratch goes back */
   lua_pushnil(L);  /* the queue of deferred tables, made when needed */
   lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_MT2NAME);
   c.deferred = c.dst + 1;
@@ -2101,13 +2108,13 @@ void mc_copy (lua_State *L, int idx, int xmap, int blanks) {
   for (i = 1; i <= c.ndeferred; i++) {  /* the queue grows as it goes */
     int t = c.mt2name + 2;
     lua_rawgeti(L, c.deferred, i);
-    get_id(L, c.dst, mc_ptrmap_get(&c.s->seen, lua_topointer(L, t)));
+    get_id(L, c.dst, c.s, mc_ptrmap_get(&c.s->seen, lua_topointer(L, t)));
     copy_body(&c, t, t + 1);
     lua_pop(L, 2);
     lua_pushnil(L);
     lua_rawseti(L, c.deferred, i);  /* let it go */
   }
-  set_metatables(L, c.dst, c.s->ndeferred);
+  set_metatables(L, c.dst, c.s);
   give_scratch(L, c.sidx, c.s);
   lua_replace(L, c.sidx);
   lua_settop(L, c.sidx);
