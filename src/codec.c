@@ -80,6 +80,7 @@ typedef struct Scratch {
   ** allocates no table for it. These count the keys in use: 1..nids, and
   ** -1..-ndeferred (see defer_metatable). */
   int nids, ndeferred;
+  int lastids;  /* nids of the call before, at most IDS_HINT_MAX */
   int idtab;  /* the stack index where this call put that table, or 0 */
   /* Colliding keys: the keys of the table being walked, keys per main
   ** position of the table being filled, and the walk's sample counts. */
@@ -210,11 +211,16 @@ static int id_at (lua_State *L, int tbl, Scratch *s, uint32_t id) {
   return lua_gettop(L);
 }
 
-/* Empties the id table, or drops it after a large message. */
+/* Empties the id table, or drops it after a large message: the new one
+** is made to the size of that one, up to IDS_HINT_MAX, as a program tends
+** to send messages of one shape. */
+#define IDS_HINT_MAX (1 << 13)
+
 static void clear_ids (lua_State *L, int idx, Scratch *s) {
   int i;
+  s->lastids = s->nids < IDS_HINT_MAX ? s->nids : IDS_HINT_MAX;
   if (s->nids > (1 << 12) || s->ndeferred > (1 << 12)) {
-    lua_newtable(L);
+    lua_createtable(L, s->lastids, 0);
     mc_setuservalue(L, idx);
   }
   else if (s->nids > 0 || s->ndeferred > 0) {
@@ -1812,6 +1818,8 @@ typedef struct Copy {
   int dst;       /* stack index of the table id -> copy */
   int deferred;  /* stack index of the array of originals waiting */
   int mt2name;
+  int orig;      /* stack index of the table id -> original; the
+                 ** STACK_IDS slots below it hold the first ones */
   int xmap;      /* stack index of the transfer list, or 0 */
   int blanks;    /* and of the new objects for its entries */
   int depth;
@@ -1842,14 +1850,27 @@ static void copy_stop (Copy *c) {
   luaL_error(c->L, "DataCloneError: the thread is stopping");
 }
 
-/* Records the copy at the top as the copy of the object at address p. */
-static void copy_newobj (Copy *c, const void *p) {
+/* Records the copy at the top as the copy of the object at stack index
+** idx, address p. The original is kept until the copy ends: a __gc run
+** meanwhile may drop it from the value, and Lua may then give its address
+** to a new object put in the value, which must not be taken for it. */
+static void copy_newobj (Copy *c, int idx, const void *p) {
   lua_State *L = c->L;
   uint32_t id = c->nobjs;
   if (id == MC_NOID - 1 || !mc_ptrmap_add(&c->s->seen, p, id))
     copy_nomem(c);
   c->nobjs++;
   set_id(L, c->dst, c->s, id, lua_gettop(L));
+  if (id < STACK_IDS)
+    mc_copy_slot(L, idx, c->orig - STACK_IDS + (int)id);
+  else {
+    if (id == STACK_IDS) {  /* made when first needed */
+      lua_createtable(L, c->s->lastids, 0);
+      lua_replace(L, c->orig);
+    }
+    lua_pushvalue(L, idx);
+    lua_rawseti(L, c->orig, (int)(id - STACK_IDS) + 1);
+  }
 }
 
 static void copy_value (Copy *c, int idx, const Where *w);
@@ -2009,7 +2030,7 @@ static void copy_table (Copy *c, int idx, const Where *w) {
       defer_metatable(L, c->dst, c->s);
     }
   }
-  copy_newobj(c, p);
+  copy_newobj(c, idx, p);
   if (pushed > 0) {  /* its pairs wait below the copy */
     if (c->depth < COPY_DEPTH) {
       c->depth++;
@@ -2076,7 +2097,7 @@ static void copy_value (Copy *c, int idx, const Where *w) {
         size_t len;
         const void *p = t->bytes(obj, &len);
         t->make(L, p, len);
-        copy_newobj(c, obj);
+        copy_newobj(c, idx, obj);
       }
       break;
     }
@@ -2097,6 +2118,9 @@ void mc_copy (lua_State *L, int idx, int xmap, int blanks) {
   lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_MT2NAME);
   c.deferred = c.dst + 1;
   c.mt2name = c.dst + 2;
+  luaL_checkstack(L, STACK_IDS + 8, "messagechannel");
+  lua_settop(L, c.mt2name + STACK_IDS + 1);
+  c.orig = lua_gettop(L);
   c.xmap = xmap;
   c.blanks = blanks;
   c.depth = 0;
@@ -2104,9 +2128,10 @@ void mc_copy (lua_State *L, int idx, int xmap, int blanks) {
   c.ndeferred = 0;
   memset(&c.b, 0, sizeof c.b);
   stop_begin(&c.stop, L);
-  copy_value(&c, c.root, &w);  /* scratch, dst, deferred, mt2name, copy */
+  copy_value(&c, c.root, &w);  /* scratch, dst, deferred, mt2name, orig,
+                               ** copy */
   for (i = 1; i <= c.ndeferred; i++) {  /* the queue grows as it goes */
-    int t = c.mt2name + 2;
+    int t = c.orig + 2;
     lua_rawgeti(L, c.deferred, i);
     get_id(L, c.dst, c.s, mc_ptrmap_get(&c.s->seen, lua_topointer(L, t)));
     copy_body(&c, t, t + 1);
