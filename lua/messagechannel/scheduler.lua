@@ -288,7 +288,8 @@ local function finish_job(job)
   local errs = job.errs
   while errs and job.ek <= #errs do
     local k = job.ek
-    local ev = new_event("messageerror", job.target, job.data)
+    local ev = new_event("messageerror", job.target, job.data,
+                         job.ports or nil)
     ev.error = errs[k][1]
     local list = listeners(job.U, "messageerror")
     job.ek = k + 1  -- once its event exists: a failure before keeps it due
@@ -588,7 +589,8 @@ end
 -- them allocates nothing.
 local function new_job()
   return { target = false, U = false, ev = false, list = false, i = 0,
-           inside = false, errs = false, ek = 0, data = false, at = false }
+           inside = false, errs = false, ek = 0, data = false,
+           ports = false, at = false }
 end
 
 local function new_runner(job)
@@ -704,6 +706,7 @@ local function fail(co, err)
         errs = {}
         job.ek = 1
         job.data = job.ev.data
+        job.ports = rawget(job.ev, "ports") or false  -- the same ones
         job.errs = errs  -- last: ek and data are read only when errs is set
       end
       errs[#errs + 1] = rec  -- stored whole or not at all
@@ -774,6 +777,7 @@ function resumed(co, ok, ...)
   if a == IDLE then
     local job = job_of[co]
     job.target, job.U, job.list, job.data = false, false, false, false
+    job.ports = false
     pool[npool + 1] = co  -- counted once stored: pool_take never finds a hole
     npool = npool + 1
     return
