@@ -1162,11 +1162,27 @@ static void push_segment (lua_State *L, int k) {
       luaL_pushresult(&b);
       break;
     }
-    case LUA_TNUMBER:
-      lua_pushvalue(L, k);
-      lua_pushfstring(L, "[%s]", lua_tostring(L, -1));  /* of the copy */
-      lua_remove(L, -2);
+    case LUA_TNUMBER: {
+      /* an integer as Lua writes it; a float in the fewest digits that
+      ** read back as it, from Lua's 14 (which would name 1e15 for the
+      ** key 1e15 + 1) */
+      char num[48];
+      double x = (double)lua_tonumber(L, k);
+      int digits = 14;
+#if MC_LUA_INTEGERS
+      if (lua_isinteger(L, k)) {
+        lua_pushvalue(L, k);
+        lua_pushfstring(L, "[%s]", lua_tostring(L, -1));  /* of the copy */
+        lua_remove(L, -2);
+        break;
+      }
+#endif
+      do
+        snprintf(num, sizeof num, "%.*g", digits, x);
+      while (strtod(num, NULL) != x && ++digits <= 17);
+      lua_pushfstring(L, "[%s]", num);
       break;
+    }
     case LUA_TBOOLEAN:
       lua_pushstring(L, lua_toboolean(L, k) ? "[true]" : "[false]");
       break;
