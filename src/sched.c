@@ -984,8 +984,12 @@ int mc_recv_unref (lua_State *L) {
   return set_ref(L, 1);
 }
 
+/* hasRef() is false once the receiver is closed, as Node's: it keeps
+** nothing going then, whatever ref() and unref() said. */
 int mc_recv_hasref (lua_State *L) {
-  lua_pushboolean(L, !check_recv(L, 1)->unref);
+  mc_Recv *r = check_recv(L, 1);
+  lua_pushboolean(L, !r->unref && r->group != NULL
+                     && mc_group_entangled(r->group));
   return 1;
 }
 

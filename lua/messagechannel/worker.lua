@@ -72,8 +72,9 @@ function methods.ref(w) set_ref(check(w, "ref"), true) end
 
 function methods.unref(w) set_ref(check(w, "unref"), false) end
 
-function methods.hasRef(w)
-  return not check(w, "hasRef").unref
+function methods.hasRef(w)  -- false once it exited, as Node's
+  local s = check(w, "hasRef")
+  return not (s.unref or s.exited)
 end
 
 -- A listener of the port's events sees the Worker as the target: the port
