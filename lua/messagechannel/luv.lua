@@ -17,11 +17,13 @@ if not ok then
 end
 local core = require "messagechannel.core"
 local mc = require "messagechannel"
+local scheduler = require "messagechannel.scheduler"
 
 local M = {}
 
 local ceil = math.ceil
 local step, timeout, now = mc.step, mc.timeout, mc.now
+local busy = scheduler.busy
 local BUDGET = 0.001
 local MAX_MS = 2 ^ 31 - 1  -- a longer wait is armed again when it ends
 local poll, timer, idle  -- the handles, while started
@@ -49,6 +51,10 @@ local function arm(alive)
 end
 
 function drive()
+  -- A listener or task that runs the loop (uv.run "nowait") runs this
+  -- inside a step: luv would end the process on mc.step's error. The step
+  -- running goes on, and what runs it arms the handles when it ends.
+  if busy() then return end
   local deadline = now() + BUDGET
   local alive
   repeat

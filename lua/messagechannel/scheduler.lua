@@ -1262,12 +1262,17 @@ end
 
 M.pollfd = core.pollfd
 
+-- A wait longer than MAX_WAIT seconds is given as MAX_WAIT: poll() takes
+-- an int of milliseconds, and select() refuses 1e300. The host steps when
+-- it ends and asks again. A timer at math.huge never comes: no wait.
+local MAX_WAIT = (2 ^ 31 - 1) / 1000
+
 function M.timeout()
   if ready() or pending_news() then return 0 end
   local t = next_timer()
-  if t == nil then return nil end
+  if t == nil or t == huge then return nil end
   t = t - now()
-  return t > 0 and t or 0
+  return t > MAX_WAIT and MAX_WAIT or t > 0 and t or 0
 end
 
 -- A task is ready now: queued, or its timer is due.
@@ -1277,6 +1282,12 @@ end
 
 -- Wakes task co at the next turn with the given values (for adapters).
 M.wake = wake
+
+-- Whether mc.step() would raise now: a scheduler loop or a task runs (an
+-- adapter's callback run by a listener that runs the host loop itself).
+function M.busy()
+  return active or current_task() ~= nil
+end
 
 function M.spawn(fn, ...)
   if not ET.is_callable(fn) then
