@@ -39,6 +39,13 @@ static int open (lua_State *L) {
 }
 
 MC_EXPORT int luaopen_messagechannel_core (lua_State *L) {
+#if LUA_VERSION_NUM == 501
+  /* Lua 5.1 and LuaJIT unload each C library from a finalizer of its own,
+  ** made as it loads: a state closing runs it before those of objects
+  ** made earlier, which may still call the module (they get "the Lua
+  ** state is closing"). 5.2 on unload them all after every finalizer. */
+  mc_keep_loaded();
+#endif
   lua_newtable(L);
   mc_ctx_open(L, NULL);
   lua_pushcclosure(L, open, mc_ctx_upvalues(L, -1));

@@ -35,8 +35,39 @@ int mc_ctx_upvalues (lua_State *L, int ctx) {
   return 2;
 }
 
+mc_Hub *mc_ctx_hub (lua_State *L) {
+  mc_Hub *h = mc_ctx(L)->hub;
+  if (h == NULL) {
+    lua_pushliteral(L, "messagechannel: the Lua state is closing");
+    lua_error(L);
+  }
+  return h;
+}
+
+void mc_ctx_link (lua_State *L, mc_CtxLink *l, void (*close) (mc_CtxLink *l)) {
+  mc_CtxLink *head = &mc_ctx(L)->links;
+  l->close = close;
+  l->prev = head;
+  l->next = head->next;
+  head->next->prev = l;
+  head->next = l;
+}
+
+void mc_ctx_unlink (mc_CtxLink *l) {
+  if (l->next != NULL) {
+    l->prev->next = l->next;
+    l->next->prev = l->prev;
+    l->prev = l->next = NULL;
+  }
+}
+
 static int ctx__gc (lua_State *L) {
   mc_Ctx *c = (mc_Ctx *)luaL_checkudata(L, 1, CTX_MT);
+  while (c->links.next != NULL && c->links.next != &c->links) {
+    mc_CtxLink *l = c->links.next;
+    mc_ctx_unlink(l);
+    l->close(l);
+  }
   if (c->hub != NULL) {
     mc_hub_close(c->hub);
     mc_net_unwatch(c->hub);  /* a step's watch dies with the state */
@@ -60,6 +91,7 @@ static void make_ctx (lua_State *L, mc_Hub *hub) {
   int t = lua_gettop(L);
   c = (mc_Ctx *)mc_newuserdata(L, sizeof(mc_Ctx), 0);
   memset(c, 0, sizeof *c);
+  c->links.prev = c->links.next = &c->links;
   if (luaL_newmetatable(L, CTX_MT)) {
     lua_pushcfunction(L, ctx__gc);
     lua_setfield(L, -2, "__gc");
@@ -185,7 +217,8 @@ void mc_ctx_rearm_stop (lua_State *L, lua_State *co) {
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
-  if (c != NULL && c->stophook != NULL && mc_hub_stopped(c->hub))
+  if (c != NULL && c->stophook != NULL && c->hub != NULL
+      && mc_hub_stopped(c->hub))
     lua_sethook(co, c->stophook, LUA_MASKCOUNT, 1);
 }
 
@@ -196,7 +229,7 @@ int mc_ctx_raise_stop (lua_State *L) {
 }
 
 void mc_ctx_check_stop (lua_State *L) {
-  if (mc_hub_stopped(mc_ctx(L)->hub))
+  if (mc_hub_stopped(mc_ctx_hub(L)))
     mc_ctx_raise_stop(L);
 }
 
@@ -204,7 +237,7 @@ void mc_ctx_wake (lua_State *L) {
   mc_Ctx *c = mc_ctx(L);
   if (c->looping)
     return;
-  if (c->exposed)
+  if (c->exposed && c->hub != NULL)
     mc_hub_ping(c->hub);
   if (c->waker) {  /* written not to raise; an error is dropped */
     lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_WAKER);

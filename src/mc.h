@@ -597,8 +597,17 @@ typedef struct mc_Due {
   uint32_t id, seq;
 } mc_Due;
 
+/* Something of a state to let go when its context is collected, if it has
+** not been by then: a state closing runs no finalizer of an object made
+** in another finalizer (Lua 5.4 registers none, 5.1 to 5.3 free it
+** unrun), and the context's own may come first. */
+typedef struct mc_CtxLink {
+  struct mc_CtxLink *prev, *next;
+  void (*close) (struct mc_CtxLink *l);
+} mc_CtxLink;
+
 typedef struct mc_Ctx {
-  mc_Hub *hub;
+  mc_Hub *hub;      /* NULL once the context is collected */
   uint32_t next_id;
   uint32_t *freed;  /* ids of collected objects, to use again */
   size_t nfreed, capfreed;
@@ -629,6 +638,7 @@ typedef struct mc_Ctx {
   struct lua_State *main;  /* the state's main thread, or NULL (unknown) */
   /* a worker's hook that raises while its thread is to stop, or NULL */
   void (*stophook) (struct lua_State *L, struct lua_Debug *ar);
+  mc_CtxLink links;  /* the list's head */
 } mc_Ctx;
 
 /* Pushes the state's context table, making it the first time, around hub
@@ -642,7 +652,15 @@ int mc_ctx_upvalues (struct lua_State *L, int ctx);
 ** context (from the table at -1) as its upvalues. */
 struct luaL_Reg;
 void mc_ctx_setfuncs (struct lua_State *L, const struct luaL_Reg *l);
-#define mc_ctx_hub(L) (mc_ctx(L)->hub)
+/* The state's hub. Raises once the context is collected: the state is
+** closing, and a finalizer that runs after the context's may still call
+** the module. */
+mc_Hub *mc_ctx_hub (struct lua_State *L);
+/* Lists l, to be closed by the context's finalizer unless unlinked first
+** (unlinking twice does nothing). */
+void mc_ctx_link (struct lua_State *L, mc_CtxLink *l,
+                  void (*close) (mc_CtxLink *l));
+void mc_ctx_unlink (mc_CtxLink *l);
 /* Gives the object at idx an id: another thread's news for it find it. */
 uint32_t mc_ctx_register (struct lua_State *L, int idx);
 void mc_ctx_unregister (struct lua_State *L, uint32_t id);  /* collected */

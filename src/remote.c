@@ -439,7 +439,7 @@ static int remote_sync (lua_State *L) {
 ** descriptor is readable when that is done. */
 static int remote_watch (lua_State *L) {
   mc_Ctx *c = mc_ctx(L);
-  int pending = c->drains != 0 && mc_net_watch(c->hub, c->drains == 2,
+  int pending = c->drains != 0 && mc_net_watch(mc_ctx_hub(L), c->drains == 2,
                                                c->worker);
   c->drains = pending;
   lua_pushboolean(L, pending);
@@ -452,10 +452,10 @@ static int remote_watch (lua_State *L) {
 static int remote_drain (lua_State *L) {
   double s = (double)luaL_optnumber(L, 1, -1);
   mc_Ctx *c = mc_ctx(L);
-  size_t left = mc_net_drain(s, c->worker ? c->hub : NULL);
+  size_t left = mc_net_drain(s, c->worker ? mc_ctx_hub(L) : NULL);
   if (left == 0) {  /* nothing for mc.step to wait for either */
     mc_ctx(L)->drains = 0;
-    mc_net_unwatch(mc_ctx(L)->hub);
+    mc_net_unwatch(mc_ctx_hub(L));
   }
   lua_pushinteger(L, (lua_Integer)left);
   return 1;

@@ -1173,7 +1173,7 @@ static void collect (lua_State *L, int idx, mc_Recv *r, Merge *mg) {
   if (close)  /* after its messages: sorted last */
     add_due(mg, (uint64_t)-1, r->id);
   if (later)
-    mc_hub_notify(c->hub, r->id);
+    mc_hub_notify(mc_ctx_hub(L), r->id);
 }
 
 static int due_order (const void *a, const void *b) {
@@ -1261,7 +1261,7 @@ static int sched_poll (lua_State *L) {
     s = SLICE;
   if (c->lost)
     s = 0;
-  n = mc_net_wait(c->hub, s, &c->news, &c->capnews, &flags);
+  n = mc_net_wait(mc_ctx_hub(L), s, &c->news, &c->capnews, &flags);
   if (c->main != NULL && c->main != L)
     pass_interrupt(L, c->main);
   if (flags & MC_HUB_STOP)
@@ -1597,21 +1597,21 @@ static int sched_raise_undo (lua_State *L) {
 static int sched_pollfd (lua_State *L) {
   mc_Ctx *c = mc_ctx(L);
   c->exposed = 1;
-  lua_pushinteger(L, mc_hub_expose(c->hub));
+  lua_pushinteger(L, mc_hub_expose(mc_ctx_hub(L)));
   return 1;
 }
 
 /* news(): whether news from other threads waits for the next poll. */
 static int sched_news (lua_State *L) {
   mc_Ctx *c = mc_ctx(L);
-  lua_pushboolean(L, c->lost || mc_hub_pending(c->hub));
+  lua_pushboolean(L, c->lost || mc_hub_pending(mc_ctx_hub(L)));
   return 1;
 }
 
 /* news_queued(): how many object ids wait in this state's hub (for the
 ** specs: they stay few however long a state takes without waiting). */
 static int sched_news_queued (lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)mc_hub_queued(mc_ctx(L)->hub));
+  lua_pushinteger(L, (lua_Integer)mc_hub_queued(mc_ctx_hub(L)));
   return 1;
 }
 

@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -805,6 +806,7 @@ static int core_worker_fail (lua_State *L) {
 
 typedef struct Handle {
   mc_Thread *t;
+  mc_CtxLink link;  /* listed in the context while t is held */
 } Handle;
 
 static Handle *check_handle (lua_State *L) {
@@ -865,29 +867,42 @@ static void join_thread (mc_Thread *t) {
 /* A handle collected, or its state closed, while the worker runs: the
 ** worker is told to stop, and left to end on its own (it holds its own
 ** reference to t), so that a worker stuck in a long C call cannot hang
-** its parent. The library stays loaded for it (mc_keep_loaded). */
+** its parent. The library stays loaded for it (mc_keep_loaded). Returns
+** the id the handle had in its parent's context (0: none). */
+static uint32_t let_handle_go (Handle *h) {
+  mc_Thread *t = h->t;
+  int done;
+  uint32_t id;
+  mc_ctx_unlink(&h->link);
+  if (t == NULL)
+    return 0;
+  stop_thread(t, 1);
+  pthread_mutex_lock(&t->lock);
+  done = t->done;
+  id = t->parent_id;
+  t->parent_id = 0;  /* its end tells nobody now: the id is free */
+  pthread_mutex_unlock(&t->lock);
+  if (done)
+    join_thread(t);
+  else if (t->started && !t->joined) {
+    pthread_detach(t->tid);
+    t->joined = 1;
+  }
+  thread_decref(t);
+  h->t = NULL;
+  return id;
+}
+
+/* A handle whose finalizer will not run: made in a finalizer while its
+** state closes. */
+static void close_handle (mc_CtxLink *l) {
+  let_handle_go((Handle *)((char *)l - offsetof(Handle, link)));
+}
+
 static int handle__gc (lua_State *L) {
   Handle *h = (Handle *)mc_testudata(L, 1, WORKER_MT);
-  mc_Thread *t = h != NULL ? h->t : NULL;
-  if (t != NULL) {
-    int done;
-    uint32_t id;
-    stop_thread(t, 1);
-    pthread_mutex_lock(&t->lock);
-    done = t->done;
-    id = t->parent_id;
-    t->parent_id = 0;  /* its end tells nobody now: the id is free */
-    pthread_mutex_unlock(&t->lock);
-    mc_ctx_unregister(L, id);
-    if (done)
-      join_thread(t);
-    else if (t->started && !t->joined) {
-      pthread_detach(t->tid);
-      t->joined = 1;
-    }
-    thread_decref(t);
-    h->t = NULL;
-  }
+  if (h != NULL)
+    mc_ctx_unregister(L, let_handle_go(h));
   return 0;
 }
 
@@ -994,8 +1009,10 @@ static int core_worker_start (lua_State *L) {
   lua_settop(L, 5);
   luaL_argcheck(L, lua_istable(L, 5) && mc_rawlen(L, 5) == 1, 5,
                 "array of one port expected");
+  mc_ctx_hub(L);  /* raises while the state closes: nothing made yet */
   h = (Handle *)mc_newuserdata(L, sizeof(Handle), 0);
   h->t = NULL;
+  h->link.prev = h->link.next = NULL;
   luaL_getmetatable(L, WORKER_MT);
   lua_setmetatable(L, -2);  /* src, eval, data, transfer, ports, handle */
   t = (mc_Thread *)calloc(1, sizeof(mc_Thread));
@@ -1007,6 +1024,7 @@ static int core_worker_start (lua_State *L) {
   t->thread_id = (lua_Integer)__atomic_add_fetch(&last_thread_id, 1,
                                                  __ATOMIC_RELAXED);
   h->t = t;  /* from here on the handle frees t */
+  mc_ctx_link(L, &h->link, close_handle);
   t->source = dup_bytes(src, srclen);
   t->srclen = srclen;
   t->eval = eval;

@@ -1,0 +1,115 @@
+-- A state that closes runs its finalizers, newest object first; the
+-- module's context is made when it is first required, so the finalizer of
+-- an object made before that runs after the context's, which let go of the
+-- state's hub. Such a finalizer that posted, received, ran the scheduler,
+-- asked for mc.pollfd() or started a worker crashed the process. It now
+-- gets "messagechannel: the Lua state is closing".
+--
+-- And a state that closes runs no finalizer of an object made in another
+-- finalizer (5.4 registers none, 5.1 to 5.3 free it unrun). A worker
+-- started there, by a finalizer of a worker's state or of the main one,
+-- was never told to stop: its thread ran until the process ended, at 100%
+-- of a core when busy. The context now stops it.
+--
+-- Each case runs in a child process, as a crash is the failure.
+
+local helper = require "spec.helper"
+
+local function child(source)
+  local out = helper.run_child(source, 30)
+  if out == nil then pending("the interpreter is unknown") end
+  return out
+end
+
+-- Source that sets KEEP to an object whose finalizer runs `body`.
+local FINALIZED = [[
+local function finalized(body)
+  local run = function() body() end
+  if newproxy then  -- 5.1 and LuaJIT: tables have no __gc
+    local p = newproxy(true)
+    getmetatable(p).__gc = run
+    return p
+  end
+  return setmetatable({}, { __gc = run })
+end
+]]
+
+describe("regress: the module called while its state closes", function()
+  local CALLS = {
+    worker = 'mc.Worker("return", { eval = true })',
+    post = "local ch = mc.MessageChannel(); ch.port1:postMessage(1)",
+    run = "mc.run(0)",
+    sleep = "mc.sleep(0)",
+    broadcast = 'mc.BroadcastChannel("closing"):postMessage(1)',
+    pollfd = "mc.pollfd()",
+  }
+  for name, call in pairs(CALLS) do
+    it("raises instead of crashing: " .. name, function()
+      local out = child(FINALIZED .. [[
+        KEEP = finalized(function()
+          local mc = require "messagechannel"
+          local ok, err = pcall(function() ]] .. call .. [[ end)
+          io.write(tostring(ok), " ", tostring(err), "\n")
+        end)
+        local mc = require "messagechannel"  -- its context is newer
+      ]])
+      -- a Lua function that raises it again may add its position
+      if out then
+        assert.truthy(out:match("^false [^\n]-messagechannel: the Lua "
+                                .. "state is closing\n exit:0\n$"), out)
+      end
+    end)
+  end
+end)
+
+describe("regress: workers started by finalizers as a state closes", function()
+  local function threads()
+    local f = io.open("/proc/self/status")
+    if not f then return nil end
+    f:close()
+    return true
+  end
+
+  for _, kind in ipairs({ "waiting", "busy" }) do
+    it("are stopped (" .. kind .. ") #threads", function()
+      if not threads() then pending("no /proc/self/status here") return end
+      local inner = kind == "busy" and "while true do end"
+        or "local mc = require 'messagechannel' "
+           .. "mc.parentPort.onmessage = function() end"
+      local out = child([[
+        local mc = require "messagechannel"
+        local source = ]] .. ("%q"):format(FINALIZED) .. [[ .. [=[
+          local mc = require "messagechannel"
+          KEEP = finalized(function()
+            mc.Worker(]] .. ("%q"):format(inner) .. [[, { eval = true })
+          end)
+        ]=]
+        for _ = 1, 4 do mc.Worker(source, { eval = true }) end
+        assert(mc.run(20))
+        -- the inner workers were told to stop as their parents closed
+        local n
+        for _ = 1, 200 do
+          local f = io.open("/proc/self/status")
+          n = tonumber(f:read("*a"):match("Threads:%s+(%d+)"))
+          f:close()
+          if n == 1 then break end
+          os.execute("sleep 0.05")
+        end
+        print("threads " .. n)
+      ]])
+      if out then assert.are.equal("threads 1\n exit:0\n", out) end
+    end)
+  end
+
+  it("are stopped when the main state closes #threads", function()
+    local out = child(FINALIZED .. [[
+      local mc = require "messagechannel"
+      KEEP = finalized(function()
+        W = mc.Worker("while true do end", { eval = true })
+      end)
+      print("ending")
+    ]])
+    -- a worker left running would keep the process alive: 124 at the bound
+    if out then assert.are.equal("ending\n exit:0\n", out) end
+  end)
+end)
