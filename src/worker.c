@@ -75,6 +75,7 @@ typedef struct mc_Thread {
   char *text;         /* with `error`: its tostring, for a parent that
                       ** cannot decode it */
   size_t textlen;
+  int taken;          /* the parent read these (worker_result) */
 } mc_Thread;
 
 /* Lets go of the messages the worker did not open: given back to their
@@ -864,6 +865,19 @@ static void join_thread (mc_Thread *t) {
   }
 }
 
+/* A worker that failed while its parent's state never looked (no
+** scheduler ran since) would end unheard: its error goes to stderr as its
+** handle goes, so that nothing is silently swallowed (API.md 3.5). */
+static void tell_untaken (mc_Thread *t) {
+  const char *what = t->text != NULL ? t->text : t->trace;
+  if (t->taken || (t->error == NULL && t->trace == NULL))
+    return;
+  fprintf(stderr, "messagechannel: Error in worker %lld (no scheduler "
+          "ran to report it): %s\n",
+          (long long)t->thread_id, what != NULL ? what : "(no text)");
+  fflush(stderr);
+}
+
 /* A handle collected, or its state closed, while the worker runs: the
 ** worker is told to stop, and left to end on its own (it holds its own
 ** reference to t), so that a worker stuck in a long C call cannot hang
@@ -882,8 +896,10 @@ static uint32_t let_handle_go (Handle *h) {
   id = t->parent_id;
   t->parent_id = 0;  /* its end tells nobody now: the id is free */
   pthread_mutex_unlock(&t->lock);
-  if (done)
+  if (done) {
     join_thread(t);
+    tell_untaken(t);
+  }
   else if (t->started && !t->joined) {
     pthread_detach(t->tid);
     t->joined = 1;
@@ -1105,6 +1121,7 @@ static int core_worker_result (lua_State *L) {
     return 1;
   }
   join_thread(t);  /* it has only to return now */
+  t->taken = 1;
   lua_pushboolean(L, 1);
   lua_pushinteger(L, t->code);
   if (t->error != NULL) {
