@@ -15,6 +15,13 @@ local mc = require "messagechannel"
 local uv = require "luv"
 require("messagechannel.luv").start()
 local got = {}
+-- a listener that runs luv's loop, as a game loop's frame does
+local ch = mc.MessageChannel()
+ch.port2.onmessage = function(e)
+  got[#got + 1] = e.data
+  uv.run("nowait")
+  if e.data == 2 then ch.port2:close() end
+end
 ]]
 
 local function child(body)
@@ -31,12 +38,6 @@ describe("regress: luv's loop run from inside messagechannel", function()
 
   it("from a listener under mc.run()", function()
     local out = child([[
-      local ch = mc.MessageChannel()
-      ch.port2.onmessage = function(e)
-        got[#got + 1] = e.data
-        uv.run("nowait")
-        if e.data == 2 then ch.port2:close() end
-      end
       ch.port1:postMessage(1)
       ch.port1:postMessage(2)
       assert(mc.run(10))
@@ -47,12 +48,6 @@ describe("regress: luv's loop run from inside messagechannel", function()
 
   it("from a listener under uv.run(), which goes on", function()
     local out = child([[
-      local ch = mc.MessageChannel()
-      ch.port2.onmessage = function(e)
-        got[#got + 1] = e.data
-        uv.run("nowait")
-        if e.data == 2 then ch.port2:close() end
-      end
       ch.port1:postMessage(1)
       local t = uv.new_timer()
       t:start(10, 0, function() t:close(); ch.port1:postMessage(2) end)
@@ -64,6 +59,7 @@ describe("regress: luv's loop run from inside messagechannel", function()
 
   it("from a task that sleeps between frames", function()
     local out = child([[
+      ch.port2:close()
       mc.spawn(function()
         for i = 1, 3 do
           got[#got + 1] = i
