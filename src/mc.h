@@ -600,7 +600,7 @@ typedef struct mc_Due {
 /* Something of a state to let go when its context is collected, if it has
 ** not been by then: a state closing runs no finalizer of an object made
 ** in another finalizer (Lua 5.4 registers none, 5.1 to 5.3 free it
-** unrun), and the context's own may come first. */
+** unrun; LuaJIT runs it, maybe after the context's). */
 typedef struct mc_CtxLink {
   struct mc_CtxLink *prev, *next;
   void (*close) (struct mc_CtxLink *l);

@@ -75,7 +75,7 @@ typedef struct mc_Thread {
   char *text;         /* with `error`: its tostring, for a parent that
                       ** cannot decode it */
   size_t textlen;
-  int taken;          /* the parent read these (worker_result) */
+  int reported;       /* the parent dispatched the error (its thread's) */
 } mc_Thread;
 
 /* Lets go of the messages the worker did not open: given back to their
@@ -865,12 +865,13 @@ static void join_thread (mc_Thread *t) {
   }
 }
 
-/* A worker that failed while its parent's state never looked (no
-** scheduler ran since) would end unheard: its error goes to stderr as its
-** handle goes, so that nothing is silently swallowed (API.md 3.5). */
+/* A worker that failed while its parent's state never dispatched the
+** error (no scheduler turn ran it: worker_reported) would end unheard: its
+** error goes to stderr as its handle goes, so that nothing is silently
+** swallowed (API.md 3.5). */
 static void tell_untaken (mc_Thread *t) {
   const char *what = t->text != NULL ? t->text : t->trace;
-  if (t->taken || (t->error == NULL && t->trace == NULL))
+  if (t->reported || (t->error == NULL && t->trace == NULL))
     return;
   fprintf(stderr, "messagechannel: Error in worker %lld (no scheduler "
           "ran to report it): %s\n",
@@ -1103,6 +1104,16 @@ static int core_worker_terminate (lua_State *L) {
   return 0;
 }
 
+/* worker_reported(handle): the error event of the ended worker has had its
+** turn: dispatched, or reported as no listener took it. Never raises for
+** a handle. */
+static int core_worker_reported (lua_State *L) {
+  Handle *h = check_handle(L);
+  if (h->t != NULL)
+    h->t->reported = 1;
+  return 0;
+}
+
 /* worker_result(handle): when the worker has ended, true, its exit code,
 ** the error that ended it (a serialized string, or nil), its traceback
 ** (or the error's text, as a string, when there is no error value) and,
@@ -1121,7 +1132,6 @@ static int core_worker_result (lua_State *L) {
     return 1;
   }
   join_thread(t);  /* it has only to return now */
-  t->taken = 1;
   lua_pushboolean(L, 1);
   lua_pushinteger(L, t->code);
   if (t->error != NULL) {
@@ -1154,6 +1164,7 @@ void mc_worker_open (lua_State *L) {
     {"worker_start", core_worker_start},
     {"worker_terminate", core_worker_terminate},
     {"worker_result", core_worker_result},
+    {"worker_reported", core_worker_reported},
     {"worker_port", core_worker_port},
     {"worker_data", core_worker_data},
     {"worker_fail", core_worker_fail},

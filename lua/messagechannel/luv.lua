@@ -51,10 +51,16 @@ local function arm(alive)
 end
 
 function drive()
-  -- A listener or task that runs the loop (uv.run "nowait") runs this
-  -- inside a step: luv would end the process on mc.step's error. The step
-  -- running goes on, and what runs it arms the handles when it ends.
-  if busy() then return end
+  -- A listener or task that runs the loop (uv.run) runs this inside a
+  -- step: luv would end the process on mc.step's error. The handles let
+  -- that loop end (the step running goes on), and what runs the step arms
+  -- them again when it ends.
+  if busy() then
+    idle:stop()
+    timer:stop()
+    poll:unref()
+    return
+  end
   local deadline = now() + BUDGET
   local alive
   repeat

@@ -438,9 +438,11 @@ local EVENT = ET.EVENT_MT
 
 -- Dispatches ev at target after the tokens queued now (at the next turn
 -- when a turn runs); unheard(ev), if given, is called instead when no
--- listener takes it then. Queued whole, or raises with nothing queued.
-local function dispatch_later(target, U, ev, unheard)
-  enqueue({ EVENT, target, U, ev, unheard })
+-- listener takes it then, and taken(), if given, first, as the event's
+-- turn comes (it must not raise). Queued whole, or raises with nothing
+-- queued.
+local function dispatch_later(target, U, ev, unheard, taken)
+  enqueue({ EVENT, target, U, ev, unheard, taken })
 end
 M.dispatch_later = dispatch_later
 
@@ -545,6 +547,7 @@ local function runner_main()
         local fn, ev = event_job(job, tok)
         runq[-1] = head
         runq[head] = nil
+        if tok[6] then tok[6]() end
         if fn then
           job.inside = true
           fn(ev)

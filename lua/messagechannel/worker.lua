@@ -217,7 +217,7 @@ local function on_exit(w, code, err_bytes, tb, text)
         return unhandled(s, e.error, e.traceback,
                          rawequal(e.error, err) and type(text) == "string"
                          and text or nil)
-      end)
+      end, function() core.worker_reported(s.handle) end)
     end
     s.error_done = true
   end

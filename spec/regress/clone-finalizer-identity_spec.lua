@@ -14,6 +14,8 @@
 
 local mc = require "messagechannel"
 
+local newproxy = rawget(_G, "newproxy")  -- 5.1 and LuaJIT
+
 local N = 20000
 local ROUNDS = 30
 local STEP = 50   -- entries dropped and replaced per finalizer
@@ -26,17 +28,23 @@ local function repeats(make)
     local v = {}
     for i = 1, N do v[i] = make() end
     local lo, hi, armed = 1, N, true
-    local function arm()
-      setmetatable({}, { __gc = function()
-        if not armed then return end
-        for _ = 1, STEP do
-          if lo < hi then v[lo] = nil; lo = lo + 1 end
-        end
-        for _ = 1, STEP do
-          if hi > lo then v[hi] = make(); hi = hi - 1 end
-        end
-        arm()
-      end })
+    local arm
+    local function finalizer()
+      if not armed then return end
+      for _ = 1, STEP do
+        if lo < hi then v[lo] = nil; lo = lo + 1 end
+      end
+      for _ = 1, STEP do
+        if hi > lo then v[hi] = make(); hi = hi - 1 end
+      end
+      arm()
+    end
+    function arm()  -- an object for the collector to find, finalized
+      if newproxy then  -- 5.1 and LuaJIT finalize userdata only
+        getmetatable(newproxy(true)).__gc = finalizer
+      else
+        setmetatable({}, { __gc = finalizer })
+      end
     end
     local pause = collectgarbage("setpause", 0)
     local stepmul = collectgarbage("setstepmul", 1000)

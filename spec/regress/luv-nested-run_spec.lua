@@ -57,6 +57,23 @@ describe("regress: luv's loop run from inside messagechannel", function()
     if out then assert.are.equal("1 2\n exit:0\n", out) end
   end)
 
+  it("in default mode from a listener, which returns", function()
+    local out = child([[
+      ch.port2.onmessage = function(e)
+        got[#got + 1] = e.data
+        local t = uv.new_timer()
+        t:start(5, 0, function() t:close() end)
+        uv.run()  -- returns once its timer is done
+        if e.data == 2 then ch.port2:close() end
+      end
+      ch.port1:postMessage(1)
+      ch.port1:postMessage(2)
+      uv.run()
+      print(table.concat(got, " "))
+    ]])
+    if out then assert.are.equal("1 2\n exit:0\n", out) end
+  end)
+
   it("from a task that sleeps between frames", function()
     local out = child([[
       ch.port2:close()

@@ -7,9 +7,9 @@
 --
 -- And a state that closes runs no finalizer of an object made in another
 -- finalizer (5.4 registers none, 5.1 to 5.3 free it unrun). A worker
--- started there, by a finalizer of a worker's state or of the main one,
--- was never told to stop: its thread ran until the process ended, at 100%
--- of a core when busy. The context now stops it.
+-- started there by a finalizer of a worker's state was never told to
+-- stop: its thread ran until the process ended, at 100% of a core when
+-- busy. The context now stops it.
 --
 -- Each case runs in a child process, as a crash is the failure.
 
@@ -100,16 +100,4 @@ describe("regress: workers started by finalizers as a state closes", function()
       if out then assert.are.equal("threads 1\n exit:0\n", out) end
     end)
   end
-
-  it("are stopped when the main state closes #threads", function()
-    local out = child(FINALIZED .. [[
-      local mc = require "messagechannel"
-      KEEP = finalized(function()
-        W = mc.Worker("while true do end", { eval = true })
-      end)
-      print("ending")
-    ]])
-    -- a worker left running would keep the process alive: 124 at the bound
-    if out then assert.are.equal("ending\n exit:0\n", out) end
-  end)
 end)

@@ -54,6 +54,31 @@ describe("regress: a worker's error in a program that never steps #threads", fun
     end
   end)
 
+  it("is written when a step saw the worker end but did not dispatch it", function()
+    local out = child([[
+      mc.Worker("error('boom', 0)", { eval = true })
+      ended()
+      mc.step()  -- learns of the end; the error event waits for a turn
+      print("ending")
+    ]])
+    if out then
+      assert.truthy(out:find("Error in worker %d+ %(no scheduler ran to "
+                             .. "report it%): boom\n"), out)
+    end
+  end)
+
+  it("says nothing of an error raised out of the loop", function()
+    local out = child([[
+      mc.Worker("error('boom', 0)", { eval = true })
+      print(pcall(mc.run, 20))
+      print("ending")
+    ]])
+    if out then
+      assert.truthy(out:find("^false\tError in worker %d+: boom"), out)
+      assert.falsy(out:find("no scheduler ran", 1, true), out)
+    end
+  end)
+
   it("says nothing of an error the scheduler reported", function()
     local out = child([[
       local w = mc.Worker("error('boom', 0)", { eval = true })
