@@ -45,8 +45,8 @@ describe("regress: a messageerror from a listener's error", function()
   it("gives each raising listener's messageerror the ports", function()
     local ch, o = mc.MessageChannel(), mc.MessageChannel()
     local counts = {}
-    for _ = 1, 2 do
-      ch.port2:addEventListener("message", function() error("x", 0) end)
+    for i = 1, 2 do  -- i: two closures (5.2 and 5.3 reuse one without)
+      ch.port2:addEventListener("message", function() error(i, 0) end)
     end
     ch.port2:addEventListener("messageerror", function(e)
       counts[#counts + 1] = #e.ports
