@@ -869,7 +869,7 @@ static void join_thread (mc_Thread *t) {
 ** error (no scheduler turn ran it: worker_reported) would end unheard: its
 ** error goes to stderr as its handle goes, so that nothing is silently
 ** swallowed (API.md 3.5). */
-static void tell_untaken (mc_Thread *t) {
+static void tell_unreported (mc_Thread *t) {
   const char *what = t->text != NULL ? t->text : t->trace;
   if (t->reported || (t->error == NULL && t->trace == NULL))
     return;
@@ -899,7 +899,7 @@ static uint32_t let_handle_go (Handle *h) {
   pthread_mutex_unlock(&t->lock);
   if (done) {
     join_thread(t);
-    tell_untaken(t);
+    tell_unreported(t);
   }
   else if (t->started && !t->joined) {
     pthread_detach(t->tid);
