@@ -627,12 +627,16 @@ end
 -- process's package paths, so that a crash fails a spec instead of the
 -- whole run. Returns its output followed by " exit:<status>", or nil when
 -- the interpreter is unknown. With `bound`, the child is killed after that
--- many seconds (status 124).
-function M.run_child(source, bound)
+-- many seconds (status 124). `env`, when given, is put before the command
+-- ("NAME=value ...").
+function M.run_child(source, bound, env)
   local interpreter = arg and arg[-1]
   if type(interpreter) ~= "string" then return nil end
   if bound then
     interpreter = ("timeout %d %s"):format(bound, interpreter)
+  end
+  if env then
+    interpreter = ("env %s %s"):format(env, interpreter)
   end
   local file = os.tmpname()
   local f = assert(io.open(file, "w"))
