@@ -626,12 +626,19 @@ end
 -- Runs Lua source in a child process of the same interpreter, with this
 -- process's package paths, so that a crash fails a spec instead of the
 -- whole run. Returns its output followed by " exit:<status>", or nil when
--- the interpreter is unknown. With `bound`, the child is killed after that
+-- the interpreter is unknown or ThreadSanitizer is preloaded (make tsan:
+-- the shell io.popen starts dies of it). With `bound`, the child is killed after that
 -- many seconds (status 124). `env`, when given, is put before the command
 -- ("NAME=value ...").
+M.NO_CHILD = "no child process here (the interpreter is unknown, or "
+             .. "ThreadSanitizer is preloaded)"
+
 function M.run_child(source, bound, env)
   local interpreter = arg and arg[-1]
-  if type(interpreter) ~= "string" then return nil end
+  if type(interpreter) ~= "string"
+     or (os.getenv("LD_PRELOAD") or ""):find("libtsan", 1, true) then
+    return nil
+  end
   if bound then
     interpreter = ("timeout %d %s"):format(bound, interpreter)
   end

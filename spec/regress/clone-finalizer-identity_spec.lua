@@ -65,7 +65,7 @@ print("repeats " .. n)
 -- the Lua expression `make`.
 local function repeats(make)
   local out = helper.run_child((PROBE:gsub("MAKE", make)), 120)
-  if out == nil then pending("the interpreter is unknown") end
+  if out == nil then pending(helper.NO_CHILD) end
   return out
 end
 

@@ -26,7 +26,7 @@ end
 
 local function child(body)
   local out = helper.run_child(PRELUDE .. body, 20)
-  if out == nil then pending("the interpreter is unknown") end
+  if out == nil then pending(helper.NO_CHILD) end
   return out
 end
 

@@ -21,7 +21,7 @@ local helper = require "spec.helper"
 
 local function child(source)
   local out = helper.run_child(source, 30, "ASAN_OPTIONS=detect_leaks=0")
-  if out == nil then pending("the interpreter is unknown") end
+  if out == nil then pending(helper.NO_CHILD) end
   return out
 end
 

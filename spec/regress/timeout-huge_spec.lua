@@ -11,7 +11,7 @@ local helper = require "spec.helper"
 local function child(body)
   local out = helper.run_child('local mc = require "messagechannel"\n'
                                .. body, 20)
-  if out == nil then pending("the interpreter is unknown") end
+  if out == nil then pending(helper.NO_CHILD) end
   return out
 end
 

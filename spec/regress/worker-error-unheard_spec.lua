@@ -25,7 +25,7 @@ end
 local function child(body)
   local out = helper.run_child('local mc = require "messagechannel"\n'
                                .. ENDED .. body, 45)
-  if out == nil then pending("the interpreter is unknown") end
+  if out == nil then pending(helper.NO_CHILD) end
   return out
 end
 
