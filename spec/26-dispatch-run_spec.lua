@@ -147,7 +147,7 @@ describe("a run of consecutive messages", function()
       -- whichever message that is, the old function must get exactly the
       -- messages before the switch.
       local result
-      local w = mc.Worker([[
+      local w = mc.Worker(helper.ON_GC .. [[
 local mc = require "messagechannel"
 local ROUND, ROUNDS = 300, 20
 local ch = mc.MessageChannel()
@@ -160,16 +160,10 @@ local payload = {}
 for i = 1, 50 do payload[i] = { i } end
 local function garbage_with_finalizer()
   coroutine.wrap(function()  -- no stack slot of the main chunk keeps it
-    local fin = function()
+    on_gc(function()
       switched_at = n
       ch.port2.onmessage = new
-    end
-    local newproxy = rawget(_G, "newproxy")  -- 5.1 and LuaJIT
-    if newproxy then
-      getmetatable(newproxy(true)).__gc = fin
-    else
-      setmetatable({}, { __gc = fin })
-    end
+    end)
   end)()
 end
 local rounds = 0

@@ -433,6 +433,23 @@ end
 
 function M.noop() end
 
+-- Lua source that defines on_gc(fn): an object whose finalizer calls fn
+-- (Lua 5.1 and LuaJIT run __gc for userdata only). Source, so that a
+-- worker or a child process can have it too, before it requires anything.
+M.ON_GC = [[
+local function on_gc(fn)
+  local newproxy = rawget(_G, "newproxy")
+  if newproxy then
+    local p = newproxy(true)
+    getmetatable(p).__gc = fn
+    return p
+  end
+  return setmetatable({}, { __gc = fn })
+end
+]]
+M.on_gc = assert((rawget(_G, "loadstring") or load)(M.ON_GC
+                                                  .. "return on_gc"))()
+
 -- Full collections, with the scheduler run in between so close events
 -- queued by finalizers are dispatched and their ports released.
 function M.collect()

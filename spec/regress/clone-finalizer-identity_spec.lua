@@ -21,7 +21,6 @@ local PROBE = [[
 local mc = require "messagechannel"
 local make = MAKE
 local N, ROUNDS, STEP = 5000, 30, 50
-local newproxy = rawget(_G, "newproxy")  -- 5.1 and LuaJIT
 local n = 0
 for _ = 1, ROUNDS do
   local v = {}
@@ -39,11 +38,7 @@ for _ = 1, ROUNDS do
     arm()
   end
   function arm()  -- an object for the collector to find, finalized
-    if newproxy then  -- 5.1 and LuaJIT finalize userdata only
-      getmetatable(newproxy(true)).__gc = finalizer
-    else
-      setmetatable({}, { __gc = finalizer })
-    end
+    on_gc(finalizer)
   end
   local pause = collectgarbage("setpause", 0)
   local stepmul = collectgarbage("setstepmul", 1000)
@@ -64,7 +59,8 @@ print("repeats " .. n)
 -- How many entries of the clones repeat an earlier one, objects made by
 -- the Lua expression `make`.
 local function repeats(make)
-  local out = helper.run_child((PROBE:gsub("MAKE", make)), 120)
+  local out = helper.run_child(helper.ON_GC .. (PROBE:gsub("MAKE", make)),
+                               120)
   if out == nil then pending(helper.NO_CHILD) end
   return out
 end

@@ -25,18 +25,6 @@ local function child(source)
   return out
 end
 
--- Source that sets KEEP to an object whose finalizer runs `body`.
-local FINALIZED = [[
-local function finalized(body)
-  local run = function() body() end
-  if newproxy then  -- 5.1 and LuaJIT: tables have no __gc
-    local p = newproxy(true)
-    getmetatable(p).__gc = run
-    return p
-  end
-  return setmetatable({}, { __gc = run })
-end
-]]
 
 describe("regress: the module called while its state closes", function()
   local CALLS = {
@@ -49,8 +37,8 @@ describe("regress: the module called while its state closes", function()
   }
   for name, call in pairs(CALLS) do
     it("raises instead of crashing: " .. name, function()
-      local out = child(FINALIZED .. [[
-        KEEP = finalized(function()
+      local out = child(helper.ON_GC .. [[
+        KEEP = on_gc(function()
           local mc = require "messagechannel"
           local ok, err = pcall(function() ]] .. call .. [[ end)
           io.write(tostring(ok), " ", tostring(err), "\n")
@@ -82,9 +70,9 @@ describe("regress: workers started by finalizers as a state closes", function()
            .. "mc.parentPort.onmessage = function() end"
       local out = child([[
         local mc = require "messagechannel"
-        local source = ]] .. ("%q"):format(FINALIZED) .. [[ .. [=[
+        local source = ]] .. ("%q"):format(helper.ON_GC) .. [[ .. [=[
           local mc = require "messagechannel"
-          KEEP = finalized(function()
+          KEEP = on_gc(function()
             mc.Worker(]] .. ("%q"):format(inner) .. [[, { eval = true })
           end)
         ]=]

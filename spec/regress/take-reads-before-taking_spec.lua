@@ -8,17 +8,7 @@
 local mc = require "messagechannel"
 local helper = require "spec.helper"
 
-local newproxy = rawget(_G, "newproxy")
-
--- An object whose finalizer calls fn (Lua 5.1 has __gc for userdata only).
-local function on_gc(fn)
-  if newproxy then
-    local p = newproxy(true)
-    getmetatable(p).__gc = fn
-    return p
-  end
-  return setmetatable({}, { __gc = fn })
-end
+local on_gc = helper.on_gc
 
 describe("regress: a message is read before it is taken", function()
   it("delivers each message once while finalizers receive from the same port", function()
