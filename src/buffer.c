@@ -34,6 +34,18 @@ static mc_Buffer *check_live (lua_State *L) {
   return b;
 }
 
+/* The bytes of a Buffer are outside the Lua heap, where the collector
+** does not count them: a state that drops Buffers as they come would
+** keep their bytes until its heap alone made a cycle due. Each Buffer
+** that comes to this state (made, copied or moved in) pays for its bytes
+** with collector work, as if Lua had allocated them (Node counts such
+** bytes as external memory for the same reason). */
+static void pay_collector (lua_State *L, size_t len) {
+  size_t kb = len >> 10;
+  if (kb > 0)
+    lua_gc(L, LUA_GCSTEP, kb < (size_t)INT_MAX ? (int)kb : INT_MAX);
+}
+
 /* Pushes a new Buffer holding a copy of len bytes of src (zeros if NULL). */
 static mc_Buffer *push_buffer (lua_State *L, const void *src, size_t len) {
   mc_Buffer *b = (mc_Buffer *)mc_newuserdata(L, sizeof(mc_Buffer), 0);
@@ -50,6 +62,7 @@ static mc_Buffer *push_buffer (lua_State *L, const void *src, size_t len) {
     if (src)
       memcpy(b->data, src, len);
     b->len = len;
+    pay_collector(L, len);
   }
   return b;
 }
@@ -90,9 +103,9 @@ static void range (size_t len, lua_Integer i, lua_Integer j,
 
 static int buffer_sub (lua_State *L) {
   mc_Buffer *b = check_live(L);
-  size_t start, n;
-  range(b->len, luaL_optinteger(L, 2, 1), luaL_optinteger(L, 3, -1),
-        &start, &n);
+  lua_Integer i = luaL_optinteger(L, 2, 1);  /* checked before j, as */
+  size_t start, n;                            /* string.sub does */
+  range(b->len, i, luaL_optinteger(L, 3, -1), &start, &n);
   lua_pushlstring(L, n ? (const char *)b->data + start : "", n);
   return 1;
 }
@@ -185,6 +198,9 @@ static int buffer__tostring (lua_State *L) {
 
 static int buffer__gc (lua_State *L) {
   mc_Buffer *b = check_buffer(L);
+  if (b->lent)  /* only a call by hand gets here: the post that borrows
+                ** the bytes still holds the Buffer; they go with it */
+    return 0;
   free(b->data);
   b->data = NULL;
   b->len = 0;
@@ -263,6 +279,7 @@ static void buffer_fill (lua_State *L, int idx, mc_Xfer *x) {
   b->len = x->aux;
   b->detached = 0;
   b->lent = 0;
+  pay_collector(L, b->len);
 }
 
 static const mc_Type buffer_type = {

@@ -71,6 +71,9 @@ static int port__gc (lua_State *L) {
   mc_Recv *p = (mc_Recv *)mc_testudata(L, 1, PORT_MT);
   if (p == NULL)
     return 0;
+  if (p->lent)  /* only a call by hand gets here: what borrows the port
+                ** holds it, and its own finalizer comes later */
+    return 0;
   if (p->group != NULL && p->group->remote)  /* see disentangle */
     mc_ctx(L)->drains = 2;
   if (p->group != NULL)

@@ -1,0 +1,88 @@
+-- getmetatable(obj).__gc(obj) is the base library's: any code can call a
+-- finalizer by hand. Called on a Buffer or a port that a postMessage
+-- waiting for room had borrowed (its transfer list), it freed what the
+-- waiting message still pointed to: the message later sent freed bytes
+-- (a Buffer read another's bytes, then a double free aborted the
+-- process) or a port without its pair (a crash). No input crashes the
+-- process (API.md 9): what is lent stays whole, and its own finalizer
+-- frees it later.
+
+local mc = require "messagechannel"
+
+describe("regress: a finalizer called by hand", function()
+  -- what each spec made is collected after it: nothing may be freed twice
+  after_each(function()
+    collectgarbage()
+    collectgarbage()
+    mc.run()
+  end)
+
+  -- A channel whose port1 cannot post until port2 takes its first message.
+  local function full()
+    local ch = mc.MessageChannel({ capacity = 1 })
+    assert.is_true(ch.port1:postMessage("first"))
+    return ch
+  end
+
+  -- Spawns a task whose post of value (transfer list {obj}) waits for
+  -- room, calls obj's __gc by hand, makes room; returns the message that
+  -- then arrives and what the post returned.
+  local function post_after_hand_gc(ch, value, obj)
+    local posted
+    mc.spawn(function() posted = ch.port1:postMessage(value, { obj }) end)
+    mc.step()
+    assert.is_nil(posted, "the post did not wait")
+    getmetatable(obj).__gc(obj)
+    assert.equal("first", ch.port2:receive(0).data)
+    mc.run()
+    return ch.port2:receive(0), posted
+  end
+
+  it("on a Buffer a waiting post borrows: the message gets its bytes", function()
+    local ch = full()
+    local bytes = string.rep("buffer bytes ", 400)
+    local b = mc.Buffer(bytes)
+    local e, posted = post_after_hand_gc(ch, b, b)
+    assert.is_true(posted)
+    assert.is_true(b.detached)
+    assert.equal(bytes, e.data:sub())
+    -- more Buffers, and everything collected: nothing is freed twice
+    for _ = 1, 10 do mc.Buffer(string.rep("z", #bytes)) end
+    assert.equal(bytes, e.data:sub())
+  end)
+
+  it("on a port a waiting post borrows: the message gets a working port", function()
+    local ch, o = full(), mc.MessageChannel()
+    local e, posted = post_after_hand_gc(ch, "port", o.port2)
+    assert.is_true(posted)
+    assert.equal(1, #e.ports)
+    local got
+    o.port1.onmessage = function(ev) got = ev.data end
+    assert.is_true(e.ports[1]:postMessage("through the moved port"))
+    mc.run()
+    assert.equal("through the moved port", got)
+  end)
+
+  it("on a Buffer or a port whose waiting post is given up: both stay usable", function()
+    local ch, o = full(), mc.MessageChannel()
+    local b = mc.Buffer("kept")
+    local posted
+    local co = mc.spawn(function()
+      posted = { ch.port1:postMessage("x", { transfer = { b, o.port2 }, timeout = 0.01 }) }
+    end)
+    mc.step()
+    getmetatable(b).__gc(b)
+    getmetatable(o.port2).__gc(o.port2)
+    mc.run()
+    assert.equal("dead", coroutine.status(co))
+    assert.same({ false, "timeout" }, posted)
+    assert.equal("kept", b:sub())
+    assert.is_true(b:write(1, "K") == b)
+    local got
+    o.port1.onmessage = function(ev) got = ev.data end
+    assert.is_true(o.port2:postMessage("still entangled"))
+    mc.run()
+    assert.equal("still entangled", got)
+    ch.port1:close()
+  end)
+end)
