@@ -289,9 +289,11 @@ describe("install", function()
         it("raises when both flags are given, naming both", function()
           for _, flags in ipairs({ EXPOSE .. "," .. HIDE, HIDE .. " " .. EXPOSE,
                                    { EXPOSE, HIDE }, { HIDE, "other", EXPOSE } }) do
-            assert_error(way, { compatibility_flags = flags }, EXPOSE, HIDE)
+            assert_error(way, { compatibility_flags = flags }, EXPOSE, HIDE,
+                         "mutually contradictory")
             assert_error(way, { compatibility_flags = flags,
-                                compatibility_date = "2021-11-03" }, EXPOSE, HIDE)
+                                compatibility_date = "2021-11-03" }, EXPOSE, HIDE,
+                         "mutually contradictory")
           end
         end)
 

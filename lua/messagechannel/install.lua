@@ -141,7 +141,8 @@ local function check_flags(flags)
   end
   if set[EXPOSE_FLAG] and set[HIDE_FLAG] then
     -- Workers refuses contradictory flags rather than picking one.
-    error(format("compatibility_flags has both %s and %s", EXPOSE_FLAG, HIDE_FLAG), 4)
+    error(format("compatibility_flags has both %s and %s, which are mutually "
+                 .. "contradictory", EXPOSE_FLAG, HIDE_FLAG), 4)
   end
   return set
 end
