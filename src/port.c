@@ -349,14 +349,13 @@ static int port_postMessage (lua_State *L) {
 static int port_post_owned (lua_State *L);
 
 /* waits_for_room(co): whether coroutine co is suspended in a postMessage
-** that waits for room and will see whether its wait is over when resumed
-** (where Lua has continuations). */
+** that waits for room. */
 static int port_waits_for_room (lua_State *L) {
   lua_State *co = lua_tothread(L, 1);
   lua_Debug ar;
   int in = 0;
   luaL_argcheck(L, co != NULL, 1, "coroutine expected");
-  if (MC_YIELD_THEN && lua_status(co) == LUA_YIELD
+  if (lua_status(co) == LUA_YIELD
       && lua_getstack(co, 0, &ar)) {
     lua_CFunction f;
     lua_getinfo(co, "f", &ar);

@@ -307,6 +307,13 @@ end
 local step_task, resumed
 local writer_done, retry_writers
 
+-- The post wait (waitroom's w) each task is suspended in. On Lua 5.1 and
+-- LuaJIT a postMessage that other code resumed returns while its post
+-- still waits (it has no continuation to look again): the end of that
+-- post then wakes the task only if it waits for nothing else since, or
+-- the wake would end the task's next wait with this post's results.
+local posting = setmetatable({}, { __mode = "k" })
+
 -- A wait in a task registers itself (a waiter, a timer, a held post),
 -- then yields WAIT. A yield can fail (inside table.sort's comparator or
 -- string.gsub's function; on Lua 5.1 inside pcall too), and the task may
@@ -362,9 +369,9 @@ end
 
 -- The noted wait is seen no more: undone unless its coroutine is
 -- suspended in the yield of receive's or mc.receive's wait or of sleep,
--- or of postMessage's wait for room where Lua has continuations (on 5.1
--- and LuaJIT postMessage cannot see, when resumed, whether its wait is
--- over: it is undone), that yield being the one its task passes on, and
+-- or of postMessage's wait for room (on 5.1 a resume by other code
+-- makes that postMessage return while its post waits on: see posting),
+-- that yield being the one its task passes on, and
 -- each coroutine that passes its yields on (dispatchEvent listeners) in
 -- that passing on: a yield that failed on the way leaves one running.
 -- Decided before anything is cleared, so that an error (out of memory)
@@ -935,7 +942,8 @@ function retry_writers(port)
       cancel_timer(w.timer)
       writer_done(w)
     end
-    if w.co then
+    if w.co and posting[w.co] == w then
+      posting[w.co] = nil
       if why then wake(w.co, r, why) else wake(w.co, r) end
     end
   end
@@ -954,7 +962,10 @@ local function fire_timers(t)
       pop_timer()
       e.dead = true
     elseif w.held then  -- a post waiting for room
-      wake(e.co, false, "timeout")
+      if posting[e.co] == w then
+        posting[e.co] = nil
+        wake(e.co, false, "timeout")
+      end
       pop_timer()
       writer_done(w)
     else
@@ -1510,7 +1521,10 @@ local function waitroom(port, held, timeout, yieldable)
     push(ws, w)
     writing(port, ws.n)
   end, writer_done, e, not co and function() return abroad(port) end)
-  if how == "yield" then return true, w, WAIT end
+  if how == "yield" then
+    posting[co] = w
+    return true, w, WAIT
+  end
   if not (w.r or w.why) and r == nil then
     error("postMessage() would wait forever: no task, timer or other "
           .. "thread can take from the partner port", 3)
