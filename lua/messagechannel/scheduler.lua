@@ -1113,6 +1113,25 @@ local function ready()
   return runq[-1] < runq[0] or nidle > 0 or npend > 0
 end
 
+-- Posts whose task was closed (Lua 5.4: coroutine.close) while they
+-- waited for room: given up at the next turn, as retry_writers gives
+-- them up, rather than when room comes (their transfer lists lent until
+-- then, their place ahead of later posts kept). A runner so closed is
+-- woken, to end its listener (see job_of).
+local function drop_closed_posts()
+  for co, w in pairs(posting) do
+    if status(co) == "dead" then
+      posting[co] = nil  -- an existing field, while traversing: allowed
+      w.r, w.why = false, "closed"
+      if not w.done then
+        cancel_timer(w.timer)
+        writer_done(w)
+      end
+      wake(co, false, "closed")
+    end
+  end
+end
+
 -- One turn: news from other threads and the due timers, then the tokens
 -- that were queued when the turn began. Later tokens wait for the next
 -- turn. `polled`: the caller has just taken the news (loop's wait).
@@ -1120,6 +1139,7 @@ local function turn(polled)
   while npend > 0 do fail(pend_co[npend], pend_err[npend]) end
   runner = nil
   if recheck then news_all() end
+  if next(posting) ~= nil then drop_closed_posts() end
   if not polled then news(poll(0)) end
   if nidle > 0 then start_ends() end
   if ntimers > 0 then fire_timers(now()) end

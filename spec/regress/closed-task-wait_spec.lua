@@ -87,6 +87,30 @@ describe("regress: a task closed while it waits, and to-be-closed variables", fu
     ch.port1:close()
   end)
 
+  -- Given up only once room came, such a post kept its transfer list lent
+  -- and its place ahead of later posts while the reader took nothing.
+  it("a closed post waiting for room is given up at the next turn, room or not", function()
+    local ch, o = mc.MessageChannel({ capacity = 1 }), mc.MessageChannel()
+    ch.port1:postMessage(0)
+    local buf = mc.Buffer("abc")
+    closed_in_wait(function()
+      ch.port1:postMessage("x", { transfer = { buf, o.port2 } })
+    end)
+    mc.step()
+    assert.equal(buf, buf:write(1, "q"))  -- not lent any more
+    assert.is_false(buf.detached)
+    assert.is_true(o.port2:postMessage("own port"))  -- nor the port
+    assert.equal("own port", o.port1:receive(0).data)
+    assert.equal(0, ch.port2:receive(0).data)
+    -- room, and no post waits ahead: one that may not wait goes at once
+    assert.is_true(ch.port1:postMessage("n", { timeout = 0 }))
+    assert.equal("n", ch.port2:receive(0).data)
+    assert.equal("timeout", select(2, ch.port2:receive(0)))
+    assert.same({}, errors)
+    ch.port1:close()
+    o.port1:close()
+  end)
+
   it("a task that raises closes its to-be-closed variables, then its error is reported", function()
     local log = {}
     local chunk = assert(load([[
