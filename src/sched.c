@@ -235,6 +235,8 @@ void mc_recv_repin (lua_State *L, int idx, mc_Recv *r) {
   mc_ctx_pin(L, idx, r->id, r->group != NULL
                             && (r->writing
                                 || (r->wants
+                                    && (r->group->nends != 1  /* a port */
+                                        || r->listening || r->waiting)
                                     && !(r->unref && r->group->nends == 1)
                                     && !mc_group_ended(r->group, r->end)
                                     && !stuck(r))));
