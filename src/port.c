@@ -71,9 +71,6 @@ static int port__gc (lua_State *L) {
   mc_Recv *p = (mc_Recv *)mc_testudata(L, 1, PORT_MT);
   if (p == NULL)
     return 0;
-  if (p->lent)  /* only a call by hand gets here: what borrows the port
-                ** holds it, and its own finalizer comes later */
-    return 0;
   if (p->group != NULL && p->group->remote)  /* see disentangle */
     mc_ctx(L)->drains = 2;
   if (p->group != NULL)
@@ -592,6 +589,9 @@ static void port_commit (lua_State *L, int idx) {
   size_t e = p->end;
   mc_Recv *q;
   p->lent = 0;  /* moved: a close() meanwhile does nothing (port_keep) */
+  if (g == NULL)  /* its __gc, called by hand, let go of its end and
+                  ** closed the pair: the message moves it closed */
+    return;
   mc_group_incref(g);
   mc_getuservalue(L, idx);
   lua_getfield(L, -1, "keep");  /* U, partner kept by p, or false */
