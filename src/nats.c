@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -60,6 +61,7 @@ typedef struct Lib {
                                 void *);
   natsStatus (*options_errors) (natsOptions *, natsErrHandler, void *);
   natsStatus (*options_max_reconnect) (natsOptions *, int);
+  natsStatus (*options_secure) (natsOptions *, _Bool);
   natsStatus (*options_write_deadline) (natsOptions *, int64_t);
   void (*options_destroy) (natsOptions *);
   natsStatus (*connect) (natsConnection **, natsOptions *);
@@ -93,6 +95,7 @@ static const struct { const char *name; size_t offset; } symbols[] = {
   SYM(options_closed, "natsOptions_SetClosedCB"),
   SYM(options_errors, "natsOptions_SetErrorHandler"),
   SYM(options_max_reconnect, "natsOptions_SetMaxReconnect"),
+  SYM(options_secure, "natsOptions_SetSecure"),
   SYM(options_write_deadline, "natsOptions_SetWriteDeadline"),
   SYM(options_destroy, "natsOptions_Destroy"),
   SYM(connect, "natsConnection_Connect"),
@@ -352,10 +355,28 @@ static const char *shown (const char *url, char *buf, size_t n) {
 
 static void on_closed (natsConnection *nc, void *closure);
 
-/* The options of a connection to url, in *o. */
+/* Whether one of the servers of url (a list separated by commas) is
+** given as tls://. */
+static int wants_tls (const char *url) {
+  const char *p = url;
+  for (;;) {
+    while (*p == ' ')
+      p++;
+    if (strncasecmp(p, "tls://", 6) == 0)
+      return 1;
+    if ((p = strchr(p, ',')) == NULL)
+      return 0;
+    p++;
+  }
+}
+
+/* The options of a connection to url, in *o. A tls:// URL requires TLS:
+** libnats would otherwise talk plain text to a server that offers none,
+** password and messages included. */
 static natsStatus make_options (const char *url, natsOptions **o) {
   natsStatus st = lib.options_create(o);
   if (st == NATS_OK) st = lib.options_url(*o, url);
+  if (st == NATS_OK && wants_tls(url)) st = lib.options_secure(*o, 1);
   if (st == NATS_OK) st = lib.options_noecho(*o, 1);
   if (st == NATS_OK) st = lib.options_disconnected(*o, on_disconnected, NULL);
   if (st == NATS_OK) st = lib.options_closed(*o, on_closed, NULL);
