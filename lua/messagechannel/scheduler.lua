@@ -314,6 +314,12 @@ local writer_done, retry_writers
 -- the wake would end the task's next wait with this post's results.
 local posting = setmetatable({}, { __mode = "k" })
 
+-- Whether a task can be closed while it waits (Lua 5.4: coroutine.close),
+-- so that its dead coroutine tells that its waiting post is given up.
+-- Elsewhere a task that other code resumed may end while a post it made
+-- waits on (see posting), and that post is still to be sent.
+local can_close = rawget(coroutine, "close") ~= nil
+
 -- A wait in a task registers itself (a waiter, a timer, a held post),
 -- then yields WAIT. A yield can fail (inside table.sort's comparator or
 -- string.gsub's function; on Lua 5.1 inside pcall too), and the task may
@@ -930,8 +936,8 @@ function retry_writers(port)
   while ws and ws.n > 0 do
     local w = ws[ws.h]
     local r, why
-    if w.co and status(w.co) == "dead" then  -- closed while it waited:
-                                             -- not sent
+    if w.co and can_close and status(w.co) == "dead" then
+      -- closed while it waited: not sent
       r, why = false, "closed"
     else
       r, why = post_held(port, w.held, w)
@@ -1117,7 +1123,8 @@ end
 -- waited for room: given up at the next turn, as retry_writers gives
 -- them up, rather than when room comes (their transfer lists lent until
 -- then, their place ahead of later posts kept). A runner so closed is
--- woken, to end its listener (see job_of).
+-- woken, to end its listener (see job_of). Only where coroutine.close
+-- exists (can_close).
 local function drop_closed_posts()
   for co, w in pairs(posting) do
     if status(co) == "dead" then
@@ -1139,7 +1146,7 @@ local function turn(polled)
   while npend > 0 do fail(pend_co[npend], pend_err[npend]) end
   runner = nil
   if recheck then news_all() end
-  if next(posting) ~= nil then drop_closed_posts() end
+  if can_close and next(posting) ~= nil then drop_closed_posts() end
   if not polled then news(poll(0)) end
   if nidle > 0 then start_ends() end
   if ntimers > 0 then fire_timers(now()) end

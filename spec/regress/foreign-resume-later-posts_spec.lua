@@ -4,7 +4,8 @@
 -- task in whatever it waited for next: the task's next postMessage
 -- returned true though its post still waited, and on 5.1, where that
 -- next wait (started under the foreign resume) was undone, its message
--- was lost for good. API.md 11: postMessage returns true once the
+-- was lost for good; and a post whose task ended since was dropped, as
+-- if the task had been closed. API.md 11: postMessage returns true once the
 -- message is queued; 3.1: nothing is dropped.
 
 local mc = require "messagechannel"
@@ -43,5 +44,21 @@ describe("regress: posts after a waiting post that other code resumed", function
     assert.equal("3 true", log[2])
     assert.equal("4 true", log[3])
     assert.truthy(log[1] == "2 true" or log[1] == "2 junk", log[1])
+  end)
+
+  -- On 5.1 and LuaJIT such a task can end while its post waits on; that
+  -- post was taken for one whose task was closed, and dropped.
+  it("the waiting post of a task that ended since is still sent", function()
+    local ch = mc.MessageChannel({ capacity = 1 })
+    assert.is_true(ch.port1:postMessage(1))
+    local co = mc.spawn(function() ch.port1:postMessage(2) end)
+    mc.step()
+    assert.is_true((coroutine.resume(co, "junk")))
+    local got = {}
+    for _ = 1, 2 do
+      local e = ch.port2:receive(5)
+      got[#got + 1] = e and e.data
+    end
+    assert.same({ 1, 2 }, got)
   end)
 end)
