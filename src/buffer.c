@@ -34,18 +34,6 @@ static mc_Buffer *check_live (lua_State *L) {
   return b;
 }
 
-/* The bytes of a Buffer are outside the Lua heap, where the collector
-** does not count them: a state that drops Buffers as they come would
-** keep their bytes until its heap alone made a cycle due. Each Buffer
-** that comes to this state (made, copied or moved in) pays for its bytes
-** with collector work, as if Lua had allocated them (Node counts such
-** bytes as external memory for the same reason). */
-static void pay_collector (lua_State *L, size_t len) {
-  size_t kb = len >> 10;
-  if (kb > 0)
-    lua_gc(L, LUA_GCSTEP, kb < (size_t)INT_MAX ? (int)kb : INT_MAX);
-}
-
 /* Pushes a new Buffer holding a copy of len bytes of src (zeros if NULL). */
 static mc_Buffer *push_buffer (lua_State *L, const void *src, size_t len) {
   mc_Buffer *b = (mc_Buffer *)mc_newuserdata(L, sizeof(mc_Buffer), 0);
@@ -62,7 +50,6 @@ static mc_Buffer *push_buffer (lua_State *L, const void *src, size_t len) {
     if (src)
       memcpy(b->data, src, len);
     b->len = len;
-    pay_collector(L, len);
   }
   return b;
 }
@@ -279,7 +266,6 @@ static void buffer_fill (lua_State *L, int idx, mc_Xfer *x) {
   b->len = x->aux;
   b->detached = 0;
   b->lent = 0;
-  pay_collector(L, b->len);
 }
 
 static const mc_Type buffer_type = {
