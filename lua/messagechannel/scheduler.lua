@@ -25,6 +25,7 @@ local create, resume, yield, running, status =
 local error, rawequal, rawget, select, setmetatable, tostring, type, xpcall,
   pcall = error, rawequal, rawget, select, setmetatable, tostring, type,
   xpcall, pcall
+local next, pairs = next, pairs
 local traceback, getinfo = debug.traceback, debug.getinfo
 local format = string.format
 local huge = math.huge
