@@ -233,6 +233,8 @@ void mc_msg_unlend (mc_Msg *m);  /* not sent: slots given back, m freed */
 ** that releases, in a loop. A message alone has no next. */
 void mc_msg_free (mc_Msg *m);
 void mc_msg_push (mc_Msg **list, mc_Msg *m);
+/* Takes m out of the list, if it is there (its owner frees it later). */
+void mc_msg_unlink (mc_Msg **list, mc_Msg *m);
 /* A note rather than a value: its bytes are the text of an error event
 ** (a BroadcastChannel's NATS problem), made only here, never decoded. */
 mc_Msg *mc_msg_note (const char *text);
@@ -777,6 +779,8 @@ typedef struct mc_Recv {
                     ** borrows its end (a transfer list), and
                     ** MC_LENT_CLOSED once close() came meanwhile: done
                     ** if the transfer is undone (port.c) */
+  mc_Msg *reading;  /* while MC_LENT_READ: the message read, which a
+                    ** release meanwhile leaves to the read to free */
   int writing;      /* posts wait for room at its partner: news for it
                     ** goes to the Lua side (poll returns it) */
   size_t tokens;    /* its entries in the run queue */
@@ -798,6 +802,10 @@ mc_Recv *mc_recv_new (struct lua_State *L, const mc_Type *t, size_t size);
 void mc_recv_attach (struct lua_State *L, mc_Recv *r, mc_Group *g, size_t e);
 /* r lets go of its end: collected, or moved to another state. */
 void mc_recv_release (struct lua_State *L, mc_Recv *r, int for_good);
+/* The end of the __gc of the receiver at idx, which let go of its end: its
+** id goes back, unless the call is by hand while tasks wait in its
+** receive (they hold it): they are then woken to get the close. */
+void mc_recv_finalized (struct lua_State *L, int idx, mc_Recv *r);
 /* Pushes the object with the given id in this state; returns it when it
 ** is a receiver that holds an end, else NULL. */
 mc_Recv *mc_recv_push (struct lua_State *L, uint32_t id);

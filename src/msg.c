@@ -92,6 +92,15 @@ void mc_msg_push (mc_Msg **list, mc_Msg *m) {
   *list = m;
 }
 
+void mc_msg_unlink (mc_Msg **list, mc_Msg *m) {
+  for (; *list != NULL; list = &(*list)->next)
+    if (*list == m) {
+      *list = m->next;
+      m->next = NULL;
+      return;
+    }
+}
+
 void mc_msg_free (mc_Msg *m) {
   while (m != NULL) {
     mc_Msg *rest = m->next;

@@ -36,6 +36,7 @@ static const char *const events[] = {"message", "messageerror", "close",
 #define CLOSE 2
 #define ERROR 3  /* a note (mc_msg_note): a BroadcastChannel's problem */
 #define NOTE -1  /* read_head's status for a note (pcall statuses are >= 0) */
+#define GONE -2  /* read_head's status when r let go of its end meanwhile */
 
 static void push_event (lua_State *L, int i) {
   lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_EVENTS + i);
@@ -108,13 +109,32 @@ void mc_recv_release (lua_State *L, mc_Recv *r, int for_good) {
   mc_Group *g = r->group;
   mc_Msg *freed = NULL;
   r->group = NULL;
-  if (for_good)
+  if (for_good) {
     mc_group_release(g, r->end, &freed);
+    if (r->lent == MC_LENT_READ)  /* a finalizer run by read_head: the */
+      mc_msg_unlink(&freed, r->reading);  /* read frees it once done */
+  }
   else {
     mc_group_detach(g, r->end, mc_ctx_hub(L));
     mc_group_decref(g);
   }
   mc_msg_free(freed);
+}
+
+void mc_recv_finalized (lua_State *L, int idx, mc_Recv *r) {
+  int hand = 0;
+  if (r->id != 0 && r->waiting) {  /* a collected object is no longer in */
+    mc_ctx_push(L, r->id);  /* the weak table of objects: by hand, it is */
+    hand = lua_rawequal(L, -1, idx);
+    lua_pop(L, 1);
+  }
+  if (hand) {  /* its waiters hold it: they get the close (deliver) */
+    mc_ctx_reserve(L, 1);
+    mc_recv_kick_safe(L, idx, r);
+    return;
+  }
+  mc_ctx_unregister(L, r->id);
+  r->id = 0;
 }
 
 /* A BroadcastChannel (a group of one end) dispatches whatever listens,
@@ -290,7 +310,10 @@ static int clone_error (lua_State *L, int idx) {
 /* Reads message m, the head of r's queue, leaving it queued: pushes its
 ** value (or its error) and the array of the ports it transferred (or
 ** nil); returns the read status. While it reads, r is lent, so that a
-** finalizer that runs meanwhile can neither take from it nor move it. */
+** finalizer that runs meanwhile can neither take from it nor move it. One
+** that lets r's end go (a close of a BroadcastChannel, a __gc called by
+** hand) leaves m to the read (mc_recv_release): it is freed here, nothing
+** is pushed, and the status is GONE. */
 static int read_head (lua_State *L, mc_Recv *r, mc_Msg *m) {
   int status, base = lua_gettop(L);
   if (mc_msg_is_note(m)) {  /* its text, as the error of an error event */
@@ -302,8 +325,15 @@ static int read_head (lua_State *L, mc_Recv *r, mc_Msg *m) {
     return NOTE;
   }
   r->lent = MC_LENT_READ;
+  r->reading = m;
   status = mc_message_read(L, m);  /* value or error, objs or nil */
   r->lent = 0;
+  r->reading = NULL;
+  if (r->group == NULL) {
+    mc_msg_free(m);
+    lua_settop(L, base);
+    return GONE;
+  }
   if (status != 0 && !clone_error(L, base + 1)) {
     lua_settop(L, base + 1);
     lua_error(L);
@@ -401,7 +431,8 @@ static int head_event (lua_State *L, mc_Recv *r, int token, int *st) {
     int h = head_of(r, token, &arrival, &m);
     *st = 0;
     if (h == MC_MESSAGE) {
-      *st = read_head(L, r, m);  /* value, objs, ports */
+      if ((*st = read_head(L, r, m)) == GONE)  /* value, objs, ports */
+        continue;
       push_new_event(L, *st == NOTE ? ERROR : *st != 0 ? MESSAGEERROR
                                                       : MESSAGE,
                      1, base + 1, base + 3);
@@ -786,7 +817,7 @@ static int sched_deliver (lua_State *L) {
   int h, status, typ, fast = 0, live = 0;
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_settop(L, 2);
-  if (r->group != NULL && r->group->nends == 1 && !r->wants)
+  if (r->group != NULL && r->group->nends == 1 && !r->wants && !r->lent)
     mc_group_drop(r->group, r->end);  /* a BroadcastChannel dispatching
                                       ** with no listener: its messages
                                       ** are fired at no one, as HTML's
