@@ -34,8 +34,9 @@
                          ** (a worker without the stop signal) */
 #define WORKER_MT "messagechannel.WorkerHandle"
 #define WORKER_KEY "messagechannel.worker"          /* the mc_Thread box */
-#define WORKER_PORT_KEY "messagechannel.parentPort"  /* {port} once opened */
-#define WORKER_DATA_KEY "messagechannel.workerData"  /* {value} once read */
+/* open_once's memos: {port, true} once opened, {value, true} once read */
+#define WORKER_PORT_KEY "messagechannel.parentPort"
+#define WORKER_DATA_KEY "messagechannel.workerData"
 #define HOME_KEY "messagechannel.home"  /* {path, cpath} that found the module */
 
 static unsigned long last_thread_id;  /* atomic; the main thread is 0 */
@@ -699,31 +700,39 @@ static void *worker_main (void *arg) {
 ** its first transferred object, or its value. Later calls push the same.
 ** A message that cannot be decoded raises, and stays to be read again
 ** (once its metatables are registered, say). Only the worker's thread
-** reads *slot. The memo, registry[key] = {what, true}, is made before
-** the message is read, so that nothing can fail once it is opened. */
+** reads *slot. The memo, registry[key] = {what, done}, is made as the
+** module opens (make_memos), so that nothing allocates in it before or
+** after the read; done is 0 during the read, when a finalizer that the
+** read runs cannot read the message a second time. */
 static int open_once (lua_State *L, mc_Msg **slot, const char *key,
-                      int object) {
-  mc_Msg *m = *slot;
+                      const char *name, int object) {
+  mc_Msg *m;
   int memo;
   lua_getfield(L, LUA_REGISTRYINDEX, key);
-  if (lua_istable(L, -1)) {
-    lua_rawgeti(L, -1, 2);
-    if (lua_toboolean(L, -1)) {
-      lua_rawgeti(L, -2, 1);
-      return 1;
-    }
-    lua_pop(L, 1);
-  }
-  else {
-    lua_pop(L, 1);
-    lua_createtable(L, 2, 0);
-    lua_pushvalue(L, -1);
-    lua_setfield(L, LUA_REGISTRYINDEX, key);
+  if (!lua_istable(L, -1)) {
+    lua_pushfstring(L, "mc.%s is lost: the registry's entry was removed",
+                    name);
+    return lua_error(L);
   }
   memo = lua_gettop(L);
-  if (m == NULL)
+  lua_rawgeti(L, memo, 2);
+  if (lua_type(L, -1) == LUA_TNUMBER) {
+    lua_pushfstring(L, "mc.%s is being read: a finalizer cannot read it "
+                    "during its first read", name);
+    return lua_error(L);
+  }
+  if (lua_toboolean(L, -1)) {
+    lua_rawgeti(L, memo, 1);
+    return 1;
+  }
+  lua_pop(L, 1);
+  if ((m = *slot) == NULL)
     return 0;
+  lua_pushinteger(L, 0);
+  lua_rawseti(L, memo, 2);  /* slots 1 and 2 exist: no allocation */
   if (mc_message_read(L, m) != 0) {  /* error, nil */
+    lua_pushboolean(L, 0);
+    lua_rawseti(L, memo, 2);
     lua_pop(L, 1);
     return lua_error(L);
   }
@@ -736,23 +745,43 @@ static int open_once (lua_State *L, mc_Msg **slot, const char *key,
   else
     lua_pushvalue(L, -2);
   lua_pushvalue(L, -1);
-  lua_rawseti(L, memo, 1);  /* slots 1 and 2 exist: no allocation */
+  lua_rawseti(L, memo, 1);
   lua_pushboolean(L, 1);
   lua_rawseti(L, memo, 2);
   return 1;
 }
 
+/* A worker's state: the memos of open_once, {false, false}. */
+static void make_memos (lua_State *L) {
+  static const char *const keys[] = {WORKER_PORT_KEY, WORKER_DATA_KEY};
+  int i, k;
+  for (k = 0; k < 2; k++) {
+    lua_getfield(L, LUA_REGISTRYINDEX, keys[k]);
+    if (!lua_istable(L, -1)) {  /* a second open keeps the first's */
+      lua_createtable(L, 2, 0);
+      for (i = 1; i <= 2; i++) {
+        lua_pushboolean(L, 0);
+        lua_rawseti(L, -2, i);
+      }
+      lua_setfield(L, LUA_REGISTRYINDEX, keys[k]);
+    }
+    lua_pop(L, 1);
+  }
+}
+
 /* worker_port(): nil in the main thread; in a worker, mc.parentPort. */
 static int core_worker_port (lua_State *L) {
   mc_Thread *t = this_thread(L);
-  return t != NULL ? open_once(L, &t->port, WORKER_PORT_KEY, 1) : 0;
+  return t != NULL
+         ? open_once(L, &t->port, WORKER_PORT_KEY, "parentPort", 1) : 0;
 }
 
 /* worker_data(): nil in the main thread; in a worker, mc.workerData,
 ** decoded at the first call. */
 static int core_worker_data (lua_State *L) {
   mc_Thread *t = this_thread(L);
-  return t != NULL ? open_once(L, &t->data, WORKER_DATA_KEY, 0) : 0;
+  return t != NULL
+         ? open_once(L, &t->data, WORKER_DATA_KEY, "workerData", 0) : 0;
 }
 
 /* worker_fail(bytes, traceback, text): the worker's main records the
@@ -808,6 +837,7 @@ static int core_worker_fail (lua_State *L) {
 typedef struct Handle {
   mc_Thread *t;
   mc_CtxLink link;  /* listed in the context while t is held */
+  int watched;      /* the scheduler waits for its end (worker_result) */
 } Handle;
 
 static Handle *check_handle (lua_State *L) {
@@ -916,9 +946,15 @@ static void close_handle (mc_CtxLink *l) {
   let_handle_go((Handle *)((char *)l - offsetof(Handle, link)));
 }
 
+/* The scheduler's watch holds the handle until the worker's end: only a
+** call by hand (or its state's close, whose context lets it go next) gets
+** here while it is watched. The worker is stopped, as by terminate(), and
+** the watch sees it end. */
 static int handle__gc (lua_State *L) {
   Handle *h = (Handle *)mc_testudata(L, 1, WORKER_MT);
-  if (h != NULL)
+  if (h != NULL && h->watched && h->t != NULL)
+    stop_thread(h->t, 1);
+  else if (h != NULL)
     mc_ctx_unregister(L, let_handle_go(h));
   return 0;
 }
@@ -1029,6 +1065,7 @@ static int core_worker_start (lua_State *L) {
   mc_ctx_hub(L);  /* raises while the state closes: nothing made yet */
   h = (Handle *)mc_newuserdata(L, sizeof(Handle), 0);
   h->t = NULL;
+  h->watched = 0;
   h->link.prev = h->link.next = NULL;
   luaL_getmetatable(L, WORKER_MT);
   lua_setmetatable(L, -2);  /* src, eval, data, transfer, ports, handle */
@@ -1090,6 +1127,7 @@ static int core_worker_start (lua_State *L) {
     return luaL_error(L, "cannot start a worker: %s", strerror(err));
   }
   t->started = 1;
+  h->watched = 1;
   mc_keep_loaded();
   mc_ctx_wake(L);  /* a live worker keeps the scheduler going */
   lua_settop(L, 6);
@@ -1132,6 +1170,7 @@ static int core_worker_result (lua_State *L) {
     return 1;
   }
   join_thread(t);  /* it has only to return now */
+  h->watched = 0;
   lua_pushboolean(L, 1);
   lua_pushinteger(L, t->code);
   if (t->error != NULL) {
@@ -1191,6 +1230,8 @@ void mc_worker_open (lua_State *L) {
     mc_setfuncs(L, meta, mc_ctx_upvalues(L, ctx));
   }
   lua_pop(L, 1);
+  if (this_thread(L) != NULL)
+    make_memos(L);
   mc_ctx_add_type(L, &handle_type);
   mc_ctx_setfuncs(L, funcs);
 }
