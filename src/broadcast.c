@@ -183,8 +183,7 @@ static int bc__gc (lua_State *L) {
   if (b == NULL)
     return 0;
   bc_shut(L, b);
-  mc_ctx_unregister(L, b->r.id);
-  b->r.id = 0;
+  mc_recv_finalized(L, 1, &b->r);
   free(b->name);
   b->name = NULL;
   b->len = 0;  /* a finalizer that sees it after this sees the name "" */

@@ -64,9 +64,10 @@ static int port_close (lua_State *L) {
   return 0;
 }
 
-/* Allocates nothing Lua-side, so it cannot fail half-way: the pair is
-** closed with every owner told through its hub (a partner here too, whose
-** close the next poll queues), and what waits at this end goes. */
+/* Allocates nothing Lua-side when the collector calls it, so it cannot
+** fail half-way: the pair is closed with every owner told through its hub
+** (a partner here too, whose close the next poll queues), and what waits
+** at this end goes. */
 static int port__gc (lua_State *L) {
   mc_Recv *p = (mc_Recv *)mc_testudata(L, 1, PORT_MT);
   if (p == NULL)
@@ -75,8 +76,7 @@ static int port__gc (lua_State *L) {
     mc_ctx(L)->drains = 2;
   if (p->group != NULL)
     mc_recv_release(L, p, 1);
-  mc_ctx_unregister(L, p->id);
-  p->id = 0;
+  mc_recv_finalized(L, 1, p);
   return 0;
 }
 

@@ -83,4 +83,37 @@ describe("regress: a finalizer called by hand", function()
     assert.same({ false, "closed" }, { o.port2:postMessage("nobody") })
     ch.port1:close()
   end)
+
+  -- A task waiting in receive holds the port: only a call by hand gets
+  -- here. The tasks were never resumed (the port's id was given back, and
+  -- the close it had for them went nowhere).
+  it("on a port with tasks waiting in receive: they get nil, \"closed\", as after close()",
+     function()
+    local ch = mc.MessageChannel()
+    local got = {}
+    mc.spawn(function() got[1] = { ch.port2:receive() } end)
+    mc.spawn(function() got[2] = { mc.receive({ ch.port2 }) } end)
+    mc.step()
+    assert.same({}, got)
+    getmetatable(ch.port2).__gc(ch.port2)
+    mc.run()
+    assert.same({ { nil, "closed" }, { nil, "closed" } }, got)
+    assert.same({ false, "closed" }, { ch.port1:postMessage("nobody") })
+  end)
+
+  -- A Worker's handle, the scheduler's watch on its thread, is reachable
+  -- with next() on the Worker. Its __gc by hand let the thread go, and
+  -- the scheduler waited for an end it could no longer see: mc.run()
+  -- never returned.
+  it("on a Worker's handle: the worker is stopped, as by terminate() #threads",
+     function()
+    local w = mc.Worker("require('messagechannel').sleep(60)", { eval = true })
+    local codes = {}
+    w.onexit = function(e) codes[#codes + 1] = e.code end
+    local handle = select(2, next(w)).handle  -- the Worker's fields
+    assert.equal("userdata", type(handle))
+    getmetatable(handle).__gc(handle)
+    assert.is_true(mc.run(60), "mc.run() did not end")
+    assert.same({ 1 }, codes)
+  end)
 end)
