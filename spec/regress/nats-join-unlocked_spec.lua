@@ -54,6 +54,10 @@ mc.parentPort:postMessage("open")
       w.onexit = function() closed = closed + 1 end
     end
     N.await("every worker's channel", function() return open == nworkers end)
+    -- the client library writes SUB without waiting for the server to read it
+    N.await("the subscription at the server", function()
+      return server:subscriptions(subject) >= 1
+    end)
     assert.are.equal(1, server:subscriptions(subject))
     local poster = N.peer(url, subject, { brief = 1, life = 60, id = "p" })
     poster:command("post 50")
