@@ -753,8 +753,9 @@ void mc_message_unlend (struct lua_State *L, int list, mc_Msg *m);
 ** was either way. */
 int mc_message_read (struct lua_State *L, mc_Msg *m);
 /* After a read, with its objects at the top: hands each slot's payload to
-** its object, and frees m. */
-void mc_message_fill (struct lua_State *L, mc_Msg *m);
+** its object, frees m and returns 0; or, when an object cannot take its
+** payload (no memory), frees m, pushes the error and returns non-zero. */
+int mc_message_fill (struct lua_State *L, mc_Msg *m);
 int mc_structured_clone (struct lua_State *L);
 
 /* ---- sched.c: the C half of the scheduler ---- */

@@ -268,21 +268,18 @@ static int fill_protected (lua_State *L) {
   return 0;
 }
 
-void mc_message_fill (lua_State *L, mc_Msg *m) {
+int mc_message_fill (lua_State *L, mc_Msg *m) {
   size_t nx;
+  int status = 0;
   mc_msg_xfer(m, &nx);
   if (nx > 0) {
-    int status;
     lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_FILL);
     lua_pushlightuserdata(L, m);
     lua_pushvalue(L, -3);
     status = lua_pcall(L, 2, 0, 0);
-    if (status != 0) {
-      mc_msg_free(m);
-      lua_error(L);
-    }
   }
   mc_msg_free(m);
+  return status;
 }
 
 /* structuredClone(value [, options]): a direct copy. With a transfer list,
@@ -318,7 +315,8 @@ int mc_structured_clone (lua_State *L) {
     return lua_error(L);
   }
   mc_message_commit(L, 3);  /* v, transfer, list, copy, objs */
-  mc_message_fill(L, m);
+  if (mc_message_fill(L, m) != 0)
+    return lua_error(L);
   lua_pop(L, 1);
   return 1;
 }

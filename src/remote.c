@@ -510,7 +510,8 @@ static void scan_msg (lua_State *L, const mc_Frame *f, size_t max,
     lua_setfield(L, -2, "error");
     return;
   }
-  mc_message_fill(L, m);  /* record, value, objs; m freed */
+  if (mc_message_fill(L, m) != 0)  /* record, value, objs; m freed */
+    lua_error(L);
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
     lua_newtable(L);

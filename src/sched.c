@@ -352,8 +352,8 @@ static void take_head (lua_State *L, mc_Recv *r, int status) {
   mc_group_take(r->group, r->end, MC_TAKE_MESSAGE, &m);
   if (status != 0)
     mc_msg_free(m);
-  else
-    mc_message_fill(L, m);
+  else if (mc_message_fill(L, m) != 0)
+    lua_error(L);
   lua_pop(L, 1);
 }
 

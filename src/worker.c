@@ -699,10 +699,11 @@ static void *worker_main (void *arg) {
 /* Pushes what the worker got in *slot, a message opened at the first call:
 ** its first transferred object, or its value. Later calls push the same.
 ** A message that cannot be decoded raises, and stays to be read again
-** (once its metatables are registered, say). Only the worker's thread
-** reads *slot. The memo, registry[key] = {what, done}, is made as the
-** module opens (make_memos), so that nothing allocates in it before or
-** after the read; done is 0 during the read, when a finalizer that the
+** (once its metatables are registered, say); one whose objects cannot be
+** made (no memory) is gone, and the reads after raise. Only the worker's
+** thread reads *slot. The memo, registry[key] = {what, done}, is made as
+** the module opens (make_memos), so that nothing allocates in it before
+** or after the read; done is 0 during the read, when a finalizer that the
 ** read runs cannot read the message a second time. */
 static int open_once (lua_State *L, mc_Msg **slot, const char *key,
                       const char *name, int object) {
@@ -726,8 +727,14 @@ static int open_once (lua_State *L, mc_Msg **slot, const char *key,
     return 1;
   }
   lua_pop(L, 1);
-  if ((m = *slot) == NULL)
-    return 0;
+  if ((m = *slot) == NULL) {  /* none, or lost by a failed first read */
+    lua_rawgeti(L, memo, 1);
+    if (!lua_toboolean(L, -1))
+      return 0;
+    lua_pushfstring(L, "mc.%s is lost: its first read failed: %s", name,
+                    lua_tostring(L, -1));
+    return lua_error(L);
+  }
   lua_pushinteger(L, 0);
   lua_rawseti(L, memo, 2);  /* slots 1 and 2 exist: no allocation */
   if (mc_message_read(L, m) != 0) {  /* error, nil */
@@ -737,7 +744,13 @@ static int open_once (lua_State *L, mc_Msg **slot, const char *key,
     return lua_error(L);
   }
   *slot = NULL;
-  mc_message_fill(L, m);  /* memo, value, objs */
+  if (mc_message_fill(L, m) != 0) {  /* memo, value, objs, error; m freed */
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, memo, 1);  /* for the reads after: m is gone */
+    lua_pushboolean(L, 0);
+    lua_rawseti(L, memo, 2);
+    return lua_error(L);
+  }
   if (object && lua_istable(L, -1))
     lua_rawgeti(L, -1, 1);
   else if (object)
@@ -1121,7 +1134,8 @@ static int core_worker_start (lua_State *L) {
     t->port = t->data = NULL;
     for (i = 0; i < 2; i++) {
       lua_pushvalue(L, 8 + i);
-      mc_message_fill(L, m[i]);
+      if (mc_message_fill(L, m[i]) != 0)
+        lua_pop(L, 1);  /* its error: the start's is the one to raise */
       lua_pop(L, 1);
     }
     return luaL_error(L, "cannot start a worker: %s", strerror(err));
@@ -1170,7 +1184,6 @@ static int core_worker_result (lua_State *L) {
     return 1;
   }
   join_thread(t);  /* it has only to return now */
-  h->watched = 0;
   lua_pushboolean(L, 1);
   lua_pushinteger(L, t->code);
   if (t->error != NULL) {
@@ -1188,6 +1201,8 @@ static int core_worker_result (lua_State *L) {
     lua_pushlstring(L, t->text, t->textlen);
   else
     lua_pushnil(L);
+  h->watched = 0;  /* only now: a push may run a finalizer that calls the
+                   ** handle's __gc by hand, which frees t when unwatched */
   return 5;
 }
 

@@ -1498,9 +1498,10 @@ function M.receive(obj, U, timeout, name)
     return M.receive(obj, U, timeout, name)
   end
   if held_closes[obj] then return nil, "closed" end  -- see hold_close
-  if timeout == 0 then  -- as a wait would end: a detached port is closed
-    return nil, arrival(obj) == "closed" and "closed" or "timeout"
-  end
+  -- No message can come (detached, let go, its partner gone): closed, as
+  -- a wait would end; its __gc called by hand left no close to wait for.
+  if arrival(obj) == "closed" then return nil, "closed" end
+  if timeout == 0 then return nil, "timeout" end
   local co = current_task()
   -- The waiter has every field that hand and fire_timers set, and its
   -- timer its slot, before the waiter is queued: from then on nothing

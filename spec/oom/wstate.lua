@@ -130,6 +130,54 @@ cases[#cases + 1] = {
   end,
 }
 
+-- mc.workerData read twice, its first read under a pcall: a first read
+-- that failed (no memory while its Buffer was made) leaves no read in
+-- progress behind. The second read gives the first's value, or raises
+-- that the data is lost, or runs out of memory itself; never that the
+-- data "is being read".
+cases[#cases + 1] = {
+  name = "data-twice",
+  state = "worker",
+  setup = function() return { buf = mc.Buffer("data bytes") } end,
+  action = function(c)
+    c.w = mc.Worker([[
+      local mc = require "messagechannel"
+      local ok1, a = pcall(function() return mc.workerData end)
+      local ok2, b = pcall(function() return mc.workerData end)
+      mc.parentPort:postMessage({
+        ok1 = ok1, e1 = not ok1 and tostring(a) or nil,
+        ok2 = ok2, e2 = not ok2 and tostring(b) or nil,
+        same = ok1 and ok2 and rawequal(a, b),
+        bytes = ok2 and b.buf:sub() or nil })
+    ]], { eval = true, data = { buf = c.buf }, transfer = { c.buf } })
+    watch(c.w, c)
+    c.report = false
+    c.w.onmessage = function(ev) c.report = ev.data end
+  end,
+  check = function(c)
+    ends(c, "a worker that reads workerData twice")
+    local r = c.report
+    if r then
+      H.expect(not (r.e1 or ""):find("being read", 1, true)
+               and not (r.e2 or ""):find("being read", 1, true),
+               "a read says the data is being read: %s / %s",
+               tostring(r.e1), tostring(r.e2))
+      if r.ok1 then
+        H.expect(r.same, "the second read is not the first's value (%s)",
+                 tostring(r.e2))
+      end
+      if r.ok2 then
+        H.expect(r.bytes == "data bytes", "the Buffer holds %s",
+                 tostring(r.bytes))
+      else
+        H.expect(r.e2:find("not enough memory", 1, true)
+                 or r.e2:find("is lost: its first read failed", 1, true),
+                 "the second read raised %s", r.e2)
+      end
+    end
+  end,
+}
+
 -- os.exit in the worker.
 cases[#cases + 1] = {
   name = "exit",

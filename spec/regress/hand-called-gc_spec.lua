@@ -10,6 +10,16 @@
 
 local mc = require "messagechannel"
 
+-- An object whose finalizer is fn (a table's __gc runs from Lua 5.2 on).
+local newproxy = rawget(_G, "newproxy")
+local function garbage(fn)
+  if newproxy then
+    getmetatable(newproxy(true)).__gc = fn
+  else
+    setmetatable({}, { __gc = fn })
+  end
+end
+
 describe("regress: a finalizer called by hand", function()
   -- what each spec made is collected after it: nothing may be freed twice
   after_each(function()
@@ -101,6 +111,66 @@ describe("regress: a finalizer called by hand", function()
     assert.same({ false, "closed" }, { ch.port1:postMessage("nobody") })
   end)
 
+  -- Its __gc by hand with no task waiting gives the port's id back: no
+  -- close was left to wait for. receive() waited for ever in a task (and
+  -- raised "would wait forever" outside one): a port let go is closed.
+  it("on a port, then receive: nil, \"closed\" at once, in a task or not", function()
+    local ch = mc.MessageChannel()
+    getmetatable(ch.port2).__gc(ch.port2)
+    assert.same({ nil, "closed" }, { ch.port2:receive() })
+    assert.same({ nil, "closed" }, { ch.port2:receive(0) })
+    assert.same({ nil, "closed" }, { ch.port2:receive(10) })
+    local got
+    mc.spawn(function() got = { ch.port2:receive() } end)
+    assert.is_true(mc.run(60), "mc.run() did not end")
+    assert.same({ nil, "closed" }, got)
+  end)
+
+  -- The same from a finalizer that the read of the port's own message
+  -- runs (the decode allocates): the read frees the message and delivers
+  -- nothing, and the receive that made it is over. On Lua 5.4 the
+  -- collector is parked in its finalizer phase (thousands of finalizers
+  -- due, a few run at each allocation), so the read runs one; elsewhere
+  -- the call by hand comes wherever a finalizer runs next.
+  it("on a port whose receive is reading its message: that receive gets nil, \"closed\"",
+     function()
+    local value = {}
+    for i = 1, 5000 do value[i] = "string " .. i end
+    local ch = mc.MessageChannel()
+    assert.is_true(ch.port1:postMessage(value))
+    local action, nfin = nil, 0
+    local function fin()
+      nfin = nfin + 1
+      local a = action
+      if a then action = nil; a() end
+    end
+    local got
+    mc.spawn(function()
+      local parked = _VERSION == "Lua 5.4"
+      if parked then
+        collectgarbage("stop")
+        collectgarbage("incremental", 1, 100, 1)
+        for _ = 1, 20000 do garbage(fin) end
+        collectgarbage("restart")
+        while nfin == 0 do collectgarbage("step", 0) end
+      end
+      action = function() getmetatable(ch.port2).__gc(ch.port2) end
+      if not parked then garbage(fin) end
+      got = { ch.port2:receive() }
+    end)
+    local ok = mc.run(60)
+    if _VERSION == "Lua 5.4" then collectgarbage("incremental", 200, 100, 13) end
+    collectgarbage()
+    assert.is_true(ok, "mc.run() did not end")
+    assert.is_table(got, "the task ended with an error")
+    if got[1] ~= nil then  -- the finalizer ran once the message was taken
+      assert.equal(5000, #got[1].data)
+      assert.same({ nil, "closed" }, { ch.port2:receive() })
+    else
+      assert.same({ nil, "closed" }, got)
+    end
+  end)
+
   -- A Worker's handle, the scheduler's watch on its thread, is reachable
   -- with next() on the Worker. Its __gc by hand let the thread go, and
   -- the scheduler waited for an end it could no longer see: mc.run()
@@ -115,5 +185,58 @@ describe("regress: a finalizer called by hand", function()
     getmetatable(handle).__gc(handle)
     assert.is_true(mc.run(60), "mc.run() did not end")
     assert.same({ 1 }, codes)
+  end)
+
+  -- worker_result, the scheduler's look at a Worker that ended, made the
+  -- handle unwatched before it pushed the end's fields: a finalizer run
+  -- by those pushes could call the handle's __gc by hand, which freed the
+  -- thread's record, and the pushes read the freed record (seen with the
+  -- AddressSanitizer run, make check). It is unwatched once they are
+  -- made. On Lua 5.4 the collector is parked in its finalizer phase, so
+  -- the pushes run finalizers; each one calls the handle's __gc.
+  it("on a Worker's handle as the scheduler reads the worker's end #threads", function()
+    local core = require "messagechannel.core"
+    local w = mc.Worker("error(string.rep('boom ', 20))", { eval = true })
+    local handle = select(2, next(w)).handle
+    local gc = getmetatable(handle).__gc
+    local inside, calls = false, 0
+    local function fin()
+      if inside then calls = calls + 1; gc(handle) end
+    end
+    local heard, codes = {}, {}
+    w.onerror = function(e) heard[#heard + 1] = tostring(e.error) end
+    w.onexit = function(e) codes[#codes + 1] = e.code end
+    local real = core.worker_result
+    core.worker_result = function(h)
+      if _VERSION == "Lua 5.4" then
+        local nfin = 0
+        local function count() nfin = nfin + 1; fin() end
+        collectgarbage("stop")
+        collectgarbage("incremental", 1, 100, 1)
+        for _ = 1, 20000 do garbage(count) end
+        collectgarbage("restart")
+        while nfin == 0 do collectgarbage("step", 0) end
+      else
+        garbage(fin)
+      end
+      inside = true
+      -- no finalizer runs while the worker has not ended: false is pushed
+      -- without an allocation
+      local done, code, err, tb, text
+      repeat done, code, err, tb, text = real(h) until done
+      inside = false
+      core.worker_result = real
+      return done, code, err, tb, text
+    end
+    local ok = pcall(mc.run, 60)
+    core.worker_result = real
+    inside = false
+    if _VERSION == "Lua 5.4" then collectgarbage("incremental", 200, 100, 13) end
+    collectgarbage()
+    assert.is_true(ok)
+    assert.same({ 1 }, codes)
+    assert.equal(1, #heard)
+    assert.matches("boom boom", heard[1], 1, true)
+    if _VERSION == "Lua 5.4" then assert.is_true(calls > 0) end
   end)
 end)
