@@ -20,6 +20,29 @@ local function garbage(fn)
   end
 end
 
+-- Makes the next allocations run fin: on Lua 5.4 the collector is parked
+-- in its finalizer phase (thousands of finalizers due, a few run at each
+-- allocation, the first already run); elsewhere one object is left for
+-- the collector, whose finalizer runs wherever the collector calls it.
+-- park_done() puts the collector back as it was.
+local function park(fin)
+  if _VERSION ~= "Lua 5.4" then return garbage(fin) end
+  local first = true
+  local function each()
+    if first then first = false else fin() end
+  end
+  collectgarbage("stop")
+  collectgarbage("incremental", 1, 100, 1)
+  for _ = 1, 20000 do garbage(each) end
+  collectgarbage("restart")
+  while first do collectgarbage("step", 0) end
+end
+
+local function park_done()
+  if _VERSION == "Lua 5.4" then collectgarbage("incremental", 200, 100, 13) end
+  collectgarbage()
+end
+
 describe("regress: a finalizer called by hand", function()
   -- what each spec made is collected after it: nothing may be freed twice
   after_each(function()
@@ -128,39 +151,28 @@ describe("regress: a finalizer called by hand", function()
 
   -- The same from a finalizer that the read of the port's own message
   -- runs (the decode allocates): the read frees the message and delivers
-  -- nothing, and the receive that made it is over. On Lua 5.4 the
-  -- collector is parked in its finalizer phase (thousands of finalizers
-  -- due, a few run at each allocation), so the read runs one; elsewhere
-  -- the call by hand comes wherever a finalizer runs next.
+  -- nothing, and the receive that made it is over (on Lua 5.4 the read
+  -- runs the finalizer; elsewhere it runs wherever the collector calls it:
+  -- see park).
   it("on a port whose receive is reading its message: that receive gets nil, \"closed\"",
      function()
     local value = {}
     for i = 1, 5000 do value[i] = "string " .. i end
     local ch = mc.MessageChannel()
     assert.is_true(ch.port1:postMessage(value))
-    local action, nfin = nil, 0
+    local action
     local function fin()
-      nfin = nfin + 1
       local a = action
       if a then action = nil; a() end
     end
     local got
     mc.spawn(function()
-      local parked = _VERSION == "Lua 5.4"
-      if parked then
-        collectgarbage("stop")
-        collectgarbage("incremental", 1, 100, 1)
-        for _ = 1, 20000 do garbage(fin) end
-        collectgarbage("restart")
-        while nfin == 0 do collectgarbage("step", 0) end
-      end
+      park(fin)
       action = function() getmetatable(ch.port2).__gc(ch.port2) end
-      if not parked then garbage(fin) end
       got = { ch.port2:receive() }
     end)
     local ok = mc.run(60)
-    if _VERSION == "Lua 5.4" then collectgarbage("incremental", 200, 100, 13) end
-    collectgarbage()
+    park_done()
     assert.is_true(ok, "mc.run() did not end")
     assert.is_table(got, "the task ended with an error")
     if got[1] ~= nil then  -- the finalizer ran once the message was taken
@@ -208,17 +220,7 @@ describe("regress: a finalizer called by hand", function()
     w.onexit = function(e) codes[#codes + 1] = e.code end
     local real = core.worker_result
     core.worker_result = function(h)
-      if _VERSION == "Lua 5.4" then
-        local nfin = 0
-        local function count() nfin = nfin + 1; fin() end
-        collectgarbage("stop")
-        collectgarbage("incremental", 1, 100, 1)
-        for _ = 1, 20000 do garbage(count) end
-        collectgarbage("restart")
-        while nfin == 0 do collectgarbage("step", 0) end
-      else
-        garbage(fin)
-      end
+      park(fin)
       inside = true
       -- no finalizer runs while the worker has not ended: false is pushed
       -- without an allocation
@@ -231,8 +233,7 @@ describe("regress: a finalizer called by hand", function()
     local ok = pcall(mc.run, 60)
     core.worker_result = real
     inside = false
-    if _VERSION == "Lua 5.4" then collectgarbage("incremental", 200, 100, 13) end
-    collectgarbage()
+    park_done()
     assert.is_true(ok)
     assert.same({ 1 }, codes)
     assert.equal(1, #heard)
