@@ -208,6 +208,80 @@ describe("wire format", function()
   -- Ids of the objects a message holds: the first few are kept apart from
   -- the rest (codec.c, STACK_IDS), so references must resolve on both
   -- sides of that line, for every way a value is copied.
+  -- docs/FORMAT.md "Bodies": the keys 1, 2, ... that next gives first are
+  -- the array part, every other pair is a pair, wherever Lua keeps them.
+  describe("array part and pairs", function()
+    -- Every key and value of a, and no other, in b.
+    local function same_pairs(a, b, what)
+      local n = 0
+      for k, v in pairs(a) do
+        n = n + 1
+        assert.equal(v, rawget(b, k), what .. ", key " .. tostring(k))
+      end
+      for _ in pairs(b) do n = n - 1 end
+      assert.equal(0, n, what .. ": the copy has other keys")
+    end
+
+    local function tables()
+      local list = {}
+      local function add(name, t) list[#list + 1] = { name = name, t = t } end
+      local back = {}
+      for i = 50, 1, -1 do back[i] = i * 2 end
+      add("filled from its end", back)
+      local late = { a = 1, b = 2, c = 3, d = 4, e = 5, f = 6, g = 7 }
+      late[1], late[2], late[3] = "x", "y", "z"  -- into free hash nodes
+      add("records with 1..3 added later", late)
+      add("a hole", { 1, 2, nil, 4, n = 4 })
+      add("keys 0 and below", { [0] = "zero", [-1] = "minus one", 1, 2 })
+      add("only 2..5", { [2] = 2, [3] = 3, [4] = 4, [5] = 5 })
+      local big = {}
+      for i = 1, 1000 do big[i] = i end
+      big.x = "x"
+      add("1000 values and a key", big)
+      add("float keys", { [1.5] = "a", [2 ^ 53] = "b", 10, 20 })
+      return list
+    end
+
+    for _, case in ipairs(tables()) do
+      it("round-trips " .. case.name .. " with the same keys and values",
+         function()
+        same_pairs(case.t, mc.deserialize(mc.serialize(case.t)), "serialize")
+        same_pairs(case.t, mc.structuredClone(case.t), "structuredClone")
+        local ch = mc.MessageChannel()
+        ch.port1:postMessage(case.t)
+        same_pairs(case.t, ch.port2:receive(0).data, "postMessage")
+        ch.port1:close()
+      end)
+    end
+
+    it("writes a sequence made by a constructor as its array part", function()
+      -- version 1, TABLE narr = 2, nhash = 0, then SMALLINT 10 and 20
+      assert.equal("\1\6\2\0\0\0\0\0\0\0\138\148", mc.serialize({ 10, 20 }))
+      -- TABLE narr = 1, nhash = 1, SMALLINT 10, then the pair x = 20
+      assert.equal("\1\6\1\0\0\0\1\0\0\0\138\33x\148",
+                   mc.serialize({ 10, x = 20 }))
+    end)
+
+    it("keeps # and ipairs of a sequence", function()
+      local sequences = { ["filled from its end"] = true,
+        ["records with 1..3 added later"] = true,
+        ["keys 0 and below"] = true, ["1000 values and a key"] = true }
+      for _, case in ipairs(tables()) do
+        local t = case.t
+        if sequences[case.name] then
+          local c = mc.deserialize(mc.serialize(t))
+          assert.equal(#t, #c, case.name)
+          local n = 0
+          for i, v in ipairs(c) do
+            n = i
+            assert.equal(t[i], v, case.name)
+          end
+          assert.equal(#t, n, case.name)
+        end
+      end
+    end)
+  end)
+
   describe("references among many objects", function()
     -- 40 objects (tables, some with a registered metatable, and Buffers),
     -- each table pointing at the one before it (the first at the last: a

@@ -700,14 +700,14 @@ static void enc_collide (Enc *e, int t) {
   collide_fail(e->L, e->root, t);
 }
 
-static unsigned char *enc_room (Enc *e, size_t k) {
+static inline unsigned char *enc_room (Enc *e, size_t k) {
   mc_Bytes *b = &e->s->out;
   if (!mc_bytes_reserve(b, k))
     enc_nomem(e);
   return b->p + b->n;
 }
 
-static size_t put_varint (unsigned char *p, uint64_t v) {
+static inline size_t put_varint (unsigned char *p, uint64_t v) {
   size_t i = 0;
   while (v >= 0x80) {
     p[i++] = (unsigned char)(v | 0x80);
@@ -778,14 +778,17 @@ static void enc_lnumber (Enc *e, lua_Number x) {
 static void enc_bytes (Enc *e, int tag, const char *s, size_t len) {
   unsigned char *p = enc_room(e, 1 + VARINT_MAX + len);
   size_t h;
-  if (tag == TAG_STR && len <= SHORTSTR_MAX) {
+  if (tag == TAG_STR && len <= SHORTSTR_MAX) {  /* most strings: a loop
+                                                ** costs less than memcpy */
+    size_t i;
     p[0] = (unsigned char)(TAG_SHORTSTR + len);
-    h = 1;
+    for (i = 0; i < len; i++)
+      p[1 + i] = (unsigned char)s[i];
+    e->s->out.n += 1 + len;
+    return;
   }
-  else {
-    p[0] = (unsigned char)tag;
-    h = 1 + put_varint(p + 1, len);
-  }
+  p[0] = (unsigned char)tag;
+  h = 1 + put_varint(p + 1, len);
   if (len > 0)
     memcpy(p + h, s, len);
   e->s->out.n += h + len;
@@ -961,11 +964,22 @@ static void enc_value (Enc *e, int idx, const Where *w) {
   }
 }
 
-/* Writes the key at idx of a pair, unless it is one of 1..narr, already
-** written as the array part (then it returns 0). *kind and *h get what
-** key_hash gives. */
-static int enc_key (Enc *e, int idx, lua_Integer narr, const Where *w,
-                    int *kind, uint64_t *h) {
+/* Whether the key at idx is narr + 1, the next of an array part that
+** holds 1..narr. */
+static int array_next (lua_State *L, int idx, lua_Integer narr) {
+  if (lua_type(L, idx) != LUA_TNUMBER || narr == (lua_Integer)UINT32_MAX - 1)
+    return 0;
+#if MC_LUA_INTEGERS
+  return lua_isinteger(L, idx) && lua_tointeger(L, idx) == narr + 1;
+#else
+  return lua_tonumber(L, idx) == (lua_Number)(narr + 1);
+#endif
+}
+
+/* Writes the key at idx of a pair; *kind and *h get what key_hash
+** gives. */
+static void enc_key (Enc *e, int idx, const Where *w, int *kind,
+                     uint64_t *h) {
   lua_State *L = e->L;
   int type = lua_type(L, idx);
   *kind = 0;
@@ -973,8 +987,6 @@ static int enc_key (Enc *e, int idx, lua_Integer narr, const Where *w,
 #if MC_LUA_INTEGERS
     if (lua_isinteger(L, idx)) {
       lua_Integer i = lua_tointeger(L, idx);
-      if (i >= 1 && i <= narr)
-        return 0;
       enc_int(e, (int64_t)i);
       *kind = mc_hashint(i, h);
     }
@@ -985,22 +997,18 @@ static int enc_key (Enc *e, int idx, lua_Integer narr, const Where *w,
     }
 #else
     lua_Number x = lua_tonumber(L, idx);
-    if (x >= 1 && x <= (lua_Number)narr && x == floor(x))
-      return 0;
     enc_lnumber(e, x);
     *kind = mc_hashnum(x, h);
 #endif
-    return 1;
   }
-  if (type == LUA_TSTRING) {
+  else if (type == LUA_TSTRING) {
     size_t len;
     const char *s = lua_tolstring(L, idx, &len);
     *kind = mc_hashstr(s, len, h);
     enc_string(e, idx, s, len);
-    return 1;
   }
-  enc_value(e, idx, w);
-  return 1;
+  else
+    enc_value(e, idx, w);
 }
 
 static void enc_stop (Enc *e) {
@@ -1009,7 +1017,11 @@ static void enc_stop (Enc *e) {
   luaL_error(e->L, "DataCloneError: the thread is stopping");
 }
 
-/* Writes the body of the table at stack index t (object id). */
+/* Writes the body of the table at stack index t (object id). One walk:
+** lua_next gives the keys of the array part first, 1, 2, ... in order,
+** and the run of them from 1 before any other key is written as the
+** array part; every other key, as a pair. (Keys 1..n that Lua keeps in
+** the hash part come as pairs: the copy has the same keys and values.) */
 static void enc_body (Enc *e, uint32_t id, int t) {
   lua_State *L = e->L;
   int top = lua_gettop(L);
@@ -1019,47 +1031,42 @@ static void enc_body (Enc *e, uint32_t id, int t) {
   Walk walk;
   uint64_t fill;
   w.t = t;
-  w.k = 0;
   w.askey = 0;
-  for (;;) {
-    lua_rawgeti(L, t, (int)narr + 1);
-    if (lua_isnil(L, -1) || narr == (lua_Integer)UINT32_MAX - 1)
-      break;
-    if (stop_now(&e->stop))
-      enc_stop(e);
-    w.i = ++narr;
-    enc_value(e, top + 1, &w);
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 1);
   walk_begin(&walk, e->s);
   lua_pushnil(L);
   while (lua_next(L, t)) {  /* t, k, v */
     int kind, grew;
     uint64_t h = 0;
+    if (stop_now(&e->stop))
+      enc_stop(e);
+    if (nhash == 0 && array_next(L, top + 1, narr)) {
+      w.k = 0;
+      w.i = ++narr;
+      enc_value(e, top + 2, &w);
+      lua_pop(L, 1);
+      continue;
+    }
     w.k = top + 1;
     w.askey = 1;
-    if (enc_key(e, top + 1, narr, &w, &kind, &h)) {
-      w.askey = 0;
-      enc_value(e, top + 2, &w);
-      if (nhash == UINT32_MAX)
+    enc_key(e, top + 1, &w, &kind, &h);
+    w.askey = 0;
+    enc_value(e, top + 2, &w);
+    if (nhash == UINT32_MAX)
+      enc_nomem(e);
+    nhash++;
+    if (kind != 0
+        && (grew = walk_key(&walk, e->s, kind, h, nhash)) != 0) {
+      if (grew < 0)
         enc_nomem(e);
-      nhash++;
-      if (kind != 0
-          && (grew = walk_key(&walk, e->s, kind, h, nhash)) != 0) {
-        if (grew < 0)
-          enc_nomem(e);
-        if (over_budget(e->b.walk + walk_cost(&walk, nhash, 0),
-                        e->b.slots + narr + nhash))
-          enc_collide(e, t);
-      }
-      if (stop_now(&e->stop))
-        enc_stop(e);
+      if (over_budget(e->b.walk + walk_cost(&walk, nhash, 0),
+                      e->b.slots + narr + nhash))
+        enc_collide(e, t);
     }
     lua_pop(L, 1);
   }
   e->b.slots += (uint64_t)narr + nhash;
-  e->b.walk += walk_cost(&walk, nhash, 1);
+  if (walk.mask != 0)
+    e->b.walk += walk_cost(&walk, nhash, 1);
   if ((fill = fill_again(e->s, nhash)) == (uint64_t)-1)
     enc_nomem(e);
   e->b.fill += fill;
