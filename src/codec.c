@@ -65,10 +65,11 @@ typedef struct Key {
 } Key;
 
 /*
-** Scratch memory reused from call to call. A call takes it out of the state
-** table and puts it back when done; if an error escapes in between, the
-** scratch is just garbage (its __gc frees it) and the next call makes a new
-** one. A call made meanwhile (from a __gc metamethod) makes its own.
+** Scratch memory reused from call to call, kept in the state table. A call
+** takes it and gives it back when done; if an error escapes in between, it
+** stays taken, and the next call makes a new one, which replaces it (its
+** __gc frees it). A call made meanwhile (from a __gc metamethod) makes its
+** own.
 */
 typedef struct Scratch {
   mc_Bytes out;
@@ -96,6 +97,8 @@ typedef struct Scratch {
   ** being decoded, see dec_interned. */
   struct IStr *istrs;
   size_t istrcap;
+  int taken;  /* by a call, until it gives the scratch back */
+  int made;   /* by the call that has it: not yet in the state's slot */
 } Scratch;
 
 static void scratch_release (Scratch *s) {
@@ -120,21 +123,23 @@ static int scratch__gc (lua_State *L) {
   return 0;
 }
 
-/* Pushes the scratch userdata and returns it. It leaves the state table
-** while taken: a call made meanwhile (from a __gc metamethod) makes its
-** own, and one an error escaped is garbage, with what its ids held. */
+/* Pushes the scratch userdata and returns it, marked taken. A call that
+** finds it taken makes its own: a call made meanwhile (from a __gc
+** metamethod), or any call after an error escaped one (that scratch stays
+** taken). A scratch made so takes the state's slot when given back, and
+** the one it replaces is garbage, with what its ids held. */
 static Scratch *take_scratch (lua_State *L) {
   Scratch *s;
   lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_SCRATCH);
   s = (Scratch *)lua_touserdata(L, -1);
-  if (s != NULL) {
-    lua_pushboolean(L, 0);
-    lua_rawseti(L, lua_upvalueindex(1), MC_CTX_SCRATCH);
+  if (s != NULL && !s->taken) {
+    s->taken = 1;
     return s;
   }
   lua_pop(L, 1);
   s = (Scratch *)mc_newuserdata(L, sizeof(Scratch), 1);
   memset(s, 0, sizeof(Scratch));
+  s->taken = s->made = 1;
   luaL_getmetatable(L, SCRATCH_MT);
   lua_getfield(L, -1, "keyhash");  /* found true by mc_codec_open */
   s->keyhash = lua_toboolean(L, -1);
@@ -249,8 +254,12 @@ static void give_scratch (lua_State *L, int idx, Scratch *s) {
   else
     mc_ptrmap_clear(&s->seen);
   s->out.n = 0;
-  lua_pushvalue(L, idx);
-  lua_rawseti(L, lua_upvalueindex(1), MC_CTX_SCRATCH);
+  s->taken = 0;
+  if (s->made) {  /* made by this call: it is the state's now */
+    s->made = 0;
+    lua_pushvalue(L, idx);
+    lua_rawseti(L, lua_upvalueindex(1), MC_CTX_SCRATCH);
+  }
 }
 
 /* A table size hint for lua_createtable: never more than 2^26 slots. */
