@@ -450,6 +450,32 @@ end
 M.on_gc = assert((rawget(_G, "loadstring") or load)(M.ON_GC
                                                   .. "return on_gc"))()
 
+-- Makes the next allocations run fin: on Lua 5.4 the collector is parked
+-- in its finalizer phase (thousands of finalizers due, a few run at each
+-- allocation, the first already run); elsewhere one object is left for
+-- the collector, whose finalizer runs wherever the collector calls it.
+-- park_done() puts the collector back as it was.
+function M.park(fin)
+  if _VERSION ~= "Lua 5.4" then
+    M.on_gc(fin)
+    return
+  end
+  local first = true
+  local function each()
+    if first then first = false else fin() end
+  end
+  collectgarbage("stop")
+  collectgarbage("incremental", 1, 100, 1)
+  for _ = 1, 20000 do M.on_gc(each) end
+  collectgarbage("restart")
+  while first do collectgarbage("step", 0) end
+end
+
+function M.park_done()
+  if _VERSION == "Lua 5.4" then collectgarbage("incremental", 200, 100, 13) end
+  collectgarbage()
+end
+
 -- Full collections, with the scheduler run in between so close events
 -- queued by finalizers are dispatched and their ports released.
 function M.collect()

@@ -8,36 +8,9 @@
 -- the codec call the collector ran it in; on 5.4 it becomes a warning).
 
 local mc = require "messagechannel"
+local helper = require "spec.helper"
 
-local newproxy = rawget(_G, "newproxy")
-local function garbage(fn)
-  if newproxy then
-    getmetatable(newproxy(true)).__gc = fn
-  else
-    setmetatable({}, { __gc = fn })
-  end
-end
-
--- Makes the next allocations run fin (see hand-called-gc_spec.lua): on
--- Lua 5.4 the collector waits in its finalizer phase, elsewhere one object
--- is left for it.
-local function park(fin)
-  if _VERSION ~= "Lua 5.4" then return garbage(fin) end
-  local first = true
-  local function each()
-    if first then first = false else fin() end
-  end
-  collectgarbage("stop")
-  collectgarbage("incremental", 1, 100, 1)
-  for _ = 1, 20000 do garbage(each) end
-  collectgarbage("restart")
-  while first do collectgarbage("step", 0) end
-end
-
-local function park_done()
-  if _VERSION == "Lua 5.4" then collectgarbage("incremental", 200, 100, 13) end
-  collectgarbage()
-end
+local park, park_done = helper.park, helper.park_done
 
 -- n records sharing one table, and a cycle: what a copy must keep.
 local function value(n)

@@ -11,23 +11,16 @@
 -- finalizers) while the messages are dispatched.
 
 local mc = require "messagechannel"
+local helper = require "spec.helper"
 
 -- The worker: posts 1..N on a channel and dispatches them with finalizers
 -- calling fin(port2) at the allocations the collector reaches (which ones
 -- depends on the Lua and on the garbage made per message and the step
 -- multiplier of each case); posts back, per case, how often each message
 -- arrived and how often a finalizer acted.
-local WORKER = [[
+local WORKER = helper.ON_GC .. [[
 local mc = require "messagechannel"
 local mode = mc.workerData
-local newproxy = rawget(_G, "newproxy")
-local function garbage(fn)
-  if newproxy then
-    getmetatable(newproxy(true)).__gc = fn
-  else
-    setmetatable({}, { __gc = fn })
-  end
-end
 local N = 3000
 local report = {}
 for _, case in ipairs({ { 3, 1000 }, { 1, 400 }, { 2, 200 }, { 5, 800 } }) do
@@ -54,7 +47,7 @@ for _, case in ipairs({ { 3, 1000 }, { 1, 400 }, { 2, 200 }, { 5, 800 } }) do
   for i = 1, N do ch.port1:postMessage(i) end
   ch.port2.onmessage = function(e)
     note(e.data)
-    for _ = 1, case[1] do garbage(function() fin(ch.port2) end) end
+    for _ = 1, case[1] do on_gc(function() fin(ch.port2) end) end
   end
   collectgarbage()
   collectgarbage("setpause", 1)

@@ -9,39 +9,9 @@
 -- would, and the message moves it closed.
 
 local mc = require "messagechannel"
+local helper = require "spec.helper"
 
--- An object whose finalizer is fn (a table's __gc runs from Lua 5.2 on).
-local newproxy = rawget(_G, "newproxy")
-local function garbage(fn)
-  if newproxy then
-    getmetatable(newproxy(true)).__gc = fn
-  else
-    setmetatable({}, { __gc = fn })
-  end
-end
-
--- Makes the next allocations run fin: on Lua 5.4 the collector is parked
--- in its finalizer phase (thousands of finalizers due, a few run at each
--- allocation, the first already run); elsewhere one object is left for
--- the collector, whose finalizer runs wherever the collector calls it.
--- park_done() puts the collector back as it was.
-local function park(fin)
-  if _VERSION ~= "Lua 5.4" then return garbage(fin) end
-  local first = true
-  local function each()
-    if first then first = false else fin() end
-  end
-  collectgarbage("stop")
-  collectgarbage("incremental", 1, 100, 1)
-  for _ = 1, 20000 do garbage(each) end
-  collectgarbage("restart")
-  while first do collectgarbage("step", 0) end
-end
-
-local function park_done()
-  if _VERSION == "Lua 5.4" then collectgarbage("incremental", 200, 100, 13) end
-  collectgarbage()
-end
+local park, park_done = helper.park, helper.park_done
 
 describe("regress: a finalizer called by hand", function()
   -- what each spec made is collected after it: nothing may be freed twice
@@ -153,7 +123,7 @@ describe("regress: a finalizer called by hand", function()
   -- runs (the decode allocates): the read frees the message and delivers
   -- nothing, and the receive that made it is over (on Lua 5.4 the read
   -- runs the finalizer; elsewhere it runs wherever the collector calls it:
-  -- see park).
+  -- see helper.park).
   it("on a port whose receive is reading its message: that receive gets nil, \"closed\"",
      function()
     local value = {}

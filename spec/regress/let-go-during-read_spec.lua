@@ -17,18 +17,11 @@
 -- of freed memory.
 
 local mc = require "messagechannel"
+local helper = require "spec.helper"
 
-local WORKER = [[
+local WORKER = helper.ON_GC .. [[
 local mc = require "messagechannel"
 local mode = mc.workerData
-local newproxy = rawget(_G, "newproxy")
-local function garbage(fn)
-  if newproxy then
-    getmetatable(newproxy(true)).__gc = fn
-  else
-    setmetatable({}, { __gc = fn })
-  end
-end
 local value = {}
 for i = 1, 5000 do value[i] = "string " .. i end
 local acted, wrong = 0, {}
@@ -54,7 +47,7 @@ for warm = 0, 1900, 100 do
       if mode == "bc close" then b:close() else getmetatable(b).__gc(b) end
     end
   end
-  function arm() garbage(fin) end
+  function arm() on_gc(fin) end
   arm()
   for _ = 1, warm do local _ = {} end
   phase = "reading"

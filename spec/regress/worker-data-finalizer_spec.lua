@@ -13,17 +13,10 @@
 -- run of the specs (make check) sees any read of freed memory.
 
 local mc = require "messagechannel"
+local helper = require "spec.helper"
 
-local WORKER = [[
+local WORKER = helper.ON_GC .. [[
 local mc = require "messagechannel"
-local newproxy = rawget(_G, "newproxy")
-local function garbage(fn)
-  if newproxy then
-    getmetatable(newproxy(true)).__gc = fn
-  else
-    setmetatable({}, { __gc = fn })
-  end
-end
 local phase, refused, got, other = "before", 0, {}, {}
 local arm
 local function fin()
@@ -39,7 +32,7 @@ local function fin()
   end
   if phase ~= "after" then arm() end
 end
-function arm() garbage(fin) end
+function arm() on_gc(fin) end
 collectgarbage("setpause", 0)
 collectgarbage("setstepmul", 1000)
 arm()
