@@ -617,9 +617,9 @@ static int walk_key (Walk *w, Scratch *s, int kind,
 static uint64_t walk_cost (Walk *w, size_t nodekeys, int ended) {
   uint64_t most = 0;
   int lg;
-  walk_size(w, nodekeys);
-  if (w->mask == 0)
+  if (w->mask == 0)  /* not sampling yet: nothing counted */
     return 0;
+  walk_size(w, nodekeys);
   for (lg = w->lo; lg <= w->hi; lg++) {
     uint64_t cost = (w->pairs[lg] << (2 * WALK_SAMPLE)) / WALK_SLACK;
     uint64_t more = ((uint64_t)1 << lg) > nodekeys  /* keys it may have */
@@ -1074,8 +1074,7 @@ static void enc_body (Enc *e, uint32_t id, int t) {
     lua_pop(L, 1);
   }
   e->b.slots += (uint64_t)narr + nhash;
-  if (walk.mask != 0)
-    e->b.walk += walk_cost(&walk, nhash, 1);
+  e->b.walk += walk_cost(&walk, nhash, 1);
   if ((fill = fill_again(e->s, nhash)) == (uint64_t)-1)
     enc_nomem(e);
   e->b.fill += fill;
