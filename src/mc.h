@@ -472,6 +472,7 @@ mc_Msg *mc_wire_msg (const mc_Frame *f, const mc_Type *buffer, size_t max,
 #define MC_REASON_DISCONNECTED 4
 #define MC_REASON_REFUSED 5
 const char *mc_wire_reason (int code);  /* NULL for 0 and unknown codes */
+int mc_wire_code (const char *reason);  /* its code; 0 for NULL and others */
 
 /* ---- nats.c: NATS core subjects, through libnats loaded at run time ---- */
 

@@ -258,7 +258,9 @@ static int same_token (const Conn *c, const char *tok, size_t n) {
 }
 
 /* A link a listener accepted passed the token: its new pair's end 0 goes
-** to the listener's state as a port, in a message that transfers it. */
+** to the listener's state as a port, in a message that transfers it.
+** Returns 1 once posted, 0 when the listener is closed (the link is
+** refused: no one listens any more), -1 when out of memory. */
 static int accepted (Conn *c) {
   static const unsigned char bytes[] = {0x01, 0x0a, 0x00};  /* TRANSFER 0 */
   mc_Group *g = mc_group_new(2);
@@ -266,15 +268,16 @@ static int accepted (Conn *c) {
   mc_Xfer *x;
   size_t nx;
   uint32_t local;
+  int r;
   if (g == NULL)
-    return 0;
+    return -1;
   g->capacity = c->o.capacity;
   g->maxsize = c->o.maxsize;
   g->remote = 1;
   m = mc_msg_new(bytes, sizeof bytes, 1);
   if (m == NULL) {
     mc_group_decref(g);
-    return 0;
+    return -1;
   }
   mc_group_incref(g);  /* the message's */
   x = mc_msg_xfer(m, &nx);
@@ -284,11 +287,14 @@ static int accepted (Conn *c) {
   mc_group_attach(g, 1, net.hub, c->id);
   c->g = g;
   c->e = 1;
-  if (mc_group_post(c->lg, c->le, m, net.hub, &local, 0) != 1)
-    mc_msg_free(m);  /* the listener is closed: so is the pair */
+  r = mc_group_post(c->lg, c->le, m, net.hub, &local, 0);
+  if (r != 1) {
+    mc_msg_free(m);  /* and with it the pair's end 0 */
+    r = r == 0 ? 0 : -1;
+  }
   mc_group_decref(c->lg);
   c->lg = NULL;
-  return 1;
+  return r;
 }
 
 /* The peer's HELLO. */
@@ -307,13 +313,19 @@ static void hello (Conn *c, const mc_Frame *f, double t) {
   }
   peer = ms / 1000.0;
   c->every = peer < c->o.heartbeat ? peer : c->o.heartbeat;
-  if (c->lg != NULL  /* a listener's side answers only a peer that knew
-                     ** the token, so that no one learns it by asking */
-      && (!mc_wire_put_hello(&c->out, c->o.token, c->o.toklen,
-                             (uint32_t)(c->o.heartbeat * 1000 + 0.5))
-          || !accepted(c))) {
-    fail(c, MC_REASON_DISCONNECTED, 0, t);  /* out of memory */
-    return;
+  if (c->lg != NULL) {  /* a listener's side answers only a peer that
+                        ** knew the token, so that no one learns it by
+                        ** asking */
+    int r = mc_wire_put_hello(&c->out, c->o.token, c->o.toklen,
+                              (uint32_t)(c->o.heartbeat * 1000 + 0.5))
+            ? accepted(c) : -1;
+    if (r != 1) {
+      if (r == 0)
+        fail(c, MC_REASON_REFUSED, 1, t);
+      else
+        fail(c, MC_REASON_DISCONNECTED, 0, t);  /* out of memory */
+      return;
+    }
   }
   c->state = OPEN;
   c->since = t;
@@ -491,8 +503,11 @@ static void take_posts (Conn *c, double t) {
       }
     }
     else if (h == MC_CLOSED) {
-      let_go(c, MC_REASON_NONE);
-      if (mc_wire_put_close(&c->out, MC_REASON_NONE)) {
+      /* closed with a reason only by a listener that refused the link
+      ** (remote.c's net_refuse) */
+      int code = mc_wire_code(mc_group_reason(c->g));
+      let_go(c, code);
+      if (mc_wire_put_close(&c->out, code)) {
         c->state = LINGER;
         c->since = t;
       }

@@ -434,6 +434,17 @@ static int remote_sync (lua_State *L) {
   return 0;
 }
 
+/* net_refuse(port): a port a closed listener did not hand over: its link
+** is to close with reason "refused" (API.md 12), as when no one listens.
+** The caller then closes the port, which tells the peer so. */
+static int remote_refuse (lua_State *L) {
+  mc_Recv *p = (mc_Recv *)mc_testudata(L, 1, mc_port_type()->tname);
+  luaL_argcheck(L, p != NULL, 1, "MessagePort expected");
+  if (p->group != NULL && p->group->remote)
+    mc_group_set_reason(p->group, mc_wire_reason(MC_REASON_REFUSED));
+  return 0;
+}
+
 /* net_watch(): for mc.step, without waiting: true while remote ports
 ** closed in this state may still have output to write; the state's
 ** descriptor is readable when that is done. */
@@ -605,6 +616,7 @@ void mc_remote_open (lua_State *L) {
     {"connect", remote_connect},
     {"listen", remote_listen},
     {"net_drain", remote_drain},
+    {"net_refuse", remote_refuse},
     {"net_watch", remote_watch},
     {"net_sync", remote_sync},
     {"wire_scan", remote_wire_scan},

@@ -212,3 +212,12 @@ const char *mc_wire_reason (int code) {
     default: return NULL;
   }
 }
+
+int mc_wire_code (const char *reason) {
+  int code;
+  if (reason != NULL)
+    for (code = MC_REASON_TIMEOUT; code <= MC_REASON_REFUSED; code++)
+      if (strcmp(reason, mc_wire_reason(code)) == 0)
+        return code;
+  return MC_REASON_NONE;
+}

@@ -1,0 +1,165 @@
+-- Regressions of listener:close() (API.md 12: no new connections; those
+-- made stay open; "refused" when no one listens at the address):
+-- - a link the network thread had accepted and queued for onconnect, but
+--   not yet dispatched, still reached onconnect after listener:close(),
+--   and its peer saw an open link;
+-- - a link accepted before the close whose token came after it was closed
+--   with reason nil (a normal close) instead of "refused".
+-- Both now close with "refused" at the peer, and onconnect never sees
+-- them. The raw clients below read the listener's frames with blocking
+-- LuaSocket calls, so that no scheduler turn runs between their steps:
+-- the listener's HELLO is written only after the link's port was queued
+-- for onconnect, and an accepted socket shows in /proc before its HELLO
+-- is read.
+
+local mc = require "messagechannel"
+local helper = require "spec.helper"
+local R = require "spec.remote.helper"
+
+local REFUSED = 5  -- the CLOSE frame's code of "refused" (docs/FORMAT.md)
+
+local kinds = {
+  unix = function() return R.unix_address() end,
+  tcp = function() return "tcp:127.0.0.1:0" end,
+}
+
+-- The next frame on blocking raw socket c: its type and body.
+local function read_frame(c)
+  local head = assert(c:receive(4))
+  local len = R.get_u32(head, 1)
+  local body = assert(c:receive(len))
+  return body:sub(1, 1), body:sub(2)
+end
+
+local function raw(address)
+  local c = R.raw(address)
+  c:settimeout(R.WAIT)
+  return c
+end
+
+-- The sockets this process has open, from /proc.
+local function sockets()
+  local n = 0
+  for _, what in pairs(R.fds()) do
+    if what:find("^socket:") then n = n + 1 end
+  end
+  return n
+end
+
+-- Waits, without a scheduler turn, until this process has n sockets.
+local function await_sockets(n)
+  local socket = require "socket"
+  local deadline = mc.now() + R.WAIT
+  while sockets() < n do
+    assert(mc.now() < deadline, "the listener did not accept the link")
+    socket.sleep(0.01)
+  end
+end
+
+describe("regress: listener:close() with links not yet handed over", function()
+  local made = {}
+  after_each(function()
+    for i = #made, 1, -1 do
+      pcall(made[i].close, made[i])
+      made[i] = nil
+    end
+    R.close_raw()
+    R.cleanup()
+    mc.run(R.WAIT)
+  end)
+
+  local function listen(kind)
+    local l = mc.listen(kinds[kind]())
+    made[#made + 1] = l
+    local connects = { n = 0 }
+    l.onconnect = function(ev)
+      connects.n = connects.n + 1
+      connects[connects.n] = ev.port
+      made[#made + 1] = ev.port
+    end
+    return l, connects
+  end
+
+  for _, kind in ipairs { "unix", "tcp" } do
+    it("refuses a link queued for onconnect when the listener closes ("
+       .. kind .. ")", function()
+      local l, connects = listen(kind)
+      local c = raw(l.address)
+      assert(c:send(R.hello()))
+      assert.equal("H", (read_frame(c)))  -- its port is queued by now
+      l:close()
+      local t, body = read_frame(c)
+      assert.equal("C", t)
+      assert.equal(REFUSED, body:byte(1))
+      c:close()  -- as a peer answers a CLOSE: the listener's side lingers
+                 -- until then, or for three heartbeats
+      assert.is_true(mc.run(R.WAIT))
+      assert.equal(0, connects.n)
+    end)
+
+    it("refuses the links still queued when onconnect closes the listener ("
+       .. kind .. "); the one handed over stays open", function()
+      local l, connects = listen(kind)
+      local inner = l.onconnect
+      l.onconnect = function(ev)
+        inner(ev)
+        l:close()
+      end
+      local cs = { raw(l.address), raw(l.address), raw(l.address) }
+      for _, c in ipairs(cs) do
+        assert(c:send(R.hello()))
+        assert.equal("H", (read_frame(c)))
+      end
+      -- the open link keeps mc.run() going: dispatch until it came
+      R.await("onconnect", function() return connects.n > 0 end)
+      assert.is_true(connects[1]:postMessage("still linked"))
+      local got = {}
+      for _, c in ipairs(cs) do
+        local t, body = read_frame(c)
+        got[#got + 1] = t == "C" and "refused " .. body:byte(1)
+                        or (t == "M" and "message" or t)
+      end
+      table.sort(got)
+      assert.same({ "message", "refused " .. REFUSED,
+                    "refused " .. REFUSED }, got)
+      assert.equal(1, connects.n)
+    end)
+
+    it("refuses a link accepted before the close whose token comes after it ("
+       .. kind .. ")", function()
+      local l, connects = listen(kind)
+      local before = sockets()
+      local c = raw(l.address)
+      await_sockets(before + 2)  -- the raw client's and the accepted one
+      l:close()
+      assert(c:send(R.hello()))
+      assert.equal("H", (read_frame(c)))
+      local t, body = read_frame(c)
+      assert.equal("C", t)
+      assert.equal(REFUSED, body:byte(1))
+      c:close()
+      assert.is_true(mc.run(R.WAIT))
+      assert.equal(0, connects.n)
+    end)
+
+    it("gives a connecting port reason \"refused\" either way (" .. kind
+       .. ")", function()
+      local l, connects = listen(kind)
+      local before = sockets()
+      local peer = R.peer("connect", l.address, "behave=idle")
+      await_sockets(before + 1)
+      l:close()
+      peer:expect("close refused")
+      assert.is_true(mc.run(R.WAIT))
+      assert.equal(0, connects.n)
+    end)
+  end
+
+  it("keeps the listener's close idempotent and its tostring closed",
+     function()
+    local l = listen("tcp")
+    l:close()
+    l:close()
+    assert.truthy(helper.has(tostring(l), "closed"))
+  end)
+end)
