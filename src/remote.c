@@ -54,8 +54,20 @@ static void parse_address (lua_State *L, const char *fname, int passive,
     luaL_error(L, "bad argument #1 to '%s' (string expected, got %s)", fname,
                luaL_typename(L, 1));
   a->given = s;
-  if (strlen(s) != n)
-    bad_address(L, fname, "", "an address has no zero bytes");
+  if (strlen(s) != n) {  /* shown with each zero byte as \0 */
+    luaL_Buffer b;
+    size_t i;
+    luaL_buffinit(L, &b);
+    for (i = 0; i < n; i++) {
+      if (s[i] == '\0')
+        luaL_addstring(&b, "\\0");
+      else
+        luaL_addchar(&b, s[i]);
+    }
+    luaL_pushresult(&b);
+    bad_address(L, fname, lua_tostring(L, -1),
+                "an address has no zero bytes");
+  }
   if (strncmp(s, "unix:", 5) == 0) {
     if (n == 5 || n - 5 >= sizeof a->un.sun_path)
       bad_address(L, fname, s, "a Unix socket path of 1 to 107 bytes "
@@ -69,29 +81,31 @@ static void parse_address (lua_State *L, const char *fname, int passive,
     long port = 0;
     struct addrinfo hints;
     int rc, bracketed = 0;
-    if (colon == NULL || colon[1] == '\0' || strlen(colon + 1) > 5)
+    if (colon == NULL || colon[1] == '\0')
       bad_address(L, fname, s, "'tcp:host:port' expected");
-    for (p = colon + 1; *p; p++) {
+    for (p = colon + 1; *p; p++) {  /* decimal, leading zeros allowed */
       if (*p < '0' || *p > '9')
         bad_address(L, fname, s, "the port must be a number");
-      port = port * 10 + (*p - '0');
+      if (port <= 65535)
+        port = port * 10 + (*p - '0');
     }
+    if (port > 65535)
+      bad_address(L, fname, s, "a port of 0 to 65535 expected");
     hn = (size_t)(colon - host);
     if (hn >= 2 && host[0] == '[' && host[hn - 1] == ']') {
       host++;
       hn -= 2;
       bracketed = 1;
     }
-    if (port > 65535 || hn == 0 || hn >= sizeof a->host)
-      bad_address(L, fname, s, "'tcp:host:port' with a port up to 65535 "
-                               "expected");
+    if (hn == 0 || hn >= sizeof a->host)
+      bad_address(L, fname, s, "a host of 1 to 255 bytes expected");
     memcpy(a->host, host, hn);
     /* a name or an IPv4 address, or an IPv6 address in brackets */
     if (strpbrk(a->host, "[]") != NULL
         || (strchr(a->host, ':') != NULL) != bracketed)
       bad_address(L, fname, s, "a host name, an IPv4 address or an IPv6 "
                                "address in brackets expected");
-    snprintf(a->port, sizeof a->port, "%ld", port);
+    snprintf(a->port, sizeof a->port, "%u", (unsigned)(unsigned short)port);
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
