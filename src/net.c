@@ -127,6 +127,75 @@ static struct {
 static Conn **conns;
 static size_t nconns, capconns;
 
+/*
+** The socket files of the listeners still open, removed at exit when the
+** process ends without closing them (os.exit, or a state never closed):
+** each is the path its listener removes at its close, if still here. A
+** forked child's exit leaves them (they are its parent's).
+*/
+static struct {
+  pthread_mutex_t lock;
+  pthread_once_t once;
+  pid_t pid;       /* the process that listens */
+  char **path;     /* the listeners' own strings */
+  size_t n, cap;
+} sockfiles = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_ONCE_INIT, 0, NULL, 0, 0};
+
+static void remove_sockfiles (void) {
+  size_t i;
+  pthread_mutex_lock(&sockfiles.lock);
+  if (getpid() == sockfiles.pid) {
+    for (i = 0; i < sockfiles.n; i++)
+      unlink(sockfiles.path[i]);
+    sockfiles.n = 0;  /* their listeners do not remove them again */
+  }
+  pthread_mutex_unlock(&sockfiles.lock);
+}
+
+static void at_exit (void) {
+  atexit(remove_sockfiles);  /* the module is never unloaded (hub.c) */
+}
+
+/* 0 when out of memory. */
+static int keep_sockfile (char *path) {
+  int ok = 0;
+  pthread_once(&sockfiles.once, at_exit);
+  pthread_mutex_lock(&sockfiles.lock);
+  if (sockfiles.n == sockfiles.cap) {
+    size_t cap = sockfiles.cap ? sockfiles.cap * 2 : 4;
+    char **a = (char **)realloc(sockfiles.path, cap * sizeof *a);
+    if (a != NULL) {
+      sockfiles.path = a;
+      sockfiles.cap = cap;
+    }
+  }
+  if (sockfiles.pid != getpid()) {  /* a forked child's first */
+    sockfiles.pid = getpid();
+    sockfiles.n = 0;  /* its parent's */
+  }
+  if (sockfiles.n < sockfiles.cap) {
+    sockfiles.path[sockfiles.n++] = path;
+    ok = 1;
+  }
+  pthread_mutex_unlock(&sockfiles.lock);
+  return ok;
+}
+
+/* Whether path was still to be removed (it is the caller's now). */
+static int forget_sockfile (const char *path) {
+  size_t i;
+  int found = 0;
+  pthread_mutex_lock(&sockfiles.lock);
+  for (i = 0; i < sockfiles.n; i++)
+    if (sockfiles.path[i] == path) {
+      sockfiles.path[i] = sockfiles.path[--sockfiles.n];
+      found = 1;
+      break;
+    }
+  pthread_mutex_unlock(&sockfiles.lock);
+  return found;
+}
+
 static Conn *alloc_conn (void) {
   Conn *c = (Conn *)calloc(1, sizeof *c);
   if (c != NULL && pthread_mutex_init(&c->wlock, NULL) != 0) {
@@ -160,7 +229,8 @@ static void conn_decref (Conn *c) {
   if (c->fd >= 0)
     close(c->fd);
   if (c->path != NULL) {
-    unlink(c->path);
+    if (forget_sockfile(c->path))
+      unlink(c->path);
     free(c->path);
   }
   mc_bytes_free(&c->in);
@@ -1154,12 +1224,15 @@ int mc_net_listen (int fd, const char *path, mc_Group *g, size_t e,
   if (c == NULL)
     return 0;
   c->state = OPEN;
-  if (path == NULL || (c->path = strdup(path)) != NULL) {
+  if (path == NULL
+      || ((c->path = strdup(path)) != NULL && keep_sockfile(c->path))) {
     if (hand_over(c))
       return 1;
     if (errno != 0)
       err = errno;
   }
+  if (c->path != NULL)
+    forget_sockfile(c->path);
   free(c->path);
   c->path = NULL;  /* the caller's to remove */
   c->g = NULL;
