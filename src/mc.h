@@ -858,6 +858,9 @@ const mc_Type *mc_port_type (void);
 const mc_Type *mc_buffer_type (void);
 /* Pushes a new port that holds no end yet (mc_recv_attach gives it one). */
 mc_Recv *mc_port_new (struct lua_State *L);
+/* Closes the port at idx as its collection does, allocating nothing
+** Lua-side (its __gc); anything else there is left alone. */
+void mc_port_discard (struct lua_State *L, int idx);
 void mc_worker_open (struct lua_State *L);
 
 #if defined(MC_FAULT_INJECTION)

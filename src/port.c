@@ -69,15 +69,19 @@ static int port_close (lua_State *L) {
 ** (a partner here too, whose close the next poll queues), and what waits
 ** at this end goes. */
 static int port__gc (lua_State *L) {
-  mc_Recv *p = (mc_Recv *)mc_testudata(L, 1, PORT_MT);
+  mc_port_discard(L, 1);
+  return 0;
+}
+
+void mc_port_discard (lua_State *L, int idx) {
+  mc_Recv *p = (mc_Recv *)mc_testudata(L, idx, PORT_MT);
   if (p == NULL)
-    return 0;
+    return;
   if (p->group != NULL && p->group->remote)  /* see disentangle */
     mc_ctx(L)->drains = 2;
   if (p->group != NULL)
     mc_recv_release(L, p, 1);
-  mc_recv_finalized(L, 1, p);
-  return 0;
+  mc_recv_finalized(L, idx, p);
 }
 
 static int port__tostring (lua_State *L) {

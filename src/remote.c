@@ -449,13 +449,15 @@ static int remote_sync (lua_State *L) {
 }
 
 /* net_refuse(port): a port a closed listener did not hand over: its link
-** is to close with reason "refused" (API.md 12), as when no one listens.
-** The caller then closes the port, which tells the peer so. */
+** closes with reason "refused" (API.md 12), as when no one listens. The
+** port is closed as its collection would close it, which allocates
+** nothing: out of memory cannot leave the link open. */
 static int remote_refuse (lua_State *L) {
   mc_Recv *p = (mc_Recv *)mc_testudata(L, 1, mc_port_type()->tname);
   luaL_argcheck(L, p != NULL, 1, "MessagePort expected");
   if (p->group != NULL && p->group->remote)
     mc_group_set_reason(p->group, mc_wire_reason(MC_REASON_REFUSED));
+  mc_port_discard(L, 1);
   return 0;
 }
 

@@ -37,27 +37,20 @@ local function noop() end
 
 local methods = {}
 
--- A link whose port the listener did not hand over before its close is
--- refused, as if no one had listened: its peer's close has that reason.
-local function refuse(port)
-  core.net_refuse(port)
-  port:close()
-end
-
 -- close(): no new links; those handed over to onconnect stay open.
 -- It returns once the socket is closed: the address is free. Links the
 -- network thread accepted before that, and queued for onconnect, are
--- refused now rather than at the next dispatch.
+-- refused (as if no one had listened: the peer's close has that reason)
+-- now rather than at the next dispatch.
 function methods.close(l)
   local s = check(l, "close")
-  if s.closed then return end
   s.closed = true
   s.port:close()
   core.net_sync()
   while true do
     local ev = s.port:receive(0)
     if not ev then break end
-    refuse(ev.data)
+    core.net_refuse(ev.data)
   end
 end
 
@@ -114,7 +107,7 @@ local function new_listener(port, bound)
   -- Each message brings a new link's port. With no connect listener the
   -- port is left to the collector, which closes the link.
   port.onmessage = function(ev)
-    if s.closed then return refuse(ev.data) end  -- see close
+    if s.closed then return core.net_refuse(ev.data) end  -- see close
     local c = ET.new_event("connect", l, nil)
     c.port = ev.data
     scheduler.dispatch_now(l, s.U, c)

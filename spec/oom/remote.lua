@@ -427,6 +427,41 @@ cases[#cases + 1] = {
   check = function(c) check_reason(c, "refused") end,
 }
 
+-- listener:close() while a link the network thread accepted waits, not
+-- yet dispatched, at the listener: it never reaches onconnect, and the
+-- connecting port closes with "refused" (at the close, or at the next
+-- dispatch when the close raised).
+cases[#cases + 1] = {
+  name = "close-pending",
+  setup = function()
+    local d = { nconn = 0 }
+    local address = "unix:" .. socket_path()
+    local l = listener(d, address)
+    local q = mc.connect(l.address)
+    local lport
+    for _, v in pairs(l) do lport = v.port end  -- the Listener's own port
+    local deadline = mc.now() + H.BOUND
+    while lport:pending() == 0 do  -- without the scheduler, as above
+      assert(mc.now() < deadline, "the link did not reach the listener")
+    end
+    local c = { l = l, d = d, path = address:sub(6), q = q, closes = 0,
+                after = 0, reason = false, rep = 0 }
+    mc.onerror = function() c.rep = c.rep + 1 end
+    q.onclose = function(ev)
+      c.closes = c.closes + 1
+      c.reason = ev.reason
+    end
+    q:addEventListener("close", function() c.after = c.after + 1 end)
+    return c
+  end,
+  action = function(c) c.l:close() end,
+  check = function(c)
+    check_reason(c, "refused")
+    H.expect(c.d.nconn == 0, "a link reached onconnect after the close")
+    close_all({ l = c.l, path = c.path }, "close-pending")
+  end,
+}
+
 cases[#cases + 1] = {
   name = "auth",
   setup = function()
