@@ -32,6 +32,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include "mc.h"
 
@@ -60,7 +61,11 @@ typedef struct Conn {
                           ** passed the token: the listener's pair */
   size_t le;
   mc_NetOptions o;
-  char *path;             /* a listener's Unix socket, removed at close */
+  char *path;             /* a listener's Unix socket, removed at close
+                          ** (absolute: a chdir meanwhile does not
+                          ** matter) while it is still the file bound, */
+  dev_t dev;              /* whose device */
+  ino_t ino;              /* and inode these are */
   mc_Bytes in, out;
   size_t inpos, outpos;   /* read and written so far */
   mc_Msg *held;           /* read, waiting for room at the port */
@@ -128,25 +133,35 @@ static Conn **conns;
 static size_t nconns, capconns;
 
 /*
-** The socket files of the listeners still open, removed at exit when the
-** process ends without closing them (os.exit, or a state never closed):
-** each is the path its listener removes at its close, if still here. A
-** forked child's exit leaves them (they are its parent's).
+** The listeners with a socket file, still open: their files are removed at
+** exit when the process ends without closing them (os.exit, or a state
+** never closed). A forked child's exit leaves them (they are its
+** parent's).
 */
 static struct {
   pthread_mutex_t lock;
   pthread_once_t once;
   pid_t pid;       /* the process that listens */
-  char **path;     /* the listeners' own strings */
+  Conn **l;
   size_t n, cap;
 } sockfiles = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_ONCE_INIT, 0, NULL, 0, 0};
+
+/* Removes l's socket file if the file at its path is still the one its
+** bind made: never another process's socket bound there since, nor
+** anything else put there. */
+static void remove_sockfile (const Conn *l) {
+  struct stat st;
+  if (lstat(l->path, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == l->dev
+      && st.st_ino == l->ino)
+    unlink(l->path);
+}
 
 static void remove_sockfiles (void) {
   size_t i;
   pthread_mutex_lock(&sockfiles.lock);
   if (getpid() == sockfiles.pid) {
     for (i = 0; i < sockfiles.n; i++)
-      unlink(sockfiles.path[i]);
+      remove_sockfile(sockfiles.l[i]);
     sockfiles.n = 0;  /* their listeners do not remove them again */
   }
   pthread_mutex_unlock(&sockfiles.lock);
@@ -157,15 +172,15 @@ static void at_exit (void) {
 }
 
 /* 0 when out of memory. */
-static int keep_sockfile (char *path) {
+static int keep_sockfile (Conn *l) {
   int ok = 0;
   pthread_once(&sockfiles.once, at_exit);
   pthread_mutex_lock(&sockfiles.lock);
   if (sockfiles.n == sockfiles.cap) {
     size_t cap = sockfiles.cap ? sockfiles.cap * 2 : 4;
-    char **a = (char **)realloc(sockfiles.path, cap * sizeof *a);
+    Conn **a = (Conn **)realloc(sockfiles.l, cap * sizeof *a);
     if (a != NULL) {
-      sockfiles.path = a;
+      sockfiles.l = a;
       sockfiles.cap = cap;
     }
   }
@@ -174,21 +189,21 @@ static int keep_sockfile (char *path) {
     sockfiles.n = 0;  /* its parent's */
   }
   if (sockfiles.n < sockfiles.cap) {
-    sockfiles.path[sockfiles.n++] = path;
+    sockfiles.l[sockfiles.n++] = l;
     ok = 1;
   }
   pthread_mutex_unlock(&sockfiles.lock);
   return ok;
 }
 
-/* Whether path was still to be removed (it is the caller's now). */
-static int forget_sockfile (const char *path) {
+/* Whether l's file was still to be removed (it is the caller's now). */
+static int forget_sockfile (const Conn *l) {
   size_t i;
   int found = 0;
   pthread_mutex_lock(&sockfiles.lock);
   for (i = 0; i < sockfiles.n; i++)
-    if (sockfiles.path[i] == path) {
-      sockfiles.path[i] = sockfiles.path[--sockfiles.n];
+    if (sockfiles.l[i] == l) {
+      sockfiles.l[i] = sockfiles.l[--sockfiles.n];
       found = 1;
       break;
     }
@@ -229,8 +244,8 @@ static void conn_decref (Conn *c) {
   if (c->fd >= 0)
     close(c->fd);
   if (c->path != NULL) {
-    if (forget_sockfile(c->path))
-      unlink(c->path);
+    if (forget_sockfile(c))
+      remove_sockfile(c);
     free(c->path);
   }
   mc_bytes_free(&c->in);
@@ -344,6 +359,10 @@ static int accepted (Conn *c) {
   g->capacity = c->o.capacity;
   g->maxsize = c->o.maxsize;
   g->remote = 1;
+  /* refused should the port never be handed over (the listener closed,
+  ** collected, or its state ended first): remote.c's net_accept clears
+  ** it at the hand-over */
+  g->reason = mc_wire_reason(MC_REASON_REFUSED);
   m = mc_msg_new(bytes, sizeof bytes, 1);
   if (m == NULL) {
     mc_group_decref(g);
@@ -573,8 +592,7 @@ static void take_posts (Conn *c, double t) {
       }
     }
     else if (h == MC_CLOSED) {
-      /* closed with a reason only by a listener that refused the link
-      ** (remote.c's net_refuse) */
+      /* with a reason only when a listener never handed it over */
       int code = mc_wire_code(mc_group_reason(c->g));
       let_go(c, code);
       if (mc_wire_put_close(&c->out, code)) {
@@ -643,7 +661,7 @@ static void write_link (Conn *c, double t) {
 ** =======================================================
 */
 
-static void accept_links (Conn *l, double t) {
+static int accept_links (Conn *l, double t) {
   int i;
   for (i = 0; i < ACCEPTS; i++) {
     Conn *c;
@@ -655,7 +673,7 @@ static void accept_links (Conn *l, double t) {
       if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS
           || errno == ENOMEM)
         l->resume = t + ACCEPT_PAUSE;
-      return;  /* else EAGAIN: the next poll tells */
+      return 0;  /* else EAGAIN: the next poll tells */
     }
     c = alloc_conn();
     if (c != NULL && l->o.toklen > 0
@@ -697,6 +715,7 @@ static void accept_links (Conn *l, double t) {
     c->le = mc_group_partner(l->g, l->e);
     conns[nconns++] = c;  /* it says HELLO once the peer's passed */
   }
+  return 1;  /* there may be more */
 }
 
 static void turn_listener (Conn *l, double t) {
@@ -704,7 +723,13 @@ static void turn_listener (Conn *l, double t) {
   int closing;
   if (mc_group_head(l->g, l->e, &count, &closing) == MC_CLOSED
       || !mc_group_entangled(l->g)) {
-    l->state = DEAD;  /* listener:close(), or the listener collected */
+    /* listener:close(), or the listener collected. The connections its
+    ** backlog holds are taken first, to be refused at their HELLO
+    ** (accepted) rather than reset by the close ("disconnected"). */
+    int i;
+    for (i = 0; i < ACCEPTS && accept_links(l, t); i++)
+      ;
+    l->state = DEAD;
     return;
   }
   if (l->resume != 0 && t < l->resume)
@@ -1217,6 +1242,29 @@ int mc_net_link (int fd, int connecting, mc_Group *g, size_t e,
   return 0;
 }
 
+/* The absolute path of the socket file a listener just bound at path,
+** and its identity; NULL when out of memory. */
+static char *sockfile_of (const char *path, dev_t *dev, ino_t *ino) {
+  struct stat st;
+  char cwd[4096], *p;
+  size_t n;
+  if (lstat(path, &st) == 0) {
+    *dev = st.st_dev;
+    *ino = st.st_ino;
+  }
+  if (path[0] == '/' || getcwd(cwd, sizeof cwd) == NULL)
+    return strdup(path);  /* relative, with no cwd: a chdir later leaves
+                          ** the file, as remove_sockfile finds another */
+  n = strlen(cwd);
+  p = (char *)malloc(n + strlen(path) + 2);
+  if (p != NULL) {
+    memcpy(p, cwd, n);
+    p[n] = '/';
+    strcpy(p + n + 1, path);
+  }
+  return p;
+}
+
 int mc_net_listen (int fd, const char *path, mc_Group *g, size_t e,
                    mc_NetOptions *o) {
   int err = ENOMEM;
@@ -1225,14 +1273,15 @@ int mc_net_listen (int fd, const char *path, mc_Group *g, size_t e,
     return 0;
   c->state = OPEN;
   if (path == NULL
-      || ((c->path = strdup(path)) != NULL && keep_sockfile(c->path))) {
+      || ((c->path = sockfile_of(path, &c->dev, &c->ino)) != NULL
+          && keep_sockfile(c))) {
     if (hand_over(c))
       return 1;
     if (errno != 0)
       err = errno;
   }
   if (c->path != NULL)
-    forget_sockfile(c->path);
+    forget_sockfile(c);
   free(c->path);
   c->path = NULL;  /* the caller's to remove */
   c->g = NULL;

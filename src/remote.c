@@ -54,15 +54,17 @@ static void parse_address (lua_State *L, const char *fname, int passive,
     luaL_error(L, "bad argument #1 to '%s' (string expected, got %s)", fname,
                luaL_typename(L, 1));
   a->given = s;
-  if (strlen(s) != n) {  /* shown with each zero byte as \0 */
+  if (strlen(s) != n) {  /* each zero byte shown as %q shows it */
     luaL_Buffer b;
     size_t i;
     luaL_buffinit(L, &b);
     for (i = 0; i < n; i++) {
-      if (s[i] == '\0')
-        luaL_addstring(&b, "\\0");
-      else
+      if (s[i] != '\0')
         luaL_addchar(&b, s[i]);
+      else if (i + 1 < n && s[i + 1] >= '0' && s[i + 1] <= '9')
+        luaL_addstring(&b, "\\000");
+      else
+        luaL_addstring(&b, "\\0");
     }
     luaL_pushresult(&b);
     bad_address(L, fname, lua_tostring(L, -1),
@@ -448,15 +450,24 @@ static int remote_sync (lua_State *L) {
   return 0;
 }
 
-/* net_refuse(port): a port a closed listener did not hand over: its link
-** closes with reason "refused" (API.md 12), as when no one listens. The
-** port is closed as its collection would close it, which allocates
-** nothing: out of memory cannot leave the link open. */
-static int remote_refuse (lua_State *L) {
+/* net_accept(port): a listener hands the port of a link it accepted over
+** to its program: from now on the link closes for its own reasons, not
+** "refused" (net.c's accepted). */
+static int remote_accept (lua_State *L) {
   mc_Recv *p = (mc_Recv *)mc_testudata(L, 1, mc_port_type()->tname);
   luaL_argcheck(L, p != NULL, 1, "MessagePort expected");
   if (p->group != NULL && p->group->remote)
-    mc_group_set_reason(p->group, mc_wire_reason(MC_REASON_REFUSED));
+    mc_group_set_reason(p->group, NULL);
+  return 0;
+}
+
+/* net_refuse(port): a port a closed listener does not hand over: its link
+** closes with the reason it has until then, "refused" (API.md 12: as when
+** no one listens). The port is closed as its collection would close it,
+** which allocates nothing: out of memory cannot leave the link open. */
+static int remote_refuse (lua_State *L) {
+  luaL_argcheck(L, mc_testudata(L, 1, mc_port_type()->tname) != NULL, 1,
+                "MessagePort expected");
   mc_port_discard(L, 1);
   return 0;
 }
@@ -631,6 +642,7 @@ void mc_remote_open (lua_State *L) {
   static const luaL_Reg funcs[] = {
     {"connect", remote_connect},
     {"listen", remote_listen},
+    {"net_accept", remote_accept},
     {"net_drain", remote_drain},
     {"net_refuse", remote_refuse},
     {"net_watch", remote_watch},

@@ -104,10 +104,12 @@ local function new_listener(port, bound)
   local s = { port = port, address = bound, U = {}, onconnect = false,
               closed = false }
   rawset(l, STATE, s)
-  -- Each message brings a new link's port. With no connect listener the
-  -- port is left to the collector, which closes the link.
+  -- Each message brings a new link's port, refused until handed over
+  -- here. With no connect listener the port is left to the collector,
+  -- which closes the link.
   port.onmessage = function(ev)
     if s.closed then return core.net_refuse(ev.data) end  -- see close
+    core.net_accept(ev.data)
     local c = ET.new_event("connect", l, nil)
     c.port = ev.data
     scheduler.dispatch_now(l, s.U, c)

@@ -5,7 +5,8 @@
 --   "tcp:127.0.0.1:0000" was taken;
 -- - an empty host ("tcp::80", "tcp:[]:0") was blamed on the port ("with a
 --   port up to 65535");
--- - an address with a zero byte was shown as '' in its error.
+-- - an address with a zero byte was shown as '' in its error (now as %q
+--   shows it).
 
 local mc = require "messagechannel"
 local helper = require "spec.helper"
@@ -78,11 +79,15 @@ describe("regress: the port and host of a tcp address", function()
                       "a host of 1 to 255 bytes expected"))
   end)
 
-  it("shows an address with zero bytes, each as \\0", function()
+  it("shows an address with zero bytes as %q shows them", function()
     for _, f in ipairs { "listen", "connect" } do
       local err = helper.error_of(mc[f], "unix:/tmp/a\0b\0")
       assert.equal("bad argument #1 to '" .. f .. "' (an address has no "
                    .. "zero bytes: 'unix:/tmp/a\\0b\\0')", err)
+      -- before a digit: \000, so that the digit is not read as its part
+      err = helper.error_of(mc[f], "tcp:127.0.0.1:8\0" .. "0")
+      assert.equal("bad argument #1 to '" .. f .. "' (an address has no "
+                   .. "zero bytes: 'tcp:127.0.0.1:8\\0000')", err)
     end
   end)
 end)

@@ -5,7 +5,11 @@
 --   and its peer saw an open link;
 -- - a link accepted before the close whose token came after it was closed
 --   with reason nil (a normal close) instead of "refused".
--- Both now close with "refused" at the peer, and onconnect never sees
+-- - a connection still in the kernel's backlog at the close was reset
+--   ("disconnected");
+-- - a worker that ended (os.exit, an error, terminate()) with links queued
+--   at its listener closed them with reason nil.
+-- All now close with "refused" at the peer, and onconnect never sees
 -- them. The raw clients below read the listener's frames with blocking
 -- LuaSocket calls, so that no scheduler turn runs between their steps:
 -- the listener's HELLO is written only after the link's port was queued
@@ -141,6 +145,69 @@ describe("regress: listener:close() with links not yet handed over", function()
       assert.is_true(mc.run(R.WAIT))
       assert.equal(0, connects.n)
     end)
+
+    it("refuses a connection still in the kernel's backlog at the close ("
+       .. kind .. ")", function()
+      local l, connects = listen(kind)
+      local c = raw(l.address)  -- connected: the backlog holds it
+      l:close()
+      assert(c:send(R.hello()))
+      assert.equal("H", (read_frame(c)))
+      local t, body = read_frame(c)
+      assert.equal("C", t)
+      assert.equal(REFUSED, body:byte(1))
+      c:close()
+      assert.is_true(mc.run(R.WAIT))
+      assert.equal(0, connects.n)
+    end)
+
+    it("gives a port connecting in this process reason \"refused\" when "
+       .. "the listener closes at once (" .. kind .. ")", function()
+      local l, connects = listen(kind)
+      local p = mc.connect(l.address)
+      local reason = "none"
+      p.onclose = function(ev) reason = ev.reason end
+      l:close()
+      assert.is_true(mc.run(R.WAIT))
+      assert.equal("refused", reason)
+      assert.equal(0, connects.n)
+    end)
+
+    for _, ending in ipairs { "os.exit(0)", "error('ends')", "terminate" } do
+      it("refuses the links queued at a worker's listener when the worker "
+         .. "ends by " .. ending .. " (" .. kind .. ")", function()
+        local go = R.tmpdir() .. "/go"
+        local w = mc.Worker(([[
+          local mc = require "messagechannel"
+          local l = mc.listen(%q)
+          l.onconnect = function() mc.parentPort:postMessage("onconnect") end
+          mc.parentPort:postMessage(l.address)
+          -- no scheduler turn until the parent says so
+          while not io.open(%q) do end
+          %s
+        ]]):format(kinds[kind](), go,
+                   ending == "terminate" and "while true do end" or ending),
+          { eval = true })
+        made[#made + 1] = { close = function() w:terminate() end }
+        local address, said = nil, {}
+        w.onmessage = function(ev)
+          if address then said[#said + 1] = ev.data else address = ev.data end
+        end
+        w.onerror = function() end
+        R.await("the worker's address", function() return address end)
+        local c = raw(address)
+        assert(c:send(R.hello()))
+        assert.equal("H", (read_frame(c)))  -- queued at the worker's listener
+        R.write_file(go, "")
+        if ending == "terminate" then w:terminate() end
+        local t, body = read_frame(c)
+        assert.equal("C", t)
+        assert.equal(REFUSED, body:byte(1))
+        c:close()
+        assert.is_true(mc.run(R.WAIT))
+        assert.same({}, said)
+      end)
+    end
 
     it("gives a connecting port reason \"refused\" either way (" .. kind
        .. ")", function()
