@@ -387,11 +387,9 @@ cases[#cases + 1] = {
 -- (or its error reported): a connect where nobody listens ("refused"), and
 -- one with the wrong token ("auth", which never reaches the listener). The
 -- port is closed before the action; its listeners are added then.
-local function closed_with(c, q)
-  local deadline = mc.now() + H.BOUND
-  while not is_closed(q) do  -- without the scheduler: nothing dispatched
-    assert(mc.now() < deadline, "the port did not close")
-  end
+-- Counts into c the close events of port q (by onclose and by a listener)
+-- and the reports to mc.onerror, and keeps the reason.
+local function watch_close(c, q)
   c.q, c.closes, c.after, c.reason, c.rep = q, 0, 0, false, 0
   mc.onerror = function() c.rep = c.rep + 1 end
   q.onclose = function(ev)
@@ -400,6 +398,14 @@ local function closed_with(c, q)
   end
   q:addEventListener("close", function() c.after = c.after + 1 end)
   return c
+end
+
+local function closed_with(c, q)
+  local deadline = mc.now() + H.BOUND
+  while not is_closed(q) do  -- without the scheduler: nothing dispatched
+    assert(mc.now() < deadline, "the port did not close")
+  end
+  return watch_close(c, q)
 end
 
 local function check_reason(c, reason)
@@ -444,15 +450,7 @@ cases[#cases + 1] = {
     while lport:pending() == 0 do  -- without the scheduler, as above
       assert(mc.now() < deadline, "the link did not reach the listener")
     end
-    local c = { l = l, d = d, path = address:sub(6), q = q, closes = 0,
-                after = 0, reason = false, rep = 0 }
-    mc.onerror = function() c.rep = c.rep + 1 end
-    q.onclose = function(ev)
-      c.closes = c.closes + 1
-      c.reason = ev.reason
-    end
-    q:addEventListener("close", function() c.after = c.after + 1 end)
-    return c
+    return watch_close({ l = l, d = d, path = address:sub(6) }, q)
   end,
   action = function(c) c.l:close() end,
   check = function(c)

@@ -10,18 +10,13 @@
 
 local mc = require "messagechannel"
 local helper = require "spec.helper"
+local R = require "spec.remote.helper"
 
 local has = helper.has
 
 describe("regress: the port and host of a tcp address", function()
-  local made = {}
-  after_each(function()
-    for i = #made, 1, -1 do
-      pcall(made[i].close, made[i])
-      made[i] = nil
-    end
-    mc.run(5)
-  end)
+  local errors, made = R.specs(R.WAIT, before_each, after_each)
+  after_each(function() assert.same({}, errors) end)
 
   local function listen(address)
     local l = mc.listen(address)

@@ -60,17 +60,25 @@ local function await_sockets(n)
   end
 end
 
+-- Says HELLO on raw client c and reads the listener's.
+local function hello(c)
+  assert(c:send(R.hello()))
+  assert.equal("H", (read_frame(c)))
+end
+
+-- Reads the CLOSE that refuses c's link, then closes c, as a peer
+-- answers a CLOSE (the listener's side lingers until then, or for three
+-- heartbeats).
+local function refused(c)
+  local t, body = read_frame(c)
+  assert.equal("C", t)
+  assert.equal(REFUSED, body:byte(1))
+  c:close()
+end
+
 describe("regress: listener:close() with links not yet handed over", function()
-  local made = {}
-  after_each(function()
-    for i = #made, 1, -1 do
-      pcall(made[i].close, made[i])
-      made[i] = nil
-    end
-    R.close_raw()
-    R.cleanup()
-    mc.run(R.WAIT)
-  end)
+  local errors, made = R.specs(R.WAIT, before_each, after_each)
+  after_each(function() assert.same({}, errors) end)
 
   local function listen(kind)
     local l = mc.listen(kinds[kind]())
@@ -89,14 +97,9 @@ describe("regress: listener:close() with links not yet handed over", function()
        .. kind .. ")", function()
       local l, connects = listen(kind)
       local c = raw(l.address)
-      assert(c:send(R.hello()))
-      assert.equal("H", (read_frame(c)))  -- its port is queued by now
+      hello(c)  -- its port is queued by now
       l:close()
-      local t, body = read_frame(c)
-      assert.equal("C", t)
-      assert.equal(REFUSED, body:byte(1))
-      c:close()  -- as a peer answers a CLOSE: the listener's side lingers
-                 -- until then, or for three heartbeats
+      refused(c)
       assert.is_true(mc.run(R.WAIT))
       assert.equal(0, connects.n)
     end)
@@ -110,10 +113,7 @@ describe("regress: listener:close() with links not yet handed over", function()
         l:close()
       end
       local cs = { raw(l.address), raw(l.address), raw(l.address) }
-      for _, c in ipairs(cs) do
-        assert(c:send(R.hello()))
-        assert.equal("H", (read_frame(c)))
-      end
+      for _, c in ipairs(cs) do hello(c) end
       -- the open link keeps mc.run() going: dispatch until it came
       R.await("onconnect", function() return connects.n > 0 end)
       assert.is_true(connects[1]:postMessage("still linked"))
@@ -136,12 +136,8 @@ describe("regress: listener:close() with links not yet handed over", function()
       local c = raw(l.address)
       await_sockets(before + 2)  -- the raw client's and the accepted one
       l:close()
-      assert(c:send(R.hello()))
-      assert.equal("H", (read_frame(c)))
-      local t, body = read_frame(c)
-      assert.equal("C", t)
-      assert.equal(REFUSED, body:byte(1))
-      c:close()
+      hello(c)
+      refused(c)
       assert.is_true(mc.run(R.WAIT))
       assert.equal(0, connects.n)
     end)
@@ -151,12 +147,8 @@ describe("regress: listener:close() with links not yet handed over", function()
       local l, connects = listen(kind)
       local c = raw(l.address)  -- connected: the backlog holds it
       l:close()
-      assert(c:send(R.hello()))
-      assert.equal("H", (read_frame(c)))
-      local t, body = read_frame(c)
-      assert.equal("C", t)
-      assert.equal(REFUSED, body:byte(1))
-      c:close()
+      hello(c)
+      refused(c)
       assert.is_true(mc.run(R.WAIT))
       assert.equal(0, connects.n)
     end)
@@ -196,14 +188,10 @@ describe("regress: listener:close() with links not yet handed over", function()
         w.onerror = function() end
         R.await("the worker's address", function() return address end)
         local c = raw(address)
-        assert(c:send(R.hello()))
-        assert.equal("H", (read_frame(c)))  -- queued at the worker's listener
+        hello(c)  -- queued at the worker's listener
         R.write_file(go, "")
         if ending == "terminate" then w:terminate() end
-        local t, body = read_frame(c)
-        assert.equal("C", t)
-        assert.equal(REFUSED, body:byte(1))
-        c:close()
+        refused(c)
         assert.is_true(mc.run(R.WAIT))
         assert.same({}, said)
       end)
