@@ -129,29 +129,25 @@ describe("regress: listener:close() with links not yet handed over", function()
       assert.equal(1, connects.n)
     end)
 
-    it("refuses a link accepted before the close whose token comes after it ("
-       .. kind .. ")", function()
-      local l, connects = listen(kind)
-      local before = sockets()
-      local c = raw(l.address)
-      await_sockets(before + 2)  -- the raw client's and the accepted one
-      l:close()
-      hello(c)
-      refused(c)
-      assert.is_true(mc.run(R.WAIT))
-      assert.equal(0, connects.n)
-    end)
-
-    it("refuses a connection still in the kernel's backlog at the close ("
-       .. kind .. ")", function()
-      local l, connects = listen(kind)
-      local c = raw(l.address)  -- connected: the backlog holds it
-      l:close()
-      hello(c)
-      refused(c)
-      assert.is_true(mc.run(R.WAIT))
-      assert.equal(0, connects.n)
-    end)
+    -- Taken by the listener before the close, or still in the kernel's
+    -- backlog then (taken by the close): either way refused at its HELLO.
+    for _, taken in ipairs { true, false } do
+      it("refuses a link " .. (taken and "accepted" or "still in the "
+         .. "kernel's backlog") .. " at the close, whose HELLO comes after "
+         .. "it (" .. kind .. ")", function()
+        local l, connects = listen(kind)
+        local before = sockets()
+        local c = raw(l.address)  -- connected: in the backlog at least
+        if taken then
+          await_sockets(before + 2)  -- the raw client's and the accepted one
+        end
+        l:close()
+        hello(c)
+        refused(c)
+        assert.is_true(mc.run(R.WAIT))
+        assert.equal(0, connects.n)
+      end)
+    end
 
     it("gives a port connecting in this process reason \"refused\" when "
        .. "the listener closes at once (" .. kind .. ")", function()
