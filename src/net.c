@@ -211,6 +211,15 @@ static int forget_sockfile (const Conn *l) {
   return found;
 }
 
+/* Removes l's socket file unless that was done (or exit does it). While
+** l's socket is open its file's inode cannot be another's: so this comes
+** before the close, which would let another process find the file stale,
+** remove it and bind one that may reuse the inode number. */
+static void drop_sockfile (Conn *l) {
+  if (l->path != NULL && forget_sockfile(l))
+    remove_sockfile(l);
+}
+
 static Conn *alloc_conn (void) {
   Conn *c = (Conn *)calloc(1, sizeof *c);
   if (c != NULL && pthread_mutex_init(&c->wlock, NULL) != 0) {
@@ -241,13 +250,10 @@ static size_t pending_out (const Conn *c) {
 static void conn_decref (Conn *c) {
   if (__atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) > 0)
     return;
+  drop_sockfile(c);
   if (c->fd >= 0)
     close(c->fd);
-  if (c->path != NULL) {
-    if (forget_sockfile(c))
-      remove_sockfile(c);
-    free(c->path);
-  }
+  free(c->path);
   mc_bytes_free(&c->in);
   mc_bytes_free(&c->out);
   free(c->o.token);
@@ -725,8 +731,10 @@ static void turn_listener (Conn *l, double t) {
       || !mc_group_entangled(l->g)) {
     /* listener:close(), or the listener collected. The connections its
     ** backlog holds are taken first, to be refused at their HELLO
-    ** (accepted) rather than reset by the close ("disconnected"). */
+    ** (accepted) rather than reset by the close ("disconnected"); a Unix
+    ** socket's file goes before, so that none comes meanwhile. */
     int i;
+    drop_sockfile(l);
     for (i = 0; i < ACCEPTS && accept_links(l, t); i++)
       ;
     l->state = DEAD;

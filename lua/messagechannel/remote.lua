@@ -109,9 +109,9 @@ local function new_listener(port, bound)
   -- which closes the link.
   port.onmessage = function(ev)
     if s.closed then return core.net_refuse(ev.data) end  -- see close
-    core.net_accept(ev.data)
     local c = ET.new_event("connect", l, nil)
     c.port = ev.data
+    core.net_accept(ev.data)  -- last: what raised before leaves it refused
     scheduler.dispatch_now(l, s.U, c)
   end
   return l
