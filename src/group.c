@@ -28,7 +28,7 @@ mc_Group *mc_group_new (size_t nends) {
   g = (mc_Group *)calloc(1, sizeof(mc_Group) + nends * sizeof(mc_Queue));
   if (g == NULL)
     return NULL;
-  if (pthread_mutex_init(&g->lock, NULL) != 0) {
+  if (mc_lock_init(&g->lock) != 0) {
     free(g);
     return NULL;
   }

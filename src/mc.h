@@ -122,6 +122,9 @@ typedef struct mc_Hub {
 #define MC_HUB_STOP 1
 #define MC_HUB_ALL 2  /* look at every object: some news was lost */
 
+/* A lock for short critical sections between awake threads (adaptive
+** where the C library has it); 0 or an errno. */
+int mc_lock_init (pthread_mutex_t *m);
 mc_Hub *mc_hub_new (void);  /* NULL on failure (errno says why); refs is 1 */
 void mc_hub_incref (mc_Hub *h);
 void mc_hub_decref (mc_Hub *h);
