@@ -16,8 +16,8 @@
 
 local M = {}
 
-local error, pairs, rawget, rawset, setmetatable, tostring, type =
-  error, pairs, rawget, rawset, setmetatable, tostring, type
+local error, pairs, rawequal, rawget, rawset, setmetatable, tostring, type =
+  error, pairs, rawequal, rawget, rawset, setmetatable, tostring, type
 local getmetatable_raw = debug.getmetatable
 local format = string.format
 
@@ -92,10 +92,18 @@ end
 -- Listeners
 ---------------------------------------------------------------------------
 
+-- Whether v can be called: a function, or a value whose metatable's
+-- __call (read raw, as Lua reads it) is a function; Lua 5.4 also calls
+-- through a __call that is itself callable (to CALL_DEPTH levels here).
+local CALL_DEPTH = _VERSION == "Lua 5.4" and 8 or 1
 local function is_callable(v)
-  if type(v) == "function" then return true end
-  local mt = getmetatable_raw(v)
-  return mt ~= nil and type(mt) == "table" and mt.__call ~= nil
+  for _ = 1, CALL_DEPTH do
+    if type(v) == "function" then return true end
+    local mt = getmetatable_raw(v)
+    if type(mt) ~= "table" then return false end
+    v = rawget(mt, "__call")
+  end
+  return type(v) == "function"
 end
 M.is_callable = is_callable
 
@@ -189,7 +197,8 @@ end
 local function find(list, l)
   for i = 1, #list do
     local rec = list[i]
-    if rec.fn == l and not rec.handler then return rec end
+    -- the same listener: identity, never a __eq of the user's
+    if rawequal(rec.fn, l) and not rec.handler then return rec end
   end
 end
 

@@ -10,8 +10,8 @@ local scheduler = require "messagechannel.scheduler"
 
 local M = {}
 
-local error, getmetatable, select, setmetatable, type = error,
-  getmetatable, select, setmetatable, type
+local error, getmetatable, rawequal, select, setmetatable, type = error,
+  getmetatable, rawequal, select, setmetatable, type
 local format = string.format
 
 local uservalue, changed = core.uservalue, core.changed
@@ -75,7 +75,7 @@ function M.dispatch(obj, U, ev)
           .. "'type' expected)", 3)
   end
   -- (only the scheduler's own events can be under its dispatch)
-  local err = ET.prepare(ev, obj, getmetatable(ev) == EVENT_MT
+  local err = ET.prepare(ev, obj, rawequal(getmetatable(ev), EVENT_MT)
                                   and scheduler.dispatching(ev))
   if err then error(err, 3) end
   scheduler.dispatch_now(obj, U, ev, ET.finish)
