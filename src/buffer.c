@@ -191,6 +191,9 @@ static int buffer__gc (lua_State *L) {
   free(b->data);
   b->data = NULL;
   b->len = 0;
+  b->detached = 1;  /* a Buffer still reachable after its finalizer (a
+                    ** resurrection, or a call by hand) holds nothing: it
+                    ** reads as detached, not as an empty Buffer */
   return 0;
 }
 
