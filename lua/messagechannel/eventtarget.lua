@@ -94,8 +94,9 @@ end
 
 -- Whether v can be called: a function, or a value whose metatable's
 -- __call (read raw, as Lua reads it) is a function; Lua 5.4 also calls
--- through a __call that is itself callable (to CALL_DEPTH levels here).
-local CALL_DEPTH = _VERSION == "Lua 5.4" and 8 or 1
+-- through a __call that is itself callable (to CALL_DEPTH levels here: a
+-- bound, for a __call that leads back to itself, which Lua cannot call).
+local CALL_DEPTH = _VERSION == "Lua 5.4" and 1000 or 1
 local function is_callable(v)
   for _ = 1, CALL_DEPTH do
     if type(v) == "function" then return true end

@@ -11,8 +11,8 @@ local scheduler = require "messagechannel.scheduler"
 
 local M = {}
 
-local error, getmetatable, rawget, setmetatable, tostring, type =
-  error, getmetatable, rawget, setmetatable, tostring, type
+local error, getmetatable, rawequal, rawget, setmetatable, tostring, type =
+  error, getmetatable, rawequal, rawget, setmetatable, tostring, type
 local format = string.format
 
 local methods, uservalue = core.port_methods, core.uservalue
@@ -39,7 +39,7 @@ end
 -- mc.receive(ports [, timeout]): the first message to arrive at any of
 -- ports (API.md 11), with its port.
 function M.receive(ports, timeout)
-  if type(ports) ~= "table" or getmetatable(ports) == core.port_metatable then
+  if type(ports) ~= "table" or rawequal(getmetatable(ports), core.port_metatable) then
     error(format("bad argument #1 to 'receive' (array of MessagePorts "
                  .. "expected, got %s)", type(ports)), 2)
   end
@@ -56,7 +56,7 @@ function M.receive(ports, timeout)
   local objs, Us, seen = {}, {}, {}
   for i = 1, n do
     local port = rawget(ports, i)
-    local U = getmetatable(port) == core.port_metatable and uservalue(port)
+    local U = rawequal(getmetatable(port), core.port_metatable) and uservalue(port)
     if not U then
       error(format("bad argument #1 to 'receive' (MessagePort expected at "
                    .. "index %d, got %s)", i, type(port)), 2)

@@ -24,7 +24,7 @@ local EVENT_MT = ET.EVENT_MT
 -- a bad argument error for the caller of the method `name`.
 function M.install(methods, mt, typename, handlers, before_set)
   local function check(obj, name)
-    local U = getmetatable(obj) == mt and uservalue(obj)
+    local U = rawequal(getmetatable(obj), mt) and uservalue(obj)
     if not U then
       error(format("bad argument #1 to '%s' (%s expected, got %s)",
                    name, typename, type(obj)), 3)

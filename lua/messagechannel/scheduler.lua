@@ -671,7 +671,7 @@ local function fail(co, err)
   if watch and watch.task == co then
     -- out of memory (or raised out of the loop on purpose), its end goes
     -- on in a new task; any other error ends it
-    if err == FATAL or type(err) == "string"
+    if rawequal(err, FATAL) or type(err) == "string"
        and err:find("not enough memory", 1, true) then
       watch.task = false
       nidle = nidle + 1
@@ -681,7 +681,7 @@ local function fail(co, err)
     end
   end
   local interrupted = type(err) == "string" and err:find("interrupted!$")
-  if err == FATAL or interrupted then
+  if rawequal(err, FATAL) or interrupted then
     -- mc.onerror raised, or Ctrl-C under the standalone interpreter (on
     -- LuaJIT its hook may fire in any task): out of the scheduler. The
     -- rest of a runner's job (the listeners after the one running, the
@@ -700,7 +700,7 @@ local function fail(co, err)
     error(FATAL, 0)
   end
   local job = job_of[co]
-  if err == DONE then  -- a runner's: its job goes on (job.ev may be false
+  if rawequal(err, DONE) then  -- a runner's: its job goes on (job.ev may be false
     if not job then    -- when only the end of its dispatch is left)
       unpend(p)
       return
@@ -714,7 +714,7 @@ local function fail(co, err)
   if job.ev and not job.list then  -- one plain listener (deliver): none
     job.U = uservalue(job.target)   -- after it
   end
-  if err ~= DONE then
+  if not rawequal(err, DONE) then
     local tb = traceback(co)
     local rec = { unwind(co, err), tb }
     if job.inside and job.ev.type == "message" then
@@ -788,10 +788,10 @@ function resumed(co, ok, ...)
   if unconfirmed and unconfirmed_co == co then
     local w, w_in = unconfirmed, unconfirmed_in
     unconfirmed_co, unconfirmed, unconfirmed_in = nil, nil, nil
-    if not (ok and a == WAIT and yielded_by(co, w_in)) then abandon(w) end
+    if not (ok and rawequal(a, WAIT) and yielded_by(co, w_in)) then abandon(w) end
   end
   if not ok then return fail(co, a) end
-  if a == IDLE then
+  if rawequal(a, IDLE) then
     local job = job_of[co]
     job.target, job.U, job.list, job.data = false, false, false, false
     job.ports = false
@@ -810,7 +810,7 @@ function resumed(co, ok, ...)
       job.at = obj
     end
   end
-  if a == WAIT then return end
+  if rawequal(a, WAIT) then return end
   if select("#", ...) == 0 then return wake(co) end  -- acts as sleep(0)
   return foreign(co, ...)
 end
@@ -1196,7 +1196,7 @@ local function exclusive(name, f, ...)
     wake_host()
   end
   if not ok then
-    if r == FATAL then
+    if rawequal(r, FATAL) then
       r, fatal_err = fatal_err, nil
     end
     error(r, 0)
@@ -1302,7 +1302,21 @@ end
 -- ignored, so that the module table is a pollable object (mc:timeout()).
 ---------------------------------------------------------------------------
 
-M.pollfd = core.pollfd
+-- Asked for the first time, the descriptor is made readable if a
+-- blocking call made before left work, timers or workers: such a call
+-- wakes only a host that has asked already (exclusive). Wake-ups for
+-- local work made outside a loop are remembered in C until it is asked.
+local asked = false
+function M.pollfd()
+  local fd = core.pollfd()
+  if not asked then
+    asked = true
+    if not active and (ready() or next_timer() or waited_for()) then
+      wake_host()
+    end
+  end
+  return fd
+end
 
 -- A wait longer than MAX_WAIT seconds is given as MAX_WAIT: poll() takes
 -- an int of milliseconds, and select() refuses 1e300. The host steps when
@@ -1399,11 +1413,11 @@ end
 function M.dispatching(ev)
   local co = current_task()
   local job = co and job_of[co]
-  if job and job.ev == ev then return true end
+  if job and rawequal(job.ev, ev) then return true end
   job = runner and job_of[runner]
-  if job and job.ev == ev then return true end
+  if job and rawequal(job.ev, ev) then return true end
   for held in pairs(held_jobs) do
-    if held.ev == ev then return true end
+    if rawequal(held.ev, ev) then return true end
   end
   return false
 end

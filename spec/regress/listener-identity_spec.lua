@@ -73,12 +73,15 @@ describe("regress: listeners are told apart by identity, and callables by Lua's 
   local not_function = setmetatable({}, { __call = 5 })
   local chained = setmetatable({}, { __call = setmetatable({}, {
     __call = function() end }) })
+  local looping = setmetatable({}, {})
+  getmetatable(looping).__call = looping  -- leads back to itself
   local mt_with_index = setmetatable({}, { __index = { __call = print } })
   local through_index = setmetatable({}, mt_with_index)
 
   for _, case in ipairs({
     { "whose __call is a number", not_function },
     { "whose __call is found only through an __index", through_index },
+    { "whose __call leads back to itself", looping },
   }) do
     it("refuses a handler " .. case[1] .. " when it is set", function()
       local ch = mc.MessageChannel()
@@ -106,6 +109,10 @@ describe("regress: listeners are told apart by identity, and callables by Lua's 
     local set = pcall(function() ch.port2.onmessage = chained end)
     assert.equal(_VERSION == "Lua 5.4", set)
     assert.equal(set, pcall(chained))
+    local deep = function() end
+    for _ = 1, 50 do deep = setmetatable({}, { __call = deep }) end
+    assert.equal(set, pcall(ch.port2.addEventListener, ch.port2, "close", deep))
+    assert.equal(set, pcall(deep))
     if set then
       ch.port1:postMessage(1)
       mc.run()

@@ -1,10 +1,11 @@
 -- mc.pollfd() asked for after local work came outside any loop (a task
--- spawned, a local post to a listening port, a worker started) was not
--- readable: the wake-up was made only on a descriptor already asked for,
--- so a host loop that asked for it then and waited on it before its first
--- step slept with that work queued. README mc.pollfd(): readable while
--- something waits for mc.step(), such as work that came while no
--- scheduler loop ran.
+-- spawned, a local post to a listening port, a worker started), or after
+-- a blocking call left work, was not readable: the wake-up was made only
+-- on a descriptor already asked for, so a host loop that asked for it
+-- then and waited on it before its first step slept with that work
+-- queued. README mc.pollfd(): readable while something waits for
+-- mc.step(), such as work that came while no scheduler loop ran, or work
+-- left by a blocking call; not readable when nothing does.
 --
 -- A state asks for its descriptor once for its life, so each case runs in
 -- a worker of its own, whose state never asked before.
@@ -26,10 +27,20 @@ local function readable()
 end
 ]]
 
--- The work each case makes before the descriptor is first asked for, and
--- what ends it afterwards (so that the worker's state is idle again).
+-- The work each case makes before the descriptor is first asked for,
+-- what ends it afterwards (so that the worker's state is idle again), and
+-- whether the descriptor is then readable.
 local CASES = {
   { "a task spawned", "mc.spawn(function() end)", "" },
+  { "work a blocking call left", [[
+mc.spawn(function() mc.spawn(function() mc.spawn(function() end) end) end)
+mc.sleep(0)  -- one turn: the first task runs, the others are left
+]], "" },
+  { "nothing (a fresh state)", "", "", "not readable" },
+  { "nothing (a state run until idle)", [[
+mc.spawn(function() end)
+mc.run()
+]], "", "not readable" },
   { "a local post to a listening port", [[
 local ch = mc.MessageChannel()
 ch.port2.onmessage = function() ch.port2:close() end
@@ -55,7 +66,8 @@ describe("regress: mc.pollfd() asked for after work came outside any loop #threa
   end)
 
   for _, case in ipairs(CASES) do
-    it("is readable for " .. case[1] .. ", and clear after the step", function()
+    local expect = case[4] or "readable"
+    it("is " .. expect .. " for " .. case[1] .. ", and clear after the step", function()
       local rec = helper.record_worker(workers, READABLE .. case[2] .. [[
 local before = readable()
 mc.step()
@@ -67,7 +79,7 @@ mc.parentPort:postMessage((before and "readable" or "not readable")
                           .. ", then " .. (after and "readable" or "clear"))
 ]])
       assert.is_true(mc.run(WAIT), "the worker did not end")
-      assert.are.same({ "readable, then clear" }, rec.messages,
+      assert.are.same({ expect .. ", then clear" }, rec.messages,
                       table.concat(rec.log, "; "))
       assert.equal(0, rec.code)
     end)
