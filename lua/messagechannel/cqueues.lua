@@ -27,7 +27,7 @@ local scheduler = require "messagechannel.scheduler"
 
 local M = {}
 
-local pcall, select, type = pcall, select, type
+local pcall, rawequal, select, type = pcall, rawequal, select, type
 local yield, running, status =
   coroutine.yield, coroutine.running, coroutine.status
 local unpack = rawget(table, "unpack") or rawget(_G, "unpack")
@@ -68,10 +68,10 @@ end
 -- (which wakes no one here).
 local function drive(cq, gone)
   driver = running()
-  while controller == cq do
+  while rawequal(controller, cq) do
     local ok, more = pcall(step)
     if not ok then
-      if controller == cq then
+      if rawequal(controller, cq) then
         driving = false
         start()
       end
@@ -85,7 +85,7 @@ local function drive(cq, gone)
       break
     end
   end
-  if controller == cq then driving = false end
+  if rawequal(controller, cq) then driving = false end
 end
 
 -- Starts the task, unless it runs. Also called by the scheduler when work
@@ -108,7 +108,7 @@ end
 -- Runs the scheduler as a task of controller cq; returns cq. Attaching to
 -- another controller moves it there.
 function M.attach(cq)
-  if cq == M then
+  if rawequal(cq, M) then
     error("use attach(cq), not attach with a colon", 2)
   end
   if type(cq) ~= "userdata" or type(cq.wrap) ~= "function" then
