@@ -237,9 +237,7 @@ void mc_ctx_wake (lua_State *L) {
   mc_Ctx *c = mc_ctx(L);
   if (c->looping)
     return;
-  if (!c->exposed)
-    c->unexposed_wake = 1;
-  else if (c->hub != NULL)
+  if (c->exposed && c->hub != NULL)
     mc_hub_ping(c->hub);
   if (c->waker) {  /* written not to raise; an error is dropped */
     lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_WAKER);

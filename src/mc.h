@@ -629,8 +629,6 @@ typedef struct mc_Ctx {
                                     ** context table at -1, -2, ...) */
   int ntypes;
   int exposed;      /* mc.pollfd was asked: a host loop may wait on it */
-  int unexposed_wake; /* a wake-up came before it was asked, and no loop
-                      ** has run since: its asking makes it readable */
   int waker;        /* MC_CTX_WAKER holds a function */
   int looping;      /* a scheduler loop (run, step, ...) is running */
   int drains;       /* a remote port was closed here: 2 since the last

@@ -1631,10 +1631,6 @@ static int sched_pollfd (lua_State *L) {
   mc_Ctx *c = mc_ctx(L);
   c->exposed = 1;
   lua_pushinteger(L, mc_hub_expose(mc_ctx_hub(L)));
-  if (c->unexposed_wake) {  /* work that came before: as if just now */
-    c->unexposed_wake = 0;
-    mc_hub_ping(mc_ctx_hub(L));
-  }
   return 1;
 }
 
@@ -1690,10 +1686,7 @@ static int sched_spin (lua_State *L) {
 /* looping(on): a scheduler loop starts (true) or ends (false); while one
 ** runs, local work needs no wake-up of the descriptor. */
 static int sched_looping (lua_State *L) {
-  mc_Ctx *c = mc_ctx(L);
-  c->looping = lua_toboolean(L, 1);
-  if (c->looping)
-    c->unexposed_wake = 0;  /* the loop runs what the wake-up was for */
+  mc_ctx(L)->looping = lua_toboolean(L, 1);
   return 0;
 }
 

@@ -1302,10 +1302,10 @@ end
 -- ignored, so that the module table is a pollable object (mc:timeout()).
 ---------------------------------------------------------------------------
 
--- Asked for the first time, the descriptor is made readable if a
--- blocking call made before left work, timers or workers: such a call
--- wakes only a host that has asked already (exclusive). Wake-ups for
--- local work made outside a loop are remembered in C until it is asked.
+-- Asked for the first time, the descriptor is made readable if work,
+-- timers or workers wait: what came before (a task spawned, a post, a
+-- worker started outside any loop, or what a blocking call left) woke
+-- only a host that had asked already (mc_ctx_wake, exclusive).
 local asked = false
 function M.pollfd()
   local fd = core.pollfd()
