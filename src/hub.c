@@ -343,6 +343,13 @@ static double now (void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* One turn of a busy wait: tells the CPU, where it can be told. */
+static void relax (void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
 /* Whether one of the n descriptors at extra is readable now. */
 static int ready (struct pollfd *extra, size_t n) {
   return n > 0 && poll(extra, (nfds_t)n, 0) > 0;
@@ -356,9 +363,7 @@ static int spin (mc_Hub *h, double seconds, struct pollfd *extra, size_t n) {
   for (i = 1; ; i++) {
     if (__atomic_load_n(&h->news, __ATOMIC_ACQUIRE))
       return 1;
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
+    relax();
     if (i % 32 == 0 && (ready(extra, n) || now() >= end))
       return ready(extra, n);
   }
@@ -372,9 +377,7 @@ static void lock_after_spin (mc_Hub *h) {
   for (i = 0; i < 1024; i++) {
     if (pthread_mutex_trylock(&h->lock) == 0)
       return;
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
+    relax();
   }
   pthread_mutex_lock(&h->lock);
 }
