@@ -55,10 +55,15 @@ enum { K_TYPE, K_DATA, K_ERROR, K_TARGET, K_PORTS, K_LISTS,
        K_TIMER, K_DEAD, K_CO, K_MANY, K_FROM, K_ON, K_INSIDE, K_RUNNER,
        K_H, K_N, K_WRITERS };
 
+/* Pushes the field name k. */
+static void pushk (lua_State *L, int k) {
+  lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_KEYS + k);
+}
+
 /* Pushes t[k] of the table at idx, with no metamethod. */
 static void getk (lua_State *L, int idx, int k) {
   idx = mc_absindex(L, idx);
-  lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_KEYS + k);
+  pushk(L, k);
   lua_rawget(L, idx);
 }
 
@@ -66,7 +71,7 @@ static void getk (lua_State *L, int idx, int k) {
 ** metamethod. */
 static void setk (lua_State *L, int idx, int k) {
   idx = mc_absindex(L, idx);
-  lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_KEYS + k);
+  pushk(L, k);
   lua_insert(L, -2);
   lua_rawset(L, idx);
 }
@@ -366,17 +371,21 @@ static void push_new_event (lua_State *L, int typ, int obj, int data,
                             int ports) {
   int has_ports = ports != 0 && !lua_isnil(L, ports);
   lua_createtable(L, 0, 2 + (data != 0) + has_ports);
+  pushk(L, K_TYPE);  /* key first, then value: no stack rotation */
   push_event(L, typ);
-  setk(L, -2, K_TYPE);
+  lua_rawset(L, -3);
   if (data != 0) {
+    pushk(L, typ == MESSAGEERROR || typ == ERROR ? K_ERROR : K_DATA);
     lua_pushvalue(L, data);
-    setk(L, -2, typ == MESSAGEERROR || typ == ERROR ? K_ERROR : K_DATA);
+    lua_rawset(L, -3);
   }
+  pushk(L, K_TARGET);  /* currentTarget reads it (the metatable's) */
   lua_pushvalue(L, obj);
-  setk(L, -2, K_TARGET);  /* currentTarget reads it (the metatable's) */
+  lua_rawset(L, -3);
   if (has_ports) {
+    pushk(L, K_PORTS);
     lua_pushvalue(L, ports);
-    setk(L, -2, K_PORTS);
+    lua_rawset(L, -3);
   }
   lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_EVENT_MT);
   lua_setmetatable(L, -2);
