@@ -452,8 +452,8 @@ local EVENT = ET.EVENT_MT
 
 -- Dispatches ev at target after the tokens queued now (at the next turn
 -- when a turn runs); unheard(ev), if given, is called instead when no
--- listener takes it then, and taken(), if given, first, as the event's
--- turn comes (it must not raise). Queued whole, or raises with nothing
+-- listener takes it then, and taken(job), if given, first, as the event's
+-- turn comes, with the job set for it (it must not raise). Queued whole, or raises with nothing
 -- queued.
 local function dispatch_later(target, U, ev, unheard, taken)
   enqueue({ EVENT, target, U, ev, unheard, taken })
@@ -507,6 +507,10 @@ end
 local held_closes, suspended_at = {}, {}
 -- The jobs of those runners, until their job ends (see M.dispatching).
 local held_jobs = setmetatable({}, { __mode = "k" })
+-- later_at[obj] counts the events receive took off obj's queue that
+-- it could not return (a messageerror) and queued as event tokens, until
+-- each one's turn comes: obj's close waits behind them too.
+local later_at = {}
 
 -- The close event ev of receiver obj, which deliver set job for (or left
 -- alone: one plain listener), while another runner dispatches at obj: the
@@ -526,12 +530,30 @@ local function job_ended(job)
   local obj = job.at
   held_jobs[job] = nil
   local n = suspended_at[obj] - 1
-  if n == 0 and held_closes[obj] then
+  if n == 0 and held_closes[obj] and not later_at[obj] then
     dispatch_later(obj, uservalue(obj), held_closes[obj])
     held_closes[obj] = nil
   end
   suspended_at[obj] = n > 0 and n or nil
   job.at = false
+end
+
+-- Queues ev, an event receive took off receiver obj's queue and cannot
+-- return, for obj's listeners, counted in later_at until its turn: then
+-- its job counts as one dispatching at obj (job.at), so that a close held
+-- meanwhile goes once that job ends, as after a suspended listener.
+local function dispatch_taken(obj, U, ev)
+  local n = (later_at[obj] or 0) + 1
+  dispatch_later(obj, U, ev, nil, function(job)
+    local left = later_at[obj] - 1
+    later_at[obj] = left > 0 and left or nil
+    if not job.at then
+      suspended_at[obj] = (suspended_at[obj] or 0) + 1
+      held_jobs[job] = true
+      job.at = obj
+    end
+  end)
+  later_at[obj] = n  -- once queued: a memory error left nothing counted
 end
 
 local function runner_main()
@@ -561,7 +583,7 @@ local function runner_main()
         local fn, ev = event_job(job, tok)
         runq[-1] = head
         runq[head] = nil
-        if tok[6] then tok[6]() end
+        if tok[6] then tok[6](job) end
         if fn then
           job.inside = true
           fn(ev)
@@ -580,7 +602,8 @@ local function runner_main()
         runq[head] = nil
         if fn == true then
           if co then resumed(co, resume(co, ev)) end
-        elseif ev and suspended_at[tok] and ev.type == "close" then
+        elseif ev and (suspended_at[tok] or later_at[tok])
+               and ev.type == "close" then
           hold_close(job, tok, ev, fn or job.list)
         elseif fn then
           -- list false: fail() knows there is no other listener
@@ -1508,7 +1531,7 @@ function M.receive(obj, U, timeout, name)
     local typ = ev.type
     if typ == "message" then return ev end
     if typ == "close" then return nil, "closed" end
-    dispatch_later(obj, U, ev)
+    dispatch_taken(obj, U, ev)
     return M.receive(obj, U, timeout, name)
   end
   if held_closes[obj] then return nil, "closed" end  -- see hold_close
@@ -1613,7 +1636,7 @@ function M.receive_many(objs, Us, timeout)
       local obj = objs[best]
       local ev = take(obj)
       if ev and ev.type == "message" then return ev, obj end
-      if ev and ev.type ~= "close" then dispatch_later(obj, Us[best], ev) end
+      if ev and ev.type ~= "close" then dispatch_taken(obj, Us[best], ev) end
     end
   until not best
   if open == 0 then return nil, "closed" end
