@@ -199,10 +199,17 @@ static void get_options (lua_State *L, const char *fname, mc_NetOptions *o,
       if (lua_type(L, -1) == LUA_TSTRING
           && strcmp(lua_tostring(L, -1), names[i]) == 0)
         break;
-    if (names[i] == NULL)
+    if (names[i] == NULL) {  /* a number named by its text (on a copy:
+                             ** lua_tostring converts), a boolean by its
+                             ** value, anything else by its type */
+      int t = lua_type(L, -1);
+      lua_pushvalue(L, -1);
       luaL_error(L, "bad argument #2 to '%s' (unknown option '%s')", fname,
-                 lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
-                                                : luaL_typename(L, -1));
+                 t == LUA_TSTRING || t == LUA_TNUMBER ? lua_tostring(L, -1)
+                 : t == LUA_TBOOLEAN ? (lua_toboolean(L, -1) ? "true"
+                                                             : "false")
+                 : luaL_typename(L, -1));
+    }
   }
   o->capacity = (size_t)number_option(L, fname, "capacity", 1, 1e9, 1,
                                       DEFAULT_CAPACITY, "a positive integer");

@@ -36,6 +36,19 @@ describe("regress: an unknown option raises, naming it", function()
     assert.truthy(err:find("(unknown option 'workerData')", 1, true), err)
   end)
 
+  it("mc.listen and mc.connect name a key that is no string as the others do", function()
+    -- an array given as the options was named by its keys' type: 'number'
+    local err = error_of(function() mc.listen("tcp:127.0.0.1:0", { "token" }) end)
+    assert.truthy(err:find("bad argument #2 to 'listen' (unknown option '1')", 1, true), err)
+    err = error_of(function() mc.connect("tcp:127.0.0.1:1", { [true] = 1 }) end)
+    assert.truthy(err:find("bad argument #2 to 'connect' (unknown option 'true')", 1, true),
+                  err)
+    err = error_of(function() mc.connect("tcp:127.0.0.1:1", { [2.5] = 1 }) end)
+    assert.truthy(err:find("(unknown option '2.5')", 1, true), err)
+    err = error_of(function() mc.listen("tcp:127.0.0.1:0", { [{}] = 1 }) end)
+    assert.truthy(err:find("(unknown option 'table')", 1, true), err)
+  end)
+
   it("postMessage names the key of a transfer list that is no array", function()
     local ch = mc.MessageChannel({ capacity = 1 })
     local err = error_of(function() ch.port1:postMessage(1, { tiemout = 0 }) end)
