@@ -508,8 +508,8 @@ local held_closes, suspended_at = {}, {}
 -- The jobs of those runners, until their job ends (see M.dispatching).
 local held_jobs = setmetatable({}, { __mode = "k" })
 -- later_at[obj] counts the events receive took off obj's queue that
--- it could not return (a messageerror) and queued as event tokens, until
--- each one's turn comes: obj's close waits behind them too.
+-- it could not return (a messageerror) and queued as event tokens, each
+-- until its job ends (job.later): obj's close waits behind them too.
 local later_at = {}
 
 -- The close event ev of receiver obj, which deliver set job for (or left
@@ -523,37 +523,35 @@ local function hold_close(job, obj, ev, listened)
   hand_close(obj, uservalue(obj))
 end
 
--- The job of a runner that was suspended inside a dispatch has ended:
--- the last one at its port queues the port's held close. Out of memory,
--- the close stays held and the count at 1, for the next try.
+-- The job of a runner that was suspended inside a dispatch at job.at,
+-- or that dispatched an event counted in later_at (job.later), has
+-- ended: when it was the last one at its port, the port's held close is
+-- queued. Out of memory, the close stays held and the count as it was,
+-- for the next try.
 local function job_ended(job)
   local obj = job.at
-  held_jobs[job] = nil
-  local n = suspended_at[obj] - 1
-  if n == 0 and held_closes[obj] and not later_at[obj] then
+  local counts = job.later and later_at or suspended_at
+  local n = (counts[obj] or 1) - 1  -- none: a memory error left it uncounted
+  if n == 0 and held_closes[obj]
+     and not (job.later and suspended_at or later_at)[obj] then
     dispatch_later(obj, uservalue(obj), held_closes[obj])
     held_closes[obj] = nil
   end
-  suspended_at[obj] = n > 0 and n or nil
-  job.at = false
+  held_jobs[job] = nil
+  counts[obj] = n > 0 and n or nil
+  job.at, job.later = false, false
 end
 
 -- Queues ev, an event receive took off receiver obj's queue and cannot
--- return, for obj's listeners, counted in later_at until its turn: then
--- its job counts as one dispatching at obj (job.at), so that a close held
--- meanwhile goes once that job ends, as after a suspended listener.
+-- return, for obj's listeners, counted in later_at until its job ends
+-- (job_ended): a close that comes meanwhile is held, as while a listener
+-- at obj is suspended. Its turn marks its job, allocating nothing.
 local function dispatch_taken(obj, U, ev)
   local n = (later_at[obj] or 0) + 1
   dispatch_later(obj, U, ev, nil, function(job)
-    local left = later_at[obj] - 1
-    later_at[obj] = left > 0 and left or nil
-    if not job.at then
-      suspended_at[obj] = (suspended_at[obj] or 0) + 1
-      held_jobs[job] = true
-      job.at = obj
-    end
+    job.at, job.later = obj, true
   end)
-  later_at[obj] = n  -- once queued: a memory error left nothing counted
+  later_at[obj] = n  -- once queued (out of memory here, it goes uncounted)
 end
 
 local function runner_main()
@@ -630,7 +628,7 @@ end
 local function new_job()
   return { target = false, U = false, ev = false, list = false, i = 0,
            inside = false, errs = false, ek = 0, data = false,
-           ports = false, at = false }
+           ports = false, at = false, later = false }
 end
 
 local function new_runner(job)
@@ -826,11 +824,13 @@ function resumed(co, ok, ...)
   if runner == co then
     runner = nil
     local job = job_of[co]
-    if job and job.ev and not job.at then  -- suspended inside a dispatch
-      local obj = job.target                -- (see hold_close), counted once
-      suspended_at[obj] = (suspended_at[obj] or 0) + 1
+    if job and job.ev and not held_jobs[job] then  -- suspended inside a
+      if not job.at then  -- dispatch (see hold_close), counted once, unless
+        local obj = job.target  -- later_at counts it
+        suspended_at[obj] = (suspended_at[obj] or 0) + 1
+        job.at = obj
+      end
       held_jobs[job] = true
-      job.at = obj
     end
   end
   if rawequal(a, WAIT) then return end

@@ -9,20 +9,22 @@ local mc = require "messagechannel"
 -- A port holding one message its state cannot decode (a metatable
 -- registered only in the worker that sent it), then the close: the
 -- worker posts, closes and ends before this returns.
-local function port_with_bad_message()
+local function port_with_bad_message(n)
   local ch = mc.MessageChannel()
   local w = mc.Worker([[
     local mc = require "messagechannel"
     local Unknown = {}
     mc.register("receive-messageerror-close: unknown", Unknown)
-    mc.workerData:postMessage(setmetatable({}, Unknown))
+    for _ = 1, ]] .. (n or 1) .. [[ do
+      mc.workerData:postMessage(setmetatable({}, Unknown))
+    end
     mc.workerData:close()
   ]], { eval = true, data = ch.port1, transfer = { ch.port1 } })
   local code
   w.onexit = function(ev) code = ev.code end
   assert.is_true(mc.run(10))  -- no listener yet: nothing dispatched
   assert.equal(0, code)
-  assert.equal(1, ch.port2:pending())
+  assert.equal(n or 1, ch.port2:pending())
   return ch.port2
 end
 
@@ -66,6 +68,22 @@ describe("regress: a messageerror receive meets", function()
     assert.is_true(mc.run(10))
     assert.same({ nil, "closed" }, got)
     assert.same({ "messageerror", "close" }, log)
+  end)
+
+  it("comes before the close when mc.onerror takes it, one per message", function()
+    local port, log = port_with_bad_message(2), {}
+    port:addEventListener("close", function() log[#log + 1] = "close" end)
+    local saved = mc.onerror
+    mc.onerror = function(err)
+      log[#log + 1] = err:match("DataCloneError:") and "onerror" or err
+    end
+    local ok, err = pcall(function()
+      assert.same({ nil, "closed" }, { port:receive() })
+      assert.is_true(mc.run(10))
+    end)
+    mc.onerror = saved
+    assert(ok, err)
+    assert.same({ "onerror", "onerror", "close" }, log)
   end)
 
   it("lets the close go only once its listener's wait ended", function()
