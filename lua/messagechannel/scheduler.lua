@@ -452,9 +452,9 @@ local EVENT = ET.EVENT_MT
 
 -- Dispatches ev at target after the tokens queued now (at the next turn
 -- when a turn runs); unheard(ev), if given, is called instead when no
--- listener takes it then, and taken(job), if given, first, as the event's
--- turn comes, with the job set for it (it must not raise). Queued whole, or raises with nothing
--- queued.
+-- listener takes it then, and taken(job), if given, first, as the
+-- event's turn comes, with the job set for it (it must not raise). Queued
+-- whole, or raises with nothing queued.
 local function dispatch_later(target, U, ev, unheard, taken)
   enqueue({ EVENT, target, U, ev, unheard, taken })
 end
@@ -501,16 +501,14 @@ end
 -- receive or sleep: its runner is suspended), the port's close event
 -- waits in held_closes[port], and goes after the tokens queued when the
 -- last such listener returns. (receive reports the port's state: its
--- tasks get "closed" at once.) suspended_at[obj] counts the runners
--- suspended inside a dispatch at obj (job.at = obj), each counted when it
--- first yields as the turn's runner, until its job ends.
-local held_closes, suspended_at = {}, {}
+-- tasks get "closed" at once.) holds_at[obj] counts what obj's close
+-- waits behind, each until its job ends (job.at = obj): the runners
+-- suspended inside a dispatch at obj, each counted when it first yields
+-- as the turn's runner, and the events receive took off obj's queue and
+-- queued again (dispatch_taken), each counted once queued.
+local held_closes, holds_at = {}, {}
 -- The jobs of those runners, until their job ends (see M.dispatching).
 local held_jobs = setmetatable({}, { __mode = "k" })
--- later_at[obj] counts the events receive took off obj's queue that
--- it could not return (a messageerror) and queued as event tokens, each
--- until its job ends (job.later): obj's close waits behind them too.
-local later_at = {}
 
 -- The close event ev of receiver obj, which deliver set job for (or left
 -- alone: one plain listener), while another runner dispatches at obj: the
@@ -523,35 +521,29 @@ local function hold_close(job, obj, ev, listened)
   hand_close(obj, uservalue(obj))
 end
 
--- The job of a runner that was suspended inside a dispatch at job.at,
--- or that dispatched an event counted in later_at (job.later), has
--- ended: when it was the last one at its port, the port's held close is
--- queued. Out of memory, the close stays held and the count as it was,
--- for the next try.
+-- A job counted in holds_at[job.at] has ended: when it was the last one
+-- at its port, the port's held close is queued. Out of memory, the close
+-- stays held and the count as it was, for the next try.
 local function job_ended(job)
   local obj = job.at
-  local counts = job.later and later_at or suspended_at
-  local n = (counts[obj] or 1) - 1  -- none: a memory error left it uncounted
-  if n == 0 and held_closes[obj]
-     and not (job.later and suspended_at or later_at)[obj] then
+  local n = (holds_at[obj] or 1) - 1  -- none: a memory error left it uncounted
+  if n == 0 and held_closes[obj] then
     dispatch_later(obj, uservalue(obj), held_closes[obj])
     held_closes[obj] = nil
   end
   held_jobs[job] = nil
-  counts[obj] = n > 0 and n or nil
-  job.at, job.later = false, false
+  holds_at[obj] = n > 0 and n or nil
+  job.at = false
 end
 
 -- Queues ev, an event receive took off receiver obj's queue and cannot
--- return, for obj's listeners, counted in later_at until its job ends
+-- return, for obj's listeners, counted in holds_at until its job ends
 -- (job_ended): a close that comes meanwhile is held, as while a listener
 -- at obj is suspended. Its turn marks its job, allocating nothing.
 local function dispatch_taken(obj, U, ev)
-  local n = (later_at[obj] or 0) + 1
-  dispatch_later(obj, U, ev, nil, function(job)
-    job.at, job.later = obj, true
-  end)
-  later_at[obj] = n  -- once queued (out of memory here, it goes uncounted)
+  local n = (holds_at[obj] or 0) + 1
+  dispatch_later(obj, U, ev, nil, function(job) job.at = obj end)
+  holds_at[obj] = n  -- once queued (out of memory here, it goes uncounted)
 end
 
 local function runner_main()
@@ -600,8 +592,7 @@ local function runner_main()
         runq[head] = nil
         if fn == true then
           if co then resumed(co, resume(co, ev)) end
-        elseif ev and (suspended_at[tok] or later_at[tok])
-               and ev.type == "close" then
+        elseif ev and holds_at[tok] and ev.type == "close" then
           hold_close(job, tok, ev, fn or job.list)
         elseif fn then
           -- list false: fail() knows there is no other listener
@@ -628,7 +619,7 @@ end
 local function new_job()
   return { target = false, U = false, ev = false, list = false, i = 0,
            inside = false, errs = false, ek = 0, data = false,
-           ports = false, at = false, later = false }
+           ports = false, at = false }
 end
 
 local function new_runner(job)
@@ -826,8 +817,8 @@ function resumed(co, ok, ...)
     local job = job_of[co]
     if job and job.ev and not held_jobs[job] then  -- suspended inside a
       if not job.at then  -- dispatch (see hold_close), counted once, unless
-        local obj = job.target  -- later_at counts it
-        suspended_at[obj] = (suspended_at[obj] or 0) + 1
+        local obj = job.target  -- counted as queued (dispatch_taken)
+        holds_at[obj] = (holds_at[obj] or 0) + 1
         job.at = obj
       end
       held_jobs[job] = true
