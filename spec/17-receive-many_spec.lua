@@ -674,6 +674,8 @@ describe("mc.receive", function()
       raises("bad argument #1 to 'receive' (array of MessagePorts expected, got number)",
              mc.receive, 5)
       raises("bad argument #1 to 'receive' (array of MessagePorts expected, got nil)",
+             mc.receive, nil)
+      raises("bad argument #1 to 'receive' (array of MessagePorts expected, got no value)",
              mc.receive)
       raises("bad argument #1 to 'receive' (array of MessagePorts expected, got string)",
              mc.receive, "ports")

@@ -43,16 +43,17 @@ static void bad_address (lua_State *L, const char *fname, const char *s,
 }
 
 /* Parses the address at 1 (resolving a TCP host, with AI_PASSIVE when
-** `passive`). The caller frees a->ai. */
+** `passive`); got is the type of the argument as given, "no value" when
+** it was not. The caller frees a->ai. */
 static void parse_address (lua_State *L, const char *fname, int passive,
-                           Addr *a) {
+                           const char *got, Addr *a) {
   size_t n = 0;  /* clang cannot tell that luaL_error stops */
   const char *s = lua_type(L, 1) == LUA_TSTRING ? lua_tolstring(L, 1, &n)
                                                  : NULL;
   memset(a, 0, sizeof *a);
   if (s == NULL)
     luaL_error(L, "bad argument #1 to '%s' (string expected, got %s)", fname,
-               luaL_typename(L, 1));
+               got);
   a->given = s;
   if (strlen(s) != n) {  /* each zero byte shown as %q shows it */
     luaL_Buffer b;
@@ -302,10 +303,11 @@ static int remote_connect (lua_State *L) {
   const char *tok;
   const struct addrinfo *ai;
   int fd, r, err = 0, tried = 0;
+  const char *got = luaL_typename(L, 1);  /* before it is made nil */
   lua_settop(L, 2);
   get_options(L, "connect", &o, &tok);
   p = mc_port_new(L);  /* ..., port */
-  parse_address(L, "connect", 0, &a);  /* the last that raises */
+  parse_address(L, "connect", 0, got, &a);  /* the last that raises */
   g = new_pair(L, p, 1, &o, tok);
   if (g == NULL)
     err = ENOMEM;
@@ -385,7 +387,7 @@ static void bound_address (const Addr *a, int fd, char *buf, size_t size) {
            a->host, port);
 }
 
-/* listen(address [, options [, holder]]) -> port, address; holder[1] is
+/* listen(holder, address [, options]) -> port, address; holder[1] is
 ** the port as soon as it exists (a table with that slot already, so that
 ** setting it allocates nothing). */
 static int remote_listen (lua_State *L) {
@@ -398,14 +400,17 @@ static int remote_listen (lua_State *L) {
   const char *tok, *path;
   char bound[sizeof a.un.sun_path + sizeof a.host + 16];
   int fd, one = 1, err = 0;
+  const char *got = luaL_typename(L, 2);  /* before it is made nil */
   lua_settop(L, 3);
+  lua_pushvalue(L, 1);
+  lua_remove(L, 1);  /* address, options, holder */
   get_options(L, "listen", &o, &tok);
   p = mc_port_new(L);  /* ..., port */
   if (lua_istable(L, 3)) {  /* the caller closes it if this raises later */
     lua_pushvalue(L, -1);
     lua_rawseti(L, 3, 1);
   }
-  parse_address(L, "listen", 1, &a);  /* the last that raises */
+  parse_address(L, "listen", 1, got, &a);  /* the last that raises */
   g = new_pair(L, p, 0, &o, tok);
   fd = g != NULL ? open_socket(&a) : -1;
   if (fd < 0)

@@ -7,11 +7,12 @@
 
 local core = require "messagechannel.core"
 local receiver = require "messagechannel.receiver"
+local typename = require("messagechannel.eventtarget").typename
 
 local M = {}
 
-local error, format, pairs, pcall, tostring, type = error, string.format,
-  pairs, pcall, tostring, type
+local error, format, pairs, pcall, select, tostring, type = error,
+  string.format, pairs, pcall, select, tostring, type
 
 receiver.install(core.broadcast_methods, core.broadcast_metatable,
                  "BroadcastChannel",
@@ -24,9 +25,10 @@ end
 
 -- options: {nats = url}, the NATS server whose subject `name` the channel
 -- also publishes to and receives from (API.md 12).
-local function new(name, options)
+local function new(...)
+  local name, options = ...
   if type(name) ~= "string" then
-    bad(1, "string expected, got " .. type(name))
+    bad(1, "string expected, got " .. typename(name, select("#", ...) >= 1))
   end
   local url
   if options ~= nil then

@@ -108,6 +108,14 @@ local function is_callable(v)
 end
 M.is_callable = is_callable
 
+-- The type a bad argument error names: "no value" for an argument not
+-- given at all, as Lua's own errors name it (given: whether it was).
+local function typename(v, given)
+  if given then return type(v) end
+  return "no value"
+end
+M.typename = typename
+
 -- Calls one listener record with the event. Errors propagate.
 function M.call(rec, ev)
   local l = rec.fn
@@ -210,16 +218,17 @@ local function bad_argument(n, name, msg)
   return format("bad argument #%d to '%s' (%s)", n, name, msg)
 end
 
-local function check_type(typ, name)
+local function check_type(typ, given, name)
   if type(typ) ~= "string" then
-    return bad_argument(1, name, "string expected, got " .. type(typ))
+    return bad_argument(1, name, "string expected, got "
+                                 .. typename(typ, given))
   end
 end
 
 local function check_listener(l, given, name)
   if l == nil then
     return bad_argument(2, name, "function or table expected, got "
-                                 .. (given and "nil" or "no value"))
+                                 .. typename(l, given))
   end
   if is_callable(l) or type(l) == "table" and l.handleEvent ~= nil then
     return
@@ -233,7 +242,8 @@ end
 -- the target. Returns an error message, or nothing.
 function M.add(target, U, changed, n, typ, l, options)
   local name = "addEventListener"
-  local err = check_type(typ, name) or check_listener(l, n >= 2, name)
+  local err = check_type(typ, n >= 1, name)
+    or check_listener(l, n >= 2, name)
   if err then return err end
   local ot = type(options)
   if ot ~= "nil" and ot ~= "table" and ot ~= "boolean" then
@@ -248,12 +258,9 @@ end
 -- removeEventListener(type, listener): a listener never added is ignored.
 function M.remove(target, U, changed, n, typ, l)
   local name = "removeEventListener"
-  local err = check_type(typ, name)
+  local err = check_type(typ, n >= 1, name)
+    or l == nil and check_listener(l, n >= 2, name)
   if err then return err end
-  if l == nil then
-    return bad_argument(2, name, "function or table expected, got "
-                                 .. (n >= 2 and "nil" or "no value"))
-  end
   local rec = find(listeners(U, typ), l)
   if rec then remove_record(target, U, typ, rec, changed) end
 end

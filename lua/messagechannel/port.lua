@@ -11,8 +11,9 @@ local scheduler = require "messagechannel.scheduler"
 
 local M = {}
 
-local error, getmetatable, rawequal, rawget, setmetatable, tostring, type =
-  error, getmetatable, rawequal, rawget, setmetatable, tostring, type
+local error, getmetatable, rawequal, rawget, select, setmetatable, tostring,
+  type = error, getmetatable, rawequal, rawget, select, setmetatable,
+  tostring, type
 local format = string.format
 
 local methods, uservalue = core.port_methods, core.uservalue
@@ -38,10 +39,12 @@ end
 
 -- mc.receive(ports [, timeout]): the first message to arrive at any of
 -- ports (API.md 11), with its port.
-function M.receive(ports, timeout)
+function M.receive(...)
+  local ports, timeout = ...
   if type(ports) ~= "table" or rawequal(getmetatable(ports), core.port_metatable) then
     error(format("bad argument #1 to 'receive' (array of MessagePorts "
-                 .. "expected, got %s)", type(ports)), 2)
+                 .. "expected, got %s)",
+                 ET.typename(ports, select("#", ...) >= 1)), 2)
   end
   -- Read raw, as every Lua version reads it; a hole is an error, as in a
   -- transfer list.

@@ -129,10 +129,10 @@ local function give_up(holder, err)
   error(err, 3)
 end
 
-function M.listen(address, options)
+function M.listen(...)
   local holder = { false }
   -- core.listen's errors have no position: they get the caller's
-  local ok, port, bound = pcall(core.listen, address, options, holder)
+  local ok, port, bound = pcall(core.listen, holder, ...)
   if not ok then give_up(holder, port) end
   local l
   ok, l = pcall(new_listener, port, bound)

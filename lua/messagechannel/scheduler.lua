@@ -1259,11 +1259,12 @@ local function loop(done, deadline, full, keep)
 end
 
 -- level: where the error points, as for error(); 3 is the caller of the
--- function that checks.
-local function check_seconds(s, name, n, optional, level)
+-- function that checks. missing: the argument was not given at all.
+local function check_seconds(s, name, n, optional, level, missing)
   if s == nil and optional then return end
   if type(s) ~= "number" or s ~= s or s < 0 then
-    local got = type(s) ~= "number" and type(s) or s ~= s and "nan"
+    local got = missing and "no value"
+                or type(s) ~= "number" and type(s) or s ~= s and "nan"
                 or tostring(s)  -- the number itself: its type is right
     error(format("bad argument #%d to '%s' (non-negative number expected, "
                  .. "got %s)", n, name, got), level or 3)
@@ -1359,19 +1360,21 @@ function M.busy()
   return active or current_task() ~= nil
 end
 
-function M.spawn(fn, ...)
+function M.spawn(...)
+  local fn = ...
   if not ET.is_callable(fn) then
     error(format("bad argument #1 to 'spawn' (function expected, got %s)",
-                 type(fn)), 2)
+                 ET.typename(fn, select("#", ...) >= 1)), 2)
   end
   local co = create(function(...) return fn(...) end)
   tasks[co] = true
-  wake(co, ...)
+  wake(co, select(2, ...))
   return co
 end
 
-function M.sleep(seconds)
-  check_seconds(seconds, "sleep", 1)
+function M.sleep(...)
+  local seconds = ...
+  check_seconds(seconds, "sleep", 1, false, 3, select("#", ...) == 0)
   local co = current_task()
   if co then
     local e = new_timer(now() + seconds, co)

@@ -271,10 +271,11 @@ end
 local WORKER_OPTIONS = { eval = true, data = true, transfer = true,
                          jit = true }
 
-function M.Worker(path, options)
+function M.Worker(...)
+  local path, options = ...
   if type(path) ~= "string" then
     error(format("bad argument #1 to 'Worker' (string expected, got %s)",
-                 type(path)), 2)
+                 ET.typename(path, select("#", ...) >= 1)), 2)
   end
   if options ~= nil and type(options) ~= "table" then
     error(format("bad argument #2 to 'Worker' (table expected, got %s)",
