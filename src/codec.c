@@ -1232,8 +1232,8 @@ static void join_segments (lua_State *L, int segs, int n, int tail) {
 /*
 ** Pushes the path from table `root` to table `target`, breadth-first (a
 ** shortest one), "" when they are the same, to be followed by `after`
-** more steps (see join_segments). A table reached only as a key shows as
-** <key>.
+** more steps (see join_segments). A step into a table used as a key
+** shows as <key>, whether or not a value leads there too.
 */
 static void push_path (lua_State *L, int root, int target, int after) {
   int parent, keyof, queue, head = 1, tail = 1, n = 0;
