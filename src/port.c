@@ -377,6 +377,7 @@ static int port_waits_for_room (lua_State *L) {
 ** port's does. */
 static int port_post_owned (lua_State *L) {
   int found = 0;
+  const char *got = luaL_typename(L, 1);  /* before it is made nil */
   lua_settop(L, 3);  /* self, message, transfer */
   if (lua_type(L, 1) == LUA_TTABLE) {
     lua_pushvalue(L, lua_upvalueindex(3));
@@ -390,7 +391,7 @@ static int port_post_owned (lua_State *L) {
   if (!found)
     luaL_argerror(L, 1, lua_pushfstring(L, "%s expected, got %s",
                                         lua_tostring(L, lua_upvalueindex(4)),
-                                        luaL_typename(L, 1)));
+                                        got));
   lua_replace(L, 1);
   lua_settop(L, 3);  /* port, message, transfer */
   return port_postMessage(L);

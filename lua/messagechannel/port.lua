@@ -31,8 +31,9 @@ local check_port = receiver.install(methods, core.port_metatable,
     if typ == "message" and v ~= nil then port:start() end
   end)
 
-function methods.receive(port, timeout)
-  local U = check_port(port, "receive")
+function methods.receive(...)
+  local port, timeout = ...
+  local U = check_port("receive", ...)
   local ev, why = scheduler.receive(port, U, timeout, "receive")
   return ev, why
 end

@@ -20,32 +20,36 @@ local EVENT_MT = ET.EVENT_MT
 -- Fills in the methods and the __newindex of the receiver type whose
 -- metatable is mt, named typename in errors. handlers maps a handler
 -- field to its event type; before_set(obj, typ, fn), if given, runs
--- before a handler field is set. Returns check(obj, name): obj's U, or raises
--- a bad argument error for the caller of the method `name`.
+-- before a handler field is set. Returns check(name, obj, ...), given a
+-- method's arguments: obj's U, or raises a bad argument error for the
+-- caller of the method `name`.
 function M.install(methods, mt, typename, handlers, before_set)
-  local function check(obj, name)
+  local function check(name, ...)
+    local obj = ...
     local U = rawequal(getmetatable(obj), mt) and uservalue(obj)
     if not U then
-      error(format("bad argument #1 to '%s' (%s expected, got %s)",
-                   name, typename, type(obj)), 3)
+      error(format("bad argument #1 to '%s' (%s expected, got %s)", name,
+                   typename, ET.typename(obj, select("#", ...) >= 1)), 3)
     end
     return U
   end
 
-  function methods.addEventListener(obj, ...)
-    local U = check(obj, "addEventListener")
-    local err = ET.add(obj, U, changed, select("#", ...), ...)
+  function methods.addEventListener(...)
+    local obj, U = ..., check("addEventListener", ...)
+    local err = ET.add(obj, U, changed, select("#", ...) - 1, select(2, ...))
     if err then error(err, 2) end
   end
 
-  function methods.removeEventListener(obj, ...)
-    local U = check(obj, "removeEventListener")
-    local err = ET.remove(obj, U, changed, select("#", ...), ...)
+  function methods.removeEventListener(...)
+    local obj, U = ..., check("removeEventListener", ...)
+    local err = ET.remove(obj, U, changed, select("#", ...) - 1,
+                          select(2, ...))
     if err then error(err, 2) end
   end
 
-  function methods.dispatchEvent(obj, ev)
-    local r = M.dispatch(obj, check(obj, "dispatchEvent"), ev)
+  function methods.dispatchEvent(...)
+    local obj, ev = ...
+    local r = M.dispatch(obj, check("dispatchEvent", ...), ev)
     return r  -- not a tail call: an error points at the caller
   end
 
@@ -53,7 +57,7 @@ function M.install(methods, mt, typename, handlers, before_set)
   -- what it does (a port's start) must not be left half done when setting
   -- fails, nor the handler set when it fails.
   mt.__newindex = function(obj, k, v)
-    local U = check(obj, "__newindex")
+    local U = check("__newindex", obj)
     local typ = handlers[k]
     local err = not typ and ET.field_error(k, typename)
       or ET.check_handler(k, v)

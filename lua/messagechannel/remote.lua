@@ -24,11 +24,13 @@ local function state(l)
   return type(l) == "table" and rawget(l, STATE) or nil
 end
 
-local function check(l, name)
+-- Given a method's name and arguments: the Listener's fields, or raises.
+local function check(name, ...)
+  local l = ...
   local s = state(l)
   if not s then
     error(format("bad argument #1 to '%s' (Listener expected, got %s)",
-                 name, type(l)), 3)
+                 name, ET.typename(l, select("#", ...) >= 1)), 3)
   end
   return s
 end
@@ -42,8 +44,8 @@ local methods = {}
 -- network thread accepted before that, and queued for onconnect, are
 -- refused (as if no one had listened: the peer's close has that reason)
 -- now rather than at the next dispatch.
-function methods.close(l)
-  local s = check(l, "close")
+function methods.close(...)
+  local s = check("close", ...)
   s.closed = true
   s.port:close()
   core.net_sync()
@@ -54,24 +56,25 @@ function methods.close(l)
   end
 end
 
-function methods.ref(l) check(l, "ref").port:ref() end
-function methods.unref(l) check(l, "unref").port:unref() end
-function methods.hasRef(l) return check(l, "hasRef").port:hasRef() end
+function methods.ref(...) check("ref", ...).port:ref() end
+function methods.unref(...) check("unref", ...).port:unref() end
+function methods.hasRef(...) return check("hasRef", ...).port:hasRef() end
 
-function methods.addEventListener(l, ...)
-  local s = check(l, "addEventListener")
-  local err = ET.add(l, s.U, noop, select("#", ...), ...)
+function methods.addEventListener(...)
+  local l, s = ..., check("addEventListener", ...)
+  local err = ET.add(l, s.U, noop, select("#", ...) - 1, select(2, ...))
   if err then error(err, 2) end
 end
 
-function methods.removeEventListener(l, ...)
-  local s = check(l, "removeEventListener")
-  local err = ET.remove(l, s.U, noop, select("#", ...), ...)
+function methods.removeEventListener(...)
+  local l, s = ..., check("removeEventListener", ...)
+  local err = ET.remove(l, s.U, noop, select("#", ...) - 1, select(2, ...))
   if err then error(err, 2) end
 end
 
-function methods.dispatchEvent(l, ev)
-  local r = receiver.dispatch(l, check(l, "dispatchEvent").U, ev)
+function methods.dispatchEvent(...)
+  local l, ev = ...
+  local r = receiver.dispatch(l, check("dispatchEvent", ...).U, ev)
   return r  -- not a tail call: an error points at the caller
 end
 

@@ -40,11 +40,13 @@ local HANDLERS = { onmessage = "message", onmessageerror = "messageerror",
 
 local function noop() end
 
-local function check(w, name)
+-- Given a method's name and arguments: the Worker's fields, or raises.
+local function check(name, ...)
+  local w = ...
   local s = state(w)
   if not s then
     error(format("bad argument #1 to '%s' (Worker expected, got %s)", name,
-                 type(w)), 3)
+                 ET.typename(w, select("#", ...) >= 1)), 3)
   end
   return s
 end
@@ -56,8 +58,8 @@ local methods = {}
 -- do for a port.
 methods.postMessage = core.owner_post(STATE, "Worker")
 
-function methods.terminate(w)
-  core.worker_terminate(check(w, "terminate").handle)
+function methods.terminate(...)
+  core.worker_terminate(check("terminate", ...).handle)
 end
 
 -- An unref'd worker keeps nothing going: neither itself nor the port its
@@ -68,12 +70,12 @@ local function set_ref(s, on)
   scheduler.ref_worker(s.watch, on)
 end
 
-function methods.ref(w) set_ref(check(w, "ref"), true) end
+function methods.ref(...) set_ref(check("ref", ...), true) end
 
-function methods.unref(w) set_ref(check(w, "unref"), false) end
+function methods.unref(...) set_ref(check("unref", ...), false) end
 
-function methods.hasRef(w)  -- false once it exited, as Node's
-  local s = check(w, "hasRef")
+function methods.hasRef(...)  -- false once it exited, as Node's
+  local s = check("hasRef", ...)
   return not (s.unref or s.exited)
 end
 
@@ -99,9 +101,10 @@ end
 -- addEventListener(type, listener [, options]): message and messageerror
 -- listeners are the port's (a message listener starts it: a Worker has no
 -- start()), error and exit listeners the Worker's own.
-function methods.addEventListener(w, ...)
-  local s = check(w, "addEventListener")
-  local n, typ, l, options = select("#", ...), ...
+function methods.addEventListener(...)
+  local s = check("addEventListener", ...)
+  local w, typ, l, options = ...
+  local n = select("#", ...) - 1
   if PORT_EVENTS[typ] then
     local err = ET.add(w, {}, noop, n, typ, l, options)  -- checks only
     if err then error(err, 2) end
@@ -117,9 +120,10 @@ function methods.addEventListener(w, ...)
   end
 end
 
-function methods.removeEventListener(w, ...)
-  local s = check(w, "removeEventListener")
-  local n, typ, l = select("#", ...), ...
+function methods.removeEventListener(...)
+  local s = check("removeEventListener", ...)
+  local w, typ, l = ...
+  local n = select("#", ...) - 1
   local f = PORT_EVENTS[typ] and n >= 2 and s.wraps[typ][l]
   if f then
     s.port:removeEventListener(typ, f)

@@ -53,6 +53,40 @@ describe("regress: a missing argument is named 'no value'", function()
     end)
   end
 
+  it("the object of a method written in Lua, called with a dot and nothing", function()
+    local ch = mc.MessageChannel()
+    local bc = mc.BroadcastChannel("missing-argument")
+    local path = os.tmpname()
+    os.remove(path)
+    local l = mc.listen("unix:" .. path)
+    local w = mc.Worker("", { eval = true })
+    local objects = {
+      MessagePort = { ch.port1, { "addEventListener", "removeEventListener",
+                                  "dispatchEvent", "receive" } },
+      BroadcastChannel = { bc, { "addEventListener", "removeEventListener",
+                                 "dispatchEvent" } },
+      Listener = { l, { "addEventListener", "removeEventListener", "dispatchEvent",
+                        "close", "ref", "unref", "hasRef" } },
+      Worker = { w, { "addEventListener", "removeEventListener", "postMessage",
+                      "terminate", "ref", "unref", "hasRef" } },
+    }
+    for class, o in pairs(objects) do
+      for _, name in ipairs(o[2]) do
+        local method = o[1][name]
+        local err = error_of(function() method() end)
+        assert.truthy(err:find("(" .. class .. " expected, got no value)", 1, true),
+          class .. "." .. name .. ": " .. err)
+        err = error_of(function() method(nil) end)
+        assert.truthy(err:find("(" .. class .. " expected, got nil)", 1, true),
+          class .. "." .. name .. ": " .. err)
+      end
+    end
+    l:close()
+    bc:close()
+    ch.port1:close()
+    mc.run()
+  end)
+
   it("the listener of addEventListener and removeEventListener", function()
     local p = mc.MessageChannel().port1
     local err = error_of(function() p:addEventListener("message") end)
