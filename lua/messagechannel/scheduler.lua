@@ -616,16 +616,19 @@ end
 
 -- A job's fields all exist from the start (false: none), so that setting
 -- them allocates nothing.
+-- co is the job's runner; w the last wait a listener made in it (see
+-- wake_closed_runners).
 local function new_job()
   return { target = false, U = false, ev = false, list = false, i = 0,
            inside = false, errs = false, ek = 0, data = false,
-           ports = false, at = false }
+           ports = false, at = false, co = false, w = false }
 end
 
 local function new_runner(job)
   local co = create(runner_main)
   tasks[co] = true
   job_of[co] = job
+  job.co = co
   return co
 end
 
@@ -806,7 +809,7 @@ function resumed(co, ok, ...)
   if rawequal(a, IDLE) then
     local job = job_of[co]
     job.target, job.U, job.list, job.data = false, false, false, false
-    job.ports = false
+    job.ports, job.w = false, false
     pool[npool + 1] = co  -- counted once stored: pool_take never finds a hole
     npool = npool + 1
     return
@@ -911,6 +914,8 @@ end
 -- caller's there); else, unless Lua tells that the yield will happen,
 -- notes w.
 local function will_wait(co, w, yieldable)
+  local job = job_of[co]
+  if job then job.w = w end  -- a listener's wait: an existing field
   if unconfirmed then settle_unconfirmed() end
   local nested = running() ~= co  -- a dispatchEvent listener's
   if not nested and isyieldable then
@@ -1154,6 +1159,24 @@ local function drop_closed_posts()
   end
 end
 
+-- Runners closed (Lua 5.4: coroutine.close) while a listener in them
+-- waited: the dispatch they were in holds its port's close (holds_at),
+-- and a wait with no timer, at a port nothing posts to, would never wake
+-- them. Each such wait ends at the next turn, and the runner is woken
+-- once, which fails and ends that listener as an error (see job_of), so
+-- that its messageerror and the port's close come. A post waiting for
+-- room is drop_closed_posts'.
+local function wake_closed_runners()
+  for job in pairs(held_jobs) do
+    local co, w = job.co, job.w
+    if w and w.held == nil and status(co) == "dead" and job_of[co] == job then
+      job.w = false  -- an existing field: allocates nothing
+      abandon(w)
+      wake(co)
+    end
+  end
+end
+
 -- One turn: news from other threads and the due timers, then the tokens
 -- that were queued when the turn began. Later tokens wait for the next
 -- turn. `polled`: the caller has just taken the news (loop's wait).
@@ -1162,6 +1185,7 @@ local function turn(polled)
   runner = nil
   if recheck then news_all() end
   if can_close and next(posting) ~= nil then drop_closed_posts() end
+  if can_close and next(held_jobs) ~= nil then wake_closed_runners() end
   if not polled then news(poll(0)) end
   if nidle > 0 then start_ends() end
   if ntimers > 0 then fire_timers(now()) end
