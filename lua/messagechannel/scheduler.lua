@@ -615,9 +615,8 @@ local function runner_main()
 end
 
 -- A job's fields all exist from the start (false: none), so that setting
--- them allocates nothing.
--- co is the job's runner; w the last wait a listener made in it (see
--- wake_closed_runners).
+-- them allocates nothing. co is the job's runner, w the last wait a
+-- listener made in it (see wake_closed_runners).
 local function new_job()
   return { target = false, U = false, ev = false, list = false, i = 0,
            inside = false, errs = false, ek = 0, data = false,
