@@ -320,6 +320,9 @@ local posting = setmetatable({}, { __mode = "k" })
 -- Elsewhere a task that other code resumed may end while a post it made
 -- waits on (see posting), and that post is still to be sent.
 local can_close = rawget(coroutine, "close") ~= nil
+-- A dispatchEvent listener's coroutine that waits -> its wait (Lua 5.4,
+-- see wake_closed_nested).
+local nested_waits = setmetatable({}, { __mode = "k" })
 
 -- A wait in a task registers itself (a waiter, a timer, a held post),
 -- then yields WAIT. A yield can fail (inside table.sort's comparator or
@@ -631,12 +634,18 @@ local function new_runner(job)
   return co
 end
 
+-- A runner that waits in the pool may have been closed (Lua 5.4: code
+-- that kept coroutine.running() from a listener): it is dropped, not
+-- resumed to fail with an error nothing raised.
 local function pool_take()
-  if npool == 0 then return new_runner(new_job()) end
-  local co = pool[npool]
-  pool[npool] = nil
-  npool = npool - 1
-  return co
+  while npool > 0 do
+    local co = pool[npool]
+    pool[npool] = nil
+    npool = npool - 1
+    if not can_close or status(co) ~= "dead" then return co end
+    job_of[co] = nil
+  end
+  return new_runner(new_job())
 end
 
 -- Coroutines that died and that fail() has not finished with (out of
@@ -917,6 +926,7 @@ local function will_wait(co, w, yieldable)
   if job then job.w = w end  -- a listener's wait: an existing field
   if unconfirmed then settle_unconfirmed() end
   local nested = running() ~= co  -- a dispatchEvent listener's
+  if nested and can_close then nested_waits[running()] = w end
   if not nested and isyieldable then
     if yieldable == nil then yieldable = isyieldable() end
     if not yieldable then
@@ -1176,6 +1186,31 @@ local function wake_closed_runners()
   end
 end
 
+-- The same for a dispatchEvent listener's own coroutine closed while it
+-- waited (its wait is its task's, w.co): the wait ends, and the task is
+-- woken, to resume that coroutine, which fails and ends the listener as
+-- an error (call_reporting). A wait that ended before is let go.
+local function wake_closed_nested()
+  for inner, w in pairs(nested_waits) do
+    if status(inner) == "dead" then
+      nested_waits[inner] = nil  -- an existing field, while traversing
+      if w.dead == false or (w.dead == nil and not w.done) then
+        abandon(w)
+        if posting[w.co] == w then posting[w.co] = nil end
+        wake(w.co)
+      end
+    end
+  end
+end
+
+-- Waits of closed coroutines, ended at each turn's start and end: closed
+-- in a task, the loop then does not sleep on them.
+local function end_closed_waits()
+  if next(posting) ~= nil then drop_closed_posts() end
+  if next(held_jobs) ~= nil then wake_closed_runners() end
+  if next(nested_waits) ~= nil then wake_closed_nested() end
+end
+
 -- One turn: news from other threads and the due timers, then the tokens
 -- that were queued when the turn began. Later tokens wait for the next
 -- turn. `polled`: the caller has just taken the news (loop's wait).
@@ -1183,8 +1218,7 @@ local function turn(polled)
   while npend > 0 do fail(pend_co[npend], pend_err[npend]) end
   runner = nil
   if recheck then news_all() end
-  if can_close and next(posting) ~= nil then drop_closed_posts() end
-  if can_close and next(held_jobs) ~= nil then wake_closed_runners() end
+  if can_close then end_closed_waits() end
   if not polled then news(poll(0)) end
   if nidle > 0 then start_ends() end
   if ntimers > 0 then fire_timers(now()) end
@@ -1194,6 +1228,7 @@ local function turn(polled)
     step_task(runner)
   end
   runner = nil
+  if can_close then end_closed_waits() end
   if runq[-1] == runq[0] then
     runq = core.runq_reset()
     stop = 0

@@ -11,7 +11,12 @@
 -- close (API.md 3.4), nothing woke the dead coroutine to end that
 -- listener, and mc.run() returned idle with the port's messageerror (the
 -- closed listener, as an error) and close undelivered. The next turn now
--- ends such a wait, of any kind, and the listener with it.
+-- ends such a wait, of any kind, and the listener with it. The same held
+-- for a dispatchEvent listener's own coroutine (its wait was its task's:
+-- the task hung in dispatchEvent, took the next message for the dead
+-- listener, sent its post), a runner closed while it waited in the pool
+-- (resumed later: mc.onerror got an error nothing raised), and a close
+-- made by a task, which the loop then slept on until other news came.
 
 local helper = require "spec.helper"
 local mc = require "messagechannel"
@@ -254,5 +259,89 @@ describe("regress: a task closed while it waits, and to-be-closed variables", fu
     local by_run = closed_listener(function() mc.sleep(3600) end)
     assert.equal("close", by_run[#by_run])
     assert.is_nil(mc.timeout())
+  end)
+
+  it("a dispatchEvent listener's own coroutine: dispatchEvent returns, nothing is taken", function()
+    local ch, a = mc.MessageChannel(), mc.MessageChannel()
+    local lco, returned, second = nil, nil, false
+    ch.port2:addEventListener("custom", function()
+      lco = coroutine.running()
+      a.port2:receive()
+    end)
+    ch.port2:addEventListener("custom", function() second = true end)
+    local task = mc.spawn(function()
+      returned = ch.port2:dispatchEvent({ type = "custom" })
+    end)
+    mc.step()
+    assert.equal("suspended", coroutine.status(lco))
+    assert.is_true(close(lco))
+    assert.is_true(mc.run())
+    assert.is_true(returned)
+    assert.is_true(second)
+    assert.equal("dead", coroutine.status(task))
+    assert.equal(1, #errors)
+    assert.truthy(tostring(errors[1].err):find("cannot resume dead coroutine", 1, true))
+    a.port1:postMessage("a1")
+    assert.equal("a1", a.port2:receive(0).data)
+    a.port1:close()
+    ch.port1:close()
+  end)
+
+  it("nor is its post sent, and its Buffer is its own again", function()
+    local ch, b = mc.MessageChannel(), mc.MessageChannel({ capacity = 1 })
+    b.port1:postMessage("B1")
+    local buf, lco = mc.Buffer("abc"), nil
+    ch.port2:addEventListener("custom", function()
+      lco = coroutine.running()
+      b.port1:postMessage("B2", { buf })
+    end)
+    mc.spawn(function() ch.port2:dispatchEvent({ type = "custom" }) end)
+    mc.step()
+    assert.is_true(close(lco))
+    assert.is_true(mc.run())
+    assert.equal("B1", b.port2:receive(0).data)
+    assert.same({ nil, "timeout" }, { b.port2:receive(0) })
+    assert.is_false(buf.detached)
+    assert.equal("abc", buf:sub())
+    assert.equal(1, #errors)
+    b.port1:close()
+    ch.port1:close()
+  end)
+
+  it("a runner closed while it waits in the pool raises nothing", function()
+    local ch, runner = mc.MessageChannel(), nil
+    local got = {}
+    ch.port2.onmessage = function(e)
+      runner = runner or coroutine.running()
+      got[#got + 1] = e.data
+    end
+    ch.port1:postMessage(1)
+    mc.run()
+    assert.is_true(close(runner))
+    ch.port1:postMessage(2)
+    ch.port1:postMessage(3)
+    mc.run()
+    assert.same({ 1, 2, 3 }, got)
+    assert.same({}, errors)
+    ch.port1:close()
+  end)
+
+  it("a listener closed by a task is ended at the end of that turn", function()
+    local ch, other = mc.MessageChannel(), mc.MessageChannel()
+    local lco
+    ch.port2.onmessage = function()
+      lco = coroutine.running()
+      other.port2:receive()
+    end
+    ch.port1:postMessage(1)
+    mc.step()
+    mc.spawn(function() close(lco) end)
+    mc.step()  -- the task closes it; the loop would then sleep
+    assert.equal("dead", coroutine.status(lco))
+    assert.equal(0, mc.timeout())  -- work is ready: nothing to sleep on
+    mc.run()
+    assert.equal(1, #errors)
+    ch.port1:close()
+    other.port1:close()
   end)
 end)
