@@ -44,13 +44,36 @@ mc_Hub *mc_ctx_hub (lua_State *L) {
   return h;
 }
 
-void mc_ctx_link (lua_State *L, mc_CtxLink *l, void (*close) (mc_CtxLink *l)) {
-  mc_CtxLink *head = &mc_ctx(L)->links;
+static void link_at (mc_CtxLink *head, mc_CtxLink *l,
+                     void (*close) (mc_CtxLink *l)) {
   l->close = close;
   l->prev = head;
   l->next = head->next;
   head->next->prev = l;
   head->next = l;
+}
+
+void mc_ctx_link (lua_State *L, mc_CtxLink *l, void (*close) (mc_CtxLink *l)) {
+  link_at(&mc_ctx(L)->links, l, close);
+}
+
+void mc_ctx_later (lua_State *L, mc_CtxLink *l,
+                   void (*close) (mc_CtxLink *l)) {
+  link_at(&mc_ctx(L)->later, l, close);
+  mc_ctx_wake(L);
+}
+
+/* Closes each of the list at head: the newest first, or the oldest. */
+static void close_all (mc_CtxLink *head, int oldest) {
+  while (head->next != NULL && head->next != head) {
+    mc_CtxLink *l = oldest ? head->prev : head->next;
+    mc_ctx_unlink(l);
+    l->close(l);
+  }
+}
+
+void mc_ctx_run_later (mc_Ctx *c) {
+  close_all(&c->later, 1);
 }
 
 void mc_ctx_unlink (mc_CtxLink *l) {
@@ -63,11 +86,8 @@ void mc_ctx_unlink (mc_CtxLink *l) {
 
 static int ctx__gc (lua_State *L) {
   mc_Ctx *c = (mc_Ctx *)luaL_checkudata(L, 1, CTX_MT);
-  while (c->links.next != NULL && c->links.next != &c->links) {
-    mc_CtxLink *l = c->links.next;
-    mc_ctx_unlink(l);
-    l->close(l);
-  }
+  close_all(&c->later, 1);
+  close_all(&c->links, 0);
   if (c->hub != NULL) {
     mc_hub_close(c->hub);
     mc_net_unwatch(c->hub);  /* a step's watch dies with the state */
@@ -92,6 +112,7 @@ static void make_ctx (lua_State *L, mc_Hub *hub) {
   c = (mc_Ctx *)mc_newuserdata(L, sizeof(mc_Ctx), 0);
   memset(c, 0, sizeof *c);
   c->links.prev = c->links.next = &c->links;
+  c->later.prev = c->later.next = &c->later;
   if (luaL_newmetatable(L, CTX_MT)) {
     lua_pushcfunction(L, ctx__gc);
     lua_setfield(L, -2, "__gc");

@@ -645,6 +645,7 @@ typedef struct mc_Ctx {
   /* a worker's hook that raises while its thread is to stop, or NULL */
   void (*stophook) (struct lua_State *L, struct lua_Debug *ar);
   mc_CtxLink links;  /* the list's head */
+  mc_CtxLink later;  /* the head of what the next poll does first */
 } mc_Ctx;
 
 /* Pushes the state's context table, making it the first time, around hub
@@ -667,6 +668,13 @@ mc_Hub *mc_ctx_hub (struct lua_State *L);
 void mc_ctx_link (struct lua_State *L, mc_CtxLink *l,
                   void (*close) (mc_CtxLink *l));
 void mc_ctx_unlink (mc_CtxLink *l);
+/* Lists l for the state's next poll (sched.c), which unlinks it and calls
+** close(l) before it takes the news, or for the context's finalizer,
+** whichever comes first; wakes a host loop to step. */
+void mc_ctx_later (struct lua_State *L, mc_CtxLink *l,
+                   void (*close) (mc_CtxLink *l));
+/* Does what mc_ctx_later listed. */
+void mc_ctx_run_later (mc_Ctx *c);
 /* Gives the object at idx an id: another thread's news for it find it. */
 uint32_t mc_ctx_register (struct lua_State *L, int idx);
 void mc_ctx_unregister (struct lua_State *L, uint32_t id);  /* collected */

@@ -59,6 +59,28 @@ static int no_transfer (lua_State *L, int idx) {
   return none;
 }
 
+/* Raises for a key of the options at idx other than `transfer` and
+** `timeout`: a misspelt option would be silently ignored. */
+static void check_options (lua_State *L, int idx) {
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    int t = lua_type(L, -2);
+    lua_pop(L, 1);
+    if (t == LUA_TSTRING && (strcmp(lua_tostring(L, -1), "transfer") == 0
+                             || strcmp(lua_tostring(L, -1), "timeout") == 0))
+      continue;
+    if (t == LUA_TSTRING)
+      lua_pushfstring(L, "unknown option '%s'", lua_tostring(L, -1));
+    else if (t == LUA_TNUMBER) {
+      lua_pushvalue(L, -1);  /* a copy to turn into a string */
+      lua_pushfstring(L, "unknown option [%s]", lua_tostring(L, -1));
+    }
+    else
+      lua_pushfstring(L, "unknown option (a %s key)", luaL_typename(L, -1));
+    luaL_argerror(L, idx, lua_tostring(L, -1));
+  }
+}
+
 /* Reads the transfer argument at idx (an array, or options whose field
 ** `transfer` is one) and checks every entry for a message posted through
 ** group `from`. Pushes the list (t[i] = entry, t[entry] = i) or nil when
@@ -66,8 +88,12 @@ static int no_transfer (lua_State *L, int idx) {
 static int check_list (lua_State *L, int idx, const mc_Group *from) {
   lua_Integer n, i, count = 0;
   int list, map;
-  if (lua_isnoneornil(L, idx)  /* the common case: no table made */
-      || (lua_istable(L, idx) && no_transfer(L, idx))) {
+  if (lua_isnoneornil(L, idx)) {  /* the common case: no table made */
+    lua_pushnil(L);
+    return 0;
+  }
+  if (lua_istable(L, idx) && no_transfer(L, idx)) {
+    check_options(L, idx);
     lua_pushnil(L);
     return 0;
   }
@@ -81,6 +107,8 @@ static int check_list (lua_State *L, int idx, const mc_Group *from) {
   }
   else if (!lua_istable(L, -1))
     luaL_argerror(L, idx, "'transfer' must be an array");
+  else
+    check_options(L, idx);
   list = lua_gettop(L);
   n = (lua_Integer)mc_rawlen(L, list);
   lua_pushnil(L);  /* named: the first string key of no option */

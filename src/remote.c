@@ -268,6 +268,32 @@ static void give_up (mc_Group *g, const char *reason) {
   mc_msg_free(freed);
 }
 
+/* A connect refused at once, at every address: its pair closes with
+** reason "refused" at the next poll of the state that connected, so that
+** mc.connect still returns an entangled port and what is posted before
+** the refusal is seen is queued, as when the refusal comes later from the
+** network thread (API.md 12). */
+typedef struct Refused {
+  mc_CtxLink link;  /* first: the link is the Refused */
+  mc_Group *g;
+} Refused;
+
+static void close_refused (mc_CtxLink *l) {
+  Refused *r = (Refused *)l;
+  give_up(r->g, "refused");
+  free(r);
+}
+
+static void refuse_later (lua_State *L, mc_Group *g) {
+  Refused *r = (Refused *)malloc(sizeof *r);
+  if (r == NULL) {  /* out of memory: at once */
+    give_up(g, "refused");
+    return;
+  }
+  r->g = g;
+  mc_ctx_later(L, &r->link, close_refused);
+}
+
 static void set_types (void) {
   mc_net_types(mc_port_type(), mc_buffer_type());
 }
@@ -350,7 +376,7 @@ static int remote_connect (lua_State *L) {
         err = 0;
         free(o.token);
         o.token = NULL;
-        give_up(g, "refused");
+        refuse_later(L, g);
       }
       break;
     }

@@ -1303,6 +1303,7 @@ static int sched_poll (lua_State *L) {
     s = SLICE;
   if (c->lost)
     s = 0;
+  mc_ctx_run_later(c);  /* news it makes is taken by this wait */
   n = mc_net_wait(mc_ctx_hub(L), s, &c->news, &c->capnews, &flags);
   if (c->main != NULL && c->main != L)
     pass_interrupt(L, c->main);
