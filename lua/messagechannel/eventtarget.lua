@@ -70,17 +70,18 @@ end
 -- event being dispatched at target; returns an error instead when it is
 -- being dispatched already, by dispatchEvent or (`busy`, the caller
 -- knows) by the scheduler: the DOM's dispatchEvent raises
--- InvalidStateError then.
+-- InvalidStateError then. The table is marked last: an assignment that
+-- raises (its __newindex) leaves it unmarked, to be dispatched again.
 function M.prepare(ev, target, busy)
   if busy or rawget(ev, DISPATCHING) then
     return "InvalidStateError: the event is already being dispatched"
   end
-  rawset(ev, DISPATCHING, true)
   ev.target, ev.currentTarget = target, target
   if ev.defaultPrevented == nil then ev.defaultPrevented = false end
   ev.preventDefault = preventDefault
   ev.stopImmediatePropagation = stopImmediatePropagation
   rawset(ev, STOP, nil)
+  rawset(ev, DISPATCHING, true)
 end
 
 function M.finish(ev)
@@ -249,8 +250,10 @@ function M.add(target, U, changed, n, typ, l, options)
   if ot ~= "nil" and ot ~= "table" and ot ~= "boolean" then
     return bad_argument(3, name, "table expected, got " .. ot)
   end
-  if find(listeners(U, typ), l) then return end
+  -- options first, as the DOM reads them: reading `once` may run code
+  -- (its __index) that adds the same listener
   local once = ot == "table" and options.once and true or false
+  if find(listeners(U, typ), l) then return end
   add_record(target, U, typ, { fn = l, once = once, removed = false },
              changed)
 end

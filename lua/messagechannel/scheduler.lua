@@ -73,7 +73,8 @@ M.facade = M
 -- The text of an error value, as the standalone interpreter gives it;
 -- a __tostring that raises or returns no string is not the error's.
 local function text_of(err)
-  local ok, text = pcall(tostring, err)
+  if type(err) == "string" then return err end  -- no call: near the C
+  local ok, text = pcall(tostring, err)          -- stack's limit, it fails
   if ok and type(text) == "string" then return text end
   return format("(error object is a %s value)", type(err))
 end
@@ -343,7 +344,7 @@ local nested_waits = setmetatable({}, { __mode = "k" })
 -- dispatchEvent listener's) is suspended in that wait's own yield.
 local isyieldable = rawget(coroutine, "isyieldable")
 local unconfirmed_co, unconfirmed, unconfirmed_in = nil, nil, nil
-local abandon, waited, call_reporting
+local abandon, waited, call_reporting, call_nested
 
 -- Whether coroutine c is suspended in a yield of function fn, or of fn2.
 local function suspended_in(c, fn, fn2)
@@ -703,7 +704,9 @@ local function fail(co, err)
       watch.task = false
     end
   end
-  local interrupted = type(err) == "string" and err:find("interrupted!$")
+  -- the standalone interpreter's own message, with or without its place
+  local interrupted = type(err) == "string"
+    and (err == "interrupted!" or err:find("^[^\n]*:%d+: interrupted!$"))
   if rawequal(err, FATAL) or interrupted then
     -- mc.onerror raised, or Ctrl-C under the standalone interpreter (on
     -- LuaJIT its hook may fire in any task): out of the scheduler. The
@@ -1455,9 +1458,16 @@ local function protected_handler(err)
   return { err = err, tb = traceback("", 2):sub(2) }
 end
 
+-- How deep dispatchEvent calls nest inside one task (a coroutine each):
+-- LuaJIT sets no limit on nested resumes, and overflows the C stack.
+local NEST_LIMIT = 200
+local nesting = setmetatable({}, { __mode = "k" })  -- task: depth
+
 -- Calls a listener for dispatchEvent and reports its error. Inside a task
 -- the listener runs in a coroutine of its own whose yields are passed on,
 -- so it may block there too, even on Lua 5.1 (no yield across pcall).
+-- Nested more than NEST_LIMIT deep, it reports that error instead, as
+-- Lua 5.1 to 5.4 report their own C stack overflow before.
 function call_reporting(task, rec, ev)
   if not task then
     local ok, e = xpcall(function() return call(rec, ev) end,
@@ -1465,6 +1475,18 @@ function call_reporting(task, rec, ev)
     if not ok then report(e.err, e.tb) end
     return
   end
+  local depth = (nesting[task] or 0) + 1
+  if depth > NEST_LIMIT then
+    return report(format("stack overflow: dispatchEvent nested more than "
+                         .. "%d deep in a task", NEST_LIMIT),
+                  traceback("", 2):sub(2))
+  end
+  nesting[task] = depth  -- an error out of here (the task closed) leaves
+  call_nested(task, rec, ev)  -- it to the collector with the task
+  nesting[task] = depth > 1 and depth - 1 or nil
+end
+
+function call_nested(task, rec, ev)
   local co = create(call)
   outer_of[co] = task
   passer_of[co] = running()
