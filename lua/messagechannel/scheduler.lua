@@ -344,7 +344,7 @@ local nested_waits = setmetatable({}, { __mode = "k" })
 -- dispatchEvent listener's) is suspended in that wait's own yield.
 local isyieldable = rawget(coroutine, "isyieldable")
 local unconfirmed_co, unconfirmed, unconfirmed_in = nil, nil, nil
-local abandon, waited, call_reporting, call_nested
+local abandon, waited, call_reporting
 
 -- Whether coroutine c is suspended in a yield of function fn, or of fn2.
 local function suspended_in(c, fn, fn2)
@@ -1477,16 +1477,13 @@ function call_reporting(task, rec, ev)
   end
   local depth = (nesting[task] or 0) + 1
   if depth > NEST_LIMIT then
-    return report(format("stack overflow: dispatchEvent nested more than "
-                         .. "%d deep in a task", NEST_LIMIT),
-                  traceback("", 2):sub(2))
+    report(format("stack overflow: dispatchEvent nested more than %d deep "
+                  .. "in a task", NEST_LIMIT), traceback("", 2):sub(2))
+    return
   end
-  nesting[task] = depth  -- an error out of here (the task closed) leaves
-  call_nested(task, rec, ev)  -- it to the collector with the task
-  nesting[task] = depth > 1 and depth - 1 or nil
-end
-
-function call_nested(task, rec, ev)
+  -- the yields stay in this function: suspended_in looks for it; a task
+  -- closed in one leaves its depth to the collector, with the task
+  nesting[task] = depth
   local co = create(call)
   outer_of[co] = task
   passer_of[co] = running()
@@ -1497,6 +1494,7 @@ function call_nested(task, rec, ev)
     deepest[task] = nil
     r = pack(resume(co, unpack(back, 1, back.n)))
   end
+  nesting[task] = depth > 1 and depth - 1 or nil
   if not r[1] then
     local tb = traceback(co)
     report(unwind(co, r[2]), tb)
