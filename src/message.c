@@ -59,6 +59,13 @@ static int no_transfer (lua_State *L, int idx) {
   return none;
 }
 
+/* Whether the key at the top is the name of an option. */
+static int option_key (lua_State *L) {
+  return lua_type(L, -1) == LUA_TSTRING
+         && (strcmp(lua_tostring(L, -1), "transfer") == 0
+             || strcmp(lua_tostring(L, -1), "timeout") == 0);
+}
+
 /* Raises for a key of the options at idx other than `transfer` and
 ** `timeout`: a misspelt option would be silently ignored. */
 static void check_options (lua_State *L, int idx) {
@@ -66,8 +73,7 @@ static void check_options (lua_State *L, int idx) {
   while (lua_next(L, idx)) {
     int t = lua_type(L, -2);
     lua_pop(L, 1);
-    if (t == LUA_TSTRING && (strcmp(lua_tostring(L, -1), "transfer") == 0
-                             || strcmp(lua_tostring(L, -1), "timeout") == 0))
+    if (option_key(L))
       continue;
     if (t == LUA_TSTRING)
       lua_pushfstring(L, "unknown option '%s'", lua_tostring(L, -1));
@@ -117,8 +123,7 @@ static int check_list (lua_State *L, int idx, const mc_Group *from) {
     lua_pop(L, 1);
     if (lua_type(L, -1) != LUA_TSTRING)
       count++;
-    else if (strcmp(lua_tostring(L, -1), "transfer") != 0
-             && strcmp(lua_tostring(L, -1), "timeout") != 0) {
+    else if (!option_key(L)) {
       count++;
       if (lua_isnil(L, -2)) {
         lua_pushvalue(L, -1);
