@@ -47,12 +47,12 @@ static void push_event (lua_State *L, int i) {
 static const char *const keys[] = {
   "type", "data", "error", "target", "ports", "lists",
   "waiters", "removed", "once", "fn", "ev", "U", "list", "i", "done",
-  "timer", "dead", "co", "many", "from", "on", "inside", "runner", "h", "n",
+  "timer", "dead", "co", "many", "from", "on", "runner", "h", "n",
   "writers", NULL
 };
 enum { K_TYPE, K_DATA, K_ERROR, K_TARGET, K_PORTS, K_LISTS,
        K_WAITERS, K_REMOVED, K_ONCE, K_FN, K_EV, K_U, K_LIST, K_I, K_DONE,
-       K_TIMER, K_DEAD, K_CO, K_MANY, K_FROM, K_ON, K_INSIDE, K_RUNNER,
+       K_TIMER, K_DEAD, K_CO, K_MANY, K_FROM, K_ON, K_RUNNER,
        K_H, K_N, K_WRITERS };
 
 /* Pushes the field name k. */
@@ -941,7 +941,7 @@ static int sched_deliver (lua_State *L) {
 ** messageerror or a close too, is left for deliver. Each message is taken
 ** as deliver takes it: what it needs made first (its event, the call
 ** frame of the listener's call: head_event; the stack), then the take,
-** the token's removal, job.ev and job.inside, which allocate nothing, and
+** the token's removal, job.ev and job.i, which allocate nothing, and
 ** the call. fn may yield (receive, sleep): the call then ends this
 ** function, returning nothing, once fn returns; the runner, no longer the
 ** runner then, stops. Lua 5.3 and later.
@@ -961,14 +961,14 @@ static int sched_dispatch_on (lua_State *L) {
   lua_pop(L, 2);
   lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_RUNQ);  /* 6 */
   lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_KEYS + K_EV);  /* 7 */
-  lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_KEYS + K_INSIDE);  /* 8 */
+  lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_KEYS + K_I);  /* 8 */
   for (;;) {
     lua_pushvalue(L, 3);
     lua_pushvalue(L, 4);
     mc_call_yieldable(L, 1);
     lua_pushvalue(L, 8);
-    lua_pushboolean(L, 0);
-    lua_rawset(L, 2);  /* job.inside = false */
+    lua_pushinteger(L, 1);
+    lua_rawset(L, 2);  /* job.i = 1: no call under way */
     if (!message)
       break;
     lua_rawgeti(L, 6, -1);
@@ -1000,8 +1000,8 @@ static int sched_dispatch_on (lua_State *L) {
     lua_pushvalue(L, 4);
     lua_rawset(L, 2);
     lua_pushvalue(L, 8);
-    lua_pushboolean(L, 1);
-    lua_rawset(L, 2);
+    lua_pushinteger(L, -1);
+    lua_rawset(L, 2);  /* job.i = -1: the call is under way */
   }
   return 0;
 }

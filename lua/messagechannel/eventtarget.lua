@@ -304,22 +304,22 @@ end
 ---------------------------------------------------------------------------
 
 -- Calls the listeners of d.ev, a dispatch in progress, from d.list[d.i]
--- on, each through invoke(rec, ev); d.i is the one being called, and
--- d.inside says whether the call is under way, so that a caller can go
--- on after a listener that raised. d holds target, U, ev, list, i and
--- inside.
+-- on, each through invoke(rec, ev). d.i is where the walk is, in one
+-- field so that each step is a single store (an interrupt hook may stop
+-- the walk at any instruction): k > 0, listener k is next; -k, listener
+-- k's call is under way, so that a caller goes on after it when it
+-- raised (from 1 + k). d holds target, U, ev, list and i.
 function M.walk(d, invoke, changed)
   local list, ev = d.list, d.ev
   for i = d.i, #list do
     if rawget(ev, STOP) then break end
     local rec = list[i]
     if not rec.removed then
-      d.i = i
       if rec.once then remove_record(d.target, d.U, ev.type, rec, changed) end
-      d.inside = true
+      d.i = -i
       invoke(rec, ev)
-      d.inside = false
     end
+    d.i = i + 1
   end
 end
 

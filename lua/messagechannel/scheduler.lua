@@ -284,26 +284,39 @@ end
 
 -- Ends a job: a messageerror event for each message listener that
 -- raised, before the port's next message: job.errs holds their
--- {error, traceback}, job.ek is the next one. The job's other fields are
--- let go when its coroutine goes back to the pool.
+-- {error, traceback}. job.ek is the next one to make, or -k while the
+-- walk of number k's listeners is under way: each step below is one
+-- store, so that an interrupt (a hook may raise at any instruction)
+-- leaves a state the next turn goes on from, none made twice or lost
+-- (see runner_main). The job's other fields are let go when its
+-- coroutine goes back to the pool.
 local function finish_job(job)
   local errs = job.errs
+  if errs and job.ek < 0 then  -- a walk an error or an interrupt stopped
+    walk(job, call, relisten)
+    job.ek = 1 - job.ek
+  end
   while errs and job.ek <= #errs do
     local k = job.ek
     local ev = new_event("messageerror", job.target, job.data,
                          job.ports or nil)
     ev.error = errs[k][1]
     local list = listeners(job.U, "messageerror")
-    job.ek = k + 1  -- once its event exists: a failure before keeps it due
     if list[1] then
-      job.ev, job.list, job.i = ev, list, 1
+      job.ev = ev  -- first: until ek is -k, the next turn makes k again
+      job.list = list
+      job.i = 1
+      job.ek = -k
       walk(job, call, relisten)
+      job.ek = k + 1
     else
       job.list = false  -- walked: if report raises, nothing to walk again
+      job.ek = k + 1
       report(errs[k][1], errs[k][2])
     end
   end
-  job.ev, job.errs = false, false
+  job.errs = false  -- first: a job without errs walks again only its own event
+  job.ev = false
 end
 
 local step_task, resumed
@@ -555,7 +568,10 @@ local function runner_main()
   while true do
     local job = job_of[me]
     if job.ev then  -- a job handed over from a coroutine that died
-      if job.list then walk(job, call, relisten) end
+      -- its own event's walk, unless finish_job's messageerrors had begun
+      if job.list and not (job.errs and job.ev.type == "messageerror") then
+        walk(job, call, relisten)
+      end
       finish_job(job)
     end
     if job.at then job_ended(job) end  -- that job, or fail()'s, ended
@@ -579,9 +595,9 @@ local function runner_main()
         runq[head] = nil
         if tok[6] then tok[6](job) end
         if fn then
-          job.inside = true
+          job.i = -1
           fn(ev)
-          job.inside, job.ev = false, false
+          job.i, job.ev = 1, false
         else
           run_receiver(job, tok[2], ev, tok[5])
         end
@@ -600,14 +616,13 @@ local function runner_main()
           hold_close(job, tok, ev, fn or job.list)
         elseif fn then
           -- list false: fail() knows there is no other listener
-          job.ev, job.target, job.list, job.i, job.inside =
-            ev, tok, false, 1, true
+          job.ev, job.target, job.list, job.i = ev, tok, false, -1
           if dispatch_on then  -- and tok's next messages while it can
             dispatch_on(tok, job, fn, ev, stop)
           else
             fn(ev)
           end
-          job.inside, job.ev = false, false
+          job.i, job.ev = 1, false
         elseif ev then
           run_receiver(job, tok, ev)
         end
@@ -622,8 +637,8 @@ end
 -- them allocates nothing. co is the job's runner, w the last wait a
 -- listener made in it (see wake_closed_runners).
 local function new_job()
-  return { target = false, U = false, ev = false, list = false, i = 0,
-           inside = false, errs = false, ek = 0, data = false,
+  return { target = false, U = false, ev = false, list = false, i = 1,
+           errs = false, ek = 0, data = false,
            ports = false, at = false, co = false, w = false }
 end
 
@@ -718,7 +733,7 @@ local function fail(co, err)
     if interrupted then fatal_err = err end
     local job = job_of[co]
     if job and (job.ev or job.at) then
-      if job.inside then job.i, job.inside = job.i + 1, false end
+      if job.i < 0 then job.i = 1 - job.i end
       pend_err[p] = DONE
     else
       unpend(p)
@@ -743,7 +758,7 @@ local function fail(co, err)
   if not rawequal(err, DONE) then
     local tb = traceback(co)
     local rec = { unwind(co, err), tb }
-    if job.inside and job.ev.type == "message" then
+    if job.i < 0 and job.ev.type == "message" then
       local errs = job.errs
       if not errs then
         errs = {}
@@ -759,13 +774,12 @@ local function fail(co, err)
     -- listeners: that is reported, and then the job goes on after the
     -- listener, or where it was when memory ran out; after any other
     -- error of the runner's own the job ends, so that it cannot fail again
-    if job.inside then
-      job.i = job.i + 1
+    if job.i < 0 then
+      job.i = 1 - job.i
     elseif not (type(err) == "string"
                 and err:find("not enough memory", 1, true)) then
       job.ev, job.errs = false, false
     end
-    job.inside = false
     pend_err[p] = DONE
     if rec then report(rec[1], rec[2]) end
   end
@@ -1523,7 +1537,7 @@ end
 function M.dispatch_now(target, U, ev, done)
   local task = current_task()
   local d = { target = target, U = U, ev = ev, list = listeners(U, ev.type),
-              i = 1, inside = false }
+              i = 1 }
   local function invoke(rec, e) return call_reporting(task, rec, e) end
   if task or not done then  -- no pcall: its listeners may block (5.1)
     walk(d, invoke, relisten)
