@@ -50,6 +50,7 @@ typedef void (*natsErrHandler) (natsConnection *nc, natsSubscription *sub,
 #define ORIGIN "Mc-Origin"  /* the header that names the posting process */
 #define WRITE_DEADLINE_MS 2000  /* a write to the server, at most */
 #define RETRY_SECONDS 2  /* between two connects after libnats closed one */
+#define RETIRE_FLUSH_MS 500  /* a round trip that retires a subscription */
 
 typedef struct Lib {
   natsStatus (*options_create) (natsOptions **);
@@ -69,6 +70,7 @@ typedef struct Lib {
   natsStatus (*subscribe) (natsSubscription **, natsConnection *,
                            const char *, natsMsgHandler, void *);
   natsStatus (*unsubscribe) (natsSubscription *);
+  natsStatus (*flush) (natsConnection *, int64_t);
   void (*sub_destroy) (natsSubscription *);
   const char *(*sub_subject) (natsSubscription *);
   void (*conn_destroy) (natsConnection *);
@@ -102,6 +104,7 @@ static const struct { const char *name; size_t offset; } symbols[] = {
   SYM(publish, "natsConnection_Publish"),
   SYM(subscribe, "natsConnection_Subscribe"),
   SYM(unsubscribe, "natsSubscription_Unsubscribe"),
+  SYM(flush, "natsConnection_FlushTimeout"),
   SYM(sub_destroy, "natsSubscription_Destroy"),
   SYM(sub_subject, "natsSubscription_GetSubject"),
   SYM(conn_destroy, "natsConnection_Destroy"),
@@ -120,6 +123,7 @@ static const struct { const char *name; size_t offset; } symbols[] = {
 typedef struct Sub {
   char *subject;
   natsSubscription *sub;  /* NULL while it subscribes, or while later */
+  natsConnection *nc;     /* the connection sub was made on */
   int later;              /* joined while the connection was closed for
                           ** good: the retry subscribes it (retry) */
   uintptr_t serial;       /* its closure in libnats */
@@ -140,6 +144,9 @@ typedef struct Server {
   natsConnection **dead;  /* connections libnats closed, destroyed once
                           ** no post uses one */
   size_t ndead;
+  natsSubscription **retired;  /* unsubscribed, destroyed with the
+                               ** connections (see retire) */
+  size_t nretired;
 } Server;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -217,65 +224,65 @@ int mc_nats_subject (const char *s, size_t len) {
   return token > 0;
 }
 
-/* The URL of the server whose connection is nc, copied into buf (n
-** bytes); 0 when it is gone. */
-static int url_of (natsConnection *nc, char *buf, size_t n) {
+/* A copy of the URL of the server whose connection is nc (whole: the
+** hooks find the channels by it), for the caller to free; NULL when it is
+** gone or memory ran out. */
+static char *url_of (natsConnection *nc) {
   size_t i;
-  int found = 0;
+  char *url = NULL;
   pthread_mutex_lock(&lock);
-  for (i = 0; i < nservers && !found; i++)
+  for (i = 0; i < nservers; i++)
     if (servers[i]->nc == nc) {
-      snprintf(buf, n, "%s", servers[i]->url);
-      found = 1;
+      url = strdup(servers[i]->url);
+      break;
     }
   pthread_mutex_unlock(&lock);
-  return found;
+  return url;
 }
 
 static void problem (natsConnection *nc, const char *subject,
                      const char *text) {
-  char url[512];
+  char *url;
   mc_NatsProblem hook;
   pthread_mutex_lock(&lock);
   hook = problem_hook;
   pthread_mutex_unlock(&lock);
-  if (hook != NULL && url_of(nc, url, sizeof url))
+  if (hook != NULL && (url = url_of(nc)) != NULL) {
     hook(url, subject, text);
+    free(url);
+  }
 }
 
-/* The URL of the server whose connection is nc, copied into buf (n
-** bytes), when the subscription of that serial is listed there; under the
-** lock. */
-static int listed (natsConnection *nc, uintptr_t serial, char *buf,
-                   size_t n) {
+/* A copy of the URL of the server whose connection is nc, as url_of, when
+** the subscription of that serial is listed there; under the lock. */
+static char *listed (natsConnection *nc, uintptr_t serial) {
   size_t i, j;
   for (i = 0; i < nservers; i++) {
     if (servers[i]->nc != nc)
       continue;
     for (j = 0; j < servers[i]->nsubs; j++)
-      if (servers[i]->subs[j]->serial == serial) {
-        snprintf(buf, n, "%s", servers[i]->url);
-        return 1;
-      }
+      if (servers[i]->subs[j]->serial == serial)
+        return strdup(servers[i]->url);
   }
-  return 0;
+  return NULL;
 }
 
 static void on_message (natsConnection *nc, natsSubscription *sub,
                         natsMsg *msg, void *closure) {
   mc_NatsDeliver hook;
   const char *subject = lib.sub_subject(sub), *from = NULL;
-  char url[512];
+  char *url;
   int len = lib.msg_len(msg);
   pthread_mutex_lock(&lock);
-  hook = listed(nc, (uintptr_t)closure, url, sizeof url) ? deliver_hook
-                                                          : NULL;
+  url = listed(nc, (uintptr_t)closure);
+  hook = deliver_hook;
   pthread_mutex_unlock(&lock);
   if (lib.header_get(msg, ORIGIN, &from) == NATS_OK && from != NULL
       && strcmp(from, origin) == 0)
     hook = NULL;  /* this process's own post, on another connection */
-  if (hook != NULL && len >= 0)
+  if (url != NULL && hook != NULL && len >= 0)
     hook(url, subject, lib.msg_data(msg), (size_t)len);
+  free(url);
   lib.msg_destroy(msg);
 }
 
@@ -465,19 +472,43 @@ static void server_unref (Server *s) {
   lib.conn_destroy(s->nc);
   for (i = 0; i < s->ndead; i++)
     lib.conn_destroy(s->dead[i]);
+  for (i = 0; i < s->nretired; i++)
+    lib.sub_destroy(s->retired[i]);
   pthread_mutex_lock(&lock);
+  free(s->retired);
   free(s->dead);
   free(s->subs);
   free(s->url);
   free(s);
 }
 
-/* Ends subscription ns (NULL: none), without the lock. */
-static void let_sub_go (natsSubscription *ns) {
-  if (ns != NULL) {
-    lib.unsubscribe(ns);
+/* Ends subscription ns (NULL: none), made on nc, a connection of s that
+** stays meanwhile; without the lock. libnats before 3.6 (nats.c issue
+** 637) lets its read loop lock a subscription it found for a message
+** after another thread destroyed it: a message that came as ns was let
+** go crashed the process. So ns is destroyed only once a round trip on
+** nc shows that the read loop is past every message before the
+** unsubscription; when that fails (a stalled or lost server), it is kept
+** until s's connections are destroyed (server_unref). */
+static void retire (Server *s, natsSubscription *ns, natsConnection *nc) {
+  natsSubscription **a;
+  if (ns == NULL)
+    return;
+  lib.unsubscribe(ns);
+  if (lib.flush(nc, RETIRE_FLUSH_MS) == NATS_OK) {
     lib.sub_destroy(ns);
+    return;
   }
+  pthread_mutex_lock(&lock);
+  a = (natsSubscription **)realloc(s->retired,
+                                   (s->nretired + 1) * sizeof *a);
+  if (a != NULL) {
+    s->retired = a;
+    s->retired[s->nretired++] = ns;
+  }
+  pthread_mutex_unlock(&lock);
+  if (a == NULL)  /* out of memory: destroyed now, at the race's risk */
+    lib.sub_destroy(ns);
 }
 
 /* Destroys the closed connections s keeps, unless a post uses one. */
@@ -546,12 +577,13 @@ static int subscribe_again (Server *s, natsConnection *nc) {
         if (ns != NULL) {
           old = s->subs[j]->sub;
           s->subs[j]->sub = ns;
+          s->subs[j]->nc = nc;
           s->subs[j]->later = 0;
         }
       }
     pthread_mutex_unlock(&lock);
     if (!listed)
-      let_sub_go(ns);
+      retire(s, ns, nc);
     if (old != NULL)
       lib.sub_destroy(old);
     free(subjects[i]);
@@ -652,7 +684,7 @@ static Sub *subscribe (Server *s, const char *subject, char *err, size_t n) {
     ** subscriptions it made without this one: here too */
     if (st == NATS_OK) {
       pthread_mutex_unlock(&lock);
-      let_sub_go(ns);
+      retire(s, ns, nc);
       ns = NULL;
       pthread_mutex_lock(&lock);
     }
@@ -661,6 +693,7 @@ static Sub *subscribe (Server *s, const char *subject, char *err, size_t n) {
   pthread_cond_broadcast(&connected);
   if (st == NATS_OK) {
     t->sub = ns;
+    t->nc = nc;
     return t;
   }
   if (lib.is_closed(nc)) {  /* for the retry on_closed starts (its
@@ -719,11 +752,13 @@ void mc_nats_leave (const char *url, const char *subject) {
       if ((t->sub != NULL || t->later) && strcmp(t->subject, subject) == 0
           && --t->refs == 0) {
         s->subs[j] = s->subs[--s->nsubs];  /* its messages are dropped */
+        s->posting++;  /* t->nc stays while it retires (see let_dead_go) */
         pthread_mutex_unlock(&lock);
-        let_sub_go(t->sub);
+        retire(s, t->sub, t->nc);
         free(t->subject);
         free(t);
         pthread_mutex_lock(&lock);
+        s->posting--;
         break;
       }
     }
