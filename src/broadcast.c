@@ -53,6 +53,8 @@ typedef struct Entry {
   const char *url;   /* its NATS server's, or NULL (the same) */
   const mc_Hub *hub;  /* of its state, only compared: a channel never
                       ** moves, and leaves the list before its state ends */
+  int dropping;       /* NATS arrivals are dropped, its queue full
+                      ** (nats_queue); under the list's lock */
 } Entry;
 
 static pthread_mutex_t list_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -79,6 +81,7 @@ static int list_add (Bc *b, const mc_Hub *hub) {
     list[nlist].len = b->len;
     list[nlist].url = b->url;
     list[nlist].hub = hub;
+    list[nlist].dropping = 0;
     nlist++;
   }
   pthread_mutex_unlock(&list_lock);
@@ -295,6 +298,37 @@ static int named (const Entry *e, const char *name, size_t len) {
   return e->len == len && memcmp(e->name, name, len) == 0;
 }
 
+/* A channel whose state has not dispatched this much of what came over
+** NATS (libnats's own default pending limits) drops what comes next,
+** with an error event, until it has room again. */
+#define NATS_PENDING_MESSAGES 65536
+#define NATS_PENDING_BYTES (64 * 1024 * 1024)
+
+/* Queues a copy of what came over NATS at entry e, unless e's queue is
+** full: then an error event, once until there is room again. */
+static void nats_queue (Entry *e, const void *data, size_t len) {
+  mc_Msg *copy;
+  uint32_t id;
+  size_t n, bytes;
+  mc_group_load(e->g, 0, &n, &bytes);
+  if (n >= NATS_PENDING_MESSAGES || bytes + len > NATS_PENDING_BYTES) {
+    mc_Msg *note;
+    if (e->dropping)
+      return;
+    e->dropping = 1;
+    note = mc_msg_note("NATS: messages dropped: this channel holds 65536 "
+                       "messages or 64 MB that its state has not "
+                       "dispatched (a slow consumer)");
+    if (note != NULL && mc_group_post(e->g, 0, note, NULL, &id, 0) != 1)
+      mc_msg_free(note);
+    return;
+  }
+  e->dropping = 0;
+  copy = mc_msg_new(data, len, 0);
+  if (copy != NULL && mc_group_post(e->g, 0, copy, NULL, &id, 0) != 1)
+    mc_msg_free(copy);
+}
+
 /* What came on a NATS subject from the server at url, on a libnats
 ** thread: queued at every open channel of that name in the process that
 ** joined through url, and at those that joined no server when url is the
@@ -310,14 +344,9 @@ static void nats_deliver (const char *url, const char *subject,
     if (named(&list[i], subject, n))
       first = list[i].url;
   for (i = 0; i < nlist; i++) {
-    mc_Msg *copy;
-    uint32_t id;
     const char *via = list[i].url != NULL ? list[i].url : first;
-    if (!named(&list[i], subject, n) || via == NULL || strcmp(via, url) != 0)
-      continue;
-    copy = mc_msg_new(data, len, 0);
-    if (copy != NULL && mc_group_post(list[i].g, 0, copy, NULL, &id, 0) != 1)
-      mc_msg_free(copy);
+    if (named(&list[i], subject, n) && via != NULL && strcmp(via, url) == 0)
+      nats_queue(&list[i], data, len);
   }
   pthread_mutex_unlock(&list_lock);
 }

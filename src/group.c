@@ -88,6 +88,13 @@ int mc_group_post (mc_Group *g, size_t to, mc_Msg *m, mc_Hub *self,
   return r;
 }
 
+void mc_group_load (mc_Group *g, size_t e, size_t *n, size_t *bytes) {
+  pthread_mutex_lock(&g->lock);
+  *n = g->end[e].n;
+  *bytes = g->end[e].bytes;
+  pthread_mutex_unlock(&g->lock);
+}
+
 /* Under g's lock: disentangles g, filling local[] and t[] as
 ** mc_group_close says; returns how many of t[] to tell. */
 static size_t close_locked (mc_Group *g, size_t from, mc_Hub *self,

@@ -260,6 +260,7 @@ typedef struct mc_Owner {
 typedef struct mc_Slot {
   mc_Msg *m;
   uint64_t arrival;  /* the owner's count when it arrived; 0: in transit */
+  size_t size;       /* m's bytes when it came (counted in bytes) */
 } mc_Slot;
 
 /* A writer waiting for room at a bounded queue: the hub of its state and
@@ -272,6 +273,7 @@ typedef struct mc_Writer {
 typedef struct mc_Queue {
   mc_Slot *ring;
   size_t head, n, cap;
+  size_t bytes;  /* the bytes of the n messages (mc_msg_data's) */
   int closed;
   int closetaken;
   mc_Owner owner;
@@ -352,6 +354,8 @@ size_t mc_group_partner (const mc_Group *g, size_t e);  /* of a pair */
 #define MC_FULL 2
 int mc_group_post (mc_Group *g, size_t to, mc_Msg *m, mc_Hub *self,
                    uint32_t *local, uint32_t writer);
+/* How many messages, and of how many bytes, end e holds now. */
+void mc_group_load (mc_Group *g, size_t e, size_t *n, size_t *bytes);
 /* Disentangles: every end gets its close, those other than `from` first.
 ** Returns 1 if the group was entangled; never fails. Ends owned by self
 ** get their ids in local[] (nends of them, 0 for the others); other

@@ -19,6 +19,7 @@ static uint64_t next_arrival (mc_Hub *h) {
 }
 
 int mc_queue_push (mc_Queue *q, mc_Msg *m) {
+  mc_Slot *slot;
   if (q->n == q->cap) {
     size_t cap = q->cap ? q->cap * 2 : 8, i;
     mc_Slot *ring;
@@ -34,8 +35,11 @@ int mc_queue_push (mc_Queue *q, mc_Msg *m) {
     q->cap = cap;
     q->head = 0;
   }
-  q->ring[(q->head + q->n) % q->cap].m = m;
-  q->ring[(q->head + q->n) % q->cap].arrival = next_arrival(q->owner.hub);
+  slot = &q->ring[(q->head + q->n) % q->cap];
+  slot->m = m;
+  slot->arrival = next_arrival(q->owner.hub);
+  mc_msg_data(m, &slot->size);
+  q->bytes += slot->size;
   q->n++;
   return 1;
 }
@@ -51,6 +55,7 @@ mc_Msg *mc_queue_shift (mc_Queue *q) {
   if (q->n == 0)
     return NULL;
   m = q->ring[q->head].m;
+  q->bytes -= q->ring[q->head].size;
   q->head = (q->head + 1) % q->cap;
   if (--q->n == 0 && q->cap > 64) {  /* a burst's ring goes with it */
     free(q->ring);

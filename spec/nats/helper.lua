@@ -99,6 +99,20 @@ function N.await(what, cond, timeout)
   end
 end
 
+-- Asserts that cond() becomes true while peer p posts: p:command(command)
+-- first, and again every 50 looks while cond() is false, as posts that
+-- reach the server before this process's subscription are not heard.
+function N.await_heard(what, p, command, cond)
+  local looks = 0
+  p:command(command)
+  N.await(what, function()
+    if cond() then return true end
+    looks = looks + 1
+    if looks % 50 == 0 then p:command(command) end
+    return false
+  end)
+end
+
 -- Runs the scheduler for `seconds`, whatever happens (used only to give
 -- something that must NOT happen a fair chance to happen).
 function N.linger(seconds)

@@ -30,16 +30,11 @@ describe("regress: a NATS channel closed while its subject has traffic", functio
     local heard = 0
     for round = 1, ROUNDS do
       local bc = mc.BroadcastChannel(subject, { nats = url })
-      local got, looks = false, 0
+      local got = false
       bc.onmessage = function() got = true end
-      poster:command("post 1000")  -- traffic for this round's close
-      N.await("a message in round " .. round, function()
-        looks = looks + 1  -- posts that beat the subscription to the
-        if not got and looks % 50 == 0 then  -- server are not heard
-          poster:command("post 100")
-        end
-        return got
-      end)
+      -- traffic that goes on past this round's close
+      N.await_heard("a message in round " .. round, poster, "post 1000",
+                    function() return got end)
       heard = heard + 1
       bc:close()
     end
