@@ -305,13 +305,15 @@ static int named (const Entry *e, const char *name, size_t len) {
 #define NATS_PENDING_BYTES (64 * 1024 * 1024)
 
 /* Queues a copy of what came over NATS at entry e, unless e's queue is
-** full: then an error event, once until there is room again. */
+** full (one message alone never is): then an error event, once until
+** there is room again. */
 static void nats_queue (Entry *e, const void *data, size_t len) {
   mc_Msg *copy;
   uint32_t id;
   size_t n, bytes;
   mc_group_load(e->g, 0, &n, &bytes);
-  if (n >= NATS_PENDING_MESSAGES || bytes + len > NATS_PENDING_BYTES) {
+  if (n >= NATS_PENDING_MESSAGES
+      || (n > 0 && bytes + len > NATS_PENDING_BYTES)) {
     mc_Msg *note;
     if (e->dropping)
       return;
@@ -435,7 +437,7 @@ static int bc__index (lua_State *L) {
 /* A receiver that is never cloned or transferred. */
 static const mc_Type bc_type = {
   "BroadcastChannel", BC_MT, 1,
-  0, NULL, NULL, NULL,
+  0, NULL, NULL, NULL, NULL,
   NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
 };
 

@@ -34,8 +34,9 @@ static mc_Buffer *check_live (lua_State *L) {
   return b;
 }
 
-/* Pushes a new Buffer holding a copy of len bytes of src (zeros if NULL). */
-static mc_Buffer *push_buffer (lua_State *L, const void *src, size_t len) {
+/* Pushes a new, empty Buffer: the one step that may run the collector
+** (and so a finalizer). */
+static mc_Buffer *new_buffer (lua_State *L) {
   mc_Buffer *b = (mc_Buffer *)mc_newuserdata(L, sizeof(mc_Buffer), 0);
   b->data = NULL;
   b->len = 0;
@@ -43,6 +44,12 @@ static mc_Buffer *push_buffer (lua_State *L, const void *src, size_t len) {
   b->lent = 0;
   luaL_getmetatable(L, BUFFER_MT);
   lua_setmetatable(L, -2);
+  return b;
+}
+
+/* Gives b, new, a copy of len bytes of src (zeros if NULL). */
+static void fill_bytes (lua_State *L, mc_Buffer *b, const void *src,
+                        size_t len) {
   if (len > 0) {
     b->data = (unsigned char *)(src ? malloc(len) : calloc(len, 1));
     if (b->data == NULL)
@@ -51,6 +58,14 @@ static mc_Buffer *push_buffer (lua_State *L, const void *src, size_t len) {
       memcpy(b->data, src, len);
     b->len = len;
   }
+}
+
+/* Pushes a new Buffer holding a copy of len bytes of src (zeros if NULL),
+** which nothing the collector runs can free (a Lua string on the stack,
+** a message's bytes). */
+static mc_Buffer *push_buffer (lua_State *L, const void *src, size_t len) {
+  mc_Buffer *b = new_buffer(L);
+  fill_bytes(L, b, src, len);
   return b;
 }
 
@@ -93,6 +108,19 @@ static int buffer_sub (lua_State *L) {
   lua_Integer i = luaL_optinteger(L, 2, 1);  /* checked before j, as */
   size_t start, n;                            /* string.sub does */
   range(b->len, i, luaL_optinteger(L, 3, -1), &start, &n);
+#if LUA_VERSION_NUM < 503
+  /* lua_pushlstring runs the collector before it copies, and a finalizer
+  ** may free the bytes then (__gc called by hand): they are copied first
+  ** into a block of the stack's, and read once that block exists. */
+  if (n > 0) {
+    char *tmp = (char *)lua_newuserdata(L, n);
+    if (b->detached)
+      return luaL_error(L, "InvalidStateError: the Buffer is detached");
+    memcpy(tmp, b->data + start, n);
+    lua_pushlstring(L, tmp, n);
+    return 1;
+  }
+#endif
   lua_pushlstring(L, n ? (const char *)b->data + start : "", n);
   return 1;
 }
@@ -219,6 +247,18 @@ static void buffer_make (lua_State *L, const void *p, size_t len) {
   push_buffer(L, p, len);
 }
 
+static const char *buffer_copy (lua_State *L, void *obj) {
+  const mc_Buffer *src = (const mc_Buffer *)obj;
+  mc_Buffer *b = new_buffer(L);
+  const char *why = buffer_uncloneable(obj);
+  if (why != NULL) {
+    lua_pop(L, 1);
+    return why;
+  }
+  fill_bytes(L, b, src->data, src->len);
+  return NULL;
+}
+
 static const char *buffer_check (lua_State *L, void *obj,
                                  const mc_Group *from) {
   mc_Buffer *b = (mc_Buffer *)obj;
@@ -273,7 +313,7 @@ static void buffer_fill (lua_State *L, int idx, mc_Xfer *x) {
 
 static const mc_Type buffer_type = {
   "Buffer", BUFFER_MT, 0,
-  BUFFER_TAG, buffer_uncloneable, buffer_bytes, buffer_make,
+  BUFFER_TAG, buffer_uncloneable, buffer_bytes, buffer_make, buffer_copy,
   buffer_check, buffer_lend, NULL, buffer_keep, buffer_commit, buffer_drop,
   buffer_blank,
   buffer_fill

@@ -2125,9 +2125,9 @@ static void copy_value (Copy *c, int idx, const Where *w) {
       if (id != MC_NOID)
         get_id(L, c->dst, c->s, id);
       else {
-        size_t len;
-        const void *p = t->bytes(obj, &len);
-        t->make(L, p, len);
+        bad = t->copy(L, obj);  /* a finalizer may have detached it */
+        if (bad != NULL)
+          copy_fail(c, bad, w);
         copy_newobj(c, idx, obj);
       }
       break;

@@ -195,6 +195,11 @@ struct mc_Type {
                                           ** Buffer"), or NULL */
   const void *(*bytes) (void *obj, size_t *len);
   void (*make) (struct lua_State *L, const void *p, size_t len);  /* push */
+  /* Pushes a copy of obj itself (structuredClone), whose bytes it reads
+  ** only after what may run the collector: a finalizer run then may have
+  ** detached obj (its __gc called by hand). Returns why it cannot copy
+  ** obj now, with nothing pushed, or NULL. */
+  const char *(*copy) (struct lua_State *L, void *obj);
   /* Moved by a transfer list (API 4.3); check is NULL when it cannot be. */
   const char *(*check) (struct lua_State *L, void *obj,
                         const struct mc_Group *from);  /* what is wrong,

@@ -637,7 +637,7 @@ static void port_fill (lua_State *L, int idx, mc_Xfer *x) {
 
 static const mc_Type port_type = {
   "MessagePort", PORT_MT, 1,
-  0, NULL, NULL, NULL,
+  0, NULL, NULL, NULL, NULL,
   port_check, port_lend, port_unlend, port_keep, port_commit, port_drop,
   port_blank,
   port_fill

@@ -1211,7 +1211,7 @@ static int core_worker_result (lua_State *L) {
 
 static const mc_Type handle_type = {"Worker", WORKER_MT, 0, 0, NULL, NULL,
                                      NULL, NULL, NULL, NULL, NULL, NULL,
-                                     NULL, NULL, NULL};
+                                     NULL, NULL, NULL, NULL};
 
 void mc_worker_open (lua_State *L) {
   static const luaL_Reg funcs[] = {
