@@ -883,6 +883,13 @@ static int core_worker_exit (lua_State *L) {
   __atomic_store_n(&t->exiting, 1, __ATOMIC_RELEASE);
   stop_thread(t, 0);  /* its hook is set here */
   set_stop_hook(L);
+  {  /* and where the worker is noted to run: another library that
+     ** resumed L itself (a cqueues task) catches the error, and its
+     ** caller would go on */
+    lua_State *r = __atomic_load_n(&t->running, __ATOMIC_ACQUIRE);
+    if (r != NULL && r != L)
+      set_stop_hook(r);
+  }
   snprintf(msg, sizeof msg, "messagechannel: the worker called os.exit(%lld)",
            (long long)code);
   lua_pushstring(L, msg);

@@ -77,7 +77,10 @@ local function drive(cq, gone)
       end
       error(more, 0)
     end
-    if more then
+    if not rawequal(controller, cq) then
+      break  -- attached elsewhere by what the step ran: its signal of
+             -- `gone` came before this task could wait for it
+    elseif more then
       cqueues.poll(mc, gone)
     elseif cq:count() > 1 then  -- idle, while other tasks keep the loop
       cqueues.poll(mc, gone, IDLE_LOOK)

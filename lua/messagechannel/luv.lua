@@ -30,6 +30,20 @@ local poll, timer, idle  -- the handles, while started
 
 local drive
 
+-- Whether the adapter is started, with its handles open: code that closed
+-- every luv handle (uv.walk at shutdown) closed them too, and stopped it.
+local function started()
+  if poll and (poll:is_closing() or timer:is_closing()
+               or idle:is_closing()) then
+    core.on_wake(nil)
+    for _, h in ipairs { poll, timer, idle } do
+      if not h:is_closing() then h:close() end
+    end
+    poll, timer, idle = nil, nil, nil
+  end
+  return poll ~= nil
+end
+
 -- Arms the timer for the next turn or timer of the scheduler, and keeps
 -- the loop alive while messagechannel has work.
 local function arm(alive)
@@ -51,22 +65,21 @@ local function arm(alive)
 end
 
 function drive()
-  -- A listener or task that runs the loop (uv.run) runs this inside a
-  -- step: luv would end the process on mc.step's error. The handles let
-  -- that loop end (the step running goes on), and what runs the step arms
-  -- them again when it ends.
-  if busy() then
-    idle:stop()
-    timer:stop()
-    poll:unref()
-    return
-  end
+  -- Until the steps end, the loop does not wait for messagechannel: a
+  -- listener or task that runs the loop (uv.run) returns once luv's own
+  -- handles are done (the step running goes on after it). arm() sets the
+  -- handles again; so does what runs the step, when the step is that
+  -- loop's caller (luv would end the process on mc.step's error here).
+  idle:stop()
+  timer:stop()
+  poll:unref()
+  if busy() then return end
   local deadline = now() + BUDGET
   local alive
   repeat
     alive = step()
   until not poll or timeout() ~= 0 or now() >= deadline  -- a listener
-  if poll then arm(alive) end                            -- may stop()
+  if started() then arm(alive) end                       -- may stop()
 end
 
 -- Called by the scheduler when work comes, or what keeps it going
@@ -74,7 +87,7 @@ end
 -- worker from a luv callback): the loop stays alive for the step that
 -- learns it, even if messagechannel was idle until now.
 local function wake()
-  if poll then
+  if started() then
     poll:ref()
     idle:start(drive)
   end
@@ -83,7 +96,7 @@ end
 -- Starts driving the scheduler from luv's default loop; the first step
 -- runs at the loop's next iteration. Starting twice is a no-op.
 function M.start()
-  if poll then return end
+  if started() then return end
   poll = assert(uv.new_poll(mc.pollfd()))
   timer = assert(uv.new_timer())
   idle = assert(uv.new_idle())
@@ -98,7 +111,7 @@ end
 -- Detaches the scheduler from the loop: what arrives waits for a later
 -- mc.run(), mc.step() or start().
 function M.stop()
-  if not poll then return end
+  if not started() then return end
   core.on_wake(nil)
   poll:close()
   timer:close()

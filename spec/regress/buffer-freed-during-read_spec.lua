@@ -20,25 +20,14 @@
 
 local helper = require "spec.helper"
 
-local has = helper.has
-
 local SIZE = 200000  -- bytes per Buffer: over the threshold below
 
 -- Runs `body` (Lua source, after a prelude that defines mc, SIZE and
 -- finalizer(fn): an object whose __gc calls fn) in a child interpreter;
--- returns its exit status and its output.
+-- returns its output, which ends with " exit:<status>".
 local function child(body)
-  local interpreter = arg and arg[-1]
-  if type(interpreter) ~= "string" then
-    pending("the interpreter's name is not in arg[-1]")
-    return nil
-  end
-  local base = os.tmpname()
-  local script, out = base .. ".lua", base .. ".out"
-  local f = assert(io.open(script, "w"))
-  f:write(("package.path = %q\npackage.cpath = %q\nlocal SIZE = %d\n")
-          :format(package.path, package.cpath, SIZE))
-  f:write([[
+  local out = helper.run_child(([[
+local SIZE = %d
 local mc = require "messagechannel"
 collectgarbage("setpause", 0)
 collectgarbage("setstepmul", 1000)
@@ -50,22 +39,15 @@ local function finalizer(fn)
   end
   return setmetatable({}, { __gc = fn })
 end
-]], body, "\nio.write('done\\n')\n")
-  f:close()
-  local cmd = ("MALLOC_MMAP_THRESHOLD_=65536 %s %s > %s 2>&1")
-              :format(interpreter, script, out)
-  local r1, _, r3 = os.execute(cmd)
-  local status = type(r1) == "number" and r1 or r3  -- 5.1 / 5.2+
-  local text = assert(io.open(out, "rb")):read("*a")
-  os.remove(base)
-  os.remove(script)
-  os.remove(out)
-  return status, text
+]]):format(SIZE) .. body .. "\nprint('done')\n", 60,
+                               "MALLOC_MMAP_THRESHOLD_=65536")
+  if out == nil then pending(helper.NO_CHILD) end
+  return out
 end
 
 describe("regress: a Buffer a finalizer frees while it is read", function()
   it("is cloned whole or refused as detached, never read after its free", function()
-    local status, text = child([[
+    local out = child([[
 local victims
 local function free_victims()
   if victims then
@@ -91,13 +73,11 @@ for _ = 1, 60 do
   end
 end
 ]])
-    if not status then return end
-    assert.are.equal(0, status, text)
-    assert.truthy(has(text, "done"), text)
+    if out then assert.are.equal("done\n exit:0\n", out) end
   end)
 
   it("gives sub() its bytes or InvalidStateError, never a read after its free", function()
-    local status, text = child([[
+    local out = child([[
 local victim
 local function free_victim()
   if victim then getmetatable(victim).__gc(victim) victim = nil end
@@ -116,8 +96,6 @@ for k = 1, 100 do
   end
 end
 ]])
-    if not status then return end
-    assert.are.equal(0, status, text)
-    assert.truthy(has(text, "done"), text)
+    if out then assert.are.equal("done\n exit:0\n", out) end
   end)
 end)
