@@ -23,7 +23,7 @@ local helper = require "spec.helper"
 local SIZE = 200000  -- bytes per Buffer: over the threshold below
 
 -- Runs `body` (Lua source, after a prelude that defines mc, SIZE and
--- finalizer(fn): an object whose __gc calls fn) in a child interpreter;
+-- on_gc(fn): an object whose __gc calls fn) in a child interpreter;
 -- returns its output, which ends with " exit:<status>".
 local function child(body)
   local out = helper.run_child(([[
@@ -31,15 +31,7 @@ local SIZE = %d
 local mc = require "messagechannel"
 collectgarbage("setpause", 0)
 collectgarbage("setstepmul", 1000)
-local function finalizer(fn)
-  if newproxy then  -- 5.1 and LuaJIT run no __gc of tables
-    local p = newproxy(true)
-    getmetatable(p).__gc = fn
-    return p
-  end
-  return setmetatable({}, { __gc = fn })
-end
-]]):format(SIZE) .. body .. "\nprint('done')\n", 60,
+]]):format(SIZE) .. helper.ON_GC .. body .. "\nprint('done')\n", 60,
                                "MALLOC_MMAP_THRESHOLD_=65536")
   if out == nil then pending(helper.NO_CHILD) end
   return out
@@ -61,7 +53,7 @@ for _ = 1, 60 do
     want[i] = string.rep(string.char(64 + i), SIZE)
     msg[i] = mc.Buffer(want[i])
   end
-  for _ = 1, 4 do finalizer(free_victims) end
+  for _ = 1, 4 do on_gc(free_victims) end
   victims = msg
   local ok, copy = pcall(mc.structuredClone, msg)
   victims = nil
@@ -85,7 +77,7 @@ end
 for k = 1, 100 do
   local want = string.rep(string.char(65 + k % 26), SIZE)
   local b = mc.Buffer(want)
-  for _ = 1, 3 do finalizer(free_victim) end
+  for _ = 1, 3 do on_gc(free_victim) end
   victim = b
   local ok, s = pcall(b.sub, b)
   victim = nil
