@@ -265,7 +265,6 @@ typedef struct mc_Owner {
 typedef struct mc_Slot {
   mc_Msg *m;
   uint64_t arrival;  /* the owner's count when it arrived; 0: in transit */
-  size_t size;       /* m's bytes when it came (counted in bytes) */
 } mc_Slot;
 
 /* A writer waiting for room at a bounded queue: the hub of its state and
@@ -278,7 +277,8 @@ typedef struct mc_Writer {
 typedef struct mc_Queue {
   mc_Slot *ring;
   size_t head, n, cap;
-  size_t bytes;  /* the bytes of the n messages (mc_msg_data's) */
+  size_t bytes;  /* the bytes of the n messages (mc_msg_data's length,
+                 ** fixed when a message is made) */
   int closed;
   int closetaken;
   mc_Owner owner;

@@ -20,6 +20,7 @@ static uint64_t next_arrival (mc_Hub *h) {
 
 int mc_queue_push (mc_Queue *q, mc_Msg *m) {
   mc_Slot *slot;
+  size_t len;
   if (q->n == q->cap) {
     size_t cap = q->cap ? q->cap * 2 : 8, i;
     mc_Slot *ring;
@@ -38,8 +39,8 @@ int mc_queue_push (mc_Queue *q, mc_Msg *m) {
   slot = &q->ring[(q->head + q->n) % q->cap];
   slot->m = m;
   slot->arrival = next_arrival(q->owner.hub);
-  mc_msg_data(m, &slot->size);
-  q->bytes += slot->size;
+  mc_msg_data(m, &len);
+  q->bytes += len;
   q->n++;
   return 1;
 }
@@ -52,10 +53,12 @@ int mc_queue_head (const mc_Queue *q) {
 
 mc_Msg *mc_queue_shift (mc_Queue *q) {
   mc_Msg *m;
+  size_t len;
   if (q->n == 0)
     return NULL;
   m = q->ring[q->head].m;
-  q->bytes -= q->ring[q->head].size;
+  mc_msg_data(m, &len);
+  q->bytes -= len;
   q->head = (q->head + 1) % q->cap;
   if (--q->n == 0 && q->cap > 64) {  /* a burst's ring goes with it */
     free(q->ring);
