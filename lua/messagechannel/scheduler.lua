@@ -249,6 +249,21 @@ local active = false     -- a scheduler loop is running
 local FATAL = {}
 local fatal_err
 
+-- Ctrl-C under the standalone interpreter: its own message, with or
+-- without its place. Like FATAL, it ends the loop, not a listener.
+local function interrupted(err)
+  return type(err) == "string"
+    and (err == "interrupted!" or err:find("^[^\n]*:%d+: interrupted!$"))
+    and true or false
+end
+
+-- Outside any task, an error mc.onerror raises for a listener's error
+-- (one of dispatchEvent's listeners) leaves through the listeners that
+-- dispatched, none of which reports it again: escaping holds it
+-- (escaping_set) until the outermost listener call is over. plain_depth
+-- counts those calls under way.
+local escaping, escaping_set, plain_depth = nil, false, 0
+
 -- mc.onerror set to a value that cannot be called: the error goes out of
 -- the loop as a TypeError that tells so and carries the error's text (a
 -- plain field of the module table: checked when used).
@@ -266,7 +281,13 @@ local function report(err, tb)
     local bad = h
     h = function(e, t) return bad_onerror(bad, e, t) end
   end
-  if not current_task() then return h(err, tb) end
+  if not current_task() then
+    if plain_depth == 0 then return h(err, tb) end
+    local ok, e = pcall(h, err, tb)
+    if ok then return end
+    escaping, escaping_set = e, true
+    error(e, 0)
+  end
   local ok, e = pcall(h, err, tb)
   if not ok then
     fatal_err = e
@@ -719,10 +740,8 @@ local function fail(co, err)
       watch.task = false
     end
   end
-  -- the standalone interpreter's own message, with or without its place
-  local interrupted = type(err) == "string"
-    and (err == "interrupted!" or err:find("^[^\n]*:%d+: interrupted!$"))
-  if rawequal(err, FATAL) or interrupted then
+  local interrupt = interrupted(err)
+  if rawequal(err, FATAL) or interrupt then
     -- mc.onerror raised, or Ctrl-C under the standalone interpreter (on
     -- LuaJIT its hook may fire in any task): out of the scheduler. The
     -- rest of a runner's job (the listeners after the one running, the
@@ -730,7 +749,7 @@ local function fail(co, err)
     -- in, which lets its port's close go) stays pending, DONE: the next
     -- turn goes on with it first, as this turn's runner would have.
     unwind(co, err)
-    if interrupted then fatal_err = err end
+    if interrupt then fatal_err = err end
     local job = job_of[co]
     if job and (job.ev or job.at) then
       if job.i < 0 then job.i = 1 - job.i end
@@ -1474,20 +1493,28 @@ end
 
 -- How deep dispatchEvent calls nest inside one task (a coroutine each):
 -- LuaJIT sets no limit on nested resumes, and overflows the C stack.
-local NEST_LIMIT = 200
+-- Lua 5.1 to 5.4 stop at about 200 C levels, one per nested coroutine:
+-- the limit leaves mc.onerror room to run when it is reached.
+local NEST_LIMIT = 100
 local nesting = setmetatable({}, { __mode = "k" })  -- task: depth
 
 -- Calls a listener for dispatchEvent and reports its error. Inside a task
 -- the listener runs in a coroutine of its own whose yields are passed on,
 -- so it may block there too, even on Lua 5.1 (no yield across pcall).
--- Nested more than NEST_LIMIT deep, it reports that error instead, as
--- Lua 5.1 to 5.4 report their own C stack overflow before.
+-- Nested more than NEST_LIMIT deep, it reports that error instead. What
+-- mc.onerror raises for a listener's error, and Ctrl-C, are not the
+-- listener's errors: they go on out, through every level.
 function call_reporting(task, rec, ev)
   if not task then
+    plain_depth = plain_depth + 1
     local ok, e = xpcall(function() return call(rec, ev) end,
                          protected_handler)
-    if not ok then report(e.err, e.tb) end
-    return
+    plain_depth = plain_depth - 1
+    local passing = not ok and escaping_set and rawequal(e.err, escaping)
+    if plain_depth == 0 then escaping, escaping_set = nil, false end
+    if ok then return end
+    if passing or interrupted(e.err) then error(e.err, 0) end
+    return report(e.err, e.tb)
   end
   local depth = (nesting[task] or 0) + 1
   if depth > NEST_LIMIT then
@@ -1510,6 +1537,12 @@ function call_reporting(task, rec, ev)
   end
   nesting[task] = depth > 1 and depth - 1 or nil
   if not r[1] then
+    -- mc.onerror raised for a listener nested deeper (FATAL), or Ctrl-C:
+    -- on out of the task and the loop, not to mc.onerror again
+    if rawequal(r[2], FATAL) or interrupted(r[2]) then
+      unwind(co, r[2])
+      error(r[2], 0)
+    end
     local tb = traceback(co)
     report(unwind(co, r[2]), tb)
   end
