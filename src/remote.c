@@ -12,6 +12,8 @@
 */
 #define _GNU_SOURCE  /* SOCK_CLOEXEC, SOCK_NONBLOCK */
 #include <errno.h>
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,7 +170,7 @@ static double number_option (lua_State *L, const char *fname,
   if (lua_isnil(L, -1))
     n = (lua_Number)dflt;
   else if (lua_type(L, -1) != LUA_TNUMBER || !(n >= lo && n <= hi)
-           || (integer && n != (lua_Number)(lua_Integer)n))
+           || (integer && (n != floor(n) || n == HUGE_VAL)))
     luaL_error(L, "bad argument #2 to '%s' ('%s' must be %s)", fname, name,
                what);
   lua_pop(L, 1);
@@ -182,6 +184,7 @@ static void get_options (lua_State *L, const char *fname, mc_NetOptions *o,
                          const char **tok) {
   static const char *const names[] = {"token", "capacity", "heartbeat",
                                       "maxMessageSize", NULL};
+  double capacity;
   memset(o, 0, sizeof *o);
   *tok = NULL;
   o->heartbeat = DEFAULT_HEARTBEAT;
@@ -212,8 +215,12 @@ static void get_options (lua_State *L, const char *fname, mc_NetOptions *o,
                  : luaL_typename(L, -1));
     }
   }
-  o->capacity = (size_t)number_option(L, fname, "capacity", 1, 1e9, 1,
-                                      DEFAULT_CAPACITY, "a positive integer");
+  /* any integer >= 1, as a local channel's (API.md 11): one no queue
+  ** can reach is the same as none */
+  capacity = number_option(L, fname, "capacity", 1, HUGE_VAL, 1,
+                           DEFAULT_CAPACITY, "an integer >= 1");
+  o->capacity = capacity >= (double)(SIZE_MAX / 2) ? SIZE_MAX / 2
+                                                  : (size_t)capacity;
   o->heartbeat = number_option(L, fname, "heartbeat", 0.001, 86400, 0,
                                DEFAULT_HEARTBEAT, "a number of seconds from "
                                "0.001 to 86400");
