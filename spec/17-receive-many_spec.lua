@@ -683,7 +683,7 @@ describe("mc.receive", function()
 
     it("when a port itself is given instead of a list", function()
       local a = mc.MessageChannel()
-      raises("bad argument #1 to 'receive' (array of MessagePorts expected, got userdata)",
+      raises("bad argument #1 to 'receive' (array of MessagePorts expected, got MessagePort)",
              mc.receive, a.port2)
     end)
 
@@ -693,7 +693,7 @@ describe("mc.receive", function()
              mc.receive, { a.port2, "x" })
       raises("bad argument #1 to 'receive' (MessagePort expected at index 1, got table)",
              mc.receive, { {}, a.port2 })
-      raises("bad argument #1 to 'receive' (MessagePort expected at index 3, got userdata)",
+      raises("bad argument #1 to 'receive' (MessagePort expected at index 3, got Buffer)",
              mc.receive, { a.port2, a.port1, mc.Buffer(1) })
     end)
 

@@ -117,7 +117,7 @@ static Bc *check_bc (lua_State *L, int idx) {
   Bc *b = (Bc *)mc_ctx_testudata(L, idx, &bc_type);
   if (b == NULL)
     luaL_argerror(L, idx, lua_pushfstring(L, "BroadcastChannel expected, "
-                                          "got %s", luaL_typename(L, idx)));
+                                          "got %s", mc_ctx_typename(L, idx)));
   return b;
 }
 

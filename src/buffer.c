@@ -86,7 +86,7 @@ static int buffer_new (lua_State *L) {
   }
   else
     luaL_argerror(L, 1, lua_pushfstring(L, "number or string expected, "
-                                        "got %s", luaL_typename(L, 1)));
+                                        "got %s", mc_ctx_typename(L, 1)));
   return 1;
 }
 

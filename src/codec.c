@@ -2213,7 +2213,7 @@ int mc_deserialize (lua_State *L) {
   const char *s;
   if (lua_type(L, 1) != LUA_TSTRING)
     luaL_argerror(L, 1, lua_pushfstring(L, "string expected, got %s",
-                                        luaL_typename(L, 1)));
+                                        mc_ctx_typename(L, 1)));
   s = lua_tolstring(L, 1, &n);
   mc_decode(L, (const unsigned char *)s, n, 0);
   return 1;
@@ -2223,7 +2223,7 @@ int mc_register (lua_State *L) {
   size_t len;
   if (lua_type(L, 1) != LUA_TSTRING)
     luaL_argerror(L, 1, lua_pushfstring(L, "string expected, got %s",
-                                        luaL_typename(L, 1)));
+                                        mc_ctx_typename(L, 1)));
   lua_tolstring(L, 1, &len);
   luaL_argcheck(L, len > 0, 1, "name must not be empty");
   luaL_checktype(L, 2, LUA_TTABLE);

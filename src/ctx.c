@@ -376,6 +376,26 @@ const mc_Type *mc_ctx_type (lua_State *L, int idx) {
   return NULL;
 }
 
+const char *mc_ctx_typename (lua_State *L, int idx) {
+  /* the module's classes made in Lua: tables whose metatable's __name
+  ** says so (lua/messagechannel) */
+  static const char *const classes[] = {"MessageChannel", "Worker",
+                                        "Listener", NULL};
+  const mc_Type *t = mc_ctx_type(L, idx);
+  const char *name = NULL;
+  int i;
+  if (t != NULL)
+    return t->name;
+  if (lua_type(L, idx) == LUA_TTABLE && luaL_getmetafield(L, idx, "__name")) {
+    if (lua_type(L, -1) == LUA_TSTRING)
+      for (i = 0; classes[i] != NULL && name == NULL; i++)
+        if (strcmp(lua_tostring(L, -1), classes[i]) == 0)
+          name = classes[i];
+    lua_pop(L, 1);
+  }
+  return name != NULL ? name : luaL_typename(L, idx);
+}
+
 void *mc_ctx_testudata (lua_State *L, int idx, const mc_Type *t) {
   return mc_ctx_type(L, idx) == t ? lua_touserdata(L, idx) : NULL;
 }

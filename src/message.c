@@ -33,8 +33,7 @@ static int not_transferable (lua_State *L, int i) {
   mc_Ctx *c = mc_ctx(L);
   luaL_Buffer b;
   int k, n = 0;
-  const mc_Type *t = mc_ctx_type(L, -1);  /* the module's name for it */
-  const char *tname = t != NULL ? t->name : luaL_typename(L, -1);
+  const char *tname = mc_ctx_typename(L, -1);  /* the module's name */
   luaL_buffinit(L, &b);
   for (k = 0; k < c->ntypes; k++) {
     if (c->types[k]->check == NULL)

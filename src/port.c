@@ -22,7 +22,7 @@ static mc_Recv *check_port (lua_State *L, int idx) {
   mc_Recv *p = (mc_Recv *)mc_ctx_testudata(L, idx, &port_type);
   if (p == NULL)
     luaL_argerror(L, idx, lua_pushfstring(L, "MessagePort expected, got %s",
-                                          luaL_typename(L, idx)));
+                                          mc_ctx_typename(L, idx)));
   return p;
 }
 
@@ -377,7 +377,7 @@ static int port_waits_for_room (lua_State *L) {
 ** port's does. */
 static int port_post_owned (lua_State *L) {
   int found = 0;
-  const char *got = luaL_typename(L, 1);  /* before it is made nil */
+  const char *got = mc_ctx_typename(L, 1);  /* before it is made nil */
   lua_settop(L, 3);  /* self, message, transfer */
   if (lua_type(L, 1) == LUA_TTABLE) {
     lua_pushvalue(L, lua_upvalueindex(3));

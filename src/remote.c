@@ -194,7 +194,7 @@ static void get_options (lua_State *L, const char *fname, mc_NetOptions *o,
     return;
   if (!lua_istable(L, 2))
     luaL_error(L, "bad argument #2 to '%s' (table expected, got %s)", fname,
-               luaL_typename(L, 2));
+               mc_ctx_typename(L, 2));
   lua_pushnil(L);
   while (lua_next(L, 2)) {  /* no unknown option: a typo is an error */
     int i;
@@ -336,7 +336,7 @@ static int remote_connect (lua_State *L) {
   const char *tok;
   const struct addrinfo *ai;
   int fd, r, err = 0, tried = 0;
-  const char *got = luaL_typename(L, 1);  /* before it is made nil */
+  const char *got = mc_ctx_typename(L, 1);  /* before it is made nil */
   lua_settop(L, 2);
   get_options(L, "connect", &o, &tok);
   p = mc_port_new(L);  /* ..., port */
@@ -433,7 +433,7 @@ static int remote_listen (lua_State *L) {
   const char *tok, *path;
   char bound[sizeof a.un.sun_path + sizeof a.host + 16];
   int fd, one = 1, err = 0;
-  const char *got = luaL_typename(L, 2);  /* before it is made nil */
+  const char *got = mc_ctx_typename(L, 2);  /* before it is made nil */
   lua_settop(L, 3);
   lua_pushvalue(L, 1);
   lua_remove(L, 1);  /* address, options, holder */

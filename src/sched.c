@@ -87,7 +87,7 @@ static mc_Recv *check_recv (lua_State *L, int idx) {
   if (r == NULL)
     luaL_argerror(L, idx, lua_pushfstring(L, "MessagePort or "
                                           "BroadcastChannel expected, got %s",
-                                          luaL_typename(L, idx)));
+                                          mc_ctx_typename(L, idx)));
   return r;
 }
 
@@ -1058,6 +1058,8 @@ void mc_recv_open_type (lua_State *L, int ctx, const mc_Type *t,
                         const luaL_Reg *meta, const luaL_Reg *methods,
                         lua_CFunction index, const char *field) {
   luaL_newmetatable(L, t->tname);
+  lua_pushstring(L, t->name);  /* Lua 5.4's argument errors name it so */
+  lua_setfield(L, -2, "__name");
   mc_setfuncs(L, meta, mc_ctx_upvalues(L, ctx));
   lua_newtable(L);
   mc_setfuncs(L, methods, mc_ctx_upvalues(L, ctx));  /* ..., mt, methods */

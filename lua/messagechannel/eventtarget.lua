@@ -111,9 +111,17 @@ M.is_callable = is_callable
 
 -- The type a bad argument error names: "no value" for an argument not
 -- given at all, as Lua's own errors name it (given: whether it was).
+-- What v is, for an argument error: the module's objects by class, as
+-- their metatables' __name says (the C side names them the same way),
+-- anything else by its type; "no value" when no argument was given.
+local CLASSES = { MessagePort = true, BroadcastChannel = true, Buffer = true,
+                  MessageChannel = true, Worker = true, Listener = true }
 local function typename(v, given)
-  if given then return type(v) end
-  return "no value"
+  if not given then return "no value" end
+  local mt = getmetatable_raw(v)
+  local name = type(mt) == "table" and rawget(mt, "__name")
+  if CLASSES[name] then return name end
+  return type(v)
 end
 M.typename = typename
 

@@ -63,7 +63,7 @@ function M.receive(...)
     local U = rawequal(getmetatable(port), core.port_metatable) and uservalue(port)
     if not U then
       error(format("bad argument #1 to 'receive' (MessagePort expected at "
-                   .. "index %d, got %s)", i, type(port)), 2)
+                   .. "index %d, got %s)", i, ET.typename(port, true)), 2)
     end
     if not seen[port] then
       seen[port] = true
@@ -87,7 +87,7 @@ end
 local PORTS = {}
 local PORT_INDEX = { port1 = 1, port2 = 2 }
 
-local CHANNEL_MT = {}
+local CHANNEL_MT = { __name = "MessageChannel" }  -- as argument errors name it
 core.not_cloneable(CHANNEL_MT, "MessageChannel")  -- as on the web
 
 CHANNEL_MT.__index = function(ch, k)

@@ -16,7 +16,7 @@ local error, pcall, rawget, rawset, select, setmetatable, type = error,
   pcall, rawget, rawset, select, setmetatable, type
 local format = string.format
 
-local LISTENER_MT = {}
+local LISTENER_MT = { __name = "Listener" }  -- as argument errors name it
 core.not_cloneable(LISTENER_MT, "Listener")
 local STATE = {}  -- a Listener holds its fields under this key
 

@@ -22,7 +22,7 @@ local load_string = rawget(_G, "loadstring") or load
 -- The parent's side
 ---------------------------------------------------------------------------
 
-local WORKER_MT = {}
+local WORKER_MT = { __name = "Worker" }  -- as argument errors name it
 core.not_cloneable(WORKER_MT, "Worker")
 -- A Worker is a table that holds its fields under this key. (A weak-keyed
 -- table of fields would keep every Worker alive on Lua 5.1 and LuaJIT,
