@@ -5,7 +5,8 @@
 --
 -- A target keeps its listeners in a table U of its own (a port's
 -- uservalue, which the C side reads too, see src/mc.h):
---   U.lists  event type -> array of records {fn, once, removed, handler},
+--   U.lists  event type -> array of records {fn, once, removed, handler}
+--            (once: false, or the type the record was added for),
 --            absent when empty. Arrays are never changed, only replaced,
 --            so a dispatch walks the array it started with: listeners
 --            added meanwhile are not called, and removed ones are skipped
@@ -82,6 +83,11 @@ function M.prepare(ev, target, busy)
   ev.stopImmediatePropagation = stopImmediatePropagation
   rawset(ev, STOP, nil)
   rawset(ev, DISPATCHING, true)
+end
+
+-- Stops a walk over ev's listeners after the one being called.
+function M.halt(ev)
+  rawset(ev, STOP, true)
 end
 
 function M.finish(ev)
@@ -262,8 +268,8 @@ function M.add(target, U, changed, n, typ, l, options)
   -- (its __index) that adds the same listener
   local once = ot == "table" and options.once and true or false
   if find(listeners(U, typ), l) then return end
-  add_record(target, U, typ, { fn = l, once = once, removed = false },
-             changed)
+  add_record(target, U, typ,
+             { fn = l, once = once and typ, removed = false }, changed)
 end
 
 -- removeEventListener(type, listener): a listener never added is ignored.
@@ -323,7 +329,8 @@ function M.walk(d, invoke, changed)
     if rawget(ev, STOP) then break end
     local rec = list[i]
     if not rec.removed then
-      if rec.once then remove_record(d.target, d.U, ev.type, rec, changed) end
+      -- from the list it was added to, whatever ev.type says by now
+      if rec.once then remove_record(d.target, d.U, rec.once, rec, changed) end
       d.i = -i
       invoke(rec, ev)
     end

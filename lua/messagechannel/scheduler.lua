@@ -1493,34 +1493,58 @@ end
 
 -- How deep dispatchEvent calls nest inside one task (a coroutine each):
 -- LuaJIT sets no limit on nested resumes, and overflows the C stack.
--- Lua 5.1 to 5.4 stop at about 200 C levels, one per nested coroutine:
--- the limit leaves mc.onerror room to run when it is reached.
-local NEST_LIMIT = 100
+-- Lua 5.1 to 5.4 stop at about 200 C levels: one per level in a task (a
+-- coroutine), two outside one (xpcall and the listener), so about 98
+-- levels there. The limit, the same in and out of tasks, leaves room for
+-- the caller's own levels and for mc.onerror to run when it is reached.
+local NEST_LIMIT = 64
 local nesting = setmetatable({}, { __mode = "k" })  -- task: depth
+
+local function too_deep()
+  return format("stack overflow: dispatchEvent nested more than %d deep",
+                NEST_LIMIT)
+end
+
+-- Reports err from a task; returns what report raised (FATAL: mc.onerror
+-- raised; out of memory), or nil.
+local function escape(err, tb)
+  local ok, e = pcall(report, err, tb)
+  if not ok then return e end
+end
 
 -- Calls a listener for dispatchEvent and reports its error. Inside a task
 -- the listener runs in a coroutine of its own whose yields are passed on,
 -- so it may block there too, even on Lua 5.1 (no yield across pcall).
 -- Nested more than NEST_LIMIT deep, it reports that error instead. What
 -- mc.onerror raises for a listener's error, and Ctrl-C, are not the
--- listener's errors: they go on out, through every level.
+-- listener's errors: they go on out, through every level. Outside a task
+-- they are raised here; inside one they are returned, for dispatch_now to
+-- raise once its dispatch is over (its event no longer being dispatched).
 function call_reporting(task, rec, ev)
   if not task then
+    if plain_depth >= NEST_LIMIT then
+      report(too_deep(), traceback("", 2):sub(2))
+      return
+    end
     plain_depth = plain_depth + 1
     local ok, e = xpcall(function() return call(rec, ev) end,
                          protected_handler)
     plain_depth = plain_depth - 1
-    local passing = not ok and escaping_set and rawequal(e.err, escaping)
+    -- no record: out of memory (no handler runs for it), or the handler
+    -- failed; that is the dispatch's error, not the listener's
+    local raw = not ok and type(e) ~= "table"
+    local passing = not ok and not raw and escaping_set
+                    and rawequal(e.err, escaping)
     if plain_depth == 0 then escaping, escaping_set = nil, false end
     if ok then return end
+    if raw then error(e, 0) end
     if passing or interrupted(e.err) then error(e.err, 0) end
-    return report(e.err, e.tb)
+    report(e.err, e.tb)
+    return
   end
   local depth = (nesting[task] or 0) + 1
   if depth > NEST_LIMIT then
-    report(format("stack overflow: dispatchEvent nested more than %d deep "
-                  .. "in a task", NEST_LIMIT), traceback("", 2):sub(2))
-    return
+    return escape(too_deep(), traceback("", 2):sub(2))
   end
   -- the yields stay in this function: suspended_in looks for it; a task
   -- closed in one leaves its depth to the collector, with the task
@@ -1541,10 +1565,10 @@ function call_reporting(task, rec, ev)
     -- on out of the task and the loop, not to mc.onerror again
     if rawequal(r[2], FATAL) or interrupted(r[2]) then
       unwind(co, r[2])
-      error(r[2], 0)
+      return r[2]
     end
     local tb = traceback(co)
-    report(unwind(co, r[2]), tb)
+    return escape(unwind(co, r[2]), tb)
   end
 end
 
@@ -1571,10 +1595,15 @@ function M.dispatch_now(target, U, ev, done)
   local task = current_task()
   local d = { target = target, U = U, ev = ev, list = listeners(U, ev.type),
               i = 1 }
-  local function invoke(rec, e) return call_reporting(task, rec, e) end
+  local escaping_err
+  local function invoke(rec, e)
+    escaping_err = call_reporting(task, rec, e)
+    if escaping_err ~= nil then ET.halt(e) end
+  end
   if task or not done then  -- no pcall: its listeners may block (5.1)
     walk(d, invoke, relisten)
     if done then done(ev) end
+    if escaping_err ~= nil then error(escaping_err, 0) end
     return
   end
   local ok, err = pcall(walk, d, invoke, relisten)

@@ -7,6 +7,9 @@
 -- table) and mc.run() returned true, the error lost; outside any task
 -- mc.onerror was called again with its own error. Now the error leaves
 -- through every level of dispatchEvent, and mc.onerror is called once.
+-- Inside a task, the events of the dispatchEvent calls it left stayed
+-- marked as being dispatched: every later dispatchEvent of one raised
+-- InvalidStateError (API.md 9: nothing left half-changed).
 
 local mc = require "messagechannel"
 
@@ -130,4 +133,34 @@ describe("regress: an error mc.onerror raises for a nested listener", function()
     p:dispatchEvent({ type = "outer" })
     assert.same({ "inner", "outer", "inner", "outer" }, calls)
   end)
+
+  for _, in_task in ipairs({ true, false }) do
+    it("leaves each event free to be dispatched again ("
+       .. (in_task and "in a task" or "outside any task") .. ")", function()
+      raising("raised by onerror")
+      local p = mc.MessageChannel().port1
+      local evs = { { type = "e1" }, { type = "e2" }, { type = "e3" } }
+      p:addEventListener("e1", function() p:dispatchEvent(evs[2]) end)
+      p:addEventListener("e2", function() p:dispatchEvent(evs[3]) end)
+      p:addEventListener("e3", function() error("listener error", 0) end)
+      local ok, err
+      if in_task then
+        mc.spawn(function() p:dispatchEvent(evs[1]) end)
+        ok, err = pcall(mc.run)
+      else
+        ok, err = pcall(p.dispatchEvent, p, evs[1])
+      end
+      assert.is_false(ok)
+      assert.equal("raised by onerror", err)
+      mc.onerror = function(e) calls[#calls + 1] = e end
+      for i = 3, 1, -1 do
+        assert.is_true(p:dispatchEvent(evs[i]))
+      end
+      assert.same({ "listener error", "listener error", "listener error",
+                    "listener error" }, calls)
+      mc.spawn(function() p:dispatchEvent(evs[1]) end)
+      assert.is_true(mc.run(5))
+      assert.equal(5, #calls)
+    end)
+  end
 end)

@@ -3,10 +3,14 @@
 -- - a listener that calls dispatchEvent on its own port, which calls it
 --   again, nested one coroutine deeper each time inside a task: LuaJIT
 --   sets no limit on nested resumes and crashed (segfault) about 100,000
---   levels down. Now more than 100 levels report a stack overflow to
+--   levels down. Now more than 64 levels report a stack overflow to
 --   mc.onerror, on every version before Lua 5.1 to 5.4 would reach their
 --   own C stack overflow, so that mc.onerror has room to run (API.md 9:
 --   no input crashes the process).
+-- - the same outside any task: Lua 5.1 to 5.3 raised their own C stack
+--   overflow out of every dispatchEvent level (about 98 deep), with no
+--   mc.onerror call and the outer levels' other listeners skipped; 5.4
+--   reported it. Now the same limit of 64 holds there too.
 -- - a listener error whose text merely ended in "interrupted!" was taken
 --   for the interpreter's Ctrl-C and raised out of mc.run, with no
 --   messageerror (API.md 3.5).
@@ -34,10 +38,27 @@ describe("regress: user code re-entering the library", function()
     ch.port1:postMessage(0)
     assert.is_true(mc.run(20))
     assert.equal(1, #errs)
-    assert.matches("dispatchEvent nested more than 100 deep", errs[1])
-    assert.equal(101, depth)  -- the message, then 100 dispatchEvent levels
+    assert.matches("dispatchEvent nested more than 64 deep", errs[1])
+    assert.equal(65, depth)  -- the message, then 64 dispatchEvent levels
     ch.port1:close()
     assert.is_true(mc.run(20))
+  end)
+
+  it("reports dispatchEvent nested too deep outside any task; outer listeners run", function()
+    local p, depth, errs, after = mc.MessageChannel().port2, 0, {}, {}
+    mc.onerror = function(e) errs[#errs + 1] = tostring(e) end
+    p:addEventListener("deep", function(e)
+      depth = math.max(depth, e.d)
+      p:dispatchEvent({ type = "deep", d = e.d + 1 })
+    end)
+    p:addEventListener("deep", function(e) after[#after + 1] = e.d end)
+    assert.is_true(p:dispatchEvent({ type = "deep", d = 1 }))
+    assert.equal(64, depth)
+    -- each of the two listeners of level 65 is refused
+    assert.equal(2, #errs)
+    assert.matches("dispatchEvent nested more than 64 deep", errs[1])
+    assert.equal(64, #after)
+    assert.equal(1, after[64])  -- the outermost level's second listener, last
   end)
 
   it("dispatches a listener's error ending in 'interrupted!' as a messageerror", function()
