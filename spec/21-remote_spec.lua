@@ -1442,6 +1442,35 @@ describe("remote ports (API.md 12)", function()
       await_count(rec, 1)
     end)
 
+    it("a listener the program dropped stays open until close(), as "
+       .. "Node's net.Server", function()
+      local address = R.unix_address()
+      local kept = setmetatable({}, { __mode = "v" })
+      local acc
+      do
+        local l = mc.listen(address)
+        l:unref()
+        acc = accepting(l)
+        kept[1] = l
+      end
+      for _ = 1, 3 do collectgarbage() end
+      assert.is_true(mc.run(0))
+      for _ = 1, 3 do collectgarbage() end
+      assert.is_not_nil(kept[1])
+      track(kept[1])
+      assert.error_matches(function() mc.listen(address) end,
+                           "address in use", 1, true)
+      -- it still dispatches connect events
+      local p = connect(address)
+      local rec = watch(p)
+      local q = await_link(acc)
+      q:postMessage("through")
+      await_count(rec, 1)
+      assert.same({ "through" }, rec.data)
+      kept[1]:close()
+      track(mc.listen(address)):close()
+    end)
+
     it("mc.run() returns only once a closed port's queued messages were "
        .. "written: a peer that exits right after it loses none", function()
       local l = listen(R.unix_address(), { capacity = 4 })
