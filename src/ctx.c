@@ -193,9 +193,15 @@ uint32_t mc_ctx_register (lua_State *L, int idx) {
   lua_rawset(L, -3);
   lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_PINNED);
   lua_pushnumber(L, (lua_Number)id);
+  lua_rawget(L, -2);
+  if (lua_isnil(L, -1))
+    c->pinslots++;  /* a new slot (once set, below) */
+  lua_pop(L, 1);
+  lua_pushnumber(L, (lua_Number)id);
   lua_pushboolean(L, 0);
   lua_rawset(L, -3);
   lua_pop(L, 2);
+  c->nlive++;
   return id;
 }
 
@@ -204,6 +210,7 @@ void mc_ctx_unregister (lua_State *L, uint32_t id) {
   mc_Ctx *c = mc_ctx(L);
   if (id == 0)
     return;
+  c->nlive--;
   if (c->nfreed == c->capfreed) {
     size_t cap = c->capfreed ? c->capfreed * 2 : 64;
     uint32_t *f = (uint32_t *)realloc(c->freed, cap * sizeof *f);
@@ -288,6 +295,61 @@ void mc_ctx_pin (lua_State *L, int idx, uint32_t id, int on) {
   lua_pop(L, 1);
   if (was != on)
     mc_ctx_wake(L);
+}
+
+static int cmp_id (const void *a, const void *b) {
+  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Makes the context's table k again with its entries whose id is not
+** among the n sorted freed ones, with its metatable; returns how many. */
+static size_t remake (lua_State *L, int k, const uint32_t *freed, size_t n,
+                      size_t size) {
+  size_t kept = 0;
+  lua_createtable(L, 0, (int)size);
+  lua_rawgeti(L, lua_upvalueindex(1), k);
+  if (lua_getmetatable(L, -1))
+    lua_setmetatable(L, -3);
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {  /* new, old, id, value */
+    uint32_t id = (uint32_t)lua_tonumber(L, -2);
+    if (bsearch(&id, freed, n, sizeof id, cmp_id) == NULL) {
+      lua_pushvalue(L, -2);
+      lua_insert(L, -2);
+      lua_rawset(L, -5);  /* new[id] = value */
+      kept++;
+    }
+    else
+      lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  lua_rawseti(L, lua_upvalueindex(1), k);  /* an existing key */
+  return kept;
+}
+
+/* The pinned table has a slot for each id ever registered, kept when its
+** object is collected, so that pinning never allocates; so has the
+** objects table. Freed ids are used again, but tables grown by a burst of
+** objects stay as large, and busy() walks the pinned one at every
+** mc.step(). Once fewer than a quarter of the slots are live ids, both
+** are made again with those only (out of memory, the old ones stay,
+** whole: the objects table is replaced last, and keeping more of it
+** than needed is harmless). */
+void mc_ctx_trim_pinned (lua_State *L) {
+  mc_Ctx *c = mc_ctx(L);
+  uint32_t *freed;
+  size_t nfreed = c->nfreed, size = c->nlive < 64 ? 64 : c->nlive;
+  if (c->pinslots <= 256 || c->nlive >= c->pinslots / 4)
+    return;
+  freed = (uint32_t *)lua_newuserdata(L, (nfreed ? nfreed : 1)
+                                          * sizeof *freed);
+  if (nfreed > 0)
+    memcpy(freed, c->freed, nfreed * sizeof *freed);
+  qsort(freed, nfreed, sizeof *freed, cmp_id);
+  c->pinslots = remake(L, MC_CTX_PINNED, freed, nfreed, size);
+  (void)remake(L, MC_CTX_OBJECTS, freed, nfreed, size);
+  lua_pop(L, 1);
 }
 
 size_t mc_ctx_enqueue (lua_State *L, int idx, size_t n) {
