@@ -1491,11 +1491,11 @@ local function protected_handler(err)
   return { err = err, tb = traceback("", 2):sub(2) }
 end
 
--- How deep dispatchEvent calls nest inside one task (a coroutine each):
--- LuaJIT sets no limit on nested resumes, and overflows the C stack.
--- Lua 5.1 to 5.4 stop at about 200 C levels: one per level in a task (a
--- coroutine), two outside one (xpcall and the listener), so about 98
--- levels there. The limit, the same in and out of tasks, leaves room for
+-- How deep dispatchEvent calls may nest. Inside a task each level is a
+-- coroutine: LuaJIT sets no limit on nested resumes, and overflows the C
+-- stack. Lua 5.1 to 5.4 stop at about 200 C levels: one per level in a
+-- task, two outside one (xpcall and the listener), so about 98 levels
+-- there. The limit, the same in and out of tasks, leaves room for
 -- the caller's own levels and for mc.onerror to run when it is reached.
 local NEST_LIMIT = 64
 local nesting = setmetatable({}, { __mode = "k" })  -- task: depth
