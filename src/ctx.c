@@ -336,7 +336,7 @@ static size_t remake (lua_State *L, int k, const uint32_t *freed, size_t n,
 ** are made again with those only (out of memory, the old ones stay,
 ** whole: the objects table is replaced last, and keeping more of it
 ** than needed is harmless). */
-void mc_ctx_trim_pinned (lua_State *L) {
+void mc_ctx_trim_ids (lua_State *L) {
   mc_Ctx *c = mc_ctx(L);
   uint32_t *freed;
   size_t nfreed = c->nfreed, size = c->nlive < 64 ? 64 : c->nlive;

@@ -627,7 +627,7 @@ typedef struct mc_Ctx {
   uint32_t *freed;  /* ids of collected objects, to use again */
   size_t nfreed, capfreed;
   size_t nlive;     /* ids registered and not collected */
-  size_t pinslots;  /* slots of the pinned table (mc_ctx_trim_pinned) */
+  size_t pinslots;  /* slots of the pinned table (mc_ctx_trim_ids) */
   uint32_t *news;   /* ids taken from the hub */
   size_t capnews;
   unsigned polls;   /* polls that merged (never 0: mc_Recv.polled) */
@@ -691,7 +691,7 @@ uint32_t mc_ctx_register (struct lua_State *L, int idx);
 void mc_ctx_unregister (struct lua_State *L, uint32_t id);  /* collected */
 void mc_ctx_push (struct lua_State *L, uint32_t id);  /* the object, or nil */
 void mc_ctx_pin (struct lua_State *L, int idx, uint32_t id, int on);
-void mc_ctx_trim_pinned (struct lua_State *L);
+void mc_ctx_trim_ids (struct lua_State *L);
 /* Appends the value at idx to the run queue n times. */
 /* Queues n tokens of the object at idx; returns how many it queued: in
 ** `noalloc` mode it stops (and sets `lost`) where a slot would have to be

@@ -1421,7 +1421,7 @@ static int held_here (lua_State *L) {
 ** them. */
 static int sched_busy (lua_State *L) {
   int busy = mc_ctx(L)->lost != 0, transit = 0;  /* tokens to queue again */
-  mc_ctx_trim_pinned(L);
+  mc_ctx_trim_ids(L);
   lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_PINNED);
   lua_pushnil(L);
   while (lua_next(L, -2)) {  /* pinned, id, obj or false */

@@ -85,10 +85,9 @@ function M.prepare(ev, target, busy)
   rawset(ev, DISPATCHING, true)
 end
 
--- Stops a walk over ev's listeners after the one being called.
-function M.halt(ev)
-  rawset(ev, STOP, true)
-end
+-- Stops a walk over ev's listeners after the one being called, as the
+-- event's stopImmediatePropagation() does.
+M.halt = stopImmediatePropagation
 
 function M.finish(ev)
   rawset(ev, STOP, nil)
@@ -115,11 +114,10 @@ local function is_callable(v)
 end
 M.is_callable = is_callable
 
--- The type a bad argument error names: "no value" for an argument not
--- given at all, as Lua's own errors name it (given: whether it was).
 -- What v is, for an argument error: the module's objects by class, as
 -- their metatables' __name says (the C side names them the same way),
--- anything else by its type; "no value" when no argument was given.
+-- anything else by its type; "no value" for an argument not given at
+-- all, as Lua's own errors name it (given: whether it was).
 local CLASSES = { MessagePort = true, BroadcastChannel = true, Buffer = true,
                   MessageChannel = true, Worker = true, Listener = true }
 local function typename(v, given)
