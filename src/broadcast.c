@@ -114,11 +114,7 @@ static void list_remove (mc_Group *g) {
 
 
 static Bc *check_bc (lua_State *L, int idx) {
-  Bc *b = (Bc *)mc_ctx_testudata(L, idx, &bc_type);
-  if (b == NULL)
-    luaL_argerror(L, idx, lua_pushfstring(L, "BroadcastChannel expected, "
-                                          "got %s", mc_ctx_typename(L, idx)));
-  return b;
+  return (Bc *)mc_ctx_checkudata(L, idx, &bc_type);
 }
 
 /* channel(name [, url]): a new BroadcastChannel, open and listed, that

@@ -23,8 +23,10 @@ typedef struct mc_Buffer {
   int lent;  /* a message being made borrows its bytes */
 } mc_Buffer;
 
+static const mc_Type buffer_type;
+
 static mc_Buffer *check_buffer (lua_State *L) {
-  return (mc_Buffer *)luaL_checkudata(L, 1, BUFFER_MT);
+  return (mc_Buffer *)mc_ctx_checkudata(L, 1, &buffer_type);
 }
 
 static mc_Buffer *check_live (lua_State *L) {
@@ -173,7 +175,7 @@ static int buffer__index (lua_State *L) {
     return 1;
   }
   lua_pushvalue(L, 2);
-  lua_rawget(L, lua_upvalueindex(1));
+  lua_rawget(L, lua_upvalueindex(3));
   return 1;
 }
 
@@ -212,8 +214,8 @@ static int buffer__tostring (lua_State *L) {
 }
 
 static int buffer__gc (lua_State *L) {
-  mc_Buffer *b = check_buffer(L);
-  if (b->lent)  /* only a call by hand gets here: the post that borrows
+  mc_Buffer *b = (mc_Buffer *)mc_testudata(L, 1, BUFFER_MT);
+  if (b == NULL || b->lent)  /* only a call by hand gets here: the post that borrows
                 ** the bytes still holds the Buffer; they go with it */
     return 0;
   free(b->data);
@@ -344,11 +346,13 @@ void mc_buffer_open (lua_State *L) {
     {"Buffer", buffer_new},
     {NULL, NULL}
   };
+  int ctx = lua_gettop(L);
   luaL_newmetatable(L, BUFFER_MT);
-  mc_setfuncs(L, meta, 0);
+  mc_setfuncs(L, meta, mc_ctx_upvalues(L, ctx));
+  mc_ctx_upvalues(L, ctx);
   lua_newtable(L);
-  mc_setfuncs(L, methods, 0);
-  lua_pushcclosure(L, buffer__index, 1);
+  mc_setfuncs(L, methods, mc_ctx_upvalues(L, ctx));
+  lua_pushcclosure(L, buffer__index, 3);
   lua_setfield(L, -2, "__index");
   lua_pushliteral(L, "Buffer");
   lua_setfield(L, -2, "__name");

@@ -462,6 +462,14 @@ void *mc_ctx_testudata (lua_State *L, int idx, const mc_Type *t) {
   return mc_ctx_type(L, idx) == t ? lua_touserdata(L, idx) : NULL;
 }
 
+void *mc_ctx_checkudata (lua_State *L, int idx, const mc_Type *t) {
+  void *p = mc_ctx_testudata(L, idx, t);
+  if (p == NULL)
+    luaL_argerror(L, idx, lua_pushfstring(L, "%s expected, got %s", t->name,
+                                          mc_ctx_typename(L, idx)));
+  return p;
+}
+
 const mc_Type *mc_ctx_type_by_tag (lua_State *L, int tag) {
   mc_Ctx *c = mc_ctx(L);
   int i;

@@ -730,6 +730,8 @@ const mc_Type *mc_ctx_type (struct lua_State *L, int idx);  /* or NULL */
 const char *mc_ctx_typename (struct lua_State *L, int idx);
 /* The object at idx when it is of type t, else NULL. */
 void *mc_ctx_testudata (struct lua_State *L, int idx, const mc_Type *t);
+/* The same, or raises `bad argument` naming t and what idx holds. */
+void *mc_ctx_checkudata (struct lua_State *L, int idx, const mc_Type *t);
 const mc_Type *mc_ctx_type_by_tag (struct lua_State *L, int tag);
 
 /* ---- codec.c: structured clone ---- */

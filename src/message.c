@@ -47,32 +47,27 @@ static int not_transferable (lua_State *L, int i) {
   return lua_error(L);
 }
 
-/* Whether the table at idx is an options table without a transfer list
-** ({timeout = s}); an array with a timeout field is a transfer list. */
-static int no_transfer (lua_State *L, int idx) {
-  int none;
-  lua_getfield(L, idx, "transfer");
-  lua_getfield(L, idx, "timeout");
-  none = lua_isnil(L, -2) && !lua_isnil(L, -1) && mc_rawlen(L, idx) == 0;
-  lua_pop(L, 2);
-  return none;
+/* The options postMessage takes. */
+static const char *const post_options[] = {"transfer", "timeout", NULL};
+
+/* Whether the key at the top is one of the names. */
+static int option_key (lua_State *L, const char *const *names) {
+  if (lua_type(L, -1) != LUA_TSTRING)
+    return 0;
+  for (; *names != NULL; names++)
+    if (strcmp(lua_tostring(L, -1), *names) == 0)
+      return 1;
+  return 0;
 }
 
-/* Whether the key at the top is the name of an option. */
-static int option_key (lua_State *L) {
-  return lua_type(L, -1) == LUA_TSTRING
-         && (strcmp(lua_tostring(L, -1), "transfer") == 0
-             || strcmp(lua_tostring(L, -1), "timeout") == 0);
-}
-
-/* Raises for a key of the options at idx other than `transfer` and
-** `timeout`: a misspelt option would be silently ignored. */
-static void check_options (lua_State *L, int idx) {
+/* Raises for a key of the options at idx not among the names, an array
+** entry too: a misspelt option would be silently ignored. */
+static void check_options (lua_State *L, int idx, const char *const *names) {
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     int t = lua_type(L, -2);
     lua_pop(L, 1);
-    if (option_key(L))
+    if (option_key(L, names))
       continue;
     if (t == LUA_TSTRING)
       lua_pushfstring(L, "unknown option '%s'", lua_tostring(L, -1));
@@ -86,48 +81,27 @@ static void check_options (lua_State *L, int idx) {
   }
 }
 
-/* Reads the transfer argument at idx (an array, or options whose field
-** `transfer` is one) and checks every entry for a message posted through
-** group `from`. Pushes the list (t[i] = entry, t[entry] = i) or nil when
-** idx holds none, and returns the number of entries. */
-static int check_list (lua_State *L, int idx, const mc_Group *from) {
+/* Checks the transfer list at `list`, the top, which it replaces with
+** the map check_list pushes; the key `timeout` is let pass when
+** `timeout`. */
+static int check_array (lua_State *L, int list, int timeout,
+                        const mc_Group *from) {
+  static const char *const timeout_key[] = {"timeout", NULL};
   lua_Integer n, i, count = 0;
-  int list, map;
-  if (lua_isnoneornil(L, idx)) {  /* the common case: no table made */
-    lua_pushnil(L);
-    return 0;
-  }
-  if (lua_istable(L, idx) && no_transfer(L, idx)) {
-    check_options(L, idx);
-    lua_pushnil(L);
-    return 0;
-  }
+  int map;
   lua_newtable(L);
   map = lua_gettop(L);
-  luaL_checktype(L, idx, LUA_TTABLE);
-  lua_getfield(L, idx, "transfer");
-  if (lua_isnil(L, -1)) {
-    lua_pop(L, 1);
-    lua_pushvalue(L, idx);
-  }
-  else if (!lua_istable(L, -1))
-    luaL_argerror(L, idx, "'transfer' must be an array");
-  else
-    check_options(L, idx);
-  list = lua_gettop(L);
   n = (lua_Integer)mc_rawlen(L, list);
-  lua_pushnil(L);  /* named: the first string key of no option */
+  lua_pushnil(L);  /* named: the first string key */
   lua_pushnil(L);
   while (lua_next(L, list)) {
     lua_pop(L, 1);
-    if (lua_type(L, -1) != LUA_TSTRING)
-      count++;
-    else if (!option_key(L)) {
-      count++;
-      if (lua_isnil(L, -2)) {
-        lua_pushvalue(L, -1);
-        lua_replace(L, -3);
-      }
+    if (timeout && option_key(L, timeout_key))
+      continue;
+    count++;
+    if (lua_type(L, -1) == LUA_TSTRING && lua_isnil(L, -2)) {
+      lua_pushvalue(L, -1);
+      lua_replace(L, -3);
     }
   }
   if (count != n) {
@@ -162,7 +136,42 @@ static int check_list (lua_State *L, int idx, const mc_Group *from) {
     lua_rawseti(L, map, (int)i);  /* t[i] = entry */
   }
   lua_settop(L, map);
+  lua_replace(L, list);
   return (int)n;
+}
+
+/* Reads postMessage's transfer argument at idx: an array; or options, a
+** table with a field `transfer` (an array) or `timeout`, and no other
+** key, but that the entries of one with only a timeout are its transfer
+** list ({buf, timeout = 1}). Then checks every entry for a message posted
+** through group `from`. Pushes the list (t[i] = entry, t[entry] = i) or
+** nil when idx holds none, and returns the number of entries. */
+static int check_list (lua_State *L, int idx, const mc_Group *from) {
+  int transfer, timeout;
+  if (lua_isnoneornil(L, idx)) {  /* the common case: no table made */
+    lua_pushnil(L);
+    return 0;
+  }
+  luaL_checktype(L, idx, LUA_TTABLE);
+  lua_getfield(L, idx, "transfer");
+  lua_getfield(L, idx, "timeout");
+  transfer = !lua_isnil(L, -2);
+  timeout = !lua_isnil(L, -1);
+  lua_pop(L, 1);
+  if (transfer) {
+    if (!lua_istable(L, -1))
+      luaL_argerror(L, idx, "'transfer' must be an array");
+    check_options(L, idx, post_options);
+    return check_array(L, lua_gettop(L), 0, from);
+  }
+  lua_pop(L, 1);
+  if (timeout && mc_rawlen(L, idx) == 0) {
+    check_options(L, idx, post_options);
+    lua_pushnil(L);
+    return 0;
+  }
+  lua_pushvalue(L, idx);
+  return check_array(L, lua_gettop(L), timeout, from);
 }
 
 /* The objects of the list at index `list` are their own again (see
@@ -326,7 +335,7 @@ int mc_structured_clone (lua_State *L) {
   lua_settop(L, 2);
   if (!lua_isnil(L, 2)) {  /* only options.transfer is the list */
     luaL_checktype(L, 2, LUA_TTABLE);
-    lua_getfield(L, 2, "transfer");
+    lua_getfield(L, 2, "transfer");  /* as the web's: others are ignored */
     if (!lua_isnil(L, -1) && !lua_istable(L, -1))
       luaL_argerror(L, 2, "'transfer' must be an array");
     lua_replace(L, 2);
@@ -335,7 +344,8 @@ int mc_structured_clone (lua_State *L) {
     mc_copy(L, 1, 0, 0);
     return 1;
   }
-  n = check_list(L, 2, NULL);  /* v, transfer, list */
+  lua_pushvalue(L, 2);
+  n = check_array(L, 3, 0, NULL);  /* v, transfer, list */
   if ((m = lend(L, 3, n, &none, NULL)) == NULL)
     return luaL_error(L, "not enough memory");
   lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_READ);

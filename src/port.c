@@ -19,11 +19,7 @@
 static const mc_Type port_type;
 
 static mc_Recv *check_port (lua_State *L, int idx) {
-  mc_Recv *p = (mc_Recv *)mc_ctx_testudata(L, idx, &port_type);
-  if (p == NULL)
-    luaL_argerror(L, idx, lua_pushfstring(L, "MessagePort expected, got %s",
-                                          mc_ctx_typename(L, idx)));
-  return p;
+  return (mc_Recv *)mc_ctx_checkudata(L, idx, &port_type);
 }
 
 /* Disentangles the pair of the port at idx; the partner's close comes
