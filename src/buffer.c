@@ -215,8 +215,9 @@ static int buffer__tostring (lua_State *L) {
 
 static int buffer__gc (lua_State *L) {
   mc_Buffer *b = (mc_Buffer *)mc_testudata(L, 1, BUFFER_MT);
-  if (b == NULL || b->lent)  /* only a call by hand gets here: the post that borrows
-                ** the bytes still holds the Buffer; they go with it */
+  /* not a Buffer: a call by hand; lent: the same, as the post that
+  ** borrows the bytes still holds the Buffer (they go with it) */
+  if (b == NULL || b->lent)
     return 0;
   free(b->data);
   b->data = NULL;
