@@ -47,27 +47,21 @@ static int not_transferable (lua_State *L, int i) {
   return lua_error(L);
 }
 
-/* The options postMessage takes. */
-static const char *const post_options[] = {"transfer", "timeout", NULL};
-
-/* Whether the key at the top is one of the names. */
-static int option_key (lua_State *L, const char *const *names) {
-  if (lua_type(L, -1) != LUA_TSTRING)
-    return 0;
-  for (; *names != NULL; names++)
-    if (strcmp(lua_tostring(L, -1), *names) == 0)
-      return 1;
-  return 0;
+/* Whether the key at the top is the string `name`. */
+static int is_key (lua_State *L, const char *name) {
+  return lua_type(L, -1) == LUA_TSTRING
+         && strcmp(lua_tostring(L, -1), name) == 0;
 }
 
-/* Raises for a key of the options at idx not among the names, an array
-** entry too: a misspelt option would be silently ignored. */
-static void check_options (lua_State *L, int idx, const char *const *names) {
+/* Raises for a key of the options at idx other than `transfer` and
+** `timeout`, an array entry too: a misspelt option would be silently
+** ignored. */
+static void check_options (lua_State *L, int idx) {
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     int t = lua_type(L, -2);
     lua_pop(L, 1);
-    if (option_key(L, names))
+    if (is_key(L, "transfer") || is_key(L, "timeout"))
       continue;
     if (t == LUA_TSTRING)
       lua_pushfstring(L, "unknown option '%s'", lua_tostring(L, -1));
@@ -86,7 +80,6 @@ static void check_options (lua_State *L, int idx, const char *const *names) {
 ** `timeout`. */
 static int check_array (lua_State *L, int list, int timeout,
                         const mc_Group *from) {
-  static const char *const timeout_key[] = {"timeout", NULL};
   lua_Integer n, i, count = 0;
   int map;
   lua_newtable(L);
@@ -96,7 +89,7 @@ static int check_array (lua_State *L, int list, int timeout,
   lua_pushnil(L);
   while (lua_next(L, list)) {
     lua_pop(L, 1);
-    if (timeout && option_key(L, timeout_key))
+    if (timeout && is_key(L, "timeout"))
       continue;
     count++;
     if (lua_type(L, -1) == LUA_TSTRING && lua_isnil(L, -2)) {
@@ -161,12 +154,12 @@ static int check_list (lua_State *L, int idx, const mc_Group *from) {
   if (transfer) {
     if (!lua_istable(L, -1))
       luaL_argerror(L, idx, "'transfer' must be an array");
-    check_options(L, idx, post_options);
+    check_options(L, idx);
     return check_array(L, lua_gettop(L), 0, from);
   }
   lua_pop(L, 1);
   if (timeout && mc_rawlen(L, idx) == 0) {
-    check_options(L, idx, post_options);
+    check_options(L, idx);
     lua_pushnil(L);
     return 0;
   }
