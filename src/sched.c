@@ -1193,6 +1193,8 @@ static void collect (lua_State *L, int idx, mc_Recv *r, Merge *mg) {
   int close, later;
   if (r->group == NULL || r->group->nends == 1 || !deliverable(r)) {
     mc_recv_kick(L, idx, r);
+    if (r->group != NULL && !r->writing && stuck(r))  /* what came is */
+      mc_ctx_pin(L, idx, r->id, 0);  /* held for good: let it go, as busy */
     return;
   }
   if (r->polled == mg->mark)  /* noticed twice: its messages are in */
