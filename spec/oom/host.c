@@ -57,10 +57,14 @@
 ** with a later one (the state's making and the module's loading, the
 ** same allocations each time), every point after it. Each later case
 ** starts its sampling at its own offset in the shared start, so that
-** together they run points the first case did not.
+** together they run points the first case did not. OOM_OWN samples a
+** worker case's own allocations too (from where it parts): one point in
+** OOM_OWN, each case from its own offset, so that the allocations the
+** cases make alike there (the worker's start and end, past the part
+** that differs) are most likely run by one case or another.
 ** The environment gives the defaults: OOM_JOBS (2), OOM_STRIDE (1),
 ** OOM_SHARED (32; 1 runs every point), OOM_FIRST (4; 1 runs every
-** point), OOM_SCENARIO (every case; or
+** point), OOM_OWN (1: every point), OOM_SCENARIO (every case; or
 ** names "file.case" or "file", separated by commas), OOM_MODE (forgood),
 ** OOM_TIMEOUT (the watchdog, 60 seconds).
 ** Workers find messagechannel.core through OUTDIR/messagechannel/core.so,
@@ -522,6 +526,8 @@ typedef struct Options {
   unsigned long stride;
   unsigned long shared;  /* OOM_SHARED: every n-th point of a shared start */
   unsigned long first;   /* OOM_FIRST: of the first worker case's */
+  unsigned long own;     /* OOM_OWN: every n-th point of a worker case's
+                         ** own allocations (after what it shares) */
   const char *only;  /* OOM_SCENARIO */
   unsigned timeout;
   const char *outdir;
@@ -1225,6 +1231,7 @@ static void populate_runtimes (void) {
 static int drive (const Options *o, char **files, int nfiles) {
   size_t ncases, i;
   unsigned long nlater = 0;  /* worker cases sampled after the first */
+  unsigned long nworker = 0;  /* worker cases: their own offsets */
   Case *cases;
   Job *jobs = (Job *)grow(NULL, (size_t)o->jobs, sizeof(Job));
   unsigned long tot[2][2] = {{0, 0}, {0, 0}};  /* [worker][clean?] */
@@ -1253,7 +1260,7 @@ static int drive (const Options *o, char **files, int nfiles) {
   }
   for (i = 0; i < ncases; i++) {
     Case *c = &cases[i];
-    unsigned long k = 1;
+    unsigned long k = 1, step = o->stride, from;
     int running = 0, slot;
     if (c->worker && !c->broken) {
       find_shared(c, cases, i);
@@ -1262,12 +1269,16 @@ static int drive (const Options *o, char **files, int nfiles) {
         find_shared_later(c, cases, i, ncases);
         c->every = o->first;
       }
-      else {  /* 13 is odd: the first 32 later cases start apart */
+      step = o->stride * o->own;  /* each case from its own offset */
+      from = c->shared + 1 + (nworker++ % o->own) * o->stride;
+      if (c->like != NULL) {  /* 13 is odd: the first 32 later cases start apart */
         k = 1 + (nlater++ * 13) % (c->every * o->stride);
         if (k > c->shared + 1)  /* no point it does not share is missed */
-          k = c->shared + 1;
+          k = from;
       }
     }
+    else
+      from = c->shared + 1;
     if (c->broken) {
       printf("oom: %-28s the run with nothing failing is not clean: %s\n",
              c->name, c->why);
@@ -1284,9 +1295,9 @@ static int drive (const Options *o, char **files, int nfiles) {
         start_job(&jobs[slot], o, c->file, c->name, k, c->worker, slot, 0);
         running++;
         if (k > c->shared)
-          k += o->stride;
+          k += step;
         else if ((k += o->stride * c->every) > c->shared)
-          k = c->shared + 1;  /* from where it parts, every point */
+          k = from;  /* from where it parts, every point (in step) */
       }
       slot = reap(jobs, o->jobs, o, &wstatus);
       running--;
@@ -1308,6 +1319,8 @@ static int drive (const Options *o, char **files, int nfiles) {
     if (c->shared > 0 && c->every > 1)
       printf("; of allocations 1-%lu, the same as %s's, one point in %lu",
              c->shared, c->like, c->every * o->stride);
+    if (c->worker && o->own > 1)
+      printf("; of its own, one in %lu", o->own * o->stride);
     printf("\n");
     fflush(stdout);
     tot[c->worker][0] += c->points;
@@ -1316,8 +1329,9 @@ static int drive (const Options *o, char **files, int nfiles) {
   snprintf(path, sizeof path, "%s/report.txt", o->outdir);
   if ((rep = fopen(path, "w")) != NULL) {
     fprintf(rep, "allocation-failure injection: mode %s, stride %lu, "
-            "shared %lu, first %lu\n\n", inj.once ? "once" : "forgood",
-            o->stride, o->shared, o->first);
+            "shared %lu, first %lu, own %lu\n\n",
+            inj.once ? "once" : "forgood", o->stride, o->shared, o->first,
+            o->own);
     for (i = 0; i < ncases; i++) {
       Case *c = &cases[i];
       if (c->broken)
@@ -1405,6 +1419,7 @@ int main (int argc, char **argv) {
   o.stride = env_number("OOM_STRIDE", 1);
   o.shared = env_number("OOM_SHARED", 32);
   o.first = env_number("OOM_FIRST", 4);
+  o.own = env_number("OOM_OWN", 1);
   o.only = getenv("OOM_SCENARIO");
   o.timeout = (unsigned)env_number("OOM_TIMEOUT", 60);
   o.outdir = NULL;
@@ -1420,7 +1435,8 @@ int main (int argc, char **argv) {
       default: usage();
     }
   }
-  if (optind >= argc || o.jobs < 1 || o.stride < 1 || o.timeout < 1)
+  if (optind >= argc || o.jobs < 1 || o.stride < 1 || o.own < 1
+      || o.timeout < 1)
     usage();
   if (cpus > 0 && o.jobs > cpus)
     o.jobs = (int)cpus;
