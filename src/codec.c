@@ -2226,7 +2226,7 @@ int mc_register (lua_State *L) {
                                         mc_ctx_typename(L, 1)));
   lua_tolstring(L, 1, &len);
   luaL_argcheck(L, len > 0, 1, "name must not be empty");
-  luaL_checktype(L, 2, LUA_TTABLE);
+  mc_ctx_checktable(L, 2);
   lua_settop(L, 2);
   lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_NAME2MT);  /* name, mt, n2m */
   lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_MT2NAME);  /* ..., m2n */

@@ -470,6 +470,12 @@ void *mc_ctx_checkudata (lua_State *L, int idx, const mc_Type *t) {
   return p;
 }
 
+void mc_ctx_checktable (lua_State *L, int idx) {
+  const char *name = mc_ctx_typename(L, idx);
+  if (strcmp(name, "table") != 0)  /* a MessageChannel is no options */
+    luaL_argerror(L, idx, lua_pushfstring(L, "table expected, got %s", name));
+}
+
 const mc_Type *mc_ctx_type_by_tag (lua_State *L, int tag) {
   mc_Ctx *c = mc_ctx(L);
   int i;

@@ -732,6 +732,9 @@ const char *mc_ctx_typename (struct lua_State *L, int idx);
 void *mc_ctx_testudata (struct lua_State *L, int idx, const mc_Type *t);
 /* The same, or raises `bad argument` naming t and what idx holds. */
 void *mc_ctx_checkudata (struct lua_State *L, int idx, const mc_Type *t);
+/* Raises "table expected, got <what>" unless idx is a table that is none
+** of the module's objects (an options table, a metatable). */
+void mc_ctx_checktable (struct lua_State *L, int idx);
 const mc_Type *mc_ctx_type_by_tag (struct lua_State *L, int tag);
 
 /* ---- codec.c: structured clone ---- */

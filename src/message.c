@@ -145,7 +145,7 @@ static int check_list (lua_State *L, int idx, const mc_Group *from) {
     lua_pushnil(L);
     return 0;
   }
-  luaL_checktype(L, idx, LUA_TTABLE);
+  mc_ctx_checktable(L, idx);
   lua_getfield(L, idx, "transfer");
   lua_getfield(L, idx, "timeout");
   transfer = !lua_isnil(L, -2);
@@ -327,7 +327,7 @@ int mc_structured_clone (lua_State *L) {
   luaL_checkany(L, 1);
   lua_settop(L, 2);
   if (!lua_isnil(L, 2)) {  /* only options.transfer is the list */
-    luaL_checktype(L, 2, LUA_TTABLE);
+    mc_ctx_checktable(L, 2);
     lua_getfield(L, 2, "transfer");  /* as the web's: others are ignored */
     if (!lua_isnil(L, -1) && !lua_istable(L, -1))
       luaL_argerror(L, 2, "'transfer' must be an array");

@@ -7,7 +7,8 @@
 
 local core = require "messagechannel.core"
 local receiver = require "messagechannel.receiver"
-local typename = require("messagechannel.eventtarget").typename
+local ET = require "messagechannel.eventtarget"
+local typename = ET.typename
 
 local M = {}
 
@@ -32,8 +33,8 @@ local function new(...)
   end
   local url
   if options ~= nil then
-    if type(options) ~= "table" then
-      bad(2, "table expected, got " .. type(options))
+    if not ET.is_plain_table(options) then
+      bad(2, "table expected, got " .. typename(options, true))
     end
     for k in pairs(options) do
       if k ~= "nats" then bad(2, format("unknown option '%s'", tostring(k))) end

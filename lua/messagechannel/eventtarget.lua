@@ -129,6 +129,12 @@ local function typename(v, given)
 end
 M.typename = typename
 
+-- Whether v is a table that is none of the module's objects: what an
+-- options table (or an environment) must be.
+function M.is_plain_table(v)
+  return type(v) == "table" and typename(v, true) == "table"
+end
+
 -- Calls one listener record with the event. Errors propagate.
 function M.call(rec, ev)
   local l = rec.fn
@@ -248,7 +254,7 @@ local function check_listener(l, given, name)
   end
   return format("TypeError: %s: the listener must be a function, a "
                 .. "callable value or a table with a handleEvent method "
-                .. "(got %s)", name, type(l))
+                .. "(got %s)", name, typename(l, true))
 end
 
 -- addEventListener(type, listener [, options]), given n arguments after
@@ -259,8 +265,9 @@ function M.add(target, U, changed, n, typ, l, options)
     or check_listener(l, n >= 2, name)
   if err then return err end
   local ot = type(options)
-  if ot ~= "nil" and ot ~= "table" and ot ~= "boolean" then
-    return bad_argument(3, name, "table expected, got " .. ot)
+  if ot ~= "nil" and ot ~= "boolean" and not M.is_plain_table(options) then
+    return bad_argument(3, name, "table expected, got "
+                                 .. typename(options, true))
   end
   -- options first, as the DOM reads them: reading `once` may run code
   -- (its __index) that adds the same listener
@@ -284,7 +291,7 @@ end
 local function check_handler(k, v)
   if v ~= nil and not is_callable(v) then
     return format("TypeError: %s must be a function, a callable value or "
-                  .. "nil (got %s)", k, type(v))
+                  .. "nil (got %s)", k, typename(v, true))
   end
 end
 M.check_handler = check_handler

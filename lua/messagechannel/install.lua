@@ -10,6 +10,7 @@ local M = {}
 local error, pcall, rawset, require, select, tonumber, tostring, type =
   error, pcall, rawset, require, select, tonumber, tostring, type
 local format = string.format
+local ET = require "messagechannel.eventtarget"
 
 -- The first date on which the globals are exposed without a flag.
 local EXPOSE_DATE = "2025-08-15"
@@ -178,11 +179,11 @@ function M.new(MessageChannel, MessagePort)
   end
   return function(...)
     local env, options = ...
-    if type(env) ~= "table" then
-      bad_argument(1, "table", select("#", ...) < 1 and "no value" or type(env))
+    if not ET.is_plain_table(env) then
+      bad_argument(1, "table", ET.typename(env, select("#", ...) >= 1))
     end
-    if options ~= nil and type(options) ~= "table" then
-      bad_argument(2, "table or nil", type(options))
+    if options ~= nil and not ET.is_plain_table(options) then
+      bad_argument(2, "table or nil", ET.typename(options, true))
     end
     if not match then load_grammars() end
     if not exposes(options) then return false end

@@ -42,7 +42,7 @@ end
 -- ports (API.md 11), with its port.
 function M.receive(...)
   local ports, timeout = ...
-  if type(ports) ~= "table" or rawequal(getmetatable(ports), core.port_metatable) then
+  if not ET.is_plain_table(ports) then
     error(format("bad argument #1 to 'receive' (array of MessagePorts "
                  .. "expected, got %s)",
                  ET.typename(ports, select("#", ...) >= 1)), 2)
@@ -112,9 +112,9 @@ end
 local function new_channel(options)
   local capacity
   if options ~= nil then
-    if type(options) ~= "table" then
+    if not ET.is_plain_table(options) then
       error(format("bad argument #1 to 'MessageChannel' (table expected, "
-                   .. "got %s)", type(options)), 3)
+                   .. "got %s)", ET.typename(options, true)), 3)
     end
     for k in next, options do  -- a typo is not a missing option
       if k ~= "capacity" then

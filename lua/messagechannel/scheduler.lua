@@ -1358,7 +1358,8 @@ local function check_seconds(s, name, n, optional, level, missing)
   if s == nil and optional then return end
   if type(s) ~= "number" or s ~= s or s < 0 then
     local got = missing and "no value"
-                or type(s) ~= "number" and type(s) or s ~= s and "nan"
+                or type(s) ~= "number" and ET.typename(s, true)
+                or s ~= s and "nan"
                 or tostring(s)  -- the number itself: its type is right
     error(format("bad argument #%d to '%s' (non-negative number expected, "
                  .. "got %s)", n, name, got), level or 3)

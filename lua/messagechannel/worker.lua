@@ -281,9 +281,9 @@ function M.Worker(...)
     error(format("bad argument #1 to 'Worker' (string expected, got %s)",
                  ET.typename(path, select("#", ...) >= 1)), 2)
   end
-  if options ~= nil and type(options) ~= "table" then
+  if options ~= nil and not ET.is_plain_table(options) then
     error(format("bad argument #2 to 'Worker' (table expected, got %s)",
-                 type(options)), 2)
+                 ET.typename(options, true)), 2)
   end
   options = options or {}
   for k in next, options do  -- a typo is not a missing option
@@ -368,7 +368,7 @@ local function worker_exit(code)
     code = 1
   elseif type(code) ~= "number" then
     error(format("bad argument #1 to 'exit' (number expected, got %s)",
-                 type(code)), 2)
+                 ET.typename(code, true)), 2)
   elseif code % 1 ~= 0 or code < -2 ^ 63 or code >= 2 ^ 63 then
     -- as os.exit on 5.4, on every version
     error("bad argument #1 to 'exit' (number has no integer "

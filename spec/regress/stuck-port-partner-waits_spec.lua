@@ -52,7 +52,8 @@ local listens = {
   end,
 }
 
-describe("regress: a dropped port that cannot dispatch, its partner in a waiting worker #threads", function()
+describe("regress: a dropped port that cannot dispatch, its partner waiting #threads",
+         function()
   for what, listen in pairs(listens) do
     it("is collected and its partner gets close: " .. what, function()
       local w, weak = start(listen)
