@@ -11,12 +11,7 @@
 
 local mc = require "messagechannel"
 local helper = require "spec.helper"
-
-local function message(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok)
-  return tostring(err)
-end
+local message = helper.error_of
 
 describe("regress: the module's objects in argument errors", function()
   local ch, buf, bc
