@@ -1271,7 +1271,8 @@ static int drive (const Options *o, char **files, int nfiles) {
       }
       step = o->stride * o->own;  /* each case from its own offset */
       from = c->shared + 1 + (nworker++ % o->own) * o->stride;
-      if (c->like != NULL) {  /* 13 is odd: the first 32 later cases start apart */
+      if (c->like != NULL) {  /* 13 is odd: the first 32 later cases
+                              ** start apart */
         k = 1 + (nlater++ * 13) % (c->every * o->stride);
         if (k > c->shared + 1)  /* no point it does not share is missed */
           k = from;
