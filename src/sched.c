@@ -161,6 +161,12 @@ static int stuck (const mc_Recv *r) {
          && mc_group_head(r->group, r->end, &count, &closing) == MC_MESSAGE;
 }
 
+/* Whether a receiver is stuck for good: nothing another thread does can
+** make it dispatch, so that nothing need pin it (busy, collect). */
+static int let_go (const mc_Recv *r) {
+  return r->group != NULL && !r->writing && stuck(r);
+}
+
 mc_Recv *mc_recv_push (lua_State *L, uint32_t id) {
   mc_Recv *r;
   mc_ctx_push(L, id);
@@ -1193,8 +1199,8 @@ static void collect (lua_State *L, int idx, mc_Recv *r, Merge *mg) {
   int close, later;
   if (r->group == NULL || r->group->nends == 1 || !deliverable(r)) {
     mc_recv_kick(L, idx, r);
-    if (r->group != NULL && !r->writing && stuck(r))  /* what came is */
-      mc_ctx_pin(L, idx, r->id, 0);  /* held for good: let it go, as busy */
+    if (let_go(r))  /* what came from another thread left it stuck */
+      mc_ctx_pin(L, idx, r->id, 0);
     return;
   }
   if (r->polled == mg->mark)  /* noticed twice: its messages are in */
@@ -1439,7 +1445,7 @@ static int sched_busy (lua_State *L) {
     w = waits_abroad(L, r);
     mc_recv_kick(L, -1, r);
     lua_pop(L, 1);
-    if (r->group != NULL && stuck(r) && !r->writing) {
+    if (let_go(r)) {
       lua_pushvalue(L, -1);
       lua_pushboolean(L, 0);
       lua_rawset(L, -4);  /* an existing field, while traversing: allowed */
