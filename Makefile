@@ -162,6 +162,13 @@ specs: all build/test/resolve.so
 	echo "specs: $$pass passed, $$fail failed" | tee build/specs.total; \
 	test -z "$$bad" || { echo "specs failed on:$$bad (logs in build/specs-*.log)"; exit 1; }
 
+# What a failed run under a sanitizer printed that tells why: each failing
+# spec with its message, each sanitizer report or Lua panic, then the
+# log's last lines (CI shows only the end of its output).
+SHOW_FAILURE = { awk '/^not ok/ { f = 1; print; next } f && /^\#/ { print; next } { f = 0 } \
+  /WARNING: ThreadSanitizer|ERROR: [A-Za-z]*Sanitizer|runtime error:|^PANIC/ { n = 30 } \
+  n > 0 { print; n-- }' $1 | head -n 150; echo "-- the last lines of $1:"; tail -n 12 $1; }
+
 # Waits for the background runs of check and tsan, one per version in
 # $(SAN_LUAS) at the same time (the machines have two cores), then prints
 # each one's output in order and fails when any failed.
@@ -201,11 +208,12 @@ check: $(foreach v,$(SAN_LUAS),build/asan-$v/messagechannel/core.so) build/test/
 	    LD_PRELOAD="$(SAN_PRELOAD)" ASAN_OPTIONS=detect_leaks=$$( [ $$v = luajit ] && echo 0 || echo 1 ) \
 	      UBSAN_OPTIONS=print_stacktrace=1 \
 	      $(call RUN_ENV,asan-$$v) $$bin $(BUSTED) -o TAP spec > build/check-$$v.log 2>&1 && break; \
+	    rc=$$?; \
 	    if [ $$try = 1 ] && grep -q 'LeakSanitizer has encountered a fatal error' build/check-$$v.log \
 	       && ! grep -q '^not ok' build/check-$$v.log; then \
 	      grep 'Tracer caught' build/check-$$v.log; \
 	      echo "LeakSanitizer's own tracer failed at exit (every spec passed): once more"; continue; fi; \
-	    tail -n 40 build/check-$$v.log; echo "check failed on $$v"; exit 1; \
+	    $(call SHOW_FAILURE,build/check-$$v.log); echo "check failed on $$v (exit code $$rc)"; exit 1; \
 	  done; \
 	  echo "ASan+UBSan on $$v: $$(grep -c '^ok' build/check-$$v.log) passed, $$(grep -c '^not ok' build/check-$$v.log) failed" \
 	    ) > build/check-$$v.out 2>&1; echo $$? > build/check-$$v.rc; } & \
@@ -223,11 +231,12 @@ tsan: $(foreach v,$(SAN_LUAS),build/tsan-$v/messagechannel/core.so)
 	    echo "== ThreadSanitizer thread specs on $$bin"; \
 	    LD_PRELOAD="$(TSAN_PRELOAD)" TSAN_OPTIONS="halt_on_error=1 exitcode=66" \
 	      $(call RUN_ENV,tsan-$$v) $$bin $(BUSTED) -o TAP --tags=threads spec > build/tsan-$$v.log 2>&1 && break; \
+	    rc=$$?; \
 	    if [ $$try = 1 ] && grep -q 'ThreadSanitizer failed to allocate' build/tsan-$$v.log \
 	       && ! grep -q -e '^not ok' -e 'WARNING: ThreadSanitizer' build/tsan-$$v.log; then \
 	      grep 'ThreadSanitizer failed to allocate' build/tsan-$$v.log; \
 	      echo "ThreadSanitizer could not map its own memory (no spec failed): once more"; continue; fi; \
-	    tail -n 60 build/tsan-$$v.log; echo "tsan failed on $$v"; exit 1; \
+	    $(call SHOW_FAILURE,build/tsan-$$v.log); echo "tsan failed on $$v (exit code $$rc)"; exit 1; \
 	  done; \
 	  if grep -q "WARNING: ThreadSanitizer" build/tsan-$$v.log; then \
 	    grep -A30 "WARNING: ThreadSanitizer" build/tsan-$$v.log | head -60; echo "tsan reports on $$v"; exit 1; fi; \
@@ -248,7 +257,7 @@ stress: $(foreach v,$(SAN_LUAS),build/tsan-$v/messagechannel/core.so)
 	  echo "== stress on $$bin under ThreadSanitizer, scale $(STRESS_SCALE)"; \
 	  LD_PRELOAD="$(TSAN_PRELOAD)" TSAN_OPTIONS="halt_on_error=1 exitcode=66" \
 	    $(call RUN_ENV,tsan-$$v) $$bin spec/stress/stress.lua $(STRESS_SCALE) > $$log 2>&1 \
-	    || { tail -n 60 $$log; echo "stress failed on $$v (log in $$log)"; exit 1; }; \
+	    || { rc=$$?; $(call SHOW_FAILURE,$$log); echo "stress failed on $$v (exit code $$rc, log in $$log)"; exit 1; }; \
 	  if grep -q "WARNING: ThreadSanitizer" $$log; then \
 	    grep -A30 "WARNING: ThreadSanitizer" $$log | head -60; echo "tsan reports in stress on $$v"; exit 1; fi; \
 	  echo "stress on $$v: fan-in, ring and terminate passed in $$(( $$(date +%s) - start )) s ($$(sed -n 's/.*\(seed [0-9]*\).*/\1/p' $$log | head -n 1), scale $(STRESS_SCALE))"; \
