@@ -17,7 +17,7 @@
 #                 allocation of each case (one in OOM_SHARED of those a
 #                 worker's state makes as in a case before, one in
 #                 OOM_FIRST of those the first shares), OOM_STRIDE
-#                 to sample (make test: OOM_OWN=2, see below)
+#                 to sample (make test: OOM_OWN=3, see below)
 #   make fuzz     libFuzzer on the decoder, the cloner and the frame reader
 #                 (ASan+UBSan), one target per CPU at a time,
 #                 FUZZ_SECONDS each
@@ -133,10 +133,12 @@ build/test/resolve.so: spec/remote/resolve.c
 	@mkdir -p $(@D)
 	$(CC) $(BASEFLAGS) -O2 -shared -o $@ $< -ldl
 
-# One busted run per Lua version, two at a time (the machines have two
-# cores): a pool, each run starting as soon as one ends. Then each one's
-# summary in order and one closing line for all.
-SPEC_JOBS ?= 2
+# One busted run per Lua version, three at a time (the machines have two
+# cores, and a busted run alone keeps one about two thirds busy: its specs
+# also wait for workers, peers and timers): a pool, each run starting as
+# soon as one ends. Then each one's summary in order and one closing line
+# for all.
+SPEC_JOBS ?= 3
 SPEC_RUN = bin=$$( [ $$0 = luajit ] && echo luajit || echo lua$$0 ); \
   echo "== specs on $$($$bin -v 2>&1 | head -1)"; \
   $(call RUN_ENV,$$0) $$bin $(BUSTED) -o utfTerminal spec \
@@ -189,7 +191,7 @@ test: deps
 	@+$(call TEST_PART,fuzz)
 	@+$(call TEST_PART,tsan)
 	@+$(call TEST_PART,stress)
-	@+$(call TEST_PART,oom OOM_OWN=2)
+	@+$(call TEST_PART,oom OOM_OWN=3)
 	@+$(call TEST_PART,pipe)
 	@+$(call TEST_PART,rock)
 	@echo "make test: layers, lint, meta, sanitizers and luarocks install all passed"
@@ -342,9 +344,9 @@ $(FUZZ_RUN_RULES): fuzz-run-%: build/fuzz/%
 # and the first one in OOM_FIRST (4; 1: all) of those it shares with a
 # later one. OOM_OWN=n runs one point in n of what each worker case does
 # past that shared start, each case from its own offset: make test passes
-# 2, which halves the worker cases' time (the longest part of make test)
-# and leaves the allocations they make alike there run by most likely one
-# case or another; make oom alone runs every point.
+# 3, which takes the worker cases' time (the longest part of make test)
+# to a third and leaves the allocations they make alike there run by most
+# likely one case or another; make oom alone runs every point.
 # OOM_STRIDE=n runs every n-th point,
 # OOM_SCENARIO=file.case,... some cases only; findings go to
 # build/oom/report.txt. Lua 5.4 is linked statically when its static
