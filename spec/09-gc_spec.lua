@@ -118,7 +118,7 @@ describe("garbage collection #gc", function()
       end)()
       collectgarbage("collect")
       collectgarbage("collect")
-      assert.is_true(mc.run(10))
+      assert.is_true(mc.run(helper.WAIT))
       assert.same({ "first", "second" }, got)
     end)
   end)
@@ -214,10 +214,10 @@ describe("garbage collection #gc", function()
       end
       collectgarbage()
       collectgarbage()
-      assert(again.run(5))
+      assert(again.run(60))
       keep[1].port1:postMessage("old")
-      assert(again.run(5))
-      assert(mc.run(5))
+      assert(again.run(60))
+      assert(mc.run(60))
       keep = nil
       collectgarbage()
       collectgarbage()
@@ -248,7 +248,7 @@ describe("garbage collection #gc", function()
         make(i)
         if i % BATCH == 0 then
           collectgarbage("collect")
-          assert.is_true(mc.run(10))
+          assert.is_true(mc.run(helper.WAIT))
         end
       end
     end

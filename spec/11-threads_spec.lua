@@ -14,7 +14,7 @@ local helper = require "spec.helper"
 
 local has = helper.has
 
-local TIMEOUT = 30
+local TIMEOUT = helper.WAIT
 
 -- Runs the scheduler until idle, failing the spec when it is still busy
 -- after `timeout` seconds.
@@ -319,7 +319,7 @@ describe("threads #threads", function()
           nexti[id] = nexti[id] + 1
         end)
       end
-      run(120)
+      run(10 * TIMEOUT)
       assert.equal(W * N, total)
       assert.equal(0, wrong)
       for id = 1, W do

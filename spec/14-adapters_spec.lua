@@ -11,7 +11,7 @@
 local mc = require "messagechannel"
 local helper = require "spec.helper"
 
-local WAIT = 10      -- seconds: the bound of every loop
+local WAIT = helper.WAIT      -- seconds: the bound of every loop
 local EPS = 1e-6     -- slack for float rounding in mc.now() differences
 
 local has_luv, uv = pcall(require, "luv")

@@ -6,7 +6,7 @@
 local mc = require "messagechannel"
 local helper = require "spec.helper"
 
-local WAIT = 10  -- seconds: the bound of every run
+local WAIT = helper.WAIT  -- seconds: the bound of every run
 
 local workers = {}
 
@@ -247,7 +247,11 @@ describe("worker lifecycle #threads", function()
       w:unref()
       local got
       w.onmessage = function(e) got = e.data end
-      mc.spawn(function() mc.sleep(0.5) end)
+      -- Something else: a task in timed sleeps until the message comes
+      -- (one fixed sleep would race the worker's start).
+      mc.spawn(function()
+        while got == nil do mc.sleep(0.01) end
+      end)
       run()
       assert.equal("hi", got)
     end)

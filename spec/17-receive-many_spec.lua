@@ -18,7 +18,7 @@ local helper = require "spec.helper"
 
 local has, pack, error_of = helper.has, helper.pack, helper.error_of
 
-local TIMEOUT = 30
+local TIMEOUT = helper.WAIT
 
 -- Runs the scheduler until idle, failing the spec when it is still busy
 -- after `timeout` seconds.

@@ -5,8 +5,9 @@
 -- every wait is a message or an exit under mc.run with a long timeout.
 
 local mc = require "messagechannel"
+local helper = require "spec.helper"
 
-local TIMEOUT = 30
+local TIMEOUT = helper.WAIT
 local is_luajit = type(rawget(_G, "jit")) == "table"
 
 local function run()

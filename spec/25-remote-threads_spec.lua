@@ -5,6 +5,11 @@
 -- second process (a shell would not run under TSan's preload).
 
 local mc = require "messagechannel"
+local helper = require "spec.helper"
+
+-- Seconds: hang guards only, the runs' five times the usual one (2,000
+-- round trips under ThreadSanitizer on a loaded machine).
+local WAIT, RUN = helper.WAIT, 5 * helper.WAIT
 
 local function tmp_address()
   local path = os.tmpname()
@@ -29,12 +34,12 @@ describe("remote ports in one process #threads", function()
       mc.spawn(function()
         for i = 1, 2000 do
           p:postMessage(i * 2)
-          local ev = p:receive(10)
+          local ev = p:receive(WAIT)
           got[#got + 1] = ev and ev.data
         end
         p:close()
       end)
-      mc.run(30)
+      assert.is_true(mc.run(RUN), "mc.run did not become idle")
       assert.equal(2000, #got)
       for i = 1, 2000 do assert.equal(i * 2 + 1, got[i]) end
       assert.same({}, closed)
@@ -62,7 +67,7 @@ describe("remote ports in one process #threads", function()
     ]], { eval = true, data = { port = p }, transfer = { p } })
     local err
     w.onerror = function(e) err = tostring(e.error) end
-    mc.run(60)
+    assert.is_true(mc.run(RUN), "mc.run did not become idle")
     assert.is_nil(err)
     assert.is_true(closed)
     assert.equal(3000, #got)
@@ -92,7 +97,7 @@ describe("remote ports in one process #threads", function()
     mc.spawn(function()
       for i = 1, 5000 do assert(p:postMessage(i)) end
     end)
-    mc.run(60)
+    assert.is_true(mc.run(RUN), "mc.run did not become idle")
     assert.equal(5000, done)
     assert.is_nil(ch.port2:receive(0))
   end)

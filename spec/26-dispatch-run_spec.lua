@@ -12,7 +12,7 @@ local helper = require "spec.helper"
 local has = helper.has
 local run = helper.run
 
-local TIMEOUT = 30
+local TIMEOUT = helper.WAIT
 
 -- A listener that appends "tag:data" to log.
 local function logger(log, tag)

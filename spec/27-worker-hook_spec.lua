@@ -10,7 +10,7 @@
 local mc = require "messagechannel"
 local helper = require "spec.helper"
 
-local TIMEOUT = 30
+local TIMEOUT = helper.WAIT
 
 local function run()
   assert.is_true(mc.run(TIMEOUT), "mc.run did not become idle")

@@ -10,7 +10,7 @@
 local mc = require "messagechannel"
 local helper = require "spec.helper"
 
-local WAIT = 10   -- seconds: the bound of every loop
+local WAIT = helper.WAIT   -- seconds: the bound of every loop
 
 local has_luv, uv = pcall(require, "luv")
 local has_cqueues, cqueues = pcall(require, "cqueues")

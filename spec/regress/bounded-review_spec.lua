@@ -14,7 +14,7 @@ local mc = require "messagechannel"
 local helper = require "spec.helper"
 
 local function run()
-  assert.is_true(mc.run(30), "mc.run did not become idle")
+  assert.is_true(mc.run(helper.WAIT), "mc.run did not become idle")
 end
 
 describe("regress: bounded queues after review #threads", function()

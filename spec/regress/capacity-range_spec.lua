@@ -7,6 +7,7 @@
 -- same bound (API.md 12), any integer >= 1 too.
 
 local mc = require "messagechannel"
+local helper = require "spec.helper"
 
 describe("regress: a channel's capacity may be any integer >= 1", function()
   local big = { 2 ^ 53, 2 ^ 60, 1e300 }
@@ -54,7 +55,7 @@ describe("regress: a remote port's capacity may be any integer >= 1", function()
       local port = mc.connect(address, { capacity = n })
       for i = 1, 3 do assert.is_true(port:postMessage(i)) end
       port.onclose = function() l:close() end
-      assert.is_true(mc.run(20))
+      assert.is_true(mc.run(helper.WAIT))
       assert.same({ 1, 2, 3 }, got)
     end)
   end

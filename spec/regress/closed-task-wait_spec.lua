@@ -83,7 +83,7 @@ describe("regress: a task closed while it waits, and to-be-closed variables", fu
   it("a closed sleep does not keep mc.run() going", function()
     closed_in_wait(function() mc.sleep(3600) end)
     assert.is_nil(mc.timeout())
-    assert.is_true(mc.run(5))
+    assert.is_true(mc.run(helper.WAIT))
     assert.same({}, errors)
   end)
 

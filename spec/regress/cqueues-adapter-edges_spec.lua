@@ -62,7 +62,7 @@ describe("regress: messagechannel.cqueues at the edges #threads", function()
         print("after cq:loop")
       ]=], { eval = true })
       w.onexit = function(e) print("exit", e.code) end
-      assert(mc.run(10))
+      assert(mc.run(60))
     ]])
     if out then assert.are.equal("exit\t6\n exit:0\n", out) end
   end)

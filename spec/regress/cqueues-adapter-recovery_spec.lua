@@ -21,7 +21,7 @@ local helper = require "spec.helper"
 
 local has = helper.has
 
-local WAIT = 10   -- seconds: the bound of every loop
+local WAIT = helper.WAIT   -- seconds: the bound of every loop
 
 local has_cqueues, cqueues = pcall(require, "cqueues")
 

@@ -14,7 +14,7 @@
 local mc = require "messagechannel"
 local helper = require "spec.helper"
 
-local WAIT = 10   -- seconds: the bound of every loop
+local WAIT = helper.WAIT   -- seconds: the bound of every loop
 
 local has_cqueues, cqueues = pcall(require, "cqueues")
 

@@ -4,6 +4,7 @@
 -- closed port no longer counted as waiting for another thread.
 
 local mc = require "messagechannel"
+local helper = require "spec.helper"
 
 describe("regress: mc.run() in a worker #threads", function()
   it("dispatches a closed partner's last messages and close before idle", function()
@@ -27,7 +28,7 @@ describe("regress: mc.run() in a worker #threads", function()
         port:close()
       ]], { eval = true, data = ch.port1, transfer = { ch.port1 } })
       r.onmessage = function(e) results[#results + 1] = e.data end
-      assert.is_true(mc.run(30))
+      assert.is_true(mc.run(helper.WAIT))
     end
     assert.equal(20, #results)
     for i = 1, 20 do assert.equal("100 closed", results[i]) end

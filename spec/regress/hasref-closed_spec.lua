@@ -6,7 +6,7 @@
 local mc = require "messagechannel"
 local helper = require "spec.helper"
 
-local WAIT = 10  -- seconds: the bound of every run
+local WAIT = helper.WAIT  -- seconds: the bound of every run
 
 describe("regress: hasRef once closed", function()
   it("is false for both ports once either closed, ref() or not", function()

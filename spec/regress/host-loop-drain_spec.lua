@@ -38,7 +38,7 @@ local hosts = {
     assert(cq:loop())]],
 }
 -- seconds: a host loop that misses its end would wait forever
-local BOUND = 30
+local BOUND = helper.WAIT
 
 local needs = { select = "socket", ["select, stepped first"] = "socket",
                 luv = "luv", cqueues = "cqueues" }
@@ -76,7 +76,7 @@ describe("regress: a host loop ends once closed remote ports have written #remot
         return pending("no interpreter to run a child process")
       end
       assert.is_truthy(out:find(" exit:0", 1, true), out)
-      assert.is_true(mc.run(10))
+      assert.is_true(mc.run(helper.WAIT))
       assert.is_true(closed)
       assert.is_nil(reason)
       assert.same({ 1, 2, 3, 4, 5, 4 * 1024 * 1024, 4 }, got)

@@ -50,7 +50,7 @@ describe("regress: functions and metamethods given hostile arguments", function(
       pcall(pmt.__index, {}, "onmessage")
       pcall(pmt.__gc, io.stdout)
       pcall(debug.getmetatable(mc.Buffer(1)).__gc, io.stdout)
-      assert(mc.run(10), "the scheduler did not become idle")
+      assert(mc.run(60), "the scheduler did not become idle")
       -- the objects still work
       local got
       ch.port2.onmessage = function(e) got = e.data end

@@ -6,6 +6,7 @@
 -- and past a few thousand ids asks for a look at every object instead.
 
 local mc = require "messagechannel"
+local helper = require "spec.helper"
 local core = require "messagechannel.core"
 
 describe("regress: news from another thread stay few #threads", function()
@@ -30,7 +31,7 @@ for i = 1, n do port:postMessage(i) end
     end
     assert.is_nil(bad)
     assert.truthy(w)
-    assert.is_true(mc.run(30))
+    assert.is_true(mc.run(helper.WAIT))
     -- one port streams: its id waits once, beside at most those of the
     -- worker's end (its handle, its port to this thread); before the fix
     -- the count grew with the messages (thousands here)
@@ -64,7 +65,7 @@ for i = 1, n do port:postMessage(i) end
       if q > most then most = q end
     end
     assert.is_nil(bad)
-    assert.is_true(mc.run(30))
+    assert.is_true(mc.run(helper.WAIT))
     assert.is_true(most <= 4096, "the hub held " .. most .. " ids")
   end)
 end)

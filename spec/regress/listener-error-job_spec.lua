@@ -39,7 +39,7 @@ describe("regress: a raising listener's job", function()
     mc.onerror = function(err) log[#log + 1] = "onerror " .. tostring(err) end
     a.port1:postMessage("for A")
     b.port1:postMessage("for B")
-    assert.is_true(mc.run(10))
+    assert.is_true(mc.run(helper.WAIT))
     assert.same({ "A1 for A", "A2 for A", "B for B",
                   "B messageerror for B boom true" }, log)
   end)
@@ -56,7 +56,7 @@ describe("regress: a raising listener's job", function()
     ch.port2.onmessageerror = function(e) errors[#errors + 1] = e.error end
     ch.port1:postMessage(1)
     ch.port1:postMessage(2)
-    assert.is_true(mc.run(10))
+    assert.is_true(mc.run(helper.WAIT))
     assert.equal(2, got)
     assert.same({ "boom 1", "boom 2" }, errors)
     assert.equal(0, reports)
@@ -78,7 +78,7 @@ describe("regress: a raising listener's job", function()
       log[#log + 1] = "messageerror " .. e.error .. " " .. tostring(e.target == w)
     end
     w.onexit = function(e) log[#log + 1] = "exit " .. e.code end
-    assert.is_true(mc.run(30))
+    assert.is_true(mc.run(helper.WAIT))
     assert.same({ "message 1", "messageerror boom 1 true", "message 2",
                   "messageerror boom 2 true", "exit 0" }, log)
   end)

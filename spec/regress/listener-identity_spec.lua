@@ -64,7 +64,7 @@ describe("regress: listeners are told apart by identity, and callables by Lua's 
       bc2:close()
     end
     bc1:postMessage("bc")
-    assert.is_true(mc.run(10))
+    assert.is_true(mc.run(helper.WAIT))
     table.sort(log)
     assert.are.same({ "a bc", "b w" }, log)
     assert.are.same({}, errors)

@@ -25,7 +25,7 @@ end
 ]]
 
 local function child(body)
-  local out = helper.run_child(PRELUDE .. body, 20)
+  local out = helper.run_child(PRELUDE .. body, 2 * helper.WAIT)
   if out == nil then pending(helper.NO_CHILD) end
   return out
 end
@@ -40,7 +40,7 @@ describe("regress: luv's loop run from inside messagechannel", function()
     local out = child([[
       ch.port1:postMessage(1)
       ch.port1:postMessage(2)
-      assert(mc.run(10))
+      assert(mc.run(60))
       print(table.concat(got, " "))
     ]])
     if out then assert.are.equal("1 2\n exit:0\n", out) end

@@ -95,7 +95,7 @@ describe("regress: LPeg is loaded only by mc.install", function()
     ]], { eval = true })
     local got = {}
     w.onmessage = function(e) got[#got + 1] = e.data end
-    assert.is_true(mc.run(30))
+    assert.is_true(mc.run(helper.WAIT))
     assert.same({ false }, got)
   end)
 end)

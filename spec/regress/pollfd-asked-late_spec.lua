@@ -13,7 +13,7 @@
 local mc = require "messagechannel"
 local helper = require "spec.helper"
 
-local WAIT = 10  -- seconds: the bound of every wait for a worker
+local WAIT = helper.WAIT  -- seconds: the bound of every wait for a worker
 
 local has_socket = pcall(require, "socket")
 

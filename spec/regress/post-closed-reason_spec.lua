@@ -38,7 +38,7 @@ describe("regress: a dropped postMessage says why", function()
 
   it("returns false, 'closed' from a Worker that has ended #threads", function()
     local w = mc.Worker("", { eval = true })
-    assert.is_true(mc.run(10))
+    assert.is_true(mc.run(helper.WAIT))
     dropped(w:postMessage("late"))
   end)
 end)

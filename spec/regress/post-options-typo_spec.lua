@@ -9,6 +9,7 @@
 -- changes).
 
 local mc = require "messagechannel"
+local helper = require "spec.helper"
 
 describe("regress: a misspelt postMessage option", function()
   local function post_error(port, options)
@@ -57,7 +58,7 @@ describe("regress: a misspelt postMessage option", function()
     assert.matches("^bad argument #%d to '[%w?]+' %(unknown option 'x'%)$",
                    post_error(w, { transfer = {}, x = 1 }))
     w:terminate()
-    assert.is_true(mc.run(20))
+    assert.is_true(mc.run(helper.WAIT))
   end)
 
   it("leaves the documented forms alone", function()

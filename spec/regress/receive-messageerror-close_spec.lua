@@ -5,6 +5,7 @@
 -- before, was dispatched first.
 
 local mc = require "messagechannel"
+local helper = require "spec.helper"
 
 -- A port holding one message its state cannot decode (a metatable
 -- registered only in the worker that sent it), then the close: the
@@ -22,7 +23,7 @@ local function port_with_bad_message(n)
   ]], { eval = true, data = ch.port1, transfer = { ch.port1 } })
   local code
   w.onexit = function(ev) code = ev.code end
-  assert.is_true(mc.run(10))  -- no listener yet: nothing dispatched
+  assert.is_true(mc.run(helper.WAIT))  -- no listener yet: nothing dispatched
   assert.equal(0, code)
   assert.equal(n or 1, ch.port2:pending())
   return ch.port2
@@ -46,7 +47,7 @@ describe("regress: a messageerror receive meets", function()
     local port, log, got = port_with_bad_message(), {}, {}
     listen(port, log)
     receive(port, got)
-    assert.is_true(mc.run(10))
+    assert.is_true(mc.run(helper.WAIT))
     assert.same({ nil, "closed" }, got)
     assert.same({ "messageerror", "close" }, log)
   end
@@ -74,7 +75,7 @@ describe("regress: a messageerror receive meets", function()
     end
     local ok, err = pcall(function()
       assert.same({ nil, "closed" }, { port:receive() })
-      assert.is_true(mc.run(10))
+      assert.is_true(mc.run(helper.WAIT))
     end)
     mc.onerror = saved
     assert(ok, err)
@@ -95,7 +96,7 @@ describe("regress: a messageerror receive meets", function()
       mc.sleep(0)
       other.port1:postMessage("later")
     end)
-    assert.is_true(mc.run(10))
+    assert.is_true(mc.run(helper.WAIT))
     assert.same({ "received", "waiting", "messageerror", "close" }, log)
   end)
 end)

@@ -20,7 +20,7 @@
 local helper = require "spec.helper"
 
 local function child(source)
-  local out = helper.run_child(source, 30, "ASAN_OPTIONS=detect_leaks=0")
+  local out = helper.run_child(source, 2 * helper.WAIT, "ASAN_OPTIONS=detect_leaks=0")
   if out == nil then pending(helper.NO_CHILD) end
   return out
 end
@@ -77,7 +77,7 @@ describe("regress: workers started by finalizers as a state closes", function()
           end)
         ]=]
         for _ = 1, 4 do mc.Worker(source, { eval = true }) end
-        assert(mc.run(20))
+        assert(mc.run(60))
         -- the inner workers were told to stop as their parents closed
         local n
         for _ = 1, 200 do

@@ -11,7 +11,7 @@
 local mc = require "messagechannel"
 local helper = require "spec.helper"
 
-local WAIT = 10   -- seconds: the bound of every loop and wait
+local WAIT = helper.WAIT   -- seconds: the bound of every loop and wait
 local N = 50      -- messages per round
 local ROUNDS = 3
 

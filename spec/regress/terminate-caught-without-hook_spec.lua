@@ -18,7 +18,7 @@
 local mc = require "messagechannel"
 local helper = require "spec.helper"
 
-local TIMEOUT = 30
+local TIMEOUT = helper.WAIT
 
 -- Each body runs in the worker after debug.sethook(), with `port` its
 -- parentPort, `big` an array of 100,000 tables (past the codec's look at

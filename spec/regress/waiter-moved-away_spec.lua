@@ -5,9 +5,10 @@
 -- wrote spec/17; API.md 6.3 and 11.
 
 local mc = require "messagechannel"
+local helper = require "spec.helper"
 
 local function run()
-  assert.is_true(mc.run(30), "mc.run did not become idle")
+  assert.is_true(mc.run(helper.WAIT), "mc.run did not become idle")
 end
 
 describe("regress: waiting on a port that moves away", function()

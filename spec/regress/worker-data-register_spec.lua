@@ -14,7 +14,7 @@ local helper = require "spec.helper"
 
 local has = helper.has
 
-local TIMEOUT = 30
+local TIMEOUT = helper.WAIT
 
 -- Registered here in the parent only; each worker registers its own
 -- metatable under the same name, or does not.

@@ -23,11 +23,11 @@ describe("regress: a worker's end cut short #threads", function()
       exits = exits + 1
       code = ev.code
     end
-    local ok, err = pcall(mc.run, 30)
+    local ok, err = pcall(mc.run, helper.WAIT)
     assert.is_false(ok)
     assert.truthy(tostring(err):find("Error in worker %d+: boom"), tostring(err))
     assert.equal(0, exits)
-    assert.is_true(mc.run(30))
+    assert.is_true(mc.run(helper.WAIT))
     assert.equal(1, exits)
     assert.equal(1, code)
     assert.is_true(mc.run(1))
@@ -44,7 +44,7 @@ describe("regress: a worker's end cut short #threads", function()
     w.onexit = function(ev) log[#log + 1] = "exit " .. ev.code end
     local reports = 0
     mc.onerror = function() reports = reports + 1 end
-    assert.is_true(mc.run(30))
+    assert.is_true(mc.run(helper.WAIT))
     assert.same({ "error boom", "exit 1" }, log)
     assert.equal(1, reports)
   end)

@@ -6,7 +6,7 @@
 local mc = require "messagechannel"
 local helper = require "spec.helper"
 
-local WAIT = 20  -- seconds: the bound of every wait
+local WAIT = helper.WAIT  -- seconds: the bound of every wait
 
 describe("regress: a worker's error out of a blocking call #threads", function()
   local workers = {}

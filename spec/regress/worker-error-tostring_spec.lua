@@ -18,7 +18,7 @@ error(setmetatable({ code = 7 }, { __tostring = function(e)
   return "DB timeout (code " .. e.code .. ")"
 end }))]], { eval = true })
     workers[#workers + 1] = w
-    local ok, err = pcall(mc.run, 30)
+    local ok, err = pcall(mc.run, helper.WAIT)
     assert.is_false(ok)
     err = tostring(err)
     assert.truthy(err:find("^Error in worker %d+: DB timeout %(code 7%)\n"), err)
@@ -31,7 +31,7 @@ error(setmetatable({ code = 7 }, { __tostring = function() return "x" end }))]],
     workers[#workers + 1] = w
     local got
     w.onerror = function(e) got = e.error end
-    assert.is_true(mc.run(30))
+    assert.is_true(mc.run(helper.WAIT))
     assert.are.same({ code = 7 }, got)
   end)
 end)

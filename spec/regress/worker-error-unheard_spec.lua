@@ -70,7 +70,7 @@ describe("regress: a worker's error in a program that never steps #threads", fun
   it("says nothing of an error raised out of the loop", function()
     local out = child([[
       mc.Worker("error('boom', 0)", { eval = true })
-      print(pcall(mc.run, 20))
+      print(pcall(mc.run, 60))
       print("ending")
     ]])
     if out then
@@ -83,7 +83,7 @@ describe("regress: a worker's error in a program that never steps #threads", fun
     local out = child([[
       local w = mc.Worker("error('boom', 0)", { eval = true })
       w.onerror = function(e) print("took " .. tostring(e.error)) end
-      assert(mc.run(20))
+      assert(mc.run(60))
       print("ending")
     ]])
     if out then assert.are.equal("took boom\nending\n exit:0\n", out) end

@@ -2,6 +2,7 @@
 -- target; on the web and in Node.js the target is the Worker.
 
 local mc = require "messagechannel"
+local helper = require "spec.helper"
 
 describe("regress: a Worker's message events #threads", function()
   it("have the Worker as target and currentTarget", function()
@@ -10,7 +11,7 @@ describe("regress: a Worker's message events #threads", function()
     ]], { eval = true })
     local target, current, data
     w.onmessage = function(e) target, current, data = e.target, e.currentTarget, e.data end
-    assert.is_true(mc.run(30))
+    assert.is_true(mc.run(helper.WAIT))
     assert.equal("hi", data)
     assert.equal(w, target)
     assert.equal(w, current)

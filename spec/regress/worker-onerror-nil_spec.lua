@@ -3,6 +3,7 @@
 -- an error event at the parent).
 
 local mc = require "messagechannel"
+local helper = require "spec.helper"
 
 describe("regress: mc.onerror = nil in a worker #threads", function()
   it("ends the worker with an error event, as the default does", function()
@@ -16,7 +17,7 @@ describe("regress: mc.onerror = nil in a worker #threads", function()
     w.onerror = function(e) got[#got + 1] = "error " .. tostring(e.error) end
     w.onexit = function(e) got[#got + 1] = "exit " .. e.code end
     w:postMessage("go")
-    assert.is_true(mc.run(30))
+    assert.is_true(mc.run(helper.WAIT))
     assert.same({ "error boom", "exit 1" }, got)
   end)
 end)

@@ -11,7 +11,7 @@
 local mc = require "messagechannel"
 local helper = require "spec.helper"
 
-local TIMEOUT = 30
+local TIMEOUT = helper.WAIT
 
 local CASES = {
   { "a loop that clears the hook", [[
