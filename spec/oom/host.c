@@ -1247,6 +1247,8 @@ static int drive (const Options *o, char **files, int nfiles) {
   if (ncases == 0) {
     fprintf(stderr, "oom: no case%s%s\n", o->only ? " matches " : "",
             o->only ? o->only : "");
+    free(jobs);
+    free(cases);
     return 2;
   }
   memset(jobs, 0, (size_t)o->jobs * sizeof(Job));
