@@ -468,7 +468,7 @@ describe("remote ports (API.md 12)", function()
     end)
 
     it("connect and listen with options work together", function()
-      local opts = { token = "tok", capacity = 3, heartbeat = 0.3,
+      local opts = { token = "tok", capacity = 3, heartbeat = 10,
                      maxMessageSize = 100000 }
       local l = listen(R.unix_address(), opts)
       local acc = accepting(l)
@@ -547,7 +547,9 @@ describe("remote ports (API.md 12)", function()
   describe("heartbeats", function()
     it("a stopped peer (SIGSTOP) closes the pair with 'timeout'; continued, "
        .. "it sees a close too", function()
-      local l = listen(R.unix_address(), { heartbeat = 0.2 })
+      -- 3 heartbeats of silence close the link: a stall that long
+      -- before the STOP would too
+      local l = listen(R.unix_address(), { heartbeat = R.SLOW })
       local acc = accepting(l)
       local peer = R.peer("connect", l.address)
       local p = await_link(acc)
@@ -564,7 +566,7 @@ describe("remote ports (API.md 12)", function()
 
     it("a stopped listening peer times out a connected port", function()
       local peer, address = R.listening_peer("tcp:127.0.0.1:0")
-      local p = connect(address, { heartbeat = 0.2 })
+      local p = connect(address, { heartbeat = R.SLOW })
       local rec = watch(p)
       p:postMessage("up")
       await_count(rec, 1)
@@ -577,14 +579,14 @@ describe("remote ports (API.md 12)", function()
 
     it("keeps an idle link open for many heartbeats, whichever side has the "
        .. "shorter one", function()
-      local hb = 0.3 * R.SLOW
+      local hb = R.SLOW  -- a stall of 3 heartbeats would close the link
       local l = listen(R.unix_address(), { heartbeat = 5 * R.SLOW })
       local acc = accepting(l)
       local p = connect(l.address, { heartbeat = hb })
       local rec = watch(p)
       local q = await_link(acc)
       local qrec = watch(q)
-      mc.sleep(10 * hb)  -- 10 of the short heartbeats, silent but for pings
+      mc.sleep(4 * hb)  -- 4 of the short heartbeats, silent but for pings
       assert.is_false(rec.closed, "closed: " .. tostring(rec.reason))
       assert.is_false(qrec.closed, "closed: " .. tostring(qrec.reason))
       p:postMessage("still there")
@@ -594,9 +596,10 @@ describe("remote ports (API.md 12)", function()
     it("a peer whose Lua state computes for many heartbeats keeps its link",
        function()
       local _, address = R.listening_peer(R.unix_address())
-      local p = connect(address, { heartbeat = 0.3 * R.SLOW })
+      local hb = R.SLOW  -- a stall of 3 heartbeats would close the link
+      local p = connect(address, { heartbeat = hb })
       local rec = watch(p)
-      p:postMessage({ cmd = "busy", seconds = 2 * R.SLOW })
+      p:postMessage({ cmd = "busy", seconds = 4 * hb })  -- > 3 heartbeats
       await_count(rec, 1)
       assert.same({ busy = "done" }, rec.data[1])
       assert.is_false(rec.closed)
@@ -608,14 +611,14 @@ describe("remote ports (API.md 12)", function()
         return pending("valgrind runs one thread at a time: a busy state "
                        .. "starves the network thread")
       end
-      local _, address = R.listening_peer(R.unix_address(),
-                                          "heartbeat=" .. 0.3 * R.SLOW)
-      local p = connect(address, { heartbeat = 0.3 * R.SLOW })
+      local hb = R.SLOW  -- a stall of 3 heartbeats would close the link
+      local _, address = R.listening_peer(R.unix_address(), "heartbeat=" .. hb)
+      local p = connect(address, { heartbeat = hb })
       local rec = watch(p)
       p:postMessage("before")
       await_count(rec, 1)
       local t = os.clock()
-      while os.clock() - t < 2 * R.SLOW do end  -- no scheduler turn
+      while os.clock() - t < 4 * hb do end  -- no turn for > 3 heartbeats
       p:postMessage("after")
       await_count(rec, 2)
       assert.same({ "before", "after" }, rec.data)
@@ -1356,7 +1359,7 @@ describe("remote ports (API.md 12)", function()
       -- os.execute: only the network thread can move the 16 MiB queued.
       -- Over a local socket that takes well under a second; a thread that
       -- waits for a timer between batches of its output needs one poll
-      -- timeout (1 s) per 256 KiB.
+      -- timeout (1 s) per 256 KiB: 64 s. The 40 s bound is a hang guard.
       if R.sanitizer == "valgrind" then
         return pending("a bound on time means nothing under valgrind")
       end
@@ -1368,12 +1371,12 @@ describe("remote ports (API.md 12)", function()
       local pad = string.rep("q", 64 * 1024)
       for i = 1, n do assert.is_true(p:postMessage({ i = i, pad = pad })) end
       local t0 = mc.now()
-      while not reader:find("got " .. n) and mc.now() - t0 < 10 do
+      while not reader:find("got " .. n) and mc.now() - t0 < 40 do
         R.sh("sleep 0.05")  -- not mc.sleep: no scheduler turn
       end
       local got = reader:all("got (%d+)")
       assert.truthy(reader:find("got " .. n),
-                    ("the peer got %s of %d messages in 10 s"):format(
+                    ("the peer got %s of %d messages in 40 s"):format(
                       tostring(got[#got] or 0), n))
     end)
   end)
@@ -1386,8 +1389,9 @@ describe("remote ports (API.md 12)", function()
       local p = connect(address)
       local rec = watch(p)
       p:postMessage("hi")
-      assert.is_false(mc.run(0.5))
+      await_count(rec, 1)
       assert.same({ "hi" }, rec.data)
+      assert.is_false(mc.run(0.3))  -- still going
       assert.is_true(p:hasRef())
       p:unref()
       assert.is_false(p:hasRef())

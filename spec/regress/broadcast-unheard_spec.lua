@@ -5,6 +5,7 @@
 -- gone. (API.md 11.)
 
 local mc = require "messagechannel"
+local helper = require "spec.helper"
 
 describe("regress: BroadcastChannel without a message listener", function()
   it("drops what arrives, even with a messageerror listener", function()
@@ -12,14 +13,14 @@ describe("regress: BroadcastChannel without a message listener", function()
                  mc.BroadcastChannel("regress.unheard")
     b.onmessageerror = function() end
     a:postMessage("old")
-    mc.run(0.2)
+    helper.run()  -- idle: "old" has arrived
     local got = {}
     b.onmessage = function(e)
       got[#got + 1] = e.data
       b:close()
     end
     a:postMessage("new")
-    mc.run(1)
+    helper.run()
     a:close()
     assert.same({ "new" }, got)
   end)
@@ -32,7 +33,7 @@ describe("regress: BroadcastChannel without a message listener", function()
     local before = collectgarbage("count")
     local big = string.rep("x", 1000)
     for _ = 1, 2000 do a:postMessage(big) end
-    mc.run(0.5)
+    helper.run()  -- idle: all 2,000 have arrived
     collectgarbage()
     collectgarbage()
     -- 2,000 kept messages would be 2 MB and more

@@ -73,21 +73,23 @@ describe("regress: close is the last event a port sees", function()
   end)
 
   it("while receive, which reports the port's state, says closed at once", function()
-    local ch = mc.MessageChannel()
+    local ch, gate = mc.MessageChannel(), mc.MessageChannel()
     local out = {}
     ch.port2:addEventListener("message", function(e)
-      mc.sleep(0.02)
+      -- the queue is empty and closed now: the task receives while the
+      -- listener waits for it (5 s: a hang guard)
+      mc.spawn(function()
+        local ev, why = ch.port2:receive(5)
+        out[#out + 1] = tostring(ev) .. " " .. why
+        gate.port1:postMessage("go")
+      end)
+      gate.port2:receive(5)
       out[#out + 1] = "L" .. e.data
     end)
     ch.port2.onclose = function() out[#out + 1] = "close" end
     ch.port2:start()
     ch.port1:postMessage(1)
     ch.port1:close()
-    mc.spawn(function()
-      mc.sleep(0.005)  -- the listener sleeps; the queue is empty and closed
-      local ev, why = ch.port2:receive(5)
-      out[#out + 1] = tostring(ev) .. " " .. why
-    end)
     helper.run()
     assert.same({ "nil closed", "L1", "close" }, out)
   end)

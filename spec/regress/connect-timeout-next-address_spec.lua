@@ -66,10 +66,13 @@ describe("regress: a connect that times out goes on to the next address", functi
     local peer = R.spawn_env("LD_PRELOAD=" .. R.quote(preload),
                              "spec/remote/peer.lua", "connect",
                              "tcp:mc-silent-first.test:" .. port,
-                             "heartbeat=0.2", "behave=idle")
+                             "heartbeat=" .. R.SLOW, "behave=idle",
+                             "life=" .. 60 * R.SLOW)
+    -- each address has 3 of the peer's heartbeats (3 s) to connect, and
+    -- the link as long for its HELLO: time enough on a slow machine
     R.await("the peer's link at 127.0.0.1", function()
       return linked or peer:find("close") ~= nil
-    end, 10 * R.SLOW)
+    end, 30 * R.SLOW)
     silent:signal("CONT")
     assert.is_nil(peer:find("close (%S+)"))
     assert.is_true(linked)

@@ -20,7 +20,7 @@ local helper = require "spec.helper"
 
 local has = helper.has
 
-local BOUND = 5   -- seconds: the bound of each wait for the child
+local BOUND = 30  -- seconds: the bound of each wait for the child
 
 local function read_file(name)
   local f = io.open(name, "rb")
@@ -119,16 +119,17 @@ describe("regress: Ctrl-C and mc.run()", function()
                           .. 'mc.parentPort:postMessage(1) mc.parentPort:receive()',
                           { eval = true })
       -- busy until the spec has sent the signal (GO), under a bound
+      -- longer than the spec's
       w.onmessage = function()
         ready()
-        local deadline = mc.now() + 10
+        local deadline = mc.now() + 60
         repeat
           local f = io.open(GO)
           if f then f:close() end
         until f or mc.now() > deadline
       end
       mc.onerror = function(e) io.stderr:write("onerror: ", tostring(e), "\n") end
-      local ok, e = pcall(mc.run, 10)
+      local ok, e = pcall(mc.run, 120)
       io.stderr:write("mc.run: ", tostring(ok), " ", tostring(e), "\n")
       w:terminate()
     ]])

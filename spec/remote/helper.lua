@@ -30,8 +30,8 @@ do
 end
 
 -- A factor for heartbeats and busy periods that must not look like
--- silence: 1, or 10 under valgrind.
-R.SLOW = R.sanitizer == "valgrind" and 10 or 1
+-- silence, and for waits: 1, 3 under ASan or TSan, 10 under valgrind.
+R.SLOW = R.sanitizer == "valgrind" and 10 or R.sanitizer and 3 or 1
 
 R.WAIT = 20 * R.SLOW  -- seconds any single wait may take before failing
 
