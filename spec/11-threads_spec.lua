@@ -16,11 +16,7 @@ local has = helper.has
 
 local TIMEOUT = helper.WAIT
 
--- Runs the scheduler until idle, failing the spec when it is still busy
--- after `timeout` seconds.
-local function run(timeout)
-  assert.is_true(mc.run(timeout or TIMEOUT), "mc.run did not become idle")
-end
+local run = helper.run  -- until idle, or fails after helper.WAIT s
 
 -- Worker source: `body` after the module is loaded.
 local function source(body)

@@ -37,9 +37,7 @@ end
 -- A worker that stays alive until the parent posts to it, then ends.
 local STAY = "mc.parentPort:receive()"
 
-local function run()
-  assert.is_true(mc.run(WAIT), "mc.run did not become idle")
-end
+local run = helper.run  -- until idle, or fails after helper.WAIT s
 
 -- The descriptor alone, as a LuaSocket select object.
 local fd_only = { getfd = function() return mc.pollfd() end }

@@ -36,9 +36,7 @@ end
 -- A worker that stays alive until the parent posts to it, then ends.
 local STAY = "mc.parentPort:receive()"
 
-local function run()
-  assert.is_true(mc.run(WAIT), "mc.run did not become idle")
-end
+local run = helper.run  -- until idle, or fails after helper.WAIT s
 
 -- A worker's ch.port1 has a message listener (unref'd or not), and its
 -- partner ch.port2 is held by the main thread; nothing else keeps the

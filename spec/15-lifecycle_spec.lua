@@ -27,9 +27,7 @@ local function logged(w)
   return log
 end
 
-local function run()
-  assert.is_true(mc.run(WAIT), "mc.run did not become idle")
-end
+local run = helper.run  -- until idle, or fails after helper.WAIT s
 
 describe("worker lifecycle #threads", function()
   local default_onerror = mc.onerror

@@ -20,11 +20,7 @@ local has, pack, error_of = helper.has, helper.pack, helper.error_of
 
 local TIMEOUT = helper.WAIT
 
--- Runs the scheduler until idle, failing the spec when it is still busy
--- after `timeout` seconds.
-local function run(timeout)
-  assert.is_true(mc.run(timeout or TIMEOUT), "mc.run did not become idle")
-end
+local run = helper.run  -- until idle, or fails after helper.WAIT s
 
 -- Two channels: the specs wait on a.port2 and b.port2 and post through
 -- a.port1 and b.port1.

@@ -7,12 +7,9 @@
 local mc = require "messagechannel"
 local helper = require "spec.helper"
 
-local TIMEOUT = helper.WAIT
 local is_luajit = type(rawget(_G, "jit")) == "table"
 
-local function run()
-  assert.is_true(mc.run(TIMEOUT), "mc.run did not become idle")
-end
+local run = helper.run  -- until idle, or fails after helper.WAIT s
 
 -- Starts a worker from source and records its messages and its exit.
 local function start(body, options)

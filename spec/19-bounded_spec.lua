@@ -13,9 +13,7 @@ local helper = require "spec.helper"
 -- taken 40 s).
 local TIMEOUT = 5 * helper.WAIT
 
-local function run()
-  assert.is_true(mc.run(TIMEOUT), "mc.run did not become idle")
-end
+local function run() helper.run(TIMEOUT) end
 
 local function datas(port)
   local out = {}

@@ -39,7 +39,7 @@ describe("remote ports in one process #threads", function()
         end
         p:close()
       end)
-      assert.is_true(mc.run(RUN), "mc.run did not become idle")
+      helper.run(RUN)
       assert.equal(2000, #got)
       for i = 1, 2000 do assert.equal(i * 2 + 1, got[i]) end
       assert.same({}, closed)
@@ -67,7 +67,7 @@ describe("remote ports in one process #threads", function()
     ]], { eval = true, data = { port = p }, transfer = { p } })
     local err
     w.onerror = function(e) err = tostring(e.error) end
-    assert.is_true(mc.run(RUN), "mc.run did not become idle")
+    helper.run(RUN)
     assert.is_nil(err)
     assert.is_true(closed)
     assert.equal(3000, #got)
@@ -97,7 +97,7 @@ describe("remote ports in one process #threads", function()
     mc.spawn(function()
       for i = 1, 5000 do assert(p:postMessage(i)) end
     end)
-    assert.is_true(mc.run(RUN), "mc.run did not become idle")
+    helper.run(RUN)
     assert.equal(5000, done)
     assert.is_nil(ch.port2:receive(0))
   end)

@@ -7,14 +7,9 @@
 -- those of the main thread's. Nothing waits on time: every wait is a
 -- message or an exit under mc.run with a long timeout.
 
-local mc = require "messagechannel"
 local helper = require "spec.helper"
 
-local TIMEOUT = helper.WAIT
-
-local function run()
-  assert.is_true(mc.run(TIMEOUT), "mc.run did not become idle")
-end
+local run = helper.run  -- until idle, or fails after helper.WAIT s
 
 local workers = {}
 after_each(function() helper.terminate_all(workers) end)

@@ -493,11 +493,12 @@ end
 -- times slower than an idle one).
 M.WAIT = 60
 
--- Runs the scheduler until idle; a spec that never gets idle fails instead
--- of hanging the suite.
-function M.run()
-  if mc.run(M.WAIT) ~= true then
-    error(("mc.run(%d) did not become idle"):format(M.WAIT), 2)
+-- Runs the scheduler until idle; a spec that never gets idle within
+-- `seconds` (M.WAIT by default) fails instead of hanging the suite.
+function M.run(seconds)
+  seconds = seconds or M.WAIT
+  if mc.run(seconds) ~= true then
+    error(("mc.run(%d) did not become idle"):format(seconds), 2)
   end
 end
 
