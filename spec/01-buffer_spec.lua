@@ -265,6 +265,55 @@ describe("Buffer", function()
     end)
   end)
 
+  -- Copies of large Buffers are written into memory that may be given
+  -- huge pages (2 MiB): every byte, those at each 2 MiB boundary and the
+  -- last one too, must arrive as it was.
+  describe("a large copy", function()
+    local MIB = 1024 * 1024
+    local SIZE = 9 * MIB + 3
+    local MARKS = { 1, 2, SIZE - 1, SIZE }
+    for k = 1, 4 do
+      MARKS[#MARKS + 1] = 2 * k * MIB
+      MARKS[#MARKS + 1] = 2 * k * MIB + 1
+    end
+
+    local function marked()
+      local buf = mc.Buffer(SIZE)
+      for i, at in ipairs(MARKS) do buf:write(at, string.char(i)) end
+      return buf
+    end
+
+    local function check(copy, original)
+      assert.truthy(helper.is_buffer(copy))
+      assert.are_not.equal(original, copy)
+      assert.equal(SIZE, #copy)
+      for i, at in ipairs(MARKS) do assert.equal(i, copy:byte(at)) end
+      assert.equal(0, copy:byte(3))
+      assert.equal(0, copy:byte(5 * MIB))
+      assert.is_true(copy:sub() == original:sub())
+    end
+
+    it("keeps every byte through structuredClone", function()
+      local buf = marked()
+      check(mc.structuredClone(buf), buf)
+      assert.is_false(buf.detached)
+    end)
+
+    it("keeps every byte through serialize and deserialize", function()
+      local buf = marked()
+      check(mc.deserialize(mc.serialize({ buf }))[1], buf)
+    end)
+
+    it("keeps every byte through a port", function()
+      local buf, ch = marked(), mc.MessageChannel()
+      ch.port1:postMessage({ buf, buf })
+      local v = ch.port2:receive().data
+      check(v[1], buf)
+      assert.equal(v[1], v[2])
+      ch.port1:close()
+    end)
+  end)
+
   describe("tostring", function()
     it("names the type", function()
       local s = tostring(mc.Buffer(3))

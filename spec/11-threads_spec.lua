@@ -419,6 +419,34 @@ describe("threads #threads", function()
       ended_normally(rec)
     end)
 
+    it("copies a large Buffer to a worker and back, every byte kept", function()
+      -- the copies are written into memory that may get 2 MiB pages
+      local MIB = 1024 * 1024
+      local size = 9 * MIB + 3
+      local marks = { 1, size }
+      for k = 1, 4 do marks[#marks + 1] = 2 * k * MIB + k % 2 end
+      local buf = mc.Buffer(size)
+      for i, at in ipairs(marks) do buf:write(at, string.char(i)) end
+      local rec = eval([[
+        mc.parentPort.onmessage = function(e)
+          local b = e.data
+          mc.parentPort:postMessage({ b, #b, b:byte(1), b:byte(#b) })
+          mc.parentPort:close()
+        end
+      ]])
+      rec.worker:postMessage(buf)
+      run()
+      assert.equal(1, #rec.messages)
+      local m = rec.messages[1]
+      local back = m[1]
+      assert.same({ size, 1, 2 }, { m[2], m[3], m[4] })
+      assert.are_not.equal(buf, back)
+      assert.is_false(buf.detached)
+      for i, at in ipairs(marks) do assert.equal(i, back:byte(at)) end
+      assert.is_true(back:sub() == buf:sub())
+      ended_normally(rec)
+    end)
+
     it("lets two workers talk through a channel made in the main thread", function()
       -- the receiver gets its port first: the sender may close the other
       -- one as soon as it runs

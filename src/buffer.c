@@ -56,8 +56,10 @@ static void fill_bytes (lua_State *L, mc_Buffer *b, const void *src,
     b->data = (unsigned char *)(src ? malloc(len) : calloc(len, 1));
     if (b->data == NULL)
       luaL_error(L, "not enough memory");
-    if (src)
+    if (src) {
+      mc_bytes_will_fill(b->data, len);
       memcpy(b->data, src, len);
+    }
     b->len = len;
   }
 }

@@ -2,10 +2,37 @@
 ** bytes.c: pure C helpers for the codec: a growable byte string and a map
 ** from object addresses to dense ids. No Lua here.
 */
+#define _DEFAULT_SOURCE  /* madvise, MADV_HUGEPAGE */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include "mc.h"
+
+/* A fresh page costs a fault when first written, and on some machines
+** the fault costs more than copying the page: 64 MiB copied into new
+** memory took 190 ms in 4 KiB pages and 11 ms in 2 MiB ones. So the
+** 2 MiB-aligned part of a block about to be written whole is offered to
+** the kernel for huge pages (Linux MADV_HUGEPAGE; a hint, which changes
+** nothing where transparent huge pages are off or "always"). Blocks that
+** may stay sparse (a new zeroed Buffer) are not: a huge page is backed
+** whole on its first write. */
+#define HUGE_PAGE ((uintptr_t)1 << 21)
+
+void mc_bytes_will_fill (void *p, size_t len) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  uintptr_t a = ((uintptr_t)p + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+  uintptr_t z = ((uintptr_t)p + len) & ~(HUGE_PAGE - 1);
+  if (len >= 2 * HUGE_PAGE && z > a)
+    (void)madvise((void *)a, (size_t)(z - a), MADV_HUGEPAGE);
+#else
+  (void)p;
+  (void)len;
+#endif
+}
 
 int mc_bytes_reserve_slow (mc_Bytes *b, size_t extra) {
   size_t cap = b->cap ? b->cap : 256;
@@ -17,6 +44,7 @@ int mc_bytes_reserve_slow (mc_Bytes *b, size_t extra) {
   p = (unsigned char *)realloc(b->p, cap);
   if (p == NULL)
     return 0;
+  mc_bytes_will_fill(p + b->n, cap - b->n);
   b->p = p;
   b->cap = cap;
   return 1;

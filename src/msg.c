@@ -47,8 +47,10 @@ static mc_Msg *msg_alloc (size_t len, size_t nx) {
 
 mc_Msg *mc_msg_new (const void *data, size_t len, size_t nx) {
   mc_Msg *m = msg_alloc(len, nx);
-  if (m != NULL && len > 0)
+  if (m != NULL && len > 0) {
+    mc_bytes_will_fill(msg_bytes(m), len);
     memcpy(msg_bytes(m), data, len);
+  }
   return m;
 }
 

@@ -192,8 +192,10 @@ mc_Msg *mc_wire_msg (const mc_Frame *f, const mc_Type *buffer, size_t max,
       mc_msg_free(m);
       return NULL;
     }
-    if (n > 0)
+    if (n > 0) {
+      mc_bytes_will_fill(copy, n);
       memcpy(copy, p, n);
+    }
     p += n;
     x[i].type = buffer;
     x[i].ptr = copy;
