@@ -419,6 +419,33 @@ describe("threads #threads", function()
       ended_normally(rec)
     end)
 
+    it("keeps every message whole while small and larger ones alternate between threads", function()
+      -- small messages reuse blocks freed by the other thread: sizes
+      -- cross that pool's block size both ways, and two workers in turn
+      -- take the blocks the first one gave back as it ended
+      for round = 1, 2 do
+        local rec = eval([[
+          mc.parentPort.onmessage = function(e)
+            if e.data == "end" then return mc.parentPort:close() end
+            mc.parentPort:postMessage({ e.data[1], e.data[2]:upper() })
+          end
+        ]])
+        local sent = {}
+        for i = 1, 600 do
+          local n = (i * 37) % 420
+          sent[i] = { i, string.rep(string.char(97 + i % 26), n) }
+          rec.worker:postMessage(sent[i])
+        end
+        rec.worker:postMessage("end")
+        run()
+        assert.equal(600, #rec.messages, "round " .. round)
+        for i = 1, 600 do
+          assert.same({ i, sent[i][2]:upper() }, rec.messages[i])
+        end
+        ended_normally(rec)
+      end
+    end)
+
     it("copies a large Buffer to a worker and back, every byte kept", function()
       -- the copies are written into memory that may get 2 MiB pages
       local MIB = 1024 * 1024

@@ -6,7 +6,8 @@
 ** exports nothing but luaopen_messagechannel_core.
 **   bytes.c    pure C: growable byte string, pointer -> id map
 **   hub.c      pure C: where a Lua state's scheduler sleeps and is woken
-**   msg.c      pure C: a message, its bytes and its transfer slots
+**   msg.c      pure C: a message, its bytes and its transfer slots;
+**              small ones in blocks recycled between threads
 **   queue.c    pure C: one receiving end's FIFO of messages and its owner
 **   group.c    pure C: entangled ends under one lock (a channel's pair)
 **   wire.c     pure C: the frames a link between processes carries
