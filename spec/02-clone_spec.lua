@@ -337,6 +337,14 @@ describe("clone rules", function()
           "DataCloneError: function is not cloneable (at .a[table].cb)")
       end)
 
+      it("writes the module's objects as keys by their type", function()
+        local buf = mc.Buffer(1)
+        rejects({ [buf] = print },
+          "DataCloneError: function is not cloneable (at [Buffer])")
+        rejects({ a = { [buf] = { cb = print } } },
+          "DataCloneError: function is not cloneable (at .a[Buffer].cb)")
+      end)
+
       it("names the table that holds a bad key", function()
         rejects({ x = { [print] = 1 } },
           "DataCloneError: function is not cloneable (as a key in .x)")

@@ -1192,17 +1192,21 @@ static void push_segment (lua_State *L, int k) {
         break;
       }
 #endif
-      do
-        snprintf(num, sizeof num, "%.*g", digits, x);
-      while (strtod(num, NULL) != x && ++digits <= 17);
+      if (x == floor(x) && fabs(x) < 9223372036854775808.0)
+        snprintf(num, sizeof num, "%.0f", x);  /* digits, as an integer
+                                               ** key of Lua 5.3+ reads */
+      else
+        do
+          snprintf(num, sizeof num, "%.*g", digits, x);
+        while (strtod(num, NULL) != x && ++digits <= 17);
       lua_pushfstring(L, "[%s]", num);
       break;
     }
     case LUA_TBOOLEAN:
       lua_pushstring(L, lua_toboolean(L, k) ? "[true]" : "[false]");
       break;
-    default:
-      lua_pushfstring(L, "[%s]", luaL_typename(L, k));
+    default:  /* a Buffer key is [Buffer], a table key [table] */
+      lua_pushfstring(L, "[%s]", mc_ctx_typename(L, k));
       break;
   }
 }

@@ -2,7 +2,10 @@
 -- as `[3]` or `[1.5]`. Number keys were written as Lua's tostring writes
 -- them, in 14 digits: the key 1e15 + 1 read `[1e+15]`, another key, and
 -- 1/3 read `[0.33333333333333]`. They are now written in the fewest digits
--- that read back as the key.
+-- that read back as the key. A float key with an integer value was
+-- `[1e+15]` on Lua 5.1, 5.2 and LuaJIT, where 5.3 and 5.4, which make it
+-- an integer key, wrote `[1000000000000000]`: it is in digits on every
+-- version now.
 
 local mc = require "messagechannel"
 
@@ -34,6 +37,14 @@ describe("regress: number keys in a DataCloneError's path", function()
       assert.are.equal("1.5", named(f, 1.5))
       assert.are.equal("inf", named(f, math.huge))
       assert.are.equal("-inf", named(f, -math.huge))
+    end)
+
+    it("are in digits when integral, on every version, in " .. name, function()
+      assert.are.equal("1000000000000000", named(f, 1e15))
+      assert.are.equal("-1000000000000000", named(f, -1e15))
+      assert.are.equal("9007199254740992", named(f, 2 ^ 53))
+      assert.are.equal("4611686018427387904", named(f, 2 ^ 62))
+      assert.are.equal("1e+20", named(f, 1e20))  -- past 2^63: as a float
     end)
   end
 
