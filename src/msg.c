@@ -10,12 +10,14 @@
 ** crossed the allocator's lock both ways: a one-way stream of small
 ** messages spent nearly half its time in malloc, free and their locks.
 ** So a message of at most POOL_BLOCK bytes (header and bytes) takes a
-** block of exactly that size, and a freed one goes back to a pool: each
-** thread keeps a magazine it takes blocks from and one it fills, and
-** full magazines pass between threads through a depot, under one lock
-** per MAGAZINE blocks (magazines and depot as in Bonwick and Adams'
-** allocator, 2001). A thread's own freed blocks are taken first, so a
-** message posted and read in one thread never reaches the depot.
+** block of one of four sizes, the smallest it fits (so that a queue of
+** tiny messages costs about what malloc's blocks did), and a freed one
+** goes back to that size's pool: each thread keeps a magazine it takes
+** blocks from and one it fills, and full magazines pass between threads
+** through a depot, under one lock per MAGAZINE blocks (magazines and
+** depot as in Bonwick and Adams' allocator, 2001). A thread's own freed
+** blocks are taken first, so a message posted and read in one thread
+** never reaches the depot.
 */
 #include <pthread.h>
 #include <stdlib.h>
@@ -45,7 +47,7 @@ struct mc_Msg {
   size_t nx;    /* transfer slots, at x; the bytes follow them */
   unsigned char *own;  /* or the bytes are here, a block of their own */
   int note;     /* mc_msg_note's */
-  int pooled;   /* its block is POOL_BLOCK bytes, from the pool */
+  int pooled;   /* 0, or its block is of size class pooled - 1 */
   mc_Xfer x[1];
 };
 
@@ -55,9 +57,14 @@ struct mc_Msg {
 ** =======================================================
 */
 
+/* The block sizes: a block is at most 1.4 times what malloc would take
+** for its message (a number posted takes 73 bytes, a small table 135). */
+#define POOL_CLASSES 4
+static const size_t class_size[POOL_CLASSES] = {96, 128, 192, 256};
+#define CLASS_SIZE(k) (class_size[k])
 #define POOL_BLOCK 256
-#define MAGAZINE 64   /* blocks a magazine holds */
-#define DEPOT_MAX 64  /* full magazines the depot keeps; more are freed */
+#define MAGAZINE 32   /* blocks a magazine holds */
+#define DEPOT_MAX 32  /* full magazines a depot keeps; more are freed */
 
 /* A block in a magazine, which is a list; a magazine in the depot, by
 ** its first block. While a block waits only these links are readable
@@ -67,55 +74,67 @@ typedef struct Block {
   struct Block *magazine;
 } Block;
 
-typedef struct Cache {
+typedef struct Cache {  /* a thread's, of one size class */
   Block *take;  /* the magazine blocks are taken from */
   Block *fill;  /* the magazine freed blocks go to */
   int nfill;
-  int known;    /* its thread gives it back as it ends (pool_key) */
 } Cache;
 
-static __thread Cache cache;
+/* A thread's caches, on cache lines of their own. */
+typedef struct Caches {
+  Cache c[POOL_CLASSES];
+  int known;  /* the thread gives them back as it ends (pool_key) */
+} Caches;
+
+static __thread union {
+  Caches t;
+  char lines[(sizeof(Caches) + 63) / 64 * 64];
+} pool __attribute__((aligned(64)));
 static pthread_mutex_t depot_lock = PTHREAD_MUTEX_INITIALIZER;
-static Block *depot;  /* full magazines, under depot_lock */
-static int ndepot;
+static Block *depot[POOL_CLASSES];  /* full magazines, under depot_lock */
+static int ndepot[POOL_CLASSES];
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
 static pthread_key_t pool_key;
 static int key_made;
 
-static void free_magazine (Block *b) {
+static void free_magazine (Block *b, int k) {
   while (b != NULL) {
     Block *next = b->next;
-    UNPOISON(b, POOL_BLOCK);
+    UNPOISON(b, CLASS_SIZE(k));
     free(b);
     b = next;
   }
 }
 
-/* Puts magazine b in the depot, or frees it when the depot is full. */
-static void give_magazine (Block *b) {
+/* Puts magazine b of class k in its depot, or frees it when that is
+** full. */
+static void give_magazine (Block *b, int k) {
   if (b == NULL)
     return;
   pthread_mutex_lock(&depot_lock);
-  if (ndepot < DEPOT_MAX) {
-    b->magazine = depot;
-    depot = b;
-    ndepot++;
+  if (ndepot[k] < DEPOT_MAX) {
+    b->magazine = depot[k];
+    depot[k] = b;
+    ndepot[k]++;
     b = NULL;
   }
   pthread_mutex_unlock(&depot_lock);
-  free_magazine(b);
+  free_magazine(b, k);
 }
 
-/* A thread that ends gives its magazines to the depot: a destructor of
+/* A thread that ends gives its magazines to the depots: a destructor of
 ** pool_key, which the thread sets before it holds blocks. */
 static void thread_ends (void *unused) {
-  Cache *c = &cache;
+  int k;
   (void)unused;
-  give_magazine(c->take);
-  give_magazine(c->fill);
-  c->take = c->fill = NULL;
-  c->nfill = 0;
-  c->known = 0;
+  for (k = 0; k < POOL_CLASSES; k++) {
+    Cache *c = &pool.t.c[k];
+    give_magazine(c->take, k);
+    give_magazine(c->fill, k);
+    c->take = c->fill = NULL;
+    c->nfill = 0;
+  }
+  pool.t.known = 0;
 }
 
 static void make_key (void) {
@@ -125,19 +144,20 @@ static void make_key (void) {
 /* Whether this thread may hold blocks: once its end will give them
 ** back. That destructor's code must outlive the thread, so the library
 ** stays loaded from then on. */
-static int cache_known (Cache *c) {
-  if (!c->known) {
+static int thread_known (void) {
+  if (!pool.t.known) {
     pthread_once(&key_once, make_key);
-    if (!key_made || pthread_setspecific(pool_key, c) != 0)
+    if (!key_made || pthread_setspecific(pool_key, &pool) != 0)
       return 0;
     mc_keep_loaded();
-    c->known = 1;
+    pool.t.known = 1;
   }
   return 1;
 }
 
-static void *pool_take (void) {
-  Cache *c = &cache;
+/* A block of class k. */
+static void *pool_take (int k) {
+  Cache *c = &pool.t.c[k];
   Block *b = c->take;
   if (b == NULL) {
     if (c->fill != NULL) {  /* this thread's own, first */
@@ -145,31 +165,31 @@ static void *pool_take (void) {
       c->fill = NULL;
       c->nfill = 0;
     }
-    else if (cache_known(c)) {
+    else if (thread_known()) {
       pthread_mutex_lock(&depot_lock);
-      if ((b = depot) != NULL) {
-        depot = b->magazine;
-        ndepot--;
+      if ((b = depot[k]) != NULL) {
+        depot[k] = b->magazine;
+        ndepot[k]--;
       }
       pthread_mutex_unlock(&depot_lock);
     }
     if (b == NULL)
-      return malloc(POOL_BLOCK);
+      return malloc(CLASS_SIZE(k));
   }
   c->take = b->next;
-  UNPOISON(b, POOL_BLOCK);
+  UNPOISON(b, CLASS_SIZE(k));
   return b;
 }
 
-static void pool_give (void *p) {
-  Cache *c = &cache;
+static void pool_give (void *p, int k) {
+  Cache *c = &pool.t.c[k];
   Block *b = (Block *)p;
-  if (!cache_known(c)) {
+  if (!thread_known()) {
     free(p);
     return;
   }
   if (c->nfill == MAGAZINE) {
-    give_magazine(c->fill);
+    give_magazine(c->fill, k);
     c->fill = NULL;
     c->nfill = 0;
   }
@@ -177,7 +197,7 @@ static void pool_give (void *p) {
   b->magazine = NULL;
   c->fill = b;
   c->nfill++;
-  POISON(b + 1, POOL_BLOCK - sizeof *b);
+  POISON(b + 1, CLASS_SIZE(k) - sizeof *b);
 }
 
 /* }====================================================== */
@@ -191,15 +211,18 @@ static unsigned char *msg_bytes (const mc_Msg *m) {
 static mc_Msg *msg_alloc (size_t len, size_t nx) {
   mc_Msg *m;
   size_t head;
+  int k;
   if (nx > ((size_t)-1 / 4) / sizeof(mc_Xfer))
     return NULL;
   head = offsetof(mc_Msg, x) + (nx > 0 ? nx : 1) * sizeof(mc_Xfer);
   if (len > (size_t)-1 / 2 - head)
     return NULL;
-  m = (mc_Msg *)(head + len <= POOL_BLOCK ? pool_take()
+  for (k = 0; k < POOL_CLASSES - 1 && head + len > CLASS_SIZE(k); k++)
+    ;
+  m = (mc_Msg *)(head + len <= POOL_BLOCK ? pool_take(k)
                                           : malloc(head + len));
   if (m != NULL) {
-    m->pooled = head + len <= POOL_BLOCK;
+    m->pooled = head + len <= POOL_BLOCK ? k + 1 : 0;
     m->next = NULL;
     m->len = len;
     m->nx = nx;
@@ -246,7 +269,7 @@ mc_Xfer *mc_msg_xfer (mc_Msg *m, size_t *nx) {
 static void msg_release (mc_Msg *m) {
   free(m->own);
   if (m->pooled)
-    pool_give(m);
+    pool_give(m, m->pooled - 1);
   else
     free(m);
 }
