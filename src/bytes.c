@@ -15,18 +15,23 @@
 /* A fresh page costs a fault when first written, and on some machines
 ** the fault costs more than copying the page: 64 MiB copied into new
 ** memory took 190 ms in 4 KiB pages and 11 ms in 2 MiB ones. So the
-** 2 MiB-aligned part of a block about to be written whole is offered to
-** the kernel for huge pages (Linux MADV_HUGEPAGE; a hint, which changes
-** nothing where transparent huge pages are off or "always"). Blocks that
-** may stay sparse (a new zeroed Buffer) are not: a huge page is backed
-** whole on its first write. */
+** 2 MiB-aligned part of a large block about to be written from its start
+** is offered to the kernel for huge pages (Linux MADV_HUGEPAGE; a hint,
+** which changes nothing where transparent huge pages are off or
+** "always"). Blocks that may stay sparse (a new zeroed Buffer) are not: a
+** huge page is backed whole on its first write. The advice outlives the
+** block in its address range, so only blocks of BIG bytes or more get
+** it: glibc's malloc maps each of those on its own (its mmap threshold
+** never exceeds 32 MiB), and the advice goes with the mapping when the
+** block is freed, instead of staying on the heap for later small blocks. */
 #define HUGE_PAGE ((uintptr_t)1 << 21)
+#define BIG ((size_t)32 << 20)
 
 void mc_bytes_will_fill (void *p, size_t len) {
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
   uintptr_t a = ((uintptr_t)p + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
   uintptr_t z = ((uintptr_t)p + len) & ~(HUGE_PAGE - 1);
-  if (len >= 2 * HUGE_PAGE && z > a)
+  if (len >= BIG && z > a)
     (void)madvise((void *)a, (size_t)(z - a), MADV_HUGEPAGE);
 #else
   (void)p;

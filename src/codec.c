@@ -1192,9 +1192,11 @@ static void push_segment (lua_State *L, int k) {
         break;
       }
 #endif
-      if (x == floor(x) && fabs(x) < 9223372036854775808.0)
-        snprintf(num, sizeof num, "%.0f", x);  /* digits, as an integer
-                                               ** key of Lua 5.3+ reads */
+      if (x == floor(x) && x >= -9223372036854775808.0
+          && x < 9223372036854775808.0)  /* digits, as the integer key
+                                         ** Lua 5.3+ makes of it reads;
+                                         ** -0 as 0, the key it is */
+        snprintf(num, sizeof num, "%.0f", x + 0.0);
       else
         do
           snprintf(num, sizeof num, "%.*g", digits, x);

@@ -66,9 +66,9 @@ int mc_bytes_reserve_slow (mc_Bytes *b, size_t extra);
 #define mc_bytes_reserve(b, extra) \
   ((b)->cap - (b)->n >= (extra) || mc_bytes_reserve_slow((b), (extra)))
 void mc_bytes_free (mc_Bytes *b);
-/* The caller is about to write all len bytes at p, a new block: large
-** blocks get huge pages where the system offers them (fewer page
-** faults). Only a hint; it cannot fail. */
+/* The caller is about to write the block of len bytes at p, new, from
+** its start: a large one gets huge pages where the system offers them
+** (fewer page faults). Only a hint; it cannot fail. */
 void mc_bytes_will_fill (void *p, size_t len);
 
 /* Open addressing, keys are object addresses; ids are dense from 0. A

@@ -83,7 +83,8 @@ typedef struct Cache {  /* a thread's, of one size class */
 /* A thread's caches, on cache lines of their own. */
 typedef struct Caches {
   Cache c[POOL_CLASSES];
-  int known;  /* the thread gives them back as it ends (pool_key) */
+  int known;  /* 1: the thread gives them back as it ends (pool_key);
+              ** -1: it has (a message freed later goes to free()) */
 } Caches;
 
 static __thread union {
@@ -123,7 +124,9 @@ static void give_magazine (Block *b, int k) {
 }
 
 /* A thread that ends gives its magazines to the depots: a destructor of
-** pool_key, which the thread sets before it holds blocks. */
+** pool_key, which the thread sets before it holds blocks. The C library
+** calls it once; a destructor run after it that frees a message must not
+** fill the caches again, as nothing would give them back. */
 static void thread_ends (void *unused) {
   int k;
   (void)unused;
@@ -134,7 +137,7 @@ static void thread_ends (void *unused) {
     c->take = c->fill = NULL;
     c->nfill = 0;
   }
-  pool.t.known = 0;
+  pool.t.known = -1;
 }
 
 static void make_key (void) {
@@ -145,7 +148,9 @@ static void make_key (void) {
 ** back. That destructor's code must outlive the thread, so the library
 ** stays loaded from then on. */
 static int thread_known (void) {
-  if (!pool.t.known) {
+  if (pool.t.known <= 0) {
+    if (pool.t.known < 0)  /* ending */
+      return 0;
     pthread_once(&key_once, make_key);
     if (!key_made || pthread_setspecific(pool_key, &pool) != 0)
       return 0;

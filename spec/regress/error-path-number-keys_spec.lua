@@ -44,6 +44,8 @@ describe("regress: number keys in a DataCloneError's path", function()
       assert.are.equal("-1000000000000000", named(f, -1e15))
       assert.are.equal("9007199254740992", named(f, 2 ^ 53))
       assert.are.equal("4611686018427387904", named(f, 2 ^ 62))
+      assert.are.equal("-9223372036854775808", named(f, -2 ^ 63))
+      assert.are.equal("0", named(f, -0.0))
       assert.are.equal("1e+20", named(f, 1e20))  -- past 2^63: as a float
     end)
   end
