@@ -447,11 +447,12 @@ describe("threads #threads", function()
     end)
 
     it("copies a large Buffer to a worker and back, every byte kept", function()
-      -- the copies are written into memory that may get 2 MiB pages
+      -- copies of 32 MiB or more are written into memory that may get
+      -- 2 MiB pages
       local MIB = 1024 * 1024
-      local size = 9 * MIB + 3
+      local size = 33 * MIB + 3
       local marks = { 1, size }
-      for k = 1, 4 do marks[#marks + 1] = 2 * k * MIB + k % 2 end
+      for k = 1, 16 do marks[#marks + 1] = 2 * k * MIB + k % 2 end
       local buf = mc.Buffer(size)
       for i, at in ipairs(marks) do buf:write(at, string.char(i)) end
       local rec = eval([[
