@@ -160,6 +160,16 @@ static int thread_known (void) {
   return 1;
 }
 
+/* The size class of a block of n bytes, or -1 when it is not pooled. */
+static int pool_class (size_t n) {
+  int k;
+  if (n > POOL_BLOCK)
+    return -1;
+  for (k = 0; n > CLASS_SIZE(k); k++)
+    ;
+  return k;
+}
+
 /* A block of class k. */
 static void *pool_take (int k) {
   Cache *c = &pool.t.c[k];
@@ -222,12 +232,10 @@ static mc_Msg *msg_alloc (size_t len, size_t nx) {
   head = offsetof(mc_Msg, x) + (nx > 0 ? nx : 1) * sizeof(mc_Xfer);
   if (len > (size_t)-1 / 2 - head)
     return NULL;
-  for (k = 0; k < POOL_CLASSES - 1 && head + len > CLASS_SIZE(k); k++)
-    ;
-  m = (mc_Msg *)(head + len <= POOL_BLOCK ? pool_take(k)
-                                          : malloc(head + len));
+  k = pool_class(head + len);
+  m = (mc_Msg *)(k >= 0 ? pool_take(k) : malloc(head + len));
   if (m != NULL) {
-    m->pooled = head + len <= POOL_BLOCK ? k + 1 : 0;
+    m->pooled = k + 1;
     m->next = NULL;
     m->len = len;
     m->nx = nx;
