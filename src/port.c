@@ -372,8 +372,7 @@ static int port_waits_for_room (lua_State *L) {
 ** the line named on Lua 5.1 to 5.4), and it may wait for room as the
 ** port's does. */
 static int port_post_owned (lua_State *L) {
-  int found = 0;
-  const char *got = mc_ctx_typename(L, 1);  /* before it is made nil */
+  int found = 0, none = lua_isnone(L, 1);  /* before it is made nil */
   lua_settop(L, 3);  /* self, message, transfer */
   if (lua_type(L, 1) == LUA_TTABLE) {
     lua_pushvalue(L, lua_upvalueindex(3));
@@ -384,10 +383,11 @@ static int port_post_owned (lua_State *L) {
       found = mc_ctx_testudata(L, -1, &port_type) != NULL;
     }
   }
-  if (!found)
+  if (!found)  /* self is still at 1: its name only now */
     luaL_argerror(L, 1, lua_pushfstring(L, "%s expected, got %s",
                                         lua_tostring(L, lua_upvalueindex(4)),
-                                        got));
+                                        none ? "no value"
+                                             : mc_ctx_typename(L, 1)));
   lua_replace(L, 1);
   lua_settop(L, 3);  /* port, message, transfer */
   return port_postMessage(L);

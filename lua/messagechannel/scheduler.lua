@@ -59,9 +59,12 @@ local function relisten(obj)
   if type(obj) == "userdata" then return changed(obj) end
 end
 
--- What a task yields to the scheduler.
-local IDLE = {}    -- a pool coroutine finished its job
-local WAIT = {}    -- suspended until something wakes it
+-- What a task yields to the scheduler. IDLE: a pool coroutine finished
+-- its job; a function, so that == compares it with what a coroutine
+-- yielded without calling an __eq metamethod. WAIT: suspended until
+-- something wakes it.
+local function IDLE() end
+local WAIT = {}
 
 -- M.facade is the module table users see; mc.onerror is read from it.
 M.facade = M
@@ -358,6 +361,10 @@ local can_close = rawget(coroutine, "close") ~= nil
 -- A dispatchEvent listener's coroutine that waits -> its wait (Lua 5.4,
 -- see wake_closed_nested).
 local nested_waits = setmetatable({}, { __mode = "k" })
+-- Set when one of posting, held_jobs and nested_waits gains an entry, and
+-- cleared by end_closed_waits once all three are empty: a turn then skips
+-- looking at them.
+local closable = false
 
 -- A wait in a task registers itself (a waiter, a timer, a held post),
 -- then yields WAIT. A yield can fail (inside table.sort's comparator or
@@ -600,7 +607,8 @@ local function runner_main()
       if unconfirmed then settle_unconfirmed() end
       local head = runq[-1] + 1
       local tok = runq[head]
-      if type(tok) ~= "userdata" and tok[1] ~= EVENT then
+      local made = type(tok) ~= "userdata"  -- a task's or a Lua event's
+      if made and tok[1] ~= EVENT then
         -- a task: resumed at room's depth, once its token left the queue
         local co = tok[1]
         room()
@@ -609,7 +617,7 @@ local function runner_main()
         if status(co) ~= "dead" or job_of[co] then  -- not gone
           resumed(co, resume(co, unpack(tok, 3, tok[2] + 2)))
         end
-      elseif type(tok) ~= "userdata" then
+      elseif made then
         -- an event made in Lua: as a receiver's, below
         local fn, ev = event_job(job, tok)
         runq[-1] = head
@@ -850,7 +858,7 @@ function resumed(co, ok, ...)
     if not (ok and rawequal(a, WAIT) and yielded_by(co, w_in)) then abandon(w) end
   end
   if not ok then return fail(co, a) end
-  if rawequal(a, IDLE) then
+  if a == IDLE then
     local job = job_of[co]
     job.target, job.U, job.list, job.data = false, false, false, false
     job.ports, job.w = false, false
@@ -869,6 +877,7 @@ function resumed(co, ok, ...)
         job.at = obj
       end
       held_jobs[job] = true
+      closable = true
     end
   end
   if rawequal(a, WAIT) then return end
@@ -962,7 +971,10 @@ local function will_wait(co, w, yieldable)
   if job then job.w = w end  -- a listener's wait: an existing field
   if unconfirmed then settle_unconfirmed() end
   local nested = running() ~= co  -- a dispatchEvent listener's
-  if nested and can_close then nested_waits[running()] = w end
+  if nested and can_close then
+    nested_waits[running()] = w
+    closable = true
+  end
   if not nested and isyieldable then
     if yieldable == nil then yieldable = isyieldable() end
     if not yieldable then
@@ -1129,6 +1141,7 @@ local recheck = false
 
 -- What core.poll returns: the handles of workers with news.
 local function news(...)
+  if (...) == nil then return end  -- none: poll returns no nil
   recheck = true
   for i = 1, select("#", ...) do
     local h = select(i, ...)
@@ -1245,6 +1258,8 @@ local function end_closed_waits()
   if next(posting) ~= nil then drop_closed_posts() end
   if next(held_jobs) ~= nil then wake_closed_runners() end
   if next(nested_waits) ~= nil then wake_closed_nested() end
+  closable = next(posting) ~= nil or next(held_jobs) ~= nil
+             or next(nested_waits) ~= nil
 end
 
 -- One turn: news from other threads and the due timers, then the tokens
@@ -1254,17 +1269,17 @@ local function turn(polled)
   while npend > 0 do fail(pend_co[npend], pend_err[npend]) end
   runner = nil
   if recheck then news_all() end
-  if can_close then end_closed_waits() end
+  if closable and can_close then end_closed_waits() end
   if not polled then news(poll(0)) end
   if nidle > 0 then start_ends() end
   if ntimers > 0 then fire_timers(now()) end
   stop = runq[0]
   while runq[-1] < stop do
-    runner = pool_take()
-    step_task(runner)
+    runner = pool_take()  -- never dead: resumed as step_task would
+    resumed(runner, resume(runner))
   end
   runner = nil
-  if can_close then end_closed_waits() end
+  if closable and can_close then end_closed_waits() end
   if runq[-1] == runq[0] then
     runq = core.runq_reset()
     stop = 0
@@ -1327,10 +1342,13 @@ local function loop(done, deadline, full, keep)
     polled = false
     if done and done() then return true end
     -- waited_for() also queues what reached ports before its news did;
-    -- news already told (room at a partner this state read from) is work
-    local waiting = not ready()
-                    and (waited_for() or pending_news() or keep and keep())
-    if not ready() then
+    -- news already told (room at a partner this state read from) is work.
+    -- ready() and waited_for() are written out, as this runs at every
+    -- turn; ready() is asked again after busy(), which may queue tokens
+    local waiting = not (runq[-1] < runq[0] or nidle > 0 or npend > 0)
+                    and (nworkers > 0 or busy() or pending_news()
+                         or keep and keep())
+    if not (runq[-1] < runq[0] or nidle > 0 or npend > 0) then
       local t = next_timer()
       if deadline and (t == nil or t > deadline) then
         if t == nil and not full and not waiting then return nil end
@@ -1738,6 +1756,7 @@ local function waitroom(port, held, timeout, yieldable)
   end, writer_done, e, not co and function() return abroad(port) end)
   if how == "yield" then
     posting[co] = w
+    closable = true
     return true, w, WAIT
   end
   if not (w.r or w.why) and r == nil then

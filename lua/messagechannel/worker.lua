@@ -90,7 +90,7 @@ local function wrapper(s, w, typ, l, once)
   if not f then
     f = function(ev)
       if once and by[l] == f then by[l] = nil end
-      ev.target, ev.currentTarget = w, w
+      ev.target, ev.currentTarget = w, nil  -- as in onmessage's, below
       return ET.call({ fn = l }, ev)
     end
     by[l] = f
@@ -152,7 +152,9 @@ WORKER_MT.__newindex = function(w, k, v)
     local err = ET.check_handler(k, v)
     if err then error(err, 2) end
     s.port[k] = v ~= nil and function(ev)
-      ev.target, ev.currentTarget = w, w
+      -- currentTarget, once no field of ev's own, reads the target
+      -- (EVENT_MT): an event made in C has none, and gets none
+      ev.target, ev.currentTarget = w, nil
       return v(ev)
     end or v
     if v ~= nil and typ == "message" then
