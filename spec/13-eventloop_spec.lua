@@ -747,6 +747,32 @@ describe("event loops", function()
       assert.same({}, errors)
     end)
 
+    -- The scheduler tells its own yields from a task's by identity: a
+    -- value with an __eq (on LuaJIT a cdata's runs even against a
+    -- function) is never compared with ==.
+    it("what a task yields or returns is never compared with ==: no __eq runs", function()
+      local calls = 0
+      local function eq() calls = calls + 1; return true end
+      local values = { setmetatable({}, { __eq = eq }) }
+      if rawget(_G, "jit") then
+        local ffi = require "ffi"
+        pcall(ffi.cdef, "typedef struct { int x; } mc_spec_eq_t;")
+        values[2] = ffi.metatype("mc_spec_eq_t", { __eq = eq })(1)
+      end
+      local returned = 0
+      for _, v in ipairs(values) do
+        mc.spawn(function() returned = returned + 1; return v end)
+        mc.spawn(function() coroutine.yield(v) end)
+      end
+      run()
+      assert.equal(0, calls)
+      assert.equal(#values, returned)
+      assert.equal(#values, #errors)  -- each yield: a yield with values
+      for _, e in ipairs(errors) do
+        assert.truthy(has(tostring(e.err), "yield with values"), tostring(e.err))
+      end
+    end)
+
     it("a yield with values in a spawned task raises there; the rest never runs", function()
       local log = {}
       local co = mc.spawn(function()

@@ -59,12 +59,11 @@ local function relisten(obj)
   if type(obj) == "userdata" then return changed(obj) end
 end
 
--- What a task yields to the scheduler. IDLE: a pool coroutine finished
--- its job; a function, so that == compares it with what a coroutine
--- yielded without calling an __eq metamethod. WAIT: suspended until
--- something wakes it.
-local function IDLE() end
-local WAIT = {}
+-- What a task yields to the scheduler, compared with what a coroutine
+-- yielded by rawequal: == may call a metamethod (LuaJIT calls a cdata's
+-- __eq even against a function).
+local IDLE = {}    -- a pool coroutine finished its job
+local WAIT = {}    -- suspended until something wakes it
 
 -- M.facade is the module table users see; mc.onerror is read from it.
 M.facade = M
@@ -858,7 +857,7 @@ function resumed(co, ok, ...)
     if not (ok and rawequal(a, WAIT) and yielded_by(co, w_in)) then abandon(w) end
   end
   if not ok then return fail(co, a) end
-  if a == IDLE then
+  if rawequal(a, IDLE) then
     local job = job_of[co]
     job.target, job.U, job.list, job.data = false, false, false, false
     job.ports, job.w = false, false
