@@ -1340,14 +1340,13 @@ local function loop(done, deadline, full, keep)
     turn(polled)
     polled = false
     if done and done() then return true end
-    -- waited_for() also queues what reached ports before its news did;
-    -- news already told (room at a partner this state read from) is work.
-    -- ready() and waited_for() are written out, as this runs at every
-    -- turn; ready() is asked again after busy(), which may queue tokens
-    local waiting = not (runq[-1] < runq[0] or nidle > 0 or npend > 0)
-                    and (nworkers > 0 or busy() or pending_news()
-                         or keep and keep())
-    if not (runq[-1] < runq[0] or nidle > 0 or npend > 0) then
+    -- waited_for() also queues what reached ports before its news did
+    -- (so ready() is asked again after it); news already told (room at a
+    -- partner this state read from) is work
+    local idle = not ready()
+    local waiting = idle
+                    and (waited_for() or pending_news() or keep and keep())
+    if idle and not ready() then
       local t = next_timer()
       if deadline and (t == nil or t > deadline) then
         if t == nil and not full and not waiting then return nil end
