@@ -7,6 +7,12 @@
 --              default and again with mc.spin(0).
 --   one-way    a worker posts N small tables {i = i, name = "x"} to the
 --              main thread, which counts them. Messages per second.
+--   one-way, each side alone (Lua only): the same N messages on a
+--              MessageChannel whose port1 was transferred to a worker. The
+--              worker posts them all while port2 is not started, and times
+--              that (the sender alone); then the main thread starts port2
+--              and counts them (the receiver alone). No queue design can
+--              make one way faster than the slower of the two.
 --   64 MiB     a Buffer posted with a transfer list, and the same posted
 --              without one (a copy), until the worker acknowledges it.
 --   Lua loop   the same arithmetic loop timed in the main thread and in a
@@ -80,6 +86,17 @@ port.onmessage = function(e)
   port:postMessage(mc.now() - t0)
 end
 ]]
+-- Posts N messages on the port it is sent, then the seconds that took.
+local FILLER = [[
+local mc = require "messagechannel"
+local port = mc.parentPort
+port.onmessage = function(e)
+  local out, t0 = e.ports[1], mc.now()
+  for i = 1, e.data do out:postMessage({ i = i, name = "x" }) end
+  port:postMessage(mc.now() - t0)
+  out:close()
+end
+]]
 local SINK = [[
 local mc = require "messagechannel"
 local port = mc.parentPort
@@ -125,6 +142,7 @@ for i = 1, #MEASURES do
 end
 lua_s.pingpongoff = {}  -- Lua only: Node's row is its one ping-pong
 lua_s.loopmain, lua_s.loopworker = {}, {}  -- Lua only
+lua_s.sender, lua_s.receiver = {}, {}  -- Lua only: one way, each side alone
 
 local function add(into, s)
   for i = 1, #MEASURES do
@@ -184,6 +202,7 @@ local function run_lua()
   local echo = start("echo", ECHO)
   local sender = start("sender", SENDER)
   local sink = start("sink", SINK)
+  local filler = start("filler", FILLER)
   local cpu = start("cpu", CPU)
   local loop = assert((rawget(_G, "loadstring") or load)("return " .. LOOP))()
 
@@ -215,6 +234,25 @@ local function run_lua()
     t0 = now()
     sender:postMessage(n)
     return wait("one-way: not all messages arrived")
+  end
+
+  -- The sender's seconds per message, then the receiver's, each alone.
+  local function alone(n)
+    local ch, got, t0 = mc.MessageChannel(), 0, nil
+    filler.onmessage = function(e) done(e.data / n) end
+    filler:postMessage(n, { ch.port1 })
+    local sent = wait("one-way, sender alone: no answer")
+    ch.port2.onmessage = function(e)
+      got = got + 1
+      if e.data.i ~= got then
+        error(format("message %s, expected %d", tostring(e.data.i), got))
+      end
+      if got == n then done((now() - t0) / n) end
+    end
+    t0 = now()  -- port2 started: its queue holds all n
+    local received = wait("one-way, receiver alone: not all messages arrived")
+    ch.port2:close()
+    return sent, received
   end
 
   -- Pages written before the clock starts, so neither side copies the
@@ -265,11 +303,15 @@ local function run_lua()
     collectgarbage()
     local ow = oneway(ONEWAY)
     collectgarbage()
+    local sent, received = alone(ONEWAY)
+    collectgarbage()
     local tr = buffer(true)
     collectgarbage()
     local cp = buffer(false)
     local lm, lw = loops()
     if into then
+      into.sender[#into.sender + 1] = sent
+      into.receiver[#into.receiver + 1] = received
       into.loopmain[#into.loopmain + 1] = lm
       into.loopworker[#into.loopworker + 1] = lw
       add(into, { pingpong = { pp }, oneway = { ow }, transfer = { tr },
@@ -320,6 +362,8 @@ local ROWS = {
     function(x) return x <= 0.5 end, false, "pingpong" },
   { "one-way messages", "oneway", per_s, ">= 2.5x",
     function(x) return x >= 2.5 end, true },
+  { "  sender alone", "sender", per_s, nil, nil, true, "oneway" },
+  { "  receiver alone", "receiver", per_s, nil, nil, true, "oneway" },
   { MIB .. " MiB Buffer transferred", "transfer", ms },
   { MIB .. " MiB Buffer copied", "copy", ms, "<= 1x",
     function(x) return x <= 1 end },
@@ -387,6 +431,11 @@ if med.lua.copy then -- the Lua side ran
   local lm, lw = median(lua_s.loopmain), median(lua_s.loopworker)
   print(format("Lua loop of %d iterations: %s in the main thread, %s in a "
     .. "worker (%.2fx)", LOOP_N, ms(lm), ms(lw), lw / lm))
+end
+if med.lua.receiver then
+  print("sender alone, receiver alone: the one-way messages posted with "
+    .. "nothing receiving, then received with nothing posting; one way is "
+    .. "at most the slower of the two")
 end
 if lua_err then print("Lua: failed: " .. lua_err) end
 if not has_node then
