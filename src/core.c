@@ -14,6 +14,14 @@
 
 MC_EXPORT int luaopen_messagechannel_core (lua_State *L);
 
+/* typename(v): what an argument error calls v (mc_ctx_typename), for the
+** Lua side, which cannot tell a light userdata from a full one. */
+static int type_name (lua_State *L) {
+  luaL_checkany(L, 1);
+  lua_pushstring(L, mc_ctx_typename(L, 1));
+  return 1;
+}
+
 /* open(module): fills the module table. */
 static int open (lua_State *L) {
   static const luaL_Reg funcs[] = {
@@ -22,6 +30,7 @@ static int open (lua_State *L) {
     {"deserialize", mc_deserialize},
     {"register", mc_register},
     {"not_cloneable", mc_not_cloneable},
+    {"typename", type_name},
     {NULL, NULL}
   };
   lua_pushvalue(L, lua_upvalueindex(1));  /* module, ctx */

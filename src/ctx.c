@@ -448,6 +448,9 @@ const char *mc_ctx_typename (lua_State *L, int idx) {
   int i;
   if (t != NULL)
     return t->name;
+  if (lua_type(L, idx) == LUA_TLIGHTUSERDATA)  /* as the clone errors and
+                                              ** Lua 5.3's own name it */
+    return "light userdata";
   if (lua_type(L, idx) == LUA_TTABLE && luaL_getmetafield(L, idx, "__name")) {
     if (lua_type(L, -1) == LUA_TSTRING)
       for (i = 0; classes[i] != NULL && name == NULL; i++)

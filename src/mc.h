@@ -730,8 +730,8 @@ void mc_ctx_rearm_stop (struct lua_State *L, struct lua_State *co);
 void mc_ctx_add_type (struct lua_State *L, const mc_Type *t);
 const mc_Type *mc_ctx_type (struct lua_State *L, int idx);  /* or NULL */
 /* What the value at idx is, for an argument error: the module's name for
-** one of its objects ("BroadcastChannel", "MessageChannel"), else its Lua
-** type's name. A static string either way. */
+** one of its objects ("BroadcastChannel", "MessageChannel"), "light
+** userdata", else its Lua type's name. A static string either way. */
 const char *mc_ctx_typename (struct lua_State *L, int idx);
 /* The object at idx when it is of type t, else NULL. */
 void *mc_ctx_testudata (struct lua_State *L, int idx, const mc_Type *t);

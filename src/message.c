@@ -70,7 +70,7 @@ static void check_options (lua_State *L, int idx) {
       lua_pushfstring(L, "unknown option [%s]", lua_tostring(L, -1));
     }
     else
-      lua_pushfstring(L, "unknown option (a %s key)", luaL_typename(L, -1));
+      lua_pushfstring(L, "unknown option (a %s key)", mc_ctx_typename(L, -1));
     luaL_argerror(L, idx, lua_tostring(L, -1));
   }
 }

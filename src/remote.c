@@ -212,7 +212,7 @@ static void get_options (lua_State *L, const char *fname, mc_NetOptions *o,
                  t == LUA_TSTRING || t == LUA_TNUMBER ? lua_tostring(L, -1)
                  : t == LUA_TBOOLEAN ? (lua_toboolean(L, -1) ? "true"
                                                              : "false")
-                 : luaL_typename(L, -1));
+                 : mc_ctx_typename(L, -1));
     }
   }
   /* any integer >= 1, as a local channel's (API.md 11): one no queue

@@ -17,8 +17,9 @@
 
 local M = {}
 
-local error, pairs, rawequal, rawget, rawset, setmetatable, tostring, type =
-  error, pairs, rawequal, rawget, rawset, setmetatable, tostring, type
+local error, pairs, rawequal, rawget, rawset, require, setmetatable,
+  tostring, type = error, pairs, rawequal, rawget, rawset, require,
+  setmetatable, tostring, type
 local getmetatable_raw = debug.getmetatable
 local format = string.format
 
@@ -116,8 +117,9 @@ M.is_callable = is_callable
 
 -- What v is, for an argument error: the module's objects by class, as
 -- their metatables' __name says (the C side names them the same way),
--- anything else by its type; "no value" for an argument not given at
--- all, as Lua's own errors name it (given: whether it was).
+-- a light userdata so (as the C side and Lua 5.3's own errors do, which
+-- only C can tell), anything else by its type; "no value" for an argument
+-- not given at all, as Lua's own errors name it (given: whether it was).
 local CLASSES = { MessagePort = true, BroadcastChannel = true, Buffer = true,
                   MessageChannel = true, Worker = true, Listener = true }
 local function typename(v, given)
@@ -125,6 +127,9 @@ local function typename(v, given)
   local mt = getmetatable_raw(v)
   local name = type(mt) == "table" and rawget(mt, "__name")
   if CLASSES[name] then return name end
+  if type(v) == "userdata" then
+    return require("messagechannel.core").typename(v)
+  end
   return type(v)
 end
 M.typename = typename
