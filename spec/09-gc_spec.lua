@@ -85,6 +85,23 @@ describe("garbage collection #gc", function()
       assert.is_not_nil(weak.port2)
     end)
 
+    it("whose only listener is for close stays alive, and gets the close", function()
+      local got = 0
+      local weak = setmetatable({}, { __mode = "v" })
+      local port1 = (function()
+        local ch = mc.MessageChannel()
+        ch.port2.onclose = function() got = got + 1 end
+        weak.port2 = ch.port2
+        return ch.port1
+      end)()
+      collect()
+      assert.is_not_nil(weak.port2)
+      assert.equal(0, got)
+      port1:close()
+      collect()
+      assert.equal(1, got)
+    end)
+
     it("that was not started stays alive, and receives once started", function()
       -- the listener itself holds the only way back to the port
       local got = {}

@@ -437,8 +437,16 @@ describe("transfer lists", function()
         assert.is_true(via.port1:postMessage({ buf = buf, again = buf }, form[2]({ buf })))
         assert.is_true(buf.detached)
         assert.equal(0, #buf)
-        local err = helper.error_of(buf.sub, buf)
-        assert.truthy(has(err, "InvalidStateError:"), err)
+        -- every read and write raises (API.md 5)
+        for _, read in ipairs { function() return buf:sub() end,
+                                function() return buf:sub(1, 1) end,
+                                function() return buf:byte() end,
+                                function() return buf:byte(1, 2) end,
+                                function() return buf:write(1, "x") end } do
+          local err = helper.error_of(read)
+          assert.truthy(has(err, "InvalidStateError:"), err)
+        end
+        assert.equal(0, #buf)
         local data = via.port2:receive(0).data
         assert.truthy(helper.is_buffer(data.buf))
         assert.is_false(rawequal(buf, data.buf))

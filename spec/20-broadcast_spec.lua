@@ -229,6 +229,46 @@ bc:close()
     a:close()
     b:close()
   end)
+
+  it("with a message listener, unreachable, stays open and receives",
+     function()
+    local got = {}
+    do
+      local b = mc.BroadcastChannel("spec-unreachable")
+      b.onmessage = function(e)
+        got[#got + 1] = e.data
+        if #got == 2 then b:close() end
+      end
+    end
+    collectgarbage("collect")
+    collectgarbage("collect")
+    local a = mc.BroadcastChannel("spec-unreachable")
+    a:postMessage(1)
+    a:postMessage(2)
+    run()  -- returns once b closed itself
+    assert.are.same({ 1, 2 }, got)
+    a:close()
+  end)
+
+  it("unref'd, with a message listener, is collected once unreachable",
+     function()
+    local helper = require "spec.helper"
+    local weak = setmetatable({}, { __mode = "k" })
+    local got = 0
+    do
+      local b = mc.BroadcastChannel("spec-unref-collect")
+      b.onmessage = function() got = got + 1 end
+      b:unref()
+      weak[b] = true
+    end
+    helper.collect()
+    assert.is_nil(next(weak))
+    local a = mc.BroadcastChannel("spec-unref-collect")
+    a:postMessage("after")  -- the collected one was closed: no one hears
+    run()
+    assert.are.equal(0, got)
+    a:close()
+  end)
 end)
 
 describe("BroadcastChannel across threads #threads", function()
