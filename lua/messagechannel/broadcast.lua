@@ -41,7 +41,7 @@ local function new(...)
     end
     url = options.nats
     if url ~= nil and type(url) ~= "string" then
-      bad(2, "'nats' must be a URL string, got " .. type(url))
+      bad(2, "'nats' must be a URL string, got " .. typename(url, true))
     end
   end
   local ok, bc = pcall(core.broadcast_channel, name, url)

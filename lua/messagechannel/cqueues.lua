@@ -108,15 +108,20 @@ function start()
   end
 end
 
+local function field(t, k) return t[k] end
+
 -- Runs the scheduler as a task of controller cq; returns cq. Attaching to
 -- another controller moves it there.
 function M.attach(cq)
   if rawequal(cq, M) then
     error("use attach(cq), not attach with a colon", 2)
   end
-  if type(cq) ~= "userdata" or type(cq.wrap) ~= "function" then
+  -- any other userdata may raise when indexed (a light one always does)
+  local ok, wrap = false, nil
+  if type(cq) == "userdata" then ok, wrap = pcall(field, cq, "wrap") end
+  if not ok or type(wrap) ~= "function" then
     error(("bad argument #1 to 'attach' (cqueues controller expected, "
-           .. "got %s)"):format(type(cq)), 2)
+           .. "got %s)"):format(core.typename(cq)), 2)
   end
   if controller ~= cq then
     if detached then detached:signal() end

@@ -17,9 +17,8 @@
 
 local M = {}
 
-local error, pairs, rawequal, rawget, rawset, require, setmetatable,
-  tostring, type = error, pairs, rawequal, rawget, rawset, require,
-  setmetatable, tostring, type
+local error, pairs, rawequal, rawget, rawset, setmetatable, tostring, type =
+  error, pairs, rawequal, rawget, rawset, setmetatable, tostring, type
 local getmetatable_raw = debug.getmetatable
 local format = string.format
 
@@ -127,9 +126,7 @@ local function typename(v, given)
   local mt = getmetatable_raw(v)
   local name = type(mt) == "table" and rawget(mt, "__name")
   if CLASSES[name] then return name end
-  if type(v) == "userdata" then
-    return require("messagechannel.core").typename(v)
-  end
+  if type(v) == "userdata" then return core.typename(v) end
   return type(v)
 end
 M.typename = typename

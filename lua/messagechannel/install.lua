@@ -75,7 +75,7 @@ local month_days = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
 local function check_date(date)
   if type(date) ~= "string" then
     error(format("compatibility_date must be a string \"YYYY-MM-DD\", got %s",
-      type(date)), 4)
+      ET.typename(date, true)), 4)
   end
   local y, m, d = match(date_grammar, date)
   local ok = y and m >= 1 and m <= 12 and d >= 1
@@ -128,7 +128,7 @@ local function check_flags(flags)
       local name = flags[i]
       if type(name) ~= "string" then
         error(format("compatibility_flags[%d] must be a string, got %s",
-          i, type(name)), 4)
+          i, ET.typename(name, true)), 4)
       end
       if not is_name(name) then
         error(format("compatibility_flags[%d] %q is not a valid flag name "
@@ -138,7 +138,7 @@ local function check_flags(flags)
     end
   elseif flags ~= nil then
     error(format("compatibility_flags must be an array or a string of flag "
-      .. "names, got %s", type(flags)), 4)
+      .. "names, got %s", ET.typename(flags, true)), 4)
   end
   if set[EXPOSE_FLAG] and set[HIDE_FLAG] then
     -- Workers refuses contradictory flags rather than picking one.

@@ -272,7 +272,7 @@ local escaping, escaping_set, plain_depth = nil, false, 0
 local function bad_onerror(h, err, tb)
   error(format("TypeError: mc.onerror must be a function, a callable "
                .. "value or nil (got %s); the error it was given: %s\n%s",
-               type(h), text_of(err), tostring(tb or "")), 0)
+               ET.typename(h, true), text_of(err), tostring(tb or "")), 0)
 end
 
 local function report(err, tb)

@@ -301,7 +301,7 @@ function M.Worker(...)
   end
   if options.jit ~= nil and type(options.jit) ~= "boolean" then
     error(format("bad argument #2 to 'Worker' (options.jit must be a "
-                 .. "boolean, got %s)", type(options.jit)), 2)
+                 .. "boolean, got %s)", ET.typename(options.jit, true)), 2)
   end
   -- Once the thread runs, the transfer list and the port are the
   -- worker's, so mc.Worker must not raise after the start: everything is

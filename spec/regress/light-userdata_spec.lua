@@ -3,7 +3,10 @@
 -- "DataCloneError: transfer list entry 1 is a userdata", and argument
 -- errors "got userdata". Every error now names it "light userdata", as the
 -- clone errors and Lua 5.3's and 5.4's own argument errors do, in C and in
--- Lua alike; a full userdata keeps "userdata". And API.md 4.1's rule that
+-- Lua alike (settings and options checked in Lua named any value by
+-- type(), which cannot tell the two apart); a full userdata keeps
+-- "userdata". Where Lua's own argument checks raise (luaL_check*), Lua
+-- names it: "userdata" on 5.1, 5.2 and LuaJIT. And API.md 4.1's rule that
 -- a light userdata is not cloneable had no spec of its own.
 --
 -- Plain Lua makes a light userdata only with debug.upvalueid (Lua 5.2 and
@@ -90,6 +93,37 @@ describe("regress: a light userdata", function()
     has("(got light userdata)", ch.port1.addEventListener, ch.port1,
         "message", lud)
     has("(function expected, got light userdata)", mc.spawn, lud)
+  end)
+
+  it("given in an option or a setting is named so too", function()
+    if not lud then pending("no debug.upvalueid on " .. _VERSION) return end
+    has('compatibility_date must be a string "YYYY-MM-DD", got light userdata',
+        mc.install, {}, { compatibility_date = lud })
+    has("compatibility_flags[1] must be a string, got light userdata",
+        mc.install, {}, { compatibility_flags = { lud } })
+    has("'nats' must be a URL string, got light userdata",
+        mc.BroadcastChannel, "light-userdata", { nats = lud })
+    has("options.jit must be a boolean, got light userdata", mc.Worker,
+        "return", { eval = true, jit = lud })
+    local saved = mc.onerror
+    mc.onerror = lud
+    mc.spawn(function() error("the real failure") end)
+    local err = message(mc.run, 5)
+    mc.onerror = saved
+    assert.is_truthy(err:find("TypeError: mc.onerror must be a function, a "
+      .. "callable value or nil (got light userdata)", 1, true), err)
+  end)
+
+  -- attach indexed any userdata for its `wrap`: a light one (or a full one
+  -- without __index) raised "attempt to index a userdata value"
+  it("given to the cqueues adapter's attach is a bad argument", function()
+    if not lud then pending("no debug.upvalueid on " .. _VERSION) return end
+    local found, adapter = pcall(require, "messagechannel.cqueues")
+    if not found then pending("no cqueues: " .. tostring(adapter)) return end
+    has("bad argument #1 to 'attach' (cqueues controller expected, got "
+        .. "light userdata)", adapter.attach, lud)
+    has("bad argument #1 to 'attach' (cqueues controller expected, got "
+        .. "userdata)", adapter.attach, io.stdout)
   end)
 
   it("leaves a full userdata named userdata", function()
