@@ -484,10 +484,9 @@ static int port_start (lua_State *L) {
 ** message handed to a waiting receive is taken). */
 static int port_pending (lua_State *L) {
   mc_Recv *p = check_port(L, 1);
-  size_t count = 0;
-  int closing;
-  if (p->group != NULL)
-    mc_group_head(p->group, p->end, &count, &closing);
+  size_t count = 0, bytes;
+  if (p->group != NULL)  /* a count, not a look: the owner's news stays */
+    mc_group_load(p->group, p->end, &count, &bytes);
   lua_pushinteger(L, (lua_Integer)count);
   return 1;
 }

@@ -1,0 +1,167 @@
+-- A port kept unstarted (to receive() from it later, say) while another
+-- thread streams messages to it: each look of its owner at the port reset
+-- the queue's "told" flag, so the next post woke the owner's thread again,
+-- only for it to look, see a message it cannot dispatch at the head, and
+-- sleep. Both threads paid a wake-up about every few dozen messages, for
+-- nothing. port:pending() did the same.
+--
+-- Now the owner is told of the first message at an empty port (it decides
+-- whether the port can still dispatch, API.md 3.6) and of a close, but not
+-- of what queues behind a message it cannot dispatch, until it starts the
+-- port or waits in receive on it. Whether the thread was woken is read on
+-- mc.pollfd() (API.md 10: readable while news waits for mc.step()), with
+-- the main thread outside the scheduler while the worker posts. Every wait
+-- is bounded by helper.WAIT; nothing depends on speed.
+
+local mc = require "messagechannel"
+local helper = require "spec.helper"
+
+local WAIT = helper.WAIT
+
+local has_socket, socket = pcall(require, "socket")
+
+-- The worker: posts 1 on the port, then "first" to its parent; then, for
+-- each number n its parent posts, n more messages on the port, counting
+-- on; "close" closes the port, "bye" ends it.
+local BODY = [[
+  local port = mc.workerData.port
+  local i = 1
+  port:postMessage(i)
+  mc.parentPort:postMessage("first")
+  while true do
+    local e = mc.parentPort:receive()
+    if e.data == "bye" then break end
+    if e.data == "close" then
+      port:close()
+    else
+      for _ = 1, e.data do
+        i = i + 1
+        port:postMessage(i)
+      end
+    end
+  end
+]]
+
+describe("regress: posts to a port its thread has not started #threads", function()
+  if not has_socket then
+    pending(helper.skipped("unstarted-port-wake",
+                           "LuaSocket is not installed for " .. _VERSION))
+    return
+  end
+
+  local workers = {}
+  local errors, catch, release = helper.error_hooks(5)
+  before_each(catch)
+  after_each(function()
+    helper.terminate_all(workers)
+    release()
+  end)
+
+  local fd_only = { getfd = function() return mc.pollfd() end }
+
+  -- Whether news waits for mc.step() now.
+  local function readable()
+    local r = socket.select({ fd_only }, nil, 0)
+    return r[1] == fd_only
+  end
+
+  -- Steps until cond() holds, waiting between steps as a host loop does.
+  local function step_until(cond)
+    local deadline = mc.now() + WAIT
+    while not cond() do
+      local left = deadline - mc.now()
+      assert(left > 0, "the condition did not hold within " .. WAIT .. " s")
+      if mc.timeout() ~= 0 then
+        socket.select({ fd_only }, nil, left)
+      end
+      mc.step()
+    end
+  end
+
+  -- Waits outside the scheduler (no step takes news) until the port holds
+  -- n messages.
+  local function wait_pending(port, n)
+    local deadline = mc.now() + WAIT
+    while port:pending() < n do
+      assert(mc.now() < deadline, "the port holds " .. port:pending()
+             .. " messages, not " .. n .. ", after " .. WAIT .. " s")
+      socket.sleep(0.001)
+    end
+  end
+
+  -- A worker posting to ch.port1 (transferred to it), and its record;
+  -- returns once ch.port2 has the first message and the step that took
+  -- that news left nothing to take.
+  local function start(ch)
+    local rec = helper.record_worker(workers, BODY,
+      { data = { port = ch.port1 }, transfer = { ch.port1 } })
+    step_until(function() return rec.messages[1] ~= nil end)
+    assert.same({ "first" }, rec.messages)
+    assert.equal(1, ch.port2:pending())
+    for _ = 1, 3 do   -- news the first steps left, if any
+      if not readable() then break end
+      mc.step()
+    end
+    assert.is_false(readable(), "news is still waiting after the steps")
+    return rec
+  end
+
+  it("does not wake its thread for messages queued behind one it cannot dispatch", function()
+    local ch = mc.MessageChannel()
+    local rec = start(ch)
+    rec.worker:postMessage(200)
+    wait_pending(ch.port2, 201)
+    assert.is_false(readable(), "woken by posts to a port not started")
+    assert.equal(201, ch.port2:pending())
+
+    -- started, it takes them all, in order, and later posts wake it again
+    local got = {}
+    ch.port2.onmessage = function(e) got[#got + 1] = e.data end
+    step_until(function() return #got == 201 end)
+    for i = 1, 201 do assert.equal(i, got[i]) end
+    rec.worker:postMessage(1)
+    assert.is_true(socket.select({ fd_only }, nil, WAIT)[1] == fd_only,
+                   "a post to the started port did not wake its thread")
+    step_until(function() return #got == 202 end)
+    assert.equal(202, got[202])
+    rec.worker:postMessage("bye")
+    assert.is_true(mc.run(WAIT), "mc.run did not become idle")
+    assert.equal(0, rec.code)
+    assert.same({}, errors)
+  end)
+
+  it("gives receive() the messages and then the close queued meanwhile", function()
+    local ch = mc.MessageChannel()
+    local rec = start(ch)
+    rec.worker:postMessage(50)
+    rec.worker:postMessage("close")
+    wait_pending(ch.port2, 51)
+    for i = 1, 51 do
+      local e, why = ch.port2:receive(WAIT)
+      assert.is_table(e, why)
+      assert.equal(i, e.data)
+    end
+    assert.same({ nil, "closed" }, { ch.port2:receive(WAIT) })
+    rec.worker:postMessage("bye")
+    assert.is_true(mc.run(WAIT), "mc.run did not become idle")
+    assert.equal(0, rec.code)
+    assert.same({}, errors)
+  end)
+
+  it("wakes its thread for a close at an empty port it has not started", function()
+    local ch = mc.MessageChannel()
+    local rec = start(ch)
+    assert.equal(1, ch.port2:receive(WAIT).data)   -- empty again, looked at
+    for _ = 1, 3 do
+      if not readable() then break end
+      mc.step()
+    end
+    rec.worker:postMessage("close")
+    assert.is_true(socket.select({ fd_only }, nil, WAIT)[1] == fd_only,
+                   "the close did not wake the port's thread")
+    assert.same({ nil, "closed" }, { ch.port2:receive(WAIT) })
+    rec.worker:postMessage("bye")
+    assert.is_true(mc.run(WAIT), "mc.run did not become idle")
+    assert.equal(0, rec.code)
+  end)
+end)
