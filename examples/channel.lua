@@ -60,12 +60,12 @@ end
 --    before it; then postMessage returns false and receive says closed.
 do
   local ch = mc.MessageChannel()
-  ch.port2.onmessage = function(e) say("3. port2 got %q", e.data) end
+  ch.port2.onmessage = function(e) say("   port2 got %q", e.data) end
   ch.port1.onclose = function() say("   port1: close") end
   ch.port2.onclose = function() say("   port2: close (after its messages)") end
   ch.port1:postMessage("last words")
   ch.port1:close()
-  say("   postMessage after close returns %s", tostring(ch.port1:postMessage("x")))
+  say("3. postMessage after close returns %s", tostring(ch.port1:postMessage("x")))
   mc.run()
   say("   receive on a closed port: %s", select(2, ch.port2:receive()))
 end
