@@ -15,7 +15,7 @@ local error, pcall, rawget, rawset, select, setmetatable, tostring, type,
   xpcall = error, pcall, rawget, rawset, select, setmetatable, tostring,
   type, xpcall
 local format = string.format
-local traceback = debug.traceback
+local traceback, getinfo = debug.traceback, debug.getinfo
 local load_string = rawget(_G, "loadstring") or load
 
 ---------------------------------------------------------------------------
@@ -387,21 +387,29 @@ function M.main(source, eval, keep_jit)
   local jit = rawget(_G, "jit")
   if type(jit) == "table" and not keep_jit then jit.off() end
   local mc = require "messagechannel"
-  local f, err
+  local chunk, err  -- the script: its frame is named so in tracebacks
   if eval then
-    f, err = load_string(source, "=worker")
+    chunk, err = load_string(source, "=worker")
   else
-    f, err = loadfile(source)
+    chunk, err = loadfile(source)
   end
-  if not f then return M.fail(err, "") end
+  if not chunk then return M.fail(err, "") end
   local tb
-  local ok, e = xpcall(function()
-    f()
+  local function run()
+    chunk()
     mc.run()
-  end, function(e)
+  end
+  local info = getinfo(run, "S")
+  local runner = format("in function <%s:%d>", info.short_src,
+                        info.linedefined)
+  local ok, e = xpcall(run, function(e)
     -- as a task's, without the error's text ("" and its newline: 5.1
-    -- gives back a nil message as it is)
+    -- gives back a nil message as it is), and ending with the script's
+    -- frames: run's line, and xpcall's and main's below it, are this
+    -- module's
     tb = traceback("", 2):sub(2)
+    local at = tb:find(runner, 1, true)
+    if at then tb = tb:sub(1, tb:sub(1, at):match(".*()\n") - 1) end
     return e
   end)
   if not ok then

@@ -30,6 +30,21 @@ describe("regress: a worker's error value and traceback #threads", function()
     end)
   end
 
+  it("the traceback of an error from the script ends with the script's frames", function()
+    -- it went on through the module's own runner: its function, xpcall
+    -- and the worker's main
+    local w = start "local function f() error('boom') end\nf()"
+    local got
+    w.onerror = function(e) got = e end
+    helper.run()
+    local tb = got.traceback
+    assert.truthy(tb:find("\n\tworker:1: in ", 1, true), tb)
+    assert.truthy(tb:find("\n\tworker:2: in [^\n]*$"), tb)
+    assert.is_nil(tb:find("xpcall", 1, true), tb)
+    assert.is_nil(tb:find("messagechannel", 1, true), tb)
+    assert.same({}, errors)
+  end)
+
   it("unhandled, it is raised once named, then the traceback", function()
     local mc = require "messagechannel"
     mc.onerror = nil  -- the default: raised out of mc.run
