@@ -461,6 +461,23 @@ const char *mc_ctx_typename (lua_State *L, int idx) {
   return name != NULL ? name : luaL_typename(L, idx);
 }
 
+const char *mc_ctx_keyname (lua_State *L, int idx) {
+  switch (lua_type(L, idx)) {
+    case LUA_TSTRING:
+      return lua_pushfstring(L, "'%s'", lua_tostring(L, idx));
+    case LUA_TNUMBER:  /* on a copy: lua_tostring converts */
+      lua_pushvalue(L, idx);
+      lua_pushfstring(L, "[%s]", lua_tostring(L, -1));
+      lua_remove(L, -2);
+      return lua_tostring(L, -1);
+    case LUA_TBOOLEAN:
+      lua_pushstring(L, lua_toboolean(L, idx) ? "[true]" : "[false]");
+      return lua_tostring(L, -1);
+    default:
+      return lua_pushfstring(L, "(a %s key)", mc_ctx_typename(L, idx));
+  }
+}
+
 void *mc_ctx_testudata (lua_State *L, int idx, const mc_Type *t) {
   return mc_ctx_type(L, idx) == t ? lua_touserdata(L, idx) : NULL;
 }

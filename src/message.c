@@ -59,19 +59,11 @@ static int is_key (lua_State *L, const char *name) {
 static void check_options (lua_State *L, int idx) {
   lua_pushnil(L);
   while (lua_next(L, idx)) {
-    int t = lua_type(L, -2);
     lua_pop(L, 1);
     if (is_key(L, "transfer") || is_key(L, "timeout"))
       continue;
-    if (t == LUA_TSTRING)
-      lua_pushfstring(L, "unknown option '%s'", lua_tostring(L, -1));
-    else if (t == LUA_TNUMBER) {
-      lua_pushvalue(L, -1);  /* a copy to turn into a string */
-      lua_pushfstring(L, "unknown option [%s]", lua_tostring(L, -1));
-    }
-    else
-      lua_pushfstring(L, "unknown option (a %s key)", mc_ctx_typename(L, -1));
-    luaL_argerror(L, idx, lua_tostring(L, -1));
+    luaL_argerror(L, idx, lua_pushfstring(L, "unknown option %s",
+                                          mc_ctx_keyname(L, -1)));
   }
 }
 

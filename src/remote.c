@@ -203,17 +203,9 @@ static void get_options (lua_State *L, const char *fname, mc_NetOptions *o,
       if (lua_type(L, -1) == LUA_TSTRING
           && strcmp(lua_tostring(L, -1), names[i]) == 0)
         break;
-    if (names[i] == NULL) {  /* a number named by its text (on a copy:
-                             ** lua_tostring converts), a boolean by its
-                             ** value, anything else by its type */
-      int t = lua_type(L, -1);
-      lua_pushvalue(L, -1);
-      luaL_error(L, "bad argument #2 to '%s' (unknown option '%s')", fname,
-                 t == LUA_TSTRING || t == LUA_TNUMBER ? lua_tostring(L, -1)
-                 : t == LUA_TBOOLEAN ? (lua_toboolean(L, -1) ? "true"
-                                                             : "false")
-                 : mc_ctx_typename(L, -1));
-    }
+    if (names[i] == NULL)
+      luaL_error(L, "bad argument #2 to '%s' (unknown option %s)", fname,
+                 mc_ctx_keyname(L, -1));
   }
   /* any integer >= 1, as a local channel's (API.md 11): one no queue
   ** can reach is the same as none */

@@ -12,8 +12,8 @@ local typename = ET.typename
 
 local M = {}
 
-local error, format, pairs, pcall, select, tostring, type = error,
-  string.format, pairs, pcall, select, tostring, type
+local error, format, pairs, pcall, select, type = error,
+  string.format, pairs, pcall, select, type
 
 receiver.install(core.broadcast_methods, core.broadcast_metatable,
                  "BroadcastChannel",
@@ -37,7 +37,7 @@ local function new(...)
       bad(2, "table expected, got " .. typename(options, true))
     end
     for k in pairs(options) do
-      if k ~= "nats" then bad(2, format("unknown option '%s'", tostring(k))) end
+      if k ~= "nats" then bad(2, "unknown option " .. ET.keyname(k)) end
     end
     url = options.nats
     if url ~= nil and type(url) ~= "string" then

@@ -131,6 +131,16 @@ local function typename(v, given)
 end
 M.typename = typename
 
+-- How an error names the key k of an options table, as the C side does:
+-- 'k' for a string, [k] for a number or a boolean (as Lua writes such a
+-- key), else (a T key) with T its typename.
+function M.keyname(k)
+  local t = type(k)
+  if t == "string" then return "'" .. k .. "'" end
+  if t == "number" or t == "boolean" then return "[" .. tostring(k) .. "]" end
+  return "(a " .. typename(k, true) .. " key)"
+end
+
 -- Whether v is a table that is none of the module's objects: what an
 -- options table (or an environment) must be.
 function M.is_plain_table(v)

@@ -119,7 +119,7 @@ local function new_channel(options)
     for k in next, options do  -- a typo is not a missing option
       if k ~= "capacity" then
         error(format("bad argument #1 to 'MessageChannel' (unknown option "
-                     .. "'%s')", tostring(k)), 3)
+                     .. "%s)", ET.keyname(k)), 3)
       end
     end
     capacity = options.capacity

@@ -290,8 +290,8 @@ function M.Worker(...)
   options = options or {}
   for k in next, options do  -- a typo is not a missing option
     if not WORKER_OPTIONS[k] then
-      error(format("bad argument #2 to 'Worker' (unknown option '%s')",
-                   tostring(k)), 2)
+      error(format("bad argument #2 to 'Worker' (unknown option %s)",
+                   ET.keyname(k)), 2)
     end
   end
   local transfer = options.transfer
