@@ -227,29 +227,16 @@ uint32_t mc_group_local_peer (mc_Group *g, size_t e, mc_Hub *h) {
   return id;
 }
 
-/* The owner looks at end e: `taking`, it will take what is queued, so
-** it is told of the next arrival; else it cannot (a port not started),
-** and while a message is at the head nothing that arrives behind it
-** changes what it sees, so it is not told again until it looks taking. */
-static int look (mc_Group *g, size_t e, size_t *count, int *closing,
-                 int taking) {
+int mc_group_head (mc_Group *g, size_t e, size_t *count, int *closing) {
   int h;
   mc_Queue *q = &g->end[e];
   pthread_mutex_lock(&g->lock);
   h = mc_queue_head(q);
   *count = q->n;
   *closing = q->closed && !q->closetaken;
-  q->owner.notified = !taking && h == MC_MESSAGE;
+  q->owner.notified = 0;  /* the owner is looking now */
   pthread_mutex_unlock(&g->lock);
   return h;
-}
-
-int mc_group_head (mc_Group *g, size_t e, size_t *count, int *closing) {
-  return look(g, e, count, closing, 1);
-}
-
-int mc_group_glance (mc_Group *g, size_t e, size_t *count, int *closing) {
-  return look(g, e, count, closing, 0);
 }
 
 int mc_group_head_upto (mc_Group *g, size_t e, size_t from, uint64_t bound,
@@ -302,7 +289,6 @@ void mc_group_drop (mc_Group *g, size_t e) {
   }
   if (freed != NULL)
     nw = mc_queue_take_writers(q, &w);  /* there is room now */
-  q->owner.notified = 0;  /* what comes next is news again (glance) */
   pthread_mutex_unlock(&g->lock);
   mc_tell_writers(w, nw);
   mc_msg_free(freed);

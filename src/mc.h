@@ -260,8 +260,7 @@ int mc_msg_is_note (const mc_Msg *m);
 typedef struct mc_Owner {
   mc_Hub *hub;    /* referenced */
   uint32_t id;
-  int notified;   /* the hub has been told, or needs no telling (see
-                  ** mc_group_glance), until the owner looks */
+  int notified;   /* the hub has been told and has not looked yet */
 } mc_Owner;
 
 /* A FIFO of message pointers in a ring (a message is not linked into the
@@ -395,12 +394,6 @@ uint32_t mc_group_local_peer (mc_Group *g, size_t e, mc_Hub *h);
 /* The kind at the head of end e's queue; *count gets its messages and
 ** *closing whether its close is still to be taken. */
 int mc_group_head (mc_Group *g, size_t e, size_t *count, int *closing);
-/* As mc_group_head, by an owner that cannot take messages now (a port not
-** started): while a message is at the head, what arrives behind it is not
-** told to the owner's hub until the owner looks with mc_group_head or
-** mc_group_head_upto (the message at the head already decides what the
-** owner does; a post to a port kept unstarted wakes no one). */
-int mc_group_glance (mc_Group *g, size_t e, size_t *count, int *closing);
 /* As mc_group_head, and *due: the messages from the head up to the first
 ** one, at or after position `from`, that arrived after `bound` (mc_Slot),
 ** or all of them when the partner's owner is `self`; the arrivals of

@@ -158,7 +158,7 @@ static int stuck (const mc_Recv *r) {
   size_t count;
   int closing;
   return !deliverable(r)
-         && mc_group_glance(r->group, r->end, &count, &closing) == MC_MESSAGE;
+         && mc_group_head(r->group, r->end, &count, &closing) == MC_MESSAGE;
 }
 
 /* Whether a receiver is stuck for good: nothing another thread does can
@@ -214,13 +214,9 @@ void mc_recv_kick (lua_State *L, int idx, mc_Recv *r) {
       mc_hub_notify(mc_ctx_hub(L), r->id);
     want = (count > r->tokens ? count : r->tokens) + (size_t)closing;
   }
-  else if (deliverable(r)) {
-    mc_group_head(r->group, r->end, &count, &closing);
-    want = count + (size_t)closing;
-  }
   else {
-    head = mc_group_glance(r->group, r->end, &count, &closing);
-    want = head == MC_CLOSED;
+    head = mc_group_head(r->group, r->end, &count, &closing);
+    want = deliverable(r) ? count + (size_t)closing : head == MC_CLOSED;
   }
   if (r->tokens < want)
     r->tokens += mc_ctx_enqueue(L, idx, want - r->tokens);
