@@ -461,10 +461,35 @@ const char *mc_ctx_typename (lua_State *L, int idx) {
   return name != NULL ? name : luaL_typename(L, idx);
 }
 
+/* Pushes the string at idx between quotes, a control byte (a NUL too)
+** written as \ and its decimal code: an error message carries no raw
+** control byte, and no "%s" of it is cut at a NUL. */
+static const char *push_quoted (lua_State *L, int idx) {
+  luaL_Buffer b;
+  size_t len, i;
+  const char *s = lua_tolstring(L, idx, &len);
+  luaL_buffinit(L, &b);
+  luaL_addchar(&b, '\'');
+  for (i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c < 32 || c == 127) {
+      char esc[8];
+      snprintf(esc, sizeof esc, "\\%u", (unsigned)c);
+      luaL_addstring(&b, esc);
+    }
+    else
+      luaL_addchar(&b, (char)c);
+  }
+  luaL_addchar(&b, '\'');
+  luaL_pushresult(&b);
+  return lua_tostring(L, -1);
+}
+
 const char *mc_ctx_keyname (lua_State *L, int idx) {
+  idx = mc_absindex(L, idx);
   switch (lua_type(L, idx)) {
     case LUA_TSTRING:
-      return lua_pushfstring(L, "'%s'", lua_tostring(L, idx));
+      return push_quoted(L, idx);
     case LUA_TNUMBER:  /* on a copy: lua_tostring converts */
       lua_pushvalue(L, idx);
       lua_pushfstring(L, "[%s]", lua_tostring(L, -1));

@@ -734,8 +734,9 @@ const mc_Type *mc_ctx_type (struct lua_State *L, int idx);  /* or NULL */
 ** userdata", else its Lua type's name. A static string either way. */
 const char *mc_ctx_typename (struct lua_State *L, int idx);
 /* Pushes and returns how an error names the key at idx of a table: 'k'
-** for a string, [k] for a number or a boolean (as Lua writes such a key),
-** else (a T key) with T its mc_ctx_typename. */
+** for a string (a control byte in it as \<decimal code>), [k] for a
+** number or a boolean (as Lua writes such a key), else (a T key) with T
+** its mc_ctx_typename. */
 const char *mc_ctx_keyname (struct lua_State *L, int idx);
 /* The object at idx when it is of type t, else NULL. */
 void *mc_ctx_testudata (struct lua_State *L, int idx, const mc_Type *t);

@@ -20,7 +20,7 @@ local M = {}
 local error, pairs, rawequal, rawget, rawset, setmetatable, tostring, type =
   error, pairs, rawequal, rawget, rawset, setmetatable, tostring, type
 local getmetatable_raw = debug.getmetatable
-local format = string.format
+local format, byte, gsub = string.format, string.byte, string.gsub
 
 ---------------------------------------------------------------------------
 -- Events
@@ -131,12 +131,19 @@ local function typename(v, given)
 end
 M.typename = typename
 
+-- A control byte (a NUL too) as \<its decimal code>.
+local function escape(c)
+  local b = byte(c)
+  if b < 32 or b == 127 then return "\\" .. b end
+end
+
 -- How an error names the key k of an options table, as the C side does:
--- 'k' for a string, [k] for a number or a boolean (as Lua writes such a
--- key), else (a T key) with T its typename.
+-- 'k' for a string (a control byte in it escaped: an error message
+-- carries none, and no "%s" of it is cut at a NUL), [k] for a number or a
+-- boolean (as Lua writes such a key), else (a T key) with T its typename.
 function M.keyname(k)
   local t = type(k)
-  if t == "string" then return "'" .. k .. "'" end
+  if t == "string" then return "'" .. gsub(k, ".", escape) .. "'" end
   if t == "number" or t == "boolean" then return "[" .. tostring(k) .. "]" end
   return "(a " .. typename(k, true) .. " key)"
 end

@@ -14,7 +14,8 @@ local M = {}
 local error, pcall, rawget, rawset, select, setmetatable, tostring, type,
   xpcall = error, pcall, rawget, rawset, select, setmetatable, tostring,
   type, xpcall
-local format = string.format
+local format, find, match, sub = string.format, string.find, string.match,
+  string.sub
 local traceback, getinfo = debug.traceback, debug.getinfo
 local load_string = rawget(_G, "loadstring") or load
 
@@ -407,9 +408,11 @@ function M.main(source, eval, keep_jit)
     -- gives back a nil message as it is), and ending with the script's
     -- frames: run's line, and xpcall's and main's below it, are this
     -- module's
-    tb = traceback("", 2):sub(2)
-    local at = tb:find(runner, 1, true)
-    if at then tb = tb:sub(1, tb:sub(1, at):match(".*()\n") - 1) end
+    -- (the string functions are this module's locals: the script may
+    -- have changed the string table)
+    tb = sub(traceback("", 2), 2)
+    local at = find(tb, runner, 1, true)
+    if at then tb = sub(tb, 1, match(sub(tb, 1, at), ".*()\n") - 1) end
     return e
   end)
   if not ok then

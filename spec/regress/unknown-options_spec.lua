@@ -52,7 +52,9 @@ describe("regress: an unknown option raises, naming it", function()
   -- A key that is no string was named three ways: [1] and (a table key)
   -- by postMessage, '1' and 'table' by mc.listen and mc.connect, and by
   -- tostring in the functions written in Lua ('table: 0x5581...'). Each
-  -- function that takes options names it as Lua writes such a key now.
+  -- function that rejects unknown options names it as Lua writes such a
+  -- key now; a string key's NUL cut the C side's text short ('a' for
+  -- "a\0b"), where Lua 5.1's string.format lost the closing quote.
   it("every function names a key that is no string the same way", function()
     local ch = mc.MessageChannel()
     local calls = {
@@ -73,7 +75,9 @@ describe("regress: an unknown option raises, naming it", function()
       { 1, "[1]" }, { 2.5, "[2.5]" }, { true, "[true]" }, { false, "[false]" },
       { {}, "(a table key)" }, { print, "(a function key)" },
       { ch.port2, "(a MessagePort key)" }, { ch, "(a MessageChannel key)" },
-      { "nope", "'nope'" },
+      { "nope", "'nope'" }, { "x%sy", "'x%sy'" },
+      -- control bytes escaped, so that no text cuts the name at a NUL
+      { "a\0b", "'a\\0b'" }, { "tab\there", "'tab\\9here'" },
     }
     for name, call in pairs(calls) do
       for _, kv in ipairs(keys) do

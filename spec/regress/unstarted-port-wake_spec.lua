@@ -161,6 +161,7 @@ describe("regress: posts to a port its thread has not started #threads", functio
       if not readable() then break end
       mc.step()
     end
+    assert.is_false(readable(), "news is still waiting after the steps")
     rec.worker:postMessage("close")
     assert.is_true(socket.select({ fd_only }, nil, WAIT)[1] == fd_only,
                    "the close did not wake the port's thread")
@@ -168,5 +169,6 @@ describe("regress: posts to a port its thread has not started #threads", functio
     rec.worker:postMessage("bye")
     assert.is_true(mc.run(WAIT), "mc.run did not become idle")
     assert.equal(0, rec.code)
+    assert.same({}, errors)
   end)
 end)

@@ -45,6 +45,21 @@ describe("regress: a worker's error value and traceback #threads", function()
     assert.same({}, errors)
   end)
 
+  it("the traceback is made though the script changed the string table", function()
+    -- the cut looked up string.find and string.match when the error came:
+    -- the error became "error in error handling"
+    for _, change in ipairs { "string.find = function() error('mine') end",
+                              "string.match = nil", "string.sub = nil" } do
+      local w = start(change .. "\nerror('x')")
+      local got
+      w.onerror = function(e) got = e end
+      helper.run()
+      assert.equal("worker:2: x", got.error, change)
+      assert.truthy(got.traceback:find("\n\tworker:2: in [^\n]*$"), got.traceback)
+      assert.same({}, errors)
+    end
+  end)
+
   it("unhandled, it is raised once named, then the traceback", function()
     local mc = require "messagechannel"
     mc.onerror = nil  -- the default: raised out of mc.run
