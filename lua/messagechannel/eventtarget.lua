@@ -114,20 +114,25 @@ local function is_callable(v)
 end
 M.is_callable = is_callable
 
--- What v is, for an argument error: the module's objects by class, as
--- their metatables' __name says (the C side names them the same way),
--- a light userdata so (as the C side and Lua 5.3's own errors do, which
--- only C can tell), anything else by its type; "no value" for an argument
--- not given at all, as Lua's own errors name it (given: whether it was).
-local CLASSES = { MessagePort = true, BroadcastChannel = true, Buffer = true,
-                  MessageChannel = true, Worker = true, Listener = true }
+-- What v is, for an argument error, as the C side names it
+-- (mc_ctx_typename): a userdata by C, which knows the module's own by
+-- their metatables (MessagePort, BroadcastChannel, Buffer) and a light
+-- userdata; one of the module's classes made in Lua, tables, by its
+-- metatable's __name; anything else by its type; "no value" for an
+-- argument not given at all, as Lua's own errors name it (given: whether
+-- it was). Another value whose __name is MessagePort is no MessagePort.
+local TABLE_CLASSES = { MessageChannel = true, Worker = true,
+                        Listener = true }
 local function typename(v, given)
   if not given then return "no value" end
-  local mt = getmetatable_raw(v)
-  local name = type(mt) == "table" and rawget(mt, "__name")
-  if CLASSES[name] then return name end
-  if type(v) == "userdata" then return core.typename(v) end
-  return type(v)
+  local t = type(v)
+  if t == "userdata" then return core.typename(v) end
+  if t == "table" then
+    local mt = getmetatable_raw(v)
+    local name = type(mt) == "table" and rawget(mt, "__name")
+    if TABLE_CLASSES[name] then return name end
+  end
+  return t
 end
 M.typename = typename
 
