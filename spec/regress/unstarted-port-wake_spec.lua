@@ -86,6 +86,23 @@ describe("regress: posts to a port its thread has not started #threads", functio
     end
   end
 
+  -- Steps while news waits (a few at most), then asserts none does.
+  local function settle()
+    for _ = 1, 3 do
+      if not readable() then break end
+      mc.step()
+    end
+    assert.is_false(readable(), "news is still waiting after the steps")
+  end
+
+  -- Ends the worker of rec, and asserts it ended well and nothing raised.
+  local function finish(rec)
+    rec.worker:postMessage("bye")
+    assert.is_true(mc.run(WAIT), "mc.run did not become idle")
+    assert.equal(0, rec.code)
+    assert.same({}, errors)
+  end
+
   -- A worker posting to ch.port1 (transferred to it), and its record;
   -- returns once ch.port2 has the first message and the step that took
   -- that news left nothing to take.
@@ -95,11 +112,7 @@ describe("regress: posts to a port its thread has not started #threads", functio
     step_until(function() return rec.messages[1] ~= nil end)
     assert.same({ "first" }, rec.messages)
     assert.equal(1, ch.port2:pending())
-    for _ = 1, 3 do   -- news the first steps left, if any
-      if not readable() then break end
-      mc.step()
-    end
-    assert.is_false(readable(), "news is still waiting after the steps")
+    settle()
     return rec
   end
 
@@ -129,10 +142,7 @@ describe("regress: posts to a port its thread has not started #threads", functio
     ch.port2.onmessage = function(ev) got[#got + 1] = ev.data end
     step_until(function() return #got == 1 end)
     assert.same({ 6 }, got)
-    rec.worker:postMessage("bye")
-    assert.is_true(mc.run(WAIT), "mc.run did not become idle")
-    assert.equal(0, rec.code)
-    assert.same({}, errors)
+    finish(rec)
   end)
 
   it("gives receive() the messages and then the close queued meanwhile", function()
@@ -147,28 +157,18 @@ describe("regress: posts to a port its thread has not started #threads", functio
       assert.equal(i, e.data)
     end
     assert.same({ nil, "closed" }, { ch.port2:receive(WAIT) })
-    rec.worker:postMessage("bye")
-    assert.is_true(mc.run(WAIT), "mc.run did not become idle")
-    assert.equal(0, rec.code)
-    assert.same({}, errors)
+    finish(rec)
   end)
 
   it("wakes its thread for a close at an empty port it has not started", function()
     local ch = mc.MessageChannel()
     local rec = start(ch)
     assert.equal(1, ch.port2:receive(WAIT).data)   -- empty again, looked at
-    for _ = 1, 3 do
-      if not readable() then break end
-      mc.step()
-    end
-    assert.is_false(readable(), "news is still waiting after the steps")
+    settle()
     rec.worker:postMessage("close")
     assert.is_true(socket.select({ fd_only }, nil, WAIT)[1] == fd_only,
                    "the close did not wake the port's thread")
     assert.same({ nil, "closed" }, { ch.port2:receive(WAIT) })
-    rec.worker:postMessage("bye")
-    assert.is_true(mc.run(WAIT), "mc.run did not become idle")
-    assert.equal(0, rec.code)
-    assert.same({}, errors)
+    finish(rec)
   end)
 end)
