@@ -192,7 +192,8 @@ static void get_options (lua_State *L, const char *fname, mc_NetOptions *o,
   o->maxsize = DEFAULT_MAXSIZE;
   if (lua_isnoneornil(L, 2))
     return;
-  if (!lua_istable(L, 2))
+  if (strcmp(mc_ctx_typename(L, 2), "table") != 0)  /* as mc_ctx_checktable:
+                                                   ** no MessageChannel */
     luaL_error(L, "bad argument #2 to '%s' (table expected, got %s)", fname,
                mc_ctx_typename(L, 2));
   lua_pushnil(L);

@@ -296,7 +296,7 @@ function M.Worker(...)
     end
   end
   local transfer = options.transfer
-  if transfer ~= nil and type(transfer) ~= "table" then
+  if transfer ~= nil and not ET.is_plain_table(transfer) then
     error("bad argument #2 to 'Worker' (options.transfer must be an array)",
           2)
   end

@@ -45,4 +45,20 @@ describe("regress: a value named by a class name it only claims", function()
     local err = error_of(mc.MessageChannel, mc.MessageChannel())
     assert.truthy(err:find("(table expected, got MessageChannel)", 1, true), err)
   end)
+
+  -- mc.connect and mc.listen took a MessageChannel for options (and named
+  -- its keys unknown options), and mc.Worker passed one as its transfer
+  -- list to an internal function, whose name and argument number the
+  -- error then gave.
+  it("one of the module's objects is no options table nor Worker transfer list", function()
+    for _, f in ipairs { "connect", "listen" } do
+      local address = f == "listen" and "tcp:127.0.0.1:0" or "tcp:127.0.0.1:1"
+      local err = error_of(mc[f], address, mc.MessageChannel())
+      assert.truthy(err:find("bad argument #2 to '" .. f
+        .. "' (table expected, got MessageChannel)", 1, true), err)
+    end
+    local err = error_of(mc.Worker, "", { eval = true, transfer = mc.MessageChannel() })
+    assert.truthy(err:find("bad argument #2 to 'Worker' (options.transfer must be "
+      .. "an array)", 1, true), err)
+  end)
 end)
