@@ -560,8 +560,9 @@ end
 -- For a describe block whose specs start workers, given busted's
 -- before_each and after_each: catches mc.onerror into `errors` around
 -- each spec (error_hooks(settle)) and terminates the workers that
--- start(source [, options]) started (options.eval is set) after it.
--- Returns errors, start.
+-- start(source [, options]) started (options.eval is set) after it, and
+-- those added to `workers` (record_worker's list). Returns errors, start
+-- and workers.
 function M.worker_specs(settle, before_each, after_each)
   local errors, catch, release = M.error_hooks(settle)
   local workers = {}
@@ -577,7 +578,7 @@ function M.worker_specs(settle, before_each, after_each)
     workers[#workers + 1] = w
     return w
   end
-  return errors, start
+  return errors, start, workers
 end
 
 -- For a describe block whose specs run messagechannel.luv (`adapter`) in

@@ -36,13 +36,7 @@ local function chain(ch, last)
 end
 
 describe("regress: a blocking call from a host loop's callback", function()
-  local workers = {}
-  local errors, catch, release = helper.error_hooks(5)
-  before_each(catch)
-  after_each(function()
-    helper.terminate_all(workers)
-    release()
-  end)
+  local errors, _, workers = helper.worker_specs(5, before_each, after_each)
 
   describe("under messagechannel.luv", function()
     if not has_luv then

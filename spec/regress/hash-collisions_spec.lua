@@ -228,13 +228,7 @@ describe("regress: keys that collide in Lua's hash", function()
   end)
 
   describe("terminate() #threads", function()
-    local workers = {}
-    local errors, catch, release = helper.error_hooks(5)
-    before_each(catch)
-    after_each(function()
-      helper.terminate_all(workers)
-      release()
-    end)
+    local errors, _, workers = helper.worker_specs(5, before_each, after_each)
 
     it("stops a worker decoding a large message: its exit event arrives", function()
       local big = {}

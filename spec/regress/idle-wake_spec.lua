@@ -62,13 +62,7 @@ local CQUEUES = [[
 ]]
 
 describe("regress: a worker whose parentPort listener a host callback removes #threads", function()
-  local workers = {}
-  local errors, catch, release = helper.error_hooks(5)
-  before_each(catch)
-  after_each(function()
-    helper.terminate_all(workers)
-    release()
-  end)
+  local errors, _, workers = helper.worker_specs(5, before_each, after_each)
 
   local function check(body)
     local rec = helper.record_worker(workers, "local WAIT = " .. WAIT .. "\n" .. body)

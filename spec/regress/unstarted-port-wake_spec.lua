@@ -46,13 +46,7 @@ describe("regress: posts to a port its thread has not started #threads", functio
     return
   end
 
-  local workers = {}
-  local errors, catch, release = helper.error_hooks(5)
-  before_each(catch)
-  after_each(function()
-    helper.terminate_all(workers)
-    release()
-  end)
+  local errors, _, workers = helper.worker_specs(5, before_each, after_each)
 
   local fd_only = { getfd = function() return mc.pollfd() end }
 
