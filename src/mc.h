@@ -555,8 +555,9 @@ int mc_net_listen (int fd, const char *path, mc_Group *g, size_t e,
                    mc_NetOptions *o);
 /* A post to end `to` of remote pair g from the state of hub `self`,
 ** written straight to its link's socket by the posting thread when
-** nothing waits before it: returns 1 when m went that way (it is still
-** the caller's to free), else 0 (post it as usual). */
+** nothing waits before it: returns 2 when m went that way and the link
+** has no output left, 1 when m went that way and output is left (m is
+** still the caller's to free either way), else 0 (post it as usual). */
 int mc_net_send (mc_Group *g, size_t to, mc_Msg *m, mc_Hub *self);
 /* mc_hub_wait for a Lua state's scheduler: while it sleeps, the state
 ** also watches the sockets of the links whose ports it holds, and reads
@@ -564,16 +565,17 @@ int mc_net_send (mc_Group *g, size_t to, mc_Msg *m, mc_Hub *self);
 ** network thread's and then its own). */
 size_t mc_net_wait (mc_Hub *h, double seconds, uint32_t **buf, size_t *cap,
                     int *flags);
-/* Waits until every link whose pair was closed here has written what it
-** had to send (or failed): returns how many are left after `seconds`
+/* Waits until every link has written what it had to send (a closed
+** pair's link: its close too; or failed) and connects under way are up
+** or refused: returns how many are left after `seconds`
 ** (< 0: no limit). With h, only the links whose port the state of hub h
 ** owns (or owned last); NULL: every link of the process. */
 size_t mc_net_drain (double seconds, mc_Hub *h);
 /* The same without waiting, for a state (of hub h) that steps: 1 while
-** closed links may still have output to write, then, once a turn of the
+** links may still have output to write, then, once a turn of the
 ** network thread begun after the first call (or the last with `renew`:
-** a link was closed since) found none (h is pinged then), 0 at the next
-** call. With `own`, only the links of h's state count, as for
+** a remote port was posted to or closed since) found none (h
+** is pinged then), 0 at the next call. With `own`, only the links of h's state count, as for
 ** mc_net_drain. */
 int mc_net_watch (mc_Hub *h, int renew, int own);
 /* h watches no more (mc.run drained everything, or its state is gone). */
@@ -647,9 +649,10 @@ typedef struct mc_Ctx {
   int exposed;      /* mc.pollfd was asked: a host loop may wait on it */
   int waker;        /* MC_CTX_WAKER holds a function */
   int looping;      /* a scheduler loop (run, step, ...) is running */
-  int drains;       /* a remote port was closed here: 2 since the last
-                    ** mc_net_watch, 1 while it says its output may
-                    ** still be written (remote.c) */
+  int drains;       /* a remote port was closed here, or posted to and
+                    ** its link had output left: 2 since the last
+                    ** mc_net_watch, 1 while it says output may still be
+                    ** written (remote.c) */
   int lost;         /* enqueues an error cut short: poll looks at every
                     ** object, so that their tokens are queued again */
   int noalloc;      /* enqueue only into slots that exist (a kick after

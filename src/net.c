@@ -1334,6 +1334,8 @@ int mc_net_send (mc_Group *g, size_t to, mc_Msg *m, mc_Hub *self) {
       if (behind ? before == 0
                  : send_out(c, now()) != 0 || pending_out(c) > 0)
         mc_hub_notify(net.hub, c->id);  /* the thread goes on from here */
+      if (pending_out(c) == 0)
+        sent = 2;
     }
   }
   pthread_mutex_unlock(&c->wlock);

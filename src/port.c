@@ -160,12 +160,16 @@ static int held__gc (lua_State *L) {
 static int post (lua_State *L, mc_Recv *p, mc_Msg *m, int list, int writer) {
   uint32_t local = 0;
   int r = 0;
-  if (p->group != NULL && p->group->remote
-      && mc_net_send(p->group, mc_group_partner(p->group, p->end), m,
-                     mc_ctx_hub(L))) {
-    mc_message_commit(L, list);
-    mc_msg_free(m);  /* its frame has copies of its bytes */
-    return 1;
+  if (p->group != NULL && p->group->remote) {
+    int sent = mc_net_send(p->group, mc_group_partner(p->group, p->end), m,
+                           mc_ctx_hub(L));
+    if (sent != 2)  /* its link writes it later: see mc.step */
+      mc_ctx(L)->drains = 2;
+    if (sent) {
+      mc_message_commit(L, list);
+      mc_msg_free(m);  /* its frame has copies of its bytes */
+      return 1;
+    }
   }
   if (p->group != NULL)
     r = mc_group_post(p->group, mc_group_partner(p->group, p->end), m,

@@ -510,9 +510,10 @@ static int remote_refuse (lua_State *L) {
   return 0;
 }
 
-/* net_watch(): for mc.step, without waiting: true while remote ports
-** closed in this state may still have output to write; the state's
-** descriptor is readable when that is done. */
+/* net_watch(): for mc.step, without waiting: true, once a remote port
+** was closed here or posted to with output left, while links have what
+** net_drain waits for (mc.run's); the state's descriptor is readable
+** when they are done. */
 static int remote_watch (lua_State *L) {
   mc_Ctx *c = mc_ctx(L);
   int pending = c->drains != 0 && mc_net_watch(mc_ctx_hub(L), c->drains == 2,
@@ -522,9 +523,10 @@ static int remote_watch (lua_State *L) {
   return 1;
 }
 
-/* net_drain(seconds): waits for closed remote ports to write what they
-** had queued, a worker's own, the main state's all (a process that ends
-** loses what is not written); returns how many have not yet. */
+/* net_drain(seconds): waits for remote ports to write what they had
+** queued (a closed one: its close too) and for connects under way, a
+** worker's own, the main state's all (a process that ends loses what is
+** not written); returns how many links have not done so yet. */
 static int remote_drain (lua_State *L) {
   double s = (double)luaL_optnumber(L, 1, -1);
   mc_Ctx *c = mc_ctx(L);

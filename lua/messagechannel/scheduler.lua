@@ -1415,8 +1415,8 @@ function M.step()
     turn()
     -- waited_for() first: it queues what reached ports before their news
     local waiting = waited_for()
-    -- last, as mc.run(): remote ports closed here write what they had
-    -- queued (the descriptor is readable once they have)
+    -- last, as mc.run(): remote ports posted to or closed here write
+    -- what they had queued (the descriptor is readable once they have)
     return waiting or ready() or next_timer() ~= nil or pending_news()
       or net_watch()
   end))
