@@ -48,12 +48,12 @@ static const char *const keys[] = {
   "type", "data", "error", "target", "ports", "lists",
   "waiters", "removed", "once", "fn", "ev", "U", "list", "i", "done",
   "timer", "dead", "co", "many", "from", "on", "runner", "h", "n",
-  "writers", NULL
+  "writers", "untied", NULL
 };
 enum { K_TYPE, K_DATA, K_ERROR, K_TARGET, K_PORTS, K_LISTS,
        K_WAITERS, K_REMOVED, K_ONCE, K_FN, K_EV, K_U, K_LIST, K_I, K_DONE,
        K_TIMER, K_DEAD, K_CO, K_MANY, K_FROM, K_ON, K_RUNNER,
-       K_H, K_N, K_WRITERS };
+       K_H, K_N, K_WRITERS, K_UNTIED };
 
 /* Pushes the field name k. */
 static void pushk (lua_State *L, int k) {
@@ -218,8 +218,36 @@ void mc_recv_kick (lua_State *L, int idx, mc_Recv *r) {
     head = mc_group_head(r->group, r->end, &count, &closing);
     want = deliverable(r) ? count + (size_t)closing : head == MC_CLOSED;
   }
-  if (r->tokens < want)
+  if (r->tokens < want) {
+    int top = lua_gettop(L);
+    if (r->group != NULL && r->group->nends == 1 && !r->wants) {
+      idx = mc_absindex(L, idx);  /* tokens that do not keep it alive */
+      mc_getuservalue(L, idx);
+      getk(L, -1, K_UNTIED);
+      if (lua_istable(L, -1))  /* see mc_recv_untie */
+        idx = lua_gettop(L);
+    }
     r->tokens += mc_ctx_enqueue(L, idx, want - r->tokens);
+    lua_settop(L, top);
+  }
+}
+
+void mc_recv_untie (lua_State *L, int idx) {
+  idx = mc_absindex(L, idx);
+  mc_getuservalue(L, idx);
+  pushk(L, K_UNTIED);
+  lua_createtable(L, 2, 0);
+  lua_pushboolean(L, 0);
+  lua_rawseti(L, -2, 1);
+  lua_pushvalue(L, idx);
+  lua_rawseti(L, -2, 2);
+  if (luaL_newmetatable(L, "messagechannel.untied")) {
+    lua_pushliteral(L, "v");
+    lua_setfield(L, -2, "__mode");
+  }
+  lua_setmetatable(L, -2);
+  lua_rawset(L, -3);  /* U.untied = {false, object}, weak */
+  lua_pop(L, 1);
 }
 
 void mc_recv_kick_safe (lua_State *L, int idx, mc_Recv *r) {

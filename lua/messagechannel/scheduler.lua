@@ -607,7 +607,15 @@ local function runner_main()
       local head = runq[-1] + 1
       local tok = runq[head]
       local made = type(tok) ~= "userdata"  -- a task's or a Lua event's
-      if made and tok[1] ~= EVENT then
+      if made and tok[1] == false then
+        -- a receiver's token that does not keep it alive (a
+        -- BroadcastChannel with no listener): nil once it was collected
+        tok, made = tok[2], false
+      end
+      if tok == nil then
+        runq[-1] = head
+        runq[head] = nil
+      elseif made and tok[1] ~= EVENT then
         -- a task: resumed at room's depth, once its token left the queue
         local co = tok[1]
         room()
