@@ -151,6 +151,18 @@ static int held__gc (lua_State *L) {
   return 0;
 }
 
+/* A remote port's link has output to write for this state: mc.step
+** says so until it is written (remote.c's net_watch), and a host loop
+** that waits is woken to step (the post may be made outside any step,
+** from a host loop's callback). */
+static void output_left (lua_State *L) {
+  mc_Ctx *c = mc_ctx(L);
+  if (c->drains != 2) {
+    c->drains = 2;
+    mc_ctx_wake(L);
+  }
+}
+
 /* Queues m (its transfer list at `list`) at p's partner. Returns 1 when
 ** queued (the list's objects are detached), MC_FULL (m is still the
 ** caller's), or 0 when the pair is closed (m is given back and freed:
@@ -163,8 +175,8 @@ static int post (lua_State *L, mc_Recv *p, mc_Msg *m, int list, int writer) {
   if (p->group != NULL && p->group->remote) {
     int sent = mc_net_send(p->group, mc_group_partner(p->group, p->end), m,
                            mc_ctx_hub(L));
-    if (sent != 2)  /* its link writes it later: see mc.step */
-      mc_ctx(L)->drains = 2;
+    if (sent != 2)  /* its link writes it later */
+      output_left(L);
     if (sent) {
       mc_message_commit(L, list);
       mc_msg_free(m);  /* its frame has copies of its bytes */
@@ -629,6 +641,11 @@ static void port_blank (lua_State *L, const mc_Xfer *x) {
 static void port_fill (lua_State *L, int idx, mc_Xfer *x) {
   mc_Recv *p = (mc_Recv *)lua_touserdata(L, idx);
   mc_recv_attach(L, p, (mc_Group *)x->ptr, x->aux);
+  if (p->group->remote)  /* what the state it left posted may be left to
+                         ** write: see output_left (no wake: this path
+                         ** must not fail, and runs inside a step or a
+                         ** first read of workerData) */
+    mc_ctx(L)->drains = 2;
   mc_recv_kick_safe(L, idx, p);  /* the message is taken: must not fail */
   mc_recv_repin(L, idx, p);
   mc_recv_repin_peer(L, p->group, p->end);
