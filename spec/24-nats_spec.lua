@@ -693,6 +693,19 @@ mc.parentPort:postMessage("open")
       assert.are.equal(1, #ra.errors)
     end)
 
+    it("reports a post the server cannot take from a sender that nothing "
+       .. "references any more (collected before its turn)", function()
+      if skipped() then return end
+      local name = fresh("too-big-dropped")
+      local rb = watch(open(name))
+      mc.BroadcastChannel(name, { nats = url }):postMessage(("B"):rep(2 * 1024 * 1024))
+      collectgarbage()
+      collectgarbage()  -- the error event's token keeps the sender
+      N.await("the error at mc.onerror", function() return #errors >= 1 end)
+      assert.are.equal("string", type(errors[1].err))
+      N.await("the local delivery", function() return #rb.data == 1 end)
+    end)
+
     it("sends an error event that no listener takes to mc.onerror (a channel "
        .. "with a message listener only)", function()
       if skipped() then return end

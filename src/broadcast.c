@@ -136,7 +136,9 @@ static int bc_new (lua_State *L) {
                          "must be a server URL such as "
                          "nats://127.0.0.1:4222)");
   b = (Bc *)mc_recv_new(L, &bc_type, sizeof(Bc));
-  mc_recv_untie(L, -1);
+  if (url == NULL)  /* a NATS channel's error events must be told: its
+                    ** tokens hold it */
+    mc_recv_untie(L, -1);
   b->name = (char *)malloc(len + 1);
   if (b->name == NULL)
     return luaL_error(L, "not enough memory");

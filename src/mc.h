@@ -857,8 +857,9 @@ void mc_recv_finalized (struct lua_State *L, int idx, mc_Recv *r);
 ** is a receiver that holds an end, else NULL. */
 mc_Recv *mc_recv_push (struct lua_State *L, uint32_t id);
 void mc_recv_kick (struct lua_State *L, int idx, mc_Recv *r);
-/* The receiver at idx (a BroadcastChannel) gets run-queue tokens that do
-** not keep it alive while it has no listener (its messages are then
+/* The receiver at idx (a BroadcastChannel not joined to NATS, whose
+** error events must be told) gets run-queue tokens that do not keep it
+** alive while it has no listener (its messages are then
 ** dispatched to no one): a channel that nothing references is collected
 ** with what is queued for it (API.md 11). Such a token is the table
 ** {false, object} with a weak value; the scheduler skips it once the

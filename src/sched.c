@@ -27,6 +27,8 @@
 #include "compat.h"
 #include "mc.h"
 
+#define UNTIED_MT "messagechannel.untied"  /* see mc_recv_untie */
+
 /* The event types a receiver dispatches, whose listeners make it want
 ** events; take pushes them from the context (MC_CTX_EVENTS + i). */
 static const char *const events[] = {"message", "messageerror", "close",
@@ -218,18 +220,20 @@ void mc_recv_kick (lua_State *L, int idx, mc_Recv *r) {
     head = mc_group_head(r->group, r->end, &count, &closing);
     want = deliverable(r) ? count + (size_t)closing : head == MC_CLOSED;
   }
-  if (r->tokens < want) {
-    int top = lua_gettop(L);
-    if (r->group != NULL && r->group->nends == 1 && !r->wants) {
-      idx = mc_absindex(L, idx);  /* tokens that do not keep it alive */
-      mc_getuservalue(L, idx);
-      getk(L, -1, K_UNTIED);
-      if (lua_istable(L, -1))  /* see mc_recv_untie */
-        idx = lua_gettop(L);
-    }
+  if (r->tokens >= want)
+    return;
+  if (r->group != NULL && r->group->nends == 1 && !r->wants) {
+    int top = lua_gettop(L);  /* tokens that do not keep it alive */
+    idx = mc_absindex(L, idx);
+    mc_getuservalue(L, idx);
+    getk(L, -1, K_UNTIED);
+    if (lua_istable(L, -1))  /* see mc_recv_untie */
+      idx = lua_gettop(L);
     r->tokens += mc_ctx_enqueue(L, idx, want - r->tokens);
     lua_settop(L, top);
   }
+  else
+    r->tokens += mc_ctx_enqueue(L, idx, want - r->tokens);
 }
 
 void mc_recv_untie (lua_State *L, int idx) {
@@ -241,10 +245,7 @@ void mc_recv_untie (lua_State *L, int idx) {
   lua_rawseti(L, -2, 1);
   lua_pushvalue(L, idx);
   lua_rawseti(L, -2, 2);
-  if (luaL_newmetatable(L, "messagechannel.untied")) {
-    lua_pushliteral(L, "v");
-    lua_setfield(L, -2, "__mode");
-  }
+  luaL_getmetatable(L, UNTIED_MT);
   lua_setmetatable(L, -2);
   lua_rawset(L, -3);  /* U.untied = {false, object}, weak */
   lua_pop(L, 1);
@@ -1302,7 +1303,8 @@ static int notice (lua_State *L, Merge *mg) {
   if (r != NULL)
     collect(L, -1, r, mg);
   if (r != NULL ? r->writing : mc_ctx_type(L, -1) != NULL) {
-    luaL_checkstack(L, 3, "too many objects with news");
+    luaL_checkstack(L, 8, "too many objects with news");  /* the next
+                                  ** object, and what its kick pushes */
     return 1;
   }
   lua_pop(L, 1);
@@ -1779,6 +1781,11 @@ void mc_sched_open (lua_State *L) {
   };
   int i;
   mc_ctx_setfuncs(L, funcs);
+  luaL_newmetatable(L, UNTIED_MT);  /* made whole here, where running out
+                                    ** of memory fails the require */
+  lua_pushliteral(L, "v");
+  lua_setfield(L, -2, "__mode");
+  lua_pop(L, 1);
   lua_rawgeti(L, -1, MC_CTX_EVENT_MT);  /* module, ctx, mt */
   if (lua_isnil(L, -1)) {
     lua_newtable(L);
