@@ -151,32 +151,22 @@ static int held__gc (lua_State *L) {
   return 0;
 }
 
-/* A remote port's link has output to write for this state: mc.step
-** says so until it is written (remote.c's net_watch), and a host loop
-** that waits is woken to step (the post may be made outside any step,
-** from a host loop's callback). */
-static void output_left (lua_State *L) {
-  mc_Ctx *c = mc_ctx(L);
-  if (c->drains != 2) {
-    c->drains = 2;
-    mc_ctx_wake(L);
-  }
-}
-
 /* Queues m (its transfer list at `list`) at p's partner. Returns 1 when
 ** queued (the list's objects are detached), MC_FULL (m is still the
 ** caller's), or 0 when the pair is closed (m is given back and freed:
 ** nothing was sent). With `writer`, a full partner will tell p's state
 ** when it has room. The caller reserved a run-queue slot first (the kick
 ** of a partner here must not fail). */
-static int post (lua_State *L, mc_Recv *p, mc_Msg *m, int list, int writer) {
+static int post_to (lua_State *L, mc_Recv *p, mc_Msg *m, int list,
+                    int writer) {
   uint32_t local = 0;
   int r = 0;
   if (p->group != NULL && p->group->remote) {
     int sent = mc_net_send(p->group, mc_group_partner(p->group, p->end), m,
                            mc_ctx_hub(L));
-    if (sent != 2)  /* its link writes it later */
-      output_left(L);
+    if (sent != 2)  /* its link writes it later: mc.step says so until
+                    ** it is written (remote.c's net_watch) */
+      mc_ctx(L)->drains = 2;
     if (sent) {
       mc_message_commit(L, list);
       mc_msg_free(m);  /* its frame has copies of its bytes */
@@ -204,6 +194,17 @@ static int post (lua_State *L, mc_Recv *p, mc_Msg *m, int list, int writer) {
   else if (lua_istable(L, list) && mc_rawlen(L, list) > 0)
     mc_group_sweep(p->group, mc_group_partner(p->group, p->end));
   return 1;
+}
+
+/* post_to; when the post left output on a remote link, a host loop
+** that waits is woken to step (the post may be made outside any step,
+** from a host loop's callback), once m is queued: what the waker posts
+** comes after it. */
+static int post (lua_State *L, mc_Recv *p, mc_Msg *m, int list, int writer) {
+  int before = mc_ctx(L)->drains, r = post_to(L, p, m, list, writer);
+  if (before != 2 && mc_ctx(L)->drains == 2)
+    mc_ctx_wake(L);
+  return r;
 }
 
 static int push_result (lua_State *L, int r, const char *why) {
@@ -642,9 +643,9 @@ static void port_fill (lua_State *L, int idx, mc_Xfer *x) {
   mc_Recv *p = (mc_Recv *)lua_touserdata(L, idx);
   mc_recv_attach(L, p, (mc_Group *)x->ptr, x->aux);
   if (p->group->remote)  /* what the state it left posted may be left to
-                         ** write: see output_left (no wake: this path
-                         ** must not fail, and runs inside a step or a
-                         ** first read of workerData) */
+                         ** write: see post (the wake, which runs Lua,
+                         ** comes when the take is done: sched.c's take,
+                         ** or the step that dispatches) */
     mc_ctx(L)->drains = 2;
   mc_recv_kick_safe(L, idx, p);  /* the message is taken: must not fail */
   mc_recv_repin(L, idx, p);

@@ -522,7 +522,7 @@ static void take_event (lua_State *L, mc_Recv *r, int token, int h,
 */
 static int sched_take (lua_State *L) {
   mc_Recv *r = check_recv(L, 1);
-  int h, status;
+  int h, status, drains = mc_ctx(L)->drains;
   lua_settop(L, 1);
   if (r->group == NULL || r->lent)
     return 0;
@@ -533,6 +533,10 @@ static int sched_take (lua_State *L) {
   take_event(L, r, 0, h, status);
   if (h == MC_MESSAGE)
     mc_recv_kick_safe(L, 1, r);  /* the close may be at the head now */
+  if (drains != 2 && mc_ctx(L)->drains == 2)  /* a remote port came with
+                                   ** output left: a host loop steps for
+                                   ** it (port.c's port_fill) */
+    mc_ctx_wake(L);
   return 1;
 }
 
