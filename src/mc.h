@@ -574,8 +574,8 @@ size_t mc_net_drain (double seconds, mc_Hub *h);
 /* The same without waiting, for a state (of hub h) that steps: 1 while
 ** links may still have output to write, then, once a turn of the
 ** network thread begun after the first call (or the last with `renew`:
-** a remote port was posted to or closed since) found none (h
-** is pinged then), 0 at the next call. With `own`, only the links of h's state count, as for
+** see mc_Ctx's drains) found none (h is pinged then), 0 at the next
+** call. With `own`, only the links of h's state count, as for
 ** mc_net_drain. */
 int mc_net_watch (mc_Hub *h, int renew, int own);
 /* h watches no more (mc.run drained everything, or its state is gone). */
@@ -649,10 +649,10 @@ typedef struct mc_Ctx {
   int exposed;      /* mc.pollfd was asked: a host loop may wait on it */
   int waker;        /* MC_CTX_WAKER holds a function */
   int looping;      /* a scheduler loop (run, step, ...) is running */
-  int drains;       /* a remote port was closed here, or posted to and
-                    ** its link had output left: 2 since the last
-                    ** mc_net_watch, 1 while it says output may still be
-                    ** written (remote.c) */
+  int drains;       /* a remote port was closed here, arrived here, or
+                    ** was posted to and its link had output left: 2
+                    ** since the last mc_net_watch, 1 while it says
+                    ** output may still be written (remote.c) */
   int lost;         /* enqueues an error cut short: poll looks at every
                     ** object, so that their tokens are queued again */
   int noalloc;      /* enqueue only into slots that exist (a kick after

@@ -511,9 +511,9 @@ static int remote_refuse (lua_State *L) {
 }
 
 /* net_watch(): for mc.step, without waiting: true, once a remote port
-** was closed here or posted to with output left, while links have what
-** net_drain waits for (mc.run's); the state's descriptor is readable
-** when they are done. */
+** was closed here, arrived here or was posted to with output left (see
+** mc_Ctx's drains), while links have what net_drain waits for (mc.run's);
+** the state's descriptor is readable when they are done. */
 static int remote_watch (lua_State *L) {
   mc_Ctx *c = mc_ctx(L);
   int pending = c->drains != 0 && mc_net_watch(mc_ctx_hub(L), c->drains == 2,
