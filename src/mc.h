@@ -857,18 +857,17 @@ void mc_recv_finalized (struct lua_State *L, int idx, mc_Recv *r);
 ** is a receiver that holds an end, else NULL. */
 mc_Recv *mc_recv_push (struct lua_State *L, uint32_t id);
 void mc_recv_kick (struct lua_State *L, int idx, mc_Recv *r);
-/* The receiver at idx (a BroadcastChannel not joined to NATS, whose
-** error events must be told) gets run-queue tokens that do not keep it
-** alive while it has no listener (its messages are then
-** dispatched to no one): a channel that nothing references is collected
-** with what is queued for it (API.md 11). Such a token is the table
-** {false, object} with a weak value; the scheduler skips it once the
-** object is gone. */
-void mc_recv_untie (struct lua_State *L, int idx);
 /* The same after a change that must not be undone: it queues only into
 ** slots reserved before the change (mc_ctx_reserve) and leaves the rest
 ** to the next poll, so it never raises. */
 void mc_recv_kick_safe (struct lua_State *L, int idx, mc_Recv *r);
+/* The receiver at idx (a BroadcastChannel not joined to NATS, whose
+** error events must be told) gets run-queue tokens that do not keep it
+** alive while it has no listener (its messages are then dispatched to no
+** one): a channel that nothing references is collected with what is
+** queued for it (API.md 11). Such a token is the table {false, object}
+** with a weak value; the scheduler skips it once the object is gone. */
+void mc_recv_untie (struct lua_State *L, int idx);
 /* Decides what keeps r (at idx) alive: its partner when that lives in
 ** this state, else the pinned table while it wants events and may still
 ** get one (its close not yet taken). */

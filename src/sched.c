@@ -236,6 +236,13 @@ void mc_recv_kick (lua_State *L, int idx, mc_Recv *r) {
     r->tokens += mc_ctx_enqueue(L, idx, want - r->tokens);
 }
 
+void mc_recv_kick_safe (lua_State *L, int idx, mc_Recv *r) {
+  mc_Ctx *c = mc_ctx(L);
+  c->noalloc = 1;
+  mc_recv_kick(L, idx, r);
+  c->noalloc = 0;
+}
+
 void mc_recv_untie (lua_State *L, int idx) {
   idx = mc_absindex(L, idx);
   mc_getuservalue(L, idx);
@@ -249,13 +256,6 @@ void mc_recv_untie (lua_State *L, int idx) {
   lua_setmetatable(L, -2);
   lua_rawset(L, -3);  /* U.untied = {false, object}, weak */
   lua_pop(L, 1);
-}
-
-void mc_recv_kick_safe (lua_State *L, int idx, mc_Recv *r) {
-  mc_Ctx *c = mc_ctx(L);
-  c->noalloc = 1;
-  mc_recv_kick(L, idx, r);
-  c->noalloc = 0;
 }
 
 /* Sets U.keep of the receiver at idx to the value at the top (popped):
