@@ -272,7 +272,7 @@ int mc_group_peek (mc_Group *g, size_t e, mc_Msg **m, uint64_t *arrival) {
   return h;
 }
 
-void mc_group_drop (mc_Group *g, size_t e) {
+int mc_group_drop (mc_Group *g, size_t e, int all) {
   mc_Msg *freed = NULL;
   mc_Queue *q = &g->end[e];
   mc_Writer *w = NULL;
@@ -286,12 +286,15 @@ void mc_group_drop (mc_Group *g, size_t e) {
       mc_queue_remove(q, i);
       mc_msg_push(&freed, m);
     }
+    if (!all)
+      break;
   }
   if (freed != NULL)
     nw = mc_queue_take_writers(q, &w);  /* there is room now */
   pthread_mutex_unlock(&g->lock);
   mc_tell_writers(w, nw);
   mc_msg_free(freed);
+  return freed != NULL;
 }
 
 /* Taking a message makes room: the writers waiting for it are told. */

@@ -411,9 +411,10 @@ int mc_group_take (mc_Group *g, size_t e, int what, mc_Msg **m);
 ** unless that is NULL. */
 int mc_group_peek (mc_Group *g, size_t e, mc_Msg **m, uint64_t *arrival);
 /* Frees the messages queued at end e, unread, but its notes (a
-** BroadcastChannel's error events are still reported); the writers
-** waiting for room are told. */
-void mc_group_drop (mc_Group *g, size_t e);
+** BroadcastChannel's error events are still reported); only the head,
+** if a message, unless all. The writers waiting for room are told.
+** Returns whether it freed any. */
+int mc_group_drop (mc_Group *g, size_t e, int all);
 /* The reason of the close to come (a static string), unless the group is
 ** closed already; and the reason it closed with, or NULL. */
 void mc_group_set_reason (mc_Group *g, const char *reason);

@@ -514,7 +514,7 @@ static int port_pending (lua_State *L) {
 static int port_discard (lua_State *L) {
   mc_Recv *p = check_port(L, 1);
   if (p->group != NULL && !p->lent)
-    mc_group_drop(p->group, p->end);
+    mc_group_drop(p->group, p->end, 1);
   return 0;
 }
 

@@ -865,13 +865,18 @@ static int sched_deliver (lua_State *L) {
   int h, status, typ, fast = 0, live = 0;
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_settop(L, 2);
-  if (r->group != NULL && r->group->nends == 1 && !r->wants && !r->lent)
-    mc_group_drop(r->group, r->end);  /* a BroadcastChannel dispatching
-                                      ** with no listener: its messages
-                                      ** are fired at no one, as HTML's
-                                      ** task does, and not kept for a
-                                      ** later listener (notes stay, to be
-                                      ** reported) */
+  if (r->group != NULL && r->group->nends == 1 && !r->wants && !r->lent
+      && mc_group_drop(r->group, r->end, 0)) {
+    if (r->tokens > 0)  /* a BroadcastChannel dispatching with no
+                        ** listener: the message is fired at no one, as
+                        ** HTML's task does, and not kept for a later
+                        ** listener; the next ones have tokens of their
+                        ** own, and a listener added before their turn
+                        ** gets them (a note at the head stays, to be
+                        ** reported) */
+      r->tokens--;
+    return 0;
+  }
   if ((h = head_event(L, r, 1, &status)) == MC_EMPTY) {
     if (r->group == NULL && r->waiting)  /* also when moved by a
                                          ** finalizer head_event ran */
