@@ -683,17 +683,20 @@ function M.uv_run(uv, seconds)
   return not fired
 end
 
--- Runs Lua source in a child process of the same interpreter, with this
+-- Starts Lua source in a child process of the same interpreter, with this
 -- process's package paths, so that a crash fails a spec instead of the
--- whole run. Returns its output followed by " exit:<status>", or nil when
--- the interpreter is unknown or ThreadSanitizer is preloaded (make tsan:
--- the shell io.popen starts dies of it). With `bound`, the child is killed after that
--- many seconds (status 124). `env`, when given, is put before the command
+-- whole run. Returns a function that waits for the child's end and
+-- returns its output followed by " exit:<status>"; or nil when the
+-- interpreter is unknown or ThreadSanitizer is preloaded (make tsan: the
+-- shell io.popen starts dies of it). The child runs meanwhile: this
+-- process may be its peer (its output must fit the pipe, 64 KiB, until
+-- it is read). With `bound`, the child is killed after that many seconds
+-- (status 124). `env`, when given, is put before the command
 -- ("NAME=value ...").
 M.NO_CHILD = "no child process here (the interpreter is unknown, or "
              .. "ThreadSanitizer is preloaded)"
 
-function M.run_child(source, bound, env)
+function M.spawn_child(source, bound, env)
   local interpreter = arg and arg[-1]
   if type(interpreter) ~= "string"
      or (os.getenv("LD_PRELOAD") or ""):find("libtsan", 1, true) then
@@ -713,10 +716,18 @@ function M.run_child(source, bound, env)
   f:close()
   local pipe = assert(io.popen(interpreter .. " " .. file
                                .. " 2>&1; echo \" exit:$?\""))
-  local out = pipe:read("*a")
-  pipe:close()
-  os.remove(file)
-  return out
+  return function()
+    local out = pipe:read("*a")
+    pipe:close()
+    os.remove(file)
+    return out
+  end
+end
+
+-- spawn_child's child, waited for at once.
+function M.run_child(source, bound, env)
+  local wait = M.spawn_child(source, bound, env)
+  return wait and wait()
 end
 
 return M

@@ -523,14 +523,22 @@ static int remote_watch (lua_State *L) {
   return 1;
 }
 
-/* net_drain(seconds): waits for remote ports to write what they had
-** queued (a closed one: its close too) and for connects under way, a
+/* net_drain(seconds[, owed]): waits for remote ports to write what they
+** had queued (a closed one: its close too) and for connects under way, a
 ** worker's own, the main state's all (a process that ends loses what is
-** not written); returns how many links have not done so yet. */
+** not written); returns how many links have not done so yet. With owed,
+** only when the state closed, received or posted to a remote port with
+** output left since the last drain that found none (mc_Ctx's drains):
+** otherwise 0 at once, without the network thread's turn. */
 static int remote_drain (lua_State *L) {
   double s = (double)luaL_optnumber(L, 1, -1);
   mc_Ctx *c = mc_ctx(L);
-  size_t left = mc_net_drain(s, c->worker ? mc_ctx_hub(L) : NULL);
+  size_t left;
+  if (lua_toboolean(L, 2) && c->drains == 0) {
+    lua_pushinteger(L, 0);
+    return 1;
+  }
+  left = mc_net_drain(s, c->worker ? mc_ctx_hub(L) : NULL);
   if (left == 0) {  /* nothing for mc.step to wait for either */
     mc_ctx(L)->drains = 0;
     mc_net_unwatch(mc_ctx_hub(L));

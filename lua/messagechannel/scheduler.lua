@@ -1413,7 +1413,16 @@ function M.run(timeout)
       if deadline and now() >= deadline then return false end
       r = loop(nil, deadline)
     end
-    if r == nil then r = loop(nil, deadline) end
+    if r == nil then
+      -- what came during the last drain, and then what its listeners
+      -- posted is written too; what comes after that is not dispatched
+      -- (an unref'd port that a peer keeps posting to would keep run
+      -- going for ever)
+      r = loop(nil, deadline)
+      while r == nil and core.net_drain(drain_for(deadline), true) > 0 do
+        if deadline and now() >= deadline then return false end
+      end
+    end
     return r == nil
   end))  -- not a tail call: exclusive's errors name the caller's line
 end
