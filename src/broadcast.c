@@ -387,8 +387,10 @@ static int bc_postMessage (lua_State *L) {
     return luaL_error(L, "InvalidStateError: the BroadcastChannel is "
                          "closed");
   mc_ctx_check_stop(L);
-  mc_ctx_reserve(L, count_local(L, b));  /* the kicks after the post
-                                          ** must not fail */
+  mc_ctx_reserve(L, count_local(L, b) + (size_t)b->joined);  /* the kicks
+                        ** after the post must not fail: the other
+                        ** channels' here, and b's own for an error event
+                        ** (publish) */
   lua_pushnil(L);  /* no transfer list */
   m = mc_message_make(L, 2, 3, NULL);  /* bc, message, nil, list */
   if (b->joined)
