@@ -137,6 +137,22 @@ local function compact_timers()
   compact_at = 2 * n > COMPACT_MIN and 2 * n or COMPACT_MIN
 end
 
+-- A turn ends early once cut_at (mc.now() time) has passed: when a timer
+-- falls due, or when the deadline of the mc.run(), mc.sleep() or receive()
+-- that runs it passes. What is left of the turn stays queued for the next
+-- turn, whose timers that fell due then run first (cut). So a flood from
+-- another thread that outpaces its listener, which makes each turn longer
+-- than the one before (it takes what arrived during that one), cannot
+-- keep sleeping tasks, timers or a deadline waiting behind it (API.md
+-- 3.1). The runner looks at the clock once it has taken CHECK tokens
+-- since it last did (runq[-1] reaches check_at; dispatch_on takes at most
+-- CHECK at a time).
+-- mc.step()'s turn also ends once it has run for STEP_SLICE seconds, so
+-- that a host loop's own timers and I/O do not wait behind such a flood.
+local CHECK = 16
+local STEP_SLICE = 0.05
+local cut_at, cut, check_at = huge, false, 0
+
 -- A timer for task co (and waiter w) at time t, not in the heap yet. Its
 -- slot is made now, past the heap's end where nothing reads it, so that
 -- push_timer only moves entries between slots that exist.
@@ -162,6 +178,7 @@ local function push_timer(e)
   end
   timers[i] = e
   ntimers = ntimers + 1
+  if t < cut_at then cut_at = t end  -- a sleep begun during a turn
 end
 
 local function cancel_timer(e)
@@ -603,6 +620,13 @@ local function runner_main()
     end
     if job.at then job_ended(job) end  -- that job, or fail()'s, ended
     while runq[-1] < stop and runner == me do
+      if runq[-1] >= check_at then
+        check_at = runq[-1] + CHECK
+        if now() >= cut_at then  -- the rest waits for the next turn
+          stop, cut = runq[-1], true
+          break
+        end
+      end
       if unconfirmed then settle_unconfirmed() end
       local head = runq[-1] + 1
       local tok = runq[head]
@@ -654,7 +678,8 @@ local function runner_main()
           -- list false: fail() knows there is no other listener
           job.ev, job.target, job.list, job.i = ev, tok, false, -1
           if dispatch_on then  -- and tok's next messages while it can
-            dispatch_on(tok, job, fn, ev, stop)
+            local upto = runq[-1] + CHECK
+            dispatch_on(tok, job, fn, ev, upto < stop and upto or stop)
           else
             fn(ev)
           end
@@ -1269,17 +1294,38 @@ local function end_closed_waits()
              or next(nested_waits) ~= nil
 end
 
+-- The tokens queued after index `from` go before the head, in order, when
+-- the slots the turn took have room for them. Copied first: running out
+-- of memory there leaves copies where nothing reads them, nothing moved.
+local function to_front(from)
+  local head, tail = runq[-1], runq[0]
+  local n = tail - from
+  if n <= 0 or from == head or head < n then return end
+  for i = 1, n do runq[head - n + i] = runq[from + i] end
+  runq[-1] = head - n
+  for i = 1, n do runq[from + i] = nil end
+  runq[0] = from
+end
+
 -- One turn: news from other threads and the due timers, then the tokens
 -- that were queued when the turn began. Later tokens wait for the next
--- turn. `polled`: the caller has just taken the news (loop's wait).
-local function turn(polled)
+-- turn, and so do these once cut_at has passed. `polled`: the caller has
+-- just taken the news (loop's wait); `deadline`: the loop's.
+local function turn(polled, deadline)
   while npend > 0 do fail(pend_co[npend], pend_err[npend]) end
   runner = nil
   if recheck then news_all() end
   if closable and can_close then end_closed_waits() end
   if not polled then news(poll(0)) end
   if nidle > 0 then start_ends() end
-  if ntimers > 0 then fire_timers(now()) end
+  if ntimers > 0 then
+    local from = runq[0]
+    fire_timers(now())
+    if cut then to_front(from) end  -- see cut_at
+  end
+  cut, check_at = false, runq[-1] + CHECK
+  cut_at = ntimers > 0 and next_timer() or huge
+  if deadline and deadline < cut_at then cut_at = deadline end
   stop = runq[0]
   while runq[-1] < stop do
     runner = pool_take()  -- never dead: resumed as step_task would
@@ -1345,7 +1391,7 @@ local function loop(done, deadline, full, keep)
   local polled = false
   while true do
     if done and done() then return true end
-    turn(polled)
+    turn(polled, deadline)
     polled = false
     if done and done() then return true end
     -- waited_for() also queues what reached ports before its news did
@@ -1429,7 +1475,7 @@ end
 
 function M.step()
   return (exclusive("mc.step", function()
-    turn()
+    turn(false, now() + STEP_SLICE)  -- a host loop's other work waits
     -- waited_for() first: it queues what reached ports before their news
     local waiting = waited_for()
     -- last, as mc.run(): remote ports posted to or closed here write
