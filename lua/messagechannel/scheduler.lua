@@ -1748,12 +1748,26 @@ function waited(w)
   repeat yield(WAIT) until w.done
 end
 
+-- A task that takes messages in a loop, each receive finding one queued,
+-- pauses (sleep(0)) once the turn's cut_at has passed, as the runner ends
+-- the turn there: a flood from another thread, which never lets the queue
+-- empty, would keep it from ever yielding (see cut_at). Only where Lua
+-- tells that the yield can happen (coroutine.isyieldable: 5.3, 5.4,
+-- LuaJIT): where it cannot, receive goes on as it would have.
+local function pause_if_cut()
+  if isyieldable and now() >= cut_at then
+    local co = current_task()
+    if co and running() == co and isyieldable() then M.sleep(0) end
+  end
+end
+
 -- receive(obj, U [, timeout]) for the receiver obj: its next message
 -- event, or nil, "closed" | "timeout". name is the method's, for errors,
 -- which point at the method's caller.
 function M.receive(obj, U, timeout, name)
   check_seconds(timeout, name, 1, true, 4)
   if timeout == huge then timeout = nil end  -- the same as none
+  pause_if_cut()
   local ev = take(obj)
   if ev then
     local typ = ev.type
@@ -1849,6 +1863,7 @@ end
 function M.receive_many(objs, Us, timeout)
   check_seconds(timeout, "receive", 2, true, 4)
   if timeout == huge then timeout = nil end  -- the same as none
+  pause_if_cut()
   local open
   repeat
     local best, at = nil, nil

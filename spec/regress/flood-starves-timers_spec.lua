@@ -10,7 +10,9 @@
 -- mc.step() (luv, cqueues, select) took ever longer, so the loop's own
 -- timers and I/O waited too. Now a turn ends early once a timer falls
 -- due, the deadline passes or, in mc.step(), after 50 ms, and the timers
--- run first in the next turn.
+-- run first in the next turn. A task that received in a loop never
+-- yielded while each receive found a message queued: it now pauses
+-- there too (where Lua tells that it can).
 -- Each message's listener here takes 1 ms (a clock wait), and the worker
 -- posts one about every 0.2 ms, so the backlog grows whatever the
 -- machine's speed; the bound is generous (helper.WAIT), which the old
@@ -81,6 +83,45 @@ describe("regress: a flood from a worker does not starve timers", function()
     w:terminate()
     assert.is_true(mc.run(helper.WAIT))
     assert.are.equal(10, ticks)
+    assert.same({}, errors)
+  end)
+
+  it("a task that receives in a loop lets timers run", function()
+    if not rawget(coroutine, "isyieldable") then
+      return pending("Lua 5.1 and 5.2 cannot tell whether a task can pause")
+    end
+    local ch = mc.MessageChannel()
+    local w = mc.Worker([[
+      local mc = require "messagechannel"
+      while true do
+        mc.workerData:postMessage("m")
+        mc.sleep(0.0002)
+      end]], { eval = true, data = ch.port2, transfer = { ch.port2 } })
+    -- each message takes the task 1 ms: the queue never empties, so every
+    -- receive finds one at once
+    local receiving, got = true, 0
+    mc.spawn(function()
+      local started = mc.now()
+      while receiving and mc.now() - started < helper.WAIT do
+        if ch.port1:receive(1) then got = got + 1 end
+        local t = mc.now()
+        repeat until mc.now() - t >= 0.001
+      end
+      receiving = false
+    end)
+    local during = 0
+    mc.spawn(function()
+      for _ = 1, 10 do
+        mc.sleep(0.05)
+        if receiving then during = during + 1 end
+      end
+      receiving = false
+      w:terminate()
+      ch.port1:close()
+    end)
+    assert.is_true(mc.run(helper.WAIT * 2))
+    assert.are.equal(10, during)  -- each wake-up came while it received
+    assert.is_true(got > 0)
     assert.same({}, errors)
   end)
 
