@@ -1555,6 +1555,46 @@ static int sched_runq_reset (lua_State *L) {
   return 1;
 }
 
+/* runq_front(from): the tokens queued after index `from` (what the due
+** timers woke at the start of a turn after one that ended early: see
+** scheduler.lua's cut_at) go before the head, in order, as many as the
+** slots taken before the head hold; the others stay last. The copies
+** come first: running out of memory there leaves copies where nothing
+** reads them. The stores after them allocate nothing (their keys exist),
+** and no hook runs in a C function: the move happens whole or not at
+** all. */
+static int sched_runq_front (lua_State *L) {
+  lua_Integer from = luaL_checkinteger(L, 1), head, tail, n, m, i;
+  lua_settop(L, 1);
+  lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_RUNQ);  /* 2 */
+  lua_rawgeti(L, 2, -1);
+  head = lua_tointeger(L, -1);
+  lua_rawgeti(L, 2, 0);
+  tail = lua_tointeger(L, -1);
+  lua_pop(L, 2);
+  n = tail - from;
+  if (n <= 0 || from <= head || head <= 0)
+    return 0;
+  m = n < head ? n : head;
+  for (i = 1; i <= m; i++) {
+    lua_rawgeti(L, 2, (int)(from + i));
+    lua_rawseti(L, 2, (int)(head - m + i));
+  }
+  for (i = from + 1; i + m <= tail; i++) {  /* the others move down */
+    lua_rawgeti(L, 2, (int)(i + m));
+    lua_rawseti(L, 2, (int)i);
+  }
+  for (i = tail - m + 1; i <= tail; i++) {
+    lua_pushnil(L);
+    lua_rawseti(L, 2, (int)i);
+  }
+  lua_pushinteger(L, head - m);
+  lua_rawseti(L, 2, -1);
+  lua_pushinteger(L, tail - m);
+  lua_rawseti(L, 2, 0);
+  return 0;
+}
+
 /* enqueue(token): the Lua side's tokens join the run queue the same way:
 ** {co, n, values...}, a task to resume with n values, or {event_mt,
 ** target, U, ev}, an event to dispatch at target. The token is queued
@@ -1774,6 +1814,7 @@ void mc_sched_open (lua_State *L) {
     {"busy", sched_busy},
     {"abroad", sched_abroad},
     {"runq_reset", sched_runq_reset},
+    {"runq_front", sched_runq_front},
     {"enqueue", sched_enqueue},
     {"now", sched_now},
     {"pollfd", sched_pollfd},

@@ -54,9 +54,11 @@ end
 
 local start
 
--- mc.step(), called from a Lua function, so that its errors name a line.
+-- mc.step() as an adapter steps (its turn ends after 50 ms: see the
+-- scheduler's host_step), called from a Lua function, so that its errors
+-- name a line.
 local function step()
-  local more = mc.step()
+  local more = scheduler.host_step()
   return more
 end
 

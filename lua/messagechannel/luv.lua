@@ -22,7 +22,7 @@ local scheduler = require "messagechannel.scheduler"
 local M = {}
 
 local ceil = math.ceil
-local step, timeout, now = mc.step, mc.timeout, mc.now
+local step, timeout, now = scheduler.host_step, mc.timeout, mc.now
 local busy = scheduler.busy
 local BUDGET = 0.001
 local MAX_MS = 2 ^ 31 - 1  -- a longer wait is armed again when it ends

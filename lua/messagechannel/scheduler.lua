@@ -147,10 +147,10 @@ end
 -- 3.1). The runner looks at the clock once it has taken CHECK tokens
 -- since it last did (runq[-1] reaches check_at; dispatch_on takes at most
 -- CHECK at a time).
--- mc.step()'s turn also ends once it has run for STEP_SLICE seconds, so
--- that a host loop's own timers and I/O do not wait behind such a flood.
+-- An adapter's step ends once it has run for HOST_SLICE seconds (see
+-- M.host_step).
 local CHECK = 16
-local STEP_SLICE = 0.05
+local HOST_SLICE = 0.05
 local cut_at, cut, check_at = huge, false, 0
 
 -- A timer for task co (and waiter w) at time t, not in the heap yet. Its
@@ -165,7 +165,9 @@ local function new_timer(t, co, w)
 end
 
 -- Puts timer e, just made by new_timer, in the heap. Allocates nothing.
-local function push_timer(e)
+-- A timer due at once (sleep(0)) does not end the turn early: it means
+-- "after what is ready now", as a bare yield does.
+local function push_timer(e, at_once)
   local t, seq = e.t, e.seq
   local i = ntimers + 1
   while i > 1 do
@@ -178,7 +180,7 @@ local function push_timer(e)
   end
   timers[i] = e
   ntimers = ntimers + 1
-  if t < cut_at then cut_at = t end  -- a sleep begun during a turn
+  if t < cut_at and not at_once then cut_at = t end  -- one begun now
 end
 
 local function cancel_timer(e)
@@ -1294,19 +1296,6 @@ local function end_closed_waits()
              or next(nested_waits) ~= nil
 end
 
--- The tokens queued after index `from` go before the head, in order, when
--- the slots the turn took have room for them. Copied first: running out
--- of memory there leaves copies where nothing reads them, nothing moved.
-local function to_front(from)
-  local head, tail = runq[-1], runq[0]
-  local n = tail - from
-  if n <= 0 or from == head or head < n then return end
-  for i = 1, n do runq[head - n + i] = runq[from + i] end
-  runq[-1] = head - n
-  for i = 1, n do runq[from + i] = nil end
-  runq[0] = from
-end
-
 -- One turn: news from other threads and the due timers, then the tokens
 -- that were queued when the turn began. Later tokens wait for the next
 -- turn, and so do these once cut_at has passed. `polled`: the caller has
@@ -1321,7 +1310,7 @@ local function turn(polled, deadline)
   if ntimers > 0 then
     local from = runq[0]
     fire_timers(now())
-    if cut then to_front(from) end  -- see cut_at
+    if cut then core.runq_front(from) end  -- see cut_at
   end
   cut, check_at = false, runq[-1] + CHECK
   cut_at = ntimers > 0 and next_timer() or huge
@@ -1473,16 +1462,25 @@ function M.run(timeout)
   end))  -- not a tail call: exclusive's errors name the caller's line
 end
 
+local function step(slice)
+  turn(false, slice and now() + slice)
+  -- waited_for() first: it queues what reached ports before their news
+  local waiting = waited_for()
+  -- last, as mc.run(): remote ports posted to or closed here write what
+  -- they had queued (the descriptor is readable once they have)
+  return waiting or ready() or next_timer() ~= nil or pending_news()
+    or net_watch()
+end
+
 function M.step()
-  return (exclusive("mc.step", function()
-    turn(false, now() + STEP_SLICE)  -- a host loop's other work waits
-    -- waited_for() first: it queues what reached ports before their news
-    local waiting = waited_for()
-    -- last, as mc.run(): remote ports posted to or closed here write
-    -- what they had queued (the descriptor is readable once they have)
-    return waiting or ready() or next_timer() ~= nil or pending_news()
-      or net_watch()
-  end))
+  return (exclusive("mc.step", step))
+end
+
+-- mc.step() for the event-loop adapters (messagechannel.luv, .cqueues):
+-- its turn also ends once it has run for HOST_SLICE seconds, so that the
+-- host loop's own timers and I/O do not wait behind a flood (see cut_at).
+function M.host_step()
+  return (exclusive("mc.step", step, HOST_SLICE))
 end
 
 ---------------------------------------------------------------------------
@@ -1553,7 +1551,7 @@ function M.sleep(...)
   if co then
     local e = new_timer(now() + seconds, co)
     will_wait(co, e)
-    push_timer(e)
+    push_timer(e, seconds == 0)
     repeat yield(WAIT) until e.dead  -- see waited
     return
   end

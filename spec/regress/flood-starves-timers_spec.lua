@@ -6,25 +6,23 @@
 -- them (a 0.1 s sleep woke after 0.27 s, then 1.1 s, then 5.7 s) and
 -- mc.run(timeout) returned seconds late, though API.md 3.1 has a chain of
 -- messages never starve sleeping tasks or timers (the fault Node fixed in
--- nodejs/node#29315 and Bun in oven-sh/bun#36314); and a host loop's
--- mc.step() (luv, cqueues, select) took ever longer, so the loop's own
--- timers and I/O waited too. Now a turn ends early once a timer falls
--- due, the deadline passes or, in mc.step(), after 50 ms, and the timers
--- run first in the next turn. A task that received in a loop never
--- yielded while each receive found a message queued: it now pauses
--- there too (where Lua tells that it can).
--- Each message's listener here takes 1 ms (a clock wait), and the worker
--- posts one about every 0.2 ms, so the backlog grows whatever the
--- machine's speed; the bound is generous (helper.WAIT), which the old
--- turns, growing about five times from one to the next, far exceed.
+-- nodejs/node#29315 and Bun in oven-sh/bun#36314); and the luv adapter's
+-- steps took ever longer, so luv's own timers and I/O waited too. Now a
+-- turn ends early once a timer falls due or the deadline passes, and an
+-- adapter's step after 50 ms; the timers run first in the next turn. A
+-- task that received in a loop never yielded while each receive found a
+-- message queued: it now pauses there too (where Lua tells that it can).
+-- Each message takes its listener (or receiving task) 1 ms, a clock wait,
+-- and the worker posts one about every 0.2 ms, so the backlog grows
+-- whatever the machine's speed; the bounds are generous (helper.WAIT),
+-- which the old turns, growing about five times from one to the next,
+-- far exceed.
 
 local helper = require "spec.helper"
 local mc = require "messagechannel"
 
 describe("regress: a flood from a worker does not starve timers", function()
-  local errors, catch, release = helper.error_hooks(5)
-  before_each(catch)
-  after_each(release)
+  local errors, start = helper.worker_specs(5, before_each, after_each)
 
   -- to the port given as the worker's data, or to its parent
   local FLOOD = [[
@@ -35,27 +33,25 @@ describe("regress: a flood from a worker does not starve timers", function()
       mc.sleep(0.0002)
     end]]
 
-  -- a listener that takes about 1 ms a message until done() says stop
-  local function slow_listener(done)
-    local n = 0
-    return function()
-      n = n + 1
-      if done() then return end
-      local t = mc.now()
-      repeat until mc.now() - t >= 0.001
-    end, function() return n end
+  -- 1 ms of the clock, unless done() says stop
+  local function slow(done)
+    if done() then return end
+    local t = mc.now()
+    repeat until mc.now() - t >= 0.001
   end
 
   it("sleeping tasks wake while messages keep coming", function()
-    local w = mc.Worker(FLOOD, { eval = true })
-    local finished = false
-    local listener, count = slow_listener(function() return finished end)
-    w.onmessage = listener
+    local w = start(FLOOD)
+    local finished, got = false, 0
+    w.onmessage = function()
+      got = got + 1
+      slow(function() return finished end)
+    end
     local woke = {}
     mc.spawn(function()
       for i = 1, 10 do
         mc.sleep(0.05)
-        woke[i] = count()
+        woke[i] = got
       end
       finished = true
       w:terminate()
@@ -66,44 +62,18 @@ describe("regress: a flood from a worker does not starve timers", function()
     assert.same({}, errors)
   end)
 
-  it("mc.step() returns, so that a host loop's own timers run", function()
-    local w = mc.Worker(FLOOD, { eval = true })
-    local finished = false
-    w.onmessage = slow_listener(function() return finished end)
-    -- a host loop with a timer of its own every 0.05 s, which only sees
-    -- the clock between steps
-    local started, ticks = mc.now(), 0
-    local due = started + 0.05
-    while ticks < 10 and mc.now() - started < helper.WAIT do
-      mc.step()
-      if mc.now() >= due then
-        ticks = ticks + 1
-        due = mc.now() + 0.05
-      end
-    end
-    finished = true
-    w:terminate()
-    assert.is_true(mc.run(helper.WAIT))
-    assert.are.equal(10, ticks)
-    assert.same({}, errors)
-  end)
-
   it("a task that receives in a loop lets timers run", function()
     if not rawget(coroutine, "isyieldable") then
       return pending("Lua 5.1 and 5.2 cannot tell whether a task can pause")
     end
     local ch = mc.MessageChannel()
-    local w = mc.Worker(FLOOD, { eval = true, data = ch.port2,
-                                 transfer = { ch.port2 } })
-    -- each message takes the task 1 ms: the queue never empties, so every
-    -- receive finds one at once
+    local w = start(FLOOD, { data = ch.port2, transfer = { ch.port2 } })
     local receiving, got = true, 0
     mc.spawn(function()
       local started = mc.now()
       while receiving and mc.now() - started < helper.WAIT do
         if ch.port1:receive(1) then got = got + 1 end
-        local t = mc.now()
-        repeat until mc.now() - t >= 0.001
+        slow(function() return false end)
       end
       receiving = false
     end)
@@ -123,10 +93,33 @@ describe("regress: a flood from a worker does not starve timers", function()
     assert.same({}, errors)
   end)
 
+  it("the luv adapter's steps end, so that luv's own timers run", function()
+    local ok, uv = pcall(require, "luv")
+    if not ok then return pending("luv is not installed for " .. _VERSION) end
+    local adapter = require "messagechannel.luv"
+    local w = start(FLOOD)
+    local finished = false
+    w.onmessage = function() slow(function() return finished end) end
+    local timer, ticks, started = uv.new_timer(), 0, mc.now()
+    timer:start(50, 50, function()
+      ticks = ticks + 1
+      if ticks == 10 or mc.now() - started > helper.WAIT then
+        timer:close()
+        finished = true
+        w:terminate()
+      end
+    end)
+    adapter.start()
+    uv.run()
+    adapter.stop()
+    assert.are.equal(10, ticks)
+    assert.same({}, errors)
+  end)
+
   it("mc.run(timeout) returns at its deadline", function()
-    local w = mc.Worker(FLOOD, { eval = true })
+    local w = start(FLOOD)
     local stop = false
-    w.onmessage = slow_listener(function() return stop end)
+    w.onmessage = function() slow(function() return stop end) end
     local started = mc.now()
     local r = mc.run(2)
     local took = mc.now() - started
