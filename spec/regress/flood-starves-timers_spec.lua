@@ -6,12 +6,13 @@
 -- them (a 0.1 s sleep woke after 0.27 s, then 1.1 s, then 5.7 s) and
 -- mc.run(timeout) returned seconds late, though API.md 3.1 has a chain of
 -- messages never starve sleeping tasks or timers (the fault Node fixed in
--- nodejs/node#29315 and Bun in oven-sh/bun#36314); and the luv adapter's
--- steps took ever longer, so luv's own timers and I/O waited too. Now a
--- turn ends early once a timer falls due or the deadline passes, and an
--- adapter's step after 50 ms; the timers run first in the next turn. A
--- task that received in a loop never yielded while each receive found a
--- message queued: it now pauses there too (where Lua tells that it can).
+-- nodejs/node#29315 and Bun in oven-sh/bun#36314); and the luv and
+-- cqueues adapters' steps took ever longer, so the host loop's own timers
+-- and I/O waited too. Now a turn ends early once a timer falls due or the
+-- deadline passes, and an adapter's step after 50 ms; the timers run
+-- first in the next turn. A task that received in a loop never yielded
+-- while each receive found a message queued: it now pauses there too
+-- (where Lua tells that it can).
 -- Each message takes its listener (or receiving task) 1 ms, a clock wait,
 -- and the worker posts one about every 0.2 ms, so the backlog grows
 -- whatever the machine's speed; the bounds are generous (helper.WAIT),
@@ -112,6 +113,31 @@ describe("regress: a flood from a worker does not starve timers", function()
     adapter.start()
     uv.run()
     adapter.stop()
+    assert.are.equal(10, ticks)
+    assert.same({}, errors)
+  end)
+
+  it("the cqueues adapter's steps end, so that other cqueues tasks run", function()
+    local ok, cqueues = pcall(require, "cqueues")
+    if not ok then
+      return pending("cqueues is not installed for " .. _VERSION)
+    end
+    local adapter = require "messagechannel.cqueues"
+    local w = start(FLOOD)
+    local finished = false
+    w.onmessage = function() slow(function() return finished end) end
+    local cq = cqueues.new()
+    adapter.attach(cq)
+    local ticks, started = 0, mc.now()
+    cq:wrap(function()
+      while ticks < 10 and mc.now() - started < helper.WAIT do
+        cqueues.sleep(0.05)
+        ticks = ticks + 1
+      end
+      finished = true
+      w:terminate()
+    end)
+    assert(cq:loop())
     assert.are.equal(10, ticks)
     assert.same({}, errors)
   end)
