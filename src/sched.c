@@ -1572,9 +1572,10 @@ static int sched_runq_front (lua_State *L) {
   lua_rawgeti(L, 2, 0);
   tail = lua_tointeger(L, -1);
   lua_pop(L, 2);
-  n = tail - from;
-  if (n <= 0 || from <= head || head <= 0)
+  if (from <= head || from >= tail || head <= 0)  /* nothing to move, or
+                                                   ** not a token's index */
     return 0;
+  n = tail - from;
   m = n < head ? n : head;
   for (i = 1; i <= m; i++) {
     lua_rawgeti(L, 2, (int)(from + i));

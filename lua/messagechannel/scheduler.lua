@@ -1305,13 +1305,14 @@ local function turn(polled, deadline)
   runner = nil
   if recheck then news_all() end
   if closable and can_close then end_closed_waits() end
+  if cut and ntimers > 0 then  -- see cut_at: before the news, and before
+    local from = runq[0]       -- what the last turn left
+    fire_timers(now())
+    core.runq_front(from)
+  end
   if not polled then news(poll(0)) end
   if nidle > 0 then start_ends() end
-  if ntimers > 0 then
-    local from = runq[0]
-    fire_timers(now())
-    if cut then core.runq_front(from) end  -- see cut_at
-  end
+  if ntimers > 0 then fire_timers(now()) end
   cut, check_at = false, runq[-1] + CHECK
   cut_at = ntimers > 0 and next_timer() or huge
   if deadline and deadline < cut_at then cut_at = deadline end
@@ -1321,6 +1322,9 @@ local function turn(polled, deadline)
     resumed(runner, resume(runner))
   end
   runner = nil
+  -- a timer fell due after the runner last looked: its task goes first
+  -- next turn all the same
+  if not cut and cut_at < huge and now() >= cut_at then cut = true end
   if closable and can_close then end_closed_waits() end
   if runq[-1] == runq[0] then
     runq = core.runq_reset()
@@ -1746,17 +1750,18 @@ function waited(w)
   repeat yield(WAIT) until w.done
 end
 
--- A task that takes messages in a loop, each receive finding one queued,
--- pauses (sleep(0)) once the turn's cut_at has passed, as the runner ends
--- the turn there: a flood from another thread, which never lets the queue
--- empty, would keep it from ever yielding (see cut_at). Only where Lua
--- tells that the yield can happen (coroutine.isyieldable: 5.3, 5.4,
--- LuaJIT): where it cannot, receive goes on as it would have.
-local function pause_if_cut()
-  if isyieldable and now() >= cut_at then
-    local co = current_task()
-    if co and running() == co and isyieldable() then M.sleep(0) end
-  end
+-- Whether a receive in a task should wait although a message is queued:
+-- once the turn's cut_at has passed, as the runner ends the turn there. A
+-- task that takes messages in a loop from a flood from another thread,
+-- which never lets the queue empty, would else never yield (see cut_at).
+-- It waits as a waiter, so listeners still come after it (API.md 6.3).
+-- Only where Lua tells that the task itself can yield (isyieldable: 5.3,
+-- 5.4, LuaJIT; not in a dispatchEvent listener's own coroutine, whose
+-- yield is passed on): elsewhere receive goes on as it would have.
+local function pause_now()
+  if not isyieldable or now() < cut_at then return false end
+  local co = current_task()
+  return co ~= nil and running() == co and isyieldable()
 end
 
 -- receive(obj, U [, timeout]) for the receiver obj: its next message
@@ -1765,8 +1770,7 @@ end
 function M.receive(obj, U, timeout, name)
   check_seconds(timeout, name, 1, true, 4)
   if timeout == huge then timeout = nil end  -- the same as none
-  pause_if_cut()
-  local ev = take(obj)
+  local ev = not (timeout ~= 0 and pause_now()) and take(obj)
   if ev then
     local typ = ev.type
     if typ == "message" then return ev end
@@ -1861,14 +1865,14 @@ end
 function M.receive_many(objs, Us, timeout)
   check_seconds(timeout, "receive", 2, true, 4)
   if timeout == huge then timeout = nil end  -- the same as none
-  pause_if_cut()
+  local pause = timeout ~= 0 and pause_now()  -- then waits, as receive
   local open
   repeat
     local best, at = nil, nil
     open = 0
     for i = 1, #objs do
       local kind, n = arrival(objs[i])
-      if kind == "message" then
+      if kind == "message" and not pause then
         if not at or n < at then best, at = i, n end
       elseif kind ~= "closed" then
         open = open + 1
