@@ -156,18 +156,21 @@ local cut_at, cut, check_at = huge, false, 0
 -- A timer for task co (and waiter w) at time t, not in the heap yet. Its
 -- slot is made now, past the heap's end where nothing reads it, so that
 -- push_timer only moves entries between slots that exist.
-local function new_timer(t, co, w)
+-- zero: a sleep(0)'s, due at once.
+local function new_timer(t, co, w, zero)
   if ntimers >= compact_at then compact_timers() end
-  local e = { t = t, seq = timer_seq + 1, co = co, w = w, dead = false }
+  local e = { t = t, seq = timer_seq + 1, co = co, w = w, dead = false,
+              zero = zero or false }
   timers[ntimers + 1] = e
   timer_seq = e.seq
   return e
 end
 
 -- Puts timer e, just made by new_timer, in the heap. Allocates nothing.
--- A timer due at once (sleep(0)) does not end the turn early: it means
--- "after what is ready now", as a bare yield does.
-local function push_timer(e, at_once)
+-- A sleep(0)'s does not end the turn early: it means "after what is ready
+-- now", as a bare yield does (nor does it go first after a cut: see
+-- fire_timers).
+local function push_timer(e)
   local t, seq = e.t, e.seq
   local i = ntimers + 1
   while i > 1 do
@@ -180,7 +183,7 @@ local function push_timer(e, at_once)
   end
   timers[i] = e
   ntimers = ntimers + 1
-  if t < cut_at and not at_once then cut_at = t end  -- one begun now
+  if t < cut_at and not e.zero then cut_at = t end  -- one begun now
 end
 
 local function cancel_timer(e)
@@ -1068,14 +1071,33 @@ end
 
 -- Moves the timers due at time t to the run queue. A timer leaves the
 -- heap once its task's wake is queued.
-local function fire_timers(t)
+-- With `defer` (the timers that go first after a cut: see cut_at), a
+-- sleep(0)'s task is put in `deferred` instead, to be woken where the
+-- other timers' are (wake_deferred), after what was ready before it.
+local deferred, ndeferred = {}, 0
+
+local function wake_deferred()
+  while ndeferred > 0 do
+    local co = deferred[ndeferred]
+    deferred[ndeferred] = nil
+    ndeferred = ndeferred - 1
+    wake(co)
+  end
+end
+
+local function fire_timers(t, defer)
   while ntimers > 0 and timers[1].t <= t do
     local e = timers[1]
     local w = e.w
     if e.dead or (w and w.done) then
       pop_timer()
     elseif not w then  -- a sleep's: dead once fired (see M.sleep)
-      wake(e.co)
+      if defer and e.zero then
+        deferred[ndeferred + 1] = e.co
+        ndeferred = ndeferred + 1
+      else
+        wake(e.co)
+      end
       pop_timer()
       e.dead = true
     elseif w.held then  -- a post waiting for room
@@ -1307,11 +1329,12 @@ local function turn(polled, deadline)
   if closable and can_close then end_closed_waits() end
   if cut and ntimers > 0 then  -- see cut_at: before the news, and before
     local from = runq[0]       -- what the last turn left
-    fire_timers(now())
+    fire_timers(now(), true)
     core.runq_front(from)
   end
   if not polled then news(poll(0)) end
   if nidle > 0 then start_ends() end
+  if ndeferred > 0 then wake_deferred() end
   if ntimers > 0 then fire_timers(now()) end
   cut, check_at = false, runq[-1] + CHECK
   cut_at = ntimers > 0 and next_timer() or huge
@@ -1553,9 +1576,9 @@ function M.sleep(...)
   check_seconds(seconds, "sleep", 1, false, 3, select("#", ...) == 0)
   local co = current_task()
   if co then
-    local e = new_timer(now() + seconds, co)
+    local e = new_timer(now() + seconds, co, nil, seconds == 0)
     will_wait(co, e)
-    push_timer(e, seconds == 0)
+    push_timer(e)
     repeat yield(WAIT) until e.dead  -- see waited
     return
   end
@@ -1770,7 +1793,8 @@ end
 function M.receive(obj, U, timeout, name)
   check_seconds(timeout, name, 1, true, 4)
   if timeout == huge then timeout = nil end  -- the same as none
-  local ev = not (timeout ~= 0 and pause_now()) and take(obj)
+  local pause = timeout ~= 0 and pause_now()
+  local ev = not pause and take(obj)
   if ev then
     local typ = ev.type
     if typ == "message" then return ev end
@@ -1798,6 +1822,9 @@ function M.receive(obj, U, timeout, name)
   end, function() remove_waiter(obj, U, w) end, e,
   not co and function() return abroad(obj) end)
   if how == "yield" then waited(w) end
+  if pause and w.why == "timeout" then  -- what was queued may be still
+    return M.receive(obj, U, 0, name)
+  end
   if w.done then return w.ev or nil, w.why or nil end
   if r == nil then
     error(name .. "() would wait forever: no task, timer or other thread "
@@ -1865,14 +1892,17 @@ end
 function M.receive_many(objs, Us, timeout)
   check_seconds(timeout, "receive", 2, true, 4)
   if timeout == huge then timeout = nil end  -- the same as none
-  local pause = timeout ~= 0 and pause_now()  -- then waits, as receive
+  -- see pause_now; a waiter at several ports would be handed the message
+  -- of the port whose token comes first, not the oldest: it sleeps(0)
+  -- instead, and then takes the oldest
+  if timeout ~= 0 and pause_now() then M.sleep(0) end
   local open
   repeat
     local best, at = nil, nil
     open = 0
     for i = 1, #objs do
       local kind, n = arrival(objs[i])
-      if kind == "message" and not pause then
+      if kind == "message" then
         if not at or n < at then best, at = i, n end
       elseif kind ~= "closed" then
         open = open + 1
