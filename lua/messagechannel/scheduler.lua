@@ -1073,16 +1073,19 @@ end
 -- heap once its task's wake is queued.
 -- With `defer` (the timers that go first after a cut: see cut_at), a
 -- sleep(0)'s task is put in `deferred` instead, to be woken where the
--- other timers' are (wake_deferred), after what was ready before it.
-local deferred, ndeferred = {}, 0
+-- other timers' are (wake_deferred), after what was ready before it, in
+-- the order they fell due. An entry leaves once its wake is queued: an
+-- error in wake (out of memory, an interrupt) leaves it for the next
+-- turn (a task woken twice waits again: see M.sleep).
+local deferred, first_deferred, ndeferred = {}, 1, 0
 
 local function wake_deferred()
-  while ndeferred > 0 do
-    local co = deferred[ndeferred]
-    deferred[ndeferred] = nil
-    ndeferred = ndeferred - 1
-    wake(co)
+  while first_deferred <= ndeferred do
+    wake(deferred[first_deferred])
+    deferred[first_deferred] = nil
+    first_deferred = first_deferred + 1
   end
+  first_deferred, ndeferred = 1, 0
 end
 
 local function fire_timers(t, defer)
@@ -1250,7 +1253,7 @@ local function waited_for()
 end
 
 local function ready()
-  return runq[-1] < runq[0] or nidle > 0 or npend > 0
+  return runq[-1] < runq[0] or nidle > 0 or npend > 0 or ndeferred > 0
 end
 
 -- Posts whose task was closed (Lua 5.4: coroutine.close) while they

@@ -197,6 +197,21 @@ describe("regress: a flood from a worker does not starve timers", function()
     assert.same({}, errors)
   end)
 
+  it("sleep(0) tasks woken after a turn that ended early keep their order", function()
+    local log = {}
+    mc.spawn(function() mc.sleep(0.001) end)
+    for i = 1, 3 do
+      mc.spawn(function()
+        mc.sleep(0)
+        log[#log + 1] = i
+      end)
+    end
+    mc.spawn(function() busy(0.003) end)
+    assert.is_true(mc.run(helper.WAIT))
+    assert.same({ 1, 2, 3 }, log)
+    assert.same({}, errors)
+  end)
+
   it("the luv adapter's steps end, so that luv's own timers run", function()
     local ok, uv = pcall(require, "luv")
     if not ok then return pending("luv is not installed for " .. _VERSION) end
