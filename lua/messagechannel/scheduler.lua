@@ -138,17 +138,19 @@ local function compact_timers()
 end
 
 -- A turn ends early once cut_at (mc.now() time) has passed: when a timer
--- falls due, or when the deadline of the mc.run(), mc.sleep() or receive()
--- that runs it passes. What is left of the turn stays queued for the next
--- turn, whose timers that fell due then run first (cut). So a flood from
--- another thread that outpaces its listener, which makes each turn longer
--- than the one before (it takes what arrived during that one), cannot
--- keep sleeping tasks, timers or a deadline waiting behind it (API.md
--- 3.1). The runner looks at the clock once it has taken CHECK tokens
--- since it last did (runq[-1] reaches check_at; dispatch_on takes at most
--- CHECK at a time).
--- An adapter's step ends once it has run for HOST_SLICE seconds (see
--- M.host_step).
+-- falls due (not a sleep(0)'s), or when the deadline of the mc.run(),
+-- mc.sleep() or receive() that runs it passes. What is left of the turn
+-- stays queued for the next turn, which fires the timers that fell due
+-- first, before the news, and moves their tasks ahead of that rest (cut;
+-- set too when a timer fell due after the runner last looked). So a
+-- flood from another thread that outpaces its listener, which makes each
+-- turn longer than the one before (it takes what arrived during that
+-- one), cannot keep sleeping tasks, timers or a deadline waiting behind
+-- it (API.md 3.1). The runner looks at the clock once it has taken CHECK
+-- tokens since it last did (runq[-1] reaches check_at; dispatch_on takes
+-- at most CHECK at a time), and a receive in a task before it takes a
+-- message (pause_now). An adapter's step ends once it has run for
+-- HOST_SLICE seconds (see M.host_step).
 local CHECK = 16
 local HOST_SLICE = 0.05
 local cut_at, cut, check_at = huge, false, 0
