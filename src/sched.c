@@ -974,11 +974,22 @@ static int sched_deliver (lua_State *L) {
   return 2;
 }
 
+/* The monotonic clock, in seconds (mc.now()). */
+static double now_seconds (void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 #if MC_YIELDABLE_CALL
+/* How many messages dispatch_on calls between two looks at the clock. */
+#define CUT_CHECK 16
+
 /*
-** dispatch_on(obj, job, fn, ev, stop): the runner's call of fn(ev), the
-** one plain listener deliver returned for obj's head, with the job set
-** as the runner sets it; then, when ev is a message event, the same for
+** dispatch_on(obj, job, fn, ev, stop, cut_at): the runner's call of
+** fn(ev), the one plain listener deliver returned for obj's head, with
+** the job set as the runner sets it; then, when ev is a message event,
+** the same for
 ** each next message of obj while the run queue's next token (before
 ** `stop`, runq[-1] being its head) is obj's and nothing deliver read has
 ** changed (obj's listeners and waiters: r->gen). Anything else, a
@@ -988,12 +999,15 @@ static int sched_deliver (lua_State *L) {
 ** the token's removal, job.ev and job.i, which allocate nothing, and
 ** the call. fn may yield (receive, sleep): the call then ends this
 ** function, returning nothing, once fn returns; the runner, no longer the
-** runner then, stops. Lua 5.3 and later.
+** runner then, stops. It also stops once the clock, read every CUT_CHECK
+** messages, has passed cut_at: the runner then ends the turn (see
+** scheduler.lua's cut_at). Lua 5.3 and later.
 */
 static int sched_dispatch_on (lua_State *L) {
   mc_Recv *r = check_recv(L, 1);
   lua_Integer stop = luaL_checkinteger(L, 5), head;
-  unsigned gen = r->gen;
+  double cut_at = (double)luaL_checknumber(L, 6);
+  unsigned gen = r->gen, calls = 0;
   int status, same, message;
   luaL_checktype(L, 2, LUA_TTABLE);
   luaL_checktype(L, 3, LUA_TFUNCTION);
@@ -1018,7 +1032,8 @@ static int sched_dispatch_on (lua_State *L) {
     lua_rawgeti(L, 6, -1);
     head = lua_tointeger(L, -1);
     lua_pop(L, 1);
-    if (head >= stop)
+    if (head >= stop
+        || (++calls % CUT_CHECK == 0 && now_seconds() >= cut_at))
       break;
     lua_rawgeti(L, 6, (int)head + 1);
     same = lua_rawequal(L, -1, 1);
@@ -1792,10 +1807,8 @@ static int sched_looping (lua_State *L) {
 }
 
 static int sched_now (lua_State *L) {
-  struct timespec ts;
   mc_ctx_check_stop(L);
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec * 1e-9);
+  lua_pushnumber(L, (lua_Number)now_seconds());
   return 1;
 }
 

@@ -147,9 +147,9 @@ end
 -- turn longer than the one before (it takes what arrived during that
 -- one), cannot keep sleeping tasks, timers or a deadline waiting behind
 -- it (API.md 3.1). The runner looks at the clock once it has taken CHECK
--- tokens since it last did (runq[-1] reaches check_at; dispatch_on takes
--- at most CHECK at a time), and a receive in a task before it takes a
--- message (pause_now). An adapter's step ends once it has run for
+-- tokens since it last did (runq[-1] reaches check_at; dispatch_on every
+-- 16 messages, and it stops then), and a receive in a task before it
+-- takes a message (pause_now). An adapter's step ends once it has run for
 -- HOST_SLICE seconds (see M.host_step).
 local CHECK = 16
 local HOST_SLICE = 0.05
@@ -685,8 +685,7 @@ local function runner_main()
           -- list false: fail() knows there is no other listener
           job.ev, job.target, job.list, job.i = ev, tok, false, -1
           if dispatch_on then  -- and tok's next messages while it can
-            local upto = runq[-1] + CHECK
-            dispatch_on(tok, job, fn, ev, upto < stop and upto or stop)
+            dispatch_on(tok, job, fn, ev, stop, cut_at)
           else
             fn(ev)
           end
