@@ -38,7 +38,8 @@ LDSHARED = -shared
 LIBS     = -ldl
 
 SRCS = src/bytes.c src/hub.c src/msg.c src/queue.c src/group.c src/wire.c \
-       src/net.c src/nats.c src/ctx.c src/codec.c src/message.c src/sched.c src/buffer.c \
+       src/net.c src/nats.c src/ctx.c src/codec.c src/message.c src/sched.c \
+       src/timers.c src/buffer.c \
        src/port.c src/broadcast.c src/remote.c src/worker.c src/core.c
 HDRS = src/mc.h src/compat.h
 

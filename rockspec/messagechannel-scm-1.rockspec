@@ -52,6 +52,7 @@ build = {
         "src/codec.c",
         "src/message.c",
         "src/sched.c",
+        "src/timers.c",
         "src/buffer.c",
         "src/port.c",
         "src/broadcast.c",

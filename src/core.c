@@ -37,6 +37,7 @@ static int open (lua_State *L) {
   mc_codec_open(L);
   mc_message_open_ctx(L);
   mc_sched_open(L);
+  mc_timers_open(L);
   mc_port_open(L);  /* before Buffer: the order types are named in */
   mc_buffer_open(L);
   mc_broadcast_open(L);

@@ -18,6 +18,7 @@
 **   codec.c    structured clone: byte format, direct copy, register
 **   message.c  transfer lists and the one message pipeline
 **   sched.c    the C half of the scheduler: receivers, tokens, poll
+**   timers.c   the scheduler's timer heap, changed whole
 **   buffer.c   the Buffer type
 **   port.c     the MessagePort type and MessageChannel
 **   broadcast.c  the BroadcastChannel type, across the process
@@ -843,6 +844,8 @@ typedef struct mc_Recv {
 #define MC_LENT_CLOSED 3
 
 void mc_sched_open (struct lua_State *L);
+/* The scheduler's timer heap (timers.c). */
+void mc_timers_open (struct lua_State *L);
 /* Pushes a new receiver userdata of type t (size bytes, starting with an
 ** mc_Recv), with its uservalue and its id, holding no end yet. */
 mc_Recv *mc_recv_new (struct lua_State *L, const mc_Type *t, size_t size);
@@ -874,7 +877,8 @@ void mc_recv_untie (struct lua_State *L, int idx);
 ** get one (its close not yet taken). */
 void mc_recv_repin (struct lua_State *L, int idx, mc_Recv *r);
 /* The held post of the writer w (a table at index w, the first of port's
-** U.writers; p the port at index port) was sent: w is done, its timer
+** U.writers; p the port at index port) was sent, or the pair closed
+** while it waited: w is done, its timer
 ** dead, it leaves U.writers, and p->writing is what is left there.
 ** Allocates nothing: w's fields exist (scheduler.lua's waitroom), so that
 ** nothing can fail between the send and this. */

@@ -424,33 +424,61 @@ static int port_owner_post (lua_State *L) {
   return 1;
 }
 
-/* post_held(port, held, w): tries the held post of writer w again.
-** Returns true when queued (then w is done and out of the port's
-** writers: mc_writer_sent), false, "closed" when the pair is closed
-** (nothing sent), or nothing while the partner is still full (its state
-** will be told). */
+/* post_held(port, held, w [, tok]): tries the held post of writer w
+** again. Returns true when queued, false, "closed" when the pair is
+** closed (nothing sent), or nothing while the partner is still full (its
+** state will be told). In the first two cases the wait ends here, whole:
+** w is done, its timer dead, out of the port's writers (mc_writer_sent),
+** w.r and w.why hold the results, and tok, the wake of the task that
+** waits suspended in the post ({co, 0, false, false}, made by the
+** caller), is queued with them: a hook may raise at any instruction of
+** the caller's Lua code, and the task must not be left waiting for a
+** wake once its wait has ended. Nothing allocates after the post: the
+** fields exist, and the run-queue slots are made first. */
 static int port_post_held (lua_State *L) {
   mc_Recv *p = check_port(L, 1);
   Held *h = (Held *)luaL_checkudata(L, 2, HELD_MT);
   mc_Msg *m = h->m;
-  int r;
+  int r = 0, tok;
   luaL_checktype(L, 3, LUA_TTABLE);
-  lua_settop(L, 3);
-  lua_insert(L, 2);  /* port, w, held */
-  if (m == NULL)
-    return push_result(L, 0, "closed");
-  push_list(L, 3);  /* port, w, held, list */
-  mc_ctx_reserve(L, 1);
-  h->m = NULL;  /* the post gives it away, or back */
-  r = post(L, p, m, 4, 1);
-  if (r == MC_FULL) {
-    h->m = m;
-    return 0;
+  tok = lua_toboolean(L, 4);  /* nil or false: none */
+  if (tok)
+    luaL_checktype(L, 4, LUA_TTABLE);
+  lua_settop(L, 4);
+  lua_insert(L, 2);  /* port, tok, held, w */
+  lua_insert(L, 2);  /* port, w, tok, held */
+  mc_ctx_reserve(L, 2);
+  if (m != NULL) {
+    push_list(L, 4);  /* port, w, tok, held, list */
+    h->m = NULL;  /* the post gives it away, or back */
+    r = post(L, p, m, 5, 1);
+    if (r == MC_FULL) {
+      h->m = m;
+      return 0;
+    }
+    if (r == 0)
+      kick_list(L, 5);
   }
-  if (r == 0)
-    kick_list(L, 4);
-  else if (r == 1)
-    mc_writer_sent(L, 1, 2, p);
+  mc_writer_sent(L, 1, 2, p);
+  lua_pushboolean(L, r == 1);
+  lua_setfield(L, 2, "r");
+  if (r == 1)
+    lua_pushboolean(L, 0);
+  else
+    lua_pushliteral(L, "closed");
+  lua_setfield(L, 2, "why");
+  if (tok) {
+    mc_Ctx *c = mc_ctx(L);
+    lua_pushinteger(L, r == 1 ? 1 : 2);
+    lua_rawseti(L, 3, 2);
+    lua_pushboolean(L, r == 1);
+    lua_rawseti(L, 3, 3);
+    lua_getfield(L, 2, "why");
+    lua_rawseti(L, 3, 4);
+    c->noalloc = 1;
+    mc_ctx_enqueue(L, 3, 1);
+    c->noalloc = 0;
+  }
   return push_result(L, r, "closed");
 }
 

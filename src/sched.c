@@ -50,12 +50,12 @@ static const char *const keys[] = {
   "type", "data", "error", "target", "ports", "lists",
   "waiters", "removed", "once", "fn", "ev", "U", "list", "i", "done",
   "timer", "dead", "co", "many", "from", "on", "runner", "h", "n",
-  "writers", "untied", NULL
+  "writers", "untied", "wake", "open", "why", NULL
 };
 enum { K_TYPE, K_DATA, K_ERROR, K_TARGET, K_PORTS, K_LISTS,
        K_WAITERS, K_REMOVED, K_ONCE, K_FN, K_EV, K_U, K_LIST, K_I, K_DONE,
        K_TIMER, K_DEAD, K_CO, K_MANY, K_FROM, K_ON, K_RUNNER,
-       K_H, K_N, K_WRITERS, K_UNTIED };
+       K_H, K_N, K_WRITERS, K_UNTIED, K_WAKE, K_OPEN, K_WHY };
 
 /* Pushes the field name k. */
 static void pushk (lua_State *L, int k) {
@@ -669,6 +669,41 @@ static void remove_from (lua_State *L, int idx) {
     queue_take(L, idx, at);
 }
 
+/* The scheduler's FIFO queues of waiting tasks (U.waiters, U.writers:
+** {h = first, n = count, [h .. h + n - 1] = entries}) change only here,
+** each change whole: a hook may raise at any instruction of Lua code,
+** and a move of entries written in Lua that it stopped would leave one
+** entry twice and another gone. */
+
+/* q_push(q, v): v joins queue q as its newest. Making its slot may run
+** out of memory, which raises with q as it was. */
+static int sched_q_push (lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checkany(L, 2);
+  lua_settop(L, 2);
+  queue_set(L, 1, queue_field(L, 1, K_H) + queue_field(L, 1, K_N));
+  lua_pushinteger(L, queue_field(L, 1, K_N) + 1);
+  setk(L, 1, K_N);
+  return 0;
+}
+
+/* q_take_out(q, v): takes v out of queue q (nil: none); returns whether it
+** was there. */
+static int sched_q_take_out (lua_State *L) {
+  lua_Integer n;
+  luaL_checkany(L, 2);
+  lua_settop(L, 2);
+  if (lua_isnil(L, 1)) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  luaL_checktype(L, 1, LUA_TTABLE);
+  n = queue_field(L, 1, K_N);
+  remove_from(L, 1);
+  lua_pushboolean(L, queue_field(L, 1, K_N) < n);
+  return 1;
+}
+
 void mc_writer_sent (lua_State *L, int port, int w, mc_Recv *p) {
   port = mc_absindex(L, port);
   w = mc_absindex(L, w);
@@ -721,6 +756,55 @@ static void hand_many (lua_State *L) {
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
+}
+
+/* close_waiter(obj, job): the oldest task waiting in the receive of
+** receiver obj gets its close, whole (a hook may raise at any instruction
+** of the caller's Lua code): its waiter leaves U.waiters; a waiter of
+** mc.receive (w.many) with other ports still open only counts this one
+** off (w.open); any other is done, w.why "closed", its timer dead, and
+** its coroutine is returned and set as job.wake, for the runner to
+** resume (see scheduler.lua's fail). Returns nothing when no task waits,
+** false for a waiter that goes on waiting or has no task. Allocates
+** nothing: the fields exist. */
+static int sched_close_waiter (lua_State *L) {
+  mc_Recv *r = check_recv(L, 1);
+  lua_Integer h;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  mc_getuservalue(L, 1);
+  getk(L, 3, K_WAITERS);  /* obj, job, U, ws */
+  if (queue_len(L, 4) == 0)
+    return 0;
+  h = queue_field(L, 4, K_H);
+  queue_get(L, 4, h);  /* 5: w */
+  queue_take(L, 4, h);
+  getk(L, 5, K_MANY);
+  getk(L, 5, K_OPEN);
+  if (lua_toboolean(L, -2) && lua_tointeger(L, -1) > 1) {
+    lua_pushinteger(L, lua_tointeger(L, -1) - 1);
+    setk(L, 5, K_OPEN);
+    lua_pushboolean(L, 0);
+  }
+  else {
+    lua_pushboolean(L, 1);
+    setk(L, 5, K_DONE);
+    lua_pushliteral(L, "closed");
+    setk(L, 5, K_WHY);
+    getk(L, 5, K_TIMER);
+    if (lua_istable(L, -1)) {
+      lua_pushboolean(L, 1);
+      setk(L, -2, K_DEAD);
+    }
+    lua_pop(L, 1);
+    getk(L, 5, K_CO);
+    if (lua_toboolean(L, -1)) {
+      lua_pushvalue(L, -1);
+      setk(L, 2, K_WAKE);
+    }
+  }
+  reread(L, 1, r, 1);
+  return 1;
 }
 
 /* Whether the table at idx (a receiver's U) has tasks waiting in receive,
@@ -805,6 +889,11 @@ static int hand (lua_State *L, mc_Recv *r, int h, int status) {
   }
   lua_pop(L, 1);
   getk(L, -1, K_CO);  /* ..., ev, U, ws, w, co */
+  if (lua_toboolean(L, -1)) {  /* the job to resume it, should the runner
+                               ** fail first */
+    lua_pushvalue(L, -1);
+    setk(L, 2, K_WAKE);
+  }
   lua_replace(L, -4);  /* ..., ev, co, ws, w */
   lua_pop(L, 2);
   lua_pushboolean(L, 1);
@@ -841,17 +930,20 @@ static int close_for_waiters (lua_State *L, mc_Recv *r) {
 }
 
 /*
-** deliver(obj, job): the runner's work for one of obj's tokens, which
-** the runner takes off the run queue only once deliver returned (an
-** error leaves it first, for the next turn). Sets the
+** deliver(obj, job, head): the runner's work for one of obj's tokens,
+** the run queue's entry `head`, which leaves the queue in the same call,
+** once deliver has done its work (an error leaves it first, for the next
+** turn): a hook may raise at any instruction of the runner's Lua code,
+** and what deliver took must not be lost, nor taken twice. Sets the
 ** dispatch job (its fields exist: setting them allocates nothing) to the
 ** event of obj's head: target, U, ev, list (the listeners of the event's
 ** type, or false) and i = 1, and then takes the head. Returns
-**   fn, ev      the one listener, a plain function: set job.ev, call
-**               fn(ev) (the job's other fields are left as they were)
+**   fn, ev      the one listener, a plain function: call fn(ev) with
+**               job.i -1 (its call under way), then 2 (as walk leaves it)
 **   true, ev, co  a message handed to a task waiting in receive (hand);
 **               ev false: none, co a runner closed while it waited, to
-**               resume once (see waiting_live)
+**               resume once (see waiting_live); job.wake is co, until
+**               the runner has resumed it
 **   false, ev   anything else (several listeners or none, a close with
 **               tasks waiting): the Lua side runs it
 ** or nothing. In the first case nothing allocates between the take and
@@ -860,11 +952,10 @@ static int close_for_waiters (lua_State *L, mc_Recv *r) {
 ** level deeper, whose call frame head_event made, on a stack checked
 ** here.
 */
-static int sched_deliver (lua_State *L) {
+static int deliver (lua_State *L) {
   mc_Recv *r = check_recv(L, 1);
   int h, status, typ, fast = 0, live = 0;
   luaL_checktype(L, 2, LUA_TTABLE);
-  lua_settop(L, 2);
   if (r->group != NULL && r->group->nends == 1 && !r->wants && !r->lent
       && mc_group_drop(r->group, r->end, 0)) {
     if (r->tokens > 0)  /* a BroadcastChannel dispatching with no
@@ -900,6 +991,8 @@ static int sched_deliver (lua_State *L) {
   if (typ == MESSAGE && (live = waiting_live(L, r, -2)) == GONE_RUNNER) {
     if (r->tokens > 0)  /* ..., ev, U, list, co: the message stays */
       r->tokens--;
+    lua_pushvalue(L, -1);
+    setk(L, 2, K_WAKE);
     lua_pushboolean(L, 1);
     lua_pushboolean(L, 0);
     lua_pushvalue(L, -3);
@@ -939,21 +1032,19 @@ static int sched_deliver (lua_State *L) {
     lua_pushboolean(L, 0);
     lua_replace(L, -3);
   }
-  /* ..., ev, U, list, fn: the job's fields, all set before the take
-  ** (for one plain listener, the caller sets ev, and the rest is what
-  ** fail() finds when list is false) */
-  if (!fast) {
-    lua_pushvalue(L, 1);
-    setk(L, 2, K_TARGET);
-    lua_pushvalue(L, -3);
-    setk(L, 2, K_U);
-    lua_pushvalue(L, -2);
-    setk(L, 2, K_LIST);
-    lua_pushvalue(L, -4);
-    setk(L, 2, K_EV);
-    lua_pushinteger(L, 1);
-    setk(L, 2, K_I);
-  }
+  /* ..., ev, U, list, fn: the job's fields, all set before the take: a
+  ** runner that fails before its listener's call (a hook's error) leaves
+  ** a job that walks the list from i */
+  lua_pushvalue(L, 1);
+  setk(L, 2, K_TARGET);
+  lua_pushvalue(L, -3);
+  setk(L, 2, K_U);
+  lua_pushvalue(L, -2);
+  setk(L, 2, K_LIST);
+  lua_pushvalue(L, -4);
+  setk(L, 2, K_EV);
+  lua_pushinteger(L, 1);
+  setk(L, 2, K_I);
   lua_replace(L, -3);  /* ..., ev, fn, list */
   lua_pop(L, 1);
   lua_insert(L, -2);  /* ..., fn, ev */
@@ -972,6 +1063,22 @@ static int sched_deliver (lua_State *L) {
   else
     take_event(L, r, 1, h, status);
   return 2;
+}
+
+static int sched_deliver (lua_State *L) {
+  lua_Integer head = luaL_optinteger(L, 3, 0);
+  int n;
+  lua_settop(L, 2);
+  n = deliver(L);
+  if (head > 0) {  /* the token leaves with what deliver took, whole */
+    lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_RUNQ);
+    lua_pushnil(L);
+    lua_rawseti(L, -2, (int)head);
+    lua_pushinteger(L, head);
+    lua_rawseti(L, -2, -1);
+    lua_pop(L, 1);
+  }
+  return n;
 }
 
 /* The monotonic clock, in seconds (mc.now()). */
@@ -1020,13 +1127,16 @@ static int sched_dispatch_on (lua_State *L) {
   lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_RUNQ);  /* 6 */
   lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_KEYS + K_EV);  /* 7 */
   lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_KEYS + K_I);  /* 8 */
+  lua_pushvalue(L, 8);
+  lua_pushinteger(L, -1);
+  lua_rawset(L, 2);  /* job.i = -1: the call is under way */
   for (;;) {
     lua_pushvalue(L, 3);
     lua_pushvalue(L, 4);
     mc_call_yieldable(L, 1);
     lua_pushvalue(L, 8);
-    lua_pushinteger(L, 1);
-    lua_rawset(L, 2);  /* job.i = 1: no call under way */
+    lua_pushinteger(L, 2);
+    lua_rawset(L, 2);  /* job.i = 2: the one listener was called */
     if (!message)
       break;
     lua_rawgeti(L, 6, -1);
@@ -1343,12 +1453,25 @@ static int notice (lua_State *L, Merge *mg) {
 
 /* The interpreter's SIGINT handler sets a count hook on the main thread
 ** only. When the wait ran in a coroutine (mc.run() called inside one),
-** that hook is set on it too, so that Ctrl-C interrupts it there. */
+** that hook moves to it, so that Ctrl-C interrupts it there, once: the
+** hook clears itself only where it runs, and left on the main thread it
+** would raise again as soon as the main thread runs, where no pcall
+** around the coroutine could catch it. */
 static void pass_interrupt (lua_State *L, lua_State *main) {
   lua_Hook h = lua_gethook(main);
   if (h != NULL && h != lua_gethook(L) && lua_gethookcount(main) == 1
-      && (lua_gethookmask(main) & LUA_MASKCOUNT))
+      && (lua_gethookmask(main) & LUA_MASKCOUNT)) {
     lua_sethook(L, h, lua_gethookmask(main), 1);
+    lua_sethook(main, NULL, 0, 0);
+  }
+}
+
+/* relook(): the next poll looks at every object, as after news lost:
+** the Lua side's handling of the last poll's news was cut short (an
+** error, a hook's), and poll has forgotten which objects had news. */
+static int sched_relook (lua_State *L) {
+  mc_ctx(L)->lost = 1;
+  return 0;
 }
 
 /* poll(seconds): waits for news from other threads (seconds < 0: as long
@@ -1799,11 +1922,47 @@ static int sched_spin (lua_State *L) {
   return 1;
 }
 
-/* looping(on): a scheduler loop starts (true) or ends (false); while one
-** runs, local work needs no wake-up of the descriptor. */
+/* looping(): whether a scheduler loop runs (enter); while one runs, local
+** work needs no wake-up of the descriptor. */
 static int sched_looping (lua_State *L) {
-  mc_ctx(L)->looping = lua_toboolean(L, 1);
-  return 0;
+  lua_pushboolean(L, mc_ctx(L)->looping);
+  return 1;
+}
+
+/* enter(f, ...): runs f(...) as the state's one scheduler loop, protected:
+** returns true and f's results, or false and its error. The loop's mark
+** is set and cleared here, where no hook runs, so an error at any
+** instruction of the loop's Lua code (a hook's: an instruction limit,
+** Ctrl-C) cannot leave it set; nor can running out of memory on the way
+** into f. A run queue that the error left drained is emptied, so that the
+** next token wakes a host loop again (mc_ctx_enqueue): its keys exist. */
+static int sched_enter (lua_State *L) {
+  mc_Ctx *c = mc_ctx(L);
+  int st;
+  lua_Integer head, tail;
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  if (c->looping)
+    return luaL_error(L, "the scheduler is running");
+  c->looping = 1;
+  st = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
+  c->looping = 0;
+  luaL_checkstack(L, 3, NULL);
+  lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_RUNQ);
+  lua_rawgeti(L, -1, -1);
+  head = lua_tointeger(L, -1);
+  lua_rawgeti(L, -2, 0);
+  tail = lua_tointeger(L, -1);
+  lua_pop(L, 2);
+  if (head == tail && tail > 0) {
+    lua_pushinteger(L, 0);
+    lua_rawseti(L, -2, 0);
+    lua_pushinteger(L, 0);
+    lua_rawseti(L, -2, -1);
+  }
+  lua_pop(L, 1);
+  lua_pushboolean(L, st == 0);
+  lua_insert(L, 1);
+  return lua_gettop(L);
 }
 
 static int sched_now (lua_State *L) {
@@ -1833,6 +1992,11 @@ void mc_sched_open (lua_State *L) {
     {"now", sched_now},
     {"pollfd", sched_pollfd},
     {"looping", sched_looping},
+    {"enter", sched_enter},
+    {"q_push", sched_q_push},
+    {"q_take_out", sched_q_take_out},
+    {"close_waiter", sched_close_waiter},
+    {"relook", sched_relook},
     {"raise_at", sched_raise_at},
     {"raise_undo", sched_raise_undo},
     {"on_wake", sched_on_wake},

@@ -241,8 +241,11 @@ local function remove_record(target, U, typ, rec, changed, k)
   end
   local ls = lists_with(table_of(U, "lists"), typ, list)
   if k then U.on[k] = nil end
-  rec.removed = true
   commit_list(U, ls, typ, list)
+  -- after the commit: a `once` listener whose removal an error (a hook's)
+  -- stopped is not skipped by the walk that goes on, which removes it
+  -- again
+  rec.removed = true
   changed(target)
 end
 

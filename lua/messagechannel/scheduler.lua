@@ -39,6 +39,8 @@ local abroad = core.abroad
 local take, deliver, room, changed, now, poll, busy, enqueue, looping =
   core.take, core.deliver, core.room, core.changed, core.now, core.poll,
   core.busy, core.enqueue, core.looping
+-- Runs a scheduler loop: marks it running, in protected mode (src/sched.c)
+local enter = core.enter
 local net_watch = core.net_watch
 -- Calls a receiver's one plain listener for its head and for the messages
 -- after it, each listener call yieldable (Lua 5.3 and later; else nil, and
@@ -92,10 +94,12 @@ M.default_onerror = default_onerror
 -- Timers: a binary heap ordered by (time, sequence)
 ---------------------------------------------------------------------------
 
--- The heap's functions call no function (not even one that compares): a
--- call may allocate (a CallInfo, a larger stack), and an error between
--- two moves would leave one entry twice in the heap and another lost.
-local timers, ntimers, timer_seq = {}, 0, 0
+-- The heap is changed only by C functions (src/timers.c), each whole: a
+-- hook that raises between two moves of a sift written in Lua would leave
+-- one entry twice in the heap and another lost. timers[0] counts them.
+local timers, timer_seq = { [0] = 0 }, 0
+local heap_push, heap_pop, heap_compact =
+  core.timers_push, core.timers_pop, core.timers_compact
 
 -- A cancelled timer (its `dead` set here or by src/sched.c) leaves the
 -- heap when it reaches the top. So that a loop of waits with long
@@ -104,36 +108,8 @@ local timers, ntimers, timer_seq = {}, 0, 0
 local COMPACT_MIN = 1024
 local compact_at = COMPACT_MIN
 
--- Drops the cancelled timers and makes the rest a heap again (sifting
--- down from the middle), in place: nothing allocates or is called.
 local function compact_timers()
-  local n = 0
-  for i = 1, ntimers do
-    local e = timers[i]
-    if not e.dead then
-      n = n + 1
-      timers[n] = e
-    end
-  end
-  for i = n + 1, ntimers + 1 do timers[i] = nil end
-  ntimers = n
-  for j = (n - n % 2) / 2, 1, -1 do
-    local i, e = j, timers[j]
-    local t, seq = e.t, e.seq
-    while true do
-      local c = 2 * i
-      if c > n then break end
-      local a = timers[c]
-      if c < n then
-        local b = timers[c + 1]
-        if b.t < a.t or (b.t == a.t and b.seq < a.seq) then c, a = c + 1, b end
-      end
-      if not (a.t < t or (a.t == t and a.seq < seq)) then break end
-      timers[i] = a
-      i = c
-    end
-    timers[i] = e
-  end
+  local n = heap_compact(timers)
   compact_at = 2 * n > COMPACT_MIN and 2 * n or COMPACT_MIN
 end
 
@@ -157,13 +133,13 @@ local cut_at, cut, check_at = huge, false, 0
 
 -- A timer for task co (and waiter w) at time t, not in the heap yet. Its
 -- slot is made now, past the heap's end where nothing reads it, so that
--- push_timer only moves entries between slots that exist.
+-- push_timer stores only into slots that exist.
 -- zero: a sleep(0)'s, due at once.
 local function new_timer(t, co, w, zero)
-  if ntimers >= compact_at then compact_timers() end
+  if timers[0] >= compact_at then compact_timers() end
   local e = { t = t, seq = timer_seq + 1, co = co, w = w, dead = false,
               zero = zero or false }
-  timers[ntimers + 1] = e
+  timers[timers[0] + 1] = e
   timer_seq = e.seq
   return e
 end
@@ -173,48 +149,15 @@ end
 -- now", as a bare yield does (nor does it go first after a cut: see
 -- fire_timers).
 local function push_timer(e)
-  local t, seq = e.t, e.seq
-  local i = ntimers + 1
-  while i > 1 do
-    local p = (i - i % 2) / 2  -- floor(i / 2), uncalled (5.3+: a float
-                               -- that indexes as the integer)
-    local q = timers[p]
-    if not (t < q.t or (t == q.t and seq < q.seq)) then break end
-    timers[i] = q
-    i = p
-  end
-  timers[i] = e
-  ntimers = ntimers + 1
-  if t < cut_at and not e.zero then cut_at = t end  -- one begun now
+  heap_push(timers, e)
+  if e.t < cut_at and not e.zero then cut_at = e.t end  -- one begun now
 end
 
 local function cancel_timer(e)
   if e then e.dead = true end
 end
 
-local function pop_timer()
-  local top, last = timers[1], timers[ntimers]
-  timers[ntimers] = nil
-  ntimers = ntimers - 1
-  local i, n = 1, ntimers
-  if n > 0 then
-    local t, seq = last.t, last.seq
-    while true do
-      local c = 2 * i
-      if c > n then break end
-      local a = timers[c]
-      if c < n then
-        local b = timers[c + 1]
-        if b.t < a.t or (b.t == a.t and b.seq < a.seq) then c, a = c + 1, b end
-      end
-      if not (a.t < t or (a.t == t and a.seq < seq)) then break end
-      timers[i] = a
-      i = c
-    end
-    timers[i] = last
-  end
-  return top
-end
+local function pop_timer() return heap_pop(timers) end
 
 
 
@@ -234,6 +177,7 @@ local tasks = setmetatable({}, { __mode = "k" })   -- coroutines we own
 -- Workers and their ends (see reserve_worker); a task running an
 -- on_exit -> its watch.
 local live_workers, nlive, nworkers, nidle = {}, 0, 0, 0
+local recount = false  -- see recount_workers
 local end_of = setmetatable({}, { __mode = "k" })
 local drop_watch
 -- A listener dispatchEvent runs inside a task gets a coroutine of its own,
@@ -268,7 +212,6 @@ local job_of = setmetatable({}, { __mode = "k" })  -- pool coroutine -> job
 local pool, npool = {}, 0
 local runner = nil       -- the coroutine running the current turn's tokens
 local stop = 0  -- the last token of this turn; runq[-1] is the last taken
-local active = false     -- a scheduler loop is running
 
 -- mc.onerror raised inside a task: the error to raise from run/step once
 -- the sentinel FATAL has unwound the task.
@@ -277,6 +220,12 @@ local fatal_err
 
 -- Ctrl-C under the standalone interpreter: its own message, with or
 -- without its place. Like FATAL, it ends the loop, not a listener.
+-- Whether err is Lua's out-of-memory error.
+local function no_memory(err)
+  return type(err) == "string" and err:find("not enough memory", 1, true)
+    and true or false
+end
+
 local function interrupted(err)
   return type(err) == "string"
     and (err == "interrupted!" or err:find("^[^\n]*:%d+: interrupted!$"))
@@ -396,8 +345,8 @@ local closable = false
 -- waits for takes a message, a timer wakes the task early, a held post is
 -- sent. Where Lua tells (coroutine.isyieldable: 5.3, 5.4, LuaJIT) and
 -- the task itself waits, the wait raises that error before it registers
--- anything. Elsewhere (5.1, 5.2, and a dispatchEvent listener's own
--- coroutine inside a task, whose yield the task passes on) the wait the
+-- anything. Still, a hook may raise (an instruction limit) between the
+-- wait's registration and its yield, anywhere: so the wait the
 -- running task registered, and that task, are noted here until the
 -- scheduler sees its yield (one task runs at a time); one whose yield
 -- failed is undone (abandon) before the task waits again and before the
@@ -461,7 +410,8 @@ local function settle_unconfirmed()
     stands = suspended_in(c, call_reporting)
     c = passer_of[c]
   end
-  unconfirmed_co, unconfirmed, unconfirmed_in = nil, nil, nil
+  unconfirmed = nil  -- first: the others count only while it is set
+  unconfirmed_co, unconfirmed_in = nil, nil
   if not stands then abandon(w) end
 end
 
@@ -478,38 +428,48 @@ local function queue_of(U, name)
   return q
 end
 
--- Adds v as the newest of queue q. Raises (out of memory) with q as it
--- was.
-local function push(q, v)
-  q[q.h + q.n] = v
-  q.n = q.n + 1
+-- Queue q: push(q, v) adds v as the newest (out of memory: raises with
+-- q as it was); take_out(q, v) takes v out (q may be nil), returning
+-- whether it was there. In C, each change whole (see src/sched.c).
+local push, take_out = core.q_push, core.q_take_out
+local close_waiter = core.close_waiter
+
+-- The wake of task co, the run queue's entry `head`, leaves the queue
+-- once co was resumed: a hook that raises in between leaves it for the
+-- next turn (a task resumed twice waits again: each wait loops until it
+-- is done), not lost.
+local function took_wake(head, co, ...)
+  runq[-1] = head
+  runq[head] = nil
+  return resumed(co, ...)
 end
 
--- Takes the oldest out of queue q (not empty) and returns it. An empty
--- queue starts again at 1.
-local function shift(q)
-  local h, n = q.h, q.n - 1
-  local v = q[h]
-  q[h], q.n, q.h = nil, n, n == 0 and 1 or h + 1
-  return v
+-- What the resume of a task deliver or close_waiter handed a message or
+-- a close gave: the task is noted in job.wake until then, so that a
+-- runner that fails before (a hook's error) leaves the job to wake it
+-- (runner_main), not lost.
+local function woke(job, co, ...)
+  job.wake = false
+  return resumed(co, ...)
 end
 
 -- Hands the close to each task waiting in receive, first come first:
--- nil, "closed". (deliver hands messages.) Each waiter is done before
--- anything may fail. A waiter of mc.receive (w.many) only leaves this
--- port, until the last of its ports that were open closes.
-local function hand_close(obj, U)
-  local ws = U.waiters
-  while ws and ws.n > 0 do
-    local w = shift(ws)
-    if w.many and w.open > 1 then
-      w.open = w.open - 1
-    else
-      w.done, w.why = true, "closed"
-      cancel_timer(w.timer)
-      if w.co then step_task(w.co, nil, "closed") end
+-- nil, "closed". (deliver hands messages.) Each waiter is done and out of
+-- the queue before its task is resumed, in one C call that notes the task
+-- in job.wake (see close_waiter, fail). A waiter of mc.receive (w.many)
+-- only leaves this port, until the last of its ports that were open
+-- closes.
+local function hand_close(job, obj)
+  while true do
+    local co = close_waiter(obj, job)
+    if co == nil then return end
+    if co then
+      if status(co) == "dead" and not job_of[co] then  -- gone
+        job.wake = false
+      else
+        woke(job, co, resume(co, nil, "closed"))
+      end
     end
-    changed(obj)
   end
 end
 
@@ -537,8 +497,8 @@ local function event_job(job, tok)
   local list = listeners(U, ev.type)
   local rec = list[1]
   room()
-  job.target, job.U, job.ev, job.list, job.i =
-    target, U, ev, rec and list or false, 1
+  job.target, job.U, job.list, job.i = target, U, rec and list or false, 1
+  job.ev = ev  -- last: a job with ev set is one to go on with (fail)
   if rec and not list[2] and not rec.removed and not rec.once
      and type(rec.fn) == "function" then
     return rec.fn, ev
@@ -550,8 +510,8 @@ end
 -- event token), when it is not one for one plain function: job is set
 -- for it. unheard(ev), when given, takes an event that finds no listener.
 local function run_receiver(job, obj, ev, unheard)
-  local U, typ = job.U, ev.type
-  if typ == "close" then hand_close(obj, U) end
+  local typ = ev.type
+  if typ == "close" then hand_close(job, obj) end
   if job.list then
     walk(job, call, relisten)
     return finish_job(job)
@@ -585,8 +545,9 @@ local held_jobs = setmetatable({}, { __mode = "k" })
 -- woken: one of them may be the listener that holds it back.
 local function hold_close(job, obj, ev, listened)
   if listened then held_closes[obj] = ev end
-  job.ev, job.list = false, false
-  hand_close(obj, uservalue(obj))
+  job.list = false  -- then ev: a runner that fails between hands the
+  hand_close(job, obj)  -- close to the rest of the waiters, and no more
+  job.ev = false
 end
 
 -- A job counted in holds_at[job.at] has ended: when it was the last one
@@ -618,7 +579,23 @@ local function runner_main()
   local me = running()
   while true do
     local job = job_of[me]
+    if job.wake then  -- a task its runner was to resume, and died first
+      wake(job.wake)
+      job.wake = false
+    end
+    if job.tok then  -- the token of a job handed over: still queued, it
+      local head = runq[-1] + 1  -- goes with the job
+      if rawequal(runq[head], job.tok) then
+        runq[-1] = head
+        runq[head] = nil
+      end
+      job.tok = false
+    end
     if job.ev then  -- a job handed over from a coroutine that died
+      -- a close's waiters, unless its walk had begun (run_receiver)
+      if job.ev.type == "close" and job.i == 1 and not job.errs then
+        hand_close(job, job.target)
+      end
       -- its own event's walk, unless finish_job's messageerrors had begun
       if job.list and not (job.errs and job.ev.type == "messageerror") then
         walk(job, call, relisten)
@@ -647,24 +624,31 @@ local function runner_main()
         runq[-1] = head
         runq[head] = nil
       elseif made and tok[1] ~= EVENT then
-        -- a task: resumed at room's depth, once its token left the queue
+        -- a task: its token leaves the queue once it was resumed (see
+        -- took_wake)
         local co = tok[1]
-        room()
-        runq[-1] = head
-        runq[head] = nil
         if status(co) ~= "dead" or job_of[co] then  -- not gone
-          resumed(co, resume(co, unpack(tok, 3, tok[2] + 2)))
+          took_wake(head, co, resume(co, unpack(tok, 3, tok[2] + 2)))
+        else
+          runq[-1] = head
+          runq[head] = nil
         end
       elseif made then
-        -- an event made in Lua: as a receiver's, below
+        -- an event made in Lua: as a receiver's, below; the job notes
+        -- its token until it left the queue, so that a job the runner
+        -- fails in (a hook's error) takes it along, not twice
+        job.tok = tok
         local fn, ev = event_job(job, tok)
         runq[-1] = head
         runq[head] = nil
+        job.tok = false
         if tok[6] then tok[6](job) end
         if fn then
           job.i = -1
           fn(ev)
-          job.i, job.ev = 1, false
+          job.i = 2
+          job.ev = false
+          job.i = 1
         else
           run_receiver(job, tok[2], ev, tok[5])
         end
@@ -674,22 +658,22 @@ local function runner_main()
         -- entry. One listener is called here, at deliver's depth, or by
         -- dispatch_on one level deeper (see deliver); a listener that
         -- raises ends this coroutine, and fail() goes on with the job.
-        local fn, ev, co = deliver(tok, job)
-        runq[-1] = head
-        runq[head] = nil
+        local fn, ev, co = deliver(tok, job, head)
         if fn == true then
-          if co then resumed(co, resume(co, ev)) end
+          if co then woke(job, co, resume(co, ev)) end
         elseif ev and holds_at[tok] and ev.type == "close" then
           hold_close(job, tok, ev, fn or job.list)
         elseif fn then
-          -- list false: fail() knows there is no other listener
-          job.ev, job.target, job.list, job.i = ev, tok, false, -1
+          -- job.i as walk sets it: -1 during the call, 2 once it returned
           if dispatch_on then  -- and tok's next messages while it can
             dispatch_on(tok, job, fn, ev, stop, cut_at)
           else
+            job.i = -1
             fn(ev)
+            job.i = 2
           end
-          job.i, job.ev = 1, false
+          job.ev = false  -- first: a job with ev set is one to go on with
+          job.i = 1
         elseif ev then
           run_receiver(job, tok, ev)
         end
@@ -706,7 +690,8 @@ end
 local function new_job()
   return { target = false, U = false, ev = false, list = false, i = 1,
            errs = false, ek = 0, data = false,
-           ports = false, at = false, co = false, w = false }
+           ports = false, at = false, co = false, w = false,
+           wake = false, tok = false }
 end
 
 local function new_runner(job)
@@ -723,8 +708,8 @@ end
 local function pool_take()
   while npool > 0 do
     local co = pool[npool]
-    pool[npool] = nil
-    npool = npool - 1
+    npool = npool - 1  -- first: an interrupt here leaves no hole
+    pool[npool + 1] = nil
     if not can_close or status(co) ~= "dead" then return co end
     job_of[co] = nil
   end
@@ -739,11 +724,15 @@ local DONE = {}
 local pend_co, pend_err, npend = { false, false, false, false },
   { false, false, false, false }, 0
 
--- Forgets the pending coroutine in slot p. Allocates nothing.
+-- Forgets the pending coroutine in slot p. Allocates nothing. The last
+-- one moves to p, then the count drops, then its old slot is cleared: an
+-- error (a hook's) between leaves the last one twice at most, whose
+-- second fail() finds its job gone on and does nothing.
 local function unpend(p)
-  pend_co[p], pend_err[p] = pend_co[npend], pend_err[npend]
-  pend_co[npend], pend_err[npend] = false, false
+  pend_err[p] = pend_err[npend]
+  pend_co[p] = pend_co[npend]
   npend = npend - 1
+  pend_co[npend + 1], pend_err[npend + 1] = false, false
 end
 
 -- Lua 5.4: closes the to-be-closed variables still open in co, which
@@ -773,31 +762,38 @@ local function fail(co, err)
     pend_co[p], pend_err[p] = co, err
     npend = p
   end
+  local interrupt = interrupted(err)
   local watch = end_of[co]
   if watch and watch.task == co then
-    -- out of memory (or raised out of the loop on purpose), its end goes
-    -- on in a new task; any other error ends it
-    if rawequal(err, FATAL) or type(err) == "string"
-       and err:find("not enough memory", 1, true) then
-      watch.task = false
-      nidle = nidle + 1
-    else
-      drop_watch(watch)
-      watch.task = false
-    end
+    -- its end goes on in a new task, which does each step once: out of
+    -- memory, raised out of the loop on purpose, or an error of a hook's
+    -- (on_exit raises no other), which then leaves the loop too
+    if not (rawequal(err, FATAL) or no_memory(err)) then interrupt = true end
+    recount = true
+    watch.task = false
+    nidle = nidle + 1
   end
-  local interrupt = interrupted(err)
+  local job = job_of[co]
+  if job and not interrupt and job.i >= 0 and not rawequal(err, DONE)
+     and not rawequal(err, FATAL) and not no_memory(err) then
+    -- a runner's own code raised, not a listener's: a hook did (an
+    -- instruction limit), as nothing else raises there but running out
+    -- of memory. As Ctrl-C's, it leaves the loop, and the job goes on at
+    -- the next turn; what the runner was doing is noted in its job
+    -- (deliver and dispatch_on set it with each take, job.wake, job.tok)
+    interrupt = true
+  end
   if rawequal(err, FATAL) or interrupt then
     -- mc.onerror raised, or Ctrl-C under the standalone interpreter (on
-    -- LuaJIT its hook may fire in any task): out of the scheduler. The
+    -- LuaJIT its hook may fire in any task), or another hook's error in a
+    -- runner's own code: out of the scheduler. The
     -- rest of a runner's job (the listeners after the one running, the
     -- messageerrors still due, the end of a dispatch a listener waited
     -- in, which lets its port's close go) stays pending, DONE: the next
     -- turn goes on with it first, as this turn's runner would have.
     unwind(co, err)
     if interrupt then fatal_err = err end
-    local job = job_of[co]
-    if job and (job.ev or job.at) then
+    if job and (job.ev or job.at or job.wake or job.tok) then
       if job.i < 0 then job.i = 1 - job.i end
       pend_err[p] = DONE
     else
@@ -805,7 +801,6 @@ local function fail(co, err)
     end
     error(FATAL, 0)
   end
-  local job = job_of[co]
   if rawequal(err, DONE) then  -- a runner's: its job goes on (job.ev may be false
     if not job then    -- when only the end of its dispatch is left)
       unpend(p)
@@ -836,15 +831,10 @@ local function fail(co, err)
       rec = nil
     end
     -- a listener of another event, or the runner itself between
-    -- listeners: that is reported, and then the job goes on after the
-    -- listener, or where it was when memory ran out; after any other
-    -- error of the runner's own the job ends, so that it cannot fail again
-    if job.i < 0 then
-      job.i = 1 - job.i
-    elseif not (type(err) == "string"
-                and err:find("not enough memory", 1, true)) then
-      job.ev, job.errs = false, false
-    end
+    -- listeners out of memory: that is reported, and then the job goes
+    -- on after the listener, or where it was when memory ran out (any
+    -- other error of the runner's own left the loop, above)
+    if job.i < 0 then job.i = 1 - job.i end
     pend_err[p] = DONE
     if rec then report(rec[1], rec[2]) end
   end
@@ -892,7 +882,8 @@ function resumed(co, ok, ...)
   local a = ...
   if unconfirmed and unconfirmed_co == co then
     local w, w_in = unconfirmed, unconfirmed_in
-    unconfirmed_co, unconfirmed, unconfirmed_in = nil, nil, nil
+    unconfirmed = nil  -- first: the others count only while it is set
+    unconfirmed_co, unconfirmed_in = nil, nil
     if not (ok and rawequal(a, WAIT) and yielded_by(co, w_in)) then abandon(w) end
   end
   if not ok then return fail(co, a) end
@@ -931,34 +922,17 @@ function step_task(co, ...)
   return resumed(co, resume(co, ...))
 end
 
--- Takes v out of the queue q (may be nil), moving the entries on its
--- shorter side by one; returns whether it was there.
-local function take_out(q, v)
-  local h, last = q and q.h, q and q.h + q.n - 1
-  for i = h or 1, last or 0 do
-    if q[i] == v then
-      if i - h < last - i then
-        for j = i, h + 1, -1 do q[j] = q[j - 1] end
-        shift(q)
-      else
-        for j = i, last - 1 do q[j] = q[j + 1] end
-        q[last], q.n = nil, q.n - 1
-        if q.n == 0 then q.h = 1 end
-      end
-      return true
-    end
-  end
-  return false
-end
-
 local function remove_waiter(obj, U, w)
   local many = w.many
-  if many then  -- mc.receive's: from each of its ports
+  if many then  -- mc.receive's: from each of its ports (again, after an
+    for i = 1, #many do  -- error: taking out twice does nothing)
+      local p = many[i]
+      if take_out(uservalue(p).waiters, w) then changed(p) end
+    end
     w.many = false
-    for i = 1, #many do remove_waiter(many[i], uservalue(many[i]), w) end
     return
   end
-  if take_out(U.waiters, w) then changed(obj) end
+  if U and take_out(U.waiters, w) then changed(obj) end
 end
 
 -- Undoes a wait its task did not yield for (see unconfirmed): w is a
@@ -993,8 +967,8 @@ end
 
 -- The time of the next timer that is not void, or nil.
 local function next_timer()
-  while ntimers > 0 and void(timers[1]) do pop_timer() end
-  return ntimers > 0 and timers[1].t or nil
+  while timers[0] > 0 and void(timers[1]) do pop_timer() end
+  return timers[0] > 0 and timers[1].t or nil
 end
 
 -- Called in task co before a wait registers itself, marked w (a waiter,
@@ -1002,8 +976,7 @@ end
 -- undone (settle_unconfirmed); where the running coroutine is the task
 -- and Lua tells that it cannot yield, raises the error a yield would
 -- (yieldable: what postMessage found, as Lua's own check is not the
--- caller's there); else, unless Lua tells that the yield will happen,
--- notes w.
+-- caller's there); then notes w.
 local function will_wait(co, w, yieldable)
   local job = job_of[co]
   if job then job.w = w end  -- a listener's wait: an existing field
@@ -1018,9 +991,11 @@ local function will_wait(co, w, yieldable)
     if not yieldable then
       error("attempt to yield across a C-call boundary", 0)
     end
-    return
   end
-  unconfirmed_co, unconfirmed, unconfirmed_in = co, w, running()
+  -- noted where Lua tells that the yield will happen too: a hook may
+  -- raise before it does
+  unconfirmed_co, unconfirmed_in = co, running()
+  unconfirmed = w  -- last: the others count only while it is set
 end
 
 -- Posts waiting for room at a bounded partner (postMessage): each port's
@@ -1032,90 +1007,89 @@ local post_held, post_cancel, writing =
 
 -- w leaves its port's writers; its held post is given up unless sent.
 function writer_done(w)
-  w.done = true
-  post_cancel(w.held)
   local port = w.port
   local ws = uservalue(port).writers
-  take_out(ws, w)
+  take_out(ws, w)  -- first: no retry_writers posts it after this
   writing(port, ws.n)
+  post_cancel(w.held)
+  w.done = true  -- last: an error before leaves steps that can be redone
 end
 
 -- Tries the port's waiting posts again, oldest first, until one finds
 -- the partner still full (C then tells this state again when there is
 -- room). A done post wakes its task with postMessage's results. One that
--- is sent is done, and out of the writers, when post_held returns: no
--- Lua call comes between (it could need a CallInfo, and fail, and leave
--- a post sent but still waiting, ahead of every later one).
+-- is sent or closed is done, out of the writers and its task's wake
+-- queued when post_held returns: no Lua code comes between (a call could
+-- need a CallInfo and fail, a hook raise, and leave a post sent but still
+-- waiting, ahead of every later one, or its task never woken).
 function retry_writers(port)
   local ws = uservalue(port).writers
   while ws and ws.n > 0 do
     local w = ws[ws.h]
-    local r, why
     if w.co and can_close and status(w.co) == "dead" then
       -- closed while it waited: not sent
-      r, why = false, "closed"
-    else
-      r, why = post_held(port, w.held, w)
-      if r == nil then return end
-    end
-    w.r, w.why = r, why or false
-    if not w.done then
+      w.why = "closed"
       cancel_timer(w.timer)
       writer_done(w)
-    end
-    if w.co and posting[w.co] == w then
-      posting[w.co] = nil
-      if why then wake(w.co, r, why) else wake(w.co, r) end
+    else
+      -- the wake, made first: post_held queues it as it ends the wait
+      local co = w.co
+      local tok = co and posting[co] == w and { co, 0, false, false }
+      if post_held(port, w.held, w, tok) == nil then return end
+      if tok then posting[co] = nil end
     end
   end
 end
 
 -- Moves the timers due at time t to the run queue. A timer leaves the
--- heap once its task's wake is queued.
+-- heap once its task's wake is queued and its wait is done: an error at
+-- any point (out of memory, a hook's) leaves it to fire again at the
+-- next turn, and each step before is one that can be done again (a task
+-- woken twice waits again: each wait loops until it is done).
 -- With `defer` (the timers that go first after a cut: see cut_at), a
 -- sleep(0)'s task is put in `deferred` instead, to be woken where the
 -- other timers' are (wake_deferred), after what was ready before it, in
 -- the order they fell due. An entry leaves once its wake is queued: an
 -- error in wake (out of memory, an interrupt) leaves it for the next
 -- turn (a task woken twice waits again: see M.sleep).
-local deferred, first_deferred, ndeferred = {}, 1, 0
+-- A queue (push, take_out: each change whole).
+local deferred = { h = 1, n = 0 }
 
 local function wake_deferred()
-  while first_deferred <= ndeferred do
-    wake(deferred[first_deferred])
-    deferred[first_deferred] = nil
-    first_deferred = first_deferred + 1
+  while deferred.n > 0 do
+    local co = deferred[deferred.h]
+    wake(co)
+    take_out(deferred, co)
   end
-  first_deferred, ndeferred = 1, 0
 end
 
 local function fire_timers(t, defer)
-  while ntimers > 0 and timers[1].t <= t do
+  while timers[0] > 0 and timers[1].t <= t do
     local e = timers[1]
     local w = e.w
     if e.dead or (w and w.done) then
       pop_timer()
     elseif not w then  -- a sleep's: dead once fired (see M.sleep)
       if defer and e.zero then
-        deferred[ndeferred + 1] = e.co
-        ndeferred = ndeferred + 1
+        push(deferred, e.co)
       else
         wake(e.co)
       end
-      pop_timer()
       e.dead = true
+      pop_timer()
     elseif w.held then  -- a post waiting for room
       if posting[e.co] == w then
-        posting[e.co] = nil
         wake(e.co, false, "timeout")
+        posting[e.co] = nil
       end
-      pop_timer()
       writer_done(w)
+      pop_timer()
     else
       wake(e.co, nil, "timeout")
+      remove_waiter(w.obj, w.U, w)  -- first: until it is out of every
+      w.why = "timeout"  -- queue, a message handed to it is its result
+      w.done = true
       pop_timer()
-      w.done, w.why = true, "timeout"
-      remove_waiter(w.obj, w.U, w)
     end
   end
 end
@@ -1136,11 +1110,26 @@ end
 -- {code, err, tb, text}, and task the task that runs on_exit (false when none
 -- runs: not started yet, or it died, out of memory; on_exit may run again
 -- and does each of its steps once). nworkers counts the started watches
--- that are ref'd, nidle the ends seen that no task runs.
+-- that are ref'd, nidle the ends seen that no task runs. Each change of
+-- a watch sets `recount` first, and the next turn counts them again: an
+-- error (a hook's) between a change and its count would else leave a
+-- count wrong for good (run never idle, or an end never dispatched).
+
+local function recount_workers()
+  local nw, ni = 0, 0
+  for j = 1, nlive do
+    local watch = live_workers[j]
+    if watch.handle and not watch.unref then nw = nw + 1 end
+    if watch.result and not watch.task then ni = ni + 1 end
+  end
+  nworkers, nidle = nw, ni
+  recount = false
+end
 
 -- A watch for a worker about to start; on_exit(code, err, tb, text) will
 -- dispatch its end. Nothing counts it until watch_worker.
 function M.reserve_worker(on_exit)
+  recount = true
   local watch = { handle = false, on_exit = on_exit, unref = false,
                   result = false, task = false }
   live_workers[nlive + 1] = watch
@@ -1151,9 +1140,10 @@ end
 function drop_watch(watch)
   for i = nlive, 1, -1 do
     if live_workers[i] == watch then
+      recount = true
       live_workers[i] = live_workers[nlive]
-      live_workers[nlive] = nil
-      nlive = nlive - 1
+      nlive = nlive - 1  -- before the slot goes: an error leaves no hole
+      live_workers[nlive + 1] = nil
       return
     end
   end
@@ -1165,6 +1155,7 @@ M.unreserve_worker = drop_watch
 -- The worker of a reserved watch runs: from now on its end is dispatched,
 -- and it keeps the scheduler going. Allocates nothing.
 function M.watch_worker(watch, handle)
+  recount = true
   watch.handle = handle
   nworkers = nworkers + 1
 end
@@ -1172,6 +1163,7 @@ end
 -- w:ref() / w:unref(): whether a live worker keeps the scheduler going.
 function M.ref_worker(watch, on)
   if not watch.handle or on == not watch.unref then return end
+  recount = true
   watch.unref = not on
   nworkers = nworkers + (on and 1 or -1)
   wake_host()
@@ -1190,13 +1182,15 @@ local function look(watch)
   local done, code, err, tb, text = core.worker_result(watch.handle)
   if not done then return end
   watch.result = { code, err, tb, text }
+  recount = true
   watch.handle = false
   if not watch.unref then nworkers = nworkers - 1 end
   nidle = nidle + 1
 end
 
 -- True while news() runs: an error that cuts it short leaves handles
--- unseen, so the next turn looks at every worker.
+-- unseen, so the next turn looks at every worker, and its poll at every
+-- port (core.relook).
 local recheck = false
 
 -- What core.poll returns: the handles of workers with news.
@@ -1254,7 +1248,7 @@ local function waited_for()
 end
 
 local function ready()
-  return runq[-1] < runq[0] or nidle > 0 or npend > 0 or ndeferred > 0
+  return runq[-1] < runq[0] or nidle > 0 or npend > 0 or deferred.n > 0
 end
 
 -- Posts whose task was closed (Lua 5.4: coroutine.close) while they
@@ -1327,21 +1321,28 @@ end
 -- turn, and so do these once cut_at has passed. `polled`: the caller has
 -- just taken the news (loop's wait); `deadline`: the loop's.
 local function turn(polled, deadline)
+  -- what is left of a turn an error stopped, unless the queue was emptied
+  -- since (exclusive)
+  if stop > runq[0] then stop = runq[0] end
   while npend > 0 do fail(pend_co[npend], pend_err[npend]) end
   runner = nil
-  if recheck then news_all() end
+  if recheck then  -- news() was cut short: what poll returned, looked
+    core.relook()  -- at again
+    news_all()
+  end
   if closable and can_close then end_closed_waits() end
-  if cut and ntimers > 0 then  -- see cut_at: before the news, and before
+  if cut and timers[0] > 0 then  -- see cut_at: before the news, and before
     local from = runq[0]       -- what the last turn left
     fire_timers(now(), true)
     core.runq_front(from)
   end
   if not polled then news(poll(0)) end
+  if recount then recount_workers() end
   if nidle > 0 then start_ends() end
-  if ndeferred > 0 then wake_deferred() end
-  if ntimers > 0 then fire_timers(now()) end
+  if deferred.n > 0 then wake_deferred() end
+  if timers[0] > 0 then fire_timers(now()) end
   cut, check_at = false, runq[-1] + CHECK
-  cut_at = ntimers > 0 and next_timer() or huge
+  cut_at = timers[0] > 0 and next_timer() or huge
   if deadline and deadline < cut_at then cut_at = deadline end
   stop = runq[0]
   while runq[-1] < stop do
@@ -1359,31 +1360,16 @@ local function turn(polled, deadline)
   end
 end
 
--- Marks the loop running, then runs f(...): called inside exclusive's
--- pcall, so that out of memory on the way into it (growing the stack for
--- pcall itself) cannot leave the loop marked running.
-local function enter(f, ...)
-  active = true
-  looping(true)
-  return f(...)
-end
-
 -- Runs f(...) as the one scheduler loop of this state.
 local function exclusive(name, f, ...)
   if current_task() then
     error(name .. " cannot be called from a task (a listener or a spawned "
           .. "function)", 3)
   end
-  if active then
+  if looping() then
     error(name .. " cannot be called while the scheduler is running", 3)
   end
-  local ok, r = pcall(enter, f, ...)
-  active = false
-  looping(false)
-  if runq[-1] == runq[0] and runq[0] > 0 then  -- an error left a drained
-    runq = core.runq_reset()   -- queue: empty it, so that the next token
-    stop = 0                   -- wakes a host loop again
-  end
+  local ok, r = enter(f, ...)
   -- A blocking call made from a host loop's callback may leave work, or
   -- timers or workers the host does not know of: wake it to step
   -- (mc.step's caller asks mc.timeout() itself).
@@ -1529,7 +1515,7 @@ function M.pollfd()
   local fd = core.pollfd()
   if not asked then
     asked = true
-    if not active and (ready() or next_timer() or waited_for()) then
+    if not looping() and (ready() or next_timer() or waited_for()) then
       wake_host()
     end
   end
@@ -1560,7 +1546,7 @@ M.wake = wake
 -- Whether mc.step() would raise now: a scheduler loop or a task runs (an
 -- adapter's callback run by a listener that runs the host loop itself).
 function M.busy()
-  return active or current_task() ~= nil
+  return looping() or current_task() ~= nil
 end
 
 function M.spawn(...)
@@ -1759,7 +1745,10 @@ local function wait(name, w, timeout, add, undo, e, keep)
     ok, added, r = pcall(add_and_loop, name, add, w, timeout, keep)
   end
   if not ok or not added or not w.co and not w.done then undo(w) end
-  if not ok then error(added, 0) end
+  if not ok then
+    cancel_timer(e)
+    error(added, 0)
+  end
   if not added then return "none" end
   return w.co and "yield" or "ran", r
 end

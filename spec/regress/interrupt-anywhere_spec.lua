@@ -1,0 +1,269 @@
+-- regress: an error raised by a hook (an instruction limit, the
+-- standalone interpreter's Ctrl-C) at an instruction of the scheduler's
+-- own Lua code left it half-changed. Found by fault injection, a kind
+-- with many members:
+-- - mc.run() raised "cannot be called while the scheduler is running"
+--   forever (the loop's mark was cleared after its pcall returned);
+-- - the timer heap and the pool of runners, whose moves were several
+--   stores, lost an entry or read a hole ("attempt to index a nil value");
+-- - a sleeping task, a receive(timeout) or a post waiting for room was
+--   woken and its timer taken out, but its wait not marked done: it
+--   waited for good;
+-- - a run-queue token left the queue before the work it stood for was
+--   noted: a spawned task never started, a message taken for a listener
+--   or a waiting receive was lost, a close never reached its waiters, the
+--   listeners after an interrupted one never got the message;
+-- - a post sent after waiting for room never woke its task;
+-- - a wait registered just before its yield stayed registered: it took
+--   the next message, which was lost;
+-- - the counts of live workers and of their ends went wrong for good.
+--
+-- Here, in a child process, every coroutine the module makes has a count
+-- hook that raises "INT" at the N-th instruction of the module's own code
+-- (never in the scenario's tasks or listeners), for each N from 1 to the
+-- end of the scenario. After each: mc.run() runs again, and what the
+-- scenario did must be whole: each message delivered once and in order,
+-- each task finished, each wait ended as it should, no error but the
+-- interrupt's. The interrupt itself leaves mc.run() (as Ctrl-C's does),
+-- or is the error of the listener whose call it preceded (then that one
+-- message goes to messageerror, or to mc.onerror).
+
+local helper = require "spec.helper"
+
+local CHILD = [=[
+local which = ...
+local user = setmetatable({}, { __mode = "k" })  -- the scenario's tasks
+local budget, fired, where = 0, false, nil
+local getinfo, running = debug.getinfo, coroutine.running
+local function hook()
+  if budget <= 0 or user[running() or false] then return end
+  local info = getinfo(2, "S")
+  if info and info.source:find("messagechannel/", 1, true) then
+    budget = budget - 1
+    if budget == 0 then
+      fired = true
+      local i = getinfo(2, "Sl")
+      where = i.short_src .. ":" .. tostring(i.currentline)
+      error("INT", 0)
+    end
+  end
+end
+local create = coroutine.create
+coroutine.create = function(f)
+  local co = create(f)
+  debug.sethook(co, hook, "", 1)
+  return co
+end
+if rawget(_G, "jit") then jit.off() end  -- hooks run in interpreted code
+local mc = require "messagechannel"
+local errs = {}
+mc.onerror = function(e) errs[#errs + 1] = tostring(e) end
+local function spawn(f) user[mc.spawn(f)] = true end
+-- Adds the data of what is queued at port to list got.
+local function drain(port, got)
+  while true do
+    local ev = port:receive(0)
+    if not ev then return end
+    got[#got + 1] = ev.data
+  end
+end
+
+local S = {}
+
+S.sleep = function()
+  local done = 0
+  for i = 1, 5 do
+    spawn(function() mc.sleep(i % 2 == 0 and 0 or 1e-4 * i); done = done + 1 end)
+  end
+  return function() return done == 5, "done " .. done end
+end
+
+S.receive = function()
+  local got, finished = {}, 0
+  local ch = mc.MessageChannel()
+  for i = 1, 4 do
+    spawn(function()
+      local ev = ch.port2:receive(i % 2 == 0 and 1e-4 or 1)
+      if ev then got[#got + 1] = ev.data end
+      finished = finished + 1
+    end)
+  end
+  spawn(function()
+    mc.sleep(3e-4)
+    ch.port1:postMessage(1)
+    ch.port1:postMessage(2)
+  end)
+  return function()
+    drain(ch.port2, got)
+    ch.port1:close()
+    table.sort(got)
+    local s = table.concat(got, ",")
+    return finished == 4 and s == "1,2", "finished " .. finished .. " got " .. s
+  end
+end
+
+S.listen = function()
+  local got, lost = {}, 0
+  local ch = mc.MessageChannel()
+  ch.port2.onmessage = function(ev) got[#got + 1] = ev.data end
+  ch.port2.onmessageerror = function(ev)
+    lost = lost + 1
+    errs[#errs + 1] = tostring(ev.error)
+  end
+  for i = 1, 8 do ch.port1:postMessage(i) end
+  return function(attributed)
+    ch.port1:close()
+    local k = 1
+    for i = 1, 8 do if got[k] == i then k = k + 1 end end
+    local s = table.concat(got, ",")
+    -- each message once, in order; one whose listener's call the
+    -- interrupt preceded (or followed, before the runner noted the
+    -- return: 5.1, 5.2) goes to messageerror too
+    return k == #got + 1 and #got + lost >= 8 and #got >= 8 - attributed
+      and lost <= attributed, s
+  end
+end
+
+S.listeners = function()
+  local a, b = {}, {}
+  local ch = mc.MessageChannel()
+  ch.port2:addEventListener("message", function(ev) a[#a + 1] = ev.data end)
+  ch.port2:addEventListener("message", function(ev) b[#b + 1] = ev.data end)
+  ch.port2:start()
+  for i = 1, 4 do ch.port1:postMessage(i) end
+  return function(attributed)
+    ch.port1:close()
+    local s = table.concat(a, ",") .. "/" .. table.concat(b, ",")
+    local whole = s == "1,2,3,4/1,2,3,4"
+    return whole or attributed == 1 and #a + #b >= 7, s
+  end
+end
+
+S.close = function()
+  local ch = mc.MessageChannel()
+  local out, closes = {}, 0
+  ch.port2.onclose = function() closes = closes + 1 end
+  for _ = 1, 3 do
+    spawn(function()
+      local _, why = ch.port2:receive()
+      out[#out + 1] = tostring(why)
+    end)
+  end
+  spawn(function() mc.sleep(1e-4); ch.port1:close() end)
+  return function(attributed)
+    local s = table.concat(out, ",")
+    return s == "closed,closed,closed" and closes + attributed >= 1
+      and closes <= 1, s .. " closes " .. closes
+  end
+end
+
+S.bounded = function()
+  local ch = mc.MessageChannel({ capacity = 1 })
+  local got, res = {}, {}
+  spawn(function()
+    for i = 1, 4 do
+      local ok, why = ch.port1:postMessage(i, { timeout = i == 3 and 0 or 0.05 })
+      res[i] = ok and "ok" or tostring(why)
+    end
+  end)
+  spawn(function()
+    for _ = 1, 4 do
+      mc.sleep(1e-4)
+      local ev = ch.port2:receive(0.01)
+      if ev then got[#got + 1] = ev.data end
+    end
+  end)
+  return function()
+    drain(ch.port2, got)
+    ch.port1:close()
+    local sent = {}
+    for i = 1, 4 do if res[i] == "ok" then sent[#sent + 1] = i end end
+    local g, s = table.concat(got, ","), table.concat(sent, ",")
+    return #res == 4 and g == s, "got " .. g .. " sent " .. s
+  end
+end
+
+S.many = function()
+  local a, b = mc.MessageChannel(), mc.MessageChannel()
+  local got, fin = {}, 0
+  for _ = 1, 3 do
+    spawn(function()
+      local ev = mc.receive({ a.port2, b.port2 }, 2e-3)
+      if ev then got[#got + 1] = ev.data end
+      fin = fin + 1
+    end)
+  end
+  spawn(function()
+    mc.sleep(1e-4)
+    a.port1:postMessage("a")
+    b.port1:postMessage("b")
+  end)
+  return function()
+    drain(a.port2, got)
+    drain(b.port2, got)
+    a.port1:close()
+    b.port1:close()
+    table.sort(got)
+    local s = table.concat(got, ",")
+    return s == "a,b" and fin == 3, "got " .. s .. " fin " .. fin
+  end
+end
+
+io.stdout:setvbuf("line")
+local bad, n = 0, 0
+for N = 1, 100000 do
+  for k in pairs(errs) do errs[k] = nil end
+  local check = S[which]()
+  fired, budget = false, N
+  debug.sethook(hook, "", 1)
+  local ok, err = pcall(mc.run)
+  debug.sethook()
+  budget = 0
+  if not fired then break end
+  n = N
+  local ok2, err2 = pcall(mc.run, 30)
+  -- the interrupt: out of mc.run(), or a listener's error
+  local attributed = 0
+  for _, e in ipairs(errs) do
+    if e:find("INT", 1, true) then attributed = attributed + 1 end
+  end
+  local good, what = false, "mc.run() again: " .. tostring(err2)
+  if ok2 and err2 == true then
+    local ok3, g, w = pcall(check, attributed)
+    good, what = ok3 and g, ok3 and w or ("check: " .. tostring(g))
+  end
+  good = good and #errs == attributed and attributed <= 1
+    and (ok and attributed == 1 or not ok and err == "INT")
+  if not good then
+    bad = bad + 1
+    if bad <= 5 then
+      io.write("bad N=", N, " at ", tostring(where), ": ", tostring(err),
+               "; ", tostring(what), "; ", table.concat(errs, " | "), "\n")
+    end
+  end
+  assert(mc.run(30), "not idle after the check")
+end
+io.write("swept ", n, " bad ", bad, "\n")
+]=]
+
+describe("regress: an error raised by a hook in the scheduler's own code", function()
+  for _, which in ipairs({ "sleep", "receive", "listen", "listeners",
+                           "bounded", "close", "many" }) do
+    it("at any instruction leaves it whole: " .. which, function()
+      if which == "bounded" and (rawget(_G, "jit") or _VERSION == "Lua 5.1") then
+        -- a post that waited for room takes its results from its wake
+        -- there (no continuations): a task resumed twice, by an interrupt
+        -- at the instruction after its resume, takes the wrong ones
+        return pending("postMessage's results come with its wake here")
+      end
+      local out = helper.run_child(("local arg = { %q }\n"):format(which)
+                                   .. "local function main(...)\n" .. CHILD
+                                   .. "\nend\nmain(arg[1])\n", 600)
+      if not out then return pending(helper.NO_CHILD) end
+      local swept, bad = out:match("swept (%d+) bad (%d+)")
+      assert.truthy(swept, out)
+      assert.truthy(tonumber(swept) > 100, out)  -- the sweep reached the loop
+      assert.are.equal("0", bad, out)
+    end)
+  end
+end)
