@@ -218,14 +218,14 @@ local stop = 0  -- the last token of this turn; runq[-1] is the last taken
 local FATAL = {}
 local fatal_err
 
--- Ctrl-C under the standalone interpreter: its own message, with or
--- without its place. Like FATAL, it ends the loop, not a listener.
 -- Whether err is Lua's out-of-memory error.
 local function no_memory(err)
   return type(err) == "string" and err:find("not enough memory", 1, true)
     and true or false
 end
 
+-- Ctrl-C under the standalone interpreter: its own message, with or
+-- without its place. Like FATAL, it ends the loop, not a listener.
 local function interrupted(err)
   return type(err) == "string"
     and (err == "interrupted!" or err:find("^[^\n]*:%d+: interrupted!$"))
