@@ -802,6 +802,10 @@ static int sched_close_waiter (lua_State *L) {
       lua_pushvalue(L, -1);
       setk(L, 2, K_WAKE);
     }
+    else {  /* a receive outside any task: its loop sees w done */
+      lua_pop(L, 1);
+      lua_pushboolean(L, 0);
+    }
   }
   reread(L, 1, r, 1);
   return 1;

@@ -544,10 +544,10 @@ local held_jobs = setmetatable({}, { __mode = "k" })
 -- any, the event once that dispatch ends. Held before the waiters are
 -- woken: one of them may be the listener that holds it back.
 local function hold_close(job, obj, ev, listened)
-  if listened then held_closes[obj] = ev end
-  job.list = false  -- then ev: a runner that fails between hands the
-  hand_close(job, obj)  -- close to the rest of the waiters, and no more
-  job.ev = false
+  job.list = false  -- first, and ev last: a runner that fails between
+  if listened then held_closes[obj] = ev end  -- hands the close to the
+  hand_close(job, obj)                        -- rest of the waiters, and
+  job.ev = false                              -- no more
 end
 
 -- A job counted in holds_at[job.at] has ended: when it was the last one
@@ -584,8 +584,8 @@ local function runner_main()
       job.wake = false
     end
     if job.tok then  -- the token of a job handed over: still queued, it
-      local head = runq[-1] + 1  -- goes with the job
-      if rawequal(runq[head], job.tok) then
+      local head = runq[-1] + 1  -- goes with the job, if the job began
+      if job.ev and rawequal(runq[head], job.tok) then
         runq[-1] = head
         runq[head] = nil
       end
@@ -1322,7 +1322,7 @@ end
 -- just taken the news (loop's wait); `deadline`: the loop's.
 local function turn(polled, deadline)
   -- what is left of a turn an error stopped, unless the queue was emptied
-  -- since (exclusive)
+  -- since (core.enter)
   if stop > runq[0] then stop = runq[0] end
   while npend > 0 do fail(pend_co[npend], pend_err[npend]) end
   runner = nil
