@@ -925,14 +925,18 @@ end
 local function remove_waiter(obj, U, w)
   local many = w.many
   if many then  -- mc.receive's: from each of its ports (again, after an
-    for i = 1, #many do  -- error: taking out twice does nothing)
-      local p = many[i]
-      if take_out(uservalue(p).waiters, w) then changed(p) end
+    for i = 1, #many do  -- error: taking out twice does nothing, and each
+      local p = many[i]  -- port is told again)
+      take_out(uservalue(p).waiters, w)
+      changed(p)
     end
     w.many = false
     return
   end
-  if U and take_out(U.waiters, w) then changed(obj) end
+  if U then
+    take_out(U.waiters, w)
+    changed(obj)
+  end
 end
 
 -- Undoes a wait its task did not yield for (see unconfirmed): w is a
