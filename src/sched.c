@@ -652,8 +652,8 @@ static int waiting (lua_State *L, int idx) {
 }
 
 /* Takes the value at the top (popped) out of the queue at idx, if it is
-** there: allocates nothing. */
-static void remove_from (lua_State *L, int idx) {
+** there, and returns whether it was: allocates nothing. */
+static int remove_from (lua_State *L, int idx) {
   lua_Integer h, n, i, at = 0;
   idx = mc_absindex(L, idx);
   h = queue_field(L, idx, K_H);
@@ -667,6 +667,7 @@ static void remove_from (lua_State *L, int idx) {
   lua_pop(L, 1);
   if (at != 0)
     queue_take(L, idx, at);
+  return at != 0;
 }
 
 /* The scheduler's FIFO queues of waiting tasks (U.waiters, U.writers:
@@ -690,7 +691,6 @@ static int sched_q_push (lua_State *L) {
 /* q_take_out(q, v): takes v out of queue q (nil: none); returns whether it
 ** was there. */
 static int sched_q_take_out (lua_State *L) {
-  lua_Integer n;
   luaL_checkany(L, 2);
   lua_settop(L, 2);
   if (lua_isnil(L, 1)) {
@@ -698,23 +698,28 @@ static int sched_q_take_out (lua_State *L) {
     return 1;
   }
   luaL_checktype(L, 1, LUA_TTABLE);
-  n = queue_field(L, 1, K_N);
-  remove_from(L, 1);
-  lua_pushboolean(L, queue_field(L, 1, K_N) < n);
+  lua_pushboolean(L, remove_from(L, 1));
   return 1;
 }
 
-void mc_writer_sent (lua_State *L, int port, int w, mc_Recv *p) {
-  port = mc_absindex(L, port);
-  w = mc_absindex(L, w);
+/* Ends the wait of the waiter at idx: it is done, and its timer, if it
+** has one, dead. Its keys exist: nothing allocates. */
+static void end_wait (lua_State *L, int idx) {
+  idx = mc_absindex(L, idx);
   lua_pushboolean(L, 1);
-  setk(L, w, K_DONE);
-  getk(L, w, K_TIMER);
+  setk(L, idx, K_DONE);
+  getk(L, idx, K_TIMER);
   if (lua_istable(L, -1)) {
     lua_pushboolean(L, 1);
     setk(L, -2, K_DEAD);
   }
   lua_pop(L, 1);
+}
+
+void mc_writer_sent (lua_State *L, int port, int w, mc_Recv *p) {
+  port = mc_absindex(L, port);
+  w = mc_absindex(L, w);
+  end_wait(L, w);
   mc_getuservalue(L, port);
   getk(L, -1, K_WRITERS);  /* U, ws */
   if (lua_istable(L, -1)) {
@@ -787,16 +792,9 @@ static int sched_close_waiter (lua_State *L) {
     lua_pushboolean(L, 0);
   }
   else {
-    lua_pushboolean(L, 1);
-    setk(L, 5, K_DONE);
+    end_wait(L, 5);
     lua_pushliteral(L, "closed");
     setk(L, 5, K_WHY);
-    getk(L, 5, K_TIMER);
-    if (lua_istable(L, -1)) {
-      lua_pushboolean(L, 1);
-      setk(L, -2, K_DEAD);
-    }
-    lua_pop(L, 1);
     getk(L, 5, K_CO);
     if (lua_toboolean(L, -1)) {
       lua_pushvalue(L, -1);
@@ -844,14 +842,7 @@ static int waiting_live (lua_State *L, mc_Recv *r, int idx) {
     }
     queue_take(L, -2, h);
     hand_many(L);
-    lua_pushboolean(L, 1);
-    setk(L, -2, K_DONE);
-    getk(L, -1, K_TIMER);
-    if (lua_istable(L, -1)) {
-      lua_pushboolean(L, 1);
-      setk(L, -2, K_DEAD);
-    }
-    lua_pop(L, 1);  /* ws, w */
+    end_wait(L, -1);  /* ws, w */
     dropped = 1;
     getk(L, -1, K_RUNNER);
     if (lua_toboolean(L, -1)) {
@@ -882,16 +873,9 @@ static int hand (lua_State *L, mc_Recv *r, int h, int status) {
   queue_get(L, -1, first);  /* ..., ev, U, ws, w */
   queue_take(L, -2, first);
   hand_many(L);
-  lua_pushboolean(L, 1);
-  setk(L, -2, K_DONE);
+  end_wait(L, -1);
   lua_pushvalue(L, -4);
   setk(L, -2, K_EV);
-  getk(L, -1, K_TIMER);
-  if (lua_istable(L, -1)) {
-    lua_pushboolean(L, 1);
-    setk(L, -2, K_DEAD);
-  }
-  lua_pop(L, 1);
   getk(L, -1, K_CO);  /* ..., ev, U, ws, w, co */
   if (lua_toboolean(L, -1)) {  /* the job to resume it, should the runner
                                ** fail first */
@@ -1304,6 +1288,77 @@ static int sched_changed (lua_State *L) {
   reread(L, 1, r, 0);
   lua_pushboolean(L, r->group != NULL && mc_group_entangled(r->group));
   return 1;
+}
+
+/* commit(obj, t1, k1, v1, ...): t1[k1] = v1, and so on, raw and in
+** order, then rereads obj's listeners when obj is a receiver, without the
+** kick (the next poll's look queues its tokens). Each key exists already
+** or its value is nil, so nothing allocates, and no hook runs in a C
+** function: a change of listeners (eventtarget.lua) is done whole, C's
+** view of it included, or not at all. */
+static int sched_commit (lua_State *L) {
+  int i, n = lua_gettop(L);
+  mc_Recv *r = test_recv(L, 1);
+  luaL_argcheck(L, n % 3 == 1, n, "table, key and value expected");
+  for (i = 2; i <= n; i += 3) {
+    luaL_checktype(L, i, LUA_TTABLE);
+    luaL_argcheck(L, !lua_isnil(L, i + 1), i + 1, "key expected");
+  }
+  for (i = 2; i <= n; i += 3) {
+    lua_pushvalue(L, i + 1);
+    lua_pushvalue(L, i + 2);
+    lua_rawset(L, i);
+  }
+  if (r != NULL)
+    reread(L, 1, r, 1);
+  return 0;
+}
+
+/* resume_task(resume, co, done, ...): resume(co, ...) (coroutine.resume,
+** or a worker's, which notes the coroutine running), then, in the same
+** call, the end of what handed co its wake: with done an integer, co's
+** token, the run queue's entry `done`, leaves the queue; with a table (a
+** dispatch job), its `wake` is false. Returns what resume returned. A
+** hook that raises in the runner after the resume cannot leave the wake
+** to resume co twice (on Lua 5.1 and LuaJIT a wait has no continuation
+** to wait again: it would take the next wake's values). An error of
+** resume itself (out of memory) leaves the wake for the next turn. */
+static int sched_resume_task (lua_State *L) {
+  int i, n = lua_gettop(L), top;
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  luaL_argcheck(L, lua_type(L, 3) == LUA_TNUMBER || lua_istable(L, 3), 3,
+                "run queue index or job expected");
+  luaL_checkstack(L, n + 2, NULL);
+  lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_RUNQ);  /* n + 1 */
+  if (lua_type(L, 3) == LUA_TNUMBER) {  /* the run queue's next entry */
+    lua_Integer head;
+    int ok;
+    lua_rawgeti(L, n + 1, -1);
+    head = lua_tointeger(L, -1) + 1;
+    lua_rawgeti(L, n + 1, 0);
+    ok = lua_tonumber(L, 3) == (lua_Number)head
+         && head <= lua_tointeger(L, -1);
+    lua_pop(L, 2);
+    luaL_argcheck(L, ok, 3, "not the run queue's next entry");
+  }
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, 2);
+  for (i = 4; i <= n; i++)
+    lua_pushvalue(L, i);
+  lua_call(L, n - 2, LUA_MULTRET);
+  top = lua_gettop(L);
+  if (lua_type(L, 3) == LUA_TNUMBER) {
+    lua_Integer head = lua_tointeger(L, 3);
+    lua_pushnil(L);
+    lua_rawseti(L, n + 1, (int)head);
+    lua_pushinteger(L, head);
+    lua_rawseti(L, n + 1, -1);
+  }
+  else {
+    lua_pushboolean(L, 0);
+    setk(L, 3, K_WAKE);
+  }
+  return top - (n + 1);
 }
 
 static int sched_uservalue (lua_State *L) {
@@ -1738,15 +1793,21 @@ static int sched_runq_front (lua_State *L) {
   return 0;
 }
 
-/* enqueue(token): the Lua side's tokens join the run queue the same way:
-** {co, n, values...}, a task to resume with n values, or {event_mt,
-** target, U, ev}, an event to dispatch at target. The token is queued
-** or, out of memory, the call raises with nothing queued: no poll could
-** queue it again. */
+/* enqueue(token [, t, k, v]): the Lua side's tokens join the run queue
+** the same way: {co, n, values...}, a task to resume with n values, or
+** {event_mt, target, U, ev}, an event to dispatch at target. The token is
+** queued or, out of memory, the call raises with nothing queued: no poll
+** could queue it again. With t, t[k] = v once it is queued, in the same
+** call (k exists in t: nothing allocates), so that a hook's error finds
+** both done or neither. */
 static int sched_enqueue (lua_State *L) {
   mc_Ctx *c = mc_ctx(L);
-  int ok;
+  int ok, commit = !lua_isnoneornil(L, 2);
   luaL_checktype(L, 1, LUA_TTABLE);
+  if (commit) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    luaL_argcheck(L, !lua_isnil(L, 3), 3, "key expected");
+  }
   lua_rawgeti(L, 1, 1);
   lua_rawgeti(L, 1, 2);
   lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_EVENT_MT);
@@ -1761,6 +1822,10 @@ static int sched_enqueue (lua_State *L) {
   c->noalloc = 1;
   mc_ctx_enqueue(L, 1, 1);
   c->noalloc = 0;
+  if (commit) {
+    lua_settop(L, 4);
+    lua_rawset(L, 2);
+  }
   return 0;
 }
 
@@ -1986,6 +2051,8 @@ void mc_sched_open (lua_State *L) {
     {"room", sched_room},
     {"event_mt", sched_event_mt},
     {"changed", sched_changed},
+    {"commit", sched_commit},
+    {"resume_task", sched_resume_task},
     {"uservalue", sched_uservalue},
     {"poll", sched_poll},
     {"busy", sched_busy},

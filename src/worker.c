@@ -1068,18 +1068,24 @@ static int start_thread (mc_Thread *t) {
   return r;
 }
 
-/* worker_start(source, eval, data, transfer, ports, jit): starts a worker
-** that runs source (a path, or Lua source with eval), with workerData
-** `data` and its transfer list, and the array `ports` holding its port to
-** the parent; with jit, LuaJIT's compiler stays on there. Returns the
-** handle. */
+/* worker_start(source, eval, data, transfer, ports, jit, watch, state):
+** starts a worker that runs source (a path, or Lua source with eval), with
+** workerData `data` and its transfer list, and the array `ports` holding
+** its port to the parent; with jit, LuaJIT's compiler stays on there.
+** Returns the handle, once stored as watch.handle and state.handle, and
+** its thread id as state.thread_id (keys the tables have: the stores
+** allocate nothing), so that a thread that runs is watched and named even
+** when a hook raises as this returns. */
 static int core_worker_start (lua_State *L) {
   size_t srclen;
   const char *src = luaL_checklstring(L, 1, &srclen);
   int eval = lua_toboolean(L, 2), jit = lua_toboolean(L, 6), err;
   Handle *h;
   mc_Thread *t;
-  lua_settop(L, 5);
+  luaL_checktype(L, 7, LUA_TTABLE);
+  luaL_checktype(L, 8, LUA_TTABLE);
+  lua_settop(L, 8);
+  lua_remove(L, 6);  /* source, eval, data, transfer, ports, watch, state */
   luaL_argcheck(L, lua_istable(L, 5) && mc_rawlen(L, 5) == 1, 5,
                 "array of one port expected");
   mc_ctx_hub(L);  /* raises while the state closes: nothing made yet */
@@ -1088,7 +1094,7 @@ static int core_worker_start (lua_State *L) {
   h->watched = 0;
   h->link.prev = h->link.next = NULL;
   luaL_getmetatable(L, WORKER_MT);
-  lua_setmetatable(L, -2);  /* src, eval, data, transfer, ports, handle */
+  lua_setmetatable(L, -2);  /* ..., watch, state, handle */
   t = (mc_Thread *)calloc(1, sizeof(mc_Thread));
   if (t == NULL || pthread_mutex_init(&t->lock, NULL) != 0) {
     free(t);
@@ -1113,23 +1119,23 @@ static int core_worker_start (lua_State *L) {
     return luaL_error(L, "cannot start a worker: %s", strerror(errno));
   t->parent = mc_ctx_hub(L);
   mc_hub_incref(t->parent);
-  t->parent_id = mc_ctx_register(L, 6);
+  t->parent_id = mc_ctx_register(L, 8);
   /* Both messages are committed before the thread starts, so the worker
   ** owns them from its first instruction; they go back to their objects
   ** if it cannot start. */
   t->lent = 1;
   lua_pushnil(L);
-  t->port = mc_message_make(L, 7, 5, NULL);  /* ..., handle, nil, plist */
+  t->port = mc_message_make(L, 9, 5, NULL);  /* ..., handle, nil, plist */
   lua_rawgeti(L, 5, 1);
   if (listed(L, 4, lua_gettop(L))) {  /* it would be lent twice */
-    mc_message_unlend(L, 8, t->port);
+    mc_message_unlend(L, 10, t->port);
     t->port = NULL;
     luaL_argerror(L, 5, "the port is in the transfer list");
   }
   lua_pop(L, 1);
   t->data = mc_message_make(L, 3, 4, NULL);  /* ..., plist, list */
-  mc_message_commit(L, 8);
-  mc_message_commit(L, 9);
+  mc_message_commit(L, 10);
+  mc_message_commit(L, 11);
   t->lent = 0;
   t->refs++;  /* the thread's */
   if ((err = start_thread(t)) != 0) {
@@ -1140,7 +1146,7 @@ static int core_worker_start (lua_State *L) {
     m[1] = t->data;
     t->port = t->data = NULL;
     for (i = 0; i < 2; i++) {
-      lua_pushvalue(L, 8 + i);
+      lua_pushvalue(L, 10 + i);
       if (mc_message_fill(L, m[i]) != 0)
         lua_pop(L, 1);  /* its error: the start's is the one to raise */
       lua_pop(L, 1);
@@ -1151,7 +1157,16 @@ static int core_worker_start (lua_State *L) {
   h->watched = 1;
   mc_keep_loaded();
   mc_ctx_wake(L);  /* a live worker keeps the scheduler going */
-  lua_settop(L, 6);
+  lua_settop(L, 8);
+  lua_pushliteral(L, "handle");
+  lua_pushvalue(L, 8);
+  lua_rawset(L, 6);
+  lua_pushliteral(L, "handle");
+  lua_pushvalue(L, 8);
+  lua_rawset(L, 7);
+  lua_pushliteral(L, "thread_id");
+  lua_pushinteger(L, t->thread_id);
+  lua_rawset(L, 7);
   return 1;
 }
 

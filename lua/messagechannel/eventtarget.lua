@@ -180,12 +180,14 @@ local function listeners(U, typ)
 end
 M.listeners = listeners
 
--- A change of listeners runs in three steps, so that running out of
--- memory (an error at any allocation) leaves U as it was: first what may
--- allocate (the new list, the records, the tables to commit, and U.lists
--- and U.on themselves, empty meaning what absent does); then the commit,
--- which only assigns keys that exist (or nil) and so allocates nothing;
--- then changed(target), the target type's hook.
+-- A change of listeners runs in three steps, so that an error (running
+-- out of memory at any allocation, a hook's at any instruction) leaves U
+-- as it was: first what may allocate (the new list, the records, the
+-- tables to commit, and U.lists and U.on themselves, empty meaning what
+-- absent does); then the commit, one C call (core.commit) that only
+-- assigns keys that exist (or nil), so allocates nothing, and rereads a
+-- receiver's listeners; then changed(target), the target type's hook.
+local commit = core.commit
 
 -- U.lists or U.on, made (empty) when U has none yet.
 local function table_of(U, name)
@@ -208,15 +210,10 @@ local function lists_with(ls, typ, list)
   return t
 end
 
-local function commit_list(U, ls, typ, list)
-  U.lists = ls
-  if ls[typ] ~= nil then ls[typ] = list[1] and list or nil end
-end
-
 -- Adds rec to typ's listeners, and as handler field k when k is given: a
--- new key of U.on, so the commit puts a copy of U.on that has it. rec has
--- its `removed` field (false) from the start, so that marking it
--- allocates nothing.
+-- new key of U.on, so the commit puts a copy of U.on that has it. ls has
+-- typ as a key (lists_with). rec has its `removed` field (false) from the
+-- start, so that marking it allocates nothing.
 local function add_record(target, U, typ, rec, changed, k)
   local old, list = listeners(U, typ), {}
   for i = 1, #old do list[i] = old[i] end
@@ -225,27 +222,33 @@ local function add_record(target, U, typ, rec, changed, k)
   if k then
     local on = { [k] = rec }
     for f, r in pairs(table_of(U, "on")) do on[f] = r end
-    U.on = on  -- the commit begins: nothing below allocates
+    commit(target, U, "lists", ls, ls, typ, list, U, "on", on)
+  else
+    commit(target, U, "lists", ls, ls, typ, list)
   end
-  commit_list(U, ls, typ, list)
   changed(target)
 end
 
 -- Removes rec from typ's listeners, and from handler field k when k is
--- given. On a dispatch (a `once` listener) typ has a list in U.lists
--- already: the new list is the only allocation.
-local function remove_record(target, U, typ, rec, changed, k)
+-- given; with d, a dispatch's walk removing a `once` listener, sets d.i
+-- to i in the same commit (see walk). typ has a list in U.lists already,
+-- unless the new list is empty: then ls[typ] = nil changes nothing.
+local function remove_record(target, U, typ, rec, changed, k, d, i)
   local old, list = listeners(U, typ), {}
-  for i = 1, #old do
-    if old[i] ~= rec then list[#list + 1] = old[i] end
+  for j = 1, #old do
+    if old[j] ~= rec then list[#list + 1] = old[j] end
   end
   local ls = lists_with(table_of(U, "lists"), typ, list)
-  if k then U.on[k] = nil end
-  commit_list(U, ls, typ, list)
-  -- after the commit: a `once` listener whose removal an error (a hook's)
-  -- stopped is not skipped by the walk that goes on, which removes it
-  -- again
-  rec.removed = true
+  local rest = list[1] and list or nil
+  if k then
+    commit(target, U, "lists", ls, ls, typ, rest, rec, "removed", true,
+           U.on, k, nil)
+  elseif d then
+    commit(target, U, "lists", ls, ls, typ, rest, rec, "removed", true,
+           d, "i", i)
+  else
+    commit(target, U, "lists", ls, ls, typ, rest, rec, "removed", true)
+  end
   changed(target)
 end
 
@@ -361,9 +364,15 @@ function M.walk(d, invoke, changed)
     if rawget(ev, STOP) then break end
     local rec = list[i]
     if not rec.removed then
-      -- from the list it was added to, whatever ev.type says by now
-      if rec.once then remove_record(d.target, d.U, rec.once, rec, changed) end
-      d.i = -i
+      -- a `once` listener leaves the list it was added to (whatever
+      -- ev.type says by now) in the commit that marks its call under way:
+      -- an error before it leaves the listener next, one after it counts
+      -- as the listener's
+      if rec.once then
+        remove_record(d.target, d.U, rec.once, rec, changed, nil, d, -i)
+      else
+        d.i = -i
+      end
       invoke(rec, ev)
     end
     d.i = i + 1

@@ -39,6 +39,8 @@ local abroad = core.abroad
 local take, deliver, room, changed, now, poll, busy, enqueue, looping =
   core.take, core.deliver, core.room, core.changed, core.now, core.poll,
   core.busy, core.enqueue, core.looping
+-- Stores t[k] = v for each triple in one call, nothing or all (src/sched.c)
+local commit = core.commit
 -- Runs a scheduler loop: marks it running, in protected mode (src/sched.c)
 local enter = core.enter
 local net_watch = core.net_watch
@@ -248,7 +250,15 @@ local function bad_onerror(h, err, tb)
                ET.typename(h, true), text_of(err), tostring(tb or "")), 0)
 end
 
-local function report(err, tb)
+-- ev's key once the error it carries went to mc.onerror or out of the
+-- loop (see run_receiver).
+local REPORTED = {}
+
+-- Reports err to mc.onerror; with ev, the event that carries it, only
+-- once: the mark goes just before the call (an error, a hook's, between
+-- the two loses the report).
+local function report(err, tb, ev)
+  if ev and rawget(ev, REPORTED) then return end
   local h = M.facade.onerror
   if h == nil then
     h = M.default_onerror
@@ -256,7 +266,9 @@ local function report(err, tb)
     local bad = h
     h = function(e, t) return bad_onerror(bad, e, t) end
   end
-  if not current_task() then
+  local task = current_task()
+  if ev then rawset(ev, REPORTED, true) end
+  if not task then
     if plain_depth == 0 then return h(err, tb) end
     local ok, e = pcall(h, err, tb)
     if ok then return end
@@ -434,24 +446,13 @@ end
 local push, take_out = core.q_push, core.q_take_out
 local close_waiter = core.close_waiter
 
--- The wake of task co, the run queue's entry `head`, leaves the queue
--- once co was resumed: a hook that raises in between leaves it for the
--- next turn (a task resumed twice waits again: each wait loops until it
--- is done), not lost.
-local function took_wake(head, co, ...)
-  runq[-1] = head
-  runq[head] = nil
-  return resumed(co, ...)
-end
-
--- What the resume of a task deliver or close_waiter handed a message or
--- a close gave: the task is noted in job.wake until then, so that a
--- runner that fails before (a hook's error) leaves the job to wake it
--- (runner_main), not lost.
-local function woke(job, co, ...)
-  job.wake = false
-  return resumed(co, ...)
-end
+-- Resumes task co for its wake, and ends the wake in the same C call:
+-- done is its token's index in the run queue, which the token leaves, or
+-- the job that deliver or close_waiter noted co in (job.wake), which
+-- forgets it. A runner that fails before (a hook's error) leaves the wake
+-- to the next turn, or the job to resume co (runner_main): not lost, and
+-- not resumed twice.
+local resume_task = core.resume_task
 
 -- Hands the close to each task waiting in receive, first come first:
 -- nil, "closed". (deliver hands messages.) Each waiter is done and out of
@@ -467,7 +468,7 @@ local function hand_close(job, obj)
       if status(co) == "dead" and not job_of[co] then  -- gone
         job.wake = false
       else
-        woke(job, co, resume(co, nil, "closed"))
+        resumed(co, resume_task(resume, co, job, nil, "closed"))
       end
     end
   end
@@ -481,10 +482,12 @@ local EVENT = ET.EVENT_MT
 -- Dispatches ev at target after the tokens queued now (at the next turn
 -- when a turn runs); unheard(ev), if given, is called instead when no
 -- listener takes it then, and taken(job), if given, first, as the
--- event's turn comes, with the job set for it (it must not raise). Queued
--- whole, or raises with nothing queued.
-local function dispatch_later(target, U, ev, unheard, taken)
-  enqueue({ EVENT, target, U, ev, unheard, taken })
+-- event's turn comes, with the job set for it (it must not raise, and
+-- may be called again: see runner_main). Queued whole, or raises with
+-- nothing queued. With t, t[k] = v once it is queued, in the same call:
+-- what notes it queued is never apart from it (see core.enqueue).
+local function dispatch_later(target, U, ev, unheard, taken, t, k, v)
+  enqueue({ EVENT, target, U, ev, unheard, taken }, t, k, v)
 end
 M.dispatch_later = dispatch_later
 
@@ -516,12 +519,15 @@ local function run_receiver(job, obj, ev, unheard)
     walk(job, call, relisten)
     return finish_job(job)
   end
-  job.ev = false
-  if unheard then return unheard(ev) end
-  -- an error nobody listens to is not lost: it goes to mc.onerror
-  if typ == "messageerror" or typ == "error" then
-    report(ev.error, ev.traceback or "")
+  -- an error nobody listens to is not lost: it goes to mc.onerror; job.ev
+  -- last, so that an error (a hook's) before the report comes makes it
+  -- again (runner_main), and the report's mark on ev makes it once
+  if unheard then
+    unheard(ev)
+  elseif typ == "messageerror" or typ == "error" then
+    report(ev.error, ev.traceback or "", ev)
   end
+  job.ev = false
 end
 
 -- Closes held back: a port's close is the last event it sees, so while a
@@ -557,8 +563,8 @@ local function job_ended(job)
   local obj = job.at
   local n = (holds_at[obj] or 1) - 1  -- none: a memory error left it uncounted
   if n == 0 and held_closes[obj] then
-    dispatch_later(obj, uservalue(obj), held_closes[obj])
-    held_closes[obj] = nil
+    dispatch_later(obj, uservalue(obj), held_closes[obj], nil, nil,
+                   held_closes, obj, nil)
   end
   held_jobs[job] = nil
   holds_at[obj] = n > 0 and n or nil
@@ -571,25 +577,31 @@ end
 -- at obj is suspended. Its turn marks its job, allocating nothing.
 local function dispatch_taken(obj, U, ev)
   local n = (holds_at[obj] or 0) + 1
-  dispatch_later(obj, U, ev, nil, function(job) job.at = obj end)
-  holds_at[obj] = n  -- once queued (out of memory here, it goes uncounted)
+  -- counted once queued (out of memory there, it goes uncounted)
+  dispatch_later(obj, U, ev, nil, function(job) job.at = obj end,
+                 holds_at, obj, n)
 end
 
 local function runner_main()
   local me = running()
   while true do
     local job = job_of[me]
-    if job.wake then  -- a task its runner was to resume, and died first
-      wake(job.wake)
-      job.wake = false
+    if job.wake then  -- a task its runner was to resume, and died first:
+      enqueue({ job.wake, 0 }, job, "wake", false)  -- woken once
     end
-    if job.tok then  -- the token of a job handed over: still queued, it
-      local head = runq[-1] + 1  -- goes with the job, if the job began
-      if job.ev and rawequal(runq[head], job.tok) then
+    local etok = job.tok  -- a Lua event's job handed over (see below)
+    if etok and job.ev then
+      local head = runq[-1] + 1  -- still queued, the token goes with the
+      if rawequal(runq[head], etok) then  -- job, once the job began
         runq[-1] = head
         runq[head] = nil
       end
-      job.tok = false
+      if etok[6] then etok[6](job) end  -- taken: again, if it was already
+    end
+    if job.ev and not job.list and job.i == 1 and not job.errs
+       and (not etok or rawequal(job.ev, etok[4])) then
+      -- an event no listener takes, not yet reported (run_receiver)
+      run_receiver(job, job.target, job.ev, etok and etok[5])
     end
     if job.ev then  -- a job handed over from a coroutine that died
       -- a close's waiters, unless its walk had begun (run_receiver)
@@ -602,6 +614,7 @@ local function runner_main()
       end
       finish_job(job)
     end
+    job.tok = false
     if job.at then job_ended(job) end  -- that job, or fail()'s, ended
     while runq[-1] < stop and runner == me do
       if runq[-1] >= check_at then
@@ -625,23 +638,24 @@ local function runner_main()
         runq[head] = nil
       elseif made and tok[1] ~= EVENT then
         -- a task: its token leaves the queue once it was resumed (see
-        -- took_wake)
+        -- resume_task)
         local co = tok[1]
         if status(co) ~= "dead" or job_of[co] then  -- not gone
-          took_wake(head, co, resume(co, unpack(tok, 3, tok[2] + 2)))
+          resumed(co, resume_task(resume, co, head,
+                                  unpack(tok, 3, tok[2] + 2)))
         else
           runq[-1] = head
           runq[head] = nil
         end
       elseif made then
         -- an event made in Lua: as a receiver's, below; the job notes
-        -- its token until it left the queue, so that a job the runner
-        -- fails in (a hook's error) takes it along, not twice
+        -- its token until it ended, so that a job the runner fails in (a
+        -- hook's error) takes it along from the queue, not twice, and
+        -- goes on with its callbacks
         job.tok = tok
         local fn, ev = event_job(job, tok)
         runq[-1] = head
         runq[head] = nil
-        job.tok = false
         if tok[6] then tok[6](job) end
         if fn then
           job.i = -1
@@ -652,6 +666,7 @@ local function runner_main()
         else
           run_receiver(job, tok[2], ev, tok[5])
         end
+        job.tok = false
         if job.at then job_ended(job) end
       else
         -- A receiver's token leaves the queue once deliver took its
@@ -660,7 +675,7 @@ local function runner_main()
         -- raises ends this coroutine, and fail() goes on with the job.
         local fn, ev, co = deliver(tok, job, head)
         if fn == true then
-          if co then woke(job, co, resume(co, ev)) end
+          if co then resumed(co, resume_task(resume, co, job, ev)) end
         elseif ev and holds_at[tok] and ev.type == "close" then
           hold_close(job, tok, ev, fn or job.list)
         elseif fn then
@@ -902,8 +917,8 @@ function resumed(co, ok, ...)
     if job and job.ev and not held_jobs[job] then  -- suspended inside a
       if not job.at then  -- dispatch (see hold_close), counted once, unless
         local obj = job.target  -- counted as queued (dispatch_taken)
-        holds_at[obj] = (holds_at[obj] or 0) + 1
-        job.at = obj
+        -- both or neither (the count may allocate: it goes first)
+        commit(false, holds_at, obj, (holds_at[obj] or 0) + 1, job, "at", obj)
       end
       held_jobs[job] = true
       closable = true
@@ -1131,7 +1146,8 @@ local function recount_workers()
 end
 
 -- A watch for a worker about to start; on_exit(code, err, tb, text) will
--- dispatch its end. Nothing counts it until watch_worker.
+-- dispatch its end. core.worker_start sets its handle, and the next turn
+-- counts it (recount), unless worker_started did first.
 function M.reserve_worker(on_exit)
   recount = true
   local watch = { handle = false, on_exit = on_exit, unref = false,
@@ -1156,11 +1172,11 @@ end
 -- The worker's start failed: forget its watch.
 M.unreserve_worker = drop_watch
 
--- The worker of a reserved watch runs: from now on its end is dispatched,
--- and it keeps the scheduler going. Allocates nothing.
-function M.watch_worker(watch, handle)
+-- The worker of a reserved watch runs (core.worker_start set
+-- watch.handle): from now on its end is dispatched, and it keeps the
+-- scheduler going. Allocates nothing.
+function M.worker_started()
   recount = true
-  watch.handle = handle
   nworkers = nworkers + 1
 end
 
@@ -1175,7 +1191,11 @@ end
 
 -- Raises err out of the scheduler loop that runs the current task, as an
 -- error of mc.onerror is (a worker's error that nobody takes).
-function M.raise_out(err)
+function M.raise_out(err, ev)
+  if ev then
+    if rawget(ev, REPORTED) then return end
+    rawset(ev, REPORTED, true)
+  end
   fatal_err = err
   error(FATAL, 0)
 end
@@ -1192,15 +1212,13 @@ local function look(watch)
   nidle = nidle + 1
 end
 
--- True while news() runs: an error that cuts it short leaves handles
--- unseen, so the next turn looks at every worker, and its poll at every
--- port (core.relook).
+-- True from a poll until news() has taken what it returned: an error (a
+-- hook's) in between leaves handles unseen, so the next turn looks at
+-- every worker, and its poll at every port (core.relook).
 local recheck = false
 
 -- What core.poll returns: the handles of workers with news.
 local function news(...)
-  if (...) == nil then return end  -- none: poll returns no nil
-  recheck = true
   for i = 1, select("#", ...) do
     local h = select(i, ...)
     if uservalue(h) then retry_writers(h) end  -- a port: room may be made
@@ -1213,6 +1231,12 @@ local function news(...)
     end
   end
   recheck = false
+end
+
+-- poll(timeout) and its news.
+local function poll_news(timeout)
+  recheck = true
+  return news(poll(timeout))
 end
 
 local function news_all()
@@ -1239,8 +1263,8 @@ local function start_ends()
       local co = create(end_task)
       tasks[co] = true
       end_of[co] = watch
-      wake(co, watch)
-      watch.task = co
+      recount = true  -- nidle, should an error come before it is counted
+      enqueue({ co, 1, watch }, watch, "task", co)  -- one task per end
       nidle = nidle - 1
     end
   end
@@ -1340,7 +1364,7 @@ local function turn(polled, deadline)
     fire_timers(now(), true)
     core.runq_front(from)
   end
-  if not polled then news(poll(0)) end
+  if not polled then poll_news(0) end
   if recount then recount_workers() end
   if nidle > 0 then start_ends() end
   if deferred.n > 0 then wake_deferred() end
@@ -1421,9 +1445,9 @@ local function loop(done, deadline, full, keep)
       end
       if t then
         local d = t - now()
-        news(poll(d > 0 and d or 0))
+        poll_news(d > 0 and d or 0)
       else
-        news(poll(-1))
+        poll_news(-1)
       end
       polled = true
     elseif deadline and now() >= deadline then

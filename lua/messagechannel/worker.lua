@@ -182,14 +182,14 @@ local text_of = scheduler.text_of
 -- set one, else out of the scheduler loop (API.md 7).
 -- text is the worker's own text of the error (its __tostring there: a
 -- table's copy here has no metatable), nil when the error value came from
--- elsewhere.
-local function unhandled(s, err, tb, text)
+-- elsewhere. ev is the error event: reported once (see scheduler.report).
+local function unhandled(s, err, tb, text, ev)
   local h = scheduler.facade.onerror
   if h ~= nil and h ~= scheduler.default_onerror then
-    return scheduler.report(err, tb or "")
+    return scheduler.report(err, tb or "", ev)
   end
   scheduler.raise_out(format("Error in worker %d: %s\n%s", s.thread_id,
-                             text or text_of(err), tostring(tb or "")))
+                             text or text_of(err), tostring(tb or "")), ev)
 end
 
 -- Dispatches the end of worker w: its error, then its exit, the last
@@ -223,8 +223,9 @@ local function on_exit(w, code, err_bytes, tb, text)
       scheduler.dispatch_later(w, s.U, ev, function(e)
         return unhandled(s, e.error, e.traceback,
                          rawequal(e.error, err) and type(text) == "string"
-                         and text or nil)
-      end, function() core.worker_reported(s.handle) end)
+                         and text or nil, e)
+      end, function() core.worker_reported(s.handle) end,
+      s, "error_done", true)  -- done once queued, in the same call
     end
     s.error_done = true
   end
@@ -244,8 +245,7 @@ local function on_exit(w, code, err_bytes, tb, text)
       local ev = ET.new_event("exit", w, nil)
       ev.code = code
       s.exit_ev = ev
-      scheduler.dispatch_later(w, s.U, ev)
-      s.exit_state = "queued"
+      scheduler.dispatch_later(w, s.U, ev, nil, nil, s, "exit_state", "queued")
     end
     scheduler.sleep(0)  -- exit is dispatched meanwhile
     if s.exit_state == "queued" then s.exit_state = "done" end  -- unmarked
@@ -323,16 +323,18 @@ function M.Worker(...)
     return on_exit(w, code, err, tb, text)
   end)
   s.watch = watch
+  -- watch.handle, s.handle and s.thread_id are set in the same call that
+  -- starts the thread: a hook that raises from here on leaves a worker
+  -- that is watched (its end dispatched, its error reported), not one
+  -- nobody sees end
   local ok, r = pcall(core.worker_start, path,
                       options.eval and true or false, options.data, transfer,
-                      { ch.port2 }, options.jit == true)
+                      { ch.port2 }, options.jit == true, watch, s)
   if not ok then
     scheduler.unreserve_worker(watch)
     error(r, 0)
   end
-  local handle = r
-  s.handle, s.thread_id = handle, core.thread_id(handle)
-  scheduler.watch_worker(watch, handle)
+  scheduler.worker_started()
   return w
 end
 

@@ -9,7 +9,8 @@ local core = require "messagechannel.core"
 describe("regress: messagechannel.core.worker_start's port list", function()
   it("must hold one entry", function()
     for _, list in ipairs({ {}, { 1, 2 } }) do
-      local ok, err = pcall(core.worker_start, "", true, nil, nil, list)
+      local ok, err = pcall(core.worker_start, "", true, nil, nil, list, false,
+                            { handle = false }, { handle = false, thread_id = false })
       assert.is_false(ok)
       assert.truthy(tostring(err):find("bad argument #5", 1, true), err)
     end
@@ -18,7 +19,8 @@ describe("regress: messagechannel.core.worker_start's port list", function()
   it("may not share a port with the data's transfer list, and moves nothing then", function()
     local ch = mc.MessageChannel()
     local ok, err = pcall(core.worker_start, "", true, ch.port2, { ch.port2 },
-                          { ch.port2 })
+                          { ch.port2 }, false, { handle = false },
+                          { handle = false, thread_id = false })
     assert.is_false(ok)
     assert.truthy(tostring(err):find("bad argument #5", 1, true), err)
     collectgarbage()
