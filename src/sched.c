@@ -1486,22 +1486,25 @@ static void merge_queue (lua_State *L, Merge *mg) {
   }
 }
 
-/* The object at the top has news from another thread. A receiver is
-** kicked (collected for the merge, with mg); it stays, for poll to
-** return (1), when posts of its wait for room (its news may be that
-** room), and so does another object of the module; anything else is
-** popped. */
-static int notice (lua_State *L, Merge *mg) {
+/* The object at the top (popped) has news from another thread. A
+** receiver is kicked (collected for the merge, with mg); it goes into the
+** list at index 2 (made on the first), for poll to return, when posts of
+** its wait for room (its news may be that room), and so does another
+** object of the module. A list, not the stack: there may be more such
+** objects than the C stack holds. */
+static void notice (lua_State *L, Merge *mg, int *found) {
   mc_Recv *r = test_recv(L, -1);
   if (r != NULL)
     collect(L, -1, r, mg);
   if (r != NULL ? r->writing : mc_ctx_type(L, -1) != NULL) {
-    luaL_checkstack(L, 8, "too many objects with news");  /* the next
-                                  ** object, and what its kick pushes */
-    return 1;
+    if (*found == 0) {  /* the list goes below what is on the stack */
+      lua_newtable(L);
+      lua_insert(L, 2);
+    }
+    lua_rawseti(L, 2, ++*found);
+    return;
   }
   lua_pop(L, 1);
-  return 0;
 }
 
 /* In a thread that SIGINT reaches, a wait is cut into slices of this
@@ -1536,13 +1539,13 @@ static int sched_relook (lua_State *L) {
 /* poll(seconds): waits for news from other threads (seconds < 0: as long
 ** as it takes; 0: not at all) and kicks the receivers it concerns. It
 ** may return early (a signal, the end of a slice): the caller looks at
-** the clock and its tasks again. Returns the other objects with news
-** (Worker handles, and ports whose posts wait for room), and raises when
-** the thread is to stop. */
+** the clock and its tasks again. Returns the list of the other objects
+** with news (Worker handles, and ports whose posts wait for room), or
+** nothing when there are none, and raises when the thread is to stop. */
 static int sched_poll (lua_State *L) {
   mc_Ctx *c = mc_ctx(L);
   double s = (double)luaL_checknumber(L, 1);
-  int flags, all;
+  int flags, all, found = 0;
   size_t i, n;
   Merge mg;
   if (c->interactive && (s < 0 || s > SLICE))
@@ -1565,19 +1568,17 @@ static int sched_poll (lua_State *L) {
   mg.mark = ++c->polls != 0 ? c->polls : ++c->polls;
   if (all) {  /* news or tokens were lost: look at everything */
     lua_pushnil(L);
-    while (lua_next(L, 1)) {  /* objects, [found,] k, v */
-      if (notice(L, &mg))
-        lua_insert(L, 2);  /* below the key */
-    }
+    while (lua_next(L, 1))  /* objects, [list,] k, v */
+      notice(L, &mg, &found);
   }
   for (i = 0; i < n; i++) {
     lua_pushnumber(L, (lua_Number)c->news[i]);
     lua_rawget(L, 1);
-    notice(L, &mg);
+    notice(L, &mg, &found);
   }
   merge_queue(L, &mg);
   c->lost = 0;
-  return lua_gettop(L) - 1;
+  return found > 0;
 }
 
 /* Where the partner of a receiver lives: 1 on another thread (for a

@@ -1217,10 +1217,11 @@ end
 -- every worker, and its poll at every port (core.relook).
 local recheck = false
 
--- What core.poll returns: the handles of workers with news.
-local function news(...)
-  for i = 1, select("#", ...) do
-    local h = select(i, ...)
+-- What core.poll returns: the list of the handles of workers with news
+-- and of ports whose posts wait for room, or nothing.
+local function news(list)
+  for i = 1, list and #list or 0 do
+    local h = list[i]
     if uservalue(h) then retry_writers(h) end  -- a port: room may be made
     for j = 1, nlive do
       local watch = live_workers[j]
