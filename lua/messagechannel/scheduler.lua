@@ -184,15 +184,21 @@ local end_of = setmetatable({}, { __mode = "k" })
 local drop_watch
 -- A listener dispatchEvent runs inside a task gets a coroutine of its own,
 -- whose yields it passes on: such a coroutine -> the task.
-local outer_of = setmetatable({}, { __mode = "k" })
+-- These tables, and `posting` below, are weak in their values too: a
+-- value reaches its key (the task's stack holds the listener's
+-- coroutine, a post's wait names its task), and on Lua 5.1 and LuaJIT,
+-- which have no ephemerons, a strong value would keep its key, and both,
+-- for good. Each value lives as long as its entry matters: the task that
+-- runs the coroutine, the wait that a port's queue holds.
+local outer_of = setmetatable({}, { __mode = "kv" })
 -- Such a coroutine -> the one that passes its yields on (the task, or the
 -- listener's coroutine that dispatched, when listeners dispatch in turn).
-local passer_of = setmetatable({}, { __mode = "k" })
+local passer_of = setmetatable({}, { __mode = "kv" })
 -- While such a coroutine's yield is passed on: the task -> that coroutine
 -- (the innermost one, when listeners dispatch in turn). A passing on
 -- that failed (the task could not yield) leaves it set: it counts only
 -- while its task is suspended in call_reporting (passed_on, passes_to).
-local deepest = setmetatable({}, { __mode = "k" })
+local deepest = setmetatable({}, { __mode = "kv" })
 
 -- The task running now (the one to suspend and wake), or nil.
 local function current_task()
@@ -335,7 +341,7 @@ local writer_done, retry_writers
 -- still waits (it has no continuation to look again): the end of that
 -- post then wakes the task only if it waits for nothing else since, or
 -- the wake would end the task's next wait with this post's results.
-local posting = setmetatable({}, { __mode = "k" })
+local posting = setmetatable({}, { __mode = "kv" })  -- see outer_of
 
 -- Whether a task can be closed while it waits (Lua 5.4: coroutine.close),
 -- so that its dead coroutine tells that its waiting post is given up.
@@ -539,8 +545,13 @@ end
 -- waits behind, each until its job ends (job.at = obj): the runners
 -- suspended inside a dispatch at obj, each counted when it first yields
 -- as the turn's runner, and the events receive took off obj's queue and
--- queued again (dispatch_taken), each counted once queued.
-local held_closes, holds_at = {}, {}
+-- queued again (dispatch_taken), each counted once queued. Both weak in
+-- their keys: a listener that waits for good at a port nothing reaches
+-- any more does not keep that port, nor what the listener reaches (API.md
+-- 3.6). (On Lua 5.1 and LuaJIT a held close, whose target is its key,
+-- still keeps its port: they have no ephemerons.)
+local held_closes = setmetatable({}, { __mode = "k" })
+local holds_at = setmetatable({}, { __mode = "k" })
 -- The jobs of those runners, until their job ends (see M.dispatching).
 local held_jobs = setmetatable({}, { __mode = "k" })
 
