@@ -43,11 +43,7 @@ local function show(v)
   return "{ " .. table.concat(parts, ", ") .. " }"
 end
 
-local function count(t)
-  local n = 0
-  for _ in pairs(t) do n = n + 1 end
-  return n
-end
+local count = helper.count
 
 -- install exposes the globals for options: returns true, sets exactly the
 -- two fields to the way's own values and leaves the other fields alone.

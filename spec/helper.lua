@@ -476,6 +476,13 @@ function M.park_done()
   collectgarbage()
 end
 
+-- The number of keys of table t.
+function M.count(t)
+  local n = 0
+  for _ in pairs(t) do n = n + 1 end
+  return n
+end
+
 -- Full collections, with the scheduler run in between so close events
 -- queued by finalizers are dispatched and their ports released.
 function M.collect()

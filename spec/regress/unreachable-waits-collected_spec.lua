@@ -14,15 +14,12 @@
 --   was a strong table keyed by the port.
 
 local mc = require "messagechannel"
+local helper = require "spec.helper"
 
 local N = 200
+local count = helper.count
 local function full_gc()
   for _ = 1, 4 do collectgarbage() end
-end
-local function count(t)
-  local n = 0
-  for _ in pairs(t) do n = n + 1 end
-  return n
 end
 
 describe("regress: waits at ports nothing reaches", function()
