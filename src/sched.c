@@ -1291,11 +1291,14 @@ static int sched_changed (lua_State *L) {
 }
 
 /* commit(obj, t1, k1, v1, ...): t1[k1] = v1, and so on, raw and in
-** order, then rereads obj's listeners when obj is a receiver, without the
-** kick (the next poll's look queues its tokens). Each key exists already
-** or its value is nil, so nothing allocates, and no hook runs in a C
-** function: a change of listeners (eventtarget.lua) is done whole, C's
-** view of it included, or not at all. */
+** order, then rereads obj's listeners when obj is a receiver, with the
+** kick that allocates nothing (the next poll's look queues the tokens it
+** could not). A store to a key that exists, or of nil, allocates nothing;
+** a caller that stores a new key puts it first (running out of memory
+** there raises with nothing stored). No count hook runs in a C function,
+** and a return hook only once all is stored: a change of listeners
+** (eventtarget.lua) is done whole, C's view of it included, or not at
+** all. */
 static int sched_commit (lua_State *L) {
   int i, n = lua_gettop(L);
   mc_Recv *r = test_recv(L, 1);
@@ -1322,9 +1325,18 @@ static int sched_commit (lua_State *L) {
 ** hook that raises in the runner after the resume cannot leave the wake
 ** to resume co twice (on Lua 5.1 and LuaJIT a wait has no continuation
 ** to wait again: it would take the next wake's values). An error of
-** resume itself (out of memory) leaves the wake for the next turn. */
+** resume itself (out of memory) leaves the wake for the next turn. A
+** count or line hook runs in no C function, but a call or return hook
+** runs at resume's call and return: on Lua's own VM (LuaJIT's hooks are
+** global and reach no C function's return) those two are off in this
+** coroutine meanwhile, and back once the wake ended, unless the hook
+** changed meanwhile (a worker's stop hook). */
 static int sched_resume_task (lua_State *L) {
   int i, n = lua_gettop(L), top;
+#if !MC_GLOBAL_HOOKS
+  lua_Hook hook = lua_gethook(L), set;
+  int mask = lua_gethookmask(L), count = lua_gethookcount(L), setmask;
+#endif
   luaL_checktype(L, 1, LUA_TFUNCTION);
   luaL_argcheck(L, lua_type(L, 3) == LUA_TNUMBER || lua_istable(L, 3), 3,
                 "run queue index or job expected");
@@ -1345,6 +1357,12 @@ static int sched_resume_task (lua_State *L) {
   lua_pushvalue(L, 2);
   for (i = 4; i <= n; i++)
     lua_pushvalue(L, i);
+#if !MC_GLOBAL_HOOKS
+  if (hook != NULL && (mask & (LUA_MASKCALL | LUA_MASKRET)))
+    lua_sethook(L, hook, mask & ~(LUA_MASKCALL | LUA_MASKRET), count);
+  set = lua_gethook(L);
+  setmask = lua_gethookmask(L);
+#endif
   lua_call(L, n - 2, LUA_MULTRET);
   top = lua_gettop(L);
   if (lua_type(L, 3) == LUA_TNUMBER) {
@@ -1358,6 +1376,12 @@ static int sched_resume_task (lua_State *L) {
     lua_pushboolean(L, 0);
     setk(L, 3, K_WAKE);
   }
+#if !MC_GLOBAL_HOOKS
+  if (set != hook || setmask != mask) {  /* taken off above */
+    if (lua_gethook(L) == set && lua_gethookmask(L) == setmask)
+      lua_sethook(L, hook, mask, count);
+  }
+#endif
   return top - (n + 1);
 }
 
@@ -1799,8 +1823,8 @@ static int sched_runq_front (lua_State *L) {
 ** {event_mt, target, U, ev}, an event to dispatch at target. The token is
 ** queued or, out of memory, the call raises with nothing queued: no poll
 ** could queue it again. With t, t[k] = v once it is queued, in the same
-** call (k exists in t: nothing allocates), so that a hook's error finds
-** both done or neither. */
+** call, so that a hook's error finds both done or neither (a new key k
+** may allocate: out of memory, that raises with the token queued). */
 static int sched_enqueue (lua_State *L) {
   mc_Ctx *c = mc_ctx(L);
   int ok, commit = !lua_isnoneornil(L, 2);

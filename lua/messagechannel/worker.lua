@@ -331,7 +331,12 @@ function M.Worker(...)
                       options.eval and true or false, options.data, transfer,
                       { ch.port2 }, options.jit == true, watch, s)
   if not ok then
-    scheduler.unreserve_worker(watch)
+    -- a return hook's error comes once the thread runs: it stays watched
+    if watch.handle then
+      scheduler.worker_started()
+    else
+      scheduler.unreserve_worker(watch)
+    end
     error(r, 0)
   end
   scheduler.worker_started()

@@ -1,0 +1,75 @@
+-- regress: an error raised by a hook with a return mask (the standalone
+-- interpreter's Ctrl-C hook has one) as a C function of the module
+-- returns:
+-- - as core.worker_start returned, mc.Worker's own pcall caught it and
+--   dropped the watch of a thread that ran: the worker's uncaught error
+--   was lost and mc.run() returned at once;
+-- - as coroutine.resume returned inside core.resume_task, after a task
+--   ran but before its wake left the run queue: the next turn resumed the
+--   task again with the same wake, and on Lua 5.1 (no continuations) a
+--   post still waiting for room returned true, unsent.
+
+local mc = require "messagechannel"
+local core = require "messagechannel.core"
+
+describe("regress: a return hook's error", function()
+  -- LuaJIT runs no return hook for a C function
+  local function lua_vm() return not rawget(_G, "jit") end
+
+  it("as a Worker starts leaves the worker watched", function()
+    if not lua_vm() then return pending("no return hook for C here") end
+    debug.sethook(function()
+      local info = debug.getinfo(2, "f")
+      if info and info.func == core.worker_start then
+        debug.sethook()
+        error("interrupted!")
+      end
+    end, "r")
+    local ok, err = pcall(mc.Worker, "error('worker failed', 0)",
+                          { eval = true })
+    debug.sethook()
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("interrupted!", 1, true), err)
+    local rok, rerr = pcall(mc.run, 60)
+    assert.is_false(rok)
+    assert.truthy(tostring(rerr):find("worker failed", 1, true), rerr)
+  end)
+
+  it("as a task's resume returns resumes it once", function()
+    if not lua_vm() then return pending("no return hook for C here") end
+    local ch = mc.MessageChannel({ capacity = 1 })
+    local log, armed = {}, false
+    local function hook()  -- as the runner's coroutine.resume returns
+      local f = debug.getinfo(2, "f")
+      if armed and f and f.func == coroutine.resume then
+        armed = false
+        error("interrupted!")
+      end
+    end
+    -- the hook goes on the runner, which the pool reuses
+    local setup = mc.MessageChannel()
+    setup.port2.onmessage = function()
+      debug.sethook(coroutine.running(), hook, "r")
+    end
+    setup.port1:postMessage(0)
+    assert.is_true(mc.run(60))
+    setup.port1:close()
+    assert.is_true(mc.run(60))
+    assert.is_true(ch.port1:postMessage(1))
+    mc.spawn(function()
+      log[#log + 1] = ch.port1:postMessage(2)  -- waits for room
+      log[#log + 1] = ch.port1:postMessage(3)  -- and again
+    end)
+    mc.step()
+    assert.equal(1, ch.port2:receive(0).data)  -- room for 2
+    armed = true
+    pcall(mc.run, 1)
+    pcall(mc.run, 1)
+    assert.same({ true }, log)  -- post 3 waits for room
+    assert.equal(2, ch.port2:receive(0).data)
+    assert.is_nil(ch.port2:receive(0))
+    assert.is_true(mc.run(60))
+    assert.same({ true, true }, log)
+    assert.equal(3, ch.port2:receive(0).data)
+  end)
+end)
