@@ -39,19 +39,13 @@
 #define mc_setuservalue(L, i) ((void)lua_setfenv(L, (i)))
 #endif
 
-/* mc_call_yieldable(L, n): calls the function below its n arguments,
-** with no results, letting it yield (MC_YIELDABLE_CALL); once it did,
-** the calling C function ends where the call returns, returning nothing.
-** Lua 5.3 and later: 5.2 has lua_callk too, but every call there may run
-** the collector first, which frees the call frames below the running
-** function (sched.c makes one before a take, for the call after it). */
+/* MC_YIELDABLE_CALL: a C function can call a function that may yield
+** (lua_callk), and end where the call returns. Lua 5.3 and later: 5.2
+** has lua_callk too, but every call there may run the collector first,
+** which frees the call frames below the running function (sched.c makes
+** one before a take, for the call after it). */
 #if LUA_VERSION_NUM >= 503
 #define MC_YIELDABLE_CALL 1
-static inline int mc_return_none (lua_State *L, int status, lua_KContext k) {
-  (void)L; (void)status; (void)k;
-  return 0;
-}
-#define mc_call_yieldable(L, n) lua_callk(L, (n), 0, 0, mc_return_none)
 #else
 #define MC_YIELDABLE_CALL 0
 #endif

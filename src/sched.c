@@ -1098,6 +1098,17 @@ static double now_seconds (void) {
 ** messages, has passed cut_at: the runner then ends the turn (see
 ** scheduler.lua's cut_at). Lua 5.3 and later.
 */
+/* Where a listener that yielded in dispatch_on's call returns: job.i = 2,
+** as after a call that did not yield (job at 2, the key at 8). */
+static int dispatch_on_returned (lua_State *L, int status, lua_KContext k) {
+  (void)status;
+  (void)k;
+  lua_pushvalue(L, 8);
+  lua_pushinteger(L, 2);
+  lua_rawset(L, 2);
+  return 0;
+}
+
 static int sched_dispatch_on (lua_State *L) {
   mc_Recv *r = check_recv(L, 1);
   lua_Integer stop = luaL_checkinteger(L, 5), head;
@@ -1121,7 +1132,7 @@ static int sched_dispatch_on (lua_State *L) {
   for (;;) {
     lua_pushvalue(L, 3);
     lua_pushvalue(L, 4);
-    mc_call_yieldable(L, 1);
+    lua_callk(L, 1, 0, 0, dispatch_on_returned);
     lua_pushvalue(L, 8);
     lua_pushinteger(L, 2);
     lua_rawset(L, 2);  /* job.i = 2: the one listener was called */
@@ -1818,20 +1829,21 @@ static int sched_runq_front (lua_State *L) {
   return 0;
 }
 
-/* enqueue(token [, t, k, v]): the Lua side's tokens join the run queue
-** the same way: {co, n, values...}, a task to resume with n values, or
-** {event_mt, target, U, ev}, an event to dispatch at target. The token is
-** queued or, out of memory, the call raises with nothing queued: no poll
-** could queue it again. With t, t[k] = v once it is queued, in the same
-** call, so that a hook's error finds both done or neither (a new key k
-** may allocate: out of memory, that raises with the token queued). */
+/* enqueue(token [, t1, k1, v1, ...]): the Lua side's tokens join the run
+** queue the same way: {co, n, values...}, a task to resume with n values,
+** or {event_mt, target, U, ev}, an event to dispatch at target. The token
+** is queued or, out of memory, the call raises with nothing queued: no
+** poll could queue it again. Then t1[k1] = v1, and so on, raw, in the
+** same call, so that a hook's error finds all done or none (a new key may
+** allocate: out of memory, that raises with the token queued). */
 static int sched_enqueue (lua_State *L) {
   mc_Ctx *c = mc_ctx(L);
-  int ok, commit = !lua_isnoneornil(L, 2);
+  int ok, i, n = lua_gettop(L);
   luaL_checktype(L, 1, LUA_TTABLE);
-  if (commit) {
-    luaL_checktype(L, 2, LUA_TTABLE);
-    luaL_argcheck(L, !lua_isnil(L, 3), 3, "key expected");
+  luaL_argcheck(L, n % 3 == 1, n, "table, key and value expected");
+  for (i = 2; i <= n; i += 3) {
+    luaL_checktype(L, i, LUA_TTABLE);
+    luaL_argcheck(L, !lua_isnil(L, i + 1), i + 1, "key expected");
   }
   lua_rawgeti(L, 1, 1);
   lua_rawgeti(L, 1, 2);
@@ -1847,9 +1859,10 @@ static int sched_enqueue (lua_State *L) {
   c->noalloc = 1;
   mc_ctx_enqueue(L, 1, 1);
   c->noalloc = 0;
-  if (commit) {
-    lua_settop(L, 4);
-    lua_rawset(L, 2);
+  for (i = 2; i <= n; i += 3) {
+    lua_pushvalue(L, i + 1);
+    lua_pushvalue(L, i + 2);
+    lua_rawset(L, i);
   }
   return 0;
 }

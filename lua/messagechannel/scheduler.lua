@@ -140,7 +140,7 @@ local cut_at, cut, check_at = huge, false, 0
 local function new_timer(t, co, w, zero)
   if timers[0] >= compact_at then compact_timers() end
   local e = { t = t, seq = timer_seq + 1, co = co, w = w, dead = false,
-              zero = zero or false }
+              zero = zero or false, fired = false }
   timers[timers[0] + 1] = e
   timer_seq = e.seq
   return e
@@ -1087,9 +1087,10 @@ local deferred = { h = 1, n = 0 }
 
 local function wake_deferred()
   while deferred.n > 0 do
-    local co = deferred[deferred.h]
-    wake(co)
-    take_out(deferred, co)
+    local h, n = deferred.h, deferred.n
+    -- woken and out of the queue in one call: once, whatever the error
+    enqueue({ deferred[h], 0 }, deferred, h, nil, deferred, "h", h + 1,
+            deferred, "n", n - 1)
   end
 end
 
@@ -1099,23 +1100,28 @@ local function fire_timers(t, defer)
     local w = e.w
     if e.dead or (w and w.done) then
       pop_timer()
+    -- Each wake is queued in the same call as the mark that it was: a
+    -- second wake would resume a listener's runner once its listener
+    -- returned (in the pool, or the turn's runner itself).
     elseif not w then  -- a sleep's: dead once fired (see M.sleep)
       if defer and e.zero then
-        push(deferred, e.co)
+        local h, n = deferred.h, deferred.n  -- the new slot first
+        commit(false, deferred, h + n, e.co, deferred, "n", n + 1,
+               e, "dead", true)
       else
-        wake(e.co)
+        enqueue({ e.co, 0 }, e, "dead", true)
       end
-      e.dead = true
       pop_timer()
     elseif w.held then  -- a post waiting for room
       if posting[e.co] == w then
-        wake(e.co, false, "timeout")
-        posting[e.co] = nil
+        enqueue({ e.co, 2, false, "timeout" }, posting, e.co, nil)
       end
       writer_done(w)
       pop_timer()
     else
-      wake(e.co, nil, "timeout")
+      if not e.fired then
+        enqueue({ e.co, 2, nil, "timeout" }, e, "fired", true)
+      end
       remove_waiter(w.obj, w.U, w)  -- first: until it is out of every
       w.why = "timeout"  -- queue, a message handed to it is its result
       w.done = true

@@ -24,7 +24,12 @@
 --   worker's end a poll returned was never seen, its error event came
 --   twice or not at all;
 -- - on Lua 5.1 and LuaJIT a task was resumed twice (a post that waited
---   for room returned false once sent).
+--   for room returned false once sent);
+-- - a timer's wake was queued before the timer was marked fired: a
+--   listener that slept was woken twice, its runner resumed in the pool
+--   or by itself ("cannot resume non-suspended coroutine");
+-- - on 5.3 and 5.4 a listener that had yielded and returned was still
+--   marked as called, so an interrupt after it was taken for its error.
 --
 -- Here, in a child process, every coroutine the module makes has a count
 -- hook that raises "INT" at the N-th instruction of the module's own code
@@ -228,6 +233,39 @@ S.many = function()
   end
 end
 
+-- Listeners that wait (sleep, receive with a timeout): their timers fire
+-- once, and the runners that ran them are woken once (a second wake
+-- resumed a runner back in the pool, or the turn's runner itself).
+S.timeouts = function()
+  local a, b, q = mc.MessageChannel(), mc.MessageChannel(), mc.MessageChannel()
+  local log = {}
+  a.port2.onmessage = function(ev)
+    mc.sleep(1e-4)
+    log[#log + 1] = "a" .. ev.data
+  end
+  b.port2.onmessage = function(ev)
+    q.port2:receive(1e-4)
+    log[#log + 1] = "b" .. ev.data
+  end
+  a.port1:postMessage(1)
+  b.port1:postMessage(1)
+  a.port1:postMessage(2)
+  return function(attributed)
+    a.port1:close()
+    b.port1:close()
+    q.port1:close()
+    local seen, s = {}, table.concat(log, ",")
+    for _, x in ipairs(log) do
+      if seen[x] then return false, s end  -- a call twice
+      seen[x] = true
+    end
+    if seen.a1 and seen.a2 and s:find("a2", 1, true) < s:find("a1", 1, true) then
+      return false, s
+    end
+    return #log >= 3 - attributed, s
+  end
+end
+
 -- Listener changes (Lua, from inside a listener): U and C's view of it
 -- change together. A message is delivered when U has a listener for it,
 -- and stays queued when it has none; a step the interrupt cut is redone
@@ -385,8 +423,8 @@ io.write("swept ", n, " bad ", bad, "\n")
 
 describe("regress: an error raised by a hook in the scheduler's own code", function()
   for _, which in ipairs({ "sleep", "receive", "listen", "listeners",
-                           "bounded", "close", "many", "handlers", "once",
-                           "worker" }) do
+                           "bounded", "close", "many", "timeouts",
+                           "handlers", "once", "worker" }) do
     it("at any instruction leaves it whole: " .. which, function()
       local out = helper.run_child(("local arg = { %q }\n"):format(which)
                                    .. "local function main(...)\n" .. CHILD
