@@ -1012,10 +1012,6 @@ local function will_wait(co, w, yieldable)
   if job then job.w = w end  -- a listener's wait: an existing field
   if unconfirmed then settle_unconfirmed() end
   local nested = running() ~= co  -- a dispatchEvent listener's
-  if nested and can_close then
-    nested_waits[running()] = w
-    closable = true
-  end
   if not nested and isyieldable then
     if yieldable == nil then yieldable = isyieldable() end
     if not yieldable then
@@ -1025,7 +1021,14 @@ local function will_wait(co, w, yieldable)
   -- noted where Lua tells that the yield will happen too: a hook may
   -- raise before it does
   unconfirmed_co, unconfirmed_in = co, running()
-  unconfirmed = w  -- last: the others count only while it is set
+  unconfirmed = w  -- the others count only while it is set
+  -- after it: a wait noted here is one that unconfirmed ends, should a
+  -- hook raise before the yield (else the coroutine, dead of that error,
+  -- would look closed while it waits, and its task be woken)
+  if nested and can_close then
+    nested_waits[running()] = w
+    closable = true
+  end
 end
 
 -- Posts waiting for room at a bounded partner (postMessage): each port's

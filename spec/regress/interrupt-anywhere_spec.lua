@@ -266,6 +266,39 @@ S.timeouts = function()
   end
 end
 
+-- A listener dispatchEvent calls from a listener, waiting there (its own
+-- coroutine, whose yields pass on): a wait the interrupt cut short before
+-- its yield is no wait of a closed coroutine (Lua 5.4) at the next turn.
+S.nested = function()
+  local ch = mc.MessageChannel()
+  local p = ch.port2
+  local log = {}
+  p:addEventListener("ping", function()
+    mc.sleep(1e-4)
+    log[#log + 1] = "ping"
+  end)
+  p.onmessage = function(ev)
+    p:dispatchEvent({ type = "ping" })
+    log[#log + 1] = "m" .. ev.data
+  end
+  ch.port1:postMessage(1)
+  ch.port1:postMessage(2)
+  return function(attributed)
+    ch.port1:close()
+    local s = table.concat(log, ",")
+    local pings, ms = 0, {}
+    for _, x in ipairs(log) do
+      if x == "ping" then pings = pings + 1 else ms[#ms + 1] = x end
+    end
+    table.sort(ms)  -- a listener that waits lets the next message by
+    local m = table.concat(ms, ",")
+    -- each message's listener ran whole, or took the interrupt (its
+    -- ping's, or its own call's, which then may lack its ping)
+    return pings <= 2 and pings >= #ms - attributed
+      and (m == "m1,m2" or attributed == 1 and (m == "m1" or m == "m2")), s
+  end
+end
+
 -- Listener changes (Lua, from inside a listener): U and C's view of it
 -- change together. A message is delivered when U has a listener for it,
 -- and stays queued when it has none; a step the interrupt cut is redone
@@ -424,7 +457,7 @@ io.write("swept ", n, " bad ", bad, "\n")
 describe("regress: an error raised by a hook in the scheduler's own code", function()
   for _, which in ipairs({ "sleep", "receive", "listen", "listeners",
                            "bounded", "close", "many", "timeouts",
-                           "handlers", "once", "worker" }) do
+                           "nested", "handlers", "once", "worker" }) do
     it("at any instruction leaves it whole: " .. which, function()
       local out = helper.run_child(("local arg = { %q }\n"):format(which)
                                    .. "local function main(...)\n" .. CHILD
