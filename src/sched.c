@@ -1340,8 +1340,19 @@ static int sched_commit (lua_State *L) {
 ** count or line hook runs in no C function, but a call or return hook
 ** runs at resume's call and return: on Lua's own VM (LuaJIT's hooks are
 ** global and reach no C function's return) those two are off in this
-** coroutine meanwhile, and back once the wake ended, unless the hook
-** changed meanwhile (a worker's stop hook). */
+** coroutine meanwhile, and back once the wake ended, or once resume
+** raised, unless the hook changed meanwhile (a worker's stop hook). */
+#if !MC_GLOBAL_HOOKS
+/* Puts back the call and return masks resume_task took off (set, setmask
+** is what it left), unless the hook changed meanwhile. */
+static void restore_hook (lua_State *L, lua_Hook hook, int mask, int count,
+                          lua_Hook set, int setmask) {
+  if ((set != hook || setmask != mask) && lua_gethook(L) == set
+      && lua_gethookmask(L) == setmask)
+    lua_sethook(L, hook, mask, count);
+}
+#endif
+
 static int sched_resume_task (lua_State *L) {
   int i, n = lua_gettop(L), top;
 #if !MC_GLOBAL_HOOKS
@@ -1373,6 +1384,13 @@ static int sched_resume_task (lua_State *L) {
     lua_sethook(L, hook, mask & ~(LUA_MASKCALL | LUA_MASKRET), count);
   set = lua_gethook(L);
   setmask = lua_gethookmask(L);
+  if (set != hook || setmask != mask) {  /* an error puts them back */
+    if (lua_pcall(L, n - 2, LUA_MULTRET, 0) != 0) {
+      restore_hook(L, hook, mask, count, set, setmask);
+      return lua_error(L);
+    }
+  }
+  else
 #endif
   lua_call(L, n - 2, LUA_MULTRET);
   top = lua_gettop(L);
@@ -1388,10 +1406,7 @@ static int sched_resume_task (lua_State *L) {
     setk(L, 3, K_WAKE);
   }
 #if !MC_GLOBAL_HOOKS
-  if (set != hook || setmask != mask) {  /* taken off above */
-    if (lua_gethook(L) == set && lua_gethookmask(L) == setmask)
-      lua_sethook(L, hook, mask, count);
-  }
+  restore_hook(L, hook, mask, count, set, setmask);
 #endif
   return top - (n + 1);
 }

@@ -7,7 +7,10 @@
 -- - as coroutine.resume returned inside core.resume_task, after a task
 --   ran but before its wake left the run queue: the next turn resumed the
 --   task again with the same wake, and on Lua 5.1 (no continuations) a
---   post still waiting for room returned true, unsent.
+--   post still waiting for room returned true, unsent;
+-- - core.resume_task takes the call and return masks off for its resume
+--   and put them back only once the resume returned: a resume that
+--   raised (out of memory) left a profiler's call hook off for good.
 
 local mc = require "messagechannel"
 local core = require "messagechannel.core"
@@ -71,5 +74,24 @@ describe("regress: a return hook's error", function()
     assert.is_true(mc.run(60))
     assert.same({ true, true }, log)
     assert.equal(3, ch.port2:receive(0).data)
+  end)
+
+  it("leaves a call hook set when the resume raises", function()
+    if not lua_vm() then return pending("hooks are global on LuaJIT") end
+    local calls = 0
+    local function hook() calls = calls + 1 end
+    local co = coroutine.create(function() end)
+    local job = {}
+    debug.sethook(hook, "cr", 0)
+    local ok, err = pcall(core.resume_task, function()
+      error("not enough memory", 0)
+    end, co, job)
+    local h, mask = debug.gethook()
+    debug.sethook()
+    assert.is_false(ok)
+    assert.equal("not enough memory", err)
+    assert.equal(hook, h)
+    assert.equal("cr", mask)
+    assert.is_nil(job.wake)  -- the wake stays for the next turn
   end)
 end)
