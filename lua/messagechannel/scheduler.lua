@@ -206,7 +206,15 @@ local function current_task()
   if co == nil then return nil end
   return outer_of[co] or (tasks[co] and co) or nil
 end
-local job_of = setmetatable({}, { __mode = "k" })  -- pool coroutine -> job
+-- A runner -> its job, for the runner's life. On Lua 5.1 and LuaJIT,
+-- which have no ephemerons, the table is weak in its values too (job.co
+-- is the runner: a strong value would keep both for good), and the job
+-- lives on its runner's stack (runner_main), or in `unstarted` until the
+-- runner first runs. So a runner whose listener waits for good at ports
+-- nothing reaches goes with them.
+local job_of = setmetatable({}, {
+  __mode = _VERSION == "Lua 5.1" and "kv" or "k" })
+local unstarted = setmetatable({}, { __mode = "k" })  -- runner -> job
 
 -- A task closed (Lua 5.4: coroutine.close) while it waited is gone: its
 -- dead coroutine (status) is no runner (job_of). Its wait ends with
@@ -595,8 +603,9 @@ end
 
 local function runner_main()
   local me = running()
+  local job = job_of[me]  -- a runner's job is its own for good
+  unstarted[me] = nil
   while true do
-    local job = job_of[me]
     if job.wake then  -- a task its runner was to resume, and died first:
       enqueue({ job.wake, 0 }, job, "wake", false)  -- woken once
     end
@@ -723,6 +732,7 @@ end
 local function new_runner(job)
   local co = create(runner_main)
   tasks[co] = true
+  unstarted[co] = job
   job_of[co] = job
   job.co = co
   return co

@@ -52,10 +52,6 @@ describe("regress: waits at ports nothing reaches", function()
   end)
 
   it("a message listener waiting for good is collected with its ports", function()
-    if _VERSION == "Lua 5.1" then
-      -- the runner's job notes the runner, in a table weak in its keys
-      return pending("Lua 5.1 and LuaJIT have no ephemerons (README)")
-    end
     local alive = setmetatable({}, { __mode = "k" })
     for i = 1, N do
       local ch, reply = mc.MessageChannel(), mc.MessageChannel()
