@@ -547,18 +547,18 @@ end
 -- Closes held back: a port's close is the last event it sees, so while a
 -- listener of one of its earlier events is still running (it waits in
 -- receive or sleep: its runner is suspended), the port's close event
--- waits in held_closes[port], and goes after the tokens queued when the
--- last such listener returns. (receive reports the port's state: its
+-- waits in the port's U.held_close, and goes after the tokens queued when
+-- the last such listener returns. (receive reports the port's state: its
 -- tasks get "closed" at once.) holds_at[obj] counts what obj's close
 -- waits behind, each until its job ends (job.at = obj): the runners
 -- suspended inside a dispatch at obj, each counted when it first yields
 -- as the turn's runner, and the events receive took off obj's queue and
--- queued again (dispatch_taken), each counted once queued. Both weak in
--- their keys: a listener that waits for good at a port nothing reaches
--- any more does not keep that port, nor what the listener reaches (API.md
--- 3.6). (On Lua 5.1 and LuaJIT a held close, whose target is its key,
--- still keeps its port: they have no ephemerons.)
-local held_closes = setmetatable({}, { __mode = "k" })
+-- queued again (dispatch_taken), each counted once queued. Weak in its
+-- keys, and the held close is the port's own (its target is the port: a
+-- table weak in its keys would keep it on Lua 5.1 and LuaJIT, which have
+-- no ephemerons): a listener that waits for good at a port nothing
+-- reaches any more does not keep that port, nor what the listener
+-- reaches (API.md 3.6).
 local holds_at = setmetatable({}, { __mode = "k" })
 -- The jobs of those runners, until their job ends (see M.dispatching).
 local held_jobs = setmetatable({}, { __mode = "k" })
@@ -569,10 +569,12 @@ local held_jobs = setmetatable({}, { __mode = "k" })
 -- any, the event once that dispatch ends. Held before the waiters are
 -- woken: one of them may be the listener that holds it back.
 local function hold_close(job, obj, ev, listened)
-  job.list = false  -- first, and ev last: a runner that fails between
-  if listened then held_closes[obj] = ev end  -- hands the close to the
-  hand_close(job, obj)                        -- rest of the waiters, and
-  job.ev = false                              -- no more
+  -- job.list first, and ev last: a runner that fails between hands the
+  -- close to the rest of the waiters, and no more
+  job.list = false
+  if listened then uservalue(obj).held_close = ev end
+  hand_close(job, obj)
+  job.ev = false
 end
 
 -- A job counted in holds_at[job.at] has ended: when it was the last one
@@ -581,9 +583,9 @@ end
 local function job_ended(job)
   local obj = job.at
   local n = (holds_at[obj] or 1) - 1  -- none: a memory error left it uncounted
-  if n == 0 and held_closes[obj] then
-    dispatch_later(obj, uservalue(obj), held_closes[obj], nil, nil,
-                   held_closes, obj, nil)
+  local U = uservalue(obj)  -- none: a Worker, which has no close
+  if n == 0 and U and U.held_close then
+    dispatch_later(obj, U, U.held_close, nil, nil, U, "held_close", nil)
   end
   held_jobs[job] = nil
   holds_at[obj] = n > 0 and n or nil
@@ -1854,7 +1856,7 @@ function M.receive(obj, U, timeout, name)
     dispatch_taken(obj, U, ev)
     return M.receive(obj, U, timeout, name)
   end
-  if held_closes[obj] then return nil, "closed" end  -- see hold_close
+  if U.held_close then return nil, "closed" end  -- see hold_close
   -- No message can come (detached, let go, its partner gone): closed, as
   -- a wait would end; its __gc called by hand left no close to wait for.
   if arrival(obj) == "closed" then return nil, "closed" end

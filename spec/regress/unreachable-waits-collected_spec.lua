@@ -65,4 +65,24 @@ describe("regress: waits at ports nothing reaches", function()
     full_gc()
     assert.equal(0, count(alive))
   end)
+
+  it("a listener waiting for good when its close came is collected with its ports", function()
+    local alive = setmetatable({}, { __mode = "k" })
+    for i = 1, N do
+      local ch, reply = mc.MessageChannel(), mc.MessageChannel()
+      local closes = 0
+      ch.port2.onmessage = function() reply.port2:receive() end
+      ch.port2.onclose = function() closes = closes + 1 end
+      ch.port1:postMessage(i)
+      mc.step()  -- the listener waits
+      ch.port1:close()
+      mc.step()  -- the close waits behind it
+      assert.equal(0, closes)
+      alive[ch.port2] = true
+    end
+    full_gc()
+    assert.is_true(mc.run(30))
+    full_gc()
+    assert.equal(0, count(alive))
+  end)
 end)
