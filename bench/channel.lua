@@ -4,7 +4,9 @@
 -- payload (bench/channel.js), and against the hand-written Lua floor: the
 -- same batch copied by a constructor of its shape into a queue, then an
 -- event table made and a listener called for each. Lua, floor and Node
--- rounds alternate, in blocks, so machine noise falls on all three.
+-- rounds alternate, in blocks, so machine noise falls on all three. A
+-- fourth workload posts `true` instead of the table: the cost of queueing
+-- and dispatch alone, which no codec can remove.
 -- Targets: on Lua 5.4 at least 2x Node's messages per second; on every
 -- version a time per message at most 1.5x the floor's.
 --
@@ -40,13 +42,15 @@ end
 local ch = mc.MessageChannel()
 local got = 0
 ch.port2.onmessage = function(e)
-  if e.data.pos.y ~= -2 then error("bad message") end
+  local data = e.data
+  if data ~= true and data.pos.y ~= -2 then error("bad message") end
   got = got + 1
 end
 
 -- Seconds per message for one batch, by the wall clock (as Node's).
-local function lua_round()
-  local msg = message()
+-- With `value`, that value instead of the small table.
+local function lua_round(value)
+  local msg = value or message()
   got = 0
   local post = ch.port1
   local t0 = mc.now()
@@ -106,14 +110,18 @@ end
 local has_node = popen("command -v node"):read("*l")
 
 lua_round() -- warm-up
+lua_round(true)
 floor_round()
 local lua_s, floor_s, node_s, node_err = {}, {}, {}, nil
+local bare_s = {}
 for _ = 1, BLOCKS do
   for _ = 1, PER_BLOCK do
     collectgarbage()
     lua_s[#lua_s + 1] = lua_round()
     collectgarbage()
     floor_s[#floor_s + 1] = floor_round()
+    collectgarbage()
+    bare_s[#bare_s + 1] = lua_round(true)
   end
   if has_node and not node_err then
     local s, err = node_block()
@@ -143,8 +151,16 @@ local results = { record("messagechannel post+dispatch", lua_s),
 if #node_s > 0 then
   results[3] = record("Node.js MessageChannel", node_s)
 end
-common.print_lines(common.table(results))
+local bare = record("messagechannel, true posted", bare_s)
+common.print_lines(common.table({ results[1], bare, results[2],
+                                  results[3] }))
 print("")
+-- What no codec can remove: queueing, the scheduler, the event, the call.
+print(format("queueing and dispatch alone (true posted): %.2f us a message, "
+             .. "%.2fx the floor's time%s", bare.median * 1e6,
+             bare.median / results[2].median,
+             results[3] and format(", %.2fx Node's messages per second",
+                                   results[3].median / bare.median) or ""))
 
 local fx = results[1].median / results[2].median
 print(format("messagechannel's time per message / the floor's: %.2fx "
