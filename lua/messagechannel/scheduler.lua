@@ -379,10 +379,16 @@ local closable = false
 -- scheduler goes on: when the task yields or ends, or when the runner it
 -- ran in takes its next token. A task that code resumed from elsewhere
 -- (see waited) yields to that code, not to the scheduler: its wait
--- stands when the coroutine that waits (unconfirmed_in: the task, or its
+-- stands when the coroutine that waits (unconfirmed.in_co: the task, or its
 -- dispatchEvent listener's) is suspended in that wait's own yield.
 local isyieldable = rawget(coroutine, "isyieldable")
-local unconfirmed_co, unconfirmed, unconfirmed_in = nil, nil, nil
+-- The noted wait (w), its task (co) and the coroutine that waits (in_co),
+-- or false. Fields, not upvalues: under Lua 5.4's generational collector
+-- a young object stored in an old closure's upvalue turns old at once,
+-- and so, soon, does the waiting task with all it reaches, which then
+-- only a major collection frees (a loop whose tasks wait for good at
+-- channels it drops grew by about 1 KB a task).
+local unconfirmed = { w = false, co = false, in_co = false }
 local abandon, waited, call_reporting
 
 -- Whether coroutine c is suspended in a yield of function fn, or of fn2.
@@ -428,16 +434,16 @@ end
 -- leaves it noted.
 local waits_for_room = core.waits_for_room
 local function settle_unconfirmed()
-  local w, c = unconfirmed, unconfirmed_in
+  local w, c = unconfirmed.w, unconfirmed.in_co
   local stands = (suspended_in(c, waited, M.sleep) or waits_for_room(c))
-    and yielded_by(unconfirmed_co, c)
+    and yielded_by(unconfirmed.co, c)
   c = passer_of[c]
   while stands and c do
     stands = suspended_in(c, call_reporting)
     c = passer_of[c]
   end
-  unconfirmed = nil  -- first: the others count only while it is set
-  unconfirmed_co, unconfirmed_in = nil, nil
+  unconfirmed.w = false  -- first: the others count only while it is set
+  unconfirmed.co, unconfirmed.in_co = false, false
   if not stands then abandon(w) end
 end
 
@@ -646,7 +652,7 @@ local function runner_main()
           break
         end
       end
-      if unconfirmed then settle_unconfirmed() end
+      if unconfirmed.w then settle_unconfirmed() end
       local head = runq[-1] + 1
       local tok = runq[head]
       local made = type(tok) ~= "userdata"  -- a task's or a Lua event's
@@ -918,10 +924,10 @@ end
 -- What a task's resume gave: ok, then what it yielded or returned.
 function resumed(co, ok, ...)
   local a = ...
-  if unconfirmed and unconfirmed_co == co then
-    local w, w_in = unconfirmed, unconfirmed_in
-    unconfirmed = nil  -- first: the others count only while it is set
-    unconfirmed_co, unconfirmed_in = nil, nil
+  if unconfirmed.w and unconfirmed.co == co then
+    local w, w_in = unconfirmed.w, unconfirmed.in_co
+    unconfirmed.w = false  -- first: the others count only while it is set
+    unconfirmed.co, unconfirmed.in_co = false, false
     if not (ok and rawequal(a, WAIT) and yielded_by(co, w_in)) then abandon(w) end
   end
   if not ok then return fail(co, a) end
@@ -1022,7 +1028,7 @@ end
 local function will_wait(co, w, yieldable)
   local job = job_of[co]
   if job then job.w = w end  -- a listener's wait: an existing field
-  if unconfirmed then settle_unconfirmed() end
+  if unconfirmed.w then settle_unconfirmed() end
   local nested = running() ~= co  -- a dispatchEvent listener's
   if not nested and isyieldable then
     if yieldable == nil then yieldable = isyieldable() end
@@ -1032,8 +1038,8 @@ local function will_wait(co, w, yieldable)
   end
   -- noted where Lua tells that the yield will happen too: a hook may
   -- raise before it does
-  unconfirmed_co, unconfirmed_in = co, running()
-  unconfirmed = w  -- the others count only while it is set
+  unconfirmed.co, unconfirmed.in_co = co, running()
+  unconfirmed.w = w  -- the others count only while it is set
   -- after it: a wait noted here is one that unconfirmed ends, should a
   -- hook raise before the yield (else the coroutine, dead of that error,
   -- would look closed while it waits, and its task be woken)
