@@ -1328,6 +1328,23 @@ static int sched_commit (lua_State *L) {
   return 0;
 }
 
+/* mark_call(t, k, f, ...): t[k] = true, raw, then f(...), whose results
+** it returns: no Lua instruction comes between the two, so a count or
+** line hook's error finds both done or neither (an error report marked
+** as made, scheduler.lua's report, is made). The key goes first: out of
+** memory there raises with nothing called. */
+static int sched_mark_call (lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checkany(L, 2);
+  luaL_checkany(L, 3);
+  luaL_argcheck(L, !lua_isnil(L, 2), 2, "key expected");
+  lua_pushvalue(L, 2);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, 1);
+  lua_call(L, lua_gettop(L) - 3, LUA_MULTRET);
+  return lua_gettop(L) - 2;
+}
+
 /* resume_task(resume, co, done, ...): resume(co, ...) (coroutine.resume,
 ** or a worker's, which notes the coroutine running), then, in the same
 ** call, the end of what handed co its wake: with done an integer, co's
@@ -2105,6 +2122,7 @@ void mc_sched_open (lua_State *L) {
     {"event_mt", sched_event_mt},
     {"changed", sched_changed},
     {"commit", sched_commit},
+    {"mark_call", sched_mark_call},
     {"resume_task", sched_resume_task},
     {"uservalue", sched_uservalue},
     {"poll", sched_poll},

@@ -268,9 +268,13 @@ end
 -- loop (see run_receiver).
 local REPORTED = {}
 
--- Reports err to mc.onerror; with ev, the event that carries it, only
--- once: the mark goes just before the call (an error, a hook's, between
--- the two loses the report).
+-- t[k] = true and f(...) in one C call: no hook's error between the two.
+local mark_call = core.mark_call
+
+-- Reports err to mc.onerror; with ev, the event (or the record) that
+-- carries it, only once: ev is marked in the call that calls mc.onerror,
+-- so that an error (a hook's) before the call leaves the report to be
+-- made again, and one after it finds it made.
 local function report(err, tb, ev)
   if ev and rawget(ev, REPORTED) then return end
   local h = M.facade.onerror
@@ -281,15 +285,21 @@ local function report(err, tb, ev)
     h = function(e, t) return bad_onerror(bad, e, t) end
   end
   local task = current_task()
-  if ev then rawset(ev, REPORTED, true) end
   if not task then
-    if plain_depth == 0 then return h(err, tb) end
-    local ok, e = pcall(h, err, tb)
+    if plain_depth == 0 then
+      if ev then return mark_call(ev, REPORTED, h, err, tb) end
+      return h(err, tb)
+    end
+    local ok, e
+    if ev then ok, e = pcall(mark_call, ev, REPORTED, h, err, tb)
+    else ok, e = pcall(h, err, tb) end
     if ok then return end
     escaping, escaping_set = e, true
     error(e, 0)
   end
-  local ok, e = pcall(h, err, tb)
+  local ok, e
+  if ev then ok, e = pcall(mark_call, ev, REPORTED, h, err, tb)
+  else ok, e = pcall(h, err, tb) end
   if not ok then
     fatal_err = e
     error(FATAL, 0)
@@ -333,8 +343,8 @@ local function finish_job(job)
       job.ek = k + 1
     else
       job.list = false  -- walked: if report raises, nothing to walk again
+      report(errs[k][1], errs[k][2], errs[k])  -- once (its mark)
       job.ek = k + 1
-      report(errs[k][1], errs[k][2])
     end
   end
   job.errs = false  -- first: a job without errs walks again only its own event
@@ -761,22 +771,29 @@ local function pool_take()
 end
 
 -- Coroutines that died and that fail() has not finished with (out of
--- memory), each with its error, or DONE once a job's error is recorded:
--- the next turn calls fail() again for each. A fail() may run inside
--- another's (a runner's task), so there are a few slots, made up front.
+-- memory, or an error a hook or mc.onerror raised), each with its error,
+-- or DONE once a job's error is recorded: the next turn calls fail()
+-- again for each. pend_rec holds the record of each one's error once
+-- fail() made it, { error, traceback, closed, kept }: what was decided
+-- and done with it, so that the next call goes on from there (report's
+-- mark on it: reported once). A fail() may run inside another's (a
+-- runner's task), so there are a few slots, made up front.
 local DONE = {}
-local pend_co, pend_err, npend = { false, false, false, false },
-  { false, false, false, false }, 0
+local pend_co, pend_err, pend_rec, npend = { false, false, false, false },
+  { false, false, false, false }, { false, false, false, false }, 0
 
 -- Forgets the pending coroutine in slot p. Allocates nothing. The last
 -- one moves to p, then the count drops, then its old slot is cleared: an
 -- error (a hook's) between leaves the last one twice at most, whose
--- second fail() finds its job gone on and does nothing.
+-- second fail() finds its job gone on, or its record reported, and does
+-- nothing more.
 local function unpend(p)
   pend_err[p] = pend_err[npend]
+  pend_rec[p] = pend_rec[npend]
   pend_co[p] = pend_co[npend]
   npend = npend - 1
-  pend_co[npend + 1], pend_err[npend + 1] = false, false
+  pend_co[npend + 1], pend_err[npend + 1], pend_rec[npend + 1] =
+    false, false, false
 end
 
 -- Lua 5.4: closes the to-be-closed variables still open in co, which
@@ -803,9 +820,12 @@ local function fail(co, err)
   end
   if p == 0 then
     p = npend + 1
-    pend_co[p], pend_err[p] = co, err
+    pend_co[p], pend_err[p], pend_rec[p] = co, err, false
     npend = p
   end
+  -- made by an earlier call (see pend_rec): err is a listener's or the
+  -- task's own, not the runner's, whatever job.i says by now
+  local rec = pend_rec[p]
   local interrupt = interrupted(err)
   local watch = end_of[co]
   if watch and watch.task == co then
@@ -818,7 +838,8 @@ local function fail(co, err)
     nidle = nidle + 1
   end
   local job = job_of[co]
-  if job and not interrupt and job.i >= 0 and not rawequal(err, DONE)
+  if job and not interrupt and not rec and job.i >= 0
+     and not rawequal(err, DONE)
      and not rawequal(err, FATAL) and not no_memory(err) then
     -- a runner's own code raised, not a listener's: a hook did (an
     -- instruction limit), as nothing else raises there but running out
@@ -850,19 +871,32 @@ local function fail(co, err)
       unpend(p)
       return
     end
-  elseif not job or not job.ev then
-    local tb = traceback(co)
-    err = unwind(co, err)
-    unpend(p)  -- mc.onerror may raise
-    return report(err, tb)
+  end
+  -- The error's record: made and noted first, then closed (Lua 5.4:
+  -- unwind), kept or reported, each step once, so that an error (a
+  -- hook's, or mc.onerror's) at any point leaves the rest to the next
+  -- call; the coroutine is forgotten only after its error was reported.
+  -- kept: a message listener's, for its messageerror (finish_job).
+  if not rec and not rawequal(err, DONE) then
+    rec = { err, traceback(co), false,
+            job and job.ev and job.i < 0 and job.ev.type == "message"
+              or false }
+    pend_rec[p] = rec
+  end
+  if rec and not rec[3] then
+    rec[1] = unwind(co, err)  -- again after an error: err, already closed
+    rec[3] = true
+  end
+  if not rawequal(err, DONE) and not (job and job.ev) then  -- a task's own
+    report(rec[1], rec[2], rec)
+    unpend(p)
+    return
   end
   if job.ev and not job.list then  -- one plain listener (deliver): none
     job.U = uservalue(job.target)   -- after it
   end
   if not rawequal(err, DONE) then
-    local tb = traceback(co)
-    local rec = { unwind(co, err), tb }
-    if job.i < 0 and job.ev.type == "message" then
+    if rec[4] then
       local errs = job.errs
       if not errs then
         errs = {}
@@ -871,16 +905,17 @@ local function fail(co, err)
         job.ports = rawget(job.ev, "ports") or false  -- the same ones
         job.errs = errs  -- last: ek and data are read only when errs is set
       end
-      errs[#errs + 1] = rec  -- stored whole or not at all
-      rec = nil
+      if not rawequal(errs[#errs], rec) then
+        errs[#errs + 1] = rec  -- stored whole or not at all
+      end
     end
     -- a listener of another event, or the runner itself between
     -- listeners out of memory: that is reported, and then the job goes
     -- on after the listener, or where it was when memory ran out (any
     -- other error of the runner's own left the loop, above)
     if job.i < 0 then job.i = 1 - job.i end
+    if not rec[4] then report(rec[1], rec[2], rec) end
     pend_err[p] = DONE
-    if rec then report(rec[1], rec[2]) end
   end
   local co2 = new_runner(job)
   job_of[co] = nil
@@ -1230,11 +1265,9 @@ end
 -- Raises err out of the scheduler loop that runs the current task, as an
 -- error of mc.onerror is (a worker's error that nobody takes).
 function M.raise_out(err, ev)
-  if ev then
-    if rawget(ev, REPORTED) then return end
-    rawset(ev, REPORTED, true)
-  end
+  if ev and rawget(ev, REPORTED) then return end
   fatal_err = err
+  if ev then mark_call(ev, REPORTED, error, FATAL, 0) end  -- marked as raised
   error(FATAL, 0)
 end
 
