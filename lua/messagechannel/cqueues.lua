@@ -22,7 +22,7 @@ if not found then
 end
 local condition = require "cqueues.condition"
 local core = require "messagechannel.core"
-local mc = require "messagechannel"
+require "messagechannel"  -- first: the module its scheduler serves
 local scheduler = require "messagechannel.scheduler"
 
 local M = {}
@@ -54,11 +54,20 @@ end
 
 local start
 
+-- What the task waits on: a pollable object of plain fields, not the
+-- module table, whose methods (pollfd, events, timeout) cqueues would
+-- call outside the task, where an error (a hook's: an instruction limit,
+-- Ctrl-C) kills the task the adapter then does not restart. The task
+-- fills them in its protected step; cqueues calls no Lua code of ours.
+local waiting_on = { pollfd = -1, events = "r", timeout = nil }
+
 -- mc.step() as an adapter steps (its turn ends after 50 ms: see the
 -- scheduler's host_step), called from a Lua function, so that its errors
--- name a line.
+-- name a line; then what to wait on, for as long as mc:timeout() says.
 local function step()
   local more = scheduler.host_step()
+  waiting_on.pollfd = scheduler.pollfd()
+  waiting_on.timeout = scheduler.timeout()
   return more
 end
 
@@ -83,9 +92,9 @@ local function drive(cq, gone)
       break  -- attached elsewhere by what the step ran: its signal of
              -- `gone` came before this task could wait for it
     elseif more then
-      cqueues.poll(mc, gone)
+      cqueues.poll(waiting_on, gone)
     elseif cq:count() > 1 then  -- idle, while other tasks keep the loop
-      cqueues.poll(mc, gone, IDLE_LOOK)
+      cqueues.poll(waiting_on, gone, IDLE_LOOK)
     else
       break
     end
