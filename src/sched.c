@@ -50,12 +50,12 @@ static const char *const keys[] = {
   "type", "data", "error", "target", "ports", "lists",
   "waiters", "removed", "once", "fn", "ev", "U", "list", "i", "done",
   "timer", "dead", "co", "many", "from", "on", "runner", "h", "n",
-  "writers", "untied", "wake", "open", "why", NULL
+  "writers", "untied", "wake", "open", "why", "kept", NULL
 };
 enum { K_TYPE, K_DATA, K_ERROR, K_TARGET, K_PORTS, K_LISTS,
        K_WAITERS, K_REMOVED, K_ONCE, K_FN, K_EV, K_U, K_LIST, K_I, K_DONE,
        K_TIMER, K_DEAD, K_CO, K_MANY, K_FROM, K_ON, K_RUNNER,
-       K_H, K_N, K_WRITERS, K_UNTIED, K_WAKE, K_OPEN, K_WHY };
+       K_H, K_N, K_WRITERS, K_UNTIED, K_WAKE, K_OPEN, K_WHY, K_KEPT };
 
 /* Pushes the field name k. */
 static void pushk (lua_State *L, int k) {
@@ -865,7 +865,10 @@ static int waiting_live (lua_State *L, mc_Recv *r, int idx) {
 ** fields all exist) is done and leaves U.waiters, and the message is
 ** taken, all with nothing allocated. Returns true, ev, and the waiting
 ** task's coroutine to resume with ev (false for a receive outside a task,
-** whose loop sees the waiter done). */
+** whose loop sees the waiter done). A receive outside a task has ev in
+** U.kept too (its key made by scheduler.lua's receive), until it returns
+** it (sched_received): an error that comes out of its loop before (a
+** hook's) leaves ev to the port's next receive. */
 static int hand (lua_State *L, mc_Recv *r, int h, int status) {
   lua_Integer first;
   getk(L, -1, K_WAITERS);  /* ..., ev, U, ws */
@@ -881,6 +884,14 @@ static int hand (lua_State *L, mc_Recv *r, int h, int status) {
                                ** fail first */
     lua_pushvalue(L, -1);
     setk(L, 2, K_WAKE);
+  }
+  else {
+    getk(L, -4, K_KEPT);
+    if (!lua_isnil(L, -1)) {  /* the key exists: allocates nothing */
+      lua_pushvalue(L, -6);
+      setk(L, -6, K_KEPT);
+    }
+    lua_pop(L, 1);
   }
   lua_replace(L, -4);  /* ..., ev, co, ws, w */
   lua_pop(L, 2);
@@ -1326,6 +1337,26 @@ static int sched_commit (lua_State *L) {
   if (r != NULL)
     reread(L, 1, r, 1);
   return 0;
+}
+
+/* received(ev, x): returns ev, x, and lets go of ev as the kept message
+** of its target (see hand), in one call: a receive's last step, called
+** in tail position, so that no hook runs between the two. */
+static int sched_received (lua_State *L) {
+  lua_settop(L, 2);
+  if (lua_istable(L, 1)) {
+    getk(L, 1, K_TARGET);
+    if (test_recv(L, 3) != NULL) {
+      mc_getuservalue(L, 3);
+      getk(L, 4, K_KEPT);
+      if (lua_rawequal(L, 5, 1)) {
+        lua_pushboolean(L, 0);
+        setk(L, 4, K_KEPT);
+      }
+    }
+    lua_settop(L, 2);
+  }
+  return 2;
 }
 
 /* mark_call(t, k, f, ...): t[k] = true, raw, then f(...), whose results
@@ -2123,6 +2154,7 @@ void mc_sched_open (lua_State *L) {
     {"changed", sched_changed},
     {"commit", sched_commit},
     {"mark_call", sched_mark_call},
+    {"received", sched_received},
     {"resume_task", sched_resume_task},
     {"uservalue", sched_uservalue},
     {"poll", sched_poll},

@@ -17,6 +17,8 @@ local error, getmetatable, rawequal, rawget, select, setmetatable, tostring,
 local format = string.format
 
 local methods, uservalue = core.port_methods, core.uservalue
+-- returns its arguments, and lets go of a kept message (see scheduler.kept)
+local received = core.received
 
 -- Handler field -> event type: onmessage, onmessageerror, onclose (a
 -- port has no error events: those are a BroadcastChannel's over NATS).
@@ -35,7 +37,7 @@ function methods.receive(...)
   local port, timeout = ...
   local U = check_port("receive", ...)
   local ev, why = scheduler.receive(port, U, timeout, "receive")
-  return ev, why
+  return received(ev, why)  -- last: see scheduler.kept
 end
 
 -- mc.receive(ports [, timeout]): the first message to arrive at any of
@@ -74,8 +76,8 @@ function M.receive(...)
     error("bad argument #1 to 'receive' (empty array of MessagePorts)", 2)
   end
   local ev, port = scheduler.receive_many(objs, Us, timeout)
-  return ev, port  -- not a tail call: errors point at the caller
-end
+  return received(ev, port)  -- after the call, whose errors point at the
+end                          -- caller; last: see scheduler.kept
 
 ---------------------------------------------------------------------------
 -- MessageChannel and MessagePort

@@ -1835,8 +1835,9 @@ end
 -- (an unref'd port is waited for when a call blocks on it). All of it
 -- runs in one protected call: an error (out of memory) at any step takes
 -- w out again with undo(w) and goes on, so that no waiter is left queued
--- that nobody waits for (it would take a message and lose it). Returns
--- "none" when add found nothing to wait for.
+-- that nobody waits for (it would take a message and lose it). (A
+-- message the loop handed to w stays in U.kept until returned: see
+-- M.receive.) Returns "none" when add found nothing to wait for.
 local function wait(name, w, timeout, add, undo, e, keep)
   local ok, added, r
   if w.co then
@@ -1880,12 +1881,27 @@ local function pause_now()
   return co ~= nil and running() == co and isyieldable()
 end
 
+-- A message a receive outside any task was handed, taken off the
+-- queue, stays in U.kept (core.deliver) until that receive returns it:
+-- the method's last step, core.received, lets it go. So an error that
+-- comes out of the loop in between (a hook's: an instruction limit,
+-- Ctrl-C) leaves it to the port's next receive, which returns it before
+-- anything queued. M.kept(U): that message, or false; the key is made
+-- here, before any wait, so that storing it allocates nothing.
+function M.kept(U)
+  local ev = U.kept
+  if ev == nil then U.kept = false end
+  return ev or false
+end
+
 -- receive(obj, U [, timeout]) for the receiver obj: its next message
 -- event, or nil, "closed" | "timeout". name is the method's, for errors,
 -- which point at the method's caller.
 function M.receive(obj, U, timeout, name)
   check_seconds(timeout, name, 1, true, 4)
   if timeout == huge then timeout = nil end  -- the same as none
+  local kept = M.kept(U)
+  if kept then return kept end
   local pause = timeout ~= 0 and pause_now()
   local ev = not pause and take(obj)
   if ev then
@@ -1985,6 +2001,10 @@ end
 function M.receive_many(objs, Us, timeout)
   check_seconds(timeout, "receive", 2, true, 4)
   if timeout == huge then timeout = nil end  -- the same as none
+  for i = 1, #objs do  -- each one's key made (see M.kept)
+    local kept = M.kept(Us[i])
+    if kept then return kept, objs[i] end
+  end
   -- see pause_now; a waiter at several ports would be handed the message
   -- of the port whose token comes first, not the oldest: it sleeps(0)
   -- instead, and then takes the oldest
