@@ -19,10 +19,10 @@ describe("regress: functions and metamethods given hostile arguments", function(
         coroutine.create(function() end), print, mc.Buffer(2),
         mc.MessageChannel().port1 }
       -- functions that would change the scheduler itself, not hostile
-      -- input (enter and resume_task call their argument)
+      -- input (enter, resume_task and mark_call call their argument)
       local skip = { worker_start = true, looping = true, on_wake = true,
                      runq_reset = true, poll = true, enter = true,
-                     resume_task = true }
+                     resume_task = true, mark_call = true }
       local calls = 0
       local function sweep(f)
         for i = 1, pool.n do
