@@ -1364,6 +1364,13 @@ static int sched_received (lua_State *L) {
 ** line hook's error finds both done or neither (an error report marked
 ** as made, scheduler.lua's report, is made). The key goes first: out of
 ** memory there raises with nothing called. */
+#if MC_YIELD_THEN
+static MC_KFUNCTION(mark_call_returned) {
+  MC_KUNUSED;
+  return lua_gettop(L) - 2;
+}
+#endif
+
 static int sched_mark_call (lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checkany(L, 2);
@@ -1372,7 +1379,11 @@ static int sched_mark_call (lua_State *L) {
   lua_pushvalue(L, 2);
   lua_pushboolean(L, 1);
   lua_rawset(L, 1);
+#if MC_YIELD_THEN  /* f may wait (mc.onerror in a task): it yields */
+  lua_callk(L, lua_gettop(L) - 3, LUA_MULTRET, 0, mark_call_returned);
+#else
   lua_call(L, lua_gettop(L) - 3, LUA_MULTRET);
+#endif
   return lua_gettop(L) - 2;
 }
 
