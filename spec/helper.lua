@@ -737,4 +737,12 @@ function M.run_child(source, bound, env)
   return wait and wait()
 end
 
+-- run_child of source as the body of a function called with `which`
+-- (its `...`), a scenario's name.
+function M.run_scenario(source, which, bound)
+  return M.run_child(("local arg = { %q }\n"):format(which)
+                     .. "local function main(...)\n" .. source
+                     .. "\nend\nmain(arg[1])\n", bound)
+end
+
 return M

@@ -15,42 +15,26 @@ local helper = require "spec.helper"
 
 local CHILD = [=[
 local which = ...
-if rawget(_G, "jit") then jit.off() end  -- hooks run in interpreted code
+local interrupt = require "spec.interrupt"
 local mc = require "messagechannel"
 local cqueues = require "cqueues"
 local adapter = require "messagechannel.cqueues"
 local target = ({ pollfd = mc.pollfd, events = mc.events,
                   timeout = mc.timeout })[which]
-local getinfo = debug.getinfo
-local seen, fired, k = 0, true, 0
-local function hook()
-  if fired then return end
-  local f = getinfo(2, "f")
-  if f and f.func == target then
-    seen = seen + 1
-    if seen == k then
-      fired = true
-      error("INT", 0)
-    end
-  end
-end
-local create = coroutine.create
-coroutine.create = function(fn)
-  local co = create(fn)
-  debug.sethook(co, hook, "c")
-  return co
-end
+local h = interrupt.new("f", function(f)
+  return f.func == target
+end, "c")
 local cq = cqueues.new()
 -- cqueues makes its tasks' coroutines in C: each sets the hook itself
 local methods = getmetatable(cq).__index
 local wrap = methods.wrap
 methods.wrap = function(self, fn, ...)
   return wrap(self, function(...)
-    debug.sethook(hook, "c")
+    debug.sethook(h.hook, "c")
     return fn(...)
   end, ...)
 end
-local bad, checked = 0, 0
+local bad, checked, k = 0, 0, 0
 while true do
   k = k + 1
   local log = {}
@@ -65,11 +49,11 @@ while true do
   end
   ch.port1:postMessage("message")
   adapter.attach(cq)
-  seen, fired = 0, false
-  debug.sethook(hook, "c")
+  h.arm(k)
+  debug.sethook(h.hook, "c")
   local ok, err = cq:loop(10)
-  local hit = fired
-  fired = true
+  local hit = h.fired
+  h.fired = true
   debug.sethook()
   local ok2, err2 = cq:loop(10)
   local s = table.concat(log, ",")
@@ -102,9 +86,7 @@ describe("regress: a hook's error in a pollable method cqueues calls",
                                       "cqueues is not installed for "
                                       .. _VERSION))
       end
-      local out = helper.run_child(("local arg = { %q }\n"):format(which)
-                                   .. "local function main(...)\n" .. CHILD
-                                   .. "\nend\nmain(arg[1])\n", 120)
+      local out = helper.run_scenario(CHILD, which, 120)
       if not out then return pending(helper.NO_CHILD) end
       local checked, bad = out:match("checked (%d+) bad (%d+)")
       assert.truthy(checked, out)

@@ -14,26 +14,10 @@ local helper = require "spec.helper"
 
 local CHILD = [=[
 local which = ...
-local getinfo = debug.getinfo
-local armed, seen, fired, k = nil, 0, true, 0
-local function hook()
-  if fired or not (armed and armed()) then return end
-  local info = getinfo(2, "S")
-  if info and info.source:find("messagechannel/", 1, true) then
-    seen = seen + 1
-    if seen == k then
-      fired = true
-      error("INT", 0)
-    end
-  end
-end
-local create = coroutine.create
-coroutine.create = function(fn)
-  local co = create(fn)
-  debug.sethook(co, hook, "l")
-  return co
-end
-if rawget(_G, "jit") then jit.off() end  -- hooks run in interpreted code
+local armed  -- from the moment the hook counts
+local h = require("spec.interrupt").new("S", function(info)
+  return armed and armed() and info.source:find("messagechannel/", 1, true)
+end, "l")
 local mc = require "messagechannel"
 
 local function receive(port, timeout)
@@ -41,7 +25,7 @@ local function receive(port, timeout)
   return port:receive(timeout)
 end
 
-local bad, checked = 0, 0
+local bad, checked, k = 0, 0, 0
 while true do
   k = k + 1
   local ch = mc.MessageChannel()
@@ -52,12 +36,12 @@ while true do
   end)
   -- from the turn that handed the message to receive's waiter on
   armed = function() return posted and ch.port2:pending() == 0 end
-  seen, fired = 0, false
-  debug.sethook(hook, "l")
+  h.arm(k)
+  debug.sethook(h.hook, "l")
   local ok, ev = pcall(receive, ch.port2, which == "timeout" and 5 or nil)
   debug.sethook()
-  local hit = fired
-  fired, armed = true, nil
+  local hit = h.fired
+  h.fired, armed = true, nil
   if not hit then
     assert(ok and ev and ev.data == "hello", "the scenario alone")
     break
@@ -82,9 +66,7 @@ describe("regress: a hook's error after a receive outside any task took a "
          .. "message", function()
   for _, which in ipairs({ "receive", "timeout", "many" }) do
     it("leaves the message to the next receive: " .. which, function()
-      local out = helper.run_child(("local arg = { %q }\n"):format(which)
-                                   .. "local function main(...)\n" .. CHILD
-                                   .. "\nend\nmain(arg[1])\n", 120)
+      local out = helper.run_scenario(CHILD, which, 120)
       if not out then return pending(helper.NO_CHILD) end
       local checked, bad = out:match("checked (%d+) bad (%d+)")
       assert.truthy(checked, out)

@@ -15,27 +15,10 @@ local helper = require "spec.helper"
 
 local CHILD = [=[
 local which = ...
-local getinfo = debug.getinfo
 local report  -- the scheduler's, once loaded
-local seen, fired, k = 0, true, 0
-local function hook()
-  if fired then return end
-  local f = getinfo(2, "f")
-  if f and f.func == report then
-    seen = seen + 1
-    if seen == k then
-      fired = true
-      error("INT", 0)
-    end
-  end
-end
-local create = coroutine.create
-coroutine.create = function(fn)
-  local co = create(fn)
-  debug.sethook(co, hook, "l")
-  return co
-end
-if rawget(_G, "jit") then jit.off() end  -- hooks run in interpreted code
+local h = require("spec.interrupt").new("f", function(f)
+  return f.func == report
+end, "l")
 local mc = require "messagechannel"
 report = require("messagechannel.scheduler").report
 
@@ -59,16 +42,17 @@ local got = 0
 mc.onerror = function(e)
   if e == "E" then got = got + 1 end
 end
-local checked = 0
+local checked, k = 0, 0
 while true do
   k = k + 1
-  got, seen, fired = 0, 0, false
+  got = 0
+  h.arm(k)
   S[which]()
-  debug.sethook(hook, "l")
+  debug.sethook(h.hook, "l")
   local ok, err = pcall(mc.run, 10)
   debug.sethook()
-  if not fired then
-    fired = true
+  if not h.fired then
+    h.fired = true
     assert(ok and got == 1, "the scenario alone")
     break
   end
@@ -87,9 +71,7 @@ describe("regress: a hook's error in the report of an error nobody takes",
          function()
   for _, which in ipairs({ "task", "message", "close" }) do
     it("leaves it reported once: " .. which, function()
-      local out = helper.run_child(("local arg = { %q }\n"):format(which)
-                                   .. "local function main(...)\n" .. CHILD
-                                   .. "\nend\nmain(arg[1])\n", 120)
+      local out = helper.run_scenario(CHILD, which, 120)
       if not out then return pending(helper.NO_CHILD) end
       local checked, of = out:match("checked (%d+) of (%d+)")
       assert.truthy(checked, out)
