@@ -585,10 +585,14 @@ local held_jobs = setmetatable({}, { __mode = "k" })
 -- any, the event once that dispatch ends. Held before the waiters are
 -- woken: one of them may be the listener that holds it back.
 local function hold_close(job, obj, ev, listened)
-  -- job.list first, and ev last: a runner that fails between hands the
-  -- close to the rest of the waiters, and no more
-  job.list = false
-  if listened then uservalue(obj).held_close = ev end
+  -- the close held and job.list off in one call (a failure between
+  -- would leave the listeners without it), and ev last: a runner that
+  -- fails before hands the close to the rest of the waiters, and no more
+  if listened then
+    commit(false, uservalue(obj), "held_close", ev, job, "list", false)
+  else
+    job.list = false
+  end
   hand_close(job, obj)
   job.ev = false
 end
@@ -642,9 +646,14 @@ local function runner_main()
       run_receiver(job, job.target, job.ev, etok and etok[5])
     end
     if job.ev then  -- a job handed over from a coroutine that died
-      -- a close's waiters, unless its walk had begun (run_receiver)
+      -- a close's waiters, unless its walk had begun (run_receiver); held
+      -- while listeners at its port wait, as the loop below holds it
       if job.ev.type == "close" and job.i == 1 and not job.errs then
-        hand_close(job, job.target)
+        if job.list and holds_at[job.target] then
+          hold_close(job, job.target, job.ev, job.list)
+        else
+          hand_close(job, job.target)
+        end
       end
       -- its own event's walk, unless finish_job's messageerrors had begun
       if job.list and not (job.errs and job.ev.type == "messageerror") then

@@ -11,7 +11,11 @@
 -- - on every version, a message listener waiting for good (in receive,
 --   at a channel only its closure reached) kept its port, the closure and
 --   everything they reach: the count of what holds the port's close back
---   was a strong table keyed by the port.
+--   was a strong table keyed by the port;
+-- - on Lua 5.1 and LuaJIT such a listener still kept them through its
+--   runner's job (a table weak in its keys, whose value named the
+--   runner), and so did its port's held close (the event names the port,
+--   in a table weak in its keys).
 
 local mc = require "messagechannel"
 local helper = require "spec.helper"
