@@ -1823,19 +1823,19 @@ local function arm(w, e)
   end
 end
 
-local function add_and_arm(add, w, e)
-  if add(w) == false then return false end
+local function add_and_arm(add, w, q, e)
+  if add(w, q) == false then return false end
   arm(w, e)
   return true
 end
 
-local function add_and_loop(name, add, w, timeout, keep)
-  if add(w) == false then return false end
+local function add_and_loop(name, add, w, q, timeout, keep)
+  if add(w, q) == false then return false end
   return true, exclusive(name, loop, function() return w.done end,
                          timeout and now() + timeout, true, keep)
 end
 
--- The wait of receive, mc.receive and postMessage: add(w) queues the
+-- The wait of receive, mc.receive and postMessage: add(w, q) queues the
 -- waiter w (false: there is nothing to wait for). Then, in a task, its
 -- timer e is armed and wait returns "yield" (the caller yields); outside
 -- any task the loop runs as `name` until w is done or `timeout` seconds
@@ -1847,12 +1847,20 @@ end
 -- that nobody waits for (it would take a message and lose it). (A
 -- message the loop handed to w stays in U.kept until returned: see
 -- M.receive.) Returns "none" when add found nothing to wait for.
-local function wait(name, w, timeout, add, undo, e, keep)
+-- add(w, q), undo(w) and the waits that call wait make no closure over
+-- a local of theirs: Lua 5.3 keeps for one more cycle what the captured
+-- locals of an unreachable coroutine hold (lgc.c's remarkupvals), and
+-- marks a captured local's value when its closure's function returns
+-- while the collector marks (luaC_upvalbarrier); either kept the waiter,
+-- its task and its ports a cycle longer, on top of the cycle the ports'
+-- finalizers keep them, and the automatic collector fell further behind
+-- each cycle. (keep and add_and_loop's closure run outside any task.)
+local function wait(name, w, timeout, add, undo, e, keep, q)
   local ok, added, r
   if w.co then
-    ok, added = pcall(add_and_arm, add, w, e)
+    ok, added = pcall(add_and_arm, add, w, q, e)
   else
-    ok, added, r = pcall(add_and_loop, name, add, w, timeout, keep)
+    ok, added, r = pcall(add_and_loop, name, add, w, q, timeout, keep)
   end
   if not ok or not added or not w.co and not w.done then undo(w) end
   if not ok then
@@ -1903,6 +1911,20 @@ function M.kept(U)
   return ev or false
 end
 
+-- The adds and undos the waits hand to wait (fields, as this chunk has
+-- nearly as many locals as Lua allows). receive's: w at ws, its
+-- receiver's waiters.
+local waits = {}
+
+function waits.add_receiver(w, ws)
+  push(ws, w)
+  changed(w.obj)
+end
+
+function waits.undo_receiver(w)
+  remove_waiter(w.obj, w.U, w)
+end
+
 -- receive(obj, U [, timeout]) for the receiver obj: its next message
 -- event, or nil, "closed" | "timeout". name is the method's, for errors,
 -- which point at the method's caller.
@@ -1934,11 +1956,9 @@ function M.receive(obj, U, timeout, name)
   local ws = queue_of(U, "waiters")
   local e = co and timeout and new_timer(now() + timeout, co, w)
   if co then will_wait(co, w) end
-  local how, r = wait(name, w, timeout, function()
-    push(ws, w)
-    changed(obj)
-  end, function() remove_waiter(obj, U, w) end, e,
-  not co and function() return abroad(obj) end)
+  local how, r = wait(name, w, timeout, waits.add_receiver,
+                      waits.undo_receiver, e,
+                      not co and function() return abroad(obj) end, ws)
   if how == "yield" then waited(w) end
   if pause and w.why == "timeout" then  -- what was queued may be still
     return M.receive(obj, U, 0, name)
@@ -1958,6 +1978,12 @@ local function room_results(w)
   return false, w.why or "timeout"
 end
 
+-- postMessage's add for wait: w at ws, its port's writers.
+function waits.add_writer(w, ws)
+  push(ws, w)
+  writing(w.port, ws.n)
+end
+
 -- postMessage at a full bounded partner (src/port.c): held is the post,
 -- already registered in C to hear of room. Inside a task, returns true,
 -- w and WAIT for postMessage to yield: the task is woken with its
@@ -1972,10 +1998,9 @@ local function waitroom(port, held, timeout, yieldable)
   local ws = queue_of(uservalue(port), "writers")
   local e = co and timeout and new_timer(now() + timeout, co, w)
   if co then will_wait(co, w, yieldable) end
-  local how, r = wait("postMessage", w, timeout, function()
-    push(ws, w)
-    writing(port, ws.n)
-  end, writer_done, e, not co and function() return abroad(port) end)
+  local how, r = wait("postMessage", w, timeout, waits.add_writer,
+                      writer_done, e,
+                      not co and function() return abroad(port) end, ws)
   if how == "yield" then
     posting[co] = w
     closable = true
@@ -2000,6 +2025,12 @@ local function add_waiter(objs, Us, w)
     end
   end
   for i = 1, #objs do changed(objs[i]) end
+end
+
+-- receive_many's add for wait.
+function waits.add_many(w, Us)
+  add_waiter(w.many, Us, w)
+  return w.open > 0  -- else every port closed meanwhile (another thread)
 end
 
 -- receive_many(objs, Us, timeout) for mc.receive: objs an array of
@@ -2047,15 +2078,14 @@ function M.receive_many(objs, Us, timeout)
               runner = job_of[co] ~= nil }
   local e = co and timeout and new_timer(now() + timeout, co, w)
   if co then will_wait(co, w) end
-  local how, r = wait("receive", w, timeout, function()
-    add_waiter(objs, Us, w)
-    return w.open > 0  -- else every port closed meanwhile (another thread)
-  end, function() remove_waiter(nil, nil, w) end, e, not co and function()
+  local how, r = wait("receive", w, timeout, waits.add_many,
+                      waits.undo_receiver, e,
+                      not co and function()
     for i = 1, #objs do
       if abroad(objs[i]) then return true end
     end
     return false
-  end)
+  end, Us)
   if how == "none" then return nil, "closed" end
   if how == "yield" then waited(w) end
   if w.done then
