@@ -435,6 +435,11 @@ run-bench: all
 	  $(call RUN_ENV,$$v) $$bin bench/nats.lua || exit 1; echo; \
 	  $(call RUN_ENV,$$v) $$bin bench/collisions.lua || exit 1; echo; \
 	done
+	@# every other version: the in-state time against its own floor
+	@for v in $(filter 5.1 5.2 5.3,$(LUAS)); do \
+	  bin=$(SH_LUA); \
+	  $(call RUN_ENV,$$v) $$bin bench/channel.lua || exit 1; echo; \
+	done
 	@for v in $(filter 5.3,$(LUAS)); do \
 	  bin=$(SH_LUA); \
 	  $(call RUN_ENV,$$v) $$bin bench/collisions.lua || exit 1; echo; \
