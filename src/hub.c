@@ -337,7 +337,7 @@ long mc_hub_spin (long ns) {
   return __atomic_exchange_n(&spin_ns, ns, __ATOMIC_RELAXED);
 }
 
-static double now (void) {
+double mc_hub_now (void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
@@ -358,13 +358,13 @@ static int ready (struct pollfd *extra, size_t n) {
 /* Watches h->news (and every 32nd turn the n descriptors at extra) for up
 ** to `seconds`; returns whether news came or one is readable. */
 static int spin (mc_Hub *h, double seconds, struct pollfd *extra, size_t n) {
-  double end = now() + seconds;
+  double end = mc_hub_now() + seconds;
   unsigned i;
   for (i = 1; ; i++) {
     if (__atomic_load_n(&h->news, __ATOMIC_ACQUIRE))
       return 1;
     relax();
-    if (i % 32 == 0 && (ready(extra, n) || now() >= end))
+    if (i % 32 == 0 && (ready(extra, n) || mc_hub_now() >= end))
       return ready(extra, n);
   }
 }
@@ -391,7 +391,7 @@ static void doze (mc_Hub *h, double seconds, struct pollfd *extra,
   if (seconds != 0 && !h->news && !h->signalled && h->fd[0] >= 0
       && !ready(extra, nextra)) {
     int fd = h->fd[0], spun = 0, caught = 0;
-    double t0 = now(), s = (double)mc_hub_spin(-1) * 1e-9;
+    double t0 = mc_hub_now(), s = (double)mc_hub_spin(-1) * 1e-9;
     if (seconds > 0 && s > seconds)
       s = seconds;
     if (h->skip > 0)
@@ -404,7 +404,7 @@ static void doze (mc_Hub *h, double seconds, struct pollfd *extra,
     }
     if (!h->news && !h->signalled && !caught) {
       double left = seconds;
-      if (seconds > 0 && (left -= now() - t0) < 0)
+      if (seconds > 0 && (left -= mc_hub_now() - t0) < 0)
         left = 0;
 #ifdef MC_FUTEX
       if (!h->exposed && nextra == 0) {
@@ -423,7 +423,7 @@ static void doze (mc_Hub *h, double seconds, struct pollfd *extra,
       h->waiting = 0;
       caught = ready(extra, nextra);
     }
-    h->warm = (h->news || caught) && now() - t0 <= SOON + s;
+    h->warm = (h->news || caught) && mc_hub_now() - t0 <= SOON + s;
     if (spun) {  /* a spin that missed (the other thread needed this CPU,
                  ** or answers late) is not tried again for a while */
       h->misses = caught ? 0 : h->misses < 6 ? h->misses + 1 : 6;

@@ -151,6 +151,7 @@ void mc_hub_close (mc_Hub *h);  /* its state is gone: drop news from now on */
 /* How long, in nanoseconds, mc_hub_wait watches for news before it
 ** sleeps, in every thread; 0: it sleeps at once. */
 long mc_hub_spin (long ns);  /* sets it when ns >= 0; returns the old one */
+double mc_hub_now (void);  /* the monotonic clock, in seconds */
 /* Waits until there is news, a wake-up, a signal, the hub is stopped, or
 ** `seconds` pass (< 0: no limit; 0: no wait). Swaps the queued ids into
 ** *buf (of capacity *cap; the hub's old array takes its place, so no copy

@@ -231,11 +231,6 @@ static Conn *alloc_conn (void) {
   return c;
 }
 
-static double now (void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static size_t pending_out (const Conn *c) {
   return c->out.n - c->outpos;
@@ -771,7 +766,7 @@ static int next_address (Conn *c) {
     }
     close(c->fd);
     c->fd = fd;  /* polled for POLLOUT from the next turn */
-    c->since = now();
+    c->since = mc_hub_now();
     return 1;
   }
   return 0;
@@ -885,7 +880,7 @@ static double watched_until (const Conn *c) {
 }
 
 static int watched (const Conn *c) {
-  return c->state == OPEN && watched_until(c) > now();
+  return c->state == OPEN && watched_until(c) > mc_hub_now();
 }
 
 /* When the next timer of c is due. */
@@ -977,11 +972,11 @@ static int wait_events (struct pollfd *pfd, size_t n, int ms, double t0) {
   double spin = (double)mc_hub_spin(-1) * 1e-9, t;
   int r = 0;
   if (warm && spin > 0 && ms != 0)
-    while ((r = poll(pfd, (nfds_t)n, 0)) == 0 && now() - t0 < spin)
+    while ((r = poll(pfd, (nfds_t)n, 0)) == 0 && mc_hub_now() - t0 < spin)
       ;
   if (r == 0)
     r = poll(pfd, (nfds_t)n, ms);
-  t = now();
+  t = mc_hub_now();
   warm = r > 0 && t - t0 < 0.001;
   return r;
 }
@@ -1042,7 +1037,7 @@ static void *run (void *arg) {
     pthread_mutex_lock(&net.lock);
     asks = net.asks;
     pthread_mutex_unlock(&net.lock);
-    t = now();
+    t = mc_hub_now();
     for (i = n = d = 0; i < nconns; i++) {
       Conn *c = conns[i];
       int dead;
@@ -1119,7 +1114,7 @@ static void *run (void *arg) {
       if (u < next)
         next = u;
     }
-    t = now();
+    t = mc_hub_now();
     ms = next <= t ? 0 : (int)((next - t) * 1000) + 1;
     for (n = 0; n < i; n++)
       rev[n] = 0;
@@ -1206,7 +1201,7 @@ static int hand_over (Conn *c) {
 static Conn *new_conn (int kind, int fd, mc_Group *g, size_t e,
                        mc_NetOptions *o) {
   Conn *c = alloc_conn();
-  double t = now();
+  double t = mc_hub_now();
   if (c == NULL) {
     close(fd);
     errno = ENOMEM;
@@ -1332,7 +1327,7 @@ int mc_net_send (mc_Group *g, size_t to, mc_Msg *m, mc_Hub *self) {
         c->bwaits = self->netwaits;
       }
       if (behind ? before == 0
-                 : send_out(c, now()) != 0 || pending_out(c) > 0)
+                 : send_out(c, mc_hub_now()) != 0 || pending_out(c) > 0)
         mc_hub_notify(net.hub, c->id);  /* the thread goes on from here */
       if (pending_out(c) == 0)
         sent = 2;
@@ -1359,7 +1354,7 @@ size_t mc_net_wait (mc_Hub *h, double seconds, uint32_t **buf, size_t *cap,
       if (!__atomic_load_n(&k->full, __ATOMIC_RELAXED)
           && mc_group_owner(k->g, mc_group_partner(k->g, k->e), h)
              == MC_OWNER_SELF) {
-        double until = now() + 0.05;
+        double until = mc_hub_now() + 0.05;
         __atomic_store(&k->watched, &until, __ATOMIC_RELAXED);
         __atomic_add_fetch(&k->refs, 1, __ATOMIC_RELAXED);
         p[n].fd = k->fd;
@@ -1376,7 +1371,7 @@ size_t mc_net_wait (mc_Hub *h, double seconds, uint32_t **buf, size_t *cap,
                              ** before it sleeps */
     pthread_mutex_lock(&c[i]->wlock);
     if (c[i]->state == OPEN && pending_out(c[i]) > 0)
-      write_link(c[i], now());
+      write_link(c[i], mc_hub_now());
     pthread_mutex_unlock(&c[i]->wlock);
   }
   mc_hub_sleep(h, seconds, p, n);
@@ -1385,7 +1380,7 @@ size_t mc_net_wait (mc_Hub *h, double seconds, uint32_t **buf, size_t *cap,
       pthread_mutex_lock(&c[i]->wlock);
       if (c[i]->state == OPEN) {
         c[i]->readable = 1;
-        read_link(c[i], now());
+        read_link(c[i], mc_hub_now());
       }
       pthread_mutex_unlock(&c[i]->wlock);
     }

@@ -1080,13 +1080,6 @@ static int sched_deliver (lua_State *L) {
   return n;
 }
 
-/* The monotonic clock, in seconds (mc.now()). */
-static double now_seconds (void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 #if MC_YIELDABLE_CALL
 /* How many messages dispatch_on calls between two looks at the clock. */
 #define CUT_CHECK 16
@@ -1153,7 +1146,7 @@ static int sched_dispatch_on (lua_State *L) {
     head = lua_tointeger(L, -1);
     lua_pop(L, 1);
     if (head >= stop
-        || (++calls % CUT_CHECK == 0 && now_seconds() >= cut_at))
+        || (++calls % CUT_CHECK == 0 && mc_hub_now() >= cut_at))
       break;
     lua_rawgeti(L, 6, (int)head + 1);
     same = lua_rawequal(L, -1, 1);
@@ -2148,7 +2141,7 @@ static int sched_enter (lua_State *L) {
 
 static int sched_now (lua_State *L) {
   mc_ctx_check_stop(L);
-  lua_pushnumber(L, (lua_Number)now_seconds());
+  lua_pushnumber(L, (lua_Number)mc_hub_now());
   return 1;
 }
 
