@@ -67,6 +67,7 @@ typedef struct mc_Thread {
   lua_Integer thread_id;  /* never reused in the process */
   lua_Integer exit_code;  /* os.exit's, once `exiting` (read after join) */
   int exiting;        /* os.exit was called: read and written atomically */
+  double held_since;  /* when held_off first put the stop off, or 0 */
   /* results, under the lock */
   int done;
   lua_Integer code;   /* the exit code */
@@ -165,13 +166,72 @@ static void set_stop_hook (lua_State *L) {
   lua_sethook(L, stop_hook, LUA_MASKCOUNT, 1);
 }
 
+/* How long a stop waits for luv's loop to return (held_off). */
+#define HOLD_MAX 1.0
+
+/* Pushes package.loaded.luv[name] read raw, or nil: reads run no Lua
+** code, so this may run in a hook. */
+static void push_luv (lua_State *L, const char *name) {
+  lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
+  if (lua_istable(L, -1)) {
+    lua_pushliteral(L, "luv");
+    lua_rawget(L, -2);
+    lua_remove(L, -2);
+  }
+  if (lua_istable(L, -1)) {
+    lua_pushstring(L, name);
+    lua_rawget(L, -2);
+    lua_remove(L, -2);
+  }
+  else {
+    lua_pop(L, 1);
+    lua_pushnil(L);
+  }
+}
+
+/* Calls the C function package.loaded.luv[name] with no arguments;
+** returns whether it returned a value other than nil (false when luv is
+** not loaded). */
+static int call_luv (lua_State *L, const char *name) {
+  int yes = 0;
+  push_luv(L, name);
+  if (lua_iscfunction(L, -1) && lua_pcall(L, 0, 1, 0) == 0)
+    yes = !lua_isnil(L, -1);
+  lua_pop(L, 1);
+  return yes;
+}
+
+/*
+** Whether the error that stops the thread is put off, the stop hook set
+** again: while luv's loop runs in this state (uv.run is on the stack),
+** an error would reach a luv callback, and luv ends the whole process on
+** a callback's error, not only this worker. The loop is told to stop
+** instead (uv.stop), and the stop hook raises in the code that called
+** uv.run once it returns. Code that runs on in a callback (an endless
+** loop) is stopped anyway after HOLD_MAX seconds, the process with it.
+** Runs no Lua code: called from the stop hook.
+*/
+static int held_off (lua_State *L) {
+  mc_Thread *t = this_thread(L);
+  double now;
+  set_stop_hook(L);
+  if (t == NULL || !lua_checkstack(L, 4) || !call_luv(L, "loop_mode"))
+    return 0;
+  now = mc_hub_now();
+  if (t->held_since == 0)
+    t->held_since = now;
+  else if (now - t->held_since > HOLD_MAX)
+    return 0;
+  call_luv(L, "stop");
+  return 1;
+}
+
 static void stop_hook (lua_State *L, lua_Debug *ar) {
   mc_Thread *t = this_thread(L);
   (void)ar;
-  if (t != NULL && __atomic_load_n(&t->stop, __ATOMIC_ACQUIRE)) {
-    set_stop_hook(L);  /* again at once if caught */
+  if (t != NULL && __atomic_load_n(&t->stop, __ATOMIC_ACQUIRE)
+      && !held_off(L))  /* the hook set again: at once if caught */
     luaL_error(L, "messagechannel: the worker was terminated");
-  }
 }
 
 /*
@@ -597,6 +657,7 @@ static int boot (lua_State *L) {
   mc_ctx_open(L, t->hub);  /* before the module, around the worker's hub */
   lua_rawgeti(L, -1, MC_CTX_C);
   ((mc_Ctx *)lua_touserdata(L, -1))->stophook = stop_hook;
+  ((mc_Ctx *)lua_touserdata(L, -1))->stopheld = held_off;
   ((mc_Ctx *)lua_touserdata(L, -1))->worker = 1;
   lua_pop(L, 2);
   lua_getglobal(L, "package");
@@ -872,7 +933,8 @@ static void stop_thread (mc_Thread *t, int signal) {
 
 /* worker_exit(code): os.exit in a worker ends that worker only, as
 ** terminate() does (its hook raises again if the error is caught), with
-** `code` as its exit code. */
+** `code` as its exit code. While luv's loop runs, it returns, and the
+** error comes where the loop returns (held_off). */
 static int core_worker_exit (lua_State *L) {
   mc_Thread *t = this_thread(L);
   lua_Integer code = luaL_checkinteger(L, 1);
@@ -882,7 +944,6 @@ static int core_worker_exit (lua_State *L) {
   t->exit_code = code;
   __atomic_store_n(&t->exiting, 1, __ATOMIC_RELEASE);
   stop_thread(t, 0);  /* its hook is set here */
-  set_stop_hook(L);
   {  /* and where the worker is noted to run: another library that
      ** resumed L itself (a cqueues task) catches the error, and its
      ** caller would go on */
@@ -890,6 +951,8 @@ static int core_worker_exit (lua_State *L) {
     if (r != NULL && r != L)
       set_stop_hook(r);
   }
+  if (held_off(L))  /* sets L's hook */
+    return 0;
   snprintf(msg, sizeof msg, "messagechannel: the worker called os.exit(%lld)",
            (long long)code);
   lua_pushstring(L, msg);

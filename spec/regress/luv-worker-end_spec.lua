@@ -1,0 +1,135 @@
+-- terminate() stops a worker by raising an error in whatever Lua code the
+-- worker runs. In a worker that runs luv's loop, that code is a luv
+-- callback, and luv ends the whole process on a callback's error: the
+-- parent died with the worker (luv's "Uncaught Error: messagechannel: the
+-- worker was terminated", exit status 255). While uv.run() runs, the stop
+-- now tells luv's loop to stop instead, and raises in the code that
+-- called uv.run() once it returns. The same held for the stop that a
+-- long clone or a wait of the module's looks for in C, and for the other
+-- two ways a worker ends by that error: os.exit() and an error nobody
+-- takes (the worker's default mc.onerror).
+-- Each case runs the parent in a child process, as the old code ended it.
+
+local helper = require "spec.helper"
+
+-- The parent: starts a worker on `body` (which posts "ready" once its
+-- loop is about to run), runs `action` when "ready" comes, and prints
+-- what it sees.
+local PARENT = [[
+  local mc = require "messagechannel"
+  local w = mc.Worker(%q, { eval = true })
+  w.onmessage = function(e)
+    io.write("ready: ", tostring(e.data), "\n")
+    mc.sleep(0.05)  -- the worker is in its loop by then
+    %s
+  end
+  w.onerror = function(e) io.write("error event: ", tostring(e.error), "\n") end
+  w.onexit = function(e) io.write("exit event: ", tostring(e.code), "\n") end
+  io.write("idle: ", tostring(mc.run(50)), "\n")
+]]
+
+local WORKERS = {
+  ["the adapter and a timer of the worker's own"] = [[
+    local mc = require "messagechannel"
+    local uv = require "luv"
+    require("messagechannel.luv").start()
+    local n = 0
+    local t = uv.new_timer()
+    t:start(1, 1, function() for i = 1, 1000 do n = n + i end end)
+    mc.parentPort:postMessage("ready")
+    uv.run()
+    mc.parentPort:postMessage("after uv.run")]],
+  ["the adapter alone, the loop asleep"] = [[
+    local mc = require "messagechannel"
+    local uv = require "luv"
+    require("messagechannel.luv").start()
+    mc.parentPort.onmessage = function() end  -- keeps the loop going
+    mc.parentPort:postMessage("ready")
+    uv.run()
+    mc.parentPort:postMessage("after uv.run")]],
+  ["a timer, no adapter"] = [[
+    local mc = require "messagechannel"
+    local uv = require "luv"
+    local t = uv.new_timer()
+    local n = 0
+    t:start(1, 1, function() for i = 1, 1000 do n = n + i end end)
+    mc.parentPort:postMessage("ready")
+    uv.run()
+    mc.parentPort:postMessage("after uv.run")]],
+  ["a callback that clones a large table"] = [[
+    local mc = require "messagechannel"
+    local uv = require "luv"
+    local big = {}
+    for i = 1, 200000 do big[i] = { i } end
+    local t = uv.new_timer()
+    t:start(1, 1, function() mc.structuredClone(big) end)
+    mc.parentPort:postMessage("ready")
+    uv.run()
+    mc.parentPort:postMessage("after uv.run")]],
+}
+
+local function run_parent(body, action)
+  if not pcall(require, "luv") then
+    return nil, pending("luv is not installed for " .. _VERSION)
+  end
+  local out = helper.run_child(PARENT:format(body, action or "w:terminate()"),
+                               helper.WAIT)
+  if out == nil then
+    return nil, pending("no interpreter to run a child process")
+  end
+  assert.is_nil(out:find("Uncaught Error", 1, true), out)
+  assert.is_truthy(out:find("idle: true\n", 1, true), out)
+  assert.is_truthy(out:find(" exit:0", 1, true), out)
+  -- stopped where uv.run() returned: nothing after it ran
+  assert.is_nil(out:find("after uv.run", 1, true), out)
+  return out
+end
+
+describe("regress: terminate() of a worker that runs luv's loop #threads", function()
+  for _, name in ipairs { "the adapter and a timer of the worker's own",
+                          "the adapter alone, the loop asleep",
+                          "a timer, no adapter",
+                          "a callback that clones a large table" } do
+    it("ends the worker, not the process: " .. name, function()
+      local out = run_parent(WORKERS[name])
+      if not out then return end
+      assert.is_truthy(out:find("ready: ready\n", 1, true), out)
+      assert.is_truthy(out:find("exit event: 1\n", 1, true), out)
+      assert.is_nil(out:find("error event", 1, true), out)
+    end)
+  end
+end)
+
+describe("regress: a worker that runs luv's loop and ends itself #threads", function()
+  it("by os.exit(3) in a luv callback: that worker ends, with code 3", function()
+    local out = run_parent([[
+      local mc = require "messagechannel"
+      local uv = require "luv"
+      local t = uv.new_timer()
+      t:start(1, 1, function()
+        t:stop()
+        os.exit(3)
+      end)
+      uv.run()
+      mc.parentPort:postMessage("after uv.run")]])
+    if not out then return end
+    assert.is_truthy(out:find("exit event: 3\n", 1, true), out)
+    assert.is_nil(out:find("error event", 1, true), out)
+  end)
+
+  it("by an error nobody takes, under the adapter: that worker ends, "
+     .. "with its error event", function()
+    local out = run_parent([[
+      local mc = require "messagechannel"
+      local uv = require "luv"
+      require("messagechannel.luv").start()
+      mc.parentPort.onmessage = function() error("nobody takes this") end
+      mc.parentPort:postMessage("ready")
+      uv.run()
+      mc.parentPort:postMessage("after uv.run")]], 'w:postMessage("go")')
+    if not out then return end
+    assert.is_truthy(out:find("error event: worker:4: nobody takes this\n",
+                              1, true), out)
+    assert.is_truthy(out:find("exit event: 1\n", 1, true), out)
+  end)
+end)
