@@ -260,7 +260,8 @@ int mc_group_head_upto (mc_Group *g, size_t e, size_t from, uint64_t bound,
   return h;
 }
 
-int mc_group_peek (mc_Group *g, size_t e, mc_Msg **m, uint64_t *arrival) {
+int mc_group_peek (mc_Group *g, size_t e, mc_Msg **m, uint64_t *arrival,
+                   int *done) {
   int h;
   mc_Queue *q = &g->end[e];
   pthread_mutex_lock(&g->lock);
@@ -268,6 +269,7 @@ int mc_group_peek (mc_Group *g, size_t e, mc_Msg **m, uint64_t *arrival) {
   *m = h == MC_MESSAGE ? mc_queue_at(q, 0) : NULL;
   if (arrival != NULL)
     *arrival = h == MC_MESSAGE ? mc_queue_arrival(q, 0) : 0;
+  *done = h != MC_MESSAGE && !g->entangled;
   pthread_mutex_unlock(&g->lock);
   return h;
 }

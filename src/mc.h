@@ -410,8 +410,12 @@ int mc_group_head_upto (mc_Group *g, size_t e, size_t from, uint64_t bound,
 int mc_group_take (mc_Group *g, size_t e, int what, mc_Msg **m);
 /* The kind at the head of end e's queue, its message in *m, left queued:
 ** only the end's owner takes from it; its arrival (mc_Slot) in *arrival
-** unless that is NULL. */
-int mc_group_peek (mc_Group *g, size_t e, mc_Msg **m, uint64_t *arrival);
+** unless that is NULL. *done is whether nothing is queued at e and the
+** group is disentangled, so that nothing more can come: seen under the
+** same lock as the head, since between two looks the partner's thread may
+** post a message and then close. */
+int mc_group_peek (mc_Group *g, size_t e, mc_Msg **m, uint64_t *arrival,
+                   int *done);
 /* Frees the messages queued at end e, unread, but its notes (a
 ** BroadcastChannel's error events are still reported); only the head,
 ** if a message, unless all. The writers waiting for room are told.

@@ -447,16 +447,16 @@ static void make_call_frame (lua_State *L) {
 
 /* What head_event finds at the head of r's queue: MC_MESSAGE (its
 ** arrival in *arrival), MC_CLOSED (a close to take with `token`; without,
-** nothing left entangled), or MC_EMPTY (also while r is lent). */
+** nothing left and nothing to come: mc_group_peek's done), or MC_EMPTY
+** (also while r is lent). */
 static int head_of (mc_Recv *r, int token, uint64_t *arrival, mc_Msg **m) {
-  int h;
+  int h, done;
   if (r->group == NULL || r->lent)  /* lent: on its way to another state */
     return MC_EMPTY;
-  h = mc_group_peek(r->group, r->end, m, arrival);
+  h = mc_group_peek(r->group, r->end, m, arrival, &done);
   if (h == MC_MESSAGE)
     return deliverable(r) || !token ? MC_MESSAGE : MC_EMPTY;
-  return (token ? h == MC_CLOSED : !mc_group_entangled(r->group))
-         ? MC_CLOSED : MC_EMPTY;
+  return (token ? h == MC_CLOSED : done) ? MC_CLOSED : MC_EMPTY;
 }
 
 /* The event of the head of r's queue (the receiver at 1), pushed, or
@@ -544,24 +544,28 @@ static int sched_take (lua_State *L) {
 ** arrival(obj): what receive would find at the receiver's head: "message"
 ** and its arrival in this state (messages that came earlier have smaller
 ** ones), "closed" when it is closed with nothing left (or gone to another
-** state), or nothing.
+** state), or nothing. Closed and empty are one look (mc_group_peek's
+** done): a queue found empty, then the pair found closed, missed a message
+** the partner's thread posted in between, just before its close, and
+** receive returned nil, "closed" with that message still queued.
 */
 static int sched_arrival (lua_State *L) {
   mc_Recv *r = check_recv(L, 1);
   uint64_t arrival;
   mc_Msg *m;
+  int done;
   if (r->group == NULL) {
     lua_pushliteral(L, "closed");
     return 1;
   }
   if (r->lent)
     return 0;
-  if (mc_group_peek(r->group, r->end, &m, &arrival) == MC_MESSAGE) {
+  if (mc_group_peek(r->group, r->end, &m, &arrival, &done) == MC_MESSAGE) {
     lua_pushliteral(L, "message");
     lua_pushnumber(L, (lua_Number)arrival);
     return 2;
   }
-  if (!mc_group_entangled(r->group)) {
+  if (done) {
     lua_pushliteral(L, "closed");
     return 1;
   }
