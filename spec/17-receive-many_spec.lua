@@ -862,19 +862,40 @@ end)
 
 describe("mc.receive across threads #threads", function()
   local errors, catch, release = helper.error_hooks(5)
-  local workers = {}
+  local workers, records = {}, {}
   before_each(catch)
   after_each(function()
     helper.terminate_all(workers)
+    for i = #records, 1, -1 do records[i] = nil end
     release()
   end)
 
   -- A worker on `body`, with `port` moved to it as mc.workerData.port
   -- (and `extra`, when given, as mc.workerData.extra); its record.
   local function worker_with(body, port, extra)
-    return helper.record_worker(workers, body,
+    local rec = helper.record_worker(workers, body,
       { data = { port = port, extra = extra },
         transfer = extra and { port, extra } or { port } })
+    records[#records + 1] = rec
+    return rec
+  end
+
+  -- ev, why as a receive returned them when ev is an event; else fails
+  -- with both (nil, "closed" or "timeout") and what the spec's workers
+  -- logged by then (their errors and exits), where indexing the nil
+  -- would tell neither.
+  local function received(ev, why)
+    if type(ev) ~= "table" then
+      local logs = {}
+      for i, rec in ipairs(records) do
+        logs[i] = ("worker %d: %s"):format(i, #rec.log > 0
+                                           and table.concat(rec.log, ", ")
+                                           or "nothing logged")
+      end
+      error(("no message: %s, %s; %s"):format(tostring(ev), tostring(why),
+                                              table.concat(logs, "; ")), 2)
+    end
+    return ev, why
   end
 
   it("waits on ports of two workers until both close, order kept, nothing lost", function()
@@ -954,14 +975,14 @@ describe("mc.receive across threads #threads", function()
       mc.workerData.port:postMessage("second, from worker b")
       signal:postMessage("posted")
     ]], b.port1, sb.port1)
-    assert.equal("posted", sa.port2:receive(TIMEOUT).data)
+    assert.equal("posted", received(sa.port2:receive(TIMEOUT)).data)
     sb.port2:postMessage("go")
-    assert.equal("posted", sb.port2:receive(TIMEOUT).data)
+    assert.equal("posted", received(sb.port2:receive(TIMEOUT)).data)
     assert.equal(1, a.port2:pending())
     assert.equal(1, b.port2:pending())
-    local ev, from = mc.receive({ b.port2, a.port2 }, 0)
+    local ev, from = received(mc.receive({ b.port2, a.port2 }, 0))
     is_message(ev, from, "first, from worker a", a.port2)
-    ev, from = mc.receive({ b.port2, a.port2 }, 0)
+    ev, from = received(mc.receive({ b.port2, a.port2 }, 0))
     is_message(ev, from, "second, from worker b", b.port2)
     run()
     assert.same({}, errors)
@@ -972,7 +993,7 @@ describe("mc.receive across threads #threads", function()
     local rec = worker_with([[
       mc.workerData.port:postMessage("from the worker")
     ]], b.port1)
-    local ev, from = mc.receive({ a.port2, b.port2 }, TIMEOUT)
+    local ev, from = received(mc.receive({ a.port2, b.port2 }, TIMEOUT))
     is_message(ev, from, "from the worker", b.port2)
     run()
     assert.equal(0, rec.code)
@@ -1011,9 +1032,9 @@ describe("mc.receive across threads #threads", function()
         local rec = worker_with(body, b.port1, signal.port1)
         local got = record_errors(b.port2)
         signal.port2:postMessage("go")
-        assert.equal("posted", signal.port2:receive(TIMEOUT).data)
+        assert.equal("posted", received(signal.port2:receive(TIMEOUT)).data)
         assert.equal(2, b.port2:pending())
-        local ev, from = mc.receive({ a.port2, b.port2 }, 0)
+        local ev, from = received(mc.receive({ a.port2, b.port2 }, 0))
         is_message(ev, from, "good", b.port2)
         run()
         assert.same(want, got)
@@ -1033,7 +1054,8 @@ describe("mc.receive across threads #threads", function()
         local rec = worker_with(body, b.port1, signal.port1)
         signal.port2:postMessage("go")
         run()
-        is_message(res[1], res[2], "good", b.port2)
+        local ev, from = received(res and res[1], res and res[2])
+        is_message(ev, from, "good", b.port2)
         assert.same(want, got)
         assert.equal(0, rec.code)
         assert.same({}, errors)
@@ -1043,7 +1065,7 @@ describe("mc.receive across threads #threads", function()
       local a, b = two()
       local got = record_errors(b.port2)
       local rec = worker_with(body, b.port1)
-      local ev, from = mc.receive({ a.port2, b.port2 }, TIMEOUT)
+      local ev, from = received(mc.receive({ a.port2, b.port2 }, TIMEOUT))
       is_message(ev, from, "good", b.port2)
       run()
       assert.same(want, got)
