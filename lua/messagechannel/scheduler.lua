@@ -1511,10 +1511,12 @@ local function loop(done, deadline, full, keep)
     if done and done() then return true end
     -- waited_for() also queues what reached ports before its news did
     -- (so ready() is asked again after it); news already told (room at a
-    -- partner this state read from) is work
+    -- partner this state read from) is work. News is asked for last: a
+    -- partner that posted and closed since waited_for() looked is not
+    -- abroad for keep(), and what it posted is news by then
     local idle = not ready()
     local waiting = idle
-                    and (waited_for() or pending_news() or keep and keep())
+                    and (waited_for() or keep and keep() or pending_news())
     if idle and not ready() then
       local t = next_timer()
       if deadline and (t == nil or t > deadline) then
