@@ -28,44 +28,33 @@ local PARENT = [[
   io.write("idle: ", tostring(mc.run(50)), "\n")
 ]]
 
+-- A worker's source: `setup` (with mc and uv, luv, in scope), then
+-- "ready" posted, luv's loop run, and "after uv.run" posted, which must
+-- never come.
+local function worker(setup)
+  return 'local mc = require "messagechannel"\nlocal uv = require "luv"\n'
+    .. setup .. '\nmc.parentPort:postMessage("ready")\nuv.run()\n'
+    .. 'mc.parentPort:postMessage("after uv.run")'
+end
+
 local WORKERS = {
   ["the adapter and a timer of the worker's own"] = [[
-    local mc = require "messagechannel"
-    local uv = require "luv"
     require("messagechannel.luv").start()
     local n = 0
     local t = uv.new_timer()
-    t:start(1, 1, function() for i = 1, 1000 do n = n + i end end)
-    mc.parentPort:postMessage("ready")
-    uv.run()
-    mc.parentPort:postMessage("after uv.run")]],
+    t:start(1, 1, function() for i = 1, 1000 do n = n + i end end)]],
   ["the adapter alone, the loop asleep"] = [[
-    local mc = require "messagechannel"
-    local uv = require "luv"
     require("messagechannel.luv").start()
-    mc.parentPort.onmessage = function() end  -- keeps the loop going
-    mc.parentPort:postMessage("ready")
-    uv.run()
-    mc.parentPort:postMessage("after uv.run")]],
+    mc.parentPort.onmessage = function() end  -- keeps the loop going]],
   ["a timer, no adapter"] = [[
-    local mc = require "messagechannel"
-    local uv = require "luv"
-    local t = uv.new_timer()
     local n = 0
-    t:start(1, 1, function() for i = 1, 1000 do n = n + i end end)
-    mc.parentPort:postMessage("ready")
-    uv.run()
-    mc.parentPort:postMessage("after uv.run")]],
+    local t = uv.new_timer()
+    t:start(1, 1, function() for i = 1, 1000 do n = n + i end end)]],
   ["a callback that clones a large table"] = [[
-    local mc = require "messagechannel"
-    local uv = require "luv"
     local big = {}
     for i = 1, 200000 do big[i] = { i } end
     local t = uv.new_timer()
-    t:start(1, 1, function() mc.structuredClone(big) end)
-    mc.parentPort:postMessage("ready")
-    uv.run()
-    mc.parentPort:postMessage("after uv.run")]],
+    t:start(1, 1, function() mc.structuredClone(big) end)]],
 }
 
 local function run_parent(body, action)
@@ -91,7 +80,7 @@ describe("regress: terminate() of a worker that runs luv's loop #threads", funct
                           "a timer, no adapter",
                           "a callback that clones a large table" } do
     it("ends the worker, not the process: " .. name, function()
-      local out = run_parent(WORKERS[name])
+      local out = run_parent(worker(WORKERS[name]))
       if not out then return end
       assert.is_truthy(out:find("ready: ready\n", 1, true), out)
       assert.is_truthy(out:find("exit event: 1\n", 1, true), out)
@@ -102,16 +91,12 @@ end)
 
 describe("regress: a worker that runs luv's loop and ends itself #threads", function()
   it("by os.exit(3) in a luv callback: that worker ends, with code 3", function()
-    local out = run_parent([[
-      local mc = require "messagechannel"
-      local uv = require "luv"
+    local out = run_parent(worker([[
       local t = uv.new_timer()
       t:start(1, 1, function()
         t:stop()
         os.exit(3)
-      end)
-      uv.run()
-      mc.parentPort:postMessage("after uv.run")]])
+      end)]]))
     if not out then return end
     assert.is_truthy(out:find("exit event: 3\n", 1, true), out)
     assert.is_nil(out:find("error event", 1, true), out)
@@ -119,14 +104,10 @@ describe("regress: a worker that runs luv's loop and ends itself #threads", func
 
   it("by an error nobody takes, under the adapter: that worker ends, "
      .. "with its error event", function()
-    local out = run_parent([[
-      local mc = require "messagechannel"
-      local uv = require "luv"
+    local out = run_parent(worker([[
       require("messagechannel.luv").start()
-      mc.parentPort.onmessage = function() error("nobody takes this") end
-      mc.parentPort:postMessage("ready")
-      uv.run()
-      mc.parentPort:postMessage("after uv.run")]], 'w:postMessage("go")')
+      mc.parentPort.onmessage = function() error("nobody takes this") end]]),
+      'w:postMessage("go")')
     if not out then return end
     assert.is_truthy(out:find("error event: worker:4: nobody takes this\n",
                               1, true), out)
