@@ -661,14 +661,12 @@ static uint64_t fill_again (Scratch *s, size_t nrec) {
 #define STOP_EVERY 4096
 
 typedef struct Stop {
-  lua_State *L;
   mc_Hub *hub;
   int left;
 } Stop;
 
 static void stop_begin (Stop *st, lua_State *L) {
   mc_Ctx *c = mc_ctx(L);
-  st->L = L;
   st->hub = c != NULL ? c->hub : NULL;
   st->left = STOP_EVERY;
 }
@@ -677,8 +675,7 @@ static int stop_now (Stop *st) {
   if (--st->left > 0)
     return 0;
   st->left = STOP_EVERY;
-  return st->hub != NULL && mc_hub_stopped(st->hub)
-         && mc_ctx_stopping(st->L);
+  return st->hub != NULL && mc_hub_stopped(st->hub);
 }
 
 /* }====================================================== */

@@ -256,15 +256,8 @@ int mc_ctx_raise_stop (lua_State *L) {
   return lua_error(L);
 }
 
-int mc_ctx_stopping (lua_State *L) {
-  mc_Ctx *c = mc_ctx(L);
-  if (c == NULL || c->hub == NULL || !mc_hub_stopped(c->hub))
-    return 0;
-  return c->stopheld == NULL || !c->stopheld(L);
-}
-
 void mc_ctx_check_stop (lua_State *L) {
-  if (mc_ctx_stopping(L))
+  if (mc_hub_stopped(mc_ctx_hub(L)))
     mc_ctx_raise_stop(L);
 }
 

@@ -670,9 +670,6 @@ typedef struct mc_Ctx {
   struct lua_State *main;  /* the state's main thread, or NULL (unknown) */
   /* a worker's hook that raises while its thread is to stop, or NULL */
   void (*stophook) (struct lua_State *L, struct lua_Debug *ar);
-  /* a worker's: 1 when the error that stops it is put off for now (see
-  ** worker.c's held_off), its stop hook set again; or NULL */
-  int (*stopheld) (struct lua_State *L);
   mc_CtxLink links;  /* the list's head */
   mc_CtxLink later;  /* the head of what the next poll does first */
 } mc_Ctx;
@@ -727,10 +724,6 @@ void mc_ctx_wake (struct lua_State *L);
 ** stop it (a count hook never runs in compiled code), and so are those of
 ** a worker that took its count hook off (debug.sethook()). */
 void mc_ctx_check_stop (struct lua_State *L);
-/* Whether this state's thread is to stop and the error that stops it is
-** not put off (see mc_Ctx's stopheld): a C loop that looks for the stop
-** asks this before it raises. */
-int mc_ctx_stopping (struct lua_State *L);
 /* Before an error raised because the thread is to stop: sets the worker's
 ** stop hook on L again, to run at L's next instruction, so that code that
 ** catches the error is stopped there. */

@@ -1662,7 +1662,7 @@ static int sched_poll (lua_State *L) {
   n = mc_net_wait(mc_ctx_hub(L), s, &c->news, &c->capnews, &flags);
   if (c->main != NULL && c->main != L)
     pass_interrupt(L, c->main);
-  if ((flags & MC_HUB_STOP) && mc_ctx_stopping(L))
+  if (flags & MC_HUB_STOP)
     return mc_ctx_raise_stop(L);
   lua_settop(L, 0);
   lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_OBJECTS);

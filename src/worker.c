@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <dlfcn.h>
 
 #include "compat.h"
 #include "lualib.h"
@@ -67,7 +68,6 @@ typedef struct mc_Thread {
   lua_Integer thread_id;  /* never reused in the process */
   lua_Integer exit_code;  /* os.exit's, once `exiting` (read after join) */
   int exiting;        /* os.exit was called: read and written atomically */
-  double held_since;  /* when held_off first put the stop off, or 0 */
   /* results, under the lock */
   int done;
   lua_Integer code;   /* the exit code */
@@ -166,72 +166,13 @@ static void set_stop_hook (lua_State *L) {
   lua_sethook(L, stop_hook, LUA_MASKCOUNT, 1);
 }
 
-/* How long a stop waits for luv's loop to return (held_off). */
-#define HOLD_MAX 1.0
-
-/* Pushes package.loaded.luv[name] read raw, or nil: reads run no Lua
-** code, so this may run in a hook. */
-static void push_luv (lua_State *L, const char *name) {
-  lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
-  if (lua_istable(L, -1)) {
-    lua_pushliteral(L, "luv");
-    lua_rawget(L, -2);
-    lua_remove(L, -2);
-  }
-  if (lua_istable(L, -1)) {
-    lua_pushstring(L, name);
-    lua_rawget(L, -2);
-    lua_remove(L, -2);
-  }
-  else {
-    lua_pop(L, 1);
-    lua_pushnil(L);
-  }
-}
-
-/* Calls the C function package.loaded.luv[name] with no arguments;
-** returns whether it returned a value other than nil (false when luv is
-** not loaded). */
-static int call_luv (lua_State *L, const char *name) {
-  int yes = 0;
-  push_luv(L, name);
-  if (lua_iscfunction(L, -1) && lua_pcall(L, 0, 1, 0) == 0)
-    yes = !lua_isnil(L, -1);
-  lua_pop(L, 1);
-  return yes;
-}
-
-/*
-** Whether the error that stops the thread is put off, the stop hook set
-** again: while luv's loop runs in this state (uv.run is on the stack),
-** an error would reach a luv callback, and luv ends the whole process on
-** a callback's error, not only this worker. The loop is told to stop
-** instead (uv.stop), and the stop hook raises in the code that called
-** uv.run once it returns. Code that runs on in a callback (an endless
-** loop) is stopped anyway after HOLD_MAX seconds, the process with it.
-** Runs no Lua code: called from the stop hook.
-*/
-static int held_off (lua_State *L) {
-  mc_Thread *t = this_thread(L);
-  double now;
-  set_stop_hook(L);
-  if (t == NULL || !lua_checkstack(L, 4) || !call_luv(L, "loop_mode"))
-    return 0;
-  now = mc_hub_now();
-  if (t->held_since == 0)
-    t->held_since = now;
-  else if (now - t->held_since > HOLD_MAX)
-    return 0;
-  call_luv(L, "stop");
-  return 1;
-}
-
 static void stop_hook (lua_State *L, lua_Debug *ar) {
   mc_Thread *t = this_thread(L);
   (void)ar;
-  if (t != NULL && __atomic_load_n(&t->stop, __ATOMIC_ACQUIRE)
-      && !held_off(L))  /* the hook set again: at once if caught */
+  if (t != NULL && __atomic_load_n(&t->stop, __ATOMIC_ACQUIRE)) {
+    set_stop_hook(L);  /* again at once if caught */
     luaL_error(L, "messagechannel: the worker was terminated");
+  }
 }
 
 /*
@@ -657,7 +598,6 @@ static int boot (lua_State *L) {
   mc_ctx_open(L, t->hub);  /* before the module, around the worker's hub */
   lua_rawgeti(L, -1, MC_CTX_C);
   ((mc_Ctx *)lua_touserdata(L, -1))->stophook = stop_hook;
-  ((mc_Ctx *)lua_touserdata(L, -1))->stopheld = held_off;
   ((mc_Ctx *)lua_touserdata(L, -1))->worker = 1;
   lua_pop(L, 2);
   lua_getglobal(L, "package");
@@ -933,8 +873,7 @@ static void stop_thread (mc_Thread *t, int signal) {
 
 /* worker_exit(code): os.exit in a worker ends that worker only, as
 ** terminate() does (its hook raises again if the error is caught), with
-** `code` as its exit code. While luv's loop runs, it returns, and the
-** error comes where the loop returns (held_off). */
+** `code` as its exit code. */
 static int core_worker_exit (lua_State *L) {
   mc_Thread *t = this_thread(L);
   lua_Integer code = luaL_checkinteger(L, 1);
@@ -944,6 +883,7 @@ static int core_worker_exit (lua_State *L) {
   t->exit_code = code;
   __atomic_store_n(&t->exiting, 1, __ATOMIC_RELEASE);
   stop_thread(t, 0);  /* its hook is set here */
+  set_stop_hook(L);
   {  /* and where the worker is noted to run: another library that
      ** resumed L itself (a cqueues task) catches the error, and its
      ** caller would go on */
@@ -951,13 +891,139 @@ static int core_worker_exit (lua_State *L) {
     if (r != NULL && r != L)
       set_stop_hook(r);
   }
-  if (held_off(L))  /* sets L's hook */
-    return 0;
   snprintf(msg, sizeof msg, "messagechannel: the worker called os.exit(%lld)",
            (long long)code);
   lua_pushstring(L, msg);
   return lua_error(L);
 }
+
+/*
+** {======================================================
+** A worker that runs luv's loop
+** =======================================================
+*/
+
+/*
+** luv calls each callback through its state's callback routine, which
+** ends the whole process when the callback raises, and the error that
+** ends a worker (terminate(), os.exit, an error nobody takes) is raised
+** in whatever Lua code the worker runs. So a worker that loads luv gets
+** a routine that calls each callback through luv_guard: the error that
+** ends the worker stops luv's loop instead (uv.stop), the stop hook
+** raises again at the first instruction of each later callback, and
+** raises for good where uv.run returns. Any other error reaches luv's own
+** routine as before. luv's C API (luv.h) is found in luv's library at
+** run time: the module neither links to luv nor needs its headers.
+*/
+
+typedef int (*luv_CFpcall) (lua_State *L, int nargs, int nresults,
+                            int flags);
+typedef void (*luv_SetCallback) (lua_State *L, luv_CFpcall pcall);
+#define LUVF_CALLBACK_NOTRACEBACK 0x02  /* luv.h's flags */
+#define LUVF_CALLBACK_NOERRMSG 0x04
+
+static luv_CFpcall luv_pcall;  /* atomic: luv's luv_cfpcall, once found */
+
+/* Whether this thread is to stop: the error is the worker's end. */
+static int ending (lua_State *L) {
+  mc_Thread *t = this_thread(L);
+  return t != NULL && __atomic_load_n(&t->stop, __ATOMIC_ACQUIRE);
+}
+
+/* Message handler of luv_guard: the traceback, as luv's routine adds it
+** (upvalue 1: whether to), unless the thread is to stop. */
+static int guard_trace (lua_State *L) {
+  if (!lua_toboolean(L, lua_upvalueindex(1)) || ending(L)
+      || lua_type(L, 1) != LUA_TSTRING)
+    return 1;
+#if LUA_VERSION_NUM >= 502 || MC_HAS_52_AUX
+  luaL_traceback(L, L, lua_tostring(L, 1), 1);
+#else  /* Lua 5.1 has no luaL_traceback: debug.traceback's C function */
+  lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
+  lua_pushliteral(L, "debug");
+  lua_rawget(L, -2);
+  if (lua_istable(L, -1)) {
+    lua_pushliteral(L, "traceback");
+    lua_rawget(L, -2);
+    if (lua_iscfunction(L, -1)) {
+      lua_pushvalue(L, 1);
+      lua_pushinteger(L, 2);
+      lua_call(L, 2, 1);
+    }
+  }
+#endif
+  return 1;
+}
+
+/* luv_guard(f, ...): calls f(...); when it raises because the thread is
+** to stop, tells luv's loop to stop (a C function: no Lua code runs) and
+** returns nothing. */
+static int luv_guard (lua_State *L) {
+  int n = lua_gettop(L) - 1;
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushcclosure(L, guard_trace, 1);
+  lua_insert(L, 1);  /* guard_trace, f, ... */
+  if (lua_pcall(L, n, LUA_MULTRET, 1) == 0)
+    return lua_gettop(L) - 1;
+  if (!ending(L))
+    return lua_error(L);
+  lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
+  lua_pushliteral(L, "luv");
+  lua_rawget(L, -2);
+  if (lua_istable(L, -1)) {
+    lua_pushliteral(L, "stop");
+    lua_rawget(L, -2);
+    if (lua_iscfunction(L, -1))
+      lua_pcall(L, 0, 0, 0);
+  }
+  return 0;
+}
+
+/* The callback routine: luv's own, around luv_guard. luv's adds the
+** traceback itself unless told not to: luv_guard does, as it must leave
+** the stop's error alone. */
+static int guarded_pcall (lua_State *L, int nargs, int nresults,
+                          int flags) {
+  luv_CFpcall pcall = __atomic_load_n(&luv_pcall, __ATOMIC_ACQUIRE);
+  lua_pushboolean(L, (flags & (LUVF_CALLBACK_NOTRACEBACK
+                               | LUVF_CALLBACK_NOERRMSG)) == 0);
+  lua_pushcclosure(L, luv_guard, 1);
+  lua_insert(L, -(nargs + 2));  /* luv_guard, f, ... */
+  return pcall(L, nargs + 1, nresults, flags | LUVF_CALLBACK_NOTRACEBACK);
+}
+
+/* worker_luv(uv): luv was loaded in this worker as `uv`: its callbacks
+** are called through luv_guard. Does nothing outside a worker, or when
+** luv's library has no such API (then an error that ends the worker in a
+** callback ends the process, as luv does). */
+static int core_worker_luv (lua_State *L) {
+  lua_CFunction f;
+  void *p, *set, *pcall;
+  Dl_info info;
+  luv_SetCallback setter;
+  luv_CFpcall found;
+  if (this_thread(L) == NULL || !lua_istable(L, 1))
+    return 0;
+  lua_pushliteral(L, "loop_mode");  /* any function of luv's library */
+  lua_rawget(L, 1);
+  f = lua_tocfunction(L, -1);
+  memcpy(&p, &f, sizeof p);
+  if (f == NULL || dladdr(p, &info) == 0 || info.dli_fname == NULL
+      || (p = dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD)) == NULL)
+    return 0;
+  set = dlsym(p, "luv_set_callback");
+  pcall = dlsym(p, "luv_cfpcall");
+  dlclose(p);  /* luv's module still holds it */
+  if (set == NULL || pcall == NULL)
+    return 0;
+  memcpy(&found, &pcall, sizeof found);
+  memcpy(&setter, &set, sizeof setter);
+  __atomic_store_n(&luv_pcall, found, __ATOMIC_RELEASE);
+  setter(L, guarded_pcall);
+  return 0;
+}
+
+/* }====================================================== */
 
 /* thread_id([handle]): the worker's id (an integer never reused in the
 ** process); without a handle, this thread's: 0 in the main thread. */
@@ -1308,6 +1374,7 @@ void mc_worker_open (lua_State *L) {
     {"worker_data", core_worker_data},
     {"worker_fail", core_worker_fail},
     {"worker_exit", core_worker_exit},
+    {"worker_luv", core_worker_luv},
     {"thread_id", core_thread_id},
     {NULL, NULL}
   };

@@ -387,8 +387,33 @@ local function worker_exit(code)
   core.worker_exit(code)
 end
 
+-- A searcher, first in package.searchers, that loads luv as the others
+-- would and then has its callbacks called so that the error that ends this
+-- worker stops luv's loop, not the whole process (src/worker.c's
+-- worker_luv). Finds nothing for any other name.
+local function luv_searcher(name, ...)
+  if name ~= "luv" then return nil end
+  local searchers = rawget(package, "searchers") or rawget(package, "loaders")
+  for i = 1, #searchers do
+    local search = searchers[i]
+    if search ~= luv_searcher then
+      local loader, extra = search(name, ...)
+      if type(loader) == "function" then
+        return function(...)
+          local uv = loader(...)
+          core.worker_luv(uv)
+          return uv
+        end, extra
+      end
+    end
+  end
+  return nil
+end
+
 function M.main(source, eval, keep_jit)
   os.exit = worker_exit  -- luacheck: ignore 122
+  table.insert(rawget(package, "searchers") or rawget(package, "loaders"), 1,
+               luv_searcher)
   -- LuaJIT's compiled code never calls hooks, so terminate() could not
   -- stop a compiled loop: workers start with the compiler off, unless
   -- mc.Worker's options.jit (or the worker's own jit.on()) gives that up.

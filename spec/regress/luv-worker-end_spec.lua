@@ -2,18 +2,20 @@
 -- worker runs. In a worker that runs luv's loop, that code is a luv
 -- callback, and luv ends the whole process on a callback's error: the
 -- parent died with the worker (luv's "Uncaught Error: messagechannel: the
--- worker was terminated", exit status 255). While uv.run() runs, the stop
--- now tells luv's loop to stop instead, and raises in the code that
--- called uv.run() once it returns. The same held for the stop that a
--- long clone or a wait of the module's looks for in C, and for the other
--- two ways a worker ends by that error: os.exit() and an error nobody
--- takes (the worker's default mc.onerror).
+-- worker was terminated", exit status 255). The same held for the stop
+-- that a long clone or a wait of the module's looks for in C, and for the
+-- other two ways a worker ends by that error: os.exit() and an error
+-- nobody takes (the worker's default mc.onerror). A worker that loads luv
+-- now has its callbacks called so that this error stops luv's loop, and
+-- it is raised again where uv.run() returns; nothing after it runs, as
+-- anywhere else. (A first version put the error off while the loop ran:
+-- code after os.exit ran on, and 5 of the cases below failed with it.)
 -- Each case runs the parent in a child process, as the old code ended it.
 
 local helper = require "spec.helper"
 
 -- The parent: starts a worker on `body` (which posts "ready" once its
--- loop is about to run), runs `action` when "ready" comes, and prints
+-- loop is about to run), runs `action` when a message comes, and prints
 -- what it sees.
 local PARENT = [[
   local mc = require "messagechannel"
@@ -89,6 +91,44 @@ describe("regress: terminate() of a worker that runs luv's loop #threads", funct
   end
 end)
 
+describe("regress: terminate() of a worker in luv's loop, doing more #threads", function()
+  it("in callbacks of 30 ms of work each", function()
+    local out = run_parent(worker([[
+      local t = uv.new_timer()
+      t:start(1, 1, function()
+        local s = 0
+        for i = 1, 4e6 do s = s + i % 7 end
+      end)]]))
+    if not out then return end
+    assert.is_truthy(out:find("exit event: 1\n", 1, true), out)
+  end)
+
+  it("in a listener that runs luv's loop itself", function()
+    local out = run_parent(worker([[
+      require("messagechannel.luv").start()
+      local t = uv.new_timer()
+      t:start(1, 1, function() end)
+      mc.parentPort.onmessage = function()
+        uv.run("nowait")
+        mc.parentPort:postMessage("ran the loop")
+      end]]), [[w:postMessage("go")
+      w.onmessage = function() w:terminate() end]])
+    if not out then return end
+    assert.is_truthy(out:find("exit event: 1\n", 1, true), out)
+  end)
+
+  it("in a callback that waits in receive", function()
+    local out = run_parent(worker([[
+      local t = uv.new_timer()
+      t:start(1, 0, function()
+        local ch = mc.MessageChannel()
+        ch.port1:receive(30)
+      end)]]))
+    if not out then return end
+    assert.is_truthy(out:find("exit event: 1\n", 1, true), out)
+  end)
+end)
+
 describe("regress: a worker that runs luv's loop and ends itself #threads", function()
   it("by os.exit(3) in a luv callback: that worker ends, with code 3", function()
     local out = run_parent(worker([[
@@ -97,6 +137,43 @@ describe("regress: a worker that runs luv's loop and ends itself #threads", func
         t:stop()
         os.exit(3)
       end)]]))
+    if not out then return end
+    assert.is_truthy(out:find("exit event: 3\n", 1, true), out)
+    assert.is_nil(out:find("error event", 1, true), out)
+  end)
+
+  it("by os.exit(4) in a listener, under the adapter: nothing after it runs, "
+     .. "not the later messages either", function()
+    local out = run_parent(worker([[
+      require("messagechannel.luv").start()
+      mc.parentPort.onmessage = function(e)
+        if e.data == 1 then os.exit(4) end
+        mc.parentPort:postMessage("handled " .. e.data)
+      end]]), "w:postMessage(1) w:postMessage(2) w:postMessage(3)")
+    if not out then return end
+    assert.is_truthy(out:find("exit event: 4\n", 1, true), out)
+    assert.is_nil(out:find("handled", 1, true), out)
+  end)
+
+  it("by os.exit(2) in a callback whose code after it would raise", function()
+    local out = run_parent(worker([[
+      local t = uv.new_timer()
+      t:start(1, 0, function()
+        local f = io.open("/nonexistent/messagechannel")
+        if not f then os.exit(2) end
+        f:read("*a")
+      end)]]))
+    if not out then return end
+    assert.is_truthy(out:find("exit event: 2\n", 1, true), out)
+  end)
+
+  it("by os.exit(3) and then an error: the code stays 3", function()
+    local out = run_parent(worker([[
+      require("messagechannel.luv").start()
+      mc.parentPort.onmessage = function()
+        os.exit(3)
+        error("after os.exit")
+      end]]), "w:postMessage(1)")
     if not out then return end
     assert.is_truthy(out:find("exit event: 3\n", 1, true), out)
     assert.is_nil(out:find("error event", 1, true), out)
@@ -112,5 +189,25 @@ describe("regress: a worker that runs luv's loop and ends itself #threads", func
     assert.is_truthy(out:find("error event: worker:4: nobody takes this\n",
                               1, true), out)
     assert.is_truthy(out:find("exit event: 1\n", 1, true), out)
+  end)
+end)
+
+describe("regress: an error of a luv callback's own in a worker #threads", function()
+  it("still ends the process, as luv does, with its traceback", function()
+    if not pcall(require, "luv") then
+      return pending("luv is not installed for " .. _VERSION)
+    end
+    local out = helper.run_child(PARENT:format(worker([[
+      local t = uv.new_timer()
+      local function inner() error("an error of its own") end
+      t:start(1, 0, function() inner() end)]]), ""), helper.WAIT)
+    if out == nil then
+      return pending("no interpreter to run a child process")
+    end
+    assert.is_truthy(out:find("Uncaught Error: worker:4: an error of its own\n"
+                              .. "stack traceback:", 1, true), out)
+    assert.is_truthy(out:find("in function 'inner'", 1, true)
+                     or out:find("in upvalue 'inner'", 1, true), out)
+    assert.is_nil(out:find(" exit:0", 1, true), out)
   end)
 end)
