@@ -231,7 +231,6 @@ static Conn *alloc_conn (void) {
   return c;
 }
 
-
 static size_t pending_out (const Conn *c) {
   return c->out.n - c->outpos;
 }

@@ -22,7 +22,6 @@
 */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "compat.h"
 #include "mc.h"
