@@ -924,6 +924,23 @@ typedef void (*luv_SetCallback) (lua_State *L, luv_CFpcall pcall);
 
 static luv_CFpcall luv_pcall;  /* atomic: luv's luv_cfpcall, once found */
 
+/* Pushes package.loaded[module][field], read raw, and returns whether it
+** is a C function (one that runs no Lua code of the program's). */
+static int push_loaded (lua_State *L, const char *module, const char *field) {
+  lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
+  if (lua_istable(L, -1)) {
+    lua_pushstring(L, module);
+    lua_rawget(L, -2);
+    lua_replace(L, -2);
+  }
+  if (lua_istable(L, -1)) {
+    lua_pushstring(L, field);
+    lua_rawget(L, -2);
+    lua_replace(L, -2);
+  }
+  return lua_iscfunction(L, -1);
+}
+
 /* Whether this thread is to stop: the error is the worker's end. */
 static int ending (lua_State *L) {
   mc_Thread *t = this_thread(L);
@@ -939,18 +956,13 @@ static int guard_trace (lua_State *L) {
 #if LUA_VERSION_NUM >= 502 || MC_HAS_52_AUX
   luaL_traceback(L, L, lua_tostring(L, 1), 1);
 #else  /* Lua 5.1 has no luaL_traceback: debug.traceback's C function */
-  lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
-  lua_pushliteral(L, "debug");
-  lua_rawget(L, -2);
-  if (lua_istable(L, -1)) {
-    lua_pushliteral(L, "traceback");
-    lua_rawget(L, -2);
-    if (lua_iscfunction(L, -1)) {
-      lua_pushvalue(L, 1);
-      lua_pushinteger(L, 2);
-      lua_call(L, 2, 1);
-    }
+  if (push_loaded(L, "debug", "traceback")) {
+    lua_pushvalue(L, 1);
+    lua_pushinteger(L, 2);
+    lua_call(L, 2, 1);
   }
+  else
+    lua_settop(L, 1);  /* the message alone */
 #endif
   return 1;
 }
@@ -967,15 +979,8 @@ static int luv_guard (lua_State *L) {
     return lua_gettop(L) - 1;
   if (!ending(L))
     return lua_error(L);
-  lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
-  lua_pushliteral(L, "luv");
-  lua_rawget(L, -2);
-  if (lua_istable(L, -1)) {
-    lua_pushliteral(L, "stop");
-    lua_rawget(L, -2);
-    if (lua_iscfunction(L, -1))
-      lua_pcall(L, 0, 0, 0);
-  }
+  if (push_loaded(L, "luv", "stop"))
+    lua_pcall(L, 0, 0, 0);
   return 0;
 }
 
