@@ -62,13 +62,24 @@ static int open_fds (int fd[2]) {
 #endif
 }
 
-static void close_fds (mc_Hub *h) {
-  if (h->fd[0] < 0)
+static void close_fds (int fd[2]) {
+  if (fd[0] < 0)
     return;
-  close(h->fd[0]);
-  if (h->fd[1] != h->fd[0])
-    close(h->fd[1]);
-  h->fd[0] = h->fd[1] = -1;
+  close(fd[0]);
+  if (fd[1] != fd[0])
+    close(fd[1]);
+  fd[0] = fd[1] = -1;
+}
+
+/* Makes the read end of open_fds's pair readable; whether it is now. */
+static int write_one (int fd) {
+#ifdef MC_EVENTFD
+  uint64_t one = 1;
+  return write(fd, &one, sizeof one) > 0;
+#else
+  char one = 1;
+  return write(fd, &one, 1) > 0;
+#endif
 }
 
 /* A lock held only for a few hundred nanoseconds, taken by threads that
@@ -101,12 +112,13 @@ mc_Hub *mc_hub_new (void) {
     return NULL;
   }
   if ((errno = mc_lock_init(&h->lock)) != 0) {
-    close_fds(h);
+    close_fds(h->fd);
     free(h);
     return NULL;
   }
   h->refs = 1;
   h->alive = 1;
+  h->stopfd[0] = h->stopfd[1] = -1;
   h->serial = __atomic_add_fetch(&serials, 1, __ATOMIC_RELAXED);
   return h;
 }
@@ -117,7 +129,8 @@ void mc_hub_incref (mc_Hub *h) {
 
 void mc_hub_decref (mc_Hub *h) {
   if (__atomic_sub_fetch(&h->refs, 1, __ATOMIC_ACQ_REL) == 0) {
-    close_fds(h);
+    close_fds(h->fd);
+    close_fds(h->stopfd);
     free(h->ids);
     pthread_mutex_destroy(&h->lock);
     free(h);
@@ -126,16 +139,9 @@ void mc_hub_decref (mc_Hub *h) {
 
 /* Makes the descriptor readable, once. Called with the lock held. */
 static void signal_fd (mc_Hub *h) {
-  if (!h->signalled && h->fd[1] >= 0) {
-#ifdef MC_EVENTFD
-    uint64_t one = 1;
-    ssize_t r = write(h->fd[1], &one, sizeof one);
-#else
-    char one = 1;
-    ssize_t r = write(h->fd[1], &one, 1);
-#endif
-    h->signalled = r > 0;  /* a full counter or pipe is readable anyway */
-  }
+  if (!h->signalled && h->fd[1] >= 0)
+    h->signalled = write_one(h->fd[1]);  /* a full counter or pipe is
+                                         ** readable anyway */
 }
 
 /* Takes the wake-up out of the descriptor. Called with the lock held. */
@@ -291,6 +297,8 @@ void mc_hub_stop (mc_Hub *h) {
   __atomic_store_n(&h->news, 1, __ATOMIC_RELEASE);
   futex = wake(h);
   signal_fd(h);
+  if (h->stopfd[1] >= 0)
+    write_one(h->stopfd[1]);
   pthread_mutex_unlock(&h->lock);
   wake_after(h, futex);
 }
@@ -299,11 +307,21 @@ int mc_hub_stopped (mc_Hub *h) {
   return __atomic_load_n(&h->stop, __ATOMIC_ACQUIRE);
 }
 
+int mc_hub_stopfd (mc_Hub *h) {
+  int fd;
+  pthread_mutex_lock(&h->lock);
+  if (h->stopfd[0] < 0 && open_fds(h->stopfd) && h->stop)
+    write_one(h->stopfd[1]);
+  fd = h->stopfd[0];
+  pthread_mutex_unlock(&h->lock);
+  return fd;
+}
+
 void mc_hub_close (mc_Hub *h) {
   pthread_mutex_lock(&h->lock);
   h->alive = 0;
   h->n = 0;
-  close_fds(h);
+  close_fds(h->fd);
   pthread_mutex_unlock(&h->lock);
 }
 

@@ -986,15 +986,46 @@ static int luv_guard (lua_State *L) {
 
 /* The callback routine: luv's own, around luv_guard. luv's adds the
 ** traceback itself unless told not to: luv_guard does, as it must leave
-** the stop's error alone. */
+** the stop's error alone. luv calls back in the state's main thread, L,
+** even while uv.run was called in a coroutine (a task of mc.spawn): the
+** worker runs L meanwhile, so that the stop signal's hook goes there. */
 static int guarded_pcall (lua_State *L, int nargs, int nresults,
                           int flags) {
   luv_CFpcall pcall = __atomic_load_n(&luv_pcall, __ATOMIC_ACQUIRE);
+  int r;
+#if !MC_GLOBAL_HOOKS
+  mc_Thread *t = this_thread(L);
+  lua_State *prev = t != NULL ? run_in(t, L) : NULL;
+#endif
   lua_pushboolean(L, (flags & (LUVF_CALLBACK_NOTRACEBACK
                                | LUVF_CALLBACK_NOERRMSG)) == 0);
   lua_pushcclosure(L, luv_guard, 1);
   lua_insert(L, -(nargs + 2));  /* luv_guard, f, ... */
-  return pcall(L, nargs + 1, nresults, flags | LUVF_CALLBACK_NOTRACEBACK);
+  r = pcall(L, nargs + 1, nresults, flags | LUVF_CALLBACK_NOTRACEBACK);
+#if !MC_GLOBAL_HOOKS
+  if (t != NULL)
+    run_in(t, prev);  /* back in uv.run, where it was called */
+#endif
+  return r;
+}
+
+/* worker_stopfd(): a descriptor readable once this worker is to stop (see
+** mc_hub_stopfd), or nil. worker.lua has luv's loop watch it, so that
+** terminate() wakes a worker asleep there (the stop signal does not: libuv
+** sleeps again), and its callback, worker_stopping, raises the stop: so
+** luv_guard stops the loop. */
+static int core_worker_stopfd (lua_State *L) {
+  int fd = this_thread(L) != NULL ? mc_hub_stopfd(mc_ctx_hub(L)) : -1;
+  if (fd < 0)
+    return 0;
+  lua_pushinteger(L, fd);
+  return 1;
+}
+
+static int core_worker_stopping (lua_State *L) {
+  if (ending(L))
+    return luaL_error(L, "messagechannel: the worker was terminated");
+  return 0;
 }
 
 /* worker_luv(uv): luv was loaded in this worker as `uv`: its callbacks
@@ -1380,6 +1411,8 @@ void mc_worker_open (lua_State *L) {
     {"worker_fail", core_worker_fail},
     {"worker_exit", core_worker_exit},
     {"worker_luv", core_worker_luv},
+    {"worker_stopfd", core_worker_stopfd},
+    {"worker_stopping", core_worker_stopping},
     {"thread_id", core_thread_id},
     {NULL, NULL}
   };

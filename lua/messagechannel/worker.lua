@@ -387,6 +387,21 @@ local function worker_exit(code)
   core.worker_exit(code)
 end
 
+-- luv's loop, asleep in this worker with nothing due for an hour, wakes
+-- when the worker is to stop: a poll handle, unref'd (it keeps no loop
+-- alive), watches a descriptor readable from then on, and its callback
+-- raises the stop (src/worker.c's worker_stopfd).
+local function watch_stop(uv)
+  local fd = core.worker_stopfd()
+  if fd then
+    pcall(function()
+      local h = uv.new_poll(fd)
+      h:start("r", core.worker_stopping)
+      h:unref()
+    end)
+  end
+end
+
 -- A searcher, first in package.searchers, that loads luv as the others
 -- would and then has its callbacks called so that the error that ends this
 -- worker stops luv's loop, not the whole process (src/worker.c's
@@ -402,6 +417,7 @@ local function luv_searcher(name, ...)
         return function(...)
           local uv = loader(...)
           core.worker_luv(uv)
+          watch_stop(uv)
           return uv
         end, extra
       end

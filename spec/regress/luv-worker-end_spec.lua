@@ -129,6 +129,57 @@ describe("regress: terminate() of a worker in luv's loop, doing more #threads", 
   end)
 end)
 
+-- A worker asleep in luv's loop, with no handle of the adapter's, slept on
+-- through terminate() until its next callback: an hour, with the timer
+-- below. And luv runs its callbacks in the state's main thread, so where
+-- uv.run() was called in a task of mc.spawn, the stop went to the task,
+-- which was in C, and the callbacks ran on (on 5.1 to 5.4).
+describe("regress: terminate() of a worker asleep in luv's loop, or running it in a task "
+         .. "#threads", function()
+  local HOUR = [[
+    local t = uv.new_timer()
+    t:start(3600 * 1000, 0, function() end)]]
+  local TICK = [[
+    local n = 0
+    local t = uv.new_timer()
+    t:start(1, 1, function() for i = 1, 1000 do n = n + i end end)]]
+
+  -- As worker(), with uv.run() in a task of mc.spawn.
+  local function in_task(setup)
+    return 'local mc = require "messagechannel"\nlocal uv = require "luv"\n'
+      .. setup .. '\nmc.spawn(function()\n'
+      .. '  mc.parentPort:postMessage("ready")\n  uv.run()\n'
+      .. '  mc.parentPort:postMessage("after uv.run")\nend)'
+  end
+
+  local cases = {
+    { "asleep with an hour's timer", worker(HOUR) },
+    { "asleep with an hour's timer, luv's loop run in a task", in_task(HOUR) },
+    { "a timer every millisecond, luv's loop run in a task", in_task(TICK) },
+    { "a callback that never returns, luv's loop run in a task", in_task([[
+      local t = uv.new_timer()
+      t:start(1, 0, function() while true do end end)]]) },
+    { "asleep, uv.run('once') over and over in a task", [[
+      local mc = require "messagechannel"
+      local uv = require "luv"
+      local t = uv.new_timer()
+      t:start(3600 * 1000, 0, function() end)
+      mc.spawn(function()
+        mc.parentPort:postMessage("ready")
+        while true do uv.run("once") end
+      end)]] },
+  }
+  for _, case in ipairs(cases) do
+    it("ends the worker: " .. case[1], function()
+      local out = run_parent(case[2])
+      if not out then return end
+      assert.is_truthy(out:find("ready: ready\n", 1, true), out)
+      assert.is_truthy(out:find("exit event: 1\n", 1, true), out)
+      assert.is_nil(out:find("error event", 1, true), out)
+    end)
+  end
+end)
+
 describe("regress: a worker that runs luv's loop and ends itself #threads", function()
   it("by os.exit(3) in a luv callback: that worker ends, with code 3", function()
     local out = run_parent(worker([[
