@@ -967,13 +967,12 @@ static int guard_trace (lua_State *L) {
   return 1;
 }
 
-/* luv_guard(f, ...): calls f(...); when it raises because the thread is
-** to stop, tells luv's loop to stop (a C function: no Lua code runs) and
-** returns nothing. */
+/* luv_guard(f, ...): calls f(...) with its message handler (upvalue 1);
+** when it raises because the thread is to stop, tells luv's loop to stop
+** (a C function: no Lua code runs) and returns nothing. */
 static int luv_guard (lua_State *L) {
   int n = lua_gettop(L) - 1;
   lua_pushvalue(L, lua_upvalueindex(1));
-  lua_pushcclosure(L, guard_trace, 1);
   lua_insert(L, 1);  /* guard_trace, f, ... */
   if (lua_pcall(L, n, LUA_MULTRET, 1) == 0)
     return lua_gettop(L) - 1;
@@ -982,6 +981,23 @@ static int luv_guard (lua_State *L) {
   if (push_loaded(L, "luv", "stop"))
     lua_pcall(L, 0, 0, 0);
   return 0;
+}
+
+/* Pushes luv_guard, with the traceback or without: made once per state,
+** kept in its registry. */
+static void push_guard (lua_State *L, int trace) {
+  static const char keys[2] = {0, 0};
+  lua_pushlightuserdata(L, (void *)&keys[trace]);
+  lua_rawget(L, LUA_REGISTRYINDEX);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    lua_pushboolean(L, trace);
+    lua_pushcclosure(L, guard_trace, 1);
+    lua_pushcclosure(L, luv_guard, 1);
+    lua_pushlightuserdata(L, (void *)&keys[trace]);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, LUA_REGISTRYINDEX);
+  }
 }
 
 /* The callback routine: luv's own, around luv_guard. luv's adds the
@@ -997,9 +1013,8 @@ static int guarded_pcall (lua_State *L, int nargs, int nresults,
   mc_Thread *t = this_thread(L);
   lua_State *prev = t != NULL ? run_in(t, L) : NULL;
 #endif
-  lua_pushboolean(L, (flags & (LUVF_CALLBACK_NOTRACEBACK
-                               | LUVF_CALLBACK_NOERRMSG)) == 0);
-  lua_pushcclosure(L, luv_guard, 1);
+  push_guard(L, (flags & (LUVF_CALLBACK_NOTRACEBACK
+                          | LUVF_CALLBACK_NOERRMSG)) == 0);
   lua_insert(L, -(nargs + 2));  /* luv_guard, f, ... */
   r = pcall(L, nargs + 1, nresults, flags | LUVF_CALLBACK_NOTRACEBACK);
 #if !MC_GLOBAL_HOOKS
