@@ -390,15 +390,29 @@ end
 -- luv's loop, asleep in this worker with nothing due for an hour, wakes
 -- when the worker is to stop: a poll handle, unref'd (it keeps no loop
 -- alive), watches a descriptor readable from then on, and its callback
--- raises the stop (src/worker.c's worker_stopfd).
+-- raises the stop (src/worker.c's worker_stopfd). uv.loop_close() fails
+-- while any handle is open: it closes this one first when no other is.
 local function watch_stop(uv)
   local fd = core.worker_stopfd()
-  if fd then
-    pcall(function()
-      local h = uv.new_poll(fd)
-      h:start("r", core.worker_stopping)
-      h:unref()
-    end)
+  if not fd then return end
+  local ok, watch = pcall(function()
+    local h = uv.new_poll(fd)
+    h:start("r", core.worker_stopping)
+    h:unref()
+    return h
+  end)
+  if not ok then return end
+  local loop_close = uv.loop_close
+  uv.loop_close = function(...)
+    if not watch:is_closing() then
+      local alone = true
+      uv.walk(function(h) alone = alone and h == watch end)
+      if alone then
+        watch:close()
+        uv.run("nowait")  -- where luv's close ends
+      end
+    end
+    return loop_close(...)
   end
 end
 

@@ -180,6 +180,39 @@ describe("regress: terminate() of a worker asleep in luv's loop, or running it i
   end
 end)
 
+-- The handle that wakes the worker for the stop is the module's: a loop
+-- whose own handles are all closed still closes (uv.loop_close() failed
+-- with EBUSY while it was open), and one whose handles are not still
+-- fails as luv's does, with the watch left open.
+describe("regress: uv.loop_close() in a worker that loaded luv #threads", function()
+  it("succeeds once the program's handles are closed, and only then", function()
+    if not pcall(require, "luv") then
+      return pending("luv is not installed for " .. _VERSION)
+    end
+    local out = helper.run_child(PARENT:format([[
+      local mc = require "messagechannel"
+      local uv = require "luv"
+      local t = uv.new_timer()
+      t:start(1, 0, function() end)
+      uv.run()
+      local busy, busy_err = uv.loop_close()
+      local handles = 0
+      uv.walk(function() handles = handles + 1 end)
+      t:close()
+      uv.run()
+      local ok, err = uv.loop_close()
+      mc.parentPort:postMessage(("%s %s %d, %s %s"):format(
+        tostring(busy), tostring(busy_err), handles, tostring(ok),
+        tostring(err)))]], ""), helper.WAIT)
+    if out == nil then
+      return pending("no interpreter to run a child process")
+    end
+    assert.is_truthy(out:find("ready: nil EBUSY: resource busy or locked 2, "
+                              .. "0 nil\n", 1, true), out)
+    assert.is_truthy(out:find("exit event: 0\n", 1, true), out)
+  end)
+end)
+
 describe("regress: a worker that runs luv's loop and ends itself #threads", function()
   it("by os.exit(3) in a luv callback: that worker ends, with code 3", function()
     local out = run_parent(worker([[
