@@ -317,6 +317,12 @@ int mc_hub_stopfd (mc_Hub *h) {
   return fd;
 }
 
+void mc_hub_close_stopfd (mc_Hub *h) {
+  pthread_mutex_lock(&h->lock);
+  close_fds(h->stopfd);
+  pthread_mutex_unlock(&h->lock);
+}
+
 void mc_hub_close (mc_Hub *h) {
   pthread_mutex_lock(&h->lock);
   h->alive = 0;

@@ -112,7 +112,7 @@ typedef struct mc_Hub {
   int signalled; /* fd[0] is readable: written and not yet drained */
   int fd[2];     /* read and write ends (one eventfd on Linux); -1 closed */
   int stopfd[2]; /* the same, readable once stopped (mc_hub_stopfd); -1
-                 ** until asked for, then open until the hub is freed */
+                 ** until asked for and once closed */
   uint32_t *ids; /* objects with news, in notification order */
   size_t n, cap;
   int news;      /* n > 0 or stop or overflow: set and cleared under the
@@ -151,9 +151,10 @@ void mc_hub_stop (mc_Hub *h);
 int mc_hub_stopped (mc_Hub *h);  /* whether mc_hub_stop was called */
 /* A descriptor readable once mc_hub_stop is called, never before, for a
 ** host loop that nothing else wakes then; made at the first call, open
-** until the hub is freed (so after its state is closed); -1 when it
-** cannot be made. */
+** until mc_hub_close_stopfd (once that loop is gone: after its state is
+** closed) or until the hub is freed; -1 when it cannot be made. */
 int mc_hub_stopfd (mc_Hub *h);
+void mc_hub_close_stopfd (mc_Hub *h);
 void mc_hub_close (mc_Hub *h);  /* its state is gone: drop news from now on */
 /* How long, in nanoseconds, mc_hub_wait watches for news before it
 ** sleeps, in every thread; 0: it sleeps at once. */

@@ -667,6 +667,7 @@ static void *worker_main (void *arg) {
       }
     }
     lua_close(L);  /* its ports close at their partners */
+    mc_hub_close_stopfd(t->hub);  /* luv's loop is closed: no one polls it */
   }
   drop_messages(t);  /* and so do the ports it never opened */
   mc_net_sync();  /* the listeners it left open are closed by the network
@@ -1002,9 +1003,9 @@ static void push_guard (lua_State *L, int trace) {
 
 /* The callback routine: luv's own, around luv_guard. luv's adds the
 ** traceback itself unless told not to: luv_guard does, as it must leave
-** the stop's error alone. luv calls back in the state's main thread, L,
-** even while uv.run was called in a coroutine (a task of mc.spawn): the
-** worker runs L meanwhile, so that the stop signal's hook goes there. */
+** the stop's error alone. luv calls back in L, the coroutine that loaded
+** it, whichever one called uv.run (a task of mc.spawn, say): the worker
+** runs L meanwhile, so that the stop signal's hook goes there. */
 static int guarded_pcall (lua_State *L, int nargs, int nresults,
                           int flags) {
   luv_CFpcall pcall = __atomic_load_n(&luv_pcall, __ATOMIC_ACQUIRE);
@@ -1044,9 +1045,9 @@ static int core_worker_stopping (lua_State *L) {
 }
 
 /* worker_luv(uv): luv was loaded in this worker as `uv`: its callbacks
-** are called through luv_guard. Does nothing outside a worker, or when
-** luv's library has no such API (then an error that ends the worker in a
-** callback ends the process, as luv does). */
+** are called through luv_guard, and it returns true. Does nothing outside
+** a worker, or when luv's library has no such API (then an error that
+** ends the worker in a callback ends the process, as luv does). */
 static int core_worker_luv (lua_State *L) {
   lua_CFunction f;
   void *p, *set, *pcall;
@@ -1071,7 +1072,8 @@ static int core_worker_luv (lua_State *L) {
   memcpy(&setter, &set, sizeof setter);
   __atomic_store_n(&luv_pcall, found, __ATOMIC_RELEASE);
   setter(L, guarded_pcall);
-  return 0;
+  lua_pushboolean(L, 1);
+  return 1;
 }
 
 /* }====================================================== */

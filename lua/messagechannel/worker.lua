@@ -391,23 +391,29 @@ end
 -- when the worker is to stop: a poll handle, unref'd (it keeps no loop
 -- alive), watches a descriptor readable from then on, and its callback
 -- raises the stop (src/worker.c's worker_stopfd). uv.loop_close() fails
--- while any handle is open: it closes this one first when no other is.
+-- while any handle is open: it closes this one first when nothing else
+-- is open or pending. luv loaded again (package.loaded.luv cleared) runs
+-- the same loop: the watch is made once.
+local watch
 local function watch_stop(uv)
-  local fd = core.worker_stopfd()
-  if not fd then return end
-  local ok, watch = pcall(function()
-    local h = uv.new_poll(fd)
-    h:start("r", core.worker_stopping)
-    h:unref()
-    return h
-  end)
-  if not ok then return end
+  if not watch then
+    local fd = core.worker_stopfd()
+    if not fd then return end
+    local ok, h = pcall(function()
+      local h = uv.new_poll(fd)
+      h:start("r", core.worker_stopping)
+      h:unref()
+      return h
+    end)
+    if not ok then return end
+    watch = h
+  end
   local loop_close = uv.loop_close
   uv.loop_close = function(...)
     if not watch:is_closing() then
       local alone = true
       uv.walk(function(h) alone = alone and h == watch end)
-      if alone then
+      if alone and not uv.loop_alive() then
         watch:close()
         uv.run("nowait")  -- where luv's close ends
       end
@@ -430,8 +436,7 @@ local function luv_searcher(name, ...)
       if type(loader) == "function" then
         return function(...)
           local uv = loader(...)
-          core.worker_luv(uv)
-          watch_stop(uv)
+          if core.worker_luv(uv) then watch_stop(uv) end
           return uv
         end, extra
       end
