@@ -661,21 +661,24 @@ static uint64_t fill_again (Scratch *s, size_t nrec) {
 #define STOP_EVERY 4096
 
 typedef struct Stop {
-  mc_Hub *hub;
+  lua_State *L;
   int left;
 } Stop;
 
 static void stop_begin (Stop *st, lua_State *L) {
-  mc_Ctx *c = mc_ctx(L);
-  st->hub = c != NULL ? c->hub : NULL;
+  st->L = L;
   st->left = STOP_EVERY;
 }
 
-static int stop_now (Stop *st) {
-  if (--st->left > 0)
-    return 0;
+/* The hub is looked up only here: most clones end before. */
+static int stop_check (Stop *st) {
+  mc_Ctx *c = mc_ctx(st->L);
   st->left = STOP_EVERY;
-  return st->hub != NULL && mc_hub_stopped(st->hub);
+  return c != NULL && c->hub != NULL && mc_hub_stopped(c->hub);
+}
+
+static inline int stop_now (Stop *st) {
+  return --st->left <= 0 && stop_check(st);
 }
 
 /* }====================================================== */
