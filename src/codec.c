@@ -1088,7 +1088,8 @@ static void enc_body (Enc *e, uint32_t id, int t) {
 }
 
 /* Encodes the value at idx into the scratch's out, pushing the scratch
-** (taken: give it back when done with its bytes). */
+** (taken: give it back when done with its bytes) and, above it, the
+** slots of the ids. */
 static void encode (Enc *e, lua_State *L, int idx, int xmap) {
   Where w;
   uint32_t id;
@@ -1113,7 +1114,6 @@ static void encode (Enc *e, lua_State *L, int idx, int xmap) {
     if (id >= STACK_IDS)  /* id_at pushed it */
       lua_pop(L, 1);
   }
-  lua_settop(L, e->sidx);  /* the ids */
 }
 
 /* }====================================================== */
@@ -1791,9 +1791,9 @@ static void dec_body (Dec *d, int t, uint32_t narr, uint32_t nhash) {
   }
 }
 
-/* Decodes n bytes at p and pushes the value. The scratch s, taken, is at
-** stack index sidx; only its objs are used, so p may be its bytes. On
-** error the scratch is given back. */
+/* Decodes n bytes at p and pushes the value, above the slots of the ids.
+** The scratch s, taken, is at stack index sidx; only its objs are used,
+** so p may be its bytes. On error the scratch is given back. */
 static void decode (lua_State *L, Scratch *s, int sidx,
                     const unsigned char *p, size_t n, int xarr) {
   Dec d;
@@ -1830,8 +1830,6 @@ static void decode (lua_State *L, Scratch *s, int sidx,
   if (d.pos != n)
     dec_fail(&d, "trailing bytes after the value");
   set_metatables(L, d.refs, d.s);
-  lua_replace(L, sidx + 1);
-  lua_settop(L, sidx + 1);
 }
 
 /* }====================================================== */
@@ -2191,6 +2189,7 @@ void mc_copy (lua_State *L, int idx, int xmap, int blanks) {
 mc_Bytes *mc_encode (lua_State *L, int idx, int xmap) {
   Enc e;
   encode(&e, L, idx, xmap);
+  lua_settop(L, e.sidx);
   return &e.s->out;
 }
 
@@ -2202,29 +2201,35 @@ void mc_encode_done (lua_State *L, int sidx) {
 void mc_decode (lua_State *L, const unsigned char *p, size_t n, int xarr) {
   Scratch *s = take_scratch(L);
   int sidx = lua_gettop(L);
-  decode(L, s, sidx, p, n, xarr);  /* scratch, value */
+  decode(L, s, sidx, p, n, xarr);  /* scratch, ids, value */
   give_scratch(L, sidx, s);
-  lua_remove(L, sidx);
+  lua_replace(L, sidx);
+  lua_settop(L, sidx);
 }
 
+/* serialize and deserialize leave what they push below their result. */
 int mc_serialize (lua_State *L) {
   Enc e;
   luaL_checkany(L, 1);
-  lua_settop(L, 1);
-  encode(&e, L, 1, 0);  /* v, scratch */
+  encode(&e, L, 1, 0);  /* v, ..., scratch, ids */
   lua_pushlstring(L, (const char *)e.s->out.p, e.s->out.n);
-  give_scratch(L, 2, e.s);
+  give_scratch(L, e.sidx, e.s);
   return 1;
 }
 
 int mc_deserialize (lua_State *L) {
   size_t n;
   const char *s;
+  Scratch *sc;
+  int sidx;
   if (lua_type(L, 1) != LUA_TSTRING)
     luaL_argerror(L, 1, lua_pushfstring(L, "string expected, got %s",
                                         mc_ctx_typename(L, 1)));
   s = lua_tolstring(L, 1, &n);
-  mc_decode(L, (const unsigned char *)s, n, 0);
+  sc = take_scratch(L);
+  sidx = lua_gettop(L);
+  decode(L, sc, sidx, (const unsigned char *)s, n, 0);
+  give_scratch(L, sidx, sc);
   return 1;
 }
 
