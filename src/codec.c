@@ -790,20 +790,35 @@ static void enc_lnumber (Enc *e, lua_Number x) {
 static void enc_bytes (Enc *e, int tag, const char *s, size_t len) {
   unsigned char *p = enc_room(e, 1 + VARINT_MAX + len);
   size_t h;
-  if (tag == TAG_STR && len <= SHORTSTR_MAX) {  /* most strings: a loop
-                                                ** costs less than memcpy */
-    size_t i;
-    p[0] = (unsigned char)(TAG_SHORTSTR + len);
-    for (i = 0; i < len; i++)
-      p[1 + i] = (unsigned char)s[i];
-    e->s->out.n += 1 + len;
-    return;
-  }
   p[0] = (unsigned char)tag;
   h = 1 + put_varint(p + 1, len);
   if (len > 0)
     memcpy(p + h, s, len);
   e->s->out.n += h + len;
+}
+
+/* Writes the string s of len bytes (not shared). Most are short and the
+** output has room: written here, by a loop, which costs less than a call
+** to memcpy. */
+static inline void enc_str (Enc *e, const char *s, size_t len) {
+  mc_Bytes *b = &e->s->out;
+  if (len <= SHORTSTR_MAX && b->cap - b->n > SHORTSTR_MAX) {
+    unsigned char *p = b->p + b->n;
+    size_t i;
+    p[0] = (unsigned char)(TAG_SHORTSTR + len);
+    for (i = 0; i < len; i++)
+      p[1 + i] = (unsigned char)s[i];
+    b->n += 1 + len;
+  }
+  else if (len <= SHORTSTR_MAX) {
+    unsigned char *p = enc_room(e, 1 + SHORTSTR_MAX);
+    p[0] = (unsigned char)(TAG_SHORTSTR + len);
+    if (len > 0)
+      memcpy(p + 1, s, len);
+    b->n += 1 + len;
+  }
+  else
+    enc_bytes(e, TAG_STR, s, len);
 }
 
 /* Strings met once a message has made SHARE_AFTER objects (a message of
@@ -837,7 +852,7 @@ static void enc_string (Enc *e, int idx, const char *s, size_t len) {
     enc_bytes(e, TAG_STRDEF, s, len);
     return;
   }
-  enc_bytes(e, TAG_STR, s, len);
+  enc_str(e, s, len);
 }
 
 /* Where a value being encoded sits, for error messages: in table `t` at
@@ -919,9 +934,10 @@ static const char *not_cloneable (lua_State *L, int idx, const mc_Type **t) {
 static void clone_fail (lua_State *L, int root, const char *what,
                         const Where *w);
 
-static void enc_value (Enc *e, int idx, const Where *w) {
+/* Writes the value at idx, of that type: what enc_value leaves. */
+static void enc_other (Enc *e, int idx, int type, const Where *w) {
   lua_State *L = e->L;
-  switch (lua_type(L, idx)) {
+  switch (type) {
     case LUA_TNIL:
       *enc_room(e, 1) = TAG_NIL;
       e->s->out.n++;
@@ -936,7 +952,7 @@ static void enc_value (Enc *e, int idx, const Where *w) {
     case LUA_TSTRING: {
       size_t len;
       const char *s = lua_tolstring(L, idx, &len);
-      enc_bytes(e, TAG_STR, s, len);
+      enc_str(e, s, len);
       break;
     }
     case LUA_TTABLE:
@@ -976,10 +992,25 @@ static void enc_value (Enc *e, int idx, const Where *w) {
   }
 }
 
-/* Whether the key at idx is narr + 1, the next of an array part that
-** holds 1..narr. */
+/* Writes the value at idx: a string or a number here, as most are. */
+static inline void enc_value (Enc *e, int idx, const Where *w) {
+  lua_State *L = e->L;
+  int type = lua_type(L, idx);
+  if (type == LUA_TSTRING) {
+    size_t len;
+    const char *s = lua_tolstring(L, idx, &len);
+    enc_str(e, s, len);
+  }
+  else if (type == LUA_TNUMBER)
+    enc_number(e, idx);
+  else
+    enc_other(e, idx, type, w);
+}
+
+/* Whether the key at idx, a number, is narr + 1, the next of an array
+** part that holds 1..narr. */
 static int array_next (lua_State *L, int idx, lua_Integer narr) {
-  if (lua_type(L, idx) != LUA_TNUMBER || narr == (lua_Integer)UINT32_MAX - 1)
+  if (narr == (lua_Integer)UINT32_MAX - 1)
     return 0;
 #if MC_LUA_INTEGERS
   return lua_isinteger(L, idx) && lua_tointeger(L, idx) == narr + 1;
@@ -988,12 +1019,11 @@ static int array_next (lua_State *L, int idx, lua_Integer narr) {
 #endif
 }
 
-/* Writes the key at idx of a pair; *kind and *h get what key_hash
-** gives. */
-static void enc_key (Enc *e, int idx, const Where *w, int *kind,
+/* Writes the key at idx of a pair, of that type; *kind and *h get what
+** key_hash gives. */
+static void enc_key (Enc *e, int idx, int type, const Where *w, int *kind,
                      uint64_t *h) {
   lua_State *L = e->L;
-  int type = lua_type(L, idx);
   *kind = 0;
   if (type == LUA_TNUMBER) {
 #if MC_LUA_INTEGERS
@@ -1020,7 +1050,7 @@ static void enc_key (Enc *e, int idx, const Where *w, int *kind,
     enc_string(e, idx, s, len);
   }
   else
-    enc_value(e, idx, w);
+    enc_other(e, idx, type, w);
 }
 
 static void enc_stop (Enc *e) {
@@ -1047,11 +1077,11 @@ static void enc_body (Enc *e, uint32_t id, int t) {
   walk_begin(&walk, e->s);
   lua_pushnil(L);
   while (lua_next(L, t)) {  /* t, k, v */
-    int kind, grew;
+    int ktype = lua_type(L, top + 1), kind, grew;
     uint64_t h = 0;
     if (stop_now(&e->stop))
       enc_stop(e);
-    if (nhash == 0 && array_next(L, top + 1, narr)) {
+    if (nhash == 0 && ktype == LUA_TNUMBER && array_next(L, top + 1, narr)) {
       w.k = 0;
       w.i = ++narr;
       enc_value(e, top + 2, &w);
@@ -1060,7 +1090,7 @@ static void enc_body (Enc *e, uint32_t id, int t) {
     }
     w.k = top + 1;
     w.askey = 1;
-    enc_key(e, top + 1, &w, &kind, &h);
+    enc_key(e, top + 1, ktype, &w, &kind, &h);
     w.askey = 0;
     enc_value(e, top + 2, &w);
     if (nhash == UINT32_MAX)
