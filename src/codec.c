@@ -183,7 +183,8 @@ static void ids_table (lua_State *L, int tbl, Scratch *s) {
 }
 
 /* Sets the object of id `id` (of ids at stack index `tbl`) to the value
-** at stack index idx. */
+** at stack index idx, which may be relative to the top: the stack is as
+** it was when idx is read. */
 static void set_id (lua_State *L, int tbl, Scratch *s, uint32_t id,
                     int idx) {
   if (id < STACK_IDS)
@@ -1467,13 +1468,15 @@ static uint64_t dec_varint (Dec *d) {
   return 0;
 }
 
-static uint32_t dec_u32 (Dec *d) {
-  const unsigned char *p;
-  dec_need(d, 4);
-  p = d->p + d->pos;
-  d->pos += 4;
+static uint32_t get_u32 (const unsigned char *p) {
   return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16
          | (uint32_t)p[3] << 24;
+}
+
+static uint32_t dec_u32 (Dec *d) {
+  dec_need(d, 4);
+  d->pos += 4;
+  return get_u32(d->p + d->pos - 4);
 }
 
 /* A length that must fit in what is left of the input. */
@@ -1495,13 +1498,22 @@ static void dec_newobj (Dec *d, size_t hdr, uint32_t narr, uint32_t nhash) {
   d->s->objs[id].narr = narr;
   d->s->objs[id].nhash = nhash;
   d->nobjs++;
-  set_id(d->L, d->refs, d->s, id, lua_gettop(d->L));
+  set_id(d->L, d->refs, d->s, id, -1);  /* the object, at the top */
 }
 
 static void dec_table (Dec *d, int tag) {
   lua_State *L = d->L;
   size_t at = d->pos - 1;
-  uint32_t narr = dec_u32(d), nhash = dec_u32(d);
+  uint32_t narr, nhash;
+  if (d->n - d->pos >= 8) {  /* both sizes at once */
+    narr = get_u32(d->p + d->pos);
+    nhash = get_u32(d->p + d->pos + 4);
+    d->pos += 8;
+  }
+  else {  /* and where the input ends, said as each one finds it */
+    narr = dec_u32(d);
+    nhash = dec_u32(d);
+  }
   /* every slot takes at least one byte of the rest of the input: this
   ** bounds what the sizes can make us allocate */
   if ((uint64_t)narr + 2 * (uint64_t)nhash > d->n - d->claimed) {
@@ -1657,26 +1669,10 @@ static void dec_interned (Dec *d, size_t at) {
   *c = (*c >> 32) << 32 | d->nistrs;
 }
 
-/* Pushes the next value and returns its tag (TAG_STR for any string,
-** shared or not); a number is also left in d->i or d->x. */
-static int dec_value (Dec *d) {
+/* Pushes the value of tag `tag`, other than a small integer or a short
+** string, whose tag byte was read; returns what dec_value does. */
+static int dec_other (Dec *d, int tag) {
   lua_State *L = d->L;
-  int tag;
-  dec_need(d, 1);
-  tag = d->p[d->pos++];
-  if (tag >= TAG_SMALLINT) {
-    d->i = tag - TAG_SMALLINT;
-    lua_pushinteger(L, d->i);
-    return tag;
-  }
-  if (tag >= TAG_SHORTSTR && tag <= TAG_SHORTSTR + SHORTSTR_MAX) {
-    size_t len = (size_t)(tag - TAG_SHORTSTR);
-    dec_need(d, len);
-    lua_pushlstring(L, (const char *)d->p + d->pos, len);
-    d->pos += len;
-    dec_interned(d, d->pos - len - 1);
-    return TAG_STR;
-  }
   switch (tag) {
     case TAG_NIL: lua_pushnil(L); break;
     case TAG_FALSE: lua_pushboolean(L, 0); break;
@@ -1770,6 +1766,31 @@ static int dec_value (Dec *d) {
     }
   }
   return tag;
+}
+
+/* Pushes the next value and returns its tag (TAG_STR for any string,
+** shared or not); a number is also left in d->i or d->x. Small integers
+** and short strings, most values, are read here, without a call; the
+** rest by dec_other. */
+static inline int dec_value (Dec *d) {
+  lua_State *L = d->L;
+  int tag;
+  dec_need(d, 1);
+  tag = d->p[d->pos++];
+  if (tag >= TAG_SMALLINT) {
+    d->i = tag - TAG_SMALLINT;
+    lua_pushinteger(L, d->i);
+    return tag;
+  }
+  if (tag >= TAG_SHORTSTR && tag <= TAG_SHORTSTR + SHORTSTR_MAX) {
+    size_t len = (size_t)(tag - TAG_SHORTSTR);
+    dec_need(d, len);
+    lua_pushlstring(L, (const char *)d->p + d->pos, len);
+    d->pos += len;
+    dec_interned(d, d->pos - len - 1);
+    return TAG_STR;
+  }
+  return dec_other(d, tag);
 }
 
 static void dec_body (Dec *d, int t, uint32_t narr, uint32_t nhash) {
