@@ -52,10 +52,12 @@ enum {
 
 /* What the codec knows of an object id: for a table, where its sizes are
 ** written (encoder) or its sizes (decoder); hdr is NOTABLE for a copied
-** userdata, and for a shared string, which the decoder marks STRING_OBJ. */
+** userdata, and for a shared string, which the decoder marks STRING_OBJ.
+** The encoder keeps its address too (see enc_seen). */
 typedef struct Obj {
   size_t hdr;
   uint32_t narr, nhash;
+  const void *p;
 } Obj;
 
 /* A key whose main position a sender can choose (see "Colliding keys"). */
@@ -829,20 +831,42 @@ static inline void enc_str (Enc *e, const char *s, size_t len) {
 #define SHARE_MIN 2
 
 /* Gives the object at idx (address p) the next id. */
+/* The objects of a message of at most SEEN_SCAN are found by their
+** addresses in s->objs, which costs less than the map for so few; the map
+** takes them all when one more comes. */
+#define SEEN_SCAN 8
+
+/* The id of the object of address p met before, or MC_NOID. */
+static uint32_t enc_seen (Enc *e, const void *p) {
+  uint32_t id;
+  if (e->nobjs > SEEN_SCAN)
+    return mc_ptrmap_get(&e->s->seen, p);
+  for (id = 0; id < e->nobjs; id++)
+    if (e->s->objs[id].p == p)
+      return id;
+  return MC_NOID;
+}
+
 static void enc_newobj (Enc *e, int idx, const void *p, size_t hdr) {
-  uint32_t id = e->nobjs;
-  if (id == MC_NOID - 1 || !grow_objs(e->s, id)
-      || !mc_ptrmap_add(&e->s->seen, p, id))
+  Scratch *s = e->s;
+  uint32_t id = e->nobjs, i;
+  if (id == MC_NOID - 1 || !grow_objs(s, id))
     enc_nomem(e);
-  e->s->objs[id].hdr = hdr;
+  s->objs[id].hdr = hdr;
+  s->objs[id].p = p;
+  if (id >= SEEN_SCAN) {
+    for (i = id == SEEN_SCAN ? 0 : id; i <= id; i++)
+      if (!mc_ptrmap_add(&s->seen, s->objs[i].p, i))
+        enc_nomem(e);
+  }
   e->nobjs++;
-  set_id(e->L, e->queue, e->s, id, idx);
+  set_id(e->L, e->queue, s, id, idx);
 }
 
 /* Writes the string s of len bytes at idx. */
 static void enc_string (Enc *e, int idx, const char *s, size_t len) {
   if (e->nobjs >= SHARE_AFTER && len >= SHARE_MIN) {
-    uint32_t id = mc_ptrmap_get(&e->s->seen, s);
+    uint32_t id = enc_seen(e, s);
     if (id != MC_NOID) {
       enc_tag_varint(e, TAG_REF, id);
       return;
@@ -883,7 +907,7 @@ static void enc_fail (Enc *e, const char *what, const Where *w);
 static void enc_table (Enc *e, int idx, const Where *w) {
   lua_State *L = e->L;
   const void *p = lua_topointer(L, idx);
-  uint32_t id = mc_ptrmap_get(&e->s->seen, p);
+  uint32_t id = enc_seen(e, p);
   unsigned char *o;
   if (id != MC_NOID) {
     enc_tag_varint(e, TAG_REF, id);
@@ -979,7 +1003,7 @@ static void enc_other (Enc *e, int idx, int type, const Where *w) {
       if (bad != NULL)
         enc_fail(e, bad, w);
       obj = lua_touserdata(L, idx);
-      id = mc_ptrmap_get(&e->s->seen, obj);
+      id = enc_seen(e, obj);
       if (id != MC_NOID)
         enc_tag_varint(e, TAG_REF, id);
       else {
