@@ -754,14 +754,25 @@ static void enc_int (Enc *e, int64_t v) {
     enc_tag_varint(e, TAG_INT, v < 0 ? ~((uint64_t)v << 1) : (uint64_t)v << 1);
 }
 
+/* Byte by byte, spelled out: compilers make one store of it where the
+** machine is little-endian. */
+static void put_u64 (unsigned char *p, uint64_t v) {
+  p[0] = (unsigned char)v;
+  p[1] = (unsigned char)(v >> 8);
+  p[2] = (unsigned char)(v >> 16);
+  p[3] = (unsigned char)(v >> 24);
+  p[4] = (unsigned char)(v >> 32);
+  p[5] = (unsigned char)(v >> 40);
+  p[6] = (unsigned char)(v >> 48);
+  p[7] = (unsigned char)(v >> 56);
+}
+
 static void enc_float (Enc *e, double d) {
   unsigned char *p = enc_room(e, 9);
   uint64_t u;
-  int i;
   memcpy(&u, &d, sizeof u);
   p[0] = TAG_FLOAT;
-  for (i = 0; i < 8; i++)
-    p[1 + i] = (unsigned char)(u >> (8 * i));
+  put_u64(p + 1, u);
   e->s->out.n += 9;
 }
 
@@ -1038,7 +1049,11 @@ static int array_next (lua_State *L, int idx, lua_Integer narr) {
   if (narr == (lua_Integer)UINT32_MAX - 1)
     return 0;
 #if MC_LUA_INTEGERS
-  return lua_isinteger(L, idx) && lua_tointeger(L, idx) == narr + 1;
+  {  /* a key is never a float of integral value: Lua made it an integer */
+    int isint;
+    lua_Integer i = lua_tointegerx(L, idx, &isint);
+    return isint && i == narr + 1;
+  }
 #else
   return lua_tonumber(L, idx) == (lua_Number)(narr + 1);
 #endif
@@ -1084,14 +1099,14 @@ static void enc_stop (Enc *e) {
   luaL_error(e->L, "DataCloneError: the thread is stopping");
 }
 
-/* Writes the body of the table at stack index t (object id). One walk:
+/* Writes the body of the table at stack index t (object id), with the
+** stack's top at top. One walk:
 ** lua_next gives the keys of the array part first, 1, 2, ... in order,
 ** and the run of them from 1 before any other key is written as the
 ** array part; every other key, as a pair. (Keys 1..n that Lua keeps in
 ** the hash part come as pairs: the copy has the same keys and values.) */
-static void enc_body (Enc *e, uint32_t id, int t) {
+static void enc_body (Enc *e, uint32_t id, int t, int top) {
   lua_State *L = e->L;
-  int top = lua_gettop(L);
   lua_Integer narr = 0;
   uint32_t nhash = 0;
   Where w;
@@ -1165,9 +1180,12 @@ static void encode (Enc *e, lua_State *L, int idx, int xmap) {
   for (id = 0; id < e->nobjs; id++) {
     if (e->s->objs[id].hdr == NOTABLE)
       continue;
-    enc_body(e, id, id_at(L, e->queue, e->s, id));
-    if (id >= STACK_IDS)  /* id_at pushed it */
+    if (id < STACK_IDS)
+      enc_body(e, id, id_at(L, e->queue, e->s, id), e->queue);
+    else {  /* id_at pushes it */
+      enc_body(e, id, id_at(L, e->queue, e->s, id), e->queue + 1);
       lua_pop(L, 1);
+    }
   }
 }
 
@@ -1712,12 +1730,11 @@ static int dec_other (Dec *d, int tag) {
       break;
     }
     case TAG_FLOAT: {
-      uint64_t u = 0;
+      uint64_t u;
       double x;
-      int i;
       dec_need(d, 8);
-      for (i = 0; i < 8; i++)
-        u |= (uint64_t)d->p[d->pos + i] << (8 * i);
+      u = (uint64_t)get_u32(d->p + d->pos)
+          | (uint64_t)get_u32(d->p + d->pos + 4) << 32;
       d->pos += 8;
       memcpy(&x, &u, sizeof x);
       d->x = (lua_Number)x;
