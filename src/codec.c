@@ -169,10 +169,11 @@ static Scratch *take_scratch (lua_State *L) {
 ** table is put there when first needed (ids_table): a small message needs
 ** none. */
 static int push_ids (lua_State *L, Scratch *s) {
+  int tbl = lua_gettop(L) + STACK_IDS + 1;
   luaL_checkstack(L, STACK_IDS + 1, "messagechannel");
-  lua_settop(L, lua_gettop(L) + STACK_IDS + 1);
+  lua_settop(L, tbl);
   s->idtab = 0;
-  return lua_gettop(L);
+  return tbl;
 }
 
 /* Makes sure the slot tbl (push_ids) holds the id table. */
