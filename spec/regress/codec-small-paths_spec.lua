@@ -76,7 +76,7 @@ describe("regress: the codec's paths for small messages", function()
         end
         v.keys = keys
         local c, count = copy(v), 0
-        for k in pairs(c) do count = count + 1 end
+        for _ in pairs(c) do count = count + 1 end
         assert.equal(n + 1, count)
         for i = 1, n do
           assert.equal(i, c[c.keys[i]])
