@@ -812,25 +812,16 @@ static void enc_bytes (Enc *e, int tag, const char *s, size_t len) {
   e->s->out.n += h + len;
 }
 
-/* Writes the string s of len bytes (not shared). Most are short and the
-** output has room: written here, by a loop, which costs less than a call
-** to memcpy. */
+/* Writes the string s of len bytes, not shared. Most strings are short:
+** written here, by a loop, which costs less than a call to memcpy. */
 static inline void enc_str (Enc *e, const char *s, size_t len) {
-  mc_Bytes *b = &e->s->out;
-  if (len <= SHORTSTR_MAX && b->cap - b->n > SHORTSTR_MAX) {
-    unsigned char *p = b->p + b->n;
+  if (len <= SHORTSTR_MAX) {
+    unsigned char *p = enc_room(e, 1 + SHORTSTR_MAX);
     size_t i;
     p[0] = (unsigned char)(TAG_SHORTSTR + len);
     for (i = 0; i < len; i++)
       p[1 + i] = (unsigned char)s[i];
-    b->n += 1 + len;
-  }
-  else if (len <= SHORTSTR_MAX) {
-    unsigned char *p = enc_room(e, 1 + SHORTSTR_MAX);
-    p[0] = (unsigned char)(TAG_SHORTSTR + len);
-    if (len > 0)
-      memcpy(p + 1, s, len);
-    b->n += 1 + len;
+    e->s->out.n += 1 + len;
   }
   else
     enc_bytes(e, TAG_STR, s, len);
@@ -842,7 +833,6 @@ static inline void enc_str (Enc *e, const char *s, size_t len) {
 #define SHARE_AFTER 16
 #define SHARE_MIN 2
 
-/* Gives the object at idx (address p) the next id. */
 /* The objects of a message of at most SEEN_SCAN are found by their
 ** addresses in s->objs, which costs less than the map for so few; the map
 ** takes them all when one more comes. */
@@ -859,6 +849,7 @@ static uint32_t enc_seen (Enc *e, const void *p) {
   return MC_NOID;
 }
 
+/* Gives the object at idx (address p) the next id. */
 static void enc_newobj (Enc *e, int idx, const void *p, size_t hdr) {
   Scratch *s = e->s;
   uint32_t id = e->nobjs, i;
@@ -1553,7 +1544,7 @@ static void dec_table (Dec *d, int tag) {
     nhash = get_u32(d->p + d->pos + 4);
     d->pos += 8;
   }
-  else {  /* and where the input ends, said as each one finds it */
+  else {  /* near the end: each size fails where it would alone */
     narr = dec_u32(d);
     nhash = dec_u32(d);
   }
