@@ -167,10 +167,11 @@ static Scratch *take_scratch (lua_State *L) {
 /* Pushes the slots for the ids, then a slot for the id table of the
 ** scratch, which must be at the top; returns that slot's stack index. The
 ** table is put there when first needed (ids_table): a small message needs
-** none. */
+** none. Above them, the walk has the room a C function is given (it
+** pushes a few values at a time, and its callers one more). */
 static int push_ids (lua_State *L, Scratch *s) {
   int tbl = lua_gettop(L) + STACK_IDS + 1;
-  luaL_checkstack(L, STACK_IDS + 1, "messagechannel");
+  luaL_checkstack(L, STACK_IDS + 1 + LUA_MINSTACK, "messagechannel");
   lua_settop(L, tbl);
   s->idtab = 0;
   return tbl;
