@@ -59,15 +59,25 @@ local WORKERS = {
     t:start(1, 1, function() mc.structuredClone(big) end)]],
 }
 
-local function run_parent(body, action)
+-- Runs PARENT on the worker's `source` in a child process and returns
+-- what it printed, or nil (the spec is pending then).
+local function luv_child(source, action)
   if not pcall(require, "luv") then
     return nil, pending("luv is not installed for " .. _VERSION)
   end
-  local out = helper.run_child(PARENT:format(body, action or "w:terminate()"),
+  local out = helper.run_child(PARENT:format(source, action or ""),
                                helper.WAIT)
   if out == nil then
     return nil, pending("no interpreter to run a child process")
   end
+  return out
+end
+
+-- luv_child, with terminate() as the action unless told, and what every
+-- end of a worker under luv must keep.
+local function run_parent(body, action)
+  local out = luv_child(body, action or "w:terminate()")
+  if not out then return end
   assert.is_nil(out:find("Uncaught Error", 1, true), out)
   assert.is_truthy(out:find("idle: true\n", 1, true), out)
   assert.is_truthy(out:find(" exit:0", 1, true), out)
@@ -76,18 +86,25 @@ local function run_parent(body, action)
   return out
 end
 
+-- A spec: terminate() of the worker running `source` ends it as any
+-- terminate() does (exit code 1, no error event), and the process lives.
+local function it_ends(title, source)
+  it(title, function()
+    local out = run_parent(source)
+    if not out then return end
+    assert.is_truthy(out:find("ready: ready\n", 1, true), out)
+    assert.is_truthy(out:find("exit event: 1\n", 1, true), out)
+    assert.is_nil(out:find("error event", 1, true), out)
+  end)
+end
+
 describe("regress: terminate() of a worker that runs luv's loop #threads", function()
   for _, name in ipairs { "the adapter and a timer of the worker's own",
                           "the adapter alone, the loop asleep",
                           "a timer, no adapter",
                           "a callback that clones a large table" } do
-    it("ends the worker, not the process: " .. name, function()
-      local out = run_parent(worker(WORKERS[name]))
-      if not out then return end
-      assert.is_truthy(out:find("ready: ready\n", 1, true), out)
-      assert.is_truthy(out:find("exit event: 1\n", 1, true), out)
-      assert.is_nil(out:find("error event", 1, true), out)
-    end)
+    it_ends("ends the worker, not the process: " .. name,
+            worker(WORKERS[name]))
   end
 end)
 
@@ -170,13 +187,7 @@ describe("regress: terminate() of a worker asleep in luv's loop, or running it i
       end)]] },
   }
   for _, case in ipairs(cases) do
-    it("ends the worker: " .. case[1], function()
-      local out = run_parent(case[2])
-      if not out then return end
-      assert.is_truthy(out:find("ready: ready\n", 1, true), out)
-      assert.is_truthy(out:find("exit event: 1\n", 1, true), out)
-      assert.is_nil(out:find("error event", 1, true), out)
-    end)
+    it_ends("ends the worker: " .. case[1], case[2])
   end
 end)
 
@@ -190,18 +201,6 @@ end)
 -- workers kept in a list ran out of descriptors). And where luv's library
 -- has no luv_set_callback, nothing changes: the watch's error would end
 -- the process through luv's own routine.
-local function luv_child(source, action)
-  if not pcall(require, "luv") then
-    return nil, pending("luv is not installed for " .. _VERSION)
-  end
-  local out = helper.run_child(PARENT:format(source, action or ""),
-                               helper.WAIT)
-  if out == nil then
-    return nil, pending("no interpreter to run a child process")
-  end
-  return out
-end
-
 describe("regress: uv.loop_close() in a worker that loaded luv #threads", function()
   it("succeeds once the program's handles are closed, and only then", function()
     local out = luv_child([[
@@ -283,7 +282,10 @@ describe("regress: the stop watch of a worker that loaded luv #threads", functio
       mc.parentPort:postMessage("ready")
       uv.run()]]
     local out = luv_child(sleeper, ([[
+      local ended = false
+      w.onexit = function() ended = true end
       w:terminate()
+      while not ended do mc.sleep(0.01) end  -- its descriptors are closed
       local function nfds()
         local n = 0
         local stat = io.open("/proc/self/stat")
@@ -412,16 +414,11 @@ end)
 
 describe("regress: an error of a luv callback's own in a worker #threads", function()
   it("still ends the process, as luv does, with its traceback", function()
-    if not pcall(require, "luv") then
-      return pending("luv is not installed for " .. _VERSION)
-    end
-    local out = helper.run_child(PARENT:format(worker([[
+    local out = luv_child(worker([[
       local t = uv.new_timer()
       local function inner() error("an error of its own") end
-      t:start(1, 0, function() inner() end)]]), ""), helper.WAIT)
-    if out == nil then
-      return pending("no interpreter to run a child process")
-    end
+      t:start(1, 0, function() inner() end)]]))
+    if not out then return end
     assert.is_truthy(out:find("Uncaught Error: worker:4: an error of its own\n"
                               .. "stack traceback:", 1, true), out)
     assert.is_truthy(out:find("in function 'inner'", 1, true)
