@@ -938,6 +938,8 @@ void mc_worker_open (struct lua_State *L);
 ** state its allocator (a lua_Alloc), to make its allocations fail. */
 typedef void *(*mc_Alloc) (void *ud, void *ptr, size_t osize, size_t nsize);
 mc_Alloc mc_fault_alloc (void **ud);
+/* ... and sets up the worker's state made with it (its warnings) */
+void mc_fault_state (struct lua_State *L);
 #endif
 
 #if defined(__GNUC__)

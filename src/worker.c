@@ -651,6 +651,9 @@ static void *worker_main (void *arg) {
     set_error_text(t, "not enough memory", 17);
   else {
     int st;
+#if defined(MC_FAULT_INJECTION)
+    mc_fault_state(L);
+#endif
     lua_pushcfunction(L, boot);
     lua_pushlightuserdata(L, t);
     st = lua_pcall(L, 1, 0, 0);

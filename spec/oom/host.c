@@ -294,6 +294,12 @@ static void warn (void *ud, const char *msg, int tocont) {
   cont = tocont;
 }
 
+/* A worker's state warns as the program's own does, so that a finalizer
+** Lua could not call there (LOSTGC) is told apart from a leak too. */
+void mc_fault_state (lua_State *L) {
+  lua_setwarnf(L, warn, NULL);
+}
+
 int oom_open_core (lua_State *L) {
   return luaopen_messagechannel_core(L);
 }
