@@ -193,8 +193,7 @@ end)
 
 -- The handle that wakes the worker for the stop is the module's: a loop
 -- whose own handles are all closed still closes (uv.loop_close() failed
--- with EBUSY while it was open), also where luv was loaded a second time;
--- one with a handle open or a request pending still fails as luv's does,
+-- with EBUSY while it was open); one with a handle open or a request pending still fails as luv's does,
 -- runs nothing, and the watch stays (a version that closed it then left
 -- the worker asleep through terminate()). A worker's descriptor for it is
 -- closed when the worker ends, not when its handle is collected (300
@@ -221,18 +220,6 @@ describe("regress: uv.loop_close() in a worker that loaded luv #threads", functi
     if not out then return end
     assert.is_truthy(out:find("ready: nil EBUSY: resource busy or locked 2, "
                               .. "0 nil\n", 1, true), out)
-    assert.is_truthy(out:find("exit event: 0\n", 1, true), out)
-  end)
-
-  it("succeeds with luv loaded a second time", function()
-    local out = luv_child([[
-      local mc = require "messagechannel"
-      require "luv"
-      package.loaded.luv = nil
-      local uv = require "luv"
-      mc.parentPort:postMessage(tostring(uv.loop_close()))]])
-    if not out then return end
-    assert.is_truthy(out:find("ready: 0\n", 1, true), out)
     assert.is_truthy(out:find("exit event: 0\n", 1, true), out)
   end)
 
@@ -312,7 +299,8 @@ describe("regress: the stop watch of a worker that loaded luv #threads", functio
     if not out then return end
     local before, after = out:match("descriptors: (%d+) then (%d+)\n")
     assert.is_truthy(before, out)
-    assert.are.equal(before, after, out)
+    -- one kept per worker was 20; a few the process makes once may come
+    assert.is_true(tonumber(after) - tonumber(before) < 5, out)
   end)
 
   it("is not made where luv has no luv_set_callback: terminate() leaves the "
