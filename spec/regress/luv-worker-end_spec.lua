@@ -193,8 +193,9 @@ end)
 
 -- The handle that wakes the worker for the stop is the module's: a loop
 -- whose own handles are all closed still closes (uv.loop_close() failed
--- with EBUSY while it was open); one with a handle open or a request pending still fails as luv's does,
--- runs nothing, and the watch stays (a version that closed it then left
+-- with EBUSY while it was open); one with a handle open or a request
+-- pending still fails as luv's does, runs nothing, and the watch stays
+-- (a version that closed it then left
 -- the worker asleep through terminate()). A worker's descriptor for it is
 -- closed when the worker ends, not when its handle is collected (300
 -- workers kept in a list ran out of descriptors). And where luv's library
