@@ -963,7 +963,8 @@ static const char *not_cloneable (lua_State *L, int idx, const mc_Type **t) {
 static void clone_fail (lua_State *L, int root, const char *what,
                         const Where *w);
 
-/* Writes the value at idx, of that type: what enc_value leaves. */
+/* Writes the value at idx, of that type, which is neither a string nor
+** a number (enc_value and enc_key write those). */
 static void enc_other (Enc *e, int idx, int type, const Where *w) {
   lua_State *L = e->L;
   switch (type) {
@@ -975,15 +976,6 @@ static void enc_other (Enc *e, int idx, int type, const Where *w) {
       *enc_room(e, 1) = lua_toboolean(L, idx) ? TAG_TRUE : TAG_FALSE;
       e->s->out.n++;
       break;
-    case LUA_TNUMBER:
-      enc_number(e, idx);
-      break;
-    case LUA_TSTRING: {
-      size_t len;
-      const char *s = lua_tolstring(L, idx, &len);
-      enc_str(e, s, len);
-      break;
-    }
     case LUA_TTABLE:
       enc_table(e, idx, w);
       break;
