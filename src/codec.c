@@ -741,10 +741,20 @@ static void put_u32 (unsigned char *p, uint32_t v) {
   p[3] = (unsigned char)(v >> 24);
 }
 
-static void enc_tag_varint (Enc *e, int tag, uint64_t v) {
+static inline void enc_tag_varint (Enc *e, int tag, uint64_t v) {
   unsigned char *p = enc_room(e, 1 + VARINT_MAX);
   p[0] = (unsigned char)tag;
-  e->s->out.n += 1 + put_varint(p + 1, v);
+  if (v < 0x80) {  /* most of them */
+    p[1] = (unsigned char)v;
+    e->s->out.n += 2;
+  }
+  else if (v < 0x4000) {  /* object ids past 127 */
+    p[1] = (unsigned char)(v | 0x80);
+    p[2] = (unsigned char)(v >> 7);
+    e->s->out.n += 3;
+  }
+  else
+    e->s->out.n += 1 + put_varint(p + 1, v);
 }
 
 static void enc_int (Enc *e, int64_t v) {
@@ -1473,11 +1483,9 @@ static void dec_need (Dec *d, size_t k) {
     dec_fail(d, "truncated input");
 }
 
-static uint64_t dec_varint (Dec *d) {
+static uint64_t dec_varint_long (Dec *d) {
   uint64_t v = 0;
   int shift;
-  if (d->pos < d->n && d->p[d->pos] < 0x80)  /* one byte: most of them */
-    return d->p[d->pos++];
   for (shift = 0; shift < 70; shift += 7) {
     unsigned char c;
     dec_need(d, 1);
@@ -1493,6 +1501,21 @@ static uint64_t dec_varint (Dec *d) {
   }
   dec_fail(d, "varint overflow");
   return 0;
+}
+
+/* Most varints take one byte; object ids past 127, two. Those are read
+** here; longer ones, and any that fail, by dec_varint_long. */
+static inline uint64_t dec_varint (Dec *d) {
+  const unsigned char *p = d->p + d->pos;
+  if (d->pos < d->n && p[0] < 0x80) {
+    d->pos++;
+    return p[0];
+  }
+  if (d->n - d->pos >= 2 && p[1] >= 0x01 && p[1] < 0x80) {
+    d->pos += 2;
+    return (uint64_t)(p[0] & 0x7f) | (uint64_t)p[1] << 7;
+  }
+  return dec_varint_long(d);
 }
 
 static uint32_t get_u32 (const unsigned char *p) {

@@ -8,7 +8,8 @@
 -- ends: shared references and cycles around the 8th, 9th and 17th objects,
 -- strings of every short length at every place of the output buffer, keys
 -- and values of every type, the error of a message that fails half way
--- and the calls after it, and where a truncated table's sizes fail.
+-- and the calls after it, where a truncated table's sizes fail, and
+-- varints of one and two bytes (read and written inline) and longer.
 
 local mc = require "messagechannel"
 local helper = require "spec.helper"
@@ -153,6 +154,54 @@ describe("regress: the codec's paths for small messages", function()
       assert.equal("DataCloneError: truncated input at byte " .. case[2], err)
     end
     assert.same({ 1 }, mc.deserialize("\1\6\1\0\0\0\0\0\0\0\129"))
+  end)
+
+  it("varints of one, two and three bytes, both ways", function()
+    -- integers, zigzag (0 to 127 are SMALLINTs): -64 takes one byte, 128,
+    -- 8191 and -8192 two
+    local ints = {
+      { -1, "\3\1" }, { 128, "\3\128\2" }, { -64, "\3\127" },
+      { -65, "\3\129\1" }, { 8191, "\3\254\127" },
+      { 8192, "\3\128\128\1" }, { -8192, "\3\255\127" },
+      { -8193, "\3\129\128\1" },
+    }
+    for _, case in ipairs(ints) do
+      assert.equal("\1" .. case[2], mc.serialize(case[1]))
+      assert.equal(case[1], mc.deserialize("\1" .. case[2]))
+    end
+    -- lengths around 127 and 16383
+    for _, n in ipairs({ 32, 127, 128, 16383, 16384 }) do
+      local str = ("x"):rep(n)
+      assert.equal(str, ser_deser(str))
+    end
+    assert.equal(("y"):rep(128), mc.deserialize("\1\5\128\1" .. ("y"):rep(128)))
+    -- ids past 127 and past 16383: the shared key of 200 and of 17,000
+    -- records, made after them
+    for _, n in ipairs({ 200, 17000 }) do
+      local t = {}
+      for i = 1, n do t[i] = { name = i } end
+      local copy = ser_deser(t)
+      assert.equal(n, #copy)
+      assert.equal(1, copy[1].name)
+      assert.equal(n, copy[n].name)
+    end
+    -- where a varint of two bytes fails, and what is read right
+    local cases = {
+      { "\1\5\200", "truncated input at byte 3" },
+      { "\1\5\200\0", "overlong varint at byte 3" },
+      { "\1\5\128\1", "length beyond the end of input at byte 2" },
+      { "\1\3\200", "truncated input at byte 3" },
+      { "\1\3\128\128", "truncated input at byte 4" },
+      { "\1\8\200", "truncated input at byte 3" },
+      { "\1\9\200", "truncated input at byte 3" },
+      { "\1\6\0\0\0\0\1\0\0\0\8\128\1\1",
+        "reference to an unknown object at byte 10" },
+    }
+    for _, case in ipairs(cases) do
+      local ok, err = pcall(mc.deserialize, case[1])
+      assert.is_false(ok)
+      assert.equal("DataCloneError: " .. case[2], err)
+    end
   end)
 
   it("serialize and deserialize return one value", function()
