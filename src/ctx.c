@@ -252,7 +252,7 @@ void mc_ctx_rearm_stop (lua_State *L, lua_State *co) {
 
 int mc_ctx_raise_stop (lua_State *L) {
   mc_ctx_arm_stop(L);
-  lua_pushliteral(L, "messagechannel: the worker was terminated");
+  lua_pushliteral(L, MC_TERMINATED);
   return lua_error(L);
 }
 

@@ -736,7 +736,9 @@ void mc_ctx_check_stop (struct lua_State *L);
 ** stop hook on L again, to run at L's next instruction, so that code that
 ** catches the error is stopped there. */
 void mc_ctx_arm_stop (struct lua_State *L);
-/* Raises "the worker was terminated", the stop hook set first. */
+/* The error a worker's code gets where terminate() stops it. */
+#define MC_TERMINATED "messagechannel: the worker was terminated"
+/* Raises MC_TERMINATED, the stop hook set first. */
 int mc_ctx_raise_stop (struct lua_State *L);
 /* After co's hook was put back (sched.c's raise_at): sets the worker's
 ** stop hook on co again when the thread is to stop, in case the stop

@@ -171,7 +171,7 @@ static void stop_hook (lua_State *L, lua_Debug *ar) {
   (void)ar;
   if (t != NULL && __atomic_load_n(&t->stop, __ATOMIC_ACQUIRE)) {
     set_stop_hook(L);  /* again at once if caught */
-    luaL_error(L, "messagechannel: the worker was terminated");
+    luaL_error(L, "%s", MC_TERMINATED);
   }
 }
 
@@ -1043,7 +1043,7 @@ static int core_worker_stopfd (lua_State *L) {
 
 static int core_worker_stopping (lua_State *L) {
   if (ending(L))
-    return luaL_error(L, "messagechannel: the worker was terminated");
+    return luaL_error(L, "%s", MC_TERMINATED);
   return 0;
 }
 
