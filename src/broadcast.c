@@ -289,7 +289,7 @@ static void publish (lua_State *L, Bc *b, mc_Msg *m) {
         && mc_group_post(b->r.group, 0, note, mc_ctx_hub(L), &id, 0) != 1)
       mc_msg_free(note);
     if (id != 0)
-      mc_recv_kick_safe(L, 1, &b->r);
+      mc_recv_kick_posted(L, 1, &b->r);
   }
 }
 
@@ -403,7 +403,7 @@ static int bc_postMessage (lua_State *L) {
   for (i = 0; i < local.n; i++) {
     mc_Recv *q = mc_recv_push(L, local.ids[i]);
     if (q != NULL)
-      mc_recv_kick_safe(L, -1, q);
+      mc_recv_kick_posted(L, -1, q);
     lua_pop(L, 1);
   }
   if (local.ids != local.some)

@@ -880,6 +880,9 @@ void mc_recv_kick (struct lua_State *L, int idx, mc_Recv *r);
 ** slots reserved before the change (mc_ctx_reserve) and leaves the rest
 ** to the next poll, so it never raises. */
 void mc_recv_kick_safe (struct lua_State *L, int idx, mc_Recv *r);
+/* mc_recv_kick_safe after a message was queued at r's end by this state:
+** it is due at once unless something ahead of it waits for a poll. */
+void mc_recv_kick_posted (struct lua_State *L, int idx, mc_Recv *r);
 /* The receiver at idx (a BroadcastChannel not joined to NATS, whose
 ** error events must be told) gets run-queue tokens that do not keep it
 ** alive while it has no listener (its messages are then dispatched to no

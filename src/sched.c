@@ -177,68 +177,95 @@ mc_Recv *mc_recv_push (lua_State *L, uint32_t id) {
 
 /*
 ** Global post order (API.md 3.1) for messages from other threads. Each
-** message is stamped with its arrival in this state (mc_Slot). A port
-** whose partner is elsewhere gets tokens only for its messages that
+** message is stamped with its arrival in this state (mc_Slot). A
+** receiver that can dispatch gets tokens only for its messages that
 ** arrived by the time the state last took its hub's ids (the hub's
-** bound): the id of a port that a later message went to may still be on
-** its way, and that message would be passed by a later one to this port.
-** The later ones wait for the next poll (the port tells its hub again),
-** which queues the tokens of every port it has news for in the order of
-** arrival, not port after port (sched_poll's merge).
+** bound): the id of a receiver that a later message went to may still be
+** on its way, and that message would be passed by a later one to this
+** receiver. The later ones wait for the next poll (the receiver tells its
+** hub again), which queues the tokens of every receiver it has news for
+** in the order of arrival, not receiver after receiver (sched_poll's
+** merge). A pair's port whose partner lives here has all its messages
+** due at once: each was posted here, in order. A BroadcastChannel hears
+** any thread: its messages from elsewhere wait for a poll like a port's,
+** so that one post reaches this state's channels in the order of the
+** HTML standard's tasks (one channel after another, in the order they
+** were made, for each message); one posted here is due at once when
+** nothing ahead of it waits for a poll (kick_posted).
 */
 
-/* What pair's port r, which can dispatch, may have tokens for now: its
+/* What receiver r, which can dispatch, may have tokens for now: its
 ** messages up to the first one that arrived after the bound (*due, from
-** the head), then its close (*close) once nothing is left after them.
-** Returns 1 when later messages wait (tell the hub again). The arrivals
-** of the messages from the r->tokens-th on go to out while there is
-** room. */
+** the head), or all of them when `posted` (the last was posted here just
+** now) and only that last one is past the bound and untokened, then its
+** close (*close) once nothing is left after them. Returns 1 when later
+** messages wait (tell the hub again). The arrivals of the messages from
+** the r->tokens-th on go to out while there is room. */
 static int due_now (lua_State *L, mc_Recv *r, uint64_t *out, size_t room,
-                    size_t *due, int *close) {
+                    size_t *due, int *close, int posted) {
   mc_Hub *h = mc_ctx_hub(L);
   size_t count, have;
   int closing;
   mc_group_head_upto(r->group, r->end, r->tokens, h->bound, h, out, room,
                      &count, due, &closing);
   have = *due > r->tokens ? *due : r->tokens;
+  if (posted && count > 0 && count - 1 <= have)
+    have = *due = count;
   *close = closing && count == have;
   return count > have;
 }
 
-void mc_recv_kick (lua_State *L, int idx, mc_Recv *r) {
+/* Queues n tokens for receiver r at idx. A BroadcastChannel that no
+** listener keeps alive gets tokens that do not keep it alive (see
+** mc_recv_untie). */
+static void add_tokens (lua_State *L, int idx, mc_Recv *r, size_t n) {
+  if (r->group != NULL && r->group->nends == 1 && !r->wants) {
+    int top = lua_gettop(L);
+    idx = mc_absindex(L, idx);
+    mc_getuservalue(L, idx);
+    getk(L, -1, K_UNTIED);
+    if (lua_istable(L, -1))
+      idx = lua_gettop(L);
+    r->tokens += mc_ctx_enqueue(L, idx, n);
+    lua_settop(L, top);
+  }
+  else
+    r->tokens += mc_ctx_enqueue(L, idx, n);
+}
+
+static void kick (lua_State *L, int idx, mc_Recv *r, int posted) {
   size_t count, want;
   int closing, head;
   if (r->group == NULL)  /* gone: tasks waiting in receive learn it */
     want = r->waiting && r->id != 0;
-  else if (r->group->nends == 2 && deliverable(r)) {
-    if (due_now(L, r, NULL, 0, &count, &closing))
+  else if (deliverable(r)) {
+    if (due_now(L, r, NULL, 0, &count, &closing, posted))
       mc_hub_notify(mc_ctx_hub(L), r->id);
     want = (count > r->tokens ? count : r->tokens) + (size_t)closing;
   }
   else {
     head = mc_group_head(r->group, r->end, &count, &closing);
-    want = deliverable(r) ? count + (size_t)closing : head == MC_CLOSED;
+    want = head == MC_CLOSED;
   }
-  if (r->tokens >= want)
-    return;
-  if (r->group != NULL && r->group->nends == 1 && !r->wants) {
-    int top = lua_gettop(L);  /* tokens that do not keep it alive */
-    idx = mc_absindex(L, idx);
-    mc_getuservalue(L, idx);
-    getk(L, -1, K_UNTIED);
-    if (lua_istable(L, -1))  /* see mc_recv_untie */
-      idx = lua_gettop(L);
-    r->tokens += mc_ctx_enqueue(L, idx, want - r->tokens);
-    lua_settop(L, top);
-  }
-  else
-    r->tokens += mc_ctx_enqueue(L, idx, want - r->tokens);
+  if (r->tokens < want)
+    add_tokens(L, idx, r, want - r->tokens);
+}
+
+void mc_recv_kick (lua_State *L, int idx, mc_Recv *r) {
+  kick(L, idx, r, 0);
 }
 
 void mc_recv_kick_safe (lua_State *L, int idx, mc_Recv *r) {
   mc_Ctx *c = mc_ctx(L);
   c->noalloc = 1;
-  mc_recv_kick(L, idx, r);
+  kick(L, idx, r, 0);
+  c->noalloc = 0;
+}
+
+void mc_recv_kick_posted (lua_State *L, int idx, mc_Recv *r) {
+  mc_Ctx *c = mc_ctx(L);
+  c->noalloc = 1;
+  kick(L, idx, r, 1);
   c->noalloc = 0;
 }
 
@@ -1524,7 +1551,7 @@ static void collect (lua_State *L, int idx, mc_Recv *r, Merge *mg) {
   mc_Ctx *c = mg->c;
   size_t due, n, i;
   int close, later;
-  if (r->group == NULL || r->group->nends == 1 || !deliverable(r)) {
+  if (r->group == NULL || !deliverable(r)) {
     mc_recv_kick(L, idx, r);
     if (let_go(r))  /* what came from another thread left it stuck */
       mc_ctx_pin(L, idx, r->id, 0);
@@ -1533,14 +1560,14 @@ static void collect (lua_State *L, int idx, mc_Recv *r, Merge *mg) {
   if (r->polled == mg->mark)  /* noticed twice: its messages are in */
     return;
   r->polled = mg->mark;
-  later = due_now(L, r, c->arrived, c->caparrived, &due, &close);
+  later = due_now(L, r, c->arrived, c->caparrived, &due, &close, 0);
   n = due > r->tokens ? due - r->tokens : 0;
   if (n > c->caparrived || mg->n + n + (size_t)close > c->capdue) {
     if (!merge_room(mg, n + 1)) {  /* and a close */
       mc_recv_kick(L, idx, r);
       return;
     }
-    later = due_now(L, r, c->arrived, c->caparrived, &due, &close);
+    later = due_now(L, r, c->arrived, c->caparrived, &due, &close, 0);
     n = due > r->tokens ? due - r->tokens : 0;
     if (n > c->caparrived)  /* cannot be: what arrived by the bound is
                             ** all queued already */
@@ -1568,8 +1595,8 @@ static int due_order (const void *a, const void *b) {
 static void merge_queue (lua_State *L, Merge *mg) {
   mc_Ctx *c = mg->c;
   size_t i = 0, j;
-  if (mg->n > 0)  /* a port, and mc_ctx_enqueue's own */
-    luaL_checkstack(L, 4, "messagechannel");
+  if (mg->n > 0)  /* a receiver, add_tokens' and mc_ctx_enqueue's own */
+    luaL_checkstack(L, 6, "messagechannel");
   if (mg->ports > 1)
     qsort(c->due, mg->n, sizeof *c->due, due_order);
   while (i < mg->n) {
@@ -1577,7 +1604,7 @@ static void merge_queue (lua_State *L, Merge *mg) {
     for (j = i + 1; j < mg->n && c->due[j].id == c->due[i].id; j++) {}
     r = mc_recv_push(L, c->due[i].id);
     if (r != NULL)
-      r->tokens += mc_ctx_enqueue(L, -1, j - i);
+      add_tokens(L, -1, r, j - i);
     lua_pop(L, 1);
     i = j;
   }
