@@ -990,17 +990,16 @@ static int luv_guard (lua_State *L) {
 /* Pushes luv_guard, with the traceback or without: made once per state,
 ** kept in its registry. */
 static void push_guard (lua_State *L, int trace) {
-  static const char keys[2] = {0, 0};
-  lua_pushlightuserdata(L, (void *)&keys[trace]);
-  lua_rawget(L, LUA_REGISTRYINDEX);
+  const char *key = trace ? "messagechannel.luv_guard_trace"
+                          : "messagechannel.luv_guard";
+  lua_getfield(L, LUA_REGISTRYINDEX, key);
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
     lua_pushboolean(L, trace);
     lua_pushcclosure(L, guard_trace, 1);
     lua_pushcclosure(L, luv_guard, 1);
-    lua_pushlightuserdata(L, (void *)&keys[trace]);
-    lua_pushvalue(L, -2);
-    lua_rawset(L, LUA_REGISTRYINDEX);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, key);
   }
 }
 
