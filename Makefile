@@ -4,9 +4,13 @@
 #   make demo     run the examples (the luv and cqueues ones where their
 #                 library loads)
 #   make test     everything CI checks (specs on each Lua, layers,
-#                 luacheck, meta, ASan+UBSan specs, ThreadSanitizer thread
-#                 specs, the pipe build, LuaRocks install)
+#                 luacheck, meta, ASan+UBSan specs, specs under Lua's API
+#                 checks, ThreadSanitizer thread specs, the pipe build,
+#                 LuaRocks install)
 #   make check    specs under ASan+UBSan (Lua 5.4 and LuaJIT)
+#   make apicheck specs on a Lua 5.4 built with Lua's API checks
+#                 (LUA_USE_APICHECK), from Debian's source of the
+#                 installed headers' version
 #   make tsan     thread specs under ThreadSanitizer (Lua 5.4 and LuaJIT)
 #   make stress   fan-in, ring and terminate-during-transfer stress under
 #                 ThreadSanitizer (STRESS_SCALE)
@@ -64,7 +68,7 @@ DEMO_PACKAGES = gcc make pkg-config \
   lua5.4 liblua5.4-dev luajit libluajit-5.1-dev lua-luv lua-cqueues
 DEB_PACKAGES = $(DEMO_PACKAGES) git lua-busted lua-check luarocks lua-lpeg \
   lua-cjson lua-socket valgrind nodejs clang libclang-rt-dev \
-  libnats-dev nats-server
+  libnats-dev nats-server dpkg-dev
 
 SAN_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all \
             -fno-omit-frame-pointer
@@ -73,7 +77,7 @@ SAN_PRELOAD = $(shell $(CC) -print-file-name=libasan.so) \
 TSAN_FLAGS = -fsanitize=thread -fno-omit-frame-pointer
 TSAN_PRELOAD = $(shell $(CC) -print-file-name=libtsan.so)
 
-.PHONY: all demo demo-deps run-demo run-bench test check fuzz tsan stress pipe oom valgrind layers lint meta bench deps rock specs clean
+.PHONY: all demo demo-deps run-demo run-bench test check apicheck fuzz tsan stress pipe oom valgrind layers lint meta bench deps rock specs clean
 
 all: $(foreach v,$(LUAS),build/$v/messagechannel/core.so)
 
@@ -165,11 +169,14 @@ specs: all build/test/resolve.so
 	echo "specs: $$pass passed, $$fail failed" | tee build/specs.total; \
 	test -z "$$bad" || { echo "specs failed on:$$bad (logs in build/specs-*.log)"; exit 1; }
 
-# What a failed run under a sanitizer printed that tells why: each failing
-# spec with its message, each sanitizer report or Lua panic, then the
-# log's last lines (CI shows only the end of its output).
-SHOW_FAILURE = { awk '/^not ok/ { f = 1; print; next } f && /^\#/ { print; next } { f = 0 } \
-  /WARNING: ThreadSanitizer|ERROR: [A-Za-z]*Sanitizer|runtime error:|^PANIC/ { n = 30 } \
+# What a failed run under a sanitizer or the API checks printed that
+# tells why: each failing spec with its message (up to the next spec's
+# result, or the next spec's name in a --verbose log), each sanitizer
+# report, failed assertion or Lua panic, then the log's last lines (CI
+# shows only the end of its output).
+SHOW_FAILURE = { awk '/^not ok/ { f = 1; print; next } f && /^\# [^ ]+ @ [0-9]+: / { f = 0 } \
+  f && /^\#/ { print; next } { f = 0 } \
+  /WARNING: ThreadSanitizer|ERROR: [A-Za-z]*Sanitizer|runtime error:|Assertion .* failed|^PANIC/ { n = 30 } \
   n > 0 { print; n-- }' $1 | head -n 150; echo "-- the last lines of $1:"; tail -n 12 $1; }
 
 # Waits for the background runs of check and tsan, one per version in
@@ -189,6 +196,7 @@ test: deps
 	@+$(call TEST_PART,lint)
 	@+$(call TEST_PART,meta)
 	@+$(call TEST_PART,check)
+	@+$(call TEST_PART,apicheck)
 	@+$(call TEST_PART,fuzz)
 	@+$(call TEST_PART,tsan)
 	@+$(call TEST_PART,stress)
@@ -221,6 +229,27 @@ check: $(foreach v,$(SAN_LUAS),build/asan-$v/messagechannel/core.so) build/test/
 	  echo "ASan+UBSan on $$v: $$(grep -c '^ok' build/check-$$v.log) passed, $$(grep -c '^not ok' build/check-$$v.log) failed" \
 	    ) > build/check-$$v.out 2>&1; echo $$? > build/check-$$v.rc; } & \
 	done; $(PAR_WAIT)
+
+# The specs on Lua 5.4 built with Lua's API checks (LUA_USE_APICHECK): a C
+# function that misuses the API aborts there on an assertion, where ASan
+# sees nothing (a push past the room asked for lands in the slots Lua
+# keeps spare past the stack's top). .ci/apicheck builds that interpreter
+# once into build/apicheck, from Debian's source of the installed
+# liblua5.4-dev, fetched through apt with a source list and lists of its
+# own. build/apicheck comes first in PATH, so the specs' child processes
+# run under it too, whether they take arg[-1] or lua5.4 by name. With
+# --verbose, each spec's name is written before it runs: an abort leaves
+# the one that aborted as the log's last spec line.
+APICHECK_LUA = build/apicheck/lua5.4
+$(APICHECK_LUA): .ci/apicheck
+	@sh .ci/apicheck $(@D) "$(CC)"
+
+apicheck: $(APICHECK_LUA) build/5.4/messagechannel/core.so build/test/resolve.so
+	@echo "== specs on $$($(APICHECK_LUA) -v 2>&1 | head -1) with LUA_USE_APICHECK"; \
+	  PATH="$(CURDIR)/$(dir $(APICHECK_LUA)):$$PATH" $(call RUN_ENV,5.4) \
+	    $(APICHECK_LUA) $(BUSTED) -o TAP --verbose spec > build/apicheck.log 2>&1 \
+	  || { rc=$$?; $(call SHOW_FAILURE,build/apicheck.log); echo "apicheck failed (exit code $$rc, log in build/apicheck.log)"; exit 1; }; \
+	  echo "API checks on 5.4: $$(grep -c '^ok' build/apicheck.log) passed, $$(grep -c '^not ok' build/apicheck.log) failed"
 
 # The thread specs under ThreadSanitizer, both versions at once; any
 # report fails the run. When the runtime cannot map its own shadow memory
