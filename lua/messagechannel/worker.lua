@@ -17,6 +17,7 @@ local error, pcall, rawget, rawset, select, setmetatable, tostring, type,
 local format, find, match, sub = string.format, string.find, string.match,
   string.sub
 local traceback, getinfo = debug.traceback, debug.getinfo
+local debug_setmetatable = debug.setmetatable
 local load_string = rawget(_G, "loadstring") or load
 
 ---------------------------------------------------------------------------
@@ -392,10 +393,26 @@ end
 -- alive), watches a descriptor readable from then on, and its callback
 -- raises the stop (src/worker.c's worker_stopfd). uv.loop_close() fails
 -- while any handle is open: it closes this one first when nothing else
--- is open or pending. luv loaded again (package.loaded.luv cleared) runs
--- the same loop: the watch is made once.
-local watch
+-- is open or pending.
+--
+-- luv keeps its loop in a userdata that only the module which made it
+-- holds (as _loop); luv loaded again (package.loaded.luv cleared) runs
+-- the same loop and holds nothing. Once the first module was collected,
+-- the loop's __gc closed every handle and the loop itself under the
+-- second, and its uv.loop_close() failed (EBUSY: libuv's closed loop),
+-- or the next call ran on freed memory: at random, as the collector came
+-- to it before or after. So the loop is held here while it is luv's, and
+-- the watch is made once for it. After uv.loop_close(), luv loaded again
+-- makes a new loop: the closed one loses its __gc, which would close
+-- whatever loop is luv's by then (the new one), and the new one gets a
+-- watch of its own.
+local loop, watch
 local function watch_stop(uv)
+  local made = rawget(uv, "_loop")
+  if made ~= nil and made ~= loop then
+    if loop ~= nil then debug_setmetatable(loop, nil) end
+    loop, watch = made, nil
+  end
   if not watch then
     local fd = core.worker_stopfd()
     if not fd then return end
@@ -410,7 +427,7 @@ local function watch_stop(uv)
   end
   local loop_close = uv.loop_close
   uv.loop_close = function(...)
-    if not watch:is_closing() then
+    if watch and not watch:is_closing() then
       local alone = true
       uv.walk(function(h) alone = alone and h == watch end)
       if alone and not uv.loop_alive() then

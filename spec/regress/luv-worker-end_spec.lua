@@ -176,6 +176,10 @@ describe("regress: terminate() of a worker asleep in luv's loop, or running it i
     { "a callback that never returns, luv's loop run in a task", in_task([[
       local t = uv.new_timer()
       t:start(1, 0, function() while true do end end)]]) },
+    { "asleep in the loop luv made again after uv.loop_close()", worker([[
+      uv.loop_close()
+      package.loaded.luv = nil
+      uv = require "luv"]] .. HOUR) },
     { "asleep, uv.run('once') over and over in a task", [[
       local mc = require "messagechannel"
       local uv = require "luv"
@@ -193,14 +197,18 @@ end)
 
 -- The handle that wakes the worker for the stop is the module's: a loop
 -- whose own handles are all closed still closes (uv.loop_close() failed
--- with EBUSY while it was open); one with a handle open or a request
--- pending still fails as luv's does, runs nothing, and the watch stays
--- (a version that closed it then left
--- the worker asleep through terminate()). A worker's descriptor for it is
--- closed when the worker ends, not when its handle is collected (300
--- workers kept in a list ran out of descriptors). And where luv's library
--- has no luv_set_callback, nothing changes: the watch's error would end
--- the process through luv's own routine.
+-- with EBUSY while it was open), also where luv was loaded a second time
+-- (luv's loop was the first module's: once the collector took that
+-- module, the loop was closed under the second, and uv.loop_close() then
+-- failed, in one run of several, whenever a collection came in between),
+-- or again after uv.loop_close() (the closed loop's __gc closed the new
+-- one). One with a handle open or a request pending still fails as luv's
+-- does, runs nothing, and the watch stays (a version that closed it then
+-- left the worker asleep through terminate()). A worker's descriptor for
+-- it is closed when the worker ends, not when its handle is collected
+-- (300 workers kept in a list ran out of descriptors). And where luv's
+-- library has no luv_set_callback, nothing changes: the watch's error
+-- would end the process through luv's own routine.
 describe("regress: uv.loop_close() in a worker that loaded luv #threads", function()
   it("succeeds once the program's handles are closed, and only then", function()
     local out = luv_child([[
@@ -221,6 +229,51 @@ describe("regress: uv.loop_close() in a worker that loaded luv #threads", functi
     if not out then return end
     assert.is_truthy(out:find("ready: nil EBUSY: resource busy or locked 2, "
                               .. "0 nil\n", 1, true), out)
+    assert.is_truthy(out:find("exit event: 0\n", 1, true), out)
+  end)
+
+  it("succeeds with luv loaded a second time", function()
+    -- collections between the loads and after them: the first module is
+    -- garbage from the start, and its loop went with it when one came
+    local out = luv_child([[
+      local mc = require "messagechannel"
+      require "luv"
+      package.loaded.luv = nil
+      collectgarbage()
+      collectgarbage()
+      local uv = require "luv"
+      local t = uv.new_timer()
+      t:start(1, 0, function() end)
+      uv.run()
+      t:close()
+      collectgarbage()
+      collectgarbage()
+      uv.run()
+      mc.parentPort:postMessage(tostring(uv.loop_close()))]])
+    if not out then return end
+    assert.is_truthy(out:find("ready: 0\n", 1, true), out)
+    assert.is_truthy(out:find("exit event: 0\n", 1, true), out)
+  end)
+
+  it("succeeds with luv loaded again after uv.loop_close()", function()
+    local out = luv_child([[
+      local mc = require "messagechannel"
+      local first = require "luv"
+      local closed = first.loop_close()
+      package.loaded.luv = nil
+      local uv = require "luv"
+      first = nil
+      local t = uv.new_timer()
+      t:start(1, 0, function() end)
+      uv.run()
+      t:close()
+      collectgarbage()
+      collectgarbage()
+      uv.run()
+      mc.parentPort:postMessage(("%s %s"):format(tostring(closed),
+                                                 tostring(uv.loop_close())))]])
+    if not out then return end
+    assert.is_truthy(out:find("ready: 0 0\n", 1, true), out)
     assert.is_truthy(out:find("exit event: 0\n", 1, true), out)
   end)
 
