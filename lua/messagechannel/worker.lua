@@ -425,14 +425,27 @@ local function watch_stop(uv)
     if not ok then return end
     watch = h
   end
-  local loop_close = uv.loop_close
+  -- luv's own functions, whatever the program puts in uv since. Each of
+  -- them works on the loop that is luv's at the time of the call.
+  local loop_close, walk, loop_alive, loop_mode, run = uv.loop_close,
+    uv.walk, uv.loop_alive, uv.loop_mode, uv.run
   uv.loop_close = function(...)
-    if watch and not watch:is_closing() then
+    -- Not from a callback, while uv.run() runs: the loop was closed under
+    -- it, which crashed, and luv 1.50 refuses the nested uv.run() that
+    -- ends the watch's close (the worker would be left without a watch).
+    if watch and not watch:is_closing() and loop_mode() == nil then
       local alone = true
-      uv.walk(function(h) alone = alone and h == watch end)
-      if alone and not uv.loop_alive() then
-        watch:close()
-        uv.run("nowait")  -- where luv's close ends
+      walk(function(h) alone = alone and h == watch end)
+      if alone and not loop_alive() then
+        local closed = false
+        watch:close(function() closed = true end)
+        -- A closing handle keeps the loop alive: a pass of it ends with
+        -- the close, unless uv.stop() was called outside uv.run(), when
+        -- the first pass only clears the stop.
+        for _ = 1, 2 do
+          if closed then break end
+          run("nowait")
+        end
       end
     end
     return loop_close(...)

@@ -202,13 +202,17 @@ end)
 -- module, the loop was closed under the second, and uv.loop_close() then
 -- failed, in one run of several, whenever a collection came in between),
 -- or again after uv.loop_close() (the closed loop's __gc closed the new
--- one). One with a handle open or a request pending still fails as luv's
--- does, runs nothing, and the watch stays (a version that closed it then
--- left the worker asleep through terminate()). A worker's descriptor for
--- it is closed when the worker ends, not when its handle is collected
--- (300 workers kept in a list ran out of descriptors). And where luv's
--- library has no luv_set_callback, nothing changes: the watch's error
--- would end the process through luv's own routine.
+-- one), or after uv.stop() outside uv.run() (the one pass of the loop
+-- that was to finish the handle's close only cleared the stop, and the
+-- worker's end crashed on the handle). One with a handle open or a
+-- request pending still fails as luv's does, runs nothing, and the watch
+-- stays (a version that closed it then left the worker asleep through
+-- terminate()); so does a call from a callback, while uv.run() runs (the
+-- loop was closed under it). A worker's descriptor for it is closed when
+-- the worker ends, not when its handle is collected (300 workers kept in
+-- a list ran out of descriptors). And where luv's library has no
+-- luv_set_callback, nothing changes: the watch's error would end the
+-- process through luv's own routine.
 describe("regress: uv.loop_close() in a worker that loaded luv #threads", function()
   it("succeeds once the program's handles are closed, and only then", function()
     local out = luv_child([[
@@ -277,6 +281,22 @@ describe("regress: uv.loop_close() in a worker that loaded luv #threads", functi
     assert.is_truthy(out:find("exit event: 0\n", 1, true), out)
   end)
 
+  it("succeeds after uv.stop() outside uv.run()", function()
+    local out = luv_child([[
+      local mc = require "messagechannel"
+      local uv = require "luv"
+      local t = uv.new_timer()
+      t:start(1, 0, function() end)
+      uv.run()
+      t:close()
+      uv.run()
+      uv.stop()
+      mc.parentPort:postMessage(tostring(uv.loop_close()))]])
+    if not out then return end
+    assert.is_truthy(out:find("ready: 0\n", 1, true), out)
+    assert.is_truthy(out:find("exit event: 0\n", 1, true), out)
+  end)
+
   it("fails while a request is pending, runs no callback, and terminate() "
      .. "still wakes the worker", function()
     local out = luv_child([[
@@ -305,6 +325,34 @@ describe("regress: uv.loop_close() in a worker that loaded luv #threads", functi
     -- posted in uv.run(), if at all, not in uv.loop_close()
     assert.is_true((out:find("read ran", 1, true) or math.huge)
                    > out:find("nil EBUSY", 1, true), out)
+    assert.is_nil(out:find("after uv.run", 1, true), out)
+    assert.is_truthy(out:find("idle: true\n", 1, true), out)
+  end)
+end)
+
+describe("regress: uv.loop_close() in a luv callback of a worker #threads", function()
+  it("fails while uv.run() runs, and terminate() still wakes the worker",
+     function()
+    local out = luv_child([[
+      local mc = require "messagechannel"
+      local uv = require "luv"
+      local result
+      uv.fs_stat(".", function()
+        local ok, err = uv.loop_close()
+        result = ("%s %s"):format(tostring(ok), tostring(err))
+      end)
+      uv.run()
+      local t = uv.new_timer()
+      t:start(3600 * 1000, 0, function() end)
+      mc.parentPort:postMessage(result)
+      mc.parentPort:postMessage("ready")
+      uv.run()
+      mc.parentPort:postMessage("after uv.run")]], [[
+      if e.data == "ready" then w:terminate() end]])
+    if not out then return end
+    assert.is_truthy(out:find("ready: nil EBUSY: resource busy or locked\n",
+                              1, true), out)
+    assert.is_truthy(out:find("exit event: 1\n", 1, true), out)
     assert.is_nil(out:find("after uv.run", 1, true), out)
     assert.is_truthy(out:find("idle: true\n", 1, true), out)
   end)
