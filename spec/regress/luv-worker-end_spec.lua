@@ -446,7 +446,7 @@ describe("regress: a worker that runs luv's loop and ends itself #threads", func
       t:start(1, 1, function()
         t:stop()
         os.exit(3)
-      end)]]))
+      end)]]), "-- it ends itself")
     if not out then return end
     assert.is_truthy(out:find("exit event: 3\n", 1, true), out)
     assert.is_nil(out:find("error event", 1, true), out)
@@ -472,7 +472,7 @@ describe("regress: a worker that runs luv's loop and ends itself #threads", func
         local f = io.open("/nonexistent/messagechannel")
         if not f then os.exit(2) end
         f:read("*a")
-      end)]]))
+      end)]]), "-- it ends itself")
     if not out then return end
     assert.is_truthy(out:find("exit event: 2\n", 1, true), out)
   end)
