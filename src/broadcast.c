@@ -373,26 +373,12 @@ static void nats_problem (const char *url, const char *subject,
   pthread_mutex_unlock(&list_lock);
 }
 
-/* Whether the channel of this state whose id fan_out gave has a token for
-** every message queued at it but the one just posted (a collected one
-** has nothing to wait for). The id is a channel's: no type check. */
-static int settled (lua_State *L, uint32_t id) {
-  Bc *q;
-  int yes;
-  mc_ctx_push(L, id);
-  q = (Bc *)lua_touserdata(L, -1);
-  yes = q == NULL || mc_recv_settled(&q->r, 1);
-  lua_pop(L, 1);
-  return yes;
-}
-
 /* postMessage(message): clones message (no transfer list) to every other
 ** open BroadcastChannel of the same name, in every thread. */
 static int bc_postMessage (lua_State *L) {
   Bc *b = check_bc(L, 1);
   Local local;
   size_t i;
-  int now;
   mc_Msg *m;
   luaL_argcheck(L, lua_isnoneornil(L, 3), 3,
                 "a BroadcastChannel takes no transfer list");
@@ -414,19 +400,10 @@ static int bc_postMessage (lua_State *L) {
   local.n = 0;
   local.lost = 0;
   fan_out(L, b, m, &local);
-  /* due at once at every channel here, or at none: HTML queues a post's
-  ** tasks all at once, so one that came earlier from another thread (its
-  ** token still to come with a poll, at this channel, at another of the
-  ** name here or at this one) goes first everywhere */
-  now = !mc_recv_news(L) && mc_recv_settled(&b->r, 0);
-  for (i = 0; i < local.n && now; i++)
-    now = settled(L, local.ids[i]);
   for (i = 0; i < local.n; i++) {
     mc_Recv *q = mc_recv_push(L, local.ids[i]);
-    if (q != NULL && now)
+    if (q != NULL)
       mc_recv_kick_posted(L, -1, q);
-    else if (q != NULL)
-      mc_recv_defer(L, q);
     lua_pop(L, 1);
   }
   if (local.ids != local.some)

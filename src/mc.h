@@ -881,18 +881,8 @@ void mc_recv_kick (struct lua_State *L, int idx, mc_Recv *r);
 ** to the next poll, so it never raises. */
 void mc_recv_kick_safe (struct lua_State *L, int idx, mc_Recv *r);
 /* mc_recv_kick_safe after a message was queued at r's end by this state:
-** it is due at once unless something ahead of it has no token. */
+** it is due at once unless something ahead of it waits for a poll. */
 void mc_recv_kick_posted (struct lua_State *L, int idx, mc_Recv *r);
-/* Whether news from other threads (or tokens lost) waits for this
-** state's next poll. */
-int mc_recv_news (struct lua_State *L);
-/* Whether every message queued at r's end but the last `posted` ones has
-** its token. With no news waiting (mc_recv_news), what a post made here
-** needs to be due at once without passing what came before it. */
-int mc_recv_settled (mc_Recv *r, size_t posted);
-/* The messages of r wait for the next poll, whose merge places them by
-** arrival. */
-void mc_recv_defer (struct lua_State *L, mc_Recv *r);
 /* The receiver at idx (a BroadcastChannel not joined to NATS, whose
 ** error events must be told) gets run-queue tokens that do not keep it
 ** alive while it has no listener (its messages are then dispatched to no

@@ -191,22 +191,16 @@ mc_Recv *mc_recv_push (lua_State *L, uint32_t id) {
 ** so that one post reaches this state's channels in the order of the
 ** HTML standard's tasks (one channel after another, in the order they
 ** were made, for each message); one posted here is due at once when
-** nothing waits for a poll, neither at the channels it reached and the
-** sender (a message without a token there came earlier) nor at the hub
-** (news from another thread, at any receiver), else at none of them
-** (broadcast.c's bc_postMessage, kick_posted).
+** nothing ahead of it waits for a poll (kick_posted).
 */
 
 /* What receiver r, which can dispatch, may have tokens for now: its
 ** messages up to the first one that arrived after the bound (*due, from
-** the head), then its close (*close) once nothing is left after them.
-** With `posted` (the last was posted here just now): all of them when
-** only that last one has no token, else none more (a message without a
-** token, however old, may be one a poll has not merged yet: given its
-** token here, it would pass what came after it at other receivers).
-** Returns 1 when later messages wait (tell the hub again). The arrivals
-** of the messages from the r->tokens-th on go to out while there is
-** room. */
+** the head), or all of them when `posted` (the last was posted here just
+** now) and only that last one is past the bound and untokened, then its
+** close (*close) once nothing is left after them. Returns 1 when later
+** messages wait (tell the hub again). The arrivals of the messages from
+** the r->tokens-th on go to out while there is room. */
 static int due_now (lua_State *L, mc_Recv *r, uint64_t *out, size_t room,
                     size_t *due, int *close, int posted) {
   mc_Hub *h = mc_ctx_hub(L);
@@ -214,9 +208,9 @@ static int due_now (lua_State *L, mc_Recv *r, uint64_t *out, size_t room,
   int closing;
   mc_group_head_upto(r->group, r->end, r->tokens, h->bound, h, out, room,
                      &count, due, &closing);
-  if (posted)  /* all, or none: the next poll's merge places them */
-    *due = count > 0 && count - 1 <= r->tokens ? count : r->tokens;
   have = *due > r->tokens ? *due : r->tokens;
+  if (posted && count > 0 && count - 1 <= have)
+    have = *due = count;
   *close = closing && count == have;
   return count > have;
 }
@@ -273,24 +267,6 @@ void mc_recv_kick_posted (lua_State *L, int idx, mc_Recv *r) {
   c->noalloc = 1;
   kick(L, idx, r, 1);
   c->noalloc = 0;
-}
-
-int mc_recv_news (lua_State *L) {
-  return mc_ctx(L)->lost
-         || __atomic_load_n(&mc_ctx_hub(L)->news, __ATOMIC_ACQUIRE);
-}
-
-int mc_recv_settled (mc_Recv *r, size_t posted) {
-  size_t count, bytes;
-  if (r->group == NULL)
-    return 1;
-  mc_group_load(r->group, r->end, &count, &bytes);
-  return count <= r->tokens + posted;
-}
-
-void mc_recv_defer (lua_State *L, mc_Recv *r) {
-  if (r->group != NULL)
-    mc_hub_notify(mc_ctx_hub(L), r->id);
 }
 
 void mc_recv_untie (lua_State *L, int idx) {

@@ -128,45 +128,6 @@ describe("regress: a broadcast from another thread reaches a state's channels",
     assert.equal(interleaved(5, { "stop" }), table.concat(seq, " "))
   end)
 
-  it("and a post made here after them comes after them also at a channel "
-     .. "made since, which they did not reach", function()
-    local seq, path = {}, flag_path()
-    local a = mc.BroadcastChannel("bc-order-5")
-    a.onmessage = function(ev) seq[#seq + 1] = "a" .. tostring(ev.data) end
-    local w = poster("bc-order-5", 1, path)
-    wait_for_file(path)
-    local b = mc.BroadcastChannel("bc-order-5")  -- after the worker's
-    local here = mc.BroadcastChannel("bc-order-5")
-    b.onmessage = function(ev)  -- b's "here" closes them all
-      seq[#seq + 1] = "b" .. tostring(ev.data)
-      a:close(); b:close(); here:close()
-    end
-    here:postMessage("here")
-    mc.run()
-    w:terminate()
-    os.remove(path)
-    assert.equal("a1 astop ahere bhere", table.concat(seq, " "))
-  end)
-
-  it("and so does a post from the channel that has them still to dispatch",
-     function()
-    local seq, path = {}, flag_path()
-    local a = mc.BroadcastChannel("bc-order-6")
-    a.onmessage = function(ev) seq[#seq + 1] = "a" .. tostring(ev.data) end
-    local w = poster("bc-order-6", 1, path)
-    wait_for_file(path)
-    local b = mc.BroadcastChannel("bc-order-6")
-    b.onmessage = function(ev)
-      seq[#seq + 1] = "b" .. tostring(ev.data)
-      a:close(); b:close()
-    end
-    a:postMessage("here")  -- reaches b only; a's own wait for a poll
-    mc.run()
-    w:terminate()
-    os.remove(path)
-    assert.equal("a1 astop bhere", table.concat(seq, " "))
-  end)
-
   it("while one posted here with nothing waiting is dispatched at once, in "
      .. "the channels' order", function()
     local seq = {}
