@@ -213,6 +213,19 @@ end)
 -- a list ran out of descriptors). And where luv's library has no
 -- luv_set_callback, nothing changes: the watch's error would end the
 -- process through luv's own routine.
+-- In a child, after the program's luv loads: a timer runs once and is
+-- closed, the collector runs (a module nothing holds goes), and the loop
+-- runs out the close, so that nothing of the program's is left open.
+local RUN_OUT = [[
+      local t = uv.new_timer()
+      t:start(1, 0, function() end)
+      uv.run()
+      t:close()
+      collectgarbage()
+      collectgarbage()
+      uv.run()
+]]
+
 describe("regress: uv.loop_close() in a worker that loaded luv #threads", function()
   it("succeeds once the program's handles are closed, and only then", function()
     local out = luv_child([[
@@ -246,13 +259,7 @@ describe("regress: uv.loop_close() in a worker that loaded luv #threads", functi
       collectgarbage()
       collectgarbage()
       local uv = require "luv"
-      local t = uv.new_timer()
-      t:start(1, 0, function() end)
-      uv.run()
-      t:close()
-      collectgarbage()
-      collectgarbage()
-      uv.run()
+]] .. RUN_OUT .. [[
       mc.parentPort:postMessage(tostring(uv.loop_close()))]])
     if not out then return end
     assert.is_truthy(out:find("ready: 0\n", 1, true), out)
@@ -267,13 +274,7 @@ describe("regress: uv.loop_close() in a worker that loaded luv #threads", functi
       package.loaded.luv = nil
       local uv = require "luv"
       first = nil
-      local t = uv.new_timer()
-      t:start(1, 0, function() end)
-      uv.run()
-      t:close()
-      collectgarbage()
-      collectgarbage()
-      uv.run()
+]] .. RUN_OUT .. [[
       mc.parentPort:postMessage(("%s %s"):format(tostring(closed),
                                                  tostring(uv.loop_close())))]])
     if not out then return end
