@@ -252,8 +252,9 @@ int mc_group_head_upto (mc_Group *g, size_t e, size_t from, uint64_t bound,
   *count = q->n;
   *closing = q->closed && !q->closetaken;
   q->owner.notified = 0;  /* the owner is looking now */
-  for (i = from; i < q->n && mc_queue_arrival(q, i) <= bound; i++)
-    if (i - from < room)
+  for (i = from; i < q->n && i - from < room
+                 && mc_queue_arrival(q, i) <= bound; i++)
+    if (out != NULL)
       out[i - from] = mc_queue_arrival(q, i);
   *due = i;
   pthread_mutex_unlock(&g->lock);

@@ -124,7 +124,8 @@ typedef struct mc_Hub {
                       ** atomically (mc_Slot) */
   uint64_t bound;     /* arrivals when mc_hub_wait last took the ids: a
                       ** message that came after them may have its id
-                      ** still to come (its own thread alone uses it) */
+                      ** still to come (its own thread alone uses it,
+                      ** and its poll may lower it: sched.c) */
 } mc_Hub;
 
 #define MC_HUB_STOP 1
@@ -406,8 +407,9 @@ uint32_t mc_group_local_peer (mc_Group *g, size_t e, mc_Hub *h);
 int mc_group_head (mc_Group *g, size_t e, size_t *count, int *closing);
 /* As mc_group_head, and *due: the messages from the head up to the first
 ** one, at or after position `from`, that arrived after `bound` (mc_Slot),
-** or all of them when the partner's owner is `self`; the arrivals of
-** those from `from` on go to out[0], out[1], ... while there is room. */
+** or all of them when the partner's owner is `self`, but `room` at most
+** from `from` on (the lock is held for that many at most); their
+** arrivals go to out[0], out[1], ... unless out is NULL. */
 int mc_group_head_upto (mc_Group *g, size_t e, size_t from, uint64_t bound,
                         mc_Hub *self, uint64_t *out, size_t room,
                         size_t *count, size_t *due, int *closing);
@@ -875,6 +877,10 @@ void mc_recv_finalized (struct lua_State *L, int idx, mc_Recv *r);
 /* Pushes the object with the given id in this state; returns it when it
 ** is a receiver that holds an end, else NULL. */
 mc_Recv *mc_recv_push (struct lua_State *L, uint32_t id);
+/* Queues tokens for what r (at idx) can dispatch now: MC_TAKE_MAX of its
+** messages at most, the rest at the next polls (sched.c: "Global post
+** order"). */
+#define MC_TAKE_MAX 1024
 void mc_recv_kick (struct lua_State *L, int idx, mc_Recv *r);
 /* The same after a change that must not be undone: it queues only into
 ** slots reserved before the change (mc_ctx_reserve) and leaves the rest

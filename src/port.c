@@ -516,7 +516,8 @@ static int port_start (lua_State *L) {
       size_t count;
       int closing;
       mc_group_head(p->group, p->end, &count, &closing);
-      mc_ctx_reserve(L, count + (size_t)closing);
+      mc_ctx_reserve(L, (count < MC_TAKE_MAX ? count : MC_TAKE_MAX)
+                        + (size_t)closing);
     }
     p->started = 1;
     mc_recv_kick_safe(L, 1, p);

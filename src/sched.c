@@ -192,15 +192,25 @@ mc_Recv *mc_recv_push (lua_State *L, uint32_t id) {
 ** HTML standard's tasks (one channel after another, in the order they
 ** were made, for each message); one posted here is due at once when
 ** nothing ahead of it waits for a poll (kick_posted).
+**
+** A backlog is taken a part at a time: a kick queues tokens for
+** MC_TAKE_MAX of a receiver's messages at most, and a poll for
+** MC_TAKE_MAX messages at most, the oldest by arrival of all its
+** receivers': it lowers the bound to the arrival of the last it takes,
+** and the receivers with messages left tell the hub again. So the time
+** a poll or a kick takes, and what it adds to a turn, do not grow with
+** the backlog: a timer that falls due waits for a bounded number of
+** messages (the README's Fairness), and the backlog stays in the ends'
+** queues, not in the run queue.
 */
 
 /* What receiver r, which can dispatch, may have tokens for now: its
 ** messages up to the first one that arrived after the bound (*due, from
 ** the head), or all of them when `posted` (the last was posted here just
 ** now) and only that last one is past the bound and untokened, then its
-** close (*close) once nothing is left after them. Returns 1 when later
-** messages wait (tell the hub again). The arrivals of the messages from
-** the r->tokens-th on go to out while there is room. */
+** close (*close) once nothing is left after them; of those, `room` at
+** most past the r->tokens-th, whose arrivals go to out (unless NULL).
+** Returns 1 when later messages wait (tell the hub again). */
 static int due_now (lua_State *L, mc_Recv *r, uint64_t *out, size_t room,
                     size_t *due, int *close, int posted) {
   mc_Hub *h = mc_ctx_hub(L);
@@ -239,7 +249,7 @@ static void kick (lua_State *L, int idx, mc_Recv *r, int posted) {
   if (r->group == NULL)  /* gone: tasks waiting in receive learn it */
     want = r->waiting && r->id != 0;
   else if (deliverable(r)) {
-    if (due_now(L, r, NULL, 0, &count, &closing, posted))
+    if (due_now(L, r, NULL, MC_TAKE_MAX, &count, &closing, posted))
       mc_hub_notify(mc_ctx_hub(L), r->id);
     want = (count > r->tokens ? count : r->tokens) + (size_t)closing;
   }
@@ -1501,15 +1511,20 @@ static int sched_uservalue (lua_State *L) {
 }
 
 /* A poll's merge (see "Global post order"): the messages of the ports it
-** has news for, sorted by arrival before their tokens are queued. Out of
-** memory, a port is kicked instead: in no particular order, but with
-** nothing lost. */
-#define MERGE_KEEP 4096  /* messages a merge's arrays keep room for */
+** has news for, sorted by arrival before their tokens are queued, those
+** that arrived by `cut` only. Out of memory, a port is kicked instead: in
+** no particular order, but with nothing lost. */
+#define MERGE_KEEP (8 * MC_TAKE_MAX)  /* entries a merge's arrays keep
+                                      ** room for */
 
 typedef struct Merge {
   mc_Ctx *c;
-  size_t n;       /* messages in c->due */
+  size_t n;       /* entries in c->due: messages first once sorted, then
+                  ** closes */
+  size_t msgs;    /* messages among them */
   size_t ports;   /* ports that gave some */
+  uint64_t cut;   /* the bound: the latest arrival it may take */
+  uint64_t top;   /* the latest arrival it holds */
   uint32_t seq;
   unsigned mark;  /* this poll's (mc_Recv.polled) */
 } Merge;
@@ -1544,6 +1559,52 @@ static void add_due (Merge *mg, uint64_t arrival, uint32_t id) {
   d->seq = mg->seq++;
 }
 
+static int due_order (const void *a, const void *b) {
+  const mc_Due *x = (const mc_Due *)a, *y = (const mc_Due *)b;
+  if (x->arrival != y->arrival)
+    return x->arrival < y->arrival ? -1 : 1;
+  return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static int id_order (const void *a, const void *b) {
+  const mc_Due *x = (const mc_Due *)a, *y = (const mc_Due *)b;
+  return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* What arrived after `arrival` waits for the next poll, in this state:
+** the bound comes down to it (kicks until then go by it too). */
+static void lower_cut (lua_State *L, Merge *mg, uint64_t arrival) {
+  if (arrival < mg->cut)
+    mg->cut = mc_ctx_hub(L)->bound = arrival;
+}
+
+/* Keeps the `keep` oldest messages at most, and those that arrived by the
+** cut: the others' ports tell the hub again, and lose their close. Sorts
+** the merge, closes last. */
+static void merge_cut (lua_State *L, Merge *mg, size_t keep) {
+  mc_Due *d = mg->c->due;
+  size_t k, i, closes;
+  qsort(d, mg->n, sizeof *d, due_order);
+  if (mg->msgs > keep)
+    lower_cut(L, mg, d[keep - 1].arrival);
+  for (k = mg->msgs; k > 0 && d[k - 1].arrival > mg->cut; k--) {}
+  if (k < mg->msgs) {  /* d[k .. msgs-1] wait: by port, each told once */
+    mc_Due *left = d + k;
+    size_t nleft = mg->msgs - k;
+    qsort(left, nleft, sizeof *d, id_order);
+    for (i = 0; i < nleft; i++)
+      if (i == 0 || left[i].id != left[i - 1].id)
+        mc_hub_notify(mc_ctx_hub(L), left[i].id);
+    for (i = mg->msgs, closes = 0; i < mg->n; i++)
+      if (bsearch(&d[i], left, nleft, sizeof *d, id_order) == NULL)
+        d[mg->msgs + closes++] = d[i];  /* kept, in order, clear of left */
+    memmove(left, d + mg->msgs, closes * sizeof *d);  /* then over it */
+    mg->n = k + closes;
+    mg->msgs = k;
+  }
+  mg->top = k > 0 ? d[k - 1].arrival : 0;
+}
+
 /* The poll's kick of the port at idx: what a pair's port that can
 ** dispatch may have tokens for goes into the merge; anything else is
 ** kicked. */
@@ -1560,33 +1621,26 @@ static void collect (lua_State *L, int idx, mc_Recv *r, Merge *mg) {
   if (r->polled == mg->mark)  /* noticed twice: its messages are in */
     return;
   r->polled = mg->mark;
-  later = due_now(L, r, c->arrived, c->caparrived, &due, &close, 0);
-  n = due > r->tokens ? due - r->tokens : 0;
-  if (n > c->caparrived || mg->n + n + (size_t)close > c->capdue) {
-    if (!merge_room(mg, n + 1)) {  /* and a close */
-      mc_recv_kick(L, idx, r);
-      return;
-    }
-    later = due_now(L, r, c->arrived, c->caparrived, &due, &close, 0);
-    n = due > r->tokens ? due - r->tokens : 0;
-    if (n > c->caparrived)  /* cannot be: what arrived by the bound is
-                            ** all queued already */
-      n = c->caparrived;
+  if (!merge_room(mg, MC_TAKE_MAX + 1)) {  /* and a close */
+    mc_recv_kick(L, idx, r);
+    return;
   }
+  later = due_now(L, r, c->arrived, MC_TAKE_MAX, &due, &close, 0);
+  n = due > r->tokens ? due - r->tokens : 0;
   for (i = 0; i < n; i++)
     add_due(mg, c->arrived[i], r->id);
+  mg->msgs += n;
   mg->ports += n > 0;
   if (close)  /* after its messages: sorted last */
     add_due(mg, (uint64_t)-1, r->id);
   if (later)
     mc_hub_notify(mc_ctx_hub(L), r->id);
-}
-
-static int due_order (const void *a, const void *b) {
-  const mc_Due *x = (const mc_Due *)a, *y = (const mc_Due *)b;
-  if (x->arrival != y->arrival)
-    return x->arrival < y->arrival ? -1 : 1;
-  return x->seq < y->seq ? -1 : x->seq > y->seq;
+  if (n > 0 && c->arrived[n - 1] > mg->top)
+    mg->top = c->arrived[n - 1];
+  if (n == MC_TAKE_MAX)  /* the rest may be older than others' */
+    lower_cut(L, mg, c->arrived[n - 1]);
+  if (mg->msgs >= 2 * MC_TAKE_MAX)
+    merge_cut(L, mg, MC_TAKE_MAX);
 }
 
 /* Queues the merge's tokens in the order of arrival, a port's closes
@@ -1595,10 +1649,12 @@ static int due_order (const void *a, const void *b) {
 static void merge_queue (lua_State *L, Merge *mg) {
   mc_Ctx *c = mg->c;
   size_t i = 0, j;
+  if (mg->top > mg->cut || mg->msgs > MC_TAKE_MAX)
+    merge_cut(L, mg, MC_TAKE_MAX);
+  else if (mg->ports > 1)
+    qsort(c->due, mg->n, sizeof *c->due, due_order);
   if (mg->n > 0)  /* a receiver, add_tokens' and mc_ctx_enqueue's own */
     luaL_checkstack(L, 6, "messagechannel");
-  if (mg->ports > 1)
-    qsort(c->due, mg->n, sizeof *c->due, due_order);
   while (i < mg->n) {
     mc_Recv *r;
     for (j = i + 1; j < mg->n && c->due[j].id == c->due[i].id; j++) {}
@@ -1695,7 +1751,9 @@ static int sched_poll (lua_State *L) {
   all = (flags & MC_HUB_ALL) || c->lost;
   c->lost = 1;  /* until the news are handled: an error cuts them short */
   mg.c = c;
-  mg.n = mg.ports = 0;
+  mg.n = mg.msgs = mg.ports = 0;
+  mg.cut = mc_ctx_hub(L)->bound;
+  mg.top = 0;
   mg.seq = 0;
   mg.mark = ++c->polls != 0 ? c->polls : ++c->polls;
   if (all) {  /* news or tokens were lost: look at everything */
@@ -1825,6 +1883,19 @@ static int sched_busy (lua_State *L) {
   }
   lua_pop(L, 1);
   lua_pushboolean(L, busy || (transit && !held_here(L)));
+  return 1;
+}
+
+/* dispatching(obj): whether receiver obj can dispatch and holds a
+** message. The scheduler then takes what it holds with nothing more
+** from the program, but a part at a time, the oldest of all ports first
+** (see "Global post order"): a turn may take none of it. */
+static int sched_dispatching (lua_State *L) {
+  mc_Recv *r = check_recv(L, 1);
+  size_t count = 0, bytes;
+  if (r->group != NULL && deliverable(r))  /* a count, not a look */
+    mc_group_load(r->group, r->end, &count, &bytes);
+  lua_pushboolean(L, count > 0);
   return 1;
 }
 
@@ -2194,6 +2265,7 @@ void mc_sched_open (lua_State *L) {
     {"poll", sched_poll},
     {"busy", sched_busy},
     {"abroad", sched_abroad},
+    {"dispatching", sched_dispatching},
     {"runq_reset", sched_runq_reset},
     {"runq_front", sched_runq_front},
     {"enqueue", sched_enqueue},

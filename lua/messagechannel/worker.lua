@@ -234,13 +234,16 @@ local function on_exit(w, code, err_bytes, tb, text)
   while s.exit_state ~= "done" do
     if s.exit_state ~= "queued" then  -- none yet, or exit_marker stopped it
       -- a turn for the program to add a message listener; then the
-      -- messages one started go first, while each turn takes some
+      -- messages one started go first, while turns take them (a turn may
+      -- take none while older messages of other ports go first)
       scheduler.sleep(0)
       local left = s.port:pending()
       while s.started and left > 0 do
         scheduler.sleep(0)
         local now = s.port:pending()
-        if now >= left then break end  -- none taken: no listener takes them
+        if now >= left and not core.dispatching(s.port) then
+          break  -- none taken, and no listener takes them
+        end
         left = now
       end
       local ev = ET.new_event("exit", w, nil)

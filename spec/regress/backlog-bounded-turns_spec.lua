@@ -1,0 +1,254 @@
+-- With a large backlog, one poll took every message that had arrived
+-- since the last, and queued a run-queue token for each before anything
+-- else could run: a worker that posts faster than the main state's
+-- listener takes its messages left 100,000s behind, and a poll then spent
+-- tens of milliseconds, once over a second, queueing tokens (and growing
+-- the run queue's table), with neither the listener nor a due timer
+-- running meanwhile; the time grew with the backlog, though a listener's
+-- turns are to delay a timer by a few messages only (API.md 3.1, the
+-- README's Fairness). Starting a port that held such a backlog did the
+-- same at once. A poll, and a kick, now queue tokens for a bounded number
+-- of messages, the oldest by arrival across ports; the rest come at the
+-- next polls, and a task woken meanwhile runs after a bounded number of
+-- messages, however large the backlog.
+--
+-- The backlog is there before the scheduler runs: the worker posts it
+-- all and then writes a file, which this state waits for without running
+-- the scheduler; what is counted does not depend on timing.
+
+local mc = require "messagechannel"
+
+local N = 100000  -- the backlog
+local MOST = 5000  -- messages dispatched before the task wakes, at most
+
+-- Waits for the worker's file without running the scheduler; gives up
+-- after a minute of CPU time (a worker that failed never writes it).
+local function wait_for_file(path)
+  local t0 = os.clock()
+  while os.clock() - t0 < 60 do
+    local f = io.open(path, "r")
+    local text = f and f:read("*a")
+    if f then f:close() end
+    if text == "posted" then return end
+  end
+  error("the worker did not post (see its error at mc.run())")
+end
+
+-- A worker that posts 1..n to each port it is given, in turn (a1 b1 a2
+-- b2 ...), closes them, then writes "posted" to the file at path.
+local function poster(ports, n, path)
+  return mc.Worker([[
+    local mc = require "messagechannel"
+    local d = mc.workerData
+    for i = 1, d.n do
+      for _, p in ipairs(d.ports) do p:postMessage(i) end
+    end
+    for _, p in ipairs(d.ports) do p:close() end
+    local f = assert(io.open(d.path, "w"))
+    f:write("posted")
+    f:close()
+  ]], { eval = true, data = { ports = ports, n = n, path = path },
+        transfer = ports })
+end
+
+describe("regress: a backlog of messages", function()
+  it("lets a task woken by sleep(0) run after a bounded number of them",
+     function()
+    local ch, path = mc.MessageChannel(), os.tmpname()
+    local w = poster({ ch.port1 }, N, path)
+    wait_for_file(path)
+    local got, ordered, closed_after, at = 0, true, nil, nil
+    ch.port2.onmessage = function(ev)
+      got = got + 1
+      if ev.data ~= got then ordered = false end
+    end
+    ch.port2.onclose = function() closed_after = got end
+    mc.spawn(function()
+      mc.sleep(0)
+      at = got
+    end)
+    assert.is_true(mc.run(60))
+    w:terminate()
+    os.remove(path)
+    assert.is_true(at <= MOST, "woke after " .. at .. " messages")
+    assert.equal(N, got)
+    assert.is_true(ordered)
+    assert.equal(N, closed_after)
+  end)
+
+  it("lets a timer that is due run after a bounded number of them",
+     function()
+    local ch, path = mc.MessageChannel(), os.tmpname()
+    local got, at, due = 0, nil, nil
+    mc.spawn(function()
+      due = mc.now() + 0.001
+      mc.sleep(0.001)
+      at = got
+    end)
+    mc.step()  -- the task sleeps; nothing has come yet
+    assert.is_nil(at)
+    local w = poster({ ch.port1 }, N, path)
+    wait_for_file(path)
+    repeat until mc.now() > due
+    ch.port2.onmessage = function() got = got + 1 end
+    assert.is_true(mc.run(60))
+    w:terminate()
+    os.remove(path)
+    assert.is_true(at <= MOST, "woke after " .. at .. " messages")
+    assert.equal(N, got)
+  end)
+
+  it("held at a port started later is queued a bounded part at a time",
+     function()
+    local ch = mc.MessageChannel()
+    for i = 1, N do ch.port1:postMessage(i) end
+    local got, ordered, at = 0, true, nil
+    mc.spawn(function()
+      mc.sleep(0)
+      at = got
+    end)
+    mc.step()  -- the task sleeps
+    ch.port2.onmessage = function(ev)  -- starts the port
+      got = got + 1
+      if ev.data ~= got then ordered = false end
+    end
+    ch.port1:close()
+    assert.is_true(mc.run(60))
+    assert.is_true(at <= MOST, "woke after " .. at .. " messages")
+    assert.equal(N, got)
+    assert.is_true(ordered)
+  end)
+
+  it("of an ended worker is dispatched before its exit, though older "
+     .. "messages of another go first", function()
+    local n, got, exits = N / 5, {}, {}
+    local function start(k, path)
+      local w = mc.Worker([[
+        local mc = require "messagechannel"
+        local d = mc.workerData
+        for i = 1, d.n do mc.parentPort:postMessage(i) end
+        local f = assert(io.open(d.path, "w"))
+        f:write("posted")
+        f:close()
+      ]], { eval = true, data = { n = n, path = path } })
+      got[k] = 0
+      w.onmessage = function() got[k] = got[k] + 1 end
+      w.onexit = function() exits[k] = got[k] end
+      return w
+    end
+    local paths = { os.tmpname(), os.tmpname() }
+    start(1, paths[1])
+    wait_for_file(paths[1])
+    start(2, paths[2])  -- all its messages arrive after the first's
+    wait_for_file(paths[2])
+    assert.is_true(mc.run(60))
+    for _, path in ipairs(paths) do os.remove(path) end
+    assert.same({ n, n }, got)
+    assert.same({ n, n }, exits)
+  end)
+
+  it("from one thread to two ports still comes in post order", function()
+    local a, b, path = mc.MessageChannel(), mc.MessageChannel(), os.tmpname()
+    local n = N / 4
+    local w = poster({ a.port1, b.port1 }, n, path)
+    wait_for_file(path)
+    local seq, closes = {}, {}
+    a.port2.onmessage = function(ev) seq[#seq + 1] = "a" .. ev.data end
+    b.port2.onmessage = function(ev) seq[#seq + 1] = "b" .. ev.data end
+    a.port2.onclose = function() closes.a = #seq end
+    b.port2.onclose = function() closes.b = #seq end
+    assert.is_true(mc.run(60))
+    w:terminate()
+    os.remove(path)
+    assert.equal(2 * n, #seq)
+    local bad
+    for i = 1, n do
+      if seq[2 * i - 1] ~= "a" .. i or seq[2 * i] ~= "b" .. i then
+        bad = i
+        break
+      end
+    end
+    assert.is_nil(bad, "out of order at message " .. tostring(bad))
+    -- each close after its port's last message (a's may come before b's
+    -- last: closes are not ordered across ports)
+    assert.is_true(closes.a >= 2 * n - 1)
+    assert.equal(2 * n, closes.b)
+  end)
+
+  it("cut short at a poll's bound keeps the post order of the ports past it",
+     function()
+    -- sized for a poll of 1,024 messages: a1..a511 d1..d511 b1 c1 fill
+    -- it, c2 and b2 wait for the next; a, d, b and c are closed by then
+    local path, names = os.tmpname(), { "a", "d", "b", "c" }
+    local chans, fars, seq = {}, {}, {}
+    for i, k in ipairs(names) do
+      chans[i] = mc.MessageChannel()
+      fars[i] = chans[i].port1
+      chans[i].port2.onmessage = function(ev) seq[#seq + 1] = k .. ev.data end
+    end
+    local w = mc.Worker([[
+      local mc = require "messagechannel"
+      local d = mc.workerData
+      local a, dd, b, c = d.ports[1], d.ports[2], d.ports[3], d.ports[4]
+      for i = 1, 511 do a:postMessage(i) end
+      for i = 1, 511 do dd:postMessage(i) end
+      b:postMessage(1)
+      c:postMessage(1)
+      c:postMessage(2)
+      b:postMessage(2)
+      for _, p in ipairs(d.ports) do p:close() end
+      local f = assert(io.open(d.path, "w"))
+      f:write("posted")
+      f:close()
+    ]], { eval = true, data = { ports = fars, path = path },
+          transfer = fars })
+    wait_for_file(path)
+    assert.is_true(mc.run(60))
+    w:terminate()
+    os.remove(path)
+    local want = {}
+    for i = 1, 511 do want[#want + 1] = "a" .. i end
+    for i = 1, 511 do want[#want + 1] = "d" .. i end
+    for _, x in ipairs({ "b1", "c1", "c2", "b2" }) do want[#want + 1] = x end
+    assert.equal(table.concat(want, " "), table.concat(seq, " "))
+  end)
+
+  it("from another thread reaches channels message by message", function()
+    local path, name = os.tmpname(), "backlog-bounded-bc"
+    local n = N / 10
+    local seq, chans = {}, {}
+    for _, k in ipairs({ "a", "b" }) do
+      local bc = mc.BroadcastChannel(name)
+      bc.onmessage = function(ev)
+        seq[#seq + 1] = k .. tostring(ev.data)
+        if k == "b" and ev.data == n then
+          for _, c in ipairs(chans) do c:close() end
+        end
+      end
+      chans[#chans + 1] = bc
+    end
+    local w = mc.Worker([[
+      local mc = require "messagechannel"
+      local d = mc.workerData
+      local bc = mc.BroadcastChannel(d.name)
+      for i = 1, d.n do bc:postMessage(i) end
+      bc:close()
+      local f = assert(io.open(d.path, "w"))
+      f:write("posted")
+      f:close()
+    ]], { eval = true, data = { name = name, n = n, path = path } })
+    wait_for_file(path)
+    assert.is_true(mc.run(60))
+    w:terminate()
+    os.remove(path)
+    assert.equal(2 * n, #seq)
+    local bad
+    for i = 1, n do
+      if seq[2 * i - 1] ~= "a" .. i or seq[2 * i] ~= "b" .. i then
+        bad = i
+        break
+      end
+    end
+    assert.is_nil(bad, "out of order at message " .. tostring(bad))
+  end)
+end)
