@@ -67,23 +67,50 @@ size_t mc_group_partner (const mc_Group *g, size_t e) {
   return 1 - e;
 }
 
+/* A ring of at least this many slots is made without the lock (queue.c):
+** the reader is not held up for a time that grows with its backlog. */
+#define BIG_RING 4096
+
+/* Under g's lock: whether a post to q may go in (1), or its result. */
+static int post_room (mc_Group *g, mc_Queue *q, mc_Hub *self,
+                      uint32_t writer) {
+  if (!g->entangled)
+    return 0;
+  if (g->capacity > 0 && q->n >= g->capacity)
+    return writer == 0 || mc_queue_want_room(q, self, writer) ? MC_FULL : -1;
+  return 1;
+}
+
 int mc_group_post (mc_Group *g, size_t to, mc_Msg *m, mc_Hub *self,
                    uint32_t *local, uint32_t writer) {
   int r;
   mc_Tell t;
   mc_Queue *q = &g->end[to];
+  mc_Slot *ring = NULL;
+  size_t cap = 0, want, tried = 0;
   t.hub = NULL;
   *local = 0;
   pthread_mutex_lock(&g->lock);
-  if (!g->entangled)
-    r = 0;
-  else if (g->capacity > 0 && q->n >= g->capacity)
-    r = writer == 0 || mc_queue_want_room(q, self, writer) ? MC_FULL : -1;
-  else
+  for (;;) {  /* again while others grew the queue meanwhile */
+    r = post_room(g, q, self, writer);
+    want = r == 1 ? mc_queue_full(q) : 0;
+    if (want < BIG_RING || want == cap || want == tried)
+      break;  /* room, the ring made, or none could be: the push tries */
+    pthread_mutex_unlock(&g->lock);
+    free(ring);
+    ring = mc_queue_ring(want);
+    cap = ring != NULL ? want : 0;
+    tried = want;
+    pthread_mutex_lock(&g->lock);
+  }
+  if (r == 1) {
+    ring = mc_queue_grow(q, ring, cap);  /* now the one to free */
     r = mc_queue_push(q, m) ? 1 : -1;
+  }
   if (r == 1)
     *local = mc_queue_arrived(q, self, &t);
   pthread_mutex_unlock(&g->lock);
+  free(ring);
   mc_tell(&t);
   return r;
 }

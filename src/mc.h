@@ -314,6 +314,18 @@ typedef struct mc_Tell {
 } mc_Tell;
 
 int mc_queue_push (mc_Queue *q, mc_Msg *m);  /* 0 when out of memory */
+/* A full queue's ring is moved to one twice as large as a message is
+** pushed. For a large one the writer makes it first, without the lock
+** (its pages touched: their faults are taken then), so that the lock is
+** held for the copy alone. mc_queue_full: the slots q's next ring needs
+** now, 0 when it has room (or (size_t)-1: too many); mc_queue_ring: a
+** ring of cap slots, its pages touched, NULL when out of memory;
+** mc_queue_grow: moves q into ring when cap is still what q needs, and
+** returns the ring to free once the lock is released (q's old one, or
+** ring itself). */
+size_t mc_queue_full (const mc_Queue *q);
+mc_Slot *mc_queue_ring (size_t cap);
+mc_Slot *mc_queue_grow (mc_Queue *q, mc_Slot *ring, size_t cap);
 int mc_queue_head (const mc_Queue *q);
 mc_Msg *mc_queue_shift (mc_Queue *q);  /* NULL when empty */
 mc_Msg *mc_queue_at (const mc_Queue *q, size_t i);  /* i < q->n, 0: head */

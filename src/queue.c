@@ -9,6 +9,7 @@
 ** count), so that a reader of several queues can take the oldest.
 */
 #include <stdlib.h>
+#include <string.h>
 
 #include "mc.h"
 
@@ -18,23 +19,61 @@ static uint64_t next_arrival (mc_Hub *h) {
                                             __ATOMIC_RELAXED);
 }
 
+size_t mc_queue_full (const mc_Queue *q) {
+  if (q->n < q->cap)
+    return 0;
+  return q->cap == 0 ? 8 : q->cap > (size_t)-1 / 2 / sizeof(mc_Slot)
+                           ? (size_t)-1 : q->cap * 2;
+}
+
+mc_Slot *mc_queue_ring (size_t cap) {
+  mc_Slot *ring;
+  size_t len, i;
+  if (cap > (size_t)-1 / sizeof *ring)
+    return NULL;
+  len = cap * sizeof *ring;
+  ring = (mc_Slot *)malloc(len);
+  if (ring != NULL) {
+    mc_bytes_will_fill(ring, len);
+    for (i = 0; i < len; i += 4096)  /* a write in each page (of 4 KiB
+                                     ** or more): its fault is taken now */
+      ((volatile unsigned char *)ring)[i] = 0;
+  }
+  return ring;
+}
+
+/* Moves q's messages into ring, of cap slots, oldest first; returns the
+** old ring. */
+static mc_Slot *move_to (mc_Queue *q, mc_Slot *ring, size_t cap) {
+  mc_Slot *old = q->ring;
+  if (q->n > 0) {
+    size_t first = q->cap - q->head;  /* from the head to the ring's end */
+    if (first > q->n)
+      first = q->n;
+    memcpy(ring, q->ring + q->head, first * sizeof *ring);
+    memcpy(ring + first, q->ring, (q->n - first) * sizeof *ring);
+  }
+  q->ring = ring;
+  q->cap = cap;
+  q->head = 0;
+  return old;
+}
+
+mc_Slot *mc_queue_grow (mc_Queue *q, mc_Slot *ring, size_t cap) {
+  if (cap == 0 || cap != mc_queue_full(q))
+    return ring;
+  return move_to(q, ring, cap);
+}
+
 int mc_queue_push (mc_Queue *q, mc_Msg *m) {
   mc_Slot *slot;
-  size_t len;
-  if (q->n == q->cap) {
-    size_t cap = q->cap ? q->cap * 2 : 8, i;
-    mc_Slot *ring;
-    if (cap > (size_t)-1 / sizeof *ring)
-      return 0;
-    ring = (mc_Slot *)malloc(cap * sizeof *ring);
+  size_t len, cap = mc_queue_full(q);
+  if (cap > 0) {
+    mc_Slot *ring = cap != (size_t)-1 ? (mc_Slot *)malloc(cap * sizeof *ring)
+                                      : NULL;
     if (ring == NULL)
       return 0;
-    for (i = 0; i < q->n; i++)  /* unwrapped, oldest first */
-      ring[i] = q->ring[(q->head + i) % q->cap];
-    free(q->ring);
-    q->ring = ring;
-    q->cap = cap;
-    q->head = 0;
+    free(move_to(q, ring, cap));
   }
   slot = &q->ring[(q->head + q->n) % q->cap];
   slot->m = m;

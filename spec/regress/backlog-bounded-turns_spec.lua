@@ -12,6 +12,13 @@
 -- next polls, and a task woken meanwhile runs after a bounded number of
 -- messages, however large the backlog.
 --
+-- A post that found its port's queue full held the queue's lock while it
+-- moved the queue to a ring twice as large, one slot at a time, the new
+-- ring's pages faulted in as it went: for a backlog of 256 K messages
+-- 13 ms of CPU time, 190 ms at 4 M, while the receiving thread waited
+-- for the lock. The writer now makes the new ring, pages and all, before
+-- it takes the lock, and moves the messages in two copies (5 ms at 4 M).
+--
 -- The backlog is there before the scheduler runs: the worker posts it
 -- all and then writes a file, which this state waits for without running
 -- the scheduler; what is counted does not depend on timing.
@@ -145,6 +152,25 @@ describe("regress: a backlog of messages", function()
     for _, path in ipairs(paths) do os.remove(path) end
     assert.same({ n, n }, got)
     assert.same({ n, n }, exits)
+  end)
+
+  it("keeps its order when its queue grows while wrapped around", function()
+    -- the queue's ring: 4096 slots, full, its head at 1000 when it grows
+    local ch = mc.MessageChannel()
+    for i = 1, 4096 do ch.port1:postMessage(i) end
+    for i = 1, 1000 do assert.equal(i, ch.port2:receive(0).data) end
+    for i = 4097, 6000 do ch.port1:postMessage(i) end
+    local bad
+    for i = 1001, 6000 do
+      local ev = ch.port2:receive(0)
+      if not ev or ev.data ~= i then
+        bad = i
+        break
+      end
+    end
+    assert.is_nil(bad, "out of order at message " .. tostring(bad))
+    assert.equal(0, ch.port2:pending())
+    ch.port1:close()
   end)
 
   it("from one thread to two ports still comes in post order", function()
