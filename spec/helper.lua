@@ -433,6 +433,21 @@ end
 
 function M.noop() end
 
+-- Waits, without running the scheduler, until the file at path holds
+-- "posted" (a worker writes it once it has posted everything, so that
+-- what it posted is all queued before the scheduler looks); gives up
+-- after a minute of CPU time (a worker that failed never writes it).
+function M.wait_for_file(path)
+  local t0 = os.clock()
+  while os.clock() - t0 < 60 do
+    local f = io.open(path, "r")
+    local text = f and f:read("*a")
+    if f then f:close() end
+    if text == "posted" then return end
+  end
+  error("the worker did not post (see its error at mc.run())")
+end
+
 -- Lua source that defines on_gc(fn): an object whose finalizer calls fn
 -- (Lua 5.1 and LuaJIT run __gc for userdata only). Source, so that a
 -- worker or a child process can have it too, before it requires anything.

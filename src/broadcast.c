@@ -378,7 +378,6 @@ static void nats_problem (const char *url, const char *subject,
 static int bc_postMessage (lua_State *L) {
   Bc *b = check_bc(L, 1);
   Local local;
-  size_t i;
   mc_Msg *m;
   luaL_argcheck(L, lua_isnoneornil(L, 3), 3,
                 "a BroadcastChannel takes no transfer list");
@@ -400,12 +399,7 @@ static int bc_postMessage (lua_State *L) {
   local.n = 0;
   local.lost = 0;
   fan_out(L, b, m, &local);
-  for (i = 0; i < local.n; i++) {
-    mc_Recv *q = mc_recv_push(L, local.ids[i]);
-    if (q != NULL)
-      mc_recv_kick_posted(L, -1, q);
-    lua_pop(L, 1);
-  }
+  mc_recv_kick_posted_here(L, local.ids, local.n);
   if (local.ids != local.some)
     free(local.ids);
   if (local.lost)  /* the next poll looks at every object */

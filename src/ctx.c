@@ -95,6 +95,7 @@ static int ctx__gc (lua_State *L) {
     c->hub = NULL;
   }
   free(c->news);
+  free(c->held);
   free(c->freed);
   free(c->due);
   free(c->arrived);

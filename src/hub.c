@@ -468,7 +468,7 @@ size_t mc_hub_wait (mc_Hub *h, double seconds, uint32_t **buf, size_t *cap,
   size_t n;
   pthread_mutex_lock(&h->lock);
   doze(h, seconds, NULL, 0);
-  h->bound = __atomic_load_n(&h->arrivals, __ATOMIC_RELAXED);
+  h->taken = h->bound = __atomic_load_n(&h->arrivals, __ATOMIC_RELAXED);
   n = h->n;
   if (n > 0) {
     uint32_t *ids = h->ids;

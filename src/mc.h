@@ -126,6 +126,8 @@ typedef struct mc_Hub {
                       ** message that came after them may have its id
                       ** still to come (its own thread alone uses it,
                       ** and its poll may lower it: sched.c) */
+  uint64_t taken;     /* the bound as mc_hub_wait set it: while bound is
+                      ** lower, older messages wait for a poll (sched.c) */
 } mc_Hub;
 
 #define MC_HUB_STOP 1
@@ -637,7 +639,8 @@ void mc_net_sync (void);
 #define MC_CTX_WAITROOM 16  /* the scheduler's wait for room (port.c) */
 #define MC_CTX_OWN_MT   17  /* metatable -> name: the module's own objects
                             ** made in Lua, which are not cloneable */
-#define MC_CTX_KEYS     18  /* 18, 19, ...: sched.c's field names */
+#define MC_CTX_MERGE    18  /* sched.c's protected merge for a post */
+#define MC_CTX_KEYS     19  /* 19, 20, ...: sched.c's field names */
 
 #define MC_MAXTYPES 8
 
@@ -666,6 +669,9 @@ typedef struct mc_Ctx {
   size_t pinslots;  /* slots of the pinned table (mc_ctx_trim_ids) */
   uint32_t *news;   /* ids taken from the hub */
   size_t capnews;
+  uint32_t *held;   /* ids a post's merge took from the hub that the next
+                    ** poll returns (Worker handles, writers: sched.c) */
+  size_t nheld, capheld;
   unsigned polls;   /* polls that merged (never 0: mc_Recv.polled) */
   mc_Due *due;      /* a poll's messages, to sort (sched.c) */
   size_t capdue;
@@ -686,6 +692,10 @@ typedef struct mc_Ctx {
                     ** object, so that their tokens are queued again */
   int noalloc;      /* enqueue only into slots that exist (a kick after
                     ** a change it must not fail) */
+  int merging;      /* a poll's merge runs (sched.c): one a finalizer's
+                    ** post would start inside it kicks instead */
+  long long merged_upto;  /* the run queue's tail after the last merge
+                          ** queued tokens (sched.c) */
   int interactive;  /* SIGINT reaches this thread (its waits are sliced) */
   int worker;       /* a Worker's state: its drain waits for the links of
                     ** its own ports only (the process goes on) */
@@ -901,6 +911,15 @@ void mc_recv_kick_safe (struct lua_State *L, int idx, mc_Recv *r);
 /* mc_recv_kick_safe after a message was queued at r's end by this state:
 ** it is due at once unless something ahead of it waits for a poll. */
 void mc_recv_kick_posted (struct lua_State *L, int idx, mc_Recv *r);
+/* The n receivers here (ids) that one post made here has just queued a
+** message at (the channels of a broadcast, each pinned while it has a
+** listener): each is kicked as mc_recv_kick_posted when nothing from
+** another thread can be ahead of that message anywhere in this state,
+** else a poll's merge runs at once, without a wait, so that the post's
+** messages are due after what arrived before them, at every receiver
+** (sched.c: "Global post order"). Never raises. */
+void mc_recv_kick_posted_here (struct lua_State *L, const uint32_t *ids,
+                               size_t n);
 /* The receiver at idx (a BroadcastChannel not joined to NATS, whose
 ** error events must be told) gets run-queue tokens that do not keep it
 ** alive while it has no listener (its messages are then dispatched to no

@@ -190,16 +190,31 @@ mc_Recv *mc_recv_push (lua_State *L, uint32_t id) {
 ** any thread: its messages from elsewhere wait for a poll like a port's,
 ** so that one post reaches this state's channels in the order of the
 ** HTML standard's tasks (one channel after another, in the order they
-** were made, for each message); one posted here is due at once when
-** nothing ahead of it waits for a poll (kick_posted).
+** were made, for each message).
+**
+** A message broadcast here, to a BroadcastChannel of this state, arrived
+** after everything else: it is due at once when nothing from another
+** thread can be ahead of it (no news at the hub, nothing arrived since
+** the ids were taken), else the post runs a poll's merge itself, without
+** a wait, with the channels it reached (mc_recv_kick_posted_here). So it
+** never passes an older message, at the channels it reached or
+** elsewhere. (A channel with a listener is pinned: one whose message
+** waits for a merge stays alive. A pair's port is kept alive by its
+** partner and its tokens only, so what is posted to a pair here is due
+** at once, as each was posted in order: it can pass what other threads
+** posted before that a poll has not taken yet.)
 **
 ** A backlog is taken a part at a time: a kick queues tokens for
 ** MC_TAKE_MAX of a receiver's messages at most, and a poll for
 ** MC_TAKE_MAX messages at most, the oldest by arrival of all its
 ** receivers': it lowers the bound to the arrival of the last it takes,
-** and the receivers with messages left tell the hub again. So the time
-** a poll or a kick takes, and what it adds to a turn, do not grow with
-** the backlog: a timer that falls due waits for a bounded number of
+** and the receivers with messages left tell the hub again (while the
+** bound is lowered, below the hub's `taken`, a broadcast made here waits
+** for the merge too, behind what the cut left). A poll takes fewer while the
+** run queue still holds the tokens the last merges queued (a turn that
+** ended early), none from MC_TAKE_MAX on. So the time a poll or a kick
+** takes, and what it adds to a turn, do not grow with the backlog: a
+** timer that falls due, or a task woken, waits for a bounded number of
 ** messages (the README's Fairness), and the backlog stays in the ends'
 ** queues, not in the run queue.
 */
@@ -210,16 +225,18 @@ mc_Recv *mc_recv_push (lua_State *L, uint32_t id) {
 ** now) and only that last one is past the bound and untokened, then its
 ** close (*close) once nothing is left after them; of those, `room` at
 ** most past the r->tokens-th, whose arrivals go to out (unless NULL).
-** Returns 1 when later messages wait (tell the hub again). */
+** While a poll's cut left older messages waiting (the bound lowered),
+** `posted` has its messages due by the bound only. Returns 1 when later
+** messages wait (tell the hub again). */
 static int due_now (lua_State *L, mc_Recv *r, uint64_t *out, size_t room,
                     size_t *due, int *close, int posted) {
   mc_Hub *h = mc_ctx_hub(L);
   size_t count, have;
-  int closing;
+  int closing, cut = h->bound < h->taken;  /* older messages wait */
   mc_group_head_upto(r->group, r->end, r->tokens, h->bound, h, out, room,
                      &count, due, &closing);
   have = *due > r->tokens ? *due : r->tokens;
-  if (posted && count > 0 && count - 1 <= have)
+  if (posted && !cut && count > 0 && count - 1 <= have)
     have = *due = count;
   *close = closing && count == have;
   return count > have;
@@ -1510,6 +1527,16 @@ static int sched_uservalue (lua_State *L) {
   return 1;
 }
 
+/* The run queue's tail (at 0) or head (at -1, the last token taken). */
+static long long runq_index (lua_State *L, int at) {
+  long long v;
+  lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_RUNQ);
+  lua_rawgeti(L, -1, at);
+  v = (long long)lua_tointeger(L, -1);
+  lua_pop(L, 2);
+  return v;
+}
+
 /* A poll's merge (see "Global post order"): the messages of the ports it
 ** has news for, sorted by arrival before their tokens are queued, those
 ** that arrived by `cut` only. Out of memory, a port is kicked instead: in
@@ -1525,6 +1552,8 @@ typedef struct Merge {
   size_t ports;   /* ports that gave some */
   uint64_t cut;   /* the bound: the latest arrival it may take */
   uint64_t top;   /* the latest arrival it holds */
+  size_t keep;    /* messages it may take: fewer while the run queue
+                  ** still holds those of the last merges */
   uint32_t seq;
   unsigned mark;  /* this poll's (mc_Recv.polled) */
 } Merge;
@@ -1585,8 +1614,8 @@ static void merge_cut (lua_State *L, Merge *mg, size_t keep) {
   mc_Due *d = mg->c->due;
   size_t k, i, closes;
   qsort(d, mg->n, sizeof *d, due_order);
-  if (mg->msgs > keep)
-    lower_cut(L, mg, d[keep - 1].arrival);
+  if (mg->msgs > keep)  /* keep 0: below the oldest */
+    lower_cut(L, mg, keep > 0 ? d[keep - 1].arrival : d[0].arrival - 1);
   for (k = mg->msgs; k > 0 && d[k - 1].arrival > mg->cut; k--) {}
   if (k < mg->msgs) {  /* d[k .. msgs-1] wait: by port, each told once */
     mc_Due *left = d + k;
@@ -1625,7 +1654,7 @@ static void collect (lua_State *L, int idx, mc_Recv *r, Merge *mg) {
     mc_recv_kick(L, idx, r);
     return;
   }
-  later = due_now(L, r, c->arrived, MC_TAKE_MAX, &due, &close, 0);
+  later = due_now(L, r, c->arrived, mg->keep, &due, &close, 0);
   n = due > r->tokens ? due - r->tokens : 0;
   for (i = 0; i < n; i++)
     add_due(mg, c->arrived[i], r->id);
@@ -1637,7 +1666,7 @@ static void collect (lua_State *L, int idx, mc_Recv *r, Merge *mg) {
     mc_hub_notify(mc_ctx_hub(L), r->id);
   if (n > 0 && c->arrived[n - 1] > mg->top)
     mg->top = c->arrived[n - 1];
-  if (n == MC_TAKE_MAX)  /* the rest may be older than others' */
+  if (n > 0 && n == mg->keep)  /* the rest may be older than others' */
     lower_cut(L, mg, c->arrived[n - 1]);
   if (mg->msgs >= 2 * MC_TAKE_MAX)
     merge_cut(L, mg, MC_TAKE_MAX);
@@ -1649,8 +1678,8 @@ static void collect (lua_State *L, int idx, mc_Recv *r, Merge *mg) {
 static void merge_queue (lua_State *L, Merge *mg) {
   mc_Ctx *c = mg->c;
   size_t i = 0, j;
-  if (mg->top > mg->cut || mg->msgs > MC_TAKE_MAX)
-    merge_cut(L, mg, MC_TAKE_MAX);
+  if (mg->top > mg->cut || mg->msgs > mg->keep)
+    merge_cut(L, mg, mg->keep);
   else if (mg->ports > 1)
     qsort(c->due, mg->n, sizeof *c->due, due_order);
   if (mg->n > 0)  /* a receiver, add_tokens' and mc_ctx_enqueue's own */
@@ -1664,6 +1693,8 @@ static void merge_queue (lua_State *L, Merge *mg) {
     lua_pop(L, 1);
     i = j;
   }
+  if (mg->n > 0)
+    c->merged_upto = runq_index(L, 0);
   mg->n = 0;
   if (c->capdue > MERGE_KEEP) {  /* a burst's arrays go with it */
     free(c->due);
@@ -1674,17 +1705,42 @@ static void merge_queue (lua_State *L, Merge *mg) {
   }
 }
 
-/* The object at the top (popped) has news from another thread. A
-** receiver is kicked (collected for the merge, with mg); it goes into the
-** list at index 2 (made on the first), for poll to return, when posts of
-** its wait for room (its news may be that room), and so does another
-** object of the module. A list, not the stack: there may be more such
+/* Keeps id for the next poll to return (c->held), and wakes a host loop
+** for it; out of memory, the hub is told of it again. */
+static void hold (lua_State *L, uint32_t id) {
+  mc_Ctx *c = mc_ctx(L);
+  if (c->nheld == c->capheld) {
+    size_t cap = c->capheld ? c->capheld * 2 : 16;
+    uint32_t *ids = (uint32_t *)realloc(c->held, cap * sizeof *ids);
+    if (ids == NULL) {
+      mc_hub_notify(mc_ctx_hub(L), id);
+      return;
+    }
+    c->held = ids;
+    c->capheld = cap;
+  }
+  c->held[c->nheld++] = id;
+  if (c->nheld == 1)
+    mc_ctx_wake(L);
+}
+
+/* The object at the top (popped), of the given id, has news from another
+** thread. A receiver is kicked (collected for the merge, with mg); it
+** goes into the list at index 2 (made on the first), for poll to return,
+** when posts of its wait for room (its news may be that room), and so
+** does another object of the module; without `found`, it is held for
+** the next poll instead (hold). A list, not the stack: there may be more such
 ** objects than the C stack holds. */
-static void notice (lua_State *L, Merge *mg, int *found) {
+static void notice (lua_State *L, Merge *mg, uint32_t id, int *found) {
   mc_Recv *r = test_recv(L, -1);
   if (r != NULL)
     collect(L, -1, r, mg);
   if (r != NULL ? r->writing : mc_ctx_type(L, -1) != NULL) {
+    if (found == NULL) {  /* no list: the next poll returns it */
+      hold(L, id);
+      lua_pop(L, 1);
+      return;
+    }
     if (*found == 0) {  /* the list goes below what is on the stack */
       lua_newtable(L);
       lua_insert(L, 2);
@@ -1693,6 +1749,55 @@ static void notice (lua_State *L, Merge *mg, int *found) {
     return;
   }
   lua_pop(L, 1);
+}
+
+/* A poll's handling of the n ids taken from the hub (c->news), of every
+** object when `all`, and of the receivers ids[0 .. nids-1] after them,
+** on an empty stack (the objects go at 1, notice's list at 2): their
+** tokens are queued by the merge. It takes MC_TAKE_MAX messages less
+** those that the last merges queued and the run queue still holds (a
+** turn that ended early left them), so that the backlog stays in the
+** ends' queues: none when those are MC_TAKE_MAX or more, the bound
+** then back at `prev`, the one before the hub's ids were taken. */
+static void merge_news (lua_State *L, uint64_t prev, size_t n, int all,
+                        const uint32_t *ids, size_t nids, int *found) {
+  mc_Ctx *c = mc_ctx(L);
+  mc_Hub *h = mc_ctx_hub(L);
+  Merge mg;
+  size_t i;
+  long long head = runq_index(L, -1), tail = runq_index(L, 0);
+  long long left = (c->merged_upto < tail ? c->merged_upto : tail) - head;
+  lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_OBJECTS);
+  c->lost = 1;  /* until the news are handled: an error cuts them short */
+  c->merging = 1;
+  mg.c = c;
+  mg.n = mg.msgs = mg.ports = 0;
+  mg.keep = left <= 0 ? MC_TAKE_MAX
+            : left < MC_TAKE_MAX ? MC_TAKE_MAX - (size_t)left : 0;
+  if (mg.keep == 0 && prev < h->bound)  /* the last merges' tokens are
+                                        ** still queued: nothing new */
+    h->bound = prev;
+  mg.cut = h->bound;
+  mg.top = 0;
+  mg.seq = 0;
+  mg.mark = ++c->polls != 0 ? c->polls : ++c->polls;
+  if (all) {  /* news or tokens were lost: look at everything */
+    lua_pushnil(L);
+    while (lua_next(L, 1))  /* objects, [list,] k, v */
+      notice(L, &mg, (uint32_t)lua_tonumber(L, -2), found);
+  }
+  for (i = 0; i < n; i++) {
+    lua_pushnumber(L, (lua_Number)c->news[i]);
+    lua_rawget(L, 1);
+    notice(L, &mg, c->news[i], found);
+  }
+  for (i = 0; i < nids; i++) {
+    mc_ctx_push(L, ids[i]);
+    notice(L, &mg, ids[i], found);
+  }
+  merge_queue(L, &mg);
+  c->merging = 0;
+  c->lost = 0;
 }
 
 /* In a thread that SIGINT reaches, a wait is cut into slices of this
@@ -1734,41 +1839,95 @@ static int sched_poll (lua_State *L) {
   mc_Ctx *c = mc_ctx(L);
   double s = (double)luaL_checknumber(L, 1);
   int flags, all, found = 0;
-  size_t i, n;
-  Merge mg;
+  size_t n;
+  uint64_t prev;
   if (c->interactive && (s < 0 || s > SLICE))
     s = SLICE;
-  if (c->lost)
+  if (c->lost || c->nheld > 0)
     s = 0;
+  c->merging = 0;  /* an error may have cut the last merge short */
   mc_ctx_run_later(c);  /* news it makes is taken by this wait */
+  prev = mc_ctx_hub(L)->bound;
   n = mc_net_wait(mc_ctx_hub(L), s, &c->news, &c->capnews, &flags);
   if (c->main != NULL && c->main != L)
     pass_interrupt(L, c->main);
   if (flags & MC_HUB_STOP)
     return mc_ctx_raise_stop(L);
-  lua_settop(L, 0);
-  lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_OBJECTS);
   all = (flags & MC_HUB_ALL) || c->lost;
-  c->lost = 1;  /* until the news are handled: an error cuts them short */
-  mg.c = c;
-  mg.n = mg.msgs = mg.ports = 0;
-  mg.cut = mc_ctx_hub(L)->bound;
-  mg.top = 0;
-  mg.seq = 0;
-  mg.mark = ++c->polls != 0 ? c->polls : ++c->polls;
-  if (all) {  /* news or tokens were lost: look at everything */
-    lua_pushnil(L);
-    while (lua_next(L, 1))  /* objects, [list,] k, v */
-      notice(L, &mg, &found);
+  if (c->nheld > 0) {  /* what a post's merge took from the hub */
+    if (n + c->nheld > c->capnews) {
+      uint32_t *ids = (uint32_t *)realloc(c->news,
+                                          (n + c->nheld) * sizeof *ids);
+      if (ids != NULL) {
+        c->news = ids;
+        c->capnews = n + c->nheld;
+      }
+    }
+    if (n + c->nheld <= c->capnews) {
+      memcpy(c->news + n, c->held, c->nheld * sizeof *c->held);
+      n += c->nheld;
+    }
+    else  /* out of memory: every object is looked at */
+      all = 1;
+    c->nheld = 0;
+  }
+  lua_settop(L, 0);
+  merge_news(L, prev, n, all, NULL, 0, &found);
+  return found > 0;
+}
+
+/* Runs under lua_pcall (MC_CTX_MERGE), for mc_recv_kick_posted_here: a poll
+** that does not wait, with the receivers whose ids are at the light
+** userdata 1 (as many as integer 2) merged too. */
+static int merge_protected (lua_State *L) {
+  mc_Ctx *c = mc_ctx(L);
+  const uint32_t *ids = (const uint32_t *)lua_touserdata(L, 1);
+  size_t nids = (size_t)lua_tointeger(L, 2);
+  uint64_t prev = mc_ctx_hub(L)->bound;
+  int flags;
+  size_t n = mc_hub_wait(mc_ctx_hub(L), 0, &c->news, &c->capnews, &flags);
+  lua_settop(L, 0);
+  merge_news(L, prev, n, (flags & MC_HUB_ALL) || c->lost, ids, nids, NULL);
+  return 0;
+}
+
+void mc_recv_kick_posted_here (lua_State *L, const uint32_t *ids,
+                               size_t n) {
+  mc_Ctx *c = mc_ctx(L);
+  mc_Hub *h = mc_ctx_hub(L);
+  uint64_t now = __atomic_load_n(&h->arrivals, __ATOMIC_RELAXED);
+  size_t i;
+  /* a message from another thread may be ahead of the n: news waits at
+  ** the hub, or more than those n arrived since the hub's ids were taken
+  ** (one whose id is still on its way to the hub) */
+  int behind = __atomic_load_n(&h->news, __ATOMIC_ACQUIRE)
+               || now - h->bound > n;
+  if (n > 0 && !c->merging && behind) {
+    luaL_checkstack(L, 3, "messagechannel");
+    lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_MERGE);
+    lua_pushlightuserdata(L, (void *)ids);
+    lua_pushinteger(L, (lua_Integer)n);
+    if (lua_pcall(L, 2, 0, 0) != 0) {  /* out of memory: the next poll
+                                       ** looks at every object (lost) */
+      lua_pop(L, 1);
+      c->merging = 0;
+      c->lost = 1;
+      for (i = 0; i < n; i++)  /* and a host loop's wait ends for it */
+        mc_hub_notify(mc_ctx_hub(L), ids[i]);
+    }
+    return;
   }
   for (i = 0; i < n; i++) {
-    lua_pushnumber(L, (lua_Number)c->news[i]);
-    lua_rawget(L, 1);
-    notice(L, &mg, &found);
+    mc_Recv *r = mc_recv_push(L, ids[i]);
+    if (r != NULL)
+      mc_recv_kick_posted(L, -1, r);
+    lua_pop(L, 1);
   }
-  merge_queue(L, &mg);
-  c->lost = 0;
-  return found > 0;
+  if (!behind && h->bound == h->taken)  /* all that arrived since the ids
+                                        ** were taken was posted here, and
+                                        ** is due: the next post's check
+                                        ** counts from here */
+    h->bound = h->taken = now;
 }
 
 /* Where the partner of a receiver lives: 1 on another thread (for a
@@ -1946,6 +2105,7 @@ static int sched_runq_reset (lua_State *L) {
     lua_pop(L, 1);
     lua_pushvalue(L, -1);
     lua_rawseti(L, lua_upvalueindex(1), MC_CTX_RUNQ);
+    mc_ctx(L)->merged_upto = 0;
     return 1;
   }
   lua_pushvalue(L, -2);
@@ -1953,6 +2113,7 @@ static int sched_runq_reset (lua_State *L) {
   lua_rawseti(L, -2, 0);
   lua_pushinteger(L, 0);
   lua_rawseti(L, -2, -1);
+  mc_ctx(L)->merged_upto = 0;
   return 1;
 }
 
@@ -2151,7 +2312,8 @@ static int sched_pollfd (lua_State *L) {
 /* news(): whether news from other threads waits for the next poll. */
 static int sched_news (lua_State *L) {
   mc_Ctx *c = mc_ctx(L);
-  lua_pushboolean(L, c->lost || mc_hub_pending(mc_ctx_hub(L)));
+  lua_pushboolean(L, c->lost || c->nheld > 0
+                     || mc_hub_pending(mc_ctx_hub(L)));
   return 1;
 }
 
@@ -2304,6 +2466,8 @@ void mc_sched_open (lua_State *L) {
     lua_pushstring(L, keys[i]);
     lua_rawseti(L, -2, MC_CTX_KEYS + i);
   }
+  lua_pushcclosure(L, merge_protected, mc_ctx_upvalues(L, -1));
+  lua_rawseti(L, -2, MC_CTX_MERGE);
   lua_newtable(L);
   for (i = 0; events[i] != NULL; i++) {
     lua_pushstring(L, events[i]);
