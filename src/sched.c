@@ -1902,8 +1902,7 @@ void mc_recv_kick_posted_here (lua_State *L, const uint32_t *ids,
   ** (one whose id is still on its way to the hub) */
   int behind = __atomic_load_n(&h->news, __ATOMIC_ACQUIRE)
                || now - h->bound > n;
-  if (n > 0 && !c->merging && behind) {
-    luaL_checkstack(L, 3, "messagechannel");
+  if (n > 0 && !c->merging && behind && lua_checkstack(L, 3)) {
     lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_MERGE);
     lua_pushlightuserdata(L, (void *)ids);
     lua_pushinteger(L, (lua_Integer)n);
