@@ -448,6 +448,29 @@ function M.wait_for_file(path)
   error("the worker did not post (see its error at mc.run())")
 end
 
+-- How many messages from other threads one poll takes at most
+-- (MC_TAKE_MAX, src/mc.h): a backlog larger than that is taken in parts.
+function M.take_max()
+  local f = assert(io.open("src/mc.h", "r"))
+  local take = tonumber(f:read("*a"):match("#define MC_TAKE_MAX (%d+)"))
+  f:close()
+  return assert(take, "MC_TAKE_MAX not found in src/mc.h")
+end
+
+-- Starts a worker that takes `port` (transferred), posts 1..n and then
+-- "stop" to it, and then writes "posted" to path (M.wait_for_file).
+function M.post_then_flag(port, n, path)
+  return mc.Worker([[
+    local d = require("messagechannel").workerData
+    for i = 1, d.n do d.port:postMessage(i) end
+    d.port:postMessage("stop")
+    local f = assert(io.open(d.path, "w"))
+    f:write("posted")
+    f:close()
+  ]], { eval = true, data = { port = port, n = n, path = path },
+        transfer = { port } })
+end
+
 -- Lua source that defines on_gc(fn): an object whose finalizer calls fn
 -- (Lua 5.1 and LuaJIT run __gc for userdata only). Source, so that a
 -- worker or a child process can have it too, before it requires anything.

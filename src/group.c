@@ -273,7 +273,8 @@ int mc_group_head_upto (mc_Group *g, size_t e, size_t from, uint64_t bound,
   size_t i;
   mc_Queue *q = &g->end[e];
   pthread_mutex_lock(&g->lock);
-  if (g->nends == 2 && g->end[mc_group_partner(g, e)].owner.hub == self)
+  if (self != NULL && g->nends == 2
+      && g->end[mc_group_partner(g, e)].owner.hub == self)
     bound = (uint64_t)-1;  /* posted here: each is in order already */
   h = mc_queue_head(q);
   *count = q->n;

@@ -421,9 +421,9 @@ uint32_t mc_group_local_peer (mc_Group *g, size_t e, mc_Hub *h);
 int mc_group_head (mc_Group *g, size_t e, size_t *count, int *closing);
 /* As mc_group_head, and *due: the messages from the head up to the first
 ** one, at or after position `from`, that arrived after `bound` (mc_Slot),
-** or all of them when the partner's owner is `self`, but `room` at most
-** from `from` on (the lock is held for that many at most); their
-** arrivals go to out[0], out[1], ... unless out is NULL. */
+** or all of them when the partner's owner is `self` (not NULL), but
+** `room` at most from `from` on (the lock is held for that many at
+** most); their arrivals go to out[0], out[1], ... unless out is NULL. */
 int mc_group_head_upto (mc_Group *g, size_t e, size_t from, uint64_t bound,
                         mc_Hub *self, uint64_t *out, size_t room,
                         size_t *count, size_t *due, int *closing);
@@ -876,6 +876,8 @@ typedef struct mc_Recv {
                     ** a dispatch that reads them once checks it */
   unsigned polled;  /* the poll that last took its messages in arrival
                     ** order (sched.c's merge): once a poll is enough */
+  int deferred;     /* messages of its wait for a later merge (sched.c's
+                    ** defer): 1, or 2 once a merge took them all */
 } mc_Recv;
 
 #define MC_LENT_READ 1
@@ -920,6 +922,13 @@ void mc_recv_kick_posted (struct lua_State *L, int idx, mc_Recv *r);
 ** (sched.c: "Global post order"). Never raises. */
 void mc_recv_kick_posted_here (struct lua_State *L, const uint32_t *ids,
                                size_t n);
+/* The receiver here (id) whose partner, here too, has just posted it a
+** message: kicked as mc_recv_kick_posted when nothing from another
+** thread can be ahead of that message in this state, else left for the
+** next poll's merge (told to the hub, pinned meanwhile), which queues it
+** after what arrived before it. Uses no run-queue slot then, allocates
+** nothing and never raises. */
+void mc_recv_kick_posted_port (struct lua_State *L, uint32_t id);
 /* The receiver at idx (a BroadcastChannel not joined to NATS, whose
 ** error events must be told) gets run-queue tokens that do not keep it
 ** alive while it has no listener (its messages are then dispatched to no

@@ -185,12 +185,8 @@ static int post_to (lua_State *L, mc_Recv *p, mc_Msg *m, int list,
     return 0;
   }
   mc_message_commit(L, list);
-  if (local != 0) {
-    mc_Recv *q = mc_recv_push(L, local);
-    if (q != NULL)
-      mc_recv_kick_safe(L, -1, q);
-    lua_pop(L, 1);
-  }
+  if (local != 0)  /* behind what other threads posted before */
+    mc_recv_kick_posted_port(L, local);
   else if (lua_istable(L, list) && mc_rawlen(L, list) > 0)
     mc_group_sweep(p->group, mc_group_partner(p->group, p->end));
   return 1;

@@ -186,23 +186,25 @@ mc_Recv *mc_recv_push (lua_State *L, uint32_t id) {
 ** hub again), which queues the tokens of every receiver it has news for
 ** in the order of arrival, not receiver after receiver (sched_poll's
 ** merge). A pair's port whose partner lives here has all its messages
-** due at once: each was posted here, in order. A BroadcastChannel hears
+** due at once, each posted here in order, except while a poll's cut
+** leaves older messages waiting (below). A BroadcastChannel hears
 ** any thread: its messages from elsewhere wait for a poll like a port's,
 ** so that one post reaches this state's channels in the order of the
 ** HTML standard's tasks (one channel after another, in the order they
 ** were made, for each message).
 **
-** A message broadcast here, to a BroadcastChannel of this state, arrived
-** after everything else: it is due at once when nothing from another
-** thread can be ahead of it (no news at the hub, nothing arrived since
-** the ids were taken), else the post runs a poll's merge itself, without
-** a wait, with the channels it reached (mc_recv_kick_posted_here). So it
-** never passes an older message, at the channels it reached or
-** elsewhere. (A channel with a listener is pinned: one whose message
-** waits for a merge stays alive. A pair's port is kept alive by its
-** partner and its tokens only, so what is posted to a pair here is due
-** at once, as each was posted in order: it can pass what other threads
-** posted before that a poll has not taken yet.)
+** A message posted here, to a BroadcastChannel or a pair's port of this
+** state, arrived after everything else: it is due at once when nothing
+** from another thread can be ahead of it (no news at the hub, nothing
+** arrived since the ids were taken). Else a broadcast runs a poll's
+** merge itself, without a wait, with the channels it reached
+** (mc_recv_kick_posted_here), and a post to a port is left for the next
+** poll's merge (mc_recv_kick_posted_port): that takes no run-queue slot
+** (a post the scheduler sends once room was made has one reserved for
+** the wake of its task) and no merge per message (a listener that
+** forwards each message of a worker's). So it never passes an older
+** message, at the receivers it reached or elsewhere. What waits for a
+** merge has no token yet: a port is pinned meanwhile (defer).
 **
 ** A backlog is taken a part at a time: a kick queues tokens for
 ** MC_TAKE_MAX of a receiver's messages at most, and a poll for
@@ -210,7 +212,8 @@ mc_Recv *mc_recv_push (lua_State *L, uint32_t id) {
 ** receivers': it lowers the bound to the arrival of the last it takes,
 ** and the receivers with messages left tell the hub again (while the
 ** bound is lowered, below the hub's `taken`, a broadcast made here waits
-** for the merge too, behind what the cut left). A poll takes fewer while the
+** for the merge too, behind what the cut left, and so does a pair's
+** port whose partner lives here). A poll takes fewer while the
 ** run queue still holds the tokens the last merges queued (a turn that
 ** ended early), none from MC_TAKE_MAX on. So the time a poll or a kick
 ** takes, and what it adds to a turn, do not grow with the backlog: a
@@ -221,20 +224,20 @@ mc_Recv *mc_recv_push (lua_State *L, uint32_t id) {
 
 /* What receiver r, which can dispatch, may have tokens for now: its
 ** messages up to the first one that arrived after the bound (*due, from
-** the head), or all of them when `posted` (the last was posted here just
-** now) and only that last one is past the bound and untokened, then its
-** close (*close) once nothing is left after them; of those, `room` at
-** most past the r->tokens-th, whose arrivals go to out (unless NULL).
-** While a poll's cut left older messages waiting (the bound lowered),
-** `posted` has its messages due by the bound only. Returns 1 when later
-** messages wait (tell the hub again). */
+** the head), or all of them when its partner lives here or when `posted`
+** (the last was posted here just now) and only that last one is past the
+** bound and untokened, then its close (*close) once nothing is left
+** after them; of those, `room` at most past the r->tokens-th, whose
+** arrivals go to out (unless NULL). While a poll's cut left older
+** messages waiting (the bound lowered), its messages are due by the
+** bound only. Returns 1 when later messages wait (defer). */
 static int due_now (lua_State *L, mc_Recv *r, uint64_t *out, size_t room,
                     size_t *due, int *close, int posted) {
   mc_Hub *h = mc_ctx_hub(L);
   size_t count, have;
   int closing, cut = h->bound < h->taken;  /* older messages wait */
-  mc_group_head_upto(r->group, r->end, r->tokens, h->bound, h, out, room,
-                     &count, due, &closing);
+  mc_group_head_upto(r->group, r->end, r->tokens, h->bound, cut ? NULL : h,
+                     out, room, &count, due, &closing);
   have = *due > r->tokens ? *due : r->tokens;
   if (posted && !cut && count > 0 && count - 1 <= have)
     have = *due = count;
@@ -260,14 +263,33 @@ static void add_tokens (lua_State *L, int idx, mc_Recv *r, size_t n) {
     r->tokens += mc_ctx_enqueue(L, idx, n);
 }
 
+/* Receiver r at idx has messages that wait for a later poll's merge: its
+** hub is told. A port is pinned until they have tokens (undefer): one
+** whose partner lives here is kept alive by that partner and its tokens
+** only, and one whose pair was closed by its tokens only, so two
+** unreachable ports with a listener would be collected before their
+** messages and close were dispatched (API.md 3.4, 3.6). */
+static void defer (lua_State *L, int idx, mc_Recv *r) {
+  mc_hub_notify(mc_ctx_hub(L), r->id);
+  if (!r->deferred && r->group->nends == 2)
+    mc_ctx_pin(L, idx, r->id, 1);
+  r->deferred = 1;
+}
+
+/* Receiver r at idx has no messages left to wait for a merge: what keeps
+** it alive is decided again (mc_recv_repin). */
+static void undefer (lua_State *L, int idx, mc_Recv *r) {
+  r->deferred = 0;
+  mc_recv_repin(L, idx, r);
+}
+
 static void kick (lua_State *L, int idx, mc_Recv *r, int posted) {
   size_t count, want;
-  int closing, head;
+  int closing, head, later = 0;
   if (r->group == NULL)  /* gone: tasks waiting in receive learn it */
     want = r->waiting && r->id != 0;
   else if (deliverable(r)) {
-    if (due_now(L, r, NULL, MC_TAKE_MAX, &count, &closing, posted))
-      mc_hub_notify(mc_ctx_hub(L), r->id);
+    later = due_now(L, r, NULL, MC_TAKE_MAX, &count, &closing, posted);
     want = (count > r->tokens ? count : r->tokens) + (size_t)closing;
   }
   else {
@@ -276,6 +298,11 @@ static void kick (lua_State *L, int idx, mc_Recv *r, int posted) {
   }
   if (r->tokens < want)
     add_tokens(L, idx, r, want - r->tokens);
+  if (later)
+    defer(L, idx, r);
+  else if (r->deferred && r->group != NULL && r->tokens >= want)
+    undefer(L, idx, r);  /* its tokens keep it now (a kick that found no
+                         ** slot left it pinned: the next poll looks) */
 }
 
 void mc_recv_kick (lua_State *L, int idx, mc_Recv *r) {
@@ -322,10 +349,14 @@ static void set_keep (lua_State *L, int idx) {
 }
 
 void mc_recv_unkeep (lua_State *L, int idx) {
+  mc_Recv *r;
   idx = mc_absindex(L, idx);
   lua_pushboolean(L, 0);
   set_keep(L, idx);
-  mc_ctx_pin(L, idx, ((mc_Recv *)lua_touserdata(L, idx))->id, 0);
+  r = (mc_Recv *)lua_touserdata(L, idx);  /* a message of a pair closed
+                  ** here that waits for a merge (defer) has no token to
+                  ** keep it yet: still pinned */
+  mc_ctx_pin(L, idx, r->id, r->group != NULL && r->deferred != 0);
 }
 
 void mc_recv_repin (lua_State *L, int idx, mc_Recv *r) {
@@ -340,7 +371,7 @@ void mc_recv_repin (lua_State *L, int idx, mc_Recv *r) {
         lua_pushboolean(L, 0);
       set_keep(L, -2);
       lua_pop(L, 1);
-      mc_ctx_pin(L, idx, r->id, 0);
+      mc_ctx_pin(L, idx, r->id, r->deferred != 0);
       return;
     }
     lua_pop(L, 1);
@@ -1622,8 +1653,14 @@ static void merge_cut (lua_State *L, Merge *mg, size_t keep) {
     size_t nleft = mg->msgs - k;
     qsort(left, nleft, sizeof *d, id_order);
     for (i = 0; i < nleft; i++)
-      if (i == 0 || left[i].id != left[i - 1].id)
-        mc_hub_notify(mc_ctx_hub(L), left[i].id);
+      if (i == 0 || left[i].id != left[i - 1].id) {
+        mc_Recv *r = mc_recv_push(L, left[i].id);
+        if (r != NULL)
+          defer(L, -1, r);
+        else
+          mc_hub_notify(mc_ctx_hub(L), left[i].id);
+        lua_pop(L, 1);
+      }
     for (i = mg->msgs, closes = 0; i < mg->n; i++)
       if (bsearch(&d[i], left, nleft, sizeof *d, id_order) == NULL)
         d[mg->msgs + closes++] = d[i];  /* kept, in order, clear of left */
@@ -1663,7 +1700,11 @@ static void collect (lua_State *L, int idx, mc_Recv *r, Merge *mg) {
   if (close)  /* after its messages: sorted last */
     add_due(mg, (uint64_t)-1, r->id);
   if (later)
-    mc_hub_notify(mc_ctx_hub(L), r->id);
+    defer(L, idx, r);
+  else if (r->deferred)  /* undone once its tokens are queued, unless */
+    r->deferred = 2;     /* the merge's cut leaves some (merge_cut) */
+  if (r->deferred == 2 && n == 0 && !close)
+    undefer(L, idx, r);
   if (n > 0 && c->arrived[n - 1] > mg->top)
     mg->top = c->arrived[n - 1];
   if (n > 0 && n == mg->keep)  /* the rest may be older than others' */
@@ -1688,8 +1729,11 @@ static void merge_queue (lua_State *L, Merge *mg) {
     mc_Recv *r;
     for (j = i + 1; j < mg->n && c->due[j].id == c->due[i].id; j++) {}
     r = mc_recv_push(L, c->due[i].id);
-    if (r != NULL)
+    if (r != NULL) {
       add_tokens(L, -1, r, j - i);
+      if (r->deferred == 2)
+        undefer(L, -1, r);
+    }
     lua_pop(L, 1);
     i = j;
   }
@@ -1906,15 +1950,14 @@ void mc_recv_kick_posted_here (lua_State *L, const uint32_t *ids,
     lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_MERGE);
     lua_pushlightuserdata(L, (void *)ids);
     lua_pushinteger(L, (lua_Integer)n);
-    if (lua_pcall(L, 2, 0, 0) != 0) {  /* out of memory: the next poll
-                                       ** looks at every object (lost) */
-      lua_pop(L, 1);
-      c->merging = 0;
-      c->lost = 1;
-      for (i = 0; i < n; i++)  /* and a host loop's wait ends for it */
-        mc_hub_notify(mc_ctx_hub(L), ids[i]);
-    }
-    return;
+    if (lua_pcall(L, 2, 0, 0) == 0)
+      return;
+    lua_pop(L, 1);  /* out of memory: the n are kicked (in no particular
+                    ** order, nothing lost), and the next poll looks at
+                    ** every object (lost), soon (a host loop's wait ends) */
+    c->merging = 0;
+    c->lost = 1;
+    mc_ctx_wake(L);
   }
   for (i = 0; i < n; i++) {
     mc_Recv *r = mc_recv_push(L, ids[i]);
@@ -1926,6 +1969,23 @@ void mc_recv_kick_posted_here (lua_State *L, const uint32_t *ids,
                                         ** were taken was posted here, and
                                         ** is due: the next post's check
                                         ** counts from here */
+    h->bound = h->taken = now;
+}
+
+void mc_recv_kick_posted_port (lua_State *L, uint32_t id) {
+  mc_Hub *h = mc_ctx_hub(L);
+  uint64_t now = __atomic_load_n(&h->arrivals, __ATOMIC_RELAXED);
+  int behind = __atomic_load_n(&h->news, __ATOMIC_ACQUIRE)
+               || now - h->bound > 1;
+  mc_Recv *r = mc_recv_push(L, id);
+  if (r != NULL) {
+    if (behind && deliverable(r))  /* the next poll's merge orders it */
+      defer(L, -1, r);
+    else
+      mc_recv_kick_posted(L, -1, r);
+  }
+  lua_pop(L, 1);
+  if (!behind && h->bound == h->taken)  /* as mc_recv_kick_posted_here */
     h->bound = h->taken = now;
 }
 

@@ -170,9 +170,7 @@ describe("regress: a broadcast from another thread reaches a state's channels",
     -- - 2 is a multiple of it. a's answers, broadcast here, must still
     -- come after "stop" at b and c: every message of the worker's was
     -- queued before the first answer.
-    local f = assert(io.open("src/mc.h"))
-    local take = tonumber(f:read("*a"):match("#define MC_TAKE_MAX (%d+)"))
-    f:close()
+    local take = helper.take_max()
     local n
     for k = 1, 2 do
       if (k * take + 2) % 3 == 0 then n = math.floor((k * take + 2) / 3) - 1 break end
