@@ -1774,12 +1774,19 @@ static void hold (lua_State *L, uint32_t id) {
 ** when posts of its wait for room (its news may be that room), and so
 ** does another object of the module; without `found`, it is held for
 ** the next poll instead (hold). A list, not the stack: there may be more such
-** objects than the C stack holds. */
+** objects than the C stack holds.
+** Without `found` (a post's merge, mc_recv_kick_posted_here) a port of a
+** bounded pair is held even while no post of its waits: that merge may
+** run in a finalizer between a post that found the partner full, and
+** asked to be told of room, and the Lua side's writing() (waitroom), and
+** the room it is told of comes once. By the next poll the post waits. */
 static void notice (lua_State *L, Merge *mg, uint32_t id, int *found) {
   mc_Recv *r = test_recv(L, -1);
   if (r != NULL)
     collect(L, -1, r, mg);
-  if (r != NULL ? r->writing : mc_ctx_type(L, -1) != NULL) {
+  if (r != NULL ? r->writing || (found == NULL && r->group != NULL
+                                 && r->group->capacity > 0)
+                : mc_ctx_type(L, -1) != NULL) {
     if (found == NULL) {  /* no list: the next poll returns it */
       hold(L, id);
       lua_pop(L, 1);
