@@ -448,6 +448,16 @@ function M.wait_for_file(path)
   error("the worker did not post (see its error at mc.run())")
 end
 
+-- A function that returns a new name at each call, "<prefix>1",
+-- "<prefix>2", ...: a BroadcastChannel name no other case uses.
+function M.namer(prefix)
+  local n = 0
+  return function()
+    n = n + 1
+    return prefix .. n
+  end
+end
+
 -- How many messages from other threads one poll takes at most
 -- (MC_TAKE_MAX, src/mc.h): a backlog larger than that is taken in parts.
 function M.take_max()

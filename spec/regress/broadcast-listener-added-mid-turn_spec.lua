@@ -14,11 +14,7 @@ describe("regress: a BroadcastChannel listener added during a turn", function()
   before_each(catch)
   after_each(release)
 
-  local n = 0
-  local function name()
-    n = n + 1
-    return "bc-mid-turn-" .. n
-  end
+  local name = helper.namer("bc-mid-turn-")
 
   local function settle()
     for _ = 1, 10 do mc.step() end

@@ -17,11 +17,7 @@ describe("regress: a BroadcastChannel with no listener", function()
   before_each(catch)
   after_each(release)
 
-  local n = 0
-  local function name()
-    n = n + 1
-    return "regress.bc-unreachable." .. n
-  end
+  local name = helper.namer("regress.bc-unreachable.")
 
   local function count(weak)
     collectgarbage()
