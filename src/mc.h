@@ -923,11 +923,11 @@ void mc_recv_kick_posted (struct lua_State *L, int idx, mc_Recv *r);
 void mc_recv_kick_posted_here (struct lua_State *L, const uint32_t *ids,
                                size_t n);
 /* The receiver here (id) whose partner, here too, has just posted it a
-** message: kicked as mc_recv_kick_posted when nothing from another
-** thread can be ahead of that message in this state, else left for the
-** next poll's merge (told to the hub, pinned meanwhile), which queues it
-** after what arrived before it. Uses no run-queue slot then, allocates
-** nothing and never raises. */
+** message: kicked as mc_recv_kick_posted when it cannot dispatch or when
+** nothing from another thread can be ahead of that message in this
+** state, else left for the next poll's merge (told to the hub, pinned
+** meanwhile), which queues it after what arrived before it: then it uses
+** no run-queue slot and allocates nothing from Lua. Never raises. */
 void mc_recv_kick_posted_port (struct lua_State *L, uint32_t id);
 /* The receiver at idx (a BroadcastChannel not joined to NATS, whose
 ** error events must be told) gets run-queue tokens that do not keep it

@@ -187,7 +187,8 @@ mc_Recv *mc_recv_push (lua_State *L, uint32_t id) {
 ** in the order of arrival, not receiver after receiver (sched_poll's
 ** merge). A pair's port whose partner lives here has all its messages
 ** due at once, each posted here in order, except while a poll's cut
-** leaves older messages waiting (below). A BroadcastChannel hears
+** leaves older messages waiting, or while a post of its waits for a
+** merge (below). A BroadcastChannel hears
 ** any thread: its messages from elsewhere wait for a poll like a port's,
 ** so that one post reaches this state's channels in the order of the
 ** HTML standard's tasks (one channel after another, in the order they
@@ -229,17 +230,20 @@ mc_Recv *mc_recv_push (lua_State *L, uint32_t id) {
 ** bound and untokened, then its close (*close) once nothing is left
 ** after them; of those, `room` at most past the r->tokens-th, whose
 ** arrivals go to out (unless NULL). While a poll's cut left older
-** messages waiting (the bound lowered), its messages are due by the
-** bound only. Returns 1 when later messages wait (defer). */
+** messages waiting (the bound lowered), or while messages of r wait for
+** a merge (deferred: a kick before it must not queue them ahead of what
+** other threads posted before), its messages are due by the bound only.
+** Returns 1 when later messages wait (defer). */
 static int due_now (lua_State *L, mc_Recv *r, uint64_t *out, size_t room,
                     size_t *due, int *close, int posted) {
   mc_Hub *h = mc_ctx_hub(L);
   size_t count, have;
-  int closing, cut = h->bound < h->taken;  /* older messages wait */
-  mc_group_head_upto(r->group, r->end, r->tokens, h->bound, cut ? NULL : h,
-                     out, room, &count, due, &closing);
+  int closing, by_bound = h->bound < h->taken  /* older messages wait */
+                          || r->deferred;    /* or it waits for a merge */
+  mc_group_head_upto(r->group, r->end, r->tokens, h->bound,
+                     by_bound ? NULL : h, out, room, &count, due, &closing);
   have = *due > r->tokens ? *due : r->tokens;
-  if (posted && !cut && count > 0 && count - 1 <= have)
+  if (posted && !by_bound && count > 0 && count - 1 <= have)
     have = *due = count;
   *close = closing && count == have;
   return count > have;

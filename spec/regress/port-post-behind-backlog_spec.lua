@@ -66,15 +66,76 @@ end
 describe("regress: a post to a port made here waits behind older messages "
          .. "from other threads #threads",
          function()
-  it("comes after a message another thread posted before it", function()
+  -- The worker's 1 and "stop" reached the state before `after(here)`,
+  -- which posts x to a pair made here; x must come after them.
+  local function after_worker(after)
     local seq = {}
     local here = pair(seq, "here:")
     local near, w = backlog(1, seq)
-    here.port2:postMessage("x")  -- after the worker's, by arrival
+    after(here)
     mc.run()
     w:terminate()
     near:close()
     here.port1:close()
+    assert.equal("1 stop here:x", table.concat(seq, " "))
+  end
+
+  it("comes after a message another thread posted before it", function()
+    after_worker(function(here) here.port2:postMessage("x") end)
+  end)
+
+  -- Each of these kicks the port before the next poll: the kick must not
+  -- queue x ahead of the worker's messages.
+  it("also when the pair is closed right after the post", function()
+    after_worker(function(here)
+      here.port2:postMessage("x")
+      here.port2:close()
+    end)
+  end)
+
+  it("also when a listener is added right after the post", function()
+    after_worker(function(here)
+      here.port2:postMessage("x")
+      here.port1:addEventListener("close", helper.noop)
+    end)
+  end)
+
+  it("also when only an unref'd worker is left running", function()
+    -- with no worker that keeps mc.run() going, the scheduler looks at
+    -- every pinned port before it waits. The worker posts once a task of
+    -- the running scheduler asks it to (the file `go`), so that no poll
+    -- has taken its messages before x is posted.
+    local seq, go, path = {}, os.tmpname(), os.tmpname()
+    os.remove(go)
+    local near = mc.MessageChannel()
+    near.port1.onmessage = function(ev) seq[#seq + 1] = tostring(ev.data) end
+    local here, w = mc.MessageChannel()
+    here.port1.onmessage = function(ev)
+      seq[#seq + 1] = "here:" .. tostring(ev.data)
+      w:terminate()
+      near.port1:close()
+      here.port1:close()
+    end
+    w = mc.Worker([[
+      local d = require("messagechannel").workerData
+      while not io.open(d.go, "r") do end
+      d.port:postMessage(1)
+      d.port:postMessage("stop")
+      local f = assert(io.open(d.path, "w"))
+      f:write("posted")
+      f:close()
+      while true do end  -- until terminated
+    ]], { eval = true, data = { port = near.port2, go = go, path = path },
+          transfer = { near.port2 } })
+    w:unref()
+    mc.spawn(function()
+      assert(io.open(go, "w")):close()
+      helper.wait_for_file(path)
+      here.port2:postMessage("x")
+    end)
+    mc.run()
+    os.remove(go)
+    os.remove(path)
     assert.equal("1 stop here:x", table.concat(seq, " "))
   end)
 
@@ -178,6 +239,9 @@ describe("regress: a port whose message waits for a merge #threads", function()
     end)
   end
 
+  -- Guards the way of deferring, not the code before it: a version of
+  -- this change that ran the merge in the post took the run-queue slot
+  -- the scheduler reserves for the writer task's wake.
   it("wakes a task whose post waited for room while another thread posts",
      function()
     local n, sent, got = 3000, 0, 0
