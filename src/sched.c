@@ -1946,17 +1946,30 @@ static int merge_protected (lua_State *L) {
   return 0;
 }
 
+/* Whether a message from another thread may be ahead of the n just
+** posted here: news waits at hub h, or more than those n arrived since
+** its ids were taken (one whose id is still on its way to the hub). The
+** arrivals go to *now. */
+static int behind_here (mc_Hub *h, size_t n, uint64_t *now) {
+  *now = __atomic_load_n(&h->arrivals, __ATOMIC_RELAXED);
+  return __atomic_load_n(&h->news, __ATOMIC_ACQUIRE) || *now - h->bound > n;
+}
+
+/* After the kicks of a post made here that nothing was ahead of: all
+** that arrived since the ids were taken was posted here, and is due, so
+** the next post's check counts from `now` (unless a cut is pending). */
+static void caught_up (mc_Hub *h, int behind, uint64_t now) {
+  if (!behind && h->bound == h->taken)
+    h->bound = h->taken = now;
+}
+
 void mc_recv_kick_posted_here (lua_State *L, const uint32_t *ids,
                                size_t n) {
   mc_Ctx *c = mc_ctx(L);
   mc_Hub *h = mc_ctx_hub(L);
-  uint64_t now = __atomic_load_n(&h->arrivals, __ATOMIC_RELAXED);
+  uint64_t now;
   size_t i;
-  /* a message from another thread may be ahead of the n: news waits at
-  ** the hub, or more than those n arrived since the hub's ids were taken
-  ** (one whose id is still on its way to the hub) */
-  int behind = __atomic_load_n(&h->news, __ATOMIC_ACQUIRE)
-               || now - h->bound > n;
+  int behind = behind_here(h, n, &now);
   if (n > 0 && !c->merging && behind && lua_checkstack(L, 3)) {
     lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_MERGE);
     lua_pushlightuserdata(L, (void *)ids);
@@ -1976,18 +1989,13 @@ void mc_recv_kick_posted_here (lua_State *L, const uint32_t *ids,
       mc_recv_kick_posted(L, -1, r);
     lua_pop(L, 1);
   }
-  if (!behind && h->bound == h->taken)  /* all that arrived since the ids
-                                        ** were taken was posted here, and
-                                        ** is due: the next post's check
-                                        ** counts from here */
-    h->bound = h->taken = now;
+  caught_up(h, behind, now);
 }
 
 void mc_recv_kick_posted_port (lua_State *L, uint32_t id) {
   mc_Hub *h = mc_ctx_hub(L);
-  uint64_t now = __atomic_load_n(&h->arrivals, __ATOMIC_RELAXED);
-  int behind = __atomic_load_n(&h->news, __ATOMIC_ACQUIRE)
-               || now - h->bound > 1;
+  uint64_t now;
+  int behind = behind_here(h, 1, &now);
   mc_Recv *r = mc_recv_push(L, id);
   if (r != NULL) {
     if (behind && deliverable(r))  /* the next poll's merge orders it */
@@ -1996,8 +2004,7 @@ void mc_recv_kick_posted_port (lua_State *L, uint32_t id) {
       mc_recv_kick_posted(L, -1, r);
   }
   lua_pop(L, 1);
-  if (!behind && h->bound == h->taken)  /* as mc_recv_kick_posted_here */
-    h->bound = h->taken = now;
+  caught_up(h, behind, now);
 }
 
 /* Where the partner of a receiver lives: 1 on another thread (for a
