@@ -189,16 +189,21 @@ static void ids_table (lua_State *L, int tbl, Scratch *s) {
 /* Sets the object of id `id` (of ids at stack index `tbl`) to the value
 ** at stack index idx, which may be relative to the top: the stack is as
 ** it was when idx is read. */
-static void set_id (lua_State *L, int tbl, Scratch *s, uint32_t id,
-                    int idx) {
+static void set_id_table (lua_State *L, int tbl, Scratch *s, uint32_t id,
+                          int idx) {
+  ids_table(L, tbl, s);
+  lua_pushvalue(L, idx);
+  lua_rawseti(L, tbl, (int)(id - STACK_IDS) + 1);
+  s->nids = (int)(id - STACK_IDS) + 1;  /* give_scratch clears them */
+}
+
+/* The ids in slots, most of them, are set without a call. */
+static inline void set_id (lua_State *L, int tbl, Scratch *s, uint32_t id,
+                           int idx) {
   if (id < STACK_IDS)
     mc_copy_slot(L, idx, tbl - STACK_IDS + (int)id);
-  else {
-    ids_table(L, tbl, s);
-    lua_pushvalue(L, idx);
-    lua_rawseti(L, tbl, (int)(id - STACK_IDS) + 1);
-    s->nids = (int)(id - STACK_IDS) + 1;  /* give_scratch clears them */
-  }
+  else
+    set_id_table(L, tbl, s, id, idx);
 }
 
 /* Pushes the object of id `id`. */
@@ -417,7 +422,7 @@ typedef struct Fill {
 } Fill;
 
 static void fill_begin (Fill *f, Scratch *s, size_t nrec) {
-  f->lg = s->keyhash && nrec >= FILL_MIN
+  f->lg = nrec >= FILL_MIN && s->keyhash
           ? mc_nodelg((unsigned long)size_hint(nrec)) : -1;
   f->ready = 0;
   f->longest = 0;
@@ -648,8 +653,10 @@ static uint64_t fill_again (Scratch *s, size_t nrec) {
   Fill f;
   uint64_t work = 0;
   size_t i;
+  if (s->nkeys == 0)
+    return 0;
   fill_begin(&f, s, nrec);
-  if (f.lg < 0 || s->nkeys == 0)
+  if (f.lg < 0)
     return 0;
   if (!fill_ready(&f, s))
     return (uint64_t)-1;
@@ -757,7 +764,7 @@ static inline void enc_tag_varint (Enc *e, int tag, uint64_t v) {
     e->s->out.n += 1 + put_varint(p + 1, v);
 }
 
-static void enc_int (Enc *e, int64_t v) {
+static inline void enc_int (Enc *e, int64_t v) {
   if (v >= 0 && v < 0x80) {
     *enc_room(e, 1) = (unsigned char)(TAG_SMALLINT | v);
     e->s->out.n++;
@@ -1540,7 +1547,8 @@ static size_t dec_len (Dec *d) {
   return (size_t)len;
 }
 
-static void dec_newobj (Dec *d, size_t hdr, uint32_t narr, uint32_t nhash) {
+static inline void dec_newobj (Dec *d, size_t hdr, uint32_t narr,
+                               uint32_t nhash) {
   uint32_t id = d->nobjs;
   if (!grow_objs(d->s, id))
     dec_nomem(d);
@@ -1719,36 +1727,14 @@ static void dec_interned (Dec *d, size_t at) {
   *c = (*c >> 32) << 32 | d->nistrs;
 }
 
-/* Pushes the value of tag `tag`, other than a small integer or a short
-** string, whose tag byte was read; returns what dec_value does. */
+/* Pushes the value of tag `tag`, other than a number or a short string,
+** whose tag byte was read; returns what dec_value does. */
 static int dec_other (Dec *d, int tag) {
   lua_State *L = d->L;
   switch (tag) {
     case TAG_NIL: lua_pushnil(L); break;
     case TAG_FALSE: lua_pushboolean(L, 0); break;
     case TAG_TRUE: lua_pushboolean(L, 1); break;
-    case TAG_INT: {
-      uint64_t z = dec_varint(d);
-      d->i = (lua_Integer)(int64_t)((z >> 1) ^ (0 - (z & 1)));
-#if MC_LUA_INTEGERS
-      lua_pushinteger(L, d->i);
-#else
-      lua_pushnumber(L, (lua_Number)d->i);
-#endif
-      break;
-    }
-    case TAG_FLOAT: {
-      uint64_t u;
-      double x;
-      dec_need(d, 8);
-      u = (uint64_t)get_u32(d->p + d->pos)
-          | (uint64_t)get_u32(d->p + d->pos + 4) << 32;
-      d->pos += 8;
-      memcpy(&x, &u, sizeof x);
-      d->x = (lua_Number)x;
-      lua_pushnumber(L, d->x);
-      break;
-    }
     case TAG_STR: {
       size_t at = d->pos - 1, len = dec_len(d);
       lua_pushlstring(L, (const char *)d->p + d->pos, len);
@@ -1817,10 +1803,36 @@ static int dec_other (Dec *d, int tag) {
   return tag;
 }
 
+/* Pushes the number of tag `tag`, TAG_FLOAT or TAG_INT, whose tag byte
+** was read, and leaves it in d->x or d->i; returns the tag. */
+static int dec_number (Dec *d, int tag) {
+  if (tag == TAG_FLOAT) {
+    uint64_t u;
+    double x;
+    dec_need(d, 8);
+    u = (uint64_t)get_u32(d->p + d->pos)
+        | (uint64_t)get_u32(d->p + d->pos + 4) << 32;
+    d->pos += 8;
+    memcpy(&x, &u, sizeof x);
+    d->x = (lua_Number)x;
+    lua_pushnumber(d->L, d->x);
+  }
+  else {
+    uint64_t z = dec_varint(d);
+    d->i = (lua_Integer)(int64_t)((z >> 1) ^ (0 - (z & 1)));
+#if MC_LUA_INTEGERS
+    lua_pushinteger(d->L, d->i);
+#else
+    lua_pushnumber(d->L, (lua_Number)d->i);
+#endif
+  }
+  return tag;
+}
+
 /* Pushes the next value and returns its tag (TAG_STR for any string,
 ** shared or not); a number is also left in d->i or d->x. Small integers
-** and short strings, most values, are read here, without a call; the
-** rest by dec_other. */
+** and short strings, most values, are read here, without a call; other
+** numbers by dec_number, the rest by dec_other. */
 static inline int dec_value (Dec *d) {
   lua_State *L = d->L;
   int tag;
@@ -1839,6 +1851,8 @@ static inline int dec_value (Dec *d) {
     dec_interned(d, d->pos - len - 1);
     return TAG_STR;
   }
+  if (tag == TAG_FLOAT || tag == TAG_INT)
+    return dec_number(d, tag);
   return dec_other(d, tag);
 }
 
