@@ -14,6 +14,7 @@
 ** small as the number of objects alive.
 */
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -224,11 +225,17 @@ void mc_ctx_unregister (lua_State *L, uint32_t id) {
                                   when the id is used again */
 }
 
+/* An id that fits an int is looked up as one: an integral number is the
+** same key in every Lua version, and the lookup is direct. */
 void mc_ctx_push (lua_State *L, uint32_t id) {
   lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_OBJECTS);
-  lua_pushnumber(L, (lua_Number)id);
-  lua_rawget(L, -2);
-  lua_remove(L, -2);
+  if (id <= (uint32_t)INT_MAX)
+    lua_rawgeti(L, -1, (int)id);
+  else {
+    lua_pushnumber(L, (lua_Number)id);
+    lua_rawget(L, -2);
+  }
+  lua_replace(L, -2);
 }
 
 void mc_ctx_arm_stop (lua_State *L) {
@@ -355,19 +362,15 @@ void mc_ctx_trim_ids (lua_State *L) {
 
 size_t mc_ctx_enqueue (lua_State *L, int idx, size_t n) {
   mc_Ctx *c = mc_ctx(L);
-  lua_Integer tail;
+  long long tail = c->tail;
   size_t k;
-  int was_empty;
+  int was_empty = tail == 0 && n > 0;
   c->lost++;  /* until the tokens are in: an error (out of memory) leaves
               ** it set, and the receiver's next kick could be far off */
   idx = mc_absindex(L, idx);
   lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_RUNQ);
-  lua_rawgeti(L, -1, 0);
-  tail = lua_tointeger(L, -1);
-  lua_pop(L, 1);
-  was_empty = tail == 0 && n > 0;
   for (k = 0; k < n; k++) {
-    if (c->noalloc) {
+    if (c->noalloc && tail >= c->room) {  /* not known to exist */
       int none;
       lua_rawgeti(L, -1, (int)tail + 1);
       none = lua_isnil(L, -1);
@@ -381,28 +384,34 @@ size_t mc_ctx_enqueue (lua_State *L, int idx, size_t n) {
     lua_pushvalue(L, idx);
     lua_rawseti(L, -2, (int)++tail);
   }
-  lua_pushinteger(L, tail);
+  lua_pushinteger(L, (lua_Integer)tail);
   lua_rawseti(L, -2, 0);
   lua_pop(L, 1);
+  c->tail = tail;
   c->lost--;
   if (was_empty)
     mc_ctx_wake(L);
   return k;
 }
 
+/* A slot the run queue has already (c->room) is not looked at again: a
+** post reserves one, and its kick queues its token there. */
 void mc_ctx_reserve (lua_State *L, size_t n) {
-  lua_Integer tail, i;
+  mc_Ctx *c = mc_ctx(L);
+  long long i, upto = c->tail + (long long)n;
+  if (upto <= c->room)
+    return;
   lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_RUNQ);
-  lua_rawgeti(L, -1, 0);
-  tail = lua_tointeger(L, -1);
-  lua_pop(L, 1);
-  for (i = tail + 1; i <= tail + (lua_Integer)n; i++) {
+  for (i = c->tail + 1; i <= upto; i++) {
+    if (i <= c->room)
+      continue;
     lua_rawgeti(L, -1, (int)i);
     if (lua_isnil(L, -1)) {
       lua_pushboolean(L, 0);
       lua_rawseti(L, -3, (int)i);
     }
     lua_pop(L, 1);
+    c->room = i;
   }
   lua_pop(L, 1);
 }

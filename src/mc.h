@@ -696,6 +696,13 @@ typedef struct mc_Ctx {
                     ** post would start inside it kicks instead */
   long long merged_upto;  /* the run queue's tail after the last merge
                           ** queued tokens (sched.c) */
+  long long tail;   /* the run queue's tail, as at its [0], which only C
+                    ** writes (ctx.c, sched.c's runq_*): a token is queued
+                    ** without reading it */
+  long long room;   /* the run queue's slots tail + 1 .. room exist
+                    ** (mc_ctx_reserve made them): the Lua side empties
+                    ** only slots up to the head, so they stay until a
+                    ** token takes them or the queue starts over */
   int interactive;  /* SIGINT reaches this thread (its waits are sliced) */
   int worker;       /* a Worker's state: its drain waits for the links of
                     ** its own ports only (the process goes on) */
@@ -872,6 +879,9 @@ typedef struct mc_Recv {
   int writing;      /* posts wait for room at its partner: news for it
                     ** goes to the Lua side (poll returns it) */
   size_t tokens;    /* its entries in the run queue */
+  unsigned takes;   /* counts the entries taken off its queue here: a
+                    ** read that no take came after need not look at the
+                    ** head again (sched.c's head_event) */
   unsigned gen;     /* counts the rereads of its listeners and waiters:
                     ** a dispatch that reads them once checks it */
   unsigned polled;  /* the poll that last took its messages in arrival

@@ -478,6 +478,7 @@ static void take_head (lua_State *L, mc_Recv *r, int status) {
   mc_Msg *m;
   lua_pop(L, 1);
   mc_group_take(r->group, r->end, MC_TAKE_MESSAGE, &m);
+  r->takes++;
   if (status != 0)
     mc_msg_free(m);
   else if (mc_message_fill(L, m) != 0)
@@ -553,13 +554,21 @@ static int head_of (mc_Recv *r, int token, uint64_t *arrival, mc_Msg **m) {
 ** and only a close with nothing left entangled. `st` gets the read
 ** status of a message; its value, objs and ports stay below the event.
 ** With `token`, the call frame for dispatch_on's listener is made last
-** (make_call_frame). A finalizer that runs meanwhile may take the head or
-** move r away: then the head is looked at again. */
+** (make_call_frame). A finalizer or a hook that runs meanwhile may take
+** the head, move r away or change its listeners: then the head is looked
+** at again. Only code of this state takes from r's queue (take_head,
+** take_event: r->takes), moves it (r->group, r->lent) or changes what
+** it listens to (reread: r->gen); another thread only adds to the queue
+** or closes the pair, which leaves a message at the head. So a message
+** whose read none of those came after is still the head, and is not
+** looked at again. */
 static int head_event (lua_State *L, mc_Recv *r, int token, int *st) {
   int base = lua_gettop(L);
   for (;;) {
     mc_Msg *m, *again;
+    mc_Group *g = r->group;
     uint64_t arrival, now;
+    unsigned takes = r->takes, gen = r->gen;
     int h = head_of(r, token, &arrival, &m);
     *st = 0;
     if (h == MC_MESSAGE) {
@@ -579,6 +588,9 @@ static int head_event (lua_State *L, mc_Recv *r, int token, int *st) {
     }
     if (token && h != MC_EMPTY)
       make_call_frame(L);
+    if (h == MC_MESSAGE && r->takes == takes && r->gen == gen
+        && r->group == g && !r->lent)
+      return h;
     if (h == MC_EMPTY || (head_of(r, token, &now, &again) == h
                           && (h != MC_MESSAGE || now == arrival)))
       return h;
@@ -597,8 +609,10 @@ static void take_event (lua_State *L, mc_Recv *r, int token, int h,
     lua_pop(L, 1);
     return;
   }
-  if (token)
+  if (token) {
     mc_group_take(r->group, r->end, MC_TAKE_CLOSE, &m);
+    r->takes++;
+  }
   mc_ctx_pin(L, 1, r->id, 0);
 }
 
@@ -2155,6 +2169,14 @@ static int sched_abroad (lua_State *L) {
   return 1;
 }
 
+/* The run queue starts over, empty: its tail is 0, and no slot is known
+** to exist (a new table has none). */
+static void runq_started_over (lua_State *L) {
+  mc_Ctx *c = mc_ctx(L);
+  c->merged_upto = 0;
+  c->tail = c->room = 0;
+}
+
 /* runq_reset([fresh]): every token was taken: empties the run queue (its
 ** tail at [0] and its head, the last token taken, at [-1] both 0) and
 ** returns it; a new one when it grew large (an emptied table keeps its
@@ -2182,7 +2204,7 @@ static int sched_runq_reset (lua_State *L) {
     lua_pop(L, 1);
     lua_pushvalue(L, -1);
     lua_rawseti(L, lua_upvalueindex(1), MC_CTX_RUNQ);
-    mc_ctx(L)->merged_upto = 0;
+    runq_started_over(L);
     return 1;
   }
   lua_pushvalue(L, -2);
@@ -2190,7 +2212,7 @@ static int sched_runq_reset (lua_State *L) {
   lua_rawseti(L, -2, 0);
   lua_pushinteger(L, 0);
   lua_rawseti(L, -2, -1);
-  mc_ctx(L)->merged_upto = 0;
+  runq_started_over(L);
   return 1;
 }
 
@@ -2232,6 +2254,8 @@ static int sched_runq_front (lua_State *L) {
   lua_rawseti(L, 2, -1);
   lua_pushinteger(L, tail - m);
   lua_rawseti(L, 2, 0);
+  mc_ctx(L)->tail = mc_ctx(L)->room = tail - m;  /* the m slots after it
+                                                 ** are empty now */
   return 0;
 }
 
@@ -2472,6 +2496,7 @@ static int sched_enter (lua_State *L) {
     lua_rawseti(L, -2, 0);
     lua_pushinteger(L, 0);
     lua_rawseti(L, -2, -1);
+    c->tail = c->room = 0;
   }
   lua_pop(L, 1);
   lua_pushboolean(L, st == 0);
