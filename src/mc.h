@@ -973,6 +973,11 @@ void mc_recv_open_type (struct lua_State *L, int ctx, const mc_Type *t,
                         int (*index) (struct lua_State *L),
                         const char *field);
 int mc_recv_index (struct lua_State *L);
+/* Frees the messages queued at r unread but its notes, the head only
+** unless all (mc_group_drop); whether it freed any. Code of this state
+** removes from a receiver's queue only through this and sched.c's takes
+** (r->takes counts them). */
+int mc_recv_drop (mc_Recv *r, int all);
 /* The methods ref(), unref() and hasRef() of a receiver type. */
 int mc_recv_ref (struct lua_State *L);
 int mc_recv_unref (struct lua_State *L);

@@ -538,8 +538,8 @@ static int port_pending (lua_State *L) {
 ** as its exit is dispatched). */
 static int port_discard (lua_State *L) {
   mc_Recv *p = check_port(L, 1);
-  if (p->group != NULL && !p->lent)
-    mc_group_drop(p->group, p->end, 1);
+  if (!p->lent)
+    mc_recv_drop(p, 1);
   return 0;
 }
 

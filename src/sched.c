@@ -474,6 +474,15 @@ static int read_head (lua_State *L, mc_Recv *r, mc_Msg *m) {
 ** popped but the value) and hands its payloads to its objects: allocates
 ** nothing. A message that could not be read is freed: the ports it
 ** brought close at their partners. */
+/* Frees the messages queued at r unread (mc_group_drop's `all`): every
+** removal from r's queue counts in r->takes, which head_event checks. */
+int mc_recv_drop (mc_Recv *r, int all) {
+  if (r->group == NULL || !mc_group_drop(r->group, r->end, all))
+    return 0;
+  r->takes++;
+  return 1;
+}
+
 static void take_head (lua_State *L, mc_Recv *r, int status) {
   mc_Msg *m;
   lua_pop(L, 1);
@@ -557,7 +566,8 @@ static int head_of (mc_Recv *r, int token, uint64_t *arrival, mc_Msg **m) {
 ** (make_call_frame). A finalizer or a hook that runs meanwhile may take
 ** the head, move r away or change its listeners: then the head is looked
 ** at again. Only code of this state takes from r's queue (take_head,
-** take_event: r->takes), moves it (r->group, r->lent) or changes what
+** take_event, mc_recv_drop: r->takes), moves it (r->group, r->lent) or
+** changes what
 ** it listens to (reread: r->gen); another thread only adds to the queue
 ** or closes the pair, which leaves a message at the head. So a message
 ** whose read none of those came after is still the head, and is not
@@ -1062,7 +1072,7 @@ static int deliver (lua_State *L) {
   int h, status, typ, fast = 0, live = 0;
   luaL_checktype(L, 2, LUA_TTABLE);
   if (r->group != NULL && r->group->nends == 1 && !r->wants && !r->lent
-      && mc_group_drop(r->group, r->end, 0)) {
+      && mc_recv_drop(r, 0)) {
     if (r->tokens > 0)  /* a BroadcastChannel dispatching with no
                         ** listener: the message is fired at no one, as
                         ** HTML's task does, and not kept for a later
