@@ -470,10 +470,6 @@ static int read_head (lua_State *L, mc_Recv *r, mc_Msg *m) {
   return status;
 }
 
-/* Takes the message read by read_head (value, objs, ports at the top,
-** popped but the value) and hands its payloads to its objects: allocates
-** nothing. A message that could not be read is freed: the ports it
-** brought close at their partners. */
 /* Frees the messages queued at r unread (mc_group_drop's `all`): every
 ** removal from r's queue counts in r->takes, which head_event checks. */
 int mc_recv_drop (mc_Recv *r, int all) {
@@ -483,6 +479,10 @@ int mc_recv_drop (mc_Recv *r, int all) {
   return 1;
 }
 
+/* Takes the message read by read_head (value, objs, ports at the top,
+** popped but the value) and hands its payloads to its objects: allocates
+** nothing. A message that could not be read is freed: the ports it
+** brought close at their partners. */
 static void take_head (lua_State *L, mc_Recv *r, int status) {
   mc_Msg *m;
   lua_pop(L, 1);
@@ -567,11 +567,10 @@ static int head_of (mc_Recv *r, int token, uint64_t *arrival, mc_Msg **m) {
 ** the head, move r away or change its listeners: then the head is looked
 ** at again. Only code of this state takes from r's queue (take_head,
 ** take_event, mc_recv_drop: r->takes), moves it (r->group, r->lent) or
-** changes what
-** it listens to (reread: r->gen); another thread only adds to the queue
-** or closes the pair, which leaves a message at the head. So a message
-** whose read none of those came after is still the head, and is not
-** looked at again. */
+** changes what it listens to (reread: r->gen); another thread only adds
+** to the queue or closes the pair, which leaves a message at the head.
+** So a message whose read none of those came after is still the head,
+** and is not looked at again. */
 static int head_event (lua_State *L, mc_Recv *r, int token, int *st) {
   int base = lua_gettop(L);
   for (;;) {

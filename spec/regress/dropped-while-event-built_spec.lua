@@ -5,8 +5,9 @@
 -- that queue since the read. Dropping the port's unread messages
 -- (core.discard, which a Worker's exit uses, and a BroadcastChannel's
 -- dispatch with no listener) was not counted as such a removal: the
--- dispatch took the next message in place of the one it had read (that
--- message was lost), or, with none left, crashed the process.
+-- dispatch delivered the message it had read but took the next one in
+-- its place (the next one was lost), or, with none left, crashed the
+-- process.
 --
 -- A call hook opens the window on every version whose dispatch calls a
 -- function after it built the event (Lua 5.2 to 5.4); the scheduler's
