@@ -398,13 +398,12 @@ size_t mc_ctx_enqueue (lua_State *L, int idx, size_t n) {
 ** post reserves one, and its kick queues its token there. */
 void mc_ctx_reserve (lua_State *L, size_t n) {
   mc_Ctx *c = mc_ctx(L);
-  long long i, upto = c->tail + (long long)n;
-  if (upto <= c->room)
+  long long i = (c->room > c->tail ? c->room : c->tail) + 1;
+  long long upto = c->tail + (long long)n;
+  if (i > upto)
     return;
   lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_RUNQ);
-  for (i = c->tail + 1; i <= upto; i++) {
-    if (i <= c->room)
-      continue;
+  for (; i <= upto; i++) {
     lua_rawgeti(L, -1, (int)i);
     if (lua_isnil(L, -1)) {
       lua_pushboolean(L, 0);
