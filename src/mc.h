@@ -697,9 +697,9 @@ typedef struct mc_Ctx {
   long long merged_upto;  /* the run queue's tail after the last merge
                           ** queued tokens (sched.c) */
   long long tail;   /* the run queue's tail, as at its [0], which only C
-                    ** writes (ctx.c's enqueue, sched.c's runq_reset,
-                    ** runq_front and enter): a token is queued without
-                    ** reading it */
+                    ** writes (ctx.c's enqueue, sched.c's runq_empty and
+                    ** runq_front): a token is queued, and the tail
+                    ** looked at, without reading it */
   long long room;   /* the run queue's slots tail + 1 .. room exist
                     ** (mc_ctx_reserve made them): the Lua side empties
                     ** only slots up to the head, so they stay until a

@@ -1765,7 +1765,7 @@ static void merge_queue (lua_State *L, Merge *mg) {
     i = j;
   }
   if (mg->n > 0)
-    c->merged_upto = runq_index(L, 0);
+    c->merged_upto = c->tail;
   mg->n = 0;
   if (c->capdue > MERGE_KEEP) {  /* a burst's arrays go with it */
     free(c->due);
@@ -1843,7 +1843,7 @@ static void merge_news (lua_State *L, uint64_t prev, size_t n, int all,
   mc_Hub *h = mc_ctx_hub(L);
   Merge mg;
   size_t i;
-  long long head = runq_index(L, -1), tail = runq_index(L, 0);
+  long long head = runq_index(L, -1), tail = c->tail;
   long long left = (c->merged_upto < tail ? c->merged_upto : tail) - head;
   lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_OBJECTS);
   c->lost = 1;  /* until the news are handled: an error cuts them short */
@@ -2178,50 +2178,44 @@ static int sched_abroad (lua_State *L) {
   return 1;
 }
 
-/* The run queue starts over, empty: its tail is 0, and no slot is known
-** to exist (a new table has none). */
-static void runq_started_over (lua_State *L) {
+/* The run queue at idx emptied in place: its tail at [0] and its head,
+** the last token taken, at [-1] both 0. Those keys exist, so the stores
+** allocate nothing; no slot is known to exist after the tail any more
+** (a new table has none). */
+static void runq_empty (lua_State *L, int idx) {
   mc_Ctx *c = mc_ctx(L);
+  idx = mc_absindex(L, idx);
+  lua_pushinteger(L, 0);
+  lua_rawseti(L, idx, 0);
+  lua_pushinteger(L, 0);
+  lua_rawseti(L, idx, -1);
   c->merged_upto = 0;
   c->tail = c->room = 0;
 }
 
-/* runq_reset([fresh]): every token was taken: empties the run queue (its
-** tail at [0] and its head, the last token taken, at [-1] both 0) and
+/* runq_reset([fresh]): every token was taken: empties the run queue and
 ** returns it; a new one when it grew large (an emptied table keeps its
 ** size) or when `fresh` (a scheduler starting over). A finalizer that
 ** making the new table ran may queue a token: then the queue is returned
 ** as it is. */
 static int sched_runq_reset (lua_State *L) {
+  mc_Ctx *c = mc_ctx(L);
+  long long tail = c->tail;
   int fresh = lua_toboolean(L, 1);
   lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_RUNQ);
-  lua_rawgeti(L, -1, 0);
-  if (fresh || lua_tointeger(L, -1) > 1024) {
-    lua_Integer tail = lua_tointeger(L, -1);
+  if (fresh || tail > 1024) {
     lua_createtable(L, 0, 2);  /* its keys made before it is the queue */
-    lua_pushinteger(L, 0);
-    lua_rawseti(L, -2, 0);
-    lua_pushinteger(L, 0);
-    lua_rawseti(L, -2, -1);
-    lua_rawgeti(L, -3, 0);
-    if (!fresh && lua_tointeger(L, -1) != tail) {  /* a finalizer the new
-                                                   ** table ran queued a
-                                                   ** token: kept */
-      lua_pop(L, 3);
-      return 1;
+    if (!fresh && c->tail != tail)  /* a finalizer the new table ran
+                                    ** queued a token: kept */
+      lua_pop(L, 1);
+    else {
+      runq_empty(L, -1);
+      lua_pushvalue(L, -1);
+      lua_rawseti(L, lua_upvalueindex(1), MC_CTX_RUNQ);
     }
-    lua_pop(L, 1);
-    lua_pushvalue(L, -1);
-    lua_rawseti(L, lua_upvalueindex(1), MC_CTX_RUNQ);
-    runq_started_over(L);
     return 1;
   }
-  lua_pushvalue(L, -2);
-  lua_pushinteger(L, 0);
-  lua_rawseti(L, -2, 0);
-  lua_pushinteger(L, 0);
-  lua_rawseti(L, -2, -1);
-  runq_started_over(L);
+  runq_empty(L, -1);
   return 1;
 }
 
@@ -2239,9 +2233,8 @@ static int sched_runq_front (lua_State *L) {
   lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_RUNQ);  /* 2 */
   lua_rawgeti(L, 2, -1);
   head = lua_tointeger(L, -1);
-  lua_rawgeti(L, 2, 0);
-  tail = lua_tointeger(L, -1);
-  lua_pop(L, 2);
+  lua_pop(L, 1);
+  tail = mc_ctx(L)->tail;
   if (from <= head || from >= tail || head <= 0)  /* nothing to move, or
                                                    ** not a token's index */
     return 0;
@@ -2486,7 +2479,6 @@ static int sched_looping (lua_State *L) {
 static int sched_enter (lua_State *L) {
   mc_Ctx *c = mc_ctx(L);
   int st;
-  lua_Integer head, tail;
   luaL_checktype(L, 1, LUA_TFUNCTION);
   if (c->looping)
     return luaL_error(L, "the scheduler is running");
@@ -2494,20 +2486,11 @@ static int sched_enter (lua_State *L) {
   st = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
   c->looping = 0;
   luaL_checkstack(L, 3, NULL);
-  lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_RUNQ);
-  lua_rawgeti(L, -1, -1);
-  head = lua_tointeger(L, -1);
-  lua_rawgeti(L, -2, 0);
-  tail = lua_tointeger(L, -1);
-  lua_pop(L, 2);
-  if (head == tail && tail > 0) {
-    lua_pushinteger(L, 0);
-    lua_rawseti(L, -2, 0);
-    lua_pushinteger(L, 0);
-    lua_rawseti(L, -2, -1);
-    c->tail = c->room = 0;
+  if (c->tail > 0 && runq_index(L, -1) == c->tail) {
+    lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_RUNQ);
+    runq_empty(L, -1);
+    lua_pop(L, 1);
   }
-  lua_pop(L, 1);
   lua_pushboolean(L, st == 0);
   lua_insert(L, 1);
   return lua_gettop(L);
