@@ -2219,6 +2219,13 @@ static int sched_runq_reset (lua_State *L) {
   return 1;
 }
 
+/* runq(): the run queue, as C holds it (runq_reset may have replaced
+** it). */
+static int sched_runq (lua_State *L) {
+  lua_rawgeti(L, lua_upvalueindex(1), MC_CTX_RUNQ);
+  return 1;
+}
+
 /* runq_front(from): the tokens queued after index `from` (what the due
 ** timers woke at the start of a turn after one that ended early: see
 ** scheduler.lua's cut_at) go before the head, in order, as many as the
@@ -2522,6 +2529,7 @@ void mc_sched_open (lua_State *L) {
     {"busy", sched_busy},
     {"abroad", sched_abroad},
     {"dispatching", sched_dispatching},
+    {"runq", sched_runq},
     {"runq_reset", sched_runq_reset},
     {"runq_front", sched_runq_front},
     {"enqueue", sched_enqueue},

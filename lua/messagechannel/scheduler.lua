@@ -55,6 +55,11 @@ local new_event, listeners, call, walk =
   ET.new_event, ET.listeners, ET.call, ET.walk
 local uservalue = core.uservalue
 local runq = core.runq_reset(true)
+-- The run queue C holds: runq_reset may make a new one, which reaches
+-- runq by the store after its call. An error a hook raises before that
+-- store (a return hook's, an instruction count's) leaves the old table
+-- here while C queues into the new one: each loop takes the table from C
+-- as it begins (loop, step) and once it ended (exclusive).
 
 -- A dispatch that removed a `once` listener tells the C side to reread
 -- the target's listeners; a target made in Lua (a Worker, a Listener)
@@ -1479,6 +1484,7 @@ local function exclusive(name, f, ...)
     error(name .. " cannot be called while the scheduler is running", 3)
   end
   local ok, r = enter(f, ...)
+  runq = core.runq()
   -- A blocking call made from a host loop's callback may leave work, or
   -- timers or workers the host does not know of: wake it to step
   -- (mc.step's caller asks mc.timeout() itself).
@@ -1504,6 +1510,7 @@ end
 -- another thread has news.
 local function loop(done, deadline, full, keep)
   local polled = false
+  runq = core.runq()
   while true do
     if done and done() then return true end
     turn(polled, deadline)
@@ -1591,6 +1598,7 @@ function M.run(timeout)
 end
 
 local function step(slice)
+  runq = core.runq()
   turn(false, slice and now() + slice)
   -- waited_for() first: it queues what reached ports before their news
   local waiting = waited_for()

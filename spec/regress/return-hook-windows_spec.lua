@@ -10,7 +10,12 @@
 --   post still waiting for room returned true, unsent;
 -- - core.resume_task takes the call and return masks off for its resume
 --   and put them back only once the resume returned: a resume that
---   raised (out of memory) left a profiler's call hook off for good.
+--   raised (out of memory) left a profiler's call hook off for good;
+-- - as core.runq_reset returned a new run queue (the old one had grown
+--   past 1024 tokens), before the scheduler stored it: the scheduler
+--   went on reading the old, drained table while every later token went
+--   to the new one, so tasks spawned and messages posted after that were
+--   never run or delivered.
 
 local mc = require "messagechannel"
 local core = require "messagechannel.core"
@@ -74,6 +79,34 @@ describe("regress: a return hook's error", function()
     assert.is_true(mc.run(60))
     assert.same({ true, true }, log)
     assert.equal(3, ch.port2:receive(0).data)
+  end)
+
+  it("as a new run queue is made leaves later work running", function()
+    if not lua_vm() then return pending("no return hook for C here") end
+    local ran = 0
+    for _ = 1, 1100 do mc.spawn(function() ran = ran + 1 end) end
+    debug.sethook(function()
+      local info = debug.getinfo(2, "f")
+      if info and info.func == core.runq_reset then
+        debug.sethook()
+        error("interrupted!")
+      end
+    end, "r")
+    local ok, err = pcall(mc.run, 60)
+    debug.sethook()
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("interrupted!", 1, true), err)
+    assert.equal(1100, ran)
+    local later, got = false, nil
+    mc.spawn(function() later = true end)
+    local ch = mc.MessageChannel()
+    ch.port2.onmessage = function(e) got = e.data end
+    ch.port1:postMessage("hello")
+    assert.is_true(mc.run(60))
+    assert.is_true(later)
+    assert.equal("hello", got)
+    ch.port1:close()
+    assert.is_true(mc.run(60))
   end)
 
   it("leaves a call hook set when the resume raises", function()
