@@ -77,7 +77,7 @@ SAN_PRELOAD = $(shell $(CC) -print-file-name=libasan.so) \
 TSAN_FLAGS = -fsanitize=thread -fno-omit-frame-pointer
 TSAN_PRELOAD = $(shell $(CC) -print-file-name=libtsan.so)
 
-.PHONY: all demo demo-deps run-demo run-bench test check apicheck fuzz tsan stress pipe oom valgrind layers lint meta bench deps rock specs clean
+.PHONY: all demo demo-deps run-demo run-bench test check checks apicheck fuzz tsan stress pipe oom valgrind layers lint meta bench deps rock specs clean
 
 all: $(foreach v,$(LUAS),build/$v/messagechannel/core.so)
 
@@ -195,8 +195,7 @@ test: deps
 	@+$(call TEST_PART,layers)
 	@+$(call TEST_PART,lint)
 	@+$(call TEST_PART,meta)
-	@+$(call TEST_PART,check)
-	@+$(call TEST_PART,apicheck)
+	@+$(call TEST_PART,checks)
 	@+$(call TEST_PART,fuzz)
 	@+$(call TEST_PART,tsan)
 	@+$(call TEST_PART,stress)
@@ -209,7 +208,10 @@ test: deps
 # The specs under ASan+UBSan, both versions at once, with LeakSanitizer at
 # exit on Lua 5.4. Its scan stops every thread with ptrace; when its own
 # tracer fails there (it crashed once, under this machine's sandboxed
-# kernel) after every spec passed, the run is made once more.
+# kernel) after every spec passed, the run is made once more. The sweep
+# of regress/interrupt-anywhere takes every other instruction here, the
+# odd ones, and apicheck's the even ones: on Lua 5.4 the two runs share
+# it, and specs sweeps every one on each version.
 check: $(foreach v,$(SAN_LUAS),build/asan-$v/messagechannel/core.so) build/test/resolve.so
 	@test -n "$(SAN_LUAS)" || { echo "check needs lua5.4 or luajit: run make deps"; exit 1; }
 	@rm -f build/check-*.rc; for v in $(SAN_LUAS); do \
@@ -217,7 +219,7 @@ check: $(foreach v,$(SAN_LUAS),build/asan-$v/messagechannel/core.so) build/test/
 	  for try in 1 2; do \
 	    echo "== ASan+UBSan specs on $$bin"; \
 	    LD_PRELOAD="$(SAN_PRELOAD)" ASAN_OPTIONS=detect_leaks=$$( [ $$v = luajit ] && echo 0 || echo 1 ) \
-	      UBSAN_OPTIONS=print_stacktrace=1 \
+	      UBSAN_OPTIONS=print_stacktrace=1 MC_INTERRUPT_EVERY=2 MC_INTERRUPT_FROM=1 \
 	      $(call RUN_ENV,asan-$$v) $$bin $(BUSTED) -o TAP spec > build/check-$$v.log 2>&1 && break; \
 	    rc=$$?; \
 	    if [ $$try = 1 ] && grep -q 'LeakSanitizer has encountered a fatal error' build/check-$$v.log \
@@ -230,6 +232,12 @@ check: $(foreach v,$(SAN_LUAS),build/asan-$v/messagechannel/core.so) build/test/
 	    ) > build/check-$$v.out 2>&1; echo $$? > build/check-$$v.rc; } & \
 	done; $(PAR_WAIT)
 
+# check and apicheck at once, as make test runs them: three runs, as in
+# specs (a run under a sanitizer or the API checks also waits for
+# workers, peers and timers), each one's output printed whole as it ends.
+checks:
+	@+$(MAKE) --no-print-directory -j2 --output-sync=target check apicheck
+
 # The specs on Lua 5.4 built with Lua's API checks (LUA_USE_APICHECK): a C
 # function that misuses the API aborts there on an assertion, where ASan
 # sees nothing (a push past the room asked for lands in the slots Lua
@@ -239,14 +247,16 @@ check: $(foreach v,$(SAN_LUAS),build/asan-$v/messagechannel/core.so) build/test/
 # own. build/apicheck comes first in PATH, so the specs' child processes
 # run under it too, whether they take arg[-1] or lua5.4 by name. With
 # --verbose, each spec's name is written before it runs: an abort leaves
-# the one that aborted as the log's last spec line.
+# the one that aborted as the log's last spec line. It sweeps the even
+# instructions of regress/interrupt-anywhere (see check).
 APICHECK_LUA = build/apicheck/lua5.4
 $(APICHECK_LUA): .ci/apicheck
 	@sh .ci/apicheck $(@D) "$(CC)"
 
 apicheck: $(APICHECK_LUA) build/5.4/messagechannel/core.so build/test/resolve.so
 	@echo "== specs on $$($(APICHECK_LUA) -v 2>&1 | head -1) with LUA_USE_APICHECK"; \
-	  PATH="$(CURDIR)/$(dir $(APICHECK_LUA)):$$PATH" $(call RUN_ENV,5.4) \
+	  PATH="$(CURDIR)/$(dir $(APICHECK_LUA)):$$PATH" MC_INTERRUPT_EVERY=2 MC_INTERRUPT_FROM=2 \
+	    $(call RUN_ENV,5.4) \
 	    $(APICHECK_LUA) $(BUSTED) -o TAP --verbose spec > build/apicheck.log 2>&1 \
 	  || { rc=$$?; $(call SHOW_FAILURE,build/apicheck.log); echo "apicheck failed (exit code $$rc, log in build/apicheck.log)"; exit 1; }; \
 	  echo "API checks on 5.4: $$(grep -c '^ok' build/apicheck.log) passed, $$(grep -c '^not ok' build/apicheck.log) failed"

@@ -38,12 +38,13 @@
 -- Here, in a child process, every coroutine the module makes has a count
 -- hook that raises "INT" at the N-th instruction of the module's own code
 -- (never in the scenario's tasks or listeners), for each N from 1 to the
--- end of the scenario. After each: mc.run() runs again, and what the
--- scenario did must be whole: each message delivered once and in order,
--- each task finished, each wait ended as it should, no error but the
--- interrupt's. The interrupt itself leaves mc.run() (as Ctrl-C's does),
--- or is the error of the listener whose call it preceded (then that one
--- message goes to messageerror, or to mc.onerror).
+-- end of the scenario (one N in MC_INTERRUPT_EVERY where that is set:
+-- see below). After each: mc.run() runs again, and what the scenario did
+-- must be whole: each message delivered once and in order, each task
+-- finished, each wait ended as it should, no error but the interrupt's.
+-- The interrupt itself leaves mc.run() (as Ctrl-C's does), or is the
+-- error of the listener whose call it preceded (then that one message
+-- goes to messageerror, or to mc.onerror).
 
 local helper = require "spec.helper"
 
@@ -440,7 +441,12 @@ end
 
 -- Every instruction of a run without the interrupt, one by one; beyond
 -- it, in runs that took longer (a worker's thread that was slow to end),
--- every 7th, up to three times as far.
+-- every 7th, up to three times as far. With MC_INTERRUPT_EVERY=k, one
+-- instruction in k, from the MC_INTERRUPT_FROM-th (1 to k): the runs
+-- under a sanitizer or Lua's API checks, which take several times as
+-- long, share the sweep (Makefile: check, apicheck).
+local every = math.max(1, math.floor(tonumber(os.getenv("MC_INTERRUPT_EVERY") or "") or 1))
+local from = math.max(1, math.floor(tonumber(os.getenv("MC_INTERRUPT_FROM") or "") or 1))
 local BIG = 2 ^ 40
 local _, ok0 = run(BIG)
 local length = BIG - budget_left
@@ -448,9 +454,9 @@ assert(ok0 and #errs == (which == "worker" and 1 or 0), "the scenario alone")
 assert(mc.run(30), "not idle after the scenario")
 
 io.stdout:setvbuf("line")
-local bad, n, N = 0, 0, 0
+local bad, n, N = 0, 0, from - every
 while true do
-  N = N + (N < length and 1 or 7)
+  N = N + (N < length and every or 7)
   if N > 3 * length then break end
   local check, ok, err = run(N)
   if not fired then break end
