@@ -24,20 +24,26 @@ describe("regress: a return hook's error", function()
   -- LuaJIT runs no return hook for a C function
   local function lua_vm() return not rawget(_G, "jit") end
 
-  it("as a Worker starts leaves the worker watched", function()
-    if not lua_vm() then return pending("no return hook for C here") end
+  -- calls f(...) with a return hook that raises "interrupted!" as C
+  -- function cf first returns; asserts that f raised it
+  local function interrupted_at(cf, f, ...)
     debug.sethook(function()
       local info = debug.getinfo(2, "f")
-      if info and info.func == core.worker_start then
+      if info and info.func == cf then
         debug.sethook()
         error("interrupted!")
       end
     end, "r")
-    local ok, err = pcall(mc.Worker, "error('worker failed', 0)",
-                          { eval = true })
+    local ok, err = pcall(f, ...)
     debug.sethook()
     assert.is_false(ok)
     assert.truthy(tostring(err):find("interrupted!", 1, true), err)
+  end
+
+  it("as a Worker starts leaves the worker watched", function()
+    if not lua_vm() then return pending("no return hook for C here") end
+    interrupted_at(core.worker_start, mc.Worker, "error('worker failed', 0)",
+                   { eval = true })
     local rok, rerr = pcall(mc.run, 60)
     assert.is_false(rok)
     assert.truthy(tostring(rerr):find("worker failed", 1, true), rerr)
@@ -85,17 +91,7 @@ describe("regress: a return hook's error", function()
     if not lua_vm() then return pending("no return hook for C here") end
     local ran = 0
     for _ = 1, 1100 do mc.spawn(function() ran = ran + 1 end) end
-    debug.sethook(function()
-      local info = debug.getinfo(2, "f")
-      if info and info.func == core.runq_reset then
-        debug.sethook()
-        error("interrupted!")
-      end
-    end, "r")
-    local ok, err = pcall(mc.run, 60)
-    debug.sethook()
-    assert.is_false(ok)
-    assert.truthy(tostring(err):find("interrupted!", 1, true), err)
+    interrupted_at(core.runq_reset, mc.run, 60)
     assert.equal(1100, ran)
     local later, got = false, nil
     mc.spawn(function() later = true end)
