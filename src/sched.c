@@ -2179,9 +2179,10 @@ static int sched_abroad (lua_State *L) {
 }
 
 /* The run queue at idx emptied in place: its tail at [0] and its head,
-** the last token taken, at [-1] both 0. Those keys exist, so the stores
-** allocate nothing; no slot is known to exist after the tail any more
-** (a new table has none). */
+** the last token taken, at [-1] both 0. The stores allocate nothing:
+** those keys exist, or have their room in a table runq_reset has just
+** made; no slot is known to exist after the tail any more (a new table
+** has none). */
 static void runq_empty (lua_State *L, int idx) {
   mc_Ctx *c = mc_ctx(L);
   idx = mc_absindex(L, idx);
@@ -2195,9 +2196,9 @@ static void runq_empty (lua_State *L, int idx) {
 
 /* runq_reset([fresh]): every token was taken: empties the run queue and
 ** returns it; a new one when it grew large (an emptied table keeps its
-** size) or when `fresh` (a scheduler starting over). A finalizer that
-** making the new table ran may queue a token: then the queue is returned
-** as it is. */
+** size) or when `fresh` (a scheduler starting over, which drops what
+** the old queue held). A finalizer that making the new table ran may
+** queue a token: then, unless `fresh`, the queue is returned as it is. */
 static int sched_runq_reset (lua_State *L) {
   mc_Ctx *c = mc_ctx(L);
   long long tail = c->tail;
