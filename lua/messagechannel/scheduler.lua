@@ -58,8 +58,8 @@ local runq = core.runq_reset(true)
 -- The run queue C holds: runq_reset may make a new one, which reaches
 -- runq by the store after its call. An error a hook raises before that
 -- store (a return hook's, an instruction count's) leaves the old table
--- here while C queues into the new one: each loop takes the table from C
--- as it begins (loop, step) and once it ended (exclusive).
+-- here while C queues into the new one: exclusive takes the table from C
+-- before each loop and once it ended.
 
 -- A dispatch that removed a `once` listener tells the C side to reread
 -- the target's listeners; a target made in Lua (a Worker, a Listener)
@@ -1483,6 +1483,7 @@ local function exclusive(name, f, ...)
   if looping() then
     error(name .. " cannot be called while the scheduler is running", 3)
   end
+  runq = core.runq()
   local ok, r = enter(f, ...)
   runq = core.runq()
   -- A blocking call made from a host loop's callback may leave work, or
@@ -1510,7 +1511,6 @@ end
 -- another thread has news.
 local function loop(done, deadline, full, keep)
   local polled = false
-  runq = core.runq()
   while true do
     if done and done() then return true end
     turn(polled, deadline)
@@ -1598,7 +1598,6 @@ function M.run(timeout)
 end
 
 local function step(slice)
-  runq = core.runq()
   turn(false, slice and now() + slice)
   -- waited_for() first: it queues what reached ports before their news
   local waiting = waited_for()
