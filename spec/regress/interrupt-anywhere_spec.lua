@@ -453,8 +453,10 @@ end
 -- instruction in k, from the MC_INTERRUPT_FROM-th (1 to k): the runs
 -- under a sanitizer or Lua's API checks, which take several times as
 -- long, share the sweep (Makefile: check, apicheck).
-local every = math.max(1, math.floor(tonumber(os.getenv("MC_INTERRUPT_EVERY") or "") or 1))
-local from = math.max(1, math.floor(tonumber(os.getenv("MC_INTERRUPT_FROM") or "") or 1))
+local function setting(name)  -- a whole number >= 1, 1 when unset
+  return math.max(1, math.floor(tonumber(os.getenv(name) or "") or 1))
+end
+local every, from = setting("MC_INTERRUPT_EVERY"), setting("MC_INTERRUPT_FROM")
 local BIG = 2 ^ 40
 local _, ok0 = run(BIG)
 local length = BIG - budget_left
